@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs exactly the Debian (bookworm) packages coblk needs to build, test
+# and run its VM harness. Safe to run twice: packages already present are
+# reported and skipped, and apt is asked only for what is missing.
+set -euo pipefail
+
+build_packages=(
+  g++ cmake pkg-config make
+  liburing-dev liblz4-dev libzstd-dev libmimalloc-dev
+  libboost1.81-dev libboost-program-options1.81-dev libboost-test1.81-dev
+)
+# The VM harness (test/vm): an emulated machine, a static busybox for the
+# initramfs, and the tools the end-to-end tests drive inside it.
+vm_packages=(
+  qemu-system-x86 busybox-static fio e2fsprogs cpio xz-utils util-linux kmod
+)
+
+want=("${build_packages[@]}")
+[[ "${COBLK_SETUP_NO_VM:-0}" == 1 ]] || want+=("${vm_packages[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    echo "setup: $p is already installed"
+  else
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "setup: nothing to install"
+  exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "setup: need root to install: ${missing[*]} (run: sudo $0)" >&2
+  exit 1
+fi
+echo "setup: installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
+echo "setup: done"
