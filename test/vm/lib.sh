@@ -1,0 +1,208 @@
+# lib.sh: the guest-side test library. Guest test scripts (test/vm/guest/*.sh)
+# source it and then run named cases:
+#
+#   . "${COBLK_VM_LIB:-$(dirname "$0")/../lib.sh}"
+#   zram_holds_data() { vm_load_module zram; ...; }
+#   vm_case "a zram device keeps what fio wrote" zram_holds_data
+#   vm_finish
+#
+# A case is a shell function run in a subshell with `set -e`, so the first
+# failing command fails it. Inside a case: vm_fail MSG, vm_skip REASON,
+# vm_assert_eq, vm_load_module, vm_require_*, and vm_defer CMD for cleanup
+# that runs when the case ends (do not set an EXIT trap yourself).
+#
+# The same scripts run in the VM (COBLK_VM_MODE=vm, busybox sh, modules from
+# /lib/modules/coblk) and directly on a host with ublk (COBLK_VM_MODE=host,
+# /bin/sh, modprobe). POSIX sh only, plus `local`.
+#
+# Environment read here:
+#   COBLK_VM_MODE          vm | host (default host)
+#   COBLK_BIN              the coblk binary, if one was built
+#   COBLK_VM_RESULTS       results file shared by run-guest-scripts
+#   COBLK_VM_CASE_TIMEOUT  seconds before a case is killed (default 300)
+
+COBLK_VM_MODE=${COBLK_VM_MODE:-host}
+COBLK_VM_MODULES=${COBLK_VM_MODULES:-/lib/modules/coblk}
+COBLK_VM_CASE_TIMEOUT=${COBLK_VM_CASE_TIMEOUT:-300}
+_vm_script=$(basename "$0")
+_vm_own_results=0
+if [ -z "${COBLK_VM_RESULTS:-}" ]; then
+  # Run standalone: keep our own tally and print the verdict in vm_finish.
+  COBLK_VM_RESULTS=$(mktemp "${TMPDIR:-/tmp}/coblk-vm-results.XXXXXX")
+  _vm_own_results=1
+fi
+_vm_skip_code=77
+
+vm_log() { echo "coblk-vm: $*"; }
+
+# Seconds since boot with centiseconds; works in busybox and on any Linux.
+_vm_now() { cut -d' ' -f1 /proc/uptime; }
+
+# vm_fail MSG: fail the current case.
+vm_fail() { echo "FAIL: $*"; exit 1; }
+
+# vm_skip REASON: end the current case as skipped (not a failure).
+vm_skip() { echo "SKIP: $*"; exit $_vm_skip_code; }
+
+# vm_assert_eq EXPECTED ACTUAL WHAT
+vm_assert_eq() {
+  [ "$1" = "$2" ] || vm_fail "$3: expected '$1', got '$2'"
+}
+
+# vm_require_cmd CMD...: skip the case unless every command exists.
+vm_require_cmd() {
+  local c
+  for c in "$@"; do
+    command -v "$c" >/dev/null 2>&1 || vm_skip "$c is not available"
+  done
+}
+
+# vm_require_coblk: skip the case unless the coblk binary was built.
+vm_require_coblk() {
+  [ -n "${COBLK_BIN:-}" ] && [ -x "$COBLK_BIN" ] || vm_skip "coblk binary not built"
+}
+
+# vm_require_root: skip unless running as root (host mode may not be).
+vm_require_root() {
+  [ "$(id -u)" = 0 ] || vm_skip "needs root"
+}
+
+# vm_module_loaded NAME: true when NAME is loaded or built in.
+vm_module_loaded() {
+  [ -d "/sys/module/$1" ] || [ -d "/sys/module/$(echo "$1" | tr - _)" ]
+}
+
+# vm_load_module NAME [PARAM=VALUE...]: load a module and its dependencies.
+# In the VM there is no modprobe database: fetch-kernel left NAME.ko and
+# NAME.dep (one dependency per line) in $COBLK_VM_MODULES. Fails the case if
+# the module cannot be loaded. Parameters are ignored (with a warning) when
+# the module is already loaded, as the kernel would do.
+vm_load_module() {
+  local name=$1
+  shift
+  if vm_module_loaded "$name"; then
+    [ $# -eq 0 ] || vm_log "warning: $name already loaded, parameters '$*' not applied"
+    return 0
+  fi
+  if [ "$COBLK_VM_MODE" = vm ]; then
+    local ko="$COBLK_VM_MODULES/$name.ko" dep
+    [ -f "$ko" ] || vm_fail "module $name is neither built in nor in $COBLK_VM_MODULES"
+    if [ -f "$COBLK_VM_MODULES/$name.dep" ]; then
+      for dep in $(cat "$COBLK_VM_MODULES/$name.dep"); do vm_load_module "$dep"; done
+    fi
+    insmod "$ko" "$@" || vm_fail "insmod $name $* failed"
+  else
+    modprobe "$name" "$@" || vm_fail "modprobe $name $* failed"
+  fi
+}
+
+# vm_wait_for_path PATH [SECONDS]: wait until PATH exists (a device node
+# appearing after an ioctl, say); fails the case on timeout.
+vm_wait_for_path() {
+  local path=$1 limit=${2:-10} i=0
+  while [ ! -e "$path" ]; do
+    i=$((i + 1))
+    [ "$i" -le $((limit * 10)) ] || vm_fail "$path did not appear within ${limit}s"
+    sleep 0.1
+  done
+}
+
+# vm_kill_tree PID: SIGKILL PID and every descendant. A hung case is usually
+# a child of the case subshell (fio, coblk, dd), which killing the subshell
+# alone would leave behind.
+vm_kill_tree() {
+  local pids="$1" all="$1" p
+  while [ -n "$pids" ]; do
+    local next=""
+    for p in $pids; do
+      next="$next $(awk -v parent="$p" '/^Pid:/ { pid = $2 } /^PPid:/ { if ($2 == parent) print pid }' /proc/[0-9]*/status 2>/dev/null)"
+    done
+    pids=$(echo $next)
+    all="$all $pids"
+  done
+  kill -STOP $all 2>/dev/null
+  kill -KILL $all 2>/dev/null
+  return 0
+}
+
+# vm_defer COMMAND...: run COMMAND (a shell string) when the current case
+# ends, pass or fail; the last deferred runs first. Deferred commands run
+# without `set -e` and cannot change the case's result, so cleanup such as
+# "swapoff /dev/zram1" may fail harmlessly.
+vm_defer() { _vm_deferred="$*
+$_vm_deferred"; }
+
+_vm_run_deferred() {
+  local rc=$?
+  set +e
+  if [ -n "$_vm_deferred" ]; then
+    eval "$_vm_deferred" >/dev/null 2>&1
+  fi
+  exit "$rc"
+}
+
+_vm_record() {  # STATUS NAME
+  printf '%s\t%s\t%s\n' "$1" "$_vm_script" "$2" >> "$COBLK_VM_RESULTS"
+}
+
+# vm_case NAME FUNCTION [ARGS...]: run one test case and record its result.
+# The case fails on a non-zero exit, and is killed (with its children) and
+# failed after $COBLK_VM_CASE_TIMEOUT seconds.
+vm_case() {
+  local name=$1 t0 rc flag watchdog pid trace
+  shift
+  echo "=== CASE $name"
+  t0=$(_vm_now)
+  flag=$(mktemp "${TMPDIR:-/tmp}/coblk-vm-timeout.XXXXXX")
+  rm -f "$flag"
+  trace=$(mktemp "${TMPDIR:-/tmp}/coblk-vm-trace.XXXXXX")
+  # The case's shell trace and stderr go to a file that is shown only when
+  # the case fails: with `set -e` the last traced command is the culprit.
+  ( _vm_deferred=""; trap _vm_run_deferred EXIT; set -ex; "$@" ) 2>"$trace" &
+  pid=$!
+  ( sleep "$COBLK_VM_CASE_TIMEOUT"; : > "$flag"; vm_kill_tree "$pid" ) &
+  watchdog=$!
+  wait "$pid"
+  rc=$?
+  vm_kill_tree "$watchdog"
+  wait "$watchdog" 2>/dev/null
+  local secs
+  secs=$(awk -v a="$t0" -v b="$(_vm_now)" 'BEGIN { printf "%.1f", b - a }')
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne $_vm_skip_code ] || [ -e "$flag" ]; then
+    echo "--- trace and stderr of the failed case (last 40 lines):"
+    tail -n 40 "$trace" | sed 's/^/    /'
+  fi
+  rm -f "$trace"
+  if [ -e "$flag" ]; then
+    rm -f "$flag"
+    echo "--- FAIL: $name (timed out after ${COBLK_VM_CASE_TIMEOUT}s)"
+    _vm_record FAIL "$name (timed out)"
+  elif [ "$rc" -eq 0 ]; then
+    echo "--- PASS: $name (${secs}s)"
+    _vm_record PASS "$name"
+  elif [ "$rc" -eq $_vm_skip_code ]; then
+    echo "--- SKIP: $name"
+    _vm_record SKIP "$name"
+  else
+    echo "--- FAIL: $name (exit status $rc, ${secs}s)"
+    _vm_record FAIL "$name"
+  fi
+  return 0
+}
+
+# vm_finish: print this script's tally; exit status 0 unless a case failed.
+# Run standalone (no run-guest-scripts), it also prints the verdict line.
+vm_finish() {
+  local p f s
+  p=$(grep -c "^PASS	$_vm_script	" "$COBLK_VM_RESULTS")
+  f=$(grep -c "^FAIL	$_vm_script	" "$COBLK_VM_RESULTS")
+  s=$(grep -c "^SKIP	$_vm_script	" "$COBLK_VM_RESULTS")
+  echo "coblk-vm: $_vm_script: $p passed, $f failed, $s skipped"
+  if [ "$_vm_own_results" = 1 ]; then
+    rm -f "$COBLK_VM_RESULTS"
+    local verdict=PASS
+    [ "$f" -eq 0 ] && [ "$p" -gt 0 ] || verdict=FAIL
+    echo "COBLK-VM-RESULT: $verdict $p passed, $f failed, $s skipped"
+  fi
+  [ "$f" -eq 0 ]
+}
