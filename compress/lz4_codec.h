@@ -1,0 +1,17 @@
+#pragma once
+// The LZ4 page codec. Internal to compress/: use make_codec.
+
+#include <cstddef>
+#include <memory>
+
+#include "compress/codec.h"
+
+namespace compress::detail {
+
+/// Makes an LZ4 codec; spec.level is a valid acceleration (checked by the caller).
+std::unique_ptr<Codec> make_lz4_codec(const CodecSpec& spec);
+
+/// LZ4_compressBound(page_size).
+std::size_t lz4_max_compressed_size() noexcept;
+
+} // namespace compress::detail

@@ -1,0 +1,13 @@
+#pragma once
+// The unit every compress/ call works on: one block-device page.
+
+#include <cstddef>
+
+namespace compress {
+
+/// Size in bytes of the page every codec, same-fill and entropy call works on.
+/// It matches the kernel's PAGE_SIZE on x86-64 and the ublk logical block
+/// size coblk exports, so one I/O sector range maps to whole pages.
+inline constexpr std::size_t page_size = 4096;
+
+} // namespace compress
