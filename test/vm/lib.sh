@@ -1,3 +1,4 @@
+# shellcheck shell=dash
 # lib.sh: the guest-side test library. Guest test scripts (test/vm/guest/*.sh)
 # source it and then run named cases:
 #
@@ -78,7 +79,7 @@ vm_module_loaded() {
 # the module cannot be loaded. Parameters are ignored (with a warning) when
 # the module is already loaded, as the kernel would do.
 vm_load_module() {
-  local name=$1
+  local name="$1"
   shift
   if vm_module_loaded "$name"; then
     [ $# -eq 0 ] || vm_log "warning: $name already loaded, parameters '$*' not applied"
@@ -99,7 +100,7 @@ vm_load_module() {
 # vm_wait_for_path PATH [SECONDS]: wait until PATH exists (a device node
 # appearing after an ioctl, say); fails the case on timeout.
 vm_wait_for_path() {
-  local path=$1 limit=${2:-10} i=0
+  local path="$1" limit="${2:-10}" i=0
   while [ ! -e "$path" ]; do
     i=$((i + 1))
     [ "$i" -le $((limit * 10)) ] || vm_fail "$path did not appear within ${limit}s"
@@ -149,7 +150,7 @@ _vm_record() {  # STATUS NAME
 # The case fails on a non-zero exit, and is killed (with its children) and
 # failed after $COBLK_VM_CASE_TIMEOUT seconds.
 vm_case() {
-  local name=$1 t0 rc flag watchdog pid trace
+  local name="$1" t0 rc flag watchdog pid trace
   shift
   echo "=== CASE $name"
   t0=$(_vm_now)
