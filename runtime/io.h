@@ -1,0 +1,331 @@
+// runtime/io.h - every io_uring operation as a co_await-able awaitable.
+//
+// Each function here returns an awaitable; `co_await` submits the operation
+// on the calling reactor's ring (batched with the others prepared in the same
+// loop iteration) and yields the CQE's result as an int: >= 0 on success, or
+// a negative errno. Errors are values, never exceptions.
+//
+// Lifetime rules, which hold even under cancellation:
+//   - the awaitable (which holds the operation's state) lives in the awaiting
+//     coroutine's frame, and the frame stays suspended until the operation's
+//     CQE has arrived; so buffers owned by the frame outlive the kernel's use;
+//   - user_data is a slot number and generation, never a pointer (Reactor).
+#pragma once
+
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <array>
+#include <chrono>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <stop_token>
+#include <utility>
+
+#include "runtime/reactor.h"
+
+namespace runtime {
+
+namespace detail {
+
+/// Stop-callback body: cancels one operation on its owning reactor.
+struct CancelOnStop {
+    Reactor* reactor;
+    std::uint64_t user_data;
+    void operator()() const noexcept;
+};
+
+}  // namespace detail
+
+/// An io_uring operation, prepared by `Prep` (a callable that fills an SQE).
+///
+/// Options, chained before co_await:
+///   - `.with_stop(token)`: when `token` is stopped, submit
+///     IORING_OP_ASYNC_CANCEL for the operation. The awaiter still waits for
+///     the operation's own CQE (usually -ECANCELED), so its buffers stay
+///     valid. Stop must be requested on a reactor thread of the same Runtime.
+///   - `.with_timeout(d)`: link an IORING_OP_LINK_TIMEOUT; the operation
+///     completes with -ECANCELED if it takes longer than `d`.
+///   - `.fixed_file()`: the fd argument is an index into the reactor's
+///     registered files.
+///
+/// An operation awaited after its reactor began shutting down completes at
+/// once with -ECANCELED.
+template <typename Prep>
+class [[nodiscard]] IoOp {
+public:
+    explicit IoOp(Prep prep) noexcept : prep_(std::move(prep)) {}
+    // Movable until awaited (the stop callback is engaged only while in flight).
+    IoOp(IoOp&& o) noexcept
+        : prep_(std::move(o.prep_)), stop_(std::move(o.stop_)), timeout_(o.timeout_),
+          has_timeout_(o.has_timeout_), sqe_flags_(o.sqe_flags_) {}
+    IoOp& operator=(IoOp&&) = delete;
+
+    /// Cancels the operation when `token` is stopped.
+    IoOp with_stop(std::stop_token token) && noexcept {
+        stop_ = std::move(token);
+        return std::move(*this);
+    }
+    /// Cancels the operation if it has not completed within `timeout`.
+    IoOp with_timeout(std::chrono::nanoseconds timeout) && noexcept {
+        timeout_.tv_sec = timeout.count() / 1000000000;
+        timeout_.tv_nsec = timeout.count() % 1000000000;
+        has_timeout_ = true;
+        return std::move(*this);
+    }
+    /// Treats the fd as a registered-file index (IOSQE_FIXED_FILE).
+    IoOp fixed_file() && noexcept {
+        sqe_flags_ |= IOSQE_FIXED_FILE;
+        return std::move(*this);
+    }
+
+    bool await_ready() const noexcept { return false; }
+
+    bool await_suspend(std::coroutine_handle<> awaiter) {
+        Reactor* r = Reactor::current();
+        reactor_ = r;
+        if (r->draining() || stop_.stop_requested()) {
+            result_ = -ECANCELED;
+            return false;
+        }
+        io_uring_sqe* sqe = r->get_sqe(has_timeout_ ? 2 : 1);
+        prep_(sqe);
+        sqe->flags |= sqe_flags_;
+        user_data_ = r->open_slot(r->waiter_for(awaiter));
+        io_uring_sqe_set_data64(sqe, user_data_);
+        if (has_timeout_) {
+            sqe->flags |= IOSQE_IO_LINK;
+            io_uring_sqe* timer = r->get_sqe();
+            io_uring_prep_link_timeout(timer, &timeout_, 0);
+            io_uring_sqe_set_data64(timer, Reactor::ignored_user_data);
+        }
+        if (stop_.stop_possible()) {
+            // May run the callback at once if stop was requested meanwhile;
+            // the cancel SQE then follows ours in the same batch.
+            stop_callback_.emplace(stop_, detail::CancelOnStop{r, user_data_});
+        }
+        return true;
+    }
+
+    int await_resume() noexcept {
+        if (user_data_ == 0) {
+            return result_;
+        }
+        stop_callback_.reset();
+        const int result = reactor_->close_slot(user_data_, &cqe_flags_);
+        user_data_ = 0;
+        return result;
+    }
+
+    /// The CQE flags of the completed operation (e.g. IORING_CQE_F_MORE).
+    std::uint32_t cqe_flags() const noexcept { return cqe_flags_; }
+
+private:
+    Prep prep_;
+    std::stop_token stop_;
+    __kernel_timespec timeout_{};
+    bool has_timeout_ = false;
+    std::uint8_t sqe_flags_ = 0;
+    Reactor* reactor_ = nullptr;
+    std::uint64_t user_data_ = 0;
+    int result_ = 0;
+    std::uint32_t cqe_flags_ = 0;
+    std::optional<std::stop_callback<detail::CancelOnStop>> stop_callback_;
+};
+
+/// Completes at once (IORING_OP_NOP). Result 0.
+inline auto nop() noexcept {
+    return IoOp([](io_uring_sqe* s) noexcept { io_uring_prep_nop(s); });
+}
+
+/// Reads up to `len` bytes at `offset` (-1: the file position). Bytes read or -errno.
+inline auto read(int fd, void* buf, unsigned len, std::uint64_t offset) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_read(s, fd, buf, len, offset); });
+}
+
+/// Writes up to `len` bytes at `offset`. Bytes written or -errno.
+inline auto write(int fd, const void* buf, unsigned len, std::uint64_t offset) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_write(s, fd, buf, len, offset); });
+}
+
+/// read() into a buffer registered with Reactor::register_buffers.
+inline auto read_fixed(int fd, void* buf, unsigned len, std::uint64_t offset, int buf_index) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_read_fixed(s, fd, buf, len, offset, buf_index); });
+}
+
+/// write() from a buffer registered with Reactor::register_buffers.
+inline auto write_fixed(int fd, const void* buf, unsigned len, std::uint64_t offset, int buf_index) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_write_fixed(s, fd, buf, len, offset, buf_index); });
+}
+
+/// Vectored read; the iovec array must stay valid until completion.
+inline auto readv(int fd, const iovec* iov, unsigned count, std::uint64_t offset) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_readv(s, fd, iov, count, offset); });
+}
+
+/// Vectored write; the iovec array must stay valid until completion.
+inline auto writev(int fd, const iovec* iov, unsigned count, std::uint64_t offset) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_writev(s, fd, iov, count, offset); });
+}
+
+/// Flushes data and metadata. 0 or -errno.
+inline auto fsync(int fd) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_fsync(s, fd, 0); });
+}
+
+/// Flushes data (and the metadata needed to read it back). 0 or -errno.
+inline auto fdatasync(int fd) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_fsync(s, fd, IORING_FSYNC_DATASYNC); });
+}
+
+/// fallocate(2): `mode` as for the syscall (e.g. FALLOC_FL_PUNCH_HOLE |
+/// FALLOC_FL_KEEP_SIZE). 0 or -errno.
+inline auto fallocate(int fd, int mode, std::uint64_t offset, std::uint64_t length) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_fallocate(s, fd, mode, offset, length); });
+}
+
+/// openat(2). The path must stay valid until completion. New fd or -errno.
+inline auto openat(int dirfd, const char* path, int flags, mode_t mode = 0) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_openat(s, dirfd, path, flags, mode); });
+}
+
+/// close(2). 0 or -errno.
+inline auto close(int fd) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_close(s, fd); });
+}
+
+/// Waits for `events` (POLLIN, ...) on fd. The ready mask or -errno.
+inline auto poll(int fd, unsigned events) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_poll_add(s, fd, events); });
+}
+
+/// accept(2); `addr`/`addrlen` may be null. New fd or -errno.
+inline auto accept(int fd, sockaddr* addr = nullptr, socklen_t* addrlen = nullptr, int flags = SOCK_CLOEXEC) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_accept(s, fd, addr, addrlen, flags); });
+}
+
+/// connect(2); the address must stay valid until completion. 0 or -errno.
+inline auto connect(int fd, const sockaddr* addr, socklen_t addrlen) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_connect(s, fd, addr, addrlen); });
+}
+
+/// send(2). Bytes sent or -errno.
+inline auto send(int fd, const void* buf, std::size_t len, int flags = 0) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_send(s, fd, buf, len, flags); });
+}
+
+/// recv(2). Bytes received (0 at end of stream) or -errno.
+inline auto recv(int fd, void* buf, std::size_t len, int flags = 0) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_recv(s, fd, buf, len, flags); });
+}
+
+/// Posts a CQE with result `res` and `user_data` to another io_uring
+/// (IORING_OP_MSG_RING, IORING_MSG_DATA). 0 or -errno (-EOVERFLOW when the
+/// target's CQ is full, -EBADFD if `ring_fd` is not a ring).
+inline auto msg_ring(int ring_fd, std::uint32_t res, std::uint64_t user_data) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_msg_ring(s, ring_fd, res, user_data, 0); });
+}
+
+/// Cancels every pending operation on `fd` of this reactor
+/// (IORING_ASYNC_CANCEL_FD | ALL). Number cancelled, or -ENOENT.
+inline auto cancel_fd(int fd) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept {
+        io_uring_prep_cancel_fd(s, fd, IORING_ASYNC_CANCEL_ALL);
+    });
+}
+
+/// Cancels the operation with `user_data` (as seen by Reactor). 0, -ENOENT
+/// when it already completed, or -EALREADY when it is running.
+inline auto cancel(std::uint64_t user_data) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_cancel64(s, user_data, 0); });
+}
+
+/// Length of the command area of a URING_CMD SQE on a 128-byte-SQE ring.
+inline constexpr std::size_t uring_cmd_area = 80;
+
+/// IORING_OP_URING_CMD: driver command `cmd_op` on `fd` with up to 80 bytes
+/// of payload `cmd` (copied when the SQE is prepared). The reactor's ring
+/// must use 128-byte SQEs (ReactorConfig::sqe128); on a 64-byte ring the
+/// result is -EINVAL without submitting. Result as defined by the driver.
+class [[nodiscard]] UringCmd {
+public:
+    UringCmd(int fd, std::uint32_t cmd_op, const void* cmd, std::size_t len) noexcept
+        : op_(make_prep(fd, cmd_op, cmd, len)), too_long_(len > uring_cmd_area) {}
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> h) {
+        if (too_long_ || !(Reactor::current()->ring_flags() & IORING_SETUP_SQE128)) {
+            invalid_ = true;
+            return false;
+        }
+        return op_.await_suspend(h);
+    }
+    int await_resume() noexcept { return invalid_ ? -EINVAL : op_.await_resume(); }
+    /// Cancels the command when `token` is stopped (see IoOp::with_stop).
+    UringCmd with_stop(std::stop_token token) && noexcept { return UringCmd(std::move(*this), std::move(token)); }
+
+private:
+    struct Prep {
+        int fd;
+        std::uint32_t cmd_op;
+        std::array<std::byte, uring_cmd_area> payload;
+        void operator()(io_uring_sqe* s) const noexcept {
+            io_uring_prep_rw(IORING_OP_URING_CMD, s, fd, nullptr, 0, 0);
+            s->cmd_op = cmd_op;
+            std::memcpy(s->cmd, payload.data(), payload.size());
+        }
+    };
+    static Prep make_prep(int fd, std::uint32_t cmd_op, const void* cmd, std::size_t len) noexcept {
+        Prep prep{fd, cmd_op, {}};
+        std::memcpy(prep.payload.data(), cmd, len < uring_cmd_area ? len : uring_cmd_area);
+        return prep;
+    }
+    UringCmd(UringCmd&& o, std::stop_token token) noexcept
+        : op_(std::move(o.op_).with_stop(std::move(token))), too_long_(o.too_long_) {}
+
+    IoOp<Prep> op_;
+    bool too_long_ = false;
+    bool invalid_ = false;
+};
+
+/// See UringCmd.
+inline UringCmd uring_cmd(int fd, std::uint32_t cmd_op, const void* cmd, std::size_t len) noexcept {
+    return UringCmd(fd, cmd_op, cmd, len);
+}
+
+/// Awaitable that completes after a duration (IORING_OP_TIMEOUT).
+class [[nodiscard]] SleepFor {
+public:
+    explicit SleepFor(std::chrono::nanoseconds d) noexcept
+        : op_(Prep{__kernel_timespec{static_cast<long long>(d.count() / 1000000000),
+                                     static_cast<long long>(d.count() % 1000000000)}}) {}
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> h) { return op_.await_suspend(h); }
+    /// 0 when the time has passed, -ECANCELED when cancelled.
+    int await_resume() noexcept {
+        const int r = op_.await_resume();
+        return r == -ETIME ? 0 : r;
+    }
+    /// Ends the sleep early (-ECANCELED) when `token` is stopped.
+    SleepFor with_stop(std::stop_token token) && noexcept {
+        return SleepFor(std::move(op_).with_stop(std::move(token)));
+    }
+
+private:
+    struct Prep {
+        __kernel_timespec ts;  // lives in the awaiting frame until completion
+        void operator()(io_uring_sqe* s) noexcept { io_uring_prep_timeout(s, &ts, 0, 0); }
+    };
+    explicit SleepFor(IoOp<Prep>&& op) noexcept : op_(std::move(op)) {}
+    IoOp<Prep> op_;
+};
+
+/// Suspends the calling task for `d` without blocking the reactor.
+inline SleepFor sleep_for(std::chrono::nanoseconds d) noexcept { return SleepFor(d); }
+
+}  // namespace runtime

@@ -1,0 +1,61 @@
+// runtime/reactor_stats.h - per-core counters readable from any thread.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include "runtime/scheduling_group.h"
+
+namespace runtime {
+
+/// A counter written by exactly one thread (its reactor) and read by any.
+///
+/// The owner updates it with a relaxed load and a relaxed store rather than a
+/// locked read-modify-write: there is no other writer to race with, and a
+/// reader on another core only needs an untorn value (aligned 64-bit loads
+/// and stores are atomic), not ordering with other memory.
+class OwnedCounter {
+public:
+    /// Owner thread only.
+    void add(std::uint64_t n = 1) noexcept { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+    /// Owner thread only: keeps the maximum of the current value and `v`.
+    void raise_to(std::uint64_t v) noexcept {
+        if (v > value_.load(std::memory_order_relaxed)) {
+            value_.store(v, std::memory_order_relaxed);
+        }
+    }
+    /// Any thread.
+    std::uint64_t get() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<std::uint64_t> value_{0};
+};
+
+/// Per scheduling group counters of one reactor.
+struct GroupStats {
+    OwnedCounter tasks_run;   ///< task resumptions in this group
+    OwnedCounter runtime_ns;  ///< time spent running this group's tasks
+};
+
+/// Counters of one reactor (one core). Read them with Reactor::stats() or
+/// Runtime::stats(core) from any thread.
+struct ReactorStats {
+    OwnedCounter tasks_run;          ///< coroutine resumptions from the run queues
+    OwnedCounter sqes_submitted;     ///< SQEs the kernel accepted
+    OwnedCounter cqes_reaped;        ///< CQEs consumed
+    OwnedCounter sleeps;             ///< times the reactor blocked in io_uring_enter
+    OwnedCounter messages_sent;      ///< cross-core messages sent
+    OwnedCounter messages_received;  ///< cross-core messages handled
+    OwnedCounter wakeups_sent;       ///< sleeping peers woken (MSG_RING or eventfd)
+    OwnedCounter stalls;             ///< task runs longer than the stall threshold
+    OwnedCounter max_stall_ns;       ///< longest task run seen above the threshold
+    OwnedCounter uncaught_exceptions;///< detached tasks that ended with an exception
+    OwnedCounter unknown_cqes;       ///< CQEs whose user_data matched no open operation
+    /// Name of the task of the most recent stall (a string literal or a name
+    /// given to spawn; never freed while the process runs).
+    std::atomic<const char*> last_stall_task{nullptr};
+    std::array<GroupStats, SchedulingGroup::max_groups> groups;
+};
+
+}  // namespace runtime
