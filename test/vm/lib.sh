@@ -9,8 +9,9 @@
 #
 # A case is a shell function run in a subshell with `set -e`, so the first
 # failing command fails it. Inside a case: vm_fail MSG, vm_skip REASON,
-# vm_assert_eq, vm_load_module, vm_require_*, and vm_defer CMD for cleanup
-# that runs when the case ends (do not set an EXIT trap yourself).
+# vm_assert_eq, vm_load_module, vm_require_*, vm_wait_for_path, vm_spawn for
+# background servers, and vm_defer CMD for cleanup that runs when the case
+# ends (do not set an EXIT trap yourself).
 #
 # The same scripts run in the VM (COBLK_VM_MODE=vm, busybox sh, modules from
 # /lib/modules/coblk) and directly on a host with ublk (COBLK_VM_MODE=host,
@@ -140,6 +141,30 @@ _vm_run_deferred() {
     eval "$_vm_deferred" >/dev/null 2>&1
   fi
   exit "$rc"
+}
+
+# vm_spawn LOG COMMAND [ARGS...]: start a long-running process (a coblk
+# ublk server, say) in the background with its output in LOG, and stop it
+# when the case ends: SIGTERM, then SIGKILL for it and its children if it has
+# not exited within 5 seconds. Its pid is left in VM_SPAWNED_PID.
+vm_spawn() {
+  local log="$1"
+  shift
+  "$@" >"$log" 2>&1 </dev/null &
+  VM_SPAWNED_PID=$!
+  vm_defer "_vm_stop $VM_SPAWNED_PID"
+}
+
+_vm_stop() {
+  local i=0
+  kill -TERM "$1" 2>/dev/null || return 0
+  while kill -0 "$1" 2>/dev/null && [ "$i" -lt 50 ]; do
+    sleep 0.1
+    i=$((i + 1))
+  done
+  kill -0 "$1" 2>/dev/null && vm_kill_tree "$1"
+  wait "$1" 2>/dev/null
+  return 0
 }
 
 _vm_record() {  # STATUS NAME
