@@ -24,7 +24,7 @@ double estimate_entropy(std::span<const std::byte, page_size> page) noexcept;
 inline constexpr double incompressible_entropy = 7.2; // tune it from measurements and document
 
 /// Number of bytes estimate_entropy samples from a page.
-inline constexpr std::size_t entropy_sample_size = 1024;
+inline constexpr std::size_t entropy_sample_size = 512;
 /// Number of evenly spaced contiguous runs the sample is taken in.
 inline constexpr std::size_t entropy_sample_runs = 8;
 

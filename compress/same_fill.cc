@@ -4,9 +4,9 @@
 // their instruction sets with function target attributes and only called
 // after a run-time CPU check. Every path first compares the first and last
 // words: most pages that are not same-filled differ there, and it costs two
-// loads. The scan then folds the XOR of each word with the first word into
-// an accumulator per cache-line-sized chunk, so there is one branch per chunk
-// rather than per word.
+// loads. The vector scans then fold the XOR of each word with the first word
+// into an accumulator per 128- or 256-byte chunk, so there is one branch per
+// chunk rather than per word.
 
 #include <cstring>
 
@@ -48,12 +48,10 @@ bool is_same_filled_scalar(std::span<const std::byte, page_size> page, std::uint
     const std::byte* const p = page.data();
     std::uint64_t first;
     if (!ends_match(p, first)) return false;
-    constexpr std::size_t chunk = 64;
-    for (std::size_t offset = 0; offset < page_size; offset += chunk) {
-        std::uint64_t difference = 0;
-        for (std::size_t i = 0; i < chunk; i += word_size) difference |= load_word(p + offset + i) ^ first;
-        if (difference != 0) return false;
-    }
+    // One compare and branch per word: at baseline x86-64 this is as fast as
+    // folding chunks (measured), and exits at the first differing word.
+    for (std::size_t offset = word_size; offset < page_size - word_size; offset += word_size)
+        if (load_word(p + offset) != first) return false;
     fill = first;
     return true;
 }
