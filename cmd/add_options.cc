@@ -1,0 +1,288 @@
+#include "cmd/add_options.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <sstream>
+
+#include "ublk/abi.h"
+#include "ublk/size_parse.h"
+
+namespace po = boost::program_options;
+
+namespace coblk::cli {
+namespace {
+
+// Device ids are minor numbers of the ublk char region (MINORBITS = 20).
+constexpr int64_t kMaxDevId = (1 << 20) - 1;
+constexpr uint32_t kPageSize = 4096;
+constexpr int kLz4MaxAcceleration = 65537;  // LZ4_ACCELERATION_MAX
+constexpr int kZstdMaxLevel = 22;           // ZSTD_maxCLevel()
+
+// Parses a whole decimal number in [lo, hi]; error text names the option.
+bool parse_bounded(const std::string& text, const char* option, int64_t lo, int64_t hi, int64_t& out,
+                   std::string& error) {
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, out);
+  if (ec == std::errc() && ptr == end && out >= lo && out <= hi) return true;
+  error = std::string(option) + " must be a whole number from " + std::to_string(lo) + " to " +
+          std::to_string(hi) + ", not '" + text + "'";
+  return false;
+}
+
+po::options_description add_description() {
+  po::options_description desc(
+      "Usage: coblk add -t TARGET [options]\n"
+      "Creates /dev/ublkbN served by this process (daemonized unless --foreground).\n"
+      "Options");
+  // clang-format off
+  desc.add_options()
+    ("help,h", "show this help")
+    ("type,t", po::value<std::string>()->value_name("TARGET"), "backend: null | ram | loop | zram (required)")
+    ("number,n", po::value<std::string>()->value_name("ID"), "device id N of /dev/ublkbN (default: the kernel picks)")
+    ("queues,q", po::value<std::string>()->value_name("QUEUES"), "hardware queues, 1..online CPUs; each gets its own core (default 1)")
+    ("depth,d", po::value<std::string>()->value_name("DEPTH"), "requests per queue, 1..4096 (default 128)")
+    ("size,s", po::value<std::string>()->value_name("SIZE"), "device size, e.g. 8G (K/M/G/T/P suffixes); defaults: null 250G, ram 1G, zram 1G, loop the file's size")
+    ("block-size,b", po::value<std::string>()->value_name("BYTES"), "logical block size 512|1024|2048|4096 (default 512; zram 4096)")
+    ("file,f", po::value<std::string>()->value_name("FILE"), "loop: backing file or block device")
+    ("direct-io", "loop: open FILE with O_DIRECT")
+    ("copy", "data path: the kernel copies into per-tag server buffers (default)")
+    ("user-copy", "data path: the server copies with pread/pwrite on /dev/ublkcN")
+    ("zero-copy", "data path: request pages become io_uring fixed buffers (loop only)")
+    ("algorithm", po::value<std::string>()->value_name("ALG"), "zram: lz4 | lz4:ACCEL | zstd | zstd:LEVEL (default lz4)")
+    ("mem-limit", po::value<std::string>()->value_name("SIZE"), "zram: most memory for compressed data (default: no limit)")
+    ("recovery", "keep the device when the server dies, for `coblk recover`")
+    ("unprivileged", "create an unprivileged device (kernel feature UNPRIVILEGED_DEV)")
+    ("foreground", "serve in this process instead of daemonizing");
+  // clang-format on
+  return desc;
+}
+
+bool parse_target(const std::string& text, TargetKind& out) {
+  if (text == "null") out = TargetKind::null;
+  else if (text == "ram") out = TargetKind::ram;
+  else if (text == "loop") out = TargetKind::loop;
+  else if (text == "zram") out = TargetKind::zram;
+  else return false;
+  return true;
+}
+
+// Resolves the backing file's size; empty string on success.
+std::string backing_size(const std::string& file, uint64_t& bytes) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) < 0) {
+    if (errno == ENOENT) return "backing file '" + file + "' does not exist";
+    return "cannot use backing file '" + file + "': " + std::strerror(errno);
+  }
+  if (S_ISREG(st.st_mode)) {
+    bytes = static_cast<uint64_t>(st.st_size);
+    return {};
+  }
+  if (S_ISBLK(st.st_mode)) {
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return "cannot open backing device '" + file + "': " + std::strerror(errno);
+    const int ret = ::ioctl(fd, BLKGETSIZE64, &bytes);
+    const int err = errno;
+    ::close(fd);
+    if (ret < 0) return "cannot read the size of '" + file + "': " + std::strerror(err);
+    return {};
+  }
+  return "backing file '" + file + "' is neither a regular file nor a block device";
+}
+
+}  // namespace
+
+const char* to_string(TargetKind t) {
+  switch (t) {
+    case TargetKind::null: return "null";
+    case TargetKind::ram: return "ram";
+    case TargetKind::loop: return "loop";
+    case TargetKind::zram: return "zram";
+  }
+  return "?";
+}
+
+const char* to_string(DataPathKind d) {
+  switch (d) {
+    case DataPathKind::copy: return "copy";
+    case DataPathKind::user_copy: return "user_copy";
+    case DataPathKind::zero_copy: return "zero_copy";
+  }
+  return "?";
+}
+
+AddLimits current_limits() {
+  AddLimits l;
+  const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  l.cpus = n > 0 ? static_cast<unsigned>(n) : 1U;
+  return l;
+}
+
+std::string compression_text(CodecKind codec, int level) {
+  return std::string(codec == CodecKind::lz4 ? "lz4" : "zstd") + ":" + std::to_string(level);
+}
+
+std::string parse_algorithm(const std::string& text, CodecKind& codec, int& level) {
+  const size_t colon = text.find(':');
+  const std::string name = text.substr(0, colon);
+  int64_t lo = 1;
+  int64_t hi = 1;
+  const char* what = "";
+  if (name == "lz4") {
+    codec = CodecKind::lz4;
+    level = 1;
+    hi = kLz4MaxAcceleration;
+    what = "lz4 acceleration";
+  } else if (name == "zstd") {
+    codec = CodecKind::zstd;
+    level = 3;
+    hi = kZstdMaxLevel;
+    what = "zstd level";
+  } else {
+    return "unknown --algorithm '" + text + "' (expected lz4, lz4:ACCEL, zstd or zstd:LEVEL)";
+  }
+  if (colon == std::string::npos) return {};
+  int64_t v = 0;
+  std::string error;
+  if (!parse_bounded(text.substr(colon + 1), what, lo, hi, v, error)) return error;
+  level = static_cast<int>(v);
+  return {};
+}
+
+AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits& limits) {
+  AddParse out;
+  AddOptions& o = out.options;
+  o.args = args;
+  const po::options_description desc = add_description();
+  po::variables_map vm;
+  try {
+    // An empty positional description makes stray words an error, not ignored.
+    const po::positional_options_description no_positionals;
+    po::store(po::command_line_parser(args).options(desc).positional(no_positionals).run(), vm);
+    po::notify(vm);
+  } catch (const po::too_many_positional_options_error&) {
+    out.error = "unexpected argument: coblk add takes only options (see coblk add --help)";
+    return out;
+  } catch (const po::error& e) {
+    out.error = std::string(e.what()) + " (see coblk add --help)";
+    return out;
+  }
+  if (vm.count("help")) {
+    out.help = true;
+    std::ostringstream s;
+    s << desc << '\n';
+    out.help_text = s.str();
+    return out;
+  }
+
+  auto fail = [&](std::string message) {
+    out.error = std::move(message);
+    return out;
+  };
+  auto given = [&](const char* name) { return vm.count(name) != 0; };
+  auto text = [&](const char* name) { return vm[name].as<std::string>(); };
+
+  if (!given("type")) return fail("missing -t TARGET (null, ram, loop or zram)");
+  if (!parse_target(text("type"), o.target))
+    return fail("unknown target '" + text("type") + "' (expected null, ram, loop or zram)");
+
+  int64_t v = 0;
+  if (given("number")) {
+    if (!parse_bounded(text("number"), "-n", -1, kMaxDevId, v, out.error)) return out;
+    o.dev_id = v;
+  }
+  if (given("queues")) {
+    if (!parse_bounded(text("queues"), "-q", 1, limits.cpus, v, out.error)) return out;
+    o.queues = static_cast<unsigned>(v);
+  }
+  if (given("depth")) {
+    if (!parse_bounded(text("depth"), "-d", 1, ublk::abi::MAX_QUEUE_DEPTH, v, out.error)) return out;
+    o.depth = static_cast<unsigned>(v);
+  }
+
+  o.block_size = o.target == TargetKind::zram ? kPageSize : 512;
+  if (given("block-size")) {
+    if (!parse_bounded(text("block-size"), "--block-size", 512, 4096, v, out.error)) return out;
+    if ((v & (v - 1)) != 0) return fail("--block-size must be 512, 1024, 2048 or 4096, not '" + text("block-size") + "'");
+    o.block_size = static_cast<uint32_t>(v);
+  }
+
+  const int paths = static_cast<int>(given("copy")) + static_cast<int>(given("user-copy")) +
+                    static_cast<int>(given("zero-copy"));
+  if (paths > 1) return fail("--copy, --user-copy and --zero-copy are mutually exclusive");
+  if (given("user-copy")) o.data_path = DataPathKind::user_copy;
+  if (given("zero-copy")) o.data_path = DataPathKind::zero_copy;
+  if (o.data_path == DataPathKind::zero_copy && o.target != TargetKind::loop)
+    return fail("--zero-copy needs a target that passes buffers on to the kernel: only -t loop");
+
+  // Target-specific options must not be silently ignored.
+  if (o.target != TargetKind::loop) {
+    if (given("file")) return fail("-f is only valid with -t loop");
+    if (given("direct-io")) return fail("--direct-io is only valid with -t loop");
+  }
+  if (o.target != TargetKind::zram) {
+    if (given("algorithm")) return fail("--algorithm is only valid with -t zram");
+    if (given("mem-limit")) return fail("--mem-limit is only valid with -t zram");
+  }
+
+  if (given("algorithm")) {
+    if (std::string e = parse_algorithm(text("algorithm"), o.codec, o.codec_level); !e.empty()) return fail(e);
+  }
+  if (given("mem-limit")) {
+    const ublk::ParsedSize p = ublk::parse_size(text("mem-limit"));
+    if (!p) return fail("--mem-limit: " + p.error);
+    o.mem_limit = p.bytes;
+  }
+
+  o.direct_io = given("direct-io");
+  o.foreground = given("foreground");
+  o.recovery = given("recovery");
+  o.unprivileged = given("unprivileged");
+
+  bool size_given = given("size");
+  if (size_given) {
+    const ublk::ParsedSize p = ublk::parse_size(text("size"));
+    if (!p) return fail("--size: " + p.error);
+    o.size_bytes = p.bytes;
+    if (o.size_bytes == 0) return fail("--size must not be 0");
+  } else {
+    switch (o.target) {
+      case TargetKind::null: o.size_bytes = 250ULL << 30; break;
+      case TargetKind::ram:
+      case TargetKind::zram: o.size_bytes = 1ULL << 30; break;
+      case TargetKind::loop: break;
+    }
+  }
+
+  if (o.target == TargetKind::loop) {
+    if (!given("file")) return fail("-t loop needs -f FILE");
+    o.file = text("file");
+    uint64_t file_bytes = 0;
+    if (std::string e = backing_size(o.file, file_bytes); !e.empty()) return fail(e);
+    if (!size_given) {
+      // A file's tail shorter than a block cannot be addressed; drop it.
+      o.size_bytes = file_bytes - file_bytes % o.block_size;
+      if (o.size_bytes == 0)
+        return fail("backing file '" + o.file + "' is smaller than one " + std::to_string(o.block_size) + "-byte block");
+    } else if (o.size_bytes > file_bytes) {
+      return fail("--size " + text("size") + " is larger than backing file '" + o.file + "' (" +
+                  ublk::format_size(file_bytes) + ")");
+    }
+  }
+
+  if (o.size_bytes % o.block_size != 0)
+    return fail("size " + std::to_string(o.size_bytes) + " is not a multiple of the " +
+                std::to_string(o.block_size) + "-byte block size");
+  if (o.target == TargetKind::zram && o.size_bytes % kPageSize != 0)
+    return fail("zram size must be a multiple of 4096 (its page size)");
+  return out;
+}
+
+}  // namespace coblk::cli

@@ -1,0 +1,75 @@
+// `coblk add`: its options, parsed and validated before anything touches the
+// kernel, so every mistake is reported as one line and nothing is created.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace coblk::cli {
+
+/// The backends `coblk add -t` can serve.
+enum class TargetKind { null, ram, loop, zram };
+/// How request data moves between the kernel and the server.
+enum class DataPathKind {
+  copy,       ///< the kernel copies into a per-tag server buffer
+  user_copy,  ///< the server copies with pread/pwrite on /dev/ublkcN (UBLK_F_USER_COPY)
+  zero_copy,  ///< request pages are registered as io_uring fixed buffers (UBLK_F_AUTO_BUF_REG)
+};
+/// zram's codec.
+enum class CodecKind { lz4, zstd };
+
+/// "null", "ram", "loop", "zram".
+const char* to_string(TargetKind t);
+/// "copy", "user_copy", "zero_copy".
+const char* to_string(DataPathKind d);
+
+/// A validated `coblk add` request.
+struct AddOptions {
+  TargetKind target = TargetKind::null;
+  int64_t dev_id = -1;  ///< -1: let the kernel choose
+  unsigned queues = 1;
+  unsigned depth = 128;
+  uint64_t size_bytes = 0;  ///< resolved: loop without --size uses the file's size
+  uint32_t block_size = 512;  ///< logical block size
+  std::string file;           ///< loop: backing file or block device
+  bool direct_io = false;     ///< loop: open the backing file with O_DIRECT
+  DataPathKind data_path = DataPathKind::copy;
+  bool foreground = false;
+  bool recovery = false;      ///< UBLK_F_USER_RECOVERY: the device outlives a crashed server
+  bool unprivileged = false;  ///< UBLK_F_UNPRIVILEGED_DEV
+  CodecKind codec = CodecKind::lz4;
+  int codec_level = 1;        ///< lz4: acceleration (1..65537); zstd: level (1..22)
+  uint64_t mem_limit = 0;     ///< zram: bytes of compressed memory allowed, 0 = no limit
+  std::vector<std::string> args;  ///< the arguments as given (kept for `coblk recover`)
+};
+
+/// The machine facts validation depends on, injectable for tests.
+struct AddLimits {
+  unsigned cpus = 1;  ///< online CPUs: the queue count's upper bound
+};
+/// The limits of this machine.
+AddLimits current_limits();
+
+/// Outcome of parse_add_options.
+struct AddParse {
+  AddOptions options;
+  bool help = false;  ///< --help was given; `help_text` holds the usage
+  std::string help_text;
+  std::string error;  ///< one line, no "coblk add:" prefix; empty on success
+  /// True when the options are valid (or help was asked for).
+  explicit operator bool() const { return error.empty(); }
+};
+
+/// Parses and validates the arguments that follow "coblk add". Checks only
+/// what needs no kernel: syntax, ranges, sizes, the backing file.
+AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits& limits = current_limits());
+
+/// Parses a zram --algorithm value: "lz4", "lz4:ACCEL", "zstd", "zstd:LEVEL".
+/// Returns an empty string on success, else the one-line reason.
+std::string parse_algorithm(const std::string& text, CodecKind& codec, int& level);
+
+/// The canonical "codec:level" text of a compression choice ("zstd:3").
+std::string compression_text(CodecKind codec, int level);
+
+}  // namespace coblk::cli

@@ -1,0 +1,54 @@
+#include "cmd/control_errors.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace coblk::cli {
+
+bool open_control(ublk::ControlDevice& control, std::string& error) {
+  const char* path = std::getenv("COBLK_CONTROL_PATH");
+  if (path == nullptr || *path == '\0') path = ublk::kControlPath;
+  const int err = control.open(path);
+  if (err == 0) return true;
+  const std::string p = path;
+  switch (-err) {
+    case ENOENT:
+      error = p + " does not exist: the ublk driver is not loaded (load it with 'modprobe ublk_drv' as root)";
+      break;
+    case EACCES:
+    case EPERM:
+      error = "permission denied opening " + p +
+              ": run as root, or grant access to it (a udev rule) for unprivileged ublk devices";
+      break;
+    case ENOSYS:
+      error = "io_uring is not available in this kernel (or is disabled by kernel.io_uring_disabled)";
+      break;
+    default:
+      error = "cannot use " + p + ": " + std::strerror(-err);
+  }
+  return false;
+}
+
+std::string command_error(const char* what, int err, const ublk::ControlDevice& control, int64_t dev_id) {
+  const std::string dev = dev_id >= 0 ? "device " + std::to_string(dev_id) : "a new device";
+  switch (-err) {
+    case EPERM:
+    case EACCES:
+      if ((control.features() & ublk::abi::F_UNPRIVILEGED_DEV) != 0)
+        return std::string(what) + " " + dev +
+               ": operation not permitted: run as root, or use --unprivileged (the kernel supports unprivileged devices)";
+      return std::string(what) + " " + dev + ": operation not permitted: ublk devices need root (CAP_SYS_ADMIN)";
+    case EEXIST:
+      return "device id " + std::to_string(dev_id) + " is already in use";
+    case ENODEV:
+    case ENOENT:
+      return "no ublk device " + std::to_string(dev_id);
+    case EBUSY:
+      return std::string(what) + " " + dev + ": device is busy";
+    default:
+      return std::string(what) + " " + dev + " failed: " + std::strerror(-err);
+  }
+}
+
+}  // namespace coblk::cli

@@ -1,0 +1,138 @@
+// coblk add, coblk del, coblk recover: commands that change devices.
+#include <cerrno>
+#include <iostream>
+
+#include "cmd/add_options.h"
+#include "cmd/commands.h"
+#include "cmd/control_errors.h"
+#include "ublk/control.h"
+#include "ublk/device_record.h"
+
+namespace po = boost::program_options;
+
+namespace coblk::cli {
+namespace {
+
+// The kernel features `o` needs, with the option that asks for each.
+std::string missing_feature(const AddOptions& o, const ublk::ControlDevice& control) {
+  if (!control.features_known()) {
+    // A pre-6.5 kernel: only the plain copy path is certain to exist.
+    if (o.data_path != DataPathKind::copy) return "this kernel's ublk driver is too old for --user-copy/--zero-copy";
+    return {};
+  }
+  const uint64_t f = control.features();
+  if (o.data_path == DataPathKind::user_copy && !(f & ublk::abi::F_USER_COPY))
+    return "--user-copy needs the kernel feature USER_COPY (Linux 6.5+)";
+  if (o.data_path == DataPathKind::zero_copy && !(f & ublk::abi::F_AUTO_BUF_REG))
+    return "--zero-copy needs the kernel feature AUTO_BUF_REG (Linux 6.16+)";
+  if (o.recovery && !(f & ublk::abi::F_USER_RECOVERY)) return "--recovery needs the kernel feature USER_RECOVERY";
+  if (o.unprivileged && !(f & ublk::abi::F_UNPRIVILEGED_DEV))
+    return "--unprivileged needs the kernel feature UNPRIVILEGED_DEV";
+  return {};
+}
+
+// STOP_DEV then DEL_DEV; the record goes too. Returns 0 or -errno.
+int stop_and_delete(ublk::ControlDevice& control, uint32_t id, std::string& error) {
+  int ret = control.stop_device(id);
+  // A device that was never started, or whose server died, stops with an
+  // error but can still be deleted.
+  if (ret < 0 && ret != -EINVAL && ret != -ENODEV && ret != -EBUSY) {
+    error = command_error("stop", ret, control, id);
+    return ret;
+  }
+  ret = control.delete_device(id);
+  if (ret < 0) {
+    error = command_error("delete", ret, control, id);
+    return ret;
+  }
+  ublk::remove_record(id);
+  return 0;
+}
+
+}  // namespace
+
+int run_add(const std::vector<std::string>& args) {
+  const AddParse parsed = parse_add_options(args);
+  if (!parsed) return report_error("add", parsed.error, kExitUsage);
+  if (parsed.help) {
+    std::cout << parsed.help_text;
+    return kExitOk;
+  }
+  const AddOptions& o = parsed.options;
+
+  ublk::ControlDevice control;
+  std::string error;
+  if (!open_control(control, error)) return report_error("add", error);
+  if (std::string missing = missing_feature(o, control); !missing.empty()) return report_error("add", missing);
+  if (o.dev_id >= 0) {
+    ublk::abi::ublksrv_ctrl_dev_info info{};
+    const int ret = control.get_device_info(static_cast<uint32_t>(o.dev_id), info);
+    if (ret == 0) return report_error("add", "device id " + std::to_string(o.dev_id) + " is already in use");
+    if (ret != -ENODEV && ret != -ENOENT) return report_error("add", command_error("look up", ret, control, o.dev_id));
+  }
+  return report_error("add", "the device server is not built into this coblk yet");
+}
+
+int run_del(const std::vector<std::string>& args) {
+  po::options_description desc("Usage: coblk del -n ID | -a\nStops and deletes ublk devices.\nOptions");
+  desc.add_options()("help,h", "show this help")(
+      "number,n", po::value<std::string>()->value_name("ID"), "the device to delete")(
+      "all,a", "delete every ublk device");
+  po::variables_map vm;
+  if (auto done = parse_command_line("del", args, desc, vm)) return *done;
+  const bool all = vm.count("all") != 0;
+  if (all == (vm.count("number") != 0)) return report_error("del", "give either -n ID or -a", kExitUsage);
+
+  std::vector<uint32_t> ids;
+  if (all) {
+    ids = existing_device_ids();
+  } else {
+    uint32_t id = 0;
+    std::string error;
+    if (!parse_dev_id(vm["number"].as<std::string>(), id, error)) return report_error("del", error, kExitUsage);
+    ids.push_back(id);
+  }
+
+  ublk::ControlDevice control;
+  std::string error;
+  if (!open_control(control, error)) return report_error("del", error);
+  int status = kExitOk;
+  for (const uint32_t id : ids) {
+    if (stop_and_delete(control, id, error) < 0) {
+      // With -a, keep going: one stuck device must not keep the others alive.
+      status = report_error("del", error);
+      if (!all) break;
+    }
+  }
+  return status;
+}
+
+int run_recover(const std::vector<std::string>& args) {
+  po::options_description desc(
+      "Usage: coblk recover -n ID\nStarts a new server for a device whose server died (added with --recovery).\nOptions");
+  desc.add_options()("help,h", "show this help")(
+      "number,n", po::value<std::string>()->value_name("ID"), "the device to recover");
+  po::variables_map vm;
+  if (auto done = parse_command_line("recover", args, desc, vm)) return *done;
+  if (!vm.count("number")) return report_error("recover", "missing -n ID", kExitUsage);
+  uint32_t id = 0;
+  std::string error;
+  if (!parse_dev_id(vm["number"].as<std::string>(), id, error)) return report_error("recover", error, kExitUsage);
+
+  ublk::ControlDevice control;
+  if (!open_control(control, error)) return report_error("recover", error);
+  ublk::abi::ublksrv_ctrl_dev_info info{};
+  if (const int ret = control.get_device_info(id, info); ret < 0)
+    return report_error("recover", command_error("look up", ret, control, id));
+  if (!(info.flags & (ublk::abi::F_USER_RECOVERY | ublk::abi::F_USER_RECOVERY_REISSUE |
+                      ublk::abi::F_USER_RECOVERY_FAIL_IO)))
+    return report_error("recover", "device " + std::to_string(id) + " was not added with --recovery");
+  if (info.state == ublk::abi::S_DEV_LIVE)
+    return report_error("recover", "device " + std::to_string(id) + " is live: its server is running");
+  if (!ublk::load_record(id))
+    return report_error("recover", "no record of how device " + std::to_string(id) + " was served (" +
+                                       ublk::record_path(id) + ")");
+  return report_error("recover", "the device server is not built into this coblk yet");
+}
+
+}  // namespace coblk::cli

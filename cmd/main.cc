@@ -1,0 +1,61 @@
+// coblk: creates and manages ublk block devices served by coblk's runtime.
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cmd/commands.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(const std::vector<std::string>&);
+  const char* summary;
+};
+
+constexpr Command kCommands[] = {
+    {"add", coblk::cli::run_add, "create a device: add -t null|ram|loop|zram [options]"},
+    {"del", coblk::cli::run_del, "stop and delete devices: del -n ID | -a"},
+    {"list", coblk::cli::run_list, "list devices: list [-n ID]"},
+    {"features", coblk::cli::run_features, "print the kernel's ublk features"},
+    {"recover", coblk::cli::run_recover, "restart the server of a device whose server died: recover -n ID"},
+    {"stats", coblk::cli::run_stats, "zram statistics: stats [-n ID] [--json]"},
+};
+
+void print_usage(std::ostream& out) {
+  out << "Usage: coblk COMMAND [options]\n"
+         "Userspace block devices (ublk) served by a thread-per-core io_uring runtime.\n\n"
+         "Commands:\n";
+  for (const Command& c : kCommands) {
+    out << "  " << c.name << std::string(10 - std::strlen(c.name), ' ') << c.summary << '\n';
+  }
+  out << "\nRun 'coblk COMMAND --help' for a command's options.\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << "coblk: missing command (add, del, list, features, recover, stats; see coblk --help)\n";
+    return coblk::cli::kExitUsage;
+  }
+  const std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    print_usage(std::cout);
+    return coblk::cli::kExitOk;
+  }
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  for (const Command& c : kCommands) {
+    if (name == c.name) {
+      try {
+        return c.run(args);
+      } catch (const std::exception& e) {
+        // Never a crash: anything unexpected is still one line and a status.
+        return coblk::cli::report_error(c.name, e.what());
+      }
+    }
+  }
+  std::cerr << "coblk: unknown command '" << name << "' (add, del, list, features, recover, stats; see coblk --help)\n";
+  return coblk::cli::kExitUsage;
+}

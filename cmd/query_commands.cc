@@ -1,0 +1,205 @@
+// coblk list, coblk features, coblk stats: commands that only look.
+#include <dirent.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "cmd/commands.h"
+#include "cmd/control_errors.h"
+#include "ublk/control.h"
+#include "ublk/device_record.h"
+#include "ublk/features.h"
+#include "ublk/size_parse.h"
+
+namespace po = boost::program_options;
+
+namespace coblk::cli {
+namespace {
+
+// One row of `coblk list`.
+struct ListRow {
+  std::string id, state, queues, depth, size, target, data_path, pid, block;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return {};
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Zram devices according to the run directory's records, sorted by id.
+std::vector<ublk::DeviceRecord> zram_records() {
+  std::vector<ublk::DeviceRecord> out;
+  const std::string dir = ublk::run_directory();
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    uint32_t id = 0;
+    std::string ignored;
+    const size_t dot = name.find('.');
+    if (dot == std::string::npos || name.substr(dot) != ".json") continue;
+    if (!parse_dev_id(name.substr(0, dot), id, ignored)) continue;
+    if (auto r = ublk::load_record(id); r && r->target == "zram") out.push_back(*r);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.dev_id < b.dev_id; });
+  return out;
+}
+
+}  // namespace
+
+int run_list(const std::vector<std::string>& args) {
+  po::options_description desc("Usage: coblk list [-n ID]\nLists ublk devices.\nOptions");
+  desc.add_options()("help,h", "show this help")(
+      "number,n", po::value<std::string>()->value_name("ID"), "only device ID");
+  po::variables_map vm;
+  if (auto done = parse_command_line("list", args, desc, vm)) return *done;
+
+  std::vector<uint32_t> ids;
+  if (vm.count("number")) {
+    uint32_t id = 0;
+    std::string error;
+    if (!parse_dev_id(vm["number"].as<std::string>(), id, error)) return report_error("list", error, kExitUsage);
+    ids.push_back(id);
+  } else {
+    ids = existing_device_ids();
+  }
+
+  ublk::ControlDevice control;
+  std::string error;
+  if (!open_control(control, error)) return report_error("list", error);
+
+  std::vector<ListRow> rows;
+  rows.push_back({"ID", "STATE", "QUEUES", "DEPTH", "SIZE", "TARGET", "DATA_PATH", "PID", "BLOCK_DEVICE"});
+  for (const uint32_t id : ids) {
+    ublk::abi::ublksrv_ctrl_dev_info info{};
+    const int ret = control.get_device_info(id, info);
+    if (ret == -ENODEV && !vm.count("number")) continue;  // deleted while we looked
+    if (ret < 0) return report_error("list", command_error("get info of", ret, control, id));
+    ublk::abi::ublk_params params{};
+    std::string size = "-";
+    if (control.get_params(id, params) == 0 && (params.types & ublk::abi::PARAM_TYPE_BASIC) != 0)
+      size = ublk::format_size(params.basic.dev_sectors << 9);
+    const auto record = ublk::load_record(id);
+    ListRow row;
+    row.id = std::to_string(id);
+    row.state = ublk::device_state_name(info.state);
+    row.queues = std::to_string(info.nr_hw_queues);
+    row.depth = std::to_string(info.queue_depth);
+    row.size = size;
+    row.target = record ? record->target : "-";
+    row.data_path = record ? record->data_path
+                           : (info.flags & ublk::abi::F_AUTO_BUF_REG)  ? "zero_copy"
+                           : (info.flags & ublk::abi::F_USER_COPY) ? "user_copy"
+                                                                   : "copy";
+    row.pid = info.ublksrv_pid > 0 ? std::to_string(info.ublksrv_pid) : "-";
+    row.block = info.state == ublk::abi::S_DEV_LIVE ? ublk::block_device_path(id) : "-";
+    rows.push_back(row);
+  }
+  if (rows.size() == 1) {
+    std::cout << "no ublk devices\n";
+    return kExitOk;
+  }
+  std::array<size_t, 9> width{};
+  for (const auto& r : rows) {
+    const std::array<const std::string*, 9> f{&r.id, &r.state, &r.queues, &r.depth, &r.size,
+                                              &r.target, &r.data_path, &r.pid, &r.block};
+    for (size_t i = 0; i < f.size(); ++i) width[i] = std::max(width[i], f[i]->size());
+  }
+  for (const auto& r : rows) {
+    const std::array<const std::string*, 9> f{&r.id, &r.state, &r.queues, &r.depth, &r.size,
+                                              &r.target, &r.data_path, &r.pid, &r.block};
+    for (size_t i = 0; i < f.size(); ++i) {
+      std::cout << std::left << std::setw(static_cast<int>(i + 1 < f.size() ? width[i] + 2 : 0)) << *f[i];
+    }
+    std::cout << '\n';
+  }
+  return kExitOk;
+}
+
+int run_features(const std::vector<std::string>& args) {
+  po::options_description desc("Usage: coblk features\nPrints the ublk features of the running kernel.\nOptions");
+  desc.add_options()("help,h", "show this help");
+  po::variables_map vm;
+  if (auto done = parse_command_line("features", args, desc, vm)) return *done;
+
+  ublk::ControlDevice control;
+  std::string error;
+  if (!open_control(control, error)) return report_error("features", error);
+  if (!control.features_known()) {
+    std::cout << "ublk driver predates GET_FEATURES (Linux < 6.5): legacy command set, no feature list\n";
+    return kExitOk;
+  }
+  const uint64_t f = control.features();
+  char hex[32];
+  std::snprintf(hex, sizeof(hex), "0x%016llx", static_cast<unsigned long long>(f));
+  std::cout << "ublk features " << hex << '\n';
+  for (const auto& known : ublk::known_features()) {
+    if ((f & known.bit) == 0) continue;
+    std::cout << "  " << std::left << std::setw(24) << known.name << known.what << '\n';
+  }
+  for (unsigned i = 0; i < 64; ++i) {
+    const uint64_t bit = 1ULL << i;
+    if ((f & bit) != 0 && ublk::feature_name(bit).empty())
+      std::cout << "  bit" << std::left << std::setw(21) << i << "unknown to this coblk\n";
+  }
+  return kExitOk;
+}
+
+int run_stats(const std::vector<std::string>& args) {
+  po::options_description desc(
+      "Usage: coblk stats [-n ID] [--json]\nPrints the statistics zram devices publish.\nOptions");
+  desc.add_options()("help,h", "show this help")(
+      "number,n", po::value<std::string>()->value_name("ID"), "only device ID")(
+      "json", "one JSON object per device and line");
+  po::variables_map vm;
+  if (auto done = parse_command_line("stats", args, desc, vm)) return *done;
+  const bool json = vm.count("json") != 0;
+
+  std::vector<ublk::DeviceRecord> records;
+  if (vm.count("number")) {
+    uint32_t id = 0;
+    std::string error;
+    if (!parse_dev_id(vm["number"].as<std::string>(), id, error)) return report_error("stats", error, kExitUsage);
+    auto r = ublk::load_record(id);
+    if (!r) return report_error("stats", "no coblk device " + std::to_string(id));
+    if (r->target != "zram")
+      return report_error("stats", "device " + std::to_string(id) + " is a " + r->target + " device; only zram devices have statistics");
+    records.push_back(*r);
+  } else {
+    records = zram_records();
+  }
+  if (records.empty()) {
+    if (!json) std::cout << "no zram devices\n";
+    return kExitOk;
+  }
+  for (const auto& r : records) {
+    const std::string text = read_file(ublk::stats_path(r.dev_id));
+    const auto stats = ublk::parse_flat_json(text);
+    if (json) {
+      std::cout << "{\"dev_id\":" << r.dev_id << ",\"compression\":" << ublk::json_quote(r.compression)
+                << ",\"stats\":" << (stats ? text.substr(0, text.find_last_not_of(" \n") + 1) : "null") << "}\n";
+      continue;
+    }
+    std::cout << "zram device " << r.dev_id << " (" << ublk::block_device_path(r.dev_id) << ", "
+              << r.compression << ", " << ublk::format_size(r.size_bytes) << ")\n";
+    if (!stats) {
+      std::cout << "  no statistics published yet\n";
+      continue;
+    }
+    for (const auto& [key, value] : *stats) std::cout << "  " << std::left << std::setw(24) << key << value << '\n';
+  }
+  return kExitOk;
+}
+
+}  // namespace coblk::cli

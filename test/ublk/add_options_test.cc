@@ -1,0 +1,192 @@
+// `coblk add` option validation, driven through parse_add_options directly.
+#define BOOST_TEST_MODULE cmd_add_options
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+#include <filesystem>
+#include <fstream>
+#include <ostream>
+
+#include "cmd/add_options.h"
+
+using namespace coblk::cli;
+
+namespace coblk::cli {
+// Lets Boost.Test print a parse outcome when a check fails.
+std::ostream& operator<<(std::ostream& out, const AddParse& p) {
+  return out << (p.error.empty() ? "valid" : "error: " + p.error);
+}
+}  // namespace coblk::cli
+
+namespace {
+
+const AddLimits kFourCpus{4};
+
+AddParse parse(std::vector<std::string> args) { return parse_add_options(args, kFourCpus); }
+
+// Expects a rejection whose one-line message contains `needle`.
+void expect_rejected(std::vector<std::string> args, const std::string& needle) {
+  const AddParse p = parse(args);
+  BOOST_TEST(!p, "accepted: " << needle);
+  BOOST_TEST(p.error.find(needle) != std::string::npos, "error was: " << p.error);
+  BOOST_TEST(p.error.find('\n') == std::string::npos);
+}
+
+// A temporary backing file of `bytes` bytes.
+struct BackingFile {
+  std::string path;
+  explicit BackingFile(uint64_t bytes) {
+    char tmpl[] = "/tmp/coblk-backing-XXXXXX";
+    const int fd = ::mkstemp(tmpl);
+    path = tmpl;
+    BOOST_REQUIRE(fd >= 0);
+    BOOST_REQUIRE(::ftruncate(fd, static_cast<off_t>(bytes)) == 0);
+    ::close(fd);
+  }
+  ~BackingFile() { ::unlink(path.c_str()); }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_minimal_null_device_gets_ublksrv_like_defaults) {
+  const AddParse p = parse({"-t", "null"});
+  BOOST_REQUIRE(p);
+  BOOST_TEST((p.options.target == TargetKind::null));
+  BOOST_TEST(p.options.dev_id == -1);
+  BOOST_TEST(p.options.queues == 1U);
+  BOOST_TEST(p.options.depth == 128U);
+  BOOST_TEST(p.options.size_bytes == 250ULL << 30);
+  BOOST_TEST((p.options.data_path == DataPathKind::copy));
+  BOOST_TEST(!p.options.foreground);
+}
+
+BOOST_AUTO_TEST_CASE(every_option_is_taken_in_long_and_short_form) {
+  const AddParse p = parse({"-t", "ram", "-n", "5", "-q", "2", "-d", "64", "--size", "8G", "--user-copy", "--foreground"});
+  BOOST_REQUIRE(p);
+  BOOST_TEST(p.options.dev_id == 5);
+  BOOST_TEST(p.options.queues == 2U);
+  BOOST_TEST(p.options.depth == 64U);
+  BOOST_TEST(p.options.size_bytes == 8ULL << 30);
+  BOOST_TEST((p.options.data_path == DataPathKind::user_copy));
+  BOOST_TEST(p.options.foreground);
+  const AddParse q = parse({"--type", "ram", "--number", "5", "--queues", "2", "--depth", "64", "-s", "1M"});
+  BOOST_REQUIRE(q);
+  BOOST_TEST(q.options.size_bytes == 1ULL << 20);
+}
+
+BOOST_AUTO_TEST_CASE(help_is_reported_with_the_usage_text) {
+  const AddParse p = parse({"--help"});
+  BOOST_TEST(p.help);
+  BOOST_TEST(p.help_text.find("--zero-copy") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_target_is_rejected) { expect_rejected({"-t", "nbd"}, "unknown target 'nbd'"); }
+
+BOOST_AUTO_TEST_CASE(a_missing_target_is_rejected) { expect_rejected({"--size", "1G"}, "missing -t"); }
+
+BOOST_AUTO_TEST_CASE(an_unknown_option_is_rejected) { expect_rejected({"-t", "null", "--bogus"}, "--bogus"); }
+
+BOOST_AUTO_TEST_CASE(a_stray_positional_argument_is_rejected) { expect_rejected({"-t", "null", "extra"}, "unexpected argument"); }
+
+BOOST_AUTO_TEST_CASE(a_size_that_is_not_a_number_is_rejected) {
+  expect_rejected({"-t", "ram", "--size", "big"}, "'big' is not a size");
+  expect_rejected({"-t", "ram", "--size", "1.5G"}, "is not a size");
+}
+
+BOOST_AUTO_TEST_CASE(a_size_that_is_not_a_multiple_of_the_block_size_is_rejected) {
+  expect_rejected({"-t", "ram", "--size", "1000"}, "not a multiple of the 512-byte block size");
+  expect_rejected({"-t", "ram", "--size", "6K", "-b", "4096"}, "4096-byte block size");
+  expect_rejected({"-t", "zram", "--size", "1536"}, "4096-byte block size");
+  BOOST_TEST(parse({"-t", "ram", "--size", "6K", "-b", "1024"}));
+}
+
+BOOST_AUTO_TEST_CASE(a_zero_size_is_rejected) { expect_rejected({"-t", "ram", "--size", "0"}, "must not be 0"); }
+
+BOOST_AUTO_TEST_CASE(block_sizes_are_powers_of_two_from_512_to_4096) {
+  expect_rejected({"-t", "ram", "-b", "3000"}, "--block-size must be");
+  expect_rejected({"-t", "ram", "-b", "8192"}, "--block-size must be");
+  expect_rejected({"-t", "ram", "-b", "256"}, "--block-size must be");
+}
+
+BOOST_AUTO_TEST_CASE(queue_counts_range_from_one_to_the_online_cpus) {
+  expect_rejected({"-t", "null", "-q", "0"}, "-q must be a whole number from 1 to 4");
+  expect_rejected({"-t", "null", "-q", "5"}, "from 1 to 4");
+  expect_rejected({"-t", "null", "-q", "two"}, "not 'two'");
+  BOOST_TEST(parse({"-t", "null", "-q", "4"}));
+}
+
+BOOST_AUTO_TEST_CASE(depths_range_from_one_to_the_kernels_maximum) {
+  expect_rejected({"-t", "null", "-d", "0"}, "-d must be a whole number from 1 to 4096");
+  expect_rejected({"-t", "null", "-d", "4097"}, "from 1 to 4096");
+  expect_rejected({"-t", "null", "-d", "-3"}, "not '-3'");
+  BOOST_TEST(parse({"-t", "null", "-d", "4096"}));
+}
+
+BOOST_AUTO_TEST_CASE(device_ids_must_be_in_the_kernels_minor_range) {
+  expect_rejected({"-t", "null", "-n", "1048576"}, "-n must be");
+  expect_rejected({"-t", "null", "-n", "x"}, "-n must be");
+  BOOST_TEST(parse({"-t", "null", "-n", "-1"}).options.dev_id == -1);
+}
+
+BOOST_AUTO_TEST_CASE(the_data_path_options_exclude_each_other) {
+  expect_rejected({"-t", "loop", "--copy", "--zero-copy"}, "mutually exclusive");
+  expect_rejected({"-t", "ram", "--zero-copy"}, "only -t loop");
+}
+
+BOOST_AUTO_TEST_CASE(loop_needs_an_existing_backing_file) {
+  expect_rejected({"-t", "loop"}, "needs -f FILE");
+  expect_rejected({"-t", "loop", "-f", "/nonexistent/coblk/disk.img"}, "'/nonexistent/coblk/disk.img' does not exist");
+  expect_rejected({"-t", "loop", "-f", "/tmp"}, "neither a regular file nor a block device");
+}
+
+BOOST_AUTO_TEST_CASE(loop_takes_its_size_from_the_file_rounded_down_to_a_block) {
+  BackingFile file((4ULL << 20) + 100);
+  const AddParse p = parse({"-t", "loop", "-f", file.path, "--direct-io", "--zero-copy"});
+  BOOST_REQUIRE(p);
+  BOOST_TEST(p.options.size_bytes == 4ULL << 20);
+  BOOST_TEST(p.options.direct_io);
+  BOOST_TEST((p.options.data_path == DataPathKind::zero_copy));
+  expect_rejected({"-t", "loop", "-f", file.path, "--size", "8M"}, "larger than backing file");
+  BOOST_TEST(parse({"-t", "loop", "-f", file.path, "--size", "1M"}).options.size_bytes == 1ULL << 20);
+  BackingFile tiny(100);
+  expect_rejected({"-t", "loop", "-f", tiny.path}, "smaller than one 512-byte block");
+}
+
+BOOST_AUTO_TEST_CASE(target_specific_options_are_refused_on_other_targets) {
+  expect_rejected({"-t", "ram", "-f", "/tmp/x"}, "-f is only valid with -t loop");
+  expect_rejected({"-t", "ram", "--direct-io"}, "--direct-io is only valid");
+  expect_rejected({"-t", "loop", "--algorithm", "lz4"}, "--algorithm is only valid with -t zram");
+  expect_rejected({"-t", "null", "--mem-limit", "1G"}, "--mem-limit is only valid");
+}
+
+BOOST_AUTO_TEST_CASE(zram_takes_an_algorithm_with_an_optional_level) {
+  const AddParse p = parse({"-t", "zram", "--algorithm", "zstd:7", "--mem-limit", "512M"});
+  BOOST_REQUIRE(p);
+  BOOST_TEST((p.options.codec == CodecKind::zstd));
+  BOOST_TEST(p.options.codec_level == 7);
+  BOOST_TEST(p.options.mem_limit == 512ULL << 20);
+  BOOST_TEST(p.options.block_size == 4096U);
+  const AddParse q = parse({"-t", "zram"});
+  BOOST_TEST((q.options.codec == CodecKind::lz4));
+  BOOST_TEST(q.options.codec_level == 1);
+  BOOST_TEST(parse({"-t", "zram", "--algorithm", "zstd"}).options.codec_level == 3);
+  BOOST_TEST(parse({"-t", "zram", "--algorithm", "lz4:8"}).options.codec_level == 8);
+  BOOST_TEST(compression_text(CodecKind::zstd, 7) == "zstd:7");
+}
+
+BOOST_AUTO_TEST_CASE(bad_algorithms_and_levels_are_rejected) {
+  expect_rejected({"-t", "zram", "--algorithm", "gzip"}, "unknown --algorithm 'gzip'");
+  expect_rejected({"-t", "zram", "--algorithm", "zstd:23"}, "zstd level must be a whole number from 1 to 22");
+  expect_rejected({"-t", "zram", "--algorithm", "zstd:"}, "zstd level");
+  expect_rejected({"-t", "zram", "--algorithm", "lz4:0"}, "lz4 acceleration");
+  expect_rejected({"-t", "zram", "--mem-limit", "lots"}, "--mem-limit: 'lots' is not a size");
+}
+
+BOOST_AUTO_TEST_CASE(the_original_arguments_are_kept_for_recovery) {
+  const std::vector<std::string> args{"-t", "ram", "--size", "1G", "--recovery"};
+  const AddParse p = parse(args);
+  BOOST_REQUIRE(p);
+  BOOST_TEST(p.options.args == args);
+  BOOST_TEST(p.options.recovery);
+}

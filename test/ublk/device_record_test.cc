@@ -1,0 +1,89 @@
+#define BOOST_TEST_MODULE ublk_device_record
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+#include <filesystem>
+
+#include "ublk/device_record.h"
+
+namespace {
+
+// Points the run directory at a fresh temporary directory for one test.
+struct TemporaryRunDirectory {
+  std::string path;
+  TemporaryRunDirectory() {
+    char tmpl[] = "/tmp/coblk-record-XXXXXX";
+    path = ::mkdtemp(tmpl);
+    ::setenv("COBLK_RUN_DIR", (path + "/run").c_str(), 1);
+  }
+  ~TemporaryRunDirectory() {
+    ::unsetenv("COBLK_RUN_DIR");
+    std::filesystem::remove_all(path);
+  }
+};
+
+ublk::DeviceRecord sample() {
+  ublk::DeviceRecord r;
+  r.dev_id = 7;
+  r.target = "zram";
+  r.data_path = "user_copy";
+  r.size_bytes = 8ULL << 30;
+  r.block_size = 4096;
+  r.queues = 2;
+  r.depth = 128;
+  r.pid = 4242;
+  r.compression = "zstd:3";
+  r.args = {"-t", "zram", "--size", "8G", "odd \"quoted\"\tname\\"};
+  return r;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_record_survives_a_round_trip_through_json) {
+  const auto r = sample();
+  const auto back = ublk::record_from_json(ublk::to_json(r));
+  BOOST_REQUIRE(back);
+  BOOST_TEST(back->dev_id == 7U);
+  BOOST_TEST(back->target == "zram");
+  BOOST_TEST(back->data_path == "user_copy");
+  BOOST_TEST(back->size_bytes == 8ULL << 30);
+  BOOST_TEST(back->block_size == 4096U);
+  BOOST_TEST(back->queues == 2U);
+  BOOST_TEST(back->depth == 128U);
+  BOOST_TEST(back->pid == 4242);
+  BOOST_TEST(back->compression == "zstd:3");
+  BOOST_TEST(back->args == r.args);
+}
+
+BOOST_AUTO_TEST_CASE(malformed_json_is_rejected_not_half_read) {
+  for (const char* bad : {"", "{", "{\"dev_id\":}", "[1]", "{\"dev_id\":1,}", "{\"dev_id\":1} x", "{\"target\":\"ram\"}"}) {
+    BOOST_TEST(!ublk::record_from_json(bad), "accepted " << bad);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(unknown_keys_are_ignored_so_newer_servers_stay_readable) {
+  const auto r = ublk::record_from_json(R"({"dev_id": 3, "target": "ram", "future": [1, 2], "x": true})");
+  BOOST_REQUIRE(r);
+  BOOST_TEST(r->dev_id == 3U);
+  BOOST_TEST(r->target == "ram");
+}
+
+BOOST_AUTO_TEST_CASE(a_saved_record_loads_back_and_removal_deletes_it) {
+  TemporaryRunDirectory dir;
+  const auto r = sample();
+  BOOST_TEST(ublk::save_record(r) == 0);
+  const auto back = ublk::load_record(7);
+  BOOST_REQUIRE(back);
+  BOOST_TEST(back->args == r.args);
+  BOOST_TEST(!ublk::load_record(8));
+  ublk::remove_record(7);
+  BOOST_TEST(!ublk::load_record(7));
+}
+
+BOOST_AUTO_TEST_CASE(flat_json_keeps_numbers_as_text) {
+  const auto j = ublk::parse_flat_json(R"({"orig_data_size": 4096, "ratio": 2.5, "same_pages": 0})");
+  BOOST_REQUIRE(j);
+  BOOST_TEST(j->at("orig_data_size") == "4096");
+  BOOST_TEST(j->at("ratio") == "2.5");
+}

@@ -1,0 +1,54 @@
+#define BOOST_TEST_MODULE ublk_size_parse
+#include <boost/test/unit_test.hpp>
+
+#include "ublk/size_parse.h"
+
+using ublk::format_size;
+using ublk::parse_size;
+
+BOOST_AUTO_TEST_CASE(a_plain_number_is_a_byte_count) {
+  BOOST_TEST(parse_size("4096").bytes == 4096U);
+  BOOST_TEST(parse_size("0").bytes == 0U);
+}
+
+BOOST_AUTO_TEST_CASE(suffixes_are_powers_of_1024_in_either_case) {
+  BOOST_TEST(parse_size("512K").bytes == 512ULL << 10);
+  BOOST_TEST(parse_size("512k").bytes == 512ULL << 10);
+  BOOST_TEST(parse_size("8M").bytes == 8ULL << 20);
+  BOOST_TEST(parse_size("8G").bytes == 8ULL << 30);
+  BOOST_TEST(parse_size("2T").bytes == 2ULL << 40);
+  BOOST_TEST(parse_size("1P").bytes == 1ULL << 50);
+}
+
+BOOST_AUTO_TEST_CASE(a_trailing_b_or_ib_is_accepted) {
+  BOOST_TEST(parse_size("8GiB").bytes == 8ULL << 30);
+  BOOST_TEST(parse_size("8GB").bytes == 8ULL << 30);
+  BOOST_TEST(parse_size("100B").bytes == 100U);
+}
+
+BOOST_AUTO_TEST_CASE(text_that_is_not_a_number_is_rejected_with_a_reason) {
+  for (const char* bad : {"", "G", "abc", "-1", "+1", "1.5G", "8 G", "8X", "8GiBB", " 8", "0x10", "8iB"}) {
+    const auto p = parse_size(bad);
+    BOOST_TEST(!p, "accepted '" << bad << "'");
+    BOOST_TEST(p.error.find("is not a size") != std::string::npos);
+    BOOST_TEST(p.error.find('\n') == std::string::npos);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(sizes_beyond_64_bits_are_rejected_not_wrapped) {
+  BOOST_TEST(!parse_size("18446744073709551616"));
+  BOOST_TEST(parse_size("18446744073709551615").bytes == UINT64_MAX);
+  BOOST_TEST(!parse_size("16384P"));
+  BOOST_TEST(parse_size("16383P").bytes == 16383ULL << 50);
+  BOOST_TEST(parse_size("99999999999999999999T").error.find("too large") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(formatting_uses_the_largest_exact_unit_and_parses_back) {
+  BOOST_TEST(format_size(8ULL << 30) == "8G");
+  BOOST_TEST(format_size(1536) == "1536");
+  BOOST_TEST(format_size(3ULL << 20) == "3M");
+  BOOST_TEST(format_size(0) == "0");
+  for (uint64_t n : std::initializer_list<uint64_t>{1, 512, 1536, 1ULL << 40, (1ULL << 50) * 3, UINT64_MAX}) {
+    BOOST_TEST(parse_size(format_size(n)).bytes == n);
+  }
+}

@@ -1,0 +1,62 @@
+// The small per-device state file a coblk server keeps in the run directory
+// (/run/coblk/ID.json), so that `coblk list`, `stats` and `recover` can tell
+// what serves a device: the kernel only knows queues, depth and flags.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ublk {
+
+/// What the server of one device recorded about it.
+struct DeviceRecord {
+  uint32_t dev_id = 0;
+  std::string target;     ///< "null", "ram", "loop", "zram"
+  std::string data_path;  ///< "copy", "user_copy", "zero_copy"
+  uint64_t size_bytes = 0;
+  uint32_t block_size = 512;
+  unsigned queues = 0;
+  unsigned depth = 0;
+  pid_t pid = 0;                  ///< the serving process
+  std::string backing;            ///< loop: the backing file
+  std::string compression;        ///< zram: e.g. "lz4:1", "zstd:3"
+  std::vector<std::string> args;  ///< the `coblk add` arguments, for `coblk recover`
+};
+
+/// The run directory: $COBLK_RUN_DIR if set (tests), else /run/coblk.
+std::string run_directory();
+/// "<run dir>/<id>.json".
+std::string record_path(uint32_t dev_id);
+/// "<run dir>/<id>.stats.json": statistics a server may publish (zram).
+std::string stats_path(uint32_t dev_id);
+
+/// Renders the record as one JSON object.
+std::string to_json(const DeviceRecord& record);
+/// Parses what to_json produced (unknown keys are ignored, so newer servers
+/// can add fields). nullopt if the text is not such an object.
+std::optional<DeviceRecord> record_from_json(const std::string& text);
+
+/// Writes the record atomically (temporary file + rename), creating the run
+/// directory if needed. Returns 0 or -errno.
+int save_record(const DeviceRecord& record);
+/// Reads the record of `dev_id`; nullopt if absent or unreadable.
+std::optional<DeviceRecord> load_record(uint32_t dev_id);
+/// Removes the record and the stats file of `dev_id` (absent is fine).
+void remove_record(uint32_t dev_id);
+
+/// A flat JSON object's members: strings and numbers keep their text, nested
+/// values are skipped. Used for the stats file, whose keys belong to the
+/// target that writes it.
+using FlatJson = std::map<std::string, std::string>;
+/// Parses a flat JSON object (string / number / bool members; an array of
+/// strings becomes its elements joined by '\x1f'). nullopt on malformed text.
+std::optional<FlatJson> parse_flat_json(const std::string& text);
+/// Escapes `s` as a JSON string literal, quotes included.
+std::string json_quote(const std::string& s);
+
+}  // namespace ublk

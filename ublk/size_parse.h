@@ -1,0 +1,29 @@
+// Byte sizes as users write them on the command line ("8G", "512K", "4096").
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace ublk {
+
+/// Outcome of parse_size: the size, or why the text is not one.
+struct ParsedSize {
+  uint64_t bytes = 0;
+  std::string error;  ///< empty on success; otherwise one line, no trailing newline
+  /// True when the text was a valid size.
+  explicit operator bool() const { return error.empty(); }
+};
+
+/// Parses a decimal byte count with an optional binary suffix, as ublksrv
+/// does: K, M, G, T, P (either case, powers of 1024), optionally followed by
+/// "B" or "iB" ("8G", "8g", "8GiB" are all 8 << 30). Rejects an empty string,
+/// signs, fractions, spaces, unknown suffixes and values above UINT64_MAX.
+ParsedSize parse_size(std::string_view text);
+
+/// Renders a size exactly, in the largest binary unit that divides it:
+/// 8589934592 -> "8G", 1536 -> "1536" (never a rounded "1.5K"), 0 -> "0".
+/// parse_size(format_size(n)).bytes == n for every n.
+std::string format_size(uint64_t bytes);
+
+}  // namespace ublk
