@@ -14,13 +14,16 @@ namespace compress {
 /// fixed sample of entropy_sample_size bytes (entropy_sample_runs evenly
 /// spaced contiguous runs, so short-range structure such as 4-byte integers
 /// is seen whole). Because the sample is finite the estimate of uniformly
-/// random bytes is about 7.8, not 8.
+/// random bytes is about 7.6, not 8.
 double estimate_entropy(std::span<const std::byte, page_size> page) noexcept;
 
 /// Threshold guidance: a page whose estimate is above this is very unlikely
 /// to compress below the raw-store threshold (3/4 of a page). Measured by
-/// perf/compress/bench_codec on the machine's binaries, text, and compressed
-/// files; see docs/compress.md.
+/// perf/compress/bench_codec (entropy_threshold lines) on this machine's
+/// binaries, text, compressed files, random and fio-style pages: no page
+/// above any threshold in 6.5..7.7 compressed to 3/4 page with LZ4, and
+/// thresholds up to 7.4 caught every random/compressed-file page; 7.2 sits
+/// in the middle of that safe band. See docs/compress.md.
 inline constexpr double incompressible_entropy = 7.2; // tune it from measurements and document
 
 /// Number of bytes estimate_entropy samples from a page.
