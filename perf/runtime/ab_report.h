@@ -1,0 +1,168 @@
+// perf/runtime/ab_report.h - per-round A/B bookkeeping and the JSON result
+// line shared by the runtime benchmarks.
+//
+// Every runtime benchmark alternates "ours" and its baseline inside one
+// process, several rounds, rotating which side goes first, and records one
+// value per side per round. The result is reported as:
+//   ours, baseline  the medians of the per-round values (unit as printed);
+//   ratio           the median of the per-round ratios, oriented so that
+//                   ratio > 1 always means ours is better: ours/baseline for
+//                   rates (ops/s), baseline/ours for times (ns);
+//   spread          half the range of the per-round ratios, (max - min) / 2,
+//                   in the same units as ratio. It is deliberately the
+//                   conservative choice (not the IQR): one disturbed round on
+//                   this shared machine shows up in it.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace perf {
+
+/// Results land here so the compiler cannot drop the measured work.
+inline volatile unsigned long long sink;
+
+/// Seconds since an arbitrary epoch, from the steady clock.
+inline double now_seconds() noexcept {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+/// The median of `values` (which need not be sorted); 0 for none.
+inline double median(std::vector<double> values) {
+    if (values.empty()) {
+        return 0;
+    }
+    std::sort(values.begin(), values.end());
+    const std::size_t mid = values.size() / 2;
+    return values.size() % 2 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+}
+
+/// The q-quantile (0..1) of `values` by nearest rank; 0 for none.
+inline double quantile(std::vector<double> values, double q) {
+    if (values.empty()) {
+        return 0;
+    }
+    std::sort(values.begin(), values.end());
+    const auto rank = static_cast<std::size_t>(q * static_cast<double>(values.size() - 1) + 0.5);
+    return values[std::min(rank, values.size() - 1)];
+}
+
+/// Whether a bigger value of the unit is better (rates) or worse (times).
+enum class Better { higher, lower };
+
+/// One benchmark's per-round values of both sides.
+class AbSeries {
+public:
+    AbSeries(std::string bench, std::string unit, Better better)
+        : bench_(std::move(bench)), unit_(std::move(unit)), better_(better) {}
+
+    /// Records one round: the value of ours and of the baseline.
+    void add(double ours, double baseline) {
+        ours_.push_back(ours);
+        baseline_.push_back(baseline);
+        ratios_.push_back(better_ == Better::higher ? ours / baseline : baseline / ours);
+    }
+
+    /// The median per-round ratio (see the file comment for its orientation).
+    double ratio() const { return median(ratios_); }
+    /// Half the range of the per-round ratios.
+    double spread() const {
+        if (ratios_.empty()) {
+            return 0;
+        }
+        const auto [lo, hi] = std::minmax_element(ratios_.begin(), ratios_.end());
+        return (*hi - *lo) / 2;
+    }
+
+    /// Prints the result line; `extra` is empty or starts with a comma.
+    void print(const std::string& extra = {}) const {
+        std::printf("{\"bench\":\"%s\",\"ours\":%.4g,\"baseline\":%.4g,\"unit\":\"%s\",\"ratio\":%.3f,"
+                    "\"spread\":%.3f,\"rounds\":%zu%s}\n",
+                    bench_.c_str(), median(ours_), median(baseline_), unit_.c_str(), ratio(), spread(),
+                    ratios_.size(), extra.c_str());
+        std::fflush(stdout);
+    }
+
+private:
+    std::string bench_;
+    std::string unit_;
+    Better better_;
+    std::vector<double> ours_;
+    std::vector<double> baseline_;
+    std::vector<double> ratios_;
+};
+
+/// `,"key":value` for the extra fields of a result line.
+inline std::string json_number(const char* key, double value) {
+    char text[96];
+    std::snprintf(text, sizeof text, ",\"%s\":%.4g", key, value);
+    return text;
+}
+
+/// `,"key":"value"`.
+inline std::string json_text(const char* key, const std::string& value) {
+    return std::string(",\"") + key + "\":\"" + value + "\"";
+}
+
+/// Command-line options every runtime benchmark accepts:
+///   --quick        a smoke run of about a second (few rounds, short rounds);
+///   --rounds N     number of A/B rounds (default 11, quick 3);
+///   --seconds S    target duration of one side of one round (default 0.1);
+///   --no-sqpoll    skip the SQPOLL variants (bench_nop, bench_read).
+struct BenchOptions {
+    bool quick = false;
+    bool sqpoll_variant = true;
+    int rounds = 11;
+    double seconds = 0.1;
+
+    /// Parses argv; prints usage and exits with status 2 on bad input.
+    static BenchOptions parse(int argc, char** argv, const char* usage) {
+        BenchOptions o;
+        bool rounds_given = false;
+        bool seconds_given = false;
+        for (int i = 1; i < argc; ++i) {
+            const std::string arg = argv[i];
+            if (arg == "--quick") {
+                o.quick = true;
+            } else if (arg == "--no-sqpoll") {
+                o.sqpoll_variant = false;
+            } else if (arg == "--rounds" && i + 1 < argc) {
+                o.rounds = std::atoi(argv[++i]);
+                rounds_given = true;
+            } else if (arg == "--seconds" && i + 1 < argc) {
+                o.seconds = std::atof(argv[++i]);
+                seconds_given = true;
+            } else if (arg == "--help" || arg == "-h") {
+                std::printf("usage: %s %s\n", argv[0], usage);
+                std::exit(0);
+            } else {
+                std::fprintf(stderr, "%s: unknown argument '%s' (usage: %s)\n", argv[0], arg.c_str(), usage);
+                std::exit(2);
+            }
+        }
+        if (o.quick) {
+            if (!rounds_given) o.rounds = 3;
+            if (!seconds_given) o.seconds = 0.01;
+        }
+        if (o.rounds < 1 || o.rounds > 1000 || !(o.seconds > 0) || o.seconds > 60) {
+            std::fprintf(stderr, "%s: --rounds must be 1..1000 and --seconds in (0, 60]\n", argv[0]);
+            std::exit(2);
+        }
+        return o;
+    }
+};
+
+/// Operation count that makes a side whose measured rate is `ops_per_second`
+/// last about `seconds`, rounded to a multiple of `granule`, at least one granule.
+inline unsigned long long ops_for(double ops_per_second, double seconds, unsigned long long granule) {
+    auto n = static_cast<unsigned long long>(ops_per_second * seconds);
+    n = n / granule * granule;
+    return n < granule ? granule : n;
+}
+
+}  // namespace perf
