@@ -32,10 +32,26 @@ SizeClassTable::SizeClassTable(std::uint32_t largest_packed_size) {
     // Round up so that every size up to largest_packed_size has a class.
     const std::uint32_t top = (largest_packed_size + class_step - 1) / class_step * class_step;
     largest_packed_ = top;
-    for (std::uint32_t size = class_step; size <= top; size += class_step) {
+    // From the largest size down: a size joins the class above it when its
+    // best span has the same shape.
+    const std::uint32_t steps = top / class_step;
+    std::vector<SizeClass> descending;
+    std::vector<std::uint32_t> rank_of_step(steps + 1);  // position in `descending`
+    for (std::uint32_t step = steps; step >= 1; --step) {
+        const std::uint32_t size = step * class_step;
         const std::uint32_t pages = best_span_pages(size);
-        classes_.push_back(SizeClass{size, static_cast<std::uint16_t>(pages),
-                                     static_cast<std::uint16_t>(pages * alloc_page_size / size)});
+        const SizeClass shape{size, static_cast<std::uint16_t>(pages),
+                              static_cast<std::uint16_t>(pages * alloc_page_size / size)};
+        if (descending.empty() || descending.back().pages_per_span != shape.pages_per_span ||
+            descending.back().objects_per_span != shape.objects_per_span) {
+            descending.push_back(shape);
+        }
+        rank_of_step[step] = static_cast<std::uint32_t>(descending.size() - 1);
+    }
+    classes_.assign(descending.rbegin(), descending.rend());
+    class_of_step_.assign(steps + 1, 0);
+    for (std::uint32_t step = 1; step <= steps; ++step) {
+        class_of_step_[step] = static_cast<std::uint16_t>(classes_.size() - 1 - rank_of_step[step]);
     }
     classes_.push_back(SizeClass{alloc_page_size, 1, 1});
 }

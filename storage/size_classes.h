@@ -29,11 +29,17 @@ struct SizeClass {
     std::uint16_t objects_per_span = 0;///< objects that fit in one span
 };
 
-/// The table of size classes for one store: packed classes of 16, 32, ...
+/// The table of size classes for one store: packed classes in steps of 16
 /// bytes up to the largest size that is still stored compressed, then one
 /// "raw" class of a whole page (one object per one-page span) for pages
 /// stored uncompressed. Immutable after construction, so any thread may
 /// read it.
+///
+/// As in zsmalloc, consecutive sizes whose best span holds the same number
+/// of objects in the same number of pages are merged into one class of the
+/// largest of those sizes: that costs no memory (a span of either size
+/// would hold exactly as many objects), and each class removed is one
+/// partly filled span less. Above ~1.5 KiB this merges most sizes.
 class SizeClassTable {
 public:
     /// `largest_packed_size` is the largest object size that is packed
@@ -48,7 +54,7 @@ public:
 
     /// Index of the smallest class that holds `size` bytes (1..alloc_page_size).
     std::uint32_t index_for(std::uint32_t size) const noexcept {
-        return size > largest_packed_ ? raw_class_index() : (size + class_step - 1) / class_step - 1;
+        return size > largest_packed_ ? raw_class_index() : class_of_step_[(size + class_step - 1) / class_step];
     }
 
     /// Index of the one-page raw class.
@@ -62,6 +68,7 @@ public:
 private:
     std::uint32_t largest_packed_;
     std::vector<SizeClass> classes_;
+    std::vector<std::uint16_t> class_of_step_;  // [ceil(size / class_step)] -> class index
 };
 
 }  // namespace storage

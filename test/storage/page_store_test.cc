@@ -266,10 +266,10 @@ BOOST_AUTO_TEST_CASE(fragmentation_is_accounted_from_bytes_requested_to_pages_he
     const double rounding = 1.0 - double(m.compr_data_size) / double(a.object_bytes);
     const double total = 1.0 - double(m.compr_data_size) / double(m.mem_used_total);
     BOOST_TEST_MESSAGE("class rounding waste " << rounding * 100 << " %, total waste " << total * 100 << " %");
-    // Fresh sequential fill: waste is class rounding (< 16 bytes per object),
-    // span tails (< 6 % of a span), and at most one partly filled span per
-    // class, which dominates in a store this small (16 MiB).
-    BOOST_TEST(a.object_bytes - m.compr_data_size <= a.live_objects * 15);
+    // Fresh sequential fill: waste is class rounding (16-byte steps, more in
+    // merged classes, which cost no extra span memory), span tails (< 6 % of
+    // a span), and at most one partly filled span per class, which dominates
+    // in a store this small (16 MiB).
     const std::uint64_t slack = s.size_classes().count() * max_span_pages * ps;
     BOOST_TEST(a.span_pages * ps <= a.object_bytes + a.object_bytes * 6 / 100 + slack);
     BOOST_TEST(rounding < 0.02);

@@ -12,7 +12,27 @@ BOOST_AUTO_TEST_CASE(classes_step_by_sixteen_bytes_up_to_the_largest_packed_size
     BOOST_TEST(t[t.raw_class_index() - 1].object_size == 3632u);
     BOOST_TEST(t[t.raw_class_index()].object_size == 4096u);
     BOOST_TEST(t[t.raw_class_index()].pages_per_span == 1u);
-    BOOST_TEST(t.count() == 3632u / 16 + 1);
+    for (std::size_t i = 1; i < t.count(); ++i) {
+        BOOST_TEST_REQUIRE(t[i].object_size % 16 == 0u);
+        BOOST_TEST_REQUIRE(t[i].object_size > t[i - 1].object_size);
+    }
+    BOOST_TEST_MESSAGE(t.count() << " classes");
+}
+
+BOOST_AUTO_TEST_CASE(sizes_whose_spans_have_the_same_shape_share_one_class) {
+    const SizeClassTable t(3631);
+    // Fewer classes than 16-byte steps, and no two neighbours with one shape.
+    BOOST_TEST(t.count() < 3632u / 16 + 1);
+    for (std::size_t i = 1; i + 1 < t.count(); ++i) {
+        BOOST_TEST_REQUIRE((t[i].pages_per_span != t[i - 1].pages_per_span ||
+                            t[i].objects_per_span != t[i - 1].objects_per_span));
+    }
+    // Merging costs no memory: the size below a class (if it is in the same
+    // class) would give a span of the same shape.
+    for (std::uint32_t size = 16; size <= 3632; size += 16) {
+        const SizeClass& c = t[t.index_for(size)];
+        BOOST_TEST_REQUIRE(c.pages_per_span * alloc_page_size / size >= c.objects_per_span);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(every_size_maps_to_the_smallest_class_that_holds_it) {
