@@ -49,6 +49,7 @@ struct PageStore::CoreState {
 PageStore::PageStore(const PageStoreConfig& config)
     : config_(validated(config)),
       page_count_(config.size_bytes / page_size),
+      skip_incompressible_(config.skip_incompressible.value_or(config.codec.algorithm == compress::Algorithm::zstd)),
       classes_(config.huge_threshold - 1),
       budget_(config.mem_limit_bytes / page_size),
       entries_(new PageEntry[page_count_]()) {
@@ -115,7 +116,7 @@ int PageStore::prepare(unsigned core, ConstPageSpan page, Prepared& out) noexcep
     // A destination one byte short of the threshold: the codec gives up (0)
     // as soon as the result could not be stored compressed.
     std::size_t length = 0;
-    if (!config_.skip_incompressible || compress::estimate_entropy(page) <= compress::incompressible_entropy) {
+    if (!skip_incompressible_ || compress::estimate_entropy(page) <= compress::incompressible_entropy) {
         length = cs.codec->compress(page, std::span<std::byte>(cs.compressed, config_.huge_threshold - 1));
     }
     const bool is_huge = length == 0;

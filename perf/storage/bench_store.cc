@@ -77,7 +77,6 @@ void bench_write(const Corpus& corpus, const compress::CodecSpec& spec, const Op
         for (std::size_t i = 0; i < corpus.pages.size(); ++i) {
             failures += store.write(0, i * ps, corpus.pages[i]) != 0;
         }
-        store.drain_remote_frees(0);
         return failures;
     };
     auto baseline = [&] {
