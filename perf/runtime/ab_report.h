@@ -113,9 +113,15 @@ inline std::string json_text(const char* key, const std::string& value) {
 ///   --quick        a smoke run of about a second (few rounds, short rounds);
 ///   --rounds N     number of A/B rounds (default 11, quick 3);
 ///   --seconds S    target duration of one side of one round (default 0.1);
-///   --no-sqpoll    skip the SQPOLL variants (bench_nop, bench_read).
+///   --no-sqpoll    skip the SQPOLL variants (bench_nop, bench_read);
+///   --ops N        fixed work per side per round (operations, items, chains
+///                  or round trips) instead of calibrating on --seconds: for
+///                  repeatable instruction counts under callgrind;
+///   --dir D        directory of bench_read's file (default /dev/shm).
 struct BenchOptions {
+    std::string dir = "/dev/shm";
     bool quick = false;
+    unsigned long long ops = 0;  // 0: calibrate
     bool sqpoll_variant = true;
     int rounds = 11;
     double seconds = 0.1;
@@ -134,6 +140,14 @@ struct BenchOptions {
             } else if (arg == "--rounds" && i + 1 < argc) {
                 o.rounds = std::atoi(argv[++i]);
                 rounds_given = true;
+            } else if (arg == "--ops" && i + 1 < argc) {
+                o.ops = std::strtoull(argv[++i], nullptr, 10);
+                if (o.ops == 0) {
+                    std::fprintf(stderr, "%s: --ops must be a positive number\n", argv[0]);
+                    std::exit(2);
+                }
+            } else if (arg == "--dir" && i + 1 < argc) {
+                o.dir = argv[++i];
             } else if (arg == "--seconds" && i + 1 < argc) {
                 o.seconds = std::atof(argv[++i]);
                 seconds_given = true;
@@ -158,9 +172,11 @@ struct BenchOptions {
 };
 
 /// Operation count that makes a side whose measured rate is `ops_per_second`
-/// last about `seconds`, rounded to a multiple of `granule`, at least one granule.
-inline unsigned long long ops_for(double ops_per_second, double seconds, unsigned long long granule) {
-    auto n = static_cast<unsigned long long>(ops_per_second * seconds);
+/// last about `seconds` (or `fixed` when non-zero: --ops), rounded to a
+/// multiple of `granule`, at least one granule.
+inline unsigned long long ops_for(double ops_per_second, double seconds, unsigned long long granule,
+                                  unsigned long long fixed = 0) {
+    auto n = fixed != 0 ? fixed : static_cast<unsigned long long>(ops_per_second * seconds);
     n = n / granule * granule;
     return n < granule ? granule : n;
 }

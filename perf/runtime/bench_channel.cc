@@ -4,7 +4,7 @@
 // round-trip latency of submit_to core 0 -> core 1 -> core 0 against a raw
 // SpscRing ping-pong between two spinning threads.
 //
-//   bench_channel [--quick] [--rounds N] [--seconds S]
+//   bench_channel [--quick] [--rounds N] [--seconds S] [--ops N]
 //
 // Results:
 //   channel_async  ours: a task on core 0 loops `co_await ch.send(i)`, a task
@@ -276,7 +276,7 @@ Task<std::vector<double>> our_round_trips(std::size_t count) {
 Task<void> throughput(const perf::BenchOptions& options, bool batched, unsigned peer_cpu) {
     (void)co_await our_channel(batched, 10000, nullptr);
     const double rate = boost_queue(batched, 200000, peer_cpu);
-    const std::uint64_t n = perf::ops_for(rate, options.seconds, batch);
+    const std::uint64_t n = perf::ops_for(rate, options.seconds, batch, options.ops);
     perf::AbSeries series(batched ? "channel_batch" : "channel_async", "items/s", perf::Better::higher);
     ReactorCounters counters;
     for (int round = 0; round < options.rounds; ++round) {
@@ -299,7 +299,7 @@ Task<void> throughput(const perf::BenchOptions& options, bool batched, unsigned 
 }
 
 Task<void> round_trip(const perf::BenchOptions& options, unsigned peer_cpu) {
-    const std::size_t count = options.quick ? 2000 : 20000;
+    const std::size_t count = options.ops != 0 ? options.ops : options.quick ? 2000 : 20000;
     (void)co_await our_round_trips(count / 10);
     perf::AbSeries series("submit_to_rtt", "ns", perf::Better::lower);
     std::vector<double> all_ours, all_baseline;
@@ -333,7 +333,7 @@ Task<int> bench_main(const perf::BenchOptions& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    const auto options = perf::BenchOptions::parse(argc, argv, "[--quick] [--rounds N] [--seconds S]");
+    const auto options = perf::BenchOptions::parse(argc, argv, "[--quick] [--rounds N] [--seconds S] [--ops N]");
     try {
         runtime::Runtime rt(perf::bench_runtime_config({0, 1}));
         return rt.run([&] { return bench_main(options); });

@@ -2,7 +2,7 @@
 // against a raw liburing loop, at batch sizes 1, 8 and 32; then the same
 // runtime loop with ReactorConfig::sqpoll on against off.
 //
-//   bench_nop [--quick] [--rounds N] [--seconds S] [--no-sqpoll]
+//   bench_nop [--quick] [--rounds N] [--seconds S] [--ops N] [--no-sqpoll]
 //
 // Structure (both sides run on the same pinned reactor thread, one process):
 //   ours      B tasks, each looping `co_await runtime::nop()`; the reactor
@@ -100,7 +100,7 @@ Task<int> ours_against_raw(const perf::BenchOptions& options) {
         // Calibrate on the baseline so both sides do the same number of ops.
         (void)co_await our_nops(batch, 2000 / batch * batch);
         const double rate = raw_nops(raw.get(), batch, 20000);
-        const std::uint64_t total = perf::ops_for(rate, options.seconds, batch);
+        const std::uint64_t total = perf::ops_for(rate, options.seconds, batch, options.ops);
         perf::AbSeries series("nop_batch" + std::to_string(batch), "ops/s", perf::Better::higher);
         for (int round = 0; round < options.rounds; ++round) {
             double ours, baseline;
@@ -132,7 +132,7 @@ void sqpoll_against_default(const perf::BenchOptions& options) {
     runtime::Runtime default_rt(without);
     for (unsigned batch : {1u, 32u}) {
         const double rate = runtime_nops(default_rt, batch, 20000 / batch * batch);
-        const std::uint64_t total = perf::ops_for(rate, options.seconds, batch);
+        const std::uint64_t total = perf::ops_for(rate, options.seconds, batch, options.ops);
         perf::AbSeries series("nop_sqpoll_batch" + std::to_string(batch), "ops/s", perf::Better::higher);
         for (int round = 0; round < options.rounds; ++round) {
             double ours, baseline;
@@ -153,7 +153,7 @@ void sqpoll_against_default(const perf::BenchOptions& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    const auto options = perf::BenchOptions::parse(argc, argv, "[--quick] [--rounds N] [--seconds S] [--no-sqpoll]");
+    const auto options = perf::BenchOptions::parse(argc, argv, "[--quick] [--rounds N] [--seconds S] [--ops N] [--no-sqpoll]");
     try {
         runtime::Runtime rt(perf::bench_runtime_config());
         rt.run([&] { return ours_against_raw(options); });

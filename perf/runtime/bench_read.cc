@@ -3,7 +3,7 @@
 // io_uring backend, at queue depth 1 and 32; then the runtime with
 // ReactorConfig::sqpoll on against off.
 //
-//   bench_read [--quick] [--rounds N] [--seconds S] [--no-sqpoll]
+//   bench_read [--quick] [--rounds N] [--seconds S] [--ops N] [--no-sqpoll] [--dir D]
 //
 // Structure (all on the same pinned reactor thread, one process; each round
 // runs the three sides in a rotating order and every side issues the same
@@ -129,7 +129,7 @@ Task<int> ours_against_raw_and_asio(const perf::BenchOptions& options, const Rea
         (void)co_await our_reads(workload, buffers, depth, 2000);
         (void)perf::asio_random_reads(workload, depth, 2000);
         const double rate = raw_reads(raw.get(), workload, buffers, depth, 20000);
-        const std::uint64_t total = perf::ops_for(rate, options.seconds, depth);
+        const std::uint64_t total = perf::ops_for(rate, options.seconds, depth, options.ops);
         const std::string name = "read_qd" + std::to_string(depth);
         perf::AbSeries against_raw(name, "ops/s", perf::Better::higher);
         perf::AbSeries against_asio(name + "_asio", "ops/s", perf::Better::higher);
@@ -145,8 +145,9 @@ Task<int> ours_against_raw_and_asio(const perf::BenchOptions& options, const Rea
             against_raw.add(ours, raw_rate);
             against_asio.add(ours, asio_rate);
         }
-        against_raw.print(perf::json_text("baseline_is", "raw liburing, same ring flags"));
-        against_asio.print(perf::json_text("baseline_is", "Boost.Asio io_uring, co_spawn + use_awaitable"));
+        const std::string where = perf::json_text("dir", options.dir);
+        against_raw.print(perf::json_text("baseline_is", "raw liburing, same ring flags") + where);
+        against_asio.print(perf::json_text("baseline_is", "Boost.Asio io_uring, co_spawn + use_awaitable") + where);
     }
     co_return 0;
 }
@@ -163,7 +164,7 @@ void sqpoll_against_default(const perf::BenchOptions& options, const ReadWorkloa
     };
     for (unsigned depth : depths) {
         const double rate = measure(default_rt, depth, 20000);
-        const std::uint64_t total = perf::ops_for(rate, options.seconds, depth);
+        const std::uint64_t total = perf::ops_for(rate, options.seconds, depth, options.ops);
         perf::AbSeries series("read_sqpoll_qd" + std::to_string(depth), "ops/s", perf::Better::higher);
         for (int round = 0; round < options.rounds; ++round) {
             double ours, baseline;
@@ -184,9 +185,9 @@ void sqpoll_against_default(const perf::BenchOptions& options, const ReadWorkloa
 }  // namespace
 
 int main(int argc, char** argv) {
-    const auto options = perf::BenchOptions::parse(argc, argv, "[--quick] [--rounds N] [--seconds S] [--no-sqpoll]");
+    const auto options = perf::BenchOptions::parse(argc, argv, "[--quick] [--rounds N] [--seconds S] [--ops N] [--no-sqpoll] [--dir D]");
     try {
-        ReadWorkload workload(options.quick ? (8ull << 20) : file_bytes);
+        ReadWorkload workload(options.dir, options.quick ? (8ull << 20) : file_bytes);
         runtime::Runtime rt(perf::bench_runtime_config());
         rt.run([&] { return ours_against_raw_and_asio(options, workload); });
         if (options.sqpoll_variant) {

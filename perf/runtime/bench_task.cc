@@ -2,7 +2,7 @@
 // runtime::Task<int>: create the child (allocate its frame), await it
 // (symmetric transfer in and out), take its result, destroy it.
 //
-//   bench_task [--quick] [--rounds N] [--seconds S]
+//   bench_task [--quick] [--rounds N] [--seconds S] [--ops N]
 //
 // Results (ns per level; ratio > 1 means ours is faster):
 //   task_chain1000        baseline: the same recursion with a minimal
@@ -159,7 +159,7 @@ double time_plain(std::uint64_t chains) {
 Task<int> bench_main(const perf::BenchOptions& options) {
     const double warm_ns = co_await time_minimal(100);
     (void)co_await time_ours(100);
-    const std::uint64_t chains = perf::ops_for(1e9 / (warm_ns * depth), options.seconds, 1);
+    const std::uint64_t chains = perf::ops_for(1e9 / (warm_ns * depth), options.seconds, 1, options.ops);
     perf::AbSeries against_minimal("task_chain1000", "ns/level", perf::Better::lower);
     perf::AbSeries against_plain("task_chain1000_plain", "ns/level", perf::Better::lower);
     for (int round = 0; round < options.rounds; ++round) {
@@ -184,7 +184,7 @@ Task<int> bench_main(const perf::BenchOptions& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    const auto options = perf::BenchOptions::parse(argc, argv, "[--quick] [--rounds N] [--seconds S]");
+    const auto options = perf::BenchOptions::parse(argc, argv, "[--quick] [--rounds N] [--seconds S] [--ops N]");
     try {
         runtime::Runtime rt(perf::bench_runtime_config());
         return rt.run([&] { return bench_main(options); });

@@ -18,8 +18,8 @@ namespace {
 
 }  // namespace
 
-ReadWorkload::ReadWorkload(std::uint64_t file_bytes)
-    : path_("/dev/shm/coblk-bench-read-" + std::to_string(::getpid())) {
+ReadWorkload::ReadWorkload(const std::string& dir, std::uint64_t file_bytes)
+    : path_(dir + "/coblk-bench-read-" + std::to_string(::getpid())) {
     const int wfd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (wfd < 0) {
         fail("cannot create " + path_);

@@ -7,16 +7,16 @@
 
 namespace perf {
 
-/// A tmpfs file of random bytes and a fixed pseudo-random sequence of
+/// A file of random bytes (on tmpfs by default) and a fixed pseudo-random sequence of
 /// page-aligned 4 KiB offsets into it, the same for every side of bench_read.
 /// The file is unlinked when the workload is destroyed.
 class ReadWorkload {
 public:
     static constexpr unsigned block_size = 4096;
 
-    /// Creates `/dev/shm/coblk-bench-read-<pid>` of `file_bytes` bytes.
+    /// Creates `<dir>/coblk-bench-read-<pid>` of `file_bytes` bytes.
     /// Throws std::runtime_error when it cannot.
-    explicit ReadWorkload(std::uint64_t file_bytes);
+    ReadWorkload(const std::string& dir, std::uint64_t file_bytes);
     ~ReadWorkload();
     ReadWorkload(const ReadWorkload&) = delete;
     ReadWorkload& operator=(const ReadWorkload&) = delete;
