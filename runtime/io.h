@@ -233,7 +233,8 @@ inline auto msg_ring(int ring_fd, std::uint32_t res, std::uint64_t user_data) no
 }
 
 /// Cancels every pending operation on `fd` of this reactor
-/// (IORING_ASYNC_CANCEL_FD | ALL). Number cancelled, or -ENOENT.
+/// (IORING_ASYNC_CANCEL_FD | ALL). The number cancelled: with CANCEL_ALL the
+/// kernel reports 0, not -ENOENT, when nothing was pending on `fd`.
 inline auto cancel_fd(int fd) noexcept {
     return IoOp([=](io_uring_sqe* s) noexcept {
         io_uring_prep_cancel_fd(s, fd, IORING_ASYNC_CANCEL_ALL);
