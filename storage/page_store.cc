@@ -149,13 +149,19 @@ int PageStore::write_whole_page(unsigned core, std::uint64_t index, ConstPageSpa
     return 0;
 }
 
-int PageStore::write_part(unsigned core, std::uint64_t index, std::uint32_t in_page,
-                          std::span<const std::byte> data) noexcept {
+int PageStore::write_part(unsigned core, std::uint64_t index, std::uint32_t in_page, std::span<const std::byte> data,
+                          bool zeroing) noexcept {
     CoreState& cs = *cores_[core];
     PageEntry& e = entries_[index];
     // The whole read-modify-write holds the lock, so concurrent partial
     // writes to different parts of one page both land.
     const std::uint64_t old_word = e.lock();
+    if (zeroing && !(old_word & entry_bits::present)) {
+        // Zeroing part of an empty page: it already reads as zeros; storing
+        // a zero page would only count a page that holds nothing.
+        e.unlock(old_word);
+        return 0;
+    }
     const std::uint64_t old_value = e.value;
     if (const int rc = load_locked(core, old_word, old_value, PageSpan(cs.page, page_size)); rc != 0) {
         e.unlock(old_word);
@@ -262,7 +268,8 @@ int PageStore::zero_range(unsigned core, std::uint64_t offset, std::uint64_t len
         const std::uint64_t n = std::min<std::uint64_t>(page_size - in_page, length - done);
         if (n == page_size) {
             free_page(core, index);
-        } else if (const int rc = write_part(core, index, in_page, std::span<const std::byte>(zeros, n)); rc != 0) {
+        } else if (const int rc = write_part(core, index, in_page, std::span<const std::byte>(zeros, n), true);
+                   rc != 0) {
             CoreCounters::add(cores_[core]->counters.failed_writes, 1);
             return rc;
         }

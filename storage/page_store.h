@@ -140,8 +140,8 @@ private:
     bool in_range(unsigned core, std::uint64_t offset, std::uint64_t length) noexcept;
     int prepare(unsigned core, ConstPageSpan page, Prepared& out) noexcept;
     int write_whole_page(unsigned core, std::uint64_t index, ConstPageSpan page) noexcept;
-    int write_part(unsigned core, std::uint64_t index, std::uint32_t in_page,
-                   std::span<const std::byte> data) noexcept;
+    int write_part(unsigned core, std::uint64_t index, std::uint32_t in_page, std::span<const std::byte> data,
+                   bool zeroing = false) noexcept;
     int read_page(unsigned core, std::uint64_t index, PageSpan out) noexcept;
     int load_locked(unsigned core, std::uint64_t word, std::uint64_t value, PageSpan out) noexcept;
     void free_page(unsigned core, std::uint64_t index) noexcept;
