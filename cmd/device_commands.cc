@@ -5,6 +5,7 @@
 #include "cmd/add_options.h"
 #include "cmd/commands.h"
 #include "cmd/control_errors.h"
+#include "cmd/serve_device.h"
 #include "ublk/control.h"
 #include "ublk/device_record.h"
 
@@ -34,6 +35,7 @@ std::string missing_feature(const AddOptions& o, const ublk::ControlDevice& cont
 // STOP_DEV then DEL_DEV; the record goes too. Returns 0 or -errno.
 int stop_and_delete(ublk::ControlDevice& control, uint32_t id, std::string& error) {
   int ret = control.stop_device(id);
+  const bool stopped = ret == 0;
   // A device that was never started, or whose server died, stops with an
   // error but can still be deleted.
   if (ret < 0 && ret != -EINVAL && ret != -ENODEV && ret != -EBUSY) {
@@ -41,6 +43,8 @@ int stop_and_delete(ublk::ControlDevice& control, uint32_t id, std::string& erro
     return ret;
   }
   ret = control.delete_device(id);
+  // The device's own server may have deleted it once its queues ended.
+  if (ret == -ENODEV && stopped) ret = 0;
   if (ret < 0) {
     error = command_error("delete", ret, control, id);
     return ret;
@@ -70,7 +74,8 @@ int run_add(const std::vector<std::string>& args) {
     if (ret == 0) return report_error("add", "device id " + std::to_string(o.dev_id) + " is already in use");
     if (ret != -ENODEV && ret != -ENOENT) return report_error("add", command_error("look up", ret, control, o.dev_id));
   }
-  return report_error("add", "the device server is not built into this coblk yet");
+  control.close();  // the server opens its own; no ring may cross the fork
+  return serve_new_device(o);
 }
 
 int run_del(const std::vector<std::string>& args) {

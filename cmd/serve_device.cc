@@ -1,0 +1,164 @@
+#include "cmd/serve_device.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "cmd/commands.h"
+#include "cmd/target_factory.h"
+#include "ublk/device.h"
+#include "ublk/device_record.h"
+
+namespace coblk::cli {
+namespace {
+
+ublk::DataPath to_data_path(DataPathKind k) {
+  switch (k) {
+    case DataPathKind::copy: return ublk::DataPath::copy;
+    case DataPathKind::user_copy: return ublk::DataPath::user_copy;
+    case DataPathKind::zero_copy: return ublk::DataPath::zero_copy;
+  }
+  return ublk::DataPath::copy;
+}
+
+// Where the server reports "ready" or its error: the terminal in the
+// foreground, the pipe to the waiting parent when daemonized.
+class ReadinessReport {
+ public:
+  explicit ReadinessReport(int pipe_fd) : fd_(pipe_fd) {}
+  void ready(const std::string& block_device) {
+    if (fd_ < 0) {
+      std::cout << block_device << std::endl;
+      return;
+    }
+    send("OK " + block_device + "\n");
+  }
+  int failed(const std::string& message) {
+    if (fd_ < 0) return report_error("add", message);
+    send("ERR " + message + "\n");
+    return kExitFailure;
+  }
+
+ private:
+  void send(const std::string& line) {
+    [[maybe_unused]] ssize_t n = ::write(fd_, line.data(), line.size());
+    ::close(fd_);  // the parent reads to EOF: closing is the signal
+    fd_ = -1;
+    reported_ = true;
+  }
+  int fd_;
+  bool reported_ = false;
+};
+
+int run_server(const AddOptions& o, ReadinessReport& report) {
+  std::string error;
+  std::unique_ptr<ublk::Target> target = make_target(o, error);
+  if (!target) return report.failed(error);
+
+  ublk::DeviceConfig config;
+  config.dev_id = o.dev_id;
+  config.queues = o.queues;
+  config.depth = o.depth;
+  config.data_path = to_data_path(o.data_path);
+  config.recovery = o.recovery;
+  config.unprivileged = o.unprivileged;
+  ublk::Device device(config, *target);
+  if (device.add(error) < 0) {
+    std::string ignored;
+    device.remove(ignored);
+    return report.failed(error);
+  }
+  const uint32_t id = device.id();
+  ublk::DeviceRecord record;
+  record.dev_id = id;
+  record.target = to_string(o.target);
+  record.data_path = to_string(o.data_path);
+  record.size_bytes = o.size_bytes;
+  record.block_size = o.block_size;
+  record.queues = o.queues;
+  record.depth = o.depth;
+  record.pid = ::getpid();
+  record.backing = o.file;
+  if (o.target == TargetKind::zram) record.compression = compression_text(o.codec, o.codec_level);
+  record.args = o.args;
+
+  bool ready = false;
+  const int ret = device.serve(
+      [&] {
+        ready = true;
+        ublk::save_record(record);  // best effort: list/stats degrade without it
+        report.ready(ublk::block_device_path(id));
+      },
+      error);
+  ublk::remove_record(id);
+  std::string remove_error;
+  device.remove(remove_error);
+  if (ret < 0) {
+    if (!ready) return report.failed(error);
+    std::fprintf(stderr, "coblk add: device %u: %s\n", id, error.c_str());
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int serve_new_device(const AddOptions& o) {
+  if (o.foreground) {
+    ReadinessReport report(-1);
+    return run_server(o, report);
+  }
+  // Daemonize before any thread or io_uring exists: the child does all the
+  // work and tells the parent, through a pipe, the block device or the error.
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) < 0) return report_error("add", std::string("pipe: ") + std::strerror(errno));
+  std::cout.flush();
+  const pid_t child = ::fork();
+  if (child < 0) return report_error("add", std::string("fork: ") + std::strerror(errno));
+  if (child == 0) {
+    ::close(fds[0]);
+    ::setsid();
+    if (::chdir("/") < 0) {
+      // Not fatal: only keeps a mount point busy.
+    }
+    const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null_fd >= 0) {
+      ::dup2(null_fd, STDIN_FILENO);
+      ::dup2(null_fd, STDOUT_FILENO);
+      ::dup2(null_fd, STDERR_FILENO);
+      ::close(null_fd);
+    }
+    ReadinessReport report(fds[1]);
+    ::_exit(run_server(o, report));
+  }
+  ::close(fds[1]);
+  std::string answer;
+  char buf[512];
+  for (;;) {
+    const ssize_t n = ::read(fds[0], buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    answer.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fds[0]);
+  if (answer.rfind("OK ", 0) == 0) {
+    std::cout << answer.substr(3);
+    return kExitOk;
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  if (answer.rfind("ERR ", 0) == 0) {
+    answer = answer.substr(4);
+    if (!answer.empty() && answer.back() == '\n') answer.pop_back();
+    return report_error("add", answer);
+  }
+  return report_error("add", "the device server exited before the device was ready");
+}
+
+}  // namespace coblk::cli

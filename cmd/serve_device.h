@@ -1,0 +1,16 @@
+// Running the server of a new device for `coblk add`: in the foreground, or
+// as a daemon that reports readiness to the waiting command.
+#pragma once
+
+#include "cmd/add_options.h"
+
+namespace coblk::cli {
+
+/// Creates the device `o` describes and serves it until it is stopped (by a
+/// signal or `coblk del`). Prints /dev/ublkbN on stdout once the device is
+/// ready; without --foreground the serving continues in a detached child
+/// and this returns as soon as the device is ready (or failed). Returns the
+/// exit status; every failure is one line on stderr.
+int serve_new_device(const AddOptions& o);
+
+}  // namespace coblk::cli

@@ -1,0 +1,16 @@
+// Builds the ublk::Target a validated `coblk add` asks for.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "cmd/add_options.h"
+#include "ublk/target.h"
+
+namespace coblk::cli {
+
+/// The target for `o`, or null with `error` set (one line). This is the one
+/// place that knows every target type: a new backend is added here.
+std::unique_ptr<ublk::Target> make_target(const AddOptions& o, std::string& error);
+
+}  // namespace coblk::cli

@@ -1,0 +1,93 @@
+#include "ublk/loop_target.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "runtime/io.h"
+#include "ublk/abi.h"
+
+namespace ublk {
+
+LoopTarget::LoopTarget(const std::string& path, uint64_t size_bytes, uint32_t block_size, bool direct_io)
+    : size_bytes_(size_bytes), block_size_(block_size) {
+  fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC | (direct_io ? O_DIRECT : 0));
+  if (fd_ < 0) {
+    error_ = "cannot open backing file '" + path + "': " + std::strerror(errno);
+    return;
+  }
+  struct stat st {};
+  if (::fstat(fd_, &st) == 0) block_device_ = S_ISBLK(st.st_mode);
+}
+
+LoopTarget::~LoopTarget() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+TargetGeometry LoopTarget::geometry() const {
+  TargetGeometry g;
+  g.size_bytes = size_bytes_;
+  g.logical_block_size = block_size_;
+  g.physical_block_size = block_size_ < 4096 ? 4096 : block_size_;
+  // Writes sit in the page cache (or the device's cache) until fdatasync.
+  g.volatile_cache = true;
+  g.discard = !block_device_;  // hole punching is a file system feature
+  g.write_zeroes = !block_device_;
+  g.discard_granularity = 4096;
+  return g;
+}
+
+runtime::Task<int> LoopTarget::read(const Request& r) {
+  uint32_t done = 0;
+  // Short reads happen (signals, page cache pressure); continue until all
+  // bytes are in. A read of 0 bytes inside the device is a truncated file.
+  while (done < r.length) {
+    const int n = r.fixed_buffer >= 0
+                      ? co_await runtime::read_fixed(fd_, reinterpret_cast<void*>(uintptr_t{done}), r.length - done,
+                                                     r.offset + done, r.fixed_buffer)
+                      : co_await runtime::read(fd_, r.data + done, r.length - done, r.offset + done);
+    if (n < 0) co_return n;
+    if (n == 0) co_return -EIO;
+    done += static_cast<uint32_t>(n);
+  }
+  co_return static_cast<int>(done);
+}
+
+runtime::Task<int> LoopTarget::write(const Request& r) {
+  uint32_t done = 0;
+  while (done < r.length) {
+    const int n = r.fixed_buffer >= 0
+                      ? co_await runtime::write_fixed(fd_, reinterpret_cast<const void*>(uintptr_t{done}),
+                                                      r.length - done, r.offset + done, r.fixed_buffer)
+                      : co_await runtime::write(fd_, r.data + done, r.length - done, r.offset + done);
+    if (n < 0) co_return n;
+    if (n == 0) co_return -EIO;
+    done += static_cast<uint32_t>(n);
+  }
+  if ((r.flags & abi::IO_F_FUA) != 0) {
+    const int s = co_await runtime::fdatasync(fd_);
+    if (s < 0) co_return s;
+  }
+  co_return static_cast<int>(done);
+}
+
+runtime::Task<int> LoopTarget::flush(const Request&) { co_return co_await runtime::fdatasync(fd_); }
+
+runtime::Task<int> LoopTarget::discard(const Request& r) {
+  co_return co_await runtime::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, r.offset, r.length);
+}
+
+runtime::Task<int> LoopTarget::write_zeroes(const Request& r) {
+  const int mode = (r.flags & abi::IO_F_NOUNMAP) != 0 ? FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
+                                                        : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+  int ret = co_await runtime::fallocate(fd_, mode, r.offset, r.length);
+  if (ret == -EOPNOTSUPP && (mode & FALLOC_FL_ZERO_RANGE) != 0)
+    ret = co_await runtime::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, r.offset, r.length);
+  co_return ret;
+}
+
+}  // namespace ublk

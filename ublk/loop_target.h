@@ -1,0 +1,41 @@
+// The loop target: the device is a window on a file or block device.
+#pragma once
+
+#include <string>
+
+#include "ublk/target.h"
+
+namespace ublk {
+
+/// Serves the device from a backing file with io_uring reads and writes on
+/// the queue's own ring. In zero-copy mode the I/O goes straight between the
+/// file and the request's pages (read_fixed/write_fixed on the registered
+/// request buffer). Discard punches holes; write-zeroes uses
+/// FALLOC_FL_ZERO_RANGE (or punches a hole unless IO_F_NOUNMAP is set).
+class LoopTarget final : public Target {
+ public:
+  /// Opens `path` read-write (with O_DIRECT if `direct_io`); check error().
+  LoopTarget(const std::string& path, uint64_t size_bytes, uint32_t block_size, bool direct_io);
+  ~LoopTarget() override;
+  LoopTarget(const LoopTarget&) = delete;
+  LoopTarget& operator=(const LoopTarget&) = delete;
+  /// Empty if the file was opened, else why not (one line).
+  const std::string& error() const { return error_; }
+
+  TargetGeometry geometry() const override;
+  bool supports_zero_copy() const override { return true; }
+  runtime::Task<int> read(const Request& r) override;
+  runtime::Task<int> write(const Request& r) override;
+  runtime::Task<int> flush(const Request& r) override;
+  runtime::Task<int> discard(const Request& r) override;
+  runtime::Task<int> write_zeroes(const Request& r) override;
+
+ private:
+  int fd_ = -1;
+  bool block_device_ = false;
+  uint64_t size_bytes_;
+  uint32_t block_size_;
+  std::string error_;
+};
+
+}  // namespace ublk

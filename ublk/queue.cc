@@ -1,0 +1,197 @@
+#include "ublk/queue.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <vector>
+
+#include "runtime/io.h"
+#include "runtime/reactor.h"
+#include "runtime/when_all.h"
+
+namespace ublk {
+namespace {
+
+size_t round_up_to_page(size_t n) {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  return (n + page - 1) / page * page;
+}
+
+// A ublk I/O command (FETCH_REQ / COMMIT_AND_FETCH_REQ) as an io_uring
+// operation. The 16-byte ublksrv_io_cmd fits the command area of a regular
+// 64-byte SQE, so the queue's ring needs no SQE128. `sqe_addr` carries the
+// AUTO_BUF_REG data in zero-copy mode (runtime::uring_cmd cannot set it).
+auto io_command(int fd, uint32_t op, const abi::ublksrv_io_cmd& cmd, uint64_t sqe_addr) {
+  return runtime::IoOp([fd, op, cmd, sqe_addr](io_uring_sqe* s) noexcept {
+    io_uring_prep_rw(IORING_OP_URING_CMD, s, fd, nullptr, 0, 0);
+    s->cmd_op = op;
+    s->addr = sqe_addr;
+    static_assert(sizeof(cmd) <= 16, "must fit a 64-byte SQE's command area");
+    std::memcpy(s->cmd, &cmd, sizeof(cmd));
+  });
+}
+
+}  // namespace
+
+Queue::Queue(const QueueConfig& config, Target& target) : config_(config), target_(target) {}
+
+Queue::~Queue() {
+  if (descs_ != nullptr) ::munmap(const_cast<abi::ublksrv_io_desc*>(descs_), descs_bytes_);
+  if (buffers_ != nullptr) ::munmap(buffers_, buffers_bytes_);
+}
+
+int Queue::map(std::string& error) {
+  // The kernel lays the queues' arrays out at a stride sized for the largest
+  // possible depth, but maps exactly this queue's depth; the mapping must be
+  // read-only (it refuses VM_WRITE).
+  const size_t stride = round_up_to_page(abi::MAX_QUEUE_DEPTH * sizeof(abi::ublksrv_io_desc));
+  descs_bytes_ = round_up_to_page(size_t{config_.depth} * sizeof(abi::ublksrv_io_desc));
+  const off_t offset = static_cast<off_t>(abi::SRV_CMD_BUF_OFFSET + size_t{config_.queue_id} * stride);
+  void* d = ::mmap(nullptr, descs_bytes_, PROT_READ, MAP_SHARED | MAP_POPULATE, config_.char_fd, offset);
+  if (d == MAP_FAILED) {
+    const int err = errno;
+    error = "cannot map the descriptors of queue " + std::to_string(config_.queue_id) + ": " + std::strerror(err);
+    descs_bytes_ = 0;
+    return -err;
+  }
+  descs_ = static_cast<const abi::ublksrv_io_desc*>(d);
+
+  if (config_.data_path != DataPath::zero_copy) {
+    buffers_bytes_ = size_t{config_.depth} * config_.max_io_bytes;
+    void* b = ::mmap(nullptr, buffers_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (b == MAP_FAILED) {
+      const int err = errno;
+      error = "cannot allocate the buffers of queue " + std::to_string(config_.queue_id) + ": " + std::strerror(err);
+      buffers_bytes_ = 0;
+      return -err;
+    }
+    buffers_ = static_cast<std::byte*>(b);
+  }
+  return 0;
+}
+
+runtime::Task<void> Queue::serve() {
+  if (config_.data_path == DataPath::zero_copy) {
+    // AUTO_BUF_REG installs each request's pages at index `tag` of this
+    // ring's (sparse) buffer table; the table must exist before any FETCH.
+    const int ret = io_uring_register_buffers_sparse(runtime::Reactor::current()->ring(), config_.depth);
+    if (ret < 0) {
+      last_error_ = ret;
+      std::fprintf(stderr, "coblk: queue %u: cannot register the zero-copy buffer table: %s\n",
+                   unsigned{config_.queue_id}, std::strerror(-ret));
+      co_return;
+    }
+  }
+  if (const int ret = co_await target_.start_queue(config_.queue_id); ret < 0) {
+    last_error_ = ret;
+    std::fprintf(stderr, "coblk: queue %u: the target failed to start: %s\n", unsigned{config_.queue_id},
+                 std::strerror(-ret));
+    co_return;
+  }
+  std::vector<runtime::Task<void>> tags;
+  tags.reserve(config_.depth);
+  for (uint16_t tag = 0; tag < config_.depth; ++tag) tags.push_back(serve_tag(tag));
+  co_await runtime::when_all(std::move(tags));
+}
+
+runtime::Task<void> Queue::serve_tag(uint16_t tag) {
+  const uint32_t fetch = config_.ioctl_encoded ? abi::U_IO_FETCH_REQ : abi::IO_FETCH_REQ;
+  const uint32_t commit = config_.ioctl_encoded ? abi::U_IO_COMMIT_AND_FETCH_REQ : abi::IO_COMMIT_AND_FETCH_REQ;
+  uint64_t sqe_addr = 0;
+  if (config_.data_path == DataPath::zero_copy) {
+    abi::ublk_auto_buf_reg reg{};
+    reg.index = tag;
+    sqe_addr = abi::auto_buf_reg_to_sqe_addr(reg);
+  }
+
+  abi::ublksrv_io_cmd cmd{};
+  cmd.q_id = config_.queue_id;
+  cmd.tag = tag;
+  if (config_.data_path == DataPath::copy) cmd.addr = reinterpret_cast<uint64_t>(tag_buffer(tag));
+  uint32_t op = fetch;
+  for (;;) {
+    const int res = co_await io_command(config_.char_fd, op, cmd, sqe_addr);
+    if (res == abi::IO_RES_ABORT) co_return;  // the device is going away: no re-fetch
+    if (res < 0) {
+      // -ECANCELED: the runtime is shutting down. Anything else is a broken
+      // queue; the tag is lost, so make it visible.
+      if (res != -ECANCELED && last_error_ == 0) {
+        last_error_ = res;
+        std::fprintf(stderr, "coblk: queue %u tag %u: io command failed: %s\n", unsigned{config_.queue_id},
+                     unsigned{tag}, std::strerror(-res));
+      }
+      co_return;
+    }
+    // The kernel filled descs_[tag] before posting the CQE, and reaping the
+    // CQE (an acquire load of the CQ tail) orders our reads after its writes.
+    const abi::ublksrv_io_desc desc = descs_[tag];
+    cmd.result = co_await handle(tag, desc);
+    ++completed_;
+    op = commit;
+  }
+}
+
+runtime::Task<int> Queue::handle(uint16_t tag, const abi::ublksrv_io_desc& desc) {
+  Request r;
+  r.op = abi::get_op(desc);
+  r.flags = desc.op_flags;
+  r.offset = desc.start_sector << 9;
+  r.length = desc.nr_sectors << 9;
+  r.queue = config_.queue_id;
+  r.tag = tag;
+  const bool moves_data = r.op == abi::IO_OP_READ || r.op == abi::IO_OP_WRITE;
+  if (moves_data && r.length > config_.max_io_bytes) co_return -EIO;  // never overrun a tag buffer
+  if (config_.data_path == DataPath::zero_copy) {
+    r.fixed_buffer = tag;
+  } else {
+    r.data = tag_buffer(tag);
+  }
+
+  if (config_.data_path != DataPath::user_copy || !moves_data) co_return co_await dispatch(r);
+
+  // USER_COPY: the data crosses /dev/ublkcN at the tag's offset.
+  const uint64_t at = abi::user_copy_offset(config_.queue_id, tag);
+  if (r.op == abi::IO_OP_WRITE) {
+    uint32_t got = 0;
+    while (got < r.length) {
+      const int n = co_await runtime::read(config_.char_fd, r.data + got, r.length - got, at + got);
+      if (n <= 0) co_return n < 0 ? n : -EIO;
+      got += static_cast<uint32_t>(n);
+    }
+    co_return co_await dispatch(r);
+  }
+  const int done = co_await dispatch(r);
+  if (done <= 0) co_return done;
+  uint32_t put = 0;
+  while (put < static_cast<uint32_t>(done)) {
+    const int n = co_await runtime::write(config_.char_fd, r.data + put, static_cast<uint32_t>(done) - put, at + put);
+    if (n <= 0) co_return n < 0 ? n : -EIO;
+    put += static_cast<uint32_t>(n);
+  }
+  co_return done;
+}
+
+runtime::Task<int> Queue::dispatch(const Request& r) {
+  try {
+    switch (r.op) {
+      case abi::IO_OP_READ: co_return co_await target_.read(r);
+      case abi::IO_OP_WRITE: co_return co_await target_.write(r);
+      case abi::IO_OP_FLUSH: co_return co_await target_.flush(r);
+      case abi::IO_OP_DISCARD: co_return co_await target_.discard(r);
+      case abi::IO_OP_WRITE_ZEROES: co_return co_await target_.write_zeroes(r);
+      default: co_return -EOPNOTSUPP;
+    }
+  } catch (const std::exception& e) {
+    // A target bug must cost one request, not the device.
+    std::fprintf(stderr, "coblk: queue %u: target threw: %s\n", unsigned{r.queue}, e.what());
+  } catch (...) {
+    std::fprintf(stderr, "coblk: queue %u: target threw\n", unsigned{r.queue});
+  }
+  co_return -EIO;
+}
+
+}  // namespace ublk

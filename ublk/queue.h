@@ -1,0 +1,80 @@
+// One ublk hardware queue, served by coroutines on one core's reactor.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "runtime/task.h"
+#include "ublk/abi.h"
+#include "ublk/target.h"
+
+namespace ublk {
+
+/// How request data moves between the kernel and the server.
+enum class DataPath {
+  copy,       ///< the kernel copies to/from a per-tag buffer given with FETCH
+  user_copy,  ///< the server preads/pwrites /dev/ublkcN at the tag's offset (F_USER_COPY)
+  zero_copy,  ///< the request's pages are auto-registered as fixed buffer `tag` (F_AUTO_BUF_REG)
+};
+
+/// Everything a Queue needs to know about its device.
+struct QueueConfig {
+  int char_fd = -1;  ///< /dev/ublkcN, opened by the Device
+  uint16_t queue_id = 0;
+  uint16_t depth = 0;
+  uint32_t max_io_bytes = 0;  ///< the device's max_io_buf_bytes
+  DataPath data_path = DataPath::copy;
+  bool ioctl_encoded = true;  ///< use U_IO_* opcodes (else the legacy ones)
+};
+
+/// Serves one hardware queue: per tag, a coroutine loops FETCH_REQ ->
+/// handle the request through the Target -> COMMIT_AND_FETCH_REQ, all on
+/// the reactor of the core that runs serve(). The kernel requires a tag's
+/// FETCH and COMMIT to come from the same task, which holds because a
+/// task never leaves its core.
+///
+/// Memory: the queue's descriptor array (read-only mmap of /dev/ublkcN) and,
+/// for the copy and user-copy paths, one max_io_bytes buffer per tag,
+/// allocated once by map(); nothing is allocated per request except the
+/// target's coroutine frames.
+class Queue {
+ public:
+  Queue(const QueueConfig& config, Target& target);
+  ~Queue();
+  Queue(const Queue&) = delete;
+  Queue& operator=(const Queue&) = delete;
+
+  /// Maps the descriptor array and allocates the tag buffers. Must run in
+  /// the process that serves the device (the kernel binds the device to
+  /// the first mm that maps it). Returns 0 or -errno, with `error` set.
+  int map(std::string& error);
+
+  /// Serves until the kernel aborts the queue's commands (device stopped or
+  /// deleted). Must run on the queue's core; returns when every tag loop
+  /// has ended. The first failure other than the abort is kept in
+  /// last_error().
+  runtime::Task<void> serve();
+
+  /// 0, or the first unexpected negative result of an I/O command.
+  int last_error() const { return last_error_; }
+  /// Requests completed so far (read on the queue's core, or after serve()).
+  uint64_t completed() const { return completed_; }
+
+ private:
+  runtime::Task<void> serve_tag(uint16_t tag);
+  runtime::Task<int> handle(uint16_t tag, const abi::ublksrv_io_desc& desc);
+  runtime::Task<int> dispatch(const Request& request);
+  std::byte* tag_buffer(uint16_t tag) const { return buffers_ + size_t{tag} * config_.max_io_bytes; }
+
+  QueueConfig config_;
+  Target& target_;
+  const abi::ublksrv_io_desc* descs_ = nullptr;
+  size_t descs_bytes_ = 0;
+  std::byte* buffers_ = nullptr;
+  size_t buffers_bytes_ = 0;
+  int last_error_ = 0;
+  uint64_t completed_ = 0;
+};
+
+}  // namespace ublk

@@ -1,0 +1,45 @@
+// The ram target: the device's bytes live in this process's memory.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "ublk/target.h"
+
+namespace ublk {
+
+/// Keeps the whole device in one anonymous mapping (MAP_NORESERVE: pages are
+/// allocated on first write; discarded ranges give their pages back).
+///
+/// Queues on different cores copy in and out of the same mapping. Two
+/// requests that overlap in flight are the block layer's business, as on any
+/// disk; distinct ranges never share bytes, so no lock is needed.
+class RamTarget final : public Target {
+ public:
+  /// Maps `size_bytes`; check ok() afterwards.
+  RamTarget(uint64_t size_bytes, uint32_t block_size);
+  ~RamTarget() override;
+  RamTarget(const RamTarget&) = delete;
+  RamTarget& operator=(const RamTarget&) = delete;
+  /// Empty if the memory was mapped, else why not (one line).
+  const std::string& error() const { return error_; }
+
+  TargetGeometry geometry() const override;
+  runtime::Task<int> read(const Request& r) override;
+  runtime::Task<int> write(const Request& r) override;
+  runtime::Task<int> discard(const Request& r) override;
+  runtime::Task<int> write_zeroes(const Request& r) override;
+
+ private:
+  // Zeroes [offset, offset+length): whole pages are returned to the kernel
+  // with MADV_DONTNEED through io_uring, the ragged ends are memset.
+  runtime::Task<int> zero_range(uint64_t offset, uint64_t length);
+  bool in_range(const Request& r) const { return r.offset <= size_bytes_ && r.length <= size_bytes_ - r.offset; }
+
+  uint64_t size_bytes_;
+  uint32_t block_size_;
+  std::byte* memory_ = nullptr;
+  std::string error_;
+};
+
+}  // namespace ublk
