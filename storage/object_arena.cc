@@ -2,6 +2,8 @@
 
 #include <sys/mman.h>
 
+#include <cerrno>
+
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
@@ -308,12 +310,35 @@ std::uint64_t ObjectArena::end_compaction() {
     return freed;
 }
 
+namespace {
+
+// Returns a range's pages to the system. A server used as swap locks its
+// memory (mlockall with MCL_ONFAULT, so the reserved range is locked page
+// by page as it is touched), and MADV_DONTNEED refuses locked pages with
+// EINVAL. Then the range is unlocked, discarded and locked again on fault,
+// so it never becomes swappable. Runs off the I/O path (drain, compaction).
+bool discard_pages(void* start, std::uint64_t bytes) noexcept {
+    if (::madvise(start, bytes, MADV_DONTNEED) == 0) {
+        return true;
+    }
+    if (errno != EINVAL || ::munlock(start, bytes) != 0) {
+        return false;
+    }
+    const bool discarded = ::madvise(start, bytes, MADV_DONTNEED) == 0;
+    // If relocking fails (RLIMIT_MEMLOCK), the pages are still gone and
+    // accounted as such; they will be unlocked when touched again.
+    (void)::mlock2(start, bytes, MLOCK_ONFAULT);
+    return discarded;
+}
+
+}  // namespace
+
 std::uint64_t ObjectArena::release_cached_pages(std::uint64_t keep_pages) noexcept {
     std::uint64_t released = 0;
     for (std::uint32_t r = max_span_pages; r >= 1; --r) {
         while (cached_[r] != 0 && cached_pages_.load(std::memory_order_relaxed) > keep_pages) {
             const std::uint32_t slot = cached_[r];
-            if (::madvise(object_at(slot, 0), std::uint64_t{r} * alloc_page_size, MADV_DONTNEED) != 0) {
+            if (!discard_pages(object_at(slot, 0), std::uint64_t{r} * alloc_page_size)) {
                 return released;  // the pages stay cached and counted
             }
             pop_cached(r);
