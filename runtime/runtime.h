@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -56,6 +57,8 @@ public:
     Reactor& reactor(unsigned core) const;
 
     /// Runs `main()` on core 0 and returns its result; see the class comment.
+    /// If request_stop() ends the run before a non-void main has returned,
+    /// throws std::runtime_error (there is no result to return).
     template <typename F>
     auto run(F main) -> typename std::invoke_result_t<F&>::value_type {
         using TaskType = std::invoke_result_t<F&>;
@@ -67,6 +70,11 @@ public:
             std::rethrow_exception(outcome.error);
         }
         if constexpr (!std::is_void_v<R>) {
+            // request_stop() can end the run before main produced a value;
+            // there is nothing to return then.
+            if (!outcome.value) {
+                throw std::runtime_error("runtime: stopped before main returned a value");
+            }
             return std::move(*outcome.value);
         }
     }
