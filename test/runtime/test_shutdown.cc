@@ -141,11 +141,17 @@ BOOST_AUTO_TEST_CASE(request_stop_from_another_thread_ends_run) {
 
 BOOST_AUTO_TEST_CASE(run_of_a_value_main_that_was_stopped_early_throws_instead_of_returning_garbage) {
     runtime::Runtime rt(runtime_test::cores({0}));
+    // request_stop() may only race with a run() that has started main (it
+    // reads state that run() sets up), hence the flag.
+    std::atomic<bool> main_started{false};
     std::thread stopper([&] {
-        std::this_thread::sleep_for(10ms);
+        while (!main_started.load()) {
+            std::this_thread::sleep_for(1ms);
+        }
         rt.request_stop();
     });
-    BOOST_CHECK_THROW(rt.run([]() -> Task<int> {
+    BOOST_CHECK_THROW(rt.run([&]() -> Task<int> {
+        main_started.store(true);
         co_await runtime::sleep_for(3600s);
         co_return 1;
     }),
