@@ -134,10 +134,19 @@ int run_recover(const std::vector<std::string>& args) {
     return report_error("recover", "device " + std::to_string(id) + " was not added with --recovery");
   if (info.state == ublk::abi::S_DEV_LIVE)
     return report_error("recover", "device " + std::to_string(id) + " is live: its server is running");
-  if (!ublk::load_record(id))
+  const auto record = ublk::load_record(id);
+  if (!record)
     return report_error("recover", "no record of how device " + std::to_string(id) + " was served (" +
                                        ublk::record_path(id) + ")");
-  return report_error("recover", "the device server is not built into this coblk yet");
+  // Serve it exactly as `coblk add` was asked to, minus the fresh device.
+  AddParse parsed = parse_add_options(record->args);
+  if (!parsed || parsed.help)
+    return report_error("recover", "the recorded arguments of device " + std::to_string(id) +
+                                       " no longer validate: " + parsed.error);
+  parsed.options.dev_id = id;
+  parsed.options.recovery = true;
+  control.close();  // the server opens its own; no ring may cross the fork
+  return serve_recovered_device(parsed.options);
 }
 
 }  // namespace coblk::cli

@@ -17,6 +17,9 @@
 #include "ublk/device_record.h"
 #include "ublk/features.h"
 #include "ublk/size_parse.h"
+#if COBLK_HAVE_ZRAM
+#include "ublk/zram_stats.h"
+#endif
 
 namespace po = boost::program_options;
 
@@ -27,14 +30,6 @@ namespace {
 struct ListRow {
   std::string id, state, queues, depth, size, target, data_path, pid, block;
 };
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return {};
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // Zram devices according to the run directory's records, sorted by id.
 std::vector<ublk::DeviceRecord> zram_records() {
@@ -53,6 +48,36 @@ std::vector<ublk::DeviceRecord> zram_records() {
   }
   ::closedir(d);
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.dev_id < b.dev_id; });
+  return out;
+}
+
+// The statistics a zram server publishes, as (name, JSON number) pairs in
+// kernel zram's mm_stat/io_stat order. Empty when none are published.
+using StatsFields = std::vector<std::pair<std::string, std::string>>;
+
+StatsFields read_stats_fields(uint32_t dev_id) {
+  StatsFields out;
+#if COBLK_HAVE_ZRAM
+  const auto s = ublk::read_zram_stats(ublk::stats_path(dev_id));
+  if (!s) return out;
+  auto add = [&](const char* key, uint64_t v) { out.emplace_back(key, std::to_string(v)); };
+  add("disksize", s->disksize);
+  add("orig_data_size", s->mm.orig_data_size);
+  add("compr_data_size", s->mm.compr_data_size);
+  add("mem_used_total", s->mm.mem_used_total);
+  add("mem_limit", s->mm.mem_limit);
+  add("mem_used_max", s->mm.mem_used_max);
+  add("same_pages", s->mm.same_pages);
+  add("pages_compacted", s->mm.pages_compacted);
+  add("huge_pages", s->mm.huge_pages);
+  add("huge_pages_since", s->mm.huge_pages_since);
+  add("failed_reads", s->io.failed_reads);
+  add("failed_writes", s->io.failed_writes);
+  add("invalid_io", s->io.invalid_io);
+  add("notify_free", s->io.notify_free);
+#else
+  (void)dev_id;
+#endif
   return out;
 }
 
@@ -103,7 +128,8 @@ int run_list(const std::vector<std::string>& args) {
                            : (info.flags & ublk::abi::F_USER_COPY) ? "user_copy"
                                                                    : "copy";
     row.pid = info.ublksrv_pid > 0 ? std::to_string(info.ublksrv_pid) : "-";
-    row.block = info.state == ublk::abi::S_DEV_LIVE ? ublk::block_device_path(id) : "-";
+    // A quiesced or fail-io device keeps its disk while it waits for a server.
+    row.block = info.state != ublk::abi::S_DEV_DEAD ? ublk::block_device_path(id) : "-";
     rows.push_back(row);
   }
   if (rows.size() == 1) {
@@ -184,20 +210,21 @@ int run_stats(const std::vector<std::string>& args) {
     return kExitOk;
   }
   for (const auto& r : records) {
-    const std::string text = read_file(ublk::stats_path(r.dev_id));
-    const auto stats = ublk::parse_flat_json(text);
+    const StatsFields fields = read_stats_fields(r.dev_id);
     if (json) {
       std::cout << "{\"dev_id\":" << r.dev_id << ",\"compression\":" << ublk::json_quote(r.compression)
-                << ",\"stats\":" << (stats ? text.substr(0, text.find_last_not_of(" \n") + 1) : "null") << "}\n";
+                << ",\"size_bytes\":" << r.size_bytes;
+      for (const auto& [key, value] : fields) std::cout << ",\"" << key << "\":" << value;
+      std::cout << "}\n";
       continue;
     }
     std::cout << "zram device " << r.dev_id << " (" << ublk::block_device_path(r.dev_id) << ", "
               << r.compression << ", " << ublk::format_size(r.size_bytes) << ")\n";
-    if (!stats) {
+    if (fields.empty()) {
       std::cout << "  no statistics published yet\n";
       continue;
     }
-    for (const auto& [key, value] : *stats) std::cout << "  " << std::left << std::setw(24) << key << value << '\n';
+    for (const auto& [key, value] : fields) std::cout << "  " << std::left << std::setw(20) << key << value << '\n';
   }
   return kExitOk;
 }

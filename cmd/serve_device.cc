@@ -31,7 +31,7 @@ ublk::DataPath to_data_path(DataPathKind k) {
 // foreground, the pipe to the waiting parent when daemonized.
 class ReadinessReport {
  public:
-  explicit ReadinessReport(int pipe_fd) : fd_(pipe_fd) {}
+  ReadinessReport(int pipe_fd, const char* command) : fd_(pipe_fd), command_(command) {}
   void ready(const std::string& block_device) {
     if (fd_ < 0) {
       std::cout << block_device << std::endl;
@@ -39,8 +39,9 @@ class ReadinessReport {
     }
     send("OK " + block_device + "\n");
   }
+  const char* command() const { return command_; }
   int failed(const std::string& message) {
-    if (fd_ < 0) return report_error("add", message);
+    if (fd_ < 0) return report_error(command_, message);
     send("ERR " + message + "\n");
     return kExitFailure;
   }
@@ -53,14 +54,12 @@ class ReadinessReport {
     reported_ = true;
   }
   int fd_;
+  const char* command_;
   bool reported_ = false;
 };
 
-int run_server(const AddOptions& o, ReadinessReport& report) {
+int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
   std::string error;
-  std::unique_ptr<ublk::Target> target = make_target(o, error);
-  if (!target) return report.failed(error);
-
   ublk::DeviceConfig config;
   config.dev_id = o.dev_id;
   config.queues = o.queues;
@@ -68,13 +67,26 @@ int run_server(const AddOptions& o, ReadinessReport& report) {
   config.data_path = to_data_path(o.data_path);
   config.recovery = o.recovery;
   config.unprivileged = o.unprivileged;
-  ublk::Device device(config, *target);
-  if (device.add(error) < 0) {
+  ublk::Device device(config);
+  // The device id is known only once the kernel created it (or from -n when
+  // recovering); the target is built then, as zram names its stats by id.
+  if (!recover && device.create(error) < 0) {
     std::string ignored;
     device.remove(ignored);
     return report.failed(error);
   }
-  const uint32_t id = device.id();
+  const uint32_t id = recover ? static_cast<uint32_t>(o.dev_id) : device.id();
+  std::unique_ptr<ublk::Target> target = make_target(o, id, error);
+  const int ready_to_serve = !target ? -EINVAL
+                             : recover ? device.attach_for_recovery(id, *target, error)
+                                       : device.configure(*target, error);
+  if (ready_to_serve < 0) {
+    // A fresh device that cannot be served is deleted again; a device being
+    // recovered is left quiesced for another attempt.
+    std::string ignored;
+    if (!recover) device.remove(ignored);
+    return report.failed(error);
+  }
   ublk::DeviceRecord record;
   record.dev_id = id;
   record.target = to_string(o.target);
@@ -101,26 +113,25 @@ int run_server(const AddOptions& o, ReadinessReport& report) {
   device.remove(remove_error);
   if (ret < 0) {
     if (!ready) return report.failed(error);
-    std::fprintf(stderr, "coblk add: device %u: %s\n", id, error.c_str());
+    std::fprintf(stderr, "coblk %s: device %u: %s\n", report.command(), id, error.c_str());
     return kExitFailure;
   }
   return kExitOk;
 }
 
-}  // namespace
-
-int serve_new_device(const AddOptions& o) {
+int serve_device(const AddOptions& o, bool recover) {
+  const char* command = recover ? "recover" : "add";
   if (o.foreground) {
-    ReadinessReport report(-1);
-    return run_server(o, report);
+    ReadinessReport report(-1, command);
+    return run_server(o, recover, report);
   }
   // Daemonize before any thread or io_uring exists: the child does all the
   // work and tells the parent, through a pipe, the block device or the error.
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) < 0) return report_error("add", std::string("pipe: ") + std::strerror(errno));
+  if (::pipe2(fds, O_CLOEXEC) < 0) return report_error(command, std::string("pipe: ") + std::strerror(errno));
   std::cout.flush();
   const pid_t child = ::fork();
-  if (child < 0) return report_error("add", std::string("fork: ") + std::strerror(errno));
+  if (child < 0) return report_error(command, std::string("fork: ") + std::strerror(errno));
   if (child == 0) {
     ::close(fds[0]);
     ::setsid();
@@ -134,8 +145,8 @@ int serve_new_device(const AddOptions& o) {
       ::dup2(null_fd, STDERR_FILENO);
       ::close(null_fd);
     }
-    ReadinessReport report(fds[1]);
-    ::_exit(run_server(o, report));
+    ReadinessReport report(fds[1], command);
+    ::_exit(run_server(o, recover, report));
   }
   ::close(fds[1]);
   std::string answer;
@@ -156,9 +167,14 @@ int serve_new_device(const AddOptions& o) {
   if (answer.rfind("ERR ", 0) == 0) {
     answer = answer.substr(4);
     if (!answer.empty() && answer.back() == '\n') answer.pop_back();
-    return report_error("add", answer);
+    return report_error(command, answer);
   }
-  return report_error("add", "the device server exited before the device was ready");
+  return report_error(command, "the device server exited before the device was ready");
 }
+
+}  // namespace
+
+int serve_new_device(const AddOptions& o) { return serve_device(o, false); }
+int serve_recovered_device(const AddOptions& o) { return serve_device(o, true); }
 
 }  // namespace coblk::cli

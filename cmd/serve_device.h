@@ -13,4 +13,8 @@ namespace coblk::cli {
 /// exit status; every failure is one line on stderr.
 int serve_new_device(const AddOptions& o);
 
+/// Like serve_new_device, but takes over the existing device `o.dev_id`
+/// whose server died (user recovery) instead of adding one.
+int serve_recovered_device(const AddOptions& o);
+
 }  // namespace coblk::cli

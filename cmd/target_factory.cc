@@ -1,12 +1,19 @@
 #include "cmd/target_factory.h"
 
+#include <exception>
+
+#include "ublk/device_record.h"
 #include "ublk/loop_target.h"
 #include "ublk/null_target.h"
 #include "ublk/ram_target.h"
+#if COBLK_HAVE_ZRAM
+#include "compress/codec.h"
+#include "ublk/zram_target.h"
+#endif
 
 namespace coblk::cli {
 
-std::unique_ptr<ublk::Target> make_target(const AddOptions& o, std::string& error) {
+std::unique_ptr<ublk::Target> make_target(const AddOptions& o, uint32_t dev_id, std::string& error) {
   switch (o.target) {
     case TargetKind::null:
       return std::make_unique<ublk::NullTarget>(o.size_bytes, o.block_size);
@@ -26,9 +33,29 @@ std::unique_ptr<ublk::Target> make_target(const AddOptions& o, std::string& erro
       }
       return t;
     }
-    case TargetKind::zram:
-      error = "the zram target is not built into this coblk yet";
+    case TargetKind::zram: {
+#if COBLK_HAVE_ZRAM
+      const auto spec = compress::parse_codec_spec(compression_text(o.codec, o.codec_level), &error);
+      if (!spec) return nullptr;
+      ublk::ZramTargetConfig config;
+      config.size_bytes = o.size_bytes;
+      config.codec = *spec;
+      config.mem_limit_bytes = o.mem_limit;
+      config.queues = o.queues;
+      ublk::ensure_run_directory();
+      config.stats_path = ublk::stats_path(dev_id);
+      try {
+        return std::make_unique<ublk::ZramTarget>(config);
+      } catch (const std::exception& e) {
+        error = e.what();
+        return nullptr;
+      }
+#else
+      (void)dev_id;
+      error = "this coblk was built without the zram target (storage/ and compress/ layers)";
       return nullptr;
+#endif
+    }
   }
   error = "unknown target";
   return nullptr;

@@ -9,8 +9,9 @@
 
 namespace coblk::cli {
 
-/// The target for `o`, or null with `error` set (one line). This is the one
-/// place that knows every target type: a new backend is added here.
-std::unique_ptr<ublk::Target> make_target(const AddOptions& o, std::string& error);
+/// The target for `o` serving device `dev_id`, or null with `error` set
+/// (one line). This is the one place that knows every target type: a new
+/// backend is added here.
+std::unique_ptr<ublk::Target> make_target(const AddOptions& o, uint32_t dev_id, std::string& error);
 
 }  // namespace coblk::cli

@@ -55,15 +55,19 @@ std::vector<unsigned> allowed_cpus(unsigned n) {
 
 }  // namespace
 
-Device::Device(DeviceConfig config, Target& target) : config_(std::move(config)), target_(target) {}
+Device::Device(DeviceConfig config) : config_(std::move(config)) {}
 
 Device::~Device() {
+  // A device being recovered stays for another attempt; one we created is
+  // not left behind half-configured.
   std::string ignored;
-  remove(ignored);
+  if (!recovering_) remove(ignored);
+  queues_.clear();
+  if (char_fd_ >= 0) ::close(char_fd_);
 }
 
 abi::ublk_params Device::make_params() const {
-  const TargetGeometry g = target_.geometry();
+  const TargetGeometry g = target_->geometry();
   abi::ublk_params p{};
   p.len = sizeof(p);
   p.types = abi::PARAM_TYPE_BASIC;
@@ -86,7 +90,7 @@ abi::ublk_params Device::make_params() const {
   return p;
 }
 
-int Device::add(std::string& error) {
+int Device::create(std::string& error) {
   if (const int ret = control_.open(); ret < 0) {
     error = ret == -ENOENT ? std::string(kControlPath) + " does not exist: load the driver with 'modprobe ublk_drv'"
                            : std::string("cannot open ") + kControlPath + ": " + errno_text(ret);
@@ -125,12 +129,59 @@ int Device::add(std::string& error) {
     return -EOPNOTSUPP;
   }
 
+  return 0;
+}
+
+int Device::configure(Target& target, std::string& error) {
+  if (!added_) {
+    error = "the device was not created";
+    return -EINVAL;
+  }
+  target_ = &target;
   const abi::ublk_params params = make_params();
-  if ((ret = control_.set_params(info_.dev_id, params)) < 0) {
+  if (const int ret = control_.set_params(info_.dev_id, params); ret < 0) {
     error = "cannot set the device parameters: " + errno_text(ret);
     return ret;
   }
+  return open_queues(error);
+}
 
+int Device::attach_for_recovery(uint32_t dev_id, Target& target, std::string& error) {
+  target_ = &target;
+  if (const int ret = control_.open(); ret < 0) {
+    error = std::string("cannot open ") + kControlPath + ": " + errno_text(ret);
+    return ret;
+  }
+  control_.set_unprivileged(config_.unprivileged);
+  int ret = control_.get_device_info(dev_id, info_);
+  if (ret < 0) {
+    error = "no ublk device " + std::to_string(dev_id) + ": " + errno_text(ret);
+    return ret;
+  }
+  if (info_.nr_hw_queues != config_.queues || info_.queue_depth != config_.depth) {
+    error = "device " + std::to_string(dev_id) + " has " + std::to_string(info_.nr_hw_queues) + " queues of depth " +
+            std::to_string(info_.queue_depth) + ", not what its record says";
+    return -EINVAL;
+  }
+  // The dead server's /dev/ublkcN is released by deferred kernel work;
+  // until that ran, the kernel answers -EBUSY.
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    ret = control_.start_user_recovery(dev_id);
+    if (ret != -EBUSY) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (ret < 0) {
+    error = "cannot start recovering device " + std::to_string(dev_id) + ": " + errno_text(ret) +
+            (ret == -EINVAL ? " (is its server still running, or was it added without --recovery?)" : "");
+    return ret;
+  }
+  added_ = true;
+  recovering_ = true;
+  return open_queues(error);
+}
+
+int Device::open_queues(std::string& error) {
+  int ret = 0;
   // devtmpfs creates the node at once; with udev it may take a moment.
   const std::string path = char_device_path(info_.dev_id);
   for (int attempt = 0; attempt < 100; ++attempt) {
@@ -152,7 +203,7 @@ int Device::add(std::string& error) {
     qc.max_io_bytes = info_.max_io_buf_bytes;
     qc.data_path = config_.data_path;
     qc.ioctl_encoded = (info_.flags & abi::F_CMD_IOCTL_ENCODE) != 0;
-    auto queue = std::make_unique<Queue>(qc, target_);
+    auto queue = std::make_unique<Queue>(qc, *target_);
     if ((ret = queue->map(error)) < 0) return ret;
     queues_.push_back(std::move(queue));
   }
@@ -231,7 +282,9 @@ int Device::serve(const std::function<void()>& on_ready, std::string& error) {
   int ret = starter.open();
   if (ret == 0) starter.set_unprivileged(config_.unprivileged);
   std::thread start_thread([&, ret] {
-    const int r = ret < 0 ? ret : starter.start_device(info_.dev_id, ::getpid());
+    const int r = ret < 0                ? ret
+                  : recovering_ ? starter.end_user_recovery(info_.dev_id, ::getpid())
+                                : starter.start_device(info_.dev_id, ::getpid());
     start_result.store(r, std::memory_order_release);
     const uint64_t one = 1;
     [[maybe_unused]] ssize_t n = ::write(started_fd, &one, sizeof(one));

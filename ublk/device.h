@@ -43,13 +43,29 @@ struct DeviceConfig {
 /// the tag loops end, the runtime stops.
 class Device {
  public:
-  Device(DeviceConfig config, Target& target);
+  /// A device to be created (create() + configure()) or recovered
+  /// (attach_for_recovery()).
+  explicit Device(DeviceConfig config);
+  /// Deletes a device it created (unless remove() already did); leaves a
+  /// device it was recovering to the kernel, quiesced.
   ~Device();
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;
 
-  /// ADD_DEV + SET_PARAMS, opens /dev/ublkcN and maps the queues.
-  int add(std::string& error);
+  /// ADD_DEV: the kernel creates /dev/ublkcN and assigns the id. Split from
+  /// configure() so a target can be built knowing the id (zram publishes
+  /// its statistics under it).
+  int create(std::string& error);
+  /// SET_PARAMS from `target`'s geometry, opens /dev/ublkcN and maps the
+  /// queues. `target` must outlive the Device.
+  int configure(Target& target, std::string& error);
+  /// Takes over existing device `dev_id` whose server died (it was added
+  /// with recovery on and is quiesced): START_USER_RECOVERY, opens
+  /// /dev/ublkcN and maps the queues. serve() then ends the recovery with
+  /// END_USER_RECOVERY instead of START_DEV. The queue count and depth come
+  /// from the kernel's record of the device.
+  int attach_for_recovery(uint32_t dev_id, Target& target, std::string& error);
+
   /// The kernel's device id (valid after add()).
   uint32_t id() const { return info_.dev_id; }
   /// The kernel's view of the device (valid after add()).
@@ -67,12 +83,15 @@ class Device {
 
  private:
   abi::ublk_params make_params() const;
+  // Opens /dev/ublkcN and maps every queue.
+  int open_queues(std::string& error);
 
   DeviceConfig config_;
-  Target& target_;
+  Target* target_ = nullptr;
   ControlDevice control_;
   abi::ublksrv_ctrl_dev_info info_{};
   bool added_ = false;
+  bool recovering_ = false;
   int char_fd_ = -1;
   std::vector<std::unique_ptr<Queue>> queues_;
 };

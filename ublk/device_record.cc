@@ -224,9 +224,14 @@ std::optional<DeviceRecord> record_from_json(const std::string& text) {
 
 std::optional<FlatJson> parse_flat_json(const std::string& text) { return FlatJsonReader(text).object(); }
 
-int save_record(const DeviceRecord& record) {
+int ensure_run_directory() {
   const std::string dir = run_directory();
   if (::mkdir(dir.c_str(), 0755) < 0 && errno != EEXIST) return -errno;
+  return 0;
+}
+
+int save_record(const DeviceRecord& record) {
+  if (const int ret = ensure_run_directory(); ret < 0) return ret;
   const std::string path = record_path(record.dev_id);
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

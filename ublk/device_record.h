@@ -35,6 +35,9 @@ std::string record_path(uint32_t dev_id);
 /// "<run dir>/<id>.stats.json": statistics a server may publish (zram).
 std::string stats_path(uint32_t dev_id);
 
+/// Creates the run directory if needed. Returns 0 or -errno.
+int ensure_run_directory();
+
 /// Renders the record as one JSON object.
 std::string to_json(const DeviceRecord& record);
 /// Parses what to_json produced (unknown keys are ignored, so newer servers

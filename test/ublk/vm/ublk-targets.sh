@@ -81,6 +81,42 @@ del_removes_the_device() {
   [ ! -e /dev/ublkc4 ] || vm_fail "SIGTERM did not delete device 4"
 }
 
+recover_a_killed_server() {
+  vm_require_coblk
+  vm_load_module ublk_drv
+  dd if=/dev/zero of=/tmp/backing.img bs=1M count=32 2>/dev/null
+  "$COBLK_BIN" add -t loop -f /tmp/backing.img -n 5 --recovery
+  vm_defer "$COBLK_BIN del -n 5"
+  vm_wait_for_path /dev/ublkb5 10
+  dd if=/dev/urandom of=/tmp/pattern bs=1M count=2 2>/dev/null
+  dd if=/tmp/pattern of=/dev/ublkb5 bs=1M seek=1 oflag=direct 2>/dev/null
+  pid=$(sed 's/.*"pid":\([0-9]*\).*/\1/' /run/coblk/5.json)
+  kill -KILL "$pid"
+  sleep 1
+  "$COBLK_BIN" list -n 5 | grep -q quiesced || vm_fail "device 5 is not quiesced after its server died"
+  "$COBLK_BIN" recover -n 5
+  "$COBLK_BIN" list -n 5 | grep -q live || vm_fail "device 5 is not live after recovery"
+  dd if=/dev/ublkb5 of=/tmp/back bs=1M skip=1 count=2 iflag=direct 2>/dev/null
+  cmp /tmp/pattern /tmp/back || vm_fail "data differs after recovery"
+  if "$COBLK_BIN" recover -n 5 2>/tmp/err; then vm_fail "recovered a live device"; fi
+  grep -q "is live" /tmp/err || vm_fail "wrong message for recovering a live device"
+}
+
+zram_device() {
+  vm_require_coblk
+  vm_load_module ublk_drv
+  "$COBLK_BIN" add -t zram --size 128M -n 6 -q 2 $1
+  vm_defer "$COBLK_BIN del -n 6"
+  vm_wait_for_path /dev/ublkb6 10
+  vm_assert_eq 134217728 "$(blockdev --getsize64 /dev/ublkb6)" "zram device size"
+  verify_with_fio /dev/ublkb6 4k 32M
+  dd if=/dev/zero of=/dev/ublkb6 bs=1M count=8 seek=64 oflag=direct 2>/dev/null
+  sleep 1
+  "$COBLK_BIN" stats -n 6
+  "$COBLK_BIN" stats --json | grep -q '"dev_id":6' || vm_fail "stats --json does not list device 6"
+  "$COBLK_BIN" stats -n 6 | grep -q "orig_data_size" || vm_fail "no statistics for device 6"
+}
+
 vm_case "a ram device keeps what fio wrote (copy)" ram_device --copy
 vm_case "a ram device keeps what fio wrote (user copy)" ram_device --user-copy
 vm_case "data written with dd reads back identical on two queues" data_survives_a_reopen
@@ -88,4 +124,7 @@ vm_case "a null device serves random reads" null_device
 vm_case "a loop device writes through to its file (copy)" loop_device --copy
 vm_case "a loop device writes through to its file (zero copy)" loop_device --zero-copy
 vm_case "del and SIGTERM remove the device" del_removes_the_device
+vm_case "recover serves a device again after its server was killed" recover_a_killed_server
+vm_case "a zram device keeps what fio wrote and publishes stats (lz4)" zram_device
+vm_case "a zram device keeps what fio wrote (zstd, user copy)" zram_device "--algorithm zstd:3 --user-copy"
 vm_finish
