@@ -69,7 +69,7 @@ BOOST_AUTO_TEST_CASE(counters_grow_with_operations_tasks_sleeps_and_messages) {
 
 BOOST_AUTO_TEST_CASE(a_task_that_busy_loops_past_the_stall_threshold_is_counted_as_a_stall_under_its_name) {
     runtime::RuntimeConfig config = runtime_test::cores({0});
-    config.reactor.stall_threshold = 5ms;
+    config.reactor.stall_threshold = 20ms;
     runtime::Runtime rt(config);
     runtime_test::StderrCapture capture;
     std::uint64_t stalls_before = 0, stalls_after = 0;
@@ -78,7 +78,7 @@ BOOST_AUTO_TEST_CASE(a_task_that_busy_loops_past_the_stall_threshold_is_counted_
         const auto& stats = runtime::Reactor::current()->stats();
         stalls_before = stats.stalls.get();
         runtime::spawn([]() -> Task<void> {
-            busy_wait(50ms);
+            busy_wait(100ms);
             co_return;
         }(), "staller");
         co_await runtime::yield();  // the staller runs (and is measured) before we resume
@@ -87,22 +87,25 @@ BOOST_AUTO_TEST_CASE(a_task_that_busy_loops_past_the_stall_threshold_is_counted_
         stalled_task = name ? name : "";
     });
     const std::string text = capture.text();
-    BOOST_TEST(stalls_after - stalls_before == 1u);
+    // At least the staller's; on a loaded machine a preempted main may add one.
+    BOOST_TEST(stalls_after - stalls_before >= 1u);
     BOOST_TEST(stalled_task == "staller");
-    BOOST_TEST(rt.stats(0).max_stall_ns.get() >= 50000000u);
+    BOOST_TEST(rt.stats(0).max_stall_ns.get() >= 50000000u);  // TSC vs steady_clock: not exact
     BOOST_TEST(text.find("task 'staller'") != std::string::npos, text);
 }
 
 BOOST_AUTO_TEST_CASE(a_task_that_yields_between_short_bursts_is_not_a_stall) {
     runtime::RuntimeConfig config = runtime_test::cores({0});
-    config.reactor.stall_threshold = 20ms;
+    // Generous, because a burst preempted by another process for longer than
+    // the threshold is (correctly) a stall; the bursts add up to more than it.
+    config.reactor.stall_threshold = 100ms;
     runtime::Runtime rt(config);
     std::uint64_t stalls_during = 99;
     rt.run([&]() -> Task<void> {
         const auto& stats = runtime::Reactor::current()->stats();
         const std::uint64_t before = stats.stalls.get();
-        for (int i = 0; i < 100; ++i) {  // 50 ms of work in total, 0.5 ms at a time
-            busy_wait(500us);
+        for (int i = 0; i < 60; ++i) {  // 120 ms of work in total, 2 ms at a time
+            busy_wait(2ms);
             co_await runtime::yield();
         }
         stalls_during = stats.stalls.get() - before;
