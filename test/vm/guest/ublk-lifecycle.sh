@@ -1,0 +1,212 @@
+#!/bin/sh
+# ublk-lifecycle.sh: coblk devices come and go cleanly. `coblk list` shows
+# what `coblk add` made; `coblk del` in the middle of fio fails fio's I/O
+# without hanging anything and leaves no trace of the device; SIGTERM to the
+# server stops its device; a server killed with SIGKILL leaves a device that
+# `coblk del` removes; `coblk del -a` removes every device.
+. "${COBLK_VM_LIB:-$(dirname "$0")/../lib.sh}"
+
+# Device ids of this script (high, so a host's own ublk devices are left alone).
+base_id=70
+
+# ---- helpers ---------------------------------------------------------------
+
+ublk_ready() {
+  vm_require_root
+  vm_require_coblk
+  vm_require_cmd fio
+  vm_load_module ublk_drv
+  vm_wait_for_path /dev/ublk-control 5
+}
+
+# add_device ID ARGS...: `coblk add -n ID ARGS`, deleted when the case ends.
+add_device() {
+  local id="$1" out
+  shift
+  vm_defer "$COBLK_BIN del -n $id"
+  out=$("$COBLK_BIN" add -n "$id" "$@") || vm_fail "coblk add -n $id $* failed"
+  vm_assert_eq "/dev/ublkb$id" "$out" "block device printed by coblk add"
+  [ -b "$out" ] || vm_fail "$out does not exist right after coblk add returned"
+}
+
+# list_field ID COLUMN: a column of device ID's row in `coblk list -n ID`.
+list_field() {
+  "$COBLK_BIN" list -n "$1" | awk -v id="$1" -v col="$2" '
+    NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
+    $1 == id && c { print $c }'
+}
+
+# server_pid ID: the pid serving device ID, per `coblk list`.
+server_pid() {
+  local pid
+  pid=$(list_field "$1" PID)
+  case "$pid" in
+    '' | *[!0-9]*) vm_fail "coblk list shows no server pid for device $1 ('$pid')" ;;
+  esac
+  echo "$pid"
+}
+
+# running PID: the process exists and is not a zombie (a zombie is an
+# exited child nobody has reaped yet, and kill -0 still succeeds on it).
+running() {
+  kill -0 "$1" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
+# wait_until_gone PID SECONDS: wait for a process to end; false on timeout.
+wait_until_gone() {
+  local i=0
+  while running "$1"; do
+    i=$((i + 1))
+    [ "$i" -le $(($2 * 10)) ] || return 1
+    sleep 0.1
+  done
+}
+
+# wait_for_exit PID SECONDS: wait for our child PID, at most SECONDS, and set
+# EXIT_RC to its exit status. Fails the case if it is still running then.
+# (Not in $(...): a command substitution's subshell cannot wait for its
+# parent's children.)
+wait_for_exit() {
+  wait_until_gone "$1" "$2" || vm_fail "process $1 still runs after $2 s"
+  EXIT_RC=0
+  wait "$1" || EXIT_RC=$?
+}
+
+# device_is_gone ID: no node, no sysfs entry, no `coblk list` row, no state file.
+device_is_gone() {
+  local id="$1" i=0
+  # The nodes go when the kernel removes the devices; give devtmpfs a moment.
+  while [ -e "/dev/ublkb$id" ] || [ -e "/dev/ublkc$id" ]; do
+    i=$((i + 1))
+    [ "$i" -le 50 ] || break
+    sleep 0.1
+  done
+  [ ! -e "/dev/ublkb$id" ] || vm_fail "/dev/ublkb$id still exists"
+  [ ! -e "/dev/ublkc$id" ] || vm_fail "/dev/ublkc$id still exists"
+  [ ! -e "/sys/class/ublk-char/ublkc$id" ] || vm_fail "/sys/class/ublk-char/ublkc$id still exists"
+  "$COBLK_BIN" list | awk -v id="$id" 'NR > 1 && $1 == id { exit 1 }' \
+    || vm_fail "coblk list still shows device $id: $("$COBLK_BIN" list)"
+  [ ! -e "${COBLK_RUN_DIR:-/run/coblk}/$id.json" ] || vm_fail "the state file of device $id is left behind"
+}
+
+# start_fio DEVICE LOG: long random read/write I/O in the background; its pid
+# goes to FIO_PID. The case kills it if it is still running at the end.
+start_fio() {
+  fio --name=busy --filename="$1" --ioengine=io_uring --direct=1 \
+      --rw=randrw --bs=4k --iodepth=32 --size=32M --time_based --runtime=120 \
+      --output-format=terse >"$2" 2>&1 &
+  FIO_PID=$!
+  vm_defer "kill -9 $FIO_PID"
+  # Let it get going: requests are in flight once it has done some I/O.
+  sleep 3
+  kill -0 "$FIO_PID" 2>/dev/null || { cat "$2" >&2; vm_fail "fio ended early"; }
+}
+
+# ---- cases -----------------------------------------------------------------
+
+list_shows_device() {
+  local id="$base_id"
+  ublk_ready
+  add_device "$id" -t ram --size 64M -q 2 -d 64 --user-copy
+  "$COBLK_BIN" list
+  vm_assert_eq live "$(list_field "$id" STATE)" "state"
+  vm_assert_eq 2 "$(list_field "$id" QUEUES)" "queues"
+  vm_assert_eq 64 "$(list_field "$id" DEPTH)" "depth"
+  vm_assert_eq ram "$(list_field "$id" TARGET)" "target"
+  vm_assert_eq user_copy "$(list_field "$id" DATA_PATH | tr - _)" "data path"
+  vm_assert_eq "/dev/ublkb$id" "$(list_field "$id" BLOCK_DEVICE)" "block device"
+  local pid
+  pid=$(server_pid "$id")
+  running "$pid" || vm_fail "the pid coblk list shows ($pid) is not running"
+}
+
+del_during_fio() {
+  local id=$((base_id + 1)) log="${TMPDIR:-/tmp}/fio-del.log" pid
+  ublk_ready
+  add_device "$id" -t ram --size 64M -q 2
+  pid=$(server_pid "$id")
+  start_fio "/dev/ublkb$id" "$log"
+  timeout 30 "$COBLK_BIN" del -n "$id" || vm_fail "coblk del -n $id during fio failed or hung"
+  wait_for_exit "$FIO_PID" 30
+  [ "$EXIT_RC" -ne 0 ] || vm_fail "fio succeeded although its device was deleted under it"
+  vm_log "fio ended with status $EXIT_RC: $(grep -m1 -i 'error' "$log" || true)"
+  wait_until_gone "$pid" 10 || vm_fail "the server ($pid) still runs after its device was deleted"
+  device_is_gone "$id"
+}
+
+sigterm_stops_device() {
+  local id=$((base_id + 2)) pid t="${TMPDIR:-/tmp}"
+  ublk_ready
+  add_device "$id" -t ram --size 64M
+  dd if=/dev/urandom of="$t/term.bin" bs=1M count=4 2>/dev/null
+  dd if="$t/term.bin" of="/dev/ublkb$id" bs=1M oflag=direct 2>/dev/null
+  cmp -n $((4 << 20)) "$t/term.bin" "/dev/ublkb$id" || vm_fail "data read back differs"
+  rm -f "$t/term.bin"
+  pid=$(server_pid "$id")
+  kill -TERM "$pid"
+  wait_until_gone "$pid" 20 || vm_fail "the server ($pid) still runs 20 s after SIGTERM"
+  device_is_gone "$id"
+}
+
+sigterm_during_fio() {
+  local id=$((base_id + 3)) log="${TMPDIR:-/tmp}/fio-term.log" pid
+  ublk_ready
+  add_device "$id" -t null --size 1G -q 2
+  pid=$(server_pid "$id")
+  start_fio "/dev/ublkb$id" "$log"
+  kill -TERM "$pid"
+  wait_until_gone "$pid" 20 || vm_fail "the server ($pid) still runs 20 s after SIGTERM"
+  wait_for_exit "$FIO_PID" 30
+  [ "$EXIT_RC" -ne 0 ] || vm_fail "fio succeeded although its device's server stopped"
+  device_is_gone "$id"
+}
+
+sigkill_then_del() {
+  local id=$((base_id + 4)) log="${TMPDIR:-/tmp}/fio-kill.log" pid
+  ublk_ready
+  add_device "$id" -t ram --size 64M
+  pid=$(server_pid "$id")
+  start_fio "/dev/ublkb$id" "$log"
+  kill -KILL "$pid"
+  wait_until_gone "$pid" 20 || vm_fail "the server ($pid) survived SIGKILL for 20 s"
+  # Without --recovery the kernel fails the device's I/O once the server is gone.
+  wait_for_exit "$FIO_PID" 30
+  [ "$EXIT_RC" -ne 0 ] || vm_fail "fio succeeded although its device's server was killed"
+  timeout 30 "$COBLK_BIN" del -n "$id" 2>"${TMPDIR:-/tmp}/del.err" \
+    || [ ! -e "/sys/class/ublk-char/ublkc$id" ] \
+    || vm_fail "coblk del -n $id of a device whose server was killed failed: $(cat "${TMPDIR:-/tmp}/del.err")"
+  device_is_gone "$id"
+}
+
+del_all() {
+  local a=$((base_id + 5)) b=$((base_id + 6)) c=$((base_id + 7)) file="${TMPDIR:-/tmp}/del-all.img" pa pb pc
+  ublk_ready
+  # -a means every device: on a host, only when there are none of the host's.
+  if [ "$COBLK_VM_MODE" = host ] && [ -n "$(ls /sys/class/ublk-char 2>/dev/null)" ]; then
+    vm_skip "this host has ublk devices of its own, which coblk del -a would delete"
+  fi
+  truncate -s 32M "$file"
+  vm_defer "rm -f $file"
+  add_device "$a" -t null -q 2
+  add_device "$b" -t ram --size 32M --user-copy
+  add_device "$c" -t loop -f "$file"
+  pa=$(server_pid "$a")
+  pb=$(server_pid "$b")
+  pc=$(server_pid "$c")
+  timeout 60 "$COBLK_BIN" del -a || vm_fail "coblk del -a failed or hung"
+  device_is_gone "$a"
+  device_is_gone "$b"
+  device_is_gone "$c"
+  for p in $pa $pb $pc; do
+    wait_until_gone "$p" 10 || vm_fail "server $p still runs after coblk del -a"
+  done
+  "$COBLK_BIN" del -a || vm_fail "coblk del -a with no devices failed"
+}
+
+vm_case "coblk list shows a new device's state, queues, depth, target, data path, server pid and block device" list_shows_device
+vm_case "coblk del during fio fails fio's I/O, hangs nothing and removes the device, its nodes and its server" del_during_fio
+vm_case "SIGTERM to a server stops its device and removes it" sigterm_stops_device
+vm_case "SIGTERM to a server during fio fails fio's I/O and removes the device" sigterm_during_fio
+vm_case "a device whose server was killed with SIGKILL fails its I/O and is removed by coblk del" sigkill_then_del
+vm_case "coblk del -a removes every device, and succeeds when there is none" del_all
+vm_finish

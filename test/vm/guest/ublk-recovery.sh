@@ -1,0 +1,171 @@
+#!/bin/sh
+# ublk-recovery.sh: a device added with --recovery outlives its server.
+# kill -9 of the server in the middle of fio leaves the device quiesced;
+# `coblk recover` serves it again, every write fio saw acknowledged is on the
+# device and in the loop file, and fio verification passes afterwards. A
+# device whose server died can also just be deleted.
+. "${COBLK_VM_LIB:-$(dirname "$0")/../lib.sh}"
+
+# Device ids of this script (high, so a host's own ublk devices are left alone).
+base_id=80
+
+# ---- helpers ---------------------------------------------------------------
+
+ublk_ready() {
+  vm_require_root
+  vm_require_coblk
+  vm_require_cmd fio
+  vm_load_module ublk_drv
+  vm_wait_for_path /dev/ublk-control 5
+  "$COBLK_BIN" features | grep -qw USER_RECOVERY || vm_skip "the kernel's ublk driver lacks USER_RECOVERY"
+}
+
+# add_device ID ARGS...: `coblk add -n ID ARGS`, deleted when the case ends.
+add_device() {
+  local id="$1" out
+  shift
+  vm_defer "$COBLK_BIN del -n $id"
+  out=$("$COBLK_BIN" add -n "$id" "$@") || vm_fail "coblk add -n $id $* failed"
+  vm_assert_eq "/dev/ublkb$id" "$out" "block device printed by coblk add"
+  [ -b "$out" ] || vm_fail "$out does not exist right after coblk add returned"
+}
+
+# list_field ID COLUMN: a column of device ID's row in `coblk list -n ID`.
+list_field() {
+  "$COBLK_BIN" list -n "$1" | awk -v id="$1" -v col="$2" '
+    NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
+    $1 == id && c { print $c }'
+}
+
+# server_pid ID: the pid serving device ID, per `coblk list`.
+server_pid() {
+  local pid
+  pid=$(list_field "$1" PID)
+  case "$pid" in
+    '' | *[!0-9]*) vm_fail "coblk list shows no server pid for device $1 ('$pid')" ;;
+  esac
+  echo "$pid"
+}
+
+# running PID: exists and is not a zombie.
+running() {
+  kill -0 "$1" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
+# wait_until_gone PID SECONDS: wait for a process to end; false on timeout.
+wait_until_gone() {
+  local i=0
+  while running "$1"; do
+    i=$((i + 1))
+    [ "$i" -le $(($2 * 10)) ] || return 1
+    sleep 0.1
+  done
+}
+
+# wait_for_exit PID SECONDS: wait for our child PID and set EXIT_RC.
+wait_for_exit() {
+  wait_until_gone "$1" "$2" || vm_fail "process $1 still runs after $2 s"
+  EXIT_RC=0
+  wait "$1" || EXIT_RC=$?
+}
+
+# The write job whose acknowledged writes are checked: sequential 64 KiB
+# writes one at a time (psync), so the acknowledged writes are exactly a
+# prefix of the range, rate-limited to about 8 s so that the server can be
+# killed in the middle. Each block carries fio's crc32c verify header, so
+# verify_only over the acknowledged prefix checks every one of them.
+# Extra arguments (filename, size, verify_only) follow.
+seq_job() {
+  fio --name=acked --ioengine=psync --rw=write --bs=64k \
+      --verify=crc32c --verify_fatal=1 --output-format=terse "$@"
+}
+
+# ---- cases -----------------------------------------------------------------
+
+recover_loop_during_fio() {
+  local id="$base_id" t="${TMPDIR:-/tmp}" file pid1 pid2 out acked state
+  file="$t/recover-$id.img"
+  ublk_ready
+  truncate -s 64M "$file"
+  vm_defer "rm -f $file"
+  add_device "$id" -t loop -f "$file" -q 2 --recovery
+  pid1=$(server_pid "$id")
+
+  seq_job --filename="/dev/ublkb$id" --direct=1 --size=32M --rate_iops=64 --do_verify=0 \
+    >"$t/acked.log" 2>&1 &
+  FIO_PID=$!
+  vm_defer "kill -9 $FIO_PID"
+  sleep 3
+  running "$FIO_PID" || { cat "$t/acked.log" >&2; vm_fail "fio ended before the server was killed"; }
+
+  kill -KILL "$pid1"
+  wait_until_gone "$pid1" 20 || vm_fail "the server ($pid1) survived SIGKILL for 20 s"
+  state=$(list_field "$id" STATE)
+  vm_log "after kill -9 of its server device $id is '$state'"
+  [ -e "/sys/class/ublk-char/ublkc$id" ] || vm_fail "device $id vanished although it was added with --recovery"
+
+  out=$(timeout 60 "$COBLK_BIN" recover -n "$id") || vm_fail "coblk recover -n $id failed"
+  vm_log "coblk recover printed '$out'"
+  vm_assert_eq live "$(list_field "$id" STATE)" "state after coblk recover"
+  pid2=$(server_pid "$id")
+  [ "$pid2" != "$pid1" ] || vm_fail "coblk list still shows the dead server's pid"
+  running "$pid2" || vm_fail "the new server ($pid2) is not running"
+
+  # fio goes on after recovery: writes queued while no server ran are served
+  # by the new one. A write the old server had taken may fail (USER_RECOVERY
+  # without REISSUE fails those), which ends fio early; either way every
+  # write fio counted as done must be there.
+  wait_for_exit "$FIO_PID" 120
+  acked=$(awk -F';' 'NF > 100 { print $47 }' "$t/acked.log")
+  vm_log "fio ended with status $EXIT_RC after $acked KiB acknowledged"
+  case "$acked" in '' | *[!0-9]*) cat "$t/acked.log" >&2; vm_fail "cannot read fio's written KiB" ;; esac
+  [ "$EXIT_RC" -ne 0 ] || vm_assert_eq 32768 "$acked" "KiB written by a fio that succeeded"
+  [ "$acked" -gt 0 ] || vm_fail "fio wrote nothing"
+
+  seq_job --filename="/dev/ublkb$id" --direct=1 --size="${acked}K" --verify_only >"$t/v1.log" 2>&1 \
+    || { tail -n 5 "$t/v1.log" >&2; vm_fail "the recovered device lacks acknowledged writes"; }
+  sync
+  seq_job --filename="$file" --size="${acked}K" --verify_only >"$t/v2.log" 2>&1 \
+    || { tail -n 5 "$t/v2.log" >&2; vm_fail "the loop file lacks acknowledged writes"; }
+
+  # The recovered device serves verified random I/O on both queues.
+  fio --name=after --filename="/dev/ublkb$id" --ioengine=io_uring --direct=1 \
+      --rw=randwrite --bsrange=4k-1M --iodepth=16 --offset=32M --size=16M \
+      --numjobs=2 --offset_increment=16M --cpus_allowed=0-1 --cpus_allowed_policy=split \
+      --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=terse >"$t/after.log" 2>&1 \
+    || { tail -n 5 "$t/after.log" >&2; vm_fail "fio verification failed on the recovered device"; }
+}
+
+recover_live_refused() {
+  local id=$((base_id + 1)) t="${TMPDIR:-/tmp}" rc=0
+  ublk_ready
+  add_device "$id" -t ram --size 32M --recovery
+  "$COBLK_BIN" recover -n "$id" >"$t/rec.out" 2>"$t/rec.err" || rc=$?
+  vm_log "coblk recover of a live device: exit $rc, $(cat "$t/rec.err")"
+  [ "$rc" -ne 0 ] || vm_fail "coblk recover of a live device succeeded"
+  grep -qi live "$t/rec.err" || vm_fail "the error does not say the device is live"
+  vm_assert_eq live "$(list_field "$id" STATE)" "state of the device after the refused recover"
+}
+
+del_after_server_died() {
+  local id=$((base_id + 2)) pid
+  ublk_ready
+  add_device "$id" -t ram --size 32M --recovery
+  pid=$(server_pid "$id")
+  kill -KILL "$pid"
+  wait_until_gone "$pid" 20 || vm_fail "the server ($pid) survived SIGKILL for 20 s"
+  vm_log "device $id is '$(list_field "$id" STATE)' after its server died"
+  timeout 30 "$COBLK_BIN" del -n "$id" || vm_fail "coblk del -n $id failed or hung"
+  local i=0
+  while [ -e "/dev/ublkc$id" ] || [ -e "/dev/ublkb$id" ]; do
+    i=$((i + 1))
+    [ "$i" -le 50 ] || vm_fail "the nodes of device $id remain after coblk del"
+    sleep 0.1
+  done
+  "$COBLK_BIN" list | awk -v id="$id" 'NR > 1 && $1 == id { exit 1 }' || vm_fail "coblk list still shows device $id"
+}
+
+vm_case "a loop device whose server was killed during fio is recovered with every acknowledged write on the device and in its file, and passes fio verification" recover_loop_during_fio
+vm_case "coblk recover of a live --recovery device is refused and leaves it live" recover_live_refused
+vm_case "a --recovery device whose server was killed is removed by coblk del" del_after_server_died
+vm_finish
