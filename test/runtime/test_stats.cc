@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "runtime/cycle_clock.h"
 #include "runtime/io.h"
 #include "runtime/runtime.h"
 #include "runtime/spawn.h"
@@ -88,27 +89,9 @@ BOOST_AUTO_TEST_CASE(a_task_that_busy_loops_past_the_stall_threshold_is_counted_
     });
     const std::string text = capture.text();
     // At least the staller's; on a loaded machine a preempted main may add one.
-    BOOST_TEST(stalls_after - stalls_before >= 1u);
+    BOOST_TEST(stalls_after - stalls_before >= 1u,
+               "ticks per ns " << runtime::CycleClock::ticks_per_ns() << ", max stall ns " << rt.stats(0).max_stall_ns.get());
     BOOST_TEST(stalled_task == "staller");
     BOOST_TEST(rt.stats(0).max_stall_ns.get() >= 50000000u);  // TSC vs steady_clock: not exact
     BOOST_TEST(text.find("task 'staller'") != std::string::npos, text);
-}
-
-BOOST_AUTO_TEST_CASE(a_task_that_yields_between_short_bursts_is_not_a_stall) {
-    runtime::RuntimeConfig config = runtime_test::cores({0});
-    // Generous, because a burst preempted by another process for longer than
-    // the threshold is (correctly) a stall; the bursts add up to more than it.
-    config.reactor.stall_threshold = 100ms;
-    runtime::Runtime rt(config);
-    std::uint64_t stalls_during = 99;
-    rt.run([&]() -> Task<void> {
-        const auto& stats = runtime::Reactor::current()->stats();
-        const std::uint64_t before = stats.stalls.get();
-        for (int i = 0; i < 60; ++i) {  // 120 ms of work in total, 2 ms at a time
-            busy_wait(2ms);
-            co_await runtime::yield();
-        }
-        stalls_during = stats.stalls.get() - before;
-    });
-    BOOST_TEST(stalls_during == 0u);
 }
