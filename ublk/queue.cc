@@ -135,6 +135,8 @@ runtime::Task<void> Queue::serve_tag(uint16_t tag) {
   }
 }
 
+// The request's only coroutine frame besides the target operation's own:
+// the user-copy transfers and the target call are awaited inline here.
 runtime::Task<int> Queue::handle(uint16_t tag, const abi::ublksrv_io_desc& desc) {
   Request r;
   r.op = abi::get_op(desc);
@@ -150,48 +152,52 @@ runtime::Task<int> Queue::handle(uint16_t tag, const abi::ublksrv_io_desc& desc)
   } else {
     r.data = tag_buffer(tag);
   }
-
-  if (config_.data_path != DataPath::user_copy || !moves_data) co_return co_await dispatch(r);
-
-  // USER_COPY: the data crosses /dev/ublkcN at the tag's offset.
+  const bool user_copy = config_.data_path == DataPath::user_copy && moves_data;
   const uint64_t at = abi::user_copy_offset(config_.queue_id, tag);
-  if (r.op == abi::IO_OP_WRITE) {
+
+  // USER_COPY write: fetch the data from /dev/ublkcN at the tag's offset.
+  if (user_copy && r.op == abi::IO_OP_WRITE) {
     uint32_t got = 0;
     while (got < r.length) {
       const int n = co_await runtime::read(config_.char_fd, r.data + got, r.length - got, at + got);
       if (n <= 0) co_return n < 0 ? n : -EIO;
       got += static_cast<uint32_t>(n);
     }
-    co_return co_await dispatch(r);
   }
-  const int done = co_await dispatch(r);
-  if (done <= 0) co_return done;
-  uint32_t put = 0;
-  while (put < static_cast<uint32_t>(done)) {
-    const int n = co_await runtime::write(config_.char_fd, r.data + put, static_cast<uint32_t>(done) - put, at + put);
-    if (n <= 0) co_return n < 0 ? n : -EIO;
-    put += static_cast<uint32_t>(n);
-  }
-  co_return done;
-}
 
-runtime::Task<int> Queue::dispatch(const Request& r) {
+  int done = -EIO;
   try {
-    switch (r.op) {
-      case abi::IO_OP_READ: co_return co_await target_.read(r);
-      case abi::IO_OP_WRITE: co_return co_await target_.write(r);
-      case abi::IO_OP_FLUSH: co_return co_await target_.flush(r);
-      case abi::IO_OP_DISCARD: co_return co_await target_.discard(r);
-      case abi::IO_OP_WRITE_ZEROES: co_return co_await target_.write_zeroes(r);
-      default: co_return -EOPNOTSUPP;
-    }
+    done = co_await start_operation(r);
   } catch (const std::exception& e) {
     // A target bug must cost one request, not the device.
     std::fprintf(stderr, "coblk: queue %u: target threw: %s\n", unsigned{r.queue}, e.what());
   } catch (...) {
     std::fprintf(stderr, "coblk: queue %u: target threw\n", unsigned{r.queue});
   }
-  co_return -EIO;
+
+  // USER_COPY read: hand the bytes to the kernel.
+  if (user_copy && r.op == abi::IO_OP_READ && done > 0) {
+    uint32_t put = 0;
+    while (put < static_cast<uint32_t>(done)) {
+      const int n = co_await runtime::write(config_.char_fd, r.data + put, static_cast<uint32_t>(done) - put, at + put);
+      if (n <= 0) co_return n < 0 ? n : -EIO;
+      put += static_cast<uint32_t>(n);
+    }
+  }
+  co_return done;
 }
+
+runtime::Task<int> Queue::start_operation(const Request& r) {
+  switch (r.op) {
+    case abi::IO_OP_READ: return target_.read(r);
+    case abi::IO_OP_WRITE: return target_.write(r);
+    case abi::IO_OP_FLUSH: return target_.flush(r);
+    case abi::IO_OP_DISCARD: return target_.discard(r);
+    case abi::IO_OP_WRITE_ZEROES: return target_.write_zeroes(r);
+    default: return unsupported();
+  }
+}
+
+runtime::Task<int> Queue::unsupported() { co_return -EOPNOTSUPP; }
 
 }  // namespace ublk

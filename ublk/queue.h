@@ -64,7 +64,10 @@ class Queue {
  private:
   runtime::Task<void> serve_tag(uint16_t tag);
   runtime::Task<int> handle(uint16_t tag, const abi::ublksrv_io_desc& desc);
-  runtime::Task<int> dispatch(const Request& request);
+  // The target's coroutine for `request` (not started: the caller awaits it).
+  // Not a coroutine itself, so it costs no frame. `request` must outlive it.
+  runtime::Task<int> start_operation(const Request& request);
+  static runtime::Task<int> unsupported();
   std::byte* tag_buffer(uint16_t tag) const { return buffers_ + size_t{tag} * config_.max_io_bytes; }
 
   QueueConfig config_;
