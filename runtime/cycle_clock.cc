@@ -57,7 +57,7 @@ double measure_ticks_per_ns() noexcept {
 
 }  // namespace
 
-bool CycleClock::use_tsc() noexcept { return tsc_usable(); }
+bool CycleClock::detect_tsc() noexcept { return tsc_usable(); }
 
 std::uint64_t CycleClock::monotonic_ns() noexcept { return read_monotonic_ns(); }
 

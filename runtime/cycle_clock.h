@@ -37,7 +37,9 @@ public:
     }
 
 private:
-    static bool use_tsc() noexcept;
+    static bool detect_tsc() noexcept;
+    static bool use_tsc() noexcept { return tsc_; }
+    static inline const bool tsc_ = detect_tsc();
     static std::uint64_t monotonic_ns() noexcept;
 };
 

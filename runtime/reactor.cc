@@ -22,8 +22,6 @@ namespace {
 constexpr std::uint64_t wake_user_data = ~0ull - 1;     // a peer's MSG_RING wake-up
 constexpr std::uint64_t eventfd_user_data = ~0ull - 2;  // our eventfd read completed
 
-constexpr std::uint32_t no_slot = UINT32_MAX;
-
 void resume_waiter_on_this_core(void* object) noexcept {
     Reactor::current()->schedule(*static_cast<const Waiter*>(object));
 }
@@ -148,7 +146,7 @@ void Reactor::arm_eventfd_read() {
     io_uring_sqe_set_data64(sqe, eventfd_user_data);
 }
 
-io_uring_sqe* Reactor::get_sqe(unsigned count) {
+io_uring_sqe* Reactor::get_sqe_slow(unsigned count) {
     while (io_uring_sq_space_left(&ring_) < count) {
         // The submission queue is full: hand what we have to the kernel.
         const int ret = io_uring_submit(&ring_);
@@ -164,43 +162,18 @@ io_uring_sqe* Reactor::get_sqe(unsigned count) {
     return io_uring_get_sqe(&ring_);
 }
 
-std::uint64_t Reactor::open_slot(const Waiter& waiter) {
-    if (free_slot_ == no_slot) {
-        // More operations in flight than ever before: grow the table. Slots
-        // are addressed by index, so growing never invalidates user_data.
-        const std::uint32_t old = static_cast<std::uint32_t>(slots_.size());
-        if (old >= (1u << 31)) {
-            throw std::length_error("too many io_uring operations in flight");
-        }
-        slots_.resize(old * 2);
-        for (std::uint32_t i = old; i < old * 2; ++i) {
-            slots_[i].next_free = i + 1 < old * 2 ? i + 1 : no_slot;
-        }
-        free_slot_ = old;
+void Reactor::grow_slots() {
+    // More operations in flight than ever before: grow the table. Slots are
+    // addressed by index, so growing never invalidates a user_data.
+    const std::uint32_t old = static_cast<std::uint32_t>(slots_.size());
+    if (old >= (1u << 30)) {
+        throw std::length_error("too many io_uring operations in flight");
     }
-    const std::uint32_t index = free_slot_;
-    Slot& slot = slots_[index];
-    free_slot_ = slot.next_free;
-    slot.waiter = waiter;
-    slot.open = true;
-    slot.in_flight = true;
-    ++in_flight_;
-    return (static_cast<std::uint64_t>(slot.generation) << 32) | index;
-}
-
-int Reactor::close_slot(std::uint64_t user_data, std::uint32_t* cqe_flags) noexcept {
-    const auto index = static_cast<std::uint32_t>(user_data);
-    Slot& slot = slots_[index];
-    const int result = slot.result;
-    if (cqe_flags != nullptr) {
-        *cqe_flags = slot.cqe_flags;
+    slots_.resize(old * 2);
+    for (std::uint32_t i = old; i < old * 2; ++i) {
+        slots_[i].next_free = i + 1 < old * 2 ? i + 1 : no_slot;
     }
-    // A new generation makes any late CQE carrying the old user_data miss.
-    ++slot.generation;
-    slot.open = false;
-    slot.next_free = free_slot_;
-    free_slot_ = index;
-    return result;
+    free_slot_ = old;
 }
 
 void Reactor::cancel(std::uint64_t user_data) {
@@ -308,13 +281,13 @@ void Reactor::notify_peer(Reactor& peer) noexcept {
 }
 
 void Reactor::poll_mailboxes() noexcept {
-    Message batch[64];
+    std::array<Message, 64>& batch = mailbox_batch_;
     for (SpscRing<Message>* inbox : incoming_) {
         if (inbox == nullptr) {
             continue;
         }
         std::size_t n;
-        while ((n = inbox->try_pop_batch(std::span<Message>(batch))) != 0) {
+        while ((n = inbox->try_pop_batch(std::span<Message>(batch.data(), batch.size()))) != 0) {
             stats_.messages_received.add(n);
             for (std::size_t i = 0; i < n; ++i) {
                 batch[i].handler(batch[i].object);

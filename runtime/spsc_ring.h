@@ -6,6 +6,7 @@
 // cross-core mailboxes are built from it.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cassert>
 #include <cstddef>
@@ -99,9 +100,11 @@ public:
             room = capacity() - (tail - producer_.cached_head);
         }
         const std::size_t n = room < values.size() ? room : values.size();
-        for (std::size_t i = 0; i < n; ++i) {
-            ::new (static_cast<void*>(item(tail + i))) T(std::move(values[i]));
-        }
+        // At most two contiguous runs (before and after the wrap), so the
+        // compiler can vectorise the copy instead of masking every index.
+        const std::size_t first = std::min(n, capacity() - (tail & mask_));
+        std::uninitialized_move_n(values.data(), first, item(tail));
+        std::uninitialized_move_n(values.data() + first, n - first, item(0));
         if (n != 0) {
             producer_.tail.store(tail + n, std::memory_order_release);
         }
@@ -139,11 +142,12 @@ public:
             avail = consumer_.cached_tail - head;
         }
         const std::size_t n = avail < out.size() ? avail : out.size();
-        for (std::size_t i = 0; i < n; ++i) {
-            T* p = item(head + i);
-            out[i] = std::move(*p);
-            p->~T();
-        }
+        // Two contiguous runs at most, as in try_push_batch.
+        const std::size_t first = std::min(n, capacity() - (head & mask_));
+        std::move(item(head), item(head) + first, out.data());
+        std::destroy_n(item(head), first);
+        std::move(item(0), item(0) + (n - first), out.data() + first);
+        std::destroy_n(item(0), n - first);
         if (n != 0) {
             consumer_.head.store(head + n, std::memory_order_release);
         }
