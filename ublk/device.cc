@@ -29,9 +29,13 @@ std::string errno_text(int negative_errno) { return std::strerror(-negative_errn
 
 uint8_t shift_of(uint32_t power_of_two) { return static_cast<uint8_t>(std::countr_zero(power_of_two)); }
 
-// Runs one queue's serve() on its core and waits for it from core 0.
+// Runs one queue's serve() on its core and waits for it from core 0. A
+// queue that failed (rather than being stopped by the kernel) stops the
+// whole runtime: the other queues' FETCHes are then cancelled instead of
+// waiting for a START_DEV that can never complete without this queue.
 runtime::Task<void> serve_on_core(Queue& queue, unsigned core) {
   co_await runtime::submit_to(core, [&queue] { return queue.serve(); });
+  if (queue.last_error() != 0) runtime::Reactor::current()->runtime()->request_stop();
 }
 
 runtime::Task<void> serve_all(std::vector<std::unique_ptr<Queue>>& queues) {
