@@ -1,0 +1,116 @@
+#!/bin/sh
+# zram-swap.sh: a coblk zram device works as the machine's only swap under
+# memory pressure. swap_check runs in a cgroup v2 group whose memory.max is
+# far below what it allocates, so most of its pages go to swap on the ublk
+# device and come back; every page must come back right, nothing may
+# deadlock, the coblk server (outside the group) must not be OOM-killed, and
+# `coblk stats` must show the swapped pages stored.
+. "${COBLK_VM_LIB:-$(dirname "$0")/../lib.sh}"
+
+# Device id of this script (high, so a host's own ublk devices are left alone).
+swap_id=120
+# swap_check allocates this much; the group may keep this much in RAM.
+# (Under TCG each swapped MiB costs about half a second, so this stays small.)
+check_mib=128
+group_mib=32
+check_passes=1
+
+ublk_ready() {
+  vm_require_root
+  vm_require_coblk
+  vm_require_cmd swap_check mkswap swapon swapoff
+  vm_load_module ublk_drv
+  vm_wait_for_path /dev/ublk-control 5
+}
+
+# stat_value ID KEY: one statistic from `coblk stats -n ID --json`.
+stat_value() {
+  "$COBLK_BIN" stats -n "$1" --json | tr ',{}' '\n\n\n' | sed -n "s/^\"$2\":[[:space:]]*//p" | head -n 1
+}
+
+# cgroup2_root: where the cgroup v2 hierarchy is mounted (mounting it at
+# /sys/fs/cgroup if it is not yet).
+cgroup2_root() {
+  local root
+  root=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+  if [ -z "$root" ]; then
+    grep -qw cgroup2 /proc/filesystems || vm_skip "the kernel has no cgroup v2"
+    root=/sys/fs/cgroup
+    mkdir -p "$root"
+    mount -t cgroup2 cgroup2 "$root"
+  fi
+  echo "$root"
+}
+
+swap_under_pressure() {
+  local id="$swap_id" dev="/dev/ublkb$swap_id" t="${TMPDIR:-/tmp}" root group pid check rc max_orig orig dmesg_start
+  ublk_ready
+  # The device must be the only swap: on a host with swap of its own, leave it be.
+  if [ "$(wc -l < /proc/swaps)" -gt 1 ]; then
+    [ "$COBLK_VM_MODE" = vm ] || vm_skip "this host has swap of its own"
+    swapoff -a
+  fi
+  root=$(cgroup2_root)
+  grep -qw memory "$root/cgroup.controllers" || vm_skip "cgroup v2 has no memory controller"
+  echo +memory > "$root/cgroup.subtree_control"
+  group="$root/coblk-swap-$$"
+  mkdir "$group"
+  vm_defer "rmdir $group"
+  [ -e "$group/memory.swap.max" ] || vm_skip "no swap accounting in cgroup v2 (memory.swap.max missing)"
+  echo $((group_mib << 20)) > "$group/memory.max"
+  echo max > "$group/memory.swap.max"
+
+  # The server stays in this shell's cgroup, outside the limited group.
+  vm_defer "$COBLK_BIN del -n $id"
+  "$COBLK_BIN" add -n "$id" -t zram --size 1G -q 2 >/dev/null
+  pid=$("$COBLK_BIN" list -n "$id" | awk -v id="$id" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "PID") c = i; next } $1 == id { print $c }')
+  ! grep -qx "0::/${group#"$root"/}" "/proc/$pid/cgroup" || vm_fail "the coblk server is inside the limited group"
+  mkswap "$dev" >/dev/null
+  swapon "$dev"
+  vm_defer "swapoff $dev"
+  grep -q "^$dev " /proc/swaps || vm_fail "$dev is not in /proc/swaps"
+  vm_assert_eq 2 "$(wc -l < /proc/swaps)" "lines of /proc/swaps (header + the ublk device)"
+
+  # Only kernel messages from here on count.
+  dmesg_start=$(($(dmesg | wc -l) + 1))
+  # swap_check reads its pages back in a scattered order, for which swap
+  # readahead only fetches pages that are evicted again before use.
+  local cluster
+  cluster=$(cat /proc/sys/vm/page-cluster)
+  echo 0 > /proc/sys/vm/page-cluster
+  vm_defer "echo $cluster > /proc/sys/vm/page-cluster"
+  # swap_check enters the group before it allocates anything.
+  sh -c "echo \$\$ > $group/cgroup.procs && exec swap_check $check_mib $check_passes" >"$t/swap_check.log" 2>&1 &
+  check=$!
+  vm_defer "kill -9 $check"
+  # While it runs, sample what the device stores.
+  max_orig=0
+  while kill -0 "$check" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$check/status" 2>/dev/null; do
+    orig=$(stat_value "$id" orig_data_size)
+    case "$orig" in '' | *[!0-9]*) orig=0 ;; esac
+    [ "$orig" -le "$max_orig" ] || max_orig=$orig
+    sleep 1
+  done
+  rc=0
+  wait "$check" || rc=$?
+  cat "$t/swap_check.log"
+  vm_log "swap stored up to $max_orig bytes in the zram device; group events: $(tr '\n' ' ' < "$group/memory.events")"
+  "$COBLK_BIN" stats -n "$id"
+
+  dmesg | tail -n +"$dmesg_start" > "$t/swap.dmesg"
+  if grep -i 'killed process' "$t/swap.dmesg" | grep -q coblk; then
+    grep -i -B2 -A2 'killed process' "$t/swap.dmesg" >&2
+    vm_fail "the OOM killer killed the coblk server"
+  fi
+  kill -0 "$pid" || vm_fail "the coblk server ($pid) is gone"
+  ! grep -q 'blocked for more than' "$t/swap.dmesg" || { grep -A10 'blocked for more than' "$t/swap.dmesg" >&2; vm_fail "a task hung"; }
+  vm_assert_eq 0 "$rc" "swap_check's exit status"
+  grep -q '^swap_check: OK' "$t/swap_check.log" || vm_fail "swap_check did not report OK"
+  # The group had to swap: at least what did not fit in it went to the device.
+  [ "$max_orig" -ge $(((check_mib - group_mib) << 20)) ] \
+    || vm_fail "coblk stats showed at most $max_orig bytes stored, less than the $((check_mib - group_mib)) MiB that had to be swapped"
+  swapoff "$dev"
+}
+
+vm_case "a coblk zram device as the only swap serves a cgroup squeezed to ${group_mib} MiB through ${check_mib} MiB of swap_check without corruption, OOM kill of coblk or deadlock" swap_under_pressure
+vm_finish
