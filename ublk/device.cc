@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -281,18 +282,30 @@ int Device::serve(const std::function<void()>& on_ready, std::string& error) {
   // interrupted by io_uring itself if we exit first (ring teardown).
   // The result is published with release order and read after the eventfd
   // says it is there, with acquire.
-  std::atomic<int> start_result{1};
-  ControlDevice starter;
-  int ret = starter.open();
-  if (ret == 0) starter.set_unprivileged(config_.unprivileged);
-  std::thread start_thread([&, ret] {
-    const int r = ret < 0                ? ret
-                  : recovering_ ? starter.end_user_recovery(info_.dev_id, ::getpid())
-                                : starter.start_device(info_.dev_id, ::getpid());
-    start_result.store(r, std::memory_order_release);
+  // The starter's state is shared with its thread, which may outlive this
+  // call (stuck in the kernel when a queue failed), so it lives on the heap
+  // and owns its eventfd: a late write can never hit a reused descriptor.
+  struct StartState {
+    ControlDevice control;
+    std::atomic<int> result{1};
+    int event_fd = -1;
+    ~StartState() {
+      if (event_fd >= 0) ::close(event_fd);
+    }
+  };
+  auto start = std::make_shared<StartState>();
+  start->event_fd = started_fd;
+  int ret = start->control.open();
+  if (ret == 0) start->control.set_unprivileged(config_.unprivileged);
+  std::thread start_thread([start, ret, recovering = recovering_, id = info_.dev_id] {
+    const int r = ret < 0      ? ret
+                  : recovering ? start->control.end_user_recovery(id, ::getpid())
+                               : start->control.start_device(id, ::getpid());
+    start->result.store(r, std::memory_order_release);
     const uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(started_fd, &one, sizeof(one));
+    [[maybe_unused]] ssize_t n = ::write(start->event_fd, &one, sizeof(one));
   });
+  std::atomic<int>& start_result = start->result;
 
   // Ends the queues: STOP_DEV makes the kernel abort every FETCH once the
   // device is live; before that only cancelling the runtime's I/O can.
@@ -342,8 +355,7 @@ int Device::serve(const std::function<void()>& on_ready, std::string& error) {
     start_thread.detach();  // stuck in START_DEV; process exit cancels it
   }
   ::close(signal_fd);
-  ::close(queues_done_fd);
-  ::close(started_fd);
+  ::close(queues_done_fd);  // started_fd is closed with the last owner of `start`
 
   if (!runtime_error.empty() && status == 0) {
     status = -EIO;
