@@ -120,7 +120,9 @@ int Device::create(std::string& error) {
     if (ret == -EEXIST) {
       error = "device id " + std::to_string(config_.dev_id) + " is already in use";
     } else if (ret == -EPERM || ret == -EACCES) {
-      error = "operation not permitted: ublk devices need root (CAP_SYS_ADMIN)";
+      error = (control_.features() & abi::F_UNPRIVILEGED_DEV) != 0 && !config_.unprivileged
+                  ? "operation not permitted: run as root, or use --unprivileged (the kernel supports unprivileged devices)"
+                  : "operation not permitted: ublk devices need root (CAP_SYS_ADMIN)";
     } else {
       error = "cannot add the device: " + errno_text(ret);
     }
