@@ -117,8 +117,13 @@ inline std::string json_text(const char* key, const std::string& value) {
 ///   --ops N        fixed work per side per round (operations, items, chains
 ///                  or round trips) instead of calibrating on --seconds: for
 ///                  repeatable instruction counts under callgrind;
-///   --dir D        directory of bench_read's file (default /dev/shm).
+///   --dir D        directory of bench_read's file (default /dev/shm);
+///   --budget S     wall-clock budget of the whole program (default 20 s,
+///                  quick 2 s): a series stops adding rounds (after at least
+///                  3) once it has used its share, so a loaded machine
+///                  cannot stretch a run to minutes.
 struct BenchOptions {
+    double budget = 20;
     std::string dir = "/dev/shm";
     bool quick = false;
     unsigned long long ops = 0;  // 0: calibrate
@@ -131,6 +136,7 @@ struct BenchOptions {
         BenchOptions o;
         bool rounds_given = false;
         bool seconds_given = false;
+        bool budget_given = false;
         for (int i = 1; i < argc; ++i) {
             const std::string arg = argv[i];
             if (arg == "--quick") {
@@ -146,6 +152,9 @@ struct BenchOptions {
                     std::fprintf(stderr, "%s: --ops must be a positive number\n", argv[0]);
                     std::exit(2);
                 }
+            } else if (arg == "--budget" && i + 1 < argc) {
+                o.budget = std::atof(argv[++i]);
+                budget_given = true;
             } else if (arg == "--dir" && i + 1 < argc) {
                 o.dir = argv[++i];
             } else if (arg == "--seconds" && i + 1 < argc) {
@@ -162,13 +171,32 @@ struct BenchOptions {
         if (o.quick) {
             if (!rounds_given) o.rounds = 3;
             if (!seconds_given) o.seconds = 0.01;
+            if (!budget_given) o.budget = 2;
         }
-        if (o.rounds < 1 || o.rounds > 1000 || !(o.seconds > 0) || o.seconds > 60) {
-            std::fprintf(stderr, "%s: --rounds must be 1..1000 and --seconds in (0, 60]\n", argv[0]);
+        if (o.rounds < 1 || o.rounds > 1000 || !(o.seconds > 0) || o.seconds > 60 || !(o.budget > 0)) {
+            std::fprintf(stderr, "%s: --rounds must be 1..1000, --seconds in (0, 60] and --budget > 0\n", argv[0]);
             std::exit(2);
         }
         return o;
     }
+};
+
+/// Decides how many rounds a series runs: options.rounds, unless the series
+/// has used up its share of the program's --budget, in which case it stops
+/// after at least 3 rounds (or options.rounds if fewer).
+class RoundBudget {
+public:
+    /// `share`: this series' fraction of the budget (e.g. 1.0 / series count).
+    RoundBudget(const BenchOptions& options, double share)
+        : rounds_(options.rounds), end_(now_seconds() + options.budget * share) {}
+    /// True when round number `round` (0-based) should run.
+    bool next(int round) const {
+        return round < rounds_ && (round < 3 || now_seconds() < end_);
+    }
+
+private:
+    int rounds_;
+    double end_;
 };
 
 /// Operation count that makes a side whose measured rate is `ops_per_second`

@@ -4,7 +4,7 @@
 // round-trip latency of submit_to core 0 -> core 1 -> core 0 against a raw
 // SpscRing ping-pong between two spinning threads.
 //
-//   bench_channel [--quick] [--rounds N] [--seconds S] [--ops N]
+//   bench_channel [--quick] [--rounds N] [--seconds S] [--ops N] [--budget S]
 //
 // Results:
 //   channel_async  ours: a task on core 0 loops `co_await ch.send(i)`, a task
@@ -279,7 +279,8 @@ Task<void> throughput(const perf::BenchOptions& options, bool batched, unsigned 
     const std::uint64_t n = perf::ops_for(rate, options.seconds, batch, options.ops);
     perf::AbSeries series(batched ? "channel_batch" : "channel_async", "items/s", perf::Better::higher);
     ReactorCounters counters;
-    for (int round = 0; round < options.rounds; ++round) {
+    const perf::RoundBudget budget(options, 1.0 / 3);
+    for (int round = 0; budget.next(round); ++round) {
         double ours, baseline;
         if (round % 2 == 0) {
             ours = co_await our_channel(batched, n, &counters);
@@ -303,7 +304,8 @@ Task<void> round_trip(const perf::BenchOptions& options, unsigned peer_cpu) {
     (void)co_await our_round_trips(count / 10);
     perf::AbSeries series("submit_to_rtt", "ns", perf::Better::lower);
     std::vector<double> all_ours, all_baseline;
-    for (int round = 0; round < options.rounds; ++round) {
+    const perf::RoundBudget budget(options, 1.0 / 3);
+    for (int round = 0; budget.next(round); ++round) {
         std::vector<double> ours, baseline;
         if (round % 2 == 0) {
             ours = co_await our_round_trips(count);

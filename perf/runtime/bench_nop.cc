@@ -2,7 +2,7 @@
 // against a raw liburing loop, at batch sizes 1, 8 and 32; then the same
 // runtime loop with ReactorConfig::sqpoll on against off.
 //
-//   bench_nop [--quick] [--rounds N] [--seconds S] [--ops N] [--no-sqpoll]
+//   bench_nop [--quick] [--rounds N] [--seconds S] [--ops N] [--budget S] [--no-sqpoll]
 //
 // Structure (both sides run on the same pinned reactor thread, one process):
 //   ours      B tasks, each looping `co_await runtime::nop()`; the reactor
@@ -102,7 +102,8 @@ Task<int> ours_against_raw(const perf::BenchOptions& options) {
         const double rate = raw_nops(raw.get(), batch, 20000);
         const std::uint64_t total = perf::ops_for(rate, options.seconds, batch, options.ops);
         perf::AbSeries series("nop_batch" + std::to_string(batch), "ops/s", perf::Better::higher);
-        for (int round = 0; round < options.rounds; ++round) {
+        const perf::RoundBudget budget(options, 1.0 / 5);
+        for (int round = 0; budget.next(round); ++round) {
             double ours, baseline;
             if (round % 2 == 0) {
                 ours = co_await our_nops(batch, total);
@@ -134,7 +135,8 @@ void sqpoll_against_default(const perf::BenchOptions& options) {
         const double rate = runtime_nops(default_rt, batch, 20000 / batch * batch);
         const std::uint64_t total = perf::ops_for(rate, options.seconds, batch, options.ops);
         perf::AbSeries series("nop_sqpoll_batch" + std::to_string(batch), "ops/s", perf::Better::higher);
-        for (int round = 0; round < options.rounds; ++round) {
+        const perf::RoundBudget budget(options, 1.0 / 5);
+        for (int round = 0; budget.next(round); ++round) {
             double ours, baseline;
             if (round % 2 == 0) {
                 ours = runtime_nops(sqpoll_rt, batch, total);

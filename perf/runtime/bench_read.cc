@@ -3,7 +3,7 @@
 // io_uring backend, at queue depth 1 and 32; then the runtime with
 // ReactorConfig::sqpoll on against off.
 //
-//   bench_read [--quick] [--rounds N] [--seconds S] [--ops N] [--no-sqpoll] [--dir D]
+//   bench_read [--quick] [--rounds N] [--seconds S] [--ops N] [--budget S] [--no-sqpoll] [--dir D]
 //
 // Structure (all on the same pinned reactor thread, one process; each round
 // runs the three sides in a rotating order and every side issues the same
@@ -133,7 +133,8 @@ Task<int> ours_against_raw_and_asio(const perf::BenchOptions& options, const Rea
         const std::string name = "read_qd" + std::to_string(depth);
         perf::AbSeries against_raw(name, "ops/s", perf::Better::higher);
         perf::AbSeries against_asio(name + "_asio", "ops/s", perf::Better::higher);
-        for (int round = 0; round < options.rounds; ++round) {
+        const perf::RoundBudget budget(options, 1.0 / 4);
+        for (int round = 0; budget.next(round); ++round) {
             double ours = 0, raw_rate = 0, asio_rate = 0;
             for (int turn = 0; turn < 3; ++turn) {
                 switch ((round + turn) % 3) {
@@ -166,7 +167,8 @@ void sqpoll_against_default(const perf::BenchOptions& options, const ReadWorkloa
         const double rate = measure(default_rt, depth, 20000);
         const std::uint64_t total = perf::ops_for(rate, options.seconds, depth, options.ops);
         perf::AbSeries series("read_sqpoll_qd" + std::to_string(depth), "ops/s", perf::Better::higher);
-        for (int round = 0; round < options.rounds; ++round) {
+        const perf::RoundBudget budget(options, 1.0 / 4);
+        for (int round = 0; budget.next(round); ++round) {
             double ours, baseline;
             if (round % 2 == 0) {
                 ours = measure(sqpoll_rt, depth, total);

@@ -2,7 +2,7 @@
 // runtime::Task<int>: create the child (allocate its frame), await it
 // (symmetric transfer in and out), take its result, destroy it.
 //
-//   bench_task [--quick] [--rounds N] [--seconds S] [--ops N]
+//   bench_task [--quick] [--rounds N] [--seconds S] [--ops N] [--budget S]
 //
 // Results (ns per level; ratio > 1 means ours is faster):
 //   task_chain1000        baseline: the same recursion with a minimal
@@ -162,7 +162,8 @@ Task<int> bench_main(const perf::BenchOptions& options) {
     const std::uint64_t chains = perf::ops_for(1e9 / (warm_ns * depth), options.seconds, 1, options.ops);
     perf::AbSeries against_minimal("task_chain1000", "ns/level", perf::Better::lower);
     perf::AbSeries against_plain("task_chain1000_plain", "ns/level", perf::Better::lower);
-    for (int round = 0; round < options.rounds; ++round) {
+    const perf::RoundBudget budget(options, 1.0);
+    for (int round = 0; budget.next(round); ++round) {
         double ours = 0, minimal = 0, plain = 0;
         for (int turn = 0; turn < 3; ++turn) {
             switch ((round + turn) % 3) {
