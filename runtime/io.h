@@ -43,6 +43,9 @@ struct CancelOnStop {
 
 }  // namespace detail
 
+template <typename Prep>
+class ControlledIoOp;
+
 /// An io_uring operation, prepared by `Prep` (a callable that fills an SQE).
 ///
 /// Options, chained before co_await:
@@ -54,6 +57,8 @@ struct CancelOnStop {
 ///     completes with -ECANCELED if it takes longer than `d`.
 ///   - `.fixed_file()`: the fd argument is an index into the reactor's
 ///     registered files.
+/// The first two turn the operation into a ControlledIoOp, so a plain
+/// operation carries none of their state (it is on every I/O's hot path).
 ///
 /// An operation awaited after its reactor began shutting down completes at
 /// once with -ECANCELED.
@@ -61,23 +66,16 @@ template <typename Prep>
 class [[nodiscard]] IoOp {
 public:
     explicit IoOp(Prep prep) noexcept : prep_(std::move(prep)) {}
-    // Movable until awaited (the stop callback is engaged only while in flight).
-    IoOp(IoOp&& o) noexcept
-        : prep_(std::move(o.prep_)), stop_(std::move(o.stop_)), timeout_(o.timeout_),
-          has_timeout_(o.has_timeout_), sqe_flags_(o.sqe_flags_) {}
+    IoOp(IoOp&&) noexcept = default;
     IoOp& operator=(IoOp&&) = delete;
 
     /// Cancels the operation when `token` is stopped.
-    IoOp with_stop(std::stop_token token) && noexcept {
-        stop_ = std::move(token);
-        return std::move(*this);
+    ControlledIoOp<Prep> with_stop(std::stop_token token) && noexcept {
+        return ControlledIoOp<Prep>(std::move(*this)).with_stop(std::move(token));
     }
     /// Cancels the operation if it has not completed within `timeout`.
-    IoOp with_timeout(std::chrono::nanoseconds timeout) && noexcept {
-        timeout_.tv_sec = timeout.count() / 1000000000;
-        timeout_.tv_nsec = timeout.count() % 1000000000;
-        has_timeout_ = true;
-        return std::move(*this);
+    ControlledIoOp<Prep> with_timeout(std::chrono::nanoseconds timeout) && noexcept {
+        return ControlledIoOp<Prep>(std::move(*this)).with_timeout(timeout);
     }
     /// Treats the fd as a registered-file index (IOSQE_FIXED_FILE).
     IoOp fixed_file() && noexcept {
@@ -89,53 +87,110 @@ public:
 
     bool await_suspend(std::coroutine_handle<> awaiter) {
         Reactor* r = Reactor::current();
-        reactor_ = r;
-        if (r->draining() || stop_.stop_requested()) {
+        if (r->draining()) {
             result_ = -ECANCELED;
             return false;
         }
-        io_uring_sqe* sqe = r->get_sqe(has_timeout_ ? 2 : 1);
-        prep_(sqe);
-        sqe->flags |= sqe_flags_;
-        user_data_ = r->open_slot(r->waiter_for(awaiter));
-        io_uring_sqe_set_data64(sqe, user_data_);
-        if (has_timeout_) {
-            sqe->flags |= IOSQE_IO_LINK;
-            io_uring_sqe* timer = r->get_sqe();
-            io_uring_prep_link_timeout(timer, &timeout_, 0);
-            io_uring_sqe_set_data64(timer, Reactor::ignored_user_data);
-        }
-        if (stop_.stop_possible()) {
-            // May run the callback at once if stop was requested meanwhile;
-            // the cancel SQE then follows ours in the same batch.
-            stop_callback_.emplace(stop_, detail::CancelOnStop{r, user_data_});
-        }
+        submit(r, awaiter, false);
         return true;
     }
 
     int await_resume() noexcept {
         if (user_data_ == 0) {
-            return result_;
+            return result_;  // never submitted
         }
-        stop_callback_.reset();
-        const int result = reactor_->close_slot(user_data_, &cqe_flags_);
-        user_data_ = 0;
-        return result;
+        return reactor_->close_slot(user_data_, &cqe_flags_);
     }
 
     /// The CQE flags of the completed operation (e.g. IORING_CQE_F_MORE).
     std::uint32_t cqe_flags() const noexcept { return cqe_flags_; }
 
 private:
+    friend class ControlledIoOp<Prep>;
+
+    // Queues the SQE; with `linked`, reserves room for a second SQE that
+    // the caller links behind it.
+    io_uring_sqe* submit(Reactor* r, std::coroutine_handle<> awaiter, bool linked) {
+        reactor_ = r;
+        io_uring_sqe* sqe = r->get_sqe(linked ? 2 : 1);
+        prep_(sqe);
+        sqe->flags |= sqe_flags_ | (linked ? IOSQE_IO_LINK : 0);
+        user_data_ = r->open_slot(r->waiter_for(awaiter));
+        io_uring_sqe_set_data64(sqe, user_data_);
+        return sqe;
+    }
+
     Prep prep_;
-    std::stop_token stop_;
-    __kernel_timespec timeout_{};
-    bool has_timeout_ = false;
-    std::uint8_t sqe_flags_ = 0;
     Reactor* reactor_ = nullptr;
-    std::uint64_t user_data_ = 0;
+    std::uint64_t user_data_ = 0;  // 0 until submitted (slot user_data is never 0)
     int result_ = 0;
     std::uint32_t cqe_flags_ = 0;
+    std::uint8_t sqe_flags_ = 0;
+};
+
+/// An IoOp with a stop token and/or a linked timeout (see IoOp).
+template <typename Prep>
+class [[nodiscard]] ControlledIoOp {
+public:
+    explicit ControlledIoOp(IoOp<Prep>&& op) noexcept : op_(std::move(op)) {}
+    // Movable until awaited (the stop callback is engaged only while in flight).
+    ControlledIoOp(ControlledIoOp&& o) noexcept
+        : op_(std::move(o.op_)), stop_(std::move(o.stop_)), timeout_(o.timeout_), has_timeout_(o.has_timeout_) {}
+    ControlledIoOp& operator=(ControlledIoOp&&) = delete;
+
+    /// Cancels the operation when `token` is stopped.
+    ControlledIoOp with_stop(std::stop_token token) && noexcept {
+        stop_ = std::move(token);
+        return std::move(*this);
+    }
+    /// Cancels the operation if it has not completed within `timeout`.
+    ControlledIoOp with_timeout(std::chrono::nanoseconds timeout) && noexcept {
+        timeout_.tv_sec = timeout.count() / 1000000000;
+        timeout_.tv_nsec = timeout.count() % 1000000000;
+        has_timeout_ = true;
+        return std::move(*this);
+    }
+    /// Treats the fd as a registered-file index (IOSQE_FIXED_FILE).
+    ControlledIoOp fixed_file() && noexcept {
+        op_.sqe_flags_ |= IOSQE_FIXED_FILE;
+        return std::move(*this);
+    }
+
+    bool await_ready() const noexcept { return false; }
+
+    bool await_suspend(std::coroutine_handle<> awaiter) {
+        Reactor* r = Reactor::current();
+        if (r->draining() || stop_.stop_requested()) {
+            op_.result_ = -ECANCELED;
+            return false;
+        }
+        op_.submit(r, awaiter, has_timeout_);
+        if (has_timeout_) {
+            io_uring_sqe* timer = r->get_sqe();  // room was reserved by submit
+            io_uring_prep_link_timeout(timer, &timeout_, 0);
+            io_uring_sqe_set_data64(timer, Reactor::ignored_user_data);
+        }
+        if (stop_.stop_possible()) {
+            // May run the callback at once if stop was requested meanwhile;
+            // the cancel SQE then follows ours in the same batch.
+            stop_callback_.emplace(stop_, detail::CancelOnStop{r, op_.user_data_});
+        }
+        return true;
+    }
+
+    int await_resume() noexcept {
+        stop_callback_.reset();
+        return op_.await_resume();
+    }
+
+    /// The CQE flags of the completed operation.
+    std::uint32_t cqe_flags() const noexcept { return op_.cqe_flags(); }
+
+private:
+    IoOp<Prep> op_;
+    std::stop_token stop_;
+    __kernel_timespec timeout_{};  // lives in the awaiting frame until completion
+    bool has_timeout_ = false;
     std::optional<std::stop_callback<detail::CancelOnStop>> stop_callback_;
 };
 
@@ -250,14 +305,38 @@ inline auto cancel(std::uint64_t user_data) noexcept {
 /// Length of the command area of a URING_CMD SQE on a 128-byte-SQE ring.
 inline constexpr std::size_t uring_cmd_area = 80;
 
+namespace detail {
+
+/// Prepares an IORING_OP_URING_CMD SQE with a copied 80-byte payload.
+struct UringCmdPrep {
+    int fd;
+    std::uint32_t cmd_op;
+    std::array<std::byte, uring_cmd_area> payload;
+    void operator()(io_uring_sqe* s) const noexcept {
+        io_uring_prep_rw(IORING_OP_URING_CMD, s, fd, nullptr, 0, 0);
+        s->cmd_op = cmd_op;
+        std::memcpy(s->cmd, payload.data(), payload.size());
+    }
+};
+
+/// Prepares an IORING_OP_TIMEOUT SQE. The timespec lives in the awaiting
+/// frame (inside the operation) until the CQE arrives.
+struct SleepPrep {
+    __kernel_timespec ts;
+    void operator()(io_uring_sqe* s) noexcept { io_uring_prep_timeout(s, &ts, 0, 0); }
+};
+
+}  // namespace detail
+
 /// IORING_OP_URING_CMD: driver command `cmd_op` on `fd` with up to 80 bytes
-/// of payload `cmd` (copied when the SQE is prepared). The reactor's ring
-/// must use 128-byte SQEs (ReactorConfig::sqe128); on a 64-byte ring the
-/// result is -EINVAL without submitting. Result as defined by the driver.
-class [[nodiscard]] UringCmd {
+/// of payload (copied when the operation is created). The reactor's ring
+/// must use 128-byte SQEs (ReactorConfig::sqe128); on a 64-byte ring, or
+/// with a payload over 80 bytes, the result is -EINVAL without submitting.
+/// Result as defined by the driver.
+template <typename Op>
+class [[nodiscard]] BasicUringCmd {
 public:
-    UringCmd(int fd, std::uint32_t cmd_op, const void* cmd, std::size_t len) noexcept
-        : op_(make_prep(fd, cmd_op, cmd, len)), too_long_(len > uring_cmd_area) {}
+    BasicUringCmd(Op op, bool too_long) noexcept : op_(std::move(op)), too_long_(too_long) {}
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h) {
         if (too_long_ || !(Reactor::current()->ring_flags() & IORING_SETUP_SQE128)) {
@@ -268,43 +347,30 @@ public:
     }
     int await_resume() noexcept { return invalid_ ? -EINVAL : op_.await_resume(); }
     /// Cancels the command when `token` is stopped (see IoOp::with_stop).
-    UringCmd with_stop(std::stop_token token) && noexcept { return UringCmd(std::move(*this), std::move(token)); }
+    auto with_stop(std::stop_token token) && noexcept {
+        auto controlled = std::move(op_).with_stop(std::move(token));
+        return BasicUringCmd<decltype(controlled)>(std::move(controlled), too_long_);
+    }
 
 private:
-    struct Prep {
-        int fd;
-        std::uint32_t cmd_op;
-        std::array<std::byte, uring_cmd_area> payload;
-        void operator()(io_uring_sqe* s) const noexcept {
-            io_uring_prep_rw(IORING_OP_URING_CMD, s, fd, nullptr, 0, 0);
-            s->cmd_op = cmd_op;
-            std::memcpy(s->cmd, payload.data(), payload.size());
-        }
-    };
-    static Prep make_prep(int fd, std::uint32_t cmd_op, const void* cmd, std::size_t len) noexcept {
-        Prep prep{fd, cmd_op, {}};
-        std::memcpy(prep.payload.data(), cmd, len < uring_cmd_area ? len : uring_cmd_area);
-        return prep;
-    }
-    UringCmd(UringCmd&& o, std::stop_token token) noexcept
-        : op_(std::move(o.op_).with_stop(std::move(token))), too_long_(o.too_long_) {}
-
-    IoOp<Prep> op_;
-    bool too_long_ = false;
+    Op op_;
+    bool too_long_;
     bool invalid_ = false;
 };
 
-/// See UringCmd.
-inline UringCmd uring_cmd(int fd, std::uint32_t cmd_op, const void* cmd, std::size_t len) noexcept {
-    return UringCmd(fd, cmd_op, cmd, len);
+/// See BasicUringCmd.
+inline BasicUringCmd<IoOp<detail::UringCmdPrep>> uring_cmd(int fd, std::uint32_t cmd_op, const void* cmd,
+                                                            std::size_t len) noexcept {
+    detail::UringCmdPrep prep{fd, cmd_op, {}};
+    std::memcpy(prep.payload.data(), cmd, len < uring_cmd_area ? len : uring_cmd_area);
+    return BasicUringCmd<IoOp<detail::UringCmdPrep>>(IoOp(prep), len > uring_cmd_area);
 }
 
 /// Awaitable that completes after a duration (IORING_OP_TIMEOUT).
-class [[nodiscard]] SleepFor {
+template <typename Op>
+class [[nodiscard]] BasicSleepFor {
 public:
-    explicit SleepFor(std::chrono::nanoseconds d) noexcept
-        : op_(Prep{__kernel_timespec{static_cast<long long>(d.count() / 1000000000),
-                                     static_cast<long long>(d.count() % 1000000000)}}) {}
+    explicit BasicSleepFor(Op op) noexcept : op_(std::move(op)) {}
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h) { return op_.await_suspend(h); }
     /// 0 when the time has passed, -ECANCELED when cancelled.
@@ -313,20 +379,21 @@ public:
         return r == -ETIME ? 0 : r;
     }
     /// Ends the sleep early (-ECANCELED) when `token` is stopped.
-    SleepFor with_stop(std::stop_token token) && noexcept {
-        return SleepFor(std::move(op_).with_stop(std::move(token)));
+    auto with_stop(std::stop_token token) && noexcept {
+        auto controlled = std::move(op_).with_stop(std::move(token));
+        return BasicSleepFor<decltype(controlled)>(std::move(controlled));
     }
 
 private:
-    struct Prep {
-        __kernel_timespec ts;  // lives in the awaiting frame until completion
-        void operator()(io_uring_sqe* s) noexcept { io_uring_prep_timeout(s, &ts, 0, 0); }
-    };
-    explicit SleepFor(IoOp<Prep>&& op) noexcept : op_(std::move(op)) {}
-    IoOp<Prep> op_;
+    Op op_;
 };
 
+using SleepFor = BasicSleepFor<IoOp<detail::SleepPrep>>;
+
 /// Suspends the calling task for `d` without blocking the reactor.
-inline SleepFor sleep_for(std::chrono::nanoseconds d) noexcept { return SleepFor(d); }
+inline SleepFor sleep_for(std::chrono::nanoseconds d) noexcept {
+    return SleepFor(IoOp(detail::SleepPrep{__kernel_timespec{static_cast<long long>(d.count() / 1000000000),
+                                                             static_cast<long long>(d.count() % 1000000000)}}));
+}
 
 }  // namespace runtime

@@ -13,7 +13,7 @@
 
 namespace runtime {
 
-thread_local Reactor* Reactor::current_ = nullptr;
+constinit thread_local Reactor* Reactor::current_ = nullptr;
 
 namespace {
 
@@ -374,40 +374,47 @@ void Reactor::note_stall(std::uint64_t ticks) noexcept {
 }
 
 void Reactor::reap() noexcept {
-    unsigned head;
-    io_uring_cqe* cqe;
-    unsigned seen = 0;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
-        ++seen;
+    // One acquire load of the kernel's tail for the whole batch (pairs with
+    // the kernel's release when it posts CQEs), instead of one per CQE.
+    io_uring_cq& cq = ring_.cq;
+    unsigned head = *cq.khead;
+    const unsigned tail = io_uring_smp_load_acquire(cq.ktail);
+    if (head == tail) {
+        return;
+    }
+    const unsigned seen = tail - head;
+    const unsigned shift = (ring_flags_ & IORING_SETUP_CQE32) ? 1 : 0;
+    const std::uint32_t slot_count = static_cast<std::uint32_t>(slots_.size());
+    for (; head != tail; ++head) {
+        const io_uring_cqe* cqe = &cq.cqes[(head & cq.ring_mask) << shift];
         const std::uint64_t ud = cqe->user_data;
-        if (ud == ignored_user_data || ud == wake_user_data) {
-            continue;  // wake-ups only end the sleep; mailboxes are polled
-        }
-        if (ud == eventfd_user_data) {
+        const auto index = static_cast<std::uint32_t>(ud);
+        if (index < slot_count) [[likely]] {
+            Slot& slot = slots_[index];
+            if (slot.generation != static_cast<std::uint32_t>(ud >> 32) || !slot.in_flight) {
+                stats_.unknown_cqes.add();
+                continue;
+            }
+            slot.result = cqe->res;
+            slot.cqe_flags = cqe->flags;
+            slot.in_flight = false;
+            --in_flight_;
+            if (!draining_) [[likely]] {
+                schedule(slot.waiter);
+            }
+        } else if (ud == eventfd_user_data) {
             if (!draining_) {
                 arm_eventfd_read();
             }
-            continue;
-        }
-        const auto index = static_cast<std::uint32_t>(ud);
-        const auto generation = static_cast<std::uint32_t>(ud >> 32);
-        if (index >= slots_.size() || slots_[index].generation != generation || !slots_[index].in_flight) {
+        } else if (ud != ignored_user_data && ud != wake_user_data) {
+            // Wake-ups and ignored completions need nothing: mailboxes are
+            // polled every iteration.
             stats_.unknown_cqes.add();
-            continue;
-        }
-        Slot& slot = slots_[index];
-        slot.result = cqe->res;
-        slot.cqe_flags = cqe->flags;
-        slot.in_flight = false;
-        --in_flight_;
-        if (!draining_) {
-            schedule(slot.waiter);
         }
     }
-    if (seen != 0) {
-        io_uring_cq_advance(&ring_, seen);
-        stats_.cqes_reaped.add(seen);
-    }
+    // Release hands the CQ entries back to the kernel after we read them.
+    io_uring_smp_store_release(cq.khead, tail);
+    stats_.cqes_reaped.add(seen);
 }
 
 void Reactor::submit_and_reap(bool wait) {

@@ -269,7 +269,7 @@ private:
     void note_stall(std::uint64_t ticks) noexcept;
     int pick_group() noexcept;
 
-    static thread_local Reactor* current_;
+    static constinit thread_local Reactor* current_;
 
     Runtime* runtime_;
     unsigned core_;
