@@ -117,6 +117,27 @@ zram_device() {
   "$COBLK_BIN" stats -n 6 | grep -q "orig_data_size" || vm_fail "no statistics for device 6"
 }
 
+# Runs coblk expecting failure with one line on stderr that contains $1.
+expect_one_line_error() {
+  local needle="$1"; shift
+  if "$COBLK_BIN" "$@" 2>/tmp/err; then vm_fail "coblk $* succeeded"; fi
+  cat /tmp/err
+  [ "$(wc -l < /tmp/err)" -eq 1 ] || vm_fail "coblk $* printed more than one line"
+  grep -q "$needle" /tmp/err || vm_fail "coblk $*: expected '$needle'"
+}
+
+bad_requests_fail_cleanly() {
+  vm_require_coblk
+  vm_load_module ublk_drv
+  expect_one_line_error "no ublk device 9" del -n 9
+  expect_one_line_error "no ublk device 9" recover -n 9
+  expect_one_line_error "from 1 to" add -t null -q 64
+  "$COBLK_BIN" add -t null -n 7
+  vm_defer "$COBLK_BIN del -n 7"
+  expect_one_line_error "was not added with --recovery" recover -n 7
+  "$COBLK_BIN" features | grep -q USER_COPY || vm_fail "features does not list USER_COPY"
+}
+
 vm_case "a ram device keeps what fio wrote (copy)" ram_device --copy
 vm_case "a ram device keeps what fio wrote (user copy)" ram_device --user-copy
 vm_case "data written with dd reads back identical on two queues" data_survives_a_reopen
@@ -127,4 +148,5 @@ vm_case "del and SIGTERM remove the device" del_removes_the_device
 vm_case "recover serves a device again after its server was killed" recover_a_killed_server
 vm_case "a zram device keeps what fio wrote and publishes stats (lz4)" zram_device
 vm_case "a zram device keeps what fio wrote (zstd, user copy)" zram_device "--algorithm zstd:3 --user-copy"
+vm_case "bad requests against the real driver fail with one line" bad_requests_fail_cleanly
 vm_finish
