@@ -1,5 +1,9 @@
 #include "cmd/add_options.h"
 
+#if COBLK_HAVE_ZRAM
+#include "compress/codec.h"
+#endif
+
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -23,8 +27,6 @@ namespace {
 // Device ids are minor numbers of the ublk char region (MINORBITS = 20).
 constexpr int64_t kMaxDevId = (1 << 20) - 1;
 constexpr uint32_t kPageSize = 4096;
-constexpr int kLz4MaxAcceleration = 65537;  // LZ4_ACCELERATION_MAX
-constexpr int kZstdMaxLevel = 22;           // ZSTD_maxCLevel()
 
 // Parses a whole decimal number in [lo, hi]; error text names the option.
 bool parse_bounded(const std::string& text, const char* option, int64_t lo, int64_t hi, int64_t& out,
@@ -125,37 +127,6 @@ AddLimits current_limits() {
   return l;
 }
 
-std::string compression_text(CodecKind codec, int level) {
-  return std::string(codec == CodecKind::lz4 ? "lz4" : "zstd") + ":" + std::to_string(level);
-}
-
-std::string parse_algorithm(const std::string& text, CodecKind& codec, int& level) {
-  const size_t colon = text.find(':');
-  const std::string name = text.substr(0, colon);
-  int64_t lo = 1;
-  int64_t hi = 1;
-  const char* what = "";
-  if (name == "lz4") {
-    codec = CodecKind::lz4;
-    level = 1;
-    hi = kLz4MaxAcceleration;
-    what = "lz4 acceleration";
-  } else if (name == "zstd") {
-    codec = CodecKind::zstd;
-    level = 3;
-    hi = kZstdMaxLevel;
-    what = "zstd level";
-  } else {
-    return "unknown --algorithm '" + text + "' (expected lz4, lz4:ACCEL, zstd or zstd:LEVEL)";
-  }
-  if (colon == std::string::npos) return {};
-  int64_t v = 0;
-  std::string error;
-  if (!parse_bounded(text.substr(colon + 1), what, lo, hi, v, error)) return error;
-  level = static_cast<int>(v);
-  return {};
-}
-
 AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits& limits) {
   AddParse out;
   AddOptions& o = out.options;
@@ -233,7 +204,16 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   }
 
   if (given("algorithm")) {
-    if (std::string e = parse_algorithm(text("algorithm"), o.codec, o.codec_level); !e.empty()) return fail(e);
+#if COBLK_HAVE_ZRAM
+    // One parser for codec names, the compress layer's, so the CLI accepts
+    // exactly what the codecs do (ZSTD's negative levels included).
+    std::string error;
+    const auto spec = compress::parse_codec_spec(text("algorithm"), &error);
+    if (!spec) return fail("--algorithm: " + error);
+    o.algorithm = spec->name();
+#else
+    return fail("this coblk was built without the zram target");
+#endif
   }
   if (given("mem-limit")) {
     const ublk::ParsedSize p = ublk::parse_size(text("mem-limit"));

@@ -16,9 +16,6 @@ enum class DataPathKind {
   user_copy,  ///< the server copies with pread/pwrite on /dev/ublkcN (UBLK_F_USER_COPY)
   zero_copy,  ///< request pages are registered as io_uring fixed buffers (UBLK_F_AUTO_BUF_REG)
 };
-/// zram's codec.
-enum class CodecKind { lz4, zstd };
-
 /// "null", "ram", "loop", "zram".
 const char* to_string(TargetKind t);
 /// "copy", "user_copy", "zero_copy".
@@ -38,8 +35,9 @@ struct AddOptions {
   bool foreground = false;
   bool recovery = false;      ///< UBLK_F_USER_RECOVERY: the device outlives a crashed server
   bool unprivileged = false;  ///< UBLK_F_UNPRIVILEGED_DEV
-  CodecKind codec = CodecKind::lz4;
-  int codec_level = 1;        ///< lz4: acceleration (1..65537); zstd: level (1..22)
+  /// zram: the codec, in compress::CodecSpec's canonical form ("lz4",
+  /// "lz4:8", "zstd", "zstd:-5"), validated by compress::parse_codec_spec.
+  std::string algorithm = "lz4";
   uint64_t mem_limit = 0;     ///< zram: bytes of compressed memory allowed, 0 = no limit
   std::vector<std::string> args;  ///< the arguments as given (kept for `coblk recover`)
 };
@@ -65,11 +63,6 @@ struct AddParse {
 /// what needs no kernel: syntax, ranges, sizes, the backing file.
 AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits& limits = current_limits());
 
-/// Parses a zram --algorithm value: "lz4", "lz4:ACCEL", "zstd", "zstd:LEVEL".
-/// Returns an empty string on success, else the one-line reason.
-std::string parse_algorithm(const std::string& text, CodecKind& codec, int& level);
 
-/// The canonical "codec:level" text of a compression choice ("zstd:3").
-std::string compression_text(CodecKind codec, int level);
 
 }  // namespace coblk::cli

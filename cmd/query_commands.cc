@@ -26,10 +26,43 @@ namespace po = boost::program_options;
 namespace coblk::cli {
 namespace {
 
-// One row of `coblk list`.
-struct ListRow {
-  std::string id, state, queues, depth, size, target, data_path, pid, block;
-};
+using Table = std::vector<std::vector<std::string>>;
+
+// Prints rows (the first is the header) as left-aligned columns, two spaces
+// apart, as zramctl and ublksrv's list do.
+void print_table(const Table& rows) {
+  std::vector<size_t> width;
+  for (const auto& r : rows) {
+    width.resize(std::max(width.size(), r.size()));
+    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  }
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size(); ++i) {
+      std::cout << std::left << std::setw(static_cast<int>(i + 1 < r.size() ? width[i] + 2 : 0)) << r[i];
+    }
+    std::cout << '\n';
+  }
+}
+
+// A byte count the way zramctl shows it: 0, 4K, 1.5M, 512M.
+std::string human_size(uint64_t bytes) {
+  static const char units[] = "BKMGTPE";
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 6) {
+    v /= 1024;
+    ++u;
+  }
+  char out[32];
+  if (u == 0) {
+    std::snprintf(out, sizeof(out), "%lluB", static_cast<unsigned long long>(bytes));
+  } else if (v == static_cast<double>(static_cast<uint64_t>(v))) {
+    std::snprintf(out, sizeof(out), "%.0f%c", v, units[u]);
+  } else {
+    std::snprintf(out, sizeof(out), "%.1f%c", v, units[u]);
+  }
+  return out;
+}
 
 // Zram devices according to the run directory's records, sorted by id.
 std::vector<ublk::DeviceRecord> zram_records() {
@@ -104,8 +137,7 @@ int run_list(const std::vector<std::string>& args) {
   std::string error;
   if (!open_control(control, error)) return report_error("list", error);
 
-  std::vector<ListRow> rows;
-  rows.push_back({"ID", "STATE", "QUEUES", "DEPTH", "SIZE", "TARGET", "DATA_PATH", "PID", "BLOCK_DEVICE"});
+  Table rows{{"ID", "STATE", "QUEUES", "DEPTH", "SIZE", "TARGET", "DATA_PATH", "PID", "BLOCK_DEVICE"}};
   for (const uint32_t id : ids) {
     ublk::abi::ublksrv_ctrl_dev_info info{};
     const int ret = control.get_device_info(id, info);
@@ -116,40 +148,22 @@ int run_list(const std::vector<std::string>& args) {
     if (control.get_params(id, params) == 0 && (params.types & ublk::abi::PARAM_TYPE_BASIC) != 0)
       size = ublk::format_size(params.basic.dev_sectors << 9);
     const auto record = ublk::load_record(id);
-    ListRow row;
-    row.id = std::to_string(id);
-    row.state = ublk::device_state_name(info.state);
-    row.queues = std::to_string(info.nr_hw_queues);
-    row.depth = std::to_string(info.queue_depth);
-    row.size = size;
-    row.target = record ? record->target : "-";
-    row.data_path = record ? record->data_path
-                           : (info.flags & ublk::abi::F_AUTO_BUF_REG)  ? "zero_copy"
-                           : (info.flags & ublk::abi::F_USER_COPY) ? "user_copy"
-                                                                   : "copy";
-    row.pid = info.ublksrv_pid > 0 ? std::to_string(info.ublksrv_pid) : "-";
-    // A quiesced or fail-io device keeps its disk while it waits for a server.
-    row.block = info.state != ublk::abi::S_DEV_DEAD ? ublk::block_device_path(id) : "-";
-    rows.push_back(row);
+    const std::string data_path = record ? record->data_path
+                                  : (info.flags & ublk::abi::F_AUTO_BUF_REG) ? "zero_copy"
+                                  : (info.flags & ublk::abi::F_USER_COPY)    ? "user_copy"
+                                                                             : "copy";
+    rows.push_back({std::to_string(id), std::string(ublk::device_state_name(info.state)),
+                    std::to_string(info.nr_hw_queues), std::to_string(info.queue_depth), size,
+                    record ? record->target : std::string("-"), data_path,
+                    info.ublksrv_pid > 0 ? std::to_string(info.ublksrv_pid) : std::string("-"),
+                    // A quiesced or fail-io device keeps its disk while it waits for a server.
+                    info.state != ublk::abi::S_DEV_DEAD ? ublk::block_device_path(id) : std::string("-")});
   }
   if (rows.size() == 1) {
     std::cout << "no ublk devices\n";
     return kExitOk;
   }
-  std::array<size_t, 9> width{};
-  for (const auto& r : rows) {
-    const std::array<const std::string*, 9> f{&r.id, &r.state, &r.queues, &r.depth, &r.size,
-                                              &r.target, &r.data_path, &r.pid, &r.block};
-    for (size_t i = 0; i < f.size(); ++i) width[i] = std::max(width[i], f[i]->size());
-  }
-  for (const auto& r : rows) {
-    const std::array<const std::string*, 9> f{&r.id, &r.state, &r.queues, &r.depth, &r.size,
-                                              &r.target, &r.data_path, &r.pid, &r.block};
-    for (size_t i = 0; i < f.size(); ++i) {
-      std::cout << std::left << std::setw(static_cast<int>(i + 1 < f.size() ? width[i] + 2 : 0)) << *f[i];
-    }
-    std::cout << '\n';
-  }
+  print_table(rows);
   return kExitOk;
 }
 
@@ -209,23 +223,38 @@ int run_stats(const std::vector<std::string>& args) {
     if (!json) std::cout << "no zram devices\n";
     return kExitOk;
   }
-  for (const auto& r : records) {
-    const StatsFields fields = read_stats_fields(r.dev_id);
-    if (json) {
-      std::cout << "{\"dev_id\":" << r.dev_id << ",\"compression\":" << ublk::json_quote(r.compression)
-                << ",\"size_bytes\":" << r.size_bytes;
-      for (const auto& [key, value] : fields) std::cout << ",\"" << key << "\":" << value;
+  if (json) {
+    for (const auto& r : records) {
+      std::cout << "{\"dev_id\":" << r.dev_id << ",\"name\":" << ublk::json_quote(ublk::block_device_path(r.dev_id))
+                << ",\"compression\":" << ublk::json_quote(r.compression) << ",\"size_bytes\":" << r.size_bytes;
+      for (const auto& [key, value] : read_stats_fields(r.dev_id)) std::cout << ",\"" << key << "\":" << value;
       std::cout << "}\n";
-      continue;
     }
-    std::cout << "zram device " << r.dev_id << " (" << ublk::block_device_path(r.dev_id) << ", "
-              << r.compression << ", " << ublk::format_size(r.size_bytes) << ")\n";
-    if (fields.empty()) {
-      std::cout << "  no statistics published yet\n";
-      continue;
-    }
-    for (const auto& [key, value] : fields) std::cout << "  " << std::left << std::setw(20) << key << value << '\n';
+    return kExitOk;
   }
+  // zramctl's columns and meanings: DATA orig_data_size, COMPR
+  // compr_data_size, ZERO-PAGES same_pages, TOTAL mem_used_total, MEM-USED
+  // mem_used_max (the peak), COMP-RATIO DATA/TOTAL.
+  Table rows{{"NAME", "DISKSIZE", "DATA", "COMPR", "ALGORITHM", "ZERO-PAGES", "TOTAL", "MEM-LIMIT", "MEM-USED",
+              "COMP-RATIO"}};
+#if COBLK_HAVE_ZRAM
+  for (const auto& r : records) {
+    const std::string name = ublk::block_device_path(r.dev_id);
+    const auto s = ublk::read_zram_stats(ublk::stats_path(r.dev_id));
+    if (!s) {
+      rows.push_back({name, human_size(r.size_bytes), "-", "-", r.compression, "-", "-", "-", "-", "-"});
+      continue;
+    }
+    char ratio[32];
+    std::snprintf(ratio, sizeof(ratio), "%.2f",
+                  s->mm.mem_used_total ? static_cast<double>(s->mm.orig_data_size) / s->mm.mem_used_total : 0.0);
+    rows.push_back({name, human_size(s->disksize), human_size(s->mm.orig_data_size),
+                    human_size(s->mm.compr_data_size), s->algorithm, std::to_string(s->mm.same_pages),
+                    human_size(s->mm.mem_used_total), human_size(s->mm.mem_limit), human_size(s->mm.mem_used_max),
+                    ratio});
+  }
+#endif
+  print_table(rows);
   return kExitOk;
 }
 

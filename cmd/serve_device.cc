@@ -97,7 +97,7 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
   record.depth = o.depth;
   record.pid = ::getpid();
   record.backing = o.file;
-  if (o.target == TargetKind::zram) record.compression = compression_text(o.codec, o.codec_level);
+  if (o.target == TargetKind::zram) record.compression = o.algorithm;
   record.args = o.args;
 
   bool ready = false;

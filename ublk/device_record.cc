@@ -156,7 +156,7 @@ std::string run_directory() {
 }
 
 std::string record_path(uint32_t dev_id) { return run_directory() + "/" + std::to_string(dev_id) + ".json"; }
-std::string stats_path(uint32_t dev_id) { return run_directory() + "/" + std::to_string(dev_id) + ".stats.json"; }
+std::string stats_path(uint32_t dev_id) { return run_directory() + "/" + std::to_string(dev_id) + ".zram-stats"; }
 
 std::string json_quote(const std::string& s) {
   std::string out = "\"";

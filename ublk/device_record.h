@@ -32,7 +32,7 @@ struct DeviceRecord {
 std::string run_directory();
 /// "<run dir>/<id>.json".
 std::string record_path(uint32_t dev_id);
-/// "<run dir>/<id>.stats.json": statistics a server may publish (zram).
+/// "<run dir>/<id>.zram-stats": the statistics a zram server publishes (a small binary file mapped shared; see ublk/zram_stats.h).
 std::string stats_path(uint32_t dev_id);
 
 /// Creates the run directory if needed. Returns 0 or -errno.
