@@ -73,7 +73,7 @@ every_queue_was_used() {
 fio_verify() {
   local dev="$1" jobs="$2" log="${TMPDIR:-/tmp}/fio-verify.log"
   fio --name=verify --filename="$dev" --ioengine=io_uring --direct=1 \
-      --rw=randwrite --bsrange=4k-1M --iodepth=16 --size=24M \
+      --rw=randwrite --bsrange=4k-1M --iodepth=16 --size=16M \
       --numjobs="$jobs" --offset_increment=32M \
       --cpus_allowed=0-$((jobs - 1)) --cpus_allowed_policy=split \
       --verify=crc32c --do_verify=1 --verify_fatal=1 \
@@ -122,7 +122,7 @@ loop_passes_fio_verify() {
   # What the device acknowledged is in the file: verify the file itself.
   sync
   fio --name=verify --filename="$file" --ioengine=psync \
-      --rw=randwrite --bsrange=4k-1M --size=24M \
+      --rw=randwrite --bsrange=4k-1M --size=16M \
       --numjobs="$queues" --offset_increment=32M \
       --verify=crc32c --verify_only --verify_fatal=1 \
       --output-format=terse >/dev/null 2>&1 \
