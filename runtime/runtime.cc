@@ -18,13 +18,8 @@ extern std::atomic<int> running_runtimes;  // scheduling_group.cc
 
 /// State the core threads of one run() share. Only used at start and stop.
 struct Runtime::Shared {
-    explicit Shared(unsigned n) : barrier(n), live(n), errors(n) {}
+    explicit Shared(unsigned n) : barrier(n), errors(n) {}
     std::barrier<> barrier;
-    // Reactors that exist, for request_stop() from any thread. seq_cst on
-    // both sides (store here / load in request_stop, and the stop flag) so a
-    // stop request can never miss a reactor that is just starting.
-    std::vector<std::atomic<Reactor*>> live;
-    std::atomic<bool> stop{false};
     std::vector<std::exception_ptr> errors;
 };
 
@@ -66,6 +61,7 @@ Runtime::Runtime(RuntimeConfig config) : config_(std::move(config)) {
     if (config_.reactor.ring_entries == 0 || config_.reactor.ring_entries > 32768) {
         throw std::invalid_argument("runtime: ring_entries must be between 1 and 32768");
     }
+    live_ = std::make_unique<std::atomic<Reactor*>[]>(config_.cpus.size());
 }
 
 Runtime::~Runtime() = default;
@@ -80,12 +76,9 @@ Reactor& Runtime::reactor(unsigned core) const {
 }
 
 void Runtime::request_stop() noexcept {
-    if (!shared_) {
-        return;
-    }
-    shared_->stop.store(true, std::memory_order_seq_cst);
-    for (auto& slot : shared_->live) {
-        if (Reactor* r = slot.load(std::memory_order_seq_cst)) {
+    stop_.store(true, std::memory_order_seq_cst);
+    for (unsigned c = 0; c < cores(); ++c) {
+        if (Reactor* r = live_[c].load(std::memory_order_seq_cst)) {
             r->request_stop();
         }
     }
@@ -116,6 +109,7 @@ void Runtime::run_main(const std::function<Task<void>()>& make_main) {
         t.join();
     }
     detail::running_runtimes.fetch_sub(1, std::memory_order_relaxed);
+    stop_.store(false, std::memory_order_seq_cst);  // the request ended this run
     for (auto& e : shared_->errors) {
         if (e) {
             std::rethrow_exception(e);
@@ -140,7 +134,7 @@ void Runtime::core_thread(unsigned core, const std::function<Task<void>()>* make
         // The ring is created on this thread: with SINGLE_ISSUER the kernel
         // binds it to its creator.
         reactors_[core] = std::make_unique<Reactor>(this, core, config_.reactor);
-        shared.live[core].store(reactors_[core].get(), std::memory_order_seq_cst);
+        live_[core].store(reactors_[core].get(), std::memory_order_seq_cst);
     } catch (...) {
         shared.errors[core] = std::current_exception();
     }
@@ -159,7 +153,7 @@ void Runtime::core_thread(unsigned core, const std::function<Task<void>()>* make
             }
         }
         reactor->connect(std::move(incoming), std::move(outgoing), std::move(peers));
-        if (shared.stop.load(std::memory_order_seq_cst)) {
+        if (stop_.load(std::memory_order_seq_cst)) {
             reactor->request_stop();
         }
         if (core == 0) {
@@ -178,7 +172,7 @@ void Runtime::core_thread(unsigned core, const std::function<Task<void>()>* make
     if (reactor != nullptr) {
         reactor->destroy_remaining_roots();
     }
-    shared.live[core].store(nullptr, std::memory_order_seq_cst);
+    live_[core].store(nullptr, std::memory_order_seq_cst);
     shared.barrier.arrive_and_wait();
 }
 

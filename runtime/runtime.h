@@ -80,7 +80,9 @@ public:
     }
 
     /// Asks every core to stop; run() then shuts down as when main ends.
-    /// Any thread may call it.
+    /// Any thread may call it at any time: a request made before run() has
+    /// started its cores ends that run as soon as they start, and is
+    /// cleared when run() returns.
     void request_stop() noexcept;
 
 private:
@@ -109,7 +111,14 @@ private:
 
     struct Shared;
     RuntimeConfig config_;
-    std::unique_ptr<Shared> shared_;
+    std::unique_ptr<Shared> shared_;  // one run's start-up and shutdown state
+    // Outlive every run, so request_stop() never touches freed state. The
+    // reactors that exist right now, and whether a stop was requested:
+    // seq_cst on both sides (a core stores its reactor, then reads stop;
+    // request_stop stores stop, then reads the reactors), so a request can
+    // never miss a core that is just starting.
+    std::unique_ptr<std::atomic<Reactor*>[]> live_;
+    std::atomic<bool> stop_{false};
     std::vector<std::unique_ptr<Reactor>> reactors_;
     std::vector<std::unique_ptr<SpscRing<Message>>> mailboxes_;  // [from * n + to]
 };
