@@ -160,7 +160,7 @@ ext4_on_zram() {
   mount -t ext4 "$dev" "$mnt"
   vm_defer "umount $mnt"
   for i in 1 2 3; do
-    dd if=/dev/urandom of="$mnt/random$i" bs=1M count=$((i * 2)) 2>/dev/null
+    dd if=/dev/urandom of="$mnt/random$i" bs=1M count=$i 2>/dev/null
   done
   # Text compresses well, which exercises the compressed (not raw) pages.
   seq 1 200000 > "$mnt/numbers.txt"
