@@ -52,6 +52,9 @@ struct ReactorStats {
     OwnedCounter max_stall_ns;       ///< longest task run seen above the threshold
     OwnedCounter uncaught_exceptions;///< detached tasks that ended with an exception
     OwnedCounter unknown_cqes;       ///< CQEs whose user_data matched no open operation
+    /// Sleeps that ended by the 250 ms safety limit with messages waiting:
+    /// a wake-up that never came. Should stay 0.
+    OwnedCounter missed_wakeups;
     /// Name of the task of the most recent stall (a string literal or a name
     /// given to spawn; never freed while the process runs).
     std::atomic<const char*> last_stall_task{nullptr};
