@@ -362,7 +362,9 @@ private:
 inline BasicUringCmd<IoOp<detail::UringCmdPrep>> uring_cmd(int fd, std::uint32_t cmd_op, const void* cmd,
                                                             std::size_t len) noexcept {
     detail::UringCmdPrep prep{fd, cmd_op, {}};
-    std::memcpy(prep.payload.data(), cmd, len < uring_cmd_area ? len : uring_cmd_area);
+    if (len != 0) {  // cmd may be null for an empty payload; memcpy must not see it
+        std::memcpy(prep.payload.data(), cmd, len < uring_cmd_area ? len : uring_cmd_area);
+    }
     return BasicUringCmd<IoOp<detail::UringCmdPrep>>(IoOp(prep), len > uring_cmd_area);
 }
 
