@@ -2,6 +2,7 @@
 # cli-errors.sh: bad input to coblk gets one clear line on stderr, a non-zero
 # exit status (2 for bad usage), nothing on stdout, and leaves no device, no
 # state file and no server process behind.
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "${COBLK_VM_LIB:-$(dirname "$0")/../lib.sh}"
 
 # Device ids of this script (high, so a host's own ublk devices are left alone).

@@ -4,6 +4,7 @@
 # without hanging anything and leaves no trace of the device; SIGTERM to the
 # server stops its device; a server killed with SIGKILL leaves a device that
 # `coblk del` removes; `coblk del -a` removes every device.
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "${COBLK_VM_LIB:-$(dirname "$0")/../lib.sh}"
 
 # Device ids of this script (high, so a host's own ublk devices are left alone).

@@ -4,6 +4,7 @@
 # `coblk recover` serves it again, every write fio saw acknowledged is on the
 # device and in the loop file, and fio verification passes afterwards. A
 # device whose server died can also just be deleted.
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "${COBLK_VM_LIB:-$(dirname "$0")/../lib.sh}"
 
 # Device ids of this script (high, so a host's own ublk devices are left alone).

@@ -4,6 +4,7 @@
 # has AUTO_BUF_REG) with one and two queues: fio crc32c verification over
 # random writes of 4 KiB to 1 MiB, ext4 keeping files across a remount, and
 # discarded ranges reading back as zeros.
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "${COBLK_VM_LIB:-$(dirname "$0")/../lib.sh}"
 
 # Device ids of this script (high, so a host's own ublk devices are left alone).
@@ -56,7 +57,8 @@ require_data_path() {
 # each mapped to its own CPUs (so fio jobs pinned to different CPUs reach
 # different queues).
 has_queues() {
-  local mq="/sys/block/$(basename "$1")/mq"
+  local mq
+  mq="/sys/block/$(basename "$1")/mq"
   vm_assert_eq "$2" "$(ls "$mq" | wc -l)" "hardware queues of $1"
   vm_log "$1: hardware queue CPUs: $(cat "$mq"/*/cpu_list | tr '\n' ' ')"
 }

@@ -5,6 +5,7 @@
 # `coblk stats` shows the data stored compressed and zero pages stored as
 # metadata, and a discard frees them; --mem-limit turns writes beyond it into
 # I/O errors while the data written before stays intact.
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "${COBLK_VM_LIB:-$(dirname "$0")/../lib.sh}"
 
 # Device ids of this script (high, so a host's own ublk devices are left alone).
@@ -59,7 +60,7 @@ wait_for_stat() {
   local i=0 v
   while :; do
     v=$(stat_value "$1" "$2")
-    [ "$v" "$3" "$4" ] && return 0
+    test "$v" "$3" "$4" && return 0
     i=$((i + 1))
     [ "$i" -le 50 ] || vm_fail "statistic $2 of device $1 is $v, expected $3 $4: $("$COBLK_BIN" stats -n "$1")"
     sleep 0.1
@@ -138,7 +139,7 @@ stats_and_discard() {
       NR == 1 { for (i = 1; i <= NF; i++) if ($i == "ZERO-PAGES") col = i; next }
       col && $col == want { found = 1 } END { exit !found }' \
     || vm_fail "coblk stats -n $id does not show ZERO-PAGES $same"
-  "$COBLK_BIN" stats --json | grep -q "\"dev_id\":$id[,}]" || vm_fail "coblk stats --json does not list device $id"
+  "$COBLK_BIN" stats --json | grep -q "\"dev_id\":${id}[,}]" || vm_fail "coblk stats --json does not list device $id"
 
   # A discard of the whole device frees everything.
   blkdiscard "$dev"
@@ -212,7 +213,7 @@ algorithms_keep_data() {
   local alg="$1" id="$2"
   ublk_ready
   add_zram "$id" copy 1 --size 64M --algorithm "$alg"
-  "$COBLK_BIN" stats --json | grep "\"dev_id\":$id[,}]" | grep -q "\"compression\":\"${alg%%:*}" \
+  "$COBLK_BIN" stats --json | grep "\"dev_id\":${id}[,}]" | grep -q "\"compression\":\"${alg%%:*}" \
     || vm_fail "coblk stats does not show algorithm $alg: $("$COBLK_BIN" stats --json)"
   fio_verify "/dev/ublkb$id" 1 0 16M --buffer_compress_percentage=60 --refill_buffers
 }

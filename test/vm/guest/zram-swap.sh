@@ -5,6 +5,7 @@
 # device and come back; every page must come back right, nothing may
 # deadlock, the coblk server (outside the group) must not be OOM-killed, and
 # `coblk stats` must show the swapped pages stored.
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "${COBLK_VM_LIB:-$(dirname "$0")/../lib.sh}"
 
 # Device id of this script (high, so a host's own ublk devices are left alone).
