@@ -13,6 +13,7 @@
 #include "cmd/commands.h"
 #include "cmd/target_factory.h"
 #include "ublk/device.h"
+#include "ublk/swap_safety.h"
 #include "ublk/device_record.h"
 
 namespace coblk::cli {
@@ -59,6 +60,10 @@ class ReadinessReport {
 };
 
 int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
+  // Before any reactor, ring or target memory exists, so all of it is locked.
+  for (const std::string& problem : ublk::protect_server_process()) {
+    std::fprintf(stderr, "coblk %s: warning: %s\n", recover ? "recover" : "add", problem.c_str());
+  }
   std::string error;
   ublk::DeviceConfig config;
   config.dev_id = o.dev_id;

@@ -110,7 +110,12 @@ int Device::create(std::string& error) {
   if (control_.ioctl_encoded()) wanted |= abi::F_CMD_IOCTL_ENCODE;
   if (config_.data_path == DataPath::user_copy) wanted |= abi::F_USER_COPY;
   if (config_.data_path == DataPath::zero_copy) wanted |= abi::F_AUTO_BUF_REG;
-  if (config_.recovery) wanted |= abi::F_USER_RECOVERY;
+  if (config_.recovery) {
+    wanted |= abi::F_USER_RECOVERY;
+    // With REISSUE the kernel re-sends the requests a dead server had taken
+    // to the recovered one, instead of failing them with EIO.
+    if ((control_.features() & abi::F_USER_RECOVERY_REISSUE) != 0) wanted |= abi::F_USER_RECOVERY_REISSUE;
+  }
   if (config_.unprivileged) wanted |= abi::F_UNPRIVILEGED_DEV;
   info.flags = wanted;
   control_.set_unprivileged(config_.unprivileged);
@@ -144,6 +149,10 @@ int Device::configure(Target& target, std::string& error) {
     error = "the device was not created";
     return -EINVAL;
   }
+  if (config_.data_path == DataPath::zero_copy && !target.supports_zero_copy()) {
+    error = "this target cannot serve the zero-copy data path (it needs the request data in memory)";
+    return -EINVAL;
+  }
   target_ = &target;
   const abi::ublk_params params = make_params();
   if (const int ret = control_.set_params(info_.dev_id, params); ret < 0) {
@@ -154,6 +163,10 @@ int Device::configure(Target& target, std::string& error) {
 }
 
 int Device::attach_for_recovery(uint32_t dev_id, Target& target, std::string& error) {
+  if (config_.data_path == DataPath::zero_copy && !target.supports_zero_copy()) {
+    error = "this target cannot serve the zero-copy data path (it needs the request data in memory)";
+    return -EINVAL;
+  }
   target_ = &target;
   if (const int ret = control_.open(); ret < 0) {
     error = std::string("cannot open ") + kControlPath + ": " + errno_text(ret);

@@ -1,5 +1,7 @@
 #include "ublk/queue.h"
 
+#include "ublk/swap_safety.h"
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -75,6 +77,12 @@ int Queue::map(std::string& error) {
 }
 
 runtime::Task<void> Queue::serve() {
+  // This thread serves a block device that may be swap or back a file
+  // system: it must not be throttled by, or recurse into, writeback to it.
+  if (const int ret = mark_io_flusher_thread(); ret < 0 && config_.queue_id == 0) {
+    std::fprintf(stderr, "coblk: warning: queue threads are not I/O flushers (PR_SET_IO_FLUSHER: %s)\n",
+                 std::strerror(-ret));
+  }
   if (config_.data_path == DataPath::zero_copy) {
     // AUTO_BUF_REG installs each request's pages at index `tag` of this
     // ring's (sparse) buffer table; the table must exist before any FETCH.

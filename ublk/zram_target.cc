@@ -71,7 +71,9 @@ runtime::Task<int> ZramTarget::write(const Request& r) {
         co_return -EINVAL;
     }
     const int rc = store_->write(r.queue, r.offset, std::span<const std::byte>(r.data, r.length));
-    co_return rc < 0 ? rc : static_cast<int>(r.length);
+    // Past --mem-limit the store says -ENOSPC; like kernel zram, the device
+    // reports a plain I/O error (the old data is kept either way).
+    co_return rc == -ENOSPC ? -EIO : rc < 0 ? rc : static_cast<int>(r.length);
 }
 
 runtime::Task<int> ZramTarget::discard(const Request& r) { co_return store_->discard(r.queue, r.offset, r.length); }

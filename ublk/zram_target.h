@@ -28,7 +28,8 @@ struct ZramTargetConfig {
 /// The `zram` target: every request is served from a storage::PageStore on
 /// the queue's own core (queue q is PageStore core q). Same-filled pages are
 /// metadata only; others are compressed with the configured codec; writes
-/// beyond --mem-limit fail with -ENOSPC and keep the old data.
+/// beyond --mem-limit fail with -EIO, as in kernel zram, and keep the old
+/// data.
 ///
 /// Geometry: 4 KiB logical and physical blocks, discard and write-zeroes on
 /// (so swap's discards free memory), no volatile cache (a completed write is
