@@ -39,7 +39,7 @@ class [[nodiscard]] SubmitTo {
     using Stored = std::conditional_t<std::is_void_v<Value>, char, Value>;
 
 public:
-    SubmitTo(unsigned core, F fn) : fn_(std::move(fn)), target_(core) {}
+    SubmitTo(unsigned core, F fn, const char* name) : fn_(std::move(fn)), target_(core), name_(name) {}
 
     bool await_ready() const noexcept { return false; }
 
@@ -51,7 +51,7 @@ public:
         waiter_ = here->waiter_for(awaiter);
         if (target_ == here->core()) {
             if constexpr (returns_task) {
-                spawn(run_task(this), "submit_to");
+                spawn(run_task(this), name_);
                 return true;
             } else {
                 invoke();
@@ -105,7 +105,7 @@ private:
         auto* self = static_cast<SubmitTo*>(object);
         if constexpr (returns_task) {
             try {
-                spawn(run_task(self), "submit_to");
+                spawn(run_task(self), self->name_);
             } catch (...) {
                 self->error_ = std::current_exception();
                 Reactor::wake(self->waiter_);
@@ -118,6 +118,7 @@ private:
 
     F fn_;
     unsigned target_;
+    const char* name_;
     Waiter waiter_;
     std::optional<Stored> value_;
     std::exception_ptr error_;
@@ -128,10 +129,11 @@ private:
 /// value (it runs inside the target's message handler, so it should be
 /// short) or a Task<R> (spawned as a task on the target). Exceptions thrown
 /// by `fn` are rethrown in the caller. Throws std::out_of_range for a core
-/// that does not exist.
+/// that does not exist. `name` names the task a Task-returning `fn` runs as
+/// on the target (stall reports, uncaught exceptions); it must outlive it.
 template <typename F>
-SubmitTo<F> submit_to(unsigned core, F fn) {
-    return SubmitTo<F>(core, std::move(fn));
+SubmitTo<F> submit_to(unsigned core, F fn, const char* name = "submit_to") {
+    return SubmitTo<F>(core, std::move(fn), name);
 }
 
 }  // namespace runtime

@@ -35,7 +35,7 @@ uint8_t shift_of(uint32_t power_of_two) { return static_cast<uint8_t>(std::count
 // whole runtime: the other queues' FETCHes are then cancelled instead of
 // waiting for a START_DEV that can never complete without this queue.
 runtime::Task<void> serve_on_core(Queue& queue, unsigned core) {
-  co_await runtime::submit_to(core, [&queue] { return queue.serve(); });
+  co_await runtime::submit_to(core, [&queue] { return queue.serve(); }, "ublk-queue");
   if (queue.last_error() != 0) runtime::Reactor::current()->runtime()->request_stop();
 }
 

@@ -1,7 +1,7 @@
 // bench_store: PageStore against the raw codec loop on the same pages, and
 // its memory efficiency against the kernel's zram.
 //
-//   bench_store [--pages N] [--rounds N] [--only NAME_PART]
+//   bench_store [--quick] [--pages N] [--rounds N] [--only NAME_PART]
 //
 // One JSON line per result, single core (core 0):
 //  - store_write_<codec>/<corpus>: PageStore::write of every page (same-fill
@@ -195,14 +195,18 @@ Options parse(int argc, char** argv) {
             }
             return argv[++i];
         };
-        if (arg == "--pages") {
+        if (arg == "--quick") {
+            // perf/run's smoke convention: about a second of work.
+            o.pages = 512;
+            o.rounds = 3;
+        } else if (arg == "--pages") {
             o.pages = std::strtoull(value().c_str(), nullptr, 10);
         } else if (arg == "--rounds") {
             o.rounds = std::atoi(value().c_str());
         } else if (arg == "--only") {
             o.only = value();
         } else {
-            std::fprintf(stderr, "bench_store: unknown argument %s (use --pages N, --rounds N, --only NAME)\n",
+            std::fprintf(stderr, "bench_store: unknown argument %s (use --quick, --pages N, --rounds N, --only NAME)\n",
                          arg.c_str());
             std::exit(2);
         }
