@@ -216,6 +216,72 @@ vm_case() {
   return 0
 }
 
+
+# ---- coblk devices (shared by the guest scripts) ----------------------------
+
+# vm_ublk_ready [CMD...]: root, the coblk binary, the ublk driver loaded and
+# its control node present, and each CMD on the PATH; else skip the case.
+vm_ublk_ready() {
+  vm_require_root
+  vm_require_coblk
+  [ "$#" -eq 0 ] || vm_require_cmd "$@"
+  vm_load_module ublk_drv
+  vm_wait_for_path /dev/ublk-control 5
+}
+
+# add_device ID ARGS...: `coblk add -n ID ARGS`, deleted when the case ends.
+add_device() {
+  local id="$1" out
+  shift
+  vm_defer "$COBLK_BIN del -n $id"
+  out=$("$COBLK_BIN" add -n "$id" "$@") || vm_fail "coblk add -n $id $* failed"
+  vm_assert_eq "/dev/ublkb$id" "$out" "block device printed by coblk add"
+  [ -b "$out" ] || vm_fail "$out does not exist right after coblk add returned"
+}
+
+# list_field ID COLUMN: a column of device ID's row in `coblk list -n ID`.
+list_field() {
+  "$COBLK_BIN" list -n "$1" | awk -v id="$1" -v col="$2" '
+    NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
+    $1 == id && c { print $c }'
+}
+
+# server_pid ID: the pid serving device ID, per `coblk list`.
+server_pid() {
+  local pid
+  pid=$(list_field "$1" PID)
+  case "$pid" in
+    '' | *[!0-9]*) vm_fail "coblk list shows no server pid for device $1 ('$pid')" ;;
+  esac
+  echo "$pid"
+}
+
+# running PID: the process exists and is not a zombie (a zombie is an
+# exited child nobody has reaped yet, and kill -0 still succeeds on it).
+running() {
+  kill -0 "$1" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
+# wait_until_gone PID SECONDS: wait for a process to end; false on timeout.
+wait_until_gone() {
+  local i=0
+  while running "$1"; do
+    i=$((i + 1))
+    [ "$i" -le $(($2 * 10)) ] || return 1
+    sleep 0.1
+  done
+}
+
+# wait_for_exit PID SECONDS: wait for our child PID, at most SECONDS, and set
+# EXIT_RC to its exit status. Fails the case if it is still running then.
+# (Not in $(...): a command substitution's subshell cannot wait for its
+# parent's children.)
+wait_for_exit() {
+  wait_until_gone "$1" "$2" || vm_fail "process $1 still runs after $2 s"
+  EXIT_RC=0
+  wait "$1" || EXIT_RC=$?
+}
+
 # vm_finish: print this script's tally; exit status 0 unless a case failed.
 # Run standalone (no run-guest-scripts), it also prints the verdict line.
 vm_finish() {

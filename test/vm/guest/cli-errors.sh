@@ -8,13 +8,6 @@
 # Device ids of this script (high, so a host's own ublk devices are left alone).
 base_id=90
 
-ublk_ready() {
-  vm_require_root
-  vm_require_coblk
-  vm_load_module ublk_drv
-  vm_wait_for_path /dev/ublk-control 5
-}
-
 # What must not change across a failed command: the kernel's ublk devices,
 # coblk's state files and the running coblk servers.
 footprint() {
@@ -51,24 +44,24 @@ expect_error() {
 # ---- cases -----------------------------------------------------------------
 
 size_not_a_number() {
-  ublk_ready
+  vm_ublk_ready
   expect_error 2 "'abc' is not a size" "$COBLK_BIN" add -t ram -n "$base_id" --size abc
 }
 
 size_not_a_block_multiple() {
-  ublk_ready
+  vm_ublk_ready
   expect_error fail "multiple of" "$COBLK_BIN" add -t ram -n "$base_id" --size 1000
   expect_error fail "multiple of" "$COBLK_BIN" add -t ram -n "$base_id" --size 6K -b 4096
 }
 
 size_zero() {
-  ublk_ready
+  vm_ublk_ready
   expect_error fail "size" "$COBLK_BIN" add -t null -n "$base_id" --size 0
 }
 
 id_taken() {
   local id=$((base_id + 1)) out
-  ublk_ready
+  vm_ublk_ready
   vm_defer "$COBLK_BIN del -n $id"
   out=$("$COBLK_BIN" add -t null --size 64M -n "$id")
   vm_assert_eq "/dev/ublkb$id" "$out" "first coblk add"
@@ -81,30 +74,30 @@ id_taken() {
 }
 
 missing_backing_file() {
-  ublk_ready
+  vm_ublk_ready
   expect_error fail "does not exist" "$COBLK_BIN" add -t loop -n "$base_id" -f /nonexistent/disk.img
 }
 
 loop_without_file() {
-  ublk_ready
+  vm_ublk_ready
   expect_error fail "-f\|file" "$COBLK_BIN" add -t loop -n "$base_id"
 }
 
 loop_size_beyond_file() {
   local file="${TMPDIR:-/tmp}/small.img"
-  ublk_ready
+  vm_ublk_ready
   truncate -s 1M "$file"
   vm_defer "rm -f $file"
   expect_error fail "size\|larger" "$COBLK_BIN" add -t loop -n "$base_id" -f "$file" --size 2M
 }
 
 unknown_target() {
-  ublk_ready
+  vm_ublk_ready
   expect_error fail "unknown target 'tape'" "$COBLK_BIN" add -t tape -n "$base_id"
 }
 
 unknown_option() {
-  ublk_ready
+  vm_ublk_ready
   expect_error 2 "--frob" "$COBLK_BIN" add -t null -n "$base_id" --frob
 }
 
@@ -115,7 +108,7 @@ unknown_command() {
 
 option_of_another_target() {
   local file="${TMPDIR:-/tmp}/other.img"
-  ublk_ready
+  vm_ublk_ready
   truncate -s 1M "$file"
   vm_defer "rm -f $file"
   expect_error fail "-f\|file" "$COBLK_BIN" add -t ram -n "$base_id" --size 1M -f "$file"
@@ -123,25 +116,25 @@ option_of_another_target() {
 }
 
 zero_copy_on_ram() {
-  ublk_ready
+  vm_ublk_ready
   expect_error fail "zero.copy" "$COBLK_BIN" add -t ram -n "$base_id" --size 1M --zero-copy
 }
 
 bad_queue_count_and_depth() {
-  ublk_ready
+  vm_ublk_ready
   expect_error fail "queue\|-q" "$COBLK_BIN" add -t null -n "$base_id" -q 0
   expect_error fail "queue\|-q" "$COBLK_BIN" add -t null -n "$base_id" -q 1000
   expect_error fail "depth\|-d" "$COBLK_BIN" add -t null -n "$base_id" -d 5000
 }
 
 del_missing_device() {
-  ublk_ready
+  vm_ublk_ready
   expect_error 1 "no ublk device" "$COBLK_BIN" del -n $((base_id + 2))
 }
 
 recover_without_recovery() {
   local id=$((base_id + 3))
-  ublk_ready
+  vm_ublk_ready
   vm_defer "$COBLK_BIN del -n $id"
   "$COBLK_BIN" add -t null --size 64M -n "$id" >/dev/null
   expect_error fail "recovery\|live" "$COBLK_BIN" recover -n "$id"
@@ -151,7 +144,7 @@ recover_without_recovery() {
 # unloaded (nothing else uses it between cases); on a host coblk is pointed
 # at a missing control node instead, so the host is left as it was.
 control_missing() {
-  ublk_ready
+  vm_ublk_ready
   local cmd
   if [ "$COBLK_VM_MODE" = vm ] && rmmod ublk_drv 2>/dev/null; then
     vm_defer "vm_load_module ublk_drv"
@@ -171,7 +164,7 @@ control_missing() {
 # An unprivileged user cannot open /dev/ublk-control (mode 0600) and is told
 # to use root.
 not_root() {
-  ublk_ready
+  vm_ublk_ready
   vm_require_cmd su
   if ! grep -q '^nobody:' /etc/passwd; then
     [ "$COBLK_VM_MODE" = vm ] || vm_skip "this host has no user nobody"

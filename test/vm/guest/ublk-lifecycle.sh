@@ -12,67 +12,6 @@ base_id=70
 
 # ---- helpers ---------------------------------------------------------------
 
-ublk_ready() {
-  vm_require_root
-  vm_require_coblk
-  vm_require_cmd fio
-  vm_load_module ublk_drv
-  vm_wait_for_path /dev/ublk-control 5
-}
-
-# add_device ID ARGS...: `coblk add -n ID ARGS`, deleted when the case ends.
-add_device() {
-  local id="$1" out
-  shift
-  vm_defer "$COBLK_BIN del -n $id"
-  out=$("$COBLK_BIN" add -n "$id" "$@") || vm_fail "coblk add -n $id $* failed"
-  vm_assert_eq "/dev/ublkb$id" "$out" "block device printed by coblk add"
-  [ -b "$out" ] || vm_fail "$out does not exist right after coblk add returned"
-}
-
-# list_field ID COLUMN: a column of device ID's row in `coblk list -n ID`.
-list_field() {
-  "$COBLK_BIN" list -n "$1" | awk -v id="$1" -v col="$2" '
-    NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
-    $1 == id && c { print $c }'
-}
-
-# server_pid ID: the pid serving device ID, per `coblk list`.
-server_pid() {
-  local pid
-  pid=$(list_field "$1" PID)
-  case "$pid" in
-    '' | *[!0-9]*) vm_fail "coblk list shows no server pid for device $1 ('$pid')" ;;
-  esac
-  echo "$pid"
-}
-
-# running PID: the process exists and is not a zombie (a zombie is an
-# exited child nobody has reaped yet, and kill -0 still succeeds on it).
-running() {
-  kill -0 "$1" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
-}
-
-# wait_until_gone PID SECONDS: wait for a process to end; false on timeout.
-wait_until_gone() {
-  local i=0
-  while running "$1"; do
-    i=$((i + 1))
-    [ "$i" -le $(($2 * 10)) ] || return 1
-    sleep 0.1
-  done
-}
-
-# wait_for_exit PID SECONDS: wait for our child PID, at most SECONDS, and set
-# EXIT_RC to its exit status. Fails the case if it is still running then.
-# (Not in $(...): a command substitution's subshell cannot wait for its
-# parent's children.)
-wait_for_exit() {
-  wait_until_gone "$1" "$2" || vm_fail "process $1 still runs after $2 s"
-  EXIT_RC=0
-  wait "$1" || EXIT_RC=$?
-}
-
 # device_is_gone ID: no node, no sysfs entry, no `coblk list` row, no state file.
 device_is_gone() {
   local id="$1" i=0
@@ -107,7 +46,7 @@ start_fio() {
 
 list_shows_device() {
   local id="$base_id"
-  ublk_ready
+  vm_ublk_ready fio
   add_device "$id" -t ram --size 64M -q 2 -d 64 --user-copy
   "$COBLK_BIN" list
   vm_assert_eq live "$(list_field "$id" STATE)" "state"
@@ -123,7 +62,7 @@ list_shows_device() {
 
 del_during_fio() {
   local id=$((base_id + 1)) log="${TMPDIR:-/tmp}/fio-del.log" pid
-  ublk_ready
+  vm_ublk_ready fio
   add_device "$id" -t ram --size 64M -q 2
   pid=$(server_pid "$id")
   start_fio "/dev/ublkb$id" "$log"
@@ -137,7 +76,7 @@ del_during_fio() {
 
 sigterm_stops_device() {
   local id=$((base_id + 2)) pid t="${TMPDIR:-/tmp}"
-  ublk_ready
+  vm_ublk_ready fio
   add_device "$id" -t ram --size 64M
   dd if=/dev/urandom of="$t/term.bin" bs=1M count=4 2>/dev/null
   dd if="$t/term.bin" of="/dev/ublkb$id" bs=1M oflag=direct 2>/dev/null
@@ -151,7 +90,7 @@ sigterm_stops_device() {
 
 sigterm_during_fio() {
   local id=$((base_id + 3)) log="${TMPDIR:-/tmp}/fio-term.log" pid
-  ublk_ready
+  vm_ublk_ready fio
   add_device "$id" -t null --size 1G -q 2
   pid=$(server_pid "$id")
   start_fio "/dev/ublkb$id" "$log"
@@ -164,7 +103,7 @@ sigterm_during_fio() {
 
 sigkill_then_del() {
   local id=$((base_id + 4)) log="${TMPDIR:-/tmp}/fio-kill.log" pid
-  ublk_ready
+  vm_ublk_ready fio
   add_device "$id" -t ram --size 64M
   pid=$(server_pid "$id")
   start_fio "/dev/ublkb$id" "$log"
@@ -181,7 +120,7 @@ sigkill_then_del() {
 
 del_all() {
   local a=$((base_id + 5)) b=$((base_id + 6)) c=$((base_id + 7)) file="${TMPDIR:-/tmp}/del-all.img" pa pb pc
-  ublk_ready
+  vm_ublk_ready fio
   # -a means every device: on a host, only when there are none of the host's.
   if [ "$COBLK_VM_MODE" = host ] && [ -n "$(ls /sys/class/ublk-char 2>/dev/null)" ]; then
     vm_skip "this host has ublk devices of its own, which coblk del -a would delete"

@@ -12,64 +12,6 @@ base_id=80
 
 # ---- helpers ---------------------------------------------------------------
 
-ublk_ready() {
-  vm_require_root
-  vm_require_coblk
-  vm_require_cmd fio
-  vm_load_module ublk_drv
-  vm_wait_for_path /dev/ublk-control 5
-  "$COBLK_BIN" features | grep -qw USER_RECOVERY || vm_skip "the kernel's ublk driver lacks USER_RECOVERY"
-}
-
-# add_device ID ARGS...: `coblk add -n ID ARGS`, deleted when the case ends.
-add_device() {
-  local id="$1" out
-  shift
-  vm_defer "$COBLK_BIN del -n $id"
-  out=$("$COBLK_BIN" add -n "$id" "$@") || vm_fail "coblk add -n $id $* failed"
-  vm_assert_eq "/dev/ublkb$id" "$out" "block device printed by coblk add"
-  [ -b "$out" ] || vm_fail "$out does not exist right after coblk add returned"
-}
-
-# list_field ID COLUMN: a column of device ID's row in `coblk list -n ID`.
-list_field() {
-  "$COBLK_BIN" list -n "$1" | awk -v id="$1" -v col="$2" '
-    NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
-    $1 == id && c { print $c }'
-}
-
-# server_pid ID: the pid serving device ID, per `coblk list`.
-server_pid() {
-  local pid
-  pid=$(list_field "$1" PID)
-  case "$pid" in
-    '' | *[!0-9]*) vm_fail "coblk list shows no server pid for device $1 ('$pid')" ;;
-  esac
-  echo "$pid"
-}
-
-# running PID: exists and is not a zombie.
-running() {
-  kill -0 "$1" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
-}
-
-# wait_until_gone PID SECONDS: wait for a process to end; false on timeout.
-wait_until_gone() {
-  local i=0
-  while running "$1"; do
-    i=$((i + 1))
-    [ "$i" -le $(($2 * 10)) ] || return 1
-    sleep 0.1
-  done
-}
-
-# wait_for_exit PID SECONDS: wait for our child PID and set EXIT_RC.
-wait_for_exit() {
-  wait_until_gone "$1" "$2" || vm_fail "process $1 still runs after $2 s"
-  EXIT_RC=0
-  wait "$1" || EXIT_RC=$?
-}
-
 # The write job whose acknowledged writes are checked: sequential 64 KiB
 # writes one at a time (psync), so the acknowledged writes are exactly a
 # prefix of the range, rate-limited to about 8 s so that the server can be
@@ -86,7 +28,7 @@ seq_job() {
 recover_loop_during_fio() {
   local id="$base_id" t="${TMPDIR:-/tmp}" file pid1 pid2 out acked state
   file="$t/recover-$id.img"
-  ublk_ready
+  vm_ublk_ready fio
   truncate -s 64M "$file"
   vm_defer "rm -f $file"
   add_device "$id" -t loop -f "$file" -q 2 --recovery
@@ -146,7 +88,7 @@ recover_loop_during_fio() {
 
 recover_live_refused() {
   local id=$((base_id + 1)) t="${TMPDIR:-/tmp}" rc=0
-  ublk_ready
+  vm_ublk_ready fio
   add_device "$id" -t ram --size 32M --recovery
   "$COBLK_BIN" recover -n "$id" >"$t/rec.out" 2>"$t/rec.err" || rc=$?
   vm_log "coblk recover of a live device: exit $rc, $(cat "$t/rec.err")"
@@ -157,7 +99,7 @@ recover_live_refused() {
 
 del_after_server_died() {
   local id=$((base_id + 2)) pid
-  ublk_ready
+  vm_ublk_ready fio
   add_device "$id" -t ram --size 32M --recovery
   pid=$(server_pid "$id")
   kill -KILL "$pid"

@@ -12,26 +12,6 @@ base_id=40
 
 # ---- helpers ---------------------------------------------------------------
 
-ublk_ready() {
-  vm_require_root
-  vm_require_coblk
-  vm_require_cmd fio
-  vm_load_module ublk_drv
-  vm_wait_for_path /dev/ublk-control 5
-}
-
-# add_device ID ARGS...: `coblk add -n ID ARGS`, deleted when the case ends.
-# coblk promises to print the block device only once it is ready, so it must
-# exist at once.
-add_device() {
-  local id="$1" out
-  shift
-  vm_defer "$COBLK_BIN del -n $id"
-  out=$("$COBLK_BIN" add -n "$id" "$@") || vm_fail "coblk add -n $id $* failed"
-  vm_assert_eq "/dev/ublkb$id" "$out" "block device printed by coblk add"
-  [ -b "$out" ] || vm_fail "$out does not exist right after coblk add returned"
-}
-
 # data_path_flag PATH: the coblk add option of a data path.
 data_path_flag() {
   case "$1" in
@@ -87,7 +67,7 @@ fio_verify() {
 # see every request complete without error.
 null_serves_io() {
   local path="$1" queues="$2" id="$3" log="${TMPDIR:-/tmp}/fio-null.log"
-  ublk_ready
+  vm_ublk_ready fio
   require_data_path "$path"
   add_device "$id" -t null --size 1G -q "$queues" "$(data_path_flag "$path")"
   fio --name=null --filename="/dev/ublkb$id" --ioengine=io_uring --direct=1 \
@@ -102,7 +82,7 @@ null_serves_io() {
 
 ram_passes_fio_verify() {
   local path="$1" queues="$2" id="$3"
-  ublk_ready
+  vm_ublk_ready fio
   require_data_path "$path"
   add_device "$id" -t ram --size 64M -q "$queues" "$(data_path_flag "$path")"
   fio_verify "/dev/ublkb$id" "$queues"
@@ -110,7 +90,7 @@ ram_passes_fio_verify() {
 
 loop_passes_fio_verify() {
   local path="$1" queues="$2" id="$3" file="${TMPDIR:-/tmp}/loop-$3.img"
-  ublk_ready
+  vm_ublk_ready fio
   require_data_path "$path"
   truncate -s 64M "$file"
   vm_defer "rm -f $file"
@@ -153,7 +133,7 @@ ext4_keeps_files() {
 
 ram_ext4_survives_remount() {
   local path="$1" queues="$2" id="$3"
-  ublk_ready
+  vm_ublk_ready fio
   require_data_path "$path"
   add_device "$id" -t ram --size 128M -q "$queues" "$(data_path_flag "$path")"
   ext4_keeps_files "/dev/ublkb$id" "/mnt/coblk-$id"
@@ -161,7 +141,7 @@ ram_ext4_survives_remount() {
 
 loop_ext4_survives_remount() {
   local path="$1" queues="$2" id="$3" file="${TMPDIR:-/tmp}/loop-$3.img"
-  ublk_ready
+  vm_ublk_ready fio
   require_data_path "$path"
   truncate -s 128M "$file"
   vm_defer "rm -f $file"
@@ -199,7 +179,7 @@ discard_reads_zeros() {
 
 ram_discard_reads_zeros() {
   local path="$1" queues="$2" id="$3"
-  ublk_ready
+  vm_ublk_ready fio
   require_data_path "$path"
   add_device "$id" -t ram --size 64M -q "$queues" "$(data_path_flag "$path")"
   discard_reads_zeros "/dev/ublkb$id"
@@ -207,7 +187,7 @@ ram_discard_reads_zeros() {
 
 loop_discard_reads_zeros() {
   local path="$1" queues="$2" id="$3" file="${TMPDIR:-/tmp}/loop-$3.img"
-  ublk_ready
+  vm_ublk_ready fio
   require_data_path "$path"
   truncate -s 64M "$file"
   vm_defer "rm -f $file"

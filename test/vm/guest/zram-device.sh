@@ -13,24 +13,6 @@ base_id=100
 
 # ---- helpers ---------------------------------------------------------------
 
-ublk_ready() {
-  vm_require_root
-  vm_require_coblk
-  vm_require_cmd fio
-  vm_load_module ublk_drv
-  vm_wait_for_path /dev/ublk-control 5
-}
-
-# add_device ID ARGS...: `coblk add -n ID ARGS`, deleted when the case ends.
-add_device() {
-  local id="$1" out
-  shift
-  vm_defer "$COBLK_BIN del -n $id"
-  out=$("$COBLK_BIN" add -n "$id" "$@") || vm_fail "coblk add -n $id $* failed"
-  vm_assert_eq "/dev/ublkb$id" "$out" "block device printed by coblk add"
-  [ -b "$out" ] || vm_fail "$out does not exist right after coblk add returned"
-}
-
 # add_zram ID PATH QUEUES ARGS...: a zram device on the data path PATH
 # (copy | user-copy), skipped when the kernel lacks that path.
 add_zram() {
@@ -94,7 +76,7 @@ fio_verify() {
 # and random (incompressible, stored raw).
 fio_verify_kinds() {
   local path="$1" queues="$2" id="$3" dev="/dev/ublkb$3" orig compr
-  ublk_ready
+  vm_ublk_ready fio
   add_zram "$id" "$path" "$queues" --size 128M
   fio_verify "$dev" "$queues" 0 8M --buffer_compress_percentage=50 --refill_buffers
   fio_verify "$dev" "$queues" 32M 8M --zero_buffers
@@ -108,7 +90,7 @@ fio_verify_kinds() {
 
 stats_and_discard() {
   local path="$1" queues="$2" id="$3" dev="/dev/ublkb$3" orig compr same before
-  ublk_ready
+  vm_ublk_ready fio
   vm_require_cmd blkdiscard
   add_zram "$id" "$path" "$queues" --size 64M
   vm_assert_eq 0 "$(stat_value "$id" orig_data_size)" "orig_data_size of a new device"
@@ -152,7 +134,7 @@ stats_and_discard() {
 
 ext4_on_zram() {
   local path="$1" queues="$2" id="$3" dev="/dev/ublkb$3" mnt="/mnt/coblk-$3" sums="${TMPDIR:-/tmp}/zram-ext4.sums" i
-  ublk_ready
+  vm_ublk_ready fio
   vm_require_cmd mkfs.ext4
   grep -qw ext4 /proc/filesystems || vm_load_module ext4
   add_zram "$id" "$path" "$queues" --size 128M
@@ -178,7 +160,7 @@ ext4_on_zram() {
 # 8 MiB of memory for a 64 MiB device: random data cannot fit past it.
 mem_limit_fails_writes() {
   local path="$1" queues="$2" id="$3" dev="/dev/ublkb$3" t="${TMPDIR:-/tmp}" pid used limit failed
-  ublk_ready
+  vm_ublk_ready fio
   add_zram "$id" "$path" "$queues" --size 64M --mem-limit 8M
   vm_assert_eq $((8 << 20)) "$(stat_value "$id" mem_limit)" "mem_limit"
   pid=$("$COBLK_BIN" list -n "$id" | awk -v id="$id" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "PID") c = i; next } $1 == id { print $c }')
@@ -211,7 +193,7 @@ mem_limit_fails_writes() {
 
 algorithms_keep_data() {
   local alg="$1" id="$2"
-  ublk_ready
+  vm_ublk_ready fio
   add_zram "$id" copy 1 --size 64M --algorithm "$alg"
   "$COBLK_BIN" stats --json | grep "\"dev_id\":${id}[,}]" | grep -q "\"compression\":\"${alg%%:*}" \
     || vm_fail "coblk stats does not show algorithm $alg: $("$COBLK_BIN" stats --json)"
@@ -232,7 +214,7 @@ expect_add_error() {
 }
 
 bad_zram_options() {
-  ublk_ready
+  vm_ublk_ready fio
   expect_add_error "algorithm\|lzo" -t zram -n "$base_id" --size 64M --algorithm lzo
   expect_add_error "level\|zstd" -t zram -n "$base_id" --size 64M --algorithm zstd:99
   expect_add_error "accel\|lz4" -t zram -n "$base_id" --size 64M --algorithm lz4:0
@@ -242,7 +224,7 @@ bad_zram_options() {
 
 stats_of_non_zram() {
   local id=$((base_id + 1)) rc=0
-  ublk_ready
+  vm_ublk_ready fio
   add_device "$id" -t ram --size 16M
   "$COBLK_BIN" stats -n "$id" 2>"${TMPDIR:-/tmp}/stats.err" || rc=$?
   vm_log "coblk stats of a ram device: exit $rc: $(cat "${TMPDIR:-/tmp}/stats.err")"

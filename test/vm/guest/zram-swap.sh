@@ -16,14 +16,6 @@ check_mib=128
 group_mib=32
 check_passes=1
 
-ublk_ready() {
-  vm_require_root
-  vm_require_coblk
-  vm_require_cmd swap_check mkswap swapon swapoff
-  vm_load_module ublk_drv
-  vm_wait_for_path /dev/ublk-control 5
-}
-
 # stat_value ID KEY: one statistic from `coblk stats -n ID --json`.
 stat_value() {
   "$COBLK_BIN" stats -n "$1" --json | tr ',{}' '\n\n\n' | sed -n "s/^\"$2\":[[:space:]]*//p" | head -n 1
@@ -45,7 +37,7 @@ cgroup2_root() {
 
 swap_under_pressure() {
   local id="$swap_id" dev="/dev/ublkb$swap_id" t="${TMPDIR:-/tmp}" root group pid check rc max_orig orig dmesg_start
-  ublk_ready
+  vm_ublk_ready swap_check mkswap swapon swapoff
   # The device must be the only swap: on a host with swap of its own, leave it be.
   if [ "$(wc -l < /proc/swaps)" -gt 1 ]; then
     [ "$COBLK_VM_MODE" = vm ] || vm_skip "this host has swap of its own"
