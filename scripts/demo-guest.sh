@@ -16,7 +16,7 @@ compressed_swap() {
   # Write 128 MiB of half-compressible data through the device first.
   show fio --name=demo --filename="$dev" --rw=randwrite --bs=4k --size=128M --ioengine=io_uring \
       --iodepth=16 --direct=1 --buffer_compress_percentage=50 --refill_buffers \
-      --output-format=terse --terse-version=3 | awk -F';' 'NR == 1 { printf "fio: %d write IOPS\n", $49 }'
+      --output-format=terse --terse-version=3 | awk -F';' '$1 == "3" { printf "fio: %d write IOPS\n", $49 }'
   sleep 1
   show "$COBLK_BIN" stats
   show mkswap "$dev" >/dev/null
