@@ -245,6 +245,15 @@ inline auto fallocate(int fd, int mode, std::uint64_t offset, std::uint64_t leng
     return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_fallocate(s, fd, mode, offset, length); });
 }
 
+/// madvise(2) on [addr, addr+length), e.g. MADV_DONTNEED to drop pages of a
+/// private anonymous mapping (they then read as zeros). 0 or -errno
+/// (-EINVAL for MADV_DONTNEED on locked pages).
+inline auto madvise(void* addr, std::uint64_t length, int advice) noexcept {
+    return IoOp([=](io_uring_sqe* s) noexcept {
+        io_uring_prep_madvise(s, addr, static_cast<off_t>(length), advice);
+    });
+}
+
 /// openat(2). The path must stay valid until completion. New fd or -errno.
 inline auto openat(int dirfd, const char* path, int flags, mode_t mode = 0) noexcept {
     return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_openat(s, dirfd, path, flags, mode); });

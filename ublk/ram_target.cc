@@ -12,13 +12,6 @@ namespace {
 
 constexpr uint64_t kPage = 4096;
 
-// IORING_OP_MADVISE as an awaitable: the runtime has no wrapper for it.
-auto madvise_async(void* addr, uint64_t length, int advice) {
-  return runtime::IoOp([=](io_uring_sqe* s) noexcept {
-    io_uring_prep_madvise(s, addr, static_cast<off_t>(length), advice);
-  });
-}
-
 }  // namespace
 
 RamTarget::RamTarget(uint64_t size_bytes, uint32_t block_size) : size_bytes_(size_bytes), block_size_(block_size) {
@@ -78,7 +71,9 @@ runtime::Task<int> RamTarget::zero_range(uint64_t offset, uint64_t length) {
   std::memset(memory_ + offset, 0, first_page - offset);
   std::memset(memory_ + last_page, 0, end - last_page);
   // A private anonymous page dropped with MADV_DONTNEED reads back as zeros.
-  const int ret = co_await madvise_async(memory_ + first_page, last_page - first_page, MADV_DONTNEED);
+  // The server locks its memory (swap safety), and the kernel refuses
+  // DONTNEED on locked pages: then the range is zeroed in place instead.
+  const int ret = co_await runtime::madvise(memory_ + first_page, last_page - first_page, MADV_DONTNEED);
   if (ret < 0) std::memset(memory_ + first_page, 0, last_page - first_page);
   co_return 0;
 }

@@ -4,8 +4,10 @@
 #include <boost/test/unit_test.hpp>
 
 #include <poll.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <stop_token>
 #include <vector>
@@ -124,4 +126,19 @@ BOOST_AUTO_TEST_CASE(cancel_fd_cancels_every_pending_operation_on_that_fd) {
         BOOST_TEST(poll_result == -ECANCELED);
         BOOST_TEST(co_await runtime::cancel_fd(pipe.read_end) == 0);  // nothing left to cancel
     });
+}
+
+BOOST_AUTO_TEST_CASE(madvise_dontneed_drops_anonymous_pages_so_they_read_as_zeros) {
+    const std::size_t bytes = 4 * 4096;
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    BOOST_REQUIRE(p != MAP_FAILED);
+    auto* bytes_p = static_cast<unsigned char*>(p);
+    std::fill(bytes_p, bytes_p + bytes, static_cast<unsigned char>(0xab));
+    run_on_one_core([&]() -> Task<void> {
+        BOOST_TEST(co_await runtime::madvise(bytes_p + 4096, 2 * 4096, MADV_DONTNEED) == 0);
+    });
+    BOOST_TEST(bytes_p[0] == 0xab);
+    BOOST_TEST(std::all_of(bytes_p + 4096, bytes_p + 3 * 4096, [](unsigned char c) { return c == 0; }));
+    BOOST_TEST(bytes_p[3 * 4096] == 0xab);
+    ::munmap(p, bytes);
 }
