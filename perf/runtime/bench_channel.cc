@@ -36,7 +36,7 @@
 #include <thread>
 #include <vector>
 
-#include "perf/runtime/ab_report.h"
+#include "perf/ab_report.h"
 #include "perf/runtime/bench_config.h"
 #include "runtime/channel.h"
 #include "runtime/runtime.h"

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "perf/runtime/ab_report.h"
+#include "perf/ab_report.h"
 #include "perf/runtime/bench_config.h"
 #include "perf/runtime/raw_ring.h"
 #include "runtime/io.h"

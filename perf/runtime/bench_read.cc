@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "perf/runtime/ab_report.h"
+#include "perf/ab_report.h"
 #include "perf/runtime/bench_config.h"
 #include "perf/runtime/bench_read_asio.h"
 #include "perf/runtime/raw_ring.h"

@@ -24,7 +24,7 @@
 #include <stdexcept>
 #include <utility>
 
-#include "perf/runtime/ab_report.h"
+#include "perf/ab_report.h"
 #include "perf/runtime/bench_config.h"
 #include "runtime/runtime.h"
 #include "runtime/task.h"

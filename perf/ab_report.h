@@ -1,7 +1,7 @@
-// perf/runtime/ab_report.h - per-round A/B bookkeeping and the JSON result
-// line shared by the runtime benchmarks.
+// perf/ab_report.h - per-round A/B bookkeeping and the JSON result line
+// shared by every benchmark (runtime, compress, storage).
 //
-// Every runtime benchmark alternates "ours" and its baseline inside one
+// Every benchmark alternates "ours" and its baseline inside one
 // process, several rounds, rotating which side goes first, and records one
 // value per side per round. The result is reported as:
 //   ours, baseline  the medians of the per-round values (unit as printed);
@@ -70,6 +70,12 @@ public:
 
     /// The median per-round ratio (see the file comment for its orientation).
     double ratio() const { return median(ratios_); }
+    /// The median of ours' per-round values.
+    double ours() const { return median(ours_); }
+    /// The median of the baseline's per-round values.
+    double baseline() const { return median(baseline_); }
+    /// Rounds recorded.
+    std::size_t rounds() const { return ratios_.size(); }
     /// Half the range of the per-round ratios.
     double spread() const {
         if (ratios_.empty()) {
