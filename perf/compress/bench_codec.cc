@@ -5,8 +5,9 @@
 // Prints one JSON line per result. Throughputs are of uncompressed page
 // bytes on one core (the benchmark is single-threaded); "compression_*" is
 // input bytes / stored bytes, a page that does not fit in one page counted
-// as stored raw. "ratio" is ours/baseline of the printed unit, the median of
-// per-round ratios; "spread" is their interquartile range over that median.
+// as stored raw. "ratio" is the median of per-round ratios, > 1 when ours is
+// better (ours/baseline for GB/s, baseline/ours for ns/page); "spread" is
+// half the range of the per-round ratios (perf/ab_report.h).
 
 #include <lz4.h>
 #include <zstd.h>

@@ -13,7 +13,7 @@
 //    fresh store holding the corpus, against the kernel's zram (lz4) holding
 //    the same corpus (/dev/zram0, when usable; else a "skipped" line).
 // "ratio" is ours/baseline (median of per-round ratios for speeds);
-// "spread" is the interquartile range of the ratios over their median.
+// "spread" is half the range of the per-round ratios (perf/ab_report.h).
 
 #include <cstdio>
 #include <cstdlib>
