@@ -1,7 +1,7 @@
-#include "cmd/add_options.h"
+#include "coblk/cmd/add_options.h"
 
 #if COBLK_HAVE_ZRAM
-#include "compress/codec.h"
+#include "coblk/compress/codec.h"
 #endif
 
 #include <fcntl.h>
@@ -16,12 +16,12 @@
 #include <cstring>
 #include <sstream>
 
-#include "ublk/abi.h"
-#include "ublk/size_parse.h"
+#include "coblk/ublk/abi.h"
+#include "coblk/ublk/size_parse.h"
 
 namespace po = boost::program_options;
 
-namespace coblk::cli {
+namespace coblk::cmd {
 namespace {
 
 // Device ids are minor numbers of the ublk char region (MINORBITS = 20).
@@ -34,8 +34,8 @@ bool parse_bounded(const std::string& text, const char* option, int64_t lo, int6
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(text.data(), end, out);
   if (ec == std::errc() && ptr == end && out >= lo && out <= hi) return true;
-  error = std::string(option) + " must be a whole number from " + std::to_string(lo) + " to " +
-          std::to_string(hi) + ", not '" + text + "'";
+  error = std::string(option) + " must be a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) +
+          ", not '" + text + "'";
   return false;
 }
 
@@ -68,11 +68,16 @@ po::options_description add_description() {
 }
 
 bool parse_target(const std::string& text, TargetKind& out) {
-  if (text == "null") out = TargetKind::null;
-  else if (text == "ram") out = TargetKind::ram;
-  else if (text == "loop") out = TargetKind::loop;
-  else if (text == "zram") out = TargetKind::zram;
-  else return false;
+  if (text == "null")
+    out = TargetKind::null;
+  else if (text == "ram")
+    out = TargetKind::ram;
+  else if (text == "loop")
+    out = TargetKind::loop;
+  else if (text == "zram")
+    out = TargetKind::zram;
+  else
+    return false;
   return true;
 }
 
@@ -103,19 +108,26 @@ std::string backing_size(const std::string& file, uint64_t& bytes) {
 
 const char* to_string(TargetKind t) {
   switch (t) {
-    case TargetKind::null: return "null";
-    case TargetKind::ram: return "ram";
-    case TargetKind::loop: return "loop";
-    case TargetKind::zram: return "zram";
+    case TargetKind::null:
+      return "null";
+    case TargetKind::ram:
+      return "ram";
+    case TargetKind::loop:
+      return "loop";
+    case TargetKind::zram:
+      return "zram";
   }
   return "?";
 }
 
 const char* to_string(DataPathKind d) {
   switch (d) {
-    case DataPathKind::copy: return "copy";
-    case DataPathKind::user_copy: return "user_copy";
-    case DataPathKind::zero_copy: return "zero_copy";
+    case DataPathKind::copy:
+      return "copy";
+    case DataPathKind::user_copy:
+      return "user_copy";
+    case DataPathKind::zero_copy:
+      return "zero_copy";
   }
   return "?";
 }
@@ -181,12 +193,13 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   o.block_size = o.target == TargetKind::zram ? kPageSize : 512;
   if (given("block-size")) {
     if (!parse_bounded(text("block-size"), "--block-size", 512, 4096, v, out.error)) return out;
-    if ((v & (v - 1)) != 0) return fail("--block-size must be 512, 1024, 2048 or 4096, not '" + text("block-size") + "'");
+    if ((v & (v - 1)) != 0)
+      return fail("--block-size must be 512, 1024, 2048 or 4096, not '" + text("block-size") + "'");
     o.block_size = static_cast<uint32_t>(v);
   }
 
-  const int paths = static_cast<int>(given("copy")) + static_cast<int>(given("user-copy")) +
-                    static_cast<int>(given("zero-copy"));
+  const int paths =
+      static_cast<int>(given("copy")) + static_cast<int>(given("user-copy")) + static_cast<int>(given("zero-copy"));
   if (paths > 1) return fail("--copy, --user-copy and --zero-copy are mutually exclusive");
   if (given("user-copy")) o.data_path = DataPathKind::user_copy;
   if (given("zero-copy")) o.data_path = DataPathKind::zero_copy;
@@ -234,10 +247,15 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
     if (o.size_bytes == 0) return fail("--size must not be 0");
   } else {
     switch (o.target) {
-      case TargetKind::null: o.size_bytes = 250ULL << 30; break;
+      case TargetKind::null:
+        o.size_bytes = 250ULL << 30;
+        break;
       case TargetKind::ram:
-      case TargetKind::zram: o.size_bytes = 1ULL << 30; break;
-      case TargetKind::loop: break;
+      case TargetKind::zram:
+        o.size_bytes = 1ULL << 30;
+        break;
+      case TargetKind::loop:
+        break;
     }
   }
 
@@ -250,7 +268,8 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
       // A file's tail shorter than a block cannot be addressed; drop it.
       o.size_bytes = file_bytes - file_bytes % o.block_size;
       if (o.size_bytes == 0)
-        return fail("backing file '" + o.file + "' is smaller than one " + std::to_string(o.block_size) + "-byte block");
+        return fail("backing file '" + o.file + "' is smaller than one " + std::to_string(o.block_size) +
+                    "-byte block");
     } else if (o.size_bytes > file_bytes) {
       return fail("--size " + text("size") + " is larger than backing file '" + o.file + "' (" +
                   ublk::format_size(file_bytes) + ")");
@@ -258,11 +277,11 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   }
 
   if (o.size_bytes % o.block_size != 0)
-    return fail("size " + std::to_string(o.size_bytes) + " is not a multiple of the " +
-                std::to_string(o.block_size) + "-byte block size");
+    return fail("size " + std::to_string(o.size_bytes) + " is not a multiple of the " + std::to_string(o.block_size) +
+                "-byte block size");
   if (o.target == TargetKind::zram && o.size_bytes % kPageSize != 0)
     return fail("zram size must be a multiple of 4096 (its page size)");
   return out;
 }
 
-}  // namespace coblk::cli
+}  // namespace coblk::cmd

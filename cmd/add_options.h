@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace coblk::cli {
+namespace coblk::cmd {
 
 /// The backends `coblk add -t` can serve.
 enum class TargetKind { null, ram, loop, zram };
@@ -27,7 +27,7 @@ struct AddOptions {
   int64_t dev_id = -1;  ///< -1: let the kernel choose
   unsigned queues = 1;
   unsigned depth = 128;
-  uint64_t size_bytes = 0;  ///< resolved: loop without --size uses the file's size
+  uint64_t size_bytes = 0;    ///< resolved: loop without --size uses the file's size
   uint32_t block_size = 512;  ///< logical block size
   std::string file;           ///< loop: backing file or block device
   bool direct_io = false;     ///< loop: open the backing file with O_DIRECT
@@ -38,7 +38,7 @@ struct AddOptions {
   /// zram: the codec, in compress::CodecSpec's canonical form ("lz4",
   /// "lz4:8", "zstd", "zstd:-5"), validated by compress::parse_codec_spec.
   std::string algorithm = "lz4";
-  uint64_t mem_limit = 0;     ///< zram: bytes of compressed memory allowed, 0 = no limit
+  uint64_t mem_limit = 0;         ///< zram: bytes of compressed memory allowed, 0 = no limit
   std::vector<std::string> args;  ///< the arguments as given (kept for `coblk recover`)
 };
 
@@ -63,6 +63,4 @@ struct AddParse {
 /// what needs no kernel: syntax, ranges, sizes, the backing file.
 AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits& limits = current_limits());
 
-
-
-}  // namespace coblk::cli
+}  // namespace coblk::cmd

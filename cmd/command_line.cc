@@ -5,11 +5,11 @@
 #include <cstring>
 #include <iostream>
 
-#include "cmd/commands.h"
+#include "coblk/cmd/commands.h"
 
 namespace po = boost::program_options;
 
-namespace coblk::cli {
+namespace coblk::cmd {
 namespace {
 
 // Collects N from entries named "<prefix>N" in `dir`.
@@ -44,8 +44,10 @@ std::optional<int> parse_command_line(const char* command, const std::vector<std
     po::store(po::command_line_parser(args).options(desc).positional(no_positionals).run(), vm);
     po::notify(vm);
   } catch (const po::too_many_positional_options_error&) {
-    return report_error(command, std::string("unexpected argument: coblk ") + command +
-                                     " takes only options (see coblk " + command + " --help)", kExitUsage);
+    return report_error(
+        command,
+        std::string("unexpected argument: coblk ") + command + " takes only options (see coblk " + command + " --help)",
+        kExitUsage);
   } catch (const po::error& e) {
     return report_error(command, std::string(e.what()) + " (see coblk " + command + " --help)", kExitUsage);
   }
@@ -74,4 +76,4 @@ std::vector<uint32_t> existing_device_ids() {
   return ids;
 }
 
-}  // namespace coblk::cli
+}  // namespace coblk::cmd

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace coblk::cli {
+namespace coblk::cmd {
 
 /// Exit statuses: 0 success, 1 the operation failed, 2 bad usage.
 enum ExitStatus : int { kExitOk = 0, kExitFailure = 1, kExitUsage = 2 };
@@ -37,4 +37,4 @@ int run_features(const std::vector<std::string>& args);  ///< coblk features
 int run_recover(const std::vector<std::string>& args);   ///< coblk recover
 int run_stats(const std::vector<std::string>& args);     ///< coblk stats
 
-}  // namespace coblk::cli
+}  // namespace coblk::cmd

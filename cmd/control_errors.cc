@@ -1,10 +1,10 @@
-#include "cmd/control_errors.h"
+#include "coblk/cmd/control_errors.h"
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
-namespace coblk::cli {
+namespace coblk::cmd {
 
 bool open_control(ublk::ControlDevice& control, std::string& error) {
   const char* path = std::getenv("COBLK_CONTROL_PATH");
@@ -37,7 +37,8 @@ std::string command_error(const char* what, int err, const ublk::ControlDevice& 
     case EACCES:
       if ((control.features() & ublk::abi::F_UNPRIVILEGED_DEV) != 0)
         return std::string(what) + " " + dev +
-               ": operation not permitted: run as root, or use --unprivileged (the kernel supports unprivileged devices)";
+               ": operation not permitted: run as root, or use --unprivileged (the kernel supports unprivileged "
+               "devices)";
       return std::string(what) + " " + dev + ": operation not permitted: ublk devices need root (CAP_SYS_ADMIN)";
     case EEXIST:
       return "device id " + std::to_string(dev_id) + " is already in use";
@@ -51,4 +52,4 @@ std::string command_error(const char* what, int err, const ublk::ControlDevice& 
   }
 }
 
-}  // namespace coblk::cli
+}  // namespace coblk::cmd

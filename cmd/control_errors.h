@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <string>
 
-#include "ublk/control.h"
+#include "coblk/ublk/control.h"
 
-namespace coblk::cli {
+namespace coblk::cmd {
 
 /// Opens /dev/ublk-control (or $COBLK_CONTROL_PATH, for tests). On failure
 /// returns false and sets `error` to one line that says what to do: load the
@@ -20,4 +20,4 @@ bool open_control(ublk::ControlDevice& control, std::string& error);
 /// ENODEV/ENOENT (no such device), EBUSY.
 std::string command_error(const char* what, int err, const ublk::ControlDevice& control, int64_t dev_id);
 
-}  // namespace coblk::cli
+}  // namespace coblk::cmd

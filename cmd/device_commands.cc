@@ -2,16 +2,16 @@
 #include <cerrno>
 #include <iostream>
 
-#include "cmd/add_options.h"
-#include "cmd/commands.h"
-#include "cmd/control_errors.h"
-#include "cmd/serve_device.h"
-#include "ublk/control.h"
-#include "ublk/device_record.h"
+#include "coblk/cmd/add_options.h"
+#include "coblk/cmd/commands.h"
+#include "coblk/cmd/control_errors.h"
+#include "coblk/cmd/serve_device.h"
+#include "coblk/ublk/control.h"
+#include "coblk/ublk/device_record.h"
 
 namespace po = boost::program_options;
 
-namespace coblk::cli {
+namespace coblk::cmd {
 namespace {
 
 // The kernel features `o` needs, with the option that asks for each.
@@ -80,9 +80,8 @@ int run_add(const std::vector<std::string>& args) {
 
 int run_del(const std::vector<std::string>& args) {
   po::options_description desc("Usage: coblk del -n ID | -a\nStops and deletes ublk devices.\nOptions");
-  desc.add_options()("help,h", "show this help")(
-      "number,n", po::value<std::string>()->value_name("ID"), "the device to delete")(
-      "all,a", "delete every ublk device");
+  desc.add_options()("help,h", "show this help")("number,n", po::value<std::string>()->value_name("ID"),
+                                                 "the device to delete")("all,a", "delete every ublk device");
   po::variables_map vm;
   if (auto done = parse_command_line("del", args, desc, vm)) return *done;
   const bool all = vm.count("all") != 0;
@@ -114,9 +113,10 @@ int run_del(const std::vector<std::string>& args) {
 
 int run_recover(const std::vector<std::string>& args) {
   po::options_description desc(
-      "Usage: coblk recover -n ID\nStarts a new server for a device whose server died (added with --recovery).\nOptions");
-  desc.add_options()("help,h", "show this help")(
-      "number,n", po::value<std::string>()->value_name("ID"), "the device to recover");
+      "Usage: coblk recover -n ID\nStarts a new server for a device whose server died (added with "
+      "--recovery).\nOptions");
+  desc.add_options()("help,h", "show this help")("number,n", po::value<std::string>()->value_name("ID"),
+                                                 "the device to recover");
   po::variables_map vm;
   if (auto done = parse_command_line("recover", args, desc, vm)) return *done;
   if (!vm.count("number")) return report_error("recover", "missing -n ID", kExitUsage);
@@ -129,24 +129,24 @@ int run_recover(const std::vector<std::string>& args) {
   ublk::abi::ublksrv_ctrl_dev_info info{};
   if (const int ret = control.get_device_info(id, info); ret < 0)
     return report_error("recover", command_error("look up", ret, control, id));
-  if (!(info.flags & (ublk::abi::F_USER_RECOVERY | ublk::abi::F_USER_RECOVERY_REISSUE |
-                      ublk::abi::F_USER_RECOVERY_FAIL_IO)))
+  if (!(info.flags &
+        (ublk::abi::F_USER_RECOVERY | ublk::abi::F_USER_RECOVERY_REISSUE | ublk::abi::F_USER_RECOVERY_FAIL_IO)))
     return report_error("recover", "device " + std::to_string(id) + " was not added with --recovery");
   if (info.state == ublk::abi::S_DEV_LIVE)
     return report_error("recover", "device " + std::to_string(id) + " is live: its server is running");
   const auto record = ublk::load_record(id);
   if (!record)
-    return report_error("recover", "no record of how device " + std::to_string(id) + " was served (" +
-                                       ublk::record_path(id) + ")");
+    return report_error(
+        "recover", "no record of how device " + std::to_string(id) + " was served (" + ublk::record_path(id) + ")");
   // Serve it exactly as `coblk add` was asked to, minus the fresh device.
   AddParse parsed = parse_add_options(record->args);
   if (!parsed || parsed.help)
-    return report_error("recover", "the recorded arguments of device " + std::to_string(id) +
-                                       " no longer validate: " + parsed.error);
+    return report_error(
+        "recover", "the recorded arguments of device " + std::to_string(id) + " no longer validate: " + parsed.error);
   parsed.options.dev_id = id;
   parsed.options.recovery = true;
   control.close();  // the server opens its own; no ring may cross the fork
   return serve_recovered_device(parsed.options);
 }
 
-}  // namespace coblk::cli
+}  // namespace coblk::cmd

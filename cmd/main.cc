@@ -4,7 +4,9 @@
 #include <string>
 #include <vector>
 
-#include "cmd/commands.h"
+#include "coblk/cmd/commands.h"
+
+using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace {
 
@@ -15,12 +17,12 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"add", coblk::cli::run_add, "create a device: add -t null|ram|loop|zram [options]"},
-    {"del", coblk::cli::run_del, "stop and delete devices: del -n ID | -a"},
-    {"list", coblk::cli::run_list, "list devices: list [-n ID]"},
-    {"features", coblk::cli::run_features, "print the kernel's ublk features"},
-    {"recover", coblk::cli::run_recover, "restart the server of a device whose server died: recover -n ID"},
-    {"stats", coblk::cli::run_stats, "zram statistics: stats [-n ID] [--json]"},
+    {"add", coblk::cmd::run_add, "create a device: add -t null|ram|loop|zram [options]"},
+    {"del", coblk::cmd::run_del, "stop and delete devices: del -n ID | -a"},
+    {"list", coblk::cmd::run_list, "list devices: list [-n ID]"},
+    {"features", coblk::cmd::run_features, "print the kernel's ublk features"},
+    {"recover", coblk::cmd::run_recover, "restart the server of a device whose server died: recover -n ID"},
+    {"stats", coblk::cmd::run_stats, "zram statistics: stats [-n ID] [--json]"},
 };
 
 void print_usage(std::ostream& out) {
@@ -38,12 +40,12 @@ void print_usage(std::ostream& out) {
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::cerr << "coblk: missing command (add, del, list, features, recover, stats; see coblk --help)\n";
-    return coblk::cli::kExitUsage;
+    return coblk::cmd::kExitUsage;
   }
   const std::string name = argv[1];
   if (name == "--help" || name == "-h" || name == "help") {
     print_usage(std::cout);
-    return coblk::cli::kExitOk;
+    return coblk::cmd::kExitOk;
   }
   const std::vector<std::string> args(argv + 2, argv + argc);
   for (const Command& c : kCommands) {
@@ -52,10 +54,10 @@ int main(int argc, char** argv) {
         return c.run(args);
       } catch (const std::exception& e) {
         // Never a crash: anything unexpected is still one line and a status.
-        return coblk::cli::report_error(c.name, e.what());
+        return coblk::cmd::report_error(c.name, e.what());
       }
     }
   }
   std::cerr << "coblk: unknown command '" << name << "' (add, del, list, features, recover, stats; see coblk --help)\n";
-  return coblk::cli::kExitUsage;
+  return coblk::cmd::kExitUsage;
 }

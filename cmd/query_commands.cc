@@ -11,19 +11,19 @@
 #include <iostream>
 #include <sstream>
 
-#include "cmd/commands.h"
-#include "cmd/control_errors.h"
-#include "ublk/control.h"
-#include "ublk/device_record.h"
-#include "ublk/features.h"
-#include "ublk/size_parse.h"
+#include "coblk/cmd/commands.h"
+#include "coblk/cmd/control_errors.h"
+#include "coblk/ublk/control.h"
+#include "coblk/ublk/device_record.h"
+#include "coblk/ublk/features.h"
+#include "coblk/ublk/size_parse.h"
 #if COBLK_HAVE_ZRAM
-#include "ublk/zram_stats.h"
+#include "coblk/ublk/zram_stats.h"
 #endif
 
 namespace po = boost::program_options;
 
-namespace coblk::cli {
+namespace coblk::cmd {
 namespace {
 
 using Table = std::vector<std::vector<std::string>>;
@@ -118,8 +118,8 @@ StatsFields read_stats_fields(uint32_t dev_id) {
 
 int run_list(const std::vector<std::string>& args) {
   po::options_description desc("Usage: coblk list [-n ID]\nLists ublk devices.\nOptions");
-  desc.add_options()("help,h", "show this help")(
-      "number,n", po::value<std::string>()->value_name("ID"), "only device ID");
+  desc.add_options()("help,h", "show this help")("number,n", po::value<std::string>()->value_name("ID"),
+                                                 "only device ID");
   po::variables_map vm;
   if (auto done = parse_command_line("list", args, desc, vm)) return *done;
 
@@ -148,7 +148,7 @@ int run_list(const std::vector<std::string>& args) {
     if (control.get_params(id, params) == 0 && (params.types & ublk::abi::PARAM_TYPE_BASIC) != 0)
       size = ublk::format_size(params.basic.dev_sectors << 9);
     const auto record = ublk::load_record(id);
-    const std::string data_path = record ? record->data_path
+    const std::string data_path = record                                     ? record->data_path
                                   : (info.flags & ublk::abi::F_AUTO_BUF_REG) ? "zero_copy"
                                   : (info.flags & ublk::abi::F_USER_COPY)    ? "user_copy"
                                                                              : "copy";
@@ -199,9 +199,8 @@ int run_features(const std::vector<std::string>& args) {
 int run_stats(const std::vector<std::string>& args) {
   po::options_description desc(
       "Usage: coblk stats [-n ID] [--json]\nPrints the statistics zram devices publish.\nOptions");
-  desc.add_options()("help,h", "show this help")(
-      "number,n", po::value<std::string>()->value_name("ID"), "only device ID")(
-      "json", "one JSON object per device and line");
+  desc.add_options()("help,h", "show this help")("number,n", po::value<std::string>()->value_name("ID"),
+                                                 "only device ID")("json", "one JSON object per device and line");
   po::variables_map vm;
   if (auto done = parse_command_line("stats", args, desc, vm)) return *done;
   const bool json = vm.count("json") != 0;
@@ -214,7 +213,8 @@ int run_stats(const std::vector<std::string>& args) {
     auto r = ublk::load_record(id);
     if (!r) return report_error("stats", "no coblk device " + std::to_string(id));
     if (r->target != "zram")
-      return report_error("stats", "device " + std::to_string(id) + " is a " + r->target + " device; only zram devices have statistics");
+      return report_error("stats", "device " + std::to_string(id) + " is a " + r->target +
+                                       " device; only zram devices have statistics");
     records.push_back(*r);
   } else {
     records = zram_records();
@@ -235,8 +235,8 @@ int run_stats(const std::vector<std::string>& args) {
   // zramctl's columns and meanings: DATA orig_data_size, COMPR
   // compr_data_size, ZERO-PAGES same_pages, TOTAL mem_used_total, MEM-USED
   // mem_used_max (the peak), COMP-RATIO DATA/TOTAL.
-  Table rows{{"NAME", "DISKSIZE", "DATA", "COMPR", "ALGORITHM", "ZERO-PAGES", "TOTAL", "MEM-LIMIT", "MEM-USED",
-              "COMP-RATIO"}};
+  Table rows{
+      {"NAME", "DISKSIZE", "DATA", "COMPR", "ALGORITHM", "ZERO-PAGES", "TOTAL", "MEM-LIMIT", "MEM-USED", "COMP-RATIO"}};
 #if COBLK_HAVE_ZRAM
   for (const auto& r : records) {
     const std::string name = ublk::block_device_path(r.dev_id);
@@ -248,14 +248,13 @@ int run_stats(const std::vector<std::string>& args) {
     char ratio[32];
     std::snprintf(ratio, sizeof(ratio), "%.2f",
                   s->mm.mem_used_total ? static_cast<double>(s->mm.orig_data_size) / s->mm.mem_used_total : 0.0);
-    rows.push_back({name, human_size(s->disksize), human_size(s->mm.orig_data_size),
-                    human_size(s->mm.compr_data_size), s->algorithm, std::to_string(s->mm.same_pages),
-                    human_size(s->mm.mem_used_total), human_size(s->mm.mem_limit), human_size(s->mm.mem_used_max),
-                    ratio});
+    rows.push_back({name, human_size(s->disksize), human_size(s->mm.orig_data_size), human_size(s->mm.compr_data_size),
+                    s->algorithm, std::to_string(s->mm.same_pages), human_size(s->mm.mem_used_total),
+                    human_size(s->mm.mem_limit), human_size(s->mm.mem_used_max), ratio});
   }
 #endif
   print_table(rows);
   return kExitOk;
 }
 
-}  // namespace coblk::cli
+}  // namespace coblk::cmd

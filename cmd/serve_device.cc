@@ -1,4 +1,4 @@
-#include "cmd/serve_device.h"
+#include "coblk/cmd/serve_device.h"
 
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -10,20 +10,23 @@
 #include <iostream>
 #include <string>
 
-#include "cmd/commands.h"
-#include "cmd/target_factory.h"
-#include "ublk/device.h"
-#include "ublk/swap_safety.h"
-#include "ublk/device_record.h"
+#include "coblk/cmd/commands.h"
+#include "coblk/cmd/target_factory.h"
+#include "coblk/ublk/device.h"
+#include "coblk/ublk/device_record.h"
+#include "coblk/ublk/swap_safety.h"
 
-namespace coblk::cli {
+namespace coblk::cmd {
 namespace {
 
 ublk::DataPath to_data_path(DataPathKind k) {
   switch (k) {
-    case DataPathKind::copy: return ublk::DataPath::copy;
-    case DataPathKind::user_copy: return ublk::DataPath::user_copy;
-    case DataPathKind::zero_copy: return ublk::DataPath::zero_copy;
+    case DataPathKind::copy:
+      return ublk::DataPath::copy;
+    case DataPathKind::user_copy:
+      return ublk::DataPath::user_copy;
+    case DataPathKind::zero_copy:
+      return ublk::DataPath::zero_copy;
   }
   return ublk::DataPath::copy;
 }
@@ -82,7 +85,7 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
   }
   const uint32_t id = recover ? static_cast<uint32_t>(o.dev_id) : device.id();
   std::unique_ptr<ublk::Target> target = make_target(o, id, error);
-  const int ready_to_serve = !target ? -EINVAL
+  const int ready_to_serve = !target   ? -EINVAL
                              : recover ? device.attach_for_recovery(id, *target, error)
                                        : device.configure(*target, error);
   if (ready_to_serve < 0) {
@@ -182,4 +185,4 @@ int serve_device(const AddOptions& o, bool recover) {
 int serve_new_device(const AddOptions& o) { return serve_device(o, false); }
 int serve_recovered_device(const AddOptions& o) { return serve_device(o, true); }
 
-}  // namespace coblk::cli
+}  // namespace coblk::cmd

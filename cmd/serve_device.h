@@ -2,9 +2,9 @@
 // as a daemon that reports readiness to the waiting command.
 #pragma once
 
-#include "cmd/add_options.h"
+#include "coblk/cmd/add_options.h"
 
-namespace coblk::cli {
+namespace coblk::cmd {
 
 /// Creates the device `o` describes and serves it until it is stopped (by a
 /// signal or `coblk del`). Prints /dev/ublkbN on stdout once the device is
@@ -17,4 +17,4 @@ int serve_new_device(const AddOptions& o);
 /// whose server died (user recovery) instead of adding one.
 int serve_recovered_device(const AddOptions& o);
 
-}  // namespace coblk::cli
+}  // namespace coblk::cmd

@@ -1,17 +1,17 @@
-#include "cmd/target_factory.h"
+#include "coblk/cmd/target_factory.h"
 
 #include <exception>
 
-#include "ublk/device_record.h"
-#include "ublk/loop_target.h"
-#include "ublk/null_target.h"
-#include "ublk/ram_target.h"
+#include "coblk/ublk/device_record.h"
+#include "coblk/ublk/loop_target.h"
+#include "coblk/ublk/null_target.h"
+#include "coblk/ublk/ram_target.h"
 #if COBLK_HAVE_ZRAM
-#include "compress/codec.h"
-#include "ublk/zram_target.h"
+#include "coblk/compress/codec.h"
+#include "coblk/ublk/zram_target.h"
 #endif
 
-namespace coblk::cli {
+namespace coblk::cmd {
 
 std::unique_ptr<ublk::Target> make_target(const AddOptions& o, uint32_t dev_id, std::string& error) {
   switch (o.target) {
@@ -61,4 +61,4 @@ std::unique_ptr<ublk::Target> make_target(const AddOptions& o, uint32_t dev_id, 
   return nullptr;
 }
 
-}  // namespace coblk::cli
+}  // namespace coblk::cmd

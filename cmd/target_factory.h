@@ -4,14 +4,14 @@
 #include <memory>
 #include <string>
 
-#include "cmd/add_options.h"
-#include "ublk/target.h"
+#include "coblk/cmd/add_options.h"
+#include "coblk/ublk/target.h"
 
-namespace coblk::cli {
+namespace coblk::cmd {
 
 /// The target for `o` serving device `dev_id`, or null with `error` set
 /// (one line). This is the one place that knows every target type: a new
 /// backend is added here.
 std::unique_ptr<ublk::Target> make_target(const AddOptions& o, uint32_t dev_id, std::string& error);
 
-}  // namespace coblk::cli
+}  // namespace coblk::cmd

@@ -10,9 +10,9 @@
 #include <string>
 #include <string_view>
 
-#include "compress/page.h"
+#include "coblk/compress/page.h"
 
-namespace compress {
+namespace coblk::compress {
 
 /// The compression algorithm of a codec. The numeric values are stable so
 /// they may be stored in page metadata.
@@ -22,16 +22,16 @@ enum class Algorithm : std::uint8_t { lz4 = 0, zstd = 1 };
 /// faster/weaker, at most 65537), or ZSTD level (any level ZSTD accepts,
 /// negative included; 0 means ZSTD's default, 3).
 struct CodecSpec {
-    Algorithm algorithm = Algorithm::lz4;
-    int level = 1;
+  Algorithm algorithm = Algorithm::lz4;
+  int level = 1;
 
-    /// Canonical text form, accepted back by parse_codec_spec: "lz4" (level 1),
-    /// "lz4:8", "zstd" (level 0, ZSTD's default), "zstd:-5".
-    std::string name() const;
+  /// Canonical text form, accepted back by parse_codec_spec: "lz4" (level 1),
+  /// "lz4:8", "zstd" (level 0, ZSTD's default), "zstd:-5".
+  std::string name() const;
 
-    /// Two specs are equal when algorithm and level are equal ("zstd" and
-    /// "zstd:3" compress identically but are different specs).
-    bool operator==(const CodecSpec&) const = default;
+  /// Two specs are equal when algorithm and level are equal ("zstd" and
+  /// "zstd:3" compress identically but are different specs).
+  bool operator==(const CodecSpec&) const = default;
 };
 
 /// Parses "lz4", "lz4:ACCEL" (1..65537), "zstd", "zstd:LEVEL" (ZSTD_minCLevel()
@@ -43,24 +43,22 @@ std::optional<CodecSpec> parse_codec_spec(std::string_view text, std::string* er
 /// One page compressor/decompressor. Not thread-safe: keep one per core (it
 /// owns reusable state: the LZ4 hash table, or a ZSTD CCtx/DCtx pair).
 class Codec {
-public:
-    virtual ~Codec() = default;
+ public:
+  virtual ~Codec() = default;
 
-    /// Compresses one page into dst. Returns the compressed size in
-    /// (0, dst.size()], or 0 when the result would not fit in dst (the caller
-    /// treats the page as incompressible and stores it raw). Never allocates.
-    virtual std::size_t compress(std::span<const std::byte, page_size> page,
-                                 std::span<std::byte> dst) noexcept = 0;
+  /// Compresses one page into dst. Returns the compressed size in
+  /// (0, dst.size()], or 0 when the result would not fit in dst (the caller
+  /// treats the page as incompressible and stores it raw). Never allocates.
+  virtual std::size_t compress(std::span<const std::byte, page_size> page, std::span<std::byte> dst) noexcept = 0;
 
-    /// Decompresses `src` (produced by compress of the same spec and
-    /// dictionary) into exactly one page. Returns false if src is corrupt or
-    /// does not decode to exactly page_size bytes; `page` may then hold
-    /// garbage. Never allocates.
-    virtual bool decompress(std::span<const std::byte> src,
-                            std::span<std::byte, page_size> page) noexcept = 0;
+  /// Decompresses `src` (produced by compress of the same spec and
+  /// dictionary) into exactly one page. Returns false if src is corrupt or
+  /// does not decode to exactly page_size bytes; `page` may then hold
+  /// garbage. Never allocates.
+  virtual bool decompress(std::span<const std::byte> src, std::span<std::byte, page_size> page) noexcept = 0;
 
-    /// The spec this codec was made from.
-    virtual const CodecSpec& spec() const noexcept = 0;
+  /// The spec this codec was made from.
+  virtual const CodecSpec& spec() const noexcept = 0;
 };
 
 /// Makes a codec for `spec`, allocating all its state up front so that
@@ -80,4 +78,4 @@ std::unique_ptr<Codec> make_codec(const CodecSpec& spec, std::span<const std::by
 /// size never makes compress return 0.
 std::size_t max_compressed_size(const CodecSpec& spec) noexcept;
 
-} // namespace compress
+}  // namespace coblk::compress

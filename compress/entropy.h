@@ -5,9 +5,9 @@
 #include <cstddef>
 #include <span>
 
-#include "compress/page.h"
+#include "coblk/compress/page.h"
 
-namespace compress {
+namespace coblk::compress {
 
 /// Sampled Shannon entropy estimate of a page in bits per byte (0..8), about
 /// 0.5 µs per page. It is the order-0 entropy of a byte histogram over a
@@ -24,11 +24,11 @@ double estimate_entropy(std::span<const std::byte, page_size> page) noexcept;
 /// above any threshold in 6.5..7.7 compressed to 3/4 page with LZ4, and
 /// thresholds up to 7.4 caught every random/compressed-file page; 7.2 sits
 /// in the middle of that safe band. See docs/compress.md.
-inline constexpr double incompressible_entropy = 7.2; // tune it from measurements and document
+inline constexpr double incompressible_entropy = 7.2;  // tune it from measurements and document
 
 /// Number of bytes estimate_entropy samples from a page.
 inline constexpr std::size_t entropy_sample_size = 512;
 /// Number of evenly spaced contiguous runs the sample is taken in.
 inline constexpr std::size_t entropy_sample_runs = 8;
 
-} // namespace compress
+}  // namespace coblk::compress

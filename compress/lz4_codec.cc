@@ -13,55 +13,51 @@
 
 #include <climits>
 
-#include "compress/lz4_codec.h"
+#include "coblk/compress/lz4_codec.h"
 
-namespace compress::detail {
+namespace coblk::compress::detail {
 namespace {
 
 class Lz4Codec final : public Codec {
-public:
-    explicit Lz4Codec(const CodecSpec& spec) : spec_(spec) {
-        // A fully initialised state is the precondition of every later
-        // fast-reset call; nothing else ever writes to state_ but LZ4.
-        LZ4_initStream(&state_, sizeof state_);
-    }
+ public:
+  explicit Lz4Codec(const CodecSpec& spec) : spec_(spec) {
+    // A fully initialised state is the precondition of every later
+    // fast-reset call; nothing else ever writes to state_ but LZ4.
+    LZ4_initStream(&state_, sizeof state_);
+  }
 
-    std::size_t compress(std::span<const std::byte, page_size> page, std::span<std::byte> dst) noexcept override {
-        // LZ4 takes an int capacity; a larger dst cannot matter for a 4 KiB page.
-        const int capacity = dst.size() > INT_MAX ? INT_MAX : static_cast<int>(dst.size());
-        // Returns 0 when the output would exceed capacity (LZ4's limitedOutput
-        // mode never writes past dst); the hash table stays valid either way.
-        const int size = LZ4_compress_fast_extState_fastReset(
-            &state_, reinterpret_cast<const char*>(page.data()), reinterpret_cast<char*>(dst.data()),
-            static_cast<int>(page_size), capacity, spec_.level);
-        return size > 0 ? static_cast<std::size_t>(size) : 0;
-    }
+  std::size_t compress(std::span<const std::byte, page_size> page, std::span<std::byte> dst) noexcept override {
+    // LZ4 takes an int capacity; a larger dst cannot matter for a 4 KiB page.
+    const int capacity = dst.size() > INT_MAX ? INT_MAX : static_cast<int>(dst.size());
+    // Returns 0 when the output would exceed capacity (LZ4's limitedOutput
+    // mode never writes past dst); the hash table stays valid either way.
+    const int size = LZ4_compress_fast_extState_fastReset(&state_, reinterpret_cast<const char*>(page.data()),
+                                                          reinterpret_cast<char*>(dst.data()),
+                                                          static_cast<int>(page_size), capacity, spec_.level);
+    return size > 0 ? static_cast<std::size_t>(size) : 0;
+  }
 
-    bool decompress(std::span<const std::byte> src, std::span<std::byte, page_size> page) noexcept override {
-        if (src.empty() || src.size() > INT_MAX) return false;
-        // LZ4_decompress_safe never reads past src nor writes past the page,
-        // whatever src holds; a valid page decodes to exactly page_size bytes.
-        const int size = LZ4_decompress_safe(reinterpret_cast<const char*>(src.data()),
-                                             reinterpret_cast<char*>(page.data()), static_cast<int>(src.size()),
-                                             static_cast<int>(page_size));
-        return size == static_cast<int>(page_size);
-    }
+  bool decompress(std::span<const std::byte> src, std::span<std::byte, page_size> page) noexcept override {
+    if (src.empty() || src.size() > INT_MAX) return false;
+    // LZ4_decompress_safe never reads past src nor writes past the page,
+    // whatever src holds; a valid page decodes to exactly page_size bytes.
+    const int size =
+        LZ4_decompress_safe(reinterpret_cast<const char*>(src.data()), reinterpret_cast<char*>(page.data()),
+                            static_cast<int>(src.size()), static_cast<int>(page_size));
+    return size == static_cast<int>(page_size);
+  }
 
-    const CodecSpec& spec() const noexcept override { return spec_; }
+  const CodecSpec& spec() const noexcept override { return spec_; }
 
-private:
-    CodecSpec spec_;
-    alignas(64) LZ4_stream_t state_; // cache-line aligned: the hash table is the hot data
+ private:
+  CodecSpec spec_;
+  alignas(64) LZ4_stream_t state_;  // cache-line aligned: the hash table is the hot data
 };
 
-} // namespace
+}  // namespace
 
-std::unique_ptr<Codec> make_lz4_codec(const CodecSpec& spec) {
-    return std::make_unique<Lz4Codec>(spec);
-}
+std::unique_ptr<Codec> make_lz4_codec(const CodecSpec& spec) { return std::make_unique<Lz4Codec>(spec); }
 
-std::size_t lz4_max_compressed_size() noexcept {
-    return static_cast<std::size_t>(LZ4_COMPRESSBOUND(page_size));
-}
+std::size_t lz4_max_compressed_size() noexcept { return static_cast<std::size_t>(LZ4_COMPRESSBOUND(page_size)); }
 
-} // namespace compress::detail
+}  // namespace coblk::compress::detail

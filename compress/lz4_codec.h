@@ -4,9 +4,9 @@
 #include <cstddef>
 #include <memory>
 
-#include "compress/codec.h"
+#include "coblk/compress/codec.h"
 
-namespace compress::detail {
+namespace coblk::compress::detail {
 
 /// Makes an LZ4 codec; spec.level is a valid acceleration (checked by the caller).
 std::unique_ptr<Codec> make_lz4_codec(const CodecSpec& spec);
@@ -14,4 +14,4 @@ std::unique_ptr<Codec> make_lz4_codec(const CodecSpec& spec);
 /// LZ4_compressBound(page_size).
 std::size_t lz4_max_compressed_size() noexcept;
 
-} // namespace compress::detail
+}  // namespace coblk::compress::detail

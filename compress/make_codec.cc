@@ -2,39 +2,39 @@
 
 #include <stdexcept>
 
-#include "compress/codec.h"
-#include "compress/codec_limits.h"
-#include "compress/lz4_codec.h"
-#include "compress/zstd_codec.h"
+#include "coblk/compress/codec.h"
+#include "coblk/compress/codec_limits.h"
+#include "coblk/compress/lz4_codec.h"
+#include "coblk/compress/zstd_codec.h"
 
-namespace compress {
+namespace coblk::compress {
 
-std::unique_ptr<Codec> make_codec(const CodecSpec& spec) {
-    return make_codec(spec, {});
-}
+std::unique_ptr<Codec> make_codec(const CodecSpec& spec) { return make_codec(spec, {}); }
 
 std::unique_ptr<Codec> make_codec(const CodecSpec& spec, std::span<const std::byte> zstd_dictionary) {
-    switch (spec.algorithm) {
+  switch (spec.algorithm) {
     case Algorithm::lz4:
-        if (!detail::lz4_acceleration_valid(spec.level))
-            throw std::invalid_argument("codec " + spec.name() + ": LZ4 acceleration out of range");
-        if (!zstd_dictionary.empty())
-            throw std::invalid_argument("codec " + spec.name() + ": LZ4 codecs take no dictionary");
-        return detail::make_lz4_codec(spec);
+      if (!detail::lz4_acceleration_valid(spec.level))
+        throw std::invalid_argument("codec " + spec.name() + ": LZ4 acceleration out of range");
+      if (!zstd_dictionary.empty())
+        throw std::invalid_argument("codec " + spec.name() + ": LZ4 codecs take no dictionary");
+      return detail::make_lz4_codec(spec);
     case Algorithm::zstd:
-        if (!detail::zstd_level_valid(spec.level))
-            throw std::invalid_argument("codec " + spec.name() + ": ZSTD level out of range");
-        return detail::make_zstd_codec(spec, zstd_dictionary);
-    }
-    throw std::invalid_argument("codec: unknown algorithm " + std::to_string(static_cast<int>(spec.algorithm)));
+      if (!detail::zstd_level_valid(spec.level))
+        throw std::invalid_argument("codec " + spec.name() + ": ZSTD level out of range");
+      return detail::make_zstd_codec(spec, zstd_dictionary);
+  }
+  throw std::invalid_argument("codec: unknown algorithm " + std::to_string(static_cast<int>(spec.algorithm)));
 }
 
 std::size_t max_compressed_size(const CodecSpec& spec) noexcept {
-    switch (spec.algorithm) {
-    case Algorithm::lz4: return detail::lz4_max_compressed_size();
-    case Algorithm::zstd: return detail::zstd_max_compressed_size();
-    }
-    return 2 * page_size;
+  switch (spec.algorithm) {
+    case Algorithm::lz4:
+      return detail::lz4_max_compressed_size();
+    case Algorithm::zstd:
+      return detail::zstd_max_compressed_size();
+  }
+  return 2 * page_size;
 }
 
-} // namespace compress
+}  // namespace coblk::compress

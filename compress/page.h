@@ -3,11 +3,11 @@
 
 #include <cstddef>
 
-namespace compress {
+namespace coblk::compress {
 
 /// Size in bytes of the page every codec, same-fill and entropy call works on.
 /// It matches the kernel's PAGE_SIZE on x86-64 and the ublk logical block
 /// size coblk exports, so one I/O sector range maps to whole pages.
 inline constexpr std::size_t page_size = 4096;
 
-} // namespace compress
+}  // namespace coblk::compress

@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <span>
 
-#include "compress/page.h"
+#include "coblk/compress/page.h"
 
-namespace compress {
+namespace coblk::compress {
 
 /// True when the page is one 8-byte word repeated; stores that word (in
 /// memory byte order, i.e. as loaded from the page on this little-endian
@@ -39,5 +39,5 @@ bool cpu_has_avx512() noexcept;
 /// Name of the path is_same_filled dispatches to: "avx512", "avx2" or "scalar".
 const char* same_fill_path() noexcept;
 
-} // namespace detail
-} // namespace compress
+}  // namespace detail
+}  // namespace coblk::compress

@@ -23,146 +23,144 @@
 #include <stdexcept>
 #include <string>
 
-#include "compress/codec_limits.h"
-#include "compress/zstd_codec.h"
+#include "coblk/compress/codec_limits.h"
+#include "coblk/compress/zstd_codec.h"
 
-namespace compress::detail {
+namespace coblk::compress::detail {
 
-bool zstd_level_valid(int level) {
-    return level >= ZSTD_minCLevel() && level <= ZSTD_maxCLevel();
-}
+bool zstd_level_valid(int level) { return level >= ZSTD_minCLevel() && level <= ZSTD_maxCLevel(); }
 
 namespace {
 
 class ZstdCodec final : public Codec {
-public:
-    ZstdCodec(const CodecSpec& spec, std::span<const std::byte> dictionary, ZstdFraming framing) : spec_(spec) {
-        const ZSTD_customMem memory{&allocate, &release, this};
-        cctx_ = ZSTD_createCCtx_advanced(memory);
-        dctx_ = ZSTD_createDCtx_advanced(memory);
-        if (cctx_ == nullptr || dctx_ == nullptr) {
-            free_contexts();
-            throw std::bad_alloc();
-        }
-        try {
-            set(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, spec.level), "compression level");
-            set(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_checksumFlag, 0), "checksum flag");
-            if (framing == ZstdFraming::trimmed) {
-                set(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_contentSizeFlag, 0), "content size flag");
-                set(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_dictIDFlag, 0), "dictionary ID flag");
-                set(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_format, ZSTD_f_zstd1_magicless), "format");
-                set(ZSTD_DCtx_setParameter(dctx_, ZSTD_d_format, ZSTD_f_zstd1_magicless), "format");
-            }
-            if (!dictionary.empty()) {
-                // By copy: the caller's buffer need not outlive the codec.
-                set(ZSTD_CCtx_loadDictionary(cctx_, dictionary.data(), dictionary.size()), "dictionary");
-                set(ZSTD_DCtx_loadDictionary(dctx_, dictionary.data(), dictionary.size()), "dictionary");
-            }
-            warm_up();
-        } catch (...) {
-            free_contexts();
-            throw;
-        }
-        // From here on every allocation ZSTD makes breaks the contract.
-        ready_ = true;
+ public:
+  ZstdCodec(const CodecSpec& spec, std::span<const std::byte> dictionary, ZstdFraming framing) : spec_(spec) {
+    const ZSTD_customMem memory{&allocate, &release, this};
+    cctx_ = ZSTD_createCCtx_advanced(memory);
+    dctx_ = ZSTD_createDCtx_advanced(memory);
+    if (cctx_ == nullptr || dctx_ == nullptr) {
+      free_contexts();
+      throw std::bad_alloc();
     }
-
-    ~ZstdCodec() override { free_contexts(); }
-    ZstdCodec(const ZstdCodec&) = delete;
-    ZstdCodec& operator=(const ZstdCodec&) = delete;
-
-    std::size_t compress(std::span<const std::byte, page_size> page, std::span<std::byte> dst) noexcept override {
-        // ZSTD's entropy coders need slack beyond the final size, so with a
-        // dst smaller than the worst case ZSTD can fail on a page whose
-        // result would have fit exactly. Compressing into the worst-case
-        // sized scratch_ and copying keeps the contract exact ("0 only when
-        // the result does not fit") at the price of one copy of at most a
-        // page, small next to ZSTD's own work.
-        if (dst.size() >= scratch_.size()) {
-            const std::size_t size = ZSTD_compress2(cctx_, dst.data(), dst.size(), page.data(), page.size());
-            return ZSTD_isError(size) ? 0 : size;
-        }
-        const std::size_t size = ZSTD_compress2(cctx_, scratch_.data(), scratch_.size(), page.data(), page.size());
-        // Any error here also means "store it raw", which is always safe.
-        if (ZSTD_isError(size) || size > dst.size()) return 0;
-        std::memcpy(dst.data(), scratch_.data(), size);
-        return size;
+    try {
+      set(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, spec.level), "compression level");
+      set(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_checksumFlag, 0), "checksum flag");
+      if (framing == ZstdFraming::trimmed) {
+        set(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_contentSizeFlag, 0), "content size flag");
+        set(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_dictIDFlag, 0), "dictionary ID flag");
+        set(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_format, ZSTD_f_zstd1_magicless), "format");
+        set(ZSTD_DCtx_setParameter(dctx_, ZSTD_d_format, ZSTD_f_zstd1_magicless), "format");
+      }
+      if (!dictionary.empty()) {
+        // By copy: the caller's buffer need not outlive the codec.
+        set(ZSTD_CCtx_loadDictionary(cctx_, dictionary.data(), dictionary.size()), "dictionary");
+        set(ZSTD_DCtx_loadDictionary(dctx_, dictionary.data(), dictionary.size()), "dictionary");
+      }
+      warm_up();
+    } catch (...) {
+      free_contexts();
+      throw;
     }
+    // From here on every allocation ZSTD makes breaks the contract.
+    ready_ = true;
+  }
 
-    bool decompress(std::span<const std::byte> src, std::span<std::byte, page_size> page) noexcept override {
-        if (src.empty()) return false;
-        // Bounded by the page: a frame that would decode to more fails with
-        // dstSize_tooSmall, one that decodes to less is caught by the size check.
-        const std::size_t size = ZSTD_decompressDCtx(dctx_, page.data(), page.size(), src.data(), src.size());
-        return !ZSTD_isError(size) && size == page_size;
+  ~ZstdCodec() override { free_contexts(); }
+  ZstdCodec(const ZstdCodec&) = delete;
+  ZstdCodec& operator=(const ZstdCodec&) = delete;
+
+  std::size_t compress(std::span<const std::byte, page_size> page, std::span<std::byte> dst) noexcept override {
+    // ZSTD's entropy coders need slack beyond the final size, so with a
+    // dst smaller than the worst case ZSTD can fail on a page whose
+    // result would have fit exactly. Compressing into the worst-case
+    // sized scratch_ and copying keeps the contract exact ("0 only when
+    // the result does not fit") at the price of one copy of at most a
+    // page, small next to ZSTD's own work.
+    if (dst.size() >= scratch_.size()) {
+      const std::size_t size = ZSTD_compress2(cctx_, dst.data(), dst.size(), page.data(), page.size());
+      return ZSTD_isError(size) ? 0 : size;
     }
+    const std::size_t size = ZSTD_compress2(cctx_, scratch_.data(), scratch_.size(), page.data(), page.size());
+    // Any error here also means "store it raw", which is always safe.
+    if (ZSTD_isError(size) || size > dst.size()) return 0;
+    std::memcpy(dst.data(), scratch_.data(), size);
+    return size;
+  }
 
-    const CodecSpec& spec() const noexcept override { return spec_; }
+  bool decompress(std::span<const std::byte> src, std::span<std::byte, page_size> page) noexcept override {
+    if (src.empty()) return false;
+    // Bounded by the page: a frame that would decode to more fails with
+    // dstSize_tooSmall, one that decodes to less is caught by the size check.
+    const std::size_t size = ZSTD_decompressDCtx(dctx_, page.data(), page.size(), src.data(), src.size());
+    return !ZSTD_isError(size) && size == page_size;
+  }
 
-    std::size_t allocations_after_setup() const noexcept { return allocations_after_setup_; }
+  const CodecSpec& spec() const noexcept override { return spec_; }
 
-private:
-    static void* allocate(void* opaque, std::size_t size) {
-        auto* self = static_cast<ZstdCodec*>(opaque);
-        if (self->ready_) ++self->allocations_after_setup_;
-        return std::malloc(size);
+  std::size_t allocations_after_setup() const noexcept { return allocations_after_setup_; }
+
+ private:
+  static void* allocate(void* opaque, std::size_t size) {
+    auto* self = static_cast<ZstdCodec*>(opaque);
+    if (self->ready_) ++self->allocations_after_setup_;
+    return std::malloc(size);
+  }
+  static void release(void*, void* address) { std::free(address); }
+
+  void set(std::size_t result, const char* what) const {
+    if (ZSTD_isError(result))
+      throw std::invalid_argument("codec " + spec_.name() + ": ZSTD rejected " + what + ": " +
+                                  ZSTD_getErrorName(result));
+  }
+
+  // One compression and decompression, so ZSTD sizes the CCtx workspace
+  // (and builds the CDict from a loaded dictionary) now rather than on the
+  // first real page. The page mixes a repeated pattern with pseudo-random
+  // bytes so both compressed and raw blocks and literals are produced.
+  void warm_up() {
+    std::array<std::byte, page_size> page{};
+    std::uint64_t x = 0x9e3779b97f4a7c15u;
+    for (std::size_t i = 0; i < page_size; ++i) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      page[i] = static_cast<std::byte>(i < page_size / 2 ? "warm up "[i % 8] : static_cast<char>(x));
     }
-    static void release(void*, void* address) { std::free(address); }
+    std::array<std::byte, ZSTD_COMPRESSBOUND(page_size)> compressed;
+    const std::size_t size = ZSTD_compress2(cctx_, compressed.data(), compressed.size(), page.data(), page.size());
+    set(size, "warm-up compression");
+    std::array<std::byte, page_size> decoded;
+    if (!decompress(std::span<const std::byte>(compressed.data(), size), decoded) || decoded != page)
+      throw std::runtime_error("codec " + spec_.name() + ": ZSTD warm-up round trip failed");
+  }
 
-    void set(std::size_t result, const char* what) const {
-        if (ZSTD_isError(result))
-            throw std::invalid_argument("codec " + spec_.name() + ": ZSTD rejected " + what + ": " +
-                                        ZSTD_getErrorName(result));
-    }
+  void free_contexts() noexcept {
+    ZSTD_freeCCtx(cctx_);
+    ZSTD_freeDCtx(dctx_);
+    cctx_ = nullptr;
+    dctx_ = nullptr;
+  }
 
-    // One compression and decompression, so ZSTD sizes the CCtx workspace
-    // (and builds the CDict from a loaded dictionary) now rather than on the
-    // first real page. The page mixes a repeated pattern with pseudo-random
-    // bytes so both compressed and raw blocks and literals are produced.
-    void warm_up() {
-        std::array<std::byte, page_size> page{};
-        std::uint64_t x = 0x9e3779b97f4a7c15u;
-        for (std::size_t i = 0; i < page_size; ++i) {
-            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-            page[i] = static_cast<std::byte>(i < page_size / 2 ? "warm up "[i % 8] : static_cast<char>(x));
-        }
-        std::array<std::byte, ZSTD_COMPRESSBOUND(page_size)> compressed;
-        const std::size_t size = ZSTD_compress2(cctx_, compressed.data(), compressed.size(), page.data(), page.size());
-        set(size, "warm-up compression");
-        std::array<std::byte, page_size> decoded;
-        if (!decompress(std::span<const std::byte>(compressed.data(), size), decoded) || decoded != page)
-            throw std::runtime_error("codec " + spec_.name() + ": ZSTD warm-up round trip failed");
-    }
-
-    void free_contexts() noexcept {
-        ZSTD_freeCCtx(cctx_);
-        ZSTD_freeDCtx(dctx_);
-        cctx_ = nullptr;
-        dctx_ = nullptr;
-    }
-
-    CodecSpec spec_;
-    ZSTD_CCtx* cctx_ = nullptr;
-    ZSTD_DCtx* dctx_ = nullptr;
-    bool ready_ = false;
-    std::array<std::byte, ZSTD_COMPRESSBOUND(page_size)> scratch_;
-    std::size_t allocations_after_setup_ = 0;
+  CodecSpec spec_;
+  ZSTD_CCtx* cctx_ = nullptr;
+  ZSTD_DCtx* dctx_ = nullptr;
+  bool ready_ = false;
+  std::array<std::byte, ZSTD_COMPRESSBOUND(page_size)> scratch_;
+  std::size_t allocations_after_setup_ = 0;
 };
 
-} // namespace
+}  // namespace
 
 std::unique_ptr<Codec> make_zstd_codec(const CodecSpec& spec, std::span<const std::byte> dictionary,
                                        ZstdFraming framing) {
-    return std::make_unique<ZstdCodec>(spec, dictionary, framing);
+  return std::make_unique<ZstdCodec>(spec, dictionary, framing);
 }
 
-std::size_t zstd_max_compressed_size() noexcept {
-    return ZSTD_COMPRESSBOUND(page_size);
-}
+std::size_t zstd_max_compressed_size() noexcept { return ZSTD_COMPRESSBOUND(page_size); }
 
 std::size_t zstd_allocations_after_setup(const Codec& codec) noexcept {
-    const auto* zstd = dynamic_cast<const ZstdCodec*>(&codec);
-    return zstd != nullptr ? zstd->allocations_after_setup() : 0;
+  const auto* zstd = dynamic_cast<const ZstdCodec*>(&codec);
+  return zstd != nullptr ? zstd->allocations_after_setup() : 0;
 }
 
-} // namespace compress::detail
+}  // namespace coblk::compress::detail

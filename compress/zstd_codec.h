@@ -5,19 +5,19 @@
 #include <memory>
 #include <span>
 
-#include "compress/codec.h"
+#include "coblk/compress/codec.h"
 
-namespace compress::detail {
+namespace coblk::compress::detail {
 
 /// How much of the standard ZSTD frame header a codec writes.
 enum class ZstdFraming {
-    /// Magic number, content size, dictionary ID: what ZSTD_compressCCtx
-    /// writes. Only for measurements (perf/compress/bench_codec).
-    standard,
-    /// No magic number (ZSTD_f_zstd1_magicless), no content size (every page
-    /// is page_size bytes), no dictionary ID, no checksum: saves 4-9 bytes
-    /// per page. What make_codec uses.
-    trimmed,
+  /// Magic number, content size, dictionary ID: what ZSTD_compressCCtx
+  /// writes. Only for measurements (perf/compress/bench_codec).
+  standard,
+  /// No magic number (ZSTD_f_zstd1_magicless), no content size (every page
+  /// is page_size bytes), no dictionary ID, no checksum: saves 4-9 bytes
+  /// per page. What make_codec uses.
+  trimmed,
 };
 
 /// Makes a ZSTD codec; spec.level is valid (checked by the caller). An empty
@@ -32,4 +32,4 @@ std::size_t zstd_max_compressed_size() noexcept;
 /// (0 for other codecs). Tests use it to check "never allocates".
 std::size_t zstd_allocations_after_setup(const Codec& codec) noexcept;
 
-} // namespace compress::detail
+}  // namespace coblk::compress::detail

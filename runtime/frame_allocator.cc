@@ -1,4 +1,4 @@
-#include "runtime/frame_allocator.h"
+#include "coblk/runtime/frame_allocator.h"
 
 #include <new>
 
@@ -6,37 +6,37 @@
 #include <mimalloc.h>
 #endif
 
-namespace runtime {
+namespace coblk::runtime {
 
 void* allocate_frame(std::size_t size) {
 #if COBLK_USE_MIMALLOC
-    // mi_malloc uses the calling thread's default heap: no lock, and frames
-    // made on a reactor stay in that core's memory.
-    void* p = mi_malloc(size);
-    if (p == nullptr) {
-        throw std::bad_alloc();
-    }
-    return p;
+  // mi_malloc uses the calling thread's default heap: no lock, and frames
+  // made on a reactor stay in that core's memory.
+  void* p = mi_malloc(size);
+  if (p == nullptr) {
+    throw std::bad_alloc();
+  }
+  return p;
 #else
-    return ::operator new(size);
+  return ::operator new(size);
 #endif
 }
 
 void free_frame(void* p, std::size_t size) noexcept {
 #if COBLK_USE_MIMALLOC
-    (void)size;
-    mi_free(p);
+  (void)size;
+  mi_free(p);
 #else
-    ::operator delete(p, size);
+  ::operator delete(p, size);
 #endif
 }
 
 bool frames_use_mimalloc() noexcept {
 #if COBLK_USE_MIMALLOC
-    return true;
+  return true;
 #else
-    return false;
+  return false;
 #endif
 }
 
-}  // namespace runtime
+}  // namespace coblk::runtime

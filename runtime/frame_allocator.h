@@ -3,7 +3,7 @@
 
 #include <cstddef>
 
-namespace runtime {
+namespace coblk::runtime {
 
 /// Allocates `size` bytes for a coroutine frame or a per-core object.
 ///
@@ -22,4 +22,4 @@ void free_frame(void* p, std::size_t size) noexcept;
 /// True when frames come from mimalloc's per-thread heaps.
 bool frames_use_mimalloc() noexcept;
 
-}  // namespace runtime
+}  // namespace coblk::runtime

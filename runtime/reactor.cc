@@ -1,4 +1,4 @@
-#include "runtime/reactor.h"
+#include "coblk/runtime/reactor.h"
 
 #include <errno.h>
 #include <sys/eventfd.h>
@@ -9,9 +9,9 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "runtime/cycle_clock.h"
+#include "coblk/runtime/cycle_clock.h"
 
-namespace runtime {
+namespace coblk::runtime {
 
 constinit thread_local Reactor* Reactor::current_ = nullptr;
 
@@ -23,539 +23,538 @@ constexpr std::uint64_t wake_user_data = ~0ull - 1;     // a peer's MSG_RING wak
 constexpr std::uint64_t eventfd_user_data = ~0ull - 2;  // our eventfd read completed
 
 void resume_waiter_on_this_core(void* object) noexcept {
-    Reactor::current()->schedule(*static_cast<const Waiter*>(object));
+  Reactor::current()->schedule(*static_cast<const Waiter*>(object));
 }
 
 }  // namespace
 
 Reactor::Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config)
     : runtime_(runtime), core_(core), config_(config) {
-    if (current_ != nullptr) {
-        throw std::logic_error("a thread can host only one Reactor");
-    }
-    setup_ring();
-    probe_ops();
+  if (current_ != nullptr) {
+    throw std::logic_error("a thread can host only one Reactor");
+  }
+  setup_ring();
+  probe_ops();
 
-    eventfd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (eventfd_ < 0) {
-        const int err = errno;
-        io_uring_queue_exit(&ring_);
-        throw std::system_error(err, std::generic_category(), "eventfd");
-    }
+  eventfd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (eventfd_ < 0) {
+    const int err = errno;
+    io_uring_queue_exit(&ring_);
+    throw std::system_error(err, std::generic_category(), "eventfd");
+  }
 
-    slots_.resize(config_.ring_entries * 2);
-    for (std::uint32_t i = 0; i < slots_.size(); ++i) {
-        slots_[i].next_free = i + 1 < slots_.size() ? i + 1 : no_slot;
-    }
-    free_slot_ = 0;
+  slots_.resize(config_.ring_entries * 2);
+  for (std::uint32_t i = 0; i < slots_.size(); ++i) {
+    slots_[i].next_free = i + 1 < slots_.size() ? i + 1 : no_slot;
+  }
+  free_slot_ = 0;
 
-    group_count_ = scheduling_group_count();
-    for (unsigned g = 0; g < group_count_; ++g) {
-        groups_[g].shares = SchedulingGroup(g).shares();
-    }
-    quota_ticks_ = CycleClock::from_ns(static_cast<std::uint64_t>(config_.task_quota.count()) * 1000);
-    stall_ticks_ = CycleClock::from_ns(static_cast<std::uint64_t>(config_.stall_threshold.count()) * 1000);
-    current_ = this;
-    arm_eventfd_read();
+  group_count_ = scheduling_group_count();
+  for (unsigned g = 0; g < group_count_; ++g) {
+    groups_[g].shares = SchedulingGroup(g).shares();
+  }
+  quota_ticks_ = CycleClock::from_ns(static_cast<std::uint64_t>(config_.task_quota.count()) * 1000);
+  stall_ticks_ = CycleClock::from_ns(static_cast<std::uint64_t>(config_.stall_threshold.count()) * 1000);
+  current_ = this;
+  arm_eventfd_read();
 }
 
 Reactor::~Reactor() {
-    io_uring_queue_exit(&ring_);
-    if (eventfd_ >= 0) {
-        ::close(eventfd_);
-    }
-    if (current_ == this) {
-        current_ = nullptr;
-    }
+  io_uring_queue_exit(&ring_);
+  if (eventfd_ >= 0) {
+    ::close(eventfd_);
+  }
+  if (current_ == this) {
+    current_ = nullptr;
+  }
 }
 
 void Reactor::setup_ring() {
-    unsigned base = IORING_SETUP_CQSIZE;
-    if (config_.sqe128) {
-        base |= IORING_SETUP_SQE128;
-    }
-    if (config_.sqpoll) {
-        base |= IORING_SETUP_SQPOLL;
-    }
-    // Preferred flags first, then drop one at a time when the kernel says
-    // EINVAL. DEFER_TASKRUN needs SINGLE_ISSUER and cannot go with SQPOLL.
-    std::vector<unsigned> candidates;
-    const unsigned all = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
-                         (config_.sqpoll ? 0u : IORING_SETUP_DEFER_TASKRUN);
-    candidates.push_back(all);
-    candidates.push_back(all & ~IORING_SETUP_DEFER_TASKRUN);
-    candidates.push_back(all & ~(IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER));
-    candidates.push_back(IORING_SETUP_SUBMIT_ALL);
-    candidates.push_back(0);
+  unsigned base = IORING_SETUP_CQSIZE;
+  if (config_.sqe128) {
+    base |= IORING_SETUP_SQE128;
+  }
+  if (config_.sqpoll) {
+    base |= IORING_SETUP_SQPOLL;
+  }
+  // Preferred flags first, then drop one at a time when the kernel says
+  // EINVAL. DEFER_TASKRUN needs SINGLE_ISSUER and cannot go with SQPOLL.
+  std::vector<unsigned> candidates;
+  const unsigned all = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
+                       (config_.sqpoll ? 0u : IORING_SETUP_DEFER_TASKRUN);
+  candidates.push_back(all);
+  candidates.push_back(all & ~IORING_SETUP_DEFER_TASKRUN);
+  candidates.push_back(all & ~(IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER));
+  candidates.push_back(IORING_SETUP_SUBMIT_ALL);
+  candidates.push_back(0);
 
-    int last_error = 0;
-    for (unsigned extra : candidates) {
-        io_uring_params params{};
-        params.flags = base | extra;
-        params.cq_entries = config_.ring_entries * 2;
-        if (config_.sqpoll) {
-            params.sq_thread_idle = config_.sqpoll_idle_ms;
-        }
-        const int ret = io_uring_queue_init_params(config_.ring_entries, &ring_, &params);
-        if (ret == 0) {
-            ring_flags_ = params.flags;
-            return;
-        }
-        last_error = -ret;
-        if (ret != -EINVAL) {
-            break;
-        }
+  int last_error = 0;
+  for (unsigned extra : candidates) {
+    io_uring_params params{};
+    params.flags = base | extra;
+    params.cq_entries = config_.ring_entries * 2;
+    if (config_.sqpoll) {
+      params.sq_thread_idle = config_.sqpoll_idle_ms;
     }
-    throw std::system_error(last_error, std::generic_category(), "io_uring_queue_init_params");
+    const int ret = io_uring_queue_init_params(config_.ring_entries, &ring_, &params);
+    if (ret == 0) {
+      ring_flags_ = params.flags;
+      return;
+    }
+    last_error = -ret;
+    if (ret != -EINVAL) {
+      break;
+    }
+  }
+  throw std::system_error(last_error, std::generic_category(), "io_uring_queue_init_params");
 }
 
 void Reactor::probe_ops() {
-    io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
-    if (probe == nullptr) {
-        return;
+  io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
+  if (probe == nullptr) {
+    return;
+  }
+  for (unsigned op = 0; op < 256 && op <= probe->last_op; ++op) {
+    if (io_uring_opcode_supported(probe, static_cast<int>(op))) {
+      supported_ops_[op / 64] |= 1ull << (op % 64);
     }
-    for (unsigned op = 0; op < 256 && op <= probe->last_op; ++op) {
-        if (io_uring_opcode_supported(probe, static_cast<int>(op))) {
-            supported_ops_[op / 64] |= 1ull << (op % 64);
-        }
-    }
-    io_uring_free_probe(probe);
-    has_msg_ring_ = supports_op(IORING_OP_MSG_RING);
+  }
+  io_uring_free_probe(probe);
+  has_msg_ring_ = supports_op(IORING_OP_MSG_RING);
 }
 
 bool Reactor::supports_op(unsigned opcode) const noexcept {
-    return opcode < 256 && (supported_ops_[opcode / 64] >> (opcode % 64) & 1u) != 0;
+  return opcode < 256 && (supported_ops_[opcode / 64] >> (opcode % 64) & 1u) != 0;
 }
 
 int Reactor::register_files(std::span<const int> fds) {
-    return io_uring_register_files(&ring_, fds.data(), static_cast<unsigned>(fds.size()));
+  return io_uring_register_files(&ring_, fds.data(), static_cast<unsigned>(fds.size()));
 }
 
 int Reactor::update_registered_file(unsigned index, int fd) {
-    const int ret = io_uring_register_files_update(&ring_, index, &fd, 1);
-    return ret < 0 ? ret : 0;
+  const int ret = io_uring_register_files_update(&ring_, index, &fd, 1);
+  return ret < 0 ? ret : 0;
 }
 
 int Reactor::register_buffers(std::span<const iovec> buffers) {
-    return io_uring_register_buffers(&ring_, buffers.data(), static_cast<unsigned>(buffers.size()));
+  return io_uring_register_buffers(&ring_, buffers.data(), static_cast<unsigned>(buffers.size()));
 }
 
 void Reactor::arm_eventfd_read() {
-    io_uring_sqe* sqe = get_sqe();
-    io_uring_prep_read(sqe, eventfd_, &eventfd_buffer_, sizeof(eventfd_buffer_), 0);
-    io_uring_sqe_set_data64(sqe, eventfd_user_data);
+  io_uring_sqe* sqe = get_sqe();
+  io_uring_prep_read(sqe, eventfd_, &eventfd_buffer_, sizeof(eventfd_buffer_), 0);
+  io_uring_sqe_set_data64(sqe, eventfd_user_data);
 }
 
 io_uring_sqe* Reactor::get_sqe_slow(unsigned count) {
-    while (io_uring_sq_space_left(&ring_) < count) {
-        // The submission queue is full: hand what we have to the kernel.
-        const int ret = io_uring_submit(&ring_);
-        if (ret > 0) {
-            stats_.sqes_submitted.add(static_cast<std::uint64_t>(ret));
-            unsubmitted_ = 0;
-        } else if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
-            throw std::system_error(-ret, std::generic_category(), "io_uring_submit");
-        }
-        reap();
+  while (io_uring_sq_space_left(&ring_) < count) {
+    // The submission queue is full: hand what we have to the kernel.
+    const int ret = io_uring_submit(&ring_);
+    if (ret > 0) {
+      stats_.sqes_submitted.add(static_cast<std::uint64_t>(ret));
+      unsubmitted_ = 0;
+    } else if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+      throw std::system_error(-ret, std::generic_category(), "io_uring_submit");
     }
-    ++unsubmitted_;
-    return io_uring_get_sqe(&ring_);
+    reap();
+  }
+  ++unsubmitted_;
+  return io_uring_get_sqe(&ring_);
 }
 
 void Reactor::grow_slots() {
-    // More operations in flight than ever before: grow the table. Slots are
-    // addressed by index, so growing never invalidates a user_data.
-    const std::uint32_t old = static_cast<std::uint32_t>(slots_.size());
-    if (old >= (1u << 30)) {
-        throw std::length_error("too many io_uring operations in flight");
-    }
-    slots_.resize(old * 2);
-    for (std::uint32_t i = old; i < old * 2; ++i) {
-        slots_[i].next_free = i + 1 < old * 2 ? i + 1 : no_slot;
-    }
-    free_slot_ = old;
+  // More operations in flight than ever before: grow the table. Slots are
+  // addressed by index, so growing never invalidates a user_data.
+  const std::uint32_t old = static_cast<std::uint32_t>(slots_.size());
+  if (old >= (1u << 30)) {
+    throw std::length_error("too many io_uring operations in flight");
+  }
+  slots_.resize(old * 2);
+  for (std::uint32_t i = old; i < old * 2; ++i) {
+    slots_[i].next_free = i + 1 < old * 2 ? i + 1 : no_slot;
+  }
+  free_slot_ = old;
 }
 
 void Reactor::cancel(std::uint64_t user_data) {
-    io_uring_sqe* sqe = get_sqe();
-    io_uring_prep_cancel64(sqe, user_data, 0);
-    io_uring_sqe_set_data64(sqe, ignored_user_data);
+  io_uring_sqe* sqe = get_sqe();
+  io_uring_prep_cancel64(sqe, user_data, 0);
+  io_uring_sqe_set_data64(sqe, ignored_user_data);
 }
 
 bool Reactor::need_yield() const noexcept { return CycleClock::now() >= slice_end_; }
 
 void Reactor::wake(const Waiter& waiter) noexcept {
-    Reactor* self = current_;
-    if (waiter.core == self->core_) {
-        self->schedule(waiter);
-    } else {
-        // The Waiter lives in the waiting frame, which stays suspended (and
-        // so alive) until this message has been handled on its core.
-        self->send(waiter.core, Message{&resume_waiter_on_this_core, const_cast<Waiter*>(&waiter)});
-    }
+  Reactor* self = current_;
+  if (waiter.core == self->core_) {
+    self->schedule(waiter);
+  } else {
+    // The Waiter lives in the waiting frame, which stays suspended (and
+    // so alive) until this message has been handled on its core.
+    self->send(waiter.core, Message{&resume_waiter_on_this_core, const_cast<Waiter*>(&waiter)});
+  }
 }
 
 void Reactor::adopt_root(RootLink& link, const char* name, SchedulingGroup group) {
-    link.next = roots_.next;
-    link.prev = &roots_;
-    roots_.next->prev = &link;
-    roots_.next = &link;
-    schedule(Waiter{link.handle, name, core_, static_cast<std::uint8_t>(group.index())});
+  link.next = roots_.next;
+  link.prev = &roots_;
+  roots_.next->prev = &link;
+  roots_.next = &link;
+  schedule(Waiter{link.handle, name, core_, static_cast<std::uint8_t>(group.index())});
 }
 
 void Reactor::report_uncaught(const char* name, std::exception_ptr error) noexcept {
-    stats_.uncaught_exceptions.add();
-    const char* what = "unknown exception";
-    std::string text;
-    try {
-        std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-        text = e.what();
-        what = text.c_str();
-    } catch (...) {
-    }
-    std::fprintf(stderr, "coblk: task '%s' on core %u ended with an exception: %s\n", name ? name : "?", core_, what);
+  stats_.uncaught_exceptions.add();
+  const char* what = "unknown exception";
+  std::string text;
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    text = e.what();
+    what = text.c_str();
+  } catch (...) {}
+  std::fprintf(stderr, "coblk: task '%s' on core %u ended with an exception: %s\n", name ? name : "?", core_, what);
 }
 
 void Reactor::connect(std::vector<SpscRing<Message>*> incoming, std::vector<SpscRing<Message>*> outgoing,
                       std::vector<Reactor*> peers) {
-    incoming_ = std::move(incoming);
-    outgoing_ = std::move(outgoing);
-    peers_ = std::move(peers);
-    overflow_.assign(peers_.size(), {});
+  incoming_ = std::move(incoming);
+  outgoing_ = std::move(outgoing);
+  peers_ = std::move(peers);
+  overflow_.assign(peers_.size(), {});
 }
 
 void Reactor::send(unsigned target, Message message) {
-    stats_.messages_sent.add();
-    if (overflow_[target].empty() && outgoing_[target]->try_push(std::move(message))) {
-        notify_peer(*peers_[target]);
-        return;
-    }
-    // The mailbox is full. Keep FIFO order by queueing behind earlier
-    // overflow; run() forwards it as the peer drains its mailbox.
-    overflow_[target].push_back(message);
-    overflow_pending_ = true;
+  stats_.messages_sent.add();
+  if (overflow_[target].empty() && outgoing_[target]->try_push(std::move(message))) {
     notify_peer(*peers_[target]);
+    return;
+  }
+  // The mailbox is full. Keep FIFO order by queueing behind earlier
+  // overflow; run() forwards it as the peer drains its mailbox.
+  overflow_[target].push_back(message);
+  overflow_pending_ = true;
+  notify_peer(*peers_[target]);
 }
 
 void Reactor::flush_overflow() noexcept {
-    bool pending = false;
-    for (std::size_t c = 0; c < overflow_.size(); ++c) {
-        auto& queue = overflow_[c];
-        if (queue.empty()) {
-            continue;
-        }
-        const std::size_t n = outgoing_[c]->try_push_batch(std::span<Message>(queue));
-        queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(n));
-        if (n != 0) {
-            notify_peer(*peers_[c]);
-        }
-        pending = pending || !queue.empty();
+  bool pending = false;
+  for (std::size_t c = 0; c < overflow_.size(); ++c) {
+    auto& queue = overflow_[c];
+    if (queue.empty()) {
+      continue;
     }
-    overflow_pending_ = pending;
+    const std::size_t n = outgoing_[c]->try_push_batch(std::span<Message>(queue));
+    queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(n));
+    if (n != 0) {
+      notify_peer(*peers_[c]);
+    }
+    pending = pending || !queue.empty();
+  }
+  overflow_pending_ = pending;
 }
 
 void Reactor::notify_peer(Reactor& peer) noexcept {
-    // Pairs with the fence in sleep_until_woken(): either the peer sees the
-    // message we just pushed before it sleeps, or we see its sleeping flag
-    // here. Without a full fence both sides could miss each other.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (!peer.sleeping_.load(std::memory_order_relaxed)) {
-        return;  // awake: it polls its mailboxes every loop iteration
-    }
-    // Only one sender wins the exchange, so a sleeping peer gets one wake-up
-    // however many messages arrive. Relaxed: the fence above already ordered
-    // our push before this point.
-    if (!peer.sleeping_.exchange(false, std::memory_order_relaxed)) {
-        return;
-    }
-    stats_.wakeups_sent.add();
-    if (has_msg_ring_ && peer.has_msg_ring_) {
-        io_uring_sqe* sqe = get_sqe();
-        io_uring_prep_msg_ring(sqe, peer.ring_.ring_fd, 0, wake_user_data, 0);
-        io_uring_sqe_set_data64(sqe, ignored_user_data);
-    } else {
-        const std::uint64_t one = 1;
-        [[maybe_unused]] ssize_t n = ::write(peer.eventfd_, &one, sizeof(one));
-    }
+  // Pairs with the fence in sleep_until_woken(): either the peer sees the
+  // message we just pushed before it sleeps, or we see its sleeping flag
+  // here. Without a full fence both sides could miss each other.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!peer.sleeping_.load(std::memory_order_relaxed)) {
+    return;  // awake: it polls its mailboxes every loop iteration
+  }
+  // Only one sender wins the exchange, so a sleeping peer gets one wake-up
+  // however many messages arrive. Relaxed: the fence above already ordered
+  // our push before this point.
+  if (!peer.sleeping_.exchange(false, std::memory_order_relaxed)) {
+    return;
+  }
+  stats_.wakeups_sent.add();
+  if (has_msg_ring_ && peer.has_msg_ring_) {
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_msg_ring(sqe, peer.ring_.ring_fd, 0, wake_user_data, 0);
+    io_uring_sqe_set_data64(sqe, ignored_user_data);
+  } else {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(peer.eventfd_, &one, sizeof(one));
+  }
 }
 
 void Reactor::poll_mailboxes() noexcept {
-    std::array<Message, 64>& batch = mailbox_batch_;
-    for (SpscRing<Message>* inbox : incoming_) {
-        if (inbox == nullptr) {
-            continue;
-        }
-        std::size_t n;
-        while ((n = inbox->try_pop_batch(std::span<Message>(batch.data(), batch.size()))) != 0) {
-            stats_.messages_received.add(n);
-            for (std::size_t i = 0; i < n; ++i) {
-                batch[i].handler(batch[i].object);
-            }
-        }
+  std::array<Message, 64>& batch = mailbox_batch_;
+  for (SpscRing<Message>* inbox : incoming_) {
+    if (inbox == nullptr) {
+      continue;
     }
+    std::size_t n;
+    while ((n = inbox->try_pop_batch(std::span<Message>(batch.data(), batch.size()))) != 0) {
+      stats_.messages_received.add(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        batch[i].handler(batch[i].object);
+      }
+    }
+  }
 }
 
 int Reactor::pick_group() noexcept {
-    int best = -1;
+  int best = -1;
+  for (unsigned g = 0; g < group_count_; ++g) {
+    if (!groups_[g].queue.empty() && (best < 0 || groups_[g].vruntime < groups_[best].vruntime)) {
+      best = static_cast<int>(g);
+    }
+  }
+  if (best >= 0) {
+    // A group that was idle keeps its old, low vruntime; cap how far
+    // behind the leader it may be so that waking up does not let it run
+    // unopposed for a long time.
+    const std::uint64_t floor = groups_[best].vruntime;
     for (unsigned g = 0; g < group_count_; ++g) {
-        if (!groups_[g].queue.empty() && (best < 0 || groups_[g].vruntime < groups_[best].vruntime)) {
-            best = static_cast<int>(g);
-        }
+      if (groups_[g].queue.empty() && groups_[g].vruntime + quota_ticks_ < floor) {
+        groups_[g].vruntime = floor - quota_ticks_;
+      }
     }
-    if (best >= 0) {
-        // A group that was idle keeps its old, low vruntime; cap how far
-        // behind the leader it may be so that waking up does not let it run
-        // unopposed for a long time.
-        const std::uint64_t floor = groups_[best].vruntime;
-        for (unsigned g = 0; g < group_count_; ++g) {
-            if (groups_[g].queue.empty() && groups_[g].vruntime + quota_ticks_ < floor) {
-                groups_[g].vruntime = floor - quota_ticks_;
-            }
-        }
-    }
-    return best;
+  }
+  return best;
 }
 
 void Reactor::run_ready_tasks() {
-    const std::uint64_t start = CycleClock::now();
-    std::uint64_t now = start;
-    while (ready_count_ != 0 && now - start < quota_ticks_) {
-        const int g = pick_group();
-        now = CycleClock::now();
-        run_group(static_cast<unsigned>(g), now + quota_ticks_);
-        now = CycleClock::now();
-    }
+  const std::uint64_t start = CycleClock::now();
+  std::uint64_t now = start;
+  while (ready_count_ != 0 && now - start < quota_ticks_) {
+    const int g = pick_group();
+    now = CycleClock::now();
+    run_group(static_cast<unsigned>(g), now + quota_ticks_);
+    now = CycleClock::now();
+  }
 }
 
 void Reactor::run_group(unsigned index, std::uint64_t slice_end) {
-    Group& group = groups_[index];
-    current_group_ = static_cast<std::uint8_t>(index);
-    slice_end_ = slice_end;
-    const std::uint64_t start = CycleClock::now();
-    std::uint64_t before = start;
-    std::uint64_t ran = 0;
-    while (!group.queue.empty()) {
-        const RunQueue::Entry entry = group.queue.pop();
-        --ready_count_;
-        current_name_ = entry.name;
-        entry.handle.resume();
-        ++ran;
-        const std::uint64_t after = CycleClock::now();
-        if (after - before > stall_ticks_) {
-            note_stall(after - before);
-        }
-        before = after;
-        if (after >= slice_end) {
-            break;
-        }
+  Group& group = groups_[index];
+  current_group_ = static_cast<std::uint8_t>(index);
+  slice_end_ = slice_end;
+  const std::uint64_t start = CycleClock::now();
+  std::uint64_t before = start;
+  std::uint64_t ran = 0;
+  while (!group.queue.empty()) {
+    const RunQueue::Entry entry = group.queue.pop();
+    --ready_count_;
+    current_name_ = entry.name;
+    entry.handle.resume();
+    ++ran;
+    const std::uint64_t after = CycleClock::now();
+    if (after - before > stall_ticks_) {
+      note_stall(after - before);
     }
-    const std::uint64_t used = before - start;
-    group.vruntime += used * 1024 / group.shares;
-    stats_.tasks_run.add(ran);
-    stats_.groups[index].tasks_run.add(ran);
-    stats_.groups[index].runtime_ns.add(CycleClock::to_ns(used));
+    before = after;
+    if (after >= slice_end) {
+      break;
+    }
+  }
+  const std::uint64_t used = before - start;
+  group.vruntime += used * 1024 / group.shares;
+  stats_.tasks_run.add(ran);
+  stats_.groups[index].tasks_run.add(ran);
+  stats_.groups[index].runtime_ns.add(CycleClock::to_ns(used));
 }
 
 void Reactor::note_stall(std::uint64_t ticks) noexcept {
-    const std::uint64_t ns = CycleClock::to_ns(ticks);
-    stats_.stalls.add();
-    stats_.max_stall_ns.raise_to(ns);
-    // Release so a reader that sees the name also sees the counters above.
-    stats_.last_stall_task.store(current_name_, std::memory_order_release);
-    // At most one report per second per core: a stalling task must not also
-    // flood the log.
-    const std::uint64_t now = CycleClock::now();
-    if (now - last_stall_report_ > CycleClock::from_ns(1000000000ull) || last_stall_report_ == 0) {
-        last_stall_report_ = now;
-        std::fprintf(stderr, "coblk: core %u: task '%s' ran %.3f ms without yielding\n", core_,
-                     current_name_ ? current_name_ : "?", static_cast<double>(ns) / 1e6);
-    }
+  const std::uint64_t ns = CycleClock::to_ns(ticks);
+  stats_.stalls.add();
+  stats_.max_stall_ns.raise_to(ns);
+  // Release so a reader that sees the name also sees the counters above.
+  stats_.last_stall_task.store(current_name_, std::memory_order_release);
+  // At most one report per second per core: a stalling task must not also
+  // flood the log.
+  const std::uint64_t now = CycleClock::now();
+  if (now - last_stall_report_ > CycleClock::from_ns(1000000000ull) || last_stall_report_ == 0) {
+    last_stall_report_ = now;
+    std::fprintf(stderr, "coblk: core %u: task '%s' ran %.3f ms without yielding\n", core_,
+                 current_name_ ? current_name_ : "?", static_cast<double>(ns) / 1e6);
+  }
 }
 
 void Reactor::reap() noexcept {
-    // One acquire load of the kernel's tail for the whole batch (pairs with
-    // the kernel's release when it posts CQEs), instead of one per CQE.
-    io_uring_cq& cq = ring_.cq;
-    unsigned head = *cq.khead;
-    const unsigned tail = io_uring_smp_load_acquire(cq.ktail);
-    if (head == tail) {
-        return;
+  // One acquire load of the kernel's tail for the whole batch (pairs with
+  // the kernel's release when it posts CQEs), instead of one per CQE.
+  io_uring_cq& cq = ring_.cq;
+  unsigned head = *cq.khead;
+  const unsigned tail = io_uring_smp_load_acquire(cq.ktail);
+  if (head == tail) {
+    return;
+  }
+  const unsigned seen = tail - head;
+  const unsigned shift = (ring_flags_ & IORING_SETUP_CQE32) ? 1 : 0;
+  const std::uint32_t slot_count = static_cast<std::uint32_t>(slots_.size());
+  for (; head != tail; ++head) {
+    const io_uring_cqe* cqe = &cq.cqes[(head & cq.ring_mask) << shift];
+    const std::uint64_t ud = cqe->user_data;
+    const auto index = static_cast<std::uint32_t>(ud);
+    if (index < slot_count) [[likely]] {
+      Slot& slot = slots_[index];
+      if (slot.generation != static_cast<std::uint32_t>(ud >> 32) || !slot.in_flight) {
+        stats_.unknown_cqes.add();
+        continue;
+      }
+      slot.result = cqe->res;
+      slot.cqe_flags = cqe->flags;
+      slot.in_flight = false;
+      --in_flight_;
+      if (!draining_) [[likely]] {
+        schedule(slot.waiter);
+      }
+    } else if (ud == eventfd_user_data) {
+      if (!draining_) {
+        arm_eventfd_read();
+      }
+    } else if (ud != ignored_user_data && ud != wake_user_data) {
+      // Wake-ups and ignored completions need nothing: mailboxes are
+      // polled every iteration.
+      stats_.unknown_cqes.add();
     }
-    const unsigned seen = tail - head;
-    const unsigned shift = (ring_flags_ & IORING_SETUP_CQE32) ? 1 : 0;
-    const std::uint32_t slot_count = static_cast<std::uint32_t>(slots_.size());
-    for (; head != tail; ++head) {
-        const io_uring_cqe* cqe = &cq.cqes[(head & cq.ring_mask) << shift];
-        const std::uint64_t ud = cqe->user_data;
-        const auto index = static_cast<std::uint32_t>(ud);
-        if (index < slot_count) [[likely]] {
-            Slot& slot = slots_[index];
-            if (slot.generation != static_cast<std::uint32_t>(ud >> 32) || !slot.in_flight) {
-                stats_.unknown_cqes.add();
-                continue;
-            }
-            slot.result = cqe->res;
-            slot.cqe_flags = cqe->flags;
-            slot.in_flight = false;
-            --in_flight_;
-            if (!draining_) [[likely]] {
-                schedule(slot.waiter);
-            }
-        } else if (ud == eventfd_user_data) {
-            if (!draining_) {
-                arm_eventfd_read();
-            }
-        } else if (ud != ignored_user_data && ud != wake_user_data) {
-            // Wake-ups and ignored completions need nothing: mailboxes are
-            // polled every iteration.
-            stats_.unknown_cqes.add();
-        }
-    }
-    // Release hands the CQ entries back to the kernel after we read them.
-    io_uring_smp_store_release(cq.khead, tail);
-    stats_.cqes_reaped.add(seen);
+  }
+  // Release hands the CQ entries back to the kernel after we read them.
+  io_uring_smp_store_release(cq.khead, tail);
+  stats_.cqes_reaped.add(seen);
 }
 
 void Reactor::submit_and_reap(bool wait) {
-    int ret;
-    if (wait) {
-        // Sleep until a CQE arrives, but never longer than 250 ms: the
-        // wake-up protocol (sleep_until_woken / notify_peer) should never
-        // lose a wake-up, and if it ever did, this bounds the damage to a
-        // delay, which the missed_wakeups counter then makes visible.
-        __kernel_timespec limit{0, 250 * 1000 * 1000};
-        io_uring_cqe* cqe = nullptr;
-        const unsigned queued = io_uring_sq_ready(&ring_);
-        ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &limit, nullptr);
-        // This call reports 0 or -errno, not a count: with EXT_ARG it
-        // flushes the whole SQ in the same io_uring_enter.
-        if (ret == 0 || ret == -ETIME) {
-            ret = static_cast<int>(queued);
-        }
-    } else if (unsubmitted_ == 0 && !(ring_flags_ & IORING_SETUP_DEFER_TASKRUN)) {
-        ret = 0;  // completions are posted without our help: just look
-    } else if (unsubmitted_ == 0 && in_flight_ == 0) {
-        ret = 0;  // nothing to send, nothing to wait for
-    } else {
-        // One syscall submits the batch and, with DEFER_TASKRUN, runs the
-        // deferred completions so they appear in the CQ.
-        ret = io_uring_submit_and_get_events(&ring_);
+  int ret;
+  if (wait) {
+    // Sleep until a CQE arrives, but never longer than 250 ms: the
+    // wake-up protocol (sleep_until_woken / notify_peer) should never
+    // lose a wake-up, and if it ever did, this bounds the damage to a
+    // delay, which the missed_wakeups counter then makes visible.
+    __kernel_timespec limit{0, 250 * 1000 * 1000};
+    io_uring_cqe* cqe = nullptr;
+    const unsigned queued = io_uring_sq_ready(&ring_);
+    ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &limit, nullptr);
+    // This call reports 0 or -errno, not a count: with EXT_ARG it
+    // flushes the whole SQ in the same io_uring_enter.
+    if (ret == 0 || ret == -ETIME) {
+      ret = static_cast<int>(queued);
     }
-    if (ret > 0) {
-        stats_.sqes_submitted.add(static_cast<std::uint64_t>(ret));
-    }
-    if (ret >= 0 || ret == -ETIME) {
-        unsubmitted_ = io_uring_sq_ready(&ring_);
-    }
-    reap();
+  } else if (unsubmitted_ == 0 && !(ring_flags_ & IORING_SETUP_DEFER_TASKRUN)) {
+    ret = 0;  // completions are posted without our help: just look
+  } else if (unsubmitted_ == 0 && in_flight_ == 0) {
+    ret = 0;  // nothing to send, nothing to wait for
+  } else {
+    // One syscall submits the batch and, with DEFER_TASKRUN, runs the
+    // deferred completions so they appear in the CQ.
+    ret = io_uring_submit_and_get_events(&ring_);
+  }
+  if (ret > 0) {
+    stats_.sqes_submitted.add(static_cast<std::uint64_t>(ret));
+  }
+  if (ret >= 0 || ret == -ETIME) {
+    unsubmitted_ = io_uring_sq_ready(&ring_);
+  }
+  reap();
 }
 
 void Reactor::sleep_until_woken() {
-    sleeping_.store(true, std::memory_order_relaxed);
-    // Pairs with the fence in notify_peer(): after it, any message pushed
-    // before the sender read our flag is visible to the checks below.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    bool have_work = stop_requested_.load(std::memory_order_relaxed) || overflow_pending_;
-    for (SpscRing<Message>* inbox : incoming_) {
-        if (inbox != nullptr && !inbox->empty_for_consumer()) {
-            have_work = true;
-        }
+  sleeping_.store(true, std::memory_order_relaxed);
+  // Pairs with the fence in notify_peer(): after it, any message pushed
+  // before the sender read our flag is visible to the checks below.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  bool have_work = stop_requested_.load(std::memory_order_relaxed) || overflow_pending_;
+  for (SpscRing<Message>* inbox : incoming_) {
+    if (inbox != nullptr && !inbox->empty_for_consumer()) {
+      have_work = true;
     }
-    if (have_work) {
-        sleeping_.store(false, std::memory_order_relaxed);
-        submit_and_reap(false);
-        return;
-    }
-    stats_.sleeps.add();
-    const std::uint64_t reaped_before = stats_.cqes_reaped.get();
-    submit_and_reap(true);
+  }
+  if (have_work) {
     sleeping_.store(false, std::memory_order_relaxed);
-    if (stats_.cqes_reaped.get() == reaped_before) {
-        // Woken by the time limit alone. Mail waiting now means a sender saw
-        // us awake, or its wake-up went missing.
-        for (SpscRing<Message>* inbox : incoming_) {
-            if (inbox != nullptr && !inbox->empty_for_consumer()) {
-                stats_.missed_wakeups.add();
-                break;
-            }
-        }
+    submit_and_reap(false);
+    return;
+  }
+  stats_.sleeps.add();
+  const std::uint64_t reaped_before = stats_.cqes_reaped.get();
+  submit_and_reap(true);
+  sleeping_.store(false, std::memory_order_relaxed);
+  if (stats_.cqes_reaped.get() == reaped_before) {
+    // Woken by the time limit alone. Mail waiting now means a sender saw
+    // us awake, or its wake-up went missing.
+    for (SpscRing<Message>* inbox : incoming_) {
+      if (inbox != nullptr && !inbox->empty_for_consumer()) {
+        stats_.missed_wakeups.add();
+        break;
+      }
     }
+  }
 }
 
 void Reactor::run() {
-    current_ = this;
-    // Acquire pairs with the release in request_stop(): whatever the stopper
-    // wrote before asking is visible once we see the request.
-    while (!stop_requested_.load(std::memory_order_acquire)) {
-        poll_mailboxes();
-        if (overflow_pending_) {
-            flush_overflow();
-        }
-        if (ready_count_ != 0) {
-            run_ready_tasks();
-        }
-        if (ready_count_ != 0 || overflow_pending_) {
-            submit_and_reap(false);
-        } else {
-            sleep_until_woken();
-        }
+  current_ = this;
+  // Acquire pairs with the release in request_stop(): whatever the stopper
+  // wrote before asking is visible once we see the request.
+  while (!stop_requested_.load(std::memory_order_acquire)) {
+    poll_mailboxes();
+    if (overflow_pending_) {
+      flush_overflow();
     }
-    drain_io();
+    if (ready_count_ != 0) {
+      run_ready_tasks();
+    }
+    if (ready_count_ != 0 || overflow_pending_) {
+      submit_and_reap(false);
+    } else {
+      sleep_until_woken();
+    }
+  }
+  drain_io();
 }
 
 void Reactor::request_stop() noexcept {
-    stop_requested_.store(true, std::memory_order_release);
-    // A write to the eventfd ends a sleep in io_uring_enter from any thread.
-    const std::uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(eventfd_, &one, sizeof(one));
+  stop_requested_.store(true, std::memory_order_release);
+  // A write to the eventfd ends a sleep in io_uring_enter from any thread.
+  const std::uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(eventfd_, &one, sizeof(one));
 }
 
 void Reactor::drain_io() noexcept {
-    draining_ = true;
-    // Cancel everything still in the kernel. Their CQEs are reaped but their
-    // waiters are not resumed: shutdown then destroys the frames, and only
-    // after every CQE is in, so no buffer is freed under the kernel.
-    try {
-        for (std::uint32_t i = 0; i < slots_.size(); ++i) {
-            if (slots_[i].in_flight) {
-                cancel((static_cast<std::uint64_t>(slots_[i].generation) << 32) | i);
-            }
-        }
-        io_uring_sqe* sqe = get_sqe();
-        io_uring_prep_cancel64(sqe, eventfd_user_data, 0);
-        io_uring_sqe_set_data64(sqe, ignored_user_data);
-    } catch (...) {
-        // Out of SQEs while cancelling: the wait below still reaps what it can.
+  draining_ = true;
+  // Cancel everything still in the kernel. Their CQEs are reaped but their
+  // waiters are not resumed: shutdown then destroys the frames, and only
+  // after every CQE is in, so no buffer is freed under the kernel.
+  try {
+    for (std::uint32_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].in_flight) {
+        cancel((static_cast<std::uint64_t>(slots_[i].generation) << 32) | i);
+      }
     }
-    const std::uint64_t deadline = CycleClock::now() + CycleClock::from_ns(2000000000ull);
-    while (in_flight_ != 0 && CycleClock::now() < deadline) {
-        __kernel_timespec ts{0, 10 * 1000 * 1000};
-        io_uring_cqe* cqe = nullptr;
-        const int ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
-        if (ret > 0) {
-            stats_.sqes_submitted.add(static_cast<std::uint64_t>(ret));
-        }
-        reap();
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_cancel64(sqe, eventfd_user_data, 0);
+    io_uring_sqe_set_data64(sqe, ignored_user_data);
+  } catch (...) {
+    // Out of SQEs while cancelling: the wait below still reaps what it can.
+  }
+  const std::uint64_t deadline = CycleClock::now() + CycleClock::from_ns(2000000000ull);
+  while (in_flight_ != 0 && CycleClock::now() < deadline) {
+    __kernel_timespec ts{0, 10 * 1000 * 1000};
+    io_uring_cqe* cqe = nullptr;
+    const int ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    if (ret > 0) {
+      stats_.sqes_submitted.add(static_cast<std::uint64_t>(ret));
     }
-    if (in_flight_ != 0) {
-        std::fprintf(stderr, "coblk: core %u: %u I/O operations did not finish at shutdown; their tasks are leaked\n",
-                     core_, in_flight_);
-    }
+    reap();
+  }
+  if (in_flight_ != 0) {
+    std::fprintf(stderr, "coblk: core %u: %u I/O operations did not finish at shutdown; their tasks are leaked\n",
+                 core_, in_flight_);
+  }
 }
 
 std::size_t Reactor::destroy_remaining_roots() noexcept {
-    if (in_flight_ != 0) {
-        return 0;  // a frame may still own a buffer the kernel writes to
-    }
-    std::size_t destroyed = 0;
-    while (roots_.next != &roots_) {
-        RootLink* link = roots_.next;
-        link->unlink();
-        link->handle.destroy();
-        ++destroyed;
-    }
-    return destroyed;
+  if (in_flight_ != 0) {
+    return 0;  // a frame may still own a buffer the kernel writes to
+  }
+  std::size_t destroyed = 0;
+  while (roots_.next != &roots_) {
+    RootLink* link = roots_.next;
+    link->unlink();
+    link->handle.destroy();
+    ++destroyed;
+  }
+  return destroyed;
 }
 
-}  // namespace runtime
+}  // namespace coblk::runtime

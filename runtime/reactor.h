@@ -13,66 +13,66 @@
 #include <span>
 #include <vector>
 
-#include "runtime/reactor_stats.h"
-#include "runtime/run_queue.h"
-#include "runtime/scheduling_group.h"
-#include "runtime/spsc_ring.h"
+#include "coblk/runtime/reactor_stats.h"
+#include "coblk/runtime/run_queue.h"
+#include "coblk/runtime/scheduling_group.h"
+#include "coblk/runtime/spsc_ring.h"
 
-namespace runtime {
+namespace coblk::runtime {
 
 class Runtime;
 
 /// Settings of one reactor. Runtime applies the same settings to every core.
 struct ReactorConfig {
-    /// Submission queue entries; the completion queue gets twice as many.
-    unsigned ring_entries = 256;
-    /// 128-byte SQEs, needed for URING_CMD commands with an 80-byte payload
-    /// (ublk's control commands).
-    bool sqe128 = false;
-    /// Kernel-side submission polling. Off by default: it burns a core per
-    /// ring, which only pays when a core is otherwise idle (see docs/perf).
-    bool sqpoll = false;
-    /// SQPOLL thread idle time before it sleeps.
-    unsigned sqpoll_idle_ms = 10;
-    /// Time one scheduling group may run before the reactor looks at I/O
-    /// again and other groups get their turn.
-    std::chrono::microseconds task_quota{500};
-    /// A task that runs longer than this without suspending is a stall.
-    std::chrono::microseconds stall_threshold{10000};
-    /// Cross-core mailbox capacity per ordered pair of cores.
-    unsigned mailbox_capacity = 4096;
+  /// Submission queue entries; the completion queue gets twice as many.
+  unsigned ring_entries = 256;
+  /// 128-byte SQEs, needed for URING_CMD commands with an 80-byte payload
+  /// (ublk's control commands).
+  bool sqe128 = false;
+  /// Kernel-side submission polling. Off by default: it burns a core per
+  /// ring, which only pays when a core is otherwise idle (see docs/perf).
+  bool sqpoll = false;
+  /// SQPOLL thread idle time before it sleeps.
+  unsigned sqpoll_idle_ms = 10;
+  /// Time one scheduling group may run before the reactor looks at I/O
+  /// again and other groups get their turn.
+  std::chrono::microseconds task_quota{500};
+  /// A task that runs longer than this without suspending is a stall.
+  std::chrono::microseconds stall_threshold{10000};
+  /// Cross-core mailbox capacity per ordered pair of cores.
+  unsigned mailbox_capacity = 4096;
 };
 
 /// A unit of cross-core work: `handler(object)` runs on the receiving core.
 /// Sent by value through an SPSC mailbox; `object` must stay valid until the
 /// handler has run (it usually lives in a suspended coroutine frame).
 struct Message {
-    void (*handler)(void* object) noexcept = nullptr;
-    void* object = nullptr;
+  void (*handler)(void* object) noexcept = nullptr;
+  void* object = nullptr;
 };
 
 /// A suspended coroutine together with what the scheduler needs to resume it
 /// on the right core, in the right group.
 struct Waiter {
-    std::coroutine_handle<> handle;
-    const char* name = nullptr;
-    unsigned core = 0;
-    std::uint8_t group = 0;
+  std::coroutine_handle<> handle;
+  const char* name = nullptr;
+  unsigned core = 0;
+  std::uint8_t group = 0;
 };
 
 /// Intrusive list node of a detached root task (see spawn.h). A reactor keeps
 /// its live roots on a list so that shutdown can destroy those that never
 /// finished, without allocating per spawn.
 struct RootLink {
-    RootLink* prev = this;
-    RootLink* next = this;
-    std::coroutine_handle<> handle;
-    /// Removes the node from its list; harmless when not on one.
-    void unlink() noexcept {
-        prev->next = next;
-        next->prev = prev;
-        prev = next = this;
-    }
+  RootLink* prev = this;
+  RootLink* next = this;
+  std::coroutine_handle<> handle;
+  /// Removes the node from its list; harmless when not on one.
+  void unlink() noexcept {
+    prev->next = next;
+    next->prev = prev;
+    prev = next = this;
+  }
 };
 
 /// The event loop of one core.
@@ -95,242 +95,242 @@ struct RootLink {
 /// index). A CQE is matched by index and generation, so user_data is never a
 /// pointer and a stale or foreign CQE can never touch freed memory.
 class Reactor {
-public:
-    /// Creates the reactor for core `core` on the calling thread. Throws
-    /// std::system_error when no io_uring can be created.
-    Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config);
-    ~Reactor();
-    Reactor(const Reactor&) = delete;
-    Reactor& operator=(const Reactor&) = delete;
+ public:
+  /// Creates the reactor for core `core` on the calling thread. Throws
+  /// std::system_error when no io_uring can be created.
+  Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config);
+  ~Reactor();
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
 
-    /// The reactor of the calling thread, or nullptr outside reactor threads.
-    static Reactor* current() noexcept { return current_; }
+  /// The reactor of the calling thread, or nullptr outside reactor threads.
+  static Reactor* current() noexcept { return current_; }
 
-    /// Index of this reactor's core within its Runtime (0-based).
-    unsigned core() const noexcept { return core_; }
-    /// The Runtime this reactor belongs to (null for a standalone reactor).
-    Runtime* runtime() const noexcept { return runtime_; }
-    /// The io_uring, for code that prepares its own SQEs.
-    io_uring* ring() noexcept { return &ring_; }
-    /// The io_uring setup flags the kernel accepted.
-    unsigned ring_flags() const noexcept { return ring_flags_; }
-    /// True when the kernel supports IORING_OP_MSG_RING (used for wake-ups).
-    bool has_msg_ring() const noexcept { return has_msg_ring_; }
-    /// True when the kernel supports the given io_uring opcode.
-    bool supports_op(unsigned opcode) const noexcept;
-    /// Counters for this core.
-    const ReactorStats& stats() const noexcept { return stats_; }
-    ReactorStats& mutable_stats() noexcept { return stats_; }
-    const ReactorConfig& config() const noexcept { return config_; }
+  /// Index of this reactor's core within its Runtime (0-based).
+  unsigned core() const noexcept { return core_; }
+  /// The Runtime this reactor belongs to (null for a standalone reactor).
+  Runtime* runtime() const noexcept { return runtime_; }
+  /// The io_uring, for code that prepares its own SQEs.
+  io_uring* ring() noexcept { return &ring_; }
+  /// The io_uring setup flags the kernel accepted.
+  unsigned ring_flags() const noexcept { return ring_flags_; }
+  /// True when the kernel supports IORING_OP_MSG_RING (used for wake-ups).
+  bool has_msg_ring() const noexcept { return has_msg_ring_; }
+  /// True when the kernel supports the given io_uring opcode.
+  bool supports_op(unsigned opcode) const noexcept;
+  /// Counters for this core.
+  const ReactorStats& stats() const noexcept { return stats_; }
+  ReactorStats& mutable_stats() noexcept { return stats_; }
+  const ReactorConfig& config() const noexcept { return config_; }
 
-    /// Registers files for IOSQE_FIXED_FILE use. Returns 0 or -errno.
-    int register_files(std::span<const int> fds);
-    /// Replaces one registered file. Returns 0 or -errno.
-    int update_registered_file(unsigned index, int fd);
-    /// Registers buffers for read_fixed/write_fixed. Returns 0 or -errno.
-    int register_buffers(std::span<const iovec> buffers);
+  /// Registers files for IOSQE_FIXED_FILE use. Returns 0 or -errno.
+  int register_files(std::span<const int> fds);
+  /// Replaces one registered file. Returns 0 or -errno.
+  int update_registered_file(unsigned index, int fd);
+  /// Registers buffers for read_fixed/write_fixed. Returns 0 or -errno.
+  int register_buffers(std::span<const iovec> buffers);
 
-    // ---- scheduling (used by awaitables; callable only on this thread) ----
+  // ---- scheduling (used by awaitables; callable only on this thread) ----
 
-    /// Makes `waiter` ready to run in its group on this core.
-    void schedule(const Waiter& waiter) noexcept {
-        groups_[waiter.group].queue.push(RunQueue::Entry{waiter.handle, waiter.name});
-        ++ready_count_;
+  /// Makes `waiter` ready to run in its group on this core.
+  void schedule(const Waiter& waiter) noexcept {
+    groups_[waiter.group].queue.push(RunQueue::Entry{waiter.handle, waiter.name});
+    ++ready_count_;
+  }
+  /// A Waiter for `h` in the group and task that are running now.
+  Waiter waiter_for(std::coroutine_handle<> h) const noexcept {
+    return Waiter{h, current_name_, core_, current_group_};
+  }
+  /// Resumes `waiter` on its own core: directly if that is this core, else
+  /// through the mailbox to that core. Any reactor thread may call it.
+  static void wake(const Waiter& waiter) noexcept;
+  /// The scheduling group running now.
+  SchedulingGroup current_group() const noexcept { return SchedulingGroup(current_group_); }
+  /// The name of the task running now.
+  const char* current_task_name() const noexcept { return current_name_; }
+  /// True when the running group has used up its time slice and a
+  /// cooperative task should yield (see maybe_yield()).
+  bool need_yield() const noexcept;
+
+  // ---- operations (used by the awaitables in io.h) ----
+
+  /// Returns an SQE, flushing the submission queue to the kernel first if
+  /// it is full. `count` consecutive SQEs are guaranteed to be available
+  /// (for linked pairs).
+  io_uring_sqe* get_sqe(unsigned count = 1) {
+    if (count == 1) {
+      // Fast path: io_uring_get_sqe checks for room itself.
+      if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {
+        ++unsubmitted_;
+        return sqe;
+      }
     }
-    /// A Waiter for `h` in the group and task that are running now.
-    Waiter waiter_for(std::coroutine_handle<> h) const noexcept {
-        return Waiter{h, current_name_, core_, current_group_};
+    return get_sqe_slow(count);
+  }
+  /// Opens a slot for an operation awaited by `waiter`; returns the
+  /// user_data to put in the SQE.
+  std::uint64_t open_slot(const Waiter& waiter) {
+    if (free_slot_ == no_slot) {
+      grow_slots();
     }
-    /// Resumes `waiter` on its own core: directly if that is this core, else
-    /// through the mailbox to that core. Any reactor thread may call it.
-    static void wake(const Waiter& waiter) noexcept;
-    /// The scheduling group running now.
-    SchedulingGroup current_group() const noexcept { return SchedulingGroup(current_group_); }
-    /// The name of the task running now.
-    const char* current_task_name() const noexcept { return current_name_; }
-    /// True when the running group has used up its time slice and a
-    /// cooperative task should yield (see maybe_yield()).
-    bool need_yield() const noexcept;
-
-    // ---- operations (used by the awaitables in io.h) ----
-
-    /// Returns an SQE, flushing the submission queue to the kernel first if
-    /// it is full. `count` consecutive SQEs are guaranteed to be available
-    /// (for linked pairs).
-    io_uring_sqe* get_sqe(unsigned count = 1) {
-        if (count == 1) {
-            // Fast path: io_uring_get_sqe checks for room itself.
-            if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {
-                ++unsubmitted_;
-                return sqe;
-            }
-        }
-        return get_sqe_slow(count);
+    const std::uint32_t index = free_slot_;
+    Slot& slot = slots_[index];
+    free_slot_ = slot.next_free;
+    slot.waiter = waiter;
+    slot.in_flight = true;
+    ++in_flight_;
+    return (static_cast<std::uint64_t>(slot.generation) << 32) | index;
+  }
+  /// Result and CQE flags of a completed slot; frees the slot.
+  int close_slot(std::uint64_t user_data, std::uint32_t* cqe_flags = nullptr) noexcept {
+    const auto index = static_cast<std::uint32_t>(user_data);
+    Slot& slot = slots_[index];
+    if (cqe_flags != nullptr) {
+      *cqe_flags = slot.cqe_flags;
     }
-    /// Opens a slot for an operation awaited by `waiter`; returns the
-    /// user_data to put in the SQE.
-    std::uint64_t open_slot(const Waiter& waiter) {
-        if (free_slot_ == no_slot) {
-            grow_slots();
-        }
-        const std::uint32_t index = free_slot_;
-        Slot& slot = slots_[index];
-        free_slot_ = slot.next_free;
-        slot.waiter = waiter;
-        slot.in_flight = true;
-        ++in_flight_;
-        return (static_cast<std::uint64_t>(slot.generation) << 32) | index;
-    }
-    /// Result and CQE flags of a completed slot; frees the slot.
-    int close_slot(std::uint64_t user_data, std::uint32_t* cqe_flags = nullptr) noexcept {
-        const auto index = static_cast<std::uint32_t>(user_data);
-        Slot& slot = slots_[index];
-        if (cqe_flags != nullptr) {
-            *cqe_flags = slot.cqe_flags;
-        }
-        // A new generation makes any late CQE carrying the old user_data miss.
-        ++slot.generation;
-        slot.next_free = free_slot_;
-        free_slot_ = index;
-        return slot.result;
-    }
-    /// Queues an IORING_OP_ASYNC_CANCEL for the operation with `user_data`.
-    /// Its own completion is ignored; the target still completes normally
-    /// (usually with -ECANCELED).
-    void cancel(std::uint64_t user_data);
-    /// True once the reactor has started shutting down: new operations then
-    /// complete at once with -ECANCELED.
-    bool draining() const noexcept { return draining_; }
+    // A new generation makes any late CQE carrying the old user_data miss.
+    ++slot.generation;
+    slot.next_free = free_slot_;
+    free_slot_ = index;
+    return slot.result;
+  }
+  /// Queues an IORING_OP_ASYNC_CANCEL for the operation with `user_data`.
+  /// Its own completion is ignored; the target still completes normally
+  /// (usually with -ECANCELED).
+  void cancel(std::uint64_t user_data);
+  /// True once the reactor has started shutting down: new operations then
+  /// complete at once with -ECANCELED.
+  bool draining() const noexcept { return draining_; }
 
-    /// user_data of CQEs the reactor ignores.
-    static constexpr std::uint64_t ignored_user_data = ~0ull;
+  /// user_data of CQEs the reactor ignores.
+  static constexpr std::uint64_t ignored_user_data = ~0ull;
 
-    // ---- cross-core messaging ----
+  // ---- cross-core messaging ----
 
-    /// Sends `message` to core `target` (another core of the same Runtime).
-    /// Never blocks: when the mailbox is full the message waits in a local
-    /// overflow queue and is forwarded on a later loop iteration.
-    void send(unsigned target, Message message);
+  /// Sends `message` to core `target` (another core of the same Runtime).
+  /// Never blocks: when the mailbox is full the message waits in a local
+  /// overflow queue and is forwarded on a later loop iteration.
+  void send(unsigned target, Message message);
 
-    // ---- running ----
+  // ---- running ----
 
-    /// Makes a detached root frame (see spawn.h) ready in `group`, and
-    /// tracks it so shutdown can destroy it if it never finishes. The frame
-    /// unlinks itself when it ends.
-    void adopt_root(RootLink& link, const char* name, SchedulingGroup group);
-    /// Reports an exception that escaped a detached task.
-    void report_uncaught(const char* name, std::exception_ptr error) noexcept;
+  /// Makes a detached root frame (see spawn.h) ready in `group`, and
+  /// tracks it so shutdown can destroy it if it never finishes. The frame
+  /// unlinks itself when it ends.
+  void adopt_root(RootLink& link, const char* name, SchedulingGroup group);
+  /// Reports an exception that escaped a detached task.
+  void report_uncaught(const char* name, std::exception_ptr error) noexcept;
 
-    /// Runs the loop until request_stop(), then cancels and reaps all I/O.
-    /// Does not destroy tasks: see destroy_remaining_roots().
-    void run();
-    /// Asks the loop to stop. Any thread may call it.
-    void request_stop() noexcept;
-    /// Destroys detached tasks that never finished. Call after run() has
-    /// returned on every reactor of the Runtime, so no message in flight can
-    /// refer to a destroyed frame. Returns how many were destroyed; frames
-    /// with I/O still in the kernel are leaked rather than freed.
-    std::size_t destroy_remaining_roots() noexcept;
+  /// Runs the loop until request_stop(), then cancels and reaps all I/O.
+  /// Does not destroy tasks: see destroy_remaining_roots().
+  void run();
+  /// Asks the loop to stop. Any thread may call it.
+  void request_stop() noexcept;
+  /// Destroys detached tasks that never finished. Call after run() has
+  /// returned on every reactor of the Runtime, so no message in flight can
+  /// refer to a destroyed frame. Returns how many were destroyed; frames
+  /// with I/O still in the kernel are leaked rather than freed.
+  std::size_t destroy_remaining_roots() noexcept;
 
-    /// Connects the mailboxes of a Runtime (called by Runtime before run()).
-    void connect(std::vector<SpscRing<Message>*> incoming, std::vector<SpscRing<Message>*> outgoing,
-                 std::vector<Reactor*> peers);
+  /// Connects the mailboxes of a Runtime (called by Runtime before run()).
+  void connect(std::vector<SpscRing<Message>*> incoming, std::vector<SpscRing<Message>*> outgoing,
+               std::vector<Reactor*> peers);
 
-private:
-    struct Slot {
-        Waiter waiter;
-        std::int32_t result = 0;
-        std::uint32_t cqe_flags = 0;
-        std::uint32_t generation = 1;
-        std::uint32_t next_free = 0;
-        bool in_flight = false;  // SQE issued, CQE not yet seen
-    };
-    static constexpr std::uint32_t no_slot = UINT32_MAX;
-    struct Group {
-        RunQueue queue;
-        std::uint64_t vruntime = 0;  // weighted run time, in ticks * 1024 / shares
-        unsigned shares = 1;
-    };
+ private:
+  struct Slot {
+    Waiter waiter;
+    std::int32_t result = 0;
+    std::uint32_t cqe_flags = 0;
+    std::uint32_t generation = 1;
+    std::uint32_t next_free = 0;
+    bool in_flight = false;  // SQE issued, CQE not yet seen
+  };
+  static constexpr std::uint32_t no_slot = UINT32_MAX;
+  struct Group {
+    RunQueue queue;
+    std::uint64_t vruntime = 0;  // weighted run time, in ticks * 1024 / shares
+    unsigned shares = 1;
+  };
 
-    io_uring_sqe* get_sqe_slow(unsigned count);
-    void grow_slots();
-    void setup_ring();
-    void probe_ops();
-    void arm_eventfd_read();
-    void run_ready_tasks();
-    void run_group(unsigned index, std::uint64_t slice_end);
-    void poll_mailboxes() noexcept;
-    void flush_overflow() noexcept;
-    void submit_and_reap(bool wait);
-    void reap() noexcept;
-    void sleep_until_woken();
-    void notify_peer(Reactor& peer) noexcept;
-    void drain_io() noexcept;
-    void note_stall(std::uint64_t ticks) noexcept;
-    int pick_group() noexcept;
+  io_uring_sqe* get_sqe_slow(unsigned count);
+  void grow_slots();
+  void setup_ring();
+  void probe_ops();
+  void arm_eventfd_read();
+  void run_ready_tasks();
+  void run_group(unsigned index, std::uint64_t slice_end);
+  void poll_mailboxes() noexcept;
+  void flush_overflow() noexcept;
+  void submit_and_reap(bool wait);
+  void reap() noexcept;
+  void sleep_until_woken();
+  void notify_peer(Reactor& peer) noexcept;
+  void drain_io() noexcept;
+  void note_stall(std::uint64_t ticks) noexcept;
+  int pick_group() noexcept;
 
-    static constinit thread_local Reactor* current_;
+  static constinit thread_local Reactor* current_;
 
-    Runtime* runtime_;
-    unsigned core_;
-    ReactorConfig config_;
-    io_uring ring_{};
-    unsigned ring_flags_ = 0;
-    bool has_msg_ring_ = false;
-    bool has_cancel_any_ = true;
-    std::array<std::uint64_t, 4> supported_ops_{};  // bitmap of opcodes
+  Runtime* runtime_;
+  unsigned core_;
+  ReactorConfig config_;
+  io_uring ring_{};
+  unsigned ring_flags_ = 0;
+  bool has_msg_ring_ = false;
+  bool has_cancel_any_ = true;
+  std::array<std::uint64_t, 4> supported_ops_{};  // bitmap of opcodes
 
-    std::vector<Slot> slots_;
-    std::uint32_t free_slot_ = no_slot;
-    std::uint32_t in_flight_ = 0;
-    unsigned unsubmitted_ = 0;
+  std::vector<Slot> slots_;
+  std::uint32_t free_slot_ = no_slot;
+  std::uint32_t in_flight_ = 0;
+  unsigned unsubmitted_ = 0;
 
-    std::array<Group, SchedulingGroup::max_groups> groups_;
-    unsigned group_count_ = 2;
-    std::size_t ready_count_ = 0;
-    std::uint8_t current_group_ = 0;
-    const char* current_name_ = "main";
-    std::uint64_t slice_end_ = 0;
-    std::uint64_t quota_ticks_ = 0;
-    std::uint64_t stall_ticks_ = 0;
-    std::uint64_t last_stall_report_ = 0;
+  std::array<Group, SchedulingGroup::max_groups> groups_;
+  unsigned group_count_ = 2;
+  std::size_t ready_count_ = 0;
+  std::uint8_t current_group_ = 0;
+  const char* current_name_ = "main";
+  std::uint64_t slice_end_ = 0;
+  std::uint64_t quota_ticks_ = 0;
+  std::uint64_t stall_ticks_ = 0;
+  std::uint64_t last_stall_report_ = 0;
 
-    // Mailboxes: incoming_[c] is the ring from core c to this core (null for
-    // this core itself); outgoing_[c] the ring from this core to core c.
-    std::vector<SpscRing<Message>*> incoming_;
-    std::vector<SpscRing<Message>*> outgoing_;
-    std::vector<Reactor*> peers_;
-    std::vector<std::vector<Message>> overflow_;  // per target, rarely used
-    bool overflow_pending_ = false;
+  // Mailboxes: incoming_[c] is the ring from core c to this core (null for
+  // this core itself); outgoing_[c] the ring from this core to core c.
+  std::vector<SpscRing<Message>*> incoming_;
+  std::vector<SpscRing<Message>*> outgoing_;
+  std::vector<Reactor*> peers_;
+  std::vector<std::vector<Message>> overflow_;  // per target, rarely used
+  bool overflow_pending_ = false;
 
-    // True while this reactor is blocked (or about to block) in
-    // io_uring_enter. Peers read it to decide whether to wake us.
-    alignas(cache_line_size) std::atomic<bool> sleeping_{false};
-    std::atomic<bool> stop_requested_{false};
-    int eventfd_ = -1;
-    std::uint64_t eventfd_buffer_ = 0;
-    bool draining_ = false;
+  // True while this reactor is blocked (or about to block) in
+  // io_uring_enter. Peers read it to decide whether to wake us.
+  alignas(cache_line_size) std::atomic<bool> sleeping_{false};
+  std::atomic<bool> stop_requested_{false};
+  int eventfd_ = -1;
+  std::uint64_t eventfd_buffer_ = 0;
+  bool draining_ = false;
 
-    // poll_mailboxes()'s buffer. A member, not a local: Message has default
-    // member initialisers, so a local array is zero-filled (1 KiB, ~160
-    // instructions) on every loop iteration.
-    std::array<Message, 64> mailbox_batch_;
+  // poll_mailboxes()'s buffer. A member, not a local: Message has default
+  // member initialisers, so a local array is zero-filled (1 KiB, ~160
+  // instructions) on every loop iteration.
+  std::array<Message, 64> mailbox_batch_;
 
-    // Detached root frames still alive, for shutdown.
-    RootLink roots_;
+  // Detached root frames still alive, for shutdown.
+  RootLink roots_;
 
-    ReactorStats stats_;
+  ReactorStats stats_;
 };
 
 /// Awaitable that moves the current task to the back of its group's run
 /// queue, letting other ready tasks run first.
 struct YieldAwaitable {
-    bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) const noexcept {
-        Reactor* r = Reactor::current();
-        r->schedule(r->waiter_for(h));
-    }
-    void await_resume() const noexcept {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const noexcept {
+    Reactor* r = Reactor::current();
+    r->schedule(r->waiter_for(h));
+  }
+  void await_resume() const noexcept {}
 };
 
 /// `co_await yield()` lets every other ready task run before continuing.
@@ -338,12 +338,12 @@ inline YieldAwaitable yield() noexcept { return {}; }
 
 /// Awaitable that yields only when the running group's slice is used up.
 struct MaybeYieldAwaitable {
-    bool await_ready() const noexcept { return !Reactor::current()->need_yield(); }
-    void await_suspend(std::coroutine_handle<> h) const noexcept {
-        Reactor* r = Reactor::current();
-        r->schedule(r->waiter_for(h));
-    }
-    void await_resume() const noexcept {}
+  bool await_ready() const noexcept { return !Reactor::current()->need_yield(); }
+  void await_suspend(std::coroutine_handle<> h) const noexcept {
+    Reactor* r = Reactor::current();
+    r->schedule(r->waiter_for(h));
+  }
+  void await_resume() const noexcept {}
 };
 
 /// `co_await maybe_yield()` in long-running background loops (compression,
@@ -351,4 +351,4 @@ struct MaybeYieldAwaitable {
 /// it has run out so that other groups get their shares.
 inline MaybeYieldAwaitable maybe_yield() noexcept { return {}; }
 
-}  // namespace runtime
+}  // namespace coblk::runtime

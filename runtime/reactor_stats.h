@@ -5,9 +5,9 @@
 #include <atomic>
 #include <cstdint>
 
-#include "runtime/scheduling_group.h"
+#include "coblk/runtime/scheduling_group.h"
 
-namespace runtime {
+namespace coblk::runtime {
 
 /// A counter written by exactly one thread (its reactor) and read by any.
 ///
@@ -16,49 +16,51 @@ namespace runtime {
 /// reader on another core only needs an untorn value (aligned 64-bit loads
 /// and stores are atomic), not ordering with other memory.
 class OwnedCounter {
-public:
-    /// Owner thread only.
-    void add(std::uint64_t n = 1) noexcept { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-    /// Owner thread only: keeps the maximum of the current value and `v`.
-    void raise_to(std::uint64_t v) noexcept {
-        if (v > value_.load(std::memory_order_relaxed)) {
-            value_.store(v, std::memory_order_relaxed);
-        }
+ public:
+  /// Owner thread only.
+  void add(std::uint64_t n = 1) noexcept {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  /// Owner thread only: keeps the maximum of the current value and `v`.
+  void raise_to(std::uint64_t v) noexcept {
+    if (v > value_.load(std::memory_order_relaxed)) {
+      value_.store(v, std::memory_order_relaxed);
     }
-    /// Any thread.
-    std::uint64_t get() const noexcept { return value_.load(std::memory_order_relaxed); }
+  }
+  /// Any thread.
+  std::uint64_t get() const noexcept { return value_.load(std::memory_order_relaxed); }
 
-private:
-    std::atomic<std::uint64_t> value_{0};
+ private:
+  std::atomic<std::uint64_t> value_{0};
 };
 
 /// Per scheduling group counters of one reactor.
 struct GroupStats {
-    OwnedCounter tasks_run;   ///< task resumptions in this group
-    OwnedCounter runtime_ns;  ///< time spent running this group's tasks
+  OwnedCounter tasks_run;   ///< task resumptions in this group
+  OwnedCounter runtime_ns;  ///< time spent running this group's tasks
 };
 
 /// Counters of one reactor (one core). Read them with Reactor::stats() or
 /// Runtime::stats(core) from any thread.
 struct ReactorStats {
-    OwnedCounter tasks_run;          ///< coroutine resumptions from the run queues
-    OwnedCounter sqes_submitted;     ///< SQEs the kernel accepted
-    OwnedCounter cqes_reaped;        ///< CQEs consumed
-    OwnedCounter sleeps;             ///< times the reactor blocked in io_uring_enter
-    OwnedCounter messages_sent;      ///< cross-core messages sent
-    OwnedCounter messages_received;  ///< cross-core messages handled
-    OwnedCounter wakeups_sent;       ///< sleeping peers woken (MSG_RING or eventfd)
-    OwnedCounter stalls;             ///< task runs longer than the stall threshold
-    OwnedCounter max_stall_ns;       ///< longest task run seen above the threshold
-    OwnedCounter uncaught_exceptions;///< detached tasks that ended with an exception
-    OwnedCounter unknown_cqes;       ///< CQEs whose user_data matched no open operation
-    /// Sleeps that ended by the 250 ms safety limit with messages waiting:
-    /// a wake-up that never came. Should stay 0.
-    OwnedCounter missed_wakeups;
-    /// Name of the task of the most recent stall (a string literal or a name
-    /// given to spawn; never freed while the process runs).
-    std::atomic<const char*> last_stall_task{nullptr};
-    std::array<GroupStats, SchedulingGroup::max_groups> groups;
+  OwnedCounter tasks_run;            ///< coroutine resumptions from the run queues
+  OwnedCounter sqes_submitted;       ///< SQEs the kernel accepted
+  OwnedCounter cqes_reaped;          ///< CQEs consumed
+  OwnedCounter sleeps;               ///< times the reactor blocked in io_uring_enter
+  OwnedCounter messages_sent;        ///< cross-core messages sent
+  OwnedCounter messages_received;    ///< cross-core messages handled
+  OwnedCounter wakeups_sent;         ///< sleeping peers woken (MSG_RING or eventfd)
+  OwnedCounter stalls;               ///< task runs longer than the stall threshold
+  OwnedCounter max_stall_ns;         ///< longest task run seen above the threshold
+  OwnedCounter uncaught_exceptions;  ///< detached tasks that ended with an exception
+  OwnedCounter unknown_cqes;         ///< CQEs whose user_data matched no open operation
+  /// Sleeps that ended by the 250 ms safety limit with messages waiting:
+  /// a wake-up that never came. Should stay 0.
+  OwnedCounter missed_wakeups;
+  /// Name of the task of the most recent stall (a string literal or a name
+  /// given to spawn; never freed while the process runs).
+  std::atomic<const char*> last_stall_task{nullptr};
+  std::array<GroupStats, SchedulingGroup::max_groups> groups;
 };
 
-}  // namespace runtime
+}  // namespace coblk::runtime

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <memory>
 
-namespace runtime {
+namespace coblk::runtime {
 
 /// A FIFO of ready coroutines, owned by one reactor thread.
 ///
@@ -13,44 +13,44 @@ namespace runtime {
 /// enough (1024 entries) that a steady-state reactor never grows it, so
 /// pushing and popping do not allocate.
 class RunQueue {
-public:
-    /// A ready coroutine and the name of the task it belongs to.
-    struct Entry {
-        std::coroutine_handle<> handle;
-        const char* name;
-    };
+ public:
+  /// A ready coroutine and the name of the task it belongs to.
+  struct Entry {
+    std::coroutine_handle<> handle;
+    const char* name;
+  };
 
-    RunQueue() : entries_(std::make_unique<Entry[]>(1024)), mask_(1023) {}
+  RunQueue() : entries_(std::make_unique<Entry[]>(1024)), mask_(1023) {}
 
-    /// Appends an entry (grows the buffer when full).
-    void push(Entry e) {
-        if (tail_ - head_ > mask_) {
-            grow();
-        }
-        entries_[tail_++ & mask_] = e;
+  /// Appends an entry (grows the buffer when full).
+  void push(Entry e) {
+    if (tail_ - head_ > mask_) {
+      grow();
     }
-    /// Removes and returns the oldest entry. The queue must not be empty.
-    Entry pop() noexcept { return entries_[head_++ & mask_]; }
-    bool empty() const noexcept { return head_ == tail_; }
-    std::size_t size() const noexcept { return tail_ - head_; }
+    entries_[tail_++ & mask_] = e;
+  }
+  /// Removes and returns the oldest entry. The queue must not be empty.
+  Entry pop() noexcept { return entries_[head_++ & mask_]; }
+  bool empty() const noexcept { return head_ == tail_; }
+  std::size_t size() const noexcept { return tail_ - head_; }
 
-private:
-    void grow() {
-        const std::size_t cap = mask_ + 1;
-        auto bigger = std::make_unique<Entry[]>(cap * 2);
-        for (std::size_t i = 0; i < cap; ++i) {
-            bigger[i] = entries_[(head_ + i) & mask_];
-        }
-        entries_ = std::move(bigger);
-        head_ = 0;
-        tail_ = cap;
-        mask_ = cap * 2 - 1;
+ private:
+  void grow() {
+    const std::size_t cap = mask_ + 1;
+    auto bigger = std::make_unique<Entry[]>(cap * 2);
+    for (std::size_t i = 0; i < cap; ++i) {
+      bigger[i] = entries_[(head_ + i) & mask_];
     }
+    entries_ = std::move(bigger);
+    head_ = 0;
+    tail_ = cap;
+    mask_ = cap * 2 - 1;
+  }
 
-    std::unique_ptr<Entry[]> entries_;
-    std::size_t mask_;
-    std::size_t head_ = 0;
-    std::size_t tail_ = 0;
+  std::unique_ptr<Entry[]> entries_;
+  std::size_t mask_;
+  std::size_t head_ = 0;
+  std::size_t tail_ = 0;
 };
 
-}  // namespace runtime
+}  // namespace coblk::runtime

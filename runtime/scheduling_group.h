@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string_view>
 
-namespace runtime {
+namespace coblk::runtime {
 
 /// A class of tasks that shares its core's time with the other groups in
 /// proportion to its shares.
@@ -19,29 +19,29 @@ namespace runtime {
 /// group table is read-only while reactors run, so any core may read it
 /// without synchronisation.
 class SchedulingGroup {
-public:
-    /// Most groups a process can have.
-    static constexpr unsigned max_groups = 8;
+ public:
+  /// Most groups a process can have.
+  static constexpr unsigned max_groups = 8;
 
-    /// The latency-sensitive group (shares 1000). Tasks run here by default.
-    static SchedulingGroup io() noexcept { return SchedulingGroup(0); }
-    /// The background group (shares 200): compression, tier flushes, scans.
-    static SchedulingGroup background() noexcept { return SchedulingGroup(1); }
+  /// The latency-sensitive group (shares 1000). Tasks run here by default.
+  static SchedulingGroup io() noexcept { return SchedulingGroup(0); }
+  /// The background group (shares 200): compression, tier flushes, scans.
+  static SchedulingGroup background() noexcept { return SchedulingGroup(1); }
 
-    /// Index of the group in each reactor's tables.
-    unsigned index() const noexcept { return index_; }
-    /// The group's name, for stats and stall reports.
-    std::string_view name() const noexcept;
-    /// The group's weight.
-    unsigned shares() const noexcept;
+  /// Index of the group in each reactor's tables.
+  unsigned index() const noexcept { return index_; }
+  /// The group's name, for stats and stall reports.
+  std::string_view name() const noexcept;
+  /// The group's weight.
+  unsigned shares() const noexcept;
 
-    friend bool operator==(SchedulingGroup, SchedulingGroup) = default;
+  friend bool operator==(SchedulingGroup, SchedulingGroup) = default;
 
-    /// Constructs a handle for an existing index (used internally).
-    explicit constexpr SchedulingGroup(unsigned index) noexcept : index_(static_cast<std::uint8_t>(index)) {}
+  /// Constructs a handle for an existing index (used internally).
+  explicit constexpr SchedulingGroup(unsigned index) noexcept : index_(static_cast<std::uint8_t>(index)) {}
 
-private:
-    std::uint8_t index_;
+ private:
+  std::uint8_t index_;
 };
 
 /// Creates a new group. Must be called before any Runtime is started; throws
@@ -55,4 +55,4 @@ unsigned scheduling_group_count() noexcept;
 /// Changes a group's shares. Like creation, only before reactors start.
 void set_scheduling_group_shares(SchedulingGroup group, unsigned shares);
 
-}  // namespace runtime
+}  // namespace coblk::runtime

@@ -4,45 +4,45 @@
 #include <coroutine>
 #include <exception>
 
-#include "runtime/frame_allocator.h"
-#include "runtime/reactor.h"
-#include "runtime/task.h"
+#include "coblk/runtime/frame_allocator.h"
+#include "coblk/runtime/reactor.h"
+#include "coblk/runtime/task.h"
 
-namespace runtime {
+namespace coblk::runtime {
 
 namespace detail {
 
 /// The root coroutine of a detached task. It owns the Task it runs, reports
 /// an exception that escapes it, and frees itself when done.
 class DetachedTask {
-public:
-    struct promise_type {
-        static void* operator new(std::size_t size) { return allocate_frame(size); }
-        static void operator delete(void* p, std::size_t size) noexcept { free_frame(p, size); }
+ public:
+  struct promise_type {
+    static void* operator new(std::size_t size) { return allocate_frame(size); }
+    static void operator delete(void* p, std::size_t size) noexcept { free_frame(p, size); }
 
-        DetachedTask get_return_object() noexcept {
-            return DetachedTask{std::coroutine_handle<promise_type>::from_promise(*this)};
-        }
-        std::suspend_always initial_suspend() noexcept { return {}; }
-        // The frame destroys itself after the body ends; the destructor of
-        // the promise takes it off the reactor's list of live roots.
-        std::suspend_never final_suspend() noexcept { return {}; }
-        void return_void() noexcept {}
-        void unhandled_exception() noexcept { std::terminate(); }  // the body catches everything
-        ~promise_type() { link.unlink(); }
+    DetachedTask get_return_object() noexcept {
+      return DetachedTask{std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    // The frame destroys itself after the body ends; the destructor of
+    // the promise takes it off the reactor's list of live roots.
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }  // the body catches everything
+    ~promise_type() { link.unlink(); }
 
-        RootLink link;
-    };
+    RootLink link;
+  };
 
-    std::coroutine_handle<promise_type> handle;
+  std::coroutine_handle<promise_type> handle;
 };
 
 inline DetachedTask run_detached(Task<void> task, const char* name) {
-    try {
-        co_await std::move(task);
-    } catch (...) {
-        Reactor::current()->report_uncaught(name, std::current_exception());
-    }
+  try {
+    co_await std::move(task);
+  } catch (...) {
+    Reactor::current()->report_uncaught(name, std::current_exception());
+  }
 }
 
 }  // namespace detail
@@ -59,15 +59,15 @@ inline DetachedTask run_detached(Task<void> task, const char* name) {
 ///
 /// Must be called on a reactor thread.
 inline void spawn(Task<void> task, const char* name, SchedulingGroup group) {
-    Reactor* reactor = Reactor::current();
-    auto root = detail::run_detached(std::move(task), name).handle;
-    root.promise().link.handle = root;
-    reactor->adopt_root(root.promise().link, name, group);
+  Reactor* reactor = Reactor::current();
+  auto root = detail::run_detached(std::move(task), name).handle;
+  root.promise().link.handle = root;
+  reactor->adopt_root(root.promise().link, name, group);
 }
 
 /// Starts `task` as a detached task in the group of the calling task.
 inline void spawn(Task<void> task, const char* name = "task") {
-    spawn(std::move(task), name, Reactor::current()->current_group());
+  spawn(std::move(task), name, Reactor::current()->current_group());
 }
 
-}  // namespace runtime
+}  // namespace coblk::runtime

@@ -17,7 +17,7 @@
 #include <type_traits>
 #include <utility>
 
-namespace runtime {
+namespace coblk::runtime {
 
 /// Size of a cache line on the machines coblk targets (x86-64, arm64).
 /// std::hardware_destructive_interference_size is not stable across
@@ -39,177 +39,174 @@ inline constexpr std::size_t cache_line_size = 64;
 /// slot behind.
 template <typename T>
 class SpscRing {
-    static_assert(std::is_nothrow_move_constructible_v<T>,
-                  "SpscRing items must be nothrow-move-constructible");
+  static_assert(std::is_nothrow_move_constructible_v<T>, "SpscRing items must be nothrow-move-constructible");
 
-public:
-    /// Creates a ring that holds at least `min_capacity` items (at least 2).
-    explicit SpscRing(std::size_t min_capacity) {
-        std::size_t cap = 2;
-        while (cap < min_capacity) {
-            cap <<= 1;
-        }
-        mask_ = cap - 1;
-        slots_ = std::allocator<Slot>{}.allocate(cap);
+ public:
+  /// Creates a ring that holds at least `min_capacity` items (at least 2).
+  explicit SpscRing(std::size_t min_capacity) {
+    std::size_t cap = 2;
+    while (cap < min_capacity) {
+      cap <<= 1;
     }
+    mask_ = cap - 1;
+    slots_ = std::allocator<Slot>{}.allocate(cap);
+  }
 
-    SpscRing(const SpscRing&) = delete;
-    SpscRing& operator=(const SpscRing&) = delete;
+  SpscRing(const SpscRing&) = delete;
+  SpscRing& operator=(const SpscRing&) = delete;
 
-    /// Destroys the items still in the ring. Neither side may be using the
-    /// ring any more.
-    ~SpscRing() {
-        std::size_t head = consumer_.head.load(std::memory_order_relaxed);
-        const std::size_t tail = producer_.tail.load(std::memory_order_relaxed);
-        for (; head != tail; ++head) {
-            item(head)->~T();
-        }
-        std::allocator<Slot>{}.deallocate(slots_, mask_ + 1);
+  /// Destroys the items still in the ring. Neither side may be using the
+  /// ring any more.
+  ~SpscRing() {
+    std::size_t head = consumer_.head.load(std::memory_order_relaxed);
+    const std::size_t tail = producer_.tail.load(std::memory_order_relaxed);
+    for (; head != tail; ++head) {
+      item(head)->~T();
     }
+    std::allocator<Slot>{}.deallocate(slots_, mask_ + 1);
+  }
 
-    /// Number of items the ring can hold.
-    std::size_t capacity() const noexcept { return mask_ + 1; }
+  /// Number of items the ring can hold.
+  std::size_t capacity() const noexcept { return mask_ + 1; }
 
-    /// Producer only. Moves `value` into the ring; returns false (and leaves
-    /// `value` untouched) when the ring is full.
-    bool try_push(T&& value) noexcept {
-        const std::size_t tail = producer_.tail.load(std::memory_order_relaxed);
-        if (tail - producer_.cached_head > mask_) {
-            // Acquire pairs with the consumer's release store of head: once we
-            // see a slot as freed, the consumer's destruction of the item that
-            // lived there happened-before our construction of a new one.
-            producer_.cached_head = consumer_.head.load(std::memory_order_acquire);
-            if (tail - producer_.cached_head > mask_) {
-                return false;
-            }
-        }
-        ::new (static_cast<void*>(item(tail))) T(std::move(value));
-        // Release publishes the constructed item to the consumer's acquire
-        // load of tail.
-        producer_.tail.store(tail + 1, std::memory_order_release);
-        return true;
+  /// Producer only. Moves `value` into the ring; returns false (and leaves
+  /// `value` untouched) when the ring is full.
+  bool try_push(T&& value) noexcept {
+    const std::size_t tail = producer_.tail.load(std::memory_order_relaxed);
+    if (tail - producer_.cached_head > mask_) {
+      // Acquire pairs with the consumer's release store of head: once we
+      // see a slot as freed, the consumer's destruction of the item that
+      // lived there happened-before our construction of a new one.
+      producer_.cached_head = consumer_.head.load(std::memory_order_acquire);
+      if (tail - producer_.cached_head > mask_) {
+        return false;
+      }
     }
+    ::new (static_cast<void*>(item(tail))) T(std::move(value));
+    // Release publishes the constructed item to the consumer's acquire
+    // load of tail.
+    producer_.tail.store(tail + 1, std::memory_order_release);
+    return true;
+  }
 
-    /// Producer only. Moves as many items from the front of `values` as fit;
-    /// returns how many were pushed. One release store publishes the batch.
-    std::size_t try_push_batch(std::span<T> values) noexcept {
-        const std::size_t tail = producer_.tail.load(std::memory_order_relaxed);
-        std::size_t room = capacity() - (tail - producer_.cached_head);
-        if (room < values.size()) {
-            producer_.cached_head = consumer_.head.load(std::memory_order_acquire);
-            room = capacity() - (tail - producer_.cached_head);
-        }
-        const std::size_t n = room < values.size() ? room : values.size();
-        // At most two contiguous runs (before and after the wrap), so the
-        // compiler can vectorise the copy instead of masking every index.
-        const std::size_t first = std::min(n, capacity() - (tail & mask_));
-        std::uninitialized_move_n(values.data(), first, item(tail));
-        std::uninitialized_move_n(values.data() + first, n - first, item(0));
-        if (n != 0) {
-            producer_.tail.store(tail + n, std::memory_order_release);
-        }
-        return n;
+  /// Producer only. Moves as many items from the front of `values` as fit;
+  /// returns how many were pushed. One release store publishes the batch.
+  std::size_t try_push_batch(std::span<T> values) noexcept {
+    const std::size_t tail = producer_.tail.load(std::memory_order_relaxed);
+    std::size_t room = capacity() - (tail - producer_.cached_head);
+    if (room < values.size()) {
+      producer_.cached_head = consumer_.head.load(std::memory_order_acquire);
+      room = capacity() - (tail - producer_.cached_head);
     }
-
-    /// Consumer only. Moves the oldest item into `out`; returns false when
-    /// the ring is empty.
-    bool try_pop(T& out) noexcept {
-        const std::size_t head = consumer_.head.load(std::memory_order_relaxed);
-        if (head == consumer_.cached_tail) {
-            // Acquire pairs with the producer's release store of tail, so the
-            // item's construction is visible before we read it.
-            consumer_.cached_tail = producer_.tail.load(std::memory_order_acquire);
-            if (head == consumer_.cached_tail) {
-                return false;
-            }
-        }
-        T* p = item(head);
-        out = std::move(*p);
-        p->~T();
-        // Release hands the slot back: our read and destruction of the item
-        // happen-before the producer reuses the slot (its acquire of head).
-        consumer_.head.store(head + 1, std::memory_order_release);
-        return true;
+    const std::size_t n = room < values.size() ? room : values.size();
+    // At most two contiguous runs (before and after the wrap), so the
+    // compiler can vectorise the copy instead of masking every index.
+    const std::size_t first = std::min(n, capacity() - (tail & mask_));
+    std::uninitialized_move_n(values.data(), first, item(tail));
+    std::uninitialized_move_n(values.data() + first, n - first, item(0));
+    if (n != 0) {
+      producer_.tail.store(tail + n, std::memory_order_release);
     }
+    return n;
+  }
 
-    /// Consumer only. Pops up to `out.size()` items into `out`; returns how
-    /// many were popped. One release store frees the whole batch.
-    std::size_t try_pop_batch(std::span<T> out) noexcept {
-        const std::size_t head = consumer_.head.load(std::memory_order_relaxed);
-        std::size_t avail = consumer_.cached_tail - head;
-        if (avail < out.size()) {
-            consumer_.cached_tail = producer_.tail.load(std::memory_order_acquire);
-            avail = consumer_.cached_tail - head;
-        }
-        const std::size_t n = avail < out.size() ? avail : out.size();
-        // Two contiguous runs at most, as in try_push_batch.
-        const std::size_t first = std::min(n, capacity() - (head & mask_));
-        std::move(item(head), item(head) + first, out.data());
-        std::destroy_n(item(head), first);
-        std::move(item(0), item(0) + (n - first), out.data() + first);
-        std::destroy_n(item(0), n - first);
-        if (n != 0) {
-            consumer_.head.store(head + n, std::memory_order_release);
-        }
-        return n;
+  /// Consumer only. Moves the oldest item into `out`; returns false when
+  /// the ring is empty.
+  bool try_pop(T& out) noexcept {
+    const std::size_t head = consumer_.head.load(std::memory_order_relaxed);
+    if (head == consumer_.cached_tail) {
+      // Acquire pairs with the producer's release store of tail, so the
+      // item's construction is visible before we read it.
+      consumer_.cached_tail = producer_.tail.load(std::memory_order_acquire);
+      if (head == consumer_.cached_tail) {
+        return false;
+      }
     }
+    T* p = item(head);
+    out = std::move(*p);
+    p->~T();
+    // Release hands the slot back: our read and destruction of the item
+    // happen-before the producer reuses the slot (its acquire of head).
+    consumer_.head.store(head + 1, std::memory_order_release);
+    return true;
+  }
 
-    /// Consumer only. True when the consumer can see no item. Refreshes the
-    /// cached tail, so it is exact at the moment of the load.
-    bool empty_for_consumer() noexcept {
-        const std::size_t head = consumer_.head.load(std::memory_order_relaxed);
-        if (head != consumer_.cached_tail) {
-            return false;
-        }
-        consumer_.cached_tail = producer_.tail.load(std::memory_order_acquire);
-        return head == consumer_.cached_tail;
+  /// Consumer only. Pops up to `out.size()` items into `out`; returns how
+  /// many were popped. One release store frees the whole batch.
+  std::size_t try_pop_batch(std::span<T> out) noexcept {
+    const std::size_t head = consumer_.head.load(std::memory_order_relaxed);
+    std::size_t avail = consumer_.cached_tail - head;
+    if (avail < out.size()) {
+      consumer_.cached_tail = producer_.tail.load(std::memory_order_acquire);
+      avail = consumer_.cached_tail - head;
     }
-
-    /// Producer only. True when the producer sees no free slot. Refreshes the
-    /// cached head.
-    bool full_for_producer() noexcept {
-        const std::size_t tail = producer_.tail.load(std::memory_order_relaxed);
-        if (tail - producer_.cached_head <= mask_) {
-            return false;
-        }
-        producer_.cached_head = consumer_.head.load(std::memory_order_acquire);
-        return tail - producer_.cached_head > mask_;
+    const std::size_t n = avail < out.size() ? avail : out.size();
+    // Two contiguous runs at most, as in try_push_batch.
+    const std::size_t first = std::min(n, capacity() - (head & mask_));
+    std::move(item(head), item(head) + first, out.data());
+    std::destroy_n(item(head), first);
+    std::move(item(0), item(0) + (n - first), out.data() + first);
+    std::destroy_n(item(0), n - first);
+    if (n != 0) {
+      consumer_.head.store(head + n, std::memory_order_release);
     }
+    return n;
+  }
 
-    /// Either side, or an observer: an approximate item count. Relaxed loads
-    /// suffice because the result is advisory (stats, tests).
-    std::size_t size_approx() const noexcept {
-        const std::size_t tail = producer_.tail.load(std::memory_order_relaxed);
-        const std::size_t head = consumer_.head.load(std::memory_order_relaxed);
-        return tail - head;
+  /// Consumer only. True when the consumer can see no item. Refreshes the
+  /// cached tail, so it is exact at the moment of the load.
+  bool empty_for_consumer() noexcept {
+    const std::size_t head = consumer_.head.load(std::memory_order_relaxed);
+    if (head != consumer_.cached_tail) {
+      return false;
     }
+    consumer_.cached_tail = producer_.tail.load(std::memory_order_acquire);
+    return head == consumer_.cached_tail;
+  }
 
-private:
-    struct Slot {
-        alignas(T) unsigned char bytes[sizeof(T)];
-    };
-
-    T* item(std::size_t index) noexcept {
-        return std::launder(reinterpret_cast<T*>(slots_[index & mask_].bytes));
+  /// Producer only. True when the producer sees no free slot. Refreshes the
+  /// cached head.
+  bool full_for_producer() noexcept {
+    const std::size_t tail = producer_.tail.load(std::memory_order_relaxed);
+    if (tail - producer_.cached_head <= mask_) {
+      return false;
     }
+    producer_.cached_head = consumer_.head.load(std::memory_order_acquire);
+    return tail - producer_.cached_head > mask_;
+  }
 
-    // Written by the producer; `cached_head` is producer-private.
-    struct alignas(cache_line_size) ProducerSide {
-        std::atomic<std::size_t> tail{0};
-        std::size_t cached_head = 0;
-    };
-    // Written by the consumer; `cached_tail` is consumer-private.
-    struct alignas(cache_line_size) ConsumerSide {
-        std::atomic<std::size_t> head{0};
-        std::size_t cached_tail = 0;
-    };
+  /// Either side, or an observer: an approximate item count. Relaxed loads
+  /// suffice because the result is advisory (stats, tests).
+  std::size_t size_approx() const noexcept {
+    const std::size_t tail = producer_.tail.load(std::memory_order_relaxed);
+    const std::size_t head = consumer_.head.load(std::memory_order_relaxed);
+    return tail - head;
+  }
 
-    ProducerSide producer_;
-    ConsumerSide consumer_;
-    // Read-only after construction, on a line of its own so it never shares a
-    // line with an index that is being written.
-    alignas(cache_line_size) Slot* slots_ = nullptr;
-    std::size_t mask_ = 0;
+ private:
+  struct Slot {
+    alignas(T) unsigned char bytes[sizeof(T)];
+  };
+
+  T* item(std::size_t index) noexcept { return std::launder(reinterpret_cast<T*>(slots_[index & mask_].bytes)); }
+
+  // Written by the producer; `cached_head` is producer-private.
+  struct alignas(cache_line_size) ProducerSide {
+    std::atomic<std::size_t> tail{0};
+    std::size_t cached_head = 0;
+  };
+  // Written by the consumer; `cached_tail` is consumer-private.
+  struct alignas(cache_line_size) ConsumerSide {
+    std::atomic<std::size_t> head{0};
+    std::size_t cached_tail = 0;
+  };
+
+  ProducerSide producer_;
+  ConsumerSide consumer_;
+  // Read-only after construction, on a line of its own so it never shares a
+  // line with an index that is being written.
+  alignas(cache_line_size) Slot* slots_ = nullptr;
+  std::size_t mask_ = 0;
 };
 
-}  // namespace runtime
+}  // namespace coblk::runtime

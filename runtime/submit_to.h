@@ -8,22 +8,22 @@
 #include <type_traits>
 #include <utility>
 
-#include "runtime/reactor.h"
-#include "runtime/runtime.h"
-#include "runtime/spawn.h"
-#include "runtime/task.h"
+#include "coblk/runtime/reactor.h"
+#include "coblk/runtime/runtime.h"
+#include "coblk/runtime/spawn.h"
+#include "coblk/runtime/task.h"
 
-namespace runtime {
+namespace coblk::runtime {
 
 namespace detail {
 
 template <typename T>
 struct TaskValue {
-    using type = T;
+  using type = T;
 };
 template <typename T>
 struct TaskValue<Task<T>> {
-    using type = T;
+  using type = T;
 };
 
 }  // namespace detail
@@ -33,95 +33,95 @@ struct TaskValue<Task<T>> {
 /// read the callable and write the result through a pointer to it.
 template <typename F>
 class [[nodiscard]] SubmitTo {
-    using Returned = std::invoke_result_t<F&>;
-    static constexpr bool returns_task = is_task_v<Returned>;
-    using Value = typename detail::TaskValue<Returned>::type;
-    using Stored = std::conditional_t<std::is_void_v<Value>, char, Value>;
+  using Returned = std::invoke_result_t<F&>;
+  static constexpr bool returns_task = is_task_v<Returned>;
+  using Value = typename detail::TaskValue<Returned>::type;
+  using Stored = std::conditional_t<std::is_void_v<Value>, char, Value>;
 
-public:
-    SubmitTo(unsigned core, F fn, const char* name) : fn_(std::move(fn)), target_(core), name_(name) {}
+ public:
+  SubmitTo(unsigned core, F fn, const char* name) : fn_(std::move(fn)), target_(core), name_(name) {}
 
-    bool await_ready() const noexcept { return false; }
+  bool await_ready() const noexcept { return false; }
 
-    bool await_suspend(std::coroutine_handle<> awaiter) {
-        Reactor* here = Reactor::current();
-        if (here->runtime() == nullptr || target_ >= here->runtime()->cores()) {
-            throw std::out_of_range("submit_to: no such core");
-        }
-        waiter_ = here->waiter_for(awaiter);
-        if (target_ == here->core()) {
-            if constexpr (returns_task) {
-                spawn(run_task(this), name_);
-                return true;
-            } else {
-                invoke();
-                return false;
-            }
-        }
-        here->send(target_, Message{&on_target, this});
+  bool await_suspend(std::coroutine_handle<> awaiter) {
+    Reactor* here = Reactor::current();
+    if (here->runtime() == nullptr || target_ >= here->runtime()->cores()) {
+      throw std::out_of_range("submit_to: no such core");
+    }
+    waiter_ = here->waiter_for(awaiter);
+    if (target_ == here->core()) {
+      if constexpr (returns_task) {
+        spawn(run_task(this), name_);
         return true;
+      } else {
+        invoke();
+        return false;
+      }
     }
+    here->send(target_, Message{&on_target, this});
+    return true;
+  }
 
-    Value await_resume() {
-        if (error_) {
-            std::rethrow_exception(error_);
-        }
-        if constexpr (!std::is_void_v<Value>) {
-            return std::move(*value_);
-        }
+  Value await_resume() {
+    if (error_) {
+      std::rethrow_exception(error_);
     }
-
-private:
-    void invoke() noexcept {
-        try {
-            if constexpr (std::is_void_v<Value>) {
-                fn_();
-            } else {
-                value_.emplace(fn_());
-            }
-        } catch (...) {
-            error_ = std::current_exception();
-        }
+    if constexpr (!std::is_void_v<Value>) {
+      return std::move(*value_);
     }
+  }
 
-    static Task<void> run_task(SubmitTo* self) {
-        try {
-            if constexpr (std::is_void_v<Value>) {
-                co_await self->fn_();
-            } else {
-                self->value_.emplace(co_await self->fn_());
-            }
-        } catch (...) {
-            self->error_ = std::current_exception();
-        }
-        // Last touch of *self: after this the awaiter may resume and free it.
+ private:
+  void invoke() noexcept {
+    try {
+      if constexpr (std::is_void_v<Value>) {
+        fn_();
+      } else {
+        value_.emplace(fn_());
+      }
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+  }
+
+  static Task<void> run_task(SubmitTo* self) {
+    try {
+      if constexpr (std::is_void_v<Value>) {
+        co_await self->fn_();
+      } else {
+        self->value_.emplace(co_await self->fn_());
+      }
+    } catch (...) {
+      self->error_ = std::current_exception();
+    }
+    // Last touch of *self: after this the awaiter may resume and free it.
+    Reactor::wake(self->waiter_);
+  }
+
+  // Runs on the target core. The mailbox's release/acquire pair orders the
+  // awaiter's writes (fn_, waiter_) before these reads, and the reply
+  // message orders our writes of the result before the awaiter reads them.
+  static void on_target(void* object) noexcept {
+    auto* self = static_cast<SubmitTo*>(object);
+    if constexpr (returns_task) {
+      try {
+        spawn(run_task(self), self->name_);
+      } catch (...) {
+        self->error_ = std::current_exception();
         Reactor::wake(self->waiter_);
+      }
+    } else {
+      self->invoke();
+      Reactor::wake(self->waiter_);
     }
+  }
 
-    // Runs on the target core. The mailbox's release/acquire pair orders the
-    // awaiter's writes (fn_, waiter_) before these reads, and the reply
-    // message orders our writes of the result before the awaiter reads them.
-    static void on_target(void* object) noexcept {
-        auto* self = static_cast<SubmitTo*>(object);
-        if constexpr (returns_task) {
-            try {
-                spawn(run_task(self), self->name_);
-            } catch (...) {
-                self->error_ = std::current_exception();
-                Reactor::wake(self->waiter_);
-            }
-        } else {
-            self->invoke();
-            Reactor::wake(self->waiter_);
-        }
-    }
-
-    F fn_;
-    unsigned target_;
-    const char* name_;
-    Waiter waiter_;
-    std::optional<Stored> value_;
-    std::exception_ptr error_;
+  F fn_;
+  unsigned target_;
+  const char* name_;
+  Waiter waiter_;
+  std::optional<Stored> value_;
+  std::exception_ptr error_;
 };
 
 /// Runs `fn()` on core `core` of the calling reactor's Runtime and resumes
@@ -133,7 +133,7 @@ private:
 /// on the target (stall reports, uncaught exceptions); it must outlive it.
 template <typename F>
 SubmitTo<F> submit_to(unsigned core, F fn, const char* name = "submit_to") {
-    return SubmitTo<F>(core, std::move(fn), name);
+  return SubmitTo<F>(core, std::move(fn), name);
 }
 
-}  // namespace runtime
+}  // namespace coblk::runtime

@@ -8,9 +8,9 @@
 #include <utility>
 #include <variant>
 
-#include "runtime/frame_allocator.h"
+#include "coblk/runtime/frame_allocator.h"
 
-namespace runtime {
+namespace coblk::runtime {
 
 template <typename T = void>
 class Task;
@@ -19,73 +19,73 @@ namespace detail {
 
 /// State shared by every Task promise: who to resume when the task ends.
 class TaskPromiseBase {
-public:
-    /// Frames come from the per-thread heap (see frame_allocator.h).
-    static void* operator new(std::size_t size) { return allocate_frame(size); }
-    static void operator delete(void* p, std::size_t size) noexcept { free_frame(p, size); }
+ public:
+  /// Frames come from the per-thread heap (see frame_allocator.h).
+  static void* operator new(std::size_t size) { return allocate_frame(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { free_frame(p, size); }
 
-    /// Tasks are lazy: nothing runs until the task is awaited.
-    std::suspend_always initial_suspend() noexcept { return {}; }
+  /// Tasks are lazy: nothing runs until the task is awaited.
+  std::suspend_always initial_suspend() noexcept { return {}; }
 
-    /// On completion, transfer control straight to the awaiter. Returning the
-    /// awaiter's handle from await_suspend is a tail call (symmetric
-    /// transfer), so a chain of N nested awaits unwinds in constant stack.
-    struct FinalAwaiter {
-        bool await_ready() const noexcept { return false; }
-        template <typename Promise>
-        std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
-            std::coroutine_handle<> next = self.promise().continuation_;
-            return next ? next : std::noop_coroutine();
-        }
-        void await_resume() const noexcept {}
-    };
-    FinalAwaiter final_suspend() noexcept { return {}; }
+  /// On completion, transfer control straight to the awaiter. Returning the
+  /// awaiter's handle from await_suspend is a tail call (symmetric
+  /// transfer), so a chain of N nested awaits unwinds in constant stack.
+  struct FinalAwaiter {
+    bool await_ready() const noexcept { return false; }
+    template <typename Promise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
+      std::coroutine_handle<> next = self.promise().continuation_;
+      return next ? next : std::noop_coroutine();
+    }
+    void await_resume() const noexcept {}
+  };
+  FinalAwaiter final_suspend() noexcept { return {}; }
 
-    void set_continuation(std::coroutine_handle<> c) noexcept { continuation_ = c; }
+  void set_continuation(std::coroutine_handle<> c) noexcept { continuation_ = c; }
 
-private:
-    std::coroutine_handle<> continuation_;
+ private:
+  std::coroutine_handle<> continuation_;
 };
 
 template <typename T>
 class TaskPromise final : public TaskPromiseBase {
-public:
-    Task<T> get_return_object() noexcept;
+ public:
+  Task<T> get_return_object() noexcept;
 
-    template <typename U>
-        requires std::is_convertible_v<U&&, T>
-    void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
-        result_.template emplace<1>(std::forward<U>(value));
+  template <typename U>
+  requires std::is_convertible_v<U&&, T>
+  void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+    result_.template emplace<1>(std::forward<U>(value));
+  }
+  void unhandled_exception() noexcept { result_.template emplace<2>(std::current_exception()); }
+
+  /// Returns the value, or rethrows the exception the body ended with.
+  T take_result() {
+    if (result_.index() == 2) {
+      std::rethrow_exception(std::get<2>(result_));
     }
-    void unhandled_exception() noexcept { result_.template emplace<2>(std::current_exception()); }
+    assert(result_.index() == 1 && "task resumed its awaiter without a result");
+    return std::move(std::get<1>(result_));
+  }
 
-    /// Returns the value, or rethrows the exception the body ended with.
-    T take_result() {
-        if (result_.index() == 2) {
-            std::rethrow_exception(std::get<2>(result_));
-        }
-        assert(result_.index() == 1 && "task resumed its awaiter without a result");
-        return std::move(std::get<1>(result_));
-    }
-
-private:
-    std::variant<std::monostate, T, std::exception_ptr> result_;
+ private:
+  std::variant<std::monostate, T, std::exception_ptr> result_;
 };
 
 template <>
 class TaskPromise<void> final : public TaskPromiseBase {
-public:
-    Task<void> get_return_object() noexcept;
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { exception_ = std::current_exception(); }
-    void take_result() {
-        if (exception_) {
-            std::rethrow_exception(exception_);
-        }
+ public:
+  Task<void> get_return_object() noexcept;
+  void return_void() noexcept {}
+  void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+  void take_result() {
+    if (exception_) {
+      std::rethrow_exception(exception_);
     }
+  }
 
-private:
-    std::exception_ptr exception_;
+ private:
+  std::exception_ptr exception_;
 };
 
 }  // namespace detail
@@ -105,73 +105,73 @@ private:
 /// between cores on their own; use submit_to() to run work elsewhere.
 template <typename T>
 class [[nodiscard]] Task {
-public:
-    using promise_type = detail::TaskPromise<T>;
-    using value_type = T;
+ public:
+  using promise_type = detail::TaskPromise<T>;
+  using value_type = T;
 
-    /// An empty task (holds no coroutine).
-    Task() noexcept = default;
-    explicit Task(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
-    Task(Task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
-    Task& operator=(Task&& other) noexcept {
-        if (this != &other) {
-            reset();
-            handle_ = std::exchange(other.handle_, {});
-        }
-        return *this;
+  /// An empty task (holds no coroutine).
+  Task() noexcept = default;
+  explicit Task(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
+  Task(Task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  Task& operator=(Task&& other) noexcept {
+    if (this != &other) {
+      reset();
+      handle_ = std::exchange(other.handle_, {});
     }
-    Task(const Task&) = delete;
-    Task& operator=(const Task&) = delete;
-    ~Task() { reset(); }
+    return *this;
+  }
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+  ~Task() { reset(); }
 
-    /// True when the task holds a coroutine.
-    explicit operator bool() const noexcept { return static_cast<bool>(handle_); }
+  /// True when the task holds a coroutine.
+  explicit operator bool() const noexcept { return static_cast<bool>(handle_); }
 
-    /// True when the body has run to completion.
-    bool done() const noexcept { return !handle_ || handle_.done(); }
+  /// True when the body has run to completion.
+  bool done() const noexcept { return !handle_ || handle_.done(); }
 
-    /// Awaiting a task starts it and suspends the awaiter until it finishes.
-    /// The result is moved out; a task can be awaited once.
-    auto operator co_await() && noexcept {
-        struct Awaiter {
-            std::coroutine_handle<promise_type> handle;
-            bool await_ready() const noexcept { return !handle || handle.done(); }
-            std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiter) noexcept {
-                handle.promise().set_continuation(awaiter);
-                return handle;  // start the body by symmetric transfer
-            }
-            T await_resume() {
-                assert(handle && "awaiting an empty Task");
-                return handle.promise().take_result();
-            }
-        };
-        return Awaiter{handle_};
+  /// Awaiting a task starts it and suspends the awaiter until it finishes.
+  /// The result is moved out; a task can be awaited once.
+  auto operator co_await() && noexcept {
+    struct Awaiter {
+      std::coroutine_handle<promise_type> handle;
+      bool await_ready() const noexcept { return !handle || handle.done(); }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiter) noexcept {
+        handle.promise().set_continuation(awaiter);
+        return handle;  // start the body by symmetric transfer
+      }
+      T await_resume() {
+        assert(handle && "awaiting an empty Task");
+        return handle.promise().take_result();
+      }
+    };
+    return Awaiter{handle_};
+  }
+  auto operator co_await() & noexcept { return std::move(*this).operator co_await(); }
+
+  /// Releases ownership of the frame (used by spawn and when_all).
+  std::coroutine_handle<promise_type> release() noexcept { return std::exchange(handle_, {}); }
+
+ private:
+  void reset() noexcept {
+    if (handle_) {
+      handle_.destroy();
+      handle_ = {};
     }
-    auto operator co_await() & noexcept { return std::move(*this).operator co_await(); }
+  }
 
-    /// Releases ownership of the frame (used by spawn and when_all).
-    std::coroutine_handle<promise_type> release() noexcept { return std::exchange(handle_, {}); }
-
-private:
-    void reset() noexcept {
-        if (handle_) {
-            handle_.destroy();
-            handle_ = {};
-        }
-    }
-
-    std::coroutine_handle<promise_type> handle_;
+  std::coroutine_handle<promise_type> handle_;
 };
 
 namespace detail {
 
 template <typename T>
 Task<T> TaskPromise<T>::get_return_object() noexcept {
-    return Task<T>{std::coroutine_handle<TaskPromise<T>>::from_promise(*this)};
+  return Task<T>{std::coroutine_handle<TaskPromise<T>>::from_promise(*this)};
 }
 
 inline Task<void> TaskPromise<void>::get_return_object() noexcept {
-    return Task<void>{std::coroutine_handle<TaskPromise<void>>::from_promise(*this)};
+  return Task<void>{std::coroutine_handle<TaskPromise<void>>::from_promise(*this)};
 }
 
 }  // namespace detail
@@ -182,4 +182,4 @@ inline constexpr bool is_task_v = false;
 template <typename T>
 inline constexpr bool is_task_v<Task<T>> = true;
 
-}  // namespace runtime
+}  // namespace coblk::runtime

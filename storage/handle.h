@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-namespace storage {
+namespace coblk::storage {
 
 /// Location of an object: the owning core's arena, the span slot in that
 /// arena's address range, and the byte offset in the slot. The encoding is
@@ -20,7 +20,7 @@ inline constexpr unsigned max_store_cores = 256;
 
 /// Builds a handle from its parts (core < 256, slot < 2^40, offset < 2^16).
 constexpr Handle make_handle(unsigned core, std::uint64_t slot, std::uint32_t offset) noexcept {
-    return (static_cast<Handle>(core) << 56) | (slot << 16) | offset;
+  return (static_cast<Handle>(core) << 56) | (slot << 16) | offset;
 }
 
 /// The core whose arena owns the object.
@@ -32,4 +32,4 @@ constexpr std::uint64_t handle_slot(Handle h) noexcept { return (h >> 16) & ((st
 /// Byte offset of the object within its span slot.
 constexpr std::uint32_t handle_offset(Handle h) noexcept { return static_cast<std::uint32_t>(h & 0xffff); }
 
-}  // namespace storage
+}  // namespace coblk::storage

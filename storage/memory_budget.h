@@ -5,9 +5,9 @@
 #include <atomic>
 #include <cstdint>
 
-#include "runtime/spsc_ring.h"
+#include "coblk/runtime/spsc_ring.h"
 
-namespace storage {
+namespace coblk::storage {
 
 /// Counts the pages all arenas hold (mem_used_total) and enforces the
 /// limit. It is the only counter shared by all cores, and it is touched only
@@ -15,43 +15,42 @@ namespace storage {
 /// system, never per stored page: a span holds many objects (or is one raw
 /// page, when the page is stored raw anyway at memcpy cost).
 class MemoryBudget {
-public:
-    /// `limit_pages` == 0 means no limit.
-    explicit MemoryBudget(std::uint64_t limit_pages) noexcept : limit_pages_(limit_pages) {}
+ public:
+  /// `limit_pages` == 0 means no limit.
+  explicit MemoryBudget(std::uint64_t limit_pages) noexcept : limit_pages_(limit_pages) {}
 
-    /// Takes `pages` more pages if that stays within the limit. Returns false
-    /// (and takes nothing) otherwise. Two cores racing at the limit may both
-    /// fail where one would have fit; that errs on the side of the limit.
-    bool try_take(std::uint64_t pages) noexcept {
-        // Relaxed: the counter guards no other memory; it is a number whose
-        // atomic read-modify-write keeps it exact.
-        const std::uint64_t now = used_.fetch_add(pages, std::memory_order_relaxed) + pages;
-        if (limit_pages_ != 0 && now > limit_pages_) {
-            used_.fetch_sub(pages, std::memory_order_relaxed);
-            return false;
-        }
-        std::uint64_t max = max_.load(std::memory_order_relaxed);
-        while (now > max && !max_.compare_exchange_weak(max, now, std::memory_order_relaxed)) {
-        }
-        return true;
+  /// Takes `pages` more pages if that stays within the limit. Returns false
+  /// (and takes nothing) otherwise. Two cores racing at the limit may both
+  /// fail where one would have fit; that errs on the side of the limit.
+  bool try_take(std::uint64_t pages) noexcept {
+    // Relaxed: the counter guards no other memory; it is a number whose
+    // atomic read-modify-write keeps it exact.
+    const std::uint64_t now = used_.fetch_add(pages, std::memory_order_relaxed) + pages;
+    if (limit_pages_ != 0 && now > limit_pages_) {
+      used_.fetch_sub(pages, std::memory_order_relaxed);
+      return false;
     }
+    std::uint64_t max = max_.load(std::memory_order_relaxed);
+    while (now > max && !max_.compare_exchange_weak(max, now, std::memory_order_relaxed)) {}
+    return true;
+  }
 
-    /// Gives back `pages` pages taken by try_take.
-    void give_back(std::uint64_t pages) noexcept { used_.fetch_sub(pages, std::memory_order_relaxed); }
+  /// Gives back `pages` pages taken by try_take.
+  void give_back(std::uint64_t pages) noexcept { used_.fetch_sub(pages, std::memory_order_relaxed); }
 
-    /// Pages held now.
-    std::uint64_t used_pages() const noexcept { return used_.load(std::memory_order_relaxed); }
+  /// Pages held now.
+  std::uint64_t used_pages() const noexcept { return used_.load(std::memory_order_relaxed); }
 
-    /// Most pages ever held at once.
-    std::uint64_t max_used_pages() const noexcept { return max_.load(std::memory_order_relaxed); }
+  /// Most pages ever held at once.
+  std::uint64_t max_used_pages() const noexcept { return max_.load(std::memory_order_relaxed); }
 
-    /// The limit in pages (0 = none).
-    std::uint64_t limit_pages() const noexcept { return limit_pages_; }
+  /// The limit in pages (0 = none).
+  std::uint64_t limit_pages() const noexcept { return limit_pages_; }
 
-private:
-    const std::uint64_t limit_pages_;
-    alignas(runtime::cache_line_size) std::atomic<std::uint64_t> used_{0};
-    std::atomic<std::uint64_t> max_{0};
+ private:
+  const std::uint64_t limit_pages_;
+  alignas(runtime::cache_line_size) std::atomic<std::uint64_t> used_{0};
+  std::atomic<std::uint64_t> max_{0};
 };
 
-}  // namespace storage
+}  // namespace coblk::storage

@@ -1,4 +1,4 @@
-#include "storage/object_arena.h"
+#include "coblk/storage/object_arena.h"
 
 #include <sys/mman.h>
 
@@ -9,25 +9,24 @@
 #include <stdexcept>
 #include <string>
 
-namespace storage {
+namespace coblk::storage {
 
 namespace {
 
 void* reserve_range(std::uint64_t bytes, const char* what) {
-    // MAP_NORESERVE: the range is address space only; a page costs memory
-    // when first touched. Reserving once up front keeps mmap off the I/O path.
-    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) {
-        throw std::runtime_error(std::string("cannot reserve address space for the ") + what + " (" +
-                                 std::to_string(bytes >> 20) + " MiB)");
-    }
-    return p;
+  // MAP_NORESERVE: the range is address space only; a page costs memory
+  // when first touched. Reserving once up front keeps mmap off the I/O path.
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    throw std::runtime_error(std::string("cannot reserve address space for the ") + what + " (" +
+                             std::to_string(bytes >> 20) + " MiB)");
+  }
+  return p;
 }
 
 }  // namespace
 
-ObjectArena::ObjectArena(unsigned core, const SizeClassTable& classes, std::uint64_t max_spans,
-                         MemoryBudget& budget)
+ObjectArena::ObjectArena(unsigned core, const SizeClassTable& classes, std::uint64_t max_spans, MemoryBudget& budget)
     : core_(core),
       classes_(classes),
       budget_(budget),
@@ -36,278 +35,276 @@ ObjectArena::ObjectArena(unsigned core, const SizeClassTable& classes, std::uint
       // indices are 32-bit in the metadata.
       max_slots_(std::min<std::uint64_t>(max_spans + 1, 0xffffffffu)),
       partial_(classes.count()) {
-    base_ = static_cast<std::byte*>(reserve_range(max_slots_ * slot_bytes_, "object arena"));
-    try {
-        meta_ = static_cast<SpanMeta*>(reserve_range(max_slots_ * sizeof(SpanMeta), "span metadata"));
-    } catch (...) {
-        ::munmap(base_, max_slots_ * slot_bytes_);
-        throw;
-    }
-    // Fresh anonymous memory reads as zeros, which is SpanState::never_used
-    // with empty links: no initialisation pass touches the metadata.
+  base_ = static_cast<std::byte*>(reserve_range(max_slots_ * slot_bytes_, "object arena"));
+  try {
+    meta_ = static_cast<SpanMeta*>(reserve_range(max_slots_ * sizeof(SpanMeta), "span metadata"));
+  } catch (...) {
+    ::munmap(base_, max_slots_ * slot_bytes_);
+    throw;
+  }
+  // Fresh anonymous memory reads as zeros, which is SpanState::never_used
+  // with empty links: no initialisation pass touches the metadata.
 }
 
 ObjectArena::~ObjectArena() {
-    budget_.give_back(span_pages_.load(std::memory_order_relaxed) + cached_pages_.load(std::memory_order_relaxed));
-    ::munmap(meta_, max_slots_ * sizeof(SpanMeta));
-    ::munmap(base_, max_slots_ * slot_bytes_);
+  budget_.give_back(span_pages_.load(std::memory_order_relaxed) + cached_pages_.load(std::memory_order_relaxed));
+  ::munmap(meta_, max_slots_ * sizeof(SpanMeta));
+  ::munmap(base_, max_slots_ * slot_bytes_);
 }
 
-Handle ObjectArena::allocate(std::uint32_t size) noexcept {
-    return allocate_in_class(classes_.index_for(size));
-}
+Handle ObjectArena::allocate(std::uint32_t size) noexcept { return allocate_in_class(classes_.index_for(size)); }
 
 Handle ObjectArena::allocate_in_class(std::uint32_t class_index) noexcept {
-    ClassList& list = partial_[class_index];
-    std::uint32_t slot = list.head;
+  ClassList& list = partial_[class_index];
+  std::uint32_t slot = list.head;
+  if (slot == 0) {
+    slot = new_span(class_index);
     if (slot == 0) {
-        slot = new_span(class_index);
-        if (slot == 0) {
-            return null_handle;
-        }
+      return null_handle;
     }
-    SpanMeta& m = meta_[slot];
-    const SizeClass& cls = classes_[class_index];
-    std::uint32_t index;
-    if (m.free_head != no_object) {
-        index = m.free_head;
-        // A freed object holds the index of the next freed one in its first
-        // two bytes (written by free()).
-        std::uint16_t next;
-        std::memcpy(&next, object_at(slot, index * cls.object_size), sizeof next);
-        m.free_head = next;
-    } else {
-        index = m.bump++;
-    }
-    if (++m.live == cls.objects_per_span) {
-        unlink(list, slot);
-        m.state = SpanState::full;
-    }
-    bump_counter(live_objects_, 1);
-    bump_counter(object_bytes_, cls.object_size);
-    return make_handle(core_, slot, index * cls.object_size);
+  }
+  SpanMeta& m = meta_[slot];
+  const SizeClass& cls = classes_[class_index];
+  std::uint32_t index;
+  if (m.free_head != no_object) {
+    index = m.free_head;
+    // A freed object holds the index of the next freed one in its first
+    // two bytes (written by free()).
+    std::uint16_t next;
+    std::memcpy(&next, object_at(slot, index * cls.object_size), sizeof next);
+    m.free_head = next;
+  } else {
+    index = m.bump++;
+  }
+  if (++m.live == cls.objects_per_span) {
+    unlink(list, slot);
+    m.state = SpanState::full;
+  }
+  bump_counter(live_objects_, 1);
+  bump_counter(object_bytes_, cls.object_size);
+  return make_handle(core_, slot, index * cls.object_size);
 }
 
 std::uint32_t ObjectArena::new_span(std::uint32_t class_index) noexcept {
-    const SizeClass& cls = classes_[class_index];
-    const std::uint32_t slot = take_slot(cls.pages_per_span);
-    if (slot == 0) {
-        return 0;
-    }
-    SpanMeta& m = meta_[slot];
-    m.class_index = static_cast<std::uint16_t>(class_index);
-    m.live = 0;
-    m.bump = 0;
-    m.free_head = no_object;
-    m.resident_pages = static_cast<std::uint8_t>(std::max<std::uint32_t>(m.resident_pages, cls.pages_per_span));
-    m.state = SpanState::partial;
-    // The newest span becomes the allocation target: filling one span at a
-    // time keeps the others' free objects available to frees and compaction.
-    link_head(partial_[class_index], slot);
-    bump_counter(spans_, 1);
-    bump_counter(span_pages_, m.resident_pages);
-    return slot;
+  const SizeClass& cls = classes_[class_index];
+  const std::uint32_t slot = take_slot(cls.pages_per_span);
+  if (slot == 0) {
+    return 0;
+  }
+  SpanMeta& m = meta_[slot];
+  m.class_index = static_cast<std::uint16_t>(class_index);
+  m.live = 0;
+  m.bump = 0;
+  m.free_head = no_object;
+  m.resident_pages = static_cast<std::uint8_t>(std::max<std::uint32_t>(m.resident_pages, cls.pages_per_span));
+  m.state = SpanState::partial;
+  // The newest span becomes the allocation target: filling one span at a
+  // time keeps the others' free objects available to frees and compaction.
+  link_head(partial_[class_index], slot);
+  bump_counter(spans_, 1);
+  bump_counter(span_pages_, m.resident_pages);
+  return slot;
 }
 
 std::uint32_t ObjectArena::take_slot(std::uint32_t pages) noexcept {
-    // Reuse memory before asking for more: a cached slot with exactly or
-    // more resident pages costs nothing new.
-    for (std::uint32_t r = pages; r <= max_span_pages; ++r) {
-        if (cached_[r] != 0) {
-            return pop_cached(r);
-        }
+  // Reuse memory before asking for more: a cached slot with exactly or
+  // more resident pages costs nothing new.
+  for (std::uint32_t r = pages; r <= max_span_pages; ++r) {
+    if (cached_[r] != 0) {
+      return pop_cached(r);
     }
-    // Then a cached slot with fewer resident pages, topped up.
-    for (std::uint32_t r = pages; r-- > 0;) {
-        if (cached_[r] != 0) {
-            if (!budget_.try_take(pages - r)) {
-                return 0;
-            }
-            return pop_cached(r);
-        }
-    }
-    if (next_unused_slot_ >= max_slots_ || !budget_.try_take(pages)) {
+  }
+  // Then a cached slot with fewer resident pages, topped up.
+  for (std::uint32_t r = pages; r-- > 0;) {
+    if (cached_[r] != 0) {
+      if (!budget_.try_take(pages - r)) {
         return 0;
+      }
+      return pop_cached(r);
     }
-    return static_cast<std::uint32_t>(next_unused_slot_++);
+  }
+  if (next_unused_slot_ >= max_slots_ || !budget_.try_take(pages)) {
+    return 0;
+  }
+  return static_cast<std::uint32_t>(next_unused_slot_++);
 }
 
 void ObjectArena::free(Handle handle) noexcept {
-    const auto slot = static_cast<std::uint32_t>(handle_slot(handle));
-    SpanMeta& m = meta_[slot];
-    const SizeClass& cls = classes_[m.class_index];
-    const std::uint32_t offset = handle_offset(handle);
-    std::memcpy(object_at(slot, offset), &m.free_head, sizeof m.free_head);
-    m.free_head = static_cast<std::uint16_t>(offset / cls.object_size);
-    --m.live;
-    bump_counter(live_objects_, -1);
-    bump_counter(object_bytes_, -static_cast<std::int64_t>(cls.object_size));
-    switch (m.state) {
-        case SpanState::full:
-            if (m.live == 0) {
-                release_span(slot);
-            } else {
-                // Behind the current allocation target: it is refilled only
-                // once the spans ahead are full.
-                m.state = SpanState::partial;
-                link_tail(partial_[m.class_index], slot);
-            }
-            break;
-        case SpanState::partial:
-            if (m.live == 0) {
-                unlink(partial_[m.class_index], slot);
-                release_span(slot);
-            }
-            break;
-        case SpanState::evacuating:
-            if (m.live == 0) {
-                compaction_freed_pages_ += m.resident_pages;
-                release_span(slot);
-            }
-            break;
-        default:
-            break;
-    }
+  const auto slot = static_cast<std::uint32_t>(handle_slot(handle));
+  SpanMeta& m = meta_[slot];
+  const SizeClass& cls = classes_[m.class_index];
+  const std::uint32_t offset = handle_offset(handle);
+  std::memcpy(object_at(slot, offset), &m.free_head, sizeof m.free_head);
+  m.free_head = static_cast<std::uint16_t>(offset / cls.object_size);
+  --m.live;
+  bump_counter(live_objects_, -1);
+  bump_counter(object_bytes_, -static_cast<std::int64_t>(cls.object_size));
+  switch (m.state) {
+    case SpanState::full:
+      if (m.live == 0) {
+        release_span(slot);
+      } else {
+        // Behind the current allocation target: it is refilled only
+        // once the spans ahead are full.
+        m.state = SpanState::partial;
+        link_tail(partial_[m.class_index], slot);
+      }
+      break;
+    case SpanState::partial:
+      if (m.live == 0) {
+        unlink(partial_[m.class_index], slot);
+        release_span(slot);
+      }
+      break;
+    case SpanState::evacuating:
+      if (m.live == 0) {
+        compaction_freed_pages_ += m.resident_pages;
+        release_span(slot);
+      }
+      break;
+    default:
+      break;
+  }
 }
 
 std::uint32_t ObjectArena::object_size(Handle handle) const noexcept {
-    return classes_[meta_[handle_slot(handle)].class_index].object_size;
+  return classes_[meta_[handle_slot(handle)].class_index].object_size;
 }
 
 void ObjectArena::release_span(std::uint32_t slot) noexcept {
-    SpanMeta& m = meta_[slot];
-    bump_counter(spans_, -1);
-    bump_counter(span_pages_, -static_cast<std::int64_t>(m.resident_pages));
-    push_cached(slot);
+  SpanMeta& m = meta_[slot];
+  bump_counter(spans_, -1);
+  bump_counter(span_pages_, -static_cast<std::int64_t>(m.resident_pages));
+  push_cached(slot);
 }
 
 void ObjectArena::push_cached(std::uint32_t slot) noexcept {
-    SpanMeta& m = meta_[slot];
-    m.state = SpanState::cached;
-    m.next = cached_[m.resident_pages];
-    cached_[m.resident_pages] = slot;
-    bump_counter(cached_pages_, m.resident_pages);
+  SpanMeta& m = meta_[slot];
+  m.state = SpanState::cached;
+  m.next = cached_[m.resident_pages];
+  cached_[m.resident_pages] = slot;
+  bump_counter(cached_pages_, m.resident_pages);
 }
 
 std::uint32_t ObjectArena::pop_cached(std::uint32_t resident) noexcept {
-    const std::uint32_t slot = cached_[resident];
-    cached_[resident] = meta_[slot].next;
-    bump_counter(cached_pages_, -static_cast<std::int64_t>(resident));
-    return slot;
+  const std::uint32_t slot = cached_[resident];
+  cached_[resident] = meta_[slot].next;
+  bump_counter(cached_pages_, -static_cast<std::int64_t>(resident));
+  return slot;
 }
 
 void ObjectArena::link_head(ClassList& list, std::uint32_t slot) noexcept {
-    SpanMeta& m = meta_[slot];
-    m.prev = 0;
-    m.next = list.head;
-    if (list.head != 0) {
-        meta_[list.head].prev = slot;
-    } else {
-        list.tail = slot;
-    }
-    list.head = slot;
+  SpanMeta& m = meta_[slot];
+  m.prev = 0;
+  m.next = list.head;
+  if (list.head != 0) {
+    meta_[list.head].prev = slot;
+  } else {
+    list.tail = slot;
+  }
+  list.head = slot;
 }
 
 void ObjectArena::link_tail(ClassList& list, std::uint32_t slot) noexcept {
-    SpanMeta& m = meta_[slot];
-    m.next = 0;
-    m.prev = list.tail;
-    if (list.tail != 0) {
-        meta_[list.tail].next = slot;
-    } else {
-        list.head = slot;
-    }
-    list.tail = slot;
+  SpanMeta& m = meta_[slot];
+  m.next = 0;
+  m.prev = list.tail;
+  if (list.tail != 0) {
+    meta_[list.tail].next = slot;
+  } else {
+    list.head = slot;
+  }
+  list.tail = slot;
 }
 
 void ObjectArena::unlink(ClassList& list, std::uint32_t slot) noexcept {
-    SpanMeta& m = meta_[slot];
-    if (m.prev != 0) {
-        meta_[m.prev].next = m.next;
-    } else {
-        list.head = m.next;
-    }
-    if (m.next != 0) {
-        meta_[m.next].prev = m.prev;
-    } else {
-        list.tail = m.prev;
-    }
-    m.prev = m.next = 0;
+  SpanMeta& m = meta_[slot];
+  if (m.prev != 0) {
+    meta_[m.prev].next = m.next;
+  } else {
+    list.head = m.next;
+  }
+  if (m.next != 0) {
+    meta_[m.next].prev = m.prev;
+  } else {
+    list.tail = m.prev;
+  }
+  m.prev = m.next = 0;
 }
 
 std::size_t ObjectArena::begin_compaction() {
-    evacuating_.clear();
-    compaction_freed_pages_ = 0;
-    std::vector<std::uint32_t> spans;
-    for (std::uint32_t ci = 0; ci < classes_.count(); ++ci) {
-        const std::uint32_t per_span = classes_[ci].objects_per_span;
-        if (per_span < 2) {
-            continue;  // one-object spans are always full or empty
-        }
-        spans.clear();
-        std::uint64_t free_objects = 0;
-        for (std::uint32_t s = partial_[ci].head; s != 0; s = meta_[s].next) {
-            spans.push_back(s);
-            free_objects += per_span - meta_[s].live;
-        }
-        if (spans.size() < 2) {
-            continue;
-        }
-        std::sort(spans.begin(), spans.end(),
-                  [this](std::uint32_t a, std::uint32_t b) { return meta_[a].live < meta_[b].live; });
-        // Take the sparsest spans as sources while their live objects still
-        // fit in the free objects of the spans that stay. Each source taken
-        // removes its own free objects from the room left.
-        std::uint64_t to_move = 0;
-        std::size_t sources = 0;
-        for (const std::uint32_t s : spans) {
-            const std::uint64_t live = meta_[s].live;
-            const std::uint64_t room_after = free_objects - (per_span - live);
-            if (to_move + live > room_after) {
-                break;
-            }
-            to_move += live;
-            free_objects = room_after;
-            ++sources;
-        }
-        for (std::size_t i = 0; i < sources; ++i) {
-            unlink(partial_[ci], spans[i]);
-            meta_[spans[i]].state = SpanState::evacuating;
-            evacuating_.push_back(spans[i]);
-        }
+  evacuating_.clear();
+  compaction_freed_pages_ = 0;
+  std::vector<std::uint32_t> spans;
+  for (std::uint32_t ci = 0; ci < classes_.count(); ++ci) {
+    const std::uint32_t per_span = classes_[ci].objects_per_span;
+    if (per_span < 2) {
+      continue;  // one-object spans are always full or empty
     }
-    return evacuating_.size();
+    spans.clear();
+    std::uint64_t free_objects = 0;
+    for (std::uint32_t s = partial_[ci].head; s != 0; s = meta_[s].next) {
+      spans.push_back(s);
+      free_objects += per_span - meta_[s].live;
+    }
+    if (spans.size() < 2) {
+      continue;
+    }
+    std::sort(spans.begin(), spans.end(),
+              [this](std::uint32_t a, std::uint32_t b) { return meta_[a].live < meta_[b].live; });
+    // Take the sparsest spans as sources while their live objects still
+    // fit in the free objects of the spans that stay. Each source taken
+    // removes its own free objects from the room left.
+    std::uint64_t to_move = 0;
+    std::size_t sources = 0;
+    for (const std::uint32_t s : spans) {
+      const std::uint64_t live = meta_[s].live;
+      const std::uint64_t room_after = free_objects - (per_span - live);
+      if (to_move + live > room_after) {
+        break;
+      }
+      to_move += live;
+      free_objects = room_after;
+      ++sources;
+    }
+    for (std::size_t i = 0; i < sources; ++i) {
+      unlink(partial_[ci], spans[i]);
+      meta_[spans[i]].state = SpanState::evacuating;
+      evacuating_.push_back(spans[i]);
+    }
+  }
+  return evacuating_.size();
 }
 
 bool ObjectArena::is_evacuating(Handle handle) const noexcept {
-    return meta_[handle_slot(handle)].state == SpanState::evacuating;
+  return meta_[handle_slot(handle)].state == SpanState::evacuating;
 }
 
 Handle ObjectArena::relocate(Handle handle) noexcept {
-    const std::uint32_t class_index = meta_[handle_slot(handle)].class_index;
-    const Handle moved = allocate_in_class(class_index);
-    if (moved == null_handle) {
-        return null_handle;
-    }
-    std::memcpy(address(moved), address(handle), classes_[class_index].object_size);
-    free(handle);
-    return moved;
+  const std::uint32_t class_index = meta_[handle_slot(handle)].class_index;
+  const Handle moved = allocate_in_class(class_index);
+  if (moved == null_handle) {
+    return null_handle;
+  }
+  std::memcpy(address(moved), address(handle), classes_[class_index].object_size);
+  free(handle);
+  return moved;
 }
 
 std::uint64_t ObjectArena::end_compaction() {
-    for (const std::uint32_t s : evacuating_) {
-        SpanMeta& m = meta_[s];
-        if (m.state == SpanState::evacuating) {
-            // Still holds objects whose frees are in flight: an ordinary
-            // partial span again, freed when they arrive.
-            m.state = SpanState::partial;
-            link_tail(partial_[m.class_index], s);
-        }
+  for (const std::uint32_t s : evacuating_) {
+    SpanMeta& m = meta_[s];
+    if (m.state == SpanState::evacuating) {
+      // Still holds objects whose frees are in flight: an ordinary
+      // partial span again, freed when they arrive.
+      m.state = SpanState::partial;
+      link_tail(partial_[m.class_index], s);
     }
-    evacuating_.clear();
-    const std::uint64_t freed = compaction_freed_pages_;
-    compaction_freed_pages_ = 0;
-    return freed;
+  }
+  evacuating_.clear();
+  const std::uint64_t freed = compaction_freed_pages_;
+  compaction_freed_pages_ = 0;
+  return freed;
 }
 
 namespace {
@@ -318,47 +315,47 @@ namespace {
 // EINVAL. Then the range is unlocked, discarded and locked again on fault,
 // so it never becomes swappable. Runs off the I/O path (drain, compaction).
 bool discard_pages(void* start, std::uint64_t bytes) noexcept {
-    if (::madvise(start, bytes, MADV_DONTNEED) == 0) {
-        return true;
-    }
-    if (errno != EINVAL || ::munlock(start, bytes) != 0) {
-        return false;
-    }
-    const bool discarded = ::madvise(start, bytes, MADV_DONTNEED) == 0;
-    // If relocking fails (RLIMIT_MEMLOCK), the pages are still gone and
-    // accounted as such; they will be unlocked when touched again.
-    (void)::mlock2(start, bytes, MLOCK_ONFAULT);
-    return discarded;
+  if (::madvise(start, bytes, MADV_DONTNEED) == 0) {
+    return true;
+  }
+  if (errno != EINVAL || ::munlock(start, bytes) != 0) {
+    return false;
+  }
+  const bool discarded = ::madvise(start, bytes, MADV_DONTNEED) == 0;
+  // If relocking fails (RLIMIT_MEMLOCK), the pages are still gone and
+  // accounted as such; they will be unlocked when touched again.
+  (void)::mlock2(start, bytes, MLOCK_ONFAULT);
+  return discarded;
 }
 
 }  // namespace
 
 std::uint64_t ObjectArena::release_cached_pages(std::uint64_t keep_pages) noexcept {
-    std::uint64_t released = 0;
-    for (std::uint32_t r = max_span_pages; r >= 1; --r) {
-        while (cached_[r] != 0 && cached_pages_.load(std::memory_order_relaxed) > keep_pages) {
-            const std::uint32_t slot = cached_[r];
-            if (!discard_pages(object_at(slot, 0), std::uint64_t{r} * alloc_page_size)) {
-                return released;  // the pages stay cached and counted
-            }
-            pop_cached(r);
-            meta_[slot].resident_pages = 0;
-            push_cached(slot);
-            budget_.give_back(r);
-            released += r;
-        }
+  std::uint64_t released = 0;
+  for (std::uint32_t r = max_span_pages; r >= 1; --r) {
+    while (cached_[r] != 0 && cached_pages_.load(std::memory_order_relaxed) > keep_pages) {
+      const std::uint32_t slot = cached_[r];
+      if (!discard_pages(object_at(slot, 0), std::uint64_t{r} * alloc_page_size)) {
+        return released;  // the pages stay cached and counted
+      }
+      pop_cached(r);
+      meta_[slot].resident_pages = 0;
+      push_cached(slot);
+      budget_.give_back(r);
+      released += r;
     }
-    return released;
+  }
+  return released;
 }
 
 ArenaStats ObjectArena::stats() const noexcept {
-    ArenaStats s;
-    s.live_objects = live_objects_.load(std::memory_order_relaxed);
-    s.object_bytes = object_bytes_.load(std::memory_order_relaxed);
-    s.spans = spans_.load(std::memory_order_relaxed);
-    s.span_pages = span_pages_.load(std::memory_order_relaxed);
-    s.cached_pages = cached_pages_.load(std::memory_order_relaxed);
-    return s;
+  ArenaStats s;
+  s.live_objects = live_objects_.load(std::memory_order_relaxed);
+  s.object_bytes = object_bytes_.load(std::memory_order_relaxed);
+  s.spans = spans_.load(std::memory_order_relaxed);
+  s.span_pages = span_pages_.load(std::memory_order_relaxed);
+  s.cached_pages = cached_pages_.load(std::memory_order_relaxed);
+  return s;
 }
 
-}  // namespace storage
+}  // namespace coblk::storage

@@ -7,19 +7,19 @@
 #include <cstdint>
 #include <vector>
 
-#include "storage/handle.h"
-#include "storage/memory_budget.h"
-#include "storage/size_classes.h"
+#include "coblk/storage/handle.h"
+#include "coblk/storage/memory_budget.h"
+#include "coblk/storage/size_classes.h"
 
-namespace storage {
+namespace coblk::storage {
 
 /// Counters of one arena, for mm_stat and the fragmentation report.
 struct ArenaStats {
-    std::uint64_t live_objects = 0;  ///< objects allocated and not freed
-    std::uint64_t object_bytes = 0;  ///< their class sizes summed (>= bytes requested)
-    std::uint64_t spans = 0;         ///< spans holding at least one object slot in use
-    std::uint64_t span_pages = 0;    ///< pages held by those spans
-    std::uint64_t cached_pages = 0;  ///< pages of empty spans kept for reuse, not yet returned to the system
+  std::uint64_t live_objects = 0;  ///< objects allocated and not freed
+  std::uint64_t object_bytes = 0;  ///< their class sizes summed (>= bytes requested)
+  std::uint64_t spans = 0;         ///< spans holding at least one object slot in use
+  std::uint64_t span_pages = 0;    ///< pages held by those spans
+  std::uint64_t cached_pages = 0;  ///< pages of empty spans kept for reuse, not yet returned to the system
 };
 
 /// The compressed-object allocator of one core.
@@ -44,127 +44,127 @@ struct ArenaStats {
 /// must hold the page-entry lock that keeps the object alive. stats() may be
 /// called from any thread.
 class ObjectArena {
-public:
-    /// `max_spans` bounds the address range (slots) reserved. Throws
-    /// std::runtime_error when the range cannot be reserved.
-    ObjectArena(unsigned core, const SizeClassTable& classes, std::uint64_t max_spans, MemoryBudget& budget);
-    ~ObjectArena();
-    ObjectArena(const ObjectArena&) = delete;
-    ObjectArena& operator=(const ObjectArena&) = delete;
+ public:
+  /// `max_spans` bounds the address range (slots) reserved. Throws
+  /// std::runtime_error when the range cannot be reserved.
+  ObjectArena(unsigned core, const SizeClassTable& classes, std::uint64_t max_spans, MemoryBudget& budget);
+  ~ObjectArena();
+  ObjectArena(const ObjectArena&) = delete;
+  ObjectArena& operator=(const ObjectArena&) = delete;
 
-    /// Owner only. Allocates an object of at least `size` bytes
-    /// (1..alloc_page_size). Returns null_handle when the memory limit or the
-    /// reserved range is exhausted. Never allocates heap memory, never makes
-    /// a syscall.
-    Handle allocate(std::uint32_t size) noexcept;
+  /// Owner only. Allocates an object of at least `size` bytes
+  /// (1..alloc_page_size). Returns null_handle when the memory limit or the
+  /// reserved range is exhausted. Never allocates heap memory, never makes
+  /// a syscall.
+  Handle allocate(std::uint32_t size) noexcept;
 
-    /// Owner only. Frees an object of this arena.
-    void free(Handle handle) noexcept;
+  /// Owner only. Frees an object of this arena.
+  void free(Handle handle) noexcept;
 
-    /// Any core. Address of the object's first byte.
-    std::byte* address(Handle handle) const noexcept {
-        return base_ + handle_slot(handle) * slot_bytes_ + handle_offset(handle);
-    }
+  /// Any core. Address of the object's first byte.
+  std::byte* address(Handle handle) const noexcept {
+    return base_ + handle_slot(handle) * slot_bytes_ + handle_offset(handle);
+  }
 
-    /// Owner only. The class size of the object (what it really occupies).
-    std::uint32_t object_size(Handle handle) const noexcept;
+  /// Owner only. The class size of the object (what it really occupies).
+  std::uint32_t object_size(Handle handle) const noexcept;
 
-    /// Owner only. First step of compaction: in each class, picks the
-    /// sparsest spans whose objects all fit into the free objects of the
-    /// class's other spans, and marks them evacuating (no new object is
-    /// placed in them). Returns how many spans were marked. Allocates a
-    /// small vector (compaction is not on the I/O path).
-    std::size_t begin_compaction();
+  /// Owner only. First step of compaction: in each class, picks the
+  /// sparsest spans whose objects all fit into the free objects of the
+  /// class's other spans, and marks them evacuating (no new object is
+  /// placed in them). Returns how many spans were marked. Allocates a
+  /// small vector (compaction is not on the I/O path).
+  std::size_t begin_compaction();
 
-    /// Owner only. True when the object lies in a span being evacuated.
-    bool is_evacuating(Handle handle) const noexcept;
+  /// Owner only. True when the object lies in a span being evacuated.
+  bool is_evacuating(Handle handle) const noexcept;
 
-    /// Owner only. Moves the object to another span of its class and frees
-    /// the old copy; returns the new handle, or null_handle if no room could
-    /// be found (the object then stays where it is). The caller must hold
-    /// the lock of the page entry that refers to `handle` and store the new
-    /// handle in it before unlocking.
-    Handle relocate(Handle handle) noexcept;
+  /// Owner only. Moves the object to another span of its class and frees
+  /// the old copy; returns the new handle, or null_handle if no room could
+  /// be found (the object then stays where it is). The caller must hold
+  /// the lock of the page entry that refers to `handle` and store the new
+  /// handle in it before unlocking.
+  Handle relocate(Handle handle) noexcept;
 
-    /// Owner only. Ends compaction: spans that are still not empty (their
-    /// last objects are dead but their frees are still in flight from other
-    /// cores) become ordinary spans again. Returns the pages of the spans
-    /// emptied since begin_compaction.
-    std::uint64_t end_compaction();
+  /// Owner only. Ends compaction: spans that are still not empty (their
+  /// last objects are dead but their frees are still in flight from other
+  /// cores) become ordinary spans again. Returns the pages of the spans
+  /// emptied since begin_compaction.
+  std::uint64_t end_compaction();
 
-    /// Owner only. Returns cached pages of empty spans to the system until at
-    /// most `keep_pages` remain cached; returns how many were released. This
-    /// makes madvise calls, so it is never called on the I/O path.
-    std::uint64_t release_cached_pages(std::uint64_t keep_pages) noexcept;
+  /// Owner only. Returns cached pages of empty spans to the system until at
+  /// most `keep_pages` remain cached; returns how many were released. This
+  /// makes madvise calls, so it is never called on the I/O path.
+  std::uint64_t release_cached_pages(std::uint64_t keep_pages) noexcept;
 
-    /// Any thread. A snapshot of the counters (each exact, not mutually
-    /// consistent while the owner runs).
-    ArenaStats stats() const noexcept;
+  /// Any thread. A snapshot of the counters (each exact, not mutually
+  /// consistent while the owner runs).
+  ArenaStats stats() const noexcept;
 
-    /// The core this arena belongs to.
-    unsigned core() const noexcept { return core_; }
+  /// The core this arena belongs to.
+  unsigned core() const noexcept { return core_; }
 
-private:
-    enum class SpanState : std::uint8_t { never_used = 0, cached, partial, full, evacuating };
+ private:
+  enum class SpanState : std::uint8_t { never_used = 0, cached, partial, full, evacuating };
 
-    // Per-slot metadata, in its own NORESERVE range so untouched slots cost
-    // nothing. Lists are threaded through prev/next by slot index; slot 0 is
-    // never used and terminates every list.
-    struct SpanMeta {
-        std::uint32_t prev;
-        std::uint32_t next;
-        std::uint16_t class_index;
-        std::uint16_t live;        // object slots in use (allocated, not freed)
-        std::uint16_t bump;        // objects [bump, objects_per_span) were never handed out
-        std::uint16_t free_head;   // first freed object, or no_object; links live in the objects
-        std::uint8_t resident_pages;
-        SpanState state;
-    };
-    struct ClassList {
-        std::uint32_t head = 0;
-        std::uint32_t tail = 0;
-    };
-    static constexpr std::uint16_t no_object = 0xffff;
+  // Per-slot metadata, in its own NORESERVE range so untouched slots cost
+  // nothing. Lists are threaded through prev/next by slot index; slot 0 is
+  // never used and terminates every list.
+  struct SpanMeta {
+    std::uint32_t prev;
+    std::uint32_t next;
+    std::uint16_t class_index;
+    std::uint16_t live;       // object slots in use (allocated, not freed)
+    std::uint16_t bump;       // objects [bump, objects_per_span) were never handed out
+    std::uint16_t free_head;  // first freed object, or no_object; links live in the objects
+    std::uint8_t resident_pages;
+    SpanState state;
+  };
+  struct ClassList {
+    std::uint32_t head = 0;
+    std::uint32_t tail = 0;
+  };
+  static constexpr std::uint16_t no_object = 0xffff;
 
-    std::byte* object_at(std::uint32_t slot, std::uint32_t offset) const noexcept {
-        return base_ + std::uint64_t{slot} * slot_bytes_ + offset;
-    }
-    Handle allocate_in_class(std::uint32_t class_index) noexcept;
-    std::uint32_t new_span(std::uint32_t class_index) noexcept;
-    std::uint32_t take_slot(std::uint32_t pages) noexcept;
-    void release_span(std::uint32_t slot) noexcept;
-    void link_head(ClassList& list, std::uint32_t slot) noexcept;
-    void link_tail(ClassList& list, std::uint32_t slot) noexcept;
-    void unlink(ClassList& list, std::uint32_t slot) noexcept;
-    std::uint32_t pop_cached(std::uint32_t resident) noexcept;
-    void push_cached(std::uint32_t slot) noexcept;
+  std::byte* object_at(std::uint32_t slot, std::uint32_t offset) const noexcept {
+    return base_ + std::uint64_t{slot} * slot_bytes_ + offset;
+  }
+  Handle allocate_in_class(std::uint32_t class_index) noexcept;
+  std::uint32_t new_span(std::uint32_t class_index) noexcept;
+  std::uint32_t take_slot(std::uint32_t pages) noexcept;
+  void release_span(std::uint32_t slot) noexcept;
+  void link_head(ClassList& list, std::uint32_t slot) noexcept;
+  void link_tail(ClassList& list, std::uint32_t slot) noexcept;
+  void unlink(ClassList& list, std::uint32_t slot) noexcept;
+  std::uint32_t pop_cached(std::uint32_t resident) noexcept;
+  void push_cached(std::uint32_t slot) noexcept;
 
-    // Single-writer counters: the owner updates them with a relaxed load and
-    // store (no read-modify-write needed, it is the only writer); other
-    // threads read them relaxed, as numbers that guard nothing.
-    static void bump_counter(std::atomic<std::uint64_t>& counter, std::int64_t delta) noexcept {
-        counter.store(counter.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(delta),
-                      std::memory_order_relaxed);
-    }
+  // Single-writer counters: the owner updates them with a relaxed load and
+  // store (no read-modify-write needed, it is the only writer); other
+  // threads read them relaxed, as numbers that guard nothing.
+  static void bump_counter(std::atomic<std::uint64_t>& counter, std::int64_t delta) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(delta),
+                  std::memory_order_relaxed);
+  }
 
-    const unsigned core_;
-    const SizeClassTable& classes_;
-    MemoryBudget& budget_;
-    const std::uint64_t slot_bytes_;
-    const std::uint64_t max_slots_;
-    std::byte* base_ = nullptr;
-    SpanMeta* meta_ = nullptr;
-    std::uint64_t next_unused_slot_ = 1;
-    std::vector<ClassList> partial_;                      // per class: spans with a free object
-    std::uint32_t cached_[max_span_pages + 1] = {};       // stacks of empty slots by resident pages
-    std::vector<std::uint32_t> evacuating_;               // spans marked by begin_compaction
-    std::uint64_t compaction_freed_pages_ = 0;
+  const unsigned core_;
+  const SizeClassTable& classes_;
+  MemoryBudget& budget_;
+  const std::uint64_t slot_bytes_;
+  const std::uint64_t max_slots_;
+  std::byte* base_ = nullptr;
+  SpanMeta* meta_ = nullptr;
+  std::uint64_t next_unused_slot_ = 1;
+  std::vector<ClassList> partial_;                 // per class: spans with a free object
+  std::uint32_t cached_[max_span_pages + 1] = {};  // stacks of empty slots by resident pages
+  std::vector<std::uint32_t> evacuating_;          // spans marked by begin_compaction
+  std::uint64_t compaction_freed_pages_ = 0;
 
-    std::atomic<std::uint64_t> live_objects_{0};
-    std::atomic<std::uint64_t> object_bytes_{0};
-    std::atomic<std::uint64_t> spans_{0};
-    std::atomic<std::uint64_t> span_pages_{0};
-    std::atomic<std::uint64_t> cached_pages_{0};
+  std::atomic<std::uint64_t> live_objects_{0};
+  std::atomic<std::uint64_t> object_bytes_{0};
+  std::atomic<std::uint64_t> spans_{0};
+  std::atomic<std::uint64_t> span_pages_{0};
+  std::atomic<std::uint64_t> cached_pages_{0};
 };
 
-}  // namespace storage
+}  // namespace coblk::storage

@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <thread>
 
-#include "compress/codec.h"
+#include "coblk/compress/codec.h"
 
-namespace storage {
+namespace coblk::storage {
 
 /// Bit layout of PageEntry's state word.
 namespace entry_bits {
@@ -20,7 +20,7 @@ inline constexpr std::uint64_t idle = 1u << 4;          ///< reserved: marked id
 inline constexpr std::uint64_t written_back = 1u << 5;  ///< reserved: value is a backing-device block
 inline constexpr unsigned algorithm_shift = 6;          ///< 2 bits: compress::Algorithm of the object
 inline constexpr std::uint64_t algorithm_mask = 3u << algorithm_shift;
-inline constexpr unsigned size_shift = 8;               ///< 13 bits: stored size in bytes (1..4096)
+inline constexpr unsigned size_shift = 8;  ///< 13 bits: stored size in bytes (1..4096)
 inline constexpr std::uint64_t size_mask = std::uint64_t{0x1fff} << size_shift;
 // Bits 21..63 are free (e.g. for a last-access time when idle tracking and
 // writeback are built).
@@ -30,16 +30,16 @@ inline constexpr std::uint64_t present = same | object | written_back;
 
 /// The stored size recorded in a word.
 constexpr std::uint32_t size_of(std::uint64_t word) noexcept {
-    return static_cast<std::uint32_t>((word & size_mask) >> size_shift);
+  return static_cast<std::uint32_t>((word & size_mask) >> size_shift);
 }
 /// The algorithm recorded in a word.
 constexpr compress::Algorithm algorithm_of(std::uint64_t word) noexcept {
-    return static_cast<compress::Algorithm>((word & algorithm_mask) >> algorithm_shift);
+  return static_cast<compress::Algorithm>((word & algorithm_mask) >> algorithm_shift);
 }
 /// The word of an object entry.
 constexpr std::uint64_t object_word(std::uint32_t size, compress::Algorithm algorithm, bool is_huge) noexcept {
-    return object | (is_huge ? huge : 0) | (std::uint64_t{static_cast<std::uint8_t>(algorithm)} << algorithm_shift) |
-           (std::uint64_t{size} << size_shift);
+  return object | (is_huge ? huge : 0) | (std::uint64_t{static_cast<std::uint8_t>(algorithm)} << algorithm_shift) |
+         (std::uint64_t{size} << size_shift);
 }
 }  // namespace entry_bits
 
@@ -60,61 +60,61 @@ constexpr std::uint64_t object_word(std::uint32_t size, compress::Algorithm algo
 /// thread can wait for a lock holder that is itself waiting: there is no
 /// cycle. Holders keep the lock for one page's decompress/compress at most.
 class PageEntry {
-public:
-    /// Takes the lock, spinning with exponential backoff (then yielding the
-    /// CPU, in case the holder's thread was preempted). Returns the state
-    /// word without the lock bit.
-    std::uint64_t lock() noexcept {
-        // Relaxed first read: it only decides whether to try; the CAS below
-        // carries the acquire.
-        std::uint64_t word = word_.load(std::memory_order_relaxed);
-        for (unsigned attempt = 0;; ++attempt) {
-            if ((word & entry_bits::lock) == 0 &&
-                // Acquire: pairs with the release in unlock(), so the previous
-                // holder's writes to `value` and the object are visible.
-                word_.compare_exchange_weak(word, word | entry_bits::lock, std::memory_order_acquire,
-                                            std::memory_order_relaxed)) {
-                return word;
-            }
-            back_off(attempt);
-            word = word_.load(std::memory_order_relaxed);
-        }
+ public:
+  /// Takes the lock, spinning with exponential backoff (then yielding the
+  /// CPU, in case the holder's thread was preempted). Returns the state
+  /// word without the lock bit.
+  std::uint64_t lock() noexcept {
+    // Relaxed first read: it only decides whether to try; the CAS below
+    // carries the acquire.
+    std::uint64_t word = word_.load(std::memory_order_relaxed);
+    for (unsigned attempt = 0;; ++attempt) {
+      if ((word & entry_bits::lock) == 0 &&
+          // Acquire: pairs with the release in unlock(), so the previous
+          // holder's writes to `value` and the object are visible.
+          word_.compare_exchange_weak(word, word | entry_bits::lock, std::memory_order_acquire,
+                                      std::memory_order_relaxed)) {
+        return word;
+      }
+      back_off(attempt);
+      word = word_.load(std::memory_order_relaxed);
     }
+  }
 
-    /// Releases the lock, storing `word` (whose lock bit is ignored) as the
-    /// new state.
-    void unlock(std::uint64_t word) noexcept {
-        // Release: publishes this holder's writes to the next lock().
-        word_.store(word & ~entry_bits::lock, std::memory_order_release);
-    }
+  /// Releases the lock, storing `word` (whose lock bit is ignored) as the
+  /// new state.
+  void unlock(std::uint64_t word) noexcept {
+    // Release: publishes this holder's writes to the next lock().
+    word_.store(word & ~entry_bits::lock, std::memory_order_release);
+  }
 
-    /// The state word without locking: a hint only (it may change at once).
-    /// Relaxed because no decision that needs the value's contents is taken
-    /// on it; the caller locks and re-reads before acting.
-    std::uint64_t peek() const noexcept { return word_.load(std::memory_order_relaxed) & ~entry_bits::lock; }
+  /// The state word without locking: a hint only (it may change at once).
+  /// Relaxed because no decision that needs the value's contents is taken
+  /// on it; the caller locks and re-reads before acting.
+  std::uint64_t peek() const noexcept { return word_.load(std::memory_order_relaxed) & ~entry_bits::lock; }
 
-    /// The handle or fill word. Only the lock holder may touch it.
-    std::uint64_t value = 0;
+  /// The handle or fill word. Only the lock holder may touch it.
+  std::uint64_t value = 0;
 
-private:
-    static void back_off(unsigned attempt) noexcept {
-        if (attempt < 10) {
-            for (unsigned i = 0, n = 1u << attempt; i < n; ++i) {
+ private:
+  static void back_off(unsigned attempt) noexcept {
+    if (attempt < 10) {
+      for (unsigned i = 0, n = 1u << attempt; i < n; ++i) {
 #if defined(__x86_64__) || defined(__i386__)
-                __builtin_ia32_pause();
+        __builtin_ia32_pause();
 #endif
-            }
-        } else {
-            // Contended for ~1000 pauses: the holder may not be running.
-            // Only ever reached under contention on one page.
-            std::this_thread::yield();
-        }
+      }
+    } else {
+      // Contended for ~1000 pauses: the holder may not be running.
+      // Only ever reached under contention on one page.
+      std::this_thread::yield();
     }
+  }
 
-    std::atomic<std::uint64_t> word_{0};
+  std::atomic<std::uint64_t> word_{0};
 };
 
 static_assert(sizeof(PageEntry) == 16, "a page entry is 16 bytes, as in kernel zram");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
-}  // namespace storage
+}  // namespace coblk::storage

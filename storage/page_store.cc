@@ -1,4 +1,4 @@
-#include "storage/page_store.h"
+#include "coblk/storage/page_store.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -6,44 +6,44 @@
 #include <stdexcept>
 #include <string>
 
-#include "compress/entropy.h"
-#include "compress/same_fill.h"
+#include "coblk/compress/entropy.h"
+#include "coblk/compress/same_fill.h"
 
-namespace storage {
+namespace coblk::storage {
 
 namespace {
 
 constexpr std::uint64_t page_size = compress::page_size;
 
 const PageStoreConfig& validated(const PageStoreConfig& c) {
-    if (c.size_bytes == 0 || c.size_bytes % page_size != 0) {
-        throw std::invalid_argument("device size must be a non-zero multiple of 4096 bytes, got " +
-                                    std::to_string(c.size_bytes));
-    }
-    if (c.cores == 0 || c.cores > max_store_cores) {
-        throw std::invalid_argument("core count must be 1..256, got " + std::to_string(c.cores));
-    }
-    if (c.huge_threshold < 64 || c.huge_threshold > page_size) {
-        throw std::invalid_argument("huge threshold must be 64..4096 bytes, got " + std::to_string(c.huge_threshold));
-    }
-    if (c.mem_limit_bytes != 0 && c.mem_limit_bytes < page_size) {
-        throw std::invalid_argument("memory limit must be 0 (none) or at least 4096 bytes, got " +
-                                    std::to_string(c.mem_limit_bytes));
-    }
-    if (c.remote_free_ring_capacity < 2) {
-        throw std::invalid_argument("remote free ring capacity must be at least 2");
-    }
-    return c;
+  if (c.size_bytes == 0 || c.size_bytes % page_size != 0) {
+    throw std::invalid_argument("device size must be a non-zero multiple of 4096 bytes, got " +
+                                std::to_string(c.size_bytes));
+  }
+  if (c.cores == 0 || c.cores > max_store_cores) {
+    throw std::invalid_argument("core count must be 1..256, got " + std::to_string(c.cores));
+  }
+  if (c.huge_threshold < 64 || c.huge_threshold > page_size) {
+    throw std::invalid_argument("huge threshold must be 64..4096 bytes, got " + std::to_string(c.huge_threshold));
+  }
+  if (c.mem_limit_bytes != 0 && c.mem_limit_bytes < page_size) {
+    throw std::invalid_argument("memory limit must be 0 (none) or at least 4096 bytes, got " +
+                                std::to_string(c.mem_limit_bytes));
+  }
+  if (c.remote_free_ring_capacity < 2) {
+    throw std::invalid_argument("remote free ring capacity must be at least 2");
+  }
+  return c;
 }
 
 }  // namespace
 
 // Everything one core uses on the I/O path, allocated up front.
 struct PageStore::CoreState {
-    alignas(runtime::cache_line_size) std::byte page[page_size];  // partial I/O: the page being modified/read
-    alignas(runtime::cache_line_size) std::byte compressed[page_size];
-    std::unique_ptr<compress::Codec> codec;
-    CoreCounters counters;
+  alignas(runtime::cache_line_size) std::byte page[page_size];  // partial I/O: the page being modified/read
+  alignas(runtime::cache_line_size) std::byte compressed[page_size];
+  std::unique_ptr<compress::Codec> codec;
+  CoreCounters counters;
 };
 
 PageStore::PageStore(const PageStoreConfig& config)
@@ -53,19 +53,19 @@ PageStore::PageStore(const PageStoreConfig& config)
       classes_(config.huge_threshold - 1),
       budget_(config.mem_limit_bytes / page_size),
       entries_(new PageEntry[page_count_]()) {
-    // Worst case for one arena: an object per page in a span of its own,
-    // plus as many dead objects whose frees are still in flight; plus one
-    // partly used span per class. Address space only (MAP_NORESERVE).
-    const std::uint64_t max_spans = 2 * page_count_ + classes_.count();
-    std::vector<ObjectArena*> arena_ptrs;
-    for (unsigned c = 0; c < config.cores; ++c) {
-        arenas_.push_back(std::make_unique<ObjectArena>(c, classes_, max_spans, budget_));
-        arena_ptrs.push_back(arenas_.back().get());
-        auto state = std::make_unique<CoreState>();
-        state->codec = compress::make_codec(config.codec);
-        cores_.push_back(std::move(state));
-    }
-    remote_frees_ = std::make_unique<RemoteFrees>(arena_ptrs, config.remote_free_ring_capacity);
+  // Worst case for one arena: an object per page in a span of its own,
+  // plus as many dead objects whose frees are still in flight; plus one
+  // partly used span per class. Address space only (MAP_NORESERVE).
+  const std::uint64_t max_spans = 2 * page_count_ + classes_.count();
+  std::vector<ObjectArena*> arena_ptrs;
+  for (unsigned c = 0; c < config.cores; ++c) {
+    arenas_.push_back(std::make_unique<ObjectArena>(c, classes_, max_spans, budget_));
+    arena_ptrs.push_back(arenas_.back().get());
+    auto state = std::make_unique<CoreState>();
+    state->codec = compress::make_codec(config.codec);
+    cores_.push_back(std::move(state));
+  }
+  remote_frees_ = std::make_unique<RemoteFrees>(arena_ptrs, config.remote_free_ring_capacity);
 }
 
 // Members are destroyed in reverse order: cores, rings, then arenas (which
@@ -73,344 +73,343 @@ PageStore::PageStore(const PageStoreConfig& config)
 PageStore::~PageStore() = default;
 
 bool PageStore::in_range(unsigned core, std::uint64_t offset, std::uint64_t length) noexcept {
-    if (core >= cores_.size()) {
-        // Relaxed: a diagnostic count, guarding nothing.
-        bad_core_calls_.fetch_add(1, std::memory_order_relaxed);
-        return false;
-    }
-    if (offset > size_bytes() || length > size_bytes() - offset) {
-        CoreCounters::add(cores_[core]->counters.invalid_io, 1);
-        return false;
-    }
-    return true;
+  if (core >= cores_.size()) {
+    // Relaxed: a diagnostic count, guarding nothing.
+    bad_core_calls_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  if (offset > size_bytes() || length > size_bytes() - offset) {
+    CoreCounters::add(cores_[core]->counters.invalid_io, 1);
+    return false;
+  }
+  return true;
 }
 
 int PageStore::write(unsigned core, std::uint64_t offset, std::span<const std::byte> data) noexcept {
-    if (!in_range(core, offset, data.size())) {
-        return -EIO;
+  if (!in_range(core, offset, data.size())) {
+    return -EIO;
+  }
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const std::uint64_t pos = offset + done;
+    const std::uint64_t index = pos / page_size;
+    const auto in_page = static_cast<std::uint32_t>(pos % page_size);
+    const std::size_t n = std::min<std::size_t>(page_size - in_page, data.size() - done);
+    const int rc = n == page_size ? write_whole_page(core, index, ConstPageSpan(data.data() + done, page_size))
+                                  : write_part(core, index, in_page, data.subspan(done, n));
+    if (rc != 0) {
+      CoreCounters::add(cores_[core]->counters.failed_writes, 1);
+      return rc;
     }
-    std::size_t done = 0;
-    while (done < data.size()) {
-        const std::uint64_t pos = offset + done;
-        const std::uint64_t index = pos / page_size;
-        const auto in_page = static_cast<std::uint32_t>(pos % page_size);
-        const std::size_t n = std::min<std::size_t>(page_size - in_page, data.size() - done);
-        const int rc = n == page_size ? write_whole_page(core, index, ConstPageSpan(data.data() + done, page_size))
-                                      : write_part(core, index, in_page, data.subspan(done, n));
-        if (rc != 0) {
-            CoreCounters::add(cores_[core]->counters.failed_writes, 1);
-            return rc;
-        }
-        done += n;
-    }
-    return 0;
+    done += n;
+  }
+  return 0;
 }
 
 int PageStore::prepare(unsigned core, ConstPageSpan page, Prepared& out) noexcept {
-    CoreState& cs = *cores_[core];
-    std::uint64_t fill;
-    if (compress::is_same_filled(page, fill)) {
-        out = Prepared{entry_bits::same, fill};
-        return 0;
-    }
-    // A destination one byte short of the threshold: the codec gives up (0)
-    // as soon as the result could not be stored compressed.
-    std::size_t length = 0;
-    if (!skip_incompressible_ || compress::estimate_entropy(page) <= compress::incompressible_entropy) {
-        length = cs.codec->compress(page, std::span<std::byte>(cs.compressed, config_.huge_threshold - 1));
-    }
-    const bool is_huge = length == 0;
-    const auto size = static_cast<std::uint32_t>(is_huge ? page_size : length);
-    // Objects other cores released go back into this arena before it grows.
-    remote_frees_->receive(core);
-    const Handle handle = arenas_[core]->allocate(size);
-    if (handle == null_handle) {
-        return -ENOSPC;
-    }
-    std::memcpy(arenas_[core]->address(handle), is_huge ? page.data() : cs.compressed, size);
-    out = Prepared{entry_bits::object_word(size, cs.codec->spec().algorithm, is_huge), handle};
+  CoreState& cs = *cores_[core];
+  std::uint64_t fill;
+  if (compress::is_same_filled(page, fill)) {
+    out = Prepared{entry_bits::same, fill};
     return 0;
+  }
+  // A destination one byte short of the threshold: the codec gives up (0)
+  // as soon as the result could not be stored compressed.
+  std::size_t length = 0;
+  if (!skip_incompressible_ || compress::estimate_entropy(page) <= compress::incompressible_entropy) {
+    length = cs.codec->compress(page, std::span<std::byte>(cs.compressed, config_.huge_threshold - 1));
+  }
+  const bool is_huge = length == 0;
+  const auto size = static_cast<std::uint32_t>(is_huge ? page_size : length);
+  // Objects other cores released go back into this arena before it grows.
+  remote_frees_->receive(core);
+  const Handle handle = arenas_[core]->allocate(size);
+  if (handle == null_handle) {
+    return -ENOSPC;
+  }
+  std::memcpy(arenas_[core]->address(handle), is_huge ? page.data() : cs.compressed, size);
+  out = Prepared{entry_bits::object_word(size, cs.codec->spec().algorithm, is_huge), handle};
+  return 0;
 }
 
 int PageStore::write_whole_page(unsigned core, std::uint64_t index, ConstPageSpan page) noexcept {
-    // Compress and copy outside the lock; only the swap is under it.
-    Prepared p;
-    if (const int rc = prepare(core, page, p); rc != 0) {
-        return rc;
-    }
-    PageEntry& e = entries_[index];
-    const std::uint64_t old_word = e.lock();
-    const std::uint64_t old_value = e.value;
-    e.value = p.value;
-    e.unlock(p.word);
-    account(core, old_word, -1);
-    account(core, p.word, +1);
-    release(core, old_word, old_value);
-    return 0;
+  // Compress and copy outside the lock; only the swap is under it.
+  Prepared p;
+  if (const int rc = prepare(core, page, p); rc != 0) {
+    return rc;
+  }
+  PageEntry& e = entries_[index];
+  const std::uint64_t old_word = e.lock();
+  const std::uint64_t old_value = e.value;
+  e.value = p.value;
+  e.unlock(p.word);
+  account(core, old_word, -1);
+  account(core, p.word, +1);
+  release(core, old_word, old_value);
+  return 0;
 }
 
 int PageStore::write_part(unsigned core, std::uint64_t index, std::uint32_t in_page, std::span<const std::byte> data,
                           bool zeroing) noexcept {
-    CoreState& cs = *cores_[core];
-    PageEntry& e = entries_[index];
-    // The whole read-modify-write holds the lock, so concurrent partial
-    // writes to different parts of one page both land.
-    const std::uint64_t old_word = e.lock();
-    if (zeroing && !(old_word & entry_bits::present)) {
-        // Zeroing part of an empty page: it already reads as zeros; storing
-        // a zero page would only count a page that holds nothing.
-        e.unlock(old_word);
-        return 0;
-    }
-    const std::uint64_t old_value = e.value;
-    if (const int rc = load_locked(core, old_word, old_value, PageSpan(cs.page, page_size)); rc != 0) {
-        e.unlock(old_word);
-        return rc;
-    }
-    std::memcpy(cs.page + in_page, data.data(), data.size());
-    Prepared p;
-    if (const int rc = prepare(core, ConstPageSpan(cs.page, page_size), p); rc != 0) {
-        e.unlock(old_word);
-        return rc;
-    }
-    e.value = p.value;
-    e.unlock(p.word);
-    account(core, old_word, -1);
-    account(core, p.word, +1);
-    release(core, old_word, old_value);
+  CoreState& cs = *cores_[core];
+  PageEntry& e = entries_[index];
+  // The whole read-modify-write holds the lock, so concurrent partial
+  // writes to different parts of one page both land.
+  const std::uint64_t old_word = e.lock();
+  if (zeroing && !(old_word & entry_bits::present)) {
+    // Zeroing part of an empty page: it already reads as zeros; storing
+    // a zero page would only count a page that holds nothing.
+    e.unlock(old_word);
     return 0;
+  }
+  const std::uint64_t old_value = e.value;
+  if (const int rc = load_locked(core, old_word, old_value, PageSpan(cs.page, page_size)); rc != 0) {
+    e.unlock(old_word);
+    return rc;
+  }
+  std::memcpy(cs.page + in_page, data.data(), data.size());
+  Prepared p;
+  if (const int rc = prepare(core, ConstPageSpan(cs.page, page_size), p); rc != 0) {
+    e.unlock(old_word);
+    return rc;
+  }
+  e.value = p.value;
+  e.unlock(p.word);
+  account(core, old_word, -1);
+  account(core, p.word, +1);
+  release(core, old_word, old_value);
+  return 0;
 }
 
 int PageStore::load_locked(unsigned core, std::uint64_t word, std::uint64_t value, PageSpan out) noexcept {
-    if (word & entry_bits::object) {
-        const std::byte* src = arenas_[handle_core(value)]->address(value);
-        if (word & entry_bits::huge) {
-            std::memcpy(out.data(), src, page_size);
-            return 0;
-        }
-        compress::Codec& codec = *cores_[core]->codec;
-        if (entry_bits::algorithm_of(word) != codec.spec().algorithm ||
-            !codec.decompress(std::span<const std::byte>(src, entry_bits::size_of(word)), out)) {
-            return -EIO;
-        }
-        return 0;
+  if (word & entry_bits::object) {
+    const std::byte* src = arenas_[handle_core(value)]->address(value);
+    if (word & entry_bits::huge) {
+      std::memcpy(out.data(), src, page_size);
+      return 0;
     }
-    if (word & entry_bits::same) {
-        compress::fill_page(out, value);
-        return 0;
+    compress::Codec& codec = *cores_[core]->codec;
+    if (entry_bits::algorithm_of(word) != codec.spec().algorithm ||
+        !codec.decompress(std::span<const std::byte>(src, entry_bits::size_of(word)), out)) {
+      return -EIO;
     }
-    std::memset(out.data(), 0, page_size);
     return 0;
+  }
+  if (word & entry_bits::same) {
+    compress::fill_page(out, value);
+    return 0;
+  }
+  std::memset(out.data(), 0, page_size);
+  return 0;
 }
 
 int PageStore::read(unsigned core, std::uint64_t offset, std::span<std::byte> out) noexcept {
-    if (!in_range(core, offset, out.size())) {
-        return -EIO;
+  if (!in_range(core, offset, out.size())) {
+    return -EIO;
+  }
+  CoreState& cs = *cores_[core];
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const std::uint64_t pos = offset + done;
+    const std::uint64_t index = pos / page_size;
+    const auto in_page = static_cast<std::size_t>(pos % page_size);
+    const std::size_t n = std::min<std::size_t>(page_size - in_page, out.size() - done);
+    int rc;
+    if (n == page_size) {
+      rc = read_page(core, index, PageSpan(out.data() + done, page_size));
+    } else {
+      rc = read_page(core, index, PageSpan(cs.page, page_size));
+      std::memcpy(out.data() + done, cs.page + in_page, n);
     }
-    CoreState& cs = *cores_[core];
-    std::size_t done = 0;
-    while (done < out.size()) {
-        const std::uint64_t pos = offset + done;
-        const std::uint64_t index = pos / page_size;
-        const auto in_page = static_cast<std::size_t>(pos % page_size);
-        const std::size_t n = std::min<std::size_t>(page_size - in_page, out.size() - done);
-        int rc;
-        if (n == page_size) {
-            rc = read_page(core, index, PageSpan(out.data() + done, page_size));
-        } else {
-            rc = read_page(core, index, PageSpan(cs.page, page_size));
-            std::memcpy(out.data() + done, cs.page + in_page, n);
-        }
-        if (rc != 0) {
-            CoreCounters::add(cs.counters.failed_reads, 1);
-            return rc;
-        }
-        done += n;
+    if (rc != 0) {
+      CoreCounters::add(cs.counters.failed_reads, 1);
+      return rc;
     }
-    return 0;
+    done += n;
+  }
+  return 0;
 }
 
 int PageStore::read_page(unsigned core, std::uint64_t index, PageSpan out) noexcept {
-    PageEntry& e = entries_[index];
-    const std::uint64_t word = e.lock();
-    const std::uint64_t value = e.value;
-    if (!(word & entry_bits::object)) {
-        // Nothing to keep alive: fill outside the lock.
-        e.unlock(word);
-        return load_locked(core, word, value, out);
-    }
-    const int rc = load_locked(core, word, value, out);
+  PageEntry& e = entries_[index];
+  const std::uint64_t word = e.lock();
+  const std::uint64_t value = e.value;
+  if (!(word & entry_bits::object)) {
+    // Nothing to keep alive: fill outside the lock.
     e.unlock(word);
-    return rc;
+    return load_locked(core, word, value, out);
+  }
+  const int rc = load_locked(core, word, value, out);
+  e.unlock(word);
+  return rc;
 }
 
 void PageStore::free_page(unsigned core, std::uint64_t index) noexcept {
-    PageEntry& e = entries_[index];
-    const std::uint64_t old_word = e.lock();
-    const std::uint64_t old_value = e.value;
-    e.value = 0;
-    e.unlock(0);
-    account(core, old_word, -1);
-    release(core, old_word, old_value);
-    CoreCounters::add(cores_[core]->counters.notify_free, 1);
+  PageEntry& e = entries_[index];
+  const std::uint64_t old_word = e.lock();
+  const std::uint64_t old_value = e.value;
+  e.value = 0;
+  e.unlock(0);
+  account(core, old_word, -1);
+  release(core, old_word, old_value);
+  CoreCounters::add(cores_[core]->counters.notify_free, 1);
 }
 
 int PageStore::zero_range(unsigned core, std::uint64_t offset, std::uint64_t length) noexcept {
-    if (!in_range(core, offset, length)) {
-        return -EIO;
+  if (!in_range(core, offset, length)) {
+    return -EIO;
+  }
+  static constexpr std::byte zeros[page_size] = {};
+  std::uint64_t done = 0;
+  while (done < length) {
+    const std::uint64_t pos = offset + done;
+    const std::uint64_t index = pos / page_size;
+    const auto in_page = static_cast<std::uint32_t>(pos % page_size);
+    const std::uint64_t n = std::min<std::uint64_t>(page_size - in_page, length - done);
+    if (n == page_size) {
+      free_page(core, index);
+    } else if (const int rc = write_part(core, index, in_page, std::span<const std::byte>(zeros, n), true); rc != 0) {
+      CoreCounters::add(cores_[core]->counters.failed_writes, 1);
+      return rc;
     }
-    static constexpr std::byte zeros[page_size] = {};
-    std::uint64_t done = 0;
-    while (done < length) {
-        const std::uint64_t pos = offset + done;
-        const std::uint64_t index = pos / page_size;
-        const auto in_page = static_cast<std::uint32_t>(pos % page_size);
-        const std::uint64_t n = std::min<std::uint64_t>(page_size - in_page, length - done);
-        if (n == page_size) {
-            free_page(core, index);
-        } else if (const int rc = write_part(core, index, in_page, std::span<const std::byte>(zeros, n), true);
-                   rc != 0) {
-            CoreCounters::add(cores_[core]->counters.failed_writes, 1);
-            return rc;
-        }
-        done += n;
-    }
-    return 0;
+    done += n;
+  }
+  return 0;
 }
 
 int PageStore::discard(unsigned core, std::uint64_t offset, std::uint64_t length) noexcept {
-    return zero_range(core, offset, length);
+  return zero_range(core, offset, length);
 }
 
 int PageStore::write_zeroes(unsigned core, std::uint64_t offset, std::uint64_t length) noexcept {
-    return zero_range(core, offset, length);
+  return zero_range(core, offset, length);
 }
 
 void PageStore::account(unsigned core, std::uint64_t word, std::int64_t sign) noexcept {
-    if (!(word & entry_bits::present)) {
-        return;
+  if (!(word & entry_bits::present)) {
+    return;
+  }
+  CoreCounters& c = cores_[core]->counters;
+  CoreCounters::add(c.pages_stored, sign);
+  if (word & entry_bits::same) {
+    CoreCounters::add(c.same_pages, sign);
+    return;
+  }
+  CoreCounters::add(c.compr_bytes, sign * entry_bits::size_of(word));
+  if (word & entry_bits::huge) {
+    CoreCounters::add(c.huge_pages, sign);
+    if (sign > 0) {
+      CoreCounters::add(c.huge_pages_since, 1);
     }
-    CoreCounters& c = cores_[core]->counters;
-    CoreCounters::add(c.pages_stored, sign);
-    if (word & entry_bits::same) {
-        CoreCounters::add(c.same_pages, sign);
-        return;
-    }
-    CoreCounters::add(c.compr_bytes, sign * entry_bits::size_of(word));
-    if (word & entry_bits::huge) {
-        CoreCounters::add(c.huge_pages, sign);
-        if (sign > 0) {
-            CoreCounters::add(c.huge_pages_since, 1);
-        }
-    }
+  }
 }
 
 void PageStore::release(unsigned core, std::uint64_t word, std::uint64_t value) noexcept {
-    if (!(word & entry_bits::object)) {
-        return;
-    }
-    if (handle_core(value) == core) {
-        arenas_[core]->free(value);
-    } else {
-        remote_frees_->send(core, value);
-    }
+  if (!(word & entry_bits::object)) {
+    return;
+  }
+  if (handle_core(value) == core) {
+    arenas_[core]->free(value);
+  } else {
+    remote_frees_->send(core, value);
+  }
 }
 
 void PageStore::drain_remote_frees(unsigned core) noexcept {
-    if (core >= cores_.size()) {
-        return;
-    }
-    remote_frees_->flush_overflow(core);
-    remote_frees_->receive(core);
-    arenas_[core]->release_cached_pages(config_.cached_pages_kept);
+  if (core >= cores_.size()) {
+    return;
+  }
+  remote_frees_->flush_overflow(core);
+  remote_frees_->receive(core);
+  arenas_[core]->release_cached_pages(config_.cached_pages_kept);
 }
 
 std::uint64_t PageStore::compact(unsigned core) {
-    if (core >= cores_.size()) {
-        return 0;
-    }
-    ObjectArena& arena = *arenas_[core];
-    remote_frees_->flush_overflow(core);
-    remote_frees_->receive(core);
-    if (arena.begin_compaction() != 0) {
-        for (std::uint64_t i = 0; i < page_count_; ++i) {
-            PageEntry& e = entries_[i];
-            // Only this core creates handles into this arena, and it installed
-            // each one itself, so a relaxed peek (coherence with our own
-            // earlier stores) never misses one of ours; others' changes only
-            // kill our objects, which the locked re-check sees.
-            if (!(e.peek() & entry_bits::object)) {
-                continue;
-            }
-            const std::uint64_t word = e.lock();
-            const Handle h = e.value;
-            if ((word & entry_bits::object) && handle_core(h) == core && arena.is_evacuating(h)) {
-                if (const Handle moved = arena.relocate(h); moved != null_handle) {
-                    e.value = moved;
-                }
-            }
-            e.unlock(word);
+  if (core >= cores_.size()) {
+    return 0;
+  }
+  ObjectArena& arena = *arenas_[core];
+  remote_frees_->flush_overflow(core);
+  remote_frees_->receive(core);
+  if (arena.begin_compaction() != 0) {
+    for (std::uint64_t i = 0; i < page_count_; ++i) {
+      PageEntry& e = entries_[i];
+      // Only this core creates handles into this arena, and it installed
+      // each one itself, so a relaxed peek (coherence with our own
+      // earlier stores) never misses one of ours; others' changes only
+      // kill our objects, which the locked re-check sees.
+      if (!(e.peek() & entry_bits::object)) {
+        continue;
+      }
+      const std::uint64_t word = e.lock();
+      const Handle h = e.value;
+      if ((word & entry_bits::object) && handle_core(h) == core && arena.is_evacuating(h)) {
+        if (const Handle moved = arena.relocate(h); moved != null_handle) {
+          e.value = moved;
         }
+      }
+      e.unlock(word);
     }
-    std::uint64_t freed = arena.end_compaction();
-    // Return every cached page, not only those of the evacuated spans:
-    // compaction is the caller's request to give memory back.
-    arena.release_cached_pages(0);
-    CoreCounters::add(cores_[core]->counters.pages_compacted, static_cast<std::int64_t>(freed));
-    return freed;
+  }
+  std::uint64_t freed = arena.end_compaction();
+  // Return every cached page, not only those of the evacuated spans:
+  // compaction is the caller's request to give memory back.
+  arena.release_cached_pages(0);
+  CoreCounters::add(cores_[core]->counters.pages_compacted, static_cast<std::int64_t>(freed));
+  return freed;
 }
 
 MmStat PageStore::mm_stat() const noexcept {
-    MmStat s;
-    std::int64_t stored = 0, compr = 0, same = 0, huge = 0, since = 0, compacted = 0;
-    for (const auto& cs : cores_) {
-        const CoreCounters& c = cs->counters;
-        stored += c.pages_stored.load(std::memory_order_relaxed);
-        compr += c.compr_bytes.load(std::memory_order_relaxed);
-        same += c.same_pages.load(std::memory_order_relaxed);
-        huge += c.huge_pages.load(std::memory_order_relaxed);
-        since += c.huge_pages_since.load(std::memory_order_relaxed);
-        compacted += c.pages_compacted.load(std::memory_order_relaxed);
-    }
-    // A sum read while cores run may be transiently negative; clamp.
-    auto u = [](std::int64_t v) { return v < 0 ? std::uint64_t{0} : static_cast<std::uint64_t>(v); };
-    s.orig_data_size = u(stored) * page_size;
-    s.compr_data_size = u(compr);
-    s.mem_used_total = budget_.used_pages() * page_size;
-    s.mem_limit = budget_.limit_pages() * page_size;
-    s.mem_used_max = budget_.max_used_pages() * page_size;
-    s.same_pages = u(same);
-    s.pages_compacted = u(compacted);
-    s.huge_pages = u(huge);
-    s.huge_pages_since = u(since);
-    return s;
+  MmStat s;
+  std::int64_t stored = 0, compr = 0, same = 0, huge = 0, since = 0, compacted = 0;
+  for (const auto& cs : cores_) {
+    const CoreCounters& c = cs->counters;
+    stored += c.pages_stored.load(std::memory_order_relaxed);
+    compr += c.compr_bytes.load(std::memory_order_relaxed);
+    same += c.same_pages.load(std::memory_order_relaxed);
+    huge += c.huge_pages.load(std::memory_order_relaxed);
+    since += c.huge_pages_since.load(std::memory_order_relaxed);
+    compacted += c.pages_compacted.load(std::memory_order_relaxed);
+  }
+  // A sum read while cores run may be transiently negative; clamp.
+  auto u = [](std::int64_t v) { return v < 0 ? std::uint64_t{0} : static_cast<std::uint64_t>(v); };
+  s.orig_data_size = u(stored) * page_size;
+  s.compr_data_size = u(compr);
+  s.mem_used_total = budget_.used_pages() * page_size;
+  s.mem_limit = budget_.limit_pages() * page_size;
+  s.mem_used_max = budget_.max_used_pages() * page_size;
+  s.same_pages = u(same);
+  s.pages_compacted = u(compacted);
+  s.huge_pages = u(huge);
+  s.huge_pages_since = u(since);
+  return s;
 }
 
 IoStat PageStore::io_stat() const noexcept {
-    IoStat s;
-    for (const auto& cs : cores_) {
-        const CoreCounters& c = cs->counters;
-        s.failed_reads += static_cast<std::uint64_t>(c.failed_reads.load(std::memory_order_relaxed));
-        s.failed_writes += static_cast<std::uint64_t>(c.failed_writes.load(std::memory_order_relaxed));
-        s.invalid_io += static_cast<std::uint64_t>(c.invalid_io.load(std::memory_order_relaxed));
-        s.notify_free += static_cast<std::uint64_t>(c.notify_free.load(std::memory_order_relaxed));
-    }
-    s.invalid_io += bad_core_calls_.load(std::memory_order_relaxed);
-    return s;
+  IoStat s;
+  for (const auto& cs : cores_) {
+    const CoreCounters& c = cs->counters;
+    s.failed_reads += static_cast<std::uint64_t>(c.failed_reads.load(std::memory_order_relaxed));
+    s.failed_writes += static_cast<std::uint64_t>(c.failed_writes.load(std::memory_order_relaxed));
+    s.invalid_io += static_cast<std::uint64_t>(c.invalid_io.load(std::memory_order_relaxed));
+    s.notify_free += static_cast<std::uint64_t>(c.notify_free.load(std::memory_order_relaxed));
+  }
+  s.invalid_io += bad_core_calls_.load(std::memory_order_relaxed);
+  return s;
 }
 
 AllocatorStats PageStore::allocator_stats() const noexcept {
-    AllocatorStats s;
-    for (unsigned c = 0; c < arenas_.size(); ++c) {
-        const ArenaStats a = arenas_[c]->stats();
-        s.live_objects += a.live_objects;
-        s.object_bytes += a.object_bytes;
-        s.spans += a.spans;
-        s.span_pages += a.span_pages;
-        s.cached_pages += a.cached_pages;
-        s.pending_remote_frees += remote_frees_->pending_towards(c);
-    }
-    return s;
+  AllocatorStats s;
+  for (unsigned c = 0; c < arenas_.size(); ++c) {
+    const ArenaStats a = arenas_[c]->stats();
+    s.live_objects += a.live_objects;
+    s.object_bytes += a.object_bytes;
+    s.spans += a.spans;
+    s.span_pages += a.span_pages;
+    s.cached_pages += a.cached_pages;
+    s.pending_remote_frees += remote_frees_->pending_towards(c);
+  }
+  return s;
 }
 
-}  // namespace storage
+}  // namespace coblk::storage

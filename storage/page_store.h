@@ -10,49 +10,49 @@
 #include <span>
 #include <vector>
 
-#include "compress/codec.h"
-#include "storage/handle.h"
-#include "storage/memory_budget.h"
-#include "storage/object_arena.h"
-#include "storage/page_entry.h"
-#include "storage/remote_frees.h"
-#include "storage/size_classes.h"
-#include "storage/store_stats.h"
+#include "coblk/compress/codec.h"
+#include "coblk/storage/handle.h"
+#include "coblk/storage/memory_budget.h"
+#include "coblk/storage/object_arena.h"
+#include "coblk/storage/page_entry.h"
+#include "coblk/storage/remote_frees.h"
+#include "coblk/storage/size_classes.h"
+#include "coblk/storage/store_stats.h"
 
-namespace storage {
+namespace coblk::storage {
 
 /// Configuration of a PageStore.
 struct PageStoreConfig {
-    std::uint64_t size_bytes = 0;       ///< device size: a non-zero multiple of 4096
-    compress::CodecSpec codec;          ///< algorithm and level of every core's codec
-    std::uint64_t mem_limit_bytes = 0;  ///< limit on mem_used_total; 0 = none (rounded down to pages)
-    unsigned cores = 1;                 ///< number of cores (callers) 1..256
-    /// A page whose compressed size is at least this is stored raw (kernel
-    /// zram's huge_class_size for 4 KiB pages is 3632). 64..4096.
-    std::uint32_t huge_threshold = 3632;
-    /// Skip compressing pages whose sampled entropy says they cannot reach
-    /// huge_threshold (compress::incompressible_entropy); they are stored
-    /// raw at memcpy cost. Unset = automatic: on for zstd (compressing
-    /// random data costs it ~5x a memcpy-and-estimate), off for lz4 (which
-    /// gives up on random data quickly, so the ~0.5 us estimate would cost
-    /// ~10 % on compressible pages: measured with bench_store).
-    std::optional<bool> skip_incompressible;
-    /// Capacity of each cross-core free ring (frees beyond it overflow into a
-    /// list, see RemoteFrees).
-    std::size_t remote_free_ring_capacity = 1024;
-    /// Pages of empty spans drain_remote_frees keeps cached for reuse
-    /// instead of returning them to the system.
-    std::uint64_t cached_pages_kept = 64;
+  std::uint64_t size_bytes = 0;       ///< device size: a non-zero multiple of 4096
+  compress::CodecSpec codec;          ///< algorithm and level of every core's codec
+  std::uint64_t mem_limit_bytes = 0;  ///< limit on mem_used_total; 0 = none (rounded down to pages)
+  unsigned cores = 1;                 ///< number of cores (callers) 1..256
+  /// A page whose compressed size is at least this is stored raw (kernel
+  /// zram's huge_class_size for 4 KiB pages is 3632). 64..4096.
+  std::uint32_t huge_threshold = 3632;
+  /// Skip compressing pages whose sampled entropy says they cannot reach
+  /// huge_threshold (compress::incompressible_entropy); they are stored
+  /// raw at memcpy cost. Unset = automatic: on for zstd (compressing
+  /// random data costs it ~5x a memcpy-and-estimate), off for lz4 (which
+  /// gives up on random data quickly, so the ~0.5 us estimate would cost
+  /// ~10 % on compressible pages: measured with bench_store).
+  std::optional<bool> skip_incompressible;
+  /// Capacity of each cross-core free ring (frees beyond it overflow into a
+  /// list, see RemoteFrees).
+  std::size_t remote_free_ring_capacity = 1024;
+  /// Pages of empty spans drain_remote_frees keeps cached for reuse
+  /// instead of returning them to the system.
+  std::uint64_t cached_pages_kept = 64;
 };
 
 /// Allocator figures summed over all arenas (fragmentation report).
 struct AllocatorStats {
-    std::uint64_t live_objects = 0;
-    std::uint64_t object_bytes = 0;    ///< class sizes of live objects
-    std::uint64_t spans = 0;
-    std::uint64_t span_pages = 0;      ///< pages held by spans
-    std::uint64_t cached_pages = 0;    ///< pages of empty spans not yet returned
-    std::uint64_t pending_remote_frees = 0;
+  std::uint64_t live_objects = 0;
+  std::uint64_t object_bytes = 0;  ///< class sizes of live objects
+  std::uint64_t spans = 0;
+  std::uint64_t span_pages = 0;    ///< pages held by spans
+  std::uint64_t cached_pages = 0;  ///< pages of empty spans not yet returned
+  std::uint64_t pending_remote_frees = 0;
 };
 
 /// A RAM block device's contents, stored compressed.
@@ -70,95 +70,95 @@ struct AllocatorStats {
 /// cores' objects go back to them through RemoteFrees. No mutex, no heap
 /// allocation and no syscall on the read/write/discard path.
 class PageStore {
-public:
-    /// Throws std::invalid_argument (one-line message) on a bad config, and
-    /// std::runtime_error / std::bad_alloc when memory cannot be reserved.
-    explicit PageStore(const PageStoreConfig& config);
-    ~PageStore();
-    PageStore(const PageStore&) = delete;
-    PageStore& operator=(const PageStore&) = delete;
+ public:
+  /// Throws std::invalid_argument (one-line message) on a bad config, and
+  /// std::runtime_error / std::bad_alloc when memory cannot be reserved.
+  explicit PageStore(const PageStoreConfig& config);
+  ~PageStore();
+  PageStore(const PageStore&) = delete;
+  PageStore& operator=(const PageStore&) = delete;
 
-    /// Writes `data` at byte `offset` (any alignment and length within the
-    /// device; partial pages are read-modify-written under the page's lock).
-    /// Returns 0, -EIO (outside the device, bad core, or a corrupt page
-    /// under a partial write) or -ENOSPC (memory limit reached; the page keeps
-    /// its old contents). Pages before a failing one are written.
-    int write(unsigned core, std::uint64_t offset, std::span<const std::byte> data) noexcept;
+  /// Writes `data` at byte `offset` (any alignment and length within the
+  /// device; partial pages are read-modify-written under the page's lock).
+  /// Returns 0, -EIO (outside the device, bad core, or a corrupt page
+  /// under a partial write) or -ENOSPC (memory limit reached; the page keeps
+  /// its old contents). Pages before a failing one are written.
+  int write(unsigned core, std::uint64_t offset, std::span<const std::byte> data) noexcept;
 
-    /// Reads into `out` from byte `offset`. Never-written pages read as
-    /// zeros. Returns 0 or -EIO.
-    int read(unsigned core, std::uint64_t offset, std::span<std::byte> out) noexcept;
+  /// Reads into `out` from byte `offset`. Never-written pages read as
+  /// zeros. Returns 0 or -EIO.
+  int read(unsigned core, std::uint64_t offset, std::span<std::byte> out) noexcept;
 
-    /// Discards [offset, offset+length): whole pages are freed (they read as
-    /// zeros, like never-written pages, and count in notify_free); the parts
-    /// of partial pages at the edges are overwritten with zeros, so a discard
-    /// always reads back as zeros. Returns 0, -EIO or -ENOSPC (an edge page
-    /// could not be stored).
-    int discard(unsigned core, std::uint64_t offset, std::uint64_t length) noexcept;
+  /// Discards [offset, offset+length): whole pages are freed (they read as
+  /// zeros, like never-written pages, and count in notify_free); the parts
+  /// of partial pages at the edges are overwritten with zeros, so a discard
+  /// always reads back as zeros. Returns 0, -EIO or -ENOSPC (an edge page
+  /// could not be stored).
+  int discard(unsigned core, std::uint64_t offset, std::uint64_t length) noexcept;
 
-    /// Zeroes [offset, offset+length). Identical to discard (as in kernel
-    /// zram, whole pages are freed rather than stored as zero pages).
-    int write_zeroes(unsigned core, std::uint64_t offset, std::uint64_t length) noexcept;
+  /// Zeroes [offset, offset+length). Identical to discard (as in kernel
+  /// zram, whole pages are freed rather than stored as zero pages).
+  int write_zeroes(unsigned core, std::uint64_t offset, std::uint64_t length) noexcept;
 
-    /// Frees into `core`'s arena the objects other cores have released,
-    /// pushes `core`'s own overflowing remote frees to their owners, and
-    /// returns excess cached pages to the system. Call on `core` when it is
-    /// idle; allocation also drains (but does not trim) on its own.
-    void drain_remote_frees(unsigned core) noexcept;
+  /// Frees into `core`'s arena the objects other cores have released,
+  /// pushes `core`'s own overflowing remote frees to their owners, and
+  /// returns excess cached pages to the system. Call on `core` when it is
+  /// idle; allocation also drains (but does not trim) on its own.
+  void drain_remote_frees(unsigned core) noexcept;
 
-    /// Compacts `core`'s arena: moves objects out of sparse spans into
-    /// fuller spans of the same class and returns the freed pages to the
-    /// system. Must run on `core` (it mutates core's arena); other cores may
-    /// do I/O meanwhile. Visits every page entry. Returns the pages freed
-    /// (added to pages_compacted).
-    std::uint64_t compact(unsigned core);
+  /// Compacts `core`'s arena: moves objects out of sparse spans into
+  /// fuller spans of the same class and returns the freed pages to the
+  /// system. Must run on `core` (it mutates core's arena); other cores may
+  /// do I/O meanwhile. Visits every page entry. Returns the pages freed
+  /// (added to pages_compacted).
+  std::uint64_t compact(unsigned core);
 
-    /// Memory statistics (any thread; each figure is a relaxed sum).
-    MmStat mm_stat() const noexcept;
-    /// I/O statistics (any thread).
-    IoStat io_stat() const noexcept;
-    /// Allocator figures (any thread).
-    AllocatorStats allocator_stats() const noexcept;
+  /// Memory statistics (any thread; each figure is a relaxed sum).
+  MmStat mm_stat() const noexcept;
+  /// I/O statistics (any thread).
+  IoStat io_stat() const noexcept;
+  /// Allocator figures (any thread).
+  AllocatorStats allocator_stats() const noexcept;
 
-    /// Device size in bytes.
-    std::uint64_t size_bytes() const noexcept { return page_count_ * compress::page_size; }
-    /// Number of cores.
-    unsigned cores() const noexcept { return static_cast<unsigned>(cores_.size()); }
-    /// The size classes in use.
-    const SizeClassTable& size_classes() const noexcept { return classes_; }
+  /// Device size in bytes.
+  std::uint64_t size_bytes() const noexcept { return page_count_ * compress::page_size; }
+  /// Number of cores.
+  unsigned cores() const noexcept { return static_cast<unsigned>(cores_.size()); }
+  /// The size classes in use.
+  const SizeClassTable& size_classes() const noexcept { return classes_; }
 
-private:
-    struct CoreState;
-    // A page prepared for installation: its entry word (without lock) and value.
-    struct Prepared {
-        std::uint64_t word = 0;
-        std::uint64_t value = 0;
-    };
-    using PageSpan = std::span<std::byte, compress::page_size>;
-    using ConstPageSpan = std::span<const std::byte, compress::page_size>;
+ private:
+  struct CoreState;
+  // A page prepared for installation: its entry word (without lock) and value.
+  struct Prepared {
+    std::uint64_t word = 0;
+    std::uint64_t value = 0;
+  };
+  using PageSpan = std::span<std::byte, compress::page_size>;
+  using ConstPageSpan = std::span<const std::byte, compress::page_size>;
 
-    bool in_range(unsigned core, std::uint64_t offset, std::uint64_t length) noexcept;
-    int prepare(unsigned core, ConstPageSpan page, Prepared& out) noexcept;
-    int write_whole_page(unsigned core, std::uint64_t index, ConstPageSpan page) noexcept;
-    int write_part(unsigned core, std::uint64_t index, std::uint32_t in_page, std::span<const std::byte> data,
-                   bool zeroing = false) noexcept;
-    int read_page(unsigned core, std::uint64_t index, PageSpan out) noexcept;
-    int load_locked(unsigned core, std::uint64_t word, std::uint64_t value, PageSpan out) noexcept;
-    void free_page(unsigned core, std::uint64_t index) noexcept;
-    int zero_range(unsigned core, std::uint64_t offset, std::uint64_t length) noexcept;
-    void account(unsigned core, std::uint64_t word, std::int64_t sign) noexcept;
-    void release(unsigned core, std::uint64_t word, std::uint64_t value) noexcept;
+  bool in_range(unsigned core, std::uint64_t offset, std::uint64_t length) noexcept;
+  int prepare(unsigned core, ConstPageSpan page, Prepared& out) noexcept;
+  int write_whole_page(unsigned core, std::uint64_t index, ConstPageSpan page) noexcept;
+  int write_part(unsigned core, std::uint64_t index, std::uint32_t in_page, std::span<const std::byte> data,
+                 bool zeroing = false) noexcept;
+  int read_page(unsigned core, std::uint64_t index, PageSpan out) noexcept;
+  int load_locked(unsigned core, std::uint64_t word, std::uint64_t value, PageSpan out) noexcept;
+  void free_page(unsigned core, std::uint64_t index) noexcept;
+  int zero_range(unsigned core, std::uint64_t offset, std::uint64_t length) noexcept;
+  void account(unsigned core, std::uint64_t word, std::int64_t sign) noexcept;
+  void release(unsigned core, std::uint64_t word, std::uint64_t value) noexcept;
 
-    const PageStoreConfig config_;
-    const std::uint64_t page_count_;
-    const bool skip_incompressible_;
-    SizeClassTable classes_;
-    MemoryBudget budget_;
-    std::unique_ptr<PageEntry[]> entries_;
-    std::vector<std::unique_ptr<ObjectArena>> arenas_;
-    std::unique_ptr<RemoteFrees> remote_frees_;
-    std::vector<std::unique_ptr<CoreState>> cores_;
-    std::atomic<std::uint64_t> bad_core_calls_{0};
+  const PageStoreConfig config_;
+  const std::uint64_t page_count_;
+  const bool skip_incompressible_;
+  SizeClassTable classes_;
+  MemoryBudget budget_;
+  std::unique_ptr<PageEntry[]> entries_;
+  std::vector<std::unique_ptr<ObjectArena>> arenas_;
+  std::unique_ptr<RemoteFrees> remote_frees_;
+  std::vector<std::unique_ptr<CoreState>> cores_;
+  std::atomic<std::uint64_t> bad_core_calls_{0};
 };
 
-}  // namespace storage
+}  // namespace coblk::storage

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace storage {
+namespace coblk::storage {
 
 /// Size in bytes of one allocator page (the unit memory is accounted in).
 inline constexpr std::uint32_t alloc_page_size = 4096;
@@ -24,9 +24,9 @@ inline constexpr std::uint32_t max_span_pages = 8;
 
 /// One size class.
 struct SizeClass {
-    std::uint32_t object_size = 0;     ///< bytes per object (a multiple of class_step, or a page)
-    std::uint16_t pages_per_span = 0;  ///< pages of one span of this class
-    std::uint16_t objects_per_span = 0;///< objects that fit in one span
+  std::uint32_t object_size = 0;       ///< bytes per object (a multiple of class_step, or a page)
+  std::uint16_t pages_per_span = 0;    ///< pages of one span of this class
+  std::uint16_t objects_per_span = 0;  ///< objects that fit in one span
 };
 
 /// The table of size classes for one store: packed classes in steps of 16
@@ -41,34 +41,34 @@ struct SizeClass {
 /// would hold exactly as many objects), and each class removed is one
 /// partly filled span less. Above ~1.5 KiB this merges most sizes.
 class SizeClassTable {
-public:
-    /// `largest_packed_size` is the largest object size that is packed
-    /// (1..alloc_page_size-1); larger requests go to the raw class.
-    explicit SizeClassTable(std::uint32_t largest_packed_size);
+ public:
+  /// `largest_packed_size` is the largest object size that is packed
+  /// (1..alloc_page_size-1); larger requests go to the raw class.
+  explicit SizeClassTable(std::uint32_t largest_packed_size);
 
-    /// Number of classes, the raw class included.
-    std::size_t count() const noexcept { return classes_.size(); }
+  /// Number of classes, the raw class included.
+  std::size_t count() const noexcept { return classes_.size(); }
 
-    /// The class with index `index` (< count()).
-    const SizeClass& operator[](std::size_t index) const noexcept { return classes_[index]; }
+  /// The class with index `index` (< count()).
+  const SizeClass& operator[](std::size_t index) const noexcept { return classes_[index]; }
 
-    /// Index of the smallest class that holds `size` bytes (1..alloc_page_size).
-    std::uint32_t index_for(std::uint32_t size) const noexcept {
-        return size > largest_packed_ ? raw_class_index() : class_of_step_[(size + class_step - 1) / class_step];
-    }
+  /// Index of the smallest class that holds `size` bytes (1..alloc_page_size).
+  std::uint32_t index_for(std::uint32_t size) const noexcept {
+    return size > largest_packed_ ? raw_class_index() : class_of_step_[(size + class_step - 1) / class_step];
+  }
 
-    /// Index of the one-page raw class.
-    std::uint32_t raw_class_index() const noexcept { return static_cast<std::uint32_t>(classes_.size() - 1); }
+  /// Index of the one-page raw class.
+  std::uint32_t raw_class_index() const noexcept { return static_cast<std::uint32_t>(classes_.size() - 1); }
 
-    /// Mean over the packed classes of the fraction of a span no object can
-    /// use (the tail after the last whole object). For documentation and the
-    /// fragmentation report.
-    double mean_span_tail_waste() const noexcept;
+  /// Mean over the packed classes of the fraction of a span no object can
+  /// use (the tail after the last whole object). For documentation and the
+  /// fragmentation report.
+  double mean_span_tail_waste() const noexcept;
 
-private:
-    std::uint32_t largest_packed_;
-    std::vector<SizeClass> classes_;
-    std::vector<std::uint16_t> class_of_step_;  // [ceil(size / class_step)] -> class index
+ private:
+  std::uint32_t largest_packed_;
+  std::vector<SizeClass> classes_;
+  std::vector<std::uint16_t> class_of_step_;  // [ceil(size / class_step)] -> class index
 };
 
-}  // namespace storage
+}  // namespace coblk::storage

@@ -6,29 +6,29 @@
 #include <atomic>
 #include <cstdint>
 
-#include "runtime/spsc_ring.h"
+#include "coblk/runtime/spsc_ring.h"
 
-namespace storage {
+namespace coblk::storage {
 
 /// Kernel zram's mm_stat, in bytes unless noted.
 struct MmStat {
-    std::uint64_t orig_data_size = 0;   ///< uncompressed size of stored pages (same-filled ones included)
-    std::uint64_t compr_data_size = 0;  ///< compressed size of stored objects (raw pages count 4096)
-    std::uint64_t mem_used_total = 0;   ///< memory the allocator holds, page-exact (metadata excluded, as in zram)
-    std::uint64_t mem_limit = 0;        ///< the limit on mem_used_total (0 = none)
-    std::uint64_t mem_used_max = 0;     ///< high-water mark of mem_used_total
-    std::uint64_t same_pages = 0;       ///< pages stored as a fill word, no object (count)
-    std::uint64_t pages_compacted = 0;  ///< pages freed by compaction (count)
-    std::uint64_t huge_pages = 0;       ///< pages stored raw now (count)
-    std::uint64_t huge_pages_since = 0; ///< pages stored raw since creation (count)
+  std::uint64_t orig_data_size = 0;    ///< uncompressed size of stored pages (same-filled ones included)
+  std::uint64_t compr_data_size = 0;   ///< compressed size of stored objects (raw pages count 4096)
+  std::uint64_t mem_used_total = 0;    ///< memory the allocator holds, page-exact (metadata excluded, as in zram)
+  std::uint64_t mem_limit = 0;         ///< the limit on mem_used_total (0 = none)
+  std::uint64_t mem_used_max = 0;      ///< high-water mark of mem_used_total
+  std::uint64_t same_pages = 0;        ///< pages stored as a fill word, no object (count)
+  std::uint64_t pages_compacted = 0;   ///< pages freed by compaction (count)
+  std::uint64_t huge_pages = 0;        ///< pages stored raw now (count)
+  std::uint64_t huge_pages_since = 0;  ///< pages stored raw since creation (count)
 };
 
 /// Kernel zram's io_stat (counts).
 struct IoStat {
-    std::uint64_t failed_reads = 0;   ///< reads that returned an error (corrupt object)
-    std::uint64_t failed_writes = 0;  ///< writes that returned an error (memory limit)
-    std::uint64_t invalid_io = 0;     ///< requests outside the device (or a bad core index)
-    std::uint64_t notify_free = 0;    ///< pages freed by discard / write-zeroes
+  std::uint64_t failed_reads = 0;   ///< reads that returned an error (corrupt object)
+  std::uint64_t failed_writes = 0;  ///< writes that returned an error (memory limit)
+  std::uint64_t invalid_io = 0;     ///< requests outside the device (or a bad core index)
+  std::uint64_t notify_free = 0;    ///< pages freed by discard / write-zeroes
 };
 
 /// One core's counters. Each is written by that core alone, so it is
@@ -38,21 +38,21 @@ struct IoStat {
 /// are deltas, so one core's value may be negative (a page written by core
 /// A and discarded by core B) while the sum is right.
 struct alignas(runtime::cache_line_size) CoreCounters {
-    std::atomic<std::int64_t> pages_stored{0};
-    std::atomic<std::int64_t> compr_bytes{0};
-    std::atomic<std::int64_t> same_pages{0};
-    std::atomic<std::int64_t> huge_pages{0};
-    std::atomic<std::int64_t> huge_pages_since{0};
-    std::atomic<std::int64_t> pages_compacted{0};
-    std::atomic<std::int64_t> failed_reads{0};
-    std::atomic<std::int64_t> failed_writes{0};
-    std::atomic<std::int64_t> invalid_io{0};
-    std::atomic<std::int64_t> notify_free{0};
+  std::atomic<std::int64_t> pages_stored{0};
+  std::atomic<std::int64_t> compr_bytes{0};
+  std::atomic<std::int64_t> same_pages{0};
+  std::atomic<std::int64_t> huge_pages{0};
+  std::atomic<std::int64_t> huge_pages_since{0};
+  std::atomic<std::int64_t> pages_compacted{0};
+  std::atomic<std::int64_t> failed_reads{0};
+  std::atomic<std::int64_t> failed_writes{0};
+  std::atomic<std::int64_t> invalid_io{0};
+  std::atomic<std::int64_t> notify_free{0};
 
-    /// Owner core only.
-    static void add(std::atomic<std::int64_t>& counter, std::int64_t delta) noexcept {
-        counter.store(counter.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
-    }
+  /// Owner core only.
+  static void add(std::atomic<std::int64_t>& counter, std::int64_t delta) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+  }
 };
 
-}  // namespace storage
+}  // namespace coblk::storage

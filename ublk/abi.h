@@ -17,7 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace ublk::abi {
+namespace coblk::ublk::abi {
 
 // ---------------------------------------------------------------------------
 // ioctl-style command encoding (asm-generic/ioctl.h: dir:2 size:14 type:8 nr:8)
@@ -41,11 +41,11 @@ inline constexpr uint32_t IOC_TYPE = 'u';
 /// Control command, carried in the 80-byte command area of a 128-byte SQE
 /// sent to /dev/ublk-control.
 struct ublksrv_ctrl_cmd {
-  uint32_t dev_id;    ///< target device; U32_MAX in ADD_DEV lets the kernel choose
-  uint16_t queue_id;  ///< 0xffff unless the command addresses one queue
-  uint16_t len;       ///< length of the buffer at addr
-  uint64_t addr;      ///< command-specific in/out buffer
-  uint64_t data[1];   ///< inline argument (server pid for START_DEV, ...)
+  uint32_t dev_id;        ///< target device; U32_MAX in ADD_DEV lets the kernel choose
+  uint16_t queue_id;      ///< 0xffff unless the command addresses one queue
+  uint16_t len;           ///< length of the buffer at addr
+  uint64_t addr;          ///< command-specific in/out buffer
+  uint64_t data[1];       ///< inline argument (server pid for START_DEV, ...)
   uint16_t dev_path_len;  ///< unprivileged / GET_DEV_INFO2: bytes of path prefixed at addr
   uint16_t pad;
   uint32_t reserved;
@@ -106,8 +106,7 @@ struct ublk_auto_buf_reg {
 
 /// Packs an ublk_auto_buf_reg into the sqe->addr layout the kernel decodes.
 constexpr uint64_t auto_buf_reg_to_sqe_addr(const ublk_auto_buf_reg& r) {
-  return uint64_t{r.index} | uint64_t{r.flags} << 16 | uint64_t{r.reserved0} << 24 |
-         uint64_t{r.reserved1} << 32;
+  return uint64_t{r.index} | uint64_t{r.flags} << 16 | uint64_t{r.reserved0} << 24 | uint64_t{r.reserved1} << 32;
 }
 
 /// Element header of the batch I/O commands (F_BATCH_IO).
@@ -136,8 +135,8 @@ struct ublk_shmem_buf_reg {
 
 /// Basic queue limits; mandatory in SET_PARAMS.
 struct ublk_param_basic {
-  uint32_t attrs;  ///< ATTR_*
-  uint8_t logical_bs_shift;   ///< 9..12
+  uint32_t attrs;            ///< ATTR_*
+  uint8_t logical_bs_shift;  ///< 9..12
   uint8_t physical_bs_shift;
   uint8_t io_opt_shift;
   uint8_t io_min_shift;
@@ -274,9 +273,9 @@ inline constexpr unsigned FEATURES_LEN = 8;
 // ---------------------------------------------------------------------------
 // I/O commands (sent to /dev/ublkcN)
 
-inline constexpr uint32_t IO_FETCH_REQ = 0x20;  ///< legacy
+inline constexpr uint32_t IO_FETCH_REQ = 0x20;             ///< legacy
 inline constexpr uint32_t IO_COMMIT_AND_FETCH_REQ = 0x21;  ///< legacy
-inline constexpr uint32_t IO_NEED_GET_DATA = 0x22;  ///< legacy
+inline constexpr uint32_t IO_NEED_GET_DATA = 0x22;         ///< legacy
 
 inline constexpr uint32_t U_IO_FETCH_REQ = detail::io_rw(IO_FETCH_REQ);
 inline constexpr uint32_t U_IO_COMMIT_AND_FETCH_REQ = detail::io_rw(IO_COMMIT_AND_FETCH_REQ);
@@ -328,8 +327,7 @@ inline constexpr uint64_t SRV_IO_INTEGRITY_FLAG = 1ULL << INTEGRITY_FLAG_OFF;
 /// The pread/pwrite offset on /dev/ublkcN of byte `offset` of request
 /// (q_id, tag)'s data in USER_COPY mode.
 constexpr uint64_t user_copy_offset(uint16_t q_id, uint16_t tag, uint32_t offset = 0) {
-  return SRV_IO_BUF_OFFSET + (uint64_t{q_id} << QID_OFF) + (uint64_t{tag} << TAG_OFF) +
-         (offset & IO_BUF_BITS_MASK);
+  return SRV_IO_BUF_OFFSET + (uint64_t{q_id} << QID_OFF) + (uint64_t{tag} << TAG_OFF) + (offset & IO_BUF_BITS_MASK);
 }
 
 /// Shared-memory zero-copy address encoding (IO_F_SHMEM_ZC).
@@ -548,4 +546,4 @@ static_assert(U_CMD_GET_FEATURES == 0x80207513U);
 static_assert(U_IO_FETCH_REQ == 0xc0107520U);
 static_assert(SRV_IO_BUF_TOTAL_BITS == 53);
 
-}  // namespace ublk::abi
+}  // namespace coblk::ublk::abi

@@ -1,4 +1,4 @@
-#include "ublk/control.h"
+#include "coblk/ublk/control.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <cstring>
 #include <vector>
 
-namespace ublk {
+namespace coblk::ublk {
 namespace {
 
 // The kernel reads the command from the second half of a 128-byte SQE.
@@ -66,8 +66,8 @@ void ControlDevice::close() {
   ioctl_encoded_ = false;
 }
 
-int ControlDevice::issue(uint32_t encoded, uint32_t legacy, uint32_t dev_id, void* buf, uint32_t len,
-                         uint64_t data, bool with_path) {
+int ControlDevice::issue(uint32_t encoded, uint32_t legacy, uint32_t dev_id, void* buf, uint32_t len, uint64_t data,
+                         bool with_path) {
   if (!ring_ready_) return -EBADF;
   uint32_t op = encoded;
   if (!ioctl_encoded_) {
@@ -154,8 +154,8 @@ int ControlDevice::get_params(uint32_t dev_id, abi::ublk_params& params) {
 }
 
 int ControlDevice::start_device(uint32_t dev_id, pid_t server_pid) {
-  return issue(abi::U_CMD_START_DEV, abi::CMD_START_DEV, dev_id, nullptr, 0,
-               static_cast<uint64_t>(server_pid), unprivileged_);
+  return issue(abi::U_CMD_START_DEV, abi::CMD_START_DEV, dev_id, nullptr, 0, static_cast<uint64_t>(server_pid),
+               unprivileged_);
 }
 
 int ControlDevice::stop_device(uint32_t dev_id) {
@@ -175,13 +175,12 @@ int ControlDevice::get_queue_affinity(uint32_t dev_id, uint16_t queue_id, cpu_se
   CPU_ZERO(&cpus);
   if (!ring_ready_) return -EBADF;
   // The queue travels in data[0]; the kernel copies at most len bytes of its mask.
-  return issue(abi::U_CMD_GET_QUEUE_AFFINITY, abi::CMD_GET_QUEUE_AFFINITY, dev_id, &cpus, sizeof(cpus),
-               queue_id, unprivileged_);
+  return issue(abi::U_CMD_GET_QUEUE_AFFINITY, abi::CMD_GET_QUEUE_AFFINITY, dev_id, &cpus, sizeof(cpus), queue_id,
+               unprivileged_);
 }
 
 int ControlDevice::start_user_recovery(uint32_t dev_id) {
-  return issue(abi::U_CMD_START_USER_RECOVERY, abi::CMD_START_USER_RECOVERY, dev_id, nullptr, 0, 0,
-               unprivileged_);
+  return issue(abi::U_CMD_START_USER_RECOVERY, abi::CMD_START_USER_RECOVERY, dev_id, nullptr, 0, 0, unprivileged_);
 }
 
 int ControlDevice::end_user_recovery(uint32_t dev_id, pid_t server_pid) {
@@ -193,4 +192,4 @@ int ControlDevice::update_size(uint32_t dev_id, uint64_t sectors) {
   return issue(abi::U_CMD_UPDATE_SIZE, 0, dev_id, nullptr, 0, sectors, unprivileged_);
 }
 
-}  // namespace ublk
+}  // namespace coblk::ublk

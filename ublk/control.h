@@ -9,9 +9,9 @@
 #include <cstdint>
 #include <string>
 
-#include "ublk/abi.h"
+#include "coblk/ublk/abi.h"
 
-namespace ublk {
+namespace coblk::ublk {
 
 /// The default control node created by the ublk_drv module.
 inline constexpr const char* kControlPath = "/dev/ublk-control";
@@ -97,8 +97,8 @@ class ControlDevice {
   // Sends one command. `encoded` is the U_CMD_* opcode, `legacy` the plain
   // one (0 if the command has no legacy form). `buf`/`len` is the command's
   // in/out buffer, `data` its inline argument.
-  int issue(uint32_t encoded, uint32_t legacy, uint32_t dev_id, void* buf, uint32_t len,
-            uint64_t data, bool with_path = false);
+  int issue(uint32_t encoded, uint32_t legacy, uint32_t dev_id, void* buf, uint32_t len, uint64_t data,
+            bool with_path = false);
 
   int fd_ = -1;
   bool ring_ready_ = false;
@@ -109,4 +109,4 @@ class ControlDevice {
   bool unprivileged_ = false;
 };
 
-}  // namespace ublk
+}  // namespace coblk::ublk

@@ -1,4 +1,4 @@
-#include "ublk/device.h"
+#include "coblk/ublk/device.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -19,11 +19,11 @@
 #include <mutex>
 #include <thread>
 
-#include "runtime/runtime.h"
-#include "runtime/submit_to.h"
-#include "runtime/when_all.h"
+#include "coblk/runtime/runtime.h"
+#include "coblk/runtime/submit_to.h"
+#include "coblk/runtime/when_all.h"
 
-namespace ublk {
+namespace coblk::ublk {
 namespace {
 
 std::string errno_text(int negative_errno) { return std::strerror(-negative_errno); }
@@ -35,7 +35,8 @@ uint8_t shift_of(uint32_t power_of_two) { return static_cast<uint8_t>(std::count
 // whole runtime: the other queues' FETCHes are then cancelled instead of
 // waiting for a START_DEV that can never complete without this queue.
 runtime::Task<void> serve_on_core(Queue& queue, unsigned core) {
-  co_await runtime::submit_to(core, [&queue] { return queue.serve(); }, "ublk-queue");
+  co_await runtime::submit_to(
+      core, [&queue] { return queue.serve(); }, "ublk-queue");
   if (queue.last_error() != 0) runtime::Reactor::current()->runtime()->request_stop();
 }
 
@@ -125,9 +126,10 @@ int Device::create(std::string& error) {
     if (ret == -EEXIST) {
       error = "device id " + std::to_string(config_.dev_id) + " is already in use";
     } else if (ret == -EPERM || ret == -EACCES) {
-      error = (control_.features() & abi::F_UNPRIVILEGED_DEV) != 0 && !config_.unprivileged
-                  ? "operation not permitted: run as root, or use --unprivileged (the kernel supports unprivileged devices)"
-                  : "operation not permitted: ublk devices need root (CAP_SYS_ADMIN)";
+      error =
+          (control_.features() & abi::F_UNPRIVILEGED_DEV) != 0 && !config_.unprivileged
+              ? "operation not permitted: run as root, or use --unprivileged (the kernel supports unprivileged devices)"
+              : "operation not permitted: ublk devices need root (CAP_SYS_ADMIN)";
     } else {
       error = "cannot add the device: " + errno_text(ret);
     }
@@ -403,4 +405,4 @@ int Device::remove(std::string& error) {
   return 0;
 }
 
-}  // namespace ublk
+}  // namespace coblk::ublk

@@ -10,12 +10,12 @@
 #include <string>
 #include <vector>
 
-#include "ublk/abi.h"
-#include "ublk/control.h"
-#include "ublk/queue.h"
-#include "ublk/target.h"
+#include "coblk/ublk/abi.h"
+#include "coblk/ublk/control.h"
+#include "coblk/ublk/queue.h"
+#include "coblk/ublk/target.h"
 
-namespace ublk {
+namespace coblk::ublk {
 
 /// How to create a device.
 struct DeviceConfig {
@@ -96,4 +96,4 @@ class Device {
   std::vector<std::unique_ptr<Queue>> queues_;
 };
 
-}  // namespace ublk
+}  // namespace coblk::ublk

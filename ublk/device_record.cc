@@ -1,4 +1,4 @@
-#include "ublk/device_record.h"
+#include "coblk/ublk/device_record.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -11,7 +11,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace ublk {
+namespace coblk::ublk {
 namespace {
 
 constexpr char kArraySeparator = '\x1f';
@@ -97,12 +97,26 @@ class FlatJsonReader {
       if (pos_ >= s_.size()) return std::nullopt;
       const char e = s_[pos_++];
       switch (e) {
-        case '"': case '\\': case '/': out += e; break;
-        case 'n': out += '\n'; break;
-        case 't': out += '\t'; break;
-        case 'r': out += '\r'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
+        case '"':
+        case '\\':
+        case '/':
+          out += e;
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
         case 'u': {
           if (pos_ + 4 > s_.size()) return std::nullopt;
           const unsigned long cp = std::strtoul(s_.substr(pos_, 4).c_str(), nullptr, 16);
@@ -112,7 +126,8 @@ class FlatJsonReader {
           out += static_cast<char>(cp);
           break;
         }
-        default: return std::nullopt;
+        default:
+          return std::nullopt;
       }
     }
     return std::nullopt;
@@ -162,11 +177,21 @@ std::string json_quote(const std::string& s) {
   std::string out = "\"";
   for (const char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -274,4 +299,4 @@ void remove_record(uint32_t dev_id) {
   ::unlink(stats_path(dev_id).c_str());
 }
 
-}  // namespace ublk
+}  // namespace coblk::ublk

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-namespace ublk {
+namespace coblk::ublk {
 
 /// What the server of one device recorded about it.
 struct DeviceRecord {
@@ -32,7 +32,8 @@ struct DeviceRecord {
 std::string run_directory();
 /// "<run dir>/<id>.json".
 std::string record_path(uint32_t dev_id);
-/// "<run dir>/<id>.zram-stats": the statistics a zram server publishes (a small binary file mapped shared; see ublk/zram_stats.h).
+/// "<run dir>/<id>.zram-stats": the statistics a zram server publishes (a small binary file mapped shared; see
+/// ublk/zram_stats.h).
 std::string stats_path(uint32_t dev_id);
 
 /// Creates the run directory if needed. Returns 0 or -errno.
@@ -62,4 +63,4 @@ std::optional<FlatJson> parse_flat_json(const std::string& text);
 /// Escapes `s` as a JSON string literal, quotes included.
 std::string json_quote(const std::string& s);
 
-}  // namespace ublk
+}  // namespace coblk::ublk

@@ -1,23 +1,26 @@
-#include "ublk/features.h"
+#include "coblk/ublk/features.h"
 
 #include <array>
 
-#include "ublk/abi.h"
+#include "coblk/ublk/abi.h"
 
-namespace ublk {
+namespace coblk::ublk {
 namespace {
 
 constexpr std::array kFeatures{
-    FeatureName{abi::F_SUPPORT_ZERO_COPY, "SUPPORT_ZERO_COPY", "request buffers can be registered as io_uring fixed buffers"},
+    FeatureName{abi::F_SUPPORT_ZERO_COPY, "SUPPORT_ZERO_COPY",
+                "request buffers can be registered as io_uring fixed buffers"},
     FeatureName{abi::F_URING_CMD_COMP_IN_TASK, "URING_CMD_COMP_IN_TASK", "complete io commands from task work"},
     FeatureName{abi::F_NEED_GET_DATA, "NEED_GET_DATA", "server fetches write data with a second command"},
     FeatureName{abi::F_USER_RECOVERY, "USER_RECOVERY", "device survives its server; in-flight I/O fails"},
-    FeatureName{abi::F_USER_RECOVERY_REISSUE, "USER_RECOVERY_REISSUE", "device survives its server; in-flight I/O is reissued"},
+    FeatureName{abi::F_USER_RECOVERY_REISSUE, "USER_RECOVERY_REISSUE",
+                "device survives its server; in-flight I/O is reissued"},
     FeatureName{abi::F_UNPRIVILEGED_DEV, "UNPRIVILEGED_DEV", "non-root users may create devices"},
     FeatureName{abi::F_CMD_IOCTL_ENCODE, "CMD_IOCTL_ENCODE", "commands use ioctl-encoded opcodes"},
     FeatureName{abi::F_USER_COPY, "USER_COPY", "server copies data with pread/pwrite on /dev/ublkcN"},
     FeatureName{abi::F_ZONED, "ZONED", "zoned block devices"},
-    FeatureName{abi::F_USER_RECOVERY_FAIL_IO, "USER_RECOVERY_FAIL_IO", "device survives its server; I/O fails meanwhile"},
+    FeatureName{abi::F_USER_RECOVERY_FAIL_IO, "USER_RECOVERY_FAIL_IO",
+                "device survives its server; I/O fails meanwhile"},
     FeatureName{abi::F_UPDATE_SIZE, "UPDATE_SIZE", "device size can change while live"},
     FeatureName{abi::F_AUTO_BUF_REG, "AUTO_BUF_REG", "request buffers are registered automatically (zero copy)"},
     FeatureName{abi::F_QUIESCE, "QUIESCE", "device can be quiesced for a server upgrade"},
@@ -60,12 +63,17 @@ std::string describe_features(uint64_t mask) {
 
 std::string_view device_state_name(uint16_t state) {
   switch (state) {
-    case abi::S_DEV_DEAD: return "dead";
-    case abi::S_DEV_LIVE: return "live";
-    case abi::S_DEV_QUIESCED: return "quiesced";
-    case abi::S_DEV_FAIL_IO: return "fail_io";
-    default: return "unknown";
+    case abi::S_DEV_DEAD:
+      return "dead";
+    case abi::S_DEV_LIVE:
+      return "live";
+    case abi::S_DEV_QUIESCED:
+      return "quiesced";
+    case abi::S_DEV_FAIL_IO:
+      return "fail_io";
+    default:
+      return "unknown";
   }
 }
 
-}  // namespace ublk
+}  // namespace coblk::ublk

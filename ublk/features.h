@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace ublk {
+namespace coblk::ublk {
 
 /// One feature flag and its kernel name without the UBLK_F_ prefix.
 struct FeatureName {
@@ -27,4 +27,4 @@ std::string describe_features(uint64_t mask);
 /// The name of a device state (S_DEV_*), or "unknown".
 std::string_view device_state_name(uint16_t state);
 
-}  // namespace ublk
+}  // namespace coblk::ublk

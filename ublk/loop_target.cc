@@ -1,4 +1,4 @@
-#include "ublk/loop_target.h"
+#include "coblk/ublk/loop_target.h"
 
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -8,10 +8,10 @@
 #include <cerrno>
 #include <cstring>
 
-#include "runtime/io.h"
-#include "ublk/abi.h"
+#include "coblk/runtime/io.h"
+#include "coblk/ublk/abi.h"
 
-namespace ublk {
+namespace coblk::ublk {
 
 LoopTarget::LoopTarget(const std::string& path, uint64_t size_bytes, uint32_t block_size, bool direct_io)
     : size_bytes_(size_bytes), block_size_(block_size) {
@@ -46,10 +46,9 @@ runtime::Task<int> LoopTarget::read(const Request& r) {
   // Short reads happen (signals, page cache pressure); continue until all
   // bytes are in. A read of 0 bytes inside the device is a truncated file.
   while (done < r.length) {
-    const int n = r.fixed_buffer >= 0
-                      ? co_await runtime::read_fixed(fd_, reinterpret_cast<void*>(uintptr_t{done}), r.length - done,
-                                                     r.offset + done, r.fixed_buffer)
-                      : co_await runtime::read(fd_, r.data + done, r.length - done, r.offset + done);
+    const int n = r.fixed_buffer >= 0 ? co_await runtime::read_fixed(fd_, reinterpret_cast<void*>(uintptr_t{done}),
+                                                                     r.length - done, r.offset + done, r.fixed_buffer)
+                                      : co_await runtime::read(fd_, r.data + done, r.length - done, r.offset + done);
     if (n < 0) co_return n;
     if (n == 0) co_return -EIO;
     done += static_cast<uint32_t>(n);
@@ -83,11 +82,11 @@ runtime::Task<int> LoopTarget::discard(const Request& r) {
 
 runtime::Task<int> LoopTarget::write_zeroes(const Request& r) {
   const int mode = (r.flags & abi::IO_F_NOUNMAP) != 0 ? FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
-                                                        : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+                                                      : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
   int ret = co_await runtime::fallocate(fd_, mode, r.offset, r.length);
   if (ret == -EOPNOTSUPP && (mode & FALLOC_FL_ZERO_RANGE) != 0)
     ret = co_await runtime::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, r.offset, r.length);
   co_return ret;
 }
 
-}  // namespace ublk
+}  // namespace coblk::ublk

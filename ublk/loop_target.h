@@ -3,9 +3,9 @@
 
 #include <string>
 
-#include "ublk/target.h"
+#include "coblk/ublk/target.h"
 
-namespace ublk {
+namespace coblk::ublk {
 
 /// Serves the device from a backing file with io_uring reads and writes on
 /// the queue's own ring. In zero-copy mode the I/O goes straight between the
@@ -38,4 +38,4 @@ class LoopTarget final : public Target {
   std::string error_;
 };
 
-}  // namespace ublk
+}  // namespace coblk::ublk

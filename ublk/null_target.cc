@@ -1,6 +1,6 @@
-#include "ublk/null_target.h"
+#include "coblk/ublk/null_target.h"
 
-namespace ublk {
+namespace coblk::ublk {
 
 NullTarget::NullTarget(uint64_t size_bytes, uint32_t block_size) : size_bytes_(size_bytes), block_size_(block_size) {}
 
@@ -20,4 +20,4 @@ runtime::Task<int> NullTarget::write(const Request& r) { co_return static_cast<i
 runtime::Task<int> NullTarget::discard(const Request&) { co_return 0; }
 runtime::Task<int> NullTarget::write_zeroes(const Request&) { co_return 0; }
 
-}  // namespace ublk
+}  // namespace coblk::ublk

@@ -1,9 +1,9 @@
 // The null target: accepts every write, reads leave the buffer as it is.
 #pragma once
 
-#include "ublk/target.h"
+#include "coblk/ublk/target.h"
 
-namespace ublk {
+namespace coblk::ublk {
 
 /// Completes every request at once without touching data, like null_blk:
 /// for measuring the ublk and runtime overhead alone. Reads return whatever
@@ -24,4 +24,4 @@ class NullTarget final : public Target {
   uint32_t block_size_;
 };
 
-}  // namespace ublk
+}  // namespace coblk::ublk

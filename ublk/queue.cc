@@ -1,6 +1,6 @@
-#include "ublk/queue.h"
+#include "coblk/ublk/queue.h"
 
-#include "ublk/swap_safety.h"
+#include "coblk/ublk/swap_safety.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -11,11 +11,11 @@
 #include <exception>
 #include <vector>
 
-#include "runtime/io.h"
-#include "runtime/reactor.h"
-#include "runtime/when_all.h"
+#include "coblk/runtime/io.h"
+#include "coblk/runtime/reactor.h"
+#include "coblk/runtime/when_all.h"
 
-namespace ublk {
+namespace coblk::ublk {
 namespace {
 
 size_t round_up_to_page(size_t n) {
@@ -64,7 +64,8 @@ int Queue::map(std::string& error) {
 
   if (config_.data_path != DataPath::zero_copy) {
     buffers_bytes_ = size_t{config_.depth} * config_.max_io_bytes;
-    void* b = ::mmap(nullptr, buffers_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* b =
+        ::mmap(nullptr, buffers_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (b == MAP_FAILED) {
       const int err = errno;
       error = "cannot allocate the buffers of queue " + std::to_string(config_.queue_id) + ": " + std::strerror(err);
@@ -197,15 +198,21 @@ runtime::Task<int> Queue::handle(uint16_t tag, const abi::ublksrv_io_desc& desc)
 
 runtime::Task<int> Queue::start_operation(const Request& r) {
   switch (r.op) {
-    case abi::IO_OP_READ: return target_.read(r);
-    case abi::IO_OP_WRITE: return target_.write(r);
-    case abi::IO_OP_FLUSH: return target_.flush(r);
-    case abi::IO_OP_DISCARD: return target_.discard(r);
-    case abi::IO_OP_WRITE_ZEROES: return target_.write_zeroes(r);
-    default: return unsupported();
+    case abi::IO_OP_READ:
+      return target_.read(r);
+    case abi::IO_OP_WRITE:
+      return target_.write(r);
+    case abi::IO_OP_FLUSH:
+      return target_.flush(r);
+    case abi::IO_OP_DISCARD:
+      return target_.discard(r);
+    case abi::IO_OP_WRITE_ZEROES:
+      return target_.write_zeroes(r);
+    default:
+      return unsupported();
   }
 }
 
 runtime::Task<int> Queue::unsupported() { co_return -EOPNOTSUPP; }
 
-}  // namespace ublk
+}  // namespace coblk::ublk

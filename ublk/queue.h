@@ -5,11 +5,11 @@
 #include <cstdint>
 #include <string>
 
-#include "runtime/task.h"
-#include "ublk/abi.h"
-#include "ublk/target.h"
+#include "coblk/runtime/task.h"
+#include "coblk/ublk/abi.h"
+#include "coblk/ublk/target.h"
 
-namespace ublk {
+namespace coblk::ublk {
 
 /// How request data moves between the kernel and the server.
 enum class DataPath {
@@ -80,4 +80,4 @@ class Queue {
   uint64_t completed_ = 0;
 };
 
-}  // namespace ublk
+}  // namespace coblk::ublk

@@ -1,13 +1,13 @@
-#include "ublk/ram_target.h"
+#include "coblk/ublk/ram_target.h"
 
 #include <sys/mman.h>
 
 #include <cerrno>
 #include <cstring>
 
-#include "runtime/io.h"
+#include "coblk/runtime/io.h"
 
-namespace ublk {
+namespace coblk::ublk {
 namespace {
 
 constexpr uint64_t kPage = 4096;
@@ -78,4 +78,4 @@ runtime::Task<int> RamTarget::zero_range(uint64_t offset, uint64_t length) {
   co_return 0;
 }
 
-}  // namespace ublk
+}  // namespace coblk::ublk

@@ -4,9 +4,9 @@
 #include <cstddef>
 #include <string>
 
-#include "ublk/target.h"
+#include "coblk/ublk/target.h"
 
-namespace ublk {
+namespace coblk::ublk {
 
 /// Keeps the whole device in one anonymous mapping (MAP_NORESERVE: pages are
 /// allocated on first write; discarded ranges give their pages back).
@@ -42,4 +42,4 @@ class RamTarget final : public Target {
   std::string error_;
 };
 
-}  // namespace ublk
+}  // namespace coblk::ublk

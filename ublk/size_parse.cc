@@ -1,9 +1,9 @@
-#include "ublk/size_parse.h"
+#include "coblk/ublk/size_parse.h"
 
 #include <array>
 #include <cctype>
 
-namespace ublk {
+namespace coblk::ublk {
 namespace {
 
 constexpr std::array<char, 5> kSuffixes{'K', 'M', 'G', 'T', 'P'};
@@ -20,7 +20,8 @@ std::string quoted(std::string_view text) {
 ParsedSize parse_size(std::string_view text) {
   ParsedSize out;
   const auto not_a_size = [&] {
-    out.error = quoted(text) + " is not a size (expected a whole number of bytes with an optional K, M, G, T or P suffix, e.g. 8G)";
+    out.error = quoted(text) +
+                " is not a size (expected a whole number of bytes with an optional K, M, G, T or P suffix, e.g. 8G)";
     return out;
   };
   size_t i = 0;
@@ -71,4 +72,4 @@ std::string format_size(uint64_t bytes) {
   return out;
 }
 
-}  // namespace ublk
+}  // namespace coblk::ublk

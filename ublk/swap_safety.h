@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-namespace ublk {
+namespace coblk::ublk {
 
 /// Prepares the calling process to serve a block device that may be used as
 /// swap, or that sits in the kernel's writeback path:
@@ -29,4 +29,4 @@ std::vector<std::string> protect_server_process();
 /// (-EPERM without CAP_SYS_RESOURCE, -EINVAL before Linux 5.6).
 int mark_io_flusher_thread();
 
-}  // namespace ublk
+}  // namespace coblk::ublk

@@ -4,16 +4,16 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "runtime/task.h"
+#include "coblk/runtime/task.h"
 
-namespace ublk {
+namespace coblk::ublk {
 
 /// One block request, as a target sees it. Offsets and lengths are in bytes.
 struct Request {
-  uint8_t op = 0;        ///< abi::IO_OP_*
-  uint32_t flags = 0;    ///< abi::IO_F_* (e.g. IO_F_FUA, IO_F_NOUNMAP), as in op_flags
-  uint64_t offset = 0;   ///< byte offset on the device
-  uint32_t length = 0;   ///< bytes
+  uint8_t op = 0;       ///< abi::IO_OP_*
+  uint32_t flags = 0;   ///< abi::IO_F_* (e.g. IO_F_FUA, IO_F_NOUNMAP), as in op_flags
+  uint64_t offset = 0;  ///< byte offset on the device
+  uint32_t length = 0;  ///< bytes
   /// The request's data (reads fill it, writes take it). Null in zero-copy
   /// mode, where the data is reachable only as io_uring fixed buffer
   /// `fixed_buffer` at address 0 (read_fixed/write_fixed on this core).
@@ -28,7 +28,7 @@ struct TargetGeometry {
   uint64_t size_bytes = 0;
   uint32_t logical_block_size = 512;   ///< 512..4096, power of two
   uint32_t physical_block_size = 512;  ///< >= logical
-  bool volatile_cache = false;  ///< the target buffers writes: the kernel sends FLUSH (and FUA)
+  bool volatile_cache = false;         ///< the target buffers writes: the kernel sends FLUSH (and FUA)
   bool rotational = false;
   bool read_only = false;
   bool discard = false;       ///< DISCARD supported
@@ -77,4 +77,4 @@ class Target {
   }
 };
 
-}  // namespace ublk
+}  // namespace coblk::ublk

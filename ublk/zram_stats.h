@@ -6,39 +6,39 @@
 #include <optional>
 #include <string>
 
-#include "storage/store_stats.h"
+#include "coblk/storage/store_stats.h"
 
-namespace ublk {
+namespace coblk::ublk {
 
 /// One published view of a zram device: kernel zram's mm_stat and io_stat
 /// plus what zramctl shows besides.
 struct ZramStats {
-    storage::MmStat mm;
-    storage::IoStat io;
-    std::uint64_t disksize = 0;   ///< device size in bytes
-    std::string algorithm;        ///< e.g. "lz4", "zstd:3"
-    std::uint64_t updated_ns = 0; ///< CLOCK_REALTIME of the snapshot
+  storage::MmStat mm;
+  storage::IoStat io;
+  std::uint64_t disksize = 0;    ///< device size in bytes
+  std::string algorithm;         ///< e.g. "lz4", "zstd:3"
+  std::uint64_t updated_ns = 0;  ///< CLOCK_REALTIME of the snapshot
 };
 
 /// The serving process's side: a small file (under /run/coblk) mapped shared,
 /// into which publish() copies the current figures with a sequence lock.
 /// publish() only writes memory (no syscall), so a reactor may call it.
 class ZramStatsPublisher {
-public:
-    /// Creates (or truncates) `path` and maps it. Throws std::system_error.
-    explicit ZramStatsPublisher(const std::string& path);
-    ~ZramStatsPublisher();
-    ZramStatsPublisher(const ZramStatsPublisher&) = delete;
-    ZramStatsPublisher& operator=(const ZramStatsPublisher&) = delete;
+ public:
+  /// Creates (or truncates) `path` and maps it. Throws std::system_error.
+  explicit ZramStatsPublisher(const std::string& path);
+  ~ZramStatsPublisher();
+  ZramStatsPublisher(const ZramStatsPublisher&) = delete;
+  ZramStatsPublisher& operator=(const ZramStatsPublisher&) = delete;
 
-    /// Publishes a snapshot. Single writer.
-    void publish(const ZramStats& stats) noexcept;
-    /// The file's path.
-    const std::string& path() const noexcept { return path_; }
+  /// Publishes a snapshot. Single writer.
+  void publish(const ZramStats& stats) noexcept;
+  /// The file's path.
+  const std::string& path() const noexcept { return path_; }
 
-private:
-    std::string path_;
-    void* map_ = nullptr;
+ private:
+  std::string path_;
+  void* map_ = nullptr;
 };
 
 /// The reader's side: maps `path` read-only and takes a consistent copy.
@@ -46,4 +46,4 @@ private:
 /// `error` then says why in one line.
 std::optional<ZramStats> read_zram_stats(const std::string& path, std::string* error = nullptr);
 
-}  // namespace ublk
+}  // namespace coblk::ublk

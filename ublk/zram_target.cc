@@ -1,112 +1,112 @@
-#include "ublk/zram_target.h"
+#include "coblk/ublk/zram_target.h"
 
 #include <time.h>
 
 #include <cerrno>
 #include <stdexcept>
 
-#include "runtime/io.h"
-#include "runtime/spawn.h"
+#include "coblk/runtime/io.h"
+#include "coblk/runtime/spawn.h"
 
-namespace ublk {
+namespace coblk::ublk {
 
 namespace {
 
 storage::PageStoreConfig store_config(const ZramTargetConfig& c) {
-    if (c.queues == 0) {
-        throw std::invalid_argument("zram: at least one queue is needed");
-    }
-    storage::PageStoreConfig s;
-    s.size_bytes = c.size_bytes;
-    s.codec = c.codec;
-    s.mem_limit_bytes = c.mem_limit_bytes;
-    s.cores = c.queues;
-    return s;
+  if (c.queues == 0) {
+    throw std::invalid_argument("zram: at least one queue is needed");
+  }
+  storage::PageStoreConfig s;
+  s.size_bytes = c.size_bytes;
+  s.codec = c.codec;
+  s.mem_limit_bytes = c.mem_limit_bytes;
+  s.cores = c.queues;
+  return s;
 }
 
 std::uint64_t realtime_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 }  // namespace
 
 ZramTarget::ZramTarget(const ZramTargetConfig& config)
     : config_(config), store_(std::make_unique<storage::PageStore>(store_config(config))) {
-    if (!config_.stats_path.empty()) {
-        publisher_ = std::make_unique<ZramStatsPublisher>(config_.stats_path);
-        publisher_->publish(snapshot());
-    }
+  if (!config_.stats_path.empty()) {
+    publisher_ = std::make_unique<ZramStatsPublisher>(config_.stats_path);
+    publisher_->publish(snapshot());
+  }
 }
 
 TargetGeometry ZramTarget::geometry() const {
-    TargetGeometry g;
-    g.size_bytes = config_.size_bytes;
-    g.logical_block_size = 4096;
-    g.physical_block_size = 4096;
-    g.volatile_cache = false;
-    g.rotational = false;
-    g.discard = true;
-    g.write_zeroes = true;
-    g.discard_granularity = 4096;
-    return g;
+  TargetGeometry g;
+  g.size_bytes = config_.size_bytes;
+  g.logical_block_size = 4096;
+  g.physical_block_size = 4096;
+  g.volatile_cache = false;
+  g.rotational = false;
+  g.discard = true;
+  g.write_zeroes = true;
+  g.discard_granularity = 4096;
+  return g;
 }
 
 runtime::Task<int> ZramTarget::start_queue(std::uint16_t queue) {
-    runtime::spawn(maintain(queue), "zram-maintenance", runtime::SchedulingGroup::background());
-    co_return 0;
+  runtime::spawn(maintain(queue), "zram-maintenance", runtime::SchedulingGroup::background());
+  co_return 0;
 }
 
 runtime::Task<int> ZramTarget::read(const Request& r) {
-    if (r.data == nullptr) {
-        co_return -EINVAL;  // zero copy is not offered (supports_zero_copy is false)
-    }
-    const int rc = store_->read(r.queue, r.offset, std::span<std::byte>(r.data, r.length));
-    co_return rc < 0 ? rc : static_cast<int>(r.length);
+  if (r.data == nullptr) {
+    co_return -EINVAL;  // zero copy is not offered (supports_zero_copy is false)
+  }
+  const int rc = store_->read(r.queue, r.offset, std::span<std::byte>(r.data, r.length));
+  co_return rc < 0 ? rc : static_cast<int>(r.length);
 }
 
 runtime::Task<int> ZramTarget::write(const Request& r) {
-    if (r.data == nullptr) {
-        co_return -EINVAL;
-    }
-    const int rc = store_->write(r.queue, r.offset, std::span<const std::byte>(r.data, r.length));
-    // Past --mem-limit the store says -ENOSPC; like kernel zram, the device
-    // reports a plain I/O error (the old data is kept either way).
-    co_return rc == -ENOSPC ? -EIO : rc < 0 ? rc : static_cast<int>(r.length);
+  if (r.data == nullptr) {
+    co_return -EINVAL;
+  }
+  const int rc = store_->write(r.queue, r.offset, std::span<const std::byte>(r.data, r.length));
+  // Past --mem-limit the store says -ENOSPC; like kernel zram, the device
+  // reports a plain I/O error (the old data is kept either way).
+  co_return rc == -ENOSPC ? -EIO : rc < 0 ? rc : static_cast<int>(r.length);
 }
 
 runtime::Task<int> ZramTarget::discard(const Request& r) { co_return store_->discard(r.queue, r.offset, r.length); }
 
 runtime::Task<int> ZramTarget::write_zeroes(const Request& r) {
-    co_return store_->write_zeroes(r.queue, r.offset, r.length);
+  co_return store_->write_zeroes(r.queue, r.offset, r.length);
 }
 
 ZramStats ZramTarget::snapshot() const {
-    ZramStats s;
-    s.mm = store_->mm_stat();
-    s.io = store_->io_stat();
-    s.disksize = config_.size_bytes;
-    s.algorithm = config_.codec.name();
-    s.updated_ns = realtime_ns();
-    return s;
+  ZramStats s;
+  s.mm = store_->mm_stat();
+  s.io = store_->io_stat();
+  s.disksize = config_.size_bytes;
+  s.algorithm = config_.codec.name();
+  s.updated_ns = realtime_ns();
+  return s;
 }
 
 runtime::Task<void> ZramTarget::maintain(std::uint16_t queue) {
-    for (;;) {
-        if (co_await runtime::sleep_for(config_.maintenance_interval) < 0) {
-            co_return;  // cancelled: the reactor is shutting down
-        }
-        store_->drain_remote_frees(queue);
-        const storage::AllocatorStats a = store_->allocator_stats();
-        const std::uint64_t held = a.span_pages * 4096;
-        if (held > (64u << 20) && a.object_bytes < held - held / 4) {
-            store_->compact(queue);
-        }
-        if (queue == 0 && publisher_) {
-            publisher_->publish(snapshot());
-        }
+  for (;;) {
+    if (co_await runtime::sleep_for(config_.maintenance_interval) < 0) {
+      co_return;  // cancelled: the reactor is shutting down
     }
+    store_->drain_remote_frees(queue);
+    const storage::AllocatorStats a = store_->allocator_stats();
+    const std::uint64_t held = a.span_pages * 4096;
+    if (held > (64u << 20) && a.object_bytes < held - held / 4) {
+      store_->compact(queue);
+    }
+    if (queue == 0 && publisher_) {
+      publisher_->publish(snapshot());
+    }
+  }
 }
 
-}  // namespace ublk
+}  // namespace coblk::ublk

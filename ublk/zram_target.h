@@ -6,23 +6,23 @@
 #include <memory>
 #include <string>
 
-#include "compress/codec.h"
-#include "storage/page_store.h"
-#include "ublk/target.h"
-#include "ublk/zram_stats.h"
+#include "coblk/compress/codec.h"
+#include "coblk/storage/page_store.h"
+#include "coblk/ublk/target.h"
+#include "coblk/ublk/zram_stats.h"
 
-namespace ublk {
+namespace coblk::ublk {
 
 /// Settings of a zram device.
 struct ZramTargetConfig {
-    std::uint64_t size_bytes = 0;          ///< multiple of 4096
-    compress::CodecSpec codec;             ///< lz4[:ACCEL] or zstd[:LEVEL]
-    std::uint64_t mem_limit_bytes = 0;     ///< 0: no limit
-    unsigned queues = 1;                   ///< one PageStore core per queue
-    std::string stats_path;                ///< where to publish stats ("" = nowhere)
-    /// How often each queue's background task returns other cores' frees
-    /// to its arena and (queue 0) publishes stats.
-    std::chrono::milliseconds maintenance_interval{200};
+  std::uint64_t size_bytes = 0;       ///< multiple of 4096
+  compress::CodecSpec codec;          ///< lz4[:ACCEL] or zstd[:LEVEL]
+  std::uint64_t mem_limit_bytes = 0;  ///< 0: no limit
+  unsigned queues = 1;                ///< one PageStore core per queue
+  std::string stats_path;             ///< where to publish stats ("" = nowhere)
+  /// How often each queue's background task returns other cores' frees
+  /// to its arena and (queue 0) publishes stats.
+  std::chrono::milliseconds maintenance_interval{200};
 };
 
 /// The `zram` target: every request is served from a storage::PageStore on
@@ -40,28 +40,28 @@ struct ZramTargetConfig {
 /// compacts its arena when more than a quarter of its span memory is unused,
 /// and on queue 0 publishes the stats that `coblk stats` reads.
 class ZramTarget final : public Target {
-public:
-    /// Throws std::invalid_argument with a one-line message on bad settings.
-    explicit ZramTarget(const ZramTargetConfig& config);
+ public:
+  /// Throws std::invalid_argument with a one-line message on bad settings.
+  explicit ZramTarget(const ZramTargetConfig& config);
 
-    TargetGeometry geometry() const override;
-    runtime::Task<int> start_queue(std::uint16_t queue) override;
-    runtime::Task<int> read(const Request& r) override;
-    runtime::Task<int> write(const Request& r) override;
-    runtime::Task<int> discard(const Request& r) override;
-    runtime::Task<int> write_zeroes(const Request& r) override;
+  TargetGeometry geometry() const override;
+  runtime::Task<int> start_queue(std::uint16_t queue) override;
+  runtime::Task<int> read(const Request& r) override;
+  runtime::Task<int> write(const Request& r) override;
+  runtime::Task<int> discard(const Request& r) override;
+  runtime::Task<int> write_zeroes(const Request& r) override;
 
-    /// The page store (for tests and stats).
-    storage::PageStore& store() noexcept { return *store_; }
-    /// A snapshot of the device's statistics.
-    ZramStats snapshot() const;
+  /// The page store (for tests and stats).
+  storage::PageStore& store() noexcept { return *store_; }
+  /// A snapshot of the device's statistics.
+  ZramStats snapshot() const;
 
-private:
-    runtime::Task<void> maintain(std::uint16_t queue);
+ private:
+  runtime::Task<void> maintain(std::uint16_t queue);
 
-    ZramTargetConfig config_;
-    std::unique_ptr<storage::PageStore> store_;
-    std::unique_ptr<ZramStatsPublisher> publisher_;
+  ZramTargetConfig config_;
+  std::unique_ptr<storage::PageStore> store_;
+  std::unique_ptr<ZramStatsPublisher> publisher_;
 };
 
-}  // namespace ublk
+}  // namespace coblk::ublk

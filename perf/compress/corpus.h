@@ -6,18 +6,18 @@
 #include <string>
 #include <vector>
 
-#include "compress/page.h"
+#include "coblk/compress/page.h"
 
-namespace compress::bench {
+namespace coblk::compress::bench {
 
 /// One page of bytes.
 using Page = std::array<std::byte, page_size>;
 
 /// A named set of pages.
 struct Corpus {
-    std::string name;
-    std::vector<Page> pages;
-    std::size_t bytes() const { return pages.size() * page_size; }
+  std::string name;
+  std::vector<Page> pages;
+  std::size_t bytes() const { return pages.size() * page_size; }
 };
 
 /// Pages of executables and libraries in /usr/bin and /usr/lib (at most
@@ -37,4 +37,4 @@ Corpus random_corpus(std::size_t count);
 /// half random bytes, half zeros.
 Corpus half_compressible_corpus(std::size_t count);
 
-} // namespace compress::bench
+}  // namespace coblk::compress::bench

@@ -4,18 +4,18 @@
 #include <chrono>
 #include <vector>
 
-#include "runtime/runtime.h"
+#include "coblk/runtime/runtime.h"
 
-namespace perf {
+namespace coblk::perf {
 
 /// Default runtime settings on `cpus` (empty: the first allowed CPU), except
 /// the stall threshold: a raw baseline runs inside the reactor's main task
 /// and blocks the reactor on purpose, which must not be reported as a stall.
 inline runtime::RuntimeConfig bench_runtime_config(std::vector<unsigned> cpus = {}) {
-    runtime::RuntimeConfig config;
-    config.cpus = std::move(cpus);
-    config.reactor.stall_threshold = std::chrono::seconds(3600);
-    return config;
+  runtime::RuntimeConfig config;
+  config.cpus = std::move(cpus);
+  config.reactor.stall_threshold = std::chrono::seconds(3600);
+  return config;
 }
 
-}  // namespace perf
+}  // namespace coblk::perf

@@ -21,12 +21,14 @@
 #include <string>
 #include <vector>
 
+#include "coblk/runtime/io.h"
+#include "coblk/runtime/runtime.h"
+#include "coblk/runtime/when_all.h"
 #include "perf/ab_report.h"
 #include "perf/runtime/bench_config.h"
 #include "perf/runtime/raw_ring.h"
-#include "runtime/io.h"
-#include "runtime/runtime.h"
-#include "runtime/when_all.h"
+
+using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using runtime::Task;
 
@@ -35,136 +37,137 @@ namespace {
 constexpr unsigned batches[] = {1, 8, 32};
 
 Task<void> nop_loop(std::uint64_t count, std::uint64_t& failures) {
-    for (std::uint64_t i = 0; i < count; ++i) {
-        if (co_await runtime::nop() != 0) {
-            ++failures;
-        }
+  for (std::uint64_t i = 0; i < count; ++i) {
+    if (co_await runtime::nop() != 0) {
+      ++failures;
     }
+  }
 }
 
 // `batch` tasks issue `total` NOPs between them; returns NOPs per second.
 Task<double> our_nops(unsigned batch, std::uint64_t total) {
-    std::uint64_t failures = 0;
-    std::vector<Task<void>> tasks;
-    tasks.reserve(batch);
-    for (unsigned i = 0; i < batch; ++i) {
-        tasks.push_back(nop_loop(total / batch, failures));
-    }
-    const double start = perf::now_seconds();
-    co_await runtime::when_all(std::move(tasks));
-    const double seconds = perf::now_seconds() - start;
-    if (failures != 0) {
-        throw std::runtime_error("a runtime NOP failed");
-    }
-    co_return static_cast<double>(total / batch * batch) / seconds;
+  std::uint64_t failures = 0;
+  std::vector<Task<void>> tasks;
+  tasks.reserve(batch);
+  for (unsigned i = 0; i < batch; ++i) {
+    tasks.push_back(nop_loop(total / batch, failures));
+  }
+  const double start = perf::now_seconds();
+  co_await runtime::when_all(std::move(tasks));
+  const double seconds = perf::now_seconds() - start;
+  if (failures != 0) {
+    throw std::runtime_error("a runtime NOP failed");
+  }
+  co_return static_cast<double>(total / batch * batch) / seconds;
 }
 
 // Prep `batch` NOPs, submit and wait for all of them, reap; repeat.
 double raw_nops(io_uring* ring, unsigned batch, std::uint64_t total) {
-    const double start = perf::now_seconds();
-    std::uint64_t done = 0;
-    unsigned in_flight = 0;
-    while (done < total) {
-        for (; in_flight < batch; ++in_flight) {
-            io_uring_sqe* sqe = io_uring_get_sqe(ring);
-            io_uring_prep_nop(sqe);
-            io_uring_sqe_set_data64(sqe, in_flight);
-        }
-        perf::check_uring(io_uring_submit_and_wait(ring, batch), "io_uring_submit_and_wait");
-        unsigned head;
-        unsigned seen = 0;
-        io_uring_cqe* cqe;
-        io_uring_for_each_cqe(ring, head, cqe) {
-            if (cqe->res != 0) {
-                throw std::runtime_error("a raw NOP failed");
-            }
-            ++seen;
-        }
-        io_uring_cq_advance(ring, seen);
-        in_flight -= seen;
-        done += seen;
+  const double start = perf::now_seconds();
+  std::uint64_t done = 0;
+  unsigned in_flight = 0;
+  while (done < total) {
+    for (; in_flight < batch; ++in_flight) {
+      io_uring_sqe* sqe = io_uring_get_sqe(ring);
+      io_uring_prep_nop(sqe);
+      io_uring_sqe_set_data64(sqe, in_flight);
     }
-    return static_cast<double>(done) / (perf::now_seconds() - start);
+    perf::check_uring(io_uring_submit_and_wait(ring, batch), "io_uring_submit_and_wait");
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(ring, head, cqe) {
+      if (cqe->res != 0) {
+        throw std::runtime_error("a raw NOP failed");
+      }
+      ++seen;
+    }
+    io_uring_cq_advance(ring, seen);
+    in_flight -= seen;
+    done += seen;
+  }
+  return static_cast<double>(done) / (perf::now_seconds() - start);
 }
 
 std::string hex(unsigned v) {
-    char text[16];
-    std::snprintf(text, sizeof text, "0x%x", v);
-    return text;
+  char text[16];
+  std::snprintf(text, sizeof text, "0x%x", v);
+  return text;
 }
 
 Task<int> ours_against_raw(const perf::BenchOptions& options) {
-    runtime::Reactor* reactor = runtime::Reactor::current();
-    perf::RawRing raw(reactor->config().ring_entries, reactor->ring_flags());
-    for (unsigned batch : batches) {
-        // Calibrate on the baseline so both sides do the same number of ops.
-        (void)co_await our_nops(batch, 2000 / batch * batch);
-        const double rate = raw_nops(raw.get(), batch, 20000);
-        const std::uint64_t total = perf::ops_for(rate, options.seconds, batch, options.ops);
-        perf::AbSeries series("nop_batch" + std::to_string(batch), "ops/s", perf::Better::higher);
-        const perf::RoundBudget budget(options, 1.0 / 5);
-        for (int round = 0; budget.next(round); ++round) {
-            double ours, baseline;
-            if (round % 2 == 0) {
-                ours = co_await our_nops(batch, total);
-                baseline = raw_nops(raw.get(), batch, total);
-            } else {
-                baseline = raw_nops(raw.get(), batch, total);
-                ours = co_await our_nops(batch, total);
-            }
-            series.add(ours, baseline);
-        }
-        series.print(perf::json_text("baseline_is", "raw liburing, same ring flags") +
-                     perf::json_text("ring_flags", hex(reactor->ring_flags())));
+  runtime::Reactor* reactor = runtime::Reactor::current();
+  perf::RawRing raw(reactor->config().ring_entries, reactor->ring_flags());
+  for (unsigned batch : batches) {
+    // Calibrate on the baseline so both sides do the same number of ops.
+    (void)co_await our_nops(batch, 2000 / batch * batch);
+    const double rate = raw_nops(raw.get(), batch, 20000);
+    const std::uint64_t total = perf::ops_for(rate, options.seconds, batch, options.ops);
+    perf::AbSeries series("nop_batch" + std::to_string(batch), "ops/s", perf::Better::higher);
+    const perf::RoundBudget budget(options, 1.0 / 5);
+    for (int round = 0; budget.next(round); ++round) {
+      double ours, baseline;
+      if (round % 2 == 0) {
+        ours = co_await our_nops(batch, total);
+        baseline = raw_nops(raw.get(), batch, total);
+      } else {
+        baseline = raw_nops(raw.get(), batch, total);
+        ours = co_await our_nops(batch, total);
+      }
+      series.add(ours, baseline);
     }
-    co_return 0;
+    series.print(perf::json_text("baseline_is", "raw liburing, same ring flags") +
+                 perf::json_text("ring_flags", hex(reactor->ring_flags())));
+  }
+  co_return 0;
 }
 
 // One side of the SQPOLL comparison: a fresh Runtime run of the NOP loop.
 double runtime_nops(runtime::Runtime& rt, unsigned batch, std::uint64_t total) {
-    return rt.run([=] { return our_nops(batch, total); });
+  return rt.run([=] { return our_nops(batch, total); });
 }
 
 void sqpoll_against_default(const perf::BenchOptions& options) {
-    runtime::RuntimeConfig with = perf::bench_runtime_config();
-    runtime::RuntimeConfig without = perf::bench_runtime_config();
-    with.reactor.sqpoll = true;
-    runtime::Runtime sqpoll_rt(with);
-    runtime::Runtime default_rt(without);
-    for (unsigned batch : {1u, 32u}) {
-        const double rate = runtime_nops(default_rt, batch, 20000 / batch * batch);
-        const std::uint64_t total = perf::ops_for(rate, options.seconds, batch, options.ops);
-        perf::AbSeries series("nop_sqpoll_batch" + std::to_string(batch), "ops/s", perf::Better::higher);
-        const perf::RoundBudget budget(options, 1.0 / 5);
-        for (int round = 0; budget.next(round); ++round) {
-            double ours, baseline;
-            if (round % 2 == 0) {
-                ours = runtime_nops(sqpoll_rt, batch, total);
-                baseline = runtime_nops(default_rt, batch, total);
-            } else {
-                baseline = runtime_nops(default_rt, batch, total);
-                ours = runtime_nops(sqpoll_rt, batch, total);
-            }
-            series.add(ours, baseline);
-        }
-        series.print(perf::json_text("ours_is", "runtime with sqpoll=true") +
-                     perf::json_text("baseline_is", "runtime with sqpoll=false"));
+  runtime::RuntimeConfig with = perf::bench_runtime_config();
+  runtime::RuntimeConfig without = perf::bench_runtime_config();
+  with.reactor.sqpoll = true;
+  runtime::Runtime sqpoll_rt(with);
+  runtime::Runtime default_rt(without);
+  for (unsigned batch : {1u, 32u}) {
+    const double rate = runtime_nops(default_rt, batch, 20000 / batch * batch);
+    const std::uint64_t total = perf::ops_for(rate, options.seconds, batch, options.ops);
+    perf::AbSeries series("nop_sqpoll_batch" + std::to_string(batch), "ops/s", perf::Better::higher);
+    const perf::RoundBudget budget(options, 1.0 / 5);
+    for (int round = 0; budget.next(round); ++round) {
+      double ours, baseline;
+      if (round % 2 == 0) {
+        ours = runtime_nops(sqpoll_rt, batch, total);
+        baseline = runtime_nops(default_rt, batch, total);
+      } else {
+        baseline = runtime_nops(default_rt, batch, total);
+        ours = runtime_nops(sqpoll_rt, batch, total);
+      }
+      series.add(ours, baseline);
     }
+    series.print(perf::json_text("ours_is", "runtime with sqpoll=true") +
+                 perf::json_text("baseline_is", "runtime with sqpoll=false"));
+  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    const auto options = perf::BenchOptions::parse(argc, argv, "[--quick] [--rounds N] [--seconds S] [--ops N] [--no-sqpoll]");
-    try {
-        runtime::Runtime rt(perf::bench_runtime_config());
-        rt.run([&] { return ours_against_raw(options); });
-        if (options.sqpoll_variant) {
-            sqpoll_against_default(options);
-        }
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "bench_nop: %s\n", e.what());
-        return 1;
+  const auto options =
+      perf::BenchOptions::parse(argc, argv, "[--quick] [--rounds N] [--seconds S] [--ops N] [--no-sqpoll]");
+  try {
+    runtime::Runtime rt(perf::bench_runtime_config());
+    rt.run([&] { return ours_against_raw(options); });
+    if (options.sqpoll_variant) {
+      sqpoll_against_default(options);
     }
-    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_nop: %s\n", e.what());
+    return 1;
+  }
+  return 0;
 }

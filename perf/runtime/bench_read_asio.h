@@ -5,7 +5,7 @@
 
 #include "perf/runtime/read_workload.h"
 
-namespace perf {
+namespace coblk::perf {
 
 /// Runs `total` 4 KiB reads at the workload's offsets through Boost.Asio's
 /// io_uring backend: `depth` coroutines (co_spawn + use_awaitable), each
@@ -14,4 +14,4 @@ namespace perf {
 /// a failed or short read.
 double asio_random_reads(const ReadWorkload& workload, unsigned depth, std::uint64_t total);
 
-}  // namespace perf
+}  // namespace coblk::perf

@@ -24,10 +24,12 @@
 #include <stdexcept>
 #include <utility>
 
+#include "coblk/runtime/runtime.h"
+#include "coblk/runtime/task.h"
 #include "perf/ab_report.h"
 #include "perf/runtime/bench_config.h"
-#include "runtime/runtime.h"
-#include "runtime/task.h"
+
+using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using runtime::Task;
 
@@ -38,159 +40,165 @@ constexpr int depth = 1000;
 // ---- ours ----
 
 Task<int> chain(int level) {
-    if (level == 0) {
-        co_return 0;
-    }
-    co_return 1 + co_await chain(level - 1);
+  if (level == 0) {
+    co_return 0;
+  }
+  co_return 1 + co_await chain(level - 1);
 }
 
 // ---- the minimal lazy task ----
 
 class MinimalTask {
-public:
-    struct promise_type {
-        static void* operator new(std::size_t size) { return ::operator new(size); }
-        static void operator delete(void* p, std::size_t size) noexcept { ::operator delete(p, size); }
-        MinimalTask get_return_object() noexcept {
-            return MinimalTask(std::coroutine_handle<promise_type>::from_promise(*this));
-        }
-        std::suspend_always initial_suspend() noexcept { return {}; }
-        struct Final {
-            bool await_ready() const noexcept { return false; }
-            std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> self) noexcept {
-                return self.promise().continuation;
-            }
-            void await_resume() const noexcept {}
-        };
-        Final final_suspend() noexcept { return {}; }
-        void return_value(int v) noexcept { value = v; }
-        void unhandled_exception() noexcept { std::terminate(); }
-
-        std::coroutine_handle<> continuation;
-        int value = 0;
+ public:
+  struct promise_type {
+    static void* operator new(std::size_t size) { return ::operator new(size); }
+    static void operator delete(void* p, std::size_t size) noexcept { ::operator delete(p, size); }
+    MinimalTask get_return_object() noexcept {
+      return MinimalTask(std::coroutine_handle<promise_type>::from_promise(*this));
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    struct Final {
+      bool await_ready() const noexcept { return false; }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> self) noexcept {
+        return self.promise().continuation;
+      }
+      void await_resume() const noexcept {}
     };
+    Final final_suspend() noexcept { return {}; }
+    void return_value(int v) noexcept { value = v; }
+    void unhandled_exception() noexcept { std::terminate(); }
 
-    explicit MinimalTask(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
-    MinimalTask(MinimalTask&& o) noexcept : handle_(std::exchange(o.handle_, {})) {}
-    MinimalTask& operator=(MinimalTask&&) = delete;
-    ~MinimalTask() {
-        if (handle_) {
-            handle_.destroy();
-        }
+    std::coroutine_handle<> continuation;
+    int value = 0;
+  };
+
+  explicit MinimalTask(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
+  MinimalTask(MinimalTask&& o) noexcept : handle_(std::exchange(o.handle_, {})) {}
+  MinimalTask& operator=(MinimalTask&&) = delete;
+  ~MinimalTask() {
+    if (handle_) {
+      handle_.destroy();
     }
+  }
 
-    auto operator co_await() && noexcept {
-        struct Awaiter {
-            std::coroutine_handle<promise_type> handle;
-            bool await_ready() const noexcept { return false; }
-            std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiter) noexcept {
-                handle.promise().continuation = awaiter;
-                return handle;
-            }
-            int await_resume() const noexcept { return handle.promise().value; }
-        };
-        return Awaiter{handle_};
-    }
+  auto operator co_await() && noexcept {
+    struct Awaiter {
+      std::coroutine_handle<promise_type> handle;
+      bool await_ready() const noexcept { return false; }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiter) noexcept {
+        handle.promise().continuation = awaiter;
+        return handle;
+      }
+      int await_resume() const noexcept { return handle.promise().value; }
+    };
+    return Awaiter{handle_};
+  }
 
-private:
-    std::coroutine_handle<promise_type> handle_;
+ private:
+  std::coroutine_handle<promise_type> handle_;
 };
 
 MinimalTask minimal_chain(int level) {
-    if (level == 0) {
-        co_return 0;
-    }
-    co_return 1 + co_await minimal_chain(level - 1);
+  if (level == 0) {
+    co_return 0;
+  }
+  co_return 1 + co_await minimal_chain(level - 1);
 }
 
 // ---- plain calls ----
 
 [[gnu::noinline]] int plain_chain(int level) {
-    if (level == 0) {
-        return 0;
-    }
-    int below = plain_chain(level - 1);
-    // Keeps the compiler from turning the recursion into a loop.
-    asm volatile("" : "+r"(below));
-    return 1 + below;
+  if (level == 0) {
+    return 0;
+  }
+  int below = plain_chain(level - 1);
+  // Keeps the compiler from turning the recursion into a loop.
+  asm volatile("" : "+r"(below));
+  return 1 + below;
 }
 
 // ---- timing: ns per level over `chains` chains ----
 
 Task<double> time_ours(std::uint64_t chains) {
-    std::uint64_t sum = 0;
-    const double start = perf::now_seconds();
-    for (std::uint64_t i = 0; i < chains; ++i) {
-        sum += static_cast<std::uint64_t>(co_await chain(depth));
-    }
-    const double seconds = perf::now_seconds() - start;
-    if (sum != chains * depth) {
-        throw std::runtime_error("task chain returned a wrong depth");
-    }
-    co_return seconds * 1e9 / static_cast<double>(chains * depth);
+  std::uint64_t sum = 0;
+  const double start = perf::now_seconds();
+  for (std::uint64_t i = 0; i < chains; ++i) {
+    sum += static_cast<std::uint64_t>(co_await chain(depth));
+  }
+  const double seconds = perf::now_seconds() - start;
+  if (sum != chains * depth) {
+    throw std::runtime_error("task chain returned a wrong depth");
+  }
+  co_return seconds * 1e9 / static_cast<double>(chains * depth);
 }
 
 Task<double> time_minimal(std::uint64_t chains) {
-    std::uint64_t sum = 0;
-    const double start = perf::now_seconds();
-    for (std::uint64_t i = 0; i < chains; ++i) {
-        sum += static_cast<std::uint64_t>(co_await minimal_chain(depth));
-    }
-    const double seconds = perf::now_seconds() - start;
-    if (sum != chains * depth) {
-        throw std::runtime_error("minimal task chain returned a wrong depth");
-    }
-    co_return seconds * 1e9 / static_cast<double>(chains * depth);
+  std::uint64_t sum = 0;
+  const double start = perf::now_seconds();
+  for (std::uint64_t i = 0; i < chains; ++i) {
+    sum += static_cast<std::uint64_t>(co_await minimal_chain(depth));
+  }
+  const double seconds = perf::now_seconds() - start;
+  if (sum != chains * depth) {
+    throw std::runtime_error("minimal task chain returned a wrong depth");
+  }
+  co_return seconds * 1e9 / static_cast<double>(chains * depth);
 }
 
 double time_plain(std::uint64_t chains) {
-    std::uint64_t sum = 0;
-    const double start = perf::now_seconds();
-    for (std::uint64_t i = 0; i < chains; ++i) {
-        sum += static_cast<std::uint64_t>(plain_chain(depth));
-    }
-    const double seconds = perf::now_seconds() - start;
-    if (sum != chains * depth) {
-        throw std::runtime_error("plain chain returned a wrong depth");
-    }
-    return seconds * 1e9 / static_cast<double>(chains * depth);
+  std::uint64_t sum = 0;
+  const double start = perf::now_seconds();
+  for (std::uint64_t i = 0; i < chains; ++i) {
+    sum += static_cast<std::uint64_t>(plain_chain(depth));
+  }
+  const double seconds = perf::now_seconds() - start;
+  if (sum != chains * depth) {
+    throw std::runtime_error("plain chain returned a wrong depth");
+  }
+  return seconds * 1e9 / static_cast<double>(chains * depth);
 }
 
 Task<int> bench_main(const perf::BenchOptions& options) {
-    const double warm_ns = co_await time_minimal(100);
-    (void)co_await time_ours(100);
-    const std::uint64_t chains = perf::ops_for(1e9 / (warm_ns * depth), options.seconds, 1, options.ops);
-    perf::AbSeries against_minimal("task_chain1000", "ns/level", perf::Better::lower);
-    perf::AbSeries against_plain("task_chain1000_plain", "ns/level", perf::Better::lower);
-    const perf::RoundBudget budget(options, 1.0);
-    for (int round = 0; budget.next(round); ++round) {
-        double ours = 0, minimal = 0, plain = 0;
-        for (int turn = 0; turn < 3; ++turn) {
-            switch ((round + turn) % 3) {
-                case 0: ours = co_await time_ours(chains); break;
-                case 1: minimal = co_await time_minimal(chains); break;
-                default: plain = time_plain(chains * 10); break;
-            }
-        }
-        against_minimal.add(ours, minimal);
-        against_plain.add(ours, plain);
+  const double warm_ns = co_await time_minimal(100);
+  (void)co_await time_ours(100);
+  const std::uint64_t chains = perf::ops_for(1e9 / (warm_ns * depth), options.seconds, 1, options.ops);
+  perf::AbSeries against_minimal("task_chain1000", "ns/level", perf::Better::lower);
+  perf::AbSeries against_plain("task_chain1000_plain", "ns/level", perf::Better::lower);
+  const perf::RoundBudget budget(options, 1.0);
+  for (int round = 0; budget.next(round); ++round) {
+    double ours = 0, minimal = 0, plain = 0;
+    for (int turn = 0; turn < 3; ++turn) {
+      switch ((round + turn) % 3) {
+        case 0:
+          ours = co_await time_ours(chains);
+          break;
+        case 1:
+          minimal = co_await time_minimal(chains);
+          break;
+        default:
+          plain = time_plain(chains * 10);
+          break;
+      }
     }
-    against_minimal.print(perf::json_text("baseline_is", "minimal lazy task, global operator new") +
-                          perf::json_number("depth", depth));
-    against_plain.print(perf::json_text("baseline_is", "plain recursive function calls") +
+    against_minimal.add(ours, minimal);
+    against_plain.add(ours, plain);
+  }
+  against_minimal.print(perf::json_text("baseline_is", "minimal lazy task, global operator new") +
                         perf::json_number("depth", depth));
-    co_return 0;
+  against_plain.print(perf::json_text("baseline_is", "plain recursive function calls") +
+                      perf::json_number("depth", depth));
+  co_return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    const auto options = perf::BenchOptions::parse(argc, argv, "[--quick] [--rounds N] [--seconds S] [--ops N]");
-    try {
-        runtime::Runtime rt(perf::bench_runtime_config());
-        return rt.run([&] { return bench_main(options); });
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "bench_task: %s\n", e.what());
-        return 1;
-    }
+  const auto options = perf::BenchOptions::parse(argc, argv, "[--quick] [--rounds N] [--seconds S] [--ops N]");
+  try {
+    runtime::Runtime rt(perf::bench_runtime_config());
+    return rt.run([&] { return bench_main(options); });
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_task: %s\n", e.what());
+    return 1;
+  }
 }

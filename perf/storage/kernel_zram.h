@@ -7,17 +7,17 @@
 
 #include "perf/storage/store_corpus.h"
 
-namespace storage::bench {
+namespace coblk::storage::bench {
 
 /// mm_stat of /dev/zram0 after writing a corpus, or why it was not measured.
 struct KernelZramResult {
-    bool measured = false;
-    std::string skipped_because;  ///< set when !measured
-    std::uint64_t orig_data_size = 0;
-    std::uint64_t compr_data_size = 0;
-    std::uint64_t mem_used_total = 0;
-    std::uint64_t same_pages = 0;
-    std::uint64_t huge_pages = 0;
+  bool measured = false;
+  std::string skipped_because;  ///< set when !measured
+  std::uint64_t orig_data_size = 0;
+  std::uint64_t compr_data_size = 0;
+  std::uint64_t mem_used_total = 0;
+  std::uint64_t same_pages = 0;
+  std::uint64_t huge_pages = 0;
 };
 
 /// Resets /dev/zram0, sets `algorithm` and a disk size for the corpus,
@@ -26,4 +26,4 @@ struct KernelZramResult {
 /// already in use (non-zero disksize), or lacks the algorithm.
 KernelZramResult measure_kernel_zram(const Corpus& corpus, const std::string& algorithm);
 
-}  // namespace storage::bench
+}  // namespace coblk::storage::bench

@@ -7,18 +7,18 @@
 #include <string>
 #include <vector>
 
-#include "compress/page.h"
+#include "coblk/compress/page.h"
 
-namespace storage::bench {
+namespace coblk::storage::bench {
 
 /// One page of bytes.
 using Page = std::array<std::byte, compress::page_size>;
 
 /// A named sequence of pages (written to consecutive device pages).
 struct Corpus {
-    std::string name;
-    std::vector<Page> pages;
-    std::size_t bytes() const { return pages.size() * compress::page_size; }
+  std::string name;
+  std::vector<Page> pages;
+  std::size_t bytes() const { return pages.size() * compress::page_size; }
 };
 
 /// Consecutive pages of executables and libraries under /usr/bin and
@@ -37,4 +37,4 @@ Corpus random_corpus(std::size_t count);
 /// half zeros.
 Corpus half_compressible_corpus(std::size_t count);
 
-}  // namespace storage::bench
+}  // namespace coblk::storage::bench

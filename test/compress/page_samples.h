@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "compress/page.h"
+#include "coblk/compress/page.h"
 
-namespace compress::testing {
+namespace coblk::compress::testing {
 
 /// One page of bytes, page-aligned enough for any vector load.
 using Page = std::array<std::byte, page_size>;
@@ -30,4 +30,4 @@ std::vector<Page> text_pages(std::size_t count);
 /// Up to `count` pages of executables: this test program and /usr/bin files.
 std::vector<Page> binary_pages(std::size_t count);
 
-} // namespace compress::testing
+}  // namespace coblk::compress::testing

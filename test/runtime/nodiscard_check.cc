@@ -3,8 +3,10 @@
 // under -Werror=unused-result). CMake compiles this file twice: once as is,
 // expecting the diagnostics, and once with COBLK_KEEP_RESULTS, which must
 // compile cleanly (so the only diagnostics are the discarded results).
-#include "runtime/io.h"
-#include "runtime/task.h"
+#include "coblk/runtime/io.h"
+#include "coblk/runtime/task.h"
+
+using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace {
 
@@ -12,20 +14,20 @@ runtime::Task<int> make_task() { co_return 1; }
 
 runtime::Task<void> discards() {
 #ifdef COBLK_KEEP_RESULTS
-    co_await make_task();
-    (void)co_await runtime::nop();
-    (void)co_await runtime::sleep_for(std::chrono::milliseconds(1));
+  co_await make_task();
+  (void)co_await runtime::nop();
+  (void)co_await runtime::sleep_for(std::chrono::milliseconds(1));
 #else
-    make_task();
-    runtime::nop();
-    runtime::sleep_for(std::chrono::milliseconds(1));
+  make_task();
+  runtime::nop();
+  runtime::sleep_for(std::chrono::milliseconds(1));
 #endif
-    co_return;
+  co_return;
 }
 
 }  // namespace
 
 int main() {
-    runtime::Task<void> t = discards();
-    return 0;
+  runtime::Task<void> t = discards();
+  return 0;
 }

@@ -13,10 +13,12 @@
 #include <stdexcept>
 #include <vector>
 
-#include "runtime/io.h"
-#include "runtime/runtime.h"
-#include "runtime/when_all.h"
+#include "coblk/runtime/io.h"
+#include "coblk/runtime/runtime.h"
+#include "coblk/runtime/when_all.h"
 #include "test/runtime/support.h"
+
+using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using runtime::Task;
 
@@ -29,149 +31,149 @@ constexpr std::uint32_t socket_uring_op_siocinq = 0;
 
 /// A UDP socket on 127.0.0.1 holding one queued 5-byte datagram it sent to itself.
 struct SocketWithQueuedDatagram {
-    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    SocketWithQueuedDatagram() {
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof(addr);
-        if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-            ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
-            ::sendto(fd, "hello", 5, 0, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 5) {
-            throw std::runtime_error("cannot set up a UDP socket on 127.0.0.1");
-        }
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  SocketWithQueuedDatagram() {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+        ::sendto(fd, "hello", 5, 0, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 5) {
+      throw std::runtime_error("cannot set up a UDP socket on 127.0.0.1");
     }
-    SocketWithQueuedDatagram(const SocketWithQueuedDatagram&) = delete;
-    SocketWithQueuedDatagram& operator=(const SocketWithQueuedDatagram&) = delete;
-    ~SocketWithQueuedDatagram() { ::close(fd); }
+  }
+  SocketWithQueuedDatagram(const SocketWithQueuedDatagram&) = delete;
+  SocketWithQueuedDatagram& operator=(const SocketWithQueuedDatagram&) = delete;
+  ~SocketWithQueuedDatagram() { ::close(fd); }
 };
 
 runtime::RuntimeConfig one_core(bool sqe128) {
-    runtime::RuntimeConfig config = runtime_test::cores({0});
-    config.reactor.sqe128 = sqe128;
-    return config;
+  runtime::RuntimeConfig config = runtime_test::cores({0});
+  config.reactor.sqe128 = sqe128;
+  return config;
 }
 
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(an_sqe128_ring_runs_uring_cmd) {
-    SocketWithQueuedDatagram sock;
-    runtime::Runtime rt(one_core(true));
-    rt.run([&]() -> Task<void> {
-        BOOST_TEST((runtime::Reactor::current()->ring_flags() & IORING_SETUP_SQE128) != 0u);
-        const int queued = co_await runtime::uring_cmd(sock.fd, socket_uring_op_siocinq, nullptr, 0);
-        BOOST_TEST(queued == 5);  // the datagram's size, as ioctl(SIOCINQ) says
-        // The 80-byte payload area is usable in full.
-        const std::array<std::byte, runtime::uring_cmd_area> payload{};
-        BOOST_TEST(co_await runtime::uring_cmd(sock.fd, socket_uring_op_siocinq, payload.data(), payload.size()) == 5);
-    });
+  SocketWithQueuedDatagram sock;
+  runtime::Runtime rt(one_core(true));
+  rt.run([&]() -> Task<void> {
+    BOOST_TEST((runtime::Reactor::current()->ring_flags() & IORING_SETUP_SQE128) != 0u);
+    const int queued = co_await runtime::uring_cmd(sock.fd, socket_uring_op_siocinq, nullptr, 0);
+    BOOST_TEST(queued == 5);  // the datagram's size, as ioctl(SIOCINQ) says
+    // The 80-byte payload area is usable in full.
+    const std::array<std::byte, runtime::uring_cmd_area> payload{};
+    BOOST_TEST(co_await runtime::uring_cmd(sock.fd, socket_uring_op_siocinq, payload.data(), payload.size()) == 5);
+  });
 }
 
 BOOST_AUTO_TEST_CASE(uring_cmd_on_a_64_byte_sqe_ring_returns_einval_without_submitting) {
-    SocketWithQueuedDatagram sock;
-    runtime::Runtime rt(one_core(false));
-    rt.run([&]() -> Task<void> {
-        BOOST_TEST((runtime::Reactor::current()->ring_flags() & IORING_SETUP_SQE128) == 0u);
-        co_await runtime::nop();  // flush the reactor's own start-up SQEs
-        const auto& stats = runtime::Reactor::current()->stats();
-        const auto submitted = stats.sqes_submitted.get();
-        BOOST_TEST(co_await runtime::uring_cmd(sock.fd, socket_uring_op_siocinq, nullptr, 0) == -EINVAL);
-        co_await runtime::nop();
-        BOOST_TEST(stats.sqes_submitted.get() - submitted == 1u);  // only the nop
-    });
+  SocketWithQueuedDatagram sock;
+  runtime::Runtime rt(one_core(false));
+  rt.run([&]() -> Task<void> {
+    BOOST_TEST((runtime::Reactor::current()->ring_flags() & IORING_SETUP_SQE128) == 0u);
+    co_await runtime::nop();  // flush the reactor's own start-up SQEs
+    const auto& stats = runtime::Reactor::current()->stats();
+    const auto submitted = stats.sqes_submitted.get();
+    BOOST_TEST(co_await runtime::uring_cmd(sock.fd, socket_uring_op_siocinq, nullptr, 0) == -EINVAL);
+    co_await runtime::nop();
+    BOOST_TEST(stats.sqes_submitted.get() - submitted == 1u);  // only the nop
+  });
 }
 
 BOOST_AUTO_TEST_CASE(a_uring_cmd_payload_longer_than_80_bytes_returns_einval) {
-    SocketWithQueuedDatagram sock;
-    runtime::Runtime rt(one_core(true));
-    rt.run([&]() -> Task<void> {
-        const std::array<std::byte, runtime::uring_cmd_area + 1> payload{};
-        BOOST_TEST(co_await runtime::uring_cmd(sock.fd, socket_uring_op_siocinq, payload.data(), payload.size()) ==
-                   -EINVAL);
-    });
+  SocketWithQueuedDatagram sock;
+  runtime::Runtime rt(one_core(true));
+  rt.run([&]() -> Task<void> {
+    const std::array<std::byte, runtime::uring_cmd_area + 1> payload{};
+    BOOST_TEST(co_await runtime::uring_cmd(sock.fd, socket_uring_op_siocinq, payload.data(), payload.size()) ==
+               -EINVAL);
+  });
 }
 
 BOOST_AUTO_TEST_CASE(a_ring_with_four_entries_runs_a_hundred_concurrent_operations) {
-    runtime::RuntimeConfig config = runtime_test::cores({0});
-    config.reactor.ring_entries = 4;
-    runtime::Runtime rt(config);
-    const auto results = rt.run([]() -> Task<std::vector<int>> {
-        std::vector<Task<int>> ops;
-        for (int i = 0; i < 100; ++i) {
-            ops.push_back([](int v) -> Task<int> {
-                const int r = co_await runtime::nop();
-                co_return r == 0 ? v : -1;
-            }(i));
-        }
-        co_return co_await runtime::when_all(std::move(ops));
-    });
-    BOOST_REQUIRE(results.size() == 100u);
+  runtime::RuntimeConfig config = runtime_test::cores({0});
+  config.reactor.ring_entries = 4;
+  runtime::Runtime rt(config);
+  const auto results = rt.run([]() -> Task<std::vector<int>> {
+    std::vector<Task<int>> ops;
     for (int i = 0; i < 100; ++i) {
-        BOOST_TEST_REQUIRE(results[static_cast<std::size_t>(i)] == i);
+      ops.push_back([](int v) -> Task<int> {
+        const int r = co_await runtime::nop();
+        co_return r == 0 ? v : -1;
+      }(i));
     }
+    co_return co_await runtime::when_all(std::move(ops));
+  });
+  BOOST_REQUIRE(results.size() == 100u);
+  for (int i = 0; i < 100; ++i) {
+    BOOST_TEST_REQUIRE(results[static_cast<std::size_t>(i)] == i);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(an_sqpoll_ring_runs_operations) {
-    runtime::RuntimeConfig config = runtime_test::cores({0});
-    config.reactor.sqpoll = true;
-    config.reactor.sqpoll_idle_ms = 1;
-    runtime::Runtime rt(config);
-    const unsigned flags = rt.run([]() -> Task<unsigned> {
-        for (int i = 0; i < 50; ++i) {
-            BOOST_TEST_REQUIRE(co_await runtime::nop() == 0);
-        }
-        BOOST_TEST(co_await runtime::sleep_for(std::chrono::milliseconds(5)) == 0);  // idle past sqpoll_idle_ms
-        BOOST_TEST(co_await runtime::nop() == 0);
-        co_return runtime::Reactor::current()->ring_flags();
-    });
-    BOOST_TEST((flags & IORING_SETUP_SQPOLL) != 0u);
+  runtime::RuntimeConfig config = runtime_test::cores({0});
+  config.reactor.sqpoll = true;
+  config.reactor.sqpoll_idle_ms = 1;
+  runtime::Runtime rt(config);
+  const unsigned flags = rt.run([]() -> Task<unsigned> {
+    for (int i = 0; i < 50; ++i) {
+      BOOST_TEST_REQUIRE(co_await runtime::nop() == 0);
+    }
+    BOOST_TEST(co_await runtime::sleep_for(std::chrono::milliseconds(5)) == 0);  // idle past sqpoll_idle_ms
+    BOOST_TEST(co_await runtime::nop() == 0);
+    co_return runtime::Reactor::current()->ring_flags();
+  });
+  BOOST_TEST((flags & IORING_SETUP_SQPOLL) != 0u);
 }
 
 BOOST_AUTO_TEST_CASE(runtime_config_rejects_duplicate_cpus) {
-    BOOST_CHECK_THROW(runtime::Runtime(runtime_test::cores({0, 0})), std::invalid_argument);
-    BOOST_CHECK_THROW(runtime::Runtime(runtime_test::cores({0, 1, 0})), std::invalid_argument);
+  BOOST_CHECK_THROW(runtime::Runtime(runtime_test::cores({0, 0})), std::invalid_argument);
+  BOOST_CHECK_THROW(runtime::Runtime(runtime_test::cores({0, 1, 0})), std::invalid_argument);
 }
 
 BOOST_AUTO_TEST_CASE(runtime_config_rejects_cpus_this_process_may_not_use) {
-    cpu_set_t allowed;
-    CPU_ZERO(&allowed);
-    BOOST_REQUIRE(::sched_getaffinity(0, sizeof(allowed), &allowed) == 0);
-    unsigned forbidden = 0;
-    while (forbidden < CPU_SETSIZE && CPU_ISSET(forbidden, &allowed)) {
-        ++forbidden;
-    }
-    BOOST_REQUIRE(forbidden < CPU_SETSIZE);
-    BOOST_CHECK_THROW(runtime::Runtime(runtime_test::cores({forbidden})), std::invalid_argument);
-    BOOST_CHECK_THROW(runtime::Runtime(runtime_test::cores({CPU_SETSIZE})), std::invalid_argument);
-    BOOST_CHECK_THROW(runtime::Runtime(runtime_test::cores({100000})), std::invalid_argument);
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  BOOST_REQUIRE(::sched_getaffinity(0, sizeof(allowed), &allowed) == 0);
+  unsigned forbidden = 0;
+  while (forbidden < CPU_SETSIZE && CPU_ISSET(forbidden, &allowed)) {
+    ++forbidden;
+  }
+  BOOST_REQUIRE(forbidden < CPU_SETSIZE);
+  BOOST_CHECK_THROW(runtime::Runtime(runtime_test::cores({forbidden})), std::invalid_argument);
+  BOOST_CHECK_THROW(runtime::Runtime(runtime_test::cores({CPU_SETSIZE})), std::invalid_argument);
+  BOOST_CHECK_THROW(runtime::Runtime(runtime_test::cores({100000})), std::invalid_argument);
 }
 
 BOOST_AUTO_TEST_CASE(runtime_config_rejects_a_ring_size_of_zero_or_above_32768) {
-    runtime::RuntimeConfig zero = runtime_test::cores({0});
-    zero.reactor.ring_entries = 0;
-    BOOST_CHECK_THROW(runtime::Runtime{zero}, std::invalid_argument);
-    runtime::RuntimeConfig huge = runtime_test::cores({0});
-    huge.reactor.ring_entries = 32769;
-    BOOST_CHECK_THROW(runtime::Runtime{huge}, std::invalid_argument);
+  runtime::RuntimeConfig zero = runtime_test::cores({0});
+  zero.reactor.ring_entries = 0;
+  BOOST_CHECK_THROW(runtime::Runtime{zero}, std::invalid_argument);
+  runtime::RuntimeConfig huge = runtime_test::cores({0});
+  huge.reactor.ring_entries = 32769;
+  BOOST_CHECK_THROW(runtime::Runtime{huge}, std::invalid_argument);
 }
 
 BOOST_AUTO_TEST_CASE(an_empty_cpu_list_means_one_core_on_an_allowed_cpu) {
-    runtime::Runtime rt(runtime::RuntimeConfig{});
-    BOOST_TEST(rt.cores() == 1u);
-    cpu_set_t allowed;
-    CPU_ZERO(&allowed);
-    BOOST_REQUIRE(::sched_getaffinity(0, sizeof(allowed), &allowed) == 0);
-    BOOST_TEST(CPU_ISSET(rt.cpu_of(0), &allowed));
-    const int cpu = rt.run([]() -> Task<int> { co_return ::sched_getcpu(); });
-    BOOST_TEST(cpu == static_cast<int>(rt.cpu_of(0)));  // pinned there
+  runtime::Runtime rt(runtime::RuntimeConfig{});
+  BOOST_TEST(rt.cores() == 1u);
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  BOOST_REQUIRE(::sched_getaffinity(0, sizeof(allowed), &allowed) == 0);
+  BOOST_TEST(CPU_ISSET(rt.cpu_of(0), &allowed));
+  const int cpu = rt.run([]() -> Task<int> { co_return ::sched_getcpu(); });
+  BOOST_TEST(cpu == static_cast<int>(rt.cpu_of(0)));  // pinned there
 }
 
 BOOST_AUTO_TEST_CASE(asking_for_a_core_that_does_not_exist_throws_out_of_range) {
-    runtime::Runtime rt(runtime_test::cores({0}));
-    BOOST_CHECK_THROW(rt.stats(0), std::out_of_range);  // no reactor before run()
-    rt.run([]() -> Task<void> { co_return; });
-    BOOST_CHECK_NO_THROW(rt.stats(0));
-    BOOST_CHECK_THROW(rt.stats(1), std::out_of_range);
-    BOOST_CHECK_THROW(rt.reactor(7), std::out_of_range);
-    BOOST_CHECK_THROW(rt.cpu_of(1), std::out_of_range);
+  runtime::Runtime rt(runtime_test::cores({0}));
+  BOOST_CHECK_THROW(rt.stats(0), std::out_of_range);  // no reactor before run()
+  rt.run([]() -> Task<void> { co_return; });
+  BOOST_CHECK_NO_THROW(rt.stats(0));
+  BOOST_CHECK_THROW(rt.stats(1), std::out_of_range);
+  BOOST_CHECK_THROW(rt.reactor(7), std::out_of_range);
+  BOOST_CHECK_THROW(rt.cpu_of(1), std::out_of_range);
 }

@@ -11,41 +11,43 @@
 #include <random>
 #include <vector>
 
-#include "storage/page_store.h"
+#include "coblk/storage/page_store.h"
+
+using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 BOOST_AUTO_TEST_CASE(freed_memory_is_returned_even_when_the_process_memory_is_locked) {
-    if (::mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0) {
-        BOOST_TEST_MESSAGE("skipped: cannot lock memory here: " << std::strerror(errno));
-        return;
+  if (::mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0) {
+    BOOST_TEST_MESSAGE("skipped: cannot lock memory here: " << std::strerror(errno));
+    return;
+  }
+  storage::PageStoreConfig c;
+  c.size_bytes = 64ull << 20;
+  c.cores = 1;
+  c.cached_pages_kept = 0;
+  c.skip_incompressible = false;
+  storage::PageStore store(c);
+
+  std::mt19937_64 rng(1);
+  std::vector<std::byte> page(4096);
+  for (std::uint64_t p = 0; p < 4096; ++p) {
+    for (std::size_t i = 0; i < page.size(); i += 8) {
+      const std::uint64_t v = i < 2048 ? rng() : 0x2020202020202020ull;
+      std::memcpy(page.data() + i, &v, 8);
     }
-    storage::PageStoreConfig c;
-    c.size_bytes = 64ull << 20;
-    c.cores = 1;
-    c.cached_pages_kept = 0;
-    c.skip_incompressible = false;
-    storage::PageStore store(c);
+    BOOST_REQUIRE(store.write(0, p * 4096, page) == 0);
+  }
+  const std::uint64_t used = store.mm_stat().mem_used_total;
+  BOOST_TEST(used > (4u << 20));
 
-    std::mt19937_64 rng(1);
-    std::vector<std::byte> page(4096);
-    for (std::uint64_t p = 0; p < 4096; ++p) {
-        for (std::size_t i = 0; i < page.size(); i += 8) {
-            const std::uint64_t v = i < 2048 ? rng() : 0x2020202020202020ull;
-            std::memcpy(page.data() + i, &v, 8);
-        }
-        BOOST_REQUIRE(store.write(0, p * 4096, page) == 0);
-    }
-    const std::uint64_t used = store.mm_stat().mem_used_total;
-    BOOST_TEST(used > (4u << 20));
+  BOOST_REQUIRE(store.discard(0, 0, 16ull << 20) == 0);
+  store.drain_remote_frees(0);
+  BOOST_TEST(store.mm_stat().mem_used_total < used / 8);
+  BOOST_TEST(store.mm_stat().orig_data_size == 0u);
 
-    BOOST_REQUIRE(store.discard(0, 0, 16ull << 20) == 0);
-    store.drain_remote_frees(0);
-    BOOST_TEST(store.mm_stat().mem_used_total < used / 8);
-    BOOST_TEST(store.mm_stat().orig_data_size == 0u);
-
-    // The released range is usable (and locked on fault) again.
-    BOOST_REQUIRE(store.write(0, 0, page) == 0);
-    std::vector<std::byte> back(4096);
-    BOOST_REQUIRE(store.read(0, 0, back) == 0);
-    BOOST_TEST((back == page));
-    ::munlockall();
+  // The released range is usable (and locked on fault) again.
+  BOOST_REQUIRE(store.write(0, 0, page) == 0);
+  std::vector<std::byte> back(4096);
+  BOOST_REQUIRE(store.read(0, 0, back) == 0);
+  BOOST_TEST((back == page));
+  ::munlockall();
 }

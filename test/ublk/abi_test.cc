@@ -8,7 +8,9 @@
 #include <boost/test/unit_test.hpp>
 #include <cstddef>
 
-#include "ublk/abi.h"
+#include "coblk/ublk/abi.h"
+
+using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace uabi = ublk::abi;
 

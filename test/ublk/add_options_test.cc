@@ -8,16 +8,16 @@
 #include <fstream>
 #include <ostream>
 
-#include "cmd/add_options.h"
+#include "coblk/cmd/add_options.h"
 
-using namespace coblk::cli;
+using namespace coblk::cmd;
 
-namespace coblk::cli {
+namespace coblk::cmd {
 // Lets Boost.Test print a parse outcome when a check fails.
 std::ostream& operator<<(std::ostream& out, const AddParse& p) {
   return out << (p.error.empty() ? "valid" : "error: " + p.error);
 }
-}  // namespace coblk::cli
+}  // namespace coblk::cmd
 
 namespace {
 
@@ -62,7 +62,8 @@ BOOST_AUTO_TEST_CASE(a_minimal_null_device_gets_ublksrv_like_defaults) {
 }
 
 BOOST_AUTO_TEST_CASE(every_option_is_taken_in_long_and_short_form) {
-  const AddParse p = parse({"-t", "ram", "-n", "5", "-q", "2", "-d", "64", "--size", "8G", "--user-copy", "--foreground"});
+  const AddParse p =
+      parse({"-t", "ram", "-n", "5", "-q", "2", "-d", "64", "--size", "8G", "--user-copy", "--foreground"});
   BOOST_REQUIRE(p);
   BOOST_TEST(p.options.dev_id == 5);
   BOOST_TEST(p.options.queues == 2U);
@@ -87,7 +88,9 @@ BOOST_AUTO_TEST_CASE(a_missing_target_is_rejected) { expect_rejected({"--size", 
 
 BOOST_AUTO_TEST_CASE(an_unknown_option_is_rejected) { expect_rejected({"-t", "null", "--bogus"}, "--bogus"); }
 
-BOOST_AUTO_TEST_CASE(a_stray_positional_argument_is_rejected) { expect_rejected({"-t", "null", "extra"}, "unexpected argument"); }
+BOOST_AUTO_TEST_CASE(a_stray_positional_argument_is_rejected) {
+  expect_rejected({"-t", "null", "extra"}, "unexpected argument");
+}
 
 BOOST_AUTO_TEST_CASE(a_size_that_is_not_a_number_is_rejected) {
   expect_rejected({"-t", "ram", "--size", "big"}, "'big' is not a size");

@@ -33,8 +33,8 @@ Outcome run(const std::string& args, const std::string& control = "/nonexistent/
   const std::string out_file = "/tmp/coblk-test-out-" + std::to_string(::getpid());
   const std::string err_file = "/tmp/coblk-test-err-" + std::to_string(::getpid());
   const std::string cmd = "COBLK_CONTROL_PATH=" + control + " COBLK_RUN_DIR=/tmp/coblk-test-run-" +
-                          std::to_string(::getpid()) + " " + COBLK_BINARY + " " + args + " >" + out_file +
-                          " 2>" + err_file + " </dev/null";
+                          std::to_string(::getpid()) + " " + COBLK_BINARY + " " + args + " >" + out_file + " 2>" +
+                          err_file + " </dev/null";
   const int raw = std::system(cmd.c_str());
   Outcome o;
   o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;

@@ -5,7 +5,9 @@
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
 
-#include "ublk/device_record.h"
+#include "coblk/ublk/device_record.h"
+
+using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace {
 
@@ -57,7 +59,8 @@ BOOST_AUTO_TEST_CASE(a_record_survives_a_round_trip_through_json) {
 }
 
 BOOST_AUTO_TEST_CASE(malformed_json_is_rejected_not_half_read) {
-  for (const char* bad : {"", "{", "{\"dev_id\":}", "[1]", "{\"dev_id\":1,}", "{\"dev_id\":1} x", "{\"target\":\"ram\"}"}) {
+  for (const char* bad :
+       {"", "{", "{\"dev_id\":}", "[1]", "{\"dev_id\":1,}", "{\"dev_id\":1} x", "{\"target\":\"ram\"}"}) {
     BOOST_TEST(!ublk::record_from_json(bad), "accepted " << bad);
   }
 }

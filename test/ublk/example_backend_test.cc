@@ -12,10 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "runtime/runtime.h"
-#include "runtime/submit_to.h"
-#include "ublk/abi.h"
-#include "ublk/examples/mirror_target.h"
+#include "coblk/runtime/runtime.h"
+#include "coblk/runtime/submit_to.h"
+#include "coblk/ublk/abi.h"
+#include "coblk/ublk/examples/mirror_target.h"
+
+using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using runtime::Task;
 using ublk::Request;
@@ -131,8 +133,9 @@ BOOST_AUTO_TEST_CASE(reads_are_served_from_the_primary_file) {
   b.write_at(8192, in_secondary);
   MirrorTarget mirror(a.path, b.path, 1);
   std::vector<std::byte> back(4096);
-  const int result = run_on_queue_0(
-      mirror, [&]() -> Task<int> { co_return co_await mirror.read(make(ublk::abi::IO_OP_READ, 8192, 4096, back.data())); });
+  const int result = run_on_queue_0(mirror, [&]() -> Task<int> {
+    co_return co_await mirror.read(make(ublk::abi::IO_OP_READ, 8192, 4096, back.data()));
+  });
   BOOST_TEST(result == 4096);
   BOOST_TEST((back == in_primary));
   BOOST_TEST(mirror.counters(0).reads_from_secondary == 0U);

@@ -1,8 +1,10 @@
 #define BOOST_TEST_MODULE ublk_features
 #include <boost/test/unit_test.hpp>
 
-#include "ublk/abi.h"
-#include "ublk/features.h"
+#include "coblk/ublk/abi.h"
+#include "coblk/ublk/features.h"
+
+using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 BOOST_AUTO_TEST_CASE(every_known_feature_is_one_distinct_bit_in_order) {
   uint64_t seen = 0;

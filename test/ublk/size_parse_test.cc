@@ -1,7 +1,9 @@
 #define BOOST_TEST_MODULE ublk_size_parse
 #include <boost/test/unit_test.hpp>
 
-#include "ublk/size_parse.h"
+#include "coblk/ublk/size_parse.h"
+
+using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using ublk::format_size;
 using ublk::parse_size;

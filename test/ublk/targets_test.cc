@@ -9,11 +9,13 @@
 #include <cstring>
 #include <vector>
 
-#include "runtime/runtime.h"
-#include "ublk/abi.h"
-#include "ublk/loop_target.h"
-#include "ublk/null_target.h"
-#include "ublk/ram_target.h"
+#include "coblk/runtime/runtime.h"
+#include "coblk/ublk/abi.h"
+#include "coblk/ublk/loop_target.h"
+#include "coblk/ublk/null_target.h"
+#include "coblk/ublk/ram_target.h"
+
+using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using runtime::Task;
 using ublk::Request;

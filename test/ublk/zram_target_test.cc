@@ -10,11 +10,13 @@
 #include <random>
 #include <vector>
 
-#include "runtime/io.h"
-#include "runtime/runtime.h"
-#include "runtime/submit_to.h"
-#include "ublk/abi.h"
-#include "ublk/zram_target.h"
+#include "coblk/runtime/io.h"
+#include "coblk/runtime/runtime.h"
+#include "coblk/runtime/submit_to.h"
+#include "coblk/ublk/abi.h"
+#include "coblk/ublk/zram_target.h"
+
+using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using runtime::Task;
 using ublk::Request;
@@ -24,131 +26,133 @@ namespace {
 compress::CodecSpec lz4() { return compress::CodecSpec{compress::Algorithm::lz4, 1}; }
 
 Request make_request(std::uint16_t queue, std::uint64_t offset, std::vector<std::byte>& buf) {
-    Request r;
-    r.queue = queue;
-    r.offset = offset;
-    r.length = static_cast<std::uint32_t>(buf.size());
-    r.data = buf.data();
-    return r;
+  Request r;
+  r.queue = queue;
+  r.offset = offset;
+  r.length = static_cast<std::uint32_t>(buf.size());
+  r.data = buf.data();
+  return r;
 }
 
 std::vector<std::byte> text_page(unsigned seed) {
-    std::vector<std::byte> page(4096);
-    for (std::size_t i = 0; i < page.size(); ++i) {
-        page[i] = static_cast<std::byte>("coblk zram target "[(i + seed) % 18]);
-    }
-    return page;
+  std::vector<std::byte> page(4096);
+  for (std::size_t i = 0; i < page.size(); ++i) {
+    page[i] = static_cast<std::byte>("coblk zram target "[(i + seed) % 18]);
+  }
+  return page;
 }
 
 template <typename F>
 auto run_on_two_cores(F body) {
-    runtime::Runtime rt(runtime::RuntimeConfig{.cpus = {0, 1}});
-    return rt.run(std::move(body));
+  runtime::Runtime rt(runtime::RuntimeConfig{.cpus = {0, 1}});
+  return rt.run(std::move(body));
 }
 
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_page_written_on_one_queue_reads_back_on_the_other) {
-    ublk::ZramTarget target(ublk::ZramTargetConfig{.size_bytes = 1 << 20, .codec = lz4(), .queues = 2});
-    const bool same = run_on_two_cores([&]() -> Task<bool> {
-        auto written = text_page(3);
-        // The request must outlive the (lazy) coroutine that reads it, so it
-        // lives in the remote coroutine's own frame.
-        const int w = co_await runtime::submit_to(1, [&]() -> Task<int> {
-            const Request request = make_request(1, 8192, written);
-            co_return co_await target.write(request);
-        });
-        BOOST_TEST(w == 4096);
-        std::vector<std::byte> back(4096);
-        const int r = co_await target.read(make_request(0, 8192, back));
-        BOOST_TEST(r == 4096);
-        co_return back == written;
+  ublk::ZramTarget target(ublk::ZramTargetConfig{.size_bytes = 1 << 20, .codec = lz4(), .queues = 2});
+  const bool same = run_on_two_cores([&]() -> Task<bool> {
+    auto written = text_page(3);
+    // The request must outlive the (lazy) coroutine that reads it, so it
+    // lives in the remote coroutine's own frame.
+    const int w = co_await runtime::submit_to(1, [&]() -> Task<int> {
+      const Request request = make_request(1, 8192, written);
+      co_return co_await target.write(request);
     });
-    BOOST_TEST(same);
-    BOOST_TEST(target.store().mm_stat().orig_data_size == 4096u);
+    BOOST_TEST(w == 4096);
+    std::vector<std::byte> back(4096);
+    const int r = co_await target.read(make_request(0, 8192, back));
+    BOOST_TEST(r == 4096);
+    co_return back == written;
+  });
+  BOOST_TEST(same);
+  BOOST_TEST(target.store().mm_stat().orig_data_size == 4096u);
 }
 
 BOOST_AUTO_TEST_CASE(a_write_beyond_the_memory_limit_fails_and_keeps_the_old_data) {
-    ublk::ZramTarget target(
-        ublk::ZramTargetConfig{.size_bytes = 64 << 20, .codec = lz4(), .mem_limit_bytes = 1 << 20, .queues = 1});
-    run_on_two_cores([&]() -> Task<void> {
-        std::mt19937_64 rng(7);
-        std::vector<std::byte> noise(4096);
-        int first_failure = 0;
-        std::uint64_t page = 0;
-        for (; page < 16384 && first_failure == 0; ++page) {
-            for (auto& b : noise) {
-                b = static_cast<std::byte>(rng());
-            }
-            const int rc = co_await target.write(make_request(0, page * 4096, noise));
-            if (rc < 0) {
-                first_failure = rc;
-            }
-        }
-        BOOST_TEST(first_failure == -EIO);
-        // Page 0 still holds what was written first.
-        std::mt19937_64 replay(7);
-        std::vector<std::byte> expected(4096), back(4096);
-        for (auto& b : expected) {
-            b = static_cast<std::byte>(replay());
-        }
-        BOOST_TEST(co_await target.read(make_request(0, 0, back)) == 4096);
-        BOOST_TEST((back == expected));
-        BOOST_TEST(target.store().io_stat().failed_writes >= 1u);
-    });
+  ublk::ZramTarget target(
+      ublk::ZramTargetConfig{.size_bytes = 64 << 20, .codec = lz4(), .mem_limit_bytes = 1 << 20, .queues = 1});
+  run_on_two_cores([&]() -> Task<void> {
+    std::mt19937_64 rng(7);
+    std::vector<std::byte> noise(4096);
+    int first_failure = 0;
+    std::uint64_t page = 0;
+    for (; page < 16384 && first_failure == 0; ++page) {
+      for (auto& b : noise) {
+        b = static_cast<std::byte>(rng());
+      }
+      const int rc = co_await target.write(make_request(0, page * 4096, noise));
+      if (rc < 0) {
+        first_failure = rc;
+      }
+    }
+    BOOST_TEST(first_failure == -EIO);
+    // Page 0 still holds what was written first.
+    std::mt19937_64 replay(7);
+    std::vector<std::byte> expected(4096), back(4096);
+    for (auto& b : expected) {
+      b = static_cast<std::byte>(replay());
+    }
+    BOOST_TEST(co_await target.read(make_request(0, 0, back)) == 4096);
+    BOOST_TEST((back == expected));
+    BOOST_TEST(target.store().io_stat().failed_writes >= 1u);
+  });
 }
 
 BOOST_AUTO_TEST_CASE(discard_frees_the_pages_and_they_read_back_as_zeros) {
-    ublk::ZramTarget target(ublk::ZramTargetConfig{.size_bytes = 1 << 20, .codec = lz4(), .queues = 1});
-    run_on_two_cores([&]() -> Task<void> {
-        for (unsigned p = 0; p < 8; ++p) {
-            auto page = text_page(p);
-            BOOST_TEST(co_await target.write(make_request(0, p * 4096ull, page)) == 4096);
-        }
-        BOOST_TEST(target.store().mm_stat().orig_data_size == 8 * 4096u);
-        Request d;
-        d.offset = 0;
-        d.length = 8 * 4096;
-        BOOST_TEST(co_await target.discard(d) == 0);
-        BOOST_TEST(target.store().mm_stat().orig_data_size == 0u);
-        std::vector<std::byte> back(4096, std::byte{0xff});
-        BOOST_TEST(co_await target.read(make_request(0, 4096, back)) == 4096);
-        BOOST_TEST((back == std::vector<std::byte>(4096)));
-    });
+  ublk::ZramTarget target(ublk::ZramTargetConfig{.size_bytes = 1 << 20, .codec = lz4(), .queues = 1});
+  run_on_two_cores([&]() -> Task<void> {
+    for (unsigned p = 0; p < 8; ++p) {
+      auto page = text_page(p);
+      BOOST_TEST(co_await target.write(make_request(0, p * 4096ull, page)) == 4096);
+    }
+    BOOST_TEST(target.store().mm_stat().orig_data_size == 8 * 4096u);
+    Request d;
+    d.offset = 0;
+    d.length = 8 * 4096;
+    BOOST_TEST(co_await target.discard(d) == 0);
+    BOOST_TEST(target.store().mm_stat().orig_data_size == 0u);
+    std::vector<std::byte> back(4096, std::byte{0xff});
+    BOOST_TEST(co_await target.read(make_request(0, 4096, back)) == 4096);
+    BOOST_TEST((back == std::vector<std::byte>(4096)));
+  });
 }
 
 BOOST_AUTO_TEST_CASE(published_stats_are_read_back_by_the_stats_reader) {
-    const std::string path = "/tmp/coblk-zram-stats-test." + std::to_string(::getpid());
-    {
-        ublk::ZramTarget target(ublk::ZramTargetConfig{
-            .size_bytes = 1 << 20, .codec = compress::CodecSpec{compress::Algorithm::zstd, 3}, .queues = 1,
-            .stats_path = path, .maintenance_interval = std::chrono::milliseconds(5)});
-        run_on_two_cores([&]() -> Task<void> {
-            co_await target.start_queue(0);
-            auto page = text_page(1);
-            BOOST_TEST(co_await target.write(make_request(0, 0, page)) == 4096);
-            std::vector<std::byte> zeros(4096);
-            BOOST_TEST(co_await target.write(make_request(0, 4096, zeros)) == 4096);
-            co_await runtime::sleep_for(std::chrono::milliseconds(50));  // a few maintenance rounds
-        });
-        std::string error;
-        const auto stats = ublk::read_zram_stats(path, &error);
-        BOOST_TEST_REQUIRE(stats.has_value(), error);
-        BOOST_TEST(stats->disksize == (1u << 20));
-        BOOST_TEST(stats->algorithm == "zstd:3");
-        BOOST_TEST(stats->mm.orig_data_size == 2 * 4096u);
-        BOOST_TEST(stats->mm.same_pages == 1u);
-        BOOST_TEST(stats->mm.compr_data_size > 0u);
-        BOOST_TEST(stats->mm.compr_data_size < 4096u);
-    }
+  const std::string path = "/tmp/coblk-zram-stats-test." + std::to_string(::getpid());
+  {
+    ublk::ZramTarget target(ublk::ZramTargetConfig{.size_bytes = 1 << 20,
+                                                   .codec = compress::CodecSpec{compress::Algorithm::zstd, 3},
+                                                   .queues = 1,
+                                                   .stats_path = path,
+                                                   .maintenance_interval = std::chrono::milliseconds(5)});
+    run_on_two_cores([&]() -> Task<void> {
+      co_await target.start_queue(0);
+      auto page = text_page(1);
+      BOOST_TEST(co_await target.write(make_request(0, 0, page)) == 4096);
+      std::vector<std::byte> zeros(4096);
+      BOOST_TEST(co_await target.write(make_request(0, 4096, zeros)) == 4096);
+      co_await runtime::sleep_for(std::chrono::milliseconds(50));  // a few maintenance rounds
+    });
     std::string error;
-    BOOST_TEST(!ublk::read_zram_stats(path, &error).has_value());  // removed with the device
-    BOOST_TEST(!error.empty());
+    const auto stats = ublk::read_zram_stats(path, &error);
+    BOOST_TEST_REQUIRE(stats.has_value(), error);
+    BOOST_TEST(stats->disksize == (1u << 20));
+    BOOST_TEST(stats->algorithm == "zstd:3");
+    BOOST_TEST(stats->mm.orig_data_size == 2 * 4096u);
+    BOOST_TEST(stats->mm.same_pages == 1u);
+    BOOST_TEST(stats->mm.compr_data_size > 0u);
+    BOOST_TEST(stats->mm.compr_data_size < 4096u);
+  }
+  std::string error;
+  BOOST_TEST(!ublk::read_zram_stats(path, &error).has_value());  // removed with the device
+  BOOST_TEST(!error.empty());
 }
 
 BOOST_AUTO_TEST_CASE(a_size_that_is_not_a_whole_number_of_pages_is_rejected) {
-    BOOST_CHECK_THROW(ublk::ZramTarget(ublk::ZramTargetConfig{.size_bytes = 4097, .codec = lz4(), .queues = 1}),
-                      std::invalid_argument);
-    BOOST_CHECK_THROW(ublk::ZramTarget(ublk::ZramTargetConfig{.size_bytes = 4096, .codec = lz4(), .queues = 0}),
-                      std::invalid_argument);
+  BOOST_CHECK_THROW(ublk::ZramTarget(ublk::ZramTargetConfig{.size_bytes = 4097, .codec = lz4(), .queues = 1}),
+                    std::invalid_argument);
+  BOOST_CHECK_THROW(ublk::ZramTarget(ublk::ZramTargetConfig{.size_bytes = 4096, .codec = lz4(), .queues = 0}),
+                    std::invalid_argument);
 }

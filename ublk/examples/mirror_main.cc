@@ -12,9 +12,11 @@
 #include <cstring>
 #include <string>
 
-#include "ublk/control.h"
-#include "ublk/device.h"
-#include "ublk/examples/mirror_target.h"
+#include "coblk/ublk/control.h"
+#include "coblk/ublk/device.h"
+#include "coblk/ublk/examples/mirror_target.h"
+
+using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace {
 

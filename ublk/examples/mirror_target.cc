@@ -1,4 +1,4 @@
-#include "ublk/examples/mirror_target.h"
+#include "coblk/ublk/examples/mirror_target.h"
 
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -12,12 +12,12 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/io.h"
-#include "runtime/reactor.h"
-#include "runtime/when_all.h"
-#include "ublk/abi.h"
+#include "coblk/runtime/io.h"
+#include "coblk/runtime/reactor.h"
+#include "coblk/runtime/when_all.h"
+#include "coblk/ublk/abi.h"
 
-namespace ublk::examples {
+namespace coblk::ublk::examples {
 namespace {
 
 constexpr uint64_t kPage = 4096;
@@ -41,8 +41,7 @@ runtime::Task<int> sync_file(int file) { co_return co_await runtime::fdatasync(f
 
 // KEEP_SIZE: the file must not shrink, or the device would lose its end.
 runtime::Task<int> punch_hole(int file, uint64_t offset, uint64_t length) {
-  co_return co_await runtime::fallocate(file, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)
-      .fixed_file();
+  co_return co_await runtime::fallocate(file, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length).fixed_file();
 }
 
 }  // namespace
@@ -183,10 +182,10 @@ runtime::Task<int> MirrorTarget::discard(const Request& r) {
   QueueState* q = checked(r);
   if (q == nullptr) co_return -EIO;
   ++q->counters.discards;
-  const int ret = co_await on_both(punch_hole(kPrimary, r.offset, r.length),
-                                   punch_hole(kSecondary, r.offset, r.length), 0);
+  const int ret =
+      co_await on_both(punch_hole(kPrimary, r.offset, r.length), punch_hole(kSecondary, r.offset, r.length), 0);
   if (ret < 0) ++q->counters.errors;
   co_return ret;
 }
 
-}  // namespace ublk::examples
+}  // namespace coblk::ublk::examples

@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "runtime/task.h"
-#include "ublk/target.h"
+#include "coblk/runtime/task.h"
+#include "coblk/ublk/target.h"
 
-namespace ublk::examples {
+namespace coblk::ublk::examples {
 
 /// What one queue has done; every field is written only by the queue's own
 /// core, so none of them needs to be atomic. Read them after the device has
@@ -84,4 +84,4 @@ class MirrorTarget final : public Target {
   std::string error_;
 };
 
-}  // namespace ublk::examples
+}  // namespace coblk::ublk::examples
