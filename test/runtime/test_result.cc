@@ -1,0 +1,66 @@
+// Result<T> and Error: the one error idiom of coblk's public API.
+#define BOOST_TEST_MODULE runtime_result
+#include <boost/test/unit_test.hpp>
+
+#include <memory>
+#include <string>
+#include <variant>
+
+#include "coblk/runtime/result.h"
+
+using coblk::Error;
+using coblk::Result;
+
+namespace {
+
+Result<int> parse_digit(char c) {
+  if (c < '0' || c > '9') return Error(EINVAL, std::string("not a digit: ") + c);
+  return c - '0';
+}
+
+Result<void> must_be_even(int n) {
+  if (n % 2 != 0) return Error(EDOM, "odd");
+  return coblk::ok();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_successful_result_holds_its_value) {
+  const Result<int> r = parse_digit('7');
+  BOOST_TEST(r.ok());
+  BOOST_TEST(static_cast<bool>(r));
+  BOOST_TEST(*r == 7);
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_result_holds_a_positive_errno_and_one_line) {
+  const Result<int> r = parse_digit('x');
+  BOOST_TEST(!r.ok());
+  BOOST_TEST(r.error().code() == EINVAL);
+  BOOST_TEST(r.error().negative() == -EINVAL);
+  BOOST_TEST(r.error().message() == "not a digit: x");
+}
+
+BOOST_AUTO_TEST_CASE(asking_a_failed_result_for_its_value_throws_instead_of_reading_garbage) {
+  const Result<int> r = parse_digit('x');
+  BOOST_CHECK_THROW((void)r.value(), std::bad_variant_access);
+}
+
+BOOST_AUTO_TEST_CASE(a_void_result_is_ok_or_an_error) {
+  BOOST_TEST(must_be_even(2).ok());
+  const Result<void> r = must_be_even(3);
+  BOOST_TEST(!r.ok());
+  BOOST_TEST(r.error().code() == EDOM);
+}
+
+BOOST_AUTO_TEST_CASE(a_result_can_own_a_move_only_value) {
+  Result<std::unique_ptr<int>> r = std::make_unique<int>(5);
+  BOOST_REQUIRE(r.ok());
+  std::unique_ptr<int> p = std::move(r).value();
+  BOOST_TEST(*p == 5);
+}
+
+BOOST_AUTO_TEST_CASE(from_errno_names_what_failed_and_why) {
+  const Error e = Error::from_errno(ENOENT, "cannot open /x");
+  BOOST_TEST(e.code() == ENOENT);
+  BOOST_TEST(e.message() == "cannot open /x: No such file or directory");
+}
