@@ -1,6 +1,7 @@
 #include "coblk/cmd/serve_device.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,11 +10,15 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "coblk/cmd/commands.h"
 #include "coblk/cmd/target_factory.h"
+#include "coblk/runtime/runtime.h"
+#include "coblk/runtime/signals.h"
 #include "coblk/ublk/device.h"
 #include "coblk/ublk/device_record.h"
+#include "coblk/ublk/serve_until_signal.h"
 #include "coblk/ublk/swap_safety.h"
 
 namespace coblk::cmd {
@@ -62,12 +67,27 @@ class ReadinessReport {
   bool reported_ = false;
 };
 
+// The first `n` CPUs this process may run on (fewer if it may use fewer).
+std::vector<unsigned> allowed_cpus(unsigned n) {
+  std::vector<unsigned> out;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) != 0) return out;
+  for (unsigned cpu = 0; cpu < CPU_SETSIZE && out.size() < n; ++cpu) {
+    if (CPU_ISSET(cpu, &set)) out.push_back(cpu);
+  }
+  return out;
+}
+
 int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
+  // Before any thread exists, so that every reactor inherits the mask and a
+  // stop signal is only ever read by serve_until_signal.
+  Result<runtime::SignalSet> signals = runtime::SignalSet::block();
+  if (!signals) return report.failed(signals.error().message());
   // Before any reactor, ring or target memory exists, so all of it is locked.
   for (const std::string& problem : ublk::protect_server_process()) {
     std::fprintf(stderr, "coblk %s: warning: %s\n", recover ? "recover" : "add", problem.c_str());
   }
-  std::string error;
   ublk::DeviceConfig config;
   config.dev_id = o.dev_id;
   config.queues = o.queues;
@@ -75,26 +95,33 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
   config.data_path = to_data_path(o.data_path);
   config.recovery = o.recovery;
   config.unprivileged = o.unprivileged;
-  ublk::Device device(config);
   // The device id is known only once the kernel created it (or from -n when
   // recovering); the target is built then, as zram names its stats by id.
-  if (!recover && device.create(error) < 0) {
-    std::string ignored;
-    device.remove(ignored);
-    return report.failed(error);
-  }
-  const uint32_t id = recover ? static_cast<uint32_t>(o.dev_id) : device.id();
+  // A fresh device that cannot be served is deleted again by its
+  // destructor; a device being recovered is left quiesced for another try.
+  Result<std::unique_ptr<ublk::Device>> created =
+      recover ? ublk::Device::recover(static_cast<uint32_t>(o.dev_id), config) : ublk::Device::create(config);
+  if (!created) return report.failed(created.error().message());
+  ublk::Device& device = **created;
+  const uint32_t id = device.id();
+  std::string error;
   std::unique_ptr<ublk::Target> target = make_target(o, id, error);
-  const int ready_to_serve = !target   ? -EINVAL
-                             : recover ? device.attach_for_recovery(id, *target, error)
-                                       : device.configure(*target, error);
-  if (ready_to_serve < 0) {
-    // A fresh device that cannot be served is deleted again; a device being
-    // recovered is left quiesced for another attempt.
-    std::string ignored;
-    if (!recover) device.remove(ignored);
-    return report.failed(error);
+  if (!target) return report.failed(error);
+  if (Result<void> configured = device.configure(*target); !configured) {
+    return report.failed(configured.error().message());
   }
+
+  // Queue q on core q, and core q on the q-th CPU this process may use.
+  runtime::RuntimeConfig rc;
+  rc.cpus = allowed_cpus(o.queues);
+  if (rc.cpus.size() < o.queues) {
+    return report.failed("only " + std::to_string(rc.cpus.size()) + " CPUs available for " + std::to_string(o.queues) +
+                         " queues");
+  }
+  rc.reactor.ring_entries = ublk::ring_entries_for(o.depth);
+  std::vector<unsigned> cores(o.queues);
+  for (unsigned q = 0; q < o.queues; ++q) cores[q] = q;
+
   ublk::DeviceRecord record;
   record.dev_id = id;
   record.target = to_string(o.target);
@@ -109,19 +136,32 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
   record.args = o.args;
 
   bool ready = false;
-  const int ret = device.serve(
-      [&] {
-        ready = true;
-        ublk::save_record(record);  // best effort: list/stats degrade without it
-        report.ready(ublk::block_device_path(id));
-      },
-      error);
+  std::vector<ublk::ServedDevice> served_devices(1);
+  served_devices[0].device = &device;
+  served_devices[0].cores = cores;
+  served_devices[0].on_ready = [&] {
+    ready = true;
+    ublk::save_record(record);  // best effort: list/stats degrade without it
+    report.ready(ublk::block_device_path(id));
+  };
+  Result<void> served = Error(EIO, "the queue runtime did not run");
+  try {
+    runtime::Runtime rt(rc);
+    served = rt.run([&]() -> runtime::Task<Result<void>> {
+      co_return co_await ublk::serve_until_signal(*signals, std::move(served_devices));
+    });
+  } catch (const std::exception& e) {
+    served = Error(EIO, std::string("the queue runtime failed: ") + e.what());
+  }
   ublk::remove_record(id);
-  std::string remove_error;
-  device.remove(remove_error);
-  if (ret < 0) {
-    if (!ready) return report.failed(error);
-    std::fprintf(stderr, "coblk %s: device %u: %s\n", report.command(), id, error.c_str());
+  const Result<void> removed = device.remove();
+  if (!served) {
+    if (!ready) return report.failed(served.error().message());
+    std::fprintf(stderr, "coblk %s: device %u: %s\n", report.command(), id, served.error().message().c_str());
+    return kExitFailure;
+  }
+  if (!removed) {
+    std::fprintf(stderr, "coblk %s: %s\n", report.command(), removed.error().message().c_str());
     return kExitFailure;
   }
   return kExitOk;

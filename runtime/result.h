@@ -43,9 +43,7 @@ class Error {
   const std::string& message() const noexcept { return message_; }
 
   /// "what: strerror(code)"; the usual way to describe a failed system call.
-  static Error from_errno(int code, const std::string& what) {
-    return Error(code, what + ": " + std::strerror(code));
-  }
+  static Error from_errno(int code, const std::string& what) { return Error(code, what + ": " + std::strerror(code)); }
 
  private:
   int code_;
@@ -63,8 +61,8 @@ class [[nodiscard]] Result {
  public:
   /// A successful result holding `value`.
   template <typename U = T>
-  requires std::is_constructible_v<T, U&&>
-  Result(U&& value) : state_(std::in_place_index<0>, std::forward<U>(value)) {}  // NOLINT(google-explicit-constructor)
+  requires std::is_constructible_v<T, U&&> Result(U&& value)
+      : state_(std::in_place_index<0>, std::forward<U>(value)) {}  // NOLINT(google-explicit-constructor)
   /// A failed result.
   Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT(google-explicit-constructor)
 

@@ -1,11 +1,14 @@
 #include "coblk/ublk/control.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <vector>
+
+#include "coblk/runtime/io.h"
 
 namespace coblk::ublk {
 namespace {
@@ -66,8 +69,8 @@ void ControlDevice::close() {
   ioctl_encoded_ = false;
 }
 
-int ControlDevice::issue(uint32_t encoded, uint32_t legacy, uint32_t dev_id, void* buf, uint32_t len, uint64_t data,
-                         bool with_path) {
+int ControlDevice::prepare(uint32_t encoded, uint32_t legacy, uint32_t dev_id, void* buf, uint32_t len, uint64_t data,
+                           bool with_path, std::vector<char>& staging, uint16_t& path_len) {
   if (!ring_ready_) return -EBADF;
   uint32_t op = encoded;
   if (!ioctl_encoded_) {
@@ -84,14 +87,15 @@ int ControlDevice::issue(uint32_t encoded, uint32_t legacy, uint32_t dev_id, voi
   // node's path in front of their buffer; the kernel checks our permission
   // on that node, then skips the path. Control commands are rare, so the
   // staging buffer may come from the heap.
-  std::vector<char> staging;
+  staging.clear();
+  path_len = 0;
   if (with_path) {
     const std::string path = char_device_path(dev_id);
-    const size_t path_len = path.size() + 1;  // the kernel wants the NUL counted
+    path_len = static_cast<uint16_t>(path.size() + 1);  // the kernel wants the NUL counted
     staging.resize(path_len + len);
     std::memcpy(staging.data(), path.c_str(), path_len);
     if (len != 0) std::memcpy(staging.data() + path_len, buf, len);
-    cmd.dev_path_len = static_cast<uint16_t>(path_len);
+    cmd.dev_path_len = path_len;
     cmd.addr = reinterpret_cast<uint64_t>(staging.data());
     cmd.len = static_cast<uint16_t>(staging.size());
   } else {
@@ -107,8 +111,16 @@ int ControlDevice::issue(uint32_t encoded, uint32_t legacy, uint32_t dev_id, voi
   sqe->fd = fd_;
   sqe->cmd_op = op;
   std::memcpy(sqe->cmd, &cmd, sizeof(cmd));
+  return 0;
+}
 
-  int ret = io_uring_submit(&ring_);
+int ControlDevice::issue(uint32_t encoded, uint32_t legacy, uint32_t dev_id, void* buf, uint32_t len, uint64_t data,
+                         bool with_path) {
+  std::vector<char> staging;
+  uint16_t path_len = 0;
+  int ret = prepare(encoded, legacy, dev_id, buf, len, data, with_path, staging, path_len);
+  if (ret < 0) return ret;
+  ret = io_uring_submit(&ring_);
   if (ret < 0) return ret;
   io_uring_cqe* cqe = nullptr;
   do {
@@ -119,9 +131,42 @@ int ControlDevice::issue(uint32_t encoded, uint32_t legacy, uint32_t dev_id, voi
   io_uring_cqe_seen(&ring_, cqe);
 
   if (with_path && res >= 0 && len != 0) {
-    std::memcpy(buf, staging.data() + cmd.dev_path_len, len);
+    std::memcpy(buf, staging.data() + path_len, len);
   }
   return res;
+}
+
+runtime::Task<int> ControlDevice::issue_async(uint32_t encoded, uint32_t legacy, uint32_t dev_id, uint64_t data,
+                                              std::stop_token cancel) {
+  uint16_t path_len = 0;
+  // The staging buffer is a member: if the wait is abandoned, the kernel may
+  // still read it, so it must outlive this frame.
+  int ret = prepare(encoded, legacy, dev_id, nullptr, 0, data, unprivileged_, async_staging_, path_len);
+  if (ret < 0) co_return ret;
+  // Returns at once: the driver answers IO_URING_F_NONBLOCK issues with
+  // -EAGAIN, so io_uring hands every control command to its worker threads
+  // (Linux 6.2+), where a command may sleep as long as it needs.
+  ret = io_uring_submit(&ring_);
+  if (ret < 0) co_return ret;
+  for (;;) {
+    io_uring_cqe* cqe = nullptr;
+    if (io_uring_peek_cqe(&ring_, &cqe) == 0) {
+      const int res = cqe->res;
+      io_uring_cqe_seen(&ring_, cqe);
+      co_return res;
+    }
+    // An io_uring's own fd polls readable when its completion queue has an
+    // entry; the reactor sleeps on it like on any other fd.
+    const int polled = co_await runtime::poll(ring_.ring_fd, POLLIN).with_stop(cancel);
+    if (polled == -ECANCELED) {
+      // The command is still in the kernel. Closing the ring makes the
+      // kernel cancel it (an interruptible wait such as START_DEV's returns
+      // -EINTR) in its own time; this object is usable after open() again.
+      close();
+      co_return -ECANCELED;
+    }
+    if (polled < 0 && polled != -EINTR) co_return polled;
+  }
 }
 
 int ControlDevice::get_features(uint64_t& features) {
@@ -160,6 +205,20 @@ int ControlDevice::start_device(uint32_t dev_id, pid_t server_pid) {
 
 int ControlDevice::stop_device(uint32_t dev_id) {
   return issue(abi::U_CMD_STOP_DEV, abi::CMD_STOP_DEV, dev_id, nullptr, 0, 0, unprivileged_);
+}
+
+runtime::Task<int> ControlDevice::start_device_async(uint32_t dev_id, pid_t server_pid, std::stop_token cancel) {
+  return issue_async(abi::U_CMD_START_DEV, abi::CMD_START_DEV, dev_id, static_cast<uint64_t>(server_pid),
+                     std::move(cancel));
+}
+
+runtime::Task<int> ControlDevice::end_user_recovery_async(uint32_t dev_id, pid_t server_pid, std::stop_token cancel) {
+  return issue_async(abi::U_CMD_END_USER_RECOVERY, abi::CMD_END_USER_RECOVERY, dev_id,
+                     static_cast<uint64_t>(server_pid), std::move(cancel));
+}
+
+runtime::Task<int> ControlDevice::stop_device_async(uint32_t dev_id) {
+  return issue_async(abi::U_CMD_STOP_DEV, abi::CMD_STOP_DEV, dev_id, 0, {});
 }
 
 int ControlDevice::get_device_info(uint32_t dev_id, abi::ublksrv_ctrl_dev_info& info) {

@@ -7,8 +7,11 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <stop_token>
 #include <string>
+#include <vector>
 
+#include "coblk/runtime/task.h"
 #include "coblk/ublk/abi.h"
 
 namespace coblk::ublk {
@@ -28,8 +31,8 @@ std::string block_device_path(uint32_t dev_id);
 /// Every command returns 0 (or a non-negative count) on success and a
 /// negative errno on failure; nothing on this path throws. Commands block the
 /// calling thread until the kernel answers, and START_DEV blocks until every
-/// tag of every queue has a FETCH_REQ queued, so a server issues it from a
-/// thread other than its queue reactors.
+/// tag of every queue has a FETCH_REQ queued, so a reactor uses the
+/// *_async forms, which wait in the kernel's worker threads instead.
 ///
 /// Not thread-safe: the ring is used by one thread at a time. Threads that
 /// need to issue commands concurrently each open their own ControlDevice.
@@ -81,6 +84,18 @@ class ControlDevice {
   int start_device(uint32_t dev_id, pid_t server_pid);
   /// STOP_DEV: removes /dev/ublkbN and aborts the queued FETCH commands.
   int stop_device(uint32_t dev_id);
+
+  /// START_DEV for a task on a reactor: the command waits in the kernel's
+  /// worker thread, not in the reactor, and this completes when it is done
+  /// (0: /dev/ublkbN exists) or when `cancel` is stopped (-ECANCELED; the
+  /// ControlDevice is then closed, which makes the kernel abandon the
+  /// command). `cancel` must be stopped on the awaiting reactor's core.
+  runtime::Task<int> start_device_async(uint32_t dev_id, pid_t server_pid, std::stop_token cancel = {});
+  /// END_USER_RECOVERY for a task on a reactor; as start_device_async.
+  runtime::Task<int> end_user_recovery_async(uint32_t dev_id, pid_t server_pid, std::stop_token cancel = {});
+  /// STOP_DEV for a task on a reactor: STOP_DEV waits for the device's
+  /// in-flight requests, which the reactors themselves complete.
+  runtime::Task<int> stop_device_async(uint32_t dev_id);
   /// GET_DEV_INFO (GET_DEV_INFO2 for unprivileged devices) into `info`.
   int get_device_info(uint32_t dev_id, abi::ublksrv_ctrl_dev_info& info);
   /// GET_QUEUE_AFFINITY: the CPUs the block layer maps to queue `queue_id`.
@@ -99,6 +114,13 @@ class ControlDevice {
   // in/out buffer, `data` its inline argument.
   int issue(uint32_t encoded, uint32_t legacy, uint32_t dev_id, void* buf, uint32_t len, uint64_t data,
             bool with_path = false);
+  // Fills the ring's next SQE with the command; `staging` holds the path
+  // prefix (and a copy of buf) for with_path commands. 0 or -errno.
+  int prepare(uint32_t encoded, uint32_t legacy, uint32_t dev_id, void* buf, uint32_t len, uint64_t data,
+              bool with_path, std::vector<char>& staging, uint16_t& path_len);
+  // A command without a buffer, awaited on the calling reactor.
+  runtime::Task<int> issue_async(uint32_t encoded, uint32_t legacy, uint32_t dev_id, uint64_t data,
+                                 std::stop_token cancel);
 
   int fd_ = -1;
   bool ring_ready_ = false;
@@ -107,6 +129,7 @@ class ControlDevice {
   bool features_known_ = false;
   bool ioctl_encoded_ = false;
   bool unprivileged_ = false;
+  std::vector<char> async_staging_;
 };
 
 }  // namespace coblk::ublk

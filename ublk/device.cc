@@ -1,24 +1,19 @@
 #include "coblk/ublk/device.h"
 
 #include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
-#include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <exception>
-#include <memory>
-#include <mutex>
+#include <stop_token>
 #include <thread>
 
+#include "coblk/runtime/io.h"
+#include "coblk/runtime/reactor.h"
 #include "coblk/runtime/runtime.h"
 #include "coblk/runtime/submit_to.h"
 #include "coblk/runtime/when_all.h"
@@ -26,48 +21,38 @@
 namespace coblk::ublk {
 namespace {
 
-std::string errno_text(int negative_errno) { return std::strerror(-negative_errno); }
-
 uint8_t shift_of(uint32_t power_of_two) { return static_cast<uint8_t>(std::countr_zero(power_of_two)); }
 
-// Runs one queue's serve() on its core and waits for it from core 0. A
-// queue that failed (rather than being stopped by the kernel) stops the
-// whole runtime: the other queues' FETCHes are then cancelled instead of
-// waiting for a START_DEV that can never complete without this queue.
-runtime::Task<void> serve_on_core(Queue& queue, unsigned core) {
-  co_await runtime::submit_to(
-      core, [&queue] { return queue.serve(); }, "ublk-queue");
-  if (queue.last_error() != 0) runtime::Reactor::current()->runtime()->request_stop();
-}
+std::string errno_text(int negative_errno) { return std::strerror(-negative_errno); }
 
-runtime::Task<void> serve_all(std::vector<std::unique_ptr<Queue>>& queues) {
-  std::vector<runtime::Task<void>> parts;
-  parts.reserve(queues.size());
-  for (unsigned q = 0; q < queues.size(); ++q) parts.push_back(serve_on_core(*queues[q], q));
-  co_await runtime::when_all(std::move(parts));
-}
-
-// The first `n` CPUs this process may run on.
-std::vector<unsigned> allowed_cpus(unsigned n) {
-  std::vector<unsigned> out;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof(set), &set) != 0) return out;
-  for (unsigned cpu = 0; cpu < CPU_SETSIZE && out.size() < n; ++cpu) {
-    if (CPU_ISSET(cpu, &set)) out.push_back(cpu);
-  }
-  return out;
+Error zero_copy_refused() {
+  return Error(EINVAL, "this target cannot serve the zero-copy data path (it needs the request data in memory)");
 }
 
 }  // namespace
 
-Device::Device(DeviceConfig config) : config_(std::move(config)) {}
+unsigned ring_entries_for(unsigned total_depth) {
+  return std::bit_ceil(std::max(256U, std::min(4096U, total_depth * 2)));
+}
+
+// What one serve() shares between its parts. Touched only on the home core.
+struct Device::Serving {
+  unsigned home = 0;
+  std::vector<unsigned> cores;
+  unsigned queues_running = 0;
+  bool start_pending = true;  // START_DEV / END_USER_RECOVERY not answered yet
+  bool started = false;       // /dev/ublkbN exists
+  bool stopping = false;      // stop() or a failure asked the queues to end
+  int start_result = 0;
+  std::stop_source start_cancel;  // abandons the wait for START_DEV
+};
+
+Device::Device(const DeviceConfig& config) : config_(config) {}
 
 Device::~Device() {
   // A device being recovered stays for another attempt; one we created is
   // not left behind half-configured.
-  std::string ignored;
-  if (!recovering_) remove(ignored);
+  if (!recovering_) (void)remove();
   queues_.clear();
   if (char_fd_ >= 0) ::close(char_fd_);
 }
@@ -96,114 +81,104 @@ abi::ublk_params Device::make_params() const {
   return p;
 }
 
-int Device::create(std::string& error) {
-  if (const int ret = control_.open(); ret < 0) {
-    error = ret == -ENOENT ? std::string(kControlPath) + " does not exist: load the driver with 'modprobe ublk_drv'"
-                           : std::string("cannot open ") + kControlPath + ": " + errno_text(ret);
-    return ret;
+Result<std::unique_ptr<Device>> Device::create(const DeviceConfig& config) {
+  std::unique_ptr<Device> device(new Device(config));
+  ControlDevice& control = device->control_;
+  if (const int ret = control.open(); ret < 0) {
+    if (ret == -ENOENT) {
+      return Error(ENOENT, std::string(kControlPath) +
+                               " does not exist: load the driver with 'modprobe ublk_drv' (on a host without ublk, "
+                               "use the VM harness: test/vm/run-vm --shell)");
+    }
+    return Error::from_errno(-ret, std::string("cannot open ") + kControlPath);
   }
   abi::ublksrv_ctrl_dev_info info{};
-  info.nr_hw_queues = static_cast<uint16_t>(config_.queues);
-  info.queue_depth = static_cast<uint16_t>(config_.depth);
-  info.max_io_buf_bytes = config_.max_io_bytes;
-  info.dev_id = config_.dev_id < 0 ? UINT32_MAX : static_cast<uint32_t>(config_.dev_id);
+  info.nr_hw_queues = static_cast<uint16_t>(config.queues);
+  info.queue_depth = static_cast<uint16_t>(config.depth);
+  info.max_io_buf_bytes = config.max_io_bytes;
+  info.dev_id = config.dev_id < 0 ? UINT32_MAX : static_cast<uint32_t>(config.dev_id);
   uint64_t wanted = 0;
-  if (control_.ioctl_encoded()) wanted |= abi::F_CMD_IOCTL_ENCODE;
-  if (config_.data_path == DataPath::user_copy) wanted |= abi::F_USER_COPY;
-  if (config_.data_path == DataPath::zero_copy) wanted |= abi::F_AUTO_BUF_REG;
-  if (config_.recovery) {
+  if (control.ioctl_encoded()) wanted |= abi::F_CMD_IOCTL_ENCODE;
+  if (config.data_path == DataPath::user_copy) wanted |= abi::F_USER_COPY;
+  if (config.data_path == DataPath::zero_copy) wanted |= abi::F_AUTO_BUF_REG;
+  if (config.recovery) {
     wanted |= abi::F_USER_RECOVERY;
     // With REISSUE the kernel re-sends the requests a dead server had taken
     // to the recovered one, instead of failing them with EIO.
-    if ((control_.features() & abi::F_USER_RECOVERY_REISSUE) != 0) wanted |= abi::F_USER_RECOVERY_REISSUE;
+    if ((control.features() & abi::F_USER_RECOVERY_REISSUE) != 0) wanted |= abi::F_USER_RECOVERY_REISSUE;
   }
-  if (config_.unprivileged) wanted |= abi::F_UNPRIVILEGED_DEV;
+  if (config.unprivileged) wanted |= abi::F_UNPRIVILEGED_DEV;
   info.flags = wanted;
-  control_.set_unprivileged(config_.unprivileged);
+  control.set_unprivileged(config.unprivileged);
 
-  int ret = control_.add_device(info);
-  if (ret < 0) {
-    if (ret == -EEXIST) {
-      error = "device id " + std::to_string(config_.dev_id) + " is already in use";
-    } else if (ret == -EPERM || ret == -EACCES) {
-      error =
-          (control_.features() & abi::F_UNPRIVILEGED_DEV) != 0 && !config_.unprivileged
-              ? "operation not permitted: run as root, or use --unprivileged (the kernel supports unprivileged devices)"
-              : "operation not permitted: ublk devices need root (CAP_SYS_ADMIN)";
-    } else {
-      error = "cannot add the device: " + errno_text(ret);
+  if (const int ret = control.add_device(info); ret < 0) {
+    if (ret == -EEXIST) return Error(EEXIST, "device id " + std::to_string(config.dev_id) + " is already in use");
+    if (ret == -EPERM || ret == -EACCES) {
+      return Error(-ret, (control.features() & abi::F_UNPRIVILEGED_DEV) != 0 && !config.unprivileged
+                             ? "operation not permitted: run as root, or use --unprivileged (the kernel supports "
+                               "unprivileged devices)"
+                             : "operation not permitted: ublk devices need root (CAP_SYS_ADMIN)");
     }
-    return ret;
+    return Error::from_errno(-ret, "cannot add the device");
   }
-  info_ = info;
-  added_ = true;
-  // Unknown flags are dropped by the kernel rather than refused.
-  if ((info_.flags & wanted) != wanted) {
-    error = "the kernel did not accept the device features " + std::to_string(wanted & ~info_.flags);
-    return -EOPNOTSUPP;
+  device->info_ = info;
+  device->added_ = true;
+  // Unknown flags are dropped by the kernel rather than refused; the
+  // destructor deletes the device again.
+  if ((info.flags & wanted) != wanted) {
+    return Error(EOPNOTSUPP, "the kernel did not accept the device features " + std::to_string(wanted & ~info.flags));
   }
-
-  return 0;
+  return device;
 }
 
-int Device::configure(Target& target, std::string& error) {
-  if (!added_) {
-    error = "the device was not created";
-    return -EINVAL;
+Result<std::unique_ptr<Device>> Device::recover(uint32_t dev_id, const DeviceConfig& config) {
+  std::unique_ptr<Device> device(new Device(config));
+  // From here on the destructor leaves the device alone: it is the kernel's
+  // and the next recovery attempt's, whatever happens to this one.
+  device->recovering_ = true;
+  ControlDevice& control = device->control_;
+  if (const int ret = control.open(); ret < 0) {
+    return Error::from_errno(-ret, std::string("cannot open ") + kControlPath);
   }
-  if (config_.data_path == DataPath::zero_copy && !target.supports_zero_copy()) {
-    error = "this target cannot serve the zero-copy data path (it needs the request data in memory)";
-    return -EINVAL;
-  }
-  target_ = &target;
-  const abi::ublk_params params = make_params();
-  if (const int ret = control_.set_params(info_.dev_id, params); ret < 0) {
-    error = "cannot set the device parameters: " + errno_text(ret);
-    return ret;
-  }
-  return open_queues(error);
-}
-
-int Device::attach_for_recovery(uint32_t dev_id, Target& target, std::string& error) {
-  if (config_.data_path == DataPath::zero_copy && !target.supports_zero_copy()) {
-    error = "this target cannot serve the zero-copy data path (it needs the request data in memory)";
-    return -EINVAL;
-  }
-  target_ = &target;
-  if (const int ret = control_.open(); ret < 0) {
-    error = std::string("cannot open ") + kControlPath + ": " + errno_text(ret);
-    return ret;
-  }
-  control_.set_unprivileged(config_.unprivileged);
-  int ret = control_.get_device_info(dev_id, info_);
-  if (ret < 0) {
-    error = "no ublk device " + std::to_string(dev_id) + ": " + errno_text(ret);
-    return ret;
-  }
-  if (info_.nr_hw_queues != config_.queues || info_.queue_depth != config_.depth) {
-    error = "device " + std::to_string(dev_id) + " has " + std::to_string(info_.nr_hw_queues) + " queues of depth " +
-            std::to_string(info_.queue_depth) + ", not what its record says";
-    return -EINVAL;
+  control.set_unprivileged(config.unprivileged);
+  int ret = control.get_device_info(dev_id, device->info_);
+  if (ret < 0) return Error::from_errno(-ret, "no ublk device " + std::to_string(dev_id));
+  const abi::ublksrv_ctrl_dev_info& info = device->info_;
+  if (info.nr_hw_queues != config.queues || info.queue_depth != config.depth) {
+    return Error(EINVAL, "device " + std::to_string(dev_id) + " has " + std::to_string(info.nr_hw_queues) +
+                             " queues of depth " + std::to_string(info.queue_depth) + ", not what its record says");
   }
   // The dead server's /dev/ublkcN is released by deferred kernel work;
   // until that ran, the kernel answers -EBUSY.
   for (int attempt = 0; attempt < 50; ++attempt) {
-    ret = control_.start_user_recovery(dev_id);
+    ret = control.start_user_recovery(dev_id);
     if (ret != -EBUSY) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   if (ret < 0) {
-    error = "cannot start recovering device " + std::to_string(dev_id) + ": " + errno_text(ret) +
-            (ret == -EINVAL ? " (is its server still running, or was it added without --recovery?)" : "");
-    return ret;
+    return Error(-ret,
+                 "cannot start recovering device " + std::to_string(dev_id) + ": " + errno_text(ret) +
+                     (ret == -EINVAL ? " (is its server still running, or was it added without --recovery?)" : ""));
   }
-  added_ = true;
-  recovering_ = true;
-  return open_queues(error);
+  device->added_ = true;
+  return device;
 }
 
-int Device::open_queues(std::string& error) {
-  int ret = 0;
+Result<void> Device::configure(Target& target) {
+  if (!added_) return Error(EINVAL, "the device was not created");
+  if (target_ != nullptr) return Error(EINVAL, "the device is configured already");
+  if (config_.data_path == DataPath::zero_copy && !target.supports_zero_copy()) return zero_copy_refused();
+  target_ = &target;
+  if (!recovering_) {
+    const abi::ublk_params params = make_params();
+    if (const int ret = control_.set_params(info_.dev_id, params); ret < 0) {
+      return Error::from_errno(-ret, "cannot set the device parameters");
+    }
+  }
+  return open_queues();
+}
+
+Result<void> Device::open_queues() {
   // devtmpfs creates the node at once; with udev it may take a moment.
   const std::string path = char_device_path(info_.dev_id);
   for (int attempt = 0; attempt < 100; ++attempt) {
@@ -211,198 +186,186 @@ int Device::open_queues(std::string& error) {
     if (char_fd_ >= 0 || errno != ENOENT) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  if (char_fd_ < 0) {
-    ret = -errno;
-    error = "cannot open " + path + ": " + errno_text(ret);
-    return ret;
-  }
+  if (char_fd_ < 0) return Error::from_errno(errno, "cannot open " + path);
 
-  for (unsigned q = 0; q < config_.queues; ++q) {
+  for (unsigned q = 0; q < info_.nr_hw_queues; ++q) {
     QueueConfig qc;
     qc.char_fd = char_fd_;
     qc.queue_id = static_cast<uint16_t>(q);
-    qc.depth = static_cast<uint16_t>(config_.depth);
+    qc.depth = info_.queue_depth;
     qc.max_io_bytes = info_.max_io_buf_bytes;
     qc.data_path = config_.data_path;
     qc.ioctl_encoded = (info_.flags & abi::F_CMD_IOCTL_ENCODE) != 0;
     auto queue = std::make_unique<Queue>(qc, *target_);
-    if ((ret = queue->map(error)) < 0) return ret;
+    std::string error;
+    if (const int ret = queue->map(error); ret < 0) return Error(-ret, error);
     queues_.push_back(std::move(queue));
   }
-  return 0;
+  return ok();
 }
 
-int Device::serve(const std::function<void()>& on_ready, std::string& error) {
-  if (!added_ || char_fd_ < 0) {
-    error = "the device was not added";
-    return -EINVAL;
+runtime::Task<Result<void>> Device::serve(std::vector<unsigned> cores, std::function<void()> on_ready) {
+  runtime::Reactor* here = runtime::Reactor::current();
+  if (here == nullptr || here->runtime() == nullptr) {
+    co_return Error(EINVAL, "Device::serve must be awaited by a task on a reactor of a Runtime");
   }
-  std::vector<unsigned> cpus = config_.cpus.empty() ? allowed_cpus(config_.queues) : config_.cpus;
-  if (cpus.size() < config_.queues) {
-    error = "only " + std::to_string(cpus.size()) + " CPUs available for " + std::to_string(config_.queues) + " queues";
-    return -EINVAL;
+  if (char_fd_ < 0 || queues_.empty()) {
+    co_return Error(EINVAL, queues_.empty() ? "the device is not configured"
+                                            : "the device was served already; remove() is all that is left");
   }
-  cpus.resize(config_.queues);
-
-  // Signals arrive through a signalfd; blocking them first makes every
-  // thread started below inherit the mask, so none of them is interrupted.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  const int signal_fd = ::signalfd(-1, &stop_signals, SFD_CLOEXEC);
-  const int queues_done_fd = ::eventfd(0, EFD_CLOEXEC);
-  const int started_fd = ::eventfd(0, EFD_CLOEXEC);
-  if (signal_fd < 0 || queues_done_fd < 0 || started_fd < 0) {
-    error = std::string("cannot create the server's event descriptors: ") + std::strerror(errno);
-    for (int fd : {signal_fd, queues_done_fd, started_fd}) {
-      if (fd >= 0) ::close(fd);
+  if (serving_) co_return Error(EBUSY, "the device is being served already");
+  if (cores.size() != queues_.size()) {
+    co_return Error(EINVAL, "device " + std::to_string(id()) + " has " + std::to_string(queues_.size()) +
+                                " queues but " + std::to_string(cores.size()) + " cores were given");
+  }
+  for (unsigned core : cores) {
+    if (core >= here->runtime()->cores()) {
+      co_return Error(EINVAL, "core " + std::to_string(core) + " is not a core of this runtime (it has " +
+                                  std::to_string(here->runtime()->cores()) + ")");
     }
-    return -EMFILE;
   }
 
-  // Each tag keeps one command in flight plus the target's I/O; size the
-  // rings so a full queue never waits for SQEs.
-  runtime::RuntimeConfig rc;
-  rc.cpus = cpus;
-  rc.reactor.ring_entries = std::bit_ceil(std::max(256U, std::min(4096U, config_.depth * 2)));
+  serving_ = std::make_unique<Serving>();
+  serving_->home = here->core();
+  // Published for stop() on other cores, which hop here before touching
+  // serving_; release pairs with stop()'s acquire load.
+  home_core_.store(static_cast<int>(here->core()), std::memory_order_release);
+  serving_->cores = std::move(cores);
+  serving_->queues_running = static_cast<unsigned>(queues_.size());
 
-  std::string runtime_error;
-  // The running Runtime, for stopping it from this thread when the kernel
-  // cannot end the queues (the device never started). Guarded by a mutex:
-  // this is the control path, and it keeps the Runtime alive while used.
-  std::mutex runtime_mutex;
-  runtime::Runtime* running = nullptr;
-  std::thread runtime_thread([&] {
-    try {
-      runtime::Runtime rt(rc);
-      {
-        std::lock_guard lock(runtime_mutex);
-        running = &rt;
-      }
-      rt.run([this] { return serve_all(queues_); });
-      std::lock_guard lock(runtime_mutex);
-      running = nullptr;
-    } catch (const std::exception& e) {
-      std::lock_guard lock(runtime_mutex);
-      running = nullptr;
-      runtime_error = e.what();
-    }
-    const uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(queues_done_fd, &one, sizeof(one));
-  });
+  std::vector<runtime::Task<void>> parts;
+  parts.reserve(queues_.size() + 1);
+  for (unsigned q = 0; q < queues_.size(); ++q) parts.push_back(serve_queue(q, serving_->cores[q]));
+  parts.push_back(start_and_report(on_ready));
+  co_await runtime::when_all(std::move(parts));
 
-  // START_DEV returns only when every tag's FETCH is queued, so it runs on
-  // its own thread while this one keeps watching for signals. It is
-  // interrupted by io_uring itself if we exit first (ring teardown).
-  // The result is published with release order and read after the eventfd
-  // says it is there, with acquire.
-  // The starter's state is shared with its thread, which may outlive this
-  // call (stuck in the kernel when a queue failed), so it lives on the heap
-  // and owns its eventfd: a late write can never hit a reused descriptor.
-  struct StartState {
-    ControlDevice control;
-    std::atomic<int> result{1};
-    int event_fd = -1;
-    ~StartState() {
-      if (event_fd >= 0) ::close(event_fd);
-    }
-  };
-  auto start = std::make_shared<StartState>();
-  start->event_fd = started_fd;
-  int ret = start->control.open();
-  if (ret == 0) start->control.set_unprivileged(config_.unprivileged);
-  std::thread start_thread([start, ret, recovering = recovering_, id = info_.dev_id] {
-    const int r = ret < 0      ? ret
-                  : recovering ? start->control.end_user_recovery(id, ::getpid())
-                               : start->control.start_device(id, ::getpid());
-    start->result.store(r, std::memory_order_release);
-    const uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(start->event_fd, &one, sizeof(one));
-  });
-  std::atomic<int>& start_result = start->result;
-
-  // Ends the queues: STOP_DEV makes the kernel abort every FETCH once the
-  // device is live; before that only cancelling the runtime's I/O can.
-  auto stop_queues = [&](bool live) {
-    if (live && control_.stop_device(info_.dev_id) == 0) return;
-    std::lock_guard lock(runtime_mutex);
-    if (running != nullptr) running->request_stop();
-  };
-  bool started = false;
-  bool stopping = false;
-  bool queues_done = false;
-  int status = 0;
-  while (!queues_done) {
-    pollfd fds[3] = {{signal_fd, POLLIN, 0}, {queues_done_fd, POLLIN, 0}, {started_fd, POLLIN, 0}};
-    if (::poll(fds, 3, -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    if (fds[2].revents & POLLIN) {
-      uint64_t v;
-      [[maybe_unused]] ssize_t n = ::read(started_fd, &v, sizeof(v));
-      const int r = start_result.load(std::memory_order_acquire);
-      if (r == 0) {
-        started = true;
-        if (!stopping) on_ready();
-      } else if (status == 0) {
-        status = r;
-        error = "cannot start the device: " + errno_text(r);
-        stopping = true;
-        stop_queues(false);
-      }
-    }
-    if (fds[0].revents & POLLIN) {
-      signalfd_siginfo si;
-      [[maybe_unused]] ssize_t n = ::read(signal_fd, &si, sizeof(si));
-      if (!stopping) {
-        stopping = true;
-        stop_queues(started);
-      }
-    }
-    if (fds[1].revents & POLLIN) queues_done = true;
-  }
-  runtime_thread.join();
-  if (start_result.load(std::memory_order_acquire) != 1) {
-    start_thread.join();
-  } else {
-    start_thread.detach();  // stuck in START_DEV; process exit cancels it
-  }
-  ::close(signal_fd);
-  ::close(queues_done_fd);  // started_fd is closed with the last owner of `start`
-
-  if (!runtime_error.empty() && status == 0) {
-    status = -EIO;
-    error = "the queue runtime failed: " + runtime_error;
+  home_core_.store(-1, std::memory_order_release);
+  const std::unique_ptr<Serving> done = std::move(serving_);
+  // Let go of /dev/ublkcN: the kernel frees a deleted device only once its
+  // node is closed and unmapped, so a `coblk del` of this device (waiting in
+  // DEL_DEV) would otherwise wait for the whole process. The counters stay.
+  release_queues();
+  if (done->start_result < 0 && done->start_result != -ECANCELED) {
+    co_return Error(-done->start_result,
+                    "cannot start device " + std::to_string(id()) + ": " + errno_text(done->start_result));
   }
   for (const auto& q : queues_) {
-    if (q->last_error() != 0 && status == 0) {
-      status = q->last_error();
-      error = "a queue failed: " + errno_text(q->last_error());
+    if (q->last_error() != 0) {
+      co_return Error(-q->last_error(),
+                      "device " + std::to_string(id()) + ": a queue failed: " + errno_text(q->last_error()));
     }
   }
-  return status;
+  if (!done->started && done->start_result == -ECANCELED && !done->stopping) {
+    co_return Error(EIO, "device " + std::to_string(id()) + ": its queues ended before it started");
+  }
+  co_return ok();
 }
 
-int Device::remove(std::string& error) {
-  if (!added_) return 0;
-  queues_.clear();  // unmaps the descriptor arrays and buffers
+runtime::Task<void> Device::serve_queue(unsigned q, unsigned core) {
+  Queue& queue = *queues_[q];
+  co_await runtime::submit_to(
+      core, [&queue] { return queue.serve(); }, "ublk-queue");
+  // Back on the home core. A queue that failed (rather than being stopped
+  // by the kernel) takes the device's other queues down with it: they
+  // would otherwise wait for a START_DEV that can never complete.
+  if (queue.last_error() != 0) co_await stop_here();
+  if (--serving_->queues_running == 0 && serving_->start_pending) serving_->start_cancel.request_stop();
+}
+
+runtime::Task<void> Device::start_and_report(const std::function<void()>& on_ready) {
+  Serving& s = *serving_;
+  // START_DEV returns once every tag of every queue has its FETCH queued;
+  // the queues were spawned just before this, so they are doing so now.
+  const pid_t pid = ::getpid();
+  if (!control_.is_open()) {
+    if (const int ret = control_.open(); ret < 0) {
+      s.start_pending = false;
+      s.start_result = ret;
+      co_await stop_here();
+      co_return;
+    }
+    control_.set_unprivileged(config_.unprivileged);
+  }
+  const int ret = recovering_ ? co_await control_.end_user_recovery_async(id(), pid, s.start_cancel.get_token())
+                              : co_await control_.start_device_async(id(), pid, s.start_cancel.get_token());
+  s.start_pending = false;
+  s.start_result = ret;
+  if (ret == 0) {
+    s.started = true;
+    if (!s.stopping && on_ready) on_ready();
+    // stop() came while START_DEV was in flight: it could only cancel the
+    // fetches; now that the device is live, STOP_DEV finishes the job.
+    if (s.stopping) {
+      s.stopping = false;
+      co_await stop_here();
+    }
+    co_return;
+  }
+  if (ret != -ECANCELED) co_await stop_here();
+}
+
+runtime::Task<void> Device::stop() {
+  runtime::Reactor* here = runtime::Reactor::current();
+  const int home = home_core_.load(std::memory_order_acquire);
+  if (here == nullptr || home < 0) co_return;
+  if (here->core() == static_cast<unsigned>(home)) {
+    co_await stop_here();
+  } else {
+    co_await runtime::submit_to(
+        static_cast<unsigned>(home), [this] { return stop_here(); }, "ublk-stop");
+  }
+}
+
+runtime::Task<void> Device::stop_here() {
+  if (!serving_ || serving_->stopping) co_return;
+  serving_->stopping = true;
+  if (serving_->started) {
+    // The kernel aborts every queued fetch; the queues then end on their own.
+    const int ret = co_await control_.stop_device_async(id());
+    if (ret == 0 || ret == -ENODEV) co_return;
+    // The control node is gone or refused: end the queues ourselves.
+  }
+  co_await cancel_fetches();
+}
+
+runtime::Task<void> Device::cancel_fetches() {
+  // Every request fetch of this device is an operation on char_fd_ in the
+  // ring of the core that serves its queue; cancelling by fd reaches all of
+  // them and nothing of any other device.
+  std::vector<unsigned> cores = serving_->cores;
+  std::sort(cores.begin(), cores.end());
+  cores.erase(std::unique(cores.begin(), cores.end()), cores.end());
+  const int fd = char_fd_;
+  for (unsigned core : cores) {
+    co_await runtime::submit_to(
+        core, [fd]() -> runtime::Task<void> { (void)co_await runtime::cancel_fd(fd); }, "ublk-cancel");
+  }
+}
+
+void Device::release_queues() {
+  for (auto& q : queues_) q->unmap();
   if (char_fd_ >= 0) {
     ::close(char_fd_);
     char_fd_ = -1;
+  }
+}
+
+Result<void> Device::remove() {
+  if (!added_) return ok();
+  release_queues();
+  if (!control_.is_open()) {
+    if (const int ret = control_.open(); ret < 0) {
+      return Error::from_errno(
+          -ret, "cannot delete device " + std::to_string(info_.dev_id) + ": cannot open " + kControlPath);
+    }
+    control_.set_unprivileged(config_.unprivileged);
   }
   control_.stop_device(info_.dev_id);  // harmless if never started or already stopped
   const int ret = control_.delete_device(info_.dev_id);
   added_ = false;
   // -ENODEV: somebody else (coblk del) deleted it first, which is fine.
-  if (ret < 0 && ret != -ENODEV) {
-    error = "cannot delete device " + std::to_string(info_.dev_id) + ": " + errno_text(ret);
-    return ret;
-  }
-  return 0;
+  if (ret < 0 && ret != -ENODEV) return Error::from_errno(-ret, "cannot delete device " + std::to_string(info_.dev_id));
+  return ok();
 }
 
 }  // namespace coblk::ublk

@@ -1,15 +1,18 @@
-// A ublk device's whole life: add, configure, serve on pinned reactors,
-// stop, delete.
+// ublk/device.h - one ublk device: added, configured, served as tasks on a
+// Runtime the application owns, stopped and deleted.
 #pragma once
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "coblk/runtime/result.h"
+#include "coblk/runtime/task.h"
 #include "coblk/ublk/abi.h"
 #include "coblk/ublk/control.h"
 #include "coblk/ublk/queue.h"
@@ -19,72 +22,126 @@ namespace coblk::ublk {
 
 /// How to create a device.
 struct DeviceConfig {
-  int64_t dev_id = -1;  ///< -1: the kernel picks
-  unsigned queues = 1;
-  unsigned depth = 128;
-  uint32_t max_io_bytes = 512 * 1024;  ///< largest request; each tag gets a buffer this big
-  DataPath data_path = DataPath::copy;
-  bool recovery = false;      ///< UBLK_F_USER_RECOVERY
-  bool unprivileged = false;  ///< UBLK_F_UNPRIVILEGED_DEV
-  /// CPUs for the queues' reactors (queue i on cpus[i]); empty: the first
-  /// `queues` CPUs this process may run on.
-  std::vector<unsigned> cpus;
+  int64_t dev_id = -1;                  ///< -1: the kernel picks
+  unsigned queues = 1;                  ///< hardware queues, 1..64
+  unsigned depth = 128;                 ///< tags per queue, 1..4096
+  uint32_t max_io_bytes = 512 * 1024;   ///< largest request; each tag gets a buffer this big
+  DataPath data_path = DataPath::copy;  ///< how request data moves (see DataPath)
+  bool recovery = false;                ///< UBLK_F_USER_RECOVERY: the device outlives its server, quiesced
+  bool unprivileged = false;            ///< UBLK_F_UNPRIVILEGED_DEV
 };
 
-/// Drives one ublk device through ADD_DEV, SET_PARAMS, START_DEV, serving,
-/// STOP_DEV and DEL_DEV. Every step reports failure as -errno plus one line
-/// in `error`; nothing throws.
+/// io_uring submission-queue size that lets a core serve `total_depth` tags
+/// (the depths of every queue placed on it, of every device) without ever
+/// waiting for a free SQE: each tag keeps one command in flight plus the
+/// target's own I/O. Use it for ReactorConfig::ring_entries.
+unsigned ring_entries_for(unsigned total_depth);
+
+/// One ublk device, from ADD_DEV to DEL_DEV, served by coroutines on a
+/// runtime::Runtime that the application owns.
 ///
-/// serve() runs a runtime::Runtime with one pinned reactor per queue on a
-/// thread of its own, issues START_DEV from a helper thread (it blocks until
-/// every tag has its FETCH queued), and waits in the calling thread for
-/// SIGINT/SIGTERM/SIGHUP or for the queues to end (someone ran `coblk del`).
-/// A signal stops the device cleanly: STOP_DEV aborts the queued FETCHes,
-/// the tag loops end, the runtime stops.
+/// The life of a device:
+///   1. create() (ADD_DEV) or recover() (START_USER_RECOVERY of a device
+///      whose server died): the kernel's id is known from here on, so a
+///      target can be built that depends on it;
+///   2. configure(target): SET_PARAMS from the target's geometry, open
+///      /dev/ublkcN, map every queue;
+///   3. co_await serve(cores): on a reactor of the Runtime, runs queue i as a
+///      task on core cores[i], issues START_DEV (or END_USER_RECOVERY) once
+///      the queues wait for requests, and completes when every queue has
+///      ended: after stop(), after `coblk del` (STOP_DEV from outside), or
+///      after a queue failed;
+///   4. remove(): STOP_DEV and DEL_DEV, off the reactors.
+///
+/// Several devices may be served on one Runtime, and several queues (of
+/// one device or of several) on one core: each queue is a task, and a core
+/// interleaves them. The exception is DataPath::zero_copy, whose queue owns
+/// its ring's buffer table: such a queue needs a core no other zero-copy
+/// queue uses.
+///
+/// Nothing here handles signals; see ublk/serve_until_signal.h for the
+/// common case. No call blocks a reactor: the control commands that wait in
+/// the kernel (START_DEV, END_USER_RECOVERY, STOP_DEV) are issued on a
+/// private ring that the driver completes from its worker threads, and
+/// serve() awaits that ring's readiness with io_uring.
 class Device {
  public:
-  /// A device to be created (create() + configure()) or recovered
-  /// (attach_for_recovery()).
-  explicit Device(DeviceConfig config);
-  /// Deletes a device it created (unless remove() already did); leaves a
-  /// device it was recovering to the kernel, quiesced.
+  /// ADD_DEV: asks the kernel for a new device as `config` describes. Fails
+  /// with the kernel's errno and a line that says what to do (the module is
+  /// not loaded, the id is taken, root is needed, a feature is missing).
+  static Result<std::unique_ptr<Device>> create(const DeviceConfig& config);
+
+  /// Takes over existing device `dev_id`, added with recovery on, whose
+  /// server died: START_USER_RECOVERY (retried while the kernel still
+  /// releases the dead server's queues). `config.queues` and `config.depth`
+  /// must match the kernel's record of the device. serve() then ends the
+  /// recovery (END_USER_RECOVERY) instead of starting the device.
+  static Result<std::unique_ptr<Device>> recover(uint32_t dev_id, const DeviceConfig& config);
+
+  /// A device this object created is deleted unless remove() already did;
+  /// a device being recovered is left to the kernel, quiesced, for another
+  /// attempt. Must not run while serve() is in progress.
   ~Device();
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;
 
-  /// ADD_DEV: the kernel creates /dev/ublkcN and assigns the id. Split from
-  /// configure() so a target can be built knowing the id (zram publishes
-  /// its statistics under it).
-  int create(std::string& error);
-  /// SET_PARAMS from `target`'s geometry, opens /dev/ublkcN and maps the
-  /// queues. `target` must outlive the Device.
-  int configure(Target& target, std::string& error);
-  /// Takes over existing device `dev_id` whose server died (it was added
-  /// with recovery on and is quiesced): START_USER_RECOVERY, opens
-  /// /dev/ublkcN and maps the queues. serve() then ends the recovery with
-  /// END_USER_RECOVERY instead of START_DEV. The queue count and depth come
-  /// from the kernel's record of the device.
-  int attach_for_recovery(uint32_t dev_id, Target& target, std::string& error);
-
-  /// The kernel's device id (valid after add()).
+  /// The kernel's device id.
   uint32_t id() const { return info_.dev_id; }
-  /// The kernel's view of the device (valid after add()).
+  /// The kernel's view of the device: queues, depth, accepted flags.
   const abi::ublksrv_ctrl_dev_info& info() const { return info_; }
+  /// The configuration it was created or recovered with.
+  const DeviceConfig& config() const { return config_; }
+  /// True for a device taken over by recover().
+  bool recovering() const { return recovering_; }
+  /// "/dev/ublkbN".
+  std::string block_device() const { return block_device_path(id()); }
 
-  /// Serves until stopped. `on_ready` runs in the calling thread once
-  /// /dev/ublkbN exists. Returns 0 after a clean stop, else -errno.
-  /// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and so in
-  /// the threads it starts) to receive them synchronously.
-  int serve(const std::function<void()>& on_ready, std::string& error);
+  /// SET_PARAMS from `target`'s geometry (skipped when recovering: the
+  /// kernel kept them), opens /dev/ublkcN and maps every queue. `target`
+  /// must outlive the Device. Fails if the target cannot serve the data
+  /// path, or the kernel refuses.
+  Result<void> configure(Target& target);
 
-  /// STOP_DEV (if still live) and DEL_DEV; closes /dev/ublkcN first so the
-  /// deletion does not wait for us. Safe to call more than once.
-  int remove(std::string& error);
+  /// Serves the device until every queue has ended; see the class comment.
+  /// Must be awaited by a task on a reactor of a Runtime that has every
+  /// core in `cores` (one entry per queue). `on_ready` runs on the awaiting
+  /// core once /dev/ublkbN exists (START_DEV or END_USER_RECOVERY
+  /// succeeded). Succeeds after a clean stop, whether by stop() or from
+  /// outside; fails when the device could not start or a queue failed (the
+  /// device's other queues are then stopped too, and other devices on the
+  /// same Runtime are not disturbed). When it ends, the device has let go of
+  /// /dev/ublkcN (so a `coblk del` waiting for it can finish); a device is
+  /// served once, and remove() is what is left to do.
+  runtime::Task<Result<void>> serve(std::vector<unsigned> cores, std::function<void()> on_ready = {});
+
+  /// Asks serve() to end: STOP_DEV once the device is live (the kernel
+  /// aborts every queued request fetch), or cancels the queues' fetches
+  /// before that. Await it from any reactor of the serving Runtime; it
+  /// returns once the request is made, and serve() completes afterwards.
+  /// Harmless when the device is not being served, or already stopping.
+  runtime::Task<void> stop();
+
+  /// STOP_DEV (when still live) and DEL_DEV; unmaps the queues and closes
+  /// /dev/ublkcN first, so the deletion does not wait for us. Blocks until
+  /// the kernel has deleted the device: call it off the reactors (after the
+  /// Runtime's run() returned, or from another thread). A device someone
+  /// else deleted already is not an error. Safe to call more than once.
+  Result<void> remove();
+
+  /// Queue `q` and its counters (read on its core while serving, or after serve()).
+  const Queue& queue(unsigned q) const { return *queues_.at(q); }
 
  private:
+  explicit Device(const DeviceConfig& config);
   abi::ublk_params make_params() const;
-  // Opens /dev/ublkcN and maps every queue.
-  int open_queues(std::string& error);
+  Result<void> open_queues();
+  // Unmaps every queue and closes /dev/ublkcN; the counters stay.
+  void release_queues();
+  // serve()'s parts; all run on the home core except the queue bodies.
+  runtime::Task<void> serve_queue(unsigned q, unsigned core);
+  runtime::Task<void> start_and_report(const std::function<void()>& on_ready);
+  runtime::Task<void> stop_here();
+  runtime::Task<void> cancel_fetches();
 
   DeviceConfig config_;
   Target* target_ = nullptr;
@@ -94,6 +151,13 @@ class Device {
   bool recovering_ = false;
   int char_fd_ = -1;
   std::vector<std::unique_ptr<Queue>> queues_;
+
+  // State of one serve(), owned by its home core (the core serve() was
+  // awaited on); stop() hops there before touching it.
+  struct Serving;
+  std::unique_ptr<Serving> serving_;
+  // The core serve() runs on, or -1 when not serving.
+  std::atomic<int> home_core_{-1};
 };
 
 }  // namespace coblk::ublk

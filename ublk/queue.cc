@@ -41,9 +41,14 @@ auto io_command(int fd, uint32_t op, const abi::ublksrv_io_cmd& cmd, uint64_t sq
 
 Queue::Queue(const QueueConfig& config, Target& target) : config_(config), target_(target) {}
 
-Queue::~Queue() {
+Queue::~Queue() { unmap(); }
+
+void Queue::unmap() {
   if (descs_ != nullptr) ::munmap(const_cast<abi::ublksrv_io_desc*>(descs_), descs_bytes_);
   if (buffers_ != nullptr) ::munmap(buffers_, buffers_bytes_);
+  descs_ = nullptr;
+  buffers_ = nullptr;
+  descs_bytes_ = buffers_bytes_ = 0;
 }
 
 int Queue::map(std::string& error) {

@@ -56,6 +56,10 @@ class Queue {
   /// last_error().
   runtime::Task<void> serve();
 
+  /// Unmaps the descriptor array and frees the tag buffers, keeping the
+  /// counters. After serve() ended; map() may be called again.
+  void unmap();
+
   /// 0, or the first unexpected negative result of an I/O command.
   int last_error() const { return last_error_; }
   /// Requests completed so far (read on the queue's core, or after serve()).

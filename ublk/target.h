@@ -1,6 +1,7 @@
 // The interface a ublk backend implements: one coroutine per request kind.
 #pragma once
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 
@@ -19,7 +20,7 @@ struct Request {
   /// `fixed_buffer` at address 0 (read_fixed/write_fixed on this core).
   std::byte* data = nullptr;
   int fixed_buffer = -1;
-  uint16_t queue = 0;  ///< hardware queue, which is also the core index serving it
+  uint16_t queue = 0;  ///< hardware queue; always served by the same core (Reactor::current()->core())
   uint16_t tag = 0;
 };
 
@@ -68,12 +69,12 @@ class Target {
   /// Forgets a range (reads may then return anything, usually zeros).
   virtual runtime::Task<int> discard(const Request& r) {
     (void)r;
-    co_return -95;  // -EOPNOTSUPP
+    co_return -EOPNOTSUPP;
   }
   /// Makes a range read as zeros.
   virtual runtime::Task<int> write_zeroes(const Request& r) {
     (void)r;
-    co_return -95;  // -EOPNOTSUPP
+    co_return -EOPNOTSUPP;
   }
 };
 

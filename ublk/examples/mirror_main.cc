@@ -11,10 +11,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
-#include "coblk/ublk/control.h"
+#include "coblk/runtime/runtime.h"
+#include "coblk/runtime/signals.h"
 #include "coblk/ublk/device.h"
 #include "coblk/ublk/examples/mirror_target.h"
+#include "coblk/ublk/serve_until_signal.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
@@ -66,31 +69,41 @@ int main(int argc, char** argv) {
   }
   if (nfiles != 2) return fail(std::string("two files are needed (") + kUsage + ")", 2);
 
+  // Stop signals become data before any thread exists: every reactor the
+  // runtime starts inherits the mask, and serve_until_signal reads them.
+  Result<runtime::SignalSet> signals = runtime::SignalSet::block();
+  if (!signals) return fail(signals.error().message());
+
   // The target first: bad files are reported before any device exists.
   ublk::examples::MirrorTarget target(files[0], files[1], config.queues);
   if (!target.error().empty()) return fail(target.error());
 
   // ADD_DEV, then SET_PARAMS from the target's geometry and the queue
-  // mappings. `device` must not outlive `target` (declared after it).
-  std::string error;
-  ublk::Device device(config);
-  if (device.create(error) < 0 || device.configure(target, error) < 0) {
-    std::string ignored;
-    device.remove(ignored);
-    return fail(error);
-  }
+  // mappings. `device` is declared after `target`, so it goes first; if
+  // anything fails from here on, its destructor deletes the device.
+  Result<std::unique_ptr<ublk::Device>> created = ublk::Device::create(config);
+  if (!created) return fail(created.error().message());
+  ublk::Device& device = **created;
+  if (Result<void> configured = device.configure(target); !configured) return fail(configured.error().message());
 
-  // Runs the queues on pinned reactors, START_DEV, then waits for a signal
-  // or for the device to be deleted.
-  const uint32_t id = device.id();
-  const int served = device.serve(
-      [id] {
-        std::printf("%s\n", ublk::block_device_path(id).c_str());
-        std::fflush(stdout);
-      },
-      error);
-  std::string remove_error;
-  device.remove(remove_error);
+  // One core per queue, queue q on core q. The runtime is ours: a program
+  // could serve more devices on the same cores, or run its own tasks there.
+  runtime::RuntimeConfig rc;
+  for (unsigned q = 0; q < config.queues; ++q) rc.cpus.push_back(q);
+  rc.reactor.ring_entries = ublk::ring_entries_for(config.depth);
+  std::vector<ublk::ServedDevice> served(1);
+  served[0].device = &device;
+  served[0].cores = rc.cpus;  // core q is CPU q here
+  served[0].on_ready = [&device] {
+    std::printf("%s\n", device.block_device().c_str());
+    std::fflush(stdout);
+  };
+  runtime::Runtime rt(rc);
+  // Serves until SIGINT/SIGTERM/SIGHUP or `coblk del -n N`.
+  const Result<void> result = rt.run([&]() -> runtime::Task<Result<void>> {
+    co_return co_await ublk::serve_until_signal(*signals, std::move(served));
+  });
+  const Result<void> removed = device.remove();
 
   for (uint16_t q = 0; q < config.queues; ++q) {
     const auto& c = target.counters(q);
@@ -102,7 +115,7 @@ int main(int argc, char** argv) {
                  static_cast<unsigned long long>(c.flushes), static_cast<unsigned long long>(c.discards),
                  static_cast<unsigned long long>(c.errors));
   }
-  if (served < 0) return fail(error);
-  if (!remove_error.empty()) return fail(remove_error);
+  if (!result) return fail(result.error().message());
+  if (!removed) return fail(removed.error().message());
   return 0;
 }
