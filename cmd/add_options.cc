@@ -13,6 +13,7 @@
 #include <boost/program_options.hpp>
 #include <cerrno>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 
@@ -79,6 +80,27 @@ bool parse_target(const std::string& text, TargetKind& out) {
   else
     return false;
   return true;
+}
+
+// Replaces `file` by its canonical absolute path (symbolic links resolved),
+// in `file` and in the recorded arguments; empty string on success.
+std::string make_absolute(std::string& file, std::vector<std::string>& args) {
+  char* resolved = ::realpath(file.c_str(), nullptr);
+  if (resolved == nullptr) return "cannot resolve backing file '" + file + "': " + std::strerror(errno);
+  const std::string absolute = resolved;
+  std::free(resolved);
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string& a = args[i];
+    if ((a == "-f" || a == "--file") && i + 1 < args.size()) {
+      args[++i] = absolute;
+    } else if (a.rfind("--file=", 0) == 0) {
+      a = "--file=" + absolute;
+    } else if (a.size() > 2 && a.rfind("-f", 0) == 0 && a[1] == 'f') {
+      a = "-f" + absolute;
+    }
+  }
+  file = absolute;
+  return {};
 }
 
 // Resolves the backing file's size; empty string on success.
@@ -264,6 +286,10 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
     o.file = text("file");
     uint64_t file_bytes = 0;
     if (std::string e = backing_size(o.file, file_bytes); !e.empty()) return fail(e);
+    // The server runs in "/" (it must not keep the caller's directory busy)
+    // and `coblk recover` may run anywhere: a relative path would name a
+    // different file there. Resolve it now, and record the resolved form.
+    if (std::string e = make_absolute(o.file, o.args); !e.empty()) return fail(e);
     if (!size_given) {
       // A file's tail shorter than a block cannot be addressed; drop it.
       o.size_bytes = file_bytes - file_bytes % o.block_size;

@@ -191,3 +191,22 @@ BOOST_AUTO_TEST_CASE(the_original_arguments_are_kept_for_recovery) {
   BOOST_TEST(p.options.args == args);
   BOOST_TEST(p.options.recovery);
 }
+
+BOOST_AUTO_TEST_CASE(a_relative_backing_path_is_resolved_to_an_absolute_one_in_the_options_and_the_recorded_arguments) {
+  BackingFile file(1ULL << 20);
+  const std::filesystem::path absolute = file.path;
+  const std::filesystem::path cwd = std::filesystem::current_path();
+  std::filesystem::current_path(absolute.parent_path());
+  const std::string relative = absolute.filename().string();
+  const AddParse spaced = parse({"-t", "loop", "-f", relative});
+  const AddParse joined = parse({"-t", "loop", "--file=" + relative});
+  const AddParse attached = parse({"-t", "loop", "-f" + relative});
+  std::filesystem::current_path(cwd);
+  BOOST_REQUIRE(spaced);
+  BOOST_TEST(spaced.options.file == absolute.string());
+  BOOST_TEST((spaced.options.args == std::vector<std::string>{"-t", "loop", "-f", absolute.string()}));
+  BOOST_REQUIRE(joined);
+  BOOST_TEST((joined.options.args == std::vector<std::string>{"-t", "loop", "--file=" + absolute.string()}));
+  BOOST_REQUIRE(attached);
+  BOOST_TEST((attached.options.args == std::vector<std::string>{"-t", "loop", "-f" + absolute.string()}));
+}

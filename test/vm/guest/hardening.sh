@@ -5,6 +5,7 @@
 
 # Device ids of this script (high, so a host's own ublk devices are left alone).
 hard_null=160
+hard_loop=161
 
 # A null device must read zeros: in the copy and user-copy paths a read used
 # to return whatever the tag buffer held, often an earlier request's written
@@ -23,6 +24,38 @@ null_reads_zeros_after_a_write() {
   cmp "$t/null-read" "$t/null-zeros" || vm_fail "the null device returned data that is not zeros"
 }
 
+# `coblk add -t loop -f rel.img` used to size the device from the caller's
+# rel.img, then serve /rel.img, because the daemon runs in "/". A decoy
+# /rel.img must stay untouched, and recover from another directory must
+# find the same file.
+loop_relative_path_serves_the_callers_file() {
+  local t="${TMPDIR:-/tmp}" dir
+  vm_ublk_ready dd cmp
+  dir="$t/relcwd"
+  mkdir -p "$dir"
+  vm_defer "rm -rf $dir /rel.img"
+  dd if=/dev/zero of="$dir/rel.img" bs=1M count=8 2>/dev/null
+  dd if=/dev/zero bs=1M count=8 2>/dev/null | tr '\0' 'D' > /rel.img
+  cp /rel.img "$t/decoy-before"
+  dd if=/dev/urandom of="$t/rel-pattern" bs=64k count=8 2>/dev/null
+  # add_device's own cleanup is lost in the subshell: defer it here.
+  vm_defer "$COBLK_BIN del -n $hard_loop"
+  (cd "$dir" && add_device "$hard_loop" -t loop -f rel.img --recovery)
+  dd if="$t/rel-pattern" of="/dev/ublkb$hard_loop" bs=64k oflag=direct 2>/dev/null || vm_fail "write failed"
+  cmp /rel.img "$t/decoy-before" || vm_fail "the decoy /rel.img was written"
+  dd if="$dir/rel.img" bs=64k count=8 2>/dev/null | cmp - "$t/rel-pattern" \
+    || vm_fail "the caller's rel.img does not hold what was written"
+  # The record holds the absolute path: recover works from any directory.
+  kill -9 "$(server_pid "$hard_loop")"
+  sleep 1
+  (cd / && "$COBLK_BIN" recover -n "$hard_loop" >/dev/null) || vm_fail "coblk recover from / failed"
+  dd if="/dev/ublkb$hard_loop" bs=64k count=8 iflag=direct 2>/dev/null | cmp - "$t/rel-pattern" \
+    || vm_fail "after recover the device does not read the caller's file"
+  cmp /rel.img "$t/decoy-before" || vm_fail "the decoy /rel.img was written after recover"
+}
+
+vm_case "a loop device added with a relative path serves the caller's file, not one of that name in /, also after recover" \
+  loop_relative_path_serves_the_callers_file
 vm_case "a null device on the copy path reads zeros, not the bytes an earlier write left in the tag buffer" \
   null_reads_zeros_after_a_write --copy
 vm_case "a null device on the user-copy path reads zeros, not the bytes an earlier write left in the tag buffer" \
