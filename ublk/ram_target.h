@@ -34,6 +34,9 @@ class RamTarget final : public Target {
   // Zeroes [offset, offset+length): whole pages are returned to the kernel
   // with MADV_DONTNEED through io_uring, the ragged ends are memset.
   runtime::Task<int> zero_range(uint64_t offset, uint64_t length);
+  // Drops the pages of a locked range (MADV_DONTNEED refuses locked pages):
+  // unlock, drop, lock again on fault. False if the kernel refused.
+  static bool release_locked(std::byte* start, uint64_t bytes);
   bool in_range(const Request& r) const { return r.offset <= size_bytes_ && r.length <= size_bytes_ - r.offset; }
 
   uint64_t size_bytes_;

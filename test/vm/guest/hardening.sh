@@ -6,6 +6,7 @@
 # Device ids of this script (high, so a host's own ublk devices are left alone).
 hard_null=160
 hard_loop=161
+hard_ram=162
 
 # A null device must read zeros: in the copy and user-copy paths a read used
 # to return whatever the tag buffer held, often an earlier request's written
@@ -54,6 +55,26 @@ loop_relative_path_serves_the_callers_file() {
   cmp /rel.img "$t/decoy-before" || vm_fail "the decoy /rel.img was written after recover"
 }
 
+# Discard and write-zeroes on a ram device must free memory. The server
+# locks its memory, the kernel refuses MADV_DONTNEED on locked pages, and the
+# old fallback zeroed the range in place: blkdiscard of a device bigger than
+# the guest's RAM locked it all (on a 3.5 GiB guest the OOM killer then took
+# init, and the kernel panicked). Here: a 1.5 GiB device on a 2 GiB guest.
+ram_discard_frees_memory() {
+  local rss
+  vm_ublk_ready blkdiscard mkfs.ext4
+  add_device "$hard_ram" -t ram --size 1536M
+  # Touch some memory first so there is something to free.
+  dd if=/dev/urandom of="/dev/ublkb$hard_ram" bs=1M count=64 oflag=direct 2>/dev/null || vm_fail "write failed"
+  blkdiscard "/dev/ublkb$hard_ram" || vm_fail "blkdiscard failed"
+  mkfs.ext4 -q -F "/dev/ublkb$hard_ram" || vm_fail "mkfs.ext4 failed"
+  rss=$(awk '/^VmRSS:/ { print int($2 / 1024) }' "/proc/$(server_pid "$hard_ram")/status")
+  echo "server RSS after blkdiscard and mkfs.ext4 of a 1536 MiB ram device: ${rss} MiB"
+  [ "$rss" -lt 256 ] || vm_fail "the server holds ${rss} MiB after discarding the whole device"
+}
+
+vm_case "blkdiscard and mkfs.ext4 of a ram device bigger than most of the guest's RAM leave the server's memory small" \
+  ram_discard_frees_memory
 vm_case "a loop device added with a relative path serves the caller's file, not one of that name in /, also after recover" \
   loop_relative_path_serves_the_callers_file
 vm_case "a null device on the copy path reads zeros, not the bytes an earlier write left in the tag buffer" \
