@@ -43,9 +43,11 @@ Reactor::Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config)
     throw std::system_error(err, std::generic_category(), "eventfd");
   }
 
+  const std::uint32_t first_generation = config_.first_slot_generation == 0 ? 1 : config_.first_slot_generation;
   slots_.resize(config_.ring_entries * 2);
   for (std::uint32_t i = 0; i < slots_.size(); ++i) {
     slots_[i].next_free = i + 1 < slots_.size() ? i + 1 : no_slot;
+    slots_[i].generation = first_generation;
   }
   free_slot_ = 0;
 
@@ -172,6 +174,7 @@ void Reactor::grow_slots() {
   slots_.resize(old * 2);
   for (std::uint32_t i = old; i < old * 2; ++i) {
     slots_[i].next_free = i + 1 < old * 2 ? i + 1 : no_slot;
+    slots_[i].generation = config_.first_slot_generation == 0 ? 1 : config_.first_slot_generation;
   }
   free_slot_ = old;
 }

@@ -41,6 +41,9 @@ struct ReactorConfig {
   std::chrono::microseconds stall_threshold{10000};
   /// Cross-core mailbox capacity per ordered pair of cores.
   unsigned mailbox_capacity = 4096;
+  /// Generation of every fresh operation slot (never 0). Only tests change
+  /// it, to start close to the 32-bit wrap of slot generations.
+  std::uint32_t first_slot_generation = 1;
 };
 
 /// A unit of cross-core work: `handler(object)` runs on the receiving core.
@@ -189,7 +192,10 @@ class Reactor {
       *cqe_flags = slot.cqe_flags;
     }
     // A new generation makes any late CQE carrying the old user_data miss.
-    ++slot.generation;
+    // Generation 0 is skipped on the wrap: with index 0 it would make
+    // user_data 0, which IoOp reads as "never submitted" (a spurious
+    // result and a leaked slot after 2^32 reuses of slot 0).
+    if (++slot.generation == 0) slot.generation = 1;
     slot.next_free = free_slot_;
     free_slot_ = index;
     return slot.result;
