@@ -40,9 +40,10 @@ struct Device::Serving {
   unsigned home = 0;
   std::vector<unsigned> cores;
   unsigned queues_running = 0;
-  bool start_pending = true;  // START_DEV / END_USER_RECOVERY not answered yet
-  bool started = false;       // /dev/ublkbN exists
-  bool stopping = false;      // stop() or a failure asked the queues to end
+  bool start_pending = true;       // START_DEV / END_USER_RECOVERY not answered yet
+  bool started = false;            // /dev/ublkbN exists
+  bool stopping = false;           // stop() or a failure asked the queues to end
+  bool stopped_by_caller = false;  // stop() was called: a START_DEV cut short is no failure
   int start_result = 0;
   std::stop_source start_cancel;  // abandons the wait for START_DEV
 };
@@ -245,15 +246,16 @@ runtime::Task<Result<void>> Device::serve(std::vector<unsigned> cores, std::func
   // node is closed and unmapped, so a `coblk del` of this device (waiting in
   // DEL_DEV) would otherwise wait for the whole process. The counters stay.
   release_queues();
-  if (done->start_result < 0 && done->start_result != -ECANCELED) {
-    co_return Error(-done->start_result,
-                    "cannot start device " + std::to_string(id()) + ": " + errno_text(done->start_result));
-  }
+  // A failed queue comes first: it is usually why START_DEV failed too.
   for (const auto& q : queues_) {
     if (q->last_error() != 0) {
       co_return Error(-q->last_error(),
                       "device " + std::to_string(id()) + ": a queue failed: " + errno_text(q->last_error()));
     }
+  }
+  if (done->start_result < 0 && done->start_result != -ECANCELED && !done->stopped_by_caller) {
+    co_return Error(-done->start_result,
+                    "cannot start device " + std::to_string(id()) + ": " + errno_text(done->start_result));
   }
   if (!done->started && done->start_result == -ECANCELED && !done->stopping) {
     co_return Error(EIO, "device " + std::to_string(id()) + ": its queues ended before it started");
@@ -319,12 +321,15 @@ runtime::Task<void> Device::stop() {
 runtime::Task<void> Device::stop_here() {
   if (!serving_ || serving_->stopping) co_return;
   serving_->stopping = true;
-  if (serving_->started) {
-    // The kernel aborts every queued fetch; the queues then end on their own.
-    const int ret = co_await control_.stop_device_async(id());
-    if (ret == 0 || ret == -ENODEV) co_return;
-    // The control node is gone or refused: end the queues ourselves.
-  }
+  // STOP_DEV ends every queued fetch with IO_RES_ABORT, live device or not:
+  // the kernel cancels a device's I/O commands whenever it is stopped. An
+  // io_uring cancel cannot do this (the driver's commands are cancellable
+  // only when their ring exits), so it is the one way to end the queues of
+  // a device that never started, e.g. when a queue failed before START_DEV.
+  const int ret = co_await control_.stop_device_async(id());
+  if (ret == 0 || ret == -ENODEV) co_return;
+  // The control node refused: try a cancel, which at least ends the fetches
+  // of kernels whose driver supports it.
   co_await cancel_fetches();
 }
 

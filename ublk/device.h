@@ -114,9 +114,8 @@ class Device {
   /// served once, and remove() is what is left to do.
   runtime::Task<Result<void>> serve(std::vector<unsigned> cores, std::function<void()> on_ready = {});
 
-  /// Asks serve() to end: STOP_DEV once the device is live (the kernel
-  /// aborts every queued request fetch), or cancels the queues' fetches
-  /// before that. Await it from any reactor of the serving Runtime; it
+  /// Asks serve() to end: STOP_DEV, with which the kernel aborts every
+  /// queued request fetch, whether or not the device is live yet. Await it from any reactor of the serving Runtime; it
   /// returns once the request is made, and serve() completes afterwards.
   /// Harmless when the device is not being served, or already stopping.
   runtime::Task<void> stop();

@@ -143,7 +143,19 @@ runtime::Task<void> Queue::serve_tag(uint16_t tag) {
     // The kernel filled descs_[tag] before posting the CQE, and reaping the
     // CQE (an acquire load of the CQ tail) orders our reads after its writes.
     const abi::ublksrv_io_desc desc = descs_[tag];
-    cmd.result = co_await handle(tag, desc);
+    // Whatever happens while handling, the request is completed: an
+    // exception outside the target (a coroutine frame that could not be
+    // allocated, no SQE for a user-copy transfer) becomes -EIO for this
+    // request instead of ending the tag's loop and leaving the request
+    // waiting in the kernel for ever.
+    int result = -EIO;
+    try {
+      result = co_await handle(tag, desc);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "coblk: queue %u tag %u: request failed: %s\n", unsigned{config_.queue_id}, unsigned{tag},
+                   e.what());
+    }
+    cmd.result = result;
     ++completed_;
     op = commit;
   }
