@@ -15,8 +15,8 @@ namespace coblk::ublk {
 /// One device for serve_until_signal: the configured device, the core of
 /// each of its queues, and what to do once /dev/ublkbN exists.
 struct ServedDevice {
-  Device* device = nullptr;  ///< configured; must outlive the serving
-  std::vector<unsigned> cores;  ///< cores[q] serves queue q
+  Device* device = nullptr;        ///< configured; must outlive the serving
+  std::vector<unsigned> cores;     ///< cores[q] serves queue q
   std::function<void()> on_ready;  ///< may be empty
 };
 

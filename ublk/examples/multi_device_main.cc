@@ -31,8 +31,7 @@ using namespace coblk;  // NOLINT(google-build-using-namespace): a program file,
 
 namespace {
 
-constexpr const char* kUsage =
-    "usage: coblk_example_multi [-c CORES] [-d DEPTH] zram:ID:MIB:ALGORITHM|loop:ID:FILE...";
+constexpr const char* kUsage = "usage: coblk_example_multi [-c CORES] [-d DEPTH] zram:ID:MIB:ALGORITHM|loop:ID:FILE...";
 
 int fail(const std::string& message, int status = 1) {
   std::fprintf(stderr, "coblk_example_multi: %s\n", message.c_str());
