@@ -11,9 +11,9 @@
 #include <string>
 
 #include "coblk/cmd/commands.h"
+#include "coblk/cmd/device_record.h"
 #include "coblk/cmd/target_factory.h"
 #include "coblk/ublk/device.h"
-#include "coblk/ublk/device_record.h"
 #include "coblk/ublk/swap_safety.h"
 
 namespace coblk::cmd {
@@ -95,7 +95,7 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
     if (!recover) device.remove(ignored);
     return report.failed(error);
   }
-  ublk::DeviceRecord record;
+  DeviceRecord record;
   record.dev_id = id;
   record.target = to_string(o.target);
   record.data_path = to_string(o.data_path);
@@ -112,11 +112,11 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
   const int ret = device.serve(
       [&] {
         ready = true;
-        ublk::save_record(record);  // best effort: list/stats degrade without it
+        save_record(record);  // best effort: list/stats degrade without it
         report.ready(ublk::block_device_path(id));
       },
       error);
-  ublk::remove_record(id);
+  remove_record(id);
   std::string remove_error;
   device.remove(remove_error);
   if (ret < 0) {
