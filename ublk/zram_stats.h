@@ -34,8 +34,6 @@ class ZramStatsPublisher {
 
   /// Publishes a snapshot. Single writer.
   void publish(const ZramStats& stats) noexcept;
-  /// The file's path.
-  const std::string& path() const noexcept { return path_; }
 
  private:
   std::string path_;
