@@ -17,8 +17,8 @@
 #include <cstring>
 #include <sstream>
 
+#include "coblk/cmd/size_parse.h"
 #include "coblk/ublk/abi.h"
-#include "coblk/ublk/size_parse.h"
 
 namespace po = boost::program_options;
 
@@ -251,7 +251,7 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
 #endif
   }
   if (given("mem-limit")) {
-    const ublk::ParsedSize p = ublk::parse_size(text("mem-limit"));
+    const ParsedSize p = parse_size(text("mem-limit"));
     if (!p) return fail("--mem-limit: " + p.error);
     o.mem_limit = p.bytes;
   }
@@ -263,7 +263,7 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
 
   bool size_given = given("size");
   if (size_given) {
-    const ublk::ParsedSize p = ublk::parse_size(text("size"));
+    const ParsedSize p = parse_size(text("size"));
     if (!p) return fail("--size: " + p.error);
     o.size_bytes = p.bytes;
     if (o.size_bytes == 0) return fail("--size must not be 0");
@@ -298,7 +298,7 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
                     "-byte block");
     } else if (o.size_bytes > file_bytes) {
       return fail("--size " + text("size") + " is larger than backing file '" + o.file + "' (" +
-                  ublk::format_size(file_bytes) + ")");
+                  format_size(file_bytes) + ")");
     }
   }
 

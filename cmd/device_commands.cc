@@ -5,9 +5,9 @@
 #include "coblk/cmd/add_options.h"
 #include "coblk/cmd/commands.h"
 #include "coblk/cmd/control_errors.h"
+#include "coblk/cmd/device_record.h"
 #include "coblk/cmd/serve_device.h"
 #include "coblk/ublk/control.h"
-#include "coblk/ublk/device_record.h"
 
 namespace po = boost::program_options;
 
@@ -49,7 +49,7 @@ int stop_and_delete(ublk::ControlDevice& control, uint32_t id, std::string& erro
     error = command_error("delete", ret, control, id);
     return ret;
   }
-  ublk::remove_record(id);
+  remove_record(id);
   return 0;
 }
 
@@ -134,10 +134,10 @@ int run_recover(const std::vector<std::string>& args) {
     return report_error("recover", "device " + std::to_string(id) + " was not added with --recovery");
   if (info.state == ublk::abi::S_DEV_LIVE)
     return report_error("recover", "device " + std::to_string(id) + " is live: its server is running");
-  const auto record = ublk::load_record(id);
+  const auto record = load_record(id);
   if (!record)
-    return report_error(
-        "recover", "no record of how device " + std::to_string(id) + " was served (" + ublk::record_path(id) + ")");
+    return report_error("recover",
+                        "no record of how device " + std::to_string(id) + " was served (" + record_path(id) + ")");
   // Serve it exactly as `coblk add` was asked to, minus the fresh device.
   AddParse parsed = parse_add_options(record->args);
   if (!parsed || parsed.help)

@@ -13,10 +13,10 @@
 
 #include "coblk/cmd/commands.h"
 #include "coblk/cmd/control_errors.h"
+#include "coblk/cmd/device_record.h"
+#include "coblk/cmd/size_parse.h"
 #include "coblk/ublk/control.h"
-#include "coblk/ublk/device_record.h"
 #include "coblk/ublk/features.h"
-#include "coblk/ublk/size_parse.h"
 #if COBLK_HAVE_ZRAM
 #include "coblk/ublk/zram_stats.h"
 #endif
@@ -65,9 +65,9 @@ std::string human_size(uint64_t bytes) {
 }
 
 // Zram devices according to the run directory's records, sorted by id.
-std::vector<ublk::DeviceRecord> zram_records() {
-  std::vector<ublk::DeviceRecord> out;
-  const std::string dir = ublk::run_directory();
+std::vector<DeviceRecord> zram_records() {
+  std::vector<DeviceRecord> out;
+  const std::string dir = run_directory();
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return out;
   while (const dirent* e = ::readdir(d)) {
@@ -77,7 +77,7 @@ std::vector<ublk::DeviceRecord> zram_records() {
     const size_t dot = name.find('.');
     if (dot == std::string::npos || name.substr(dot) != ".json") continue;
     if (!parse_dev_id(name.substr(0, dot), id, ignored)) continue;
-    if (auto r = ublk::load_record(id); r && r->target == "zram") out.push_back(*r);
+    if (auto r = load_record(id); r && r->target == "zram") out.push_back(*r);
   }
   ::closedir(d);
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.dev_id < b.dev_id; });
@@ -91,7 +91,7 @@ using StatsFields = std::vector<std::pair<std::string, std::string>>;
 StatsFields read_stats_fields(uint32_t dev_id) {
   StatsFields out;
 #if COBLK_HAVE_ZRAM
-  const auto s = ublk::read_zram_stats(ublk::stats_path(dev_id));
+  const auto s = ublk::read_zram_stats(stats_path(dev_id));
   if (!s) return out;
   auto add = [&](const char* key, uint64_t v) { out.emplace_back(key, std::to_string(v)); };
   add("disksize", s->disksize);
@@ -146,8 +146,8 @@ int run_list(const std::vector<std::string>& args) {
     ublk::abi::ublk_params params{};
     std::string size = "-";
     if (control.get_params(id, params) == 0 && (params.types & ublk::abi::PARAM_TYPE_BASIC) != 0)
-      size = ublk::format_size(params.basic.dev_sectors << 9);
-    const auto record = ublk::load_record(id);
+      size = format_size(params.basic.dev_sectors << 9);
+    const auto record = load_record(id);
     const std::string data_path = record                                     ? record->data_path
                                   : (info.flags & ublk::abi::F_AUTO_BUF_REG) ? "zero_copy"
                                   : (info.flags & ublk::abi::F_USER_COPY)    ? "user_copy"
@@ -205,12 +205,12 @@ int run_stats(const std::vector<std::string>& args) {
   if (auto done = parse_command_line("stats", args, desc, vm)) return *done;
   const bool json = vm.count("json") != 0;
 
-  std::vector<ublk::DeviceRecord> records;
+  std::vector<DeviceRecord> records;
   if (vm.count("number")) {
     uint32_t id = 0;
     std::string error;
     if (!parse_dev_id(vm["number"].as<std::string>(), id, error)) return report_error("stats", error, kExitUsage);
-    auto r = ublk::load_record(id);
+    auto r = load_record(id);
     if (!r) return report_error("stats", "no coblk device " + std::to_string(id));
     if (r->target != "zram")
       return report_error("stats", "device " + std::to_string(id) + " is a " + r->target +
@@ -225,8 +225,8 @@ int run_stats(const std::vector<std::string>& args) {
   }
   if (json) {
     for (const auto& r : records) {
-      std::cout << "{\"dev_id\":" << r.dev_id << ",\"name\":" << ublk::json_quote(ublk::block_device_path(r.dev_id))
-                << ",\"compression\":" << ublk::json_quote(r.compression) << ",\"size_bytes\":" << r.size_bytes;
+      std::cout << "{\"dev_id\":" << r.dev_id << ",\"name\":" << json_quote(ublk::block_device_path(r.dev_id))
+                << ",\"compression\":" << json_quote(r.compression) << ",\"size_bytes\":" << r.size_bytes;
       for (const auto& [key, value] : read_stats_fields(r.dev_id)) std::cout << ",\"" << key << "\":" << value;
       std::cout << "}\n";
     }
@@ -240,7 +240,7 @@ int run_stats(const std::vector<std::string>& args) {
 #if COBLK_HAVE_ZRAM
   for (const auto& r : records) {
     const std::string name = ublk::block_device_path(r.dev_id);
-    const auto s = ublk::read_zram_stats(ublk::stats_path(r.dev_id));
+    const auto s = ublk::read_zram_stats(stats_path(r.dev_id));
     if (!s) {
       rows.push_back({name, human_size(r.size_bytes), "-", "-", r.compression, "-", "-", "-", "-", "-"});
       continue;

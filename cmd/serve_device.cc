@@ -13,11 +13,11 @@
 #include <vector>
 
 #include "coblk/cmd/commands.h"
+#include "coblk/cmd/device_record.h"
 #include "coblk/cmd/target_factory.h"
 #include "coblk/runtime/runtime.h"
 #include "coblk/runtime/signals.h"
 #include "coblk/ublk/device.h"
-#include "coblk/ublk/device_record.h"
 #include "coblk/ublk/serve_until_signal.h"
 #include "coblk/ublk/swap_safety.h"
 
@@ -122,7 +122,7 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
   std::vector<unsigned> cores(o.queues);
   for (unsigned q = 0; q < o.queues; ++q) cores[q] = q;
 
-  ublk::DeviceRecord record;
+  DeviceRecord record;
   record.dev_id = id;
   record.target = to_string(o.target);
   record.data_path = to_string(o.data_path);
@@ -141,7 +141,7 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
   served_devices[0].cores = cores;
   served_devices[0].on_ready = [&] {
     ready = true;
-    ublk::save_record(record);  // best effort: list/stats degrade without it
+    save_record(record);  // best effort: list/stats degrade without it
     report.ready(ublk::block_device_path(id));
   };
   Result<void> served = Error(EIO, "the queue runtime did not run");
@@ -153,7 +153,7 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
   } catch (const std::exception& e) {
     served = Error(EIO, std::string("the queue runtime failed: ") + e.what());
   }
-  ublk::remove_record(id);
+  remove_record(id);
   const Result<void> removed = device.remove();
   if (!served) {
     if (!ready) return report.failed(served.error().message());

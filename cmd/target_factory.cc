@@ -2,7 +2,7 @@
 
 #include <exception>
 
-#include "coblk/ublk/device_record.h"
+#include "coblk/cmd/device_record.h"
 #include "coblk/ublk/loop_target.h"
 #include "coblk/ublk/null_target.h"
 #include "coblk/ublk/ram_target.h"
@@ -42,8 +42,8 @@ std::unique_ptr<ublk::Target> make_target(const AddOptions& o, uint32_t dev_id, 
       config.codec = *spec;
       config.mem_limit_bytes = o.mem_limit;
       config.queues = o.queues;
-      ublk::ensure_run_directory();
-      config.stats_path = ublk::stats_path(dev_id);
+      ensure_run_directory();
+      config.stats_path = stats_path(dev_id);
       try {
         return std::make_unique<ublk::ZramTarget>(config);
       } catch (const std::exception& e) {

@@ -31,12 +31,4 @@ void free_frame(void* p, std::size_t size) noexcept {
 #endif
 }
 
-bool frames_use_mimalloc() noexcept {
-#if COBLK_USE_MIMALLOC
-  return true;
-#else
-  return false;
-#endif
-}
-
 }  // namespace coblk::runtime

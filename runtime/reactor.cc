@@ -133,11 +133,6 @@ int Reactor::register_files(std::span<const int> fds) {
   return io_uring_register_files(&ring_, fds.data(), static_cast<unsigned>(fds.size()));
 }
 
-int Reactor::update_registered_file(unsigned index, int fd) {
-  const int ret = io_uring_register_files_update(&ring_, index, &fd, 1);
-  return ret < 0 ? ret : 0;
-}
-
 int Reactor::register_buffers(std::span<const iovec> buffers) {
   return io_uring_register_buffers(&ring_, buffers.data(), static_cast<unsigned>(buffers.size()));
 }

@@ -117,19 +117,14 @@ class Reactor {
   io_uring* ring() noexcept { return &ring_; }
   /// The io_uring setup flags the kernel accepted.
   unsigned ring_flags() const noexcept { return ring_flags_; }
-  /// True when the kernel supports IORING_OP_MSG_RING (used for wake-ups).
-  bool has_msg_ring() const noexcept { return has_msg_ring_; }
   /// True when the kernel supports the given io_uring opcode.
   bool supports_op(unsigned opcode) const noexcept;
   /// Counters for this core.
   const ReactorStats& stats() const noexcept { return stats_; }
-  ReactorStats& mutable_stats() noexcept { return stats_; }
   const ReactorConfig& config() const noexcept { return config_; }
 
   /// Registers files for IOSQE_FIXED_FILE use. Returns 0 or -errno.
   int register_files(std::span<const int> fds);
-  /// Replaces one registered file. Returns 0 or -errno.
-  int update_registered_file(unsigned index, int fd);
   /// Registers buffers for read_fixed/write_fixed. Returns 0 or -errno.
   int register_buffers(std::span<const iovec> buffers);
 
@@ -149,8 +144,6 @@ class Reactor {
   static void wake(const Waiter& waiter) noexcept;
   /// The scheduling group running now.
   SchedulingGroup current_group() const noexcept { return SchedulingGroup(current_group_); }
-  /// The name of the task running now.
-  const char* current_task_name() const noexcept { return current_name_; }
   /// True when the running group has used up its time slice and a
   /// cooperative task should yield (see maybe_yield()).
   bool need_yield() const noexcept;

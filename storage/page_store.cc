@@ -359,6 +359,13 @@ std::uint64_t PageStore::compact(unsigned core) {
   return freed;
 }
 
+std::uint64_t PageStore::maybe_compact(unsigned core, const CompactionPolicy& policy) {
+  if (!policy.should_compact(allocator_stats())) {
+    return 0;
+  }
+  return compact(core);
+}
+
 MmStat PageStore::mm_stat() const noexcept {
   MmStat s;
   std::int64_t stored = 0, compr = 0, same = 0, huge = 0, since = 0, compacted = 0;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "coblk/compress/codec.h"
+#include "coblk/storage/compaction_policy.h"
 #include "coblk/storage/handle.h"
 #include "coblk/storage/memory_budget.h"
 #include "coblk/storage/object_arena.h"
@@ -112,6 +113,12 @@ class PageStore {
   /// do I/O meanwhile. Visits every page entry. Returns the pages freed
   /// (added to pages_compacted).
   std::uint64_t compact(unsigned core);
+
+  /// Compacts `core`'s arena as compact() does if `policy` says the
+  /// store's spans (allocator_stats(), all arenas) are sparse enough to be
+  /// worth it (see CompactionPolicy); otherwise does nothing. Same threading rule as compact(). Returns the
+  /// pages freed, 0 when compaction did not run.
+  std::uint64_t maybe_compact(unsigned core, const CompactionPolicy& policy = {});
 
   /// Memory statistics (any thread; each figure is a relaxed sum).
   MmStat mm_stat() const noexcept;

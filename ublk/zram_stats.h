@@ -20,8 +20,9 @@ struct ZramStats {
   std::uint64_t updated_ns = 0;  ///< CLOCK_REALTIME of the snapshot
 };
 
-/// The serving process's side: a small file (under /run/coblk) mapped shared,
-/// into which publish() copies the current figures with a sequence lock.
+/// The serving process's side: a small file mapped shared (the `coblk`
+/// command puts it in its run directory, /run/coblk/ID.zram-stats), into
+/// which publish() copies the current figures with a sequence lock.
 /// publish() only writes memory (no syscall), so a reactor may call it.
 class ZramStatsPublisher {
  public:
@@ -33,8 +34,6 @@ class ZramStatsPublisher {
 
   /// Publishes a snapshot. Single writer.
   void publish(const ZramStats& stats) noexcept;
-  /// The file's path.
-  const std::string& path() const noexcept { return path_; }
 
  private:
   std::string path_;

@@ -37,8 +37,9 @@ struct ZramTargetConfig {
 ///
 /// Each queue also runs one task in the background scheduling group: every
 /// maintenance_interval it drains the cross-core free rings into its arena,
-/// compacts its arena when more than a quarter of its span memory is unused,
-/// and on queue 0 publishes the stats that `coblk stats` reads.
+/// offers the store a moment to compact its arena (PageStore::maybe_compact:
+/// storage::CompactionPolicy decides), and on queue 0 publishes the stats
+/// that `coblk stats` reads.
 class ZramTarget final : public Target {
  public:
   /// Throws std::invalid_argument with a one-line message on bad settings.

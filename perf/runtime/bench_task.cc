@@ -12,6 +12,11 @@
 //                         exception transport. This isolates what Task adds.
 //   task_chain1000_plain  baseline: the same recursion as plain (non-inlined)
 //                         function calls: the floor, for scale.
+//   task_pair             baseline: the minimal task. One task awaiting
+//                         another (chain(1): two frames, ns per pair), the
+//                         shape of one ublk request (Queue::handle awaiting
+//                         the target's operation): two frames live at a
+//                         time, so an allocator's per-size cache always hits.
 // Everything runs in a Runtime's main task on one pinned core, so frames come
 // from the reactor thread's heap as they do in the product. Note: when
 // mimalloc is linked (COBLK_USE_MIMALLOC, the default) it also replaces
@@ -36,6 +41,7 @@ using runtime::Task;
 namespace {
 
 constexpr int depth = 1000;
+constexpr int pair_depth = 1;  // chain(1): two frames
 
 // ---- ours ----
 
@@ -119,30 +125,30 @@ MinimalTask minimal_chain(int level) {
 
 // ---- timing: ns per level over `chains` chains ----
 
-Task<double> time_ours(std::uint64_t chains) {
+Task<double> time_ours(std::uint64_t chains, int levels) {
   std::uint64_t sum = 0;
   const double start = perf::now_seconds();
   for (std::uint64_t i = 0; i < chains; ++i) {
-    sum += static_cast<std::uint64_t>(co_await chain(depth));
+    sum += static_cast<std::uint64_t>(co_await chain(levels));
   }
   const double seconds = perf::now_seconds() - start;
-  if (sum != chains * depth) {
+  if (sum != chains * levels) {
     throw std::runtime_error("task chain returned a wrong depth");
   }
-  co_return seconds * 1e9 / static_cast<double>(chains * depth);
+  co_return seconds * 1e9 / static_cast<double>(chains * levels);
 }
 
-Task<double> time_minimal(std::uint64_t chains) {
+Task<double> time_minimal(std::uint64_t chains, int levels) {
   std::uint64_t sum = 0;
   const double start = perf::now_seconds();
   for (std::uint64_t i = 0; i < chains; ++i) {
-    sum += static_cast<std::uint64_t>(co_await minimal_chain(depth));
+    sum += static_cast<std::uint64_t>(co_await minimal_chain(levels));
   }
   const double seconds = perf::now_seconds() - start;
-  if (sum != chains * depth) {
+  if (sum != chains * levels) {
     throw std::runtime_error("minimal task chain returned a wrong depth");
   }
-  co_return seconds * 1e9 / static_cast<double>(chains * depth);
+  co_return seconds * 1e9 / static_cast<double>(chains * levels);
 }
 
 double time_plain(std::uint64_t chains) {
@@ -159,21 +165,30 @@ double time_plain(std::uint64_t chains) {
 }
 
 Task<int> bench_main(const perf::BenchOptions& options) {
-  const double warm_ns = co_await time_minimal(100);
-  (void)co_await time_ours(100);
+  const double warm_ns = co_await time_minimal(100, depth);
+  (void)co_await time_ours(100, depth);
   const std::uint64_t chains = perf::ops_for(1e9 / (warm_ns * depth), options.seconds, 1, options.ops);
   perf::AbSeries against_minimal("task_chain1000", "ns/level", perf::Better::lower);
   perf::AbSeries against_plain("task_chain1000_plain", "ns/level", perf::Better::lower);
+  perf::AbSeries pairs("task_pair", "ns/pair", perf::Better::lower);
+  // As many frames in pairs as in the deep chains.
+  const std::uint64_t pair_count = chains * depth / 2;
   const perf::RoundBudget budget(options, 1.0);
   for (int round = 0; budget.next(round); ++round) {
-    double ours = 0, minimal = 0, plain = 0;
-    for (int turn = 0; turn < 3; ++turn) {
-      switch ((round + turn) % 3) {
+    double ours = 0, minimal = 0, plain = 0, ours_pair = 0, minimal_pair = 0;
+    for (int turn = 0; turn < 5; ++turn) {
+      switch ((round + turn) % 5) {
         case 0:
-          ours = co_await time_ours(chains);
+          ours = co_await time_ours(chains, depth);
           break;
         case 1:
-          minimal = co_await time_minimal(chains);
+          minimal = co_await time_minimal(chains, depth);
+          break;
+        case 2:
+          ours_pair = co_await time_ours(pair_count, pair_depth);
+          break;
+        case 3:
+          minimal_pair = co_await time_minimal(pair_count, pair_depth);
           break;
         default:
           plain = time_plain(chains * 10);
@@ -182,11 +197,14 @@ Task<int> bench_main(const perf::BenchOptions& options) {
     }
     against_minimal.add(ours, minimal);
     against_plain.add(ours, plain);
+    pairs.add(ours_pair, minimal_pair);
   }
   against_minimal.print(perf::json_text("baseline_is", "minimal lazy task, global operator new") +
                         perf::json_number("depth", depth));
   against_plain.print(perf::json_text("baseline_is", "plain recursive function calls") +
                       perf::json_number("depth", depth));
+  pairs.print(perf::json_text("baseline_is", "minimal lazy task, global operator new") +
+              perf::json_number("depth", pair_depth));
   co_return 0;
 }
 

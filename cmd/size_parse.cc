@@ -1,9 +1,9 @@
-#include "coblk/ublk/size_parse.h"
+#include "coblk/cmd/size_parse.h"
 
 #include <array>
 #include <cctype>
 
-namespace coblk::ublk {
+namespace coblk::cmd {
 namespace {
 
 constexpr std::array<char, 5> kSuffixes{'K', 'M', 'G', 'T', 'P'};
@@ -72,4 +72,4 @@ std::string format_size(uint64_t bytes) {
   return out;
 }
 
-}  // namespace coblk::ublk
+}  // namespace coblk::cmd

@@ -1,6 +1,9 @@
-// The small per-device state file a coblk server keeps in the run directory
-// (/run/coblk/ID.json), so that `coblk list`, `stats` and `recover` can tell
-// what serves a device: the kernel only knows queues, depth and flags.
+// The small per-device state file the `coblk` command keeps in its run
+// directory (/run/coblk/ID.json), so that `coblk list`, `stats` and `recover`
+// can tell what serves a device: the kernel only knows queues, depth and
+// flags. The run directory is the command's convention, not the ublk
+// framework's: a target that publishes something (the zram target's stats
+// file) is handed the path in its config.
 #pragma once
 
 #include <sys/types.h>
@@ -11,7 +14,7 @@
 #include <string>
 #include <vector>
 
-namespace coblk::ublk {
+namespace coblk::cmd {
 
 /// What the server of one device recorded about it.
 struct DeviceRecord {
@@ -53,14 +56,14 @@ std::optional<DeviceRecord> load_record(uint32_t dev_id);
 /// Removes the record and the stats file of `dev_id` (absent is fine).
 void remove_record(uint32_t dev_id);
 
-/// A flat JSON object's members: strings and numbers keep their text, nested
-/// values are skipped. Used for the stats file, whose keys belong to the
-/// target that writes it.
+/// A flat JSON object's members: strings and numbers keep their text.
 using FlatJson = std::map<std::string, std::string>;
-/// Parses a flat JSON object (string / number / bool members; an array of
-/// strings becomes its elements joined by '\x1f'). nullopt on malformed text.
+/// Parses a flat JSON object such as a record (string / number / bool
+/// members; an array of scalars becomes its elements joined by '\x1f').
+/// record_from_json is built on it. nullopt on malformed text, nested
+/// objects included.
 std::optional<FlatJson> parse_flat_json(const std::string& text);
 /// Escapes `s` as a JSON string literal, quotes included.
 std::string json_quote(const std::string& s);
 
-}  // namespace coblk::ublk
+}  // namespace coblk::cmd

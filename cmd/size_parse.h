@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-namespace coblk::ublk {
+namespace coblk::cmd {
 
 /// Outcome of parse_size: the size, or why the text is not one.
 struct ParsedSize {
@@ -26,4 +26,4 @@ ParsedSize parse_size(std::string_view text);
 /// parse_size(format_size(n)).bytes == n for every n.
 std::string format_size(uint64_t bytes);
 
-}  // namespace coblk::ublk
+}  // namespace coblk::cmd

@@ -1,12 +1,12 @@
-#define BOOST_TEST_MODULE ublk_size_parse
+#define BOOST_TEST_MODULE cmd_size_parse
 #include <boost/test/unit_test.hpp>
 
-#include "coblk/ublk/size_parse.h"
+#include "coblk/cmd/size_parse.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
-using ublk::format_size;
-using ublk::parse_size;
+using cmd::format_size;
+using cmd::parse_size;
 
 BOOST_AUTO_TEST_CASE(a_plain_number_is_a_byte_count) {
   BOOST_TEST(parse_size("4096").bytes == 4096U);

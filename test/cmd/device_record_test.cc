@@ -1,11 +1,11 @@
-#define BOOST_TEST_MODULE ublk_device_record
+#define BOOST_TEST_MODULE cmd_device_record
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
 
-#include "coblk/ublk/device_record.h"
+#include "coblk/cmd/device_record.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
@@ -25,8 +25,8 @@ struct TemporaryRunDirectory {
   }
 };
 
-ublk::DeviceRecord sample() {
-  ublk::DeviceRecord r;
+cmd::DeviceRecord sample() {
+  cmd::DeviceRecord r;
   r.dev_id = 7;
   r.target = "zram";
   r.data_path = "user_copy";
@@ -44,7 +44,7 @@ ublk::DeviceRecord sample() {
 
 BOOST_AUTO_TEST_CASE(a_record_survives_a_round_trip_through_json) {
   const auto r = sample();
-  const auto back = ublk::record_from_json(ublk::to_json(r));
+  const auto back = cmd::record_from_json(cmd::to_json(r));
   BOOST_REQUIRE(back);
   BOOST_TEST(back->dev_id == 7U);
   BOOST_TEST(back->target == "zram");
@@ -61,12 +61,12 @@ BOOST_AUTO_TEST_CASE(a_record_survives_a_round_trip_through_json) {
 BOOST_AUTO_TEST_CASE(malformed_json_is_rejected_not_half_read) {
   for (const char* bad :
        {"", "{", "{\"dev_id\":}", "[1]", "{\"dev_id\":1,}", "{\"dev_id\":1} x", "{\"target\":\"ram\"}"}) {
-    BOOST_TEST(!ublk::record_from_json(bad), "accepted " << bad);
+    BOOST_TEST(!cmd::record_from_json(bad), "accepted " << bad);
   }
 }
 
 BOOST_AUTO_TEST_CASE(unknown_keys_are_ignored_so_newer_servers_stay_readable) {
-  const auto r = ublk::record_from_json(R"({"dev_id": 3, "target": "ram", "future": [1, 2], "x": true})");
+  const auto r = cmd::record_from_json(R"({"dev_id": 3, "target": "ram", "future": [1, 2], "x": true})");
   BOOST_REQUIRE(r);
   BOOST_TEST(r->dev_id == 3U);
   BOOST_TEST(r->target == "ram");
@@ -75,17 +75,17 @@ BOOST_AUTO_TEST_CASE(unknown_keys_are_ignored_so_newer_servers_stay_readable) {
 BOOST_AUTO_TEST_CASE(a_saved_record_loads_back_and_removal_deletes_it) {
   TemporaryRunDirectory dir;
   const auto r = sample();
-  BOOST_TEST(ublk::save_record(r) == 0);
-  const auto back = ublk::load_record(7);
+  BOOST_TEST(cmd::save_record(r) == 0);
+  const auto back = cmd::load_record(7);
   BOOST_REQUIRE(back);
   BOOST_TEST(back->args == r.args);
-  BOOST_TEST(!ublk::load_record(8));
-  ublk::remove_record(7);
-  BOOST_TEST(!ublk::load_record(7));
+  BOOST_TEST(!cmd::load_record(8));
+  cmd::remove_record(7);
+  BOOST_TEST(!cmd::load_record(7));
 }
 
 BOOST_AUTO_TEST_CASE(flat_json_keeps_numbers_as_text) {
-  const auto j = ublk::parse_flat_json(R"({"orig_data_size": 4096, "ratio": 2.5, "same_pages": 0})");
+  const auto j = cmd::parse_flat_json(R"({"orig_data_size": 4096, "ratio": 2.5, "same_pages": 0})");
   BOOST_REQUIRE(j);
   BOOST_TEST(j->at("orig_data_size") == "4096");
   BOOST_TEST(j->at("ratio") == "2.5");

@@ -1,4 +1,4 @@
-#include "coblk/ublk/device_record.h"
+#include "coblk/cmd/device_record.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -11,7 +11,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace coblk::ublk {
+namespace coblk::cmd {
 namespace {
 
 constexpr char kArraySeparator = '\x1f';
@@ -299,4 +299,4 @@ void remove_record(uint32_t dev_id) {
   ::unlink(stats_path(dev_id).c_str());
 }
 
-}  // namespace coblk::ublk
+}  // namespace coblk::cmd
