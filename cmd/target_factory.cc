@@ -35,8 +35,11 @@ std::unique_ptr<ublk::Target> make_target(const AddOptions& o, uint32_t dev_id, 
     }
     case TargetKind::zram: {
 #if COBLK_HAVE_ZRAM
-      const auto spec = compress::parse_codec_spec(o.algorithm, &error);
-      if (!spec) return nullptr;
+      const auto spec = compress::parse_codec_spec(o.algorithm);
+      if (!spec) {
+        error = spec.error().message();
+        return nullptr;
+      }
       ublk::ZramTargetConfig config;
       config.size_bytes = o.size_bytes;
       config.codec = *spec;

@@ -62,7 +62,9 @@ PageStore::PageStore(const PageStoreConfig& config)
     arenas_.push_back(std::make_unique<ObjectArena>(c, classes_, max_spans, budget_));
     arena_ptrs.push_back(arenas_.back().get());
     auto state = std::make_unique<CoreState>();
-    state->codec = compress::make_codec(config.codec);
+    auto codec = compress::make_codec(config.codec);
+    if (!codec) throw std::invalid_argument(codec.error().message());
+    state->codec = std::move(codec).value();
     cores_.push_back(std::move(state));
   }
   remote_frees_ = std::make_unique<RemoteFrees>(arena_ptrs, config.remote_free_ring_capacity);

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,16 @@ std::string json_escape(const std::string& s) {
   return out;
 }
 
+// The codec for a spec the benchmark knows to be valid; exits on failure.
+std::unique_ptr<compress::Codec> codec_for(const compress::CodecSpec& spec) {
+  auto codec = compress::make_codec(spec);
+  if (!codec) {
+    std::fprintf(stderr, "bench_store: %s\n", codec.error().message().c_str());
+    std::exit(1);
+  }
+  return std::move(codec).value();
+}
+
 PageStoreConfig store_config(const Corpus& corpus, const compress::CodecSpec& codec) {
   PageStoreConfig c;
   c.size_bytes = corpus.bytes();
@@ -72,7 +83,7 @@ void bench_write(const Corpus& corpus, const compress::CodecSpec& spec, const Op
   const std::string name = "store_write_" + spec.name() + "/" + corpus.name;
   if (name.find(options.only) == std::string::npos) return;
   PageStore store(store_config(corpus, spec));
-  auto codec = compress::make_codec(spec);
+  auto codec = codec_for(spec);
   std::vector<std::byte> dst(ps);
   auto ours = [&] {
     std::uint64_t failures = 0;
@@ -103,7 +114,7 @@ void bench_read(const Corpus& corpus, const compress::CodecSpec& spec, const Opt
       std::exit(1);
     }
   }
-  auto codec = compress::make_codec(spec);
+  auto codec = codec_for(spec);
   // The baseline's stored form: compressed if it fits below the store's
   // raw threshold, else raw, as the store decides.
   std::vector<std::vector<std::byte>> stored;
