@@ -32,8 +32,10 @@ std::uint64_t realtime_ns() {
 
 }  // namespace
 
-ZramTarget::ZramTarget(const ZramTargetConfig& config)
-    : config_(config), store_(std::make_unique<storage::PageStore>(store_config(config))) {
+ZramTarget::ZramTarget(const ZramTargetConfig& config) : config_(config) {
+  auto store = storage::PageStore::create(store_config(config));
+  if (!store) throw std::invalid_argument(store.error().message());
+  store_ = std::move(store).value();
   if (!config_.stats_path.empty()) {
     publisher_ = std::make_unique<ZramStatsPublisher>(config_.stats_path);
     publisher_->publish(snapshot());
