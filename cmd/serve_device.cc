@@ -84,7 +84,9 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
     return report.failed(error);
   }
   const uint32_t id = recover ? static_cast<uint32_t>(o.dev_id) : device.id();
-  std::unique_ptr<ublk::Target> target = make_target(o, id, error);
+  auto made = make_target(o, id);
+  if (!made) error = made.error().message();
+  std::unique_ptr<ublk::Target> target = made ? std::move(made).value() : nullptr;
   const int ready_to_serve = !target   ? -EINVAL
                              : recover ? device.attach_for_recovery(id, *target, error)
                                        : device.configure(*target, error);
