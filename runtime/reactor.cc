@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 
 #include "coblk/runtime/cycle_clock.h"
@@ -40,7 +41,8 @@ Reactor::Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config)
   if (eventfd_ < 0) {
     const int err = errno;
     io_uring_queue_exit(&ring_);
-    throw std::system_error(err, std::generic_category(), "eventfd");
+    throw std::system_error(err, std::generic_category(),
+                            "runtime: core " + std::to_string(core_) + ": cannot create an eventfd");
   }
 
   slots_.resize(config_.ring_entries * 2);
@@ -106,7 +108,8 @@ void Reactor::setup_ring() {
       break;
     }
   }
-  throw std::system_error(last_error, std::generic_category(), "io_uring_queue_init_params");
+  throw std::system_error(last_error, std::generic_category(),
+                          "runtime: core " + std::to_string(core_) + ": cannot create an io_uring");
 }
 
 void Reactor::probe_ops() {

@@ -16,6 +16,7 @@
 #include "coblk/runtime/submit_to.h"
 #include "coblk/ublk/abi.h"
 #include "coblk/ublk/examples/mirror_target.h"
+#include "test/require_ok.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
@@ -82,8 +83,8 @@ bool all_zero(const std::vector<std::byte>& v) {
 // ublk::Queue::serve does before the first request.
 template <class F>
 int run_on_queue_0(MirrorTarget& target, F body) {
-  runtime::Runtime rt(runtime::RuntimeConfig{});
-  return rt.run([&]() -> Task<int> {
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime::RuntimeConfig{}));
+  return rt->run([&]() -> Task<int> {
     if (const int ret = co_await target.start_queue(0); ret < 0) co_return ret;
     co_return co_await body();
   });
@@ -244,8 +245,8 @@ BOOST_AUTO_TEST_CASE(two_queues_on_two_cores_serve_their_own_requests_with_their
   MirrorTarget mirror(a.path, b.path, 2);
   auto first = pattern(4096, 8);
   auto second = pattern(4096, 9);
-  runtime::Runtime rt(runtime::RuntimeConfig{.cpus = {0, 1}});
-  const int ok = rt.run([&]() -> Task<int> {
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime::RuntimeConfig{.cpus = {0, 1}}));
+  const int ok = rt->run([&]() -> Task<int> {
     // Queue q is started, and its requests run, on core q (as ublk::Device
     // arranges): each core registers the files in its own ring.
     if (co_await mirror.start_queue(0) < 0) co_return 1;

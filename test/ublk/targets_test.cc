@@ -26,8 +26,8 @@ namespace {
 // Runs `body` on a single-reactor runtime and returns its result.
 template <class F>
 int run_on_runtime(F body) {
-  runtime::Runtime rt(runtime::RuntimeConfig{});
-  return rt.run(std::move(body));
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime::RuntimeConfig{}));
+  return rt->run(std::move(body));
 }
 
 Request make(uint8_t op, uint64_t offset, uint32_t length, std::byte* data) {

@@ -45,8 +45,8 @@ std::vector<std::byte> text_page(unsigned seed) {
 
 template <typename F>
 auto run_on_two_cores(F body) {
-  runtime::Runtime rt(runtime::RuntimeConfig{.cpus = {0, 1}});
-  return rt.run(std::move(body));
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime::RuntimeConfig{.cpus = {0, 1}}));
+  return rt->run(std::move(body));
 }
 
 }  // namespace
