@@ -65,10 +65,12 @@ class Runtime {
   /// throws std::runtime_error (there is no result to return).
   ///
   /// A core that cannot start (its thread cannot be pinned, or the kernel
-  /// refuses its io_uring: EPERM where io_uring is disabled, ENOMEM over
-  /// RLIMIT_MEMLOCK on old kernels, ...) makes run() throw std::system_error
-  /// with that errno and "runtime: core N ...: what failed: strerror"; main
-  /// has not run then and every thread is joined. This one failure is an
+  /// refuses its io_uring: EPERM where io_uring is disabled, EMFILE, ENOMEM
+  /// over RLIMIT_MEMLOCK on old kernels, ...) makes run() throw
+  /// std::system_error with that errno and a what() such as "runtime: core
+  /// 1: cannot create an io_uring: Cannot allocate memory" (or "...: cannot
+  /// pin its thread to CPU 3: ..."); main has not run then and every thread
+  /// is joined. This one failure is an
   /// exception rather than a Result because it can only happen inside
   /// run(), whose value is main's: a ring belongs to the thread that
   /// creates it, so create() cannot make the rings in advance.
