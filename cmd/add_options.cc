@@ -242,9 +242,8 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
 #if COBLK_HAVE_ZRAM
     // One parser for codec names, the compress layer's, so the CLI accepts
     // exactly what the codecs do (ZSTD's negative levels included).
-    std::string error;
-    const auto spec = compress::parse_codec_spec(text("algorithm"), &error);
-    if (!spec) return fail("--algorithm: " + error);
+    const auto spec = compress::parse_codec_spec(text("algorithm"));
+    if (!spec) return fail("--algorithm: " + spec.error().message());
     o.algorithm = spec->name();
 #else
     return fail("this coblk was built without the zram target");

@@ -104,9 +104,9 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
   if (!created) return report.failed(created.error().message());
   ublk::Device& device = **created;
   const uint32_t id = device.id();
-  std::string error;
-  std::unique_ptr<ublk::Target> target = make_target(o, id, error);
-  if (!target) return report.failed(error);
+  Result<std::unique_ptr<ublk::Target>> made = make_target(o, id);
+  if (!made) return report.failed(made.error().message());
+  std::unique_ptr<ublk::Target> target = std::move(made).value();
   if (Result<void> configured = device.configure(*target); !configured) {
     return report.failed(configured.error().message());
   }
@@ -146,8 +146,9 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
   };
   Result<void> served = Error(EIO, "the queue runtime did not run");
   try {
-    runtime::Runtime rt(rc);
-    served = rt.run([&]() -> runtime::Task<Result<void>> {
+    Result<std::unique_ptr<runtime::Runtime>> rt = runtime::Runtime::create(rc);
+    if (!rt) return report.failed(rt.error().message());
+    served = (*rt)->run([&]() -> runtime::Task<Result<void>> {
       co_return co_await ublk::serve_until_signal(*signals, std::move(served_devices));
     });
   } catch (const std::exception& e) {

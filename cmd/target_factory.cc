@@ -1,6 +1,7 @@
 #include "coblk/cmd/target_factory.h"
 
-#include <exception>
+#include <cerrno>
+#include <utility>
 
 #include "coblk/cmd/device_record.h"
 #include "coblk/ublk/loop_target.h"
@@ -13,30 +14,29 @@
 
 namespace coblk::cmd {
 
-std::unique_ptr<ublk::Target> make_target(const AddOptions& o, uint32_t dev_id, std::string& error) {
+namespace {
+
+// A concrete target's create() result as a Result of the interface.
+template <typename T>
+Result<std::unique_ptr<ublk::Target>> as_target(Result<std::unique_ptr<T>> made) {
+  if (!made) return std::move(made).error();
+  return std::unique_ptr<ublk::Target>(std::move(made).value());
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ublk::Target>> make_target(const AddOptions& o, uint32_t dev_id) {
   switch (o.target) {
     case TargetKind::null:
-      return std::make_unique<ublk::NullTarget>(o.size_bytes, o.block_size);
-    case TargetKind::ram: {
-      auto t = std::make_unique<ublk::RamTarget>(o.size_bytes, o.block_size);
-      if (!t->error().empty()) {
-        error = t->error();
-        return nullptr;
-      }
-      return t;
-    }
-    case TargetKind::loop: {
-      auto t = std::make_unique<ublk::LoopTarget>(o.file, o.size_bytes, o.block_size, o.direct_io);
-      if (!t->error().empty()) {
-        error = t->error();
-        return nullptr;
-      }
-      return t;
-    }
+      return std::unique_ptr<ublk::Target>(std::make_unique<ublk::NullTarget>(o.size_bytes, o.block_size));
+    case TargetKind::ram:
+      return as_target(ublk::RamTarget::create(o.size_bytes, o.block_size));
+    case TargetKind::loop:
+      return as_target(ublk::LoopTarget::create(o.file, o.size_bytes, o.block_size, o.direct_io));
     case TargetKind::zram: {
 #if COBLK_HAVE_ZRAM
-      const auto spec = compress::parse_codec_spec(o.algorithm, &error);
-      if (!spec) return nullptr;
+      const auto spec = compress::parse_codec_spec(o.algorithm);
+      if (!spec) return spec.error();
       ublk::ZramTargetConfig config;
       config.size_bytes = o.size_bytes;
       config.codec = *spec;
@@ -44,21 +44,14 @@ std::unique_ptr<ublk::Target> make_target(const AddOptions& o, uint32_t dev_id, 
       config.queues = o.queues;
       ensure_run_directory();
       config.stats_path = stats_path(dev_id);
-      try {
-        return std::make_unique<ublk::ZramTarget>(config);
-      } catch (const std::exception& e) {
-        error = e.what();
-        return nullptr;
-      }
+      return as_target(ublk::ZramTarget::create(config));
 #else
       (void)dev_id;
-      error = "this coblk was built without the zram target (storage/ and compress/ layers)";
-      return nullptr;
+      return Error(EOPNOTSUPP, "this coblk was built without the zram target (storage/ and compress/ layers)");
 #endif
     }
   }
-  error = "unknown target";
-  return nullptr;
+  return Error(EINVAL, "unknown target");
 }
 
 }  // namespace coblk::cmd

@@ -5,12 +5,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 
 #include "coblk/compress/page.h"
+#include "coblk/runtime/result.h"
 
 namespace coblk::compress {
 
@@ -36,9 +36,10 @@ struct CodecSpec {
 
 /// Parses "lz4", "lz4:ACCEL" (1..65537), "zstd", "zstd:LEVEL" (ZSTD_minCLevel()
 /// ..ZSTD_maxCLevel(), i.e. -131072..22 with Debian's libzstd 1.5.4).
-/// Returns std::nullopt and sets `error` (one line, no trailing newline) on
-/// bad input, e.g. "lz4:0", "lz4:x", "zstd:99" or "gzip".
-std::optional<CodecSpec> parse_codec_spec(std::string_view text, std::string* error = nullptr);
+/// On bad input, e.g. "lz4:0", "lz4:x", "zstd:99" or "gzip", returns
+/// Error EINVAL whose one-line message quotes the input and says what is
+/// accepted.
+Result<CodecSpec> parse_codec_spec(std::string_view text);
 
 /// One page compressor/decompressor. Not thread-safe: keep one per core (it
 /// owns reusable state: the LZ4 hash table, or a ZSTD CCtx/DCtx pair).
@@ -62,17 +63,19 @@ class Codec {
 };
 
 /// Makes a codec for `spec`, allocating all its state up front so that
-/// compress/decompress never allocate. Throws std::invalid_argument when the
-/// level is out of range (see parse_codec_spec) and std::bad_alloc when out
-/// of memory.
-std::unique_ptr<Codec> make_codec(const CodecSpec& spec);
+/// compress/decompress never allocate. Returns Error EINVAL (one line naming
+/// the spec) when the algorithm is unknown or the level out of range (see
+/// parse_codec_spec), or when ZSTD refuses a parameter; Error EIO if ZSTD's
+/// warm-up round trip fails. Throws std::bad_alloc when out of memory.
+Result<std::unique_ptr<Codec>> make_codec(const CodecSpec& spec);
 
 /// As make_codec(spec), with a ZSTD dictionary (raw content or one trained by
 /// `zstd --train`); the dictionary is copied, so the span need not outlive
 /// the call. Pages compressed with a dictionary decompress only with a codec
 /// made with the same dictionary. An empty span means no dictionary. LZ4
-/// codecs take no dictionary: a non-empty one throws std::invalid_argument.
-std::unique_ptr<Codec> make_codec(const CodecSpec& spec, std::span<const std::byte> zstd_dictionary);
+/// codecs take no dictionary: a non-empty one is Error EINVAL, as is a
+/// dictionary ZSTD refuses to load. Other failures as make_codec(spec).
+Result<std::unique_ptr<Codec>> make_codec(const CodecSpec& spec, std::span<const std::byte> zstd_dictionary);
 
 /// Upper bound on the compressed size of one page for `spec`: a dst of this
 /// size never makes compress return 0.

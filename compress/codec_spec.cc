@@ -1,5 +1,6 @@
 // CodecSpec text form: parsing and naming.
 
+#include <cerrno>
 #include <charconv>
 #include <string>
 #include <system_error>
@@ -12,9 +13,8 @@
 namespace coblk::compress {
 namespace {
 
-std::optional<CodecSpec> fail(std::string* error, std::string message) {
-  if (error != nullptr) *error = std::move(message);
-  return std::nullopt;
+Error bad_spec(const std::string& quoted, const std::string& why) {
+  return Error(EINVAL, "bad codec " + quoted + ": " + why);
 }
 
 // Parses the whole of `text` as a decimal int (optional leading '-').
@@ -38,7 +38,7 @@ std::string CodecSpec::name() const {
   return "unknown:" + std::to_string(static_cast<int>(algorithm));
 }
 
-std::optional<CodecSpec> parse_codec_spec(std::string_view text, std::string* error) {
+Result<CodecSpec> parse_codec_spec(std::string_view text) {
   const std::size_t colon = text.find(':');
   const std::string_view algorithm_text = text.substr(0, colon);
   const bool has_level = colon != std::string_view::npos;
@@ -50,20 +50,19 @@ std::optional<CodecSpec> parse_codec_spec(std::string_view text, std::string* er
     spec = CodecSpec{Algorithm::lz4, 1};
     if (!has_level) return spec;
     if (!parse_int(level_text, spec.level) || !detail::lz4_acceleration_valid(spec.level))
-      return fail(error, "bad codec " + quoted + ": LZ4 acceleration must be an integer in " +
-                             std::to_string(detail::lz4_min_acceleration) + ".." +
-                             std::to_string(detail::lz4_max_acceleration));
+      return bad_spec(quoted, "LZ4 acceleration must be an integer in " + std::to_string(detail::lz4_min_acceleration) +
+                                  ".." + std::to_string(detail::lz4_max_acceleration));
     return spec;
   }
   if (algorithm_text == "zstd") {
     spec = CodecSpec{Algorithm::zstd, 0};
     if (!has_level) return spec;
     if (!parse_int(level_text, spec.level) || !detail::zstd_level_valid(spec.level))
-      return fail(error, "bad codec " + quoted + ": ZSTD level must be an integer in " +
-                             std::to_string(ZSTD_minCLevel()) + ".." + std::to_string(ZSTD_maxCLevel()));
+      return bad_spec(quoted, "ZSTD level must be an integer in " + std::to_string(ZSTD_minCLevel()) + ".." +
+                                  std::to_string(ZSTD_maxCLevel()));
     return spec;
   }
-  return fail(error, "bad codec " + quoted + ": expected lz4, lz4:ACCELERATION, zstd or zstd:LEVEL");
+  return bad_spec(quoted, "expected lz4, lz4:ACCELERATION, zstd or zstd:LEVEL");
 }
 
 }  // namespace coblk::compress

@@ -1,6 +1,7 @@
 // make_codec: picks the implementation for a spec and checks its level.
 
-#include <stdexcept>
+#include <cerrno>
+#include <string>
 
 #include "coblk/compress/codec.h"
 #include "coblk/compress/codec_limits.h"
@@ -9,22 +10,21 @@
 
 namespace coblk::compress {
 
-std::unique_ptr<Codec> make_codec(const CodecSpec& spec) { return make_codec(spec, {}); }
+Result<std::unique_ptr<Codec>> make_codec(const CodecSpec& spec) { return make_codec(spec, {}); }
 
-std::unique_ptr<Codec> make_codec(const CodecSpec& spec, std::span<const std::byte> zstd_dictionary) {
+Result<std::unique_ptr<Codec>> make_codec(const CodecSpec& spec, std::span<const std::byte> zstd_dictionary) {
   switch (spec.algorithm) {
     case Algorithm::lz4:
       if (!detail::lz4_acceleration_valid(spec.level))
-        throw std::invalid_argument("codec " + spec.name() + ": LZ4 acceleration out of range");
-      if (!zstd_dictionary.empty())
-        throw std::invalid_argument("codec " + spec.name() + ": LZ4 codecs take no dictionary");
+        return Error(EINVAL, "codec " + spec.name() + ": LZ4 acceleration out of range");
+      if (!zstd_dictionary.empty()) return Error(EINVAL, "codec " + spec.name() + ": LZ4 codecs take no dictionary");
       return detail::make_lz4_codec(spec);
     case Algorithm::zstd:
       if (!detail::zstd_level_valid(spec.level))
-        throw std::invalid_argument("codec " + spec.name() + ": ZSTD level out of range");
+        return Error(EINVAL, "codec " + spec.name() + ": ZSTD level out of range");
       return detail::make_zstd_codec(spec, zstd_dictionary);
   }
-  throw std::invalid_argument("codec: unknown algorithm " + std::to_string(static_cast<int>(spec.algorithm)));
+  return Error(EINVAL, "codec " + spec.name() + ": no such algorithm");
 }
 
 std::size_t max_compressed_size(const CodecSpec& spec) noexcept {

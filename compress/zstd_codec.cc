@@ -17,10 +17,10 @@
 #include <zstd.h>
 
 #include <array>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <new>
-#include <stdexcept>
 #include <string>
 
 #include "coblk/compress/codec_limits.h"
@@ -34,7 +34,8 @@ namespace {
 
 class ZstdCodec final : public Codec {
  public:
-  ZstdCodec(const CodecSpec& spec, std::span<const std::byte> dictionary, ZstdFraming framing) : spec_(spec) {
+  // Creates the contexts; configure() must succeed before the codec is used.
+  explicit ZstdCodec(const CodecSpec& spec) : spec_(spec) {
     const ZSTD_customMem memory{&allocate, &release, this};
     cctx_ = ZSTD_createCCtx_advanced(memory);
     dctx_ = ZSTD_createDCtx_advanced(memory);
@@ -42,27 +43,29 @@ class ZstdCodec final : public Codec {
       free_contexts();
       throw std::bad_alloc();
     }
-    try {
-      set(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, spec.level), "compression level");
-      set(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_checksumFlag, 0), "checksum flag");
-      if (framing == ZstdFraming::trimmed) {
-        set(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_contentSizeFlag, 0), "content size flag");
-        set(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_dictIDFlag, 0), "dictionary ID flag");
-        set(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_format, ZSTD_f_zstd1_magicless), "format");
-        set(ZSTD_DCtx_setParameter(dctx_, ZSTD_d_format, ZSTD_f_zstd1_magicless), "format");
-      }
-      if (!dictionary.empty()) {
-        // By copy: the caller's buffer need not outlive the codec.
-        set(ZSTD_CCtx_loadDictionary(cctx_, dictionary.data(), dictionary.size()), "dictionary");
-        set(ZSTD_DCtx_loadDictionary(dctx_, dictionary.data(), dictionary.size()), "dictionary");
-      }
-      warm_up();
-    } catch (...) {
-      free_contexts();
-      throw;
+  }
+
+  // Sets the parameters, loads the dictionary and warms up. Error EINVAL
+  // when ZSTD refuses a parameter or the dictionary, EIO when the warm-up
+  // round trip fails.
+  Result<void> configure(std::span<const std::byte> dictionary, ZstdFraming framing) {
+    Result<void> r = check(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, spec_.level), "compression level");
+    if (r) r = check(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_checksumFlag, 0), "checksum flag");
+    if (r && framing == ZstdFraming::trimmed) {
+      r = check(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_contentSizeFlag, 0), "content size flag");
+      if (r) r = check(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_dictIDFlag, 0), "dictionary ID flag");
+      if (r) r = check(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_format, ZSTD_f_zstd1_magicless), "format");
+      if (r) r = check(ZSTD_DCtx_setParameter(dctx_, ZSTD_d_format, ZSTD_f_zstd1_magicless), "format");
     }
+    if (r && !dictionary.empty()) {
+      // By copy: the caller's buffer need not outlive the codec.
+      r = check(ZSTD_CCtx_loadDictionary(cctx_, dictionary.data(), dictionary.size()), "dictionary");
+      if (r) r = check(ZSTD_DCtx_loadDictionary(dctx_, dictionary.data(), dictionary.size()), "dictionary");
+    }
+    if (r) r = warm_up();
     // From here on every allocation ZSTD makes breaks the contract.
-    ready_ = true;
+    ready_ = r.ok();
+    return r;
   }
 
   ~ZstdCodec() override { free_contexts(); }
@@ -107,17 +110,17 @@ class ZstdCodec final : public Codec {
   }
   static void release(void*, void* address) { std::free(address); }
 
-  void set(std::size_t result, const char* what) const {
+  Result<void> check(std::size_t result, const char* what) const {
     if (ZSTD_isError(result))
-      throw std::invalid_argument("codec " + spec_.name() + ": ZSTD rejected " + what + ": " +
-                                  ZSTD_getErrorName(result));
+      return Error(EINVAL, "codec " + spec_.name() + ": ZSTD rejected " + what + ": " + ZSTD_getErrorName(result));
+    return ok();
   }
 
   // One compression and decompression, so ZSTD sizes the CCtx workspace
   // (and builds the CDict from a loaded dictionary) now rather than on the
   // first real page. The page mixes a repeated pattern with pseudo-random
   // bytes so both compressed and raw blocks and literals are produced.
-  void warm_up() {
+  Result<void> warm_up() {
     std::array<std::byte, page_size> page{};
     std::uint64_t x = 0x9e3779b97f4a7c15u;
     for (std::size_t i = 0; i < page_size; ++i) {
@@ -128,10 +131,11 @@ class ZstdCodec final : public Codec {
     }
     std::array<std::byte, ZSTD_COMPRESSBOUND(page_size)> compressed;
     const std::size_t size = ZSTD_compress2(cctx_, compressed.data(), compressed.size(), page.data(), page.size());
-    set(size, "warm-up compression");
+    if (Result<void> r = check(size, "warm-up compression"); !r) return r;
     std::array<std::byte, page_size> decoded;
     if (!decompress(std::span<const std::byte>(compressed.data(), size), decoded) || decoded != page)
-      throw std::runtime_error("codec " + spec_.name() + ": ZSTD warm-up round trip failed");
+      return Error(EIO, "codec " + spec_.name() + ": ZSTD warm-up round trip failed");
+    return ok();
   }
 
   void free_contexts() noexcept {
@@ -151,9 +155,11 @@ class ZstdCodec final : public Codec {
 
 }  // namespace
 
-std::unique_ptr<Codec> make_zstd_codec(const CodecSpec& spec, std::span<const std::byte> dictionary,
-                                       ZstdFraming framing) {
-  return std::make_unique<ZstdCodec>(spec, dictionary, framing);
+Result<std::unique_ptr<Codec>> make_zstd_codec(const CodecSpec& spec, std::span<const std::byte> dictionary,
+                                               ZstdFraming framing) {
+  auto codec = std::make_unique<ZstdCodec>(spec);
+  if (Result<void> r = codec->configure(dictionary, framing); !r) return std::move(r).error();
+  return std::unique_ptr<Codec>(std::move(codec));
 }
 
 std::size_t zstd_max_compressed_size() noexcept { return ZSTD_COMPRESSBOUND(page_size); }

@@ -21,9 +21,11 @@ enum class ZstdFraming {
 };
 
 /// Makes a ZSTD codec; spec.level is valid (checked by the caller). An empty
-/// dictionary means none.
-std::unique_ptr<Codec> make_zstd_codec(const CodecSpec& spec, std::span<const std::byte> dictionary,
-                                       ZstdFraming framing = ZstdFraming::trimmed);
+/// dictionary means none. Returns Error EINVAL when ZSTD refuses a parameter
+/// or the dictionary, Error EIO when the warm-up round trip fails; throws
+/// std::bad_alloc when out of memory.
+Result<std::unique_ptr<Codec>> make_zstd_codec(const CodecSpec& spec, std::span<const std::byte> dictionary,
+                                               ZstdFraming framing = ZstdFraming::trimmed);
 
 /// Worst-case compressed size of one page (ZSTD_COMPRESSBOUND(page_size)).
 std::size_t zstd_max_compressed_size() noexcept;

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 
 #include "coblk/runtime/cycle_clock.h"
@@ -40,7 +41,8 @@ Reactor::Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config)
   if (eventfd_ < 0) {
     const int err = errno;
     io_uring_queue_exit(&ring_);
-    throw std::system_error(err, std::generic_category(), "eventfd");
+    throw std::system_error(err, std::generic_category(),
+                            "runtime: core " + std::to_string(core_) + ": cannot create an eventfd");
   }
 
   const std::uint32_t first_generation = config_.first_slot_generation == 0 ? 1 : config_.first_slot_generation;
@@ -108,7 +110,8 @@ void Reactor::setup_ring() {
       break;
     }
   }
-  throw std::system_error(last_error, std::generic_category(), "io_uring_queue_init_params");
+  throw std::system_error(last_error, std::generic_category(),
+                          "runtime: core " + std::to_string(core_) + ": cannot create an io_uring");
 }
 
 void Reactor::probe_ops() {

@@ -90,8 +90,10 @@ struct RootLink {
 ///   3. submit queued SQEs in one batch and reap CQEs;
 ///   4. sleep in io_uring_enter only when no task is ready.
 ///
-/// A Reactor is used only from its own thread. Reactors are created by
-/// Runtime, one per core, each on a thread pinned to its core.
+/// A Reactor is used only from its own thread. Reactors are created only by
+/// Runtime (the constructor is private), one per core, each on a thread
+/// pinned to its core: SINGLE_ISSUER binds the ring to the thread that
+/// creates it, so a reactor cannot be made ahead of Runtime::run.
 ///
 /// Operation identity: every in-flight operation occupies a slot of the
 /// reactor's slot table, and its SQE's user_data is (generation << 32 | slot
@@ -99,9 +101,6 @@ struct RootLink {
 /// pointer and a stale or foreign CQE can never touch freed memory.
 class Reactor {
  public:
-  /// Creates the reactor for core `core` on the calling thread. Throws
-  /// std::system_error when no io_uring can be created.
-  Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config);
   ~Reactor();
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
@@ -111,7 +110,7 @@ class Reactor {
 
   /// Index of this reactor's core within its Runtime (0-based).
   unsigned core() const noexcept { return core_; }
-  /// The Runtime this reactor belongs to (null for a standalone reactor).
+  /// The Runtime this reactor belongs to.
   Runtime* runtime() const noexcept { return runtime_; }
   /// The io_uring, for code that prepares its own SQEs.
   io_uring* ring() noexcept { return &ring_; }
@@ -236,6 +235,12 @@ class Reactor {
                std::vector<Reactor*> peers);
 
  private:
+  friend class Runtime;
+  // Creates the reactor for core `core` on the calling thread. Throws
+  // std::system_error (the errno, and a message naming the core) when the
+  // kernel refuses the io_uring or the eventfd; Runtime::run reports it.
+  Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config);
+
   struct Slot {
     Waiter waiter;
     std::int32_t result = 0;

@@ -6,9 +6,10 @@
 #include <algorithm>
 #include <atomic>
 #include <barrier>
-#include <cstring>
+#include <cerrno>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 namespace coblk::runtime {
 
@@ -38,31 +39,34 @@ cpu_set_t allowed_cpus() {
 
 }  // namespace
 
-Runtime::Runtime(RuntimeConfig config) : config_(std::move(config)) {
+Result<std::unique_ptr<Runtime>> Runtime::create(RuntimeConfig config) {
   const cpu_set_t allowed = allowed_cpus();
-  if (config_.cpus.empty()) {
+  if (config.cpus.empty()) {
     for (unsigned c = 0; c < CPU_SETSIZE; ++c) {
       if (CPU_ISSET(c, &allowed)) {
-        config_.cpus.push_back(c);
+        config.cpus.push_back(c);
         break;
       }
     }
   }
-  std::vector<unsigned> sorted = config_.cpus;
+  std::vector<unsigned> sorted = config.cpus;
   std::sort(sorted.begin(), sorted.end());
   if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
-    throw std::invalid_argument("runtime: a CPU appears twice in the CPU list");
+    return Error(EINVAL, "runtime: a CPU appears twice in the CPU list");
   }
-  for (unsigned c : config_.cpus) {
+  for (unsigned c : config.cpus) {
     if (c >= CPU_SETSIZE || !CPU_ISSET(c, &allowed)) {
-      throw std::invalid_argument("runtime: CPU " + std::to_string(c) + " is not available to this process");
+      return Error(EINVAL, "runtime: CPU " + std::to_string(c) + " is not available to this process");
     }
   }
-  if (config_.reactor.ring_entries == 0 || config_.reactor.ring_entries > 32768) {
-    throw std::invalid_argument("runtime: ring_entries must be between 1 and 32768");
+  if (config.reactor.ring_entries == 0 || config.reactor.ring_entries > 32768) {
+    return Error(EINVAL, "runtime: ring_entries must be between 1 and 32768");
   }
-  live_ = std::make_unique<std::atomic<Reactor*>[]>(config_.cpus.size());
+  return std::unique_ptr<Runtime>(new Runtime(std::move(config)));
 }
+
+Runtime::Runtime(RuntimeConfig config)
+    : config_(std::move(config)), live_(std::make_unique<std::atomic<Reactor*>[]>(config_.cpus.size())) {}
 
 Runtime::~Runtime() = default;
 
@@ -127,13 +131,14 @@ void Runtime::core_thread(unsigned core, const std::function<Task<void>()>* make
       CPU_SET(config_.cpus[core], &set);
       const int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
       if (err != 0) {
-        throw std::runtime_error("runtime: cannot pin core " + std::to_string(core) + " to CPU " +
-                                 std::to_string(config_.cpus[core]) + ": " + std::strerror(err));
+        throw std::system_error(err, std::generic_category(),
+                                "runtime: core " + std::to_string(core) + ": cannot pin its thread to CPU " +
+                                    std::to_string(config_.cpus[core]));
       }
     }
     // The ring is created on this thread: with SINGLE_ISSUER the kernel
-    // binds it to its creator.
-    reactors_[core] = std::make_unique<Reactor>(this, core, config_.reactor);
+    // binds it to its creator. (Reactor's constructor is private to us.)
+    reactors_[core] = std::unique_ptr<Reactor>(new Reactor(this, core, config_.reactor));
     live_[core].store(reactors_[core].get(), std::memory_order_seq_cst);
   } catch (...) {
     shared.errors[core] = std::current_exception();

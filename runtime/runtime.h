@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "coblk/runtime/reactor.h"
+#include "coblk/runtime/result.h"
 #include "coblk/runtime/spawn.h"
 #include "coblk/runtime/task.h"
 
@@ -31,16 +32,19 @@ struct RuntimeConfig {
 /// thread with its own io_uring, connected to every other by a pair of
 /// lock-free SPSC mailboxes (one per direction).
 ///
-/// run(main) starts the threads, runs `main()` (a callable returning a
+/// create(config) validates the configuration; no thread or ring exists
+/// yet. run(main) starts the threads, runs `main()` (a callable returning a
 /// Task<R>) on core 0, and when that task finishes stops every core:
 /// pending I/O is cancelled and reaped, then unfinished detached tasks are
 /// destroyed, and run() returns main's result (or rethrows its exception).
 /// A Runtime can run() more than once, but not concurrently.
 class Runtime {
  public:
-  /// Validates the configuration; throws std::invalid_argument on a CPU
-  /// list with duplicates or CPUs this process may not use.
-  explicit Runtime(RuntimeConfig config);
+  /// A Runtime for `config`. Returns Error EINVAL (one line) for a CPU
+  /// listed twice, a CPU this process may not use (or not below
+  /// CPU_SETSIZE), or ring_entries outside 1..32768. The Runtime neither
+  /// moves nor copies, hence the unique_ptr.
+  static Result<std::unique_ptr<Runtime>> create(RuntimeConfig config);
   ~Runtime();
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
@@ -59,6 +63,17 @@ class Runtime {
   /// Runs `main()` on core 0 and returns its result; see the class comment.
   /// If request_stop() ends the run before a non-void main has returned,
   /// throws std::runtime_error (there is no result to return).
+  ///
+  /// A core that cannot start (its thread cannot be pinned, or the kernel
+  /// refuses its io_uring: EPERM where io_uring is disabled, EMFILE, ENOMEM
+  /// over RLIMIT_MEMLOCK on old kernels, ...) makes run() throw
+  /// std::system_error with that errno and a what() such as "runtime: core
+  /// 1: cannot create an io_uring: Cannot allocate memory" (or "...: cannot
+  /// pin its thread to CPU 3: ..."); main has not run then and every thread
+  /// is joined. This one failure is an
+  /// exception rather than a Result because it can only happen inside
+  /// run(), whose value is main's: a ring belongs to the thread that
+  /// creates it, so create() cannot make the rings in advance.
   template <typename F>
   auto run(F main) -> typename std::invoke_result_t<F&>::value_type {
     using TaskType = std::invoke_result_t<F&>;
@@ -86,6 +101,8 @@ class Runtime {
   void request_stop() noexcept;
 
  private:
+  explicit Runtime(RuntimeConfig config);  // a configuration create() validated
+
   template <typename R>
   struct Outcome {
     std::optional<std::conditional_t<std::is_void_v<R>, char, R>> value;

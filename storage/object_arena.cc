@@ -6,42 +6,61 @@
 
 #include <algorithm>
 #include <cstring>
-#include <stdexcept>
 #include <string>
 
 namespace coblk::storage {
 
 namespace {
 
-void* reserve_range(std::uint64_t bytes, const char* what) {
+// Address space for `bytes`, or the Error of the failed mmap.
+Result<void*> reserve_range(std::uint64_t bytes, const char* what) {
   // MAP_NORESERVE: the range is address space only; a page costs memory
   // when first touched. Reserving once up front keeps mmap off the I/O path.
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
-    throw std::runtime_error(std::string("cannot reserve address space for the ") + what + " (" +
-                             std::to_string(bytes >> 20) + " MiB)");
+    return Error::from_errno(errno, std::string("cannot reserve address space for the ") + what + " (" +
+                                        std::to_string(bytes >> 20) + " MiB)");
   }
   return p;
 }
 
 }  // namespace
 
-ObjectArena::ObjectArena(unsigned core, const SizeClassTable& classes, std::uint64_t max_spans, MemoryBudget& budget)
+Result<std::unique_ptr<ObjectArena>> ObjectArena::create(unsigned core, const SizeClassTable& classes,
+                                                         std::uint64_t max_spans, MemoryBudget& budget) {
+  // +1: slot 0 is the list terminator and never holds a span. Slot
+  // indices are 32-bit in the metadata.
+  const std::uint64_t max_slots = std::min<std::uint64_t>(max_spans + 1, 0xffffffffu);
+  const std::uint64_t slot_bytes = std::uint64_t{max_span_pages} * alloc_page_size;
+  Result<void*> base = reserve_range(max_slots * slot_bytes, "object arena");
+  if (!base) {
+    return std::move(base).error();
+  }
+  Result<void*> meta = reserve_range(max_slots * sizeof(SpanMeta), "span metadata");
+  if (!meta) {
+    ::munmap(*base, max_slots * slot_bytes);
+    return std::move(meta).error();
+  }
+  try {
+    return std::unique_ptr<ObjectArena>(new ObjectArena(core, classes, max_slots, budget,
+                                                        static_cast<std::byte*>(*base), static_cast<SpanMeta*>(*meta)));
+  } catch (...) {  // std::bad_alloc: give the ranges back before it propagates
+    ::munmap(*meta, max_slots * sizeof(SpanMeta));
+    ::munmap(*base, max_slots * slot_bytes);
+    throw;
+  }
+}
+
+ObjectArena::ObjectArena(unsigned core, const SizeClassTable& classes, std::uint64_t max_slots, MemoryBudget& budget,
+                         std::byte* base, SpanMeta* meta)
     : core_(core),
       classes_(classes),
       budget_(budget),
       slot_bytes_(std::uint64_t{max_span_pages} * alloc_page_size),
-      // +1: slot 0 is the list terminator and never holds a span. Slot
-      // indices are 32-bit in the metadata.
-      max_slots_(std::min<std::uint64_t>(max_spans + 1, 0xffffffffu)),
+      max_slots_(max_slots),
+      base_(base),
+      meta_(meta),
       partial_(classes.count()) {
-  base_ = static_cast<std::byte*>(reserve_range(max_slots_ * slot_bytes_, "object arena"));
-  try {
-    meta_ = static_cast<SpanMeta*>(reserve_range(max_slots_ * sizeof(SpanMeta), "span metadata"));
-  } catch (...) {
-    ::munmap(base_, max_slots_ * slot_bytes_);
-    throw;
-  }
   // Fresh anonymous memory reads as zeros, which is SpanState::never_used
   // with empty links: no initialisation pass touches the metadata.
 }

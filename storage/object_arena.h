@@ -5,8 +5,10 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "coblk/runtime/result.h"
 #include "coblk/storage/handle.h"
 #include "coblk/storage/memory_budget.h"
 #include "coblk/storage/size_classes.h"
@@ -45,9 +47,13 @@ struct ArenaStats {
 /// called from any thread.
 class ObjectArena {
  public:
-  /// `max_spans` bounds the address range (slots) reserved. Throws
-  /// std::runtime_error when the range cannot be reserved.
-  ObjectArena(unsigned core, const SizeClassTable& classes, std::uint64_t max_spans, MemoryBudget& budget);
+  /// The arena of core `core`, allocating objects of `classes` and
+  /// accounting its pages in `budget` (both must outlive it). `max_spans`
+  /// bounds the address range (slots) reserved. Returns Error (the mmap
+  /// errno, usually ENOMEM, and one line naming the size) when the range
+  /// cannot be reserved.
+  static Result<std::unique_ptr<ObjectArena>> create(unsigned core, const SizeClassTable& classes,
+                                                     std::uint64_t max_spans, MemoryBudget& budget);
   ~ObjectArena();
   ObjectArena(const ObjectArena&) = delete;
   ObjectArena& operator=(const ObjectArena&) = delete;
@@ -125,6 +131,11 @@ class ObjectArena {
     std::uint32_t tail = 0;
   };
   static constexpr std::uint16_t no_object = 0xffff;
+
+  // Takes over the reserved ranges: `base` of max_slots slots and `meta`
+  // of max_slots SpanMeta.
+  ObjectArena(unsigned core, const SizeClassTable& classes, std::uint64_t max_slots, MemoryBudget& budget,
+              std::byte* base, SpanMeta* meta);
 
   std::byte* object_at(std::uint32_t slot, std::uint32_t offset) const noexcept {
     return base_ + std::uint64_t{slot} * slot_bytes_ + offset;

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <stdexcept>
+#include <new>
 #include <string>
 
 #include "coblk/compress/entropy.h"
@@ -15,25 +15,24 @@ namespace {
 
 constexpr std::uint64_t page_size = compress::page_size;
 
-const PageStoreConfig& validated(const PageStoreConfig& c) {
+Result<void> validate(const PageStoreConfig& c) {
   if (c.size_bytes == 0 || c.size_bytes % page_size != 0) {
-    throw std::invalid_argument("device size must be a non-zero multiple of 4096 bytes, got " +
-                                std::to_string(c.size_bytes));
+    return Error(EINVAL, "device size must be a non-zero multiple of 4096 bytes, got " + std::to_string(c.size_bytes));
   }
   if (c.cores == 0 || c.cores > max_store_cores) {
-    throw std::invalid_argument("core count must be 1..256, got " + std::to_string(c.cores));
+    return Error(EINVAL, "core count must be 1..256, got " + std::to_string(c.cores));
   }
   if (c.huge_threshold < 64 || c.huge_threshold > page_size) {
-    throw std::invalid_argument("huge threshold must be 64..4096 bytes, got " + std::to_string(c.huge_threshold));
+    return Error(EINVAL, "huge threshold must be 64..4096 bytes, got " + std::to_string(c.huge_threshold));
   }
   if (c.mem_limit_bytes != 0 && c.mem_limit_bytes < page_size) {
-    throw std::invalid_argument("memory limit must be 0 (none) or at least 4096 bytes, got " +
-                                std::to_string(c.mem_limit_bytes));
+    return Error(EINVAL,
+                 "memory limit must be 0 (none) or at least 4096 bytes, got " + std::to_string(c.mem_limit_bytes));
   }
   if (c.remote_free_ring_capacity < 2) {
-    throw std::invalid_argument("remote free ring capacity must be at least 2");
+    return Error(EINVAL, "remote free ring capacity must be at least 2");
   }
-  return c;
+  return ok();
 }
 
 }  // namespace
@@ -46,27 +45,54 @@ struct PageStore::CoreState {
   CoreCounters counters;
 };
 
-PageStore::PageStore(const PageStoreConfig& config)
-    : config_(validated(config)),
-      page_count_(config.size_bytes / page_size),
-      skip_incompressible_(config.skip_incompressible.value_or(config.codec.algorithm == compress::Algorithm::zstd)),
-      classes_(config.huge_threshold - 1),
-      budget_(config.mem_limit_bytes / page_size),
-      entries_(new PageEntry[page_count_]()) {
+Result<std::unique_ptr<PageStore>> PageStore::create(const PageStoreConfig& config) {
+  if (Result<void> valid = validate(config); !valid) {
+    return std::move(valid).error();
+  }
+  Result<SizeClassTable> classes = SizeClassTable::create(config.huge_threshold - 1);
+  if (!classes) {
+    return std::move(classes).error();
+  }
+  // The page table's size comes from the user: not having it is an error to
+  // report, not a bug.
+  const std::uint64_t page_count = config.size_bytes / page_size;
+  std::unique_ptr<PageEntry[]> entries(new (std::nothrow) PageEntry[page_count]());
+  if (!entries) {
+    return Error(ENOMEM, "cannot allocate the page table of a " + std::to_string(config.size_bytes >> 20) +
+                             " MiB device (" + std::to_string(page_count * sizeof(PageEntry) >> 20) + " MiB)");
+  }
+  std::unique_ptr<PageStore> store(new PageStore(config, std::move(classes).value(), std::move(entries)));
   // Worst case for one arena: an object per page in a span of its own,
   // plus as many dead objects whose frees are still in flight; plus one
   // partly used span per class. Address space only (MAP_NORESERVE).
-  const std::uint64_t max_spans = 2 * page_count_ + classes_.count();
+  const std::uint64_t max_spans = 2 * page_count + store->classes_.count();
   std::vector<ObjectArena*> arena_ptrs;
   for (unsigned c = 0; c < config.cores; ++c) {
-    arenas_.push_back(std::make_unique<ObjectArena>(c, classes_, max_spans, budget_));
-    arena_ptrs.push_back(arenas_.back().get());
+    Result<std::unique_ptr<ObjectArena>> arena = ObjectArena::create(c, store->classes_, max_spans, store->budget_);
+    if (!arena) {
+      return std::move(arena).error();
+    }
+    store->arenas_.push_back(std::move(arena).value());
+    arena_ptrs.push_back(store->arenas_.back().get());
+    Result<std::unique_ptr<compress::Codec>> codec = compress::make_codec(config.codec);
+    if (!codec) {
+      return std::move(codec).error();
+    }
     auto state = std::make_unique<CoreState>();
-    state->codec = compress::make_codec(config.codec);
-    cores_.push_back(std::move(state));
+    state->codec = std::move(codec).value();
+    store->cores_.push_back(std::move(state));
   }
-  remote_frees_ = std::make_unique<RemoteFrees>(arena_ptrs, config.remote_free_ring_capacity);
+  store->remote_frees_ = std::make_unique<RemoteFrees>(arena_ptrs, config.remote_free_ring_capacity);
+  return store;
 }
+
+PageStore::PageStore(const PageStoreConfig& config, SizeClassTable classes, std::unique_ptr<PageEntry[]> entries)
+    : config_(config),
+      page_count_(config.size_bytes / page_size),
+      skip_incompressible_(config.skip_incompressible.value_or(config.codec.algorithm == compress::Algorithm::zstd)),
+      classes_(std::move(classes)),
+      budget_(config.mem_limit_bytes / page_size),
+      entries_(std::move(entries)) {}
 
 // Members are destroyed in reverse order: cores, rings, then arenas (which
 // unmap all object memory at once, so nothing needs freeing one by one).

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "coblk/compress/codec.h"
+#include "coblk/runtime/result.h"
 #include "coblk/storage/compaction_policy.h"
 #include "coblk/storage/handle.h"
 #include "coblk/storage/memory_budget.h"
@@ -72,9 +73,12 @@ struct AllocatorStats {
 /// allocation and no syscall on the read/write/discard path.
 class PageStore {
  public:
-  /// Throws std::invalid_argument (one-line message) on a bad config, and
-  /// std::runtime_error / std::bad_alloc when memory cannot be reserved.
-  explicit PageStore(const PageStoreConfig& config);
+  /// A store for `config`, with all its memory reserved. Returns Error
+  /// EINVAL (one line naming the bad field and value) on a bad config or
+  /// codec spec, Error ENOMEM when the page table cannot be allocated, or
+  /// the Error of the failed mmap when an arena's address range cannot be
+  /// reserved. Throws only std::bad_alloc (for its small allocations).
+  static Result<std::unique_ptr<PageStore>> create(const PageStoreConfig& config);
   ~PageStore();
   PageStore(const PageStore&) = delete;
   PageStore& operator=(const PageStore&) = delete;
@@ -136,6 +140,8 @@ class PageStore {
 
  private:
   struct CoreState;
+  // Fields only; create() adds the arenas, codecs and rings.
+  PageStore(const PageStoreConfig& config, SizeClassTable classes, std::unique_ptr<PageEntry[]> entries);
   // A page prepared for installation: its entry word (without lock) and value.
   struct Prepared {
     std::uint64_t word = 0;

@@ -1,6 +1,7 @@
 #include "coblk/storage/size_classes.h"
 
-#include <stdexcept>
+#include <cerrno>
+#include <string>
 
 namespace coblk::storage {
 
@@ -25,10 +26,14 @@ std::uint32_t best_span_pages(std::uint32_t object_size) {
 
 }  // namespace
 
-SizeClassTable::SizeClassTable(std::uint32_t largest_packed_size) {
+Result<SizeClassTable> SizeClassTable::create(std::uint32_t largest_packed_size) {
   if (largest_packed_size == 0 || largest_packed_size >= alloc_page_size) {
-    throw std::invalid_argument("largest packed object size must be in 1..4095");
+    return Error(EINVAL, "largest packed object size must be in 1..4095, got " + std::to_string(largest_packed_size));
   }
+  return SizeClassTable(largest_packed_size);
+}
+
+SizeClassTable::SizeClassTable(std::uint32_t largest_packed_size) {
   // Round up so that every size up to largest_packed_size has a class.
   const std::uint32_t top = (largest_packed_size + class_step - 1) / class_step * class_step;
   largest_packed_ = top;

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "coblk/runtime/result.h"
+
 namespace coblk::storage {
 
 /// Size in bytes of one allocator page (the unit memory is accounted in).
@@ -32,8 +34,8 @@ struct SizeClass {
 /// The table of size classes for one store: packed classes in steps of 16
 /// bytes up to the largest size that is still stored compressed, then one
 /// "raw" class of a whole page (one object per one-page span) for pages
-/// stored uncompressed. Immutable after construction, so any thread may
-/// read it.
+/// stored uncompressed. Immutable after creation, so any thread may read
+/// it.
 ///
 /// As in zsmalloc, consecutive sizes whose best span holds the same number
 /// of objects in the same number of pages are merged into one class of the
@@ -42,9 +44,10 @@ struct SizeClass {
 /// partly filled span less. Above ~1.5 KiB this merges most sizes.
 class SizeClassTable {
  public:
-  /// `largest_packed_size` is the largest object size that is packed
-  /// (1..alloc_page_size-1); larger requests go to the raw class.
-  explicit SizeClassTable(std::uint32_t largest_packed_size);
+  /// The table in which `largest_packed_size` is the largest object size
+  /// that is packed (1..alloc_page_size-1); larger requests go to the raw
+  /// class. Returns Error EINVAL (one line) for a size outside that range.
+  static Result<SizeClassTable> create(std::uint32_t largest_packed_size);
 
   /// Number of classes, the raw class included.
   std::size_t count() const noexcept { return classes_.size(); }
@@ -66,6 +69,8 @@ class SizeClassTable {
   double mean_span_tail_waste() const noexcept;
 
  private:
+  explicit SizeClassTable(std::uint32_t largest_packed_size);  // a valid size
+
   std::uint32_t largest_packed_;
   std::vector<SizeClass> classes_;
   std::vector<std::uint16_t> class_of_step_;  // [ceil(size / class_step)] -> class index

@@ -14,6 +14,7 @@
 // abi::SRV_IO_BUF_OFFSET. Type names are the kernel's own.
 #pragma once
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 
@@ -294,7 +295,7 @@ inline constexpr uint16_t BATCH_F_AUTO_BUF_REG_FALLBACK = 1U << 2;
 /// FETCH completion results. Only IO_RES_ABORT means "do not re-fetch".
 inline constexpr int IO_RES_OK = 0;
 inline constexpr int IO_RES_NEED_GET_DATA = 1;
-inline constexpr int IO_RES_ABORT = -19;  // -ENODEV
+inline constexpr int IO_RES_ABORT = -ENODEV;
 
 // ---------------------------------------------------------------------------
 // mmap / pread / pwrite offsets on /dev/ublkcN

@@ -6,20 +6,23 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 
 #include "coblk/runtime/io.h"
 #include "coblk/ublk/abi.h"
 
 namespace coblk::ublk {
 
-LoopTarget::LoopTarget(const std::string& path, uint64_t size_bytes, uint32_t block_size, bool direct_io)
-    : size_bytes_(size_bytes), block_size_(block_size) {
-  fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC | (direct_io ? O_DIRECT : 0));
-  if (fd_ < 0) {
-    error_ = "cannot open backing file '" + path + "': " + std::strerror(errno);
-    return;
+Result<std::unique_ptr<LoopTarget>> LoopTarget::create(const std::string& path, uint64_t size_bytes,
+                                                       uint32_t block_size, bool direct_io) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | (direct_io ? O_DIRECT : 0));
+  if (fd < 0) {
+    return Error::from_errno(errno, "cannot open backing file '" + path + "'");
   }
+  return std::unique_ptr<LoopTarget>(new LoopTarget(fd, size_bytes, block_size));
+}
+
+LoopTarget::LoopTarget(int fd, uint64_t size_bytes, uint32_t block_size)
+    : fd_(fd), size_bytes_(size_bytes), block_size_(block_size) {
   struct stat st {};
   if (::fstat(fd_, &st) == 0) block_device_ = S_ISBLK(st.st_mode);
 }

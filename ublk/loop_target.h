@@ -1,8 +1,10 @@
 // The loop target: the device is a window on a file or block device.
 #pragma once
 
+#include <memory>
 #include <string>
 
+#include "coblk/runtime/result.h"
 #include "coblk/ublk/target.h"
 
 namespace coblk::ublk {
@@ -14,13 +16,15 @@ namespace coblk::ublk {
 /// FALLOC_FL_ZERO_RANGE (or punches a hole unless IO_F_NOUNMAP is set).
 class LoopTarget final : public Target {
  public:
-  /// Opens `path` read-write (with O_DIRECT if `direct_io`); check error().
-  LoopTarget(const std::string& path, uint64_t size_bytes, uint32_t block_size, bool direct_io);
+  /// A device of `size_bytes` with `block_size`-byte blocks on the file or
+  /// block device `path`, opened read-write (with O_DIRECT if `direct_io`).
+  /// Returns the Error of the failed open (its errno, e.g. ENOENT or EACCES,
+  /// and one line naming the path).
+  static Result<std::unique_ptr<LoopTarget>> create(const std::string& path, uint64_t size_bytes, uint32_t block_size,
+                                                    bool direct_io);
   ~LoopTarget() override;
   LoopTarget(const LoopTarget&) = delete;
   LoopTarget& operator=(const LoopTarget&) = delete;
-  /// Empty if the file was opened, else why not (one line).
-  const std::string& error() const { return error_; }
 
   TargetGeometry geometry() const override;
   bool supports_zero_copy() const override { return true; }
@@ -31,11 +35,12 @@ class LoopTarget final : public Target {
   runtime::Task<int> write_zeroes(const Request& r) override;
 
  private:
+  LoopTarget(int fd, uint64_t size_bytes, uint32_t block_size);  // takes over the open file
+
   int fd_ = -1;
   bool block_device_ = false;
   uint64_t size_bytes_;
   uint32_t block_size_;
-  std::string error_;
 };
 
 }  // namespace coblk::ublk

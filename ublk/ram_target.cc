@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 #include "coblk/runtime/io.h"
 
@@ -15,14 +16,16 @@ constexpr uint64_t kPage = 4096;
 
 }  // namespace
 
-RamTarget::RamTarget(uint64_t size_bytes, uint32_t block_size) : size_bytes_(size_bytes), block_size_(block_size) {
+Result<std::unique_ptr<RamTarget>> RamTarget::create(uint64_t size_bytes, uint32_t block_size) {
   void* p = ::mmap(nullptr, size_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
-    error_ = "cannot reserve " + std::to_string(size_bytes) + " bytes for the ram device: " + std::strerror(errno);
-    return;
+    return Error::from_errno(errno, "cannot reserve " + std::to_string(size_bytes) + " bytes for the ram device");
   }
-  memory_ = static_cast<std::byte*>(p);
+  return std::unique_ptr<RamTarget>(new RamTarget(size_bytes, block_size, static_cast<std::byte*>(p)));
 }
+
+RamTarget::RamTarget(uint64_t size_bytes, uint32_t block_size, std::byte* memory)
+    : size_bytes_(size_bytes), block_size_(block_size), memory_(memory) {}
 
 RamTarget::~RamTarget() {
   if (memory_ != nullptr) ::munmap(memory_, size_bytes_);

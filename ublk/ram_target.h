@@ -2,8 +2,9 @@
 #pragma once
 
 #include <cstddef>
-#include <string>
+#include <memory>
 
+#include "coblk/runtime/result.h"
 #include "coblk/ublk/target.h"
 
 namespace coblk::ublk {
@@ -16,13 +17,13 @@ namespace coblk::ublk {
 /// disk; distinct ranges never share bytes, so no lock is needed.
 class RamTarget final : public Target {
  public:
-  /// Maps `size_bytes`; check ok() afterwards.
-  RamTarget(uint64_t size_bytes, uint32_t block_size);
+  /// A device of `size_bytes` with `block_size`-byte blocks, its memory
+  /// mapped (not yet allocated). Returns the Error of the failed mmap (its
+  /// errno, e.g. ENOMEM, and one line naming the size).
+  static Result<std::unique_ptr<RamTarget>> create(uint64_t size_bytes, uint32_t block_size);
   ~RamTarget() override;
   RamTarget(const RamTarget&) = delete;
   RamTarget& operator=(const RamTarget&) = delete;
-  /// Empty if the memory was mapped, else why not (one line).
-  const std::string& error() const { return error_; }
 
   TargetGeometry geometry() const override;
   runtime::Task<int> read(const Request& r) override;
@@ -31,6 +32,8 @@ class RamTarget final : public Target {
   runtime::Task<int> write_zeroes(const Request& r) override;
 
  private:
+  RamTarget(uint64_t size_bytes, uint32_t block_size, std::byte* memory);  // takes over the mapping
+
   // Zeroes [offset, offset+length): whole pages are returned to the kernel
   // with MADV_DONTNEED through io_uring, the ragged ends are memset.
   runtime::Task<int> zero_range(uint64_t offset, uint64_t length);
@@ -42,7 +45,6 @@ class RamTarget final : public Target {
   uint64_t size_bytes_;
   uint32_t block_size_;
   std::byte* memory_ = nullptr;
-  std::string error_;
 };
 
 }  // namespace coblk::ublk

@@ -20,13 +20,17 @@ namespace coblk::ublk {
 ///   that turns memory pressure into free memory.
 ///
 /// Returns one line per step that could not be done (empty when all were).
+/// These are warnings, not an Error: the server is still correct without
+/// them, only unsafe as swap, so the caller prints them and carries on.
 std::vector<std::string> protect_server_process();
 
 /// Marks the calling thread as an I/O flusher (PR_SET_IO_FLUSHER): its
 /// allocations do not recurse into block or filesystem I/O, and it is not
 /// throttled by dirty-page writeback, which could otherwise wait on the very
 /// device this thread serves. Call on each queue thread. Returns 0 or -errno
-/// (-EPERM without CAP_SYS_RESOURCE, -EINVAL before Linux 5.6).
+/// (-EPERM without CAP_SYS_RESOURCE, -EINVAL before Linux 5.6): like
+/// runtime::Reactor::register_files, a one-syscall wrapper on the queue
+/// path keeps the kernel's form, and its failure is only a warning there.
 int mark_io_flusher_thread();
 
 }  // namespace coblk::ublk

@@ -8,7 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
-#include <system_error>
+#include <utility>
 
 namespace coblk::ublk {
 
@@ -48,23 +48,28 @@ enum Word : unsigned {
 
 }  // namespace
 
-ZramStatsPublisher::ZramStatsPublisher(const std::string& path) : path_(path) {
+Result<std::unique_ptr<ZramStatsPublisher>> ZramStatsPublisher::create(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
-    throw std::system_error(errno, std::generic_category(), "cannot create " + path);
+    return Error::from_errno(errno, "cannot create " + path);
   }
   if (::ftruncate(fd, 4096) != 0) {
     const int err = errno;
     ::close(fd);
-    throw std::system_error(err, std::generic_category(), "cannot size " + path);
+    ::unlink(path.c_str());
+    return Error::from_errno(err, "cannot size " + path);
   }
-  map_ = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  void* map = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   const int err = errno;
   ::close(fd);
-  if (map_ == MAP_FAILED) {
-    map_ = nullptr;
-    throw std::system_error(err, std::generic_category(), "cannot map " + path);
+  if (map == MAP_FAILED) {
+    ::unlink(path.c_str());
+    return Error::from_errno(err, "cannot map " + path);
   }
+  return std::unique_ptr<ZramStatsPublisher>(new ZramStatsPublisher(path, map));
+}
+
+ZramStatsPublisher::ZramStatsPublisher(std::string path, void* map) : path_(std::move(path)), map_(map) {
   auto* shared = static_cast<SharedLayout*>(map_);
   shared->sequence.store(0, std::memory_order_relaxed);
   // Release: a reader that sees the magic sees a zeroed, even sequence.
@@ -106,31 +111,26 @@ void ZramStatsPublisher::publish(const ZramStats& s) noexcept {
   shared->sequence.store(seq + 2, std::memory_order_release);
 }
 
-std::optional<ZramStats> read_zram_stats(const std::string& path, std::string* error) {
-  auto fail = [&](const std::string& why) -> std::optional<ZramStats> {
-    if (error != nullptr) {
-      *error = why;
-    }
-    return std::nullopt;
-  };
+Result<ZramStats> read_zram_stats(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    return fail(path + ": " + std::strerror(errno));
+    return Error::from_errno(errno, path);
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0 || st.st_size < 4096) {
     ::close(fd);
-    return fail(path + ": not a coblk zram stats file");
+    return Error(EINVAL, path + ": not a coblk zram stats file");
   }
   void* map = ::mmap(nullptr, 4096, PROT_READ, MAP_SHARED, fd, 0);
+  const int err = errno;
   ::close(fd);
   if (map == MAP_FAILED) {
-    return fail(path + ": " + std::strerror(errno));
+    return Error::from_errno(err, path);
   }
   const auto* shared = static_cast<const SharedLayout*>(map);
   if (shared->magic.load(std::memory_order_acquire) != stats_magic) {
     ::munmap(map, 4096);
-    return fail(path + ": not a coblk zram stats file");
+    return Error(EINVAL, path + ": not a coblk zram stats file");
   }
   std::uint64_t w[24];
   std::uint64_t alg[4];
@@ -153,7 +153,7 @@ std::optional<ZramStats> read_zram_stats(const std::string& path, std::string* e
     }
     if (attempt > 1000) {
       ::munmap(map, 4096);
-      return fail(path + ": the stats never settled");
+      return Error(EAGAIN, path + ": the stats never settled");
     }
   }
   ::munmap(map, 4096);

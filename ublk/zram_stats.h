@@ -3,9 +3,10 @@
 
 #include <atomic>
 #include <cstdint>
-#include <optional>
+#include <memory>
 #include <string>
 
+#include "coblk/runtime/result.h"
 #include "coblk/storage/store_stats.h"
 
 namespace coblk::ublk {
@@ -26,8 +27,10 @@ struct ZramStats {
 /// publish() only writes memory (no syscall), so a reactor may call it.
 class ZramStatsPublisher {
  public:
-  /// Creates (or truncates) `path` and maps it. Throws std::system_error.
-  explicit ZramStatsPublisher(const std::string& path);
+  /// Creates (or truncates) `path` and maps it. Returns the Error of the
+  /// failed open, ftruncate or mmap (its errno, and a line naming the path).
+  static Result<std::unique_ptr<ZramStatsPublisher>> create(const std::string& path);
+  /// Unmaps and removes the file.
   ~ZramStatsPublisher();
   ZramStatsPublisher(const ZramStatsPublisher&) = delete;
   ZramStatsPublisher& operator=(const ZramStatsPublisher&) = delete;
@@ -36,13 +39,17 @@ class ZramStatsPublisher {
   void publish(const ZramStats& stats) noexcept;
 
  private:
+  ZramStatsPublisher(std::string path, void* map);  // takes over a mapped file
+
   std::string path_;
   void* map_ = nullptr;
 };
 
 /// The reader's side: maps `path` read-only and takes a consistent copy.
-/// Returns std::nullopt if the file does not exist or is not a stats file;
-/// `error` then says why in one line.
-std::optional<ZramStats> read_zram_stats(const std::string& path, std::string* error = nullptr);
+/// Returns the Error of the failed open or mmap (e.g. ENOENT when no device
+/// publishes there), Error EINVAL if the file is not a coblk zram stats
+/// file, or Error EAGAIN if a publisher kept changing it for 1000 reads;
+/// the message names the path.
+Result<ZramStats> read_zram_stats(const std::string& path);
 
 }  // namespace coblk::ublk

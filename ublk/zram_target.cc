@@ -3,7 +3,7 @@
 #include <time.h>
 
 #include <cerrno>
-#include <stdexcept>
+#include <utility>
 
 #include "coblk/runtime/io.h"
 #include "coblk/runtime/spawn.h"
@@ -12,9 +12,9 @@ namespace coblk::ublk {
 
 namespace {
 
-storage::PageStoreConfig store_config(const ZramTargetConfig& c) {
+Result<storage::PageStoreConfig> store_config(const ZramTargetConfig& c) {
   if (c.queues == 0) {
-    throw std::invalid_argument("zram: at least one queue is needed");
+    return Error(EINVAL, "zram: at least one queue is needed");
   }
   storage::PageStoreConfig s;
   s.size_bytes = c.size_bytes;
@@ -32,10 +32,30 @@ std::uint64_t realtime_ns() {
 
 }  // namespace
 
-ZramTarget::ZramTarget(const ZramTargetConfig& config)
-    : config_(config), store_(std::make_unique<storage::PageStore>(store_config(config))) {
-  if (!config_.stats_path.empty()) {
-    publisher_ = std::make_unique<ZramStatsPublisher>(config_.stats_path);
+Result<std::unique_ptr<ZramTarget>> ZramTarget::create(const ZramTargetConfig& config) {
+  Result<storage::PageStoreConfig> store_settings = store_config(config);
+  if (!store_settings) {
+    return std::move(store_settings).error();
+  }
+  Result<std::unique_ptr<storage::PageStore>> store = storage::PageStore::create(*store_settings);
+  if (!store) {
+    return std::move(store).error();
+  }
+  std::unique_ptr<ZramStatsPublisher> publisher;
+  if (!config.stats_path.empty()) {
+    Result<std::unique_ptr<ZramStatsPublisher>> created = ZramStatsPublisher::create(config.stats_path);
+    if (!created) {
+      return std::move(created).error();
+    }
+    publisher = std::move(created).value();
+  }
+  return std::unique_ptr<ZramTarget>(new ZramTarget(config, std::move(store).value(), std::move(publisher)));
+}
+
+ZramTarget::ZramTarget(const ZramTargetConfig& config, std::unique_ptr<storage::PageStore> store,
+                       std::unique_ptr<ZramStatsPublisher> publisher)
+    : config_(config), store_(std::move(store)), publisher_(std::move(publisher)) {
+  if (publisher_) {
     publisher_->publish(snapshot());
   }
 }

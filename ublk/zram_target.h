@@ -7,6 +7,7 @@
 #include <string>
 
 #include "coblk/compress/codec.h"
+#include "coblk/runtime/result.h"
 #include "coblk/storage/page_store.h"
 #include "coblk/ublk/target.h"
 #include "coblk/ublk/zram_stats.h"
@@ -42,8 +43,13 @@ struct ZramTargetConfig {
 /// that `coblk stats` reads.
 class ZramTarget final : public Target {
  public:
-  /// Throws std::invalid_argument with a one-line message on bad settings.
-  explicit ZramTarget(const ZramTargetConfig& config);
+  /// A zram device for `config`, its page store created and, with a
+  /// stats_path, its first stats published. Returns Error EINVAL (one line)
+  /// on bad settings (no queues, a size that is not a non-zero multiple of
+  /// 4096, a bad codec or memory limit), or the Error of PageStore::create
+  /// or ZramStatsPublisher::create when memory or the stats file cannot be
+  /// had.
+  static Result<std::unique_ptr<ZramTarget>> create(const ZramTargetConfig& config);
 
   TargetGeometry geometry() const override;
   runtime::Task<int> start_queue(std::uint16_t queue) override;
@@ -58,6 +64,9 @@ class ZramTarget final : public Target {
   ZramStats snapshot() const;
 
  private:
+  ZramTarget(const ZramTargetConfig& config, std::unique_ptr<storage::PageStore> store,
+             std::unique_ptr<ZramStatsPublisher> publisher);
+
   runtime::Task<void> maintain(std::uint16_t queue);
 
   ZramTargetConfig config_;

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,16 @@ std::string number(const char* key, double value) {
   return text;
 }
 
+// The codec for a spec the benchmark knows to be valid; exits on failure.
+std::unique_ptr<Codec> codec_for(const CodecSpec& spec) {
+  auto codec = make_codec(spec);
+  if (!codec) {
+    std::fprintf(stderr, "bench_codec: %s\n", codec.error().message().c_str());
+    std::exit(1);
+  }
+  return std::move(codec).value();
+}
+
 // Stored size of a page compressed to `size` bytes (0 = did not fit).
 std::size_t stored(std::size_t size) { return size == 0 || size >= page_size ? page_size : size; }
 
@@ -69,7 +80,7 @@ void bench_lz4_compress(const Corpus& corpus, int acceleration, const Options& o
       acceleration == 1 ? "lz4_compress_vs_LZ4_compress_default/" + corpus.name
                         : "lz4:" + std::to_string(acceleration) + "_compress_vs_LZ4_compress_fast/" + corpus.name;
   if (!wanted(name)) return;
-  auto codec = make_codec(CodecSpec{Algorithm::lz4, acceleration});
+  auto codec = codec_for(CodecSpec{Algorithm::lz4, acceleration});
   auto dst = dst_buffer();
   std::size_t ours_bytes = 0, baseline_bytes = 0;
   auto ours = [&] {
@@ -99,7 +110,7 @@ void bench_lz4_compress(const Corpus& corpus, int acceleration, const Options& o
 
 void bench_lz4_decompress(const Corpus& corpus, const Options& options) {
   if (!wanted("lz4_decompress_vs_LZ4_decompress_safe/" + corpus.name)) return;
-  auto codec = make_codec(CodecSpec{Algorithm::lz4, 1});
+  auto codec = codec_for(CodecSpec{Algorithm::lz4, 1});
   // Only pages that compressed: the others are stored raw and never decoded.
   std::vector<std::vector<std::byte>> compressed;
   for (const Page& page : corpus.pages) {
@@ -130,7 +141,7 @@ void bench_lz4_decompress(const Corpus& corpus, const Options& options) {
 
 void bench_zstd_compress(const Corpus& corpus, int level, const Options& options) {
   if (!wanted("zstd:" + std::to_string(level) + "_compress_vs_ZSTD_compressCCtx/" + corpus.name)) return;
-  auto codec = make_codec(CodecSpec{Algorithm::zstd, level});
+  auto codec = codec_for(CodecSpec{Algorithm::zstd, level});
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
   auto dst = dst_buffer();
   std::size_t ours_bytes = 0, baseline_bytes = 0;
@@ -163,7 +174,7 @@ void bench_zstd_compress(const Corpus& corpus, int level, const Options& options
 
 void bench_zstd_decompress(const Corpus& corpus, int level, const Options& options) {
   if (!wanted("zstd:" + std::to_string(level) + "_decompress_vs_ZSTD_decompressDCtx/" + corpus.name)) return;
-  auto codec = make_codec(CodecSpec{Algorithm::zstd, level});
+  auto codec = codec_for(CodecSpec{Algorithm::zstd, level});
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
   ZSTD_DCtx* dctx = ZSTD_createDCtx();
   std::vector<std::vector<std::byte>> ours_frames, standard_frames;
@@ -275,7 +286,7 @@ void bench_entropy(const Corpus& corpus, const Options& options) {
 // it catches. No timing: these are counts.
 void calibrate_entropy_threshold(const std::vector<const Corpus*>& corpora) {
   if (!wanted("entropy_threshold")) return;
-  auto codec = make_codec(CodecSpec{Algorithm::lz4, 1});
+  auto codec = codec_for(CodecSpec{Algorithm::lz4, 1});
   auto dst = dst_buffer();
   struct Sample {
     double entropy;

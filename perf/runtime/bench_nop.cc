@@ -131,8 +131,10 @@ void sqpoll_against_default(const perf::BenchOptions& options) {
   runtime::RuntimeConfig with = perf::bench_runtime_config();
   runtime::RuntimeConfig without = perf::bench_runtime_config();
   with.reactor.sqpoll = true;
-  runtime::Runtime sqpoll_rt(with);
-  runtime::Runtime default_rt(without);
+  const auto sqpoll_runtime = perf::bench_runtime(with);
+  const auto default_runtime = perf::bench_runtime(without);
+  runtime::Runtime& sqpoll_rt = *sqpoll_runtime;
+  runtime::Runtime& default_rt = *default_runtime;
   for (unsigned batch : {1u, 32u}) {
     const double rate = runtime_nops(default_rt, batch, 20000 / batch * batch);
     const std::uint64_t total = perf::ops_for(rate, options.seconds, batch, options.ops);
@@ -160,8 +162,8 @@ int main(int argc, char** argv) {
   const auto options =
       perf::BenchOptions::parse(argc, argv, "[--quick] [--rounds N] [--seconds S] [--ops N] [--no-sqpoll]");
   try {
-    runtime::Runtime rt(perf::bench_runtime_config());
-    rt.run([&] { return ours_against_raw(options); });
+    const auto rt = perf::bench_runtime(perf::bench_runtime_config());
+    rt->run([&] { return ours_against_raw(options); });
     if (options.sqpoll_variant) {
       sqpoll_against_default(options);
     }

@@ -164,8 +164,10 @@ void sqpoll_against_default(const perf::BenchOptions& options, const ReadWorkloa
   runtime::RuntimeConfig with = perf::bench_runtime_config();
   runtime::RuntimeConfig without = perf::bench_runtime_config();
   with.reactor.sqpoll = true;
-  runtime::Runtime sqpoll_rt(with);
-  runtime::Runtime default_rt(without);
+  const auto sqpoll_runtime = perf::bench_runtime(with);
+  const auto default_runtime = perf::bench_runtime(without);
+  runtime::Runtime& sqpoll_rt = *sqpoll_runtime;
+  runtime::Runtime& default_rt = *default_runtime;
   Buffers buffers;
   auto measure = [&](runtime::Runtime& rt, unsigned depth, std::uint64_t total) {
     return rt.run([&] { return our_reads(workload, buffers, depth, total); });
@@ -198,8 +200,8 @@ int main(int argc, char** argv) {
       perf::BenchOptions::parse(argc, argv, "[--quick] [--rounds N] [--seconds S] [--ops N] [--no-sqpoll] [--dir D]");
   try {
     ReadWorkload workload(options.dir, options.quick ? (8ull << 20) : file_bytes);
-    runtime::Runtime rt(perf::bench_runtime_config());
-    rt.run([&] { return ours_against_raw_and_asio(options, workload); });
+    const auto rt = perf::bench_runtime(perf::bench_runtime_config());
+    rt->run([&] { return ours_against_raw_and_asio(options, workload); });
     if (options.sqpoll_variant) {
       sqpoll_against_default(options, workload);
     }

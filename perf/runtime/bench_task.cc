@@ -213,8 +213,8 @@ Task<int> bench_main(const perf::BenchOptions& options) {
 int main(int argc, char** argv) {
   const auto options = perf::BenchOptions::parse(argc, argv, "[--quick] [--rounds N] [--seconds S] [--ops N]");
   try {
-    runtime::Runtime rt(perf::bench_runtime_config());
-    return rt.run([&] { return bench_main(options); });
+    const auto rt = perf::bench_runtime(perf::bench_runtime_config());
+    return rt->run([&] { return bench_main(options); });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_task: %s\n", e.what());
     return 1;

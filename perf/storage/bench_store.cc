@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -60,19 +61,36 @@ std::string json_escape(const std::string& s) {
   return out;
 }
 
-PageStoreConfig store_config(const Corpus& corpus, const compress::CodecSpec& codec) {
+// The codec for a spec the benchmark knows to be valid; exits on failure.
+std::unique_ptr<compress::Codec> codec_for(const compress::CodecSpec& spec) {
+  auto codec = compress::make_codec(spec);
+  if (!codec) {
+    std::fprintf(stderr, "bench_store: %s\n", codec.error().message().c_str());
+    std::exit(1);
+  }
+  return std::move(codec).value();
+}
+
+// A one-core store for the corpus; exits on failure.
+std::unique_ptr<PageStore> store_for(const Corpus& corpus, const compress::CodecSpec& codec) {
   PageStoreConfig c;
   c.size_bytes = corpus.bytes();
   c.codec = codec;
   c.cores = 1;
-  return c;
+  auto store = PageStore::create(c);
+  if (!store) {
+    std::fprintf(stderr, "bench_store: %s\n", store.error().message().c_str());
+    std::exit(1);
+  }
+  return std::move(store).value();
 }
 
 void bench_write(const Corpus& corpus, const compress::CodecSpec& spec, const Options& options) {
   const std::string name = "store_write_" + spec.name() + "/" + corpus.name;
   if (name.find(options.only) == std::string::npos) return;
-  PageStore store(store_config(corpus, spec));
-  auto codec = compress::make_codec(spec);
+  const auto owned_store = store_for(corpus, spec);
+  PageStore& store = *owned_store;
+  auto codec = codec_for(spec);
   std::vector<std::byte> dst(ps);
   auto ours = [&] {
     std::uint64_t failures = 0;
@@ -96,14 +114,15 @@ void bench_write(const Corpus& corpus, const compress::CodecSpec& spec, const Op
 void bench_read(const Corpus& corpus, const compress::CodecSpec& spec, const Options& options) {
   const std::string name = "store_read_" + spec.name() + "/" + corpus.name;
   if (name.find(options.only) == std::string::npos) return;
-  PageStore store(store_config(corpus, spec));
+  const auto owned_store = store_for(corpus, spec);
+  PageStore& store = *owned_store;
   for (std::size_t i = 0; i < corpus.pages.size(); ++i) {
     if (store.write(0, i * ps, corpus.pages[i]) != 0) {
       std::fprintf(stderr, "bench_store: write failed\n");
       std::exit(1);
     }
   }
-  auto codec = compress::make_codec(spec);
+  auto codec = codec_for(spec);
   // The baseline's stored form: compressed if it fits below the store's
   // raw threshold, else raw, as the store decides.
   std::vector<std::vector<std::byte>> stored;
@@ -146,7 +165,8 @@ void bench_memory(const Corpus& corpus, const compress::CodecSpec& spec, const K
                   const Options& options) {
   const std::string name = "memory_efficiency_" + spec.name() + "/" + corpus.name;
   if (name.find(options.only) == std::string::npos) return;
-  PageStore store(store_config(corpus, spec));
+  const auto owned_store = store_for(corpus, spec);
+  PageStore& store = *owned_store;
   for (std::size_t i = 0; i < corpus.pages.size(); ++i) {
     if (store.write(0, i * ps, corpus.pages[i]) != 0) {
       std::fprintf(stderr, "bench_store: write failed\n");

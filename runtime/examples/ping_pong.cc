@@ -49,6 +49,10 @@ Task<int> ping(int rounds) {
 
 int main(int argc, char** argv) {
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 100000;
-  runtime::Runtime rt(runtime::RuntimeConfig{.cpus = {0, 1}});
-  return rt.run([rounds] { return ping(rounds); });
+  auto rt = runtime::Runtime::create(runtime::RuntimeConfig{.cpus = {0, 1}});
+  if (!rt) {
+    std::fprintf(stderr, "ping_pong: %s\n", rt.error().message().c_str());
+    return 1;
+  }
+  return (*rt)->run([rounds] { return ping(rounds); });
 }

@@ -2,7 +2,7 @@
 #define BOOST_TEST_MODULE codec_spec
 #include <boost/test/unit_test.hpp>
 
-#include <stdexcept>
+#include <cerrno>
 #include <string>
 
 #include "coblk/compress/codec.h"
@@ -14,17 +14,17 @@ using compress::CodecSpec;
 using compress::parse_codec_spec;
 
 BOOST_AUTO_TEST_CASE(plain_algorithm_names_parse_to_their_default_levels) {
-  BOOST_TEST((parse_codec_spec("lz4") == CodecSpec{Algorithm::lz4, 1}));
-  BOOST_TEST((parse_codec_spec("zstd") == CodecSpec{Algorithm::zstd, 0}));
+  BOOST_TEST((parse_codec_spec("lz4").value() == CodecSpec{Algorithm::lz4, 1}));
+  BOOST_TEST((parse_codec_spec("zstd").value() == CodecSpec{Algorithm::zstd, 0}));
 }
 
 BOOST_AUTO_TEST_CASE(levels_after_a_colon_are_parsed_including_negative_zstd_levels) {
-  BOOST_TEST((parse_codec_spec("lz4:8") == CodecSpec{Algorithm::lz4, 8}));
-  BOOST_TEST((parse_codec_spec("lz4:65537") == CodecSpec{Algorithm::lz4, 65537}));
-  BOOST_TEST((parse_codec_spec("zstd:-5") == CodecSpec{Algorithm::zstd, -5}));
-  BOOST_TEST((parse_codec_spec("zstd:19") == CodecSpec{Algorithm::zstd, 19}));
-  BOOST_TEST((parse_codec_spec("zstd:22") == CodecSpec{Algorithm::zstd, 22}));
-  BOOST_TEST((parse_codec_spec("zstd:0") == CodecSpec{Algorithm::zstd, 0}));
+  BOOST_TEST((parse_codec_spec("lz4:8").value() == CodecSpec{Algorithm::lz4, 8}));
+  BOOST_TEST((parse_codec_spec("lz4:65537").value() == CodecSpec{Algorithm::lz4, 65537}));
+  BOOST_TEST((parse_codec_spec("zstd:-5").value() == CodecSpec{Algorithm::zstd, -5}));
+  BOOST_TEST((parse_codec_spec("zstd:19").value() == CodecSpec{Algorithm::zstd, 19}));
+  BOOST_TEST((parse_codec_spec("zstd:22").value() == CodecSpec{Algorithm::zstd, 22}));
+  BOOST_TEST((parse_codec_spec("zstd:0").value() == CodecSpec{Algorithm::zstd, 0}));
 }
 
 BOOST_AUTO_TEST_CASE(names_are_canonical_and_parse_back_to_the_same_spec) {
@@ -35,7 +35,7 @@ BOOST_AUTO_TEST_CASE(names_are_canonical_and_parse_back_to_the_same_spec) {
   for (const char* text : {"lz4", "lz4:2", "lz4:1000", "zstd", "zstd:1", "zstd:-1", "zstd:-50", "zstd:22"}) {
     BOOST_TEST_CONTEXT(text) {
       const auto spec = parse_codec_spec(text);
-      BOOST_TEST_REQUIRE(spec.has_value());
+      BOOST_TEST_REQUIRE(spec.ok());
       BOOST_TEST(spec->name() == text);
     }
   }
@@ -49,8 +49,10 @@ BOOST_AUTO_TEST_CASE(bad_specs_are_rejected_with_a_one_line_error_naming_the_inp
                            "zstd:1.5", "zstd:+3", "zstd:-999999", "zstd:fast",
                            ":3"}) {
     BOOST_TEST_CONTEXT("'" << text << "'") {
-      std::string error;
-      BOOST_TEST(!parse_codec_spec(text, &error).has_value());
+      const auto spec = parse_codec_spec(text);
+      BOOST_TEST_REQUIRE(!spec.ok());
+      BOOST_TEST(spec.error().code() == EINVAL);
+      const std::string& error = spec.error().message();
       BOOST_TEST(!error.empty());
       BOOST_TEST(error.find('\n') == std::string::npos);
       BOOST_TEST(error.find("'" + std::string(text) + "'") != std::string::npos);
@@ -58,21 +60,22 @@ BOOST_AUTO_TEST_CASE(bad_specs_are_rejected_with_a_one_line_error_naming_the_inp
   }
 }
 
-BOOST_AUTO_TEST_CASE(a_bad_spec_without_an_error_string_is_still_rejected) {
-  BOOST_TEST(!parse_codec_spec("gzip").has_value());
-  BOOST_TEST(!parse_codec_spec("lz4:0", nullptr).has_value());
-}
-
 BOOST_AUTO_TEST_CASE(make_codec_refuses_levels_out_of_range) {
-  BOOST_CHECK_THROW(compress::make_codec(CodecSpec{Algorithm::lz4, 0}), std::invalid_argument);
-  BOOST_CHECK_THROW(compress::make_codec(CodecSpec{Algorithm::lz4, 65538}), std::invalid_argument);
-  BOOST_CHECK_THROW(compress::make_codec(CodecSpec{Algorithm::zstd, 99}), std::invalid_argument);
-  BOOST_CHECK_THROW(compress::make_codec(CodecSpec{static_cast<Algorithm>(7), 1}), std::invalid_argument);
+  for (const CodecSpec spec : {CodecSpec{Algorithm::lz4, 0}, CodecSpec{Algorithm::lz4, 65538},
+                               CodecSpec{Algorithm::zstd, 99}, CodecSpec{static_cast<Algorithm>(7), 1}}) {
+    BOOST_TEST_CONTEXT(spec.name()) {
+      const auto codec = compress::make_codec(spec);
+      BOOST_TEST_REQUIRE(!codec.ok());
+      BOOST_TEST(codec.error().code() == EINVAL);
+      BOOST_TEST(codec.error().message().find(spec.name()) != std::string::npos);
+      BOOST_TEST(codec.error().message().find('\n') == std::string::npos);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(a_codec_reports_the_spec_it_was_made_from) {
   for (const CodecSpec spec : {CodecSpec{Algorithm::lz4, 1}, CodecSpec{Algorithm::lz4, 17},
                                CodecSpec{Algorithm::zstd, 0}, CodecSpec{Algorithm::zstd, -7}}) {
-    BOOST_TEST_CONTEXT(spec.name()) { BOOST_TEST((compress::make_codec(spec)->spec() == spec)); }
+    BOOST_TEST_CONTEXT(spec.name()) { BOOST_TEST((compress::make_codec(spec).value()->spec() == spec)); }
   }
 }

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "coblk/runtime/runtime.h"
+#include "test/require_ok.h"
 
 namespace coblk::runtime_test {
 
@@ -25,8 +26,8 @@ inline runtime::RuntimeConfig cores(std::initializer_list<unsigned> cpus) {
 /// Runs `main` (a callable returning a Task) on a fresh one-core Runtime.
 template <typename F>
 auto run_on_one_core(F main) {
-  runtime::Runtime rt(cores({0}));
-  return rt.run(std::move(main));
+  const auto rt = test::require_ok(runtime::Runtime::create(cores({0})));
+  return rt->run(std::move(main));
 }
 
 /// An anonymous pipe whose ends are closed on destruction.

@@ -16,6 +16,7 @@
 #include "coblk/runtime/runtime.h"
 #include "coblk/runtime/submit_to.h"
 #include "coblk/runtime/when_all.h"
+#include "test/require_ok.h"
 #include "test/runtime/support.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -122,10 +123,10 @@ BOOST_AUTO_TEST_CASE(with_timeout_on_a_pipe_read_gives_ecanceled) {
 
 BOOST_AUTO_TEST_CASE(a_stop_requested_from_another_core_of_the_same_runtime_cancels) {
   Pipe pipe;
-  runtime::Runtime rt(runtime_test::cores({0, 1}));
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0, 1})));
   std::stop_source stop;
   std::atomic<bool> about_to_read{false};
-  const int result = rt.run([&]() -> Task<int> {
+  const int result = rt->run([&]() -> Task<int> {
     auto on_core_1 = [&]() -> Task<int> {
       char byte = 0;
       // Release: core 0 sees the flag only after the token copy exists.

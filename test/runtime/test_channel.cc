@@ -17,6 +17,7 @@
 #include "coblk/runtime/runtime.h"
 #include "coblk/runtime/submit_to.h"
 #include "coblk/runtime/when_all.h"
+#include "test/require_ok.h"
 #include "test/runtime/support.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -31,8 +32,8 @@ namespace {
 /// Runs `a` on core 0 and `b` on core 1 of a two-core runtime, concurrently.
 template <typename A, typename B>
 void run_pair(A a, B b) {
-  runtime::Runtime rt(runtime_test::cores({0, 1}));
-  rt.run([&]() -> Task<void> {
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0, 1})));
+  rt->run([&]() -> Task<void> {
     std::vector<Task<void>> tasks;
     tasks.push_back(a());
     tasks.push_back([](B* f) -> Task<void> { co_await runtime::submit_to(1, *f); }(&b));

@@ -12,6 +12,7 @@
 #include "coblk/runtime/runtime.h"
 #include "coblk/runtime/submit_to.h"
 #include "coblk/runtime/when_all.h"
+#include "test/require_ok.h"
 #include "test/runtime/support.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -48,10 +49,10 @@ class AwaitPostedCqe {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(msg_ring_posts_a_result_into_another_cores_ring) {
-  runtime::Runtime rt(runtime_test::cores({0, 1}));
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0, 1})));
   std::atomic<std::uint64_t> user_data{0};
   std::atomic<int> ring_fd{-1};
-  const auto results = rt.run([&]() -> Task<std::vector<int>> {
+  const auto results = rt->run([&]() -> Task<std::vector<int>> {
     auto receiver = [&]() -> Task<int> {
       co_return co_await runtime::submit_to(
           1, [&]() -> Task<int> { co_return co_await AwaitPostedCqe(&user_data, &ring_fd); });
@@ -73,17 +74,17 @@ BOOST_AUTO_TEST_CASE(msg_ring_posts_a_result_into_another_cores_ring) {
 }
 
 BOOST_AUTO_TEST_CASE(a_msg_ring_cqe_that_names_no_operation_is_counted_and_ignored) {
-  runtime::Runtime rt(runtime_test::cores({0, 1}));
-  rt.run([&]() -> Task<void> {
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0, 1})));
+  rt->run([&]() -> Task<void> {
     const int core1_ring = co_await runtime::submit_to(1, [] { return runtime::Reactor::current()->ring()->ring_fd; });
     // Slot 5 of generation 999 has never been opened on core 1.
     const std::uint64_t stale = (std::uint64_t{999} << 32) | 5;
     BOOST_TEST(co_await runtime::msg_ring(core1_ring, 1, stale) == 0);
     // Core 1 reaps it whenever it next looks at its CQ; give it a bounded time.
-    for (int i = 0; i < 5000 && rt.stats(1).unknown_cqes.get() == 0; ++i) {
+    for (int i = 0; i < 5000 && rt->stats(1).unknown_cqes.get() == 0; ++i) {
       co_await runtime::sleep_for(1ms);
     }
-    BOOST_TEST(rt.stats(1).unknown_cqes.get() == 1u);
+    BOOST_TEST(rt->stats(1).unknown_cqes.get() == 1u);
     // Core 1 still works.
     BOOST_TEST(co_await runtime::submit_to(1, [] { return 7; }) == 7);
   });

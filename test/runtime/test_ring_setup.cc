@@ -6,16 +6,21 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <stdexcept>
+#include <string>
+#include <system_error>
 #include <vector>
 
 #include "coblk/runtime/io.h"
 #include "coblk/runtime/runtime.h"
 #include "coblk/runtime/when_all.h"
+#include "test/require_ok.h"
 #include "test/runtime/support.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -58,8 +63,8 @@ runtime::RuntimeConfig one_core(bool sqe128) {
 
 BOOST_AUTO_TEST_CASE(an_sqe128_ring_runs_uring_cmd) {
   SocketWithQueuedDatagram sock;
-  runtime::Runtime rt(one_core(true));
-  rt.run([&]() -> Task<void> {
+  const auto rt = test::require_ok(runtime::Runtime::create(one_core(true)));
+  rt->run([&]() -> Task<void> {
     BOOST_TEST((runtime::Reactor::current()->ring_flags() & IORING_SETUP_SQE128) != 0u);
     const int queued = co_await runtime::uring_cmd(sock.fd, socket_uring_op_siocinq, nullptr, 0);
     BOOST_TEST(queued == 5);  // the datagram's size, as ioctl(SIOCINQ) says
@@ -71,8 +76,8 @@ BOOST_AUTO_TEST_CASE(an_sqe128_ring_runs_uring_cmd) {
 
 BOOST_AUTO_TEST_CASE(uring_cmd_on_a_64_byte_sqe_ring_returns_einval_without_submitting) {
   SocketWithQueuedDatagram sock;
-  runtime::Runtime rt(one_core(false));
-  rt.run([&]() -> Task<void> {
+  const auto rt = test::require_ok(runtime::Runtime::create(one_core(false)));
+  rt->run([&]() -> Task<void> {
     BOOST_TEST((runtime::Reactor::current()->ring_flags() & IORING_SETUP_SQE128) == 0u);
     co_await runtime::nop();  // flush the reactor's own start-up SQEs
     const auto& stats = runtime::Reactor::current()->stats();
@@ -85,8 +90,8 @@ BOOST_AUTO_TEST_CASE(uring_cmd_on_a_64_byte_sqe_ring_returns_einval_without_subm
 
 BOOST_AUTO_TEST_CASE(a_uring_cmd_payload_longer_than_80_bytes_returns_einval) {
   SocketWithQueuedDatagram sock;
-  runtime::Runtime rt(one_core(true));
-  rt.run([&]() -> Task<void> {
+  const auto rt = test::require_ok(runtime::Runtime::create(one_core(true)));
+  rt->run([&]() -> Task<void> {
     const std::array<std::byte, runtime::uring_cmd_area + 1> payload{};
     BOOST_TEST(co_await runtime::uring_cmd(sock.fd, socket_uring_op_siocinq, payload.data(), payload.size()) ==
                -EINVAL);
@@ -96,8 +101,8 @@ BOOST_AUTO_TEST_CASE(a_uring_cmd_payload_longer_than_80_bytes_returns_einval) {
 BOOST_AUTO_TEST_CASE(a_ring_with_four_entries_runs_a_hundred_concurrent_operations) {
   runtime::RuntimeConfig config = runtime_test::cores({0});
   config.reactor.ring_entries = 4;
-  runtime::Runtime rt(config);
-  const auto results = rt.run([]() -> Task<std::vector<int>> {
+  const auto rt = test::require_ok(runtime::Runtime::create(config));
+  const auto results = rt->run([]() -> Task<std::vector<int>> {
     std::vector<Task<int>> ops;
     for (int i = 0; i < 100; ++i) {
       ops.push_back([](int v) -> Task<int> {
@@ -117,8 +122,8 @@ BOOST_AUTO_TEST_CASE(an_sqpoll_ring_runs_operations) {
   runtime::RuntimeConfig config = runtime_test::cores({0});
   config.reactor.sqpoll = true;
   config.reactor.sqpoll_idle_ms = 1;
-  runtime::Runtime rt(config);
-  const unsigned flags = rt.run([]() -> Task<unsigned> {
+  const auto rt = test::require_ok(runtime::Runtime::create(config));
+  const unsigned flags = rt->run([]() -> Task<unsigned> {
     for (int i = 0; i < 50; ++i) {
       BOOST_TEST_REQUIRE(co_await runtime::nop() == 0);
     }
@@ -130,8 +135,10 @@ BOOST_AUTO_TEST_CASE(an_sqpoll_ring_runs_operations) {
 }
 
 BOOST_AUTO_TEST_CASE(runtime_config_rejects_duplicate_cpus) {
-  BOOST_CHECK_THROW(runtime::Runtime(runtime_test::cores({0, 0})), std::invalid_argument);
-  BOOST_CHECK_THROW(runtime::Runtime(runtime_test::cores({0, 1, 0})), std::invalid_argument);
+  for (const auto& cpus : {runtime_test::cores({0, 0}), runtime_test::cores({0, 1, 0})}) {
+    BOOST_TEST(test::require_error(runtime::Runtime::create(cpus), EINVAL) ==
+               "runtime: a CPU appears twice in the CPU list");
+  }
 }
 
 BOOST_AUTO_TEST_CASE(runtime_config_rejects_cpus_this_process_may_not_use) {
@@ -143,37 +150,70 @@ BOOST_AUTO_TEST_CASE(runtime_config_rejects_cpus_this_process_may_not_use) {
     ++forbidden;
   }
   BOOST_REQUIRE(forbidden < CPU_SETSIZE);
-  BOOST_CHECK_THROW(runtime::Runtime(runtime_test::cores({forbidden})), std::invalid_argument);
-  BOOST_CHECK_THROW(runtime::Runtime(runtime_test::cores({CPU_SETSIZE})), std::invalid_argument);
-  BOOST_CHECK_THROW(runtime::Runtime(runtime_test::cores({100000})), std::invalid_argument);
+  for (const unsigned cpu : {forbidden, unsigned{CPU_SETSIZE}, 100000u}) {
+    BOOST_TEST(test::require_error(runtime::Runtime::create(runtime_test::cores({cpu})), EINVAL) ==
+               "runtime: CPU " + std::to_string(cpu) + " is not available to this process");
+  }
 }
 
 BOOST_AUTO_TEST_CASE(runtime_config_rejects_a_ring_size_of_zero_or_above_32768) {
-  runtime::RuntimeConfig zero = runtime_test::cores({0});
-  zero.reactor.ring_entries = 0;
-  BOOST_CHECK_THROW(runtime::Runtime{zero}, std::invalid_argument);
-  runtime::RuntimeConfig huge = runtime_test::cores({0});
-  huge.reactor.ring_entries = 32769;
-  BOOST_CHECK_THROW(runtime::Runtime{huge}, std::invalid_argument);
+  for (const unsigned entries : {0u, 32769u}) {
+    runtime::RuntimeConfig config = runtime_test::cores({0});
+    config.reactor.ring_entries = entries;
+    BOOST_TEST(test::require_error(runtime::Runtime::create(config), EINVAL) ==
+               "runtime: ring_entries must be between 1 and 32768");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_core_that_cannot_create_its_ring_makes_run_throw_a_system_error_naming_it) {
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0})));
+  // No descriptor can be opened while the limit is the lowest free one, so
+  // io_uring_setup fails with EMFILE on the core's thread.
+  rlimit saved{};
+  BOOST_REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  const int lowest_free = ::dup(0);
+  BOOST_REQUIRE(lowest_free >= 0);
+  ::close(lowest_free);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(lowest_free);
+  BOOST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  bool main_ran = false;
+  int code = 0;
+  std::string what;
+  try {
+    rt->run([&]() -> Task<void> {
+      main_ran = true;
+      co_return;
+    });
+  } catch (const std::system_error& e) {
+    code = e.code().value();
+    what = e.what();
+  }
+  BOOST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+  BOOST_TEST(!main_ran);
+  BOOST_TEST(code == EMFILE);
+  BOOST_TEST(what.rfind("runtime: core 0: cannot create an io_uring", 0) == 0, what);
+  // The Runtime is still usable once the kernel agrees again.
+  BOOST_TEST(rt->run([]() -> Task<int> { co_return 7; }) == 7);
 }
 
 BOOST_AUTO_TEST_CASE(an_empty_cpu_list_means_one_core_on_an_allowed_cpu) {
-  runtime::Runtime rt(runtime::RuntimeConfig{});
-  BOOST_TEST(rt.cores() == 1u);
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime::RuntimeConfig{}));
+  BOOST_TEST(rt->cores() == 1u);
   cpu_set_t allowed;
   CPU_ZERO(&allowed);
   BOOST_REQUIRE(::sched_getaffinity(0, sizeof(allowed), &allowed) == 0);
-  BOOST_TEST(CPU_ISSET(rt.cpu_of(0), &allowed));
-  const int cpu = rt.run([]() -> Task<int> { co_return ::sched_getcpu(); });
-  BOOST_TEST(cpu == static_cast<int>(rt.cpu_of(0)));  // pinned there
+  BOOST_TEST(CPU_ISSET(rt->cpu_of(0), &allowed));
+  const int cpu = rt->run([]() -> Task<int> { co_return ::sched_getcpu(); });
+  BOOST_TEST(cpu == static_cast<int>(rt->cpu_of(0)));  // pinned there
 }
 
 BOOST_AUTO_TEST_CASE(asking_for_a_core_that_does_not_exist_throws_out_of_range) {
-  runtime::Runtime rt(runtime_test::cores({0}));
-  BOOST_CHECK_THROW(rt.stats(0), std::out_of_range);  // no reactor before run()
-  rt.run([]() -> Task<void> { co_return; });
-  BOOST_CHECK_NO_THROW(rt.stats(0));
-  BOOST_CHECK_THROW(rt.stats(1), std::out_of_range);
-  BOOST_CHECK_THROW(rt.reactor(7), std::out_of_range);
-  BOOST_CHECK_THROW(rt.cpu_of(1), std::out_of_range);
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0})));
+  BOOST_CHECK_THROW(rt->stats(0), std::out_of_range);  // no reactor before run()
+  rt->run([]() -> Task<void> { co_return; });
+  BOOST_CHECK_NO_THROW(rt->stats(0));
+  BOOST_CHECK_THROW(rt->stats(1), std::out_of_range);
+  BOOST_CHECK_THROW(rt->reactor(7), std::out_of_range);
+  BOOST_CHECK_THROW(rt->cpu_of(1), std::out_of_range);
 }

@@ -16,6 +16,7 @@
 #include "coblk/runtime/runtime.h"
 #include "coblk/runtime/spawn.h"
 #include "coblk/runtime/when_all.h"
+#include "test/require_ok.h"
 #include "test/runtime/support.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -59,8 +60,8 @@ BOOST_AUTO_TEST_CASE(a_busy_background_group_cannot_starve_io_tasks) {
   Spinners bg;
   std::uint64_t rounds_used = 0;
   int io_steps = 0;
-  runtime::Runtime rt(runtime_test::cores({0}));
-  rt.run([&]() -> Task<void> {
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0})));
+  rt->run([&]() -> Task<void> {
     runtime::spawn(spin_until_stopped(&bg), "spinner 1", SchedulingGroup::background());
     runtime::spawn(spin_until_stopped(&bg), "spinner 2", SchedulingGroup::background());
     co_await runtime::yield();  // the spinners are running from here on
@@ -84,8 +85,8 @@ BOOST_AUTO_TEST_CASE(a_busy_background_group_cannot_starve_io_tasks) {
   BOOST_TEST(rounds_used <= std::uint64_t{4 * (nops + sleeps) + 20},
              "background rounds while io made " << nops + sleeps << " steps: " << rounds_used);
   BOOST_TEST(bg.units > 0u);  // and the background did run meanwhile
-  const auto& io_stats = rt.stats(0).groups[SchedulingGroup::io().index()];
-  const auto& bg_stats = rt.stats(0).groups[SchedulingGroup::background().index()];
+  const auto& io_stats = rt->stats(0).groups[SchedulingGroup::io().index()];
+  const auto& bg_stats = rt->stats(0).groups[SchedulingGroup::background().index()];
   BOOST_TEST(io_stats.tasks_run.get() >= std::uint64_t{nops + sleeps});
   BOOST_TEST(bg_stats.tasks_run.get() > 0u);
   BOOST_TEST(io_stats.runtime_ns.get() > 0u);
@@ -105,8 +106,8 @@ BOOST_AUTO_TEST_CASE(create_scheduling_group_rejects_zero_shares) {
 BOOST_AUTO_TEST_CASE(groups_cannot_be_created_or_changed_while_a_runtime_runs) {
   const unsigned before = runtime::scheduling_group_count();
   int refused = 0;
-  runtime::Runtime rt(runtime_test::cores({0}));
-  rt.run([&]() -> Task<void> {
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0})));
+  rt->run([&]() -> Task<void> {
     try {
       runtime::create_scheduling_group("late", 100);
     } catch (const std::logic_error&) {
@@ -132,8 +133,8 @@ BOOST_AUTO_TEST_CASE(a_created_group_has_its_name_and_shares_and_runs_tasks) {
   runtime::set_scheduling_group_shares(flush, 50);
   BOOST_TEST(flush.shares() == 50u);
   unsigned ran_in = 99;
-  runtime::Runtime rt(runtime_test::cores({0}));
-  rt.run([&]() -> Task<void> {
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0})));
+  rt->run([&]() -> Task<void> {
     runtime::spawn(
         [](unsigned* out) -> Task<void> {
           *out = runtime::Reactor::current()->current_group().index();
@@ -143,7 +144,7 @@ BOOST_AUTO_TEST_CASE(a_created_group_has_its_name_and_shares_and_runs_tasks) {
     co_await runtime::yield();
   });
   BOOST_TEST(ran_in == flush.index());
-  BOOST_TEST(rt.stats(0).groups[flush.index()].tasks_run.get() == 1u);
+  BOOST_TEST(rt->stats(0).groups[flush.index()].tasks_run.get() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(the_group_table_holds_at_most_eight_groups) {

@@ -15,6 +15,7 @@
 #include "coblk/runtime/runtime.h"
 #include "coblk/runtime/submit_to.h"
 #include "coblk/runtime/when_all.h"
+#include "test/require_ok.h"
 #include "test/runtime/support.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -92,8 +93,8 @@ Task<void> wait_on_the_other_core(Blocked* b) {
 
 BOOST_AUTO_TEST_CASE(the_runtime_stops_with_operations_in_flight) {
   Blocked b;
-  runtime::Runtime rt(runtime_test::cores({0, 1}));
-  rt.run([&]() -> Task<void> {
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0, 1})));
+  rt->run([&]() -> Task<void> {
     runtime::spawn(read_forever(&b, b.pipe0.read_end), "reader0");
     runtime::spawn(sleep_forever(&b), "sleeper0");
     runtime::spawn(send_forever(&b), "sender0");
@@ -122,17 +123,17 @@ BOOST_AUTO_TEST_CASE(the_runtime_stops_with_operations_in_flight) {
 }
 
 BOOST_AUTO_TEST_CASE(request_stop_from_another_thread_ends_run) {
-  runtime::Runtime rt(runtime_test::cores({0, 1}));
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0, 1})));
   std::atomic<bool> main_started{false};
   std::thread stopper([&] {
     while (!main_started.load()) {
       std::this_thread::sleep_for(1ms);
     }
     std::this_thread::sleep_for(5ms);
-    rt.request_stop();
+    rt->request_stop();
   });
   bool main_finished = false;
-  rt.run([&]() -> Task<void> {
+  rt->run([&]() -> Task<void> {
     main_started.store(true);
     co_await runtime::sleep_for(3600s);
     main_finished = true;
@@ -142,7 +143,7 @@ BOOST_AUTO_TEST_CASE(request_stop_from_another_thread_ends_run) {
 }
 
 BOOST_AUTO_TEST_CASE(run_of_a_value_main_that_was_stopped_early_throws_instead_of_returning_garbage) {
-  runtime::Runtime rt(runtime_test::cores({0}));
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0})));
   // request_stop() may only race with a run() that has started main (it
   // reads state that run() sets up), hence the flag.
   std::atomic<bool> main_started{false};
@@ -150,9 +151,9 @@ BOOST_AUTO_TEST_CASE(run_of_a_value_main_that_was_stopped_early_throws_instead_o
     while (!main_started.load()) {
       std::this_thread::sleep_for(1ms);
     }
-    rt.request_stop();
+    rt->request_stop();
   });
-  BOOST_CHECK_THROW(rt.run([&]() -> Task<int> {
+  BOOST_CHECK_THROW(rt->run([&]() -> Task<int> {
     main_started.store(true);
     co_await runtime::sleep_for(3600s);
     co_return 1;
@@ -162,9 +163,9 @@ BOOST_AUTO_TEST_CASE(run_of_a_value_main_that_was_stopped_early_throws_instead_o
 }
 
 BOOST_AUTO_TEST_CASE(a_runtime_can_run_again_after_it_stopped) {
-  runtime::Runtime rt(runtime_test::cores({0, 1}));
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0, 1})));
   for (int round = 0; round < 3; ++round) {
-    const int got = rt.run([round]() -> Task<int> {
+    const int got = rt->run([round]() -> Task<int> {
       runtime::spawn([]() -> Task<void> { co_await runtime::sleep_for(3600s); }(), "left behind");
       co_return co_await runtime::submit_to(1, [round] { return round * 10; });
     });
@@ -173,8 +174,8 @@ BOOST_AUTO_TEST_CASE(a_runtime_can_run_again_after_it_stopped) {
 }
 
 BOOST_AUTO_TEST_CASE(an_exception_from_main_is_rethrown_by_run_after_shutdown) {
-  runtime::Runtime rt(runtime_test::cores({0, 1}));
-  BOOST_CHECK_THROW(rt.run([]() -> Task<void> {
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0, 1})));
+  BOOST_CHECK_THROW(rt->run([]() -> Task<void> {
     runtime::spawn([]() -> Task<void> { co_await runtime::sleep_for(3600s); }(), "left behind");
     co_await runtime::nop();
     throw std::invalid_argument("main failed");

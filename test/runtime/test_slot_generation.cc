@@ -20,7 +20,9 @@ BOOST_AUTO_TEST_CASE(operations_across_the_generation_wrap_of_a_slot_return_thei
   // Three operations before the wrap: slot 0 (used by every sequential
   // operation below) reaches generation 0xffffffff, then wraps.
   config.reactor.first_slot_generation = UINT32_MAX - 2;
-  runtime::Runtime rt(config);
+  auto created = runtime::Runtime::create(config);
+  BOOST_REQUIRE(created.ok());
+  runtime::Runtime& rt = **created;
   const int fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
   BOOST_REQUIRE(fd >= 0);
   const char bytes[7] = {};

@@ -13,6 +13,7 @@
 #include "coblk/runtime/runtime.h"
 #include "coblk/runtime/spawn.h"
 #include "coblk/runtime/submit_to.h"
+#include "test/require_ok.h"
 #include "test/runtime/support.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -43,11 +44,11 @@ void busy_wait(std::chrono::microseconds d) {
 
 BOOST_AUTO_TEST_CASE(counters_grow_with_operations_tasks_sleeps_and_messages) {
   constexpr int nops = 100, naps = 10;
-  runtime::Runtime rt(runtime_test::cores({0, 1}));
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0, 1})));
   std::optional<Snapshot> before0, before1;
-  rt.run([&]() -> Task<void> {
-    before0.emplace(rt.stats(0));
-    before1.emplace(rt.stats(1));
+  rt->run([&]() -> Task<void> {
+    before0.emplace(rt->stats(0));
+    before1.emplace(rt->stats(1));
     for (int i = 0; i < nops; ++i) {
       co_await runtime::nop();
     }
@@ -56,7 +57,7 @@ BOOST_AUTO_TEST_CASE(counters_grow_with_operations_tasks_sleeps_and_messages) {
       co_await runtime::submit_to(1, [] { return 0; });
     }
   });
-  const Snapshot after0(rt.stats(0)), after1(rt.stats(1));
+  const Snapshot after0(rt->stats(0)), after1(rt->stats(1));
   BOOST_TEST(after0.tasks_run - before0->tasks_run >= std::uint64_t{nops + naps});
   BOOST_TEST(after0.sqes_submitted - before0->sqes_submitted >= std::uint64_t{nops + naps});
   BOOST_TEST(after0.cqes_reaped - before0->cqes_reaped >= std::uint64_t{nops + naps});
@@ -69,18 +70,18 @@ BOOST_AUTO_TEST_CASE(counters_grow_with_operations_tasks_sleeps_and_messages) {
   BOOST_TEST(after0.messages_received - before0->messages_received >= std::uint64_t{naps});
   // Core 1 sat asleep between requests, so someone had to wake it.
   BOOST_TEST(after0.wakeups_sent - before0->wakeups_sent >= 1u);
-  BOOST_TEST(rt.stats(0).unknown_cqes.get() == 0u);
-  BOOST_TEST(rt.stats(1).unknown_cqes.get() == 0u);
+  BOOST_TEST(rt->stats(0).unknown_cqes.get() == 0u);
+  BOOST_TEST(rt->stats(1).unknown_cqes.get() == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(a_task_that_busy_loops_past_the_stall_threshold_is_counted_as_a_stall_under_its_name) {
   runtime::RuntimeConfig config = runtime_test::cores({0});
   config.reactor.stall_threshold = 20ms;
-  runtime::Runtime rt(config);
+  const auto rt = test::require_ok(runtime::Runtime::create(config));
   runtime_test::StderrCapture capture;
   std::uint64_t stalls_before = 0, stalls_after = 0;
   std::string stalled_task;
-  rt.run([&]() -> Task<void> {
+  rt->run([&]() -> Task<void> {
     const auto& stats = runtime::Reactor::current()->stats();
     stalls_before = stats.stalls.get();
     runtime::spawn(
@@ -98,8 +99,8 @@ BOOST_AUTO_TEST_CASE(a_task_that_busy_loops_past_the_stall_threshold_is_counted_
   // At least the staller's; on a loaded machine a preempted main may add one.
   BOOST_TEST(stalls_after - stalls_before >= 1u, "ticks per ns " << runtime::CycleClock::ticks_per_ns()
                                                                  << ", max stall ns "
-                                                                 << rt.stats(0).max_stall_ns.get());
+                                                                 << rt->stats(0).max_stall_ns.get());
   BOOST_TEST(stalled_task == "staller");
-  BOOST_TEST(rt.stats(0).max_stall_ns.get() >= 50000000u);  // TSC vs steady_clock: not exact
+  BOOST_TEST(rt->stats(0).max_stall_ns.get() >= 50000000u);  // TSC vs steady_clock: not exact
   BOOST_TEST(text.find("task 'staller'") != std::string::npos, text);
 }

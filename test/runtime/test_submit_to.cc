@@ -11,6 +11,7 @@
 #include "coblk/runtime/runtime.h"
 #include "coblk/runtime/submit_to.h"
 #include "coblk/runtime/when_all.h"
+#include "test/require_ok.h"
 #include "test/runtime/support.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -25,8 +26,8 @@ unsigned here() { return runtime::Reactor::current()->core(); }
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(submit_to_returns_the_remote_result) {
-  runtime::Runtime rt(runtime_test::cores({0, 1}));
-  const auto where = rt.run([]() -> Task<std::vector<unsigned>> {
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0, 1})));
+  const auto where = rt->run([]() -> Task<std::vector<unsigned>> {
     std::vector<unsigned> cores;
     cores.push_back(co_await runtime::submit_to(1, [] { return here(); }));  // value form
     cores.push_back(here());                                                 // the caller resumes on its own core
@@ -43,9 +44,9 @@ BOOST_AUTO_TEST_CASE(submit_to_returns_the_remote_result) {
 }
 
 BOOST_AUTO_TEST_CASE(submit_to_runs_void_callables_and_void_tasks) {
-  runtime::Runtime rt(runtime_test::cores({0, 1}));
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0, 1})));
   unsigned ran_on_value = 99, ran_on_task = 99;
-  rt.run([&]() -> Task<void> {
+  rt->run([&]() -> Task<void> {
     co_await runtime::submit_to(1, [&] { ran_on_value = here(); });
     co_await runtime::submit_to(1, [&]() -> Task<void> {
       co_await runtime::nop();
@@ -57,8 +58,8 @@ BOOST_AUTO_TEST_CASE(submit_to_runs_void_callables_and_void_tasks) {
 }
 
 BOOST_AUTO_TEST_CASE(an_exception_thrown_on_the_target_core_reaches_the_caller) {
-  runtime::Runtime rt(runtime_test::cores({0, 1}));
-  const auto messages = rt.run([]() -> Task<std::vector<std::string>> {
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0, 1})));
+  const auto messages = rt->run([]() -> Task<std::vector<std::string>> {
     std::vector<std::string> caught;
     try {
       co_await runtime::submit_to(1, []() -> int { throw std::runtime_error("value form failed"); });
@@ -82,9 +83,9 @@ BOOST_AUTO_TEST_CASE(an_exception_thrown_on_the_target_core_reaches_the_caller) 
 }
 
 BOOST_AUTO_TEST_CASE(submit_to_a_core_that_does_not_exist_throws_out_of_range) {
-  runtime::Runtime rt(runtime_test::cores({0, 1}));
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0, 1})));
   int caught = 0;
-  rt.run([&]() -> Task<void> {
+  rt->run([&]() -> Task<void> {
     try {
       co_await runtime::submit_to(2, [] { return 0; });
     } catch (const std::out_of_range&) {
@@ -122,9 +123,9 @@ BOOST_AUTO_TEST_CASE(many_concurrent_submissions_each_get_their_own_result) {
   // queue must keep every message.
   runtime::RuntimeConfig config = runtime_test::cores({0, 1});
   config.reactor.mailbox_capacity = 16;
-  runtime::Runtime rt(config);
+  const auto rt = test::require_ok(runtime::Runtime::create(config));
   constexpr int n = 2000;
-  const auto results = rt.run([]() -> Task<std::vector<int>> {
+  const auto results = rt->run([]() -> Task<std::vector<int>> {
     std::vector<Task<int>> tasks;
     for (int i = 0; i < n; ++i) {
       tasks.push_back([](int v) -> Task<int> { co_return co_await runtime::submit_to(1, [v] { return v * 3; }); }(i));
@@ -138,9 +139,9 @@ BOOST_AUTO_TEST_CASE(many_concurrent_submissions_each_get_their_own_result) {
 }
 
 BOOST_AUTO_TEST_CASE(both_cores_can_submit_to_each_other_at_the_same_time) {
-  runtime::Runtime rt(runtime_test::cores({0, 1}));
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0, 1})));
   constexpr int rounds = 5000;
-  const auto sums = rt.run([]() -> Task<std::vector<long>> {
+  const auto sums = rt->run([]() -> Task<std::vector<long>> {
     auto ping = [](unsigned target) -> Task<long> {
       long sum = 0;
       for (int i = 0; i < rounds; ++i) {

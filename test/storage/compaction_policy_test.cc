@@ -7,6 +7,7 @@
 
 #include "coblk/storage/compaction_policy.h"
 #include "coblk/storage/page_store.h"
+#include "test/require_ok.h"
 #include "test/storage/page_gen.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -49,7 +50,8 @@ BOOST_AUTO_TEST_CASE(maybe_compact_compacts_a_sparse_store_only_when_the_policy_
   constexpr std::uint64_t pages = 2048;
   PageStoreConfig config;
   config.size_bytes = pages * ps;
-  PageStore s(config);
+  const auto store = test::require_ok(PageStore::create(config));
+  PageStore& s = *store;
   std::vector<std::byte> page(ps);
   for (std::uint64_t i = 0; i < pages; ++i) {
     storage_test::make_page(page, i);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "coblk/storage/page_store.h"
+#include "test/require_ok.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
@@ -25,7 +26,8 @@ BOOST_AUTO_TEST_CASE(freed_memory_is_returned_even_when_the_process_memory_is_lo
   c.cores = 1;
   c.cached_pages_kept = 0;
   c.skip_incompressible = false;
-  storage::PageStore store(c);
+  const auto owned_store = test::require_ok(storage::PageStore::create(c));
+  storage::PageStore& store = *owned_store;
 
   std::mt19937_64 rng(1);
   std::vector<std::byte> page(4096);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "coblk/storage/object_arena.h"
+#include "test/require_ok.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
@@ -14,9 +15,10 @@ using namespace storage;
 namespace {
 
 struct Fixture {
-  SizeClassTable classes{3631};
+  SizeClassTable classes = test::require_ok(SizeClassTable::create(3631));
   MemoryBudget budget{0};
-  ObjectArena arena{0, classes, 4096, budget};
+  std::unique_ptr<ObjectArena> owned_arena = test::require_ok(ObjectArena::create(0, classes, 4096, budget));
+  ObjectArena& arena = *owned_arena;
 };
 
 }  // namespace
@@ -99,9 +101,10 @@ BOOST_FIXTURE_TEST_CASE(cached_pages_are_reused_before_new_memory_is_taken, Fixt
 }
 
 BOOST_AUTO_TEST_CASE(allocation_fails_cleanly_at_the_memory_limit) {
-  SizeClassTable classes(3631);
+  const SizeClassTable classes = test::require_ok(SizeClassTable::create(3631));
   MemoryBudget budget(10);
-  ObjectArena arena(0, classes, 4096, budget);
+  const auto owned_arena = test::require_ok(ObjectArena::create(0, classes, 4096, budget));
+  ObjectArena& arena = *owned_arena;
   int stored = 0;
   while (arena.allocate(4096) != null_handle) {
     ++stored;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "coblk/storage/page_store.h"
+#include "test/require_ok.h"
 #include "test/storage/page_gen.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -124,7 +125,8 @@ BOOST_AUTO_TEST_CASE(concurrent_cores_on_disjoint_pages_match_a_plain_array_mode
   config.size_bytes = threads * pages_per_thread * ps;
   config.cores = threads;
   config.remote_free_ring_capacity = 16;  // small: exercise the overflow lists
-  PageStore store(config);
+  const auto owned_store = test::require_ok(PageStore::create(config));
+  PageStore& store = *owned_store;
   // models[r] is the content of range r; in phase p thread t works on range (t + p) % threads.
   std::vector<std::vector<std::byte>> models(threads, std::vector<std::byte>(pages_per_thread * ps));
   constexpr int phases = 3;
@@ -187,7 +189,8 @@ BOOST_AUTO_TEST_CASE(concurrent_cores_on_the_same_pages_never_read_a_torn_page) 
   config.size_bytes = pages * ps;
   config.cores = threads;
   config.remote_free_ring_capacity = 4;
-  PageStore store(config);
+  const auto owned_store = test::require_ok(PageStore::create(config));
+  PageStore& store = *owned_store;
   std::atomic<int> bad{0};
   std::vector<std::thread> workers;
   for (unsigned t = 0; t < threads; ++t) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "coblk/storage/page_store.h"
+#include "test/require_ok.h"
 #include "test/storage/page_gen.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -50,39 +51,39 @@ std::vector<std::byte> read_back(PageStore& s, std::uint64_t offset, std::size_t
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(never_written_pages_read_as_zeros) {
-  PageStore s(config(16));
-  const auto out = read_back(s, 0, 16 * ps);
+  const auto s = test::require_ok(PageStore::create(config(16)));
+  const auto out = read_back(*s, 0, 16 * ps);
   BOOST_TEST(std::all_of(out.begin(), out.end(), [](std::byte b) { return b == std::byte{0}; }));
-  BOOST_TEST(s.mm_stat().orig_data_size == 0u);
+  BOOST_TEST(s->mm_stat().orig_data_size == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(a_same_filled_page_is_stored_as_metadata_only) {
-  PageStore s(config(16));
+  const auto s = test::require_ok(PageStore::create(config(16)));
   std::vector<std::byte> zeros(ps), pattern(ps);
   for (std::size_t i = 0; i < ps; i += 8) {
     const std::uint64_t w = 0x0123456789abcdefull;
     std::memcpy(pattern.data() + i, &w, 8);
   }
-  BOOST_TEST(s.write(0, 0, zeros) == 0);
-  BOOST_TEST(s.write(0, ps, pattern) == 0);
-  const MmStat m = s.mm_stat();
+  BOOST_TEST(s->write(0, 0, zeros) == 0);
+  BOOST_TEST(s->write(0, ps, pattern) == 0);
+  const MmStat m = s->mm_stat();
   BOOST_TEST(m.same_pages == 2u);
   BOOST_TEST(m.orig_data_size == 2 * ps);
   BOOST_TEST(m.compr_data_size == 0u);
   BOOST_TEST(m.mem_used_total == 0u);
-  BOOST_TEST(read_back(s, ps, ps) == pattern);
-  BOOST_TEST(read_back(s, 0, ps) == zeros);
+  BOOST_TEST(read_back(*s, ps, ps) == pattern);
+  BOOST_TEST(read_back(*s, 0, ps) == zeros);
 }
 
 BOOST_AUTO_TEST_CASE(compressible_pages_read_back_exactly_and_take_less_memory) {
-  PageStore s(config(256));
+  const auto s = test::require_ok(PageStore::create(config(256)));
   for (std::uint64_t i = 0; i < 256; ++i) {
-    BOOST_TEST_REQUIRE(s.write(0, i * ps, page_of(i * 17)) == 0);  // seed%17 == 0: very compressible
+    BOOST_TEST_REQUIRE(s->write(0, i * ps, page_of(i * 17)) == 0);  // seed%17 == 0: very compressible
   }
   for (std::uint64_t i = 0; i < 256; ++i) {
-    BOOST_TEST_REQUIRE(read_back(s, i * ps, ps) == page_of(i * 17));
+    BOOST_TEST_REQUIRE(read_back(*s, i * ps, ps) == page_of(i * 17));
   }
-  const MmStat m = s.mm_stat();
+  const MmStat m = s->mm_stat();
   BOOST_TEST(m.orig_data_size == 256 * ps);
   BOOST_TEST(m.compr_data_size > 0u);
   BOOST_TEST(m.mem_used_total < m.orig_data_size / 2);
@@ -91,22 +92,22 @@ BOOST_AUTO_TEST_CASE(compressible_pages_read_back_exactly_and_take_less_memory) 
 }
 
 BOOST_AUTO_TEST_CASE(an_incompressible_page_is_stored_raw_as_a_huge_page) {
-  PageStore s(config(4));
-  BOOST_TEST(s.write(0, ps, random_page(1)) == 0);
-  BOOST_TEST(read_back(s, ps, ps) == random_page(1));
-  MmStat m = s.mm_stat();
+  const auto s = test::require_ok(PageStore::create(config(4)));
+  BOOST_TEST(s->write(0, ps, random_page(1)) == 0);
+  BOOST_TEST(read_back(*s, ps, ps) == random_page(1));
+  MmStat m = s->mm_stat();
   BOOST_TEST(m.huge_pages == 1u);
   BOOST_TEST(m.huge_pages_since == 1u);
   BOOST_TEST(m.compr_data_size == ps);
   BOOST_TEST(m.mem_used_total == ps);
-  BOOST_TEST(s.write(0, ps, page_of(0)) == 0);
-  m = s.mm_stat();
+  BOOST_TEST(s->write(0, ps, page_of(0)) == 0);
+  m = s->mm_stat();
   BOOST_TEST(m.huge_pages == 0u);
   BOOST_TEST(m.huge_pages_since == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(unaligned_and_sub_page_writes_are_read_modify_written) {
-  PageStore s(config(8));
+  const auto s = test::require_ok(PageStore::create(config(8)));
   std::vector<std::byte> model(8 * ps);
   std::mt19937_64 rng(3);
   for (int i = 0; i < 300; ++i) {
@@ -114,142 +115,144 @@ BOOST_AUTO_TEST_CASE(unaligned_and_sub_page_writes_are_read_modify_written) {
     const std::size_t len = 1 + rng() % std::min<std::uint64_t>(3 * ps, 8 * ps - off);
     std::vector<std::byte> data(len);
     make_page(std::span<std::byte>(data), rng());
-    BOOST_TEST_REQUIRE(s.write(0, off, data) == 0);
+    BOOST_TEST_REQUIRE(s->write(0, off, data) == 0);
     std::memcpy(model.data() + off, data.data(), len);
     const std::uint64_t roff = rng() % (8 * ps);
     const std::size_t rlen = 1 + rng() % (8 * ps - roff);
-    const auto got = read_back(s, roff, rlen);
+    const auto got = read_back(*s, roff, rlen);
     BOOST_TEST_REQUIRE(std::memcmp(got.data(), model.data() + roff, rlen) == 0);
   }
 }
 
 BOOST_AUTO_TEST_CASE(discard_frees_whole_pages_and_zeroes_the_partial_edges) {
-  PageStore s(config(8));
+  const auto s = test::require_ok(PageStore::create(config(8)));
   std::vector<std::byte> model(8 * ps);
   for (std::uint64_t i = 0; i < 8; ++i) {
     const auto p = page_of(i + 1);
-    BOOST_TEST_REQUIRE(s.write(0, i * ps, p) == 0);
+    BOOST_TEST_REQUIRE(s->write(0, i * ps, p) == 0);
     std::memcpy(model.data() + i * ps, p.data(), ps);
   }
   // From the middle of page 1 to the middle of page 5: pages 2..4 freed.
   const std::uint64_t off = ps + 1000, len = 4 * ps + 100;
-  BOOST_TEST(s.discard(0, off, len) == 0);
+  BOOST_TEST(s->discard(0, off, len) == 0);
   std::memset(model.data() + off, 0, len);
-  BOOST_TEST(read_back(s, 0, 8 * ps) == model);
-  const MmStat m = s.mm_stat();
+  BOOST_TEST(read_back(*s, 0, 8 * ps) == model);
+  const MmStat m = s->mm_stat();
   BOOST_TEST(m.orig_data_size == 5 * ps);
-  BOOST_TEST(s.io_stat().notify_free == 3u);
-  BOOST_TEST(s.write_zeroes(0, 0, 8 * ps) == 0);
+  BOOST_TEST(s->io_stat().notify_free == 3u);
+  BOOST_TEST(s->write_zeroes(0, 0, 8 * ps) == 0);
   // Zeroing part of an empty page leaves it empty (nothing stored).
-  BOOST_TEST(s.discard(0, 100, 200) == 0);
-  BOOST_TEST(s.mm_stat().orig_data_size == 0u);
-  BOOST_TEST(s.mm_stat().compr_data_size == 0u);
-  BOOST_TEST(s.allocator_stats().live_objects == 0u);
+  BOOST_TEST(s->discard(0, 100, 200) == 0);
+  BOOST_TEST(s->mm_stat().orig_data_size == 0u);
+  BOOST_TEST(s->mm_stat().compr_data_size == 0u);
+  BOOST_TEST(s->allocator_stats().live_objects == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(writes_beyond_the_memory_limit_fail_and_keep_the_old_data) {
-  PageStore s(config(64, 1, 8 * ps));
+  const auto s = test::require_ok(PageStore::create(config(64, 1, 8 * ps)));
   std::uint64_t stored = 0;
   int rc = 0;
-  while (stored < 64 && (rc = s.write(0, stored * ps, random_page(stored))) == 0) {
+  while (stored < 64 && (rc = s->write(0, stored * ps, random_page(stored))) == 0) {
     ++stored;
   }
   BOOST_TEST(rc == -ENOSPC);
   BOOST_TEST(stored == 8u);
-  BOOST_TEST(s.io_stat().failed_writes == 1u);
-  BOOST_TEST(s.mm_stat().mem_used_total <= 8 * ps);
-  BOOST_TEST(s.mm_stat().mem_used_max == 8 * ps);
+  BOOST_TEST(s->io_stat().failed_writes == 1u);
+  BOOST_TEST(s->mm_stat().mem_used_total <= 8 * ps);
+  BOOST_TEST(s->mm_stat().mem_used_max == 8 * ps);
   // An overwrite that needs new memory fails and the page keeps its data...
-  BOOST_TEST(s.write(0, 0, random_page(1000)) == -ENOSPC);
-  BOOST_TEST(read_back(s, 0, ps) == random_page(0));
+  BOOST_TEST(s->write(0, 0, random_page(1000)) == -ENOSPC);
+  BOOST_TEST(read_back(*s, 0, ps) == random_page(0));
   // ...a partial overwrite too...
   std::vector<std::byte> bit(10, std::byte{1});
-  BOOST_TEST(s.write(0, 5, bit) == -ENOSPC);
-  BOOST_TEST(read_back(s, 0, ps) == random_page(0));
+  BOOST_TEST(s->write(0, 5, bit) == -ENOSPC);
+  BOOST_TEST(read_back(*s, 0, ps) == random_page(0));
   // ...while same-filled pages need no memory and still succeed.
-  BOOST_TEST(s.write(0, 1 * ps, std::vector<std::byte>(ps)) == 0);
-  BOOST_TEST(s.write(0, 0, random_page(1000)) == 0);  // reuses the freed page
-  BOOST_TEST(read_back(s, 0, ps) == random_page(1000));
+  BOOST_TEST(s->write(0, 1 * ps, std::vector<std::byte>(ps)) == 0);
+  BOOST_TEST(s->write(0, 0, random_page(1000)) == 0);  // reuses the freed page
+  BOOST_TEST(read_back(*s, 0, ps) == random_page(1000));
   for (std::uint64_t i = 2; i < stored; ++i) {
-    BOOST_TEST_REQUIRE(read_back(s, i * ps, ps) == random_page(i));
+    BOOST_TEST_REQUIRE(read_back(*s, i * ps, ps) == random_page(i));
   }
 }
 
 BOOST_AUTO_TEST_CASE(io_outside_the_device_is_rejected_and_counted_as_invalid) {
-  PageStore s(config(4));
+  const auto s = test::require_ok(PageStore::create(config(4)));
   std::vector<std::byte> buf(ps);
-  BOOST_TEST(s.write(0, 4 * ps, buf) == -EIO);
-  BOOST_TEST(s.read(0, 3 * ps + 1, buf) == -EIO);
-  BOOST_TEST(s.discard(0, 0, 5 * ps) == -EIO);
-  BOOST_TEST(s.write(7, 0, buf) == -EIO);  // no core 7
-  BOOST_TEST(s.io_stat().invalid_io == 4u);
-  BOOST_TEST(s.write(0, 4 * ps, std::span<const std::byte>()) == 0);  // empty at the end: fine
+  BOOST_TEST(s->write(0, 4 * ps, buf) == -EIO);
+  BOOST_TEST(s->read(0, 3 * ps + 1, buf) == -EIO);
+  BOOST_TEST(s->discard(0, 0, 5 * ps) == -EIO);
+  BOOST_TEST(s->write(7, 0, buf) == -EIO);  // no core 7
+  BOOST_TEST(s->io_stat().invalid_io == 4u);
+  BOOST_TEST(s->write(0, 4 * ps, std::span<const std::byte>()) == 0);  // empty at the end: fine
 }
 
 BOOST_AUTO_TEST_CASE(a_bad_configuration_is_rejected_with_a_clear_message) {
-  BOOST_CHECK_THROW(PageStore(config(0)), std::invalid_argument);
+  // require_error checks the errno and that the message is one line.
+  BOOST_TEST(test::require_error(PageStore::create(config(0)), EINVAL) ==
+             "device size must be a non-zero multiple of 4096 bytes, got 0");
   PageStoreConfig c = config(4);
   c.size_bytes = 4097;
-  BOOST_CHECK_THROW(PageStore{c}, std::invalid_argument);
+  BOOST_TEST(test::require_error(PageStore::create(c), EINVAL) ==
+             "device size must be a non-zero multiple of 4096 bytes, got 4097");
   c = config(4, 0);
-  BOOST_CHECK_THROW(PageStore{c}, std::invalid_argument);
+  BOOST_TEST(test::require_error(PageStore::create(c), EINVAL) == "core count must be 1..256, got 0");
   c = config(4, 300);
-  BOOST_CHECK_THROW(PageStore{c}, std::invalid_argument);
+  BOOST_TEST(test::require_error(PageStore::create(c), EINVAL) == "core count must be 1..256, got 300");
   c = config(4);
   c.huge_threshold = 5000;
-  BOOST_CHECK_THROW(PageStore{c}, std::invalid_argument);
+  BOOST_TEST(test::require_error(PageStore::create(c), EINVAL) == "huge threshold must be 64..4096 bytes, got 5000");
   c = config(4, 1, 100);
-  try {
-    PageStore bad(c);
-    BOOST_FAIL("accepted a 100-byte limit");
-  } catch (const std::invalid_argument& e) {
-    BOOST_TEST(std::string(e.what()).find('\n') == std::string::npos);
-  }
+  BOOST_TEST(test::require_error(PageStore::create(c), EINVAL) ==
+             "memory limit must be 0 (none) or at least 4096 bytes, got 100");
+  c = config(4);
+  c.codec = compress::CodecSpec{compress::Algorithm::zstd, 99};
+  BOOST_TEST(test::require_error(PageStore::create(c), EINVAL) == "codec zstd:99: ZSTD level out of range");
 }
 
 BOOST_AUTO_TEST_CASE(objects_freed_by_another_core_are_returned_to_the_owner) {
-  PageStore s(config(64, 2));
+  const auto s = test::require_ok(PageStore::create(config(64, 2)));
   for (std::uint64_t i = 0; i < 64; ++i) {
-    BOOST_TEST_REQUIRE(s.write(0, i * ps, page_of(i)) == 0);
+    BOOST_TEST_REQUIRE(s->write(0, i * ps, page_of(i)) == 0);
   }
-  const AllocatorStats before = s.allocator_stats();
+  const AllocatorStats before = s->allocator_stats();
   BOOST_TEST(before.live_objects > 0u);
   // Core 1 discards everything core 0 stored: the frees are in flight...
-  BOOST_TEST(s.discard(1, 0, 64 * ps) == 0);
-  BOOST_TEST(s.allocator_stats().live_objects == before.live_objects);
-  BOOST_TEST(s.allocator_stats().pending_remote_frees == before.live_objects);
+  BOOST_TEST(s->discard(1, 0, 64 * ps) == 0);
+  BOOST_TEST(s->allocator_stats().live_objects == before.live_objects);
+  BOOST_TEST(s->allocator_stats().pending_remote_frees == before.live_objects);
   // ...until core 0 drains them.
-  s.drain_remote_frees(0);
-  const AllocatorStats after = s.allocator_stats();
+  s->drain_remote_frees(0);
+  const AllocatorStats after = s->allocator_stats();
   BOOST_TEST(after.live_objects == 0u);
   BOOST_TEST(after.pending_remote_frees == 0u);
   BOOST_TEST(after.span_pages == 0u);
   BOOST_TEST(after.cached_pages <= 64u);
-  BOOST_TEST(s.mm_stat().mem_used_total == after.cached_pages * ps);
+  BOOST_TEST(s->mm_stat().mem_used_total == after.cached_pages * ps);
 }
 
 BOOST_AUTO_TEST_CASE(compaction_keeps_data_intact_and_frees_pages) {
   constexpr std::uint64_t pages = 2048;
-  PageStore s(config(pages));
+  const auto s = test::require_ok(PageStore::create(config(pages)));
   for (std::uint64_t i = 0; i < pages; ++i) {
-    BOOST_TEST_REQUIRE(s.write(0, i * ps, page_of(i)) == 0);
+    BOOST_TEST_REQUIRE(s->write(0, i * ps, page_of(i)) == 0);
   }
   // Free three pages of every four: spans become sparse.
   for (std::uint64_t i = 0; i < pages; ++i) {
     if (i % 4 != 0) {
-      BOOST_TEST_REQUIRE(s.discard(0, i * ps, ps) == 0);
+      BOOST_TEST_REQUIRE(s->discard(0, i * ps, ps) == 0);
     }
   }
-  s.drain_remote_frees(0);
-  const MmStat before = s.mm_stat();
-  const std::uint64_t freed = s.compact(0);
-  const MmStat after = s.mm_stat();
+  s->drain_remote_frees(0);
+  const MmStat before = s->mm_stat();
+  const std::uint64_t freed = s->compact(0);
+  const MmStat after = s->mm_stat();
   BOOST_TEST(freed > 0u);
   BOOST_TEST(after.pages_compacted == freed);
   BOOST_TEST(after.mem_used_total <= before.mem_used_total - freed * ps);
   BOOST_TEST(after.compr_data_size == before.compr_data_size);
   for (std::uint64_t i = 0; i < pages; i += 4) {
-    BOOST_TEST_REQUIRE(read_back(s, i * ps, ps) == page_of(i));
+    BOOST_TEST_REQUIRE(read_back(*s, i * ps, ps) == page_of(i));
   }
   BOOST_TEST_MESSAGE("compaction freed " << freed << " pages; mem_used_total " << before.mem_used_total / ps << " -> "
                                          << after.mem_used_total / ps << " pages");
@@ -257,12 +260,12 @@ BOOST_AUTO_TEST_CASE(compaction_keeps_data_intact_and_frees_pages) {
 
 BOOST_AUTO_TEST_CASE(fragmentation_is_accounted_from_bytes_requested_to_pages_held) {
   constexpr std::uint64_t pages = 4096;
-  PageStore s(config(pages));
+  const auto s = test::require_ok(PageStore::create(config(pages)));
   for (std::uint64_t i = 0; i < pages; ++i) {
-    BOOST_TEST_REQUIRE(s.write(0, i * ps, page_of(i)) == 0);
+    BOOST_TEST_REQUIRE(s->write(0, i * ps, page_of(i)) == 0);
   }
-  const MmStat m = s.mm_stat();
-  const AllocatorStats a = s.allocator_stats();
+  const MmStat m = s->mm_stat();
+  const AllocatorStats a = s->allocator_stats();
   // requested <= class-rounded <= held, and held is what mem_used_total says.
   BOOST_TEST(m.compr_data_size <= a.object_bytes);
   BOOST_TEST(a.object_bytes <= a.span_pages * ps);
@@ -274,7 +277,7 @@ BOOST_AUTO_TEST_CASE(fragmentation_is_accounted_from_bytes_requested_to_pages_he
   // merged classes, which cost no extra span memory), span tails (< 6 % of
   // a span), and at most one partly filled span per class, which dominates
   // in a store this small (16 MiB).
-  const std::uint64_t slack = s.size_classes().count() * max_span_pages * ps;
+  const std::uint64_t slack = s->size_classes().count() * max_span_pages * ps;
   BOOST_TEST(a.span_pages * ps <= a.object_bytes + a.object_bytes * 6 / 100 + slack);
   BOOST_TEST(rounding < 0.02);
 }

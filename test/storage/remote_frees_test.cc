@@ -7,16 +7,19 @@
 
 #include "coblk/storage/object_arena.h"
 #include "coblk/storage/remote_frees.h"
+#include "test/require_ok.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace storage;
 
 BOOST_AUTO_TEST_CASE(frees_beyond_the_ring_capacity_overflow_and_all_reach_the_owner) {
-  SizeClassTable classes(3631);
+  const SizeClassTable classes = test::require_ok(SizeClassTable::create(3631));
   MemoryBudget budget(0);
-  ObjectArena a0(0, classes, 4096, budget), a1(1, classes, 4096, budget);
-  ObjectArena* arenas[] = {&a0, &a1};
+  const auto owned0 = test::require_ok(ObjectArena::create(0, classes, 4096, budget));
+  const auto owned1 = test::require_ok(ObjectArena::create(1, classes, 4096, budget));
+  ObjectArena& a0 = *owned0;
+  ObjectArena* arenas[] = {owned0.get(), owned1.get()};
   RemoteFrees frees(arenas, 4);  // tiny rings
   std::vector<Handle> handles;
   for (int i = 0; i < 100; ++i) {
@@ -38,10 +41,12 @@ BOOST_AUTO_TEST_CASE(frees_beyond_the_ring_capacity_overflow_and_all_reach_the_o
 }
 
 BOOST_AUTO_TEST_CASE(concurrent_senders_and_owner_lose_no_free) {
-  SizeClassTable classes(3631);
+  const SizeClassTable classes = test::require_ok(SizeClassTable::create(3631));
   MemoryBudget budget(0);
-  ObjectArena a0(0, classes, 1 << 16, budget), a1(1, classes, 1 << 16, budget);
-  ObjectArena* arenas[] = {&a0, &a1};
+  const auto owned0 = test::require_ok(ObjectArena::create(0, classes, 1 << 16, budget));
+  const auto owned1 = test::require_ok(ObjectArena::create(1, classes, 1 << 16, budget));
+  ObjectArena& a0 = *owned0;
+  ObjectArena* arenas[] = {owned0.get(), owned1.get()};
   RemoteFrees frees(arenas, 8);
   // Core 0 allocates and hands handles to core 1 over a plain ring; core 1
   // frees them back remotely. Core 0 keeps allocating (and receiving).

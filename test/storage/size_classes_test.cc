@@ -2,13 +2,14 @@
 #include <boost/test/unit_test.hpp>
 
 #include "coblk/storage/size_classes.h"
+#include "test/require_ok.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace storage;
 
 BOOST_AUTO_TEST_CASE(classes_step_by_sixteen_bytes_up_to_the_largest_packed_size_then_one_raw_page_class) {
-  const SizeClassTable t(3631);
+  const SizeClassTable t = test::require_ok(SizeClassTable::create(3631));
   BOOST_TEST(t[0].object_size == 16u);
   BOOST_TEST(t[1].object_size == 32u);
   BOOST_TEST(t[t.raw_class_index() - 1].object_size == 3632u);
@@ -22,7 +23,7 @@ BOOST_AUTO_TEST_CASE(classes_step_by_sixteen_bytes_up_to_the_largest_packed_size
 }
 
 BOOST_AUTO_TEST_CASE(sizes_whose_spans_have_the_same_shape_share_one_class) {
-  const SizeClassTable t(3631);
+  const SizeClassTable t = test::require_ok(SizeClassTable::create(3631));
   // Fewer classes than 16-byte steps, and no two neighbours with one shape.
   BOOST_TEST(t.count() < 3632u / 16 + 1);
   for (std::size_t i = 1; i + 1 < t.count(); ++i) {
@@ -38,7 +39,7 @@ BOOST_AUTO_TEST_CASE(sizes_whose_spans_have_the_same_shape_share_one_class) {
 }
 
 BOOST_AUTO_TEST_CASE(every_size_maps_to_the_smallest_class_that_holds_it) {
-  const SizeClassTable t(3631);
+  const SizeClassTable t = test::require_ok(SizeClassTable::create(3631));
   for (std::uint32_t size = 1; size <= 4096; ++size) {
     const std::uint32_t i = t.index_for(size);
     BOOST_TEST_REQUIRE(t[i].object_size >= size);
@@ -50,7 +51,7 @@ BOOST_AUTO_TEST_CASE(every_size_maps_to_the_smallest_class_that_holds_it) {
 }
 
 BOOST_AUTO_TEST_CASE(spans_are_sized_so_the_unusable_tail_is_small) {
-  const SizeClassTable t(3631);
+  const SizeClassTable t = test::require_ok(SizeClassTable::create(3631));
   for (std::size_t i = 0; i < t.count(); ++i) {
     const SizeClass& c = t[i];
     BOOST_TEST_REQUIRE(c.pages_per_span >= 1u);
@@ -64,6 +65,8 @@ BOOST_AUTO_TEST_CASE(spans_are_sized_so_the_unusable_tail_is_small) {
 }
 
 BOOST_AUTO_TEST_CASE(a_bad_largest_packed_size_is_rejected) {
-  BOOST_CHECK_THROW(SizeClassTable(0), std::invalid_argument);
-  BOOST_CHECK_THROW(SizeClassTable(4096), std::invalid_argument);
+  BOOST_TEST(test::require_error(SizeClassTable::create(0), EINVAL) ==
+             "largest packed object size must be in 1..4095, got 0");
+  BOOST_TEST(test::require_error(SizeClassTable::create(4096), EINVAL) ==
+             "largest packed object size must be in 1..4095, got 4096");
 }

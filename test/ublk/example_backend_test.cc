@@ -16,6 +16,7 @@
 #include "coblk/runtime/submit_to.h"
 #include "coblk/ublk/abi.h"
 #include "coblk/ublk/examples/mirror_target.h"
+#include "test/require_ok.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
@@ -82,8 +83,8 @@ bool all_zero(const std::vector<std::byte>& v) {
 // ublk::Queue::serve does before the first request.
 template <class F>
 int run_on_queue_0(MirrorTarget& target, F body) {
-  runtime::Runtime rt(runtime::RuntimeConfig{});
-  return rt.run([&]() -> Task<int> {
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime::RuntimeConfig{}));
+  return rt->run([&]() -> Task<int> {
     if (const int ret = co_await target.start_queue(0); ret < 0) co_return ret;
     co_return co_await body();
   });
@@ -95,8 +96,8 @@ constexpr uint64_t kMiB = 1 << 20;
 
 BOOST_AUTO_TEST_CASE(a_write_lands_in_both_files_and_reads_back) {
   TempFile a(kMiB), b(kMiB);
-  MirrorTarget mirror(a.path, b.path, 1);
-  BOOST_REQUIRE(mirror.error().empty());
+  const auto made = test::require_ok(MirrorTarget::create(a.path, b.path, 1));
+  MirrorTarget& mirror = *made;
   auto data = pattern(12288, 1);
   const int ok = run_on_queue_0(mirror, [&]() -> Task<int> {
     if (co_await mirror.write(make(ublk::abi::IO_OP_WRITE, 4096, 12288, data.data())) != 12288) co_return 1;
@@ -114,7 +115,8 @@ BOOST_AUTO_TEST_CASE(a_write_lands_in_both_files_and_reads_back) {
 
 BOOST_AUTO_TEST_CASE(a_fua_write_completes_only_after_both_files_are_synced) {
   TempFile a(kMiB), b(kMiB);
-  MirrorTarget mirror(a.path, b.path, 1);
+  const auto made = test::require_ok(MirrorTarget::create(a.path, b.path, 1));
+  MirrorTarget& mirror = *made;
   auto data = pattern(4096, 2);
   const int result = run_on_queue_0(mirror, [&]() -> Task<int> {
     Request r = make(ublk::abi::IO_OP_WRITE, 0, 4096, data.data());
@@ -131,7 +133,8 @@ BOOST_AUTO_TEST_CASE(reads_are_served_from_the_primary_file) {
   const auto in_secondary = pattern(4096, 4);
   a.write_at(8192, in_primary);
   b.write_at(8192, in_secondary);
-  MirrorTarget mirror(a.path, b.path, 1);
+  const auto made = test::require_ok(MirrorTarget::create(a.path, b.path, 1));
+  MirrorTarget& mirror = *made;
   std::vector<std::byte> back(4096);
   const int result = run_on_queue_0(mirror, [&]() -> Task<int> {
     co_return co_await mirror.read(make(ublk::abi::IO_OP_READ, 8192, 4096, back.data()));
@@ -145,7 +148,8 @@ BOOST_AUTO_TEST_CASE(a_read_the_primary_cannot_serve_is_answered_by_the_secondar
   TempFile a(kMiB), b(kMiB);
   const auto data = pattern(4096, 5);
   b.write_at(65536, data);
-  MirrorTarget mirror(a.path, b.path, 1);
+  const auto made = test::require_ok(MirrorTarget::create(a.path, b.path, 1));
+  MirrorTarget& mirror = *made;
   // The primary shrinks under the device: reading there finds its end (-EIO).
   BOOST_REQUIRE(::truncate(a.path.c_str(), 0) == 0);
   std::vector<std::byte> back(4096);
@@ -160,7 +164,8 @@ BOOST_AUTO_TEST_CASE(a_read_the_primary_cannot_serve_is_answered_by_the_secondar
 
 BOOST_AUTO_TEST_CASE(a_read_both_files_fail_reports_the_error_to_the_kernel) {
   TempFile a(kMiB), b(kMiB);
-  MirrorTarget mirror(a.path, b.path, 1);
+  const auto made = test::require_ok(MirrorTarget::create(a.path, b.path, 1));
+  MirrorTarget& mirror = *made;
   BOOST_REQUIRE(::truncate(a.path.c_str(), 0) == 0);
   BOOST_REQUIRE(::truncate(b.path.c_str(), 0) == 0);
   std::vector<std::byte> back(4096);
@@ -173,7 +178,8 @@ BOOST_AUTO_TEST_CASE(a_read_both_files_fail_reports_the_error_to_the_kernel) {
 
 BOOST_AUTO_TEST_CASE(a_discard_punches_the_range_out_of_both_files) {
   TempFile a(kMiB), b(kMiB);
-  MirrorTarget mirror(a.path, b.path, 1);
+  const auto made = test::require_ok(MirrorTarget::create(a.path, b.path, 1));
+  MirrorTarget& mirror = *made;
   auto data = pattern(16384, 6);
   const int result = run_on_queue_0(mirror, [&]() -> Task<int> {
     co_await mirror.write(make(ublk::abi::IO_OP_WRITE, 0, 16384, data.data()));
@@ -190,7 +196,8 @@ BOOST_AUTO_TEST_CASE(a_discard_punches_the_range_out_of_both_files) {
 
 BOOST_AUTO_TEST_CASE(a_flush_succeeds_when_both_files_sync) {
   TempFile a(kMiB), b(kMiB);
-  MirrorTarget mirror(a.path, b.path, 1);
+  const auto made = test::require_ok(MirrorTarget::create(a.path, b.path, 1));
+  MirrorTarget& mirror = *made;
   const int result = run_on_queue_0(
       mirror, [&]() -> Task<int> { co_return co_await mirror.flush(make(ublk::abi::IO_OP_FLUSH, 0, 0, nullptr)); });
   BOOST_TEST(result == 0);
@@ -199,7 +206,8 @@ BOOST_AUTO_TEST_CASE(a_flush_succeeds_when_both_files_sync) {
 
 BOOST_AUTO_TEST_CASE(a_request_beyond_the_device_fails_with_eio_and_touches_no_file) {
   TempFile a(kMiB), b(kMiB);
-  MirrorTarget mirror(a.path, b.path, 1);
+  const auto made = test::require_ok(MirrorTarget::create(a.path, b.path, 1));
+  MirrorTarget& mirror = *made;
   auto data = pattern(8192, 7);
   const int result = run_on_queue_0(mirror, [&]() -> Task<int> {
     co_return co_await mirror.write(make(ublk::abi::IO_OP_WRITE, kMiB - 4096, 8192, data.data()));
@@ -210,7 +218,8 @@ BOOST_AUTO_TEST_CASE(a_request_beyond_the_device_fails_with_eio_and_touches_no_f
 
 BOOST_AUTO_TEST_CASE(a_request_on_a_queue_that_was_never_started_fails_with_eio) {
   TempFile a(kMiB), b(kMiB);
-  MirrorTarget mirror(a.path, b.path, 2);
+  const auto made = test::require_ok(MirrorTarget::create(a.path, b.path, 2));
+  MirrorTarget& mirror = *made;
   std::vector<std::byte> buf(4096);
   const int result = run_on_queue_0(mirror, [&]() -> Task<int> {
     co_return co_await mirror.read(make(ublk::abi::IO_OP_READ, 0, 4096, buf.data(), 1));
@@ -220,8 +229,8 @@ BOOST_AUTO_TEST_CASE(a_request_on_a_queue_that_was_never_started_fails_with_eio)
 
 BOOST_AUTO_TEST_CASE(the_device_is_the_smaller_file_rounded_down_to_a_page_and_asks_for_flushes) {
   TempFile a(kMiB + 1000), b(2 * kMiB);
-  MirrorTarget mirror(a.path, b.path, 1);
-  BOOST_REQUIRE(mirror.error().empty());
+  const auto made = test::require_ok(MirrorTarget::create(a.path, b.path, 1));
+  MirrorTarget& mirror = *made;
   const auto g = mirror.geometry();
   BOOST_TEST(g.size_bytes == kMiB);
   BOOST_TEST(g.volatile_cache);
@@ -231,21 +240,22 @@ BOOST_AUTO_TEST_CASE(the_device_is_the_smaller_file_rounded_down_to_a_page_and_a
 
 BOOST_AUTO_TEST_CASE(a_missing_or_too_small_file_is_reported_in_one_line_not_thrown) {
   TempFile a(kMiB), tiny(100);
-  MirrorTarget missing(a.path, "/nonexistent/mirror.img", 1);
-  BOOST_TEST(missing.error() == "cannot open '/nonexistent/mirror.img': No such file or directory");
-  MirrorTarget small(a.path, tiny.path, 1);
-  BOOST_TEST(small.error() == "the mirror files must be at least 4096 bytes long");
-  MirrorTarget not_a_file(a.path, "/dev/null", 1);
-  BOOST_TEST(not_a_file.error() == "'/dev/null' is not a regular file");
+  BOOST_TEST(test::require_error(MirrorTarget::create(a.path, "/nonexistent/mirror.img", 1), ENOENT) ==
+             "cannot open '/nonexistent/mirror.img': No such file or directory");
+  BOOST_TEST(test::require_error(MirrorTarget::create(a.path, tiny.path, 1), EINVAL) ==
+             "the mirror files must be at least 4096 bytes long");
+  BOOST_TEST(test::require_error(MirrorTarget::create(a.path, "/dev/null", 1), EINVAL) ==
+             "'/dev/null' is not a regular file");
 }
 
 BOOST_AUTO_TEST_CASE(two_queues_on_two_cores_serve_their_own_requests_with_their_own_counters) {
   TempFile a(kMiB), b(kMiB);
-  MirrorTarget mirror(a.path, b.path, 2);
+  const auto made = test::require_ok(MirrorTarget::create(a.path, b.path, 2));
+  MirrorTarget& mirror = *made;
   auto first = pattern(4096, 8);
   auto second = pattern(4096, 9);
-  runtime::Runtime rt(runtime::RuntimeConfig{.cpus = {0, 1}});
-  const int ok = rt.run([&]() -> Task<int> {
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime::RuntimeConfig{.cpus = {0, 1}}));
+  const int ok = rt->run([&]() -> Task<int> {
     // Queue q is started, and its requests run, on core q (as ublk::Device
     // arranges): each core registers the files in its own ring.
     if (co_await mirror.start_queue(0) < 0) co_return 1;

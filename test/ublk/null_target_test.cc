@@ -25,7 +25,9 @@ ublk::Request make(uint8_t op, uint32_t length, std::byte* data) {
 
 BOOST_AUTO_TEST_CASE(a_read_after_a_write_in_the_same_tag_buffer_returns_zeros_not_the_written_bytes) {
   ublk::NullTarget null(1ULL << 30, 512);
-  runtime::Runtime rt(runtime::RuntimeConfig{});
+  auto created = runtime::Runtime::create(runtime::RuntimeConfig{});
+  BOOST_REQUIRE(created.ok());
+  runtime::Runtime& rt = **created;
   // One buffer, as a tag's copy buffer is reused by consecutive requests.
   std::vector<std::byte> tag_buffer(64 * 1024, std::byte{0xa5});
   const int result = rt.run([&]() -> runtime::Task<int> {

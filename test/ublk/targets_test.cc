@@ -14,6 +14,7 @@
 #include "coblk/ublk/loop_target.h"
 #include "coblk/ublk/null_target.h"
 #include "coblk/ublk/ram_target.h"
+#include "test/require_ok.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
@@ -25,8 +26,8 @@ namespace {
 // Runs `body` on a single-reactor runtime and returns its result.
 template <class F>
 int run_on_runtime(F body) {
-  runtime::Runtime rt(runtime::RuntimeConfig{});
-  return rt.run(std::move(body));
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime::RuntimeConfig{}));
+  return rt->run(std::move(body));
 }
 
 Request make(uint8_t op, uint64_t offset, uint32_t length, std::byte* data) {
@@ -68,8 +69,8 @@ struct TempFile {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_ram_device_returns_what_was_written_and_zeros_elsewhere) {
-  ublk::RamTarget ram(1 << 20, 512);
-  BOOST_REQUIRE(ram.error().empty());
+  const auto owned_ram = test::require_ok(ublk::RamTarget::create(1 << 20, 512));
+  ublk::RamTarget& ram = *owned_ram;
   const int ok = run_on_runtime([&]() -> Task<int> {
     auto data = pattern(8192, 7);
     if (co_await ram.write(make(ublk::abi::IO_OP_WRITE, 4096, 8192, data.data())) != 8192) co_return 1;
@@ -84,7 +85,8 @@ BOOST_AUTO_TEST_CASE(a_ram_device_returns_what_was_written_and_zeros_elsewhere) 
 }
 
 BOOST_AUTO_TEST_CASE(discarding_ram_zeroes_whole_pages_and_ragged_ends) {
-  ublk::RamTarget ram(1 << 20, 512);
+  const auto owned_ram = test::require_ok(ublk::RamTarget::create(1 << 20, 512));
+  ublk::RamTarget& ram = *owned_ram;
   const int ok = run_on_runtime([&]() -> Task<int> {
     auto data = pattern(16384, 3);
     co_await ram.write(make(ublk::abi::IO_OP_WRITE, 0, 16384, data.data()));
@@ -102,7 +104,8 @@ BOOST_AUTO_TEST_CASE(discarding_ram_zeroes_whole_pages_and_ragged_ends) {
 }
 
 BOOST_AUTO_TEST_CASE(a_request_beyond_the_ram_device_fails_with_eio_instead_of_overrunning) {
-  ublk::RamTarget ram(65536, 512);
+  const auto owned_ram = test::require_ok(ublk::RamTarget::create(65536, 512));
+  ublk::RamTarget& ram = *owned_ram;
   const int result = run_on_runtime([&]() -> Task<int> {
     std::vector<std::byte> buf(8192);
     co_return co_await ram.read(make(ublk::abi::IO_OP_READ, 61440, 8192, buf.data()));
@@ -111,7 +114,8 @@ BOOST_AUTO_TEST_CASE(a_request_beyond_the_ram_device_fails_with_eio_instead_of_o
 }
 
 BOOST_AUTO_TEST_CASE(the_ram_geometry_advertises_discard_and_write_zeroes) {
-  ublk::RamTarget ram(1 << 20, 4096);
+  const auto owned_ram = test::require_ok(ublk::RamTarget::create(1 << 20, 4096));
+  ublk::RamTarget& ram = *owned_ram;
   const auto g = ram.geometry();
   BOOST_TEST(g.size_bytes == 1U << 20);
   BOOST_TEST(g.logical_block_size == 4096U);
@@ -122,8 +126,8 @@ BOOST_AUTO_TEST_CASE(the_ram_geometry_advertises_discard_and_write_zeroes) {
 
 BOOST_AUTO_TEST_CASE(a_loop_device_writes_through_to_its_file) {
   TempFile file(1 << 20);
-  ublk::LoopTarget loop(file.path, 1 << 20, 512, false);
-  BOOST_REQUIRE(loop.error().empty());
+  const auto owned_loop = test::require_ok(ublk::LoopTarget::create(file.path, 1 << 20, 512, false));
+  ublk::LoopTarget& loop = *owned_loop;
   auto data = pattern(4096, 11);
   const int ok = run_on_runtime([&]() -> Task<int> {
     if (co_await loop.write(make(ublk::abi::IO_OP_WRITE, 8192, 4096, data.data())) != 4096) co_return 1;
@@ -144,7 +148,8 @@ BOOST_AUTO_TEST_CASE(a_loop_device_writes_through_to_its_file) {
 
 BOOST_AUTO_TEST_CASE(write_zeroes_on_a_loop_device_reads_back_as_zeros) {
   TempFile file(1 << 20);
-  ublk::LoopTarget loop(file.path, 1 << 20, 512, false);
+  const auto owned_loop = test::require_ok(ublk::LoopTarget::create(file.path, 1 << 20, 512, false));
+  ublk::LoopTarget& loop = *owned_loop;
   const int ok = run_on_runtime([&]() -> Task<int> {
     auto data = pattern(16384, 5);
     co_await loop.write(make(ublk::abi::IO_OP_WRITE, 0, 16384, data.data()));
@@ -160,8 +165,8 @@ BOOST_AUTO_TEST_CASE(write_zeroes_on_a_loop_device_reads_back_as_zeros) {
 }
 
 BOOST_AUTO_TEST_CASE(a_missing_backing_file_is_reported_not_thrown) {
-  ublk::LoopTarget loop("/nonexistent/coblk.img", 1 << 20, 512, false);
-  BOOST_TEST(loop.error().find("cannot open backing file") != std::string::npos);
+  const auto loop = ublk::LoopTarget::create("/nonexistent/coblk.img", 1 << 20, 512, false);
+  BOOST_TEST(test::require_error(loop, ENOENT).find("cannot open backing file") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(the_null_device_completes_everything_at_full_length) {

@@ -15,6 +15,7 @@
 #include "coblk/runtime/submit_to.h"
 #include "coblk/ublk/abi.h"
 #include "coblk/ublk/zram_target.h"
+#include "test/require_ok.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
@@ -44,14 +45,16 @@ std::vector<std::byte> text_page(unsigned seed) {
 
 template <typename F>
 auto run_on_two_cores(F body) {
-  runtime::Runtime rt(runtime::RuntimeConfig{.cpus = {0, 1}});
-  return rt.run(std::move(body));
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime::RuntimeConfig{.cpus = {0, 1}}));
+  return rt->run(std::move(body));
 }
 
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_page_written_on_one_queue_reads_back_on_the_other) {
-  ublk::ZramTarget target(ublk::ZramTargetConfig{.size_bytes = 1 << 20, .codec = lz4(), .queues = 2});
+  const auto owned_target = test::require_ok(
+      ublk::ZramTarget::create(ublk::ZramTargetConfig{.size_bytes = 1 << 20, .codec = lz4(), .queues = 2}));
+  ublk::ZramTarget& target = *owned_target;
   const bool same = run_on_two_cores([&]() -> Task<bool> {
     auto written = text_page(3);
     // The request must outlive the (lazy) coroutine that reads it, so it
@@ -71,8 +74,9 @@ BOOST_AUTO_TEST_CASE(a_page_written_on_one_queue_reads_back_on_the_other) {
 }
 
 BOOST_AUTO_TEST_CASE(a_write_beyond_the_memory_limit_fails_and_keeps_the_old_data) {
-  ublk::ZramTarget target(
-      ublk::ZramTargetConfig{.size_bytes = 64 << 20, .codec = lz4(), .mem_limit_bytes = 1 << 20, .queues = 1});
+  const auto owned_target = test::require_ok(ublk::ZramTarget::create(
+      ublk::ZramTargetConfig{.size_bytes = 64 << 20, .codec = lz4(), .mem_limit_bytes = 1 << 20, .queues = 1}));
+  ublk::ZramTarget& target = *owned_target;
   run_on_two_cores([&]() -> Task<void> {
     std::mt19937_64 rng(7);
     std::vector<std::byte> noise(4096);
@@ -101,7 +105,9 @@ BOOST_AUTO_TEST_CASE(a_write_beyond_the_memory_limit_fails_and_keeps_the_old_dat
 }
 
 BOOST_AUTO_TEST_CASE(discard_frees_the_pages_and_they_read_back_as_zeros) {
-  ublk::ZramTarget target(ublk::ZramTargetConfig{.size_bytes = 1 << 20, .codec = lz4(), .queues = 1});
+  const auto owned_target = test::require_ok(
+      ublk::ZramTarget::create(ublk::ZramTargetConfig{.size_bytes = 1 << 20, .codec = lz4(), .queues = 1}));
+  ublk::ZramTarget& target = *owned_target;
   run_on_two_cores([&]() -> Task<void> {
     for (unsigned p = 0; p < 8; ++p) {
       auto page = text_page(p);
@@ -122,11 +128,13 @@ BOOST_AUTO_TEST_CASE(discard_frees_the_pages_and_they_read_back_as_zeros) {
 BOOST_AUTO_TEST_CASE(published_stats_are_read_back_by_the_stats_reader) {
   const std::string path = "/tmp/coblk-zram-stats-test." + std::to_string(::getpid());
   {
-    ublk::ZramTarget target(ublk::ZramTargetConfig{.size_bytes = 1 << 20,
-                                                   .codec = compress::CodecSpec{compress::Algorithm::zstd, 3},
-                                                   .queues = 1,
-                                                   .stats_path = path,
-                                                   .maintenance_interval = std::chrono::milliseconds(5)});
+    const auto owned_target = test::require_ok(
+        ublk::ZramTarget::create(ublk::ZramTargetConfig{.size_bytes = 1 << 20,
+                                                        .codec = compress::CodecSpec{compress::Algorithm::zstd, 3},
+                                                        .queues = 1,
+                                                        .stats_path = path,
+                                                        .maintenance_interval = std::chrono::milliseconds(5)}));
+    ublk::ZramTarget& target = *owned_target;
     run_on_two_cores([&]() -> Task<void> {
       co_await target.start_queue(0);
       auto page = text_page(1);
@@ -135,24 +143,35 @@ BOOST_AUTO_TEST_CASE(published_stats_are_read_back_by_the_stats_reader) {
       BOOST_TEST(co_await target.write(make_request(0, 4096, zeros)) == 4096);
       co_await runtime::sleep_for(std::chrono::milliseconds(50));  // a few maintenance rounds
     });
-    std::string error;
-    const auto stats = ublk::read_zram_stats(path, &error);
-    BOOST_TEST_REQUIRE(stats.has_value(), error);
-    BOOST_TEST(stats->disksize == (1u << 20));
-    BOOST_TEST(stats->algorithm == "zstd:3");
-    BOOST_TEST(stats->mm.orig_data_size == 2 * 4096u);
-    BOOST_TEST(stats->mm.same_pages == 1u);
-    BOOST_TEST(stats->mm.compr_data_size > 0u);
-    BOOST_TEST(stats->mm.compr_data_size < 4096u);
+    const auto stats = test::require_ok(ublk::read_zram_stats(path));
+    BOOST_TEST(stats.disksize == (1u << 20));
+    BOOST_TEST(stats.algorithm == "zstd:3");
+    BOOST_TEST(stats.mm.orig_data_size == 2 * 4096u);
+    BOOST_TEST(stats.mm.same_pages == 1u);
+    BOOST_TEST(stats.mm.compr_data_size > 0u);
+    BOOST_TEST(stats.mm.compr_data_size < 4096u);
   }
-  std::string error;
-  BOOST_TEST(!ublk::read_zram_stats(path, &error).has_value());  // removed with the device
-  BOOST_TEST(!error.empty());
+  // Removed with the device.
+  BOOST_TEST(test::require_error(ublk::read_zram_stats(path), ENOENT) == path + ": " + std::strerror(ENOENT));
 }
 
 BOOST_AUTO_TEST_CASE(a_size_that_is_not_a_whole_number_of_pages_is_rejected) {
-  BOOST_CHECK_THROW(ublk::ZramTarget(ublk::ZramTargetConfig{.size_bytes = 4097, .codec = lz4(), .queues = 1}),
-                    std::invalid_argument);
-  BOOST_CHECK_THROW(ublk::ZramTarget(ublk::ZramTargetConfig{.size_bytes = 4096, .codec = lz4(), .queues = 0}),
-                    std::invalid_argument);
+  BOOST_TEST(test::require_error(
+                 ublk::ZramTarget::create(ublk::ZramTargetConfig{.size_bytes = 4097, .codec = lz4(), .queues = 1}),
+                 EINVAL) == "device size must be a non-zero multiple of 4096 bytes, got 4097");
+  BOOST_TEST(test::require_error(
+                 ublk::ZramTarget::create(ublk::ZramTargetConfig{.size_bytes = 4096, .codec = lz4(), .queues = 0}),
+                 EINVAL) == "zram: at least one queue is needed");
+}
+
+BOOST_AUTO_TEST_CASE(a_stats_path_that_cannot_be_created_is_reported) {
+  const auto target = ublk::ZramTarget::create(ublk::ZramTargetConfig{
+      .size_bytes = 4096, .codec = lz4(), .queues = 1, .stats_path = "/nonexistent/coblk-zram-stats"});
+  BOOST_TEST(test::require_error(target, ENOENT) ==
+             std::string("cannot create /nonexistent/coblk-zram-stats: ") + std::strerror(ENOENT));
+}
+
+BOOST_AUTO_TEST_CASE(a_file_that_is_not_a_stats_file_is_rejected) {
+  BOOST_TEST(test::require_error(ublk::read_zram_stats("/proc/self/status"), EINVAL) ==
+             "/proc/self/status: not a coblk zram stats file");
 }

@@ -64,7 +64,9 @@ int main(int argc, char** argv) {
 
   runtime::RuntimeConfig rc;
   rc.cpus = {0, 1};
-  runtime::Runtime rt(rc);
+  Result<std::unique_ptr<runtime::Runtime>> created_rt = runtime::Runtime::create(rc);
+  if (!created_rt) return fail(created_rt.error().message());
+  runtime::Runtime& rt = **created_rt;
   const Result<void> served = rt.run([&]() -> runtime::Task<Result<void>> {
     std::vector<unsigned> cores{0, 1};
     if (start_fails) co_return co_await device.serve(cores);

@@ -75,8 +75,10 @@ int main(int argc, char** argv) {
   if (!signals) return fail(signals.error().message());
 
   // The target first: bad files are reported before any device exists.
-  ublk::examples::MirrorTarget target(files[0], files[1], config.queues);
-  if (!target.error().empty()) return fail(target.error());
+  Result<std::unique_ptr<ublk::examples::MirrorTarget>> made =
+      ublk::examples::MirrorTarget::create(files[0], files[1], config.queues);
+  if (!made) return fail(made.error().message());
+  ublk::examples::MirrorTarget& target = **made;
 
   // ADD_DEV, then SET_PARAMS from the target's geometry and the queue
   // mappings. `device` is declared after `target`, so it goes first; if
@@ -98,9 +100,10 @@ int main(int argc, char** argv) {
     std::printf("%s\n", device.block_device().c_str());
     std::fflush(stdout);
   };
-  runtime::Runtime rt(rc);
+  Result<std::unique_ptr<runtime::Runtime>> rt = runtime::Runtime::create(rc);
+  if (!rt) return fail(rt.error().message());
   // Serves until SIGINT/SIGTERM/SIGHUP or `coblk del -n N`.
-  const Result<void> result = rt.run([&]() -> runtime::Task<Result<void>> {
+  const Result<void> result = (*rt)->run([&]() -> runtime::Task<Result<void>> {
     co_return co_await ublk::serve_until_signal(*signals, std::move(served));
   });
   const Result<void> removed = device.remove();

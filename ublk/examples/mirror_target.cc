@@ -48,27 +48,27 @@ runtime::Task<int> punch_hole(int file, uint64_t offset, uint64_t length) {
 
 // ---- setup (any thread, before the device exists) -------------------------
 
-MirrorTarget::MirrorTarget(const std::string& primary, const std::string& secondary, unsigned queues)
-    : queues_(queues) {
+MirrorTarget::MirrorTarget(unsigned queues) : queues_(queues) {}
+
+Result<std::unique_ptr<MirrorTarget>> MirrorTarget::create(const std::string& primary, const std::string& secondary,
+                                                           unsigned queues) {
+  if (queues == 0) return Error(EINVAL, "a device needs at least one queue");
+  std::unique_ptr<MirrorTarget> t(new MirrorTarget(queues));
   const std::string* paths[2] = {&primary, &secondary};
   uint64_t smallest = UINT64_MAX;
   for (int i = 0; i < 2; ++i) {
-    fds_[i] = ::open(paths[i]->c_str(), O_RDWR | O_CLOEXEC);
+    // The destructor closes whatever was opened if we give up half way.
+    t->fds_[i] = ::open(paths[i]->c_str(), O_RDWR | O_CLOEXEC);
     struct stat st {};
-    if (fds_[i] < 0 || ::fstat(fds_[i], &st) != 0) {
-      error_ = "cannot open '" + *paths[i] + "': " + std::strerror(errno);
-      return;
-    }
+    if (t->fds_[i] < 0 || ::fstat(t->fds_[i], &st) != 0)
+      return Error::from_errno(errno, "cannot open '" + *paths[i] + "'");
     // Hole punching (discard) is a file system feature: regular files only.
-    if (!S_ISREG(st.st_mode)) {
-      error_ = "'" + *paths[i] + "' is not a regular file";
-      return;
-    }
+    if (!S_ISREG(st.st_mode)) return Error(EINVAL, "'" + *paths[i] + "' is not a regular file");
     smallest = std::min(smallest, static_cast<uint64_t>(st.st_size));
   }
-  size_bytes_ = smallest / kPage * kPage;
-  if (size_bytes_ == 0) error_ = "the mirror files must be at least 4096 bytes long";
-  if (queues == 0) error_ = "a device needs at least one queue";
+  t->size_bytes_ = smallest / kPage * kPage;
+  if (t->size_bytes_ == 0) return Error(EINVAL, "the mirror files must be at least 4096 bytes long");
+  return t;
 }
 
 MirrorTarget::~MirrorTarget() {

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "coblk/runtime/result.h"
 #include "coblk/runtime/task.h"
 #include "coblk/ublk/target.h"
 
@@ -38,14 +40,13 @@ class MirrorTarget final : public Target {
  public:
   /// Opens both files read-write; the device is as large as the smaller of
   /// the two, rounded down to 4096 bytes. `queues` is the device's queue
-  /// count (one state slot per queue). Check error() afterwards.
-  MirrorTarget(const std::string& primary, const std::string& secondary, unsigned queues);
+  /// count (one state slot per queue). Fails with one line naming the file
+  /// that cannot be used, and why.
+  static Result<std::unique_ptr<MirrorTarget>> create(const std::string& primary, const std::string& secondary,
+                                                      unsigned queues);
   ~MirrorTarget() override;
   MirrorTarget(const MirrorTarget&) = delete;
   MirrorTarget& operator=(const MirrorTarget&) = delete;
-
-  /// Empty when both files were opened and are usable, else why not (one line).
-  const std::string& error() const { return error_; }
 
   TargetGeometry geometry() const override;
   runtime::Task<int> start_queue(uint16_t queue) override;
@@ -58,6 +59,7 @@ class MirrorTarget final : public Target {
   const MirrorQueueCounters& counters(uint16_t queue) const { return queues_.at(queue).counters; }
 
  private:
+  explicit MirrorTarget(unsigned queues);
   // Indices of the two files in each queue core's registered-file table.
   static constexpr int kPrimary = 0;
   static constexpr int kSecondary = 1;
@@ -81,7 +83,6 @@ class MirrorTarget final : public Target {
   int fds_[2] = {-1, -1};
   uint64_t size_bytes_ = 0;
   std::vector<QueueState> queues_;
-  std::string error_;
 };
 
 }  // namespace coblk::ublk::examples

@@ -76,18 +76,21 @@ std::unique_ptr<ublk::Target> make_target(const std::vector<std::string>& f, uns
       error = "a zram device is zram:ID:MIB:ALGORITHM";
       return nullptr;
     }
-    const auto spec = compress::parse_codec_spec(f[3], &error);
-    if (!spec) return nullptr;
+    Result<compress::CodecSpec> spec = compress::parse_codec_spec(f[3]);
+    if (!spec) {
+      error = spec.error().message();
+      return nullptr;
+    }
     ublk::ZramTargetConfig config;
     config.size_bytes = static_cast<uint64_t>(mib) << 20;
     config.codec = *spec;
     config.queues = queues;
-    try {
-      return std::make_unique<ublk::ZramTarget>(config);
-    } catch (const std::exception& e) {
-      error = e.what();
+    Result<std::unique_ptr<ublk::ZramTarget>> t = ublk::ZramTarget::create(config);
+    if (!t) {
+      error = t.error().message();
       return nullptr;
     }
+    return std::move(t).value();
   }
   if (f[0] == "loop") {
     struct stat st {};
@@ -95,12 +98,13 @@ std::unique_ptr<ublk::Target> make_target(const std::vector<std::string>& f, uns
       error = "a loop device is loop:ID:FILE, with an existing FILE";
       return nullptr;
     }
-    auto t = std::make_unique<ublk::LoopTarget>(f[2], static_cast<uint64_t>(st.st_size), 512, false);
-    if (!t->error().empty()) {
-      error = t->error();
+    Result<std::unique_ptr<ublk::LoopTarget>> t =
+        ublk::LoopTarget::create(f[2], static_cast<uint64_t>(st.st_size), 512, false);
+    if (!t) {
+      error = t.error().message();
       return nullptr;
     }
-    return t;
+    return std::move(t).value();
   }
   error = "unknown device kind '" + f[0] + "' (" + kUsage + ")";
   return nullptr;
@@ -163,8 +167,9 @@ int main(int argc, char** argv) {
                         std::fflush(stdout);
                       }});
   }
-  runtime::Runtime rt(rc);
-  const Result<void> result = rt.run([&]() -> runtime::Task<Result<void>> {
+  Result<std::unique_ptr<runtime::Runtime>> rt = runtime::Runtime::create(rc);
+  if (!rt) return fail(rt.error().message());
+  const Result<void> result = (*rt)->run([&]() -> runtime::Task<Result<void>> {
     co_return co_await ublk::serve_until_signal(*signals, std::move(served));
   });
 

@@ -121,8 +121,9 @@ Result<Options> parse_options(int argc, char** argv) {
 // returns its result once it has finished and every core has stopped.
 Result<void> run_on_runtime(const runtime::RuntimeConfig& config,
                             const std::function<runtime::Task<Result<void>>()>& main) {
-  runtime::Runtime rt(config);
-  return rt.run(main);
+  Result<std::unique_ptr<runtime::Runtime>> rt = runtime::Runtime::create(config);
+  if (!rt) return std::move(rt).error();
+  return (*rt)->run(main);
 }
 
 // The first `wanted` CPUs this process may run on, or all of them if fewer.
