@@ -1,5 +1,7 @@
 #include "coblk/runtime/frame_allocator.h"
 
+#include "coblk/runtime/fault_injection.h"
+
 #include <new>
 
 #if COBLK_USE_MIMALLOC
@@ -9,6 +11,7 @@
 namespace coblk::runtime {
 
 void* allocate_frame(std::size_t size) {
+  if (fault::fail(fault::Site::frame_alloc)) throw std::bad_alloc();
 #if COBLK_USE_MIMALLOC
   // mi_malloc uses the calling thread's default heap: no lock, and frames
   // made on a reactor stay in that core's memory.

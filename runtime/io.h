@@ -28,6 +28,7 @@
 #include <stop_token>
 #include <utility>
 
+#include "coblk/runtime/fault_injection.h"
 #include "coblk/runtime/reactor.h"
 
 namespace coblk::runtime {
@@ -99,7 +100,11 @@ class [[nodiscard]] IoOp {
     if (user_data_ == 0) {
       return result_;  // never submitted
     }
+#if defined(COBLK_FAULT_INJECTION)
+    return fault::io_result(opcode_, reactor_->close_slot(user_data_, &cqe_flags_));
+#else
     return reactor_->close_slot(user_data_, &cqe_flags_);
+#endif
   }
 
   /// The CQE flags of the completed operation (e.g. IORING_CQE_F_MORE).
@@ -114,6 +119,9 @@ class [[nodiscard]] IoOp {
     reactor_ = r;
     io_uring_sqe* sqe = r->get_sqe(linked ? 2 : 1);
     prep_(sqe);
+#if defined(COBLK_FAULT_INJECTION)
+    opcode_ = sqe->opcode;
+#endif
     sqe->flags |= sqe_flags_ | (linked ? IOSQE_IO_LINK : 0);
     user_data_ = r->open_slot(r->waiter_for(awaiter));
     io_uring_sqe_set_data64(sqe, user_data_);
@@ -126,6 +134,9 @@ class [[nodiscard]] IoOp {
   int result_ = 0;
   std::uint32_t cqe_flags_ = 0;
   std::uint8_t sqe_flags_ = 0;
+#if defined(COBLK_FAULT_INJECTION)
+  std::uint8_t opcode_ = 0;  // for fault::io_result
+#endif
 };
 
 /// An IoOp with a stop token and/or a linked timeout (see IoOp).

@@ -1,5 +1,7 @@
 #include "coblk/runtime/reactor.h"
 
+#include "coblk/runtime/fault_injection.h"
+
 #include <errno.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -22,6 +24,11 @@ namespace {
 // with index < 2^31, so these (index >= 0xfffffffd) never match a slot.
 constexpr std::uint64_t wake_user_data = ~0ull - 1;     // a peer's MSG_RING wake-up
 constexpr std::uint64_t eventfd_user_data = ~0ull - 2;  // our eventfd read completed
+// A MSG_RING wake-up we sent to core c carries msg_ring_sent - c, so that a
+// refused one (e.g. the peer's CQ overflowed) is noticed and sent again.
+// Core counts are far below 2^20, so the range never meets the values above.
+constexpr std::uint64_t msg_ring_sent = ~0ull - 16;
+constexpr std::uint64_t msg_ring_sent_last = msg_ring_sent - (1u << 20);
 
 void resume_waiter_on_this_core(void* object) noexcept {
   Reactor::current()->schedule(*static_cast<const Waiter*>(object));
@@ -271,12 +278,38 @@ void Reactor::notify_peer(Reactor& peer) noexcept {
   }
   stats_.wakeups_sent.add();
   if (has_msg_ring_ && peer.has_msg_ring_) {
-    io_uring_sqe* sqe = get_sqe();
-    io_uring_prep_msg_ring(sqe, peer.ring_.ring_fd, 0, wake_user_data, 0);
-    io_uring_sqe_set_data64(sqe, ignored_user_data);
+    if (fault::fail(fault::Site::wakeup)) {
+      // Tests: as if the kernel had refused the MSG_RING.
+      wake_by_eventfd(peer);
+      return;
+    }
+    try {
+      io_uring_sqe* sqe = get_sqe();
+      io_uring_prep_msg_ring(sqe, peer.ring_.ring_fd, 0, wake_user_data, 0);
+      io_uring_sqe_set_data64(sqe, msg_ring_sent - peer.core_);
+    } catch (...) {
+      // No SQE to be had (get_sqe can throw): this function must not, and
+      // the peer must still wake.
+      wake_by_eventfd(peer);
+    }
   } else {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(peer.eventfd_, &one, sizeof(one));
+    write_eventfd(peer);
+  }
+}
+
+void Reactor::wake_by_eventfd(Reactor& peer) noexcept {
+  stats_.wakeup_retries.add();
+  write_eventfd(peer);
+}
+
+void Reactor::write_eventfd(Reactor& peer) noexcept {
+  const std::uint64_t one = 1;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    if (::write(peer.eventfd_, &one, sizeof(one)) == static_cast<ssize_t>(sizeof(one))) return;
+    // EINTR: try again. EAGAIN would need 2^64-2 unread wake-ups; the peer
+    // reads the counter whenever it wakes, so it is awake anyway.
+    if (errno != EINTR) return;
+    stats_.wakeup_retries.add();
   }
 }
 
@@ -406,6 +439,10 @@ void Reactor::reap() noexcept {
       if (!draining_) {
         arm_eventfd_read();
       }
+    } else if (ud <= msg_ring_sent && ud > msg_ring_sent_last) {
+      // Our MSG_RING to a peer; a refused one is sent again by eventfd.
+      const std::uint64_t peer = msg_ring_sent - ud;
+      if (cqe->res < 0 && peer < peers_.size() && peers_[peer] != nullptr) wake_by_eventfd(*peers_[peer]);
     } else if (ud != ignored_user_data && ud != wake_user_data) {
       // Wake-ups and ignored completions need nothing: mailboxes are
       // polled every iteration.

@@ -269,6 +269,10 @@ class Reactor {
   void reap() noexcept;
   void sleep_until_woken();
   void notify_peer(Reactor& peer) noexcept;
+  // A wake-up that failed, sent again through the peer's eventfd (counted).
+  void wake_by_eventfd(Reactor& peer) noexcept;
+  // Writes the peer's eventfd, retrying an interrupted write.
+  void write_eventfd(Reactor& peer) noexcept;
   void drain_io() noexcept;
   void note_stall(std::uint64_t ticks) noexcept;
   int pick_group() noexcept;

@@ -43,13 +43,16 @@ struct GroupStats {
 /// Counters of one reactor (one core). Read them with Reactor::stats() or
 /// Runtime::stats(core) from any thread.
 struct ReactorStats {
-  OwnedCounter tasks_run;            ///< coroutine resumptions from the run queues
-  OwnedCounter sqes_submitted;       ///< SQEs the kernel accepted
-  OwnedCounter cqes_reaped;          ///< CQEs consumed
-  OwnedCounter sleeps;               ///< times the reactor blocked in io_uring_enter
-  OwnedCounter messages_sent;        ///< cross-core messages sent
-  OwnedCounter messages_received;    ///< cross-core messages handled
-  OwnedCounter wakeups_sent;         ///< sleeping peers woken (MSG_RING or eventfd)
+  OwnedCounter tasks_run;          ///< coroutine resumptions from the run queues
+  OwnedCounter sqes_submitted;     ///< SQEs the kernel accepted
+  OwnedCounter cqes_reaped;        ///< CQEs consumed
+  OwnedCounter sleeps;             ///< times the reactor blocked in io_uring_enter
+  OwnedCounter messages_sent;      ///< cross-core messages sent
+  OwnedCounter messages_received;  ///< cross-core messages handled
+  OwnedCounter wakeups_sent;       ///< sleeping peers woken (MSG_RING or eventfd)
+  /// Wake-ups that failed (a refused MSG_RING, no SQE for one, a failed
+  /// eventfd write) and were sent again another way.
+  OwnedCounter wakeup_retries;
   OwnedCounter stalls;               ///< task runs longer than the stall threshold
   OwnedCounter max_stall_ns;         ///< longest task run seen above the threshold
   OwnedCounter uncaught_exceptions;  ///< detached tasks that ended with an exception

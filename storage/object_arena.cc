@@ -1,5 +1,7 @@
 #include "coblk/storage/object_arena.h"
 
+#include "coblk/runtime/fault_injection.h"
+
 #include <sys/mman.h>
 
 #include <cerrno>
@@ -71,7 +73,10 @@ ObjectArena::~ObjectArena() {
   ::munmap(base_, max_slots_ * slot_bytes_);
 }
 
-Handle ObjectArena::allocate(std::uint32_t size) noexcept { return allocate_in_class(classes_.index_for(size)); }
+Handle ObjectArena::allocate(std::uint32_t size) noexcept {
+  if (runtime::fault::fail(runtime::fault::Site::store_alloc)) return null_handle;  // tests: as if memory ran out
+  return allocate_in_class(classes_.index_for(size));
+}
 
 Handle ObjectArena::allocate_in_class(std::uint32_t class_index) noexcept {
   ClassList& list = partial_[class_index];
