@@ -7,6 +7,7 @@
 hard_null=160
 hard_loop=161
 hard_ram=162
+hard_sig=163
 
 # A null device must read zeros: in the copy and user-copy paths a read used
 # to return whatever the tag buffer held, often an earlier request's written
@@ -73,6 +74,29 @@ ram_discard_frees_memory() {
   [ "$rss" -lt 256 ] || vm_fail "the server holds ${rss} MiB after discarding the whole device"
 }
 
+# A SIGTERM at any moment of a server's setup (before, during or after
+# ADD_DEV, before START_DEV) must end it cleanly, leaving no device behind:
+# the signals are blocked from the start and read only once serving runs.
+signal_during_setup_leaves_no_device() {
+  local delay pid rc
+  vm_ublk_ready
+  for delay in 0 0.005 0.01 0.02 0.03 0.05 0.07 0.1 0.15 0.2 0.3; do
+    "$COBLK_BIN" add -n "$hard_sig" -t zram --size 16M --foreground >/dev/null 2>&1 &
+    pid=$!
+    sleep "$delay"
+    kill -TERM "$pid" 2>/dev/null || true
+    rc=0
+    wait_for_exit "$pid" 20
+    rc=$EXIT_RC
+    # 0: stopped cleanly; 1: refused with a message; 143: killed before it
+    # blocked the signals, when nothing existed yet.
+    case "$rc" in 0 | 1 | 143) ;; *) vm_fail "SIGTERM after ${delay}s: exit status $rc" ;; esac
+    [ ! -e "/dev/ublkc$hard_sig" ] || vm_fail "SIGTERM after ${delay}s of setup left /dev/ublkc$hard_sig behind"
+  done
+}
+
+vm_case "a SIGTERM at any moment of a server's setup ends it without leaving a device behind" \
+  signal_during_setup_leaves_no_device
 vm_case "blkdiscard and mkfs.ext4 of a ram device bigger than most of the guest's RAM leave the server's memory small" \
   ram_discard_frees_memory
 vm_case "a loop device added with a relative path serves the caller's file, not one of that name in /, also after recover" \
