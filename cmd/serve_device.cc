@@ -95,6 +95,14 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
   config.data_path = to_data_path(o.data_path);
   config.recovery = o.recovery;
   config.unprivileged = o.unprivileged;
+  if (o.target == TargetKind::zram) {
+    // A zram device is the swap candidate: its requests come when memory is
+    // short, so serving one must not fault in a tag buffer. Prefault them,
+    // and keep them small enough to afford that (swap writes rarely exceed
+    // 128 KiB; larger requests are split by the block layer).
+    config.prefault_buffers = true;
+    config.max_io_bytes = 128 * 1024;
+  }
   // The device id is known only once the kernel created it (or from -n when
   // recovering); the target is built then, as zram names its stats by id.
   // A fresh device that cannot be served is deleted again by its

@@ -195,6 +195,7 @@ Result<void> Device::open_queues() {
     qc.queue_id = static_cast<uint16_t>(q);
     qc.depth = info_.queue_depth;
     qc.max_io_bytes = info_.max_io_buf_bytes;
+    qc.prefault_buffers = config_.prefault_buffers;
     qc.data_path = config_.data_path;
     qc.ioctl_encoded = (info_.flags & abi::F_CMD_IOCTL_ENCODE) != 0;
     auto queue = std::make_unique<Queue>(qc, *target_);

@@ -29,6 +29,9 @@ struct DeviceConfig {
   DataPath data_path = DataPath::copy;  ///< how request data moves (see DataPath)
   bool recovery = false;                ///< UBLK_F_USER_RECOVERY: the device outlives its server, quiesced
   bool unprivileged = false;            ///< UBLK_F_UNPRIVILEGED_DEV
+  /// Fault every tag buffer in at configure() (see QueueConfig::
+  /// prefault_buffers): on for devices that may serve as swap.
+  bool prefault_buffers = false;
 };
 
 /// io_uring submission-queue size that lets a core serve `total_depth` tags

@@ -69,8 +69,8 @@ int Queue::map(std::string& error) {
 
   if (config_.data_path != DataPath::zero_copy) {
     buffers_bytes_ = size_t{config_.depth} * config_.max_io_bytes;
-    void* b =
-        ::mmap(nullptr, buffers_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* b = ::mmap(nullptr, buffers_bytes_, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | (config_.prefault_buffers ? MAP_POPULATE : MAP_NORESERVE), -1, 0);
     if (b == MAP_FAILED) {
       const int err = errno;
       error = "cannot allocate the buffers of queue " + std::to_string(config_.queue_id) + ": " + std::strerror(err);

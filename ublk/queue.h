@@ -26,6 +26,11 @@ struct QueueConfig {
   uint32_t max_io_bytes = 0;  ///< the device's max_io_buf_bytes
   DataPath data_path = DataPath::copy;
   bool ioctl_encoded = true;  ///< use U_IO_* opcodes (else the legacy ones)
+  /// Fault the tag buffers in when they are mapped (MAP_POPULATE), so that
+  /// serving a request never allocates memory: for devices that may be
+  /// swap, whose requests arrive when memory is short. Costs depth ×
+  /// max_io_bytes of resident (and, with mlockall, locked) memory.
+  bool prefault_buffers = false;
 };
 
 /// Serves one hardware queue: per tag, a coroutine loops FETCH_REQ ->

@@ -8,6 +8,7 @@ hard_null=160
 hard_loop=161
 hard_ram=162
 hard_sig=163
+hard_swap=164
 
 # A null device must read zeros: in the copy and user-copy paths a read used
 # to return whatever the tag buffer held, often an earlier request's written
@@ -95,6 +96,20 @@ signal_during_setup_leaves_no_device() {
   done
 }
 
+# A zram device may be swap: serving its requests must not fault in tag
+# buffers while memory is short. They are faulted in (and locked) when the
+# server starts: 1 queue x depth 64 x 128 KiB = 8 MiB resident before any I/O.
+zram_tag_buffers_are_resident_before_any_io() {
+  local rss
+  vm_ublk_ready
+  add_device "$hard_swap" -t zram --size 64M -q 1 -d 64
+  rss=$(awk '/^VmRSS:/ { print int($2 / 1024) }' "/proc/$(server_pid "$hard_swap")/status")
+  echo "zram server RSS before any I/O: ${rss} MiB"
+  [ "$rss" -ge 8 ] || vm_fail "only ${rss} MiB resident: the tag buffers are not prefaulted"
+}
+
+vm_case "a zram server's tag buffers are resident and locked before its first request" \
+  zram_tag_buffers_are_resident_before_any_io
 vm_case "a SIGTERM at any moment of a server's setup ends it without leaving a device behind" \
   signal_during_setup_leaves_no_device
 vm_case "blkdiscard and mkfs.ext4 of a ram device bigger than most of the guest's RAM leave the server's memory small" \
