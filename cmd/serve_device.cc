@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -95,6 +96,14 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
   config.data_path = to_data_path(o.data_path);
   config.recovery = o.recovery;
   config.unprivileged = o.unprivileged;
+  // A request left in the kernel by a failed I/O command can only be failed
+  // by the end of this process's rings: exit rather than hang (see
+  // DeviceConfig::on_unrecoverable). The record stays: list shows the
+  // server gone, and del (or recover, with --recovery) takes it from there.
+  config.on_unrecoverable = [] {
+    std::fprintf(stderr, "coblk: exiting so that the kernel fails the requests this server cannot complete\n");
+    std::_Exit(kExitFailure);
+  };
   if (o.target == TargetKind::zram) {
     // A zram device is the swap candidate: its requests come when memory is
     // short, so serving one must not fault in a tag buffer. Prefault them,

@@ -46,6 +46,7 @@ struct Device::Serving {
   bool stopped_by_caller = false;  // stop() was called: a START_DEV cut short is no failure
   int start_result = 0;
   std::stop_source start_cancel;  // abandons the wait for START_DEV
+  bool failed = false;            // a queue failed (fail_here ran)
 };
 
 Device::Device(const DeviceConfig& config) : config_(config) {}
@@ -196,6 +197,17 @@ Result<void> Device::open_queues() {
     qc.depth = info_.queue_depth;
     qc.max_io_bytes = info_.max_io_buf_bytes;
     qc.prefault_buffers = config_.prefault_buffers;
+    // Runs on the queue's core; the stop itself belongs to the home core.
+    qc.on_failure = [this] {
+      runtime::spawn(
+          [](Device* d) -> runtime::Task<void> {
+            const int home = d->home_core_.load(std::memory_order_acquire);
+            if (home < 0) co_return;
+            co_await runtime::submit_to(
+                static_cast<unsigned>(home), [d] { return d->fail_here(); }, "ublk-fail");
+          }(this),
+          "ublk-queue-failed");
+    };
     qc.data_path = config_.data_path;
     qc.ioctl_encoded = (info_.flags & abi::F_CMD_IOCTL_ENCODE) != 0;
     auto queue = std::make_unique<Queue>(qc, *target_);
@@ -271,8 +283,26 @@ runtime::Task<void> Device::serve_queue(unsigned q, unsigned core) {
   // Back on the home core. A queue that failed (rather than being stopped
   // by the kernel) takes the device's other queues down with it: they
   // would otherwise wait for a START_DEV that can never complete.
-  if (queue.last_error() != 0) co_await stop_here();
+  if (queue.last_error() != 0) co_await fail_here();
   if (--serving_->queues_running == 0 && serving_->start_pending) serving_->start_cancel.request_stop();
+}
+
+runtime::Task<void> Device::fail_here() {
+  if (!serving_ || serving_->failed) co_return;
+  serving_->failed = true;
+  if (serving_->started && config_.on_unrecoverable) {
+    // A live device whose I/O command failed may hold a request that this
+    // server can no longer complete. STOP_DEV would wait for that request
+    // for ever, and a process waiting in STOP_DEV cannot even exit (its
+    // io_uring worker is stuck), so the kernel could never fail it. The
+    // way out that always works is the one a crash takes: the end of the
+    // io_urings that hold the queue's commands, after which the kernel
+    // fails (or, with recovery, requeues) every outstanding request.
+    std::fprintf(stderr, "coblk: device %u: a queue failed while live; the server gives up the device\n", id());
+    config_.on_unrecoverable();
+    co_return;
+  }
+  co_await stop_here();
 }
 
 runtime::Task<void> Device::start_and_report(const std::function<void()>& on_ready) {

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -32,6 +33,16 @@ struct DeviceConfig {
   /// Fault every tag buffer in at configure() (see QueueConfig::
   /// prefault_buffers): on for devices that may serve as swap.
   bool prefault_buffers = false;
+  /// Runs (on the serving core) when a queue of a *live* device failed: an
+  /// I/O command came back with an error, so a request may be left in the
+  /// kernel that this server can no longer complete. STOP_DEV would wait
+  /// for it for ever (and a process stuck in STOP_DEV cannot exit), so the
+  /// safe response is the one a crash has: end the io_urings that hold the
+  /// queue's commands, i.e. exit the process, after which the kernel fails
+  /// (or, with recovery, requeues) every outstanding request. The coblk
+  /// daemon exits here. Empty: the device is stopped with STOP_DEV, which
+  /// ends well only if no request was left behind.
+  std::function<void()> on_unrecoverable;
 };
 
 /// io_uring submission-queue size that lets a core serve `total_depth` tags
@@ -143,6 +154,8 @@ class Device {
   runtime::Task<void> serve_queue(unsigned q, unsigned core);
   runtime::Task<void> start_and_report(const std::function<void()>& on_ready);
   runtime::Task<void> stop_here();
+  // A queue failed: on_unrecoverable for a live device, else stop.
+  runtime::Task<void> fail_here();
   runtime::Task<void> cancel_fetches();
 
   DeviceConfig config_;

@@ -137,6 +137,7 @@ runtime::Task<void> Queue::serve_tag(uint16_t tag) {
         last_error_ = res;
         std::fprintf(stderr, "coblk: queue %u tag %u: io command failed: %s\n", unsigned{config_.queue_id},
                      unsigned{tag}, std::strerror(-res));
+        if (config_.on_failure) config_.on_failure();
       }
       co_return;
     }

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "coblk/runtime/task.h"
@@ -31,6 +32,11 @@ struct QueueConfig {
   /// swap, whose requests arrive when memory is short. Costs depth ×
   /// max_io_bytes of resident (and, with mlockall, locked) memory.
   bool prefault_buffers = false;
+  /// Called once, on the queue's core, when a tag's I/O command fails
+  /// unexpectedly (the tag then holds no request the kernel can complete):
+  /// the device must stop now, not when every other tag has ended. May be
+  /// empty.
+  std::function<void()> on_failure;
 };
 
 /// Serves one hardware queue: per tag, a coroutine loops FETCH_REQ ->

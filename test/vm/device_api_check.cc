@@ -8,12 +8,20 @@
 //   device_api_check stop-before-start ID   stop() is awaited right after
 //       serve() began, before START_DEV can have completed: serve() must end
 //       without an error and the device must delete cleanly.
+//   device_api_check commit-fails ID        (fault-injection builds only;
+//       exit 77 elsewhere) once the device is live, the next I/O command
+//       completion is turned into a failure, so a request is left in the
+//       kernel that the server cannot complete. The server must give the
+//       device up by exiting (status 3), so that the kernel fails the
+//       request: the reader must not hang.
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "coblk/runtime/fault_injection.h"
 #include "coblk/runtime/runtime.h"
 #include "coblk/runtime/when_all.h"
 #include "coblk/ublk/device.h"
@@ -50,13 +58,25 @@ int main(int argc, char** argv) {
   if (argc != 3) return fail("usage: device_api_check queue-start-fails|stop-before-start ID");
   const std::string mode = argv[1];
   const bool start_fails = mode == "queue-start-fails";
-  if (!start_fails && mode != "stop-before-start") return fail("unknown mode " + mode);
+  const bool commit_fails = mode == "commit-fails";
+  if (!start_fails && !commit_fails && mode != "stop-before-start") return fail("unknown mode " + mode);
+  if (commit_fails && !runtime::fault::available()) {
+    std::printf("device_api_check: SKIP: this build has no fault injection\n");
+    return 77;
+  }
 
   Target target(start_fails ? 1 : -1);
   ublk::DeviceConfig config;
   config.dev_id = std::atoi(argv[2]);
   config.queues = 2;
   config.depth = 8;
+  if (commit_fails) {
+    config.on_unrecoverable = [] {
+      std::printf("device_api_check: unrecoverable after a failed command; exiting\n");
+      std::fflush(stdout);
+      std::_Exit(3);
+    };
+  }
   Result<std::unique_ptr<ublk::Device>> created = ublk::Device::create(config);
   if (!created) return fail(created.error().message());
   ublk::Device& device = **created;
@@ -70,6 +90,15 @@ int main(int argc, char** argv) {
   const Result<void> served = rt.run([&]() -> runtime::Task<Result<void>> {
     std::vector<unsigned> cores{0, 1};
     if (start_fails) co_return co_await device.serve(cores);
+    if (commit_fails) {
+      co_return co_await device.serve(cores, [&device] {
+        std::printf("%s\n", device.block_device().c_str());
+        std::fflush(stdout);
+        // The next command completion (a request arriving) "fails".
+        runtime::fault::arm(
+            {.site = runtime::fault::Site::io_result, .opcode = IORING_OP_URING_CMD, .result = -EINVAL});
+      });
+    }
     // Serve and stop at once: the stop arrives while START_DEV is still in
     // the kernel's hands (it waits for every fetch of both queues).
     Result<void> result;
