@@ -258,6 +258,13 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   o.direct_io = given("direct-io");
   o.foreground = given("foreground");
   o.recovery = given("recovery");
+  if (o.recovery && (o.target == TargetKind::ram || o.target == TargetKind::zram)) {
+    // Never serve lost data: a recovered in-memory device would read zeros
+    // where its data was, because that data lived in the dead server.
+    return fail(std::string("--recovery is not available for -t ") + to_string(o.target) +
+                ": its data lives in the server's memory and dies with it, so a recovered device would read zeros "
+                "where the data was");
+  }
   o.unprivileged = given("unprivileged");
 
   bool size_given = given("size");

@@ -138,6 +138,15 @@ int run_recover(const std::vector<std::string>& args) {
   if (!record)
     return report_error("recover",
                         "no record of how device " + std::to_string(id) + " was served (" + record_path(id) + ")");
+  // An in-memory device's data died with its server (a record from before
+  // coblk refused --recovery for them): a new server would read zeros where
+  // the data was. Refuse, and leave the device quiesced for `coblk del`.
+  if (record->target == "ram" || record->target == "zram") {
+    return report_error("recover", "device " + std::to_string(id) + " is a " + record->target +
+                                       " device: its data was in the memory of its server, which died, so the data "
+                                       "is lost; it stays quiesced, delete it with 'coblk del -n " +
+                                       std::to_string(id) + "'");
+  }
   // Serve it exactly as `coblk add` was asked to, minus the fresh device.
   AddParse parsed = parse_add_options(record->args);
   if (!parsed || parsed.help)

@@ -185,7 +185,7 @@ BOOST_AUTO_TEST_CASE(bad_algorithms_and_levels_are_rejected) {
 }
 
 BOOST_AUTO_TEST_CASE(the_original_arguments_are_kept_for_recovery) {
-  const std::vector<std::string> args{"-t", "ram", "--size", "1G", "--recovery"};
+  const std::vector<std::string> args{"-t", "null", "--size", "1G", "--recovery"};
   const AddParse p = parse(args);
   BOOST_REQUIRE(p);
   BOOST_TEST(p.options.args == args);
@@ -209,4 +209,10 @@ BOOST_AUTO_TEST_CASE(a_relative_backing_path_is_resolved_to_an_absolute_one_in_t
   BOOST_TEST((joined.options.args == std::vector<std::string>{"-t", "loop", "--file=" + absolute.string()}));
   BOOST_REQUIRE(attached);
   BOOST_TEST((attached.options.args == std::vector<std::string>{"-t", "loop", "-f" + absolute.string()}));
+}
+
+BOOST_AUTO_TEST_CASE(recovery_is_refused_for_in_memory_devices_whose_data_dies_with_their_server) {
+  expect_rejected({"-t", "ram", "--recovery"},
+                  "--recovery is not available for -t ram: its data lives in the server's");
+  expect_rejected({"-t", "zram", "--recovery"}, "--recovery is not available for -t zram");
 }

@@ -86,10 +86,13 @@ recover_loop_during_fio() {
     || { tail -n 5 "$t/after.log" >&2; vm_fail "fio verification failed on the recovered device"; }
 }
 
+# A loop device: ram and zram refuse --recovery (their data dies with the server).
 recover_live_refused() {
   local id=$((base_id + 1)) t="${TMPDIR:-/tmp}" rc=0
   vm_ublk_ready fio
-  add_device "$id" -t ram --size 32M --recovery
+  dd if=/dev/zero of="$t/live.img" bs=1M count=0 seek=32 2>/dev/null
+  vm_defer "rm -f $t/live.img"
+  add_device "$id" -t loop -f "$t/live.img" --recovery
   "$COBLK_BIN" recover -n "$id" >"$t/rec.out" 2>"$t/rec.err" || rc=$?
   vm_log "coblk recover of a live device: exit $rc, $(cat "$t/rec.err")"
   [ "$rc" -ne 0 ] || vm_fail "coblk recover of a live device succeeded"
@@ -98,9 +101,11 @@ recover_live_refused() {
 }
 
 del_after_server_died() {
-  local id=$((base_id + 2)) pid
+  local id=$((base_id + 2)) pid t="${TMPDIR:-/tmp}"
   vm_ublk_ready fio
-  add_device "$id" -t ram --size 32M --recovery
+  dd if=/dev/zero of="$t/died.img" bs=1M count=0 seek=32 2>/dev/null
+  vm_defer "rm -f $t/died.img"
+  add_device "$id" -t loop -f "$t/died.img" --recovery
   pid=$(server_pid "$id")
   kill -KILL "$pid"
   wait_until_gone "$pid" 20 || vm_fail "the server ($pid) survived SIGKILL for 20 s"
@@ -115,6 +120,34 @@ del_after_server_died() {
   "$COBLK_BIN" list | awk -v id="$id" 'NR > 1 && $1 == id { exit 1 }' || vm_fail "coblk list still shows device $id"
 }
 
+# Never serve lost data. ram and zram refuse --recovery; a device recorded
+# as ram (as an older coblk could leave one) whose server died is refused by
+# recover with one line saying the data is lost, and stays quiesced until
+# coblk del removes it.
+recover_in_memory_device_refused() {
+  local id=$((base_id + 3)) t="${TMPDIR:-/tmp}" rc=0 pid
+  vm_ublk_ready
+  "$COBLK_BIN" add -n "$id" -t ram --size 32M --recovery 2>"$t/add.err" && vm_fail "add -t ram --recovery was accepted"
+  grep -q "not available for -t ram" "$t/add.err" || vm_fail "unclear refusal: $(cat "$t/add.err")"
+  dd if=/dev/zero of="$t/mem.img" bs=1M count=0 seek=32 2>/dev/null
+  vm_defer "rm -f $t/mem.img"
+  add_device "$id" -t loop -f "$t/mem.img" --recovery
+  pid=$(server_pid "$id")
+  kill -KILL "$pid"
+  wait_until_gone "$pid" 20 || vm_fail "the server survived SIGKILL"
+  sed -i 's/"target": *"loop"/"target":"ram"/' "${COBLK_RUN_DIR:-/run/coblk}/$id.json"
+  grep -q '"target":"ram"' "${COBLK_RUN_DIR:-/run/coblk}/$id.json" || vm_fail "could not rewrite the record"
+  "$COBLK_BIN" recover -n "$id" >/dev/null 2>"$t/rec.err" || rc=$?
+  [ "$rc" -ne 0 ] || vm_fail "recover of an in-memory device succeeded"
+  [ "$(wc -l < "$t/rec.err")" -eq 1 ] || vm_fail "the refusal is not one line: $(cat "$t/rec.err")"
+  grep -q "device $id is a ram device: its data was in the memory of its server, which died, so the data is lost" \
+    "$t/rec.err" || vm_fail "unclear refusal: $(cat "$t/rec.err")"
+  [ ! -e "/dev/ublkb$id" ] || [ "$(list_field "$id" STATE)" != live ] || vm_fail "the device came back live"
+  timeout 30 "$COBLK_BIN" del -n "$id" || vm_fail "coblk del of the refused device failed"
+}
+
+vm_case "recover of a ram device whose server died is refused with one line saying its data is lost, and del removes it" \
+  recover_in_memory_device_refused
 vm_case "a loop device whose server was killed during fio is recovered with every acknowledged write on the device and in its file, and passes fio verification" recover_loop_during_fio
 vm_case "coblk recover of a live --recovery device is refused and leaves it live" recover_live_refused
 vm_case "a --recovery device whose server was killed is removed by coblk del" del_after_server_died
