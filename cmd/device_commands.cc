@@ -74,6 +74,9 @@ int run_add(const std::vector<std::string>& args) {
     if (ret == 0) return report_error("add", "device id " + std::to_string(o.dev_id) + " is already in use");
     if (ret != -ENODEV && ret != -ENOENT) return report_error("add", command_error("look up", ret, control, o.dev_id));
   }
+  // The server keeps its record there; refuse a directory others could
+  // tamper with before anything exists.
+  if (Result<void> dir = ensure_run_directory(); !dir) return report_error("add", dir.error().message());
   control.close();  // the server opens its own; no ring may cross the fork
   return serve_new_device(o);
 }
@@ -86,6 +89,9 @@ int run_del(const std::vector<std::string>& args) {
   if (auto done = parse_command_line("del", args, desc, vm)) return *done;
   const bool all = vm.count("all") != 0;
   if (all == (vm.count("number") != 0)) return report_error("del", "give either -n ID or -a", kExitUsage);
+
+  if (Result<void> dir = check_run_directory(false); !dir && dir.error().code() != ENOENT)
+    return report_error("del", dir.error().message());
 
   std::vector<uint32_t> ids;
   if (all) {
@@ -123,6 +129,8 @@ int run_recover(const std::vector<std::string>& args) {
   uint32_t id = 0;
   std::string error;
   if (!parse_dev_id(vm["number"].as<std::string>(), id, error)) return report_error("recover", error, kExitUsage);
+  if (Result<void> dir = check_run_directory(false); !dir && dir.error().code() != ENOENT)
+    return report_error("recover", dir.error().message());
 
   ublk::ControlDevice control;
   if (!open_control(control, error)) return report_error("recover", error);
@@ -134,10 +142,11 @@ int run_recover(const std::vector<std::string>& args) {
     return report_error("recover", "device " + std::to_string(id) + " was not added with --recovery");
   if (info.state == ublk::abi::S_DEV_LIVE)
     return report_error("recover", "device " + std::to_string(id) + " is live: its server is running");
-  const auto record = load_record(id);
-  if (!record)
+  const Result<DeviceRecord> record = load_record(id);
+  if (!record && record.error().code() == ENOENT)
     return report_error("recover",
                         "no record of how device " + std::to_string(id) + " was served (" + record_path(id) + ")");
+  if (!record) return report_error("recover", record.error().message());
   // Serve it exactly as `coblk add` was asked to, minus the fresh device.
   AddParse parsed = parse_add_options(record->args);
   if (!parsed || parsed.help)

@@ -123,6 +123,9 @@ int run_list(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (auto done = parse_command_line("list", args, desc, vm)) return *done;
 
+  if (Result<void> dir = check_run_directory(false); !dir && dir.error().code() != ENOENT)
+    return report_error("list", dir.error().message());
+
   std::vector<uint32_t> ids;
   if (vm.count("number")) {
     uint32_t id = 0;
@@ -204,6 +207,8 @@ int run_stats(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (auto done = parse_command_line("stats", args, desc, vm)) return *done;
   const bool json = vm.count("json") != 0;
+  if (Result<void> dir = check_run_directory(false); !dir && dir.error().code() != ENOENT)
+    return report_error("stats", dir.error().message());
 
   std::vector<DeviceRecord> records;
   if (vm.count("number")) {
