@@ -152,6 +152,18 @@ int run_recover(const std::vector<std::string>& args) {
   if (!parsed || parsed.help)
     return report_error(
         "recover", "the recorded arguments of device " + std::to_string(id) + " no longer validate: " + parsed.error);
+  // The kernel kept the device's geometry; a server for another one (a
+  // loop file that changed size, an edited record) would serve the wrong
+  // blocks, or past the file's end.
+  ublk::abi::ublk_params params{};
+  if (const int ret = control.get_params(id, params); ret < 0)
+    return report_error("recover", command_error("get the parameters of", ret, control, id));
+  if ((params.types & ublk::abi::PARAM_TYPE_BASIC) == 0)
+    return report_error("recover", "device " + std::to_string(id) + " has no parameters in the kernel");
+  if (std::string mismatch = recovery_mismatch(*record, parsed.options.size_bytes, parsed.options.block_size,
+                                               params.basic.dev_sectors << 9, 1U << params.basic.logical_bs_shift);
+      !mismatch.empty())
+    return report_error("recover", mismatch);
   parsed.options.dev_id = id;
   parsed.options.recovery = true;
   control.close();  // the server opens its own; no ring may cross the fork

@@ -1,5 +1,7 @@
 #include "coblk/cmd/device_record.h"
 
+#include "coblk/cmd/size_parse.h"
+
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -421,6 +423,23 @@ Result<DeviceRecord> load_record(uint32_t dev_id) {
   if (!r || r->dev_id != dev_id)
     return Error(EINVAL, path + " is not a coblk record of device " + std::to_string(dev_id));
   return std::move(*r);
+}
+
+std::string recovery_mismatch(const DeviceRecord& record, uint64_t size_bytes, uint32_t block_size,
+                              uint64_t kernel_size, uint32_t kernel_block_size) {
+  auto geometry = [](uint64_t bytes, uint32_t block) {
+    return format_size(bytes) + " of " + std::to_string(block) + "-byte blocks";
+  };
+  const std::string device = "device " + std::to_string(record.dev_id) + " is " +
+                             geometry(kernel_size, kernel_block_size) + " in the kernel, but ";
+  const std::string refusal = ": refusing to serve it with another geometry";
+  if (record.size_bytes != kernel_size || record.block_size != kernel_block_size)
+    return device + "its record says " + geometry(record.size_bytes, record.block_size) + refusal;
+  if (size_bytes != kernel_size || block_size != kernel_block_size) {
+    return device + "its recorded arguments now give " + geometry(size_bytes, block_size) +
+           (record.target == "loop" ? " (has the backing file changed size?)" : "") + refusal;
+  }
+  return {};
 }
 
 void remove_record(uint32_t dev_id) {

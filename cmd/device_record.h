@@ -79,6 +79,15 @@ Result<DeviceRecord> load_record(uint32_t dev_id);
 /// nothing in a run directory that cannot be trusted.
 void remove_record(uint32_t dev_id);
 
+/// Why `coblk recover` must not serve device `record.dev_id` again; empty
+/// when it may. The kernel kept the device's geometry (GET_PARAMS:
+/// `kernel_size` bytes of `kernel_block_size`-byte blocks); the record
+/// must say the same, and so must what its arguments resolve to now
+/// (`size_bytes`, `block_size`: a loop device's backing file may have
+/// changed size since). One line.
+std::string recovery_mismatch(const DeviceRecord& record, uint64_t size_bytes, uint32_t block_size,
+                              uint64_t kernel_size, uint32_t kernel_block_size);
+
 /// A flat JSON object's members: strings and numbers keep their text.
 using FlatJson = std::map<std::string, std::string>;
 /// Parses a flat JSON object such as a record (string / number / bool

@@ -236,3 +236,23 @@ BOOST_AUTO_TEST_CASE(an_ordinary_user_keeps_state_in_a_directory_of_their_own) {
   BOOST_REQUIRE(WEXITSTATUS(status) == 0);
   BOOST_TEST(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0) == "/tmp/coblk-65534\n/run/user/65534/coblk\n");
 }
+
+BOOST_AUTO_TEST_CASE(recovery_is_refused_when_the_record_or_its_arguments_differ_from_the_kernels_geometry) {
+  cmd::DeviceRecord r = sample();
+  r.target = "loop";
+  r.size_bytes = 32ULL << 20;
+  r.block_size = 512;
+  BOOST_TEST(cmd::recovery_mismatch(r, 32ULL << 20, 512, 32ULL << 20, 512).empty());
+  // The backing file grew since: the arguments (no --size) now say 64M.
+  BOOST_TEST(cmd::recovery_mismatch(r, 64ULL << 20, 512, 32ULL << 20, 512) ==
+             "device 7 is 32M of 512-byte blocks in the kernel, but its recorded arguments now give 64M of 512-byte "
+             "blocks (has the backing file changed size?): refusing to serve it with another geometry");
+  // A record that disagrees with the kernel is not believed either.
+  r.block_size = 4096;
+  BOOST_TEST(cmd::recovery_mismatch(r, 32ULL << 20, 4096, 32ULL << 20, 512) ==
+             "device 7 is 32M of 512-byte blocks in the kernel, but its record says 32M of 4096-byte blocks: refusing "
+             "to serve it with another geometry");
+  r = sample();
+  BOOST_TEST(cmd::recovery_mismatch(r, 8ULL << 30, 512, 8ULL << 30, 4096).find("now give 8G of 512-byte blocks: ") !=
+             std::string::npos);
+}
