@@ -300,6 +300,15 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   o.foreground = given("foreground");
   o.recovery = given("recovery");
   o.unprivileged = given("unprivileged");
+  // What the kernel refuses (or silently drops) for an unprivileged device.
+  if (o.unprivileged && o.data_path != DataPathKind::copy)
+    return fail(
+        "--unprivileged works only with the --copy data path: the kernel refuses user copy and zero copy for "
+        "unprivileged devices");
+  if (o.unprivileged && o.recovery)
+    return fail(
+        "--unprivileged and --recovery exclude each other: the kernel offers no user recovery for "
+        "unprivileged devices");
 
   bool size_given = given("size");
   if (size_given) {

@@ -34,7 +34,14 @@ std::string missing_feature(const AddOptions& o, const ublk::ControlDevice& cont
 
 // STOP_DEV then DEL_DEV; the record goes too. Returns 0 or -errno.
 int stop_and_delete(ublk::ControlDevice& control, uint32_t id, std::string& error) {
-  int ret = control.stop_device(id);
+  // An unprivileged device needs its node's path on every command.
+  ublk::abi::ublksrv_ctrl_dev_info info{};
+  int ret = look_up_device(control, id, info);
+  if (ret < 0) {
+    error = command_error("look up", ret, control, id);
+    return ret;
+  }
+  ret = control.stop_device(id);
   const bool stopped = ret == 0;
   // A device that was never started, or whose server died, stops with an
   // error but can still be deleted.
@@ -70,8 +77,10 @@ int run_add(const std::vector<std::string>& args) {
   if (std::string missing = missing_feature(o, control); !missing.empty()) return report_error("add", missing);
   if (o.dev_id >= 0) {
     ublk::abi::ublksrv_ctrl_dev_info info{};
-    const int ret = control.get_device_info(static_cast<uint32_t>(o.dev_id), info);
-    if (ret == 0) return report_error("add", "device id " + std::to_string(o.dev_id) + " is already in use");
+    const int ret = look_up_device(control, static_cast<uint32_t>(o.dev_id), info);
+    // A device we may not look at (another user's) exists all the same.
+    if (ret == 0 || ret == -EPERM || ret == -EACCES)
+      return report_error("add", "device id " + std::to_string(o.dev_id) + " is already in use");
     if (ret != -ENODEV && ret != -ENOENT) return report_error("add", command_error("look up", ret, control, o.dev_id));
   }
   // The server keeps its record there; refuse a directory others could
@@ -135,7 +144,7 @@ int run_recover(const std::vector<std::string>& args) {
   ublk::ControlDevice control;
   if (!open_control(control, error)) return report_error("recover", error);
   ublk::abi::ublksrv_ctrl_dev_info info{};
-  if (const int ret = control.get_device_info(id, info); ret < 0)
+  if (const int ret = look_up_device(control, id, info); ret < 0)
     return report_error("recover", command_error("look up", ret, control, id));
   if (!(info.flags &
         (ublk::abi::F_USER_RECOVERY | ublk::abi::F_USER_RECOVERY_REISSUE | ublk::abi::F_USER_RECOVERY_FAIL_IO)))

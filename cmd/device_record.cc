@@ -226,8 +226,8 @@ std::string to_json(const DeviceRecord& r) {
   o << "{\"dev_id\":" << r.dev_id << ",\"target\":" << json_quote(r.target)
     << ",\"data_path\":" << json_quote(r.data_path) << ",\"size_bytes\":" << r.size_bytes
     << ",\"block_size\":" << r.block_size << ",\"queues\":" << r.queues << ",\"depth\":" << r.depth
-    << ",\"pid\":" << r.pid << ",\"backing\":" << json_quote(r.backing)
-    << ",\"compression\":" << json_quote(r.compression) << ",\"args\":[";
+    << ",\"pid\":" << r.pid << ",\"unprivileged\":" << (r.unprivileged ? "true" : "false")
+    << ",\"backing\":" << json_quote(r.backing) << ",\"compression\":" << json_quote(r.compression) << ",\"args\":[";
   for (size_t i = 0; i < r.args.size(); ++i) o << (i ? "," : "") << json_quote(r.args[i]);
   o << "]}\n";
   return o.str();
@@ -245,6 +245,7 @@ std::optional<DeviceRecord> record_from_json(const std::string& text) {
   read_number(*j, "queues", r.queues);
   read_number(*j, "depth", r.depth);
   read_number(*j, "pid", r.pid);
+  if (auto it = j->find("unprivileged"); it != j->end()) r.unprivileged = it->second == "true";
   read_string(*j, "backing", r.backing);
   read_string(*j, "compression", r.compression);
   if (auto it = j->find("args"); it != j->end() && !it->second.empty()) {

@@ -28,6 +28,7 @@ struct DeviceRecord {
   unsigned queues = 0;
   unsigned depth = 0;
   pid_t pid = 0;                  ///< the serving process
+  bool unprivileged = false;      ///< added with --unprivileged (UBLK_F_UNPRIVILEGED_DEV)
   std::string backing;            ///< loop: the backing file
   std::string compression;        ///< zram: e.g. "lz4:1", "zstd:3"
   std::vector<std::string> args;  ///< the `coblk add` arguments, for `coblk recover`

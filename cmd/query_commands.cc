@@ -143,8 +143,10 @@ int run_list(const std::vector<std::string>& args) {
   Table rows{{"ID", "STATE", "QUEUES", "DEPTH", "SIZE", "TARGET", "DATA_PATH", "PID", "BLOCK_DEVICE"}};
   for (const uint32_t id : ids) {
     ublk::abi::ublksrv_ctrl_dev_info info{};
-    const int ret = control.get_device_info(id, info);
+    const int ret = look_up_device(control, id, info);
     if (ret == -ENODEV && !vm.count("number")) continue;  // deleted while we looked
+    // Another user's device (or root's, to an ordinary user) is not ours to show.
+    if ((ret == -EPERM || ret == -EACCES) && !vm.count("number")) continue;
     if (ret < 0) return report_error("list", command_error("get info of", ret, control, id));
     ublk::abi::ublk_params params{};
     std::string size = "-";

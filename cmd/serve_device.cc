@@ -131,6 +131,7 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
   record.queues = o.queues;
   record.depth = o.depth;
   record.pid = ::getpid();
+  record.unprivileged = o.unprivileged;
   record.backing = o.file;
   if (o.target == TargetKind::zram) record.compression = o.algorithm;
   record.args = o.args;

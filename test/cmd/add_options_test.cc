@@ -243,3 +243,13 @@ BOOST_AUTO_TEST_CASE(the_direct_io_alignment_of_a_real_file_is_a_block_size_cobl
   const auto missing = direct_io_alignment("/nonexistent/coblk.img");
   BOOST_TEST(!missing);
 }
+
+BOOST_AUTO_TEST_CASE(unprivileged_devices_refuse_what_the_kernel_refuses_them) {
+  expect_rejected({"-t", "ram", "--unprivileged", "--user-copy"},
+                  "--unprivileged works only with the --copy data path");
+  BackingFile file(1ULL << 20);
+  expect_rejected({"-t", "loop", "-f", file.path, "--unprivileged", "--zero-copy"},
+                  "--unprivileged works only with the --copy data path");
+  expect_rejected({"-t", "ram", "--unprivileged", "--recovery"}, "--unprivileged and --recovery exclude each other");
+  BOOST_TEST(parse({"-t", "ram", "--unprivileged"}).options.unprivileged);
+}

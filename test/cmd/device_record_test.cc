@@ -256,3 +256,13 @@ BOOST_AUTO_TEST_CASE(recovery_is_refused_when_the_record_or_its_arguments_differ
   BOOST_TEST(cmd::recovery_mismatch(r, 8ULL << 30, 512, 8ULL << 30, 4096).find("now give 8G of 512-byte blocks: ") !=
              std::string::npos);
 }
+
+BOOST_AUTO_TEST_CASE(a_record_says_whether_its_device_is_unprivileged) {
+  cmd::DeviceRecord r = sample();
+  BOOST_TEST(!cmd::record_from_json(cmd::to_json(r))->unprivileged);
+  r.unprivileged = true;
+  BOOST_TEST(cmd::to_json(r).find("\"unprivileged\":true") != std::string::npos);
+  BOOST_TEST(cmd::record_from_json(cmd::to_json(r))->unprivileged);
+  // Records of older servers have no such key: privileged.
+  BOOST_TEST(!cmd::record_from_json(R"({"dev_id": 3, "target": "ram"})")->unprivileged);
+}
