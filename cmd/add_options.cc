@@ -10,6 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <memory>
+
 #include <boost/program_options.hpp>
 #include <cerrno>
 #include <charconv>
@@ -127,6 +130,44 @@ std::string backing_size(const std::string& file, uint64_t& bytes) {
 }
 
 }  // namespace
+
+Result<uint32_t> direct_io_alignment(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == EINVAL)
+      return Error(EINVAL, "backing file '" + path +
+                               "' cannot be opened with O_DIRECT (--direct-io): its file system "
+                               "has no direct I/O");
+    return Error::from_errno(errno, "cannot open backing file '" + path + "' with O_DIRECT");
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Error::from_errno(errno, "cannot stat backing file '" + path + "'");
+  if (S_ISBLK(st.st_mode)) {
+    int logical = 0;
+    if (::ioctl(fd, BLKSSZGET, &logical) != 0 || logical <= 0)
+      return Error::from_errno(errno, "cannot read the logical block size of '" + path + "'");
+    return static_cast<uint32_t>(logical);
+  }
+#ifdef STATX_DIOALIGN
+  struct statx sx {};
+  if (::statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 && (sx.stx_mask & STATX_DIOALIGN) != 0 &&
+      sx.stx_dio_offset_align != 0) {
+    return sx.stx_dio_offset_align;
+  }
+#endif
+  // The file system does not say: find the smallest read it accepts.
+  const std::unique_ptr<void, decltype(&std::free)> buf(std::aligned_alloc(kPageSize, kPageSize), &std::free);
+  if (!buf) return Error(ENOMEM, "out of memory");
+  for (uint32_t size = 512; size <= kPageSize; size *= 2) {
+    if (::pread(fd, buf.get(), size, 0) >= 0) return size;
+    if (errno != EINVAL) return Error::from_errno(errno, "cannot read backing file '" + path + "' with O_DIRECT");
+  }
+  return Error(EINVAL, "backing file '" + path + "' accepts no O_DIRECT read of up to 4096 bytes (--direct-io)");
+}
 
 const char* to_string(TargetKind t) {
   switch (t) {
@@ -266,6 +307,15 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
                 "where the data was");
   }
   o.unprivileged = given("unprivileged");
+  // What the kernel refuses (or silently drops) for an unprivileged device.
+  if (o.unprivileged && o.data_path != DataPathKind::copy)
+    return fail(
+        "--unprivileged works only with the --copy data path: the kernel refuses user copy and zero copy for "
+        "unprivileged devices");
+  if (o.unprivileged && o.recovery)
+    return fail(
+        "--unprivileged and --recovery exclude each other: the kernel offers no user recovery for "
+        "unprivileged devices");
 
   bool size_given = given("size");
   if (size_given) {
@@ -306,6 +356,18 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
       return fail("--size " + text("size") + " is larger than backing file '" + o.file + "' (" +
                   format_size(file_bytes) + ")");
     }
+  }
+
+  if (o.target == TargetKind::loop && o.direct_io) {
+    // With O_DIRECT every request goes to the backing file as it is; one
+    // smaller than the file's alignment would fail with EINVAL, block by block.
+    const Result<uint32_t> alignment =
+        limits.direct_io_alignment ? limits.direct_io_alignment(o.file) : direct_io_alignment(o.file);
+    if (!alignment) return fail(alignment.error().message());
+    if (o.block_size < *alignment)
+      return fail("--block-size " + std::to_string(o.block_size) + " is smaller than the " +
+                  std::to_string(*alignment) + "-byte blocks O_DIRECT needs on '" + o.file +
+                  "' (--direct-io): use --block-size " + std::to_string(*alignment) + " or more");
   }
 
   if (o.size_bytes % o.block_size != 0)

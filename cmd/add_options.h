@@ -3,8 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "coblk/runtime/result.h"
 
 namespace coblk::cmd {
 
@@ -42,9 +45,21 @@ struct AddOptions {
   std::vector<std::string> args;  ///< the arguments as given (kept for `coblk recover`)
 };
 
+/// The smallest block size an O_DIRECT I/O on `path` may use: a block
+/// device's logical block size (BLKSSZGET); for a file, its file system's
+/// direct I/O offset alignment (statx STATX_DIOALIGN, Linux 6.1+) or, where
+/// the file system does not tell, the smallest of 512, 1024, 2048 and 4096
+/// bytes that an O_DIRECT read of that many bytes accepts. Error EINVAL
+/// (one line) when the file cannot be opened with O_DIRECT at all, else
+/// the errno of the failed open, ioctl or read.
+Result<uint32_t> direct_io_alignment(const std::string& path);
+
 /// The machine facts validation depends on, injectable for tests.
 struct AddLimits {
   unsigned cpus = 1;  ///< online CPUs: the queue count's upper bound
+  /// How --direct-io finds the backing file's alignment; empty means
+  /// direct_io_alignment.
+  std::function<Result<uint32_t>(const std::string&)> direct_io_alignment;
 };
 /// The limits of this machine.
 AddLimits current_limits();

@@ -52,4 +52,11 @@ std::string command_error(const char* what, int err, const ublk::ControlDevice& 
   }
 }
 
+int look_up_device(ublk::ControlDevice& control, uint32_t dev_id, ublk::abi::ublksrv_ctrl_dev_info& info) {
+  control.set_unprivileged(false);
+  const int ret = control.get_device_info(dev_id, info);
+  if (ret == 0) control.set_unprivileged((info.flags & ublk::abi::F_UNPRIVILEGED_DEV) != 0);
+  return ret;
+}
+
 }  // namespace coblk::cmd

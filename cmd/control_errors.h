@@ -20,4 +20,11 @@ bool open_control(ublk::ControlDevice& control, std::string& error);
 /// ENODEV/ENOENT (no such device), EBUSY.
 std::string command_error(const char* what, int err, const ublk::ControlDevice& control, int64_t dev_id);
 
+/// GET_DEV_INFO of device `dev_id` into `info`; afterwards `control`
+/// addresses that device the way the kernel requires: with its char node's
+/// path in front of every command if it is an unprivileged device
+/// (UBLK_F_UNPRIVILEGED_DEV, whoever asks, root included), without it
+/// otherwise. Returns 0 or the negative errno of the lookup.
+int look_up_device(ublk::ControlDevice& control, uint32_t dev_id, ublk::abi::ublksrv_ctrl_dev_info& info);
+
 }  // namespace coblk::cmd

@@ -34,7 +34,14 @@ std::string missing_feature(const AddOptions& o, const ublk::ControlDevice& cont
 
 // STOP_DEV then DEL_DEV; the record goes too. Returns 0 or -errno.
 int stop_and_delete(ublk::ControlDevice& control, uint32_t id, std::string& error) {
-  int ret = control.stop_device(id);
+  // An unprivileged device needs its node's path on every command.
+  ublk::abi::ublksrv_ctrl_dev_info info{};
+  int ret = look_up_device(control, id, info);
+  if (ret < 0) {
+    error = command_error("look up", ret, control, id);
+    return ret;
+  }
+  ret = control.stop_device(id);
   const bool stopped = ret == 0;
   // A device that was never started, or whose server died, stops with an
   // error but can still be deleted.
@@ -70,10 +77,15 @@ int run_add(const std::vector<std::string>& args) {
   if (std::string missing = missing_feature(o, control); !missing.empty()) return report_error("add", missing);
   if (o.dev_id >= 0) {
     ublk::abi::ublksrv_ctrl_dev_info info{};
-    const int ret = control.get_device_info(static_cast<uint32_t>(o.dev_id), info);
-    if (ret == 0) return report_error("add", "device id " + std::to_string(o.dev_id) + " is already in use");
+    const int ret = look_up_device(control, static_cast<uint32_t>(o.dev_id), info);
+    // A device we may not look at (another user's) exists all the same.
+    if (ret == 0 || ret == -EPERM || ret == -EACCES)
+      return report_error("add", "device id " + std::to_string(o.dev_id) + " is already in use");
     if (ret != -ENODEV && ret != -ENOENT) return report_error("add", command_error("look up", ret, control, o.dev_id));
   }
+  // The server keeps its record there; refuse a directory others could
+  // tamper with before anything exists.
+  if (Result<void> dir = ensure_run_directory(); !dir) return report_error("add", dir.error().message());
   control.close();  // the server opens its own; no ring may cross the fork
   return serve_new_device(o);
 }
@@ -86,6 +98,9 @@ int run_del(const std::vector<std::string>& args) {
   if (auto done = parse_command_line("del", args, desc, vm)) return *done;
   const bool all = vm.count("all") != 0;
   if (all == (vm.count("number") != 0)) return report_error("del", "give either -n ID or -a", kExitUsage);
+
+  if (Result<void> dir = check_run_directory(false); !dir && dir.error().code() != ENOENT)
+    return report_error("del", dir.error().message());
 
   std::vector<uint32_t> ids;
   if (all) {
@@ -123,21 +138,24 @@ int run_recover(const std::vector<std::string>& args) {
   uint32_t id = 0;
   std::string error;
   if (!parse_dev_id(vm["number"].as<std::string>(), id, error)) return report_error("recover", error, kExitUsage);
+  if (Result<void> dir = check_run_directory(false); !dir && dir.error().code() != ENOENT)
+    return report_error("recover", dir.error().message());
 
   ublk::ControlDevice control;
   if (!open_control(control, error)) return report_error("recover", error);
   ublk::abi::ublksrv_ctrl_dev_info info{};
-  if (const int ret = control.get_device_info(id, info); ret < 0)
+  if (const int ret = look_up_device(control, id, info); ret < 0)
     return report_error("recover", command_error("look up", ret, control, id));
   if (!(info.flags &
         (ublk::abi::F_USER_RECOVERY | ublk::abi::F_USER_RECOVERY_REISSUE | ublk::abi::F_USER_RECOVERY_FAIL_IO)))
     return report_error("recover", "device " + std::to_string(id) + " was not added with --recovery");
   if (info.state == ublk::abi::S_DEV_LIVE)
     return report_error("recover", "device " + std::to_string(id) + " is live: its server is running");
-  const auto record = load_record(id);
-  if (!record)
+  const Result<DeviceRecord> record = load_record(id);
+  if (!record && record.error().code() == ENOENT)
     return report_error("recover",
                         "no record of how device " + std::to_string(id) + " was served (" + record_path(id) + ")");
+  if (!record) return report_error("recover", record.error().message());
   // An in-memory device's data died with its server (a record from before
   // coblk refused --recovery for them): a new server would read zeros where
   // the data was. Refuse, and leave the device quiesced for `coblk del`.
@@ -152,6 +170,18 @@ int run_recover(const std::vector<std::string>& args) {
   if (!parsed || parsed.help)
     return report_error(
         "recover", "the recorded arguments of device " + std::to_string(id) + " no longer validate: " + parsed.error);
+  // The kernel kept the device's geometry; a server for another one (a
+  // loop file that changed size, an edited record) would serve the wrong
+  // blocks, or past the file's end.
+  ublk::abi::ublk_params params{};
+  if (const int ret = control.get_params(id, params); ret < 0)
+    return report_error("recover", command_error("get the parameters of", ret, control, id));
+  if ((params.types & ublk::abi::PARAM_TYPE_BASIC) == 0)
+    return report_error("recover", "device " + std::to_string(id) + " has no parameters in the kernel");
+  if (std::string mismatch = recovery_mismatch(*record, parsed.options.size_bytes, parsed.options.block_size,
+                                               params.basic.dev_sectors << 9, 1U << params.basic.logical_bs_shift);
+      !mismatch.empty())
+    return report_error("recover", mismatch);
   parsed.options.dev_id = id;
   parsed.options.recovery = true;
   control.close();  // the server opens its own; no ring may cross the fork

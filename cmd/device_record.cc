@@ -1,6 +1,9 @@
 #include "coblk/cmd/device_record.h"
 
+#include "coblk/cmd/size_parse.h"
+
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,7 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
+#include <cstring>
 #include <sstream>
 
 namespace coblk::cmd {
@@ -166,8 +169,20 @@ void read_string(const FlatJson& j, const char* key, std::string& out) {
 }  // namespace
 
 std::string run_directory() {
-  if (const char* dir = std::getenv("COBLK_RUN_DIR"); dir != nullptr && *dir != '\0') return dir;
-  return "/run/coblk";
+  if (const char* dir = std::getenv("COBLK_RUN_DIR"); dir != nullptr && *dir != '\0') {
+    // "/x/link/" would name the directory a link points to, not the link.
+    std::string d = dir;
+    while (d.size() > 1 && d.back() == '/') d.pop_back();
+    return d;
+  }
+  const uid_t uid = ::geteuid();
+  if (uid == 0) return "/run/coblk";
+  // /run/coblk is root's; an ordinary user (unprivileged devices) keeps
+  // their state where only they can write.
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && xdg[0] == '/') {
+    return std::string(xdg) + "/coblk";
+  }
+  return "/tmp/coblk-" + std::to_string(uid);
 }
 
 std::string record_path(uint32_t dev_id) { return run_directory() + "/" + std::to_string(dev_id) + ".json"; }
@@ -211,8 +226,8 @@ std::string to_json(const DeviceRecord& r) {
   o << "{\"dev_id\":" << r.dev_id << ",\"target\":" << json_quote(r.target)
     << ",\"data_path\":" << json_quote(r.data_path) << ",\"size_bytes\":" << r.size_bytes
     << ",\"block_size\":" << r.block_size << ",\"queues\":" << r.queues << ",\"depth\":" << r.depth
-    << ",\"pid\":" << r.pid << ",\"backing\":" << json_quote(r.backing)
-    << ",\"compression\":" << json_quote(r.compression) << ",\"args\":[";
+    << ",\"pid\":" << r.pid << ",\"unprivileged\":" << (r.unprivileged ? "true" : "false")
+    << ",\"backing\":" << json_quote(r.backing) << ",\"compression\":" << json_quote(r.compression) << ",\"args\":[";
   for (size_t i = 0; i < r.args.size(); ++i) o << (i ? "," : "") << json_quote(r.args[i]);
   o << "]}\n";
   return o.str();
@@ -230,6 +245,7 @@ std::optional<DeviceRecord> record_from_json(const std::string& text) {
   read_number(*j, "queues", r.queues);
   read_number(*j, "depth", r.depth);
   read_number(*j, "pid", r.pid);
+  if (auto it = j->find("unprivileged"); it != j->end()) r.unprivileged = it->second == "true";
   read_string(*j, "backing", r.backing);
   read_string(*j, "compression", r.compression);
   if (auto it = j->find("args"); it != j->end() && !it->second.empty()) {
@@ -249,52 +265,186 @@ std::optional<DeviceRecord> record_from_json(const std::string& text) {
 
 std::optional<FlatJson> parse_flat_json(const std::string& text) { return FlatJsonReader(text).object(); }
 
-int ensure_run_directory() {
-  const std::string dir = run_directory();
-  if (::mkdir(dir.c_str(), 0755) < 0 && errno != EEXIST) return -errno;
-  return 0;
+namespace {
+
+Error untrusted(const std::string& what, const std::string& why) {
+  return Error(EPERM, what + " " + why + ": refusing to keep device state there (see COBLK_RUN_DIR in docs/cli.md)");
 }
 
-int save_record(const DeviceRecord& record) {
-  if (const int ret = ensure_run_directory(); ret < 0) return ret;
+std::string octal_mode(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof(buf), "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
+bool trusted_owner(uid_t owner) { return owner == ::geteuid() || owner == 0; }
+
+// One directory on the way to the run directory (already resolved, no
+// symbolic link left): owned by us or root, and writable by nobody else
+// unless sticky (others may then add entries, but never rename or remove
+// ours).
+Result<void> check_ancestor(const std::string& path, const std::string& dir) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return Error::from_errno(errno, "run directory '" + dir + "': " + path);
+  const std::string what = "'" + path + "' (on the way to run directory '" + dir + "')";
+  if (!trusted_owner(st.st_uid)) return untrusted(what, "is owned by uid " + std::to_string(st.st_uid));
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0)
+    return untrusted(what, "is writable by other users and not sticky (mode " + octal_mode(st.st_mode) + ")");
+  return ok();
+}
+
+// The prefixes "/a", "/a/b", ... of an absolute path, without the path itself.
+std::vector<std::string> ancestors_of(const std::string& path) {
+  std::vector<std::string> out;
+  for (size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1)) {
+    if (slash > 0 && path[slash - 1] != '/') out.push_back(path.substr(0, slash));
+  }
+  return out;
+}
+
+// A new file in `dir` with an unpredictable name starting with `prefix`:
+// created exclusively, never through a symbolic link, mode 0644 whatever
+// the umask. Returns the fd and sets `name`; -errno on failure.
+int create_unique(const std::string& prefix, std::string& name) {
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    unsigned char random[8];
+    if (::getrandom(random, sizeof(random), 0) != static_cast<ssize_t>(sizeof(random))) return -EIO;
+    char suffix[2 * sizeof(random) + 1];
+    for (size_t i = 0; i < sizeof(random); ++i) std::snprintf(suffix + 2 * i, 3, "%02x", random[i]);
+    name = prefix + "." + suffix;
+    const int fd = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      if (::fchmod(fd, 0644) != 0) {
+        const int err = errno;
+        ::close(fd);
+        ::unlink(name.c_str());
+        return -err;
+      }
+      return fd;
+    }
+    if (errno != EEXIST) return -errno;
+  }
+  return -EEXIST;
+}
+
+}  // namespace
+
+Result<void> check_run_directory(bool create) {
+  const std::string dir = run_directory();
+  if (dir.empty() || dir[0] != '/') return Error(EINVAL, "COBLK_RUN_DIR must be an absolute path, not '" + dir + "'");
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT || !create) return Error::from_errno(errno, "run directory '" + dir + "'");
+    // Created 0755: the records are for everyone to read.
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+      return Error::from_errno(errno, "cannot create run directory '" + dir + "'");
+    if (::lstat(dir.c_str(), &st) != 0) return Error::from_errno(errno, "run directory '" + dir + "'");
+  }
+  const std::string what = "run directory '" + dir + "'";
+  if (S_ISLNK(st.st_mode)) return untrusted(what, "is a symbolic link");
+  if (!S_ISDIR(st.st_mode)) return Error(ENOTDIR, what + " is not a directory");
+  if (!trusted_owner(st.st_uid)) {
+    return untrusted(what, "is owned by uid " + std::to_string(st.st_uid) + ", not by this user (uid " +
+                               std::to_string(::geteuid()) + ") or root");
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+    return untrusted(what, "is writable by other users (mode " + octal_mode(st.st_mode) + ")");
+  // The way there: a symbolic link on it must be ours or root's (another
+  // user could point it elsewhere), and each directory it really passes
+  // through must be one nobody else can rearrange.
+  for (const std::string& p : ancestors_of(dir)) {
+    if (::lstat(p.c_str(), &st) != 0) return Error::from_errno(errno, what + ": " + p);
+    if (S_ISLNK(st.st_mode) && !trusted_owner(st.st_uid))
+      return untrusted("'" + p + "' (on the way to " + what + ")",
+                       "is a symbolic link owned by uid " + std::to_string(st.st_uid));
+  }
+  char* real = ::realpath(dir.c_str(), nullptr);
+  if (real == nullptr) return Error::from_errno(errno, what);
+  const std::string resolved = real;
+  std::free(real);
+  if (Result<void> r = check_ancestor("/", dir); !r) return r;
+  for (const std::string& p : ancestors_of(resolved)) {
+    if (Result<void> r = check_ancestor(p, dir); !r) return r;
+  }
+  return ok();
+}
+
+Result<void> ensure_run_directory() { return check_run_directory(true); }
+
+Result<void> save_record(const DeviceRecord& record) {
+  if (Result<void> dir = ensure_run_directory(); !dir) return dir;
   const std::string path = record_path(record.dev_id);
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return -errno;
+  std::string tmp;
+  const int fd = create_unique(path, tmp);
+  if (fd < 0) return Error::from_errno(-fd, "cannot create a record in run directory '" + run_directory() + "'");
   const std::string text = to_json(record);
   size_t done = 0;
   while (done < text.size()) {
     const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      const int err = -errno;
+      const int err = errno;
       ::close(fd);
       ::unlink(tmp.c_str());
-      return err;
+      return Error::from_errno(err, "cannot write " + tmp);
     }
     done += static_cast<size_t>(n);
   }
   ::close(fd);
   // rename() is atomic: readers see the old record or the new one, never half.
   if (::rename(tmp.c_str(), path.c_str()) < 0) {
-    const int err = -errno;
+    const int err = errno;
     ::unlink(tmp.c_str());
-    return err;
+    return Error::from_errno(err, "cannot rename " + tmp + " to " + path);
   }
-  return 0;
+  return ok();
 }
 
-std::optional<DeviceRecord> load_record(uint32_t dev_id) {
-  std::ifstream in(record_path(dev_id));
-  if (!in) return std::nullopt;
-  std::stringstream buf;
-  buf << in.rdbuf();
-  auto r = record_from_json(buf.str());
-  if (r && r->dev_id != dev_id) return std::nullopt;
-  return r;
+Result<DeviceRecord> load_record(uint32_t dev_id) {
+  if (Result<void> dir = check_run_directory(false); !dir) return std::move(dir).error();
+  const std::string path = record_path(dev_id);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return Error::from_errno(errno, path);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !trusted_owner(st.st_uid)) {
+    ::close(fd);
+    return Error(EPERM, path + " is not a regular file of this user or root: ignoring it");
+  }
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > (1U << 20)) break;  // no record is this long
+  }
+  ::close(fd);
+  auto r = record_from_json(text);
+  if (!r || r->dev_id != dev_id)
+    return Error(EINVAL, path + " is not a coblk record of device " + std::to_string(dev_id));
+  return std::move(*r);
+}
+
+std::string recovery_mismatch(const DeviceRecord& record, uint64_t size_bytes, uint32_t block_size,
+                              uint64_t kernel_size, uint32_t kernel_block_size) {
+  auto geometry = [](uint64_t bytes, uint32_t block) {
+    return format_size(bytes) + " of " + std::to_string(block) + "-byte blocks";
+  };
+  const std::string device = "device " + std::to_string(record.dev_id) + " is " +
+                             geometry(kernel_size, kernel_block_size) + " in the kernel, but ";
+  const std::string refusal = ": refusing to serve it with another geometry";
+  if (record.size_bytes != kernel_size || record.block_size != kernel_block_size)
+    return device + "its record says " + geometry(record.size_bytes, record.block_size) + refusal;
+  if (size_bytes != kernel_size || block_size != kernel_block_size) {
+    return device + "its recorded arguments now give " + geometry(size_bytes, block_size) +
+           (record.target == "loop" ? " (has the backing file changed size?)" : "") + refusal;
+  }
+  return {};
 }
 
 void remove_record(uint32_t dev_id) {
+  if (!check_run_directory(false)) return;
   ::unlink(record_path(dev_id).c_str());
   ::unlink(stats_path(dev_id).c_str());
 }

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "coblk/runtime/result.h"
+
 namespace coblk::cmd {
 
 /// What the server of one device recorded about it.
@@ -26,12 +28,15 @@ struct DeviceRecord {
   unsigned queues = 0;
   unsigned depth = 0;
   pid_t pid = 0;                  ///< the serving process
+  bool unprivileged = false;      ///< added with --unprivileged (UBLK_F_UNPRIVILEGED_DEV)
   std::string backing;            ///< loop: the backing file
   std::string compression;        ///< zram: e.g. "lz4:1", "zstd:3"
   std::vector<std::string> args;  ///< the `coblk add` arguments, for `coblk recover`
 };
 
-/// The run directory: $COBLK_RUN_DIR if set (tests), else /run/coblk.
+/// The run directory: $COBLK_RUN_DIR if set (tests), else /run/coblk for
+/// root and, for any other user, $XDG_RUNTIME_DIR/coblk or, without it,
+/// /tmp/coblk-UID. check_run_directory() refuses a relative COBLK_RUN_DIR.
 std::string run_directory();
 /// "<run dir>/<id>.json".
 std::string record_path(uint32_t dev_id);
@@ -39,8 +44,21 @@ std::string record_path(uint32_t dev_id);
 /// ublk/zram_stats.h).
 std::string stats_path(uint32_t dev_id);
 
-/// Creates the run directory if needed. Returns 0 or -errno.
-int ensure_run_directory();
+/// Checks that the run directory can be trusted with device state (the
+/// records hold the arguments `coblk recover` serves a device with), and
+/// with `create` makes it (mode 0755) if it is absent. Trusted means: an
+/// absolute path; the run directory itself a real directory (not a
+/// symbolic link), owned by this process's effective uid or by root, and
+/// writable by nobody else, sticky or not (its file names are fixed, so
+/// another user could plant them); every directory on the way to it owned
+/// by the effective uid or root and writable by nobody else unless it is
+/// sticky (like /tmp); every symbolic link on the way owned by the
+/// effective uid or root. Error ENOENT when it is absent (and not
+/// `create`), EPERM with one line naming the path and the reason when it
+/// cannot be trusted, else the errno of the failed mkdir or lstat.
+Result<void> check_run_directory(bool create);
+/// check_run_directory(true).
+Result<void> ensure_run_directory();
 
 /// Renders the record as one JSON object.
 std::string to_json(const DeviceRecord& record);
@@ -48,13 +66,28 @@ std::string to_json(const DeviceRecord& record);
 /// can add fields). nullopt if the text is not such an object.
 std::optional<DeviceRecord> record_from_json(const std::string& text);
 
-/// Writes the record atomically (temporary file + rename), creating the run
-/// directory if needed. Returns 0 or -errno.
-int save_record(const DeviceRecord& record);
-/// Reads the record of `dev_id`; nullopt if absent or unreadable.
-std::optional<DeviceRecord> load_record(uint32_t dev_id);
-/// Removes the record and the stats file of `dev_id` (absent is fine).
+/// Writes the record atomically, creating the run directory if needed and
+/// checking that it is trusted (ensure_run_directory): the text goes into a
+/// new file of an unpredictable name, created exclusively (O_EXCL,
+/// O_NOFOLLOW, mode 0644), which is then renamed over "<id>.json".
+Result<void> save_record(const DeviceRecord& record);
+/// Reads the record of `dev_id` from a trusted run directory. Error ENOENT
+/// when there is none, EPERM when the run directory (or the record, if
+/// owned by another user than this one or root) cannot be trusted, EINVAL
+/// when it is not a record of `dev_id`.
+Result<DeviceRecord> load_record(uint32_t dev_id);
+/// Removes the record and the stats file of `dev_id` (absent is fine); does
+/// nothing in a run directory that cannot be trusted.
 void remove_record(uint32_t dev_id);
+
+/// Why `coblk recover` must not serve device `record.dev_id` again; empty
+/// when it may. The kernel kept the device's geometry (GET_PARAMS:
+/// `kernel_size` bytes of `kernel_block_size`-byte blocks); the record
+/// must say the same, and so must what its arguments resolve to now
+/// (`size_bytes`, `block_size`: a loop device's backing file may have
+/// changed size since). One line.
+std::string recovery_mismatch(const DeviceRecord& record, uint64_t size_bytes, uint32_t block_size,
+                              uint64_t kernel_size, uint32_t kernel_block_size);
 
 /// A flat JSON object's members: strings and numbers keep their text.
 using FlatJson = std::map<std::string, std::string>;

@@ -123,6 +123,9 @@ int run_list(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (auto done = parse_command_line("list", args, desc, vm)) return *done;
 
+  if (Result<void> dir = check_run_directory(false); !dir && dir.error().code() != ENOENT)
+    return report_error("list", dir.error().message());
+
   std::vector<uint32_t> ids;
   if (vm.count("number")) {
     uint32_t id = 0;
@@ -140,8 +143,10 @@ int run_list(const std::vector<std::string>& args) {
   Table rows{{"ID", "STATE", "QUEUES", "DEPTH", "SIZE", "TARGET", "DATA_PATH", "PID", "BLOCK_DEVICE"}};
   for (const uint32_t id : ids) {
     ublk::abi::ublksrv_ctrl_dev_info info{};
-    const int ret = control.get_device_info(id, info);
+    const int ret = look_up_device(control, id, info);
     if (ret == -ENODEV && !vm.count("number")) continue;  // deleted while we looked
+    // Another user's device (or root's, to an ordinary user) is not ours to show.
+    if ((ret == -EPERM || ret == -EACCES) && !vm.count("number")) continue;
     if (ret < 0) return report_error("list", command_error("get info of", ret, control, id));
     ublk::abi::ublk_params params{};
     std::string size = "-";
@@ -204,6 +209,8 @@ int run_stats(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (auto done = parse_command_line("stats", args, desc, vm)) return *done;
   const bool json = vm.count("json") != 0;
+  if (Result<void> dir = check_run_directory(false); !dir && dir.error().code() != ENOENT)
+    return report_error("stats", dir.error().message());
 
   std::vector<DeviceRecord> records;
   if (vm.count("number")) {

@@ -148,6 +148,7 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
   record.queues = o.queues;
   record.depth = o.depth;
   record.pid = ::getpid();
+  record.unprivileged = o.unprivileged;
   record.backing = o.file;
   if (o.target == TargetKind::zram) record.compression = o.algorithm;
   record.args = o.args;
@@ -158,7 +159,10 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
   served_devices[0].cores = cores;
   served_devices[0].on_ready = [&] {
     ready = true;
-    save_record(record);  // best effort: list/stats degrade without it
+    // Best effort: list, stats and recover degrade without it.
+    if (Result<void> saved = save_record(record); !saved) {
+      std::fprintf(stderr, "coblk %s: warning: %s\n", report.command(), saved.error().message().c_str());
+    }
     report.ready(ublk::block_device_path(id));
   };
   Result<void> served = Error(EIO, "the queue runtime did not run");

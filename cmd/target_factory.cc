@@ -42,7 +42,7 @@ Result<std::unique_ptr<ublk::Target>> make_target(const AddOptions& o, uint32_t 
       config.codec = *spec;
       config.mem_limit_bytes = o.mem_limit;
       config.queues = o.queues;
-      ensure_run_directory();
+      if (Result<void> dir = ensure_run_directory(); !dir) return std::move(dir).error();
       config.stats_path = stats_path(dev_id);
       return as_target(ublk::ZramTarget::create(config));
 #else

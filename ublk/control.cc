@@ -227,7 +227,17 @@ int ControlDevice::get_device_info(uint32_t dev_id, abi::ublksrv_ctrl_dev_info& 
     // GET_DEV_INFO2 always takes the path; only it works without CAP_SYS_ADMIN.
     return issue(abi::U_CMD_GET_DEV_INFO2, abi::CMD_GET_DEV_INFO2, dev_id, &info, sizeof(info), 0, true);
   }
-  return issue(abi::U_CMD_GET_DEV_INFO, abi::CMD_GET_DEV_INFO, dev_id, &info, sizeof(info), 0);
+  const int ret = issue(abi::U_CMD_GET_DEV_INFO, abi::CMD_GET_DEV_INFO, dev_id, &info, sizeof(info), 0);
+  // An unprivileged device refuses every command without its node's path
+  // with -EINVAL, root's included; GET_DEV_INFO2 carries the path, and
+  // works on any device the caller may look at.
+  if (ret == -EINVAL && (features_ & abi::F_UNPRIVILEGED_DEV) != 0) {
+    abi::ublksrv_ctrl_dev_info info2{};
+    const int ret2 = issue(abi::U_CMD_GET_DEV_INFO2, abi::CMD_GET_DEV_INFO2, dev_id, &info2, sizeof(info2), 0, true);
+    if (ret2 == 0) info = info2;
+    return ret2;
+  }
+  return ret;
 }
 
 int ControlDevice::get_queue_affinity(uint32_t dev_id, uint16_t queue_id, cpu_set_t& cpus) {

@@ -96,7 +96,11 @@ class ControlDevice {
   /// STOP_DEV for a task on a reactor: STOP_DEV waits for the device's
   /// in-flight requests, which the reactors themselves complete.
   runtime::Task<int> stop_device_async(uint32_t dev_id);
-  /// GET_DEV_INFO (GET_DEV_INFO2 for unprivileged devices) into `info`.
+  /// GET_DEV_INFO (GET_DEV_INFO2 with set_unprivileged) into `info`.
+  /// Without set_unprivileged, a device that turns out to be unprivileged
+  /// (the kernel refuses the plain command with -EINVAL) is asked again
+  /// with GET_DEV_INFO2; its flags then say so, and the caller should
+  /// set_unprivileged before addressing it further.
   int get_device_info(uint32_t dev_id, abi::ublksrv_ctrl_dev_info& info);
   /// GET_QUEUE_AFFINITY: the CPUs the block layer maps to queue `queue_id`.
   int get_queue_affinity(uint32_t dev_id, uint16_t queue_id, cpu_set_t& cpus);

@@ -84,6 +84,16 @@ abi::ublk_params Device::make_params() const {
 }
 
 Result<std::unique_ptr<Device>> Device::create(const DeviceConfig& config) {
+  // What the kernel refuses an unprivileged device (or, for recovery,
+  // silently drops from it).
+  if (config.unprivileged && config.data_path != DataPath::copy) {
+    return Error(EINVAL,
+                 "an unprivileged device can only use the copy data path: the kernel refuses user copy and zero copy "
+                 "for it");
+  }
+  if (config.unprivileged && config.recovery) {
+    return Error(EINVAL, "the kernel offers no user recovery for unprivileged devices");
+  }
   std::unique_ptr<Device> device(new Device(config));
   ControlDevice& control = device->control_;
   if (const int ret = control.open(); ret < 0) {
@@ -115,6 +125,9 @@ Result<std::unique_ptr<Device>> Device::create(const DeviceConfig& config) {
 
   if (const int ret = control.add_device(info); ret < 0) {
     if (ret == -EEXIST) return Error(EEXIST, "device id " + std::to_string(config.dev_id) + " is already in use");
+    if (ret == -EACCES && config.unprivileged) {
+      return Error(EACCES, "the kernel's limit of unprivileged ublk devices is reached (ublk_drv parameter ublks_max)");
+    }
     if (ret == -EPERM || ret == -EACCES) {
       return Error(-ret, (control.features() & abi::F_UNPRIVILEGED_DEV) != 0 && !config.unprivileged
                              ? "operation not permitted: run as root, or use --unprivileged (the kernel supports "
@@ -125,6 +138,13 @@ Result<std::unique_ptr<Device>> Device::create(const DeviceConfig& config) {
   }
   device->info_ = info;
   device->added_ = true;
+  // The kernel makes every device of a caller with CAP_SYS_ADMIN
+  // privileged; the destructor deletes it again.
+  if (config.unprivileged && (info.flags & abi::F_UNPRIVILEGED_DEV) == 0) {
+    return Error(EPERM,
+                 "the kernel makes every device added by a user with CAP_SYS_ADMIN (root) privileged: "
+                 "--unprivileged is for ordinary users");
+  }
   // Unknown flags are dropped by the kernel rather than refused; the
   // destructor deletes the device again.
   if ((info.flags & wanted) != wanted) {
@@ -171,6 +191,9 @@ Result<void> Device::configure(Target& target) {
   if (target_ != nullptr) return Error(EINVAL, "the device is configured already");
   if (config_.data_path == DataPath::zero_copy && !target.supports_zero_copy()) return zero_copy_refused();
   target_ = &target;
+  if (config_.unprivileged) {
+    if (Result<void> access = wait_for_node_access(); !access) return access;
+  }
   if (!recovering_) {
     const abi::ublk_params params = make_params();
     if (const int ret = control_.set_params(info_.dev_id, params); ret < 0) {
@@ -178,6 +201,23 @@ Result<void> Device::configure(Target& target) {
     }
   }
   return open_queues();
+}
+
+Result<void> Device::wait_for_node_access() {
+  // The kernel checks every command on an unprivileged device against the
+  // caller's access to /dev/ublkcN, which is root's until the udev rule
+  // (ublksrv's ublk_chown.sh) gives it to the device's owner, a moment
+  // after ADD_DEV.
+  const std::string path = char_device_path(info_.dev_id);
+  for (int attempt = 0; attempt < 250; ++attempt) {
+    if (::faccessat(AT_FDCWD, path.c_str(), R_OK | W_OK, AT_EACCESS) == 0) return ok();
+    if (errno != ENOENT && errno != EACCES && errno != EPERM) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return Error(EACCES, path +
+                           " is not readable and writable by this user after 5 s: unprivileged devices need the ublk "
+                           "udev rule that gives a device's nodes to its owner (only root can delete device " +
+                           std::to_string(info_.dev_id) + " now)");
 }
 
 Result<void> Device::open_queues() {

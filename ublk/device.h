@@ -29,7 +29,10 @@ struct DeviceConfig {
   uint32_t max_io_bytes = 512 * 1024;   ///< largest request; each tag gets a buffer this big
   DataPath data_path = DataPath::copy;  ///< how request data moves (see DataPath)
   bool recovery = false;                ///< UBLK_F_USER_RECOVERY: the device outlives its server, quiesced
-  bool unprivileged = false;            ///< UBLK_F_UNPRIVILEGED_DEV
+  /// UBLK_F_UNPRIVILEGED_DEV, for a caller without CAP_SYS_ADMIN: copy
+  /// data path only, no recovery; configure() waits (up to 5 s) for the
+  /// udev rule to give this user /dev/ublkcN.
+  bool unprivileged = false;
   /// Fault every tag buffer in at configure() (see QueueConfig::
   /// prefault_buffers): on for devices that may serve as swap.
   bool prefault_buffers = false;
@@ -148,6 +151,8 @@ class Device {
   explicit Device(const DeviceConfig& config);
   abi::ublk_params make_params() const;
   Result<void> open_queues();
+  // Unprivileged devices: waits until this user may use /dev/ublkcN.
+  Result<void> wait_for_node_access();
   // Unmaps every queue and closes /dev/ublkcN; the counters stay.
   void release_queues();
   // serve()'s parts; all run on the home core except the queue bodies.

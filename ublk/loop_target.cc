@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 
 #include "coblk/runtime/io.h"
 #include "coblk/ublk/abi.h"
@@ -84,12 +85,33 @@ runtime::Task<int> LoopTarget::discard(const Request& r) {
 }
 
 runtime::Task<int> LoopTarget::write_zeroes(const Request& r) {
-  const int mode = (r.flags & abi::IO_F_NOUNMAP) != 0 ? FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
-                                                      : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
-  int ret = co_await runtime::fallocate(fd_, mode, r.offset, r.length);
-  if (ret == -EOPNOTSUPP && (mode & FALLOC_FL_ZERO_RANGE) != 0)
-    ret = co_await runtime::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, r.offset, r.length);
-  co_return ret;
+  // Without NOUNMAP the blocks may go: a hole reads as zeros. With it they
+  // must stay allocated (so that later writes cannot fail for want of
+  // space), as the kernel's loop driver does: ZERO_RANGE, never a hole.
+  if ((r.flags & abi::IO_F_NOUNMAP) == 0) {
+    const int ret = co_await runtime::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, r.offset, r.length);
+    if (ret != -EOPNOTSUPP) co_return ret;
+  }
+  const int ret = co_await runtime::fallocate(fd_, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, r.offset, r.length);
+  if (ret != -EOPNOTSUPP) co_return ret;
+  // A file system without ZERO_RANGE (tmpfs, for one): write the zeros,
+  // which allocates the blocks as NOUNMAP asks.
+  co_return co_await write_zero_bytes(r.offset, r.length);
+}
+
+runtime::Task<int> LoopTarget::write_zero_bytes(uint64_t offset, uint32_t length) {
+  // Aligned for O_DIRECT; the length of each write is a multiple of the
+  // block size, which --direct-io keeps at or above the file's alignment.
+  alignas(4096) static const std::byte zeros[64 * 1024] = {};
+  uint32_t done = 0;
+  while (done < length) {
+    const uint32_t chunk = length - done < sizeof(zeros) ? length - done : static_cast<uint32_t>(sizeof(zeros));
+    const int n = co_await runtime::write(fd_, zeros, chunk, offset + done);
+    if (n < 0) co_return n;
+    if (n == 0) co_return -EIO;
+    done += static_cast<uint32_t>(n);
+  }
+  co_return 0;
 }
 
 }  // namespace coblk::ublk

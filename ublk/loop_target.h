@@ -12,8 +12,10 @@ namespace coblk::ublk {
 /// Serves the device from a backing file with io_uring reads and writes on
 /// the queue's own ring. In zero-copy mode the I/O goes straight between the
 /// file and the request's pages (read_fixed/write_fixed on the registered
-/// request buffer). Discard punches holes; write-zeroes uses
-/// FALLOC_FL_ZERO_RANGE (or punches a hole unless IO_F_NOUNMAP is set).
+/// request buffer). Discard punches holes. Write-zeroes punches a hole too,
+/// unless the request has IO_F_NOUNMAP: then the blocks stay allocated
+/// (FALLOC_FL_ZERO_RANGE, or zeros written where the file system has no
+/// ZERO_RANGE); a file system that cannot punch holes gets the same.
 class LoopTarget final : public Target {
  public:
   /// A device of `size_bytes` with `block_size`-byte blocks on the file or
@@ -36,6 +38,8 @@ class LoopTarget final : public Target {
 
  private:
   LoopTarget(int fd, uint64_t size_bytes, uint32_t block_size);  // takes over the open file
+  // Writes `length` zero bytes at `offset`; 0 or -errno.
+  runtime::Task<int> write_zero_bytes(uint64_t offset, uint32_t length);
 
   int fd_ = -1;
   bool block_device_ = false;

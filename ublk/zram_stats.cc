@@ -2,11 +2,13 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -46,27 +48,83 @@ enum Word : unsigned {
   updated_ns,
 };
 
+// Where the sequence word lies in the file: right after the magic.
+constexpr off_t sequence_offset = sizeof(std::uint64_t);
+
+// Opens a new file next to `path` under an unpredictable name, exclusively
+// and never through a symbolic link, mode 0644. Returns the fd or -errno.
+int create_unique_beside(const std::string& path, std::string& name) {
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    unsigned long long random = 0;
+    if (::getrandom(&random, sizeof(random), 0) != static_cast<ssize_t>(sizeof(random))) return -EIO;
+    char suffix[24];
+    std::snprintf(suffix, sizeof(suffix), ".%016llx", random);
+    name = path + suffix;
+    const int fd = ::open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      if (::fchmod(fd, 0644) == 0) return fd;  // whatever the umask: `coblk stats` is for everyone
+      const int err = errno;
+      ::close(fd);
+      ::unlink(name.c_str());
+      return -err;
+    }
+    if (errno != EEXIST) return -errno;
+  }
+  return -EEXIST;
+}
+
+// pread of exactly `n` bytes at `offset`; false on a short read (the file
+// was truncated) or an error.
+bool read_exactly(int fd, void* buf, size_t n, off_t offset) {
+  size_t done = 0;
+  while (done < n) {
+    const ssize_t got = ::pread(fd, static_cast<char*>(buf) + done, n - done, offset + static_cast<off_t>(done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return false;
+    done += static_cast<size_t>(got);
+  }
+  return true;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<ZramStatsPublisher>> ZramStatsPublisher::create(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // A fresh file, renamed into place once it is ready: a reader that still
+  // holds the previous server's file keeps reading that one (never a file
+  // truncated under it), and a symbolic link or file planted at `path`
+  // is replaced, never followed or written.
+  std::string tmp;
+  const int fd = create_unique_beside(path, tmp);
   if (fd < 0) {
-    return Error::from_errno(errno, "cannot create " + path);
+    return Error::from_errno(-fd, "cannot create " + path);
   }
-  if (::ftruncate(fd, 4096) != 0) {
+  auto fail = [&](const char* what) {
     const int err = errno;
     ::close(fd);
-    ::unlink(path.c_str());
-    return Error::from_errno(err, "cannot size " + path);
-  }
+    ::unlink(tmp.c_str());
+    return Error::from_errno(err, std::string(what) + path);
+  };
+  if (::ftruncate(fd, 4096) != 0) return fail("cannot size ");
   void* map = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  const int err = errno;
-  ::close(fd);
-  if (map == MAP_FAILED) {
-    ::unlink(path.c_str());
-    return Error::from_errno(err, "cannot map " + path);
+  if (map == MAP_FAILED) return fail("cannot map ");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::munmap(map, 4096);
+    errno = err;
+    return fail("cannot stat ");
   }
-  return std::unique_ptr<ZramStatsPublisher>(new ZramStatsPublisher(path, map));
+  ::close(fd);
+  std::unique_ptr<ZramStatsPublisher> publisher(new ZramStatsPublisher(path, map));
+  publisher->dev_ = st.st_dev;
+  publisher->ino_ = st.st_ino;
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    publisher->path_.clear();  // nothing of ours at `path` to remove
+    return Error::from_errno(err, "cannot create " + path);
+  }
+  return publisher;
 }
 
 ZramStatsPublisher::ZramStatsPublisher(std::string path, void* map) : path_(std::move(path)), map_(map) {
@@ -77,8 +135,11 @@ ZramStatsPublisher::ZramStatsPublisher(std::string path, void* map) : path_(std:
 }
 
 ZramStatsPublisher::~ZramStatsPublisher() {
-  if (map_ != nullptr) {
-    ::munmap(map_, 4096);
+  if (map_ != nullptr) ::munmap(map_, 4096);
+  // Only our own file: a newer server of the same device may have put its
+  // file at the path since.
+  struct stat st {};
+  if (!path_.empty() && ::lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) {
     ::unlink(path_.c_str());
   }
 }
@@ -112,51 +173,55 @@ void ZramStatsPublisher::publish(const ZramStats& s) noexcept {
 }
 
 Result<ZramStats> read_zram_stats(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Read with pread, never mapped: a mapping faults (SIGBUS) once the file
+  // is truncated under it, and another process (a new server, a person)
+  // may truncate it at any time. A short read is an error instead.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     return Error::from_errno(errno, path);
   }
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || st.st_size < 4096) {
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
     return Error(EINVAL, path + ": not a coblk zram stats file");
   }
-  void* map = ::mmap(nullptr, 4096, PROT_READ, MAP_SHARED, fd, 0);
-  const int err = errno;
-  ::close(fd);
-  if (map == MAP_FAILED) {
-    return Error::from_errno(err, path);
-  }
-  const auto* shared = static_cast<const SharedLayout*>(map);
-  if (shared->magic.load(std::memory_order_acquire) != stats_magic) {
-    ::munmap(map, 4096);
-    return Error(EINVAL, path + ": not a coblk zram stats file");
-  }
-  std::uint64_t w[24];
-  std::uint64_t alg[4];
+  // The snapshot: the same words as the shared layout, as plain integers.
+  struct Copy {
+    std::uint64_t magic;
+    std::uint64_t sequence;
+    std::uint64_t words[24];
+    std::uint64_t algorithm[4];
+  };
+  static_assert(sizeof(Copy) == sizeof(SharedLayout));
+  Copy copy{};
   for (int attempt = 0;; ++attempt) {
-    // Acquire pairs with the publisher's final release store: if we see
-    // an even value, the fields of that publish are visible.
-    const std::uint64_t before = shared->sequence.load(std::memory_order_acquire);
-    for (unsigned i = 0; i < 24; ++i) {
-      w[i] = shared->words[i].load(std::memory_order_relaxed);
-    }
-    for (unsigned i = 0; i < 4; ++i) {
-      alg[i] = shared->algorithm[i].load(std::memory_order_relaxed);
-    }
-    // Acquire fence: the loads above happen before the re-read, so a
-    // publish that overlapped them shows up as a changed sequence.
+    // The sequence lock, as over the mapping: the sequence, then the
+    // fields, then the sequence again, each its own pread. The acquire
+    // fences order this thread's loads, the kernel's copies included, so
+    // a publish that overlapped the copy shows up as a changed or odd
+    // sequence (the publisher's release fence and store order its side).
+    std::uint64_t before = 0;
+    std::uint64_t after = 0;
+    bool whole = read_exactly(fd, &before, sizeof(before), sequence_offset);
     std::atomic_thread_fence(std::memory_order_acquire);
-    const std::uint64_t after = shared->sequence.load(std::memory_order_relaxed);
+    whole = whole && read_exactly(fd, &copy, sizeof(copy), 0);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    whole = whole && read_exactly(fd, &after, sizeof(after), sequence_offset);
+    if (!whole || copy.magic != stats_magic) {
+      ::close(fd);
+      return Error(EINVAL, path + ": not a coblk zram stats file");
+    }
     if (before == after && (before & 1) == 0) {
       break;
     }
     if (attempt > 1000) {
-      ::munmap(map, 4096);
+      ::close(fd);
       return Error(EAGAIN, path + ": the stats never settled");
     }
   }
-  ::munmap(map, 4096);
+  ::close(fd);
+  const std::uint64_t* w = copy.words;
+  const std::uint64_t* alg = copy.algorithm;
   ZramStats s;
   s.mm = storage::MmStat{w[orig_data_size], w[compr_data_size], w[mem_used_total], w[mem_limit],       w[mem_used_max],
                          w[same_pages],     w[pages_compacted], w[huge_pages],     w[huge_pages_since]};

@@ -1,6 +1,8 @@
 // ublk/zram_stats.h - a zram device's statistics, shared with `coblk stats`.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -27,10 +29,15 @@ struct ZramStats {
 /// publish() only writes memory (no syscall), so a reactor may call it.
 class ZramStatsPublisher {
  public:
-  /// Creates (or truncates) `path` and maps it. Returns the Error of the
-  /// failed open, ftruncate or mmap (its errno, and a line naming the path).
+  /// Creates a new file under an unpredictable name beside `path`
+  /// (O_EXCL, O_NOFOLLOW, mode 0644), maps it, and renames it to `path`:
+  /// a file already there (an earlier server's, still read by someone) is
+  /// replaced, never truncated, and a symbolic link there is never
+  /// followed. Returns the Error of the failed open, ftruncate, mmap or
+  /// rename (its errno, and a line naming the path).
   static Result<std::unique_ptr<ZramStatsPublisher>> create(const std::string& path);
-  /// Unmaps and removes the file.
+  /// Unmaps the file and removes it, unless another file has taken its
+  /// place at the path since.
   ~ZramStatsPublisher();
   ZramStatsPublisher(const ZramStatsPublisher&) = delete;
   ZramStatsPublisher& operator=(const ZramStatsPublisher&) = delete;
@@ -43,13 +50,17 @@ class ZramStatsPublisher {
 
   std::string path_;
   void* map_ = nullptr;
+  dev_t dev_ = 0;  // the file we created, to recognise it at path_
+  ino_t ino_ = 0;
 };
 
-/// The reader's side: maps `path` read-only and takes a consistent copy.
-/// Returns the Error of the failed open or mmap (e.g. ENOENT when no device
-/// publishes there), Error EINVAL if the file is not a coblk zram stats
-/// file, or Error EAGAIN if a publisher kept changing it for 1000 reads;
-/// the message names the path.
+/// The reader's side: takes a consistent copy of `path` with pread under
+/// the publisher's sequence lock. It never maps the file, so a file
+/// truncated or replaced while it reads is an error, never a SIGBUS.
+/// Returns the Error of the failed open (e.g. ENOENT when no device
+/// publishes there), Error EINVAL if the file is not (or no longer) a whole
+/// coblk zram stats file, or Error EAGAIN if a publisher kept changing it
+/// for 1000 reads; the message names the path.
 Result<ZramStats> read_zram_stats(const std::string& path);
 
 }  // namespace coblk::ublk

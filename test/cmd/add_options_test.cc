@@ -21,7 +21,9 @@ std::ostream& operator<<(std::ostream& out, const AddParse& p) {
 
 namespace {
 
-const AddLimits kFourCpus{4};
+// Four CPUs, and backing files that take O_DIRECT in 512-byte blocks
+// whatever file system /tmp is on here.
+const AddLimits kFourCpus{4, [](const std::string&) -> coblk::Result<uint32_t> { return 512U; }};
 
 AddParse parse(std::vector<std::string> args) { return parse_add_options(args, kFourCpus); }
 
@@ -215,4 +217,45 @@ BOOST_AUTO_TEST_CASE(recovery_is_refused_for_in_memory_devices_whose_data_dies_w
   expect_rejected({"-t", "ram", "--recovery"},
                   "--recovery is not available for -t ram: its data lives in the server's");
   expect_rejected({"-t", "zram", "--recovery"}, "--recovery is not available for -t zram");
+}
+
+BOOST_AUTO_TEST_CASE(direct_io_refuses_a_block_size_below_the_backing_files_alignment) {
+  BackingFile file(1ULL << 20);
+  const AddLimits four_k{4, [](const std::string&) -> coblk::Result<uint32_t> { return 4096U; }};
+  const AddParse small = parse_add_options({"-t", "loop", "-f", file.path, "--direct-io"}, four_k);
+  BOOST_TEST(!small);
+  BOOST_TEST(small.error == "--block-size 512 is smaller than the 4096-byte blocks O_DIRECT needs on '" + file.path +
+                                "' (--direct-io): use --block-size 4096 or more");
+  BOOST_TEST(!parse_add_options({"-t", "loop", "-f", file.path, "--direct-io", "-b", "2048"}, four_k));
+  BOOST_TEST(parse_add_options({"-t", "loop", "-f", file.path, "--direct-io", "-b", "4096"}, four_k));
+  // Without O_DIRECT the page cache takes any block size.
+  BOOST_TEST(parse_add_options({"-t", "loop", "-f", file.path}, four_k));
+}
+
+BOOST_AUTO_TEST_CASE(direct_io_on_a_file_that_cannot_do_it_is_refused_in_one_line) {
+  BackingFile file(1ULL << 20);
+  const AddLimits no_direct_io{4, [](const std::string& path) -> coblk::Result<uint32_t> {
+                                 return coblk::Error(EINVAL, "backing file '" + path + "' has no direct I/O");
+                               }};
+  const AddParse p = parse_add_options({"-t", "loop", "-f", file.path, "--direct-io"}, no_direct_io);
+  BOOST_TEST(p.error == "backing file '" + file.path + "' has no direct I/O");
+}
+
+BOOST_AUTO_TEST_CASE(the_direct_io_alignment_of_a_real_file_is_a_block_size_coblk_offers) {
+  BackingFile file(1ULL << 20);
+  const auto alignment = direct_io_alignment(file.path);
+  BOOST_REQUIRE_MESSAGE(alignment, (alignment ? "" : alignment.error().message()));
+  BOOST_TEST((*alignment == 512U || *alignment == 1024U || *alignment == 2048U || *alignment == 4096U), *alignment);
+  const auto missing = direct_io_alignment("/nonexistent/coblk.img");
+  BOOST_TEST(!missing);
+}
+
+BOOST_AUTO_TEST_CASE(unprivileged_devices_refuse_what_the_kernel_refuses_them) {
+  expect_rejected({"-t", "ram", "--unprivileged", "--user-copy"},
+                  "--unprivileged works only with the --copy data path");
+  BackingFile file(1ULL << 20);
+  expect_rejected({"-t", "loop", "-f", file.path, "--unprivileged", "--zero-copy"},
+                  "--unprivileged works only with the --copy data path");
+  expect_rejected({"-t", "null", "--unprivileged", "--recovery"}, "--unprivileged and --recovery exclude each other");
+  BOOST_TEST(parse({"-t", "ram", "--unprivileged"}).options.unprivileged);
 }

@@ -1,11 +1,17 @@
 #define BOOST_TEST_MODULE cmd_device_record
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "coblk/cmd/device_record.h"
+#include "test/require_ok.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
@@ -19,6 +25,7 @@ struct TemporaryRunDirectory {
     path = ::mkdtemp(tmpl);
     ::setenv("COBLK_RUN_DIR", (path + "/run").c_str(), 1);
   }
+  std::string run() const { return path + "/run"; }
   ~TemporaryRunDirectory() {
     ::unsetenv("COBLK_RUN_DIR");
     std::filesystem::remove_all(path);
@@ -39,6 +46,16 @@ cmd::DeviceRecord sample() {
   r.args = {"-t", "zram", "--size", "8G", "odd \"quoted\"\tname\\"};
   return r;
 }
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The uid tests hand files to when they play another user (as root only).
+constexpr uid_t kOtherUser = 65534;
 
 }  // namespace
 
@@ -75,7 +92,7 @@ BOOST_AUTO_TEST_CASE(unknown_keys_are_ignored_so_newer_servers_stay_readable) {
 BOOST_AUTO_TEST_CASE(a_saved_record_loads_back_and_removal_deletes_it) {
   TemporaryRunDirectory dir;
   const auto r = sample();
-  BOOST_TEST(cmd::save_record(r) == 0);
+  BOOST_TEST(cmd::save_record(r).ok());
   const auto back = cmd::load_record(7);
   BOOST_REQUIRE(back);
   BOOST_TEST(back->args == r.args);
@@ -89,4 +106,163 @@ BOOST_AUTO_TEST_CASE(flat_json_keeps_numbers_as_text) {
   BOOST_REQUIRE(j);
   BOOST_TEST(j->at("orig_data_size") == "4096");
   BOOST_TEST(j->at("ratio") == "2.5");
+}
+
+BOOST_AUTO_TEST_CASE(a_run_directory_that_is_a_symbolic_link_is_refused) {
+  TemporaryRunDirectory dir;
+  const std::string elsewhere = dir.path + "/elsewhere";
+  BOOST_REQUIRE(::mkdir(elsewhere.c_str(), 0755) == 0);
+  BOOST_REQUIRE(::symlink(elsewhere.c_str(), dir.run().c_str()) == 0);
+  const std::string why = test::require_error(cmd::save_record(sample()), EPERM);
+  BOOST_TEST(why.find("'" + dir.run() + "' is a symbolic link") != std::string::npos, why);
+  BOOST_TEST(std::filesystem::is_empty(elsewhere));
+  test::require_error(cmd::load_record(7), EPERM);
+  // A trailing slash does not smuggle the link past the check.
+  ::setenv("COBLK_RUN_DIR", (dir.run() + "/").c_str(), 1);
+  test::require_error(cmd::save_record(sample()), EPERM);
+  BOOST_TEST(std::filesystem::is_empty(elsewhere));
+}
+
+BOOST_AUTO_TEST_CASE(a_run_directory_writable_by_other_users_is_refused_even_when_sticky) {
+  TemporaryRunDirectory dir;
+  BOOST_REQUIRE(::mkdir(dir.run().c_str(), 0755) == 0);
+  for (const mode_t mode : {01777, 0777, 0775, 0757}) {
+    BOOST_REQUIRE(::chmod(dir.run().c_str(), mode) == 0);
+    const std::string why = test::require_error(cmd::save_record(sample()), EPERM);
+    BOOST_TEST(why.find("is writable by other users") != std::string::npos, why);
+    test::require_error(cmd::load_record(7), EPERM);
+  }
+  BOOST_TEST(std::filesystem::is_empty(dir.run()));
+}
+
+BOOST_AUTO_TEST_CASE(a_run_directory_owned_by_another_user_is_refused) {
+  if (::geteuid() != 0) {
+    BOOST_TEST_MESSAGE("not root: cannot give a directory to another user here");
+    return;
+  }
+  TemporaryRunDirectory dir;
+  BOOST_REQUIRE(::mkdir(dir.run().c_str(), 0755) == 0);
+  BOOST_REQUIRE(::chown(dir.run().c_str(), kOtherUser, kOtherUser) == 0);
+  const std::string why = test::require_error(cmd::save_record(sample()), EPERM);
+  BOOST_TEST(why.find("is owned by uid 65534") != std::string::npos, why);
+  BOOST_TEST(std::filesystem::is_empty(dir.run()));
+}
+
+BOOST_AUTO_TEST_CASE(a_directory_on_the_way_that_others_can_write_is_refused_unless_it_is_sticky) {
+  TemporaryRunDirectory dir;
+  const std::string open_dir = dir.path + "/open";
+  BOOST_REQUIRE(::mkdir(open_dir.c_str(), 0755) == 0);
+  BOOST_REQUIRE(::chmod(open_dir.c_str(), 0777) == 0);
+  ::setenv("COBLK_RUN_DIR", (open_dir + "/run").c_str(), 1);
+  const std::string why = test::require_error(cmd::save_record(sample()), EPERM);
+  BOOST_TEST(why.find("'" + open_dir + "' (on the way to run directory") != std::string::npos, why);
+  BOOST_TEST(why.find("writable by other users and not sticky") != std::string::npos, why);
+  // Sticky, like /tmp: others may add entries but never move ours.
+  BOOST_REQUIRE(::chmod(open_dir.c_str(), 01777) == 0);
+  BOOST_TEST(cmd::save_record(sample()).ok());
+  BOOST_TEST(cmd::load_record(7).ok());
+}
+
+BOOST_AUTO_TEST_CASE(a_record_is_never_written_through_a_link_planted_at_a_temporary_name) {
+  TemporaryRunDirectory dir;
+  BOOST_REQUIRE(::mkdir(dir.run().c_str(), 0755) == 0);
+  const std::string victim = dir.path + "/victim";
+  { std::ofstream(victim) << "precious\n"; }
+  for (const char* name : {"/7.json.tmp", "/7.json.new", "/.7.json"}) {
+    BOOST_REQUIRE(::symlink(victim.c_str(), (dir.run() + name).c_str()) == 0);
+  }
+  BOOST_TEST(cmd::save_record(sample()).ok());
+  BOOST_TEST(slurp(victim) == "precious\n");
+  BOOST_TEST(cmd::load_record(7).ok());
+}
+
+BOOST_AUTO_TEST_CASE(a_record_is_readable_by_everyone_whatever_the_umask) {
+  TemporaryRunDirectory dir;
+  const mode_t old = ::umask(077);
+  const bool saved = cmd::save_record(sample()).ok();
+  ::umask(old);
+  BOOST_REQUIRE(saved);
+  struct stat st {};
+  BOOST_REQUIRE(::stat(cmd::record_path(7).c_str(), &st) == 0);
+  BOOST_TEST((st.st_mode & 0777) == 0644U);
+}
+
+BOOST_AUTO_TEST_CASE(a_relative_run_directory_is_refused) {
+  TemporaryRunDirectory dir;
+  ::setenv("COBLK_RUN_DIR", "relative/run", 1);
+  const std::string why = test::require_error(cmd::save_record(sample()), EINVAL);
+  BOOST_TEST(why == "COBLK_RUN_DIR must be an absolute path, not 'relative/run'");
+}
+
+BOOST_AUTO_TEST_CASE(a_record_that_another_user_owns_is_not_believed) {
+  if (::geteuid() != 0) {
+    BOOST_TEST_MESSAGE("not root: cannot give a file to another user here");
+    return;
+  }
+  TemporaryRunDirectory dir;
+  BOOST_REQUIRE(cmd::save_record(sample()).ok());
+  BOOST_REQUIRE(::chown(cmd::record_path(7).c_str(), kOtherUser, kOtherUser) == 0);
+  test::require_error(cmd::load_record(7), EPERM);
+}
+
+BOOST_AUTO_TEST_CASE(an_ordinary_user_keeps_state_in_a_directory_of_their_own) {
+  if (::geteuid() != 0) {
+    BOOST_TEST(cmd::run_directory() != "/run/coblk");
+    return;
+  }
+  BOOST_TEST(cmd::run_directory() == "/run/coblk");
+  // A child becomes another user and reports what it would use.
+  int fds[2];
+  BOOST_REQUIRE(::pipe(fds) == 0);
+  const pid_t child = ::fork();
+  BOOST_REQUIRE(child >= 0);
+  if (child == 0) {
+    ::unsetenv("COBLK_RUN_DIR");
+    ::unsetenv("XDG_RUNTIME_DIR");
+    if (::setresgid(kOtherUser, kOtherUser, kOtherUser) != 0 || ::setresuid(kOtherUser, kOtherUser, kOtherUser) != 0)
+      ::_exit(2);
+    std::string seen = cmd::run_directory() + "\n";
+    ::setenv("XDG_RUNTIME_DIR", "/run/user/65534", 1);
+    seen += cmd::run_directory() + "\n";
+    ::_exit(::write(fds[1], seen.data(), seen.size()) == static_cast<ssize_t>(seen.size()) ? 0 : 3);
+  }
+  ::close(fds[1]);
+  char buf[256] = {};
+  const ssize_t n = ::read(fds[0], buf, sizeof(buf) - 1);
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  BOOST_REQUIRE(WIFEXITED(status));
+  BOOST_REQUIRE(WEXITSTATUS(status) == 0);
+  BOOST_TEST(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0) == "/tmp/coblk-65534\n/run/user/65534/coblk\n");
+}
+
+BOOST_AUTO_TEST_CASE(recovery_is_refused_when_the_record_or_its_arguments_differ_from_the_kernels_geometry) {
+  cmd::DeviceRecord r = sample();
+  r.target = "loop";
+  r.size_bytes = 32ULL << 20;
+  r.block_size = 512;
+  BOOST_TEST(cmd::recovery_mismatch(r, 32ULL << 20, 512, 32ULL << 20, 512).empty());
+  // The backing file grew since: the arguments (no --size) now say 64M.
+  BOOST_TEST(cmd::recovery_mismatch(r, 64ULL << 20, 512, 32ULL << 20, 512) ==
+             "device 7 is 32M of 512-byte blocks in the kernel, but its recorded arguments now give 64M of 512-byte "
+             "blocks (has the backing file changed size?): refusing to serve it with another geometry");
+  // A record that disagrees with the kernel is not believed either.
+  r.block_size = 4096;
+  BOOST_TEST(cmd::recovery_mismatch(r, 32ULL << 20, 4096, 32ULL << 20, 512) ==
+             "device 7 is 32M of 512-byte blocks in the kernel, but its record says 32M of 4096-byte blocks: refusing "
+             "to serve it with another geometry");
+  r = sample();
+  BOOST_TEST(cmd::recovery_mismatch(r, 8ULL << 30, 512, 8ULL << 30, 4096).find("now give 8G of 512-byte blocks: ") !=
+             std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_record_says_whether_its_device_is_unprivileged) {
+  cmd::DeviceRecord r = sample();
+  BOOST_TEST(!cmd::record_from_json(cmd::to_json(r))->unprivileged);
+  r.unprivileged = true;
+  BOOST_TEST(cmd::to_json(r).find("\"unprivileged\":true") != std::string::npos);
+  BOOST_TEST(cmd::record_from_json(cmd::to_json(r))->unprivileged);
+  // Records of older servers have no such key: privileged.
+  BOOST_TEST(!cmd::record_from_json(R"({"dev_id": 3, "target": "ram"})")->unprivileged);
 }

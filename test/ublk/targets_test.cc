@@ -2,11 +2,15 @@
 // would drive them (no kernel ublk needed).
 #define BOOST_TEST_MODULE ublk_targets
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "coblk/runtime/runtime.h"
@@ -52,12 +56,12 @@ bool all_zero(const std::vector<std::byte>& v) {
   return true;
 }
 
-// A temporary backing file.
+// A temporary backing file, in /tmp or in `dir`.
 struct TempFile {
   std::string path;
-  explicit TempFile(uint64_t bytes) {
-    char tmpl[] = "/tmp/coblk-loop-XXXXXX";
-    const int fd = ::mkstemp(tmpl);
+  explicit TempFile(uint64_t bytes, const std::string& dir = "/tmp") {
+    std::string tmpl = dir + "/coblk-loop-XXXXXX";
+    const int fd = ::mkstemp(tmpl.data());
     path = tmpl;
     BOOST_REQUIRE(fd >= 0);
     BOOST_REQUIRE(::ftruncate(fd, static_cast<off_t>(bytes)) == 0);
@@ -65,6 +69,48 @@ struct TempFile {
   }
   ~TempFile() { ::unlink(path.c_str()); }
 };
+
+// 512-byte blocks the file holds on disk (or in memory, for tmpfs).
+long long allocated_blocks(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<long long>(st.st_blocks) : -1;
+}
+
+// Writes a pattern over [0, 64 KiB) of a loop device, zeroes [16 KiB, 48 KiB)
+// with `flags`, and checks that exactly that range reads back as zeros.
+// Returns the file's allocated blocks before and after the zeroing.
+std::pair<long long, long long> zero_the_middle(ublk::LoopTarget& loop, const std::string& path, uint32_t flags) {
+  long long before = -1;
+  const int ok = run_on_runtime([&]() -> Task<int> {
+    auto data = pattern(65536, 9);
+    if (co_await loop.write(make(ublk::abi::IO_OP_WRITE, 0, 65536, data.data())) != 65536) co_return 1;
+    if (co_await loop.flush(make(ublk::abi::IO_OP_FLUSH, 0, 0, nullptr)) != 0) co_return 2;
+    before = allocated_blocks(path);
+    Request z = make(ublk::abi::IO_OP_WRITE_ZEROES, 16384, 32768, nullptr);
+    z.flags = flags;
+    if (co_await loop.write_zeroes(z) != 0) co_return 3;
+    std::vector<std::byte> back(65536);
+    if (co_await loop.read(make(ublk::abi::IO_OP_READ, 0, 65536, back.data())) != 65536) co_return 4;
+    for (size_t i = 0; i < back.size(); ++i) {
+      const bool zeroed = i >= 16384 && i < 49152;
+      if (back[i] != (zeroed ? std::byte{0} : data[i])) co_return 5;
+    }
+    co_return 0;
+  });
+  BOOST_TEST(ok == 0);
+  return {before, allocated_blocks(path)};
+}
+
+// True if `dir` is a tmpfs whose files refuse FALLOC_FL_ZERO_RANGE.
+bool tmpfs_without_zero_range(const std::string& dir) {
+  struct statfs fs {};
+  if (::statfs(dir.c_str(), &fs) != 0 || fs.f_type != 0x01021994 /* TMPFS_MAGIC */) return false;
+  TempFile probe(65536, dir);
+  const int fd = ::open(probe.path.c_str(), O_RDWR | O_CLOEXEC);
+  const bool refused = ::fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 0, 4096) != 0 && errno == EOPNOTSUPP;
+  ::close(fd);
+  return refused;
+}
 
 }  // namespace
 
@@ -162,6 +208,39 @@ BOOST_AUTO_TEST_CASE(write_zeroes_on_a_loop_device_reads_back_as_zeros) {
     co_return all_zero(back) ? 0 : 2;
   });
   BOOST_TEST(ok == 0);
+}
+
+BOOST_AUTO_TEST_CASE(write_zeroes_with_nounmap_keeps_the_loop_files_blocks_allocated) {
+  TempFile file(1 << 20);
+  const auto loop = test::require_ok(ublk::LoopTarget::create(file.path, 1 << 20, 512, false));
+  const auto [before, after] = zero_the_middle(*loop, file.path, ublk::abi::IO_F_NOUNMAP);
+  BOOST_TEST(before >= 128);  // 64 KiB written
+  BOOST_TEST(after == before);
+}
+
+BOOST_AUTO_TEST_CASE(write_zeroes_with_nounmap_writes_zeros_where_the_file_system_has_no_zero_range) {
+  // tmpfs refuses FALLOC_FL_ZERO_RANGE; the fallback must not punch a hole.
+  const std::string dir = "/dev/shm";
+  if (!tmpfs_without_zero_range(dir)) {
+    BOOST_TEST_MESSAGE(dir << " is not a tmpfs that refuses ZERO_RANGE; nothing to check here");
+    return;
+  }
+  TempFile file(1 << 20, dir);
+  const auto loop = test::require_ok(ublk::LoopTarget::create(file.path, 1 << 20, 512, false));
+  const auto [before, after] = zero_the_middle(*loop, file.path, ublk::abi::IO_F_NOUNMAP);
+  BOOST_TEST(before >= 128);
+  BOOST_TEST(after == before);
+}
+
+BOOST_AUTO_TEST_CASE(write_zeroes_without_nounmap_may_free_the_loop_files_blocks) {
+  for (const std::string dir : {"/tmp", "/dev/shm"}) {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) continue;
+    TempFile file(1 << 20, dir);
+    const auto loop = test::require_ok(ublk::LoopTarget::create(file.path, 1 << 20, 512, false));
+    const auto [before, after] = zero_the_middle(*loop, file.path, 0);
+    BOOST_TEST(after <= before - 64, dir);  // the 32 KiB hole is given back
+  }
 }
 
 BOOST_AUTO_TEST_CASE(a_missing_backing_file_is_reported_not_thrown) {
