@@ -91,7 +91,12 @@ class ZstdCodec final : public Codec {
   }
 
   bool decompress(std::span<const std::byte> src, std::span<std::byte, page_size> page) noexcept override {
-    if (src.empty()) return false;
+    // libzstd 1.5.4 (Debian 12) reads a 4-byte magic number at the start of
+    // src even in the magicless format, whose frames it accepts from 1
+    // byte on: a shorter src is read past its end (test/fuzz found it;
+    // newer ZSTD checks the size first). No frame that decodes to a page is
+    // that short (frame header, then a 3-byte block header and content).
+    if (src.size() < 4) return false;
     // Bounded by the page: a frame that would decode to more fails with
     // dstSize_tooSmall, one that decodes to less is caught by the size check.
     const std::size_t size = ZSTD_decompressDCtx(dctx_, page.data(), page.size(), src.data(), src.size());

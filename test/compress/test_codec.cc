@@ -7,6 +7,9 @@
 #define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -227,6 +230,27 @@ BOOST_AUTO_TEST_CASE(zstd_data_that_decodes_to_more_or_less_than_a_page_is_rejec
     }
   }
   ZSTD_freeCCtx(cctx);
+}
+
+// libzstd 1.5.4 reads a 4-byte magic number even from a shorter magicless
+// src; the codec must refuse such a src before ZSTD sees it. The bytes sit
+// at the end of a mapping followed by an inaccessible page, so an over-read
+// faults (test/fuzz/corpus/fuzz_codec_zstd/regress-magicless-2-bytes).
+BOOST_AUTO_TEST_CASE(zstd_data_shorter_than_a_frame_is_rejected_without_reading_past_it) {
+  auto codec = make_valid_codec(CodecSpec{Algorithm::zstd, 1});
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  void* map = ::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  BOOST_TEST_REQUIRE(map != MAP_FAILED);
+  auto* const end = static_cast<std::byte*>(map) + page;
+  BOOST_TEST_REQUIRE(::mprotect(end, page, PROT_NONE) == 0);
+  Page decoded;
+  for (const std::size_t length : {1, 2, 3}) {
+    BOOST_TEST_CONTEXT(length << " bytes") {
+      std::memset(end - length, 0x1a, length);
+      BOOST_TEST(!codec->decompress(std::span<const std::byte>(end - length, length), decoded));
+    }
+  }
+  ::munmap(map, 2 * page);
 }
 
 BOOST_AUTO_TEST_CASE(a_page_compressed_at_one_level_decompresses_with_another_level_of_the_same_algorithm) {
