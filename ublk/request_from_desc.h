@@ -17,9 +17,15 @@ namespace coblk::ublk {
 /// the caller.
 ///
 /// Returns 0, or -EIO (and `out` is not to be used) when the descriptor
-/// cannot be served: a READ or WRITE longer than `max_io_bytes` would
-/// overrun the tag buffer. Whether the range lies inside the device is the
-/// target's check.
+/// cannot be served, whatever its op:
+///   - its sector range has no byte form: start_sector * 512 or its end
+///     beyond 2^64, or nr_sectors * 512 beyond Request::length's 32 bits
+///     (the kernel never sends these; wrapping them would make another,
+///     valid-looking range);
+///   - a READ or WRITE is longer than `max_io_bytes`: it would overrun the
+///     tag buffer.
+/// Whether the range lies inside the device is the target's check (the ram
+/// and loop targets answer -EIO to a range past the end).
 ///
 /// Pure: no I/O, no allocation, no state; the same arguments always give
 /// the same answer.
