@@ -14,6 +14,8 @@ namespace coblk::ublk {
 /// file and the request's pages (read_fixed/write_fixed on the registered
 /// request buffer). Discard punches holes; write-zeroes uses
 /// FALLOC_FL_ZERO_RANGE (or punches a hole unless IO_F_NOUNMAP is set).
+/// The device is the file's first `size_bytes`: a request reaching past
+/// them fails with -EIO and touches nothing, even where the file goes on.
 class LoopTarget final : public Target {
  public:
   /// A device of `size_bytes` with `block_size`-byte blocks on the file or
@@ -36,6 +38,7 @@ class LoopTarget final : public Target {
 
  private:
   LoopTarget(int fd, uint64_t size_bytes, uint32_t block_size);  // takes over the open file
+  bool in_range(const Request& r) const { return r.offset <= size_bytes_ && r.length <= size_bytes_ - r.offset; }
 
   int fd_ = -1;
   bool block_device_ = false;
