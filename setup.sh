@@ -9,13 +9,18 @@ build_packages=(
   liburing-dev liblz4-dev libzstd-dev libmimalloc-dev
   libboost1.81-dev libboost-program-options1.81-dev libboost-test1.81-dev
 )
+# The fuzz harnesses (test/fuzz): libFuzzer and the sanitizer run-times
+# come with clang, not g++.
+fuzz_packages=(
+  clang-14 libclang-rt-14-dev
+)
 # The VM harness (test/vm): an emulated machine, a static busybox for the
 # initramfs, and the tools the end-to-end tests drive inside it.
 vm_packages=(
   qemu-system-x86 busybox-static fio e2fsprogs cpio xz-utils util-linux kmod
 )
 
-want=("${build_packages[@]}")
+want=("${build_packages[@]}" "${fuzz_packages[@]}")
 [[ "${COBLK_SETUP_NO_VM:-0}" == 1 ]] || want+=("${vm_packages[@]}")
 
 missing=()

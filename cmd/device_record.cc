@@ -9,6 +9,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -19,14 +20,24 @@ namespace {
 
 constexpr char kArraySeparator = '\x1f';
 
+// One member's value as read: a scalar's text, or an array's elements. The
+// elements are kept apart because joining them (FlatJson's form) cannot tell
+// [] from [""], nor an element holding the separator from two elements.
+struct Member {
+  std::string text;  ///< a scalar's text, or the elements joined by kArraySeparator
+  bool is_array = false;
+  std::vector<std::string> elements;
+};
+using Members = std::map<std::string, Member>;
+
 // A recursive-descent reader for the flat objects this file writes. It is
 // deliberately small: one level of object, scalar members, arrays of scalars.
 class FlatJsonReader {
  public:
   explicit FlatJsonReader(const std::string& text) : s_(text) {}
 
-  std::optional<FlatJson> object() {
-    FlatJson out;
+  std::optional<Members> object() {
+    Members out;
     skip_space();
     if (!eat('{')) return std::nullopt;
     skip_space();
@@ -49,31 +60,36 @@ class FlatJsonReader {
   }
 
  private:
-  std::optional<FlatJson> finish(FlatJson& out) {
+  std::optional<Members> finish(Members& out) {
     skip_space();
     if (pos_ != s_.size()) return std::nullopt;
     return std::move(out);
   }
 
-  std::optional<std::string> member_value() {
+  std::optional<Member> member_value() {
+    Member m;
     if (peek() == '[') {
       ++pos_;
-      std::string joined;
+      m.is_array = true;
       skip_space();
-      if (eat(']')) return joined;
+      if (eat(']')) return m;
       for (bool first = true;; first = false) {
         skip_space();
         auto v = scalar();
         if (!v) return std::nullopt;
-        if (!first) joined += kArraySeparator;
-        joined += *v;
+        if (!first) m.text += kArraySeparator;
+        m.text += *v;
+        m.elements.push_back(std::move(*v));
         skip_space();
         if (eat(',')) continue;
-        if (eat(']')) return joined;
+        if (eat(']')) return m;
         return std::nullopt;
       }
     }
-    return scalar();
+    auto v = scalar();
+    if (!v) return std::nullopt;
+    m.text = std::move(*v);
+    return m;
   }
 
   std::optional<std::string> scalar() {
@@ -150,20 +166,23 @@ class FlatJsonReader {
   size_t pos_ = 0;
 };
 
+// Reads a decimal number that fits T: a value out of T's range (a negative
+// one for an unsigned field included) is not read, rather than wrapped.
 template <class T>
-bool read_number(const FlatJson& j, const char* key, T& out) {
+bool read_number(const Members& j, const char* key, T& out) {
   auto it = j.find(key);
   if (it == j.end()) return false;
-  char* end = nullptr;
-  errno = 0;
-  const long long v = std::strtoll(it->second.c_str(), &end, 10);
-  if (errno != 0 || end == it->second.c_str() || *end != '\0') return false;
-  out = static_cast<T>(v);
+  const std::string& text = it->second.text;
+  const char* const end = text.data() + text.size();
+  T value{};
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc{} || ptr != end || text.empty()) return false;
+  out = value;
   return true;
 }
 
-void read_string(const FlatJson& j, const char* key, std::string& out) {
-  if (auto it = j.find(key); it != j.end()) out = it->second;
+void read_string(const Members& j, const char* key, std::string& out) {
+  if (auto it = j.find(key); it != j.end()) out = it->second.text;
 }
 
 }  // namespace
@@ -234,7 +253,7 @@ std::string to_json(const DeviceRecord& r) {
 }
 
 std::optional<DeviceRecord> record_from_json(const std::string& text) {
-  auto j = parse_flat_json(text);
+  auto j = FlatJsonReader(text).object();
   if (!j) return std::nullopt;
   DeviceRecord r;
   if (!read_number(*j, "dev_id", r.dev_id)) return std::nullopt;
@@ -245,25 +264,26 @@ std::optional<DeviceRecord> record_from_json(const std::string& text) {
   read_number(*j, "queues", r.queues);
   read_number(*j, "depth", r.depth);
   read_number(*j, "pid", r.pid);
-  if (auto it = j->find("unprivileged"); it != j->end()) r.unprivileged = it->second == "true";
+  if (auto it = j->find("unprivileged"); it != j->end()) r.unprivileged = it->second.text == "true";
   read_string(*j, "backing", r.backing);
   read_string(*j, "compression", r.compression);
-  if (auto it = j->find("args"); it != j->end() && !it->second.empty()) {
-    std::string cur;
-    for (const char c : it->second) {
-      if (c == kArraySeparator) {
-        r.args.push_back(cur);
-        cur.clear();
-      } else {
-        cur += c;
-      }
+  if (auto it = j->find("args"); it != j->end()) {
+    if (it->second.is_array) {
+      r.args = std::move(it->second.elements);
+    } else if (!it->second.text.empty()) {
+      r.args.push_back(std::move(it->second.text));  // a lone string: one argument
     }
-    r.args.push_back(cur);
   }
   return r;
 }
 
-std::optional<FlatJson> parse_flat_json(const std::string& text) { return FlatJsonReader(text).object(); }
+std::optional<FlatJson> parse_flat_json(const std::string& text) {
+  auto members = FlatJsonReader(text).object();
+  if (!members) return std::nullopt;
+  FlatJson out;
+  for (auto& [key, member] : *members) out.emplace(key, std::move(member.text));
+  return out;
+}
 
 namespace {
 

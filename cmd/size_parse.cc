@@ -8,9 +8,21 @@ namespace {
 
 constexpr std::array<char, 5> kSuffixes{'K', 'M', 'G', 'T', 'P'};
 
+// The text in quotes, control characters written as \xNN: the error is one
+// line whatever was typed.
 std::string quoted(std::string_view text) {
   std::string out = "'";
-  out += text;
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
   out += '\'';
   return out;
 }

@@ -13,8 +13,27 @@
 namespace coblk::compress {
 namespace {
 
-Error bad_spec(const std::string& quoted, const std::string& why) {
-  return Error(EINVAL, "bad codec " + quoted + ": " + why);
+Error bad_spec(const std::string& quoted_text, const std::string& why) {
+  return Error(EINVAL, "bad codec " + quoted_text + ": " + why);
+}
+
+// The text in quotes, control characters written as \xNN, so that the
+// message stays one line whatever was typed.
+std::string quoted(std::string_view text) {
+  std::string out = "'";
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  out += '\'';
+  return out;
 }
 
 // Parses the whole of `text` as a decimal int (optional leading '-').
@@ -43,26 +62,27 @@ Result<CodecSpec> parse_codec_spec(std::string_view text) {
   const std::string_view algorithm_text = text.substr(0, colon);
   const bool has_level = colon != std::string_view::npos;
   const std::string_view level_text = has_level ? text.substr(colon + 1) : std::string_view{};
-  const std::string quoted = "'" + std::string(text) + "'";
+  const std::string quoted_text = quoted(text);
 
   CodecSpec spec;
   if (algorithm_text == "lz4") {
     spec = CodecSpec{Algorithm::lz4, 1};
     if (!has_level) return spec;
     if (!parse_int(level_text, spec.level) || !detail::lz4_acceleration_valid(spec.level))
-      return bad_spec(quoted, "LZ4 acceleration must be an integer in " + std::to_string(detail::lz4_min_acceleration) +
-                                  ".." + std::to_string(detail::lz4_max_acceleration));
+      return bad_spec(quoted_text, "LZ4 acceleration must be an integer in " +
+                                       std::to_string(detail::lz4_min_acceleration) + ".." +
+                                       std::to_string(detail::lz4_max_acceleration));
     return spec;
   }
   if (algorithm_text == "zstd") {
     spec = CodecSpec{Algorithm::zstd, 0};
     if (!has_level) return spec;
     if (!parse_int(level_text, spec.level) || !detail::zstd_level_valid(spec.level))
-      return bad_spec(quoted, "ZSTD level must be an integer in " + std::to_string(ZSTD_minCLevel()) + ".." +
-                                  std::to_string(ZSTD_maxCLevel()));
+      return bad_spec(quoted_text, "ZSTD level must be an integer in " + std::to_string(ZSTD_minCLevel()) + ".." +
+                                       std::to_string(ZSTD_maxCLevel()));
     return spec;
   }
-  return bad_spec(quoted, "expected lz4, lz4:ACCELERATION, zstd or zstd:LEVEL");
+  return bad_spec(quoted_text, "expected lz4, lz4:ACCELERATION, zstd or zstd:LEVEL");
 }
 
 }  // namespace coblk::compress

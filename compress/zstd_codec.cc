@@ -18,6 +18,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -56,6 +57,7 @@ class ZstdCodec final : public Codec {
       if (r) r = check(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_dictIDFlag, 0), "dictionary ID flag");
       if (r) r = check(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_format, ZSTD_f_zstd1_magicless), "format");
       if (r) r = check(ZSTD_DCtx_setParameter(dctx_, ZSTD_d_format, ZSTD_f_zstd1_magicless), "format");
+      format_ = ZSTD_f_zstd1_magicless;
     }
     if (r && !dictionary.empty()) {
       // By copy: the caller's buffer need not outlive the codec.
@@ -91,7 +93,12 @@ class ZstdCodec final : public Codec {
   }
 
   bool decompress(std::span<const std::byte> src, std::span<std::byte, page_size> page) noexcept override {
-    if (src.empty()) return false;
+    // Exactly one frame, or ZSTD is not called: libzstd 1.5.4 (Debian 12)
+    // decodes frame after frame, and before each one loads a 4-byte magic
+    // number even in the magicless format, reading past the end of src
+    // when 1..3 bytes are left (a 2-byte src, or a page followed by 2 bytes
+    // of junk). test/fuzz found both; newer ZSTD checks the size first.
+    if (frame_size(src) != src.size()) return false;
     // Bounded by the page: a frame that would decode to more fails with
     // dstSize_tooSmall, one that decodes to less is caught by the size check.
     const std::size_t size = ZSTD_decompressDCtx(dctx_, page.data(), page.size(), src.data(), src.size());
@@ -103,6 +110,39 @@ class ZstdCodec final : public Codec {
   std::size_t allocations_after_setup() const noexcept { return allocations_after_setup_; }
 
  private:
+  // The size of the frame at the start of src, from its header and block
+  // headers (RFC 8878, 3.1.1: a 3-byte little-endian block header holds
+  // Last_Block in bit 0, Block_Type in bits 1-2, Block_Size in bits 3-23;
+  // an RLE block's content is 1 byte, a reserved type is corrupt). 0 when
+  // src does not hold a whole frame. Reads only inside src.
+  std::size_t frame_size(std::span<const std::byte> src) const noexcept {
+    ZSTD_frameHeader header;
+    if (ZSTD_getFrameHeader_advanced(&header, src.data(), src.size(), format_) != 0) return 0;
+    if (header.frameType != ZSTD_frame) return 0;
+    constexpr std::size_t block_header_bytes = 3;
+    constexpr unsigned rle_block = 1;
+    constexpr unsigned reserved_block = 3;
+    std::size_t at = header.headerSize;
+    for (bool last = false; !last;) {
+      if (src.size() - at < block_header_bytes) return 0;
+      const auto byte = [&](std::size_t i) { return static_cast<std::uint32_t>(src[at + i]); };
+      const std::uint32_t block = byte(0) | byte(1) << 8 | byte(2) << 16;
+      at += block_header_bytes;
+      last = (block & 1) != 0;
+      const unsigned type = (block >> 1) & 3;
+      if (type == reserved_block) return 0;
+      const std::size_t content = type == rle_block ? 1 : block >> 3;
+      if (src.size() - at < content) return 0;
+      at += content;
+    }
+    constexpr std::size_t checksum_bytes = 4;
+    if (header.checksumFlag != 0) {
+      if (src.size() - at < checksum_bytes) return 0;
+      at += checksum_bytes;
+    }
+    return at;
+  }
+
   static void* allocate(void* opaque, std::size_t size) {
     auto* self = static_cast<ZstdCodec*>(opaque);
     if (self->ready_) ++self->allocations_after_setup_;
@@ -149,6 +189,7 @@ class ZstdCodec final : public Codec {
   ZSTD_CCtx* cctx_ = nullptr;
   ZSTD_DCtx* dctx_ = nullptr;
   bool ready_ = false;
+  ZSTD_format_e format_ = ZSTD_f_zstd1;  // the frames' format, as set on both contexts
   std::array<std::byte, ZSTD_COMPRESSBOUND(page_size)> scratch_;
   std::size_t allocations_after_setup_ = 0;
 };

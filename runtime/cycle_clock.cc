@@ -13,7 +13,8 @@ namespace {
 bool cpu_has_invariant_tsc() noexcept {
 #if defined(__x86_64__)
   unsigned a = 0, b = 0, c = 0, d = 0;
-  if (__get_cpuid_max(0x80000000u, nullptr) < 0x80000007u) {
+  // unsigned in g++'s <cpuid.h>, int in clang's.
+  if (static_cast<unsigned>(__get_cpuid_max(0x80000000u, nullptr)) < 0x80000007u) {
     return false;
   }
   __cpuid(0x80000007u, a, b, c, d);

@@ -29,8 +29,12 @@ void free_frame(void* p, std::size_t size) noexcept {
 #if COBLK_USE_MIMALLOC
   (void)size;
   mi_free(p);
-#else
+#elif defined(__cpp_sized_deallocation)
   ::operator delete(p, size);
+#else
+  // clang before 19 has no sized deallocation unless -fsized-deallocation.
+  (void)size;
+  ::operator delete(p);
 #endif
 }
 

@@ -34,10 +34,10 @@ class WhenAllChild {
     struct Final {
       bool await_ready() const noexcept { return false; }
       std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> self) noexcept {
-        WhenAllLatch* latch = self.promise().latch;
+        WhenAllLatch* shared = self.promise().latch;  // not `latch`: clang's -Wshadow sees the field
         // Single-threaded: all children run on the parent's reactor.
-        if (--latch->remaining == 0) {
-          return latch->parent;
+        if (--shared->remaining == 0) {
+          return shared->parent;
         }
         return std::noop_coroutine();
       }

@@ -46,6 +46,7 @@ TargetGeometry LoopTarget::geometry() const {
 }
 
 runtime::Task<int> LoopTarget::read(const Request& r) {
+  if (!in_range(r)) co_return -EIO;
   uint32_t done = 0;
   // Short reads happen (signals, page cache pressure); continue until all
   // bytes are in. A read of 0 bytes inside the device is a truncated file.
@@ -61,6 +62,7 @@ runtime::Task<int> LoopTarget::read(const Request& r) {
 }
 
 runtime::Task<int> LoopTarget::write(const Request& r) {
+  if (!in_range(r)) co_return -EIO;  // past the device: never grow or touch the file beyond it
   uint32_t done = 0;
   while (done < r.length) {
     const int n = r.fixed_buffer >= 0
@@ -81,10 +83,14 @@ runtime::Task<int> LoopTarget::write(const Request& r) {
 runtime::Task<int> LoopTarget::flush(const Request&) { co_return co_await runtime::fdatasync(fd_); }
 
 runtime::Task<int> LoopTarget::discard(const Request& r) {
+  if (!in_range(r)) co_return -EIO;
+  if (r.length == 0) co_return 0;  // fallocate refuses a zero length (EINVAL)
   co_return co_await runtime::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, r.offset, r.length);
 }
 
 runtime::Task<int> LoopTarget::write_zeroes(const Request& r) {
+  if (!in_range(r)) co_return -EIO;
+  if (r.length == 0) co_return 0;
   // Without NOUNMAP the blocks may go: a hole reads as zeros. With it they
   // must stay allocated (so that later writes cannot fail for want of
   // space), as the kernel's loop driver does: ZERO_RANGE, never a hole.

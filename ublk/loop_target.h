@@ -16,6 +16,8 @@ namespace coblk::ublk {
 /// unless the request has IO_F_NOUNMAP: then the blocks stay allocated
 /// (FALLOC_FL_ZERO_RANGE, or zeros written where the file system has no
 /// ZERO_RANGE); a file system that cannot punch holes gets the same.
+/// The device is the file's first `size_bytes`: a request reaching past
+/// them fails with -EIO and touches nothing, even where the file goes on.
 class LoopTarget final : public Target {
  public:
   /// A device of `size_bytes` with `block_size`-byte blocks on the file or
@@ -40,6 +42,7 @@ class LoopTarget final : public Target {
   LoopTarget(int fd, uint64_t size_bytes, uint32_t block_size);  // takes over the open file
   // Writes `length` zero bytes at `offset`; 0 or -errno.
   runtime::Task<int> write_zero_bytes(uint64_t offset, uint32_t length);
+  bool in_range(const Request& r) const { return r.offset <= size_bytes_ && r.length <= size_bytes_ - r.offset; }
 
   int fd_ = -1;
   bool block_device_ = false;

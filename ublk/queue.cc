@@ -14,6 +14,7 @@
 #include "coblk/runtime/io.h"
 #include "coblk/runtime/reactor.h"
 #include "coblk/runtime/when_all.h"
+#include "coblk/ublk/request_from_desc.h"
 
 namespace coblk::ublk {
 namespace {
@@ -166,14 +167,8 @@ runtime::Task<void> Queue::serve_tag(uint16_t tag) {
 // the user-copy transfers and the target call are awaited inline here.
 runtime::Task<int> Queue::handle(uint16_t tag, const abi::ublksrv_io_desc& desc) {
   Request r;
-  r.op = abi::get_op(desc);
-  r.flags = desc.op_flags;
-  r.offset = desc.start_sector << 9;
-  r.length = desc.nr_sectors << 9;
-  r.queue = config_.queue_id;
-  r.tag = tag;
+  if (const int ret = request_from_desc(desc, config_.queue_id, tag, config_.max_io_bytes, r); ret < 0) co_return ret;
   const bool moves_data = r.op == abi::IO_OP_READ || r.op == abi::IO_OP_WRITE;
-  if (moves_data && r.length > config_.max_io_bytes) co_return -EIO;  // never overrun a tag buffer
   if (config_.data_path == DataPath::zero_copy) {
     r.fixed_buffer = tag;
   } else {

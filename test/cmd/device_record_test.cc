@@ -6,9 +6,13 @@
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "coblk/cmd/device_record.h"
 #include "test/require_ok.h"
@@ -73,6 +77,43 @@ BOOST_AUTO_TEST_CASE(a_record_survives_a_round_trip_through_json) {
   BOOST_TEST(back->pid == 4242);
   BOOST_TEST(back->compression == "zstd:3");
   BOOST_TEST(back->args == r.args);
+}
+
+// Found by test/fuzz (fuzz_device_record): a size above INT64_MAX was read
+// back as 0, an args list [""] as [], and an argument holding the byte 0x1f
+// as two arguments.
+BOOST_AUTO_TEST_CASE(a_record_survives_a_round_trip_whatever_its_numbers_and_args) {
+  for (const std::vector<std::string>& args : std::initializer_list<std::vector<std::string>>{{},
+                                                                                              {""},
+                                                                                              {"", ""},
+                                                                                              {"a\x1f"
+                                                                                               "b"},
+                                                                                              {"\x1f"},
+                                                                                              {"\x01\x7f\xff", "\n"}}) {
+    cmd::DeviceRecord r = sample();
+    r.dev_id = UINT32_MAX;
+    r.size_bytes = UINT64_MAX;
+    r.block_size = UINT32_MAX;
+    r.pid = INT32_MIN;
+    r.args = args;
+    const auto back = cmd::record_from_json(cmd::to_json(r));
+    BOOST_REQUIRE(back);
+    BOOST_TEST(back->dev_id == UINT32_MAX);
+    BOOST_TEST(back->size_bytes == UINT64_MAX);
+    BOOST_TEST(back->block_size == UINT32_MAX);
+    BOOST_TEST(back->pid == INT32_MIN);
+    BOOST_TEST(back->args == args, args.size() << " args");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_number_out_of_its_fields_range_is_not_wrapped) {
+  // An id that does not fit 32 bits is no record: it would name another file.
+  BOOST_TEST(!cmd::record_from_json(R"({"dev_id": 4294967303})"));
+  BOOST_TEST(!cmd::record_from_json(R"({"dev_id": -1})"));
+  const auto r = cmd::record_from_json(R"({"dev_id": 1, "queues": -1, "size_bytes": 18446744073709551616})");
+  BOOST_REQUIRE(r);
+  BOOST_TEST(r->queues == 0U);
+  BOOST_TEST(r->size_bytes == 0U);
 }
 
 BOOST_AUTO_TEST_CASE(malformed_json_is_rejected_not_half_read) {

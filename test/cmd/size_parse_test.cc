@@ -37,6 +37,17 @@ BOOST_AUTO_TEST_CASE(text_that_is_not_a_number_is_rejected_with_a_reason) {
   }
 }
 
+// Found by test/fuzz (fuzz_size_parse): the text was quoted as typed, so a
+// newline in it split the error in two.
+BOOST_AUTO_TEST_CASE(an_error_stays_one_line_whatever_the_text_holds) {
+  const auto bad = parse_size(std::string_view(",\0\nG\x7f", 5));
+  BOOST_TEST(!bad);
+  BOOST_TEST(bad.error.find('\n') == std::string::npos);
+  BOOST_TEST(bad.error.starts_with("',\\x00\\x0aG\\x7f' is not a size"), bad.error);
+  const auto large = parse_size("99999999999999999999\n");
+  BOOST_TEST(large.error == "'99999999999999999999\\x0a' is too large");
+}
+
 BOOST_AUTO_TEST_CASE(sizes_beyond_64_bits_are_rejected_not_wrapped) {
   BOOST_TEST(!parse_size("18446744073709551616"));
   BOOST_TEST(parse_size("18446744073709551615").bytes == UINT64_MAX);

@@ -7,6 +7,9 @@
 #define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -227,6 +230,43 @@ BOOST_AUTO_TEST_CASE(zstd_data_that_decodes_to_more_or_less_than_a_page_is_rejec
     }
   }
   ZSTD_freeCCtx(cctx);
+}
+
+// libzstd 1.5.4 decodes frame after frame and loads a 4-byte magic number
+// before each, even in the magicless format: with 1..3 bytes left it reads
+// past the end of src. The codec must hand ZSTD exactly one frame. The
+// bytes sit at the end of a mapping followed by an inaccessible page, so an
+// over-read faults (test/fuzz/corpus/fuzz_codec_zstd/regress-*).
+BOOST_AUTO_TEST_CASE(zstd_data_that_is_not_exactly_one_frame_is_rejected_without_reading_past_it) {
+  auto codec = make_valid_codec(CodecSpec{Algorithm::zstd, 1});
+  const Page page = testing::text_pages(1)[0];
+  std::vector<std::byte> compressed(max_compressed_size(codec->spec()));
+  compressed.resize(codec->compress(page, compressed));
+  BOOST_TEST_REQUIRE(!compressed.empty());
+
+  const std::size_t map_page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  const std::size_t map_bytes = 4 * map_page;
+  void* map = ::mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  BOOST_TEST_REQUIRE(map != MAP_FAILED);
+  auto* const end = static_cast<std::byte*>(map) + map_bytes - map_page;
+  BOOST_TEST_REQUIRE(::mprotect(end, map_page, PROT_NONE) == 0);
+  Page decoded;
+  for (const std::size_t junk : {1, 2, 3}) {
+    BOOST_TEST_CONTEXT(junk << " bytes alone") {
+      std::memset(end - junk, 0x1a, junk);
+      BOOST_TEST(!codec->decompress(std::span<const std::byte>(end - junk, junk), decoded));
+    }
+    BOOST_TEST_CONTEXT("a page followed by " << junk << " bytes") {
+      std::byte* const start = end - compressed.size() - junk;
+      std::memcpy(start, compressed.data(), compressed.size());
+      std::memset(end - junk, 0x1a, junk);
+      BOOST_TEST(!codec->decompress(std::span<const std::byte>(start, compressed.size() + junk), decoded));
+    }
+  }
+  std::memcpy(end - compressed.size(), compressed.data(), compressed.size());
+  BOOST_TEST(codec->decompress(std::span<const std::byte>(end - compressed.size(), compressed.size()), decoded));
+  BOOST_TEST((decoded == page));
+  ::munmap(map, map_bytes);
 }
 
 BOOST_AUTO_TEST_CASE(a_page_compressed_at_one_level_decompresses_with_another_level_of_the_same_algorithm) {

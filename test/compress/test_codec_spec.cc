@@ -60,6 +60,19 @@ BOOST_AUTO_TEST_CASE(bad_specs_are_rejected_with_a_one_line_error_naming_the_inp
   }
 }
 
+// Found by test/fuzz (fuzz_codec_spec): the text was quoted as typed, so a
+// newline in it split the message in two.
+BOOST_AUTO_TEST_CASE(a_rejection_stays_one_line_whatever_the_text_holds) {
+  for (const std::string_view text : {"lz4\n", "llzll\n", "zstd:\r1", "\x1b[31m"}) {
+    BOOST_TEST_CONTEXT(text.size() << " bytes") {
+      const auto spec = parse_codec_spec(text);
+      BOOST_TEST_REQUIRE(!spec.ok());
+      BOOST_TEST(spec.error().message().find_first_of("\n\r\x1b") == std::string::npos, spec.error().message());
+    }
+  }
+  BOOST_TEST(parse_codec_spec("lz4\n").error().message().starts_with("bad codec 'lz4\\x0a': "));
+}
+
 BOOST_AUTO_TEST_CASE(make_codec_refuses_levels_out_of_range) {
   for (const CodecSpec spec : {CodecSpec{Algorithm::lz4, 0}, CodecSpec{Algorithm::lz4, 65538},
                                CodecSpec{Algorithm::zstd, 99}, CodecSpec{static_cast<Algorithm>(7), 1}}) {

@@ -243,6 +243,37 @@ BOOST_AUTO_TEST_CASE(write_zeroes_without_nounmap_may_free_the_loop_files_blocks
   }
 }
 
+// Found by test/fuzz (fuzz_ublk_desc): the loop target checked no range, so
+// a request past the device read or wrote the file beyond it (and grew it).
+BOOST_AUTO_TEST_CASE(a_request_beyond_the_loop_device_fails_with_eio_and_leaves_the_file_alone) {
+  TempFile file(2 * 65536);  // the device is the first half of the file
+  const auto owned_loop = test::require_ok(ublk::LoopTarget::create(file.path, 65536, 512, false));
+  ublk::LoopTarget& loop = *owned_loop;
+  const int ok = run_on_runtime([&]() -> Task<int> {
+    std::vector<std::byte> buf(8192, std::byte{7});
+    if (co_await loop.read(make(ublk::abi::IO_OP_READ, 61440, 8192, buf.data())) != -EIO) co_return 1;
+    if (co_await loop.write(make(ublk::abi::IO_OP_WRITE, 65536, 4096, buf.data())) != -EIO) co_return 2;
+    if (co_await loop.write(make(ublk::abi::IO_OP_WRITE, 2 * 65536, 512, buf.data())) != -EIO) co_return 3;
+    if (co_await loop.discard(make(ublk::abi::IO_OP_DISCARD, 65536 - 512, 1024, nullptr)) != -EIO) co_return 4;
+    if (co_await loop.write_zeroes(make(ublk::abi::IO_OP_WRITE_ZEROES, UINT64_MAX - 511, 512, nullptr)) != -EIO)
+      co_return 5;
+    // The last block inside is fine; a zero-length discard is nothing to do.
+    if (co_await loop.write(make(ublk::abi::IO_OP_WRITE, 65536 - 512, 512, buf.data())) != 512) co_return 6;
+    if (co_await loop.discard(make(ublk::abi::IO_OP_DISCARD, 0, 0, nullptr)) != 0) co_return 7;
+    co_return 0;
+  });
+  BOOST_TEST(ok == 0);
+  struct stat st {};
+  BOOST_TEST(::stat(file.path.c_str(), &st) == 0);
+  BOOST_TEST(st.st_size == 2 * 65536);
+  std::vector<std::byte> outside(65536, std::byte{1});
+  const int fd = ::open(file.path.c_str(), O_RDONLY);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_TEST(::pread(fd, outside.data(), outside.size(), 65536) == 65536);
+  ::close(fd);
+  BOOST_TEST(all_zero(outside));
+}
+
 BOOST_AUTO_TEST_CASE(a_missing_backing_file_is_reported_not_thrown) {
   const auto loop = ublk::LoopTarget::create("/nonexistent/coblk.img", 1 << 20, 512, false);
   BOOST_TEST(test::require_error(loop, ENOENT).find("cannot open backing file") != std::string::npos);
