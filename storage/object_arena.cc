@@ -349,10 +349,11 @@ bool discard_pages(void* start, std::uint64_t bytes) noexcept {
 
 }  // namespace
 
-std::uint64_t ObjectArena::release_cached_pages(std::uint64_t keep_pages) noexcept {
+std::uint64_t ObjectArena::release_cached_pages(std::uint64_t keep_pages, std::uint64_t max_spans) noexcept {
   std::uint64_t released = 0;
   for (std::uint32_t r = max_span_pages; r >= 1; --r) {
-    while (cached_[r] != 0 && cached_pages_.load(std::memory_order_relaxed) > keep_pages) {
+    while (cached_[r] != 0 && cached_pages_.load(std::memory_order_relaxed) > keep_pages && max_spans != 0) {
+      --max_spans;
       const std::uint32_t slot = cached_[r];
       if (!discard_pages(object_at(slot, 0), std::uint64_t{r} * alloc_page_size)) {
         return released;  // the pages stay cached and counted

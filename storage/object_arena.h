@@ -99,9 +99,11 @@ class ObjectArena {
   std::uint64_t end_compaction();
 
   /// Owner only. Returns cached pages of empty spans to the system until at
-  /// most `keep_pages` remain cached; returns how many were released. This
-  /// makes madvise calls, so it is never called on the I/O path.
-  std::uint64_t release_cached_pages(std::uint64_t keep_pages) noexcept;
+  /// most `keep_pages` remain cached, or `max_spans` spans have been
+  /// returned (one madvise each); returns how many pages were released.
+  /// This makes madvise calls, so the I/O path calls it only at the memory
+  /// limit (PageStore::reclaim).
+  std::uint64_t release_cached_pages(std::uint64_t keep_pages, std::uint64_t max_spans = UINT64_MAX) noexcept;
 
   /// Any thread. A snapshot of the counters (each exact, not mutually
   /// consistent while the owner runs).

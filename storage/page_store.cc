@@ -29,6 +29,9 @@ Result<void> validate(const PageStoreConfig& c) {
     return Error(EINVAL,
                  "memory limit must be 0 (none) or at least 4096 bytes, got " + std::to_string(c.mem_limit_bytes));
   }
+  if (c.reclaim_spans == 0) {
+    return Error(EINVAL, "reclaim spans must be at least 1");
+  }
   if (c.remote_free_ring_capacity < 2) {
     return Error(EINVAL, "remote free ring capacity must be at least 2");
   }
@@ -112,6 +115,20 @@ bool PageStore::in_range(unsigned core, std::uint64_t offset, std::uint64_t leng
 }
 
 int PageStore::write(unsigned core, std::uint64_t offset, std::span<const std::byte> data) noexcept {
+  const int rc = try_write(core, offset, data);
+  if (rc == -ENOSPC) {
+    count_failed_write(core);
+  }
+  return rc;
+}
+
+void PageStore::count_failed_write(unsigned core) noexcept {
+  if (core < cores_.size()) {
+    CoreCounters::add(cores_[core]->counters.failed_writes, 1);
+  }
+}
+
+int PageStore::try_write(unsigned core, std::uint64_t offset, std::span<const std::byte> data) noexcept {
   if (!in_range(core, offset, data.size())) {
     return -EIO;
   }
@@ -124,7 +141,9 @@ int PageStore::write(unsigned core, std::uint64_t offset, std::span<const std::b
     const int rc = n == page_size ? write_whole_page(core, index, ConstPageSpan(data.data() + done, page_size))
                                   : write_part(core, index, in_page, data.subspan(done, n));
     if (rc != 0) {
-      CoreCounters::add(cores_[core]->counters.failed_writes, 1);
+      if (rc != -ENOSPC) {
+        CoreCounters::add(cores_[core]->counters.failed_writes, 1);
+      }
       return rc;
     }
     done += n;
@@ -149,7 +168,13 @@ int PageStore::prepare(unsigned core, ConstPageSpan page, Prepared& out) noexcep
   const auto size = static_cast<std::uint32_t>(is_huge ? page_size : length);
   // Objects other cores released go back into this arena before it grows.
   remote_frees_->receive(core);
-  const Handle handle = arenas_[core]->allocate(size);
+  Handle handle = arenas_[core]->allocate(size);
+  // At the limit: first take back what this core holds without using it,
+  // for as long as that gives anything back. Off the common path (it may
+  // call madvise); the room other cores hold is their callers' to reclaim.
+  while (handle == null_handle && reclaim(core) != 0) {
+    handle = arenas_[core]->allocate(size);
+  }
   if (handle == null_handle) {
     return -ENOSPC;
   }
@@ -348,6 +373,15 @@ void PageStore::drain_remote_frees(unsigned core) noexcept {
   remote_frees_->flush_overflow(core);
   remote_frees_->receive(core);
   arenas_[core]->release_cached_pages(config_.cached_pages_kept);
+}
+
+std::uint64_t PageStore::reclaim(unsigned core) noexcept {
+  if (core >= cores_.size()) {
+    return 0;
+  }
+  remote_frees_->flush_overflow(core);
+  const std::uint64_t freed = remote_frees_->receive(core);
+  return freed + arenas_[core]->release_cached_pages(0, config_.reclaim_spans);
 }
 
 std::uint64_t PageStore::compact(unsigned core) {

@@ -45,6 +45,9 @@ struct PageStoreConfig {
   /// Pages of empty spans drain_remote_frees keeps cached for reuse
   /// instead of returning them to the system.
   std::uint64_t cached_pages_kept = 64;
+  /// Cached empty spans one reclaim() returns to the system at most (one
+  /// madvise each), which bounds what a write at the limit spends on it.
+  std::uint32_t reclaim_spans = 32;
 };
 
 /// Allocator figures summed over all arenas (fragmentation report).
@@ -70,7 +73,9 @@ struct AllocatorStats {
 /// for one page at a time. A core compresses on its own thread into its own
 /// scratch buffers and allocates only from its own arena; frees of other
 /// cores' objects go back to them through RemoteFrees. No mutex, no heap
-/// allocation and no syscall on the read/write/discard path.
+/// allocation and no syscall on the read/write/discard path (except a
+/// write at the memory limit, which returns cached pages with madvise
+/// before it gives up: see reclaim()).
 class PageStore {
  public:
   /// A store for `config`, with all its memory reserved. Returns Error
@@ -89,6 +94,26 @@ class PageStore {
   /// under a partial write) or -ENOSPC (memory limit reached; the page keeps
   /// its old contents). Pages before a failing one are written.
   int write(unsigned core, std::uint64_t offset, std::span<const std::byte> data) noexcept;
+
+  /// As write(), except that a -ENOSPC is not counted in failed_writes:
+  /// for a caller that, at the memory limit, asks the other cores to
+  /// reclaim() and tries again (the zram target), and calls
+  /// count_failed_write() if it gives up.
+  int try_write(unsigned core, std::uint64_t offset, std::span<const std::byte> data) noexcept;
+
+  /// Counts one failed write of `core` in failed_writes (see try_write()).
+  void count_failed_write(unsigned core) noexcept;
+
+  /// Gives back memory that `core` holds without using it, for a write
+  /// that found the memory limit reached: frees into core's arena the
+  /// objects other cores have released to it, pushes core's own
+  /// overflowing remote frees to their owners, and returns the pages of
+  /// up to `reclaim_spans` cached empty spans to the system (one madvise
+  /// each). Must run on `core`. A write does this for its own core before
+  /// it fails with -ENOSPC; the room other cores hold needs each of them
+  /// to call it (the zram target asks them through the runtime). Returns
+  /// objects freed plus pages returned: 0 when `core` had nothing to give.
+  std::uint64_t reclaim(unsigned core) noexcept;
 
   /// Reads into `out` from byte `offset`. Never-written pages read as
   /// zeros. Returns 0 or -EIO.

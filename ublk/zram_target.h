@@ -1,9 +1,11 @@
 // ublk/zram_target.h - a compressed RAM block device (userspace zram).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "coblk/compress/codec.h"
@@ -30,7 +32,10 @@ struct ZramTargetConfig {
 /// the queue's own core (queue q is PageStore core q). Same-filled pages are
 /// metadata only; others are compressed with the configured codec; writes
 /// beyond --mem-limit fail with -EIO, as in kernel zram, and keep the old
-/// data.
+/// data. Before failing, a write at the limit takes back the room other
+/// queues' cores hold without using it (frees they have not drained, cached
+/// empty spans): it asks each of them, on its own core through
+/// runtime::submit_to, to PageStore::reclaim, and tries again.
 ///
 /// Geometry: 4 KiB logical and physical blocks, discard and write-zeroes on
 /// (so swap's discards free memory), no volatile cache (a completed write is
@@ -68,10 +73,15 @@ class ZramTarget final : public Target {
              std::unique_ptr<ZramStatsPublisher> publisher);
 
   runtime::Task<void> maintain(std::uint16_t queue);
+  runtime::Task<int> write_after_reclaim(std::uint16_t queue, std::uint64_t offset, std::span<const std::byte> data);
 
   ZramTargetConfig config_;
   std::unique_ptr<storage::PageStore> store_;
   std::unique_ptr<ZramStatsPublisher> publisher_;
+  /// Per queue: 1 + the index of the Runtime core serving it, recorded by
+  /// its start_queue; 0 until then. A write at the memory limit on another
+  /// queue reads it to ask that core to reclaim memory.
+  std::unique_ptr<std::atomic<unsigned>[]> queue_cores_ = std::make_unique<std::atomic<unsigned>[]>(config_.queues);
 };
 
 }  // namespace coblk::ublk

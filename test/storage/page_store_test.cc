@@ -176,6 +176,61 @@ BOOST_AUTO_TEST_CASE(writes_beyond_the_memory_limit_fail_and_keep_the_old_data) 
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_write_at_the_limit_first_returns_the_cached_pages_of_its_own_core) {
+  // A compressible page whose class has spans of several pages.
+  std::vector<std::byte> wide;
+  for (std::uint64_t seed = 1; wide.empty(); ++seed) {
+    BOOST_TEST_REQUIRE(seed < 1000u);
+    const auto probe = test::require_ok(PageStore::create(config(1)));
+    BOOST_TEST_REQUIRE(probe->write(0, 0, page_of(seed)) == 0);
+    const std::uint64_t size = probe->mm_stat().compr_data_size;
+    const SizeClassTable& classes = probe->size_classes();
+    if (size < 2048 && classes[classes.index_for(static_cast<std::uint32_t>(size))].pages_per_span >= 2) {
+      wide = page_of(seed);
+    }
+  }
+  // Fill the limit with raw pages (one-page spans), then discard them: the
+  // arena keeps all 16 one-page spans cached, and they hold the budget.
+  const auto s = test::require_ok(PageStore::create(config(64, 1, 16 * ps)));
+  for (std::uint64_t i = 0; i < 16; ++i) {
+    BOOST_TEST_REQUIRE(s->write(0, i * ps, random_page(i)) == 0);
+  }
+  BOOST_TEST_REQUIRE(s->discard(0, 0, 16 * ps) == 0);
+  BOOST_TEST_REQUIRE(s->allocator_stats().cached_pages == 16u);
+  // A span of several pages fits no cached slot without more pages: the
+  // write returns cached pages to the system rather than failing.
+  BOOST_TEST(s->write(0, 20 * ps, wide) == 0);
+  BOOST_TEST(read_back(*s, 20 * ps, ps) == wide);
+  BOOST_TEST(s->io_stat().failed_writes == 0u);
+  BOOST_TEST(s->mm_stat().mem_used_total <= 16 * ps);
+}
+
+BOOST_AUTO_TEST_CASE(reclaim_returns_the_frees_in_flight_and_the_cached_pages_a_core_holds) {
+  // Core 0 fills an 8-page limit; core 1 overwrites one page: it cannot,
+  // because the old objects are core 0's, which holds the budget.
+  const auto s = test::require_ok(PageStore::create(config(64, 2, 8 * ps)));
+  for (std::uint64_t i = 0; i < 8; ++i) {
+    BOOST_TEST_REQUIRE(s->write(0, i * ps, random_page(i)) == 0);
+  }
+  BOOST_TEST(s->try_write(1, 0, random_page(100)) == -ENOSPC);
+  BOOST_TEST(s->io_stat().failed_writes == 0u);  // try_write leaves counting to its caller
+  s->count_failed_write(1);
+  BOOST_TEST(s->io_stat().failed_writes == 1u);
+  // Core 1 discards two of core 0's pages: their frees travel to core 0
+  // and still hold the budget until core 0 takes them in.
+  BOOST_TEST_REQUIRE(s->discard(1, 6 * ps, 2 * ps) == 0);
+  BOOST_TEST(s->allocator_stats().pending_remote_frees == 2u);
+  BOOST_TEST(s->try_write(1, 0, random_page(100)) == -ENOSPC);
+  BOOST_TEST(s->reclaim(0) == 2u + 2u);  // two objects freed, two pages returned
+  const AllocatorStats a = s->allocator_stats();
+  BOOST_TEST(a.pending_remote_frees == 0u);
+  BOOST_TEST(a.cached_pages == 0u);
+  BOOST_TEST(s->mm_stat().mem_used_total == 6 * ps);
+  BOOST_TEST(s->reclaim(0) == 0u);  // nothing more to give
+  BOOST_TEST(s->try_write(1, 0, random_page(100)) == 0);
+  BOOST_TEST(read_back(*s, 0, ps, 1) == random_page(100));
+}
+
 BOOST_AUTO_TEST_CASE(io_outside_the_device_is_rejected_and_counted_as_invalid) {
   const auto s = test::require_ok(PageStore::create(config(4)));
   std::vector<std::byte> buf(ps);
