@@ -174,13 +174,20 @@ runtime::Task<void> ZramTarget::maintain(std::uint16_t queue) {
   // out this coroutine's frame 8 bytes apart in its ramp and its body, and
   // the task never ran; published_stats_are_read_back_by_the_stats_reader
   // in test/ublk/zram_target_test.cc catches that.)
-  const storage::CompactionPolicy compaction;
+  const storage::CompactionPolicy compaction = config_.compaction;
   for (;;) {
     if (co_await runtime::sleep_for(config_.maintenance_interval) < 0) {
       co_return;  // cancelled: the reactor is shutting down
     }
-    store_->drain_remote_frees(queue);
-    store_->maybe_compact(queue, compaction);
+    // Both run in bounded steps (storage::StepLimits) on this queue's
+    // core: between steps, once the background group's slice is used up,
+    // the reactor goes back to I/O and the queue's requests run.
+    while (!store_->drain_remote_frees(queue)) {
+      co_await runtime::maybe_yield();
+    }
+    while (store_->maybe_compact_step(queue, compaction)) {
+      co_await runtime::maybe_yield();
+    }
     if (queue == 0 && publisher_) {
       publisher_->publish(snapshot());
     }

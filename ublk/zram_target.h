@@ -26,6 +26,9 @@ struct ZramTargetConfig {
   /// How often each queue's background task returns other cores' frees
   /// to its arena and (queue 0) publishes stats.
   std::chrono::milliseconds maintenance_interval{200};
+  /// When the maintenance task compacts its queue's arena (the store's
+  /// policy; the default is what `coblk add` uses).
+  storage::CompactionPolicy compaction;
 };
 
 /// The `zram` target: every request is served from a storage::PageStore on
@@ -43,9 +46,12 @@ struct ZramTargetConfig {
 ///
 /// Each queue also runs one task in the background scheduling group: every
 /// maintenance_interval it drains the cross-core free rings into its arena,
-/// offers the store a moment to compact its arena (PageStore::maybe_compact:
-/// storage::CompactionPolicy decides), and on queue 0 publishes the stats
-/// that `coblk stats` reads.
+/// offers the store a moment to compact its arena
+/// (PageStore::maybe_compact_step: storage::CompactionPolicy decides), and
+/// on queue 0 publishes the stats that `coblk stats` reads. Draining and
+/// compaction run in bounded steps with runtime::maybe_yield() between
+/// them, so the queue's requests wait for at most one step beyond the
+/// group's time slice.
 class ZramTarget final : public Target {
  public:
   /// A zram device for `config`, its page store created and, with a
