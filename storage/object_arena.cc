@@ -66,9 +66,22 @@ ObjectArena::ObjectArena(unsigned core, const SizeClassTable& classes, std::uint
       max_slots_(max_slots),
       base_(base),
       meta_(meta),
-      partial_(classes.count()) {
+      partial_(classes.count()),
+      plan_(classes.count()) {
   // Fresh anonymous memory reads as zeros, which is SpanState::never_used
   // with empty links: no initialisation pass touches the metadata.
+  //
+  // Compaction's survey: one counter per (class, live count 0..objects
+  // per span), a few thousand in all. Made here, not on the first
+  // compaction: that runs on a queue's core, where allocating it once
+  // measured up to a millisecond in a large process.
+  std::uint32_t total = 0;
+  survey_start_.reserve(classes.count());
+  for (std::uint32_t ci = 0; ci < classes.count(); ++ci) {
+    survey_start_.push_back(total);
+    total += classes[ci].objects_per_span + 1u;
+  }
+  survey_.resize(total);
 }
 
 ObjectArena::~ObjectArena() {
@@ -259,17 +272,6 @@ void ObjectArena::unlink(ClassList& list, std::uint32_t slot) noexcept {
 }
 
 void ObjectArena::start_compaction() {
-  if (survey_start_.empty()) {
-    // One counter per (class, live count 0..objects_per_span): at most a
-    // few hundred per class.
-    std::uint32_t total = 0;
-    for (std::uint32_t ci = 0; ci < classes_.count(); ++ci) {
-      survey_start_.push_back(total);
-      total += classes_[ci].objects_per_span + 1u;
-    }
-    survey_.resize(total);
-    plan_.resize(classes_.count());
-  }
   // A compaction still under way is abandoned: its sources become
   // ordinary spans again before the new survey.
   std::uint64_t ignored = 0;
@@ -279,7 +281,7 @@ void ObjectArena::start_compaction() {
   }
   std::fill(survey_.begin(), survey_.end(), 0u);
   std::fill(plan_.begin(), plan_.end(), ClassPlan{});
-  evacuating_.clear();
+  marked_ = 0;
   evacuating_holding_ = 0;
   compaction_freed_pages_ = 0;
   compaction_cursor_ = 1;  // slot 0 is never a span
@@ -333,7 +335,7 @@ bool ObjectArena::select_step(std::uint64_t max_spans, std::uint64_t& scanned) {
     --p.to_mark;
     unlink(partial_[m.class_index], static_cast<std::uint32_t>(s));
     m.state = SpanState::evacuating;
-    evacuating_.push_back(static_cast<std::uint32_t>(s));
+    ++marked_;
     ++evacuating_holding_;
   }
   compaction_cursor_ = end;
@@ -375,7 +377,6 @@ std::uint64_t ObjectArena::plan_compaction() {
     p.at_cutoff = take - below;
     sources += take;
   }
-  evacuating_.reserve(sources);
   return sources;
 }
 
@@ -400,26 +401,28 @@ bool ObjectArena::finish_step(std::uint64_t max_spans, std::uint64_t& scanned) {
   }
   if (compaction_phase_ != CompactionPhase::finishing) {
     compaction_phase_ = CompactionPhase::finishing;
-    compaction_cursor_ = 0;
+    compaction_cursor_ = 1;
   }
-  const std::uint64_t end = step_end(compaction_cursor_, max_spans, evacuating_.size());
-  for (std::uint64_t i = compaction_cursor_; i < end; ++i) {
-    const std::uint32_t s = evacuating_[i];
-    SpanMeta& m = meta_[s];
-    // An emptied source was released, and its slot may hold a new span
-    // by now; only those still evacuating are left to put back.
-    if (m.state == SpanState::evacuating) {
-      m.state = SpanState::partial;
-      link_tail(partial_[m.class_index], s);
-      --evacuating_holding_;
+  // The spans still evacuating (a last object's free is in flight from
+  // another core, or a move found no room) are found by walking the span
+  // records again rather than kept in a list: nothing to allocate on the
+  // core, and usually nothing to walk, as every source is empty.
+  if (evacuating_holding_ != 0) {
+    const std::uint64_t end = step_end(compaction_cursor_, max_spans, next_unused_slot_);
+    for (std::uint64_t s = compaction_cursor_; s < end && evacuating_holding_ != 0; ++s) {
+      SpanMeta& m = meta_[s];
+      if (m.state == SpanState::evacuating) {
+        m.state = SpanState::partial;
+        link_tail(partial_[m.class_index], static_cast<std::uint32_t>(s));
+        --evacuating_holding_;
+      }
+    }
+    scanned += end - compaction_cursor_;
+    compaction_cursor_ = end;
+    if (evacuating_holding_ != 0 && compaction_cursor_ < next_unused_slot_) {
+      return false;
     }
   }
-  scanned += end - compaction_cursor_;
-  compaction_cursor_ = end;
-  if (compaction_cursor_ < evacuating_.size()) {
-    return false;
-  }
-  evacuating_.clear();
   compaction_phase_ = CompactionPhase::idle;
   return true;
 }
@@ -434,7 +437,7 @@ std::size_t ObjectArena::begin_compaction() {
   start_compaction();
   std::uint64_t ignored = 0;
   while (!select_step(UINT64_MAX, ignored)) {}
-  return evacuating_.size();
+  return marked_;
 }
 
 std::uint64_t ObjectArena::end_compaction() {

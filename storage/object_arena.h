@@ -91,8 +91,7 @@ class ObjectArena {
   /// that stay, and marked evacuating (nothing new is placed in them).
   /// Both passes of it (a survey that counts the spans of each class by
   /// live objects, then the marking) walk the span records in slot order,
-  /// at most `max_spans` per step. Allocates its tables on the first start
-  /// (compaction is not on the I/O path).
+  /// at most `max_spans` per step.
   void start_compaction();
 
   /// Owner only. One step of the selection (see start_compaction): looks at
@@ -216,12 +215,12 @@ class ObjectArena {
   std::vector<ClassList> partial_;                 // per class: spans with a free object
   std::uint32_t cached_[max_span_pages + 1] = {};  // stacks of empty slots by resident pages
   CompactionPhase compaction_phase_ = CompactionPhase::idle;
-  std::uint64_t compaction_cursor_ = 0;      // next slot (survey, marking) or index in evacuating_ (finishing)
+  std::uint64_t compaction_cursor_ = 0;      // the next slot to look at (survey, marking, finishing)
   std::vector<std::uint32_t> survey_;        // partial spans by class and live count
   std::vector<std::uint32_t> survey_start_;  // class c's counts are survey_[survey_start_[c] + live]
   std::vector<ClassPlan> plan_;              // per class
-  std::vector<std::uint32_t> evacuating_;    // spans marked evacuating
-  std::uint64_t evacuating_holding_ = 0;     // of them, those not yet emptied
+  std::uint64_t marked_ = 0;                 // spans marked evacuating
+  std::uint64_t evacuating_holding_ = 0;     // of them, those still evacuating (not emptied, not put back)
   std::uint64_t compaction_freed_pages_ = 0;
 
   std::atomic<std::uint64_t> live_objects_{0};

@@ -413,7 +413,7 @@ CompactionStep PageStore::compact_step(unsigned core) {
       // Objects freed elsewhere go back first, so that they are not moved.
       remote_frees_->flush_overflow(core);
       remote_frees_->receive(core);
-      arena.start_compaction();  // allocates and clears its tables: a step of its own
+      arena.start_compaction();  // clears its tables: a step of its own
       cs.compaction = Phase::selecting;
       break;
     case Phase::selecting:
