@@ -26,6 +26,12 @@ Result<void*> reserve_range(std::uint64_t bytes, const char* what) {
   return p;
 }
 
+// Where a step that starts at `cursor` and may take `count` items ends,
+// when there are `limit` items (count may be UINT64_MAX: no bound).
+std::uint64_t step_end(std::uint64_t cursor, std::uint64_t count, std::uint64_t limit) noexcept {
+  return cursor >= limit ? cursor : count >= limit - cursor ? limit : cursor + count;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<ObjectArena>> ObjectArena::create(unsigned core, const SizeClassTable& classes,
@@ -62,9 +68,22 @@ ObjectArena::ObjectArena(unsigned core, const SizeClassTable& classes, std::uint
       max_slots_(max_slots),
       base_(base),
       meta_(meta),
-      partial_(classes.count()) {
+      partial_(classes.count()),
+      plan_(classes.count()) {
   // Fresh anonymous memory reads as zeros, which is SpanState::never_used
   // with empty links: no initialisation pass touches the metadata.
+  //
+  // Compaction's survey: one counter per (class, live count 0..objects
+  // per span), a few thousand in all. Made here, not on the first
+  // compaction: that runs on a queue's core, where allocating it once
+  // measured up to a millisecond in a large process.
+  std::uint32_t total = 0;
+  survey_start_.reserve(classes.count());
+  for (std::uint32_t ci = 0; ci < classes.count(); ++ci) {
+    survey_start_.push_back(total);
+    total += classes[ci].objects_per_span + 1u;
+  }
+  survey_.resize(total);
 }
 
 ObjectArena::~ObjectArena() {
@@ -183,6 +202,7 @@ void ObjectArena::free(Handle handle) noexcept {
     case SpanState::evacuating:
       if (m.live == 0) {
         compaction_freed_pages_ += m.resident_pages;
+        --evacuating_holding_;
         release_span(slot);
       }
       break;
@@ -256,48 +276,113 @@ void ObjectArena::unlink(ClassList& list, std::uint32_t slot) noexcept {
   m.prev = m.next = 0;
 }
 
-std::size_t ObjectArena::begin_compaction() {
-  evacuating_.clear();
+void ObjectArena::start_compaction() {
+  // A compaction still under way is abandoned: its sources become
+  // ordinary spans again before the new survey.
+  std::uint64_t ignored = 0;
+  if (compaction_phase_ != CompactionPhase::idle) {
+    compaction_phase_ = CompactionPhase::relocating;
+    while (!finish_step(UINT64_MAX, ignored)) {}
+  }
+  std::fill(survey_.begin(), survey_.end(), 0u);
+  std::fill(plan_.begin(), plan_.end(), ClassPlan{});
+  marked_ = 0;
+  evacuating_holding_ = 0;
   compaction_freed_pages_ = 0;
-  std::vector<std::uint32_t> spans;
-  for (std::uint32_t ci = 0; ci < classes_.count(); ++ci) {
-    const std::uint32_t per_span = classes_[ci].objects_per_span;
-    if (per_span < 2) {
-      continue;  // one-object spans are always full or empty
+  compaction_cursor_ = 1;  // slot 0 is never a span
+  compaction_phase_ = CompactionPhase::surveying;
+}
+
+bool ObjectArena::select_step(std::uint64_t max_spans, std::uint64_t& scanned) {
+  if (compaction_phase_ != CompactionPhase::surveying && compaction_phase_ != CompactionPhase::marking) {
+    return true;
+  }
+  // Slots at or beyond next_unused_slot_ never held a span. The arena
+  // changes between steps, so the survey counts each span as it was when
+  // visited: an estimate. Marking re-checks every span it takes, and takes
+  // no more than the plan says.
+  const std::uint64_t end = step_end(compaction_cursor_, max_spans, next_unused_slot_);
+  scanned += end - compaction_cursor_;
+  if (compaction_phase_ == CompactionPhase::surveying) {
+    for (std::uint64_t s = compaction_cursor_; s < end; ++s) {
+      const SpanMeta& m = meta_[s];
+      const std::uint32_t per_span = classes_[m.class_index].objects_per_span;
+      // One-object spans are always full or empty.
+      if (m.state == SpanState::partial && per_span >= 2) {
+        ++survey_[survey_start_[m.class_index] + m.live];
+        plan_[m.class_index].free_objects += per_span - m.live;
+      }
     }
-    spans.clear();
-    std::uint64_t free_objects = 0;
-    for (std::uint32_t s = partial_[ci].head; s != 0; s = meta_[s].next) {
-      spans.push_back(s);
-      free_objects += per_span - meta_[s].live;
+    compaction_cursor_ = end;
+    if (compaction_cursor_ < next_unused_slot_) {
+      return false;
     }
-    if (spans.size() < 2) {
+    compaction_cursor_ = 1;
+    if (plan_compaction() == 0) {
+      compaction_phase_ = CompactionPhase::relocating;  // nothing to mark: skip that pass
+      return true;
+    }
+    compaction_phase_ = CompactionPhase::marking;
+    return false;
+  }
+  for (std::uint64_t s = compaction_cursor_; s < end; ++s) {
+    SpanMeta& m = meta_[s];
+    if (m.state != SpanState::partial) {
       continue;
     }
-    std::sort(spans.begin(), spans.end(),
-              [this](std::uint32_t a, std::uint32_t b) { return meta_[a].live < meta_[b].live; });
-    // Take the sparsest spans as sources while their live objects still
-    // fit in the free objects of the spans that stay. Each source taken
-    // removes its own free objects from the room left.
-    std::uint64_t to_move = 0;
-    std::size_t sources = 0;
-    for (const std::uint32_t s : spans) {
-      const std::uint64_t live = meta_[s].live;
-      const std::uint64_t room_after = free_objects - (per_span - live);
-      if (to_move + live > room_after) {
-        break;
-      }
-      to_move += live;
-      free_objects = room_after;
-      ++sources;
+    ClassPlan& p = plan_[m.class_index];
+    if (p.to_mark == 0 || m.live > p.cutoff || (m.live == p.cutoff && p.at_cutoff == 0)) {
+      continue;
     }
-    for (std::size_t i = 0; i < sources; ++i) {
-      unlink(partial_[ci], spans[i]);
-      meta_[spans[i]].state = SpanState::evacuating;
-      evacuating_.push_back(spans[i]);
+    if (m.live == p.cutoff) {
+      --p.at_cutoff;
     }
+    --p.to_mark;
+    unlink(partial_[m.class_index], static_cast<std::uint32_t>(s));
+    m.state = SpanState::evacuating;
+    ++marked_;
+    ++evacuating_holding_;
   }
-  return evacuating_.size();
+  compaction_cursor_ = end;
+  if (compaction_cursor_ < next_unused_slot_) {
+    return false;
+  }
+  compaction_phase_ = CompactionPhase::relocating;
+  return true;
+}
+
+std::uint64_t ObjectArena::plan_compaction() {
+  std::uint64_t sources = 0;
+  for (std::uint32_t ci = 0; ci < classes_.count(); ++ci) {
+    const std::uint32_t per_span = classes_[ci].objects_per_span;
+    ClassPlan& p = plan_[ci];
+    if (per_span < 2) {
+      continue;
+    }
+    const std::uint32_t* counts = survey_.data() + survey_start_[ci];
+    std::uint64_t spans = 0;
+    for (std::uint32_t live = 0; live <= per_span; ++live) {
+      spans += counts[live];
+    }
+    // Taking the sparsest spans one by one, a source fits while the live
+    // objects of all sources fit in the free objects of the spans that
+    // stay: with T sources holding L objects, L <= F - (T * per_span - L),
+    // that is T * per_span <= F, whatever their live counts.
+    const std::uint64_t take = spans < 2 ? 0 : std::min(spans, p.free_objects / per_span);
+    if (take == 0) {
+      continue;
+    }
+    std::uint64_t below = 0;
+    std::uint32_t cutoff = 0;
+    while (below + counts[cutoff] < take) {
+      below += counts[cutoff++];
+    }
+    p.to_mark = take;
+    p.cutoff = cutoff;
+    p.at_cutoff = take - below;
+    sources += take;
+  }
+  return sources;
 }
 
 bool ObjectArena::is_evacuating(Handle handle) const noexcept {
@@ -315,20 +400,55 @@ Handle ObjectArena::relocate(Handle handle) noexcept {
   return moved;
 }
 
-std::uint64_t ObjectArena::end_compaction() {
-  for (const std::uint32_t s : evacuating_) {
-    SpanMeta& m = meta_[s];
-    if (m.state == SpanState::evacuating) {
-      // Still holds objects whose frees are in flight: an ordinary
-      // partial span again, freed when they arrive.
-      m.state = SpanState::partial;
-      link_tail(partial_[m.class_index], s);
+bool ObjectArena::finish_step(std::uint64_t max_spans, std::uint64_t& scanned) {
+  if (compaction_phase_ == CompactionPhase::idle) {
+    return true;
+  }
+  if (compaction_phase_ != CompactionPhase::finishing) {
+    compaction_phase_ = CompactionPhase::finishing;
+    compaction_cursor_ = 1;
+  }
+  // The spans still evacuating (a last object's free is in flight from
+  // another core, or a move found no room) are found by walking the span
+  // records again rather than kept in a list: nothing to allocate on the
+  // core, and usually nothing to walk, as every source is empty.
+  if (evacuating_holding_ != 0) {
+    const std::uint64_t end = step_end(compaction_cursor_, max_spans, next_unused_slot_);
+    for (std::uint64_t s = compaction_cursor_; s < end && evacuating_holding_ != 0; ++s) {
+      SpanMeta& m = meta_[s];
+      if (m.state == SpanState::evacuating) {
+        m.state = SpanState::partial;
+        link_tail(partial_[m.class_index], static_cast<std::uint32_t>(s));
+        --evacuating_holding_;
+      }
+    }
+    scanned += end - compaction_cursor_;
+    compaction_cursor_ = end;
+    if (evacuating_holding_ != 0 && compaction_cursor_ < next_unused_slot_) {
+      return false;
     }
   }
-  evacuating_.clear();
+  compaction_phase_ = CompactionPhase::idle;
+  return true;
+}
+
+std::uint64_t ObjectArena::take_compaction_freed() noexcept {
   const std::uint64_t freed = compaction_freed_pages_;
   compaction_freed_pages_ = 0;
   return freed;
+}
+
+std::size_t ObjectArena::begin_compaction() {
+  start_compaction();
+  std::uint64_t ignored = 0;
+  while (!select_step(UINT64_MAX, ignored)) {}
+  return marked_;
+}
+
+std::uint64_t ObjectArena::end_compaction() {
+  std::uint64_t ignored = 0;
+  while (!finish_step(UINT64_MAX, ignored)) {}
+  return take_compaction_freed();
 }
 
 namespace {
@@ -354,10 +474,11 @@ bool discard_pages(void* start, std::uint64_t bytes) noexcept {
 
 }  // namespace
 
-std::uint64_t ObjectArena::release_cached_pages(std::uint64_t keep_pages) noexcept {
+std::uint64_t ObjectArena::release_cached_pages(std::uint64_t keep_pages, std::uint64_t max_spans) noexcept {
   std::uint64_t released = 0;
   for (std::uint32_t r = max_span_pages; r >= 1; --r) {
-    while (cached_[r] != 0 && cached_pages_.load(std::memory_order_relaxed) > keep_pages) {
+    while (cached_[r] != 0 && cached_pages_.load(std::memory_order_relaxed) > keep_pages && max_spans != 0) {
+      --max_spans;
       const std::uint32_t slot = cached_[r];
       if (!discard_pages(object_at(slot, 0), std::uint64_t{r} * alloc_page_size)) {
         return released;  // the pages stay cached and counted

@@ -75,12 +75,34 @@ class ObjectArena {
   /// Owner only. The class size of the object (what it really occupies).
   std::uint32_t object_size(Handle handle) const noexcept;
 
-  /// Owner only. First step of compaction: in each class, picks the
-  /// sparsest spans whose objects all fit into the free objects of the
-  /// class's other spans, and marks them evacuating (no new object is
-  /// placed in them). Returns how many spans were marked. Allocates a
-  /// small vector (compaction is not on the I/O path).
-  std::size_t begin_compaction();
+  /// Owner only. Compaction moves the objects of the sparsest spans of each
+  /// class into the free objects of the class's other spans. It runs in
+  /// bounded steps, and the arena may be used (allocations, frees) between
+  /// them:
+  ///
+  ///     start_compaction();
+  ///     while (!select_step(n, scanned)) {}   // choose and mark the sources
+  ///     // the caller relocate()s every object of an evacuating span
+  ///     while (!finish_step(n, scanned)) {}   // sources left become ordinary
+  ///     pages = take_compaction_freed();
+  ///
+  /// Selection: in each class, the sparsest spans are taken as sources
+  /// while their live objects still fit into the free objects of the spans
+  /// that stay, and marked evacuating (nothing new is placed in them).
+  /// Both passes of it (a survey that counts the spans of each class by
+  /// live objects, then the marking) walk the span records in slot order,
+  /// at most `max_spans` per step.
+  void start_compaction();
+
+  /// Owner only. One step of the selection (see start_compaction): looks at
+  /// most at `max_spans` span records (added to `scanned`). True when the
+  /// sources are marked and relocation may begin.
+  bool select_step(std::uint64_t max_spans, std::uint64_t& scanned);
+
+  /// Owner only. Spans marked evacuating that still hold live objects
+  /// (not counting objects freed meanwhile). When it reaches 0, no entry
+  /// can refer to an evacuating span any more: relocation is over.
+  std::uint64_t evacuating_spans_holding_objects() const noexcept { return evacuating_holding_; }
 
   /// Owner only. True when the object lies in a span being evacuated.
   bool is_evacuating(Handle handle) const noexcept;
@@ -92,16 +114,31 @@ class ObjectArena {
   /// handle in it before unlocking.
   Handle relocate(Handle handle) noexcept;
 
-  /// Owner only. Ends compaction: spans that are still not empty (their
-  /// last objects are dead but their frees are still in flight from other
-  /// cores) become ordinary spans again. Returns the pages of the spans
-  /// emptied since begin_compaction.
+  /// Owner only. One step of ending compaction: spans still evacuating
+  /// (their last objects are dead but their frees are in flight from other
+  /// cores, or a move found no room) become ordinary spans again, at most
+  /// `max_spans` per step (added to `scanned`). True when compaction is
+  /// over.
+  bool finish_step(std::uint64_t max_spans, std::uint64_t& scanned);
+
+  /// Owner only. The pages of the spans emptied since start_compaction
+  /// (their pages are cached, not yet returned); resets the count.
+  std::uint64_t take_compaction_freed() noexcept;
+
+  /// Owner only. start_compaction and select_step to the end, in one go.
+  /// Returns how many spans were marked evacuating.
+  std::size_t begin_compaction();
+
+  /// Owner only. finish_step to the end, in one go. Returns
+  /// take_compaction_freed().
   std::uint64_t end_compaction();
 
   /// Owner only. Returns cached pages of empty spans to the system until at
-  /// most `keep_pages` remain cached; returns how many were released. This
-  /// makes madvise calls, so it is never called on the I/O path.
-  std::uint64_t release_cached_pages(std::uint64_t keep_pages) noexcept;
+  /// most `keep_pages` remain cached, or `max_spans` spans have been
+  /// returned (one madvise each); returns how many pages were released.
+  /// This makes madvise calls, so the I/O path calls it only at the memory
+  /// limit (PageStore::reclaim).
+  std::uint64_t release_cached_pages(std::uint64_t keep_pages, std::uint64_t max_spans = UINT64_MAX) noexcept;
 
   /// Any thread. A snapshot of the counters (each exact, not mutually
   /// consistent while the owner runs).
@@ -112,6 +149,14 @@ class ObjectArena {
 
  private:
   enum class SpanState : std::uint8_t { never_used = 0, cached, partial, full, evacuating };
+  enum class CompactionPhase : std::uint8_t { idle, surveying, marking, relocating, finishing };
+  // Per class, what the selection found and decided.
+  struct ClassPlan {
+    std::uint64_t free_objects = 0;  // survey: free objects in the class's partial spans
+    std::uint64_t to_mark = 0;       // sources still to mark
+    std::uint64_t at_cutoff = 0;     // of them, spans with exactly `cutoff` live objects
+    std::uint32_t cutoff = 0;        // sources have fewer live objects than this, or exactly this many
+  };
 
   // Per-slot metadata, in its own NORESERVE range so untouched slots cost
   // nothing. Lists are threaded through prev/next by slot index; slot 0 is
@@ -149,6 +194,7 @@ class ObjectArena {
   void unlink(ClassList& list, std::uint32_t slot) noexcept;
   std::uint32_t pop_cached(std::uint32_t resident) noexcept;
   void push_cached(std::uint32_t slot) noexcept;
+  std::uint64_t plan_compaction();  // returns the sources to mark
 
   // Single-writer counters: the owner updates them with a relaxed load and
   // store (no read-modify-write needed, it is the only writer); other
@@ -168,7 +214,13 @@ class ObjectArena {
   std::uint64_t next_unused_slot_ = 1;
   std::vector<ClassList> partial_;                 // per class: spans with a free object
   std::uint32_t cached_[max_span_pages + 1] = {};  // stacks of empty slots by resident pages
-  std::vector<std::uint32_t> evacuating_;          // spans marked by begin_compaction
+  CompactionPhase compaction_phase_ = CompactionPhase::idle;
+  std::uint64_t compaction_cursor_ = 0;      // the next slot to look at (survey, marking, finishing)
+  std::vector<std::uint32_t> survey_;        // partial spans by class and live count
+  std::vector<std::uint32_t> survey_start_;  // class c's counts are survey_[survey_start_[c] + live]
+  std::vector<ClassPlan> plan_;              // per class
+  std::uint64_t marked_ = 0;                 // spans marked evacuating
+  std::uint64_t evacuating_holding_ = 0;     // of them, those still evacuating (not emptied, not put back)
   std::uint64_t compaction_freed_pages_ = 0;
 
   std::atomic<std::uint64_t> live_objects_{0};

@@ -29,6 +29,9 @@ Result<void> validate(const PageStoreConfig& c) {
     return Error(EINVAL,
                  "memory limit must be 0 (none) or at least 4096 bytes, got " + std::to_string(c.mem_limit_bytes));
   }
+  if (c.steps.entries == 0 || c.steps.moves == 0 || c.steps.spans == 0 || c.steps.releases == 0) {
+    return Error(EINVAL, "every step limit must be at least 1");
+  }
   if (c.remote_free_ring_capacity < 2) {
     return Error(EINVAL, "remote free ring capacity must be at least 2");
   }
@@ -43,6 +46,12 @@ struct PageStore::CoreState {
   alignas(runtime::cache_line_size) std::byte compressed[page_size];
   std::unique_ptr<compress::Codec> codec;
   CoreCounters counters;
+  // The compaction under way on this core (touched by the core only).
+  enum class Compaction : std::uint8_t { idle, selecting, moving, finishing, releasing };
+  Compaction compaction = Compaction::idle;
+  std::uint64_t next_entry = 0;        // moving: the next page entry to visit
+  std::uint64_t freed_pages = 0;       // releasing: pages of the emptied spans
+  std::uint64_t pages_to_release = 0;  // releasing: cached pages still to return
 };
 
 Result<std::unique_ptr<PageStore>> PageStore::create(const PageStoreConfig& config) {
@@ -112,6 +121,20 @@ bool PageStore::in_range(unsigned core, std::uint64_t offset, std::uint64_t leng
 }
 
 int PageStore::write(unsigned core, std::uint64_t offset, std::span<const std::byte> data) noexcept {
+  const int rc = try_write(core, offset, data);
+  if (rc == -ENOSPC) {
+    count_failed_write(core);
+  }
+  return rc;
+}
+
+void PageStore::count_failed_write(unsigned core) noexcept {
+  if (core < cores_.size()) {
+    CoreCounters::add(cores_[core]->counters.failed_writes, 1);
+  }
+}
+
+int PageStore::try_write(unsigned core, std::uint64_t offset, std::span<const std::byte> data) noexcept {
   if (!in_range(core, offset, data.size())) {
     return -EIO;
   }
@@ -124,7 +147,9 @@ int PageStore::write(unsigned core, std::uint64_t offset, std::span<const std::b
     const int rc = n == page_size ? write_whole_page(core, index, ConstPageSpan(data.data() + done, page_size))
                                   : write_part(core, index, in_page, data.subspan(done, n));
     if (rc != 0) {
-      CoreCounters::add(cores_[core]->counters.failed_writes, 1);
+      if (rc != -ENOSPC) {
+        CoreCounters::add(cores_[core]->counters.failed_writes, 1);
+      }
       return rc;
     }
     done += n;
@@ -149,7 +174,13 @@ int PageStore::prepare(unsigned core, ConstPageSpan page, Prepared& out) noexcep
   const auto size = static_cast<std::uint32_t>(is_huge ? page_size : length);
   // Objects other cores released go back into this arena before it grows.
   remote_frees_->receive(core);
-  const Handle handle = arenas_[core]->allocate(size);
+  Handle handle = arenas_[core]->allocate(size);
+  // At the limit: first take back what this core holds without using it,
+  // for as long as that gives anything back. Off the common path (it may
+  // call madvise); the room other cores hold is their callers' to reclaim.
+  while (handle == null_handle && reclaim(core) != 0) {
+    handle = arenas_[core]->allocate(size);
+  }
   if (handle == null_handle) {
     return -ENOSPC;
   }
@@ -341,55 +372,141 @@ void PageStore::release(unsigned core, std::uint64_t word, std::uint64_t value) 
   }
 }
 
-void PageStore::drain_remote_frees(unsigned core) noexcept {
+bool PageStore::drain_remote_frees(unsigned core) noexcept {
   if (core >= cores_.size()) {
-    return;
+    return true;
   }
   remote_frees_->flush_overflow(core);
   remote_frees_->receive(core);
-  arenas_[core]->release_cached_pages(config_.cached_pages_kept);
+  ObjectArena& arena = *arenas_[core];
+  const std::uint64_t released = arena.release_cached_pages(config_.cached_pages_kept, config_.steps.releases);
+  // Done when nothing beyond the kept pages is cached, or when nothing
+  // could be returned (madvise failed): no point in calling again.
+  return released == 0 || arena.stats().cached_pages <= config_.cached_pages_kept;
+}
+
+std::uint64_t PageStore::reclaim(unsigned core) noexcept {
+  if (core >= cores_.size()) {
+    return 0;
+  }
+  remote_frees_->flush_overflow(core);
+  const std::uint64_t freed = remote_frees_->receive(core);
+  return freed + arenas_[core]->release_cached_pages(0, config_.steps.releases);
+}
+
+bool PageStore::compacting(unsigned core) const noexcept {
+  return core < cores_.size() && cores_[core]->compaction != CoreState::Compaction::idle;
+}
+
+CompactionStep PageStore::compact_step(unsigned core) {
+  CompactionStep step;
+  if (core >= cores_.size()) {
+    step.done = true;
+    return step;
+  }
+  using Phase = CoreState::Compaction;
+  CoreState& cs = *cores_[core];
+  ObjectArena& arena = *arenas_[core];
+  const StepLimits& limits = config_.steps;
+  switch (cs.compaction) {
+    case Phase::idle:
+      // Objects freed elsewhere go back first, so that they are not moved.
+      remote_frees_->flush_overflow(core);
+      remote_frees_->receive(core);
+      arena.start_compaction();  // clears its tables: a step of its own
+      cs.compaction = Phase::selecting;
+      break;
+    case Phase::selecting:
+      if (arena.select_step(limits.spans, step.spans_scanned)) {
+        cs.next_entry = 0;
+        cs.compaction = Phase::moving;
+      }
+      break;
+    case Phase::moving: {
+      // Only this core creates handles into this arena, never into an
+      // evacuating span, and it installed each one itself, so a relaxed
+      // peek (coherence with our own earlier stores) never misses one of
+      // ours; others' changes only kill our objects, which the locked
+      // re-check sees. Handles stay in their entries, so once every
+      // selected span is empty no entry can still refer to one.
+      std::uint64_t i = cs.next_entry;
+      const std::uint64_t end = page_count_ - i > limits.entries ? i + limits.entries : page_count_;
+      for (; i < end && step.objects_moved < limits.moves && arena.evacuating_spans_holding_objects() != 0; ++i) {
+        PageEntry& e = entries_[i];
+        if (!(e.peek() & entry_bits::object)) {
+          continue;
+        }
+        const std::uint64_t word = e.lock();
+        const Handle h = e.value;
+        if ((word & entry_bits::object) && handle_core(h) == core && arena.is_evacuating(h)) {
+          if (const Handle moved = arena.relocate(h); moved != null_handle) {
+            e.value = moved;
+            ++step.objects_moved;
+          }
+        }
+        e.unlock(word);
+      }
+      step.entries_visited = i - cs.next_entry;
+      cs.next_entry = i;
+      if (i == page_count_ || arena.evacuating_spans_holding_objects() == 0) {
+        cs.compaction = Phase::finishing;
+      }
+      break;
+    }
+    case Phase::finishing:
+      if (arena.finish_step(limits.spans, step.spans_scanned)) {
+        cs.freed_pages = arena.take_compaction_freed();
+        // Return every page cached now, not only those of the emptied
+        // spans: compaction is the caller's request to give memory back.
+        cs.pages_to_release = arena.stats().cached_pages;
+        cs.compaction = Phase::releasing;
+      }
+      break;
+    case Phase::releasing: {
+      const std::uint64_t released = cs.pages_to_release == 0 ? 0 : arena.release_cached_pages(0, limits.releases);
+      step.pages_released = released;
+      cs.pages_to_release -= std::min(released, cs.pages_to_release);
+      // Over when the pages cached at the end are returned, or when none
+      // could be (nothing cached any more, or madvise failed).
+      if (cs.pages_to_release == 0 || released == 0) {
+        CoreCounters::add(cs.counters.pages_compacted, static_cast<std::int64_t>(cs.freed_pages));
+        step.done = true;
+        step.pages_freed = cs.freed_pages;
+        cs.freed_pages = 0;
+        cs.compaction = Phase::idle;
+      }
+      break;
+    }
+  }
+  return step;
 }
 
 std::uint64_t PageStore::compact(unsigned core) {
-  if (core >= cores_.size()) {
-    return 0;
-  }
-  ObjectArena& arena = *arenas_[core];
-  remote_frees_->flush_overflow(core);
-  remote_frees_->receive(core);
-  if (arena.begin_compaction() != 0) {
-    for (std::uint64_t i = 0; i < page_count_; ++i) {
-      PageEntry& e = entries_[i];
-      // Only this core creates handles into this arena, and it installed
-      // each one itself, so a relaxed peek (coherence with our own
-      // earlier stores) never misses one of ours; others' changes only
-      // kill our objects, which the locked re-check sees.
-      if (!(e.peek() & entry_bits::object)) {
-        continue;
+  for (;;) {
+    if (const CompactionStep step = compact_step(core); step.done) {
+      // The steps return the pages cached when the compaction ended; a
+      // compaction that was under way may have ended long before this
+      // call. Done in one go, it returns every cached page, as asked.
+      if (core < arenas_.size()) {
+        arenas_[core]->release_cached_pages(0);
       }
-      const std::uint64_t word = e.lock();
-      const Handle h = e.value;
-      if ((word & entry_bits::object) && handle_core(h) == core && arena.is_evacuating(h)) {
-        if (const Handle moved = arena.relocate(h); moved != null_handle) {
-          e.value = moved;
-        }
-      }
-      e.unlock(word);
+      return step.pages_freed;
     }
   }
-  std::uint64_t freed = arena.end_compaction();
-  // Return every cached page, not only those of the evacuated spans:
-  // compaction is the caller's request to give memory back.
-  arena.release_cached_pages(0);
-  CoreCounters::add(cores_[core]->counters.pages_compacted, static_cast<std::int64_t>(freed));
-  return freed;
 }
 
 std::uint64_t PageStore::maybe_compact(unsigned core, const CompactionPolicy& policy) {
-  if (!policy.should_compact(allocator_stats())) {
+  if (!compacting(core) && !policy.should_compact(allocator_stats())) {
     return 0;
   }
   return compact(core);
+}
+
+bool PageStore::maybe_compact_step(unsigned core, const CompactionPolicy& policy) {
+  if (core >= cores_.size() || (!compacting(core) && !policy.should_compact(allocator_stats()))) {
+    return false;
+  }
+  return !compact_step(core).done;
 }
 
 MmStat PageStore::mm_stat() const noexcept {

@@ -23,6 +23,31 @@
 
 namespace coblk::storage {
 
+/// Bounds on one step of the store's background work (compaction, trimming
+/// the span cache) and of one reclaim(). That work runs on a queue's core
+/// between its requests, so each step must be short; the caller yields to
+/// the core's other tasks between steps. With the defaults a step took
+/// 7 us median, 59 us at the 99th percentile of a 4 GiB compaction on the
+/// project's machine (docs/performance.md, bench_compact).
+struct StepLimits {
+  std::uint64_t entries = 4096;  ///< page entries one compaction step walks
+  std::uint64_t moves = 64;      ///< objects one compaction step moves
+  std::uint64_t spans = 4096;    ///< span records one selection or finishing step looks at
+  /// Cached empty spans returned to the system (one madvise each) by one
+  /// step of compaction or drain_remote_frees, or by one reclaim().
+  std::uint64_t releases = 2;
+};
+
+/// What one compaction step did (PageStore::compact_step).
+struct CompactionStep {
+  bool done = false;                ///< the compaction is over: no step is pending
+  std::uint64_t pages_freed = 0;    ///< when done: pages of the spans it emptied (added to pages_compacted)
+  std::uint64_t spans_scanned = 0;  ///< span records looked at (selecting sources, finishing)
+  std::uint64_t entries_visited = 0;
+  std::uint64_t objects_moved = 0;
+  std::uint64_t pages_released = 0;  ///< cached pages returned to the system
+};
+
 /// Configuration of a PageStore.
 struct PageStoreConfig {
   std::uint64_t size_bytes = 0;       ///< device size: a non-zero multiple of 4096
@@ -45,6 +70,8 @@ struct PageStoreConfig {
   /// Pages of empty spans drain_remote_frees keeps cached for reuse
   /// instead of returning them to the system.
   std::uint64_t cached_pages_kept = 64;
+  /// Bounds on each step of background work, and on one reclaim().
+  StepLimits steps;
 };
 
 /// Allocator figures summed over all arenas (fragmentation report).
@@ -70,7 +97,9 @@ struct AllocatorStats {
 /// for one page at a time. A core compresses on its own thread into its own
 /// scratch buffers and allocates only from its own arena; frees of other
 /// cores' objects go back to them through RemoteFrees. No mutex, no heap
-/// allocation and no syscall on the read/write/discard path.
+/// allocation and no syscall on the read/write/discard path (except a
+/// write at the memory limit, which returns cached pages with madvise
+/// before it gives up: see reclaim()).
 class PageStore {
  public:
   /// A store for `config`, with all its memory reserved. Returns Error
@@ -90,6 +119,26 @@ class PageStore {
   /// its old contents). Pages before a failing one are written.
   int write(unsigned core, std::uint64_t offset, std::span<const std::byte> data) noexcept;
 
+  /// As write(), except that a -ENOSPC is not counted in failed_writes:
+  /// for a caller that, at the memory limit, asks the other cores to
+  /// reclaim() and tries again (the zram target), and calls
+  /// count_failed_write() if it gives up.
+  int try_write(unsigned core, std::uint64_t offset, std::span<const std::byte> data) noexcept;
+
+  /// Counts one failed write of `core` in failed_writes (see try_write()).
+  void count_failed_write(unsigned core) noexcept;
+
+  /// Gives back memory that `core` holds without using it, for a write
+  /// that found the memory limit reached: frees into core's arena the
+  /// objects other cores have released to it, pushes core's own
+  /// overflowing remote frees to their owners, and returns the pages of
+  /// up to `steps.releases` cached empty spans to the system (one madvise
+  /// each). Must run on `core`. A write does this for its own core before
+  /// it fails with -ENOSPC; the room other cores hold needs each of them
+  /// to call it (the zram target asks them through the runtime). Returns
+  /// objects freed plus pages returned: 0 when `core` had nothing to give.
+  std::uint64_t reclaim(unsigned core) noexcept;
+
   /// Reads into `out` from byte `offset`. Never-written pages read as
   /// zeros. Returns 0 or -EIO.
   int read(unsigned core, std::uint64_t offset, std::span<std::byte> out) noexcept;
@@ -107,22 +156,44 @@ class PageStore {
 
   /// Frees into `core`'s arena the objects other cores have released,
   /// pushes `core`'s own overflowing remote frees to their owners, and
-  /// returns excess cached pages to the system. Call on `core` when it is
-  /// idle; allocation also drains (but does not trim) on its own.
-  void drain_remote_frees(unsigned core) noexcept;
+  /// returns cached pages beyond cached_pages_kept to the system, at most
+  /// `steps.releases` spans per call. Call on `core` when it is idle, again
+  /// while it returns false (more pages to return); allocation also drains
+  /// (but does not trim) on its own.
+  bool drain_remote_frees(unsigned core) noexcept;
 
-  /// Compacts `core`'s arena: moves objects out of sparse spans into
-  /// fuller spans of the same class and returns the freed pages to the
-  /// system. Must run on `core` (it mutates core's arena); other cores may
-  /// do I/O meanwhile. Visits every page entry. Returns the pages freed
-  /// (added to pages_compacted).
+  /// One bounded step (see StepLimits) of compacting `core`'s arena,
+  /// starting a compaction if none is under way. Compaction moves objects
+  /// out of sparse spans into fuller spans of the same class and returns
+  /// the freed pages to the system; its steps select the sparse spans,
+  /// walk the page entries moving their objects (until every selected
+  /// span is empty, or the whole table), put back spans that could not be
+  /// emptied, and return the cached pages. Must run on `core` (it mutates
+  /// core's arena); I/O on any core, this one included, may run between
+  /// steps and, on other cores, during them.
+  CompactionStep compact_step(unsigned core);
+
+  /// True while a compaction of `core`'s arena is under way (between the
+  /// first step and the one that says done). Call on `core`.
+  bool compacting(unsigned core) const noexcept;
+
+  /// Compacts `core`'s arena in one go: compact_step until done (finishing
+  /// the compaction under way, if any). Same threading rule. Returns the
+  /// pages freed (added to pages_compacted).
   std::uint64_t compact(unsigned core);
 
-  /// Compacts `core`'s arena as compact() does if `policy` says the
-  /// store's spans (allocator_stats(), all arenas) are sparse enough to be
-  /// worth it (see CompactionPolicy); otherwise does nothing. Same threading rule as compact(). Returns the
-  /// pages freed, 0 when compaction did not run.
+  /// Compacts `core`'s arena as compact() does if a compaction is under
+  /// way or `policy` says the store's spans (allocator_stats(), all arenas)
+  /// are sparse enough to be worth it (see CompactionPolicy); otherwise
+  /// does nothing. Same threading rule. Returns the pages freed, 0 when
+  /// compaction did not run.
   std::uint64_t maybe_compact(unsigned core, const CompactionPolicy& policy = {});
+
+  /// One step of maybe_compact: a compact_step if a compaction is under
+  /// way or `policy` calls for one, else nothing. Returns true while more
+  /// steps are to come. The zram target's maintenance task calls it,
+  /// yielding between steps, until it returns false.
+  bool maybe_compact_step(unsigned core, const CompactionPolicy& policy);
 
   /// Memory statistics (any thread; each figure is a relaxed sum).
   MmStat mm_stat() const noexcept;

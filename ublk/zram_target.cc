@@ -6,7 +6,9 @@
 #include <utility>
 
 #include "coblk/runtime/io.h"
+#include "coblk/runtime/reactor.h"
 #include "coblk/runtime/spawn.h"
+#include "coblk/runtime/submit_to.h"
 
 namespace coblk::ublk {
 
@@ -74,6 +76,12 @@ TargetGeometry ZramTarget::geometry() const {
 }
 
 runtime::Task<int> ZramTarget::start_queue(std::uint16_t queue) {
+  if (queue < config_.queues) {
+    // start_queue runs on the queue's core. Relaxed: the number is all a
+    // reader needs; submit_to's mailbox orders everything the reclaim on
+    // that core then touches.
+    queue_cores_[queue].store(runtime::Reactor::current()->core() + 1, std::memory_order_relaxed);
+  }
   runtime::spawn(maintain(queue), "zram-maintenance", runtime::SchedulingGroup::background());
   co_return 0;
 }
@@ -90,10 +98,57 @@ runtime::Task<int> ZramTarget::write(const Request& r) {
   if (r.data == nullptr) {
     co_return -EINVAL;
   }
-  const int rc = store_->write(r.queue, r.offset, std::span<const std::byte>(r.data, r.length));
+  const std::span<const std::byte> data(r.data, r.length);
+  int rc = store_->try_write(r.queue, r.offset, data);
+  if (rc == -ENOSPC) {
+    rc = co_await write_after_reclaim(r.queue, r.offset, data);
+  }
   // Past --mem-limit the store says -ENOSPC; like kernel zram, the device
   // reports a plain I/O error (the old data is kept either way).
   co_return rc == -ENOSPC ? -EIO : rc < 0 ? rc : static_cast<int>(r.length);
+}
+
+namespace {
+
+// Rounds of asking every other queue's core before a write at the limit
+// gives up even though each round gave something back (other writers may
+// keep taking it): bounds the write's latency.
+constexpr int max_reclaim_rounds = 4;
+
+}  // namespace
+
+runtime::Task<int> ZramTarget::write_after_reclaim(std::uint16_t queue, std::uint64_t offset,
+                                                   std::span<const std::byte> data) {
+  // The store has already taken back what this queue's core held unused.
+  // The rest of the room may be held by other cores: objects of their
+  // arenas whose frees (sent by this or any core) they have not drained,
+  // and their cached empty spans. Only a core may touch its own arena, so
+  // ask each one in turn on its own thread, and try again after every
+  // answer that gave something back.
+  int rc = -ENOSPC;
+  for (int round = 0; round < max_reclaim_rounds && rc == -ENOSPC; ++round) {
+    bool gave_back = false;
+    for (unsigned k = 1; k < config_.queues && rc == -ENOSPC; ++k) {
+      const unsigned other = (queue + k) % config_.queues;
+      const unsigned core_plus_one = queue_cores_[other].load(std::memory_order_relaxed);
+      if (core_plus_one == 0) {
+        continue;  // not started: it has served no request, so holds nothing
+      }
+      const std::uint64_t given = co_await runtime::submit_to(
+          core_plus_one - 1, [this, other] { return store_->reclaim(other); }, "zram-reclaim");
+      if (given != 0) {
+        gave_back = true;
+        rc = store_->try_write(queue, offset, data);
+      }
+    }
+    if (!gave_back) {
+      break;
+    }
+  }
+  if (rc == -ENOSPC) {
+    store_->count_failed_write(queue);
+  }
+  co_return rc;
 }
 
 runtime::Task<int> ZramTarget::discard(const Request& r) { co_return store_->discard(r.queue, r.offset, r.length); }
@@ -119,13 +174,20 @@ runtime::Task<void> ZramTarget::maintain(std::uint16_t queue) {
   // out this coroutine's frame 8 bytes apart in its ramp and its body, and
   // the task never ran; published_stats_are_read_back_by_the_stats_reader
   // in test/ublk/zram_target_test.cc catches that.)
-  const storage::CompactionPolicy compaction;
+  const storage::CompactionPolicy compaction = config_.compaction;
   for (;;) {
     if (co_await runtime::sleep_for(config_.maintenance_interval) < 0) {
       co_return;  // cancelled: the reactor is shutting down
     }
-    store_->drain_remote_frees(queue);
-    store_->maybe_compact(queue, compaction);
+    // Both run in bounded steps (storage::StepLimits) on this queue's
+    // core: between steps, once the background group's slice is used up,
+    // the reactor goes back to I/O and the queue's requests run.
+    while (!store_->drain_remote_frees(queue)) {
+      co_await runtime::maybe_yield();
+    }
+    while (store_->maybe_compact_step(queue, compaction)) {
+      co_await runtime::maybe_yield();
+    }
     if (queue == 0 && publisher_) {
       publisher_->publish(snapshot());
     }

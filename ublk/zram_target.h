@@ -1,9 +1,11 @@
 // ublk/zram_target.h - a compressed RAM block device (userspace zram).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "coblk/compress/codec.h"
@@ -24,13 +26,19 @@ struct ZramTargetConfig {
   /// How often each queue's background task returns other cores' frees
   /// to its arena and (queue 0) publishes stats.
   std::chrono::milliseconds maintenance_interval{200};
+  /// When the maintenance task compacts its queue's arena (the store's
+  /// policy; the default is what `coblk add` uses).
+  storage::CompactionPolicy compaction;
 };
 
 /// The `zram` target: every request is served from a storage::PageStore on
 /// the queue's own core (queue q is PageStore core q). Same-filled pages are
 /// metadata only; others are compressed with the configured codec; writes
 /// beyond --mem-limit fail with -EIO, as in kernel zram, and keep the old
-/// data.
+/// data. Before failing, a write at the limit takes back the room other
+/// queues' cores hold without using it (frees they have not drained, cached
+/// empty spans): it asks each of them, on its own core through
+/// runtime::submit_to, to PageStore::reclaim, and tries again.
 ///
 /// Geometry: 4 KiB logical and physical blocks, discard and write-zeroes on
 /// (so swap's discards free memory), no volatile cache (a completed write is
@@ -38,9 +46,12 @@ struct ZramTargetConfig {
 ///
 /// Each queue also runs one task in the background scheduling group: every
 /// maintenance_interval it drains the cross-core free rings into its arena,
-/// offers the store a moment to compact its arena (PageStore::maybe_compact:
-/// storage::CompactionPolicy decides), and on queue 0 publishes the stats
-/// that `coblk stats` reads.
+/// offers the store a moment to compact its arena
+/// (PageStore::maybe_compact_step: storage::CompactionPolicy decides), and
+/// on queue 0 publishes the stats that `coblk stats` reads. Draining and
+/// compaction run in bounded steps with runtime::maybe_yield() between
+/// them, so the queue's requests wait for at most one step beyond the
+/// group's time slice.
 class ZramTarget final : public Target {
  public:
   /// A zram device for `config`, its page store created and, with a
@@ -68,10 +79,15 @@ class ZramTarget final : public Target {
              std::unique_ptr<ZramStatsPublisher> publisher);
 
   runtime::Task<void> maintain(std::uint16_t queue);
+  runtime::Task<int> write_after_reclaim(std::uint16_t queue, std::uint64_t offset, std::span<const std::byte> data);
 
   ZramTargetConfig config_;
   std::unique_ptr<storage::PageStore> store_;
   std::unique_ptr<ZramStatsPublisher> publisher_;
+  /// Per queue: 1 + the index of the Runtime core serving it, recorded by
+  /// its start_queue; 0 until then. A write at the memory limit on another
+  /// queue reads it to ask that core to reclaim memory.
+  std::unique_ptr<std::atomic<unsigned>[]> queue_cores_ = std::make_unique<std::atomic<unsigned>[]>(config_.queues);
 };
 
 }  // namespace coblk::ublk

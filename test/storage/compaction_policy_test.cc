@@ -80,3 +80,36 @@ BOOST_AUTO_TEST_CASE(maybe_compact_compacts_a_sparse_store_only_when_the_policy_
     BOOST_TEST_REQUIRE(got == expected);
   }
 }
+
+BOOST_AUTO_TEST_CASE(maybe_compact_step_steps_only_when_the_policy_says_so_or_a_compaction_is_under_way) {
+  constexpr std::uint64_t pages = 2048;
+  PageStoreConfig config;
+  config.size_bytes = pages * ps;
+  config.steps = StepLimits{.entries = 64, .moves = 8, .spans = 16, .releases = 2};
+  const auto store = test::require_ok(PageStore::create(config));
+  PageStore& s = *store;
+  std::vector<std::byte> page(ps);
+  for (std::uint64_t i = 0; i < pages; ++i) {
+    storage_test::make_page(page, i);
+    BOOST_TEST_REQUIRE(s.write(0, i * ps, page) == 0);
+  }
+  for (std::uint64_t i = 0; i < pages; ++i) {
+    if (i % 4 != 0) {
+      BOOST_TEST_REQUIRE(s.discard(0, i * ps, ps) == 0);
+    }
+  }
+  const CompactionPolicy lazy;
+  const CompactionPolicy eager{.min_span_bytes = 0};
+  BOOST_TEST(!s.maybe_compact_step(0, lazy));
+  BOOST_TEST(!s.compacting(0));
+  BOOST_TEST_REQUIRE(s.maybe_compact_step(0, eager));
+  BOOST_TEST(s.compacting(0));
+  // Once under way, it goes on whatever the policy says, to its end.
+  int steps = 1;
+  while (s.maybe_compact_step(0, lazy)) {
+    ++steps;
+  }
+  BOOST_TEST(!s.compacting(0));
+  BOOST_TEST(steps > 10);
+  BOOST_TEST(s.mm_stat().pages_compacted > 0u);
+}

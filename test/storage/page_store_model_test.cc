@@ -96,8 +96,11 @@ int run_model_ops(PageStore& store, unsigned core, std::vector<std::byte>& model
       std::memset(model.data() + off, 0, len);
     } else if (kind < 99) {
       store.drain_remote_frees(core);
-    } else {
+    } else if (rng() % 2 == 0) {
       store.compact(core);
+    } else {
+      // A few steps of a compaction, left under way while I/O goes on.
+      for (int steps = static_cast<int>(rng() % 8); steps > 0 && !store.compact_step(core).done; --steps) {}
     }
   }
   return mismatches;
@@ -125,6 +128,7 @@ BOOST_AUTO_TEST_CASE(concurrent_cores_on_disjoint_pages_match_a_plain_array_mode
   config.size_bytes = threads * pages_per_thread * ps;
   config.cores = threads;
   config.remote_free_ring_capacity = 16;  // small: exercise the overflow lists
+  config.steps = StepLimits{.entries = 16, .moves = 4, .spans = 8, .releases = 1};  // compactions span many ops
   const auto owned_store = test::require_ok(PageStore::create(config));
   PageStore& store = *owned_store;
   // models[r] is the content of range r; in phase p thread t works on range (t + p) % threads.
@@ -189,6 +193,7 @@ BOOST_AUTO_TEST_CASE(concurrent_cores_on_the_same_pages_never_read_a_torn_page) 
   config.size_bytes = pages * ps;
   config.cores = threads;
   config.remote_free_ring_capacity = 4;
+  config.steps = StepLimits{.entries = 2, .moves = 1, .spans = 2, .releases = 1};
   const auto owned_store = test::require_ok(PageStore::create(config));
   PageStore& store = *owned_store;
   std::atomic<int> bad{0};
@@ -227,8 +232,10 @@ BOOST_AUTO_TEST_CASE(concurrent_cores_on_the_same_pages_never_read_a_torn_page) 
           expect(store.write_zeroes(t, index * ps, ps) == 0);
         } else if (kind < 99) {
           store.drain_remote_frees(t);
-        } else {
+        } else if (rng() % 2 == 0) {
           store.compact(t);
+        } else {
+          for (int steps = static_cast<int>(rng() % 8); steps > 0 && !store.compact_step(t).done; --steps) {}
         }
       }
     });
