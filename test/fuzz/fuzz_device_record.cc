@@ -89,7 +89,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                    "written " + json + " read back as " + (back ? describe(*back) : std::string("nothing")));
   if ((mode & 2) != 0) {
     (void)run_directory();
-    COBLK_FUZZ_CHECK(coblk::cmd::save_record(record) == 0, "save_record failed");
+    COBLK_FUZZ_CHECK(coblk::cmd::save_record(record).ok(), "save_record failed");
     const auto loaded = coblk::cmd::load_record(record.dev_id);
     coblk::cmd::remove_record(record.dev_id);
     COBLK_FUZZ_CHECK(loaded && equal(*loaded, record),
