@@ -1,6 +1,7 @@
+// compress/codec.h - page codecs: LZ4 and ZSTD, each owning the state that makes per-page compression cheap.
 #pragma once
-// Page codecs: LZ4 and ZSTD, each owning the reusable state that makes
-// per-page compression cheap. See docs/compress.md.
+
+// See docs/compress.md.
 
 #include <cstddef>
 #include <cstdint>

@@ -1,5 +1,6 @@
 // runtime/io.h - every io_uring operation as a co_await-able awaitable.
-//
+#pragma once
+
 // Each function here returns an awaitable; `co_await` submits the operation
 // on the calling reactor's ring (batched with the others prepared in the same
 // loop iteration) and yields the CQE's result as an int: >= 0 on success, or
@@ -10,7 +11,6 @@
 //     coroutine's frame, and the frame stays suspended until the operation's
 //     CQE has arrived; so buffers owned by the frame outlive the kernel's use;
 //   - user_data is a slot number and generation, never a pointer (Reactor).
-#pragma once
 
 #include <errno.h>
 #include <fcntl.h>

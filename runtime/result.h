@@ -1,5 +1,6 @@
 // runtime/result.h - Error and Result<T>: coblk's one way to report a failure.
-//
+#pragma once
+
 // The rule, for every public API in every layer:
 //   - An operation that can fail for reasons outside the program (the kernel
 //     refuses, a file is missing, a value came from a user) returns
@@ -16,7 +17,6 @@
 //     runtime carries an exception out of a Task to its awaiter, and the ublk
 //     layer turns one escaping a target into -EIO, so a bug fails a request
 //     instead of the process.
-#pragma once
 
 #include <cerrno>
 #include <cstring>

@@ -1,6 +1,5 @@
+// storage/page_entry.h - the per-page metadata entry (16 bytes, as in kernel zram's table) and its lock bit.
 #pragma once
-// The per-page metadata entry (16 bytes, as in kernel zram's table) and its
-// lock bit.
 
 #include <atomic>
 #include <cstdint>

@@ -1,6 +1,7 @@
+// storage/page_store.h - PageStore, the compressed page store behind the zram target, modelled on kernel zram.
 #pragma once
-// PageStore: the compressed page store behind coblk's zram target, modelled
-// on kernel zram. See docs/storage.md.
+
+// See docs/storage.md.
 
 #include <atomic>
 #include <cstddef>

@@ -1,7 +1,8 @@
+// storage/store_stats.h - the statistics a PageStore reports, and the per-core counters they are summed from.
 #pragma once
-// The statistics a PageStore reports, with kernel zram's meanings
-// (Documentation/admin-guide/blockdev/zram.rst), and the per-core counters
-// they are summed from.
+
+// The statistics have kernel zram's meanings
+// (Documentation/admin-guide/blockdev/zram.rst).
 
 #include <atomic>
 #include <cstdint>

@@ -1,6 +1,6 @@
-// The ublk kernel ABI (include/uapi/linux/ublk_cmd.h of Linux 7.x), written
-// out again in namespace ublk::abi.
-//
+// ublk/abi.h - the ublk kernel ABI (include/uapi/linux/ublk_cmd.h of Linux 7.x), written out again.
+#pragma once
+
 // Why not include <linux/ublk_cmd.h>: the build host's headers (Debian
 // bookworm: Linux 6.1) predate most of the features coblk uses (ioctl-encoded
 // commands, USER_COPY, AUTO_BUF_REG, ...) while the kernels coblk runs on are
@@ -12,7 +12,6 @@
 // prefixes, and both headers must coexist in the ABI test), so
 // UBLK_U_CMD_ADD_DEV is abi::U_CMD_ADD_DEV and UBLKSRV_IO_BUF_OFFSET is
 // abi::SRV_IO_BUF_OFFSET. Type names are the kernel's own.
-#pragma once
 
 #include <cerrno>
 #include <cstddef>

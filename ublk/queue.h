@@ -1,4 +1,4 @@
-// One ublk hardware queue, served by coroutines on one core's reactor.
+// ublk/queue.h - one ublk hardware queue, served by coroutines on one core's reactor.
 #pragma once
 
 #include <cstddef>

@@ -1,4 +1,4 @@
-// The interface a ublk backend implements: one coroutine per request kind.
+// ublk/target.h - the interface a ublk backend implements: one coroutine per request kind.
 #pragma once
 
 #include <cerrno>
