@@ -59,10 +59,19 @@ class Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  /// A successful result holding `value`.
+  /// A successful result holding `value`. Never a stand-in for the copy or
+  /// move constructor: `bool` is constructible from a Result (explicit
+  /// operator bool), so without the first condition copying a non-const
+  /// Result<bool> would pick this constructor and hold ok() as its value,
+  /// dropping any error.
   template <typename U = T>
-  requires std::is_constructible_v<T, U&&> Result(U&& value)
-      : state_(std::in_place_index<0>, std::forward<U>(value)) {}  // NOLINT(google-explicit-constructor)
+  requires(!std::is_same_v<std::remove_cvref_t<U>, Result> && std::is_constructible_v<T, U&&>)
+      // Implicit on purpose (`return value;`); the requires clause keeps it
+      // from hiding the copy and move constructors, which clang-tidy 14's
+      // check cannot see.
+      // NOLINTNEXTLINE(google-explicit-constructor, bugprone-forwarding-reference-overload)
+      Result(U&& value)
+      : state_(std::in_place_index<0>, std::forward<U>(value)) {}
   /// A failed result.
   Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
