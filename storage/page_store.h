@@ -50,12 +50,12 @@ struct PageStoreConfig {
 
 /// Allocator figures summed over all arenas (fragmentation report).
 struct AllocatorStats {
-  std::uint64_t live_objects = 0;
-  std::uint64_t object_bytes = 0;  ///< class sizes of live objects
-  std::uint64_t spans = 0;
-  std::uint64_t span_pages = 0;    ///< pages held by spans
-  std::uint64_t cached_pages = 0;  ///< pages of empty spans not yet returned
-  std::uint64_t pending_remote_frees = 0;
+  std::uint64_t live_objects = 0;          ///< objects allocated and not freed
+  std::uint64_t object_bytes = 0;          ///< class sizes of live objects
+  std::uint64_t spans = 0;                 ///< spans in use (holding at least one live object)
+  std::uint64_t span_pages = 0;            ///< pages held by spans
+  std::uint64_t cached_pages = 0;          ///< pages of empty spans not yet returned
+  std::uint64_t pending_remote_frees = 0;  ///< frees queued to their owner core, not yet drained
 };
 
 /// A RAM block device's contents, stored compressed.
