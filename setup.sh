@@ -8,6 +8,9 @@ build_packages=(
   g++ cmake pkg-config make
   liburing-dev liblz4-dev libzstd-dev libmimalloc-dev
   libboost1.81-dev libboost-program-options1.81-dev libboost-test1.81-dev
+  # The house-style checks (docs/contributing.md): check-style, check-tidy
+  # (clang-tidy 14 on bookworm), check-api-docs.
+  clang-format clang-tidy doxygen
 )
 # The fuzz harnesses (test/fuzz): libFuzzer and the sanitizer run-times
 # come with clang, not g++.

@@ -1,6 +1,7 @@
-// `coblk add`: its options, parsed and validated before anything touches the
-// kernel, so every mistake is reported as one line and nothing is created.
+// cmd/add_options.h - `coblk add`'s options, parsed and validated before anything touches the kernel.
 #pragma once
+
+// Every mistake is reported as one line, and nothing is created.
 
 #include <cstdint>
 #include <functional>

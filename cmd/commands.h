@@ -1,7 +1,9 @@
-// The `coblk` subcommands. Each takes the arguments after its name, prints
-// its output on stdout and, on failure, exactly one line on stderr, and
-// returns the process exit status (see docs/cli.md).
+// cmd/commands.h - the `coblk` subcommands.
 #pragma once
+
+// Each takes the arguments after its name, prints its output on stdout and,
+// on failure, exactly one line on stderr, and returns the process exit
+// status (see docs/cli.md).
 
 #include <boost/program_options.hpp>
 #include <cstdint>

@@ -1,5 +1,4 @@
-// Turning the control device's errno results into the one-line messages the
-// coblk command prints.
+// cmd/control_errors.h - the control device's errno results as the one-line messages `coblk` prints.
 #pragma once
 
 #include <cstdint>

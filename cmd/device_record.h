@@ -1,10 +1,10 @@
-// The small per-device state file the `coblk` command keeps in its run
-// directory (/run/coblk/ID.json), so that `coblk list`, `stats` and `recover`
-// can tell what serves a device: the kernel only knows queues, depth and
-// flags. The run directory is the command's convention, not the ublk
-// framework's: a target that publishes something (the zram target's stats
-// file) is handed the path in its config.
+// cmd/device_record.h - the per-device state file the `coblk` command keeps (/run/coblk/ID.json).
 #pragma once
+
+// `coblk list`, `stats` and `recover` read it to tell what serves a device:
+// the kernel only knows queues, depth and flags. The run directory is the
+// command's convention, not the ublk framework's: a target that publishes
+// something (the zram target's stats file) is handed the path in its config.
 
 #include <sys/types.h>
 

@@ -1,6 +1,8 @@
-// Running the server of a new device for `coblk add`: in the foreground, or
-// as a daemon that reports readiness to the waiting command.
+// cmd/serve_device.h - runs the server of a new device for `coblk add`.
 #pragma once
+
+// In the foreground, or as a daemon that reports readiness to the waiting
+// command.
 
 #include "coblk/cmd/add_options.h"
 

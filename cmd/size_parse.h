@@ -1,4 +1,4 @@
-// Byte sizes as users write them on the command line ("8G", "512K", "4096").
+// cmd/size_parse.h - byte sizes as users write them on the command line ("8G", "512K", "4096").
 #pragma once
 
 #include <cstdint>

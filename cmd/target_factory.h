@@ -1,4 +1,4 @@
-// Builds the ublk::Target a validated `coblk add` asks for.
+// cmd/target_factory.h - builds the ublk::Target a validated `coblk add` asks for.
 #pragma once
 
 #include <cstdint>

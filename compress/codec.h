@@ -1,6 +1,7 @@
+// compress/codec.h - page codecs: LZ4 and ZSTD, each owning the state that makes per-page compression cheap.
 #pragma once
-// Page codecs: LZ4 and ZSTD, each owning the reusable state that makes
-// per-page compression cheap. See docs/compress.md.
+
+// See docs/compress.md.
 
 #include <cstddef>
 #include <cstdint>
@@ -22,8 +23,8 @@ enum class Algorithm : std::uint8_t { lz4 = 0, zstd = 1 };
 /// faster/weaker, at most 65537), or ZSTD level (any level ZSTD accepts,
 /// negative included; 0 means ZSTD's default, 3).
 struct CodecSpec {
-  Algorithm algorithm = Algorithm::lz4;
-  int level = 1;
+  Algorithm algorithm = Algorithm::lz4;  ///< which compressor
+  int level = 1;                         ///< LZ4 acceleration or ZSTD level, as above
 
   /// Canonical text form, accepted back by parse_codec_spec: "lz4" (level 1),
   /// "lz4:8", "zstd" (level 0, ZSTD's default), "zstd:-5".

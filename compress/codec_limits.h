@@ -1,6 +1,7 @@
+// compress/codec_limits.h - valid levels of each algorithm, shared by parse_codec_spec and make_codec.
 #pragma once
-// Valid levels of each algorithm, shared by parse_codec_spec and make_codec
-// so the two can never disagree. Internal to compress/.
+
+// One definition, so the two can never disagree. Internal to compress/.
 
 namespace coblk::compress::detail {
 

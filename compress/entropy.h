@@ -1,6 +1,8 @@
+// compress/entropy.h - a cheap guess at how compressible a page is.
 #pragma once
-// A cheap guess at how compressible a page is, to skip compressing pages
-// that will not compress (already-compressed or encrypted data).
+
+// Used to skip compressing pages that will not compress (already-compressed
+// or encrypted data).
 
 #include <cstddef>
 #include <span>

@@ -1,5 +1,5 @@
+// compress/lz4_codec.h - the LZ4 page codec (internal to compress/: use make_codec).
 #pragma once
-// The LZ4 page codec. Internal to compress/: use make_codec.
 
 #include <cstddef>
 #include <memory>

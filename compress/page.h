@@ -1,5 +1,5 @@
+// compress/page.h - the unit every compress/ call works on: one block-device page.
 #pragma once
-// The unit every compress/ call works on: one block-device page.
 
 #include <cstddef>
 

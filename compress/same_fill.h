@@ -1,6 +1,8 @@
+// compress/same_fill.h - same-filled pages, stored as their 8-byte fill word alone.
 #pragma once
-// Same-filled pages: a page that is one 8-byte word repeated is stored as
-// that word alone (zram's "same" pages), never compressed.
+
+// A page that is one 8-byte word repeated (zram's "same" pages) is never
+// compressed.
 
 #include <cstddef>
 #include <cstdint>

@@ -1,5 +1,5 @@
+// compress/zstd_codec.h - the ZSTD page codec (internal to compress/: use make_codec).
 #pragma once
-// The ZSTD page codec. Internal to compress/: use make_codec.
 
 #include <cstddef>
 #include <memory>

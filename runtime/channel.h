@@ -82,14 +82,21 @@ class Channel {
   /// Awaitable of send().
   class [[nodiscard]] SendAwaitable {
    public:
+    /// Holds `value` until it is in the ring; made by Channel::send().
     SendAwaitable(Channel& ch, T&& value) : channel_(ch), value_(std::move(value)) {}
+    /// Tries the push first: true (no suspension) when there was room.
     bool await_ready() noexcept {
       sent_ = channel_.try_send(std::move(value_));
       return sent_;
     }
+    /// Parks the producer until the consumer frees a slot. Returns false
+    /// (resume at once) if a slot freed up while parking: the flag is set
+    /// and fenced before the ring is re-read, so a pop that the re-read
+    /// misses sees the flag and wakes us instead.
     bool await_suspend(std::coroutine_handle<> h) noexcept {
       return channel_.park(channel_.producer_, h, [this] { return !channel_.ring_.full_for_producer(); });
     }
+    /// Pushes the value if await_ready could not: a slot is free now.
     void await_resume() noexcept {
       if (!sent_) {
         // Woken because the consumer freed a slot, or we saw one
@@ -111,13 +118,21 @@ class Channel {
   /// Awaitable of recv().
   class [[nodiscard]] RecvAwaitable {
    public:
+    /// Made by Channel::recv().
     explicit RecvAwaitable(Channel& ch) : channel_(ch) {}
+    /// Tries the pop first: true (no suspension) when an item was there or
+    /// the channel is closed and drained.
     bool await_ready() noexcept { return take() || channel_.is_closed_and_empty(); }
+    /// Parks the consumer until an item arrives or the channel closes.
+    /// Returns false (resume at once) if either happened while parking;
+    /// the same flag-fence-recheck as SendAwaitable::await_suspend makes a
+    /// lost wake-up impossible.
     bool await_suspend(std::coroutine_handle<> h) noexcept {
       return channel_.park(channel_.consumer_, h, [this] {
         return !channel_.ring_.empty_for_consumer() || channel_.closed_.load(std::memory_order_acquire);
       });
     }
+    /// The item, or std::nullopt when the channel is closed and drained.
     std::optional<T> await_resume() noexcept {
       if (!item_) {
         take();

@@ -1,5 +1,6 @@
 // runtime/fault_injection.h - make chosen runtime operations fail, for tests.
-//
+#pragma once
+
 // Compiled in only with the CMake option COBLK_FAULT_INJECTION (the ASan
 // build of scripts/test-all turns it on; release builds never have it).
 // Without it every hook below is an inline no-op that the compiler removes,
@@ -10,7 +11,6 @@
 // the (skip+1)-th matching event and on the `count` events after it; every
 // rule counts every event it matches, and when two fire at once the one
 // armed first decides.
-#pragma once
 
 #include <cstdint>
 

@@ -1,5 +1,6 @@
 // runtime/io.h - every io_uring operation as a co_await-able awaitable.
-//
+#pragma once
+
 // Each function here returns an awaitable; `co_await` submits the operation
 // on the calling reactor's ring (batched with the others prepared in the same
 // loop iteration) and yields the CQE's result as an int: >= 0 on success, or
@@ -10,7 +11,6 @@
 //     coroutine's frame, and the frame stays suspended until the operation's
 //     CQE has arrived; so buffers owned by the frame outlive the kernel's use;
 //   - user_data is a slot number and generation, never a pointer (Reactor).
-#pragma once
 
 #include <errno.h>
 #include <fcntl.h>
@@ -66,7 +66,11 @@ class ControlledIoOp;
 template <typename Prep>
 class [[nodiscard]] IoOp {
  public:
+  /// An operation that `prep` will prepare once it is awaited; nothing is
+  /// submitted before.
   explicit IoOp(Prep prep) noexcept : prep_(std::move(prep)) {}
+  /// Moves an operation that has not been awaited yet (the option chain
+  /// returns it by value).
   IoOp(IoOp&&) noexcept = default;
   IoOp& operator=(IoOp&&) = delete;
 
@@ -84,8 +88,12 @@ class [[nodiscard]] IoOp {
     return std::move(*this);
   }
 
+  /// Always false: only the CQE completes an operation.
   bool await_ready() const noexcept { return false; }
 
+  /// Queues the SQE on the calling thread's reactor (submitted with the
+  /// loop's next batch) and suspends until its CQE. On a draining reactor
+  /// it submits nothing and does not suspend; the result is -ECANCELED.
   bool await_suspend(std::coroutine_handle<> awaiter) {
     Reactor* r = Reactor::current();
     if (r->draining()) {
@@ -96,6 +104,8 @@ class [[nodiscard]] IoOp {
     return true;
   }
 
+  /// The CQE's result: >= 0 on success, or a negative errno. Frees the
+  /// operation's slot (whose new generation makes any late CQE miss).
   int await_resume() noexcept {
     if (user_data_ == 0) {
       return result_;  // never submitted
@@ -143,8 +153,10 @@ class [[nodiscard]] IoOp {
 template <typename Prep>
 class [[nodiscard]] ControlledIoOp {
  public:
+  /// Wraps `op` (made by IoOp::with_stop or IoOp::with_timeout).
   explicit ControlledIoOp(IoOp<Prep>&& op) noexcept : op_(std::move(op)) {}
-  // Movable until awaited (the stop callback is engaged only while in flight).
+  /// Movable until awaited: the stop callback, which points into the
+  /// object, is engaged only while the operation is in flight.
   ControlledIoOp(ControlledIoOp&& o) noexcept
       : op_(std::move(o.op_)), stop_(std::move(o.stop_)), timeout_(o.timeout_), has_timeout_(o.has_timeout_) {}
   ControlledIoOp& operator=(ControlledIoOp&&) = delete;
@@ -167,8 +179,13 @@ class [[nodiscard]] ControlledIoOp {
     return std::move(*this);
   }
 
+  /// Always false: only the CQE completes an operation.
   bool await_ready() const noexcept { return false; }
 
+  /// As IoOp::await_suspend, plus, with a timeout, an IORING_OP_LINK_TIMEOUT
+  /// SQE linked right behind the operation's and, with a stop token, a stop
+  /// callback that queues the cancel. Does not suspend (result -ECANCELED)
+  /// when stop was already requested or the reactor is draining.
   bool await_suspend(std::coroutine_handle<> awaiter) {
     Reactor* r = Reactor::current();
     if (r->draining() || stop_.stop_requested()) {
@@ -189,6 +206,10 @@ class [[nodiscard]] ControlledIoOp {
     return true;
   }
 
+  /// The operation's result (-ECANCELED when the stop or the timeout
+  /// cancelled it). Disengages the stop callback first; its destructor
+  /// waits for a callback running on another thread, so no cancel can
+  /// name the slot after it is freed.
   int await_resume() noexcept {
     stop_callback_.reset();
     return op_.await_resume();
@@ -352,8 +373,13 @@ struct SleepPrep {
 template <typename Op>
 class [[nodiscard]] BasicUringCmd {
  public:
+  /// Made by uring_cmd(); `too_long` records a payload over 80 bytes,
+  /// which fails at co_await rather than at construction.
   BasicUringCmd(Op op, bool too_long) noexcept : op_(std::move(op)), too_long_(too_long) {}
+  /// Always false: only the CQE completes a command.
   bool await_ready() const noexcept { return false; }
+  /// Submits the command and suspends; does not suspend (result -EINVAL)
+  /// when the payload was too long or the ring has 64-byte SQEs.
   bool await_suspend(std::coroutine_handle<> h) {
     if (too_long_ || !(Reactor::current()->ring_flags() & IORING_SETUP_SQE128)) {
       invalid_ = true;
@@ -361,6 +387,7 @@ class [[nodiscard]] BasicUringCmd {
     }
     return op_.await_suspend(h);
   }
+  /// The driver's result, or -EINVAL when the command was not submitted.
   int await_resume() noexcept { return invalid_ ? -EINVAL : op_.await_resume(); }
   /// Cancels the command when `token` is stopped (see IoOp::with_stop).
   auto with_stop(std::stop_token token) && noexcept {
@@ -388,8 +415,11 @@ inline BasicUringCmd<IoOp<detail::UringCmdPrep>> uring_cmd(int fd, std::uint32_t
 template <typename Op>
 class [[nodiscard]] BasicSleepFor {
  public:
+  /// Made by sleep_for(); the timespec travels inside `op`.
   explicit BasicSleepFor(Op op) noexcept : op_(std::move(op)) {}
+  /// Always false: even a zero duration goes through the ring.
   bool await_ready() const noexcept { return false; }
+  /// Submits the timeout and suspends (see IoOp::await_suspend).
   bool await_suspend(std::coroutine_handle<> h) { return op_.await_suspend(h); }
   /// 0 when the time has passed, -ECANCELED when cancelled.
   int await_resume() noexcept {
@@ -406,6 +436,7 @@ class [[nodiscard]] BasicSleepFor {
   Op op_;
 };
 
+/// What sleep_for() returns: the awaitable of a plain timeout operation.
 using SleepFor = BasicSleepFor<IoOp<detail::SleepPrep>>;
 
 /// Suspends the calling task for `d` without blocking the reactor.

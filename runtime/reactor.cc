@@ -216,7 +216,7 @@ void Reactor::report_uncaught(const char* name, std::exception_ptr error) noexce
   const char* what = "unknown exception";
   std::string text;
   try {
-    std::rethrow_exception(error);
+    std::rethrow_exception(std::move(error));
   } catch (const std::exception& e) {
     text = e.what();
     what = text.c_str();
@@ -234,7 +234,7 @@ void Reactor::connect(std::vector<SpscRing<Message>*> incoming, std::vector<Spsc
 
 void Reactor::send(unsigned target, Message message) {
   stats_.messages_sent.add();
-  if (overflow_[target].empty() && outgoing_[target]->try_push(std::move(message))) {
+  if (overflow_[target].empty() && outgoing_[target]->try_push(Message{message})) {
     notify_peer(*peers_[target]);
     return;
   }
@@ -470,7 +470,7 @@ void Reactor::submit_and_reap(bool wait) {
     if (ret == 0 || ret == -ETIME) {
       ret = static_cast<int>(queued);
     }
-  } else if (unsubmitted_ == 0 && !(ring_flags_ & IORING_SETUP_DEFER_TASKRUN)) {
+  } else if (unsubmitted_ == 0 && !(ring_flags_ & IORING_SETUP_DEFER_TASKRUN)) {  // NOLINT(bugprone-branch-clone)
     ret = 0;  // completions are posted without our help: just look
   } else if (unsubmitted_ == 0 && in_flight_ == 0) {
     ret = 0;  // nothing to send, nothing to wait for

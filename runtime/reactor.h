@@ -50,26 +50,26 @@ struct ReactorConfig {
 /// Sent by value through an SPSC mailbox; `object` must stay valid until the
 /// handler has run (it usually lives in a suspended coroutine frame).
 struct Message {
-  void (*handler)(void* object) noexcept = nullptr;
-  void* object = nullptr;
+  void (*handler)(void* object) noexcept = nullptr;  ///< runs on the receiving core; must not throw
+  void* object = nullptr;                            ///< the handler's argument; valid until the handler has run
 };
 
 /// A suspended coroutine together with what the scheduler needs to resume it
 /// on the right core, in the right group.
 struct Waiter {
-  std::coroutine_handle<> handle;
-  const char* name = nullptr;
-  unsigned core = 0;
-  std::uint8_t group = 0;
+  std::coroutine_handle<> handle;  ///< the suspended coroutine
+  const char* name = nullptr;      ///< its task's name; never freed (stall reports keep the pointer)
+  unsigned core = 0;               ///< the core it was suspended on, and so must be resumed on
+  std::uint8_t group = 0;          ///< index of its SchedulingGroup
 };
 
 /// Intrusive list node of a detached root task (see spawn.h). A reactor keeps
 /// its live roots on a list so that shutdown can destroy those that never
 /// finished, without allocating per spawn.
 struct RootLink {
-  RootLink* prev = this;
-  RootLink* next = this;
-  std::coroutine_handle<> handle;
+  RootLink* prev = this;           ///< previous node; itself when on no list
+  RootLink* next = this;           ///< next node; itself when on no list
+  std::coroutine_handle<> handle;  ///< the root task's frame, destroyed at shutdown if it never finished
   /// Removes the node from its list; harmless when not on one.
   void unlink() noexcept {
     prev->next = next;
@@ -120,6 +120,7 @@ class Reactor {
   bool supports_op(unsigned opcode) const noexcept;
   /// Counters for this core.
   const ReactorStats& stats() const noexcept { return stats_; }
+  /// The settings this reactor was created with.
   const ReactorConfig& config() const noexcept { return config_; }
 
   /// Registers files for IOSQE_FIXED_FILE use. Returns 0 or -errno.
@@ -333,11 +334,14 @@ class Reactor {
 /// Awaitable that moves the current task to the back of its group's run
 /// queue, letting other ready tasks run first.
 struct YieldAwaitable {
+  /// Always false: yielding means suspending.
   bool await_ready() const noexcept { return false; }
+  /// Requeues the task at the back of its group's run queue on this core.
   void await_suspend(std::coroutine_handle<> h) const noexcept {
     Reactor* r = Reactor::current();
     r->schedule(r->waiter_for(h));
   }
+  /// Nothing to return: the task simply runs again.
   void await_resume() const noexcept {}
 };
 
@@ -346,11 +350,14 @@ inline YieldAwaitable yield() noexcept { return {}; }
 
 /// Awaitable that yields only when the running group's slice is used up.
 struct MaybeYieldAwaitable {
+  /// True (do not suspend) while the running group's slice lasts.
   bool await_ready() const noexcept { return !Reactor::current()->need_yield(); }
+  /// Requeues the task at the back of its group's run queue on this core.
   void await_suspend(std::coroutine_handle<> h) const noexcept {
     Reactor* r = Reactor::current();
     r->schedule(r->waiter_for(h));
   }
+  /// Nothing to return: the task simply runs again.
   void await_resume() const noexcept {}
 };
 

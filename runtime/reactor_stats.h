@@ -61,8 +61,11 @@ struct ReactorStats {
   /// a wake-up that never came. Should stay 0.
   OwnedCounter missed_wakeups;
   /// Name of the task of the most recent stall (a string literal or a name
-  /// given to spawn; never freed while the process runs).
+  /// given to spawn; never freed while the process runs). The reactor
+  /// stores it with release, so a reader that loads it with acquire also
+  /// sees the characters of a name that was built at run time.
   std::atomic<const char*> last_stall_task{nullptr};
+  /// Per scheduling group, indexed by SchedulingGroup::index().
   std::array<GroupStats, SchedulingGroup::max_groups> groups;
 };
 

@@ -1,5 +1,6 @@
 // runtime/result.h - Error and Result<T>: coblk's one way to report a failure.
-//
+#pragma once
+
 // The rule, for every public API in every layer:
 //   - An operation that can fail for reasons outside the program (the kernel
 //     refuses, a file is missing, a value came from a user) returns
@@ -16,7 +17,6 @@
 //     runtime carries an exception out of a Task to its awaiter, and the ublk
 //     layer turns one escaping a target into -EIO, so a bug fails a request
 //     instead of the process.
-#pragma once
 
 #include <cerrno>
 #include <cstring>
@@ -59,10 +59,19 @@ class Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  /// A successful result holding `value`.
+  /// A successful result holding `value`. Never a stand-in for the copy or
+  /// move constructor: `bool` is constructible from a Result (explicit
+  /// operator bool), so without the first condition copying a non-const
+  /// Result<bool> would pick this constructor and hold ok() as its value,
+  /// dropping any error.
   template <typename U = T>
-  requires std::is_constructible_v<T, U&&> Result(U&& value)
-      : state_(std::in_place_index<0>, std::forward<U>(value)) {}  // NOLINT(google-explicit-constructor)
+  requires(!std::is_same_v<std::remove_cvref_t<U>, Result> && std::is_constructible_v<T, U&&>)
+      // Implicit on purpose (`return value;`); the requires clause keeps it
+      // from hiding the copy and move constructors, which clang-tidy 14's
+      // check cannot see.
+      // NOLINTNEXTLINE(google-explicit-constructor, bugprone-forwarding-reference-overload)
+      Result(U&& value)
+      : state_(std::in_place_index<0>, std::forward<U>(value)) {}
   /// A failed result.
   Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT(google-explicit-constructor)
 

@@ -16,8 +16,8 @@ class RunQueue {
  public:
   /// A ready coroutine and the name of the task it belongs to.
   struct Entry {
-    std::coroutine_handle<> handle;
-    const char* name;
+    std::coroutine_handle<> handle;  ///< resumed when the entry is popped
+    const char* name;                ///< the task's name, current while it runs (stall reports)
   };
 
   RunQueue() : entries_(std::make_unique<Entry[]>(1024)), mask_(1023) {}
@@ -31,7 +31,9 @@ class RunQueue {
   }
   /// Removes and returns the oldest entry. The queue must not be empty.
   Entry pop() noexcept { return entries_[head_++ & mask_]; }
+  /// True when no coroutine is ready.
   bool empty() const noexcept { return head_ == tail_; }
+  /// Number of ready coroutines queued.
   std::size_t size() const noexcept { return tail_ - head_; }
 
  private:

@@ -35,6 +35,7 @@ class SchedulingGroup {
   /// The group's weight.
   unsigned shares() const noexcept;
 
+  /// Two handles are equal when they name the same group.
   friend bool operator==(SchedulingGroup, SchedulingGroup) = default;
 
   /// Constructs a handle for an existing index (used internally).

@@ -1,10 +1,10 @@
 // runtime/spsc_ring.h - a bounded, lock-free single-producer/single-consumer ring.
-//
+#pragma once
+
 // SpscRing<T> is the one primitive by which coblk's cores talk to each other.
 // It is a plain data structure with no knowledge of reactors or coroutines:
 // Channel<T> adds suspension and wake-ups on top of it, and the reactor's
 // cross-core mailboxes are built from it.
-#pragma once
 
 #include <algorithm>
 #include <atomic>

@@ -39,10 +39,16 @@ class [[nodiscard]] SubmitTo {
   using Stored = std::conditional_t<std::is_void_v<Value>, char, Value>;
 
  public:
+  /// Made by submit_to(); nothing is sent until it is awaited.
   SubmitTo(unsigned core, F fn, const char* name) : fn_(std::move(fn)), target_(core), name_(name) {}
 
+  /// Always false: the work has not run yet.
   bool await_ready() const noexcept { return false; }
 
+  /// Sends the work to the target core and suspends; on the caller's own
+  /// core it runs a plain `fn` inline (returns false: no suspension) or
+  /// spawns a Task-returning one. Throws std::out_of_range when the core
+  /// does not exist (or the reactor belongs to no Runtime).
   bool await_suspend(std::coroutine_handle<> awaiter) {
     Reactor* here = Reactor::current();
     if (here->runtime() == nullptr || target_ >= here->runtime()->cores()) {
@@ -62,6 +68,10 @@ class [[nodiscard]] SubmitTo {
     return true;
   }
 
+  /// The value `fn` produced, or rethrows the exception it ended with.
+  /// Read without a fence: from another core the reply travels through the
+  /// mailbox ring, whose release/acquire pair orders the result's write
+  /// before this read; on the caller's own core it is all one thread.
   Value await_resume() {
     if (error_) {
       std::rethrow_exception(error_);

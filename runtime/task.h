@@ -106,13 +106,18 @@ class TaskPromise<void> final : public TaskPromiseBase {
 template <typename T>
 class [[nodiscard]] Task {
  public:
+  /// What the compiler looks up to make a coroutine returning Task<T>.
   using promise_type = detail::TaskPromise<T>;
+  /// The type `co_await task` yields.
   using value_type = T;
 
   /// An empty task (holds no coroutine).
   Task() noexcept = default;
+  /// Takes ownership of the frame `h` (the promise's get_return_object).
   explicit Task(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
+  /// Takes over `other`'s frame; `other` becomes empty.
   Task(Task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  /// Destroys the frame this task holds, if any, and takes over `other`'s.
   Task& operator=(Task&& other) noexcept {
     if (this != &other) {
       reset();
@@ -147,6 +152,8 @@ class [[nodiscard]] Task {
     };
     return Awaiter{handle_};
   }
+  /// Awaiting a named task works the same; the task keeps its frame, but its
+  /// result has been moved out, so it too can be awaited once.
   auto operator co_await() & noexcept { return std::move(*this).operator co_await(); }
 
   /// Releases ownership of the frame (used by spawn and when_all).
@@ -179,6 +186,7 @@ inline Task<void> TaskPromise<void>::get_return_object() noexcept {
 /// True for Task<T> types.
 template <typename T>
 inline constexpr bool is_task_v = false;
+/// The specialization that makes is_task_v true for every Task<T>.
 template <typename T>
 inline constexpr bool is_task_v<Task<T>> = true;
 

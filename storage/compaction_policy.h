@@ -1,7 +1,8 @@
+// storage/compaction_policy.h - when to compact: the page store's policy.
 #pragma once
-// When to compact: the page store's policy, so that a user of PageStore (the
-// zram target's maintenance task) only says "now is a quiet moment" and
-// storage/ decides whether compaction is worth it.
+
+// A user of PageStore (the zram target's maintenance task) only says "now is
+// a quiet moment"; storage/ decides whether compaction is worth it.
 
 #include <cstdint>
 

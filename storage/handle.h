@@ -1,5 +1,5 @@
+// storage/handle.h - the location of one compressed object, as stored in a page entry.
 #pragma once
-// Handles: the location of one compressed object, as stored in a page entry.
 
 #include <cstdint>
 

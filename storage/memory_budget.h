@@ -1,6 +1,5 @@
+// storage/memory_budget.h - the one store-wide memory counter: pages held by all arenas, against the limit.
 #pragma once
-// The one store-wide memory counter: pages held by all arenas, against the
-// optional limit, with the high-water mark.
 
 #include <atomic>
 #include <cstdint>

@@ -1,6 +1,7 @@
+// storage/object_arena.h - one core's arena of compressed objects, a zsmalloc-like size-class allocator.
 #pragma once
-// One core's arena of compressed objects: a zsmalloc-like size-class
-// allocator whose every mutation is made by the owning core alone.
+
+// Every mutation of an arena is made by its owning core alone.
 
 #include <atomic>
 #include <cstddef>

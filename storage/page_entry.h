@@ -1,6 +1,5 @@
+// storage/page_entry.h - the per-page metadata entry (16 bytes, as in kernel zram's table) and its lock bit.
 #pragma once
-// The per-page metadata entry (16 bytes, as in kernel zram's table) and its
-// lock bit.
 
 #include <atomic>
 #include <cstdint>
@@ -19,9 +18,9 @@ inline constexpr std::uint64_t huge = 1u << 3;          ///< the object is the p
 inline constexpr std::uint64_t idle = 1u << 4;          ///< reserved: marked idle (for writeback)
 inline constexpr std::uint64_t written_back = 1u << 5;  ///< reserved: value is a backing-device block
 inline constexpr unsigned algorithm_shift = 6;          ///< 2 bits: compress::Algorithm of the object
-inline constexpr std::uint64_t algorithm_mask = 3u << algorithm_shift;
-inline constexpr unsigned size_shift = 8;  ///< 13 bits: stored size in bytes (1..4096)
-inline constexpr std::uint64_t size_mask = std::uint64_t{0x1fff} << size_shift;
+inline constexpr std::uint64_t algorithm_mask = 3u << algorithm_shift;  ///< the algorithm's bits in place
+inline constexpr unsigned size_shift = 8;                               ///< 13 bits: stored size in bytes (1..4096)
+inline constexpr std::uint64_t size_mask = std::uint64_t{0x1fff} << size_shift;  ///< the size's bits in place
 // Bits 21..63 are free (e.g. for a last-access time when idle tracking and
 // writeback are built).
 

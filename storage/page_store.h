@@ -1,6 +1,7 @@
+// storage/page_store.h - PageStore, the compressed page store behind the zram target, modelled on kernel zram.
 #pragma once
-// PageStore: the compressed page store behind coblk's zram target, modelled
-// on kernel zram. See docs/storage.md.
+
+// See docs/storage.md.
 
 #include <atomic>
 #include <cstddef>
@@ -40,12 +41,12 @@ struct StepLimits {
 
 /// What one compaction step did (PageStore::compact_step).
 struct CompactionStep {
-  bool done = false;                ///< the compaction is over: no step is pending
-  std::uint64_t pages_freed = 0;    ///< when done: pages of the spans it emptied (added to pages_compacted)
-  std::uint64_t spans_scanned = 0;  ///< span records looked at (selecting sources, finishing)
-  std::uint64_t entries_visited = 0;
-  std::uint64_t objects_moved = 0;
-  std::uint64_t pages_released = 0;  ///< cached pages returned to the system
+  bool done = false;                  ///< the compaction is over: no step is pending
+  std::uint64_t pages_freed = 0;      ///< when done: pages of the spans it emptied (added to pages_compacted)
+  std::uint64_t spans_scanned = 0;    ///< span records looked at (selecting sources, finishing)
+  std::uint64_t entries_visited = 0;  ///< page table entries walked (looking for objects in source spans)
+  std::uint64_t objects_moved = 0;    ///< objects copied out of source spans into denser ones
+  std::uint64_t pages_released = 0;   ///< cached pages returned to the system
 };
 
 /// Configuration of a PageStore.
@@ -76,12 +77,12 @@ struct PageStoreConfig {
 
 /// Allocator figures summed over all arenas (fragmentation report).
 struct AllocatorStats {
-  std::uint64_t live_objects = 0;
-  std::uint64_t object_bytes = 0;  ///< class sizes of live objects
-  std::uint64_t spans = 0;
-  std::uint64_t span_pages = 0;    ///< pages held by spans
-  std::uint64_t cached_pages = 0;  ///< pages of empty spans not yet returned
-  std::uint64_t pending_remote_frees = 0;
+  std::uint64_t live_objects = 0;          ///< objects allocated and not freed
+  std::uint64_t object_bytes = 0;          ///< class sizes of live objects
+  std::uint64_t spans = 0;                 ///< spans in use (holding at least one live object)
+  std::uint64_t span_pages = 0;            ///< pages held by spans
+  std::uint64_t cached_pages = 0;          ///< pages of empty spans not yet returned
+  std::uint64_t pending_remote_frees = 0;  ///< frees queued to their owner core, not yet drained
 };
 
 /// A RAM block device's contents, stored compressed.

@@ -1,6 +1,7 @@
+// storage/remote_frees.h - frees of objects that belong to another core's arena, handed back to their owner.
 #pragma once
-// Frees of objects that belong to another core's arena, handed back to the
-// owner over one SPSC ring per (freeing core, owning core) pair.
+
+// One SPSC ring per (freeing core, owning core) pair.
 
 #include <cstddef>
 #include <cstdint>

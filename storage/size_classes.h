@@ -1,6 +1,8 @@
+// storage/size_classes.h - the size classes of the compressed-object allocator.
 #pragma once
-// The size classes of the compressed-object allocator: which object sizes
-// exist, and how many pages a span of each class spans. See docs/storage.md.
+
+// Which object sizes exist, and how many pages a span of each class spans.
+// See docs/storage.md.
 
 #include <cstddef>
 #include <cstdint>

@@ -1,7 +1,8 @@
+// storage/store_stats.h - the statistics a PageStore reports, and the per-core counters they are summed from.
 #pragma once
-// The statistics a PageStore reports, with kernel zram's meanings
-// (Documentation/admin-guide/blockdev/zram.rst), and the per-core counters
-// they are summed from.
+
+// The statistics have kernel zram's meanings
+// (Documentation/admin-guide/blockdev/zram.rst).
 
 #include <atomic>
 #include <cstdint>
@@ -38,18 +39,21 @@ struct IoStat {
 /// are deltas, so one core's value may be negative (a page written by core
 /// A and discarded by core B) while the sum is right.
 struct alignas(runtime::cache_line_size) CoreCounters {
-  std::atomic<std::int64_t> pages_stored{0};
-  std::atomic<std::int64_t> compr_bytes{0};
-  std::atomic<std::int64_t> same_pages{0};
-  std::atomic<std::int64_t> huge_pages{0};
-  std::atomic<std::int64_t> huge_pages_since{0};
-  std::atomic<std::int64_t> pages_compacted{0};
-  std::atomic<std::int64_t> failed_reads{0};
-  std::atomic<std::int64_t> failed_writes{0};
-  std::atomic<std::int64_t> invalid_io{0};
-  std::atomic<std::int64_t> notify_free{0};
+  std::atomic<std::int64_t> pages_stored{0};      ///< gauge: pages holding data; x 4096 = orig_data_size
+  std::atomic<std::int64_t> compr_bytes{0};       ///< gauge: stored object sizes = compr_data_size
+  std::atomic<std::int64_t> same_pages{0};        ///< gauge: MmStat::same_pages
+  std::atomic<std::int64_t> huge_pages{0};        ///< gauge: MmStat::huge_pages
+  std::atomic<std::int64_t> huge_pages_since{0};  ///< event count: MmStat::huge_pages_since
+  std::atomic<std::int64_t> pages_compacted{0};   ///< event count: MmStat::pages_compacted
+  std::atomic<std::int64_t> failed_reads{0};      ///< event count: IoStat::failed_reads
+  std::atomic<std::int64_t> failed_writes{0};     ///< event count: IoStat::failed_writes
+  std::atomic<std::int64_t> invalid_io{0};        ///< event count: IoStat::invalid_io
+  std::atomic<std::int64_t> notify_free{0};       ///< event count: IoStat::notify_free
 
-  /// Owner core only.
+  /// Adds `delta` to one of this struct's counters. Owner core only: a
+  /// relaxed load and store, not a fetch_add, is exact only because no other
+  /// thread ever writes the counter; readers may see the old or the new
+  /// value, either of which is a valid snapshot.
   static void add(std::atomic<std::int64_t>& counter, std::int64_t delta) noexcept {
     counter.store(counter.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
   }

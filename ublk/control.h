@@ -1,6 +1,7 @@
-// Synchronous client of /dev/ublk-control: adds, configures, starts, stops
-// and deletes ublk devices.
+// ublk/control.h - a synchronous client of /dev/ublk-control.
 #pragma once
+
+// Adds, configures, starts, stops and deletes ublk devices.
 
 #include <liburing.h>
 #include <sched.h>

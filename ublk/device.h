@@ -1,5 +1,4 @@
-// ublk/device.h - one ublk device: added, configured, served as tasks on a
-// Runtime the application owns, stopped and deleted.
+// ublk/device.h - one ublk device: added, configured, served on the program's Runtime, stopped, deleted.
 #pragma once
 
 #include <sys/types.h>

@@ -1,4 +1,4 @@
-// Names of the ublk feature flags, for `coblk features` and diagnostics.
+// ublk/features.h - names of the ublk feature flags, for `coblk features` and diagnostics.
 #pragma once
 
 #include <cstdint>

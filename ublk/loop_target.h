@@ -1,4 +1,4 @@
-// The loop target: the device is a window on a file or block device.
+// ublk/loop_target.h - the loop target: the device is a window on a file or block device.
 #pragma once
 
 #include <memory>

@@ -1,4 +1,4 @@
-// The null target: accepts every write, reads leave the buffer as it is.
+// ublk/null_target.h - the null target: accepts every write, reads leave the buffer as it is.
 #pragma once
 
 #include "coblk/ublk/target.h"

@@ -1,4 +1,4 @@
-// One ublk hardware queue, served by coroutines on one core's reactor.
+// ublk/queue.h - one ublk hardware queue, served by coroutines on one core's reactor.
 #pragma once
 
 #include <cstddef>
@@ -21,12 +21,12 @@ enum class DataPath {
 
 /// Everything a Queue needs to know about its device.
 struct QueueConfig {
-  int char_fd = -1;  ///< /dev/ublkcN, opened by the Device
-  uint16_t queue_id = 0;
-  uint16_t depth = 0;
-  uint32_t max_io_bytes = 0;  ///< the device's max_io_buf_bytes
-  DataPath data_path = DataPath::copy;
-  bool ioctl_encoded = true;  ///< use U_IO_* opcodes (else the legacy ones)
+  int char_fd = -1;                     ///< /dev/ublkcN, opened by the Device
+  uint16_t queue_id = 0;                ///< the hardware queue this Queue serves, 0..nr_hw_queues-1
+  uint16_t depth = 0;                   ///< tags of the queue: requests in flight at most, one coroutine each
+  uint32_t max_io_bytes = 0;            ///< the device's max_io_buf_bytes
+  DataPath data_path = DataPath::copy;  ///< must match the flags the device was added with
+  bool ioctl_encoded = true;            ///< use U_IO_* opcodes (else the legacy ones)
   /// Fault the tag buffers in when they are mapped (MAP_POPULATE), so that
   /// serving a request never allocates memory: for devices that may be
   /// swap, whose requests arrive when memory is short. Costs depth ×
@@ -51,6 +51,8 @@ struct QueueConfig {
 /// target's coroutine frames.
 class Queue {
  public:
+  /// A queue for `config`, served by `target`, which must outlive it.
+  /// Touches nothing yet: map() does the work that can fail.
   Queue(const QueueConfig& config, Target& target);
   ~Queue();
   Queue(const Queue&) = delete;

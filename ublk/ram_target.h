@@ -1,4 +1,4 @@
-// The ram target: the device's bytes live in this process's memory.
+// ublk/ram_target.h - the ram target: the device's bytes live in this process's memory.
 #pragma once
 
 #include <cstddef>

@@ -1,7 +1,8 @@
-// The Request a ublk I/O descriptor describes, as the queue hands it to a
-// target: one pure function, shared by Queue::handle and the descriptor
-// fuzzer (test/fuzz/fuzz_ublk_desc.cc).
+// ublk/request_from_desc.h - the Request a ublk I/O descriptor describes.
 #pragma once
+
+// As the queue hands it to a target: one pure function, shared by
+// Queue::handle and the descriptor fuzzer (test/fuzz/fuzz_ublk_desc.cc).
 
 #include <cstdint>
 

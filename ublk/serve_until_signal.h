@@ -1,5 +1,4 @@
-// ublk/serve_until_signal.h - the common way to run devices: serve them all
-// on one Runtime until a stop signal arrives.
+// ublk/serve_until_signal.h - the common way to run devices: serve them all on one Runtime until a stop signal.
 #pragma once
 
 #include <functional>

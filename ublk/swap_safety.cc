@@ -47,7 +47,7 @@ bool may_lock_unlimited() {
 std::vector<std::string> protect_server_process() {
   std::vector<std::string> problems;
   if (!may_lock_unlimited()) {
-    problems.push_back(
+    problems.emplace_back(
         "memory not locked: no CAP_IPC_LOCK and RLIMIT_MEMLOCK is limited; do not use this device as swap");
   } else if (::mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0) {
     problems.push_back(std::string("memory not locked: mlockall: ") + std::strerror(errno) +

@@ -1,4 +1,4 @@
-// The interface a ublk backend implements: one coroutine per request kind.
+// ublk/target.h - the interface a ublk backend implements: one coroutine per request kind.
 #pragma once
 
 #include <cerrno>
@@ -19,22 +19,22 @@ struct Request {
   /// mode, where the data is reachable only as io_uring fixed buffer
   /// `fixed_buffer` at address 0 (read_fixed/write_fixed on this core).
   std::byte* data = nullptr;
-  int fixed_buffer = -1;
-  uint16_t queue = 0;  ///< hardware queue; always served by the same core (Reactor::current()->core())
-  uint16_t tag = 0;
+  int fixed_buffer = -1;  ///< zero-copy mode: the fixed-buffer index holding the data (the tag); else -1
+  uint16_t queue = 0;     ///< hardware queue; always served by the same core (Reactor::current()->core())
+  uint16_t tag = 0;       ///< the request's slot in its queue, 0..depth-1, unique among requests in flight
 };
 
 /// What a target tells the kernel about the device it implements.
 struct TargetGeometry {
-  uint64_t size_bytes = 0;
-  uint32_t logical_block_size = 512;   ///< 512..4096, power of two
-  uint32_t physical_block_size = 512;  ///< >= logical
-  bool volatile_cache = false;         ///< the target buffers writes: the kernel sends FLUSH (and FUA)
-  bool rotational = false;
-  bool read_only = false;
-  bool discard = false;       ///< DISCARD supported
-  bool write_zeroes = false;  ///< WRITE_ZEROES supported
-  uint32_t discard_granularity = 4096;
+  uint64_t size_bytes = 0;              ///< device size; the kernel sees size_bytes / 512 sectors
+  uint32_t logical_block_size = 512;    ///< 512..4096, power of two
+  uint32_t physical_block_size = 512;   ///< >= logical
+  bool volatile_cache = false;          ///< the target buffers writes: the kernel sends FLUSH (and FUA)
+  bool rotational = false;              ///< sets queue/rotational: the kernel then assumes seeks are costly
+  bool read_only = false;               ///< marks the disk read-only (as `blockdev --setro` does)
+  bool discard = false;                 ///< DISCARD supported
+  bool write_zeroes = false;            ///< WRITE_ZEROES supported
+  uint32_t discard_granularity = 4096;  ///< smallest unit a discard frees (bytes); non-zero, as the kernel requires
 };
 
 /// A ublk backend. One Target object serves every queue of a device; each

@@ -16,8 +16,8 @@ namespace coblk::ublk {
 /// One published view of a zram device: kernel zram's mm_stat and io_stat
 /// plus what zramctl shows besides.
 struct ZramStats {
-  storage::MmStat mm;
-  storage::IoStat io;
+  storage::MmStat mm;            ///< the store's mm_stat (PageStore::mm_stat)
+  storage::IoStat io;            ///< the store's io_stat (PageStore::io_stat)
   std::uint64_t disksize = 0;    ///< device size in bytes
   std::string algorithm;         ///< e.g. "lz4", "zstd:3"
   std::uint64_t updated_ns = 0;  ///< CLOCK_REALTIME of the snapshot

@@ -63,6 +63,9 @@ class ZramTarget final : public Target {
   static Result<std::unique_ptr<ZramTarget>> create(const ZramTargetConfig& config);
 
   TargetGeometry geometry() const override;
+  /// Spawns the queue's maintenance task (background group) on the
+  /// queue's core; it ends when its sleep is cancelled at shutdown.
+  /// Returns 0.
   runtime::Task<int> start_queue(std::uint16_t queue) override;
   runtime::Task<int> read(const Request& r) override;
   runtime::Task<int> write(const Request& r) override;

@@ -28,8 +28,8 @@
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
-using namespace compress;
-using namespace compress::bench;
+using namespace compress;         // NOLINT(google-build-using-namespace): a program file, not a library
+using namespace compress::bench;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace {
 

@@ -231,16 +231,14 @@ std::vector<double> raw_ping_pong(std::size_t count, unsigned peer_cpu) {
     std::uint64_t v;
     for (std::size_t i = 0; i < count; ++i) {
       while (!to_peer.try_pop(v)) {}
-      std::uint64_t answer = v + 1;
-      while (!to_us.try_push(std::move(answer))) {}
+      while (!to_us.try_push(std::uint64_t{v + 1})) {}
     }
   });
   std::vector<double> samples;
   samples.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
     const auto start = std::chrono::steady_clock::now();
-    std::uint64_t v = i;
-    while (!to_peer.try_push(std::move(v))) {}
+    while (!to_peer.try_push(std::uint64_t{i})) {}
     std::uint64_t answer;
     while (!to_us.try_pop(answer)) {}
     samples.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());

@@ -58,7 +58,8 @@ Task<double> our_nops(unsigned batch, std::uint64_t total) {
   if (failures != 0) {
     throw std::runtime_error("a runtime NOP failed");
   }
-  co_return static_cast<double>(total / batch * batch) / seconds;
+  const std::uint64_t done = total / batch * batch;  // whole batches only
+  co_return static_cast<double>(done) / seconds;
 }
 
 // Prep `batch` NOPs, submit and wait for all of them, reap; repeat.

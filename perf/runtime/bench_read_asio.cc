@@ -54,7 +54,7 @@ double asio_random_reads(const ReadWorkload& workload, unsigned depth, std::uint
   AsioReadState state{&workload, total};
   for (unsigned i = 0; i < depth; ++i) {
     asio::co_spawn(context, read_loop(file, state, buffers.data() + i * ReadWorkload::block_size),
-                   [&state](std::exception_ptr error) {
+                   [&state](const std::exception_ptr& error) {
                      if (error) {
                        ++state.short_reads;  // counted as a failure below
                      }

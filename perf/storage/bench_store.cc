@@ -30,8 +30,8 @@
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
-using namespace storage;
-using namespace storage::bench;
+using namespace storage;         // NOLINT(google-build-using-namespace): a program file, not a library
+using namespace storage::bench;  // NOLINT(google-build-using-namespace): a program file, not a library
 using compress::bench::AbResult;
 using compress::bench::measure_ab;
 using compress::bench::print_result;

@@ -40,7 +40,8 @@ void add_files(const std::string& dir, Corpus& corpus, std::size_t limit, std::s
     if (corpus.pages.size() >= limit) {
       return;
     }
-    const std::string path = dir + "/" + name;
+    std::string path = dir;
+    path.append("/").append(name);
     struct stat st;
     if (::lstat(path.c_str(), &st) != 0) {
       continue;

@@ -10,7 +10,7 @@
 
 #include "coblk/cmd/add_options.h"
 
-using namespace coblk::cmd;
+using namespace coblk::cmd;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace coblk::cmd {
 // Lets Boost.Test print a parse outcome when a check fails.
@@ -25,10 +25,10 @@ namespace {
 // whatever file system /tmp is on here.
 const AddLimits kFourCpus{4, [](const std::string&) -> coblk::Result<uint32_t> { return 512U; }};
 
-AddParse parse(std::vector<std::string> args) { return parse_add_options(args, kFourCpus); }
+AddParse parse(const std::vector<std::string>& args) { return parse_add_options(args, kFourCpus); }
 
 // Expects a rejection whose one-line message contains `needle`.
-void expect_rejected(std::vector<std::string> args, const std::string& needle) {
+void expect_rejected(const std::vector<std::string>& args, const std::string& needle) {
   const AddParse p = parse(args);
   BOOST_TEST(!p, "accepted: " << needle);
   BOOST_TEST(p.error.find(needle) != std::string::npos, "error was: " << p.error);

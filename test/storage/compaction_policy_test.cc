@@ -12,7 +12,7 @@
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
-using namespace storage;
+using namespace storage;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace {
 

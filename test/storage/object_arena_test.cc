@@ -10,7 +10,7 @@
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
-using namespace storage;
+using namespace storage;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace {
 
@@ -74,6 +74,7 @@ BOOST_FIXTURE_TEST_CASE(objects_never_overlap, Fixture) {
 
 BOOST_FIXTURE_TEST_CASE(freeing_every_object_empties_every_span_and_caches_its_pages, Fixture) {
   std::vector<Handle> handles;
+  handles.reserve(300);
   for (int i = 0; i < 300; ++i) {
     handles.push_back(arena.allocate(static_cast<std::uint32_t>(40 + i * 11)));
   }

@@ -21,7 +21,7 @@ using namespace coblk;  // NOLINT(google-build-using-namespace): a program file,
 // threads hammer the same few pages and checks that every read returns one
 // whole page that some write stored (never a torn or mixed page).
 
-using namespace storage;
+using namespace storage;  // NOLINT(google-build-using-namespace): a program file, not a library
 using storage_test::make_page;
 
 namespace {

@@ -11,7 +11,7 @@
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
-using namespace storage;
+using namespace storage;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 BOOST_AUTO_TEST_CASE(frees_beyond_the_ring_capacity_overflow_and_all_reach_the_owner) {
   const SizeClassTable classes = test::require_ok(SizeClassTable::create(3631));
@@ -22,6 +22,7 @@ BOOST_AUTO_TEST_CASE(frees_beyond_the_ring_capacity_overflow_and_all_reach_the_o
   ObjectArena* arenas[] = {owned0.get(), owned1.get()};
   RemoteFrees frees(arenas, 4);  // tiny rings
   std::vector<Handle> handles;
+  handles.reserve(100);
   for (int i = 0; i < 100; ++i) {
     handles.push_back(a0.allocate(64));
   }

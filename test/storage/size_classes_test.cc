@@ -6,7 +6,7 @@
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
-using namespace storage;
+using namespace storage;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 BOOST_AUTO_TEST_CASE(classes_step_by_sixteen_bytes_up_to_the_largest_packed_size_then_one_raw_page_class) {
   const SizeClassTable t = test::require_ok(SizeClassTable::create(3631));

@@ -21,7 +21,7 @@ BOOST_AUTO_TEST_CASE(every_known_feature_is_one_distinct_bit_in_order) {
 }
 
 BOOST_AUTO_TEST_CASE(a_mask_is_described_by_names_and_unknown_bits_by_number) {
-  using namespace ublk::abi;
+  using namespace ublk::abi;  // NOLINT(google-build-using-namespace): a program file, not a library
   BOOST_TEST(ublk::describe_features(0) == "none");
   BOOST_TEST(ublk::describe_features(F_USER_COPY | F_CMD_IOCTL_ENCODE) == "CMD_IOCTL_ENCODE|USER_COPY");
   BOOST_TEST(ublk::describe_features(F_ZONED | (1ULL << 40)) == "ZONED|bit40");

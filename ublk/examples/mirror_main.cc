@@ -108,8 +108,8 @@ int main(int argc, char** argv) {
   });
   const Result<void> removed = device.remove();
 
-  for (uint16_t q = 0; q < config.queues; ++q) {
-    const auto& c = target.counters(q);
+  for (unsigned q = 0; q < config.queues; ++q) {
+    const auto& c = target.counters(static_cast<uint16_t>(q));
     std::fprintf(stderr,
                  "queue %u: %llu reads (%llu from the secondary), %llu writes, %llu flushes, %llu discards, "
                  "%llu errors\n",

@@ -1,6 +1,7 @@
-// An example ublk backend: a device mirrored onto two files (RAID 1).
-// docs/writing-a-backend.md walks through it section by section.
+// ublk/examples/mirror_target.h - an example ublk backend: a device mirrored onto two files (RAID 1).
 #pragma once
+
+// docs/writing-a-backend.md walks through it section by section.
 
 #include <cstdint>
 #include <memory>

@@ -1,9 +1,10 @@
-// xor_target.h - XorTarget: the block device of coblk's out-of-tree example,
-// an in-memory disk that keeps every byte XORed with a one-byte key.
+// ublk/examples/xor-device/xor_target.h - XorTarget, the block device of coblk's out-of-tree example.
+#pragma once
+
+// An in-memory disk that keeps every byte XORed with a one-byte key.
 //
 // Built against an installed coblk; see docs/writing-a-backend.md, "Out of
 // tree: a backend built against an installed coblk".
-#pragma once
 
 #include <coblk/runtime/result.h>
 #include <coblk/runtime/task.h>

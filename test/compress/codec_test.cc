@@ -21,7 +21,7 @@
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
-using namespace compress;
+using namespace compress;  // NOLINT(google-build-using-namespace): a program file, not a library
 using compress::testing::Page;
 
 namespace {
@@ -41,7 +41,7 @@ struct NamedPages {
 };
 
 std::vector<NamedPages> sample_pages() {
-  using namespace compress::testing;
+  using namespace compress::testing;  // NOLINT(google-build-using-namespace): a program file, not a library
   std::vector<NamedPages> samples;
   samples.push_back({"zeros", {zero_page()}});
   samples.push_back({"repeated patterns",

@@ -64,3 +64,18 @@ BOOST_AUTO_TEST_CASE(from_errno_names_what_failed_and_why) {
   BOOST_TEST(e.code() == ENOENT);
   BOOST_TEST(e.message() == "cannot open /x: No such file or directory");
 }
+
+// bool is constructible from a Result (explicit operator bool), so the
+// value constructor must not stand in for the copy constructor: a copy of a
+// non-const Result<bool> once held ok() as its value and lost its error.
+BOOST_AUTO_TEST_CASE(copying_a_result_of_bool_copies_its_value_and_its_error) {
+  Result<bool> no = false;
+  Result<bool> copy(no);
+  BOOST_REQUIRE(copy.ok());
+  BOOST_TEST(*copy == false);
+
+  Result<bool> failed = Error(EIO, "lost");
+  Result<bool> failed_copy(failed);  // NOLINT(performance-unnecessary-copy-initialization): the copy is the test
+  BOOST_REQUIRE(!failed_copy.ok());
+  BOOST_TEST(failed_copy.error().code() == EIO);
+}

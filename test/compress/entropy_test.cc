@@ -9,7 +9,7 @@
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
-using namespace compress;
+using namespace compress;  // NOLINT(google-build-using-namespace): a program file, not a library
 using compress::testing::Page;
 
 BOOST_AUTO_TEST_CASE(a_page_of_one_byte_value_has_zero_entropy) {

@@ -10,7 +10,7 @@
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
-using namespace compress;
+using namespace compress;  // NOLINT(google-build-using-namespace): a program file, not a library
 using compress::testing::Page;
 
 namespace {

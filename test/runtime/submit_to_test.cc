@@ -64,7 +64,7 @@ BOOST_AUTO_TEST_CASE(an_exception_thrown_on_the_target_core_reaches_the_caller) 
     try {
       co_await runtime::submit_to(1, []() -> int { throw std::runtime_error("value form failed"); });
     } catch (const std::runtime_error& e) {
-      caught.push_back(e.what());
+      caught.emplace_back(e.what());
     }
     try {
       co_await runtime::submit_to(1, []() -> Task<int> {
@@ -72,7 +72,7 @@ BOOST_AUTO_TEST_CASE(an_exception_thrown_on_the_target_core_reaches_the_caller) 
         throw std::logic_error("task form failed");
       });
     } catch (const std::logic_error& e) {
-      caught.push_back(e.what());
+      caught.emplace_back(e.what());
     }
     // The target core is unharmed.
     caught.push_back(std::to_string(co_await runtime::submit_to(1, [] { return 5; })));
@@ -127,6 +127,7 @@ BOOST_AUTO_TEST_CASE(many_concurrent_submissions_each_get_their_own_result) {
   constexpr int n = 2000;
   const auto results = rt->run([]() -> Task<std::vector<int>> {
     std::vector<Task<int>> tasks;
+    tasks.reserve(n);
     for (int i = 0; i < n; ++i) {
       tasks.push_back([](int v) -> Task<int> { co_return co_await runtime::submit_to(1, [v] { return v * 3; }); }(i));
     }

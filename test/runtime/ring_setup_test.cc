@@ -104,6 +104,7 @@ BOOST_AUTO_TEST_CASE(a_ring_with_four_entries_runs_a_hundred_concurrent_operatio
   const auto rt = test::require_ok(runtime::Runtime::create(config));
   const auto results = rt->run([]() -> Task<std::vector<int>> {
     std::vector<Task<int>> ops;
+    ops.reserve(100);
     for (int i = 0; i < 100; ++i) {
       ops.push_back([](int v) -> Task<int> {
         const int r = co_await runtime::nop();

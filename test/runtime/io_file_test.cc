@@ -175,6 +175,7 @@ BOOST_AUTO_TEST_CASE(many_operations_in_flight_at_once_all_complete) {
   std::vector<int> results(n, -1);
   run_on_one_core([&]() -> Task<void> {
     std::vector<Task<void>> ops;
+    ops.reserve(n);
     for (int i = 0; i < n; ++i) {
       ops.push_back([](int fd, int index, int* out) -> Task<void> {
         const std::uint32_t v = static_cast<std::uint32_t>(index);

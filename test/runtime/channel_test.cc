@@ -155,6 +155,7 @@ BOOST_AUTO_TEST_CASE(batch_send_and_recv_move_as_many_items_as_fit_in_order) {
   run_on_one_core([]() -> Task<void> {
     Channel<std::unique_ptr<int>> channel(8);
     std::vector<std::unique_ptr<int>> in;
+    in.reserve(12);
     for (int i = 0; i < 12; ++i) {
       in.push_back(std::make_unique<int>(i));
     }
