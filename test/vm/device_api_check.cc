@@ -92,11 +92,12 @@ int main(int argc, char** argv) {
     if (start_fails) co_return co_await device.serve(cores);
     if (commit_fails) {
       co_return co_await device.serve(cores, [&device] {
-        std::printf("%s\n", device.block_device().c_str());
-        std::fflush(stdout);
-        // The next command completion (a request arriving) "fails".
+        // The next command completion (a request arriving) "fails". Armed
+        // before the device is announced: the test reads only after that.
         runtime::fault::arm(
             {.site = runtime::fault::Site::io_result, .opcode = IORING_OP_URING_CMD, .result = -EINVAL});
+        std::printf("%s\n", device.block_device().c_str());
+        std::fflush(stdout);
       });
     }
     // Serve and stop at once: the stop arrives while START_DEV is still in

@@ -13,7 +13,7 @@ export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 fault_id=171
 
 failed_command_never_hangs_a_reader() {
-  local t="${TMPDIR:-/tmp}" log
+  local t="${TMPDIR:-/tmp}" log i
   vm_require_root
   vm_require_cmd device_api_check dd timeout
   vm_load_module ublk_drv
@@ -23,6 +23,14 @@ failed_command_never_hangs_a_reader() {
   device_api_check commit-fails "$fault_id" >"$log" 2>&1 &
   pid=$!
   vm_wait_for_path "/dev/ublkb$fault_id" 30
+  # The node appears inside START_DEV; the fault is armed only once the
+  # server has seen START_DEV complete and printed the device.
+  i=0
+  until grep -q "^/dev/ublkb$fault_id\$" "$log"; do
+    i=$((i + 1))
+    [ "$i" -le 300 ] || { cat "$log"; vm_fail "the server never announced the device"; }
+    sleep 0.1
+  done
   # The read's request is the one whose command "fails": it must end (with
   # an I/O error) once the server gave up, not hang.
   if timeout 30 dd if="/dev/ublkb$fault_id" of=/dev/null bs=4k count=1 iflag=direct 2>"$t/dd.err"; then
