@@ -373,10 +373,20 @@ Result<void> check_run_directory(bool create) {
   // user could point it elsewhere), and each directory it really passes
   // through must be one nobody else can rearrange.
   for (const std::string& p : ancestors_of(dir)) {
-    if (::lstat(p.c_str(), &st) != 0) return Error::from_errno(errno, what + ": " + p);
-    if (S_ISLNK(st.st_mode) && !trusted_owner(st.st_uid))
-      return untrusted("'" + p + "' (on the way to " + what + ")",
-                       "is a symbolic link owned by uid " + std::to_string(st.st_uid));
+    if (::lstat(p.c_str(), &st) != 0) {
+      std::string failed = what;
+      failed += ": ";
+      failed += p;
+      return Error::from_errno(errno, failed);
+    }
+    if (S_ISLNK(st.st_mode) && !trusted_owner(st.st_uid)) {
+      std::string where = "'";
+      where += p;
+      where += "' (on the way to ";
+      where += what;
+      where += ")";
+      return untrusted(where, "is a symbolic link owned by uid " + std::to_string(st.st_uid));
+    }
   }
   char* real = ::realpath(dir.c_str(), nullptr);
   if (real == nullptr) return Error::from_errno(errno, what);
