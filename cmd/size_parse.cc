@@ -1,5 +1,7 @@
 #include "coblk/cmd/size_parse.h"
 
+#include "coblk/runtime/result.h"
+
 #include <array>
 #include <cctype>
 
@@ -8,31 +10,12 @@ namespace {
 
 constexpr std::array<char, 5> kSuffixes{'K', 'M', 'G', 'T', 'P'};
 
-// The text in quotes, control characters written as \xNN: the error is one
-// line whatever was typed.
-std::string quoted(std::string_view text) {
-  std::string out = "'";
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  out += '\'';
-  return out;
-}
-
 }  // namespace
 
 ParsedSize parse_size(std::string_view text) {
   ParsedSize out;
   const auto not_a_size = [&] {
-    out.error = quoted(text) +
+    out.error = coblk::quote_for_message(text) +
                 " is not a size (expected a whole number of bytes with an optional K, M, G, T or P suffix, e.g. 8G)";
     return out;
   };
@@ -41,7 +24,7 @@ ParsedSize parse_size(std::string_view text) {
   while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
     const uint64_t digit = static_cast<uint64_t>(text[i] - '0');
     if (value > (UINT64_MAX - digit) / 10) {
-      out.error = quoted(text) + " is too large";
+      out.error = coblk::quote_for_message(text) + " is too large";
       return out;
     }
     value = value * 10 + digit;
@@ -65,7 +48,7 @@ ParsedSize parse_size(std::string_view text) {
     if (!rest.empty()) return not_a_size();
   }
   if (shift != 0 && value > (UINT64_MAX >> shift)) {
-    out.error = quoted(text) + " is too large";
+    out.error = coblk::quote_for_message(text) + " is too large";
     return out;
   }
   out.bytes = value << shift;

@@ -17,25 +17,6 @@ Error bad_spec(const std::string& quoted_text, const std::string& why) {
   return Error(EINVAL, "bad codec " + quoted_text + ": " + why);
 }
 
-// The text in quotes, control characters written as \xNN, so that the
-// message stays one line whatever was typed.
-std::string quoted(std::string_view text) {
-  std::string out = "'";
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  out += '\'';
-  return out;
-}
-
 // Parses the whole of `text` as a decimal int (optional leading '-').
 // std::from_chars rejects '+', spaces and hex, so "lz4: 8" is an error rather
 // than silently meaning something else.
@@ -62,7 +43,7 @@ Result<CodecSpec> parse_codec_spec(std::string_view text) {
   const std::string_view algorithm_text = text.substr(0, colon);
   const bool has_level = colon != std::string_view::npos;
   const std::string_view level_text = has_level ? text.substr(colon + 1) : std::string_view{};
-  const std::string quoted_text = quoted(text);
+  const std::string quoted_text = coblk::quote_for_message(text);
 
   CodecSpec spec;
   if (algorithm_text == "lz4") {

@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -125,6 +126,26 @@ class [[nodiscard]] Result<void> {
  private:
   std::variant<std::monostate, Error> error_;
 };
+
+/// `text` in single quotes with control characters written as \xNN, for
+/// quoting what a person typed inside an Error's message: the message stays
+/// one line whatever was typed.
+inline std::string quote_for_message(std::string_view text) {
+  std::string out = "'";
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  out += '\'';
+  return out;
+}
 
 /// Success of a Result<void>, spelled so it reads as one: `return ok();`.
 inline Result<void> ok() { return {}; }
