@@ -127,7 +127,7 @@ class [[nodiscard]] Result<void> {
   std::variant<std::monostate, Error> error_;
 };
 
-/// `text` in single quotes with control characters written as \xNN, for
+/// `text` in single quotes with control characters written as `\xNN`, for
 /// quoting what a person typed inside an Error's message: the message stays
 /// one line whatever was typed.
 inline std::string quote_for_message(std::string_view text) {
