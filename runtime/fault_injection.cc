@@ -22,7 +22,7 @@ struct Slot {
 
 constexpr std::size_t kSlots = 8;
 std::array<Slot, kSlots> slots;
-std::array<std::atomic<std::uint64_t>, 4> fired_at{};
+std::array<std::atomic<std::uint64_t>, 5> fired_at{};
 
 // True when the rule in `s` fires for this event.
 bool take(Slot& s) noexcept {

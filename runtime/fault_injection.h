@@ -29,6 +29,11 @@ enum class Site : std::uint8_t {
   wakeup,
   /// A page store object allocation fails as if memory were exhausted.
   store_alloc,
+  /// The process dies (SIGKILL to itself) while publishing a page entry:
+  /// each publication passes this site twice, after storing the new value
+  /// (before the unlock) and after the unlock (before the journal is
+  /// cleared): the two moments a crash-consistency argument must cover.
+  store_publish,
 };
 
 /// One fault to inject.

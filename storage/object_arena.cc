@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -34,39 +35,56 @@ std::uint64_t step_end(std::uint64_t cursor, std::uint64_t count, std::uint64_t 
 
 }  // namespace
 
-Result<std::unique_ptr<ObjectArena>> ObjectArena::create(unsigned core, const SizeClassTable& classes,
-                                                         std::uint64_t max_spans, MemoryBudget& budget) {
+std::uint64_t ObjectArena::object_range_bytes(std::uint64_t max_spans) noexcept {
   // +1: slot 0 is the list terminator and never holds a span. Slot
   // indices are 32-bit in the metadata.
-  const std::uint64_t max_slots = std::min<std::uint64_t>(max_spans + 1, 0xffffffffu);
-  const std::uint64_t slot_bytes = std::uint64_t{max_span_pages} * alloc_page_size;
-  Result<void*> base = reserve_range(max_slots * slot_bytes, "object arena");
-  if (!base) {
-    return std::move(base).error();
+  return std::min<std::uint64_t>(max_spans + 1, 0xffffffffu) * max_span_pages * alloc_page_size;
+}
+
+Result<std::unique_ptr<ObjectArena>> ObjectArena::create(unsigned core, const SizeClassTable& classes,
+                                                         std::uint64_t max_spans, MemoryBudget& budget,
+                                                         runtime::MemoryKind kind) {
+  return make(core, classes, max_spans, budget,
+              runtime::MemoryRegion::create(kind, object_range_bytes(max_spans), "object arena"));
+}
+
+Result<std::unique_ptr<ObjectArena>> ObjectArena::attach(unsigned core, const SizeClassTable& classes,
+                                                         std::uint64_t max_spans, MemoryBudget& budget, int fd) {
+  return make(core, classes, max_spans, budget,
+              runtime::MemoryRegion::attach(fd, object_range_bytes(max_spans), "object arena"));
+}
+
+Result<std::unique_ptr<ObjectArena>> ObjectArena::make(unsigned core, const SizeClassTable& classes,
+                                                       std::uint64_t max_spans, MemoryBudget& budget,
+                                                       Result<runtime::MemoryRegion> objects) {
+  if (!objects) {
+    return std::move(objects).error();
   }
+  const std::uint64_t max_slots = std::min<std::uint64_t>(max_spans + 1, 0xffffffffu);
+  // The span records are private: recovery rebuilds them from the page
+  // entries, the source of truth.
   Result<void*> meta = reserve_range(max_slots * sizeof(SpanMeta), "span metadata");
   if (!meta) {
-    ::munmap(*base, max_slots * slot_bytes);
     return std::move(meta).error();
   }
   try {
-    return std::unique_ptr<ObjectArena>(new ObjectArena(core, classes, max_slots, budget,
-                                                        static_cast<std::byte*>(*base), static_cast<SpanMeta*>(*meta)));
-  } catch (...) {  // std::bad_alloc: give the ranges back before it propagates
+    return std::unique_ptr<ObjectArena>(
+        new ObjectArena(core, classes, max_slots, budget, std::move(objects).value(), static_cast<SpanMeta*>(*meta)));
+  } catch (...) {  // std::bad_alloc: give the range back before it propagates
     ::munmap(*meta, max_slots * sizeof(SpanMeta));
-    ::munmap(*base, max_slots * slot_bytes);
     throw;
   }
 }
 
 ObjectArena::ObjectArena(unsigned core, const SizeClassTable& classes, std::uint64_t max_slots, MemoryBudget& budget,
-                         std::byte* base, SpanMeta* meta)
+                         runtime::MemoryRegion objects, SpanMeta* meta)
     : core_(core),
       classes_(classes),
       budget_(budget),
       slot_bytes_(std::uint64_t{max_span_pages} * alloc_page_size),
       max_slots_(max_slots),
-      base_(base),
+      objects_(std::move(objects)),
+      base_(objects_.data()),
       meta_(meta),
       partial_(classes.count()),
       plan_(classes.count()) {
@@ -89,7 +107,6 @@ ObjectArena::ObjectArena(unsigned core, const SizeClassTable& classes, std::uint
 ObjectArena::~ObjectArena() {
   budget_.give_back(span_pages_.load(std::memory_order_relaxed) + cached_pages_.load(std::memory_order_relaxed));
   ::munmap(meta_, max_slots_ * sizeof(SpanMeta));
-  ::munmap(base_, max_slots_ * slot_bytes_);
 }
 
 Handle ObjectArena::allocate(std::uint32_t size) noexcept {
@@ -390,13 +407,20 @@ bool ObjectArena::is_evacuating(Handle handle) const noexcept {
 }
 
 Handle ObjectArena::relocate(Handle handle) noexcept {
+  const Handle moved = copy_for_move(handle);
+  if (moved != null_handle) {
+    free(handle);
+  }
+  return moved;
+}
+
+Handle ObjectArena::copy_for_move(Handle handle) noexcept {
   const std::uint32_t class_index = meta_[handle_slot(handle)].class_index;
   const Handle moved = allocate_in_class(class_index);
   if (moved == null_handle) {
     return null_handle;
   }
   std::memcpy(address(moved), address(handle), classes_[class_index].object_size);
-  free(handle);
   return moved;
 }
 
@@ -451,36 +475,13 @@ std::uint64_t ObjectArena::end_compaction() {
   return take_compaction_freed();
 }
 
-namespace {
-
-// Returns a range's pages to the system. A server used as swap locks its
-// memory (mlockall with MCL_ONFAULT, so the reserved range is locked page
-// by page as it is touched), and MADV_DONTNEED refuses locked pages with
-// EINVAL. Then the range is unlocked, discarded and locked again on fault,
-// so it never becomes swappable. Runs off the I/O path (drain, compaction).
-bool discard_pages(void* start, std::uint64_t bytes) noexcept {
-  if (::madvise(start, bytes, MADV_DONTNEED) == 0) {
-    return true;
-  }
-  if (errno != EINVAL || ::munlock(start, bytes) != 0) {
-    return false;
-  }
-  const bool discarded = ::madvise(start, bytes, MADV_DONTNEED) == 0;
-  // If relocking fails (RLIMIT_MEMLOCK), the pages are still gone and
-  // accounted as such; they will be unlocked when touched again.
-  (void)::mlock2(start, bytes, MLOCK_ONFAULT);
-  return discarded;
-}
-
-}  // namespace
-
 std::uint64_t ObjectArena::release_cached_pages(std::uint64_t keep_pages, std::uint64_t max_spans) noexcept {
   std::uint64_t released = 0;
   for (std::uint32_t r = max_span_pages; r >= 1; --r) {
     while (cached_[r] != 0 && cached_pages_.load(std::memory_order_relaxed) > keep_pages && max_spans != 0) {
       --max_spans;
       const std::uint32_t slot = cached_[r];
-      if (!discard_pages(object_at(slot, 0), std::uint64_t{r} * alloc_page_size)) {
+      if (!objects_.release(std::uint64_t{slot} * slot_bytes_, std::uint64_t{r} * alloc_page_size)) {
         return released;  // the pages stay cached and counted
       }
       pop_cached(r);
@@ -491,6 +492,120 @@ std::uint64_t ObjectArena::release_cached_pages(std::uint64_t keep_pages, std::u
     }
   }
   return released;
+}
+
+namespace {
+
+std::string hex(std::uint64_t v) {
+  char buf[19];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+}  // namespace
+
+Result<void> ObjectArena::rebuild(std::span<const LiveObject> live) {
+  // Pass 1, over the objects sorted by handle (so by slot, then offset):
+  // check each against the geometry, give each slot its class and live
+  // count, and thread the free list through the gaps below the last live
+  // object. Nothing here trusts the entries: a bad handle is an error.
+  std::uint64_t used_pages = 0;
+  std::uint32_t last_slot = 0;
+  std::size_t group_start = 0;
+  for (std::size_t i = 0; i <= live.size(); ++i) {
+    const bool group_ends =
+        i == live.size() || (i > group_start && handle_slot(live[i].handle) != handle_slot(live[group_start].handle));
+    if (group_ends && i > group_start) {
+      // Objects [group_start, i) are one span's, in increasing offset.
+      const auto slot = static_cast<std::uint32_t>(handle_slot(live[group_start].handle));
+      SpanMeta& m = meta_[slot];
+      const SizeClass& cls = classes_[m.class_index];
+      std::uint16_t free_head = no_object;
+      std::uint32_t next_live = static_cast<std::uint32_t>(i);
+      // Walk the indices below bump downwards so the list comes out in
+      // increasing order (lowest first, as a fresh span hands them out).
+      for (std::uint32_t index = m.bump; index-- > 0;) {
+        if (next_live > group_start && handle_offset(live[next_live - 1].handle) == index * cls.object_size) {
+          --next_live;
+          continue;
+        }
+        std::memcpy(object_at(slot, index * cls.object_size), &free_head, sizeof free_head);
+        free_head = static_cast<std::uint16_t>(index);
+      }
+      m.free_head = free_head;
+      m.resident_pages = static_cast<std::uint8_t>(cls.pages_per_span);
+      used_pages += cls.pages_per_span;
+      last_slot = slot;
+      if (m.live == cls.objects_per_span) {
+        m.state = SpanState::full;
+      } else {
+        m.state = SpanState::partial;
+        link_tail(partial_[m.class_index], slot);
+      }
+      bump_counter(spans_, 1);
+      bump_counter(span_pages_, cls.pages_per_span);
+      bump_counter(live_objects_, m.live);
+      bump_counter(object_bytes_, static_cast<std::int64_t>(std::uint64_t{m.live} * cls.object_size));
+      group_start = i;
+    }
+    if (i == live.size()) {
+      break;
+    }
+    const LiveObject& o = live[i];
+    const std::uint64_t slot = handle_slot(o.handle);
+    const std::uint32_t offset = handle_offset(o.handle);
+    if (handle_core(o.handle) != core_ || slot == 0 || slot >= max_slots_ || o.class_index >= classes_.count()) {
+      return Error(EIO, "object handle " + hex(o.handle) + " of core " + std::to_string(core_) + " is out of bounds");
+    }
+    const SizeClass& cls = classes_[o.class_index];
+    if (offset % cls.object_size != 0 || offset / cls.object_size >= cls.objects_per_span) {
+      return Error(EIO, "object handle " + hex(o.handle) + " is not an object of its " +
+                            std::to_string(cls.object_size) + "-byte class");
+    }
+    if (i > 0 && live[i - 1].handle >= o.handle) {
+      return Error(EIO, live[i - 1].handle == o.handle ? "object " + hex(o.handle) + " belongs to two pages"
+                                                       : std::string("live objects were not given in handle order"));
+    }
+    SpanMeta& m = meta_[slot];
+    if (i == group_start) {
+      m.class_index = static_cast<std::uint16_t>(o.class_index);
+      m.live = 0;
+      m.bump = 0;
+    } else if (m.class_index != o.class_index) {
+      return Error(EIO, "span " + std::to_string(slot) + " of core " + std::to_string(core_) +
+                            " holds objects of two size classes");
+    }
+    ++m.live;
+    m.bump = static_cast<std::uint16_t>(offset / cls.object_size + 1);
+  }
+  if (!budget_.try_take(used_pages)) {
+    return Error(ENOSPC, "the saved objects of core " + std::to_string(core_) + " take " +
+                             std::to_string(used_pages * alloc_page_size >> 20) +
+                             " MiB, more than the memory limit allows");
+  }
+  // Slots below the last span that hold nothing become empty cached slots;
+  // every page no span uses (what a dead server had cached, or left beyond
+  // a smaller class's span) goes back to the system, so the budget now
+  // counts exactly the resident pages.
+  next_unused_slot_ = std::uint64_t{last_slot} + 1;
+  std::uint64_t hole_start = 0;
+  for (std::uint32_t slot = 1; slot <= last_slot; ++slot) {
+    SpanMeta& m = meta_[slot];
+    if (m.state == SpanState::never_used) {
+      m.resident_pages = 0;
+      push_cached(slot);
+      continue;
+    }
+    const std::uint64_t start = std::uint64_t{slot} * slot_bytes_;
+    if (!objects_.release(hole_start, start - hole_start)) {
+      return Error::from_errno(errno, "cannot return the unused pages of core " + std::to_string(core_) + "'s arena");
+    }
+    hole_start = start + std::uint64_t{m.resident_pages} * alloc_page_size;
+  }
+  if (!objects_.release(hole_start, objects_.size() - hole_start)) {
+    return Error::from_errno(errno, "cannot return the unused pages of core " + std::to_string(core_) + "'s arena");
+  }
+  return ok();
 }
 
 ArenaStats ObjectArena::stats() const noexcept {

@@ -7,8 +7,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
+#include "coblk/runtime/memory_region.h"
 #include "coblk/runtime/result.h"
 #include "coblk/storage/handle.h"
 #include "coblk/storage/memory_budget.h"
@@ -50,11 +52,42 @@ class ObjectArena {
  public:
   /// The arena of core `core`, allocating objects of `classes` and
   /// accounting its pages in `budget` (both must outlive it). `max_spans`
-  /// bounds the address range (slots) reserved. Returns Error (the mmap
-  /// errno, usually ENOMEM, and one line naming the size) when the range
-  /// cannot be reserved.
+  /// bounds the address range (slots) reserved; the objects live in memory
+  /// of `kind`. Returns Error (the errno, usually ENOMEM, and one line
+  /// naming the size) when the range cannot be reserved.
   static Result<std::unique_ptr<ObjectArena>> create(unsigned core, const SizeClassTable& classes,
-                                                     std::uint64_t max_spans, MemoryBudget& budget);
+                                                     std::uint64_t max_spans, MemoryBudget& budget,
+                                                     runtime::MemoryKind kind = runtime::MemoryKind::anonymous);
+
+  /// An arena over the objects a dead server left in the memfd `fd` (taken
+  /// over), made with the same `classes` and `max_spans`. It holds nothing
+  /// until rebuild() says which objects are live.
+  static Result<std::unique_ptr<ObjectArena>> attach(unsigned core, const SizeClassTable& classes,
+                                                     std::uint64_t max_spans, MemoryBudget& budget, int fd);
+
+  /// Bytes of the object range of an arena of `max_spans` spans: the size
+  /// of its memfd.
+  static std::uint64_t object_range_bytes(std::uint64_t max_spans) noexcept;
+
+  /// A live object, as recovery finds it in a page entry.
+  struct LiveObject {
+    Handle handle;              ///< where the object is
+    std::uint32_t class_index;  ///< its class, from the size in its entry
+  };
+
+  /// Owner only, on a fresh or attached arena that has allocated nothing.
+  /// Makes exactly the objects `live` (each with its class index, sorted
+  /// by handle) allocated: spans get their class, live counts and free
+  /// lists, empty slots become cached, and the pages no live object uses
+  /// are returned to the system, so the budget counts exactly the spans in
+  /// use. Returns Error EIO (one line naming the handle) if a handle is out
+  /// of bounds, misaligned for its class, shares a span with another class
+  /// or is listed twice, or ENOSPC if the spans exceed the budget's limit;
+  /// the arena is then unusable.
+  Result<void> rebuild(std::span<const LiveObject> live);
+
+  /// The memory the objects live in (its fd is what a keeper holds).
+  const runtime::MemoryRegion& memory() const noexcept { return objects_; }
   ~ObjectArena();
   ObjectArena(const ObjectArena&) = delete;
   ObjectArena& operator=(const ObjectArena&) = delete;
@@ -114,6 +147,14 @@ class ObjectArena {
   /// the lock of the page entry that refers to `handle` and store the new
   /// handle in it before unlocking.
   Handle relocate(Handle handle) noexcept;
+
+  /// Owner only. The first half of relocate(): copies the object into
+  /// another span of its class and returns the copy's handle (null_handle
+  /// if no room), leaving the original allocated. The caller publishes the
+  /// copy in the page entry and only then free()s the original, so that a
+  /// crash in between leaves the entry pointing at intact bytes (free()
+  /// writes a free-list link into the object it frees).
+  Handle copy_for_move(Handle handle) noexcept;
 
   /// Owner only. One step of ending compaction: spans still evacuating
   /// (their last objects are dead but their frees are in flight from other
@@ -178,10 +219,13 @@ class ObjectArena {
   };
   static constexpr std::uint16_t no_object = 0xffff;
 
-  // Takes over the reserved ranges: `base` of max_slots slots and `meta`
-  // of max_slots SpanMeta.
+  // Takes over the reserved ranges: `objects` of max_slots slots and
+  // `meta` of max_slots SpanMeta.
   ObjectArena(unsigned core, const SizeClassTable& classes, std::uint64_t max_slots, MemoryBudget& budget,
-              std::byte* base, SpanMeta* meta);
+              runtime::MemoryRegion objects, SpanMeta* meta);
+  static Result<std::unique_ptr<ObjectArena>> make(unsigned core, const SizeClassTable& classes,
+                                                   std::uint64_t max_spans, MemoryBudget& budget,
+                                                   Result<runtime::MemoryRegion> objects);
 
   std::byte* object_at(std::uint32_t slot, std::uint32_t offset) const noexcept {
     return base_ + std::uint64_t{slot} * slot_bytes_ + offset;
@@ -210,7 +254,8 @@ class ObjectArena {
   MemoryBudget& budget_;
   const std::uint64_t slot_bytes_;
   const std::uint64_t max_slots_;
-  std::byte* base_ = nullptr;
+  runtime::MemoryRegion objects_;
+  std::byte* base_ = nullptr;  // objects_.data()
   SpanMeta* meta_ = nullptr;
   std::uint64_t next_unused_slot_ = 1;
   std::vector<ClassList> partial_;                 // per class: spans with a free object

@@ -21,7 +21,14 @@ inline constexpr unsigned algorithm_shift = 6;          ///< 2 bits: compress::A
 inline constexpr std::uint64_t algorithm_mask = 3u << algorithm_shift;  ///< the algorithm's bits in place
 inline constexpr unsigned size_shift = 8;                               ///< 13 bits: stored size in bytes (1..4096)
 inline constexpr std::uint64_t size_mask = std::uint64_t{0x1fff} << size_shift;  ///< the size's bits in place
-// Bits 21..63 are free (e.g. for a last-access time when idle tracking and
+/// 8 bits: while the lock bit is set, the core that holds the lock. Crash
+/// recovery uses it to find the holder's journal (PageStore).
+inline constexpr unsigned holder_shift = 56;
+/// The holder's bits in place.
+inline constexpr std::uint64_t holder_mask = std::uint64_t{0xff} << holder_shift;
+/// Everything that belongs to the lock rather than to the page's state.
+inline constexpr std::uint64_t lock_state = lock | holder_mask;
+// Bits 21..55 are free (e.g. for a last-access time when idle tracking and
 // writeback are built).
 
 /// A page holding data: same-filled or an object (or, later, written back).
@@ -45,9 +52,9 @@ constexpr std::uint64_t object_word(std::uint32_t size, compress::Algorithm algo
 /// One page's entry: a state word (flags, size, algorithm, and the lock
 /// bit) and a value (an object handle or the fill word).
 ///
-/// Locking: a spin bit in the state word. lock() sets it with an acquire
-/// RMW; unlock() publishes the new state with a release store that also
-/// clears it. Everything a holder wrote (the value, the object's bytes
+/// Locking: a spin bit in the state word, with the holder's core beside it.
+/// lock() sets both with an acquire RMW; unlock() publishes the new state
+/// with a release store that also clears them. Everything a holder wrote (the value, the object's bytes
 /// copied before install) therefore happens-before whatever the next holder
 /// reads. `value` is a plain field because it is only ever touched by the
 /// lock holder.
@@ -60,10 +67,11 @@ constexpr std::uint64_t object_word(std::uint32_t size, compress::Algorithm algo
 /// cycle. Holders keep the lock for one page's decompress/compress at most.
 class PageEntry {
  public:
-  /// Takes the lock, spinning with exponential backoff (then yielding the
-  /// CPU, in case the holder's thread was preempted). Returns the state
-  /// word without the lock bit.
-  std::uint64_t lock() noexcept {
+  /// Takes the lock for core `holder` (0..255), spinning with exponential
+  /// backoff (then yielding the CPU, in case the holder's thread was
+  /// preempted). Returns the state word without the lock bits.
+  std::uint64_t lock(unsigned holder = 0) noexcept {
+    const std::uint64_t held = entry_bits::lock | (std::uint64_t{holder} << entry_bits::holder_shift);
     // Relaxed first read: it only decides whether to try; the CAS below
     // carries the acquire.
     std::uint64_t word = word_.load(std::memory_order_relaxed);
@@ -71,8 +79,7 @@ class PageEntry {
       if ((word & entry_bits::lock) == 0 &&
           // Acquire: pairs with the release in unlock(), so the previous
           // holder's writes to `value` and the object are visible.
-          word_.compare_exchange_weak(word, word | entry_bits::lock, std::memory_order_acquire,
-                                      std::memory_order_relaxed)) {
+          word_.compare_exchange_weak(word, word | held, std::memory_order_acquire, std::memory_order_relaxed)) {
         return word;
       }
       back_off(attempt);
@@ -80,20 +87,41 @@ class PageEntry {
     }
   }
 
-  /// Releases the lock, storing `word` (whose lock bit is ignored) as the
+  /// Releases the lock, storing `word` (whose lock bits are ignored) as the
   /// new state.
   void unlock(std::uint64_t word) noexcept {
     // Release: publishes this holder's writes to the next lock().
-    word_.store(word & ~entry_bits::lock, std::memory_order_release);
+    word_.store(word & ~entry_bits::lock_state, std::memory_order_release);
+  }
+
+  /// Sets the value (the lock holder only). An atomic 8-byte store, so that
+  /// a crash leaves the old or the new value in shared memory, never a mix.
+  /// Release, so that a recovering process that sees the new value also
+  /// sees the journal written before it (layout::Journal); other cores see
+  /// it through the lock's own release.
+  void set_value(std::uint64_t v) noexcept {
+    std::atomic_ref<std::uint64_t>(value).store(v, std::memory_order_release);
+  }
+
+  /// The whole state word, lock bits included. Only for recovery, when no
+  /// server runs.
+  std::uint64_t raw_word() const noexcept { return word_.load(std::memory_order_relaxed); }
+
+  /// Replaces the whole state word and value. Only for recovery, when no
+  /// server runs.
+  void reset(std::uint64_t word, std::uint64_t v) noexcept {
+    value = v;
+    word_.store(word, std::memory_order_relaxed);
   }
 
   /// The state word without locking: a hint only (it may change at once).
   /// Relaxed because no decision that needs the value's contents is taken
   /// on it; the caller locks and re-reads before acting.
-  std::uint64_t peek() const noexcept { return word_.load(std::memory_order_relaxed) & ~entry_bits::lock; }
+  std::uint64_t peek() const noexcept { return word_.load(std::memory_order_relaxed) & ~entry_bits::lock_state; }
 
-  /// The handle or fill word. Only the lock holder may touch it.
-  std::uint64_t value = 0;
+  /// The handle or fill word. Only the lock holder may touch it, and it
+  /// changes it with set_value().
+  alignas(8) std::uint64_t value = 0;
 
  private:
   static void back_off(unsigned attempt) noexcept {

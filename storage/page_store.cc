@@ -1,6 +1,10 @@
 #include "coblk/storage/page_store.h"
 
+#include <fcntl.h>
+#include <signal.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -8,6 +12,8 @@
 
 #include "coblk/compress/entropy.h"
 #include "coblk/compress/same_fill.h"
+#include "coblk/runtime/fault_injection.h"
+#include "coblk/storage/store_layout.h"
 
 namespace coblk::storage {
 
@@ -54,7 +60,39 @@ struct PageStore::CoreState {
   std::uint64_t pages_to_release = 0;  // releasing: cached pages still to return
 };
 
-Result<std::unique_ptr<PageStore>> PageStore::create(const PageStoreConfig& config) {
+Result<std::unique_ptr<PageStore>> PageStore::create(const PageStoreConfig& config) { return build(config, {}); }
+
+Result<std::unique_ptr<PageStore>> PageStore::attach(const PageStoreConfig& config, std::span<const int> fds) {
+  if (fds.size() != std::size_t{config.cores} + 1) {
+    return Error(EINVAL, "a store of " + std::to_string(config.cores) + " cores needs " +
+                             std::to_string(config.cores + 1) + " memory fds, got " + std::to_string(fds.size()));
+  }
+  PageStoreConfig shared = config;
+  shared.memory = runtime::MemoryKind::shared;
+  Result<std::unique_ptr<PageStore>> store = build(shared, fds);
+  if (!store) {
+    return store;
+  }
+  if (Result<void> recovered = (*store)->recover(); !recovered) {
+    return std::move(recovered).error();
+  }
+  return store;
+}
+
+namespace {
+
+// A duplicate of `fd` for a runtime::MemoryRegion to own, or the errno.
+Result<int> duplicate(int fd) {
+  const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) {
+    return Error::from_errno(errno, "cannot take the saved memory of the store");
+  }
+  return copy;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PageStore>> PageStore::build(const PageStoreConfig& config, std::span<const int> fds) {
   if (Result<void> valid = validate(config); !valid) {
     return std::move(valid).error();
   }
@@ -63,21 +101,66 @@ Result<std::unique_ptr<PageStore>> PageStore::create(const PageStoreConfig& conf
     return std::move(classes).error();
   }
   // The page table's size comes from the user: not having it is an error to
-  // report, not a bug.
+  // report, not a bug. MAP_NORESERVE: a page of entries costs memory once
+  // written.
   const std::uint64_t page_count = config.size_bytes / page_size;
-  std::unique_ptr<PageEntry[]> entries(new (std::nothrow) PageEntry[page_count]());
-  if (!entries) {
-    return Error(ENOMEM, "cannot allocate the page table of a " + std::to_string(config.size_bytes >> 20) +
-                             " MiB device (" + std::to_string(page_count * sizeof(PageEntry) >> 20) + " MiB)");
+  const bool attaching = !fds.empty();
+  Result<runtime::MemoryRegion> table = Error(EINVAL, "");
+  if (attaching) {
+    Result<int> fd = duplicate(fds[0]);
+    if (!fd) {
+      return std::move(fd).error();
+    }
+    table = runtime::MemoryRegion::attach(*fd, layout::table_bytes(page_count), "page table");
+  } else {
+    table = runtime::MemoryRegion::create(config.memory, layout::table_bytes(page_count), "page table");
   }
-  std::unique_ptr<PageStore> store(new PageStore(config, std::move(classes).value(), std::move(entries)));
+  if (!table) {
+    return std::move(table).error();
+  }
+  std::unique_ptr<PageStore> store(new PageStore(config, std::move(classes).value(), std::move(table).value()));
   // Worst case for one arena: an object per page in a span of its own,
   // plus as many dead objects whose frees are still in flight; plus one
   // partly used span per class. Address space only (MAP_NORESERVE).
   const std::uint64_t max_spans = 2 * page_count + store->classes_.count();
+  auto* header = reinterpret_cast<layout::Header*>(store->table_.data());
+  if (attaching) {
+    if (std::memcmp(header->magic, layout::magic, sizeof layout::magic) != 0 || header->version != layout::version) {
+      return Error(EINVAL, "the saved memory does not hold a page table of this coblk's format (version " +
+                               std::to_string(layout::version) + ")");
+    }
+    if (header->page_count != page_count || header->cores != config.cores ||
+        header->huge_threshold != config.huge_threshold ||
+        header->algorithm != static_cast<std::uint32_t>(config.codec.algorithm) || header->max_spans != max_spans) {
+      return Error(EINVAL, "the saved store was made for another geometry (" + std::to_string(header->page_count) +
+                               " pages, " + std::to_string(header->cores) + " cores, algorithm " +
+                               std::to_string(header->algorithm) + ")");
+    }
+  } else {
+    header->version = layout::version;
+    header->cores = config.cores;
+    header->page_count = page_count;
+    header->huge_threshold = config.huge_threshold;
+    header->algorithm = static_cast<std::uint32_t>(config.codec.algorithm);
+    header->max_spans = max_spans;
+    // The magic last: a table whose creation was cut short is never taken
+    // for a valid one. Release orders the fields before it for a reader in
+    // another process.
+    std::atomic_thread_fence(std::memory_order_release);
+    std::memcpy(header->magic, layout::magic, sizeof layout::magic);
+  }
   std::vector<ObjectArena*> arena_ptrs;
   for (unsigned c = 0; c < config.cores; ++c) {
-    Result<std::unique_ptr<ObjectArena>> arena = ObjectArena::create(c, store->classes_, max_spans, store->budget_);
+    Result<std::unique_ptr<ObjectArena>> arena = Error(EINVAL, "");
+    if (attaching) {
+      Result<int> fd = duplicate(fds[1 + c]);
+      if (!fd) {
+        return std::move(fd).error();
+      }
+      arena = ObjectArena::attach(c, store->classes_, max_spans, store->budget_, *fd);
+    } else {
+      arena = ObjectArena::create(c, store->classes_, max_spans, store->budget_, config.memory);
+    }
     if (!arena) {
       return std::move(arena).error();
     }
@@ -95,13 +178,67 @@ Result<std::unique_ptr<PageStore>> PageStore::create(const PageStoreConfig& conf
   return store;
 }
 
-PageStore::PageStore(const PageStoreConfig& config, SizeClassTable classes, std::unique_ptr<PageEntry[]> entries)
+PageStore::PageStore(const PageStoreConfig& config, SizeClassTable classes, runtime::MemoryRegion table)
     : config_(config),
       page_count_(config.size_bytes / page_size),
       skip_incompressible_(config.skip_incompressible.value_or(config.codec.algorithm == compress::Algorithm::zstd)),
       classes_(std::move(classes)),
       budget_(config.mem_limit_bytes / page_size),
-      entries_(std::move(entries)) {}
+      table_(std::move(table)),
+      entries_(reinterpret_cast<PageEntry*>(table_.data() + layout::entries_offset)),
+      journals_(table_.data() + layout::journals_offset) {}
+
+std::vector<int> PageStore::memory_fds() const {
+  std::vector<int> fds;
+  if (table_.kind() != runtime::MemoryKind::shared) {
+    return fds;
+  }
+  fds.push_back(table_.fd());
+  for (const auto& arena : arenas_) {
+    fds.push_back(arena->memory().fd());
+  }
+  return fds;
+}
+
+void PageStore::seed_page_counters(std::int64_t stored, std::int64_t same, std::int64_t huge,
+                                   std::int64_t compr) noexcept {
+  // Page statistics are a function of the entries; all of them go to core
+  // 0's counters (only sums are ever read).
+  CoreCounters& counters = cores_[0]->counters;
+  CoreCounters::add(counters.pages_stored, stored);
+  CoreCounters::add(counters.same_pages, same);
+  CoreCounters::add(counters.huge_pages, huge);
+  CoreCounters::add(counters.compr_bytes, compr);
+}
+
+namespace {
+
+// Tests: dies here when a store_publish fault is armed.
+inline void crash_point() noexcept {
+  if (runtime::fault::fail(runtime::fault::Site::store_publish)) {
+    ::raise(SIGKILL);
+  }
+}
+
+}  // namespace
+
+void PageStore::publish(unsigned core, std::uint64_t index, PageEntry& e, std::uint64_t old_value, std::uint64_t word,
+                        std::uint64_t value) noexcept {
+  // See layout::Journal for the protocol and why each order is needed. On
+  // x86 every release store here is a plain mov.
+  layout::Journal& j = static_cast<layout::Journal*>(journals_)[core];
+  j.old_value.store(old_value, std::memory_order_relaxed);
+  // Release: the old value is in memory before the journal names the entry.
+  j.entry_plus_one.store(index + 1, std::memory_order_release);
+  e.set_value(value);
+  crash_point();
+  e.unlock(word);
+  crash_point();
+  // Release: the unlock is in memory before the journal stops naming the
+  // entry (otherwise a crash could leave the entry locked with the new
+  // value and no journal to undo it).
+  j.entry_plus_one.store(0, std::memory_order_release);
+}
 
 // Members are destroyed in reverse order: cores, rings, then arenas (which
 // unmap all object memory at once, so nothing needs freeing one by one).
@@ -196,10 +333,9 @@ int PageStore::write_whole_page(unsigned core, std::uint64_t index, ConstPageSpa
     return rc;
   }
   PageEntry& e = entries_[index];
-  const std::uint64_t old_word = e.lock();
+  const std::uint64_t old_word = e.lock(core);
   const std::uint64_t old_value = e.value;
-  e.value = p.value;
-  e.unlock(p.word);
+  publish(core, index, e, old_value, p.word, p.value);
   account(core, old_word, -1);
   account(core, p.word, +1);
   release(core, old_word, old_value);
@@ -212,7 +348,7 @@ int PageStore::write_part(unsigned core, std::uint64_t index, std::uint32_t in_p
   PageEntry& e = entries_[index];
   // The whole read-modify-write holds the lock, so concurrent partial
   // writes to different parts of one page both land.
-  const std::uint64_t old_word = e.lock();
+  const std::uint64_t old_word = e.lock(core);
   if (zeroing && !(old_word & entry_bits::present)) {
     // Zeroing part of an empty page: it already reads as zeros; storing
     // a zero page would only count a page that holds nothing.
@@ -230,8 +366,7 @@ int PageStore::write_part(unsigned core, std::uint64_t index, std::uint32_t in_p
     e.unlock(old_word);
     return rc;
   }
-  e.value = p.value;
-  e.unlock(p.word);
+  publish(core, index, e, old_value, p.word, p.value);
   account(core, old_word, -1);
   account(core, p.word, +1);
   release(core, old_word, old_value);
@@ -289,7 +424,7 @@ int PageStore::read(unsigned core, std::uint64_t offset, std::span<std::byte> ou
 
 int PageStore::read_page(unsigned core, std::uint64_t index, PageSpan out) noexcept {
   PageEntry& e = entries_[index];
-  const std::uint64_t word = e.lock();
+  const std::uint64_t word = e.lock(core);
   const std::uint64_t value = e.value;
   if (!(word & entry_bits::object)) {
     // Nothing to keep alive: fill outside the lock.
@@ -303,10 +438,9 @@ int PageStore::read_page(unsigned core, std::uint64_t index, PageSpan out) noexc
 
 void PageStore::free_page(unsigned core, std::uint64_t index) noexcept {
   PageEntry& e = entries_[index];
-  const std::uint64_t old_word = e.lock();
+  const std::uint64_t old_word = e.lock(core);
   const std::uint64_t old_value = e.value;
-  e.value = 0;
-  e.unlock(0);
+  publish(core, index, e, old_value, 0, 0);
   account(core, old_word, -1);
   release(core, old_word, old_value);
   CoreCounters::add(cores_[core]->counters.notify_free, 1);
@@ -436,15 +570,22 @@ CompactionStep PageStore::compact_step(unsigned core) {
         if (!(e.peek() & entry_bits::object)) {
           continue;
         }
-        const std::uint64_t word = e.lock();
+        const std::uint64_t word = e.lock(core);
         const Handle h = e.value;
+        Handle moved = null_handle;
         if ((word & entry_bits::object) && handle_core(h) == core && arena.is_evacuating(h)) {
-          if (const Handle moved = arena.relocate(h); moved != null_handle) {
-            e.value = moved;
-            ++step.objects_moved;
-          }
+          moved = arena.copy_for_move(h);
         }
-        e.unlock(word);
+        if (moved == null_handle) {
+          e.unlock(word);
+          continue;
+        }
+        // The copy is published before the original is freed: free()
+        // writes a list link into the object, which a crash must never
+        // leave an entry pointing at.
+        publish(core, i, e, h, word, moved);
+        arena.free(h);
+        ++step.objects_moved;
       }
       step.entries_visited = i - cs.next_entry;
       cs.next_entry = i;

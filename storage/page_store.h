@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "coblk/compress/codec.h"
+#include "coblk/runtime/memory_region.h"
 #include "coblk/runtime/result.h"
 #include "coblk/storage/compaction_policy.h"
 #include "coblk/storage/handle.h"
@@ -73,6 +74,10 @@ struct PageStoreConfig {
   std::uint64_t cached_pages_kept = 64;
   /// Bounds on each step of background work, and on one reclaim().
   StepLimits steps;
+  /// Where the page table and the objects live. `shared` puts them in
+  /// memfds (memory_fds()) that a keeper process holds, so that attach()
+  /// in a new server finds every stored page after this one died.
+  runtime::MemoryKind memory = runtime::MemoryKind::anonymous;
 };
 
 /// Allocator figures summed over all arenas (fragmentation report).
@@ -109,6 +114,31 @@ class PageStore {
   /// the Error of the failed mmap when an arena's address range cannot be
   /// reserved. Throws only std::bad_alloc (for its small allocations).
   static Result<std::unique_ptr<PageStore>> create(const PageStoreConfig& config);
+
+  /// Recovers the store a dead server left in shared memory: `fds` are the
+  /// memory_fds() it had (the page table, then one arena per core; this
+  /// store maps duplicates, the caller keeps its fds). `config` must
+  /// describe the same geometry (size, cores, huge threshold, algorithm;
+  /// the level and the step limits may differ).
+  ///
+  /// The page table is the source of truth. Recovery validates its header
+  /// and every entry (flags, sizes, handle bounds, no object owned twice),
+  /// undoes the one change each core may have left half done (see
+  /// layout::Journal), clears lock bits, and rebuilds each arena's spans,
+  /// free lists and page count, the memory budget and the page statistics
+  /// from the live entries. Counters of events (failed I/O, notify_free,
+  /// huge_pages_since, pages_compacted) start from zero. Returns Error
+  /// EINVAL if the memory was made for another geometry or format, EIO
+  /// (one line naming the page or handle) if it is corrupt, ENOSPC if the
+  /// stored data exceeds config.mem_limit_bytes: never a store that could
+  /// serve wrong data.
+  static Result<std::unique_ptr<PageStore>> attach(const PageStoreConfig& config, std::span<const int> fds);
+
+  /// The memfds that hold this store (the page table, then each core's
+  /// arena) for a keeper to hold; empty for anonymous memory. The store
+  /// keeps ownership; dup() what you keep.
+  std::vector<int> memory_fds() const;
+
   ~PageStore();
   PageStore(const PageStore&) = delete;
   PageStore& operator=(const PageStore&) = delete;
@@ -207,13 +237,27 @@ class PageStore {
   std::uint64_t size_bytes() const noexcept { return page_count_ * compress::page_size; }
   /// Number of cores.
   unsigned cores() const noexcept { return static_cast<unsigned>(cores_.size()); }
+  /// Where the store's memory lives.
+  runtime::MemoryKind memory_kind() const noexcept { return table_.kind(); }
   /// The size classes in use.
   const SizeClassTable& size_classes() const noexcept { return classes_; }
 
  private:
   struct CoreState;
   // Fields only; create() adds the arenas, codecs and rings.
-  PageStore(const PageStoreConfig& config, SizeClassTable classes, std::unique_ptr<PageEntry[]> entries);
+  PageStore(const PageStoreConfig& config, SizeClassTable classes, runtime::MemoryRegion table);
+  // What create() and attach() share: validation, the size classes, the
+  // table's memory and the arenas' (fresh, or attached when `fds` is not
+  // empty), codecs and rings.
+  static Result<std::unique_ptr<PageStore>> build(const PageStoreConfig& config, std::span<const int> fds);
+  // Recovery, on a store built over attached memory (page_store_recovery.cc).
+  Result<void> recover();
+  // Sets the page statistics recovery counted in the entries.
+  void seed_page_counters(std::int64_t stored, std::int64_t same, std::int64_t huge, std::int64_t compr) noexcept;
+  // Changes entry `index` (locked by `core`, holding `old_value`) to
+  // (`word`, `value`) and unlocks it, crash-consistently (layout::Journal).
+  void publish(unsigned core, std::uint64_t index, PageEntry& e, std::uint64_t old_value, std::uint64_t word,
+               std::uint64_t value) noexcept;
   // A page prepared for installation: its entry word (without lock) and value.
   struct Prepared {
     std::uint64_t word = 0;
@@ -239,7 +283,9 @@ class PageStore {
   const bool skip_incompressible_;
   SizeClassTable classes_;
   MemoryBudget budget_;
-  std::unique_ptr<PageEntry[]> entries_;
+  runtime::MemoryRegion table_;   // header, journals, entries (store_layout.h)
+  PageEntry* entries_ = nullptr;  // in table_
+  void* journals_ = nullptr;      // layout::Journal[cores], in table_
   std::vector<std::unique_ptr<ObjectArena>> arenas_;
   std::unique_ptr<RemoteFrees> remote_frees_;
   std::vector<std::unique_ptr<CoreState>> cores_;

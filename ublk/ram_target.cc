@@ -1,5 +1,6 @@
 #include "coblk/ublk/ram_target.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -16,19 +17,29 @@ constexpr uint64_t kPage = 4096;
 
 }  // namespace
 
-Result<std::unique_ptr<RamTarget>> RamTarget::create(uint64_t size_bytes, uint32_t block_size) {
-  void* p = ::mmap(nullptr, size_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) {
-    return Error::from_errno(errno, "cannot reserve " + std::to_string(size_bytes) + " bytes for the ram device");
-  }
-  return std::unique_ptr<RamTarget>(new RamTarget(size_bytes, block_size, static_cast<std::byte*>(p)));
+Result<std::unique_ptr<RamTarget>> RamTarget::create(uint64_t size_bytes, uint32_t block_size,
+                                                     runtime::MemoryKind memory) {
+  Result<runtime::MemoryRegion> region = runtime::MemoryRegion::create(memory, size_bytes, "ram device");
+  if (!region) return std::move(region).error();
+  return std::unique_ptr<RamTarget>(new RamTarget(size_bytes, block_size, std::move(region).value()));
 }
 
-RamTarget::RamTarget(uint64_t size_bytes, uint32_t block_size, std::byte* memory)
-    : size_bytes_(size_bytes), block_size_(block_size), memory_(memory) {}
+Result<std::unique_ptr<RamTarget>> RamTarget::recover(uint64_t size_bytes, uint32_t block_size, int fd) {
+  const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return Error::from_errno(errno, "cannot take the saved memory of the ram device");
+  Result<runtime::MemoryRegion> region = runtime::MemoryRegion::attach(copy, size_bytes, "ram device");
+  if (!region) return std::move(region).error();
+  return std::unique_ptr<RamTarget>(new RamTarget(size_bytes, block_size, std::move(region).value()));
+}
 
-RamTarget::~RamTarget() {
-  if (memory_ != nullptr) ::munmap(memory_, size_bytes_);
+RamTarget::RamTarget(uint64_t size_bytes, uint32_t block_size, runtime::MemoryRegion memory)
+    : size_bytes_(size_bytes), block_size_(block_size), region_(std::move(memory)), memory_(region_.data()) {}
+
+RamTarget::~RamTarget() = default;
+
+std::vector<int> RamTarget::memory_fds() const {
+  if (region_.fd() < 0) return {};
+  return {region_.fd()};
 }
 
 TargetGeometry RamTarget::geometry() const {
@@ -75,32 +86,26 @@ runtime::Task<int> RamTarget::zero_range(uint64_t offset, uint64_t length) {
   std::memset(memory_ + offset, 0, first_page - offset);
   std::memset(memory_ + last_page, 0, end - last_page);
   // Whole pages are given back to the system: a private anonymous page
-  // dropped with MADV_DONTNEED reads back as zeros. Zeroing them in place
-  // instead would fault in (and, in a server that locks its memory, lock)
-  // every page of the range: mkfs's discard of a 4 GiB device took 4 GiB.
-  // Large ranges go in steps, letting the queue's other requests run.
+  // dropped with MADV_DONTNEED, or a hole punched in the memfd, reads back
+  // as zeros. Zeroing them in place instead would fault in (and, in a
+  // server that locks its memory, lock) every page of the range: mkfs's
+  // discard of a 4 GiB device took 4 GiB. Large ranges go in steps,
+  // letting the queue's other requests run.
   constexpr uint64_t kStep = 64ULL << 20;
   for (uint64_t at = first_page; at < last_page; at += kStep) {
     const uint64_t len = std::min(kStep, last_page - at);
-    const int ret = co_await runtime::madvise(memory_ + at, len, MADV_DONTNEED);
-    if (ret == -EINVAL && !release_locked(memory_ + at, len)) co_return -EIO;
+    const int ret = region_.fd() >= 0
+                        ? co_await runtime::fallocate(region_.fd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, len)
+                        : co_await runtime::madvise(memory_ + at, len, MADV_DONTNEED);
+    // EINVAL: private pages the server locked (swap safety), which
+    // DONTNEED refuses; MemoryRegion::release unlocks, drops and relocks
+    // them with plain system calls (io_uring has no munlock; discards of
+    // locked memory are rare).
+    if (ret == -EINVAL && !region_.release(at, len)) co_return -EIO;
     if (ret < 0 && ret != -EINVAL) co_return ret;
     if (at + len < last_page) co_await runtime::yield();
   }
   co_return 0;
-}
-
-bool RamTarget::release_locked(std::byte* start, uint64_t bytes) {
-  // The server locks its memory (swap safety: mlockall with MCL_ONFAULT),
-  // and the kernel refuses DONTNEED on locked pages. Unlock the range, drop
-  // it, and lock it again on fault, so it never becomes swappable. These
-  // are plain system calls: io_uring has no munlock, and discards are rare.
-  if (::munlock(start, bytes) != 0) return false;
-  const bool dropped = ::madvise(start, bytes, MADV_DONTNEED) == 0;
-  // If relocking fails (RLIMIT_MEMLOCK) the pages are gone all the same;
-  // they stay unlocked when touched again, which swap_safety reported.
-  (void)::mlock2(start, bytes, MLOCK_ONFAULT);
-  return dropped;
 }
 
 }  // namespace coblk::ublk

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "coblk/runtime/task.h"
 
@@ -53,6 +54,11 @@ class Target {
   virtual TargetGeometry geometry() const = 0;
   /// True if the target can work on fixed buffers (zero-copy data path).
   virtual bool supports_zero_copy() const { return false; }
+  /// The memfds that hold the device's data, for a keeper process to hold
+  /// so that the data outlives this server (crash-safe memory, see
+  /// docs/architecture.md); empty when the data lives elsewhere (a file)
+  /// or in private memory. The target keeps ownership.
+  virtual std::vector<int> memory_fds() const { return {}; }
   /// Called once on each queue's core before its first request.
   virtual runtime::Task<int> start_queue(uint16_t queue) {
     (void)queue;

@@ -23,6 +23,7 @@ Result<storage::PageStoreConfig> store_config(const ZramTargetConfig& c) {
   s.codec = c.codec;
   s.mem_limit_bytes = c.mem_limit_bytes;
   s.cores = c.queues;
+  s.memory = c.memory;
   return s;
 }
 
@@ -39,7 +40,9 @@ Result<std::unique_ptr<ZramTarget>> ZramTarget::create(const ZramTargetConfig& c
   if (!store_settings) {
     return std::move(store_settings).error();
   }
-  Result<std::unique_ptr<storage::PageStore>> store = storage::PageStore::create(*store_settings);
+  Result<std::unique_ptr<storage::PageStore>> store =
+      config.recover_from.empty() ? storage::PageStore::create(*store_settings)
+                                  : storage::PageStore::attach(*store_settings, config.recover_from);
   if (!store) {
     return std::move(store).error();
   }

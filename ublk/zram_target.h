@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "coblk/compress/codec.h"
 #include "coblk/runtime/result.h"
@@ -29,6 +30,12 @@ struct ZramTargetConfig {
   /// When the maintenance task compacts its queue's arena (the store's
   /// policy; the default is what `coblk add` uses).
   storage::CompactionPolicy compaction;
+  /// Where the store lives: `shared` (memfds, see memory_fds()) lets a new
+  /// server recover it after this one dies.
+  runtime::MemoryKind memory = runtime::MemoryKind::anonymous;
+  /// Not empty: recover the store a dead server left in these memfds (its
+  /// memory_fds(); the target maps duplicates) instead of starting empty.
+  std::vector<int> recover_from;
 };
 
 /// The `zram` target: every request is served from a storage::PageStore on
@@ -74,6 +81,8 @@ class ZramTarget final : public Target {
 
   /// The page store (for tests and stats).
   storage::PageStore& store() noexcept { return *store_; }
+  /// The store's memfds (PageStore::memory_fds()).
+  std::vector<int> memory_fds() const override { return store_->memory_fds(); }
   /// A snapshot of the device's statistics.
   ZramStats snapshot() const;
 

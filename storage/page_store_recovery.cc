@@ -1,0 +1,94 @@
+// PageStore::recover: rebuilding a store from the page table a dead server
+// left in shared memory. See docs/storage.md, "Recovery".
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "coblk/storage/page_store.h"
+#include "coblk/storage/store_layout.h"
+
+namespace coblk::storage {
+
+namespace {
+
+std::string page_error(std::uint64_t index, const std::string& what) {
+  return "page " + std::to_string(index) + " of the saved store " + what;
+}
+
+}  // namespace
+
+Result<void> PageStore::recover() {
+  auto* journals = static_cast<layout::Journal*>(journals_);
+  const unsigned cores = this->cores();
+  const std::uint32_t raw_class = classes_.raw_class_index();
+  std::vector<std::vector<ObjectArena::LiveObject>> live(cores);
+  std::int64_t stored = 0, same = 0, huge = 0, compr = 0;
+  // Known bits of a state word once the lock bits are off; idle and
+  // written_back are reserved (no server sets them yet), so they are corrupt.
+  constexpr std::uint64_t known = entry_bits::same | entry_bits::object | entry_bits::huge |
+                                  entry_bits::algorithm_mask | entry_bits::size_mask;
+  for (std::uint64_t i = 0; i < page_count_; ++i) {
+    PageEntry& e = entries_[i];
+    const std::uint64_t raw = e.raw_word();
+    std::uint64_t value = e.value;
+    if (raw & entry_bits::lock) {
+      // Locked by a core of the dead server. If that core's journal names
+      // this entry, its value may already be the new one beside the old
+      // word: put the old one back (layout::Journal).
+      const auto holder = static_cast<unsigned>((raw & entry_bits::holder_mask) >> entry_bits::holder_shift);
+      if (holder < cores && journals[holder].entry_plus_one.load(std::memory_order_relaxed) == i + 1) {
+        value = journals[holder].old_value.load(std::memory_order_relaxed);
+      }
+    }
+    const std::uint64_t word = raw & ~entry_bits::lock_state;
+    if (word & ~known) {
+      return Error(EIO, page_error(i, "has unknown flags"));
+    }
+    const bool is_same = (word & entry_bits::same) != 0;
+    const bool is_object = (word & entry_bits::object) != 0;
+    if (is_same && is_object) {
+      return Error(EIO, page_error(i, "is both same-filled and an object"));
+    }
+    if (!is_object && (word & ~entry_bits::same) != 0) {
+      return Error(EIO, page_error(i, "has object fields but no object"));
+    }
+    if (is_object) {
+      const std::uint32_t size = entry_bits::size_of(word);
+      const bool is_huge = (word & entry_bits::huge) != 0;
+      if (is_huge ? size != compress::page_size : (size == 0 || size >= config_.huge_threshold)) {
+        return Error(EIO, page_error(i, "records an impossible object size " + std::to_string(size)));
+      }
+      if (!is_huge && entry_bits::algorithm_of(word) != config_.codec.algorithm) {
+        return Error(EIO, page_error(i, "was compressed by another algorithm"));
+      }
+      const unsigned owner = handle_core(value);
+      if (owner >= cores) {
+        return Error(EIO, page_error(i, "refers to core " + std::to_string(owner) + "'s arena, beyond the store's " +
+                                            std::to_string(cores)));
+      }
+      live[owner].push_back({value, is_huge ? raw_class : classes_.index_for(size)});
+      compr += size;
+      huge += is_huge ? 1 : 0;
+    }
+    stored += (is_same || is_object) ? 1 : 0;
+    same += is_same ? 1 : 0;
+    // An empty entry's value means nothing: make it 0.
+    e.reset(word, is_same || is_object ? value : 0);
+  }
+  for (unsigned c = 0; c < cores; ++c) {
+    journals[c].entry_plus_one.store(0, std::memory_order_relaxed);
+    journals[c].old_value.store(0, std::memory_order_relaxed);
+    std::sort(live[c].begin(), live[c].end(),
+              [](const ObjectArena::LiveObject& a, const ObjectArena::LiveObject& b) { return a.handle < b.handle; });
+    if (Result<void> rebuilt = arenas_[c]->rebuild(live[c]); !rebuilt) {
+      return rebuilt;
+    }
+  }
+  seed_page_counters(stored, same, huge, compr);
+  return ok();
+}
+
+}  // namespace coblk::storage
