@@ -63,7 +63,9 @@ po::options_description add_description() {
     ("zero-copy", "data path: request pages become io_uring fixed buffers (loop only)")
     ("algorithm", po::value<std::string>()->value_name("ALG"), "zram: lz4 | lz4:ACCEL | zstd | zstd:LEVEL (default lz4)")
     ("mem-limit", po::value<std::string>()->value_name("SIZE"), "zram: most memory for compressed data (default: no limit)")
-    ("recovery", "keep the device when the server dies, for `coblk recover`")
+    ("recovery", "keep the device (and, for ram and zram, its data) when the server dies; a keeper process restarts it")
+    ("no-restart", "with --recovery: leave a device whose server died quiesced, for `coblk recover`")
+    ("max-restarts", po::value<std::string>()->value_name("N"), "with --recovery: give up after N restarts within 60 s (default 5)")
     ("unprivileged", "create an unprivileged device (kernel feature UNPRIVILEGED_DEV)")
     ("foreground", "serve in this process instead of daemonizing");
   // clang-format on
@@ -298,12 +300,17 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   o.direct_io = given("direct-io");
   o.foreground = given("foreground");
   o.recovery = given("recovery");
-  if (o.recovery && (o.target == TargetKind::ram || o.target == TargetKind::zram)) {
-    // Never serve lost data: a recovered in-memory device would read zeros
-    // where its data was, because that data lived in the dead server.
-    return fail(std::string("--recovery is not available for -t ") + to_string(o.target) +
-                ": its data lives in the server's memory and dies with it, so a recovered device would read zeros "
-                "where the data was");
+  if (!o.recovery && (given("no-restart") || given("max-restarts")))
+    return fail("--no-restart and --max-restarts only apply with --recovery");
+  o.restart = !given("no-restart");
+  if (given("max-restarts")) {
+    const std::string& n = text("max-restarts");
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long value = std::strtoul(n.c_str(), &end, 10);
+    if (n.empty() || *end != '\0' || n[0] == '-' || errno != 0 || value < 1 || value > 1000)
+      return fail("--max-restarts: expected a number 1..1000, got " + quote_for_message(n));
+    o.max_restarts = static_cast<unsigned>(value);
   }
   o.unprivileged = given("unprivileged");
   // What the kernel refuses (or silently drops) for an unprivileged device.

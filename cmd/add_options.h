@@ -38,6 +38,8 @@ struct AddOptions {
   DataPathKind data_path = DataPathKind::copy;
   bool foreground = false;
   bool recovery = false;      ///< UBLK_F_USER_RECOVERY: the device outlives a crashed server
+  bool restart = true;        ///< with recovery: the keeper restarts a server that died
+  unsigned max_restarts = 5;  ///< with recovery: restarts within a minute before the keeper gives up
   bool unprivileged = false;  ///< UBLK_F_UNPRIVILEGED_DEV
   /// zram: the codec, in compress::CodecSpec's canonical form ("lz4",
   /// "lz4:8", "zstd", "zstd:-5"), validated by compress::parse_codec_spec.

@@ -1,4 +1,6 @@
 // coblk add, coblk del, coblk recover: commands that change devices.
+#include <signal.h>
+
 #include <cerrno>
 #include <iostream>
 
@@ -6,6 +8,7 @@
 #include "coblk/cmd/commands.h"
 #include "coblk/cmd/control_errors.h"
 #include "coblk/cmd/device_record.h"
+#include "coblk/cmd/keeper.h"
 #include "coblk/cmd/serve_device.h"
 #include "coblk/ublk/control.h"
 
@@ -41,6 +44,7 @@ int stop_and_delete(ublk::ControlDevice& control, uint32_t id, std::string& erro
     error = command_error("look up", ret, control, id);
     return ret;
   }
+  const Result<DeviceRecord> record = load_record(id);
   ret = control.stop_device(id);
   const bool stopped = ret == 0;
   // A device that was never started, or whose server died, stops with an
@@ -56,6 +60,10 @@ int stop_and_delete(ublk::ControlDevice& control, uint32_t id, std::string& erro
     error = command_error("delete", ret, control, id);
     return ret;
   }
+  // The keeper of a ram or zram device's memory ends with the device (it
+  // notices a server that stopped cleanly itself; a quiesced device's
+  // keeper has no server to notice), and the memory with it.
+  if (record && record->keeper_pid > 0 && is_coblk_process(record->keeper_pid)) ::kill(record->keeper_pid, SIGTERM);
   remove_record(id);
   return 0;
 }
@@ -156,9 +164,15 @@ int run_recover(const std::vector<std::string>& args) {
     return report_error("recover",
                         "no record of how device " + std::to_string(id) + " was served (" + record_path(id) + ")");
   if (!record) return report_error("recover", record.error().message());
-  // An in-memory device's data died with its server (a record from before
-  // coblk refused --recovery for them): a new server would read zeros where
-  // the data was. Refuse, and leave the device quiesced for `coblk del`.
+  // An in-memory device's data outlives its server only in its keeper's
+  // memfds: the keeper starts the new server, which recovers from them.
+  if ((record->target == "ram" || record->target == "zram") && record->keeper_pid > 0) {
+    control.close();  // no ring may cross the keeper's fork
+    return recover_through_keeper(id, record->keeper_pid);
+  }
+  // Without a keeper (a record from before coblk kept the memory), the data
+  // died with its server: a new server would read zeros where the data was.
+  // Refuse, and leave the device quiesced for `coblk del`.
   if (record->target == "ram" || record->target == "zram") {
     return report_error("recover", "device " + std::to_string(id) + " is a " + record->target +
                                        " device: its data was in the memory of its server, which died, so the data "

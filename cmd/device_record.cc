@@ -207,6 +207,10 @@ std::string run_directory() {
 std::string record_path(uint32_t dev_id) { return run_directory() + "/" + std::to_string(dev_id) + ".json"; }
 std::string stats_path(uint32_t dev_id) { return run_directory() + "/" + std::to_string(dev_id) + ".zram-stats"; }
 
+std::string keeper_status_path(uint32_t dev_id) { return run_directory() + "/" + std::to_string(dev_id) + ".keeper"; }
+
+std::string log_path(uint32_t dev_id) { return run_directory() + "/" + std::to_string(dev_id) + ".log"; }
+
 std::string json_quote(const std::string& s) {
   std::string out = "\"";
   for (const char c : s) {
@@ -245,8 +249,9 @@ std::string to_json(const DeviceRecord& r) {
   o << "{\"dev_id\":" << r.dev_id << ",\"target\":" << json_quote(r.target)
     << ",\"data_path\":" << json_quote(r.data_path) << ",\"size_bytes\":" << r.size_bytes
     << ",\"block_size\":" << r.block_size << ",\"queues\":" << r.queues << ",\"depth\":" << r.depth
-    << ",\"pid\":" << r.pid << ",\"unprivileged\":" << (r.unprivileged ? "true" : "false")
-    << ",\"backing\":" << json_quote(r.backing) << ",\"compression\":" << json_quote(r.compression) << ",\"args\":[";
+    << ",\"pid\":" << r.pid << ",\"keeper_pid\":" << r.keeper_pid
+    << ",\"unprivileged\":" << (r.unprivileged ? "true" : "false") << ",\"backing\":" << json_quote(r.backing)
+    << ",\"compression\":" << json_quote(r.compression) << ",\"args\":[";
   for (size_t i = 0; i < r.args.size(); ++i) o << (i ? "," : "") << json_quote(r.args[i]);
   o << "]}\n";
   return o.str();
@@ -264,6 +269,7 @@ std::optional<DeviceRecord> record_from_json(const std::string& text) {
   read_number(*j, "queues", r.queues);
   read_number(*j, "depth", r.depth);
   read_number(*j, "pid", r.pid);
+  read_number(*j, "keeper_pid", r.keeper_pid);
   if (auto it = j->find("unprivileged"); it != j->end()) r.unprivileged = it->second.text == "true";
   read_string(*j, "backing", r.backing);
   read_string(*j, "compression", r.compression);
@@ -477,6 +483,8 @@ void remove_record(uint32_t dev_id) {
   if (!check_run_directory(false)) return;
   ::unlink(record_path(dev_id).c_str());
   ::unlink(stats_path(dev_id).c_str());
+  ::unlink(keeper_status_path(dev_id).c_str());
+  ::unlink(log_path(dev_id).c_str());
 }
 
 }  // namespace coblk::cmd

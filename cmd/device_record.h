@@ -28,6 +28,7 @@ struct DeviceRecord {
   unsigned queues = 0;
   unsigned depth = 0;
   pid_t pid = 0;                  ///< the serving process
+  pid_t keeper_pid = 0;           ///< ram/zram with --recovery: the process holding the data's memory
   bool unprivileged = false;      ///< added with --unprivileged (UBLK_F_UNPRIVILEGED_DEV)
   std::string backing;            ///< loop: the backing file
   std::string compression;        ///< zram: e.g. "lz4:1", "zstd:3"
@@ -44,6 +45,12 @@ std::string record_path(uint32_t dev_id);
 /// ublk/zram_stats.h).
 std::string stats_path(uint32_t dev_id);
 
+/// "<run dir>/<id>.keeper": the keeper's state of a device with crash-safe
+/// memory (one line: state, restarts, last event).
+std::string keeper_status_path(uint32_t dev_id);
+/// "<run dir>/<id>.log": what the keeper and the servers it starts write
+/// to stderr.
+std::string log_path(uint32_t dev_id);
 /// Checks that the run directory can be trusted with device state (the
 /// records hold the arguments `coblk recover` serves a device with), and
 /// with `create` makes it (mode 0755) if it is absent. Trusted means: an
@@ -76,7 +83,8 @@ Result<void> save_record(const DeviceRecord& record);
 /// owned by another user than this one or root) cannot be trusted, EINVAL
 /// when it is not a record of `dev_id`.
 Result<DeviceRecord> load_record(uint32_t dev_id);
-/// Removes the record and the stats file of `dev_id` (absent is fine); does
+/// Removes the record, the stats file, the keeper's status and the log of
+/// `dev_id` (absent is fine); does
 /// nothing in a run directory that cannot be trusted.
 void remove_record(uint32_t dev_id);
 

@@ -14,6 +14,7 @@
 #include "coblk/cmd/commands.h"
 #include "coblk/cmd/control_errors.h"
 #include "coblk/cmd/device_record.h"
+#include "coblk/cmd/keeper.h"
 #include "coblk/cmd/size_parse.h"
 #include "coblk/ublk/control.h"
 #include "coblk/ublk/features.h"
@@ -140,7 +141,7 @@ int run_list(const std::vector<std::string>& args) {
   std::string error;
   if (!open_control(control, error)) return report_error("list", error);
 
-  Table rows{{"ID", "STATE", "QUEUES", "DEPTH", "SIZE", "TARGET", "DATA_PATH", "PID", "BLOCK_DEVICE"}};
+  Table rows{{"ID", "STATE", "QUEUES", "DEPTH", "SIZE", "TARGET", "DATA_PATH", "PID", "RESTARTS", "BLOCK_DEVICE"}};
   for (const uint32_t id : ids) {
     ublk::abi::ublksrv_ctrl_dev_info info{};
     const int ret = look_up_device(control, id, info);
@@ -157,10 +158,22 @@ int run_list(const std::vector<std::string>& args) {
                                   : (info.flags & ublk::abi::F_AUTO_BUF_REG) ? "zero_copy"
                                   : (info.flags & ublk::abi::F_USER_COPY)    ? "user_copy"
                                                                              : "copy";
-    rows.push_back({std::to_string(id), std::string(ublk::device_state_name(info.state)),
-                    std::to_string(info.nr_hw_queues), std::to_string(info.queue_depth), size,
-                    record ? record->target : std::string("-"), data_path,
-                    info.ublksrv_pid > 0 ? std::to_string(info.ublksrv_pid) : std::string("-"),
+    // A device with crash-safe memory: its keeper says how many servers it
+    // restarted, and whether it is restarting one or gave up.
+    std::string state(ublk::device_state_name(info.state));
+    std::string restarts = "-";
+    if (record && record->keeper_pid > 0) {
+      const std::optional<KeeperStatus> keeper = load_keeper_status(id);
+      if (keeper) restarts = std::to_string(keeper->restarts);
+      if (!is_coblk_process(record->keeper_pid)) {
+        state += "/memory-lost";  // no space: scripts split columns
+      } else if (keeper && info.state != ublk::abi::S_DEV_LIVE && keeper->state != "serving") {
+        state += "/" + keeper->state;
+      }
+    }
+    rows.push_back({std::to_string(id), state, std::to_string(info.nr_hw_queues), std::to_string(info.queue_depth),
+                    size, record ? record->target : std::string("-"), data_path,
+                    info.ublksrv_pid > 0 ? std::to_string(info.ublksrv_pid) : std::string("-"), restarts,
                     // A quiesced or fail-io device keeps its disk while it waits for a server.
                     info.state != ublk::abi::S_DEV_DEAD ? ublk::block_device_path(id) : std::string("-")});
   }

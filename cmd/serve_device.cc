@@ -15,6 +15,8 @@
 
 #include "coblk/cmd/commands.h"
 #include "coblk/cmd/device_record.h"
+#include "coblk/cmd/keeper.h"
+#include "coblk/cmd/server.h"
 #include "coblk/cmd/target_factory.h"
 #include "coblk/runtime/runtime.h"
 #include "coblk/runtime/signals.h"
@@ -37,37 +39,6 @@ ublk::DataPath to_data_path(DataPathKind k) {
   return ublk::DataPath::copy;
 }
 
-// Where the server reports "ready" or its error: the terminal in the
-// foreground, the pipe to the waiting parent when daemonized.
-class ReadinessReport {
- public:
-  ReadinessReport(int pipe_fd, const char* command) : fd_(pipe_fd), command_(command) {}
-  void ready(const std::string& block_device) {
-    if (fd_ < 0) {
-      std::cout << block_device << std::endl;
-      return;
-    }
-    send("OK " + block_device + "\n");
-  }
-  const char* command() const { return command_; }
-  int failed(const std::string& message) {
-    if (fd_ < 0) return report_error(command_, message);
-    send("ERR " + message + "\n");
-    return kExitFailure;
-  }
-
- private:
-  void send(const std::string& line) {
-    [[maybe_unused]] ssize_t n = ::write(fd_, line.data(), line.size());
-    ::close(fd_);  // the parent reads to EOF: closing is the signal
-    fd_ = -1;
-    reported_ = true;
-  }
-  int fd_;
-  const char* command_;
-  bool reported_ = false;
-};
-
 // The first `n` CPUs this process may run on (fewer if it may use fewer).
 std::vector<unsigned> allowed_cpus(unsigned n) {
   std::vector<unsigned> out;
@@ -80,7 +51,9 @@ std::vector<unsigned> allowed_cpus(unsigned n) {
   return out;
 }
 
-int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
+}  // namespace
+
+int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const KeeperLink* keeper) {
   // Before any thread exists, so that every reactor inherits the mask and a
   // stop signal is only ever read by serve_until_signal.
   Result<runtime::SignalSet> signals = runtime::SignalSet::block();
@@ -121,9 +94,17 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
   if (!created) return report.failed(created.error().message());
   ublk::Device& device = **created;
   const uint32_t id = device.id();
-  Result<std::unique_ptr<ublk::Target>> made = make_target(o, id);
+  Result<std::unique_ptr<ublk::Target>> made =
+      make_target(o, id, keeper != nullptr ? std::span<const int>(keeper->recover_from) : std::span<const int>());
   if (!made) return report.failed(made.error().message());
   std::unique_ptr<ublk::Target> target = std::move(made).value();
+  // The keeper holds the data's memory before the device takes a single
+  // write: from then on the data outlives this process.
+  if (keeper != nullptr && keeper->socket >= 0) {
+    if (Result<void> handed = hand_memory_to_keeper(keeper->socket, id, target->memory_fds()); !handed) {
+      return report.failed(handed.error().message());
+    }
+  }
   if (Result<void> configured = device.configure(*target); !configured) {
     return report.failed(configured.error().message());
   }
@@ -148,6 +129,7 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
   record.queues = o.queues;
   record.depth = o.depth;
   record.pid = ::getpid();
+  record.keeper_pid = keeper != nullptr ? keeper->pid : 0;
   record.unprivileged = o.unprivileged;
   record.backing = o.file;
   if (o.target == TargetKind::zram) record.compression = o.algorithm;
@@ -189,11 +171,14 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report) {
   return kExitOk;
 }
 
+namespace {
+
 int serve_device(const AddOptions& o, bool recover) {
   const char* command = recover ? "recover" : "add";
   if (o.foreground) {
     ReadinessReport report(-1, command);
-    return run_server(o, recover, report);
+    if (!recover && keeps_memory(o)) return run_keeper(o, report);
+    return run_server(o, recover, report, nullptr);
   }
   // Daemonize before any thread or io_uring exists: the child does all the
   // work and tells the parent, through a pipe, the block device or the error.
@@ -216,7 +201,7 @@ int serve_device(const AddOptions& o, bool recover) {
       ::close(null_fd);
     }
     ReadinessReport report(fds[1], command);
-    ::_exit(run_server(o, recover, report));
+    ::_exit(!recover && keeps_memory(o) ? run_keeper(o, report) : run_server(o, recover, report, nullptr));
   }
   ::close(fds[1]);
   std::string answer;

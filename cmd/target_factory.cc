@@ -25,12 +25,20 @@ Result<std::unique_ptr<ublk::Target>> as_target(Result<std::unique_ptr<T>> made)
 
 }  // namespace
 
-Result<std::unique_ptr<ublk::Target>> make_target(const AddOptions& o, uint32_t dev_id) {
+bool keeps_memory(const AddOptions& o) {
+  return o.recovery && (o.target == TargetKind::ram || o.target == TargetKind::zram);
+}
+
+Result<std::unique_ptr<ublk::Target>> make_target(const AddOptions& o, uint32_t dev_id,
+                                                  std::span<const int> recover_from) {
+  const runtime::MemoryKind memory = keeps_memory(o) ? runtime::MemoryKind::shared : runtime::MemoryKind::anonymous;
   switch (o.target) {
     case TargetKind::null:
       return std::unique_ptr<ublk::Target>(std::make_unique<ublk::NullTarget>(o.size_bytes, o.block_size));
     case TargetKind::ram:
-      return as_target(ublk::RamTarget::create(o.size_bytes, o.block_size));
+      if (!recover_from.empty())
+        return as_target(ublk::RamTarget::recover(o.size_bytes, o.block_size, recover_from[0]));
+      return as_target(ublk::RamTarget::create(o.size_bytes, o.block_size, memory));
     case TargetKind::loop:
       return as_target(ublk::LoopTarget::create(o.file, o.size_bytes, o.block_size, o.direct_io));
     case TargetKind::zram: {
@@ -44,9 +52,12 @@ Result<std::unique_ptr<ublk::Target>> make_target(const AddOptions& o, uint32_t 
       config.queues = o.queues;
       if (Result<void> dir = ensure_run_directory(); !dir) return std::move(dir).error();
       config.stats_path = stats_path(dev_id);
+      config.memory = memory;
+      config.recover_from.assign(recover_from.begin(), recover_from.end());
       return as_target(ublk::ZramTarget::create(config));
 #else
       (void)dev_id;
+      (void)memory;
       return Error(EOPNOTSUPP, "this coblk was built without the zram target (storage/ and compress/ layers)");
 #endif
     }

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 
 #include "coblk/cmd/add_options.h"
 #include "coblk/runtime/result.h"
@@ -16,6 +17,17 @@ namespace coblk::cmd {
 /// a build without the storage layer; the message is one line for the user.
 /// This is the one place that knows every target type: a new backend is
 /// added here.
-Result<std::unique_ptr<ublk::Target>> make_target(const AddOptions& o, uint32_t dev_id);
+///
+/// A ram or zram device added with --recovery keeps its data in shared
+/// memory (memfds, see Target::memory_fds()); `recover_from`, when not
+/// empty, are the memfds a dead server left, which the new target maps and
+/// recovers instead of starting empty.
+Result<std::unique_ptr<ublk::Target>> make_target(const AddOptions& o, uint32_t dev_id,
+                                                  std::span<const int> recover_from = {});
+
+/// True when `o` describes a device whose data lives in the server's memory
+/// and must outlive it: ram or zram with --recovery. Such a device has a
+/// keeper process (cmd/keeper.h).
+bool keeps_memory(const AddOptions& o);
 
 }  // namespace coblk::cmd

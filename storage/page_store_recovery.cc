@@ -28,8 +28,8 @@ Result<void> PageStore::recover() {
   std::int64_t stored = 0, same = 0, huge = 0, compr = 0;
   // Known bits of a state word once the lock bits are off; idle and
   // written_back are reserved (no server sets them yet), so they are corrupt.
-  constexpr std::uint64_t known = entry_bits::same | entry_bits::object | entry_bits::huge |
-                                  entry_bits::algorithm_mask | entry_bits::size_mask;
+  constexpr std::uint64_t known =
+      entry_bits::same | entry_bits::object | entry_bits::huge | entry_bits::algorithm_mask | entry_bits::size_mask;
   for (std::uint64_t i = 0; i < page_count_; ++i) {
     PageEntry& e = entries_[i];
     const std::uint64_t raw = e.raw_word();

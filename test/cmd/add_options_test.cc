@@ -213,10 +213,24 @@ BOOST_AUTO_TEST_CASE(a_relative_backing_path_is_resolved_to_an_absolute_one_in_t
   BOOST_TEST((attached.options.args == std::vector<std::string>{"-t", "loop", "-f" + absolute.string()}));
 }
 
-BOOST_AUTO_TEST_CASE(recovery_is_refused_for_in_memory_devices_whose_data_dies_with_their_server) {
-  expect_rejected({"-t", "ram", "--recovery"},
-                  "--recovery is not available for -t ram: its data lives in the server's");
-  expect_rejected({"-t", "zram", "--recovery"}, "--recovery is not available for -t zram");
+BOOST_AUTO_TEST_CASE(recovery_of_in_memory_devices_restarts_by_default_and_takes_a_restart_limit) {
+  const AddParse zram = parse({"-t", "zram", "--recovery"});
+  BOOST_REQUIRE(zram);
+  BOOST_TEST(zram.options.recovery);
+  BOOST_TEST(zram.options.restart);
+  BOOST_TEST(zram.options.max_restarts == 5u);
+  const AddParse ram = parse({"-t", "ram", "--recovery", "--no-restart", "--max-restarts", "2"});
+  BOOST_REQUIRE(ram);
+  BOOST_TEST(!ram.options.restart);
+  BOOST_TEST(ram.options.max_restarts == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(restart_options_without_recovery_or_with_a_bad_count_are_refused) {
+  expect_rejected({"-t", "ram", "--no-restart"}, "--no-restart and --max-restarts only apply with --recovery");
+  expect_rejected({"-t", "ram", "--max-restarts", "3"}, "only apply with --recovery");
+  expect_rejected({"-t", "ram", "--recovery", "--max-restarts", "0"}, "--max-restarts: expected a number 1..1000");
+  expect_rejected({"-t", "ram", "--recovery", "--max-restarts", "-1"}, "expected a number 1..1000, got '-1'");
+  expect_rejected({"-t", "ram", "--recovery", "--max-restarts", "5x"}, "got '5x'");
 }
 
 BOOST_AUTO_TEST_CASE(direct_io_refuses_a_block_size_below_the_backing_files_alignment) {

@@ -100,8 +100,7 @@ void end_change(Model& m, std::uint64_t first, std::uint64_t count) {
   }
 }
 
-[[noreturn]] void child_main(const PageStoreConfig& config, const std::vector<int>& fds, Model& m,
-                             std::uint64_t seed) {
+[[noreturn]] void child_main(const PageStoreConfig& config, const std::vector<int>& fds, Model& m, std::uint64_t seed) {
   Result<std::unique_ptr<PageStore>> attached = PageStore::attach(config, fds);
   if (!attached) {
     std::fprintf(stderr, "child: %s\n", attached.error().message().c_str());

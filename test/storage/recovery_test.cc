@@ -141,7 +141,7 @@ BOOST_AUTO_TEST_CASE(a_recovered_store_takes_new_writes_frees_and_compaction) {
   for (std::uint64_t i = 0; i < pages; ++i) {
     BOOST_REQUIRE_EQUAL(store->read(0, i * ps, got), 0);
     const std::vector<std::byte> want = i % 2 == 0            ? std::vector<std::byte>(ps)
-                                        : (i - 1) % 4 == 0 ? page_of(i + 9000)
+                                        : (i - 1) % 4 == 0    ? page_of(i + 9000)
                                         : i >= 100 && i < 120 ? std::vector<std::byte>(ps)
                                                               : page_of(i + 1);
     BOOST_REQUIRE_MESSAGE(got == want, "page " << i);

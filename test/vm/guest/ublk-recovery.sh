@@ -86,7 +86,7 @@ recover_loop_during_fio() {
     || { tail -n 5 "$t/after.log" >&2; vm_fail "fio verification failed on the recovered device"; }
 }
 
-# A loop device: ram and zram refuse --recovery (their data dies with the server).
+# A loop device.
 recover_live_refused() {
   local id=$((base_id + 1)) t="${TMPDIR:-/tmp}" rc=0
   vm_ublk_ready fio
@@ -120,15 +120,13 @@ del_after_server_died() {
   "$COBLK_BIN" list | awk -v id="$id" 'NR > 1 && $1 == id { exit 1 }' || vm_fail "coblk list still shows device $id"
 }
 
-# Never serve lost data. ram and zram refuse --recovery; a device recorded
-# as ram (as an older coblk could leave one) whose server died is refused by
-# recover with one line saying the data is lost, and stays quiesced until
-# coblk del removes it.
+# Never serve lost data. A device recorded as ram without a keeper (as an
+# older coblk could leave one) whose server died is refused by recover with
+# one line saying the data is lost, and stays quiesced until coblk del
+# removes it. (ram and zram with their keeper: crash-safe-memory.sh.)
 recover_in_memory_device_refused() {
   local id=$((base_id + 3)) t="${TMPDIR:-/tmp}" rc=0 pid
   vm_ublk_ready
-  "$COBLK_BIN" add -n "$id" -t ram --size 32M --recovery 2>"$t/add.err" && vm_fail "add -t ram --recovery was accepted"
-  grep -q "not available for -t ram" "$t/add.err" || vm_fail "unclear refusal: $(cat "$t/add.err")"
   dd if=/dev/zero of="$t/mem.img" bs=1M count=0 seek=32 2>/dev/null
   vm_defer "rm -f $t/mem.img"
   add_device "$id" -t loop -f "$t/mem.img" --recovery
@@ -146,7 +144,7 @@ recover_in_memory_device_refused() {
   timeout 30 "$COBLK_BIN" del -n "$id" || vm_fail "coblk del of the refused device failed"
 }
 
-vm_case "recover of a ram device whose server died is refused with one line saying its data is lost, and del removes it" \
+vm_case "recover of a ram device without a keeper whose server died is refused with one line saying its data is lost, and del removes it" \
   recover_in_memory_device_refused
 vm_case "a loop device whose server was killed during fio is recovered with every acknowledged write on the device and in its file, and passes fio verification" recover_loop_during_fio
 vm_case "coblk recover of a live --recovery device is refused and leaves it live" recover_live_refused

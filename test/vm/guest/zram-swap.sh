@@ -35,8 +35,13 @@ cgroup2_root() {
   echo "$root"
 }
 
+# swap_under_pressure [kill]: with "kill", the device is added with
+# --recovery and its server is killed with SIGKILL once swap holds 16 MiB;
+# its keeper restarts it, and swap_check must still see every page right.
 swap_under_pressure() {
-  local id="$swap_id" dev="/dev/ublkb$swap_id" t="${TMPDIR:-/tmp}" root group pid check rc max_orig orig dmesg_start
+  local mode="${1:-}" id="$swap_id" dev="/dev/ublkb$swap_id" t="${TMPDIR:-/tmp}" root group pid check rc max_orig orig dmesg_start
+  local recovery= killed=
+  [ "$mode" = kill ] && recovery=--recovery
   vm_ublk_ready swap_check mkswap swapon swapoff
   # The device must be the only swap: on a host with swap of its own, leave it be.
   if [ "$(wc -l < /proc/swaps)" -gt 1 ]; then
@@ -55,7 +60,8 @@ swap_under_pressure() {
 
   # The server stays in this shell's cgroup, outside the limited group.
   vm_defer "$COBLK_BIN del -n $id"
-  "$COBLK_BIN" add -n "$id" -t zram --size 1G -q 2 >/dev/null
+  # shellcheck disable=SC2086 # $recovery is one word or none
+  "$COBLK_BIN" add -n "$id" -t zram --size 1G -q 2 $recovery >/dev/null
   pid=$("$COBLK_BIN" list -n "$id" | awk -v id="$id" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "PID") c = i; next } $1 == id { print $c }')
   ! grep -qx "0::/${group#"$root"/}" "/proc/$pid/cgroup" || vm_fail "the coblk server is inside the limited group"
   mkswap "$dev" >/dev/null
@@ -82,8 +88,21 @@ swap_under_pressure() {
     orig=$(stat_value "$id" orig_data_size)
     case "$orig" in '' | *[!0-9]*) orig=0 ;; esac
     [ "$orig" -le "$max_orig" ] || max_orig=$orig
+    if [ "$mode" = kill ] && [ -z "$killed" ] && [ "$orig" -ge $((16 << 20)) ]; then
+      kill -KILL "$pid"
+      killed=$pid
+      local i=0
+      while [ "$(list_field "$id" STATE)" != live ] || [ "$(list_field "$id" PID)" = "$killed" ]; do
+        i=$((i + 1))
+        [ "$i" -le 600 ] || vm_fail "the swap device was not live again within 60 s of kill -9"
+        sleep 0.1
+      done
+      pid=$(list_field "$id" PID)
+      vm_log "killed server $killed with $orig bytes swapped; the keeper restarted it as $pid"
+    fi
     sleep 1
   done
+  [ "$mode" != kill ] || [ -n "$killed" ] || vm_fail "swap never held 16 MiB, so the server was not killed"
   rc=0
   wait "$check" || rc=$?
   cat "$t/swap_check.log"
@@ -106,4 +125,6 @@ swap_under_pressure() {
 }
 
 vm_case "a coblk zram device as the only swap serves a cgroup squeezed to ${group_mib} MiB through ${check_mib} MiB of swap_check without corruption, OOM kill of coblk or deadlock" swap_under_pressure
+vm_case "a coblk zram swap device whose server is killed with SIGKILL mid-swap is restarted by its keeper, and swap_check sees every page right with nothing OOM-killed" \
+  swap_under_pressure kill
 vm_finish
