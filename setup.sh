@@ -20,7 +20,7 @@ fuzz_packages=(
 # The VM harness (test/vm): an emulated machine, a static busybox for the
 # initramfs, and the tools the end-to-end tests drive inside it.
 vm_packages=(
-  qemu-system-x86 busybox-static fio e2fsprogs cpio xz-utils util-linux kmod
+  qemu-system-x86 busybox-static fio e2fsprogs dmsetup cpio xz-utils util-linux kmod
 )
 
 want=("${build_packages[@]}" "${fuzz_packages[@]}")

@@ -96,7 +96,9 @@ class Keeper {
   int run(const sigset_t& signals);
 
  private:
-  void log(const std::string& line) { std::fprintf(stderr, "%s coblk keeper %u: %s\n", now_text().c_str(), id_, line.c_str()); }
+  void log(const std::string& line) {
+    std::fprintf(stderr, "%s coblk keeper %u: %s\n", now_text().c_str(), id_, line.c_str());
+  }
   void status(const std::string& state, const std::string& last);
   void lock_memory();
   bool start_server(const char* why);
@@ -270,8 +272,10 @@ int Keeper::run(const sigset_t& signals) {
         break;
       default:  // SIGTERM, SIGINT, SIGHUP: coblk del, or the user
         stopping_ = true;
-        if (server_ == 0) done_ = true;
-        else ::kill(server_, SIGTERM);
+        if (server_ == 0)
+          done_ = true;
+        else
+          ::kill(server_, SIGTERM);
         break;
     }
   }
@@ -395,7 +399,8 @@ std::optional<KeeperStatus> load_keeper_status(std::uint32_t dev_id) {
   std::string word;
   while (words >> word) {
     if (word.rfind("state=", 0) == 0) s.state = word.substr(6);
-    if (word.rfind("restarts=", 0) == 0) s.restarts = static_cast<unsigned>(std::strtoul(word.c_str() + 9, nullptr, 10));
+    if (word.rfind("restarts=", 0) == 0)
+      s.restarts = static_cast<unsigned>(std::strtoul(word.c_str() + 9, nullptr, 10));
     if (word.rfind("last=", 0) == 0) {
       s.last = line.substr(line.find("last=") + 5);
       break;

@@ -3,7 +3,9 @@
 # boot, side by side. Runs in the VM harness (or on a host with ublk, as root).
 #
 # For each pair (coblk null vs null_blk, coblk ram vs brd, coblk loop on a
-# tmpfs file vs that file, coblk zram vs kernel zram) and each workload, it
+# tmpfs file vs that file, coblk zram vs kernel zram; and, asked for by
+# name, ram_keep/zram_keep/ram_now/zram_now: this build against an earlier
+# one, see below) and each workload, it
 # alternates A and B for COBLK_BENCH_ROUNDS rounds (A first in odd rounds, B
 # first in even ones, so drift in the emulator hits both alike) and prints
 #   COBLK-BENCH {"pair":"null","workload":"randread_4k_qd32","round":1,"ours":..,"baseline":..,"unit":"iops"}
@@ -65,6 +67,15 @@ EOW
 coblk_add() {  # prints the block device
   "$COBLK_BIN" add -q "$QUEUES" "$@"
 }
+
+# The coblk of an earlier build, for the *_keep pairs (perf/ublk/vm-bench
+# --before): shipped as /coblk/extra/coblk-before, or named by
+# COBLK_BENCH_BEFORE in host mode. Without it the baseline is this build.
+BEFORE_BIN=${COBLK_BENCH_BEFORE:-}
+[ -x /coblk/extra/coblk-before ] && BEFORE_BIN=/coblk/extra/coblk-before
+before_add() {  # prints the block device
+  "${BEFORE_BIN:-$COBLK_BIN}" add -q "$QUEUES" "$@"
+}
 coblk_del_dev() {  # /dev/ublkbN
   "$COBLK_BIN" del -n "${1#/dev/ublkb}"
 }
@@ -115,6 +126,59 @@ bench_zram() {
   vm_defer "coblk_del_dev $dev"
   precondition "$dev"; precondition "/dev/zram$id"
   compare zram "$dev" "/dev/zram$id"
+}
+
+# Crash-safe memory: this build's ram/zram with --recovery (data in memfds
+# held by a keeper, journalled entry updates) against the earlier build's
+# device without it (private memory): what keeping the data costs.
+bench_ram_keep() {
+  vm_require_coblk; vm_require_root
+  vm_load_module ublk_drv
+  local dev base
+  dev=$(coblk_add -t ram --size ${SIZE_MB}M --recovery)
+  vm_defer "coblk_del_dev $dev"
+  base=$(before_add -t ram --size ${SIZE_MB}M)
+  vm_defer "coblk_del_dev $base"
+  precondition "$dev"; precondition "$base"
+  compare ram_keep "$dev" "$base"
+}
+
+bench_zram_keep() {
+  vm_require_coblk; vm_require_root
+  vm_load_module ublk_drv
+  local dev base
+  dev=$(coblk_add -t zram --size ${SIZE_MB}M --algorithm lz4 --recovery)
+  vm_defer "coblk_del_dev $dev"
+  base=$(before_add -t zram --size ${SIZE_MB}M --algorithm lz4)
+  vm_defer "coblk_del_dev $base"
+  precondition "$dev"; precondition "$base"
+  compare zram_keep "$dev" "$base"
+}
+
+# The same without --recovery: this build's plain ram/zram against the
+# earlier build's (the journal is on every zram write either way).
+bench_ram_now() {
+  vm_require_coblk; vm_require_root
+  vm_load_module ublk_drv
+  local dev base
+  dev=$(coblk_add -t ram --size ${SIZE_MB}M)
+  vm_defer "coblk_del_dev $dev"
+  base=$(before_add -t ram --size ${SIZE_MB}M)
+  vm_defer "coblk_del_dev $base"
+  precondition "$dev"; precondition "$base"
+  compare ram_now "$dev" "$base"
+}
+
+bench_zram_now() {
+  vm_require_coblk; vm_require_root
+  vm_load_module ublk_drv
+  local dev base
+  dev=$(coblk_add -t zram --size ${SIZE_MB}M --algorithm lz4)
+  vm_defer "coblk_del_dev $dev"
+  base=$(before_add -t zram --size ${SIZE_MB}M --algorithm lz4)
+  vm_defer "coblk_del_dev $base"
+  precondition "$dev"; precondition "$base"
+  compare zram_now "$dev" "$base"
 }
 
 for p in $PAIRS; do
