@@ -62,9 +62,9 @@ class ReadinessReport {
 
 /// A server's link to the keeper of its device's memory (cmd/keeper.h).
 struct KeeperLink {
-  int socket = -1;               ///< first server only: where to hand the memfds over
-  pid_t pid = 0;                 ///< the keeper, for the device record
-  std::vector<int> recover_from; ///< restarted servers: the memfds to recover from
+  int socket = -1;                ///< first server only: where to hand the memfds over
+  pid_t pid = 0;                  ///< the keeper, for the device record
+  std::vector<int> recover_from;  ///< restarted servers: the memfds to recover from
 };
 
 /// Creates (or, with `recover`, takes over) the device `o` describes and
