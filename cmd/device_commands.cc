@@ -63,7 +63,7 @@ int stop_and_delete(ublk::ControlDevice& control, uint32_t id, std::string& erro
   // The keeper of a ram or zram device's memory ends with the device (it
   // notices a server that stopped cleanly itself; a quiesced device's
   // keeper has no server to notice), and the memory with it.
-  if (record && record->keeper_pid > 0 && is_coblk_process(record->keeper_pid)) ::kill(record->keeper_pid, SIGTERM);
+  if (record && keeper_alive(record->keeper_pid, record->keeper_start)) ::kill(record->keeper_pid, SIGTERM);
   remove_record(id);
   return 0;
 }
@@ -168,7 +168,7 @@ int run_recover(const std::vector<std::string>& args) {
   // memfds: the keeper starts the new server, which recovers from them.
   if ((record->target == "ram" || record->target == "zram") && record->keeper_pid > 0) {
     control.close();  // no ring may cross the keeper's fork
-    return recover_through_keeper(id, record->keeper_pid);
+    return recover_through_keeper(id, record->keeper_pid, record->keeper_start);
   }
   // Without a keeper (a record from before coblk kept the memory), the data
   // died with its server: a new server would read zeros where the data was.

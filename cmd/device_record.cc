@@ -249,7 +249,7 @@ std::string to_json(const DeviceRecord& r) {
   o << "{\"dev_id\":" << r.dev_id << ",\"target\":" << json_quote(r.target)
     << ",\"data_path\":" << json_quote(r.data_path) << ",\"size_bytes\":" << r.size_bytes
     << ",\"block_size\":" << r.block_size << ",\"queues\":" << r.queues << ",\"depth\":" << r.depth
-    << ",\"pid\":" << r.pid << ",\"keeper_pid\":" << r.keeper_pid
+    << ",\"pid\":" << r.pid << ",\"keeper_pid\":" << r.keeper_pid << ",\"keeper_start\":" << r.keeper_start
     << ",\"unprivileged\":" << (r.unprivileged ? "true" : "false") << ",\"backing\":" << json_quote(r.backing)
     << ",\"compression\":" << json_quote(r.compression) << ",\"args\":[";
   for (size_t i = 0; i < r.args.size(); ++i) o << (i ? "," : "") << json_quote(r.args[i]);
@@ -270,6 +270,7 @@ std::optional<DeviceRecord> record_from_json(const std::string& text) {
   read_number(*j, "depth", r.depth);
   read_number(*j, "pid", r.pid);
   read_number(*j, "keeper_pid", r.keeper_pid);
+  read_number(*j, "keeper_start", r.keeper_start);
   if (auto it = j->find("unprivileged"); it != j->end()) r.unprivileged = it->second.text == "true";
   read_string(*j, "backing", r.backing);
   read_string(*j, "compression", r.compression);

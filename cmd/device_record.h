@@ -29,6 +29,7 @@ struct DeviceRecord {
   unsigned depth = 0;
   pid_t pid = 0;                  ///< the serving process
   pid_t keeper_pid = 0;           ///< ram/zram with --recovery: the process holding the data's memory
+  uint64_t keeper_start = 0;      ///< when that process started (/proc/PID/stat field 22), to tell it from a reused pid
   bool unprivileged = false;      ///< added with --unprivileged (UBLK_F_UNPRIVILEGED_DEV)
   std::string backing;            ///< loop: the backing file
   std::string compression;        ///< zram: e.g. "lz4:1", "zstd:3"

@@ -184,6 +184,7 @@ bool Keeper::start_server(const char* why) {
     ::close(pipe_fds[0]);
     KeeperLink link;
     link.pid = ::getppid();
+    link.start_time = process_start_time(link.pid);
     link.recover_from = fds();
     ReadinessReport report(pipe_fds[1], "recover");
     ::_exit(run_server(o_, true, report, &link));
@@ -353,6 +354,7 @@ int run_keeper(const AddOptions& o, ReadinessReport& report) {
     KeeperLink link;
     link.socket = sv[1];
     link.pid = ::getppid();
+    link.start_time = process_start_time(link.pid);
     ::_exit(run_server(o, false, report, &link));
   }
   ::close(sv[1]);
@@ -383,11 +385,33 @@ int run_keeper(const AddOptions& o, ReadinessReport& report) {
   return keeper.run(signals);
 }
 
-bool is_coblk_process(pid_t pid) {
-  if (pid <= 0) return false;
-  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
-  std::string name;
-  return comm && std::getline(comm, name) && name.rfind("coblk", 0) == 0;
+std::uint64_t process_start_time(pid_t pid) {
+  if (pid <= 0) return 0;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!in || !std::getline(in, stat)) return 0;
+  // The command name (field 2) is in parentheses and may hold spaces or
+  // parentheses itself: the fields after it start after the last ')'.
+  const std::size_t close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(close + 1));
+  std::string field;
+  for (int n = 3; n <= 22 && fields >> field; ++n) {
+    if (n == 22) return std::strtoull(field.c_str(), nullptr, 10);
+  }
+  return 0;
+}
+
+bool keeper_alive(pid_t pid, std::uint64_t start) {
+  if (pid <= 0 || start == 0) return false;
+  if (process_start_time(pid) != start) return false;
+  // A zombie keeper (its parent has not reaped it) is gone all the same.
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("State:", 0) == 0) return line.find('Z') == std::string::npos;
+  }
+  return false;
 }
 
 std::optional<KeeperStatus> load_keeper_status(std::uint32_t dev_id) {
@@ -409,9 +433,9 @@ std::optional<KeeperStatus> load_keeper_status(std::uint32_t dev_id) {
   return s;
 }
 
-int recover_through_keeper(std::uint32_t dev_id, pid_t keeper_pid) {
+int recover_through_keeper(std::uint32_t dev_id, pid_t keeper_pid, std::uint64_t keeper_start) {
   const std::string id = std::to_string(dev_id);
-  if (!is_coblk_process(keeper_pid)) {
+  if (!keeper_alive(keeper_pid, keeper_start)) {
     return report_error("recover", "device " + id +
                                        " lost its data: the keeper that held its memory is gone; it stays quiesced, "
                                        "delete it with 'coblk del -n " +
@@ -432,7 +456,7 @@ int recover_through_keeper(std::uint32_t dev_id, pid_t keeper_pid) {
     if (now && before && now->restarts != before->restarts && now->state != "serving" && now->state != "restarting") {
       return report_error("recover", "device " + id + ": " + now->last);
     }
-    if (!is_coblk_process(keeper_pid)) {
+    if (!keeper_alive(keeper_pid, keeper_start)) {
       return report_error("recover", "the keeper of device " + id + " ended while recovering it");
     }
   }

@@ -38,14 +38,20 @@ int run_keeper(const AddOptions& o, ReadinessReport& report);
 Result<void> hand_memory_to_keeper(int socket, std::uint32_t dev_id, std::span<const int> fds);
 
 /// `coblk recover` of a device with a keeper: asks the keeper `keeper_pid`
-/// to start a server now, and waits until the device is live (prints its
-/// block device) or the keeper reports failure. Returns the exit status;
-/// a keeper that is gone means the data is lost, reported as such.
-int recover_through_keeper(std::uint32_t dev_id, pid_t keeper_pid);
+/// (started at `keeper_start`) to start a server now, and waits until the
+/// device is live (prints its block device) or the keeper reports failure.
+/// Returns the exit status; a keeper that is gone means the data is lost,
+/// reported as such.
+int recover_through_keeper(std::uint32_t dev_id, pid_t keeper_pid, std::uint64_t keeper_start);
 
-/// True when `pid` is a running coblk process (a keeper whose pid was
-/// recorded, not another process that reused the number).
-bool is_coblk_process(pid_t pid);
+/// When process `pid` started (clock ticks since boot, field 22 of
+/// /proc/PID/stat), or 0 if there is no such process.
+std::uint64_t process_start_time(pid_t pid);
+
+/// True when the keeper recorded as `pid`, started at `start`, still runs:
+/// the same process, not another one that reused the number (which a
+/// signal meant for the keeper must never reach).
+bool keeper_alive(pid_t pid, std::uint64_t start);
 
 /// What a keeper last wrote about its device.
 struct KeeperStatus {

@@ -165,7 +165,7 @@ int run_list(const std::vector<std::string>& args) {
     if (record && record->keeper_pid > 0) {
       const std::optional<KeeperStatus> keeper = load_keeper_status(id);
       if (keeper) restarts = std::to_string(keeper->restarts);
-      if (!is_coblk_process(record->keeper_pid)) {
+      if (!keeper_alive(record->keeper_pid, record->keeper_start)) {
         state += "/memory-lost";  // no space: scripts split columns
       } else if (keeper && info.state != ublk::abi::S_DEV_LIVE && keeper->state != "serving") {
         state += "/" + keeper->state;

@@ -130,6 +130,7 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   record.depth = o.depth;
   record.pid = ::getpid();
   record.keeper_pid = keeper != nullptr ? keeper->pid : 0;
+  record.keeper_start = keeper != nullptr ? keeper->start_time : 0;
   record.unprivileged = o.unprivileged;
   record.backing = o.file;
   if (o.target == TargetKind::zram) record.compression = o.algorithm;

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -64,6 +65,7 @@ class ReadinessReport {
 struct KeeperLink {
   int socket = -1;                ///< first server only: where to hand the memfds over
   pid_t pid = 0;                  ///< the keeper, for the device record
+  std::uint64_t start_time = 0;   ///< when the keeper started (process_start_time), for the record
   std::vector<int> recover_from;  ///< restarted servers: the memfds to recover from
 };
 

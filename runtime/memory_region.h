@@ -44,7 +44,9 @@ class MemoryRegion {
   /// geometry), or the errno of the failed fstat or mmap.
   static Result<MemoryRegion> attach(int fd, std::uint64_t bytes, const char* what);
   ~MemoryRegion();
+  /// Takes over `other`'s mapping and fd; `other` becomes empty.
   MemoryRegion(MemoryRegion&& other) noexcept;
+  /// Releases this region's memory, then takes over `other`'s.
   MemoryRegion& operator=(MemoryRegion&& other) noexcept;
   MemoryRegion(const MemoryRegion&) = delete;
   MemoryRegion& operator=(const MemoryRegion&) = delete;

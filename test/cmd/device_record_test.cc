@@ -46,6 +46,8 @@ cmd::DeviceRecord sample() {
   r.queues = 2;
   r.depth = 128;
   r.pid = 4242;
+  r.keeper_pid = 4241;
+  r.keeper_start = 123456789012ULL;
   r.compression = "zstd:3";
   r.args = {"-t", "zram", "--size", "8G", "odd \"quoted\"\tname\\"};
   return r;
@@ -75,6 +77,8 @@ BOOST_AUTO_TEST_CASE(a_record_survives_a_round_trip_through_json) {
   BOOST_TEST(back->queues == 2U);
   BOOST_TEST(back->depth == 128U);
   BOOST_TEST(back->pid == 4242);
+  BOOST_TEST(back->keeper_pid == 4241);
+  BOOST_TEST(back->keeper_start == 123456789012ULL);
   BOOST_TEST(back->compression == "zstd:3");
   BOOST_TEST(back->args == r.args);
 }

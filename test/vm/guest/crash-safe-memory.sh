@@ -54,6 +54,11 @@ wait_state() {
   done
 }
 
+# uptime_ms: the guest's uptime in milliseconds (busybox date has no %N).
+uptime_ms() {
+  awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime
+}
+
 # kill_server ID: kill -9 the server of device ID and wait until it is gone;
 # prints its pid.
 kill_server() {
@@ -103,6 +108,8 @@ killed_mid_fio() {
   vm_defer "kill -9 $FIO_PID"
   sleep 3
   running "$FIO_PID" || { cat "$t/acked.log" >&2; vm_fail "fio ended before the server was killed"; }
+  local killed_at live_at
+  killed_at=$(uptime_ms)
   pid1=$(kill_server "$id")
   if [ "$how" = manual ]; then
     wait_state "$id" quiesced/waiting 10
@@ -110,7 +117,8 @@ killed_mid_fio() {
     vm_assert_eq "/dev/ublkb$id" "$(cat "$t/rec.out")" "what coblk recover printed"
   fi
   pid2=$(wait_live_with_new_server "$id" "$pid1" 60) || vm_fail "device $id was not live again within 60 s of kill -9"
-  vm_log "keeper $keeper replaced server $pid1 by $pid2 ($how); list: $(list_field "$id" STATE) restarts $(list_field "$id" RESTARTS)"
+  live_at=$(uptime_ms)
+  vm_log "keeper $keeper replaced server $pid1 by $pid2 ($how) $((live_at - killed_at)) ms after kill -9 (guest time, TCG, 10 ms clock); list: $(list_field "$id" STATE) restarts $(list_field "$id" RESTARTS)"
   vm_assert_eq 1 "$(list_field "$id" RESTARTS)" "restarts after one kill"
 
   wait_for_exit "$FIO_PID" 180
