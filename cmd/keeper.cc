@@ -72,6 +72,9 @@ class Keeper {
  public:
   Keeper(const AddOptions& o, std::uint32_t id, const std::vector<int>& fds, pid_t server)
       : o_(o), id_(id), server_(server) {
+    // The servers it starts recover this device: the id the kernel gave
+    // it, which `coblk add` without -n did not know.
+    o_.dev_id = id;
     for (const int fd : fds) {
       struct stat st {};
       HeldMemory m;
@@ -109,7 +112,7 @@ class Keeper {
     return out;
   }
 
-  const AddOptions& o_;
+  AddOptions o_;
   const std::uint32_t id_;
   pid_t server_;
   std::vector<HeldMemory> memory_;

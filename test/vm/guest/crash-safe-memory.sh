@@ -204,11 +204,15 @@ memory_gone_is_refused() {
 
 # ext4 on zram: kill -9 while files are being written; after the automatic
 # restart the file system is clean (e2fsck -fn) and the files synced before
-# the kill are intact.
+# the kill are intact. Added without -n: the keeper must learn the id the
+# kernel chose.
 ext4_survives_kill() {
-  local id=$((base_id + 6)) t="${TMPDIR:-/tmp}" mnt pid i
+  local id t="${TMPDIR:-/tmp}" mnt pid i dev
   vm_ublk_ready mkfs.ext4 e2fsck
-  add_device "$id" -t zram --size 64M -q 2 --recovery
+  dev=$("$COBLK_BIN" add -t zram --size 64M -q 2 --recovery) || vm_fail "coblk add without -n failed"
+  id=${dev#/dev/ublkb}
+  vm_defer "$COBLK_BIN del -n $id"
+  [ -b "$dev" ] || vm_fail "$dev does not exist after coblk add"
   mnt="$t/mnt-$id"
   mkdir -p "$mnt"
   mkfs.ext4 -q "/dev/ublkb$id" || vm_fail "mkfs.ext4 failed"
@@ -242,6 +246,6 @@ vm_case "a zram device killed three times under load keeps its data; in a crash 
   kill_three_times_then_crash_loop
 vm_case "with --no-restart recover brings the data back; with the keeper gone recover refuses in one line that the data is lost" \
   memory_gone_is_refused
-vm_case "ext4 on a zram device whose server is killed while files are written is clean (e2fsck -fn) after the automatic restart" \
+vm_case "ext4 on a zram device added without -n whose server is killed while files are written is clean (e2fsck -fn) after the automatic restart" \
   ext4_survives_kill
 vm_finish
