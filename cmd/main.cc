@@ -32,7 +32,7 @@ void print_usage(std::ostream& out) {
   for (const Command& c : kCommands) {
     out << "  " << c.name << std::string(10 - std::strlen(c.name), ' ') << c.summary << '\n';
   }
-  out << "\nRun 'coblk COMMAND --help' for a command's options.\n";
+  out << "\nRun 'coblk COMMAND --help' for a command's options; 'coblk --version' for the version.\n";
 }
 
 }  // namespace
@@ -45,6 +45,10 @@ int main(int argc, char** argv) {
   const std::string name = argv[1];
   if (name == "--help" || name == "-h" || name == "help") {
     print_usage(std::cout);
+    return coblk::cmd::kExitOk;
+  }
+  if (name == "--version" || name == "-V" || name == "version") {
+    std::cout << "coblk " << COBLK_VERSION << '\n';
     return coblk::cmd::kExitOk;
   }
   const std::vector<std::string> args(argv + 2, argv + argc);

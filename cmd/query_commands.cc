@@ -118,9 +118,9 @@ StatsFields read_stats_fields(uint32_t dev_id) {
 }  // namespace
 
 int run_list(const std::vector<std::string>& args) {
-  po::options_description desc("Usage: coblk list [-n ID]\nLists ublk devices.\nOptions");
+  po::options_description desc("Usage: coblk list [-n ID] [--json]\nLists ublk devices.\nOptions");
   desc.add_options()("help,h", "show this help")("number,n", po::value<std::string>()->value_name("ID"),
-                                                 "only device ID");
+                                                 "only device ID")("json", "one JSON object per device and line");
   po::variables_map vm;
   if (auto done = parse_command_line("list", args, desc, vm)) return *done;
 
@@ -141,6 +141,7 @@ int run_list(const std::vector<std::string>& args) {
   std::string error;
   if (!open_control(control, error)) return report_error("list", error);
 
+  const bool json = vm.count("json") != 0;
   Table rows{{"ID", "STATE", "QUEUES", "DEPTH", "SIZE", "TARGET", "DATA_PATH", "PID", "RESTARTS", "BLOCK_DEVICE"}};
   for (const uint32_t id : ids) {
     ublk::abi::ublksrv_ctrl_dev_info info{};
@@ -151,8 +152,11 @@ int run_list(const std::vector<std::string>& args) {
     if (ret < 0) return report_error("list", command_error("get info of", ret, control, id));
     ublk::abi::ublk_params params{};
     std::string size = "-";
-    if (control.get_params(id, params) == 0 && (params.types & ublk::abi::PARAM_TYPE_BASIC) != 0)
-      size = format_size(params.basic.dev_sectors << 9);
+    uint64_t size_bytes = 0;
+    if (control.get_params(id, params) == 0 && (params.types & ublk::abi::PARAM_TYPE_BASIC) != 0) {
+      size_bytes = params.basic.dev_sectors << 9;
+      size = format_size(size_bytes);
+    }
     const auto record = load_record(id);
     const std::string data_path = record                                     ? record->data_path
                                   : (info.flags & ublk::abi::F_AUTO_BUF_REG) ? "zero_copy"
@@ -171,12 +175,25 @@ int run_list(const std::vector<std::string>& args) {
         state += "/" + keeper->state;
       }
     }
+    const std::string block_device = info.state != ublk::abi::S_DEV_DEAD ? ublk::block_device_path(id) : "";
+    if (json) {
+      // Numbers as numbers, absent values as null: for scripts.
+      std::cout << "{\"dev_id\":" << id << ",\"state\":" << json_quote(state) << ",\"queues\":" << info.nr_hw_queues
+                << ",\"depth\":" << info.queue_depth << ",\"size_bytes\":" << size_bytes
+                << ",\"target\":" << (record ? json_quote(record->target) : "null")
+                << ",\"data_path\":" << json_quote(data_path)
+                << ",\"pid\":" << (info.ublksrv_pid > 0 ? std::to_string(info.ublksrv_pid) : "null")
+                << ",\"restarts\":" << (restarts == "-" ? "null" : restarts)
+                << ",\"block_device\":" << (block_device.empty() ? "null" : json_quote(block_device)) << "}\n";
+      continue;
+    }
     rows.push_back({std::to_string(id), state, std::to_string(info.nr_hw_queues), std::to_string(info.queue_depth),
                     size, record ? record->target : std::string("-"), data_path,
                     info.ublksrv_pid > 0 ? std::to_string(info.ublksrv_pid) : std::string("-"), restarts,
                     // A quiesced or fail-io device keeps its disk while it waits for a server.
                     info.state != ublk::abi::S_DEV_DEAD ? ublk::block_device_path(id) : std::string("-")});
   }
+  if (json) return kExitOk;
   if (rows.size() == 1) {
     std::cout << "no ublk devices\n";
     return kExitOk;

@@ -64,6 +64,16 @@ BOOST_AUTO_TEST_CASE(help_prints_every_command_and_succeeds) {
   BOOST_TEST(o.err.empty());
 }
 
+BOOST_AUTO_TEST_CASE(version_prints_the_project_version_and_succeeds) {
+  for (const char* flag : {"--version", "-V", "version"}) {
+    const Outcome o = run(flag);
+    BOOST_TEST(o.status == 0, flag);
+    BOOST_TEST(o.out.rfind("coblk ", 0) == 0u, flag << ": " << o.out);
+    BOOST_TEST(o.out.find('.') != std::string::npos, flag << ": " << o.out);
+    BOOST_TEST(o.err.empty(), flag);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(every_command_has_help) {
   for (const char* c : {"add", "del", "list", "features", "recover", "stats"}) {
     const Outcome o = run(std::string(c) + " --help");

@@ -248,8 +248,8 @@ void run_rounds(compress::Algorithm algorithm, const std::vector<std::uint64_t>&
           std::this_thread::sleep_for(std::chrono::microseconds(200));
         }
       }
-      std::this_thread::sleep_for(std::chrono::microseconds(seed % 8 == 0 ? (seed * 7919) % 400
-                                                                           : 200 + (seed * 7919) % 2000));
+      std::this_thread::sleep_for(
+          std::chrono::microseconds(seed % 8 == 0 ? (seed * 7919) % 400 : 200 + (seed * 7919) % 2000));
       ::kill(child, SIGKILL);
       int status = 0;
       BOOST_REQUIRE_EQUAL(::waitpid(child, &status, 0), child);

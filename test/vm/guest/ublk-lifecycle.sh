@@ -55,9 +55,17 @@ list_shows_device() {
   vm_assert_eq ram "$(list_field "$id" TARGET)" "target"
   vm_assert_eq user_copy "$(list_field "$id" DATA_PATH | tr - _)" "data path"
   vm_assert_eq "/dev/ublkb$id" "$(list_field "$id" BLOCK_DEVICE)" "block device"
-  local pid
+  local pid json
   pid=$(server_pid "$id")
   running "$pid" || vm_fail "the pid coblk list shows ($pid) is not running"
+  # The same as one JSON object per line, numbers as numbers.
+  json=$("$COBLK_BIN" list -n "$id" --json)
+  vm_log "coblk list --json: $json"
+  for field in "\"dev_id\":$id," '"state":"live"' '"queues":2,' '"depth":64,' '"size_bytes":67108864,' \
+      '"target":"ram"' '"data_path":"user_copy"' "\"pid\":$pid," '"restarts":null' "\"block_device\":\"/dev/ublkb$id\""; do
+    case "$json" in *"$field"*) ;; *) vm_fail "coblk list --json lacks $field" ;; esac
+  done
+  vm_assert_eq 1 "$(echo "$json" | wc -l)" "lines of coblk list --json for one device"
 }
 
 del_during_fio() {
