@@ -114,9 +114,11 @@ void end_change(Model& m, std::uint64_t first, std::uint64_t count) {
   // In a fault-injection build, every other round dies exactly inside an
   // entry's publication (the narrow windows a kill from outside rarely
   // hits); the others are killed by the parent.
-  if (runtime::fault::available() && seed % 4 < 2) {
+#if defined(COBLK_FAULT_INJECTION)
+  if (seed % 4 < 2) {
     runtime::fault::arm({.site = runtime::fault::Site::store_publish, .skip = rng() % 400});
   }
+#endif
   std::vector<std::byte> buf(4 * ps);
   std::uint64_t next_seed = seed << 20;
   for (;;) {
