@@ -381,11 +381,17 @@ runtime::Task<void> Device::stop() {
   runtime::Reactor* here = runtime::Reactor::current();
   const int home = home_core_.load(std::memory_order_acquire);
   if (here == nullptr || home < 0) co_return;
+  // On the home core, which owns serving_: the caller asked for this stop,
+  // so a START_DEV it cuts short (the kernel refuses it once STOP_DEV came
+  // first) is no failure of serve().
+  auto stop_on_home = [this] {
+    if (serving_) serving_->stopped_by_caller = true;
+    return stop_here();
+  };
   if (here->core() == static_cast<unsigned>(home)) {
-    co_await stop_here();
+    co_await stop_on_home();
   } else {
-    co_await runtime::submit_to(
-        static_cast<unsigned>(home), [this] { return stop_here(); }, "ublk-stop");
+    co_await runtime::submit_to(static_cast<unsigned>(home), stop_on_home, "ublk-stop");
   }
 }
 
