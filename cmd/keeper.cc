@@ -193,18 +193,10 @@ bool Keeper::start_server(const char* why) {
     ::_exit(run_server(o_, true, report, &link));
   }
   ::close(pipe_fds[1]);
-  std::string answer;
-  char buf[512];
-  for (;;) {
-    const ssize_t n = ::read(pipe_fds[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    answer.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(pipe_fds[0]);
+  const Readiness answer = read_readiness(pipe_fds[0]);
   restarts_.push_back(Clock::now());
   ++restart_count_;
-  if (answer.rfind("OK ", 0) == 0) {
+  if (answer.ready) {
     server_ = child;
     log(std::string(why) + " restart: server " + std::to_string(child) + " recovered the device");
     status("serving", std::string(why) + " restart " + std::to_string(restart_count_) + " recovered the device");
@@ -212,11 +204,10 @@ bool Keeper::start_server(const char* why) {
   }
   int wait_status = 0;
   ::waitpid(child, &wait_status, 0);
-  if (answer.rfind("ERR ", 0) == 0) answer = answer.substr(4);
-  if (!answer.empty() && answer.back() == '\n') answer.pop_back();
-  if (answer.empty()) answer = "the server " + describe_exit(wait_status) + " before the device was live";
-  log(std::string(why) + " restart failed: " + answer);
-  status("waiting", "restart failed: " + answer);
+  const std::string failure =
+      answer.text.empty() ? "the server " + describe_exit(wait_status) + " before the device was live" : answer.text;
+  log(std::string(why) + " restart failed: " + failure);
+  status("waiting", "restart failed: " + failure);
   return false;
 }
 

@@ -205,30 +205,34 @@ int serve_device(const AddOptions& o, bool recover) {
     ::_exit(!recover && keeps_memory(o) ? run_keeper(o, report) : run_server(o, recover, report, nullptr));
   }
   ::close(fds[1]);
-  std::string answer;
-  char buf[512];
-  for (;;) {
-    const ssize_t n = ::read(fds[0], buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    answer.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fds[0]);
-  if (answer.rfind("OK ", 0) == 0) {
-    std::cout << answer.substr(3);
+  const Readiness answer = read_readiness(fds[0]);
+  if (answer.ready) {
+    std::cout << answer.text << std::endl;
     return kExitOk;
   }
   int status = 0;
   ::waitpid(child, &status, 0);
-  if (answer.rfind("ERR ", 0) == 0) {
-    answer = answer.substr(4);
-    if (!answer.empty() && answer.back() == '\n') answer.pop_back();
-    return report_error(command, answer);
-  }
+  if (!answer.text.empty()) return report_error(command, answer.text);
   return report_error(command, "the device server exited before the device was ready");
 }
 
 }  // namespace
+
+Readiness read_readiness(int fd) {
+  std::string line;
+  char buf[512];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    line.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  if (!line.empty() && line.back() == '\n') line.pop_back();
+  if (line.rfind("OK ", 0) == 0) return {true, line.substr(3)};
+  if (line.rfind("ERR ", 0) == 0) return {false, line.substr(4)};
+  return {false, line};
+}
 
 int serve_new_device(const AddOptions& o) { return serve_device(o, false); }
 int serve_recovered_device(const AddOptions& o) { return serve_device(o, true); }

@@ -61,6 +61,17 @@ class ReadinessReport {
   bool reported_ = false;
 };
 
+/// What a server reported through a ReadinessReport pipe.
+struct Readiness {
+  bool ready = false;  ///< "OK": the device is live
+  std::string text;    ///< the block device when ready, else the one-line error ("" if the server said nothing)
+};
+
+/// Reads the pipe `fd` to EOF (then closes it) and parses what a
+/// ReadinessReport at its other end wrote. EOF with nothing written means
+/// the server ended without reporting: not ready, empty text.
+Readiness read_readiness(int fd);
+
 /// A server's link to the keeper of its device's memory (cmd/keeper.h).
 struct KeeperLink {
   int socket = -1;                ///< first server only: where to hand the memfds over

@@ -39,11 +39,18 @@ Result<MemoryRegion> MemoryRegion::create(MemoryKind kind, std::uint64_t bytes, 
     ::close(fd);
     return Error::from_errno(err, "cannot size the shared memory for the " + describe(what, bytes));
   }
-  Result<MemoryRegion> mapped = attach(fd, bytes, what);
-  return mapped;
+  return map_owned(fd, bytes, what);
 }
 
 Result<MemoryRegion> MemoryRegion::attach(int fd, std::uint64_t bytes, const char* what) {
+  const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) {
+    return Error::from_errno(errno, std::string("cannot take the saved memory of the ") + what);
+  }
+  return map_owned(copy, bytes, what);
+}
+
+Result<MemoryRegion> MemoryRegion::map_owned(int fd, std::uint64_t bytes, const char* what) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const int err = errno;

@@ -38,10 +38,10 @@ class MemoryRegion {
   /// failed memfd_create, ftruncate or mmap (its errno, and one line
   /// naming the region and its size).
   static Result<MemoryRegion> create(MemoryKind kind, std::uint64_t bytes, const char* what);
-  /// Maps the memfd `fd` (which this region takes over, closing it when
-  /// destroyed) as a shared region of `bytes`. Returns Error EINVAL if the
-  /// fd is not a memfd of exactly that size (memory made for another
-  /// geometry), or the errno of the failed fstat or mmap.
+  /// Maps the memfd `fd` as a shared region of `bytes`. The region holds
+  /// a duplicate of `fd`; the caller keeps its own. Returns Error EINVAL if
+  /// the fd is not a memfd of exactly that size (memory made for another
+  /// geometry), or the errno of the failed dup, fstat or mmap.
   static Result<MemoryRegion> attach(int fd, std::uint64_t bytes, const char* what);
   ~MemoryRegion();
   /// Takes over `other`'s mapping and fd; `other` becomes empty.
@@ -72,6 +72,8 @@ class MemoryRegion {
 
  private:
   MemoryRegion(std::byte* data, std::uint64_t bytes, int fd) noexcept : data_(data), bytes_(bytes), fd_(fd) {}
+  // Maps `fd`, which the region owns from now on (closed on failure too).
+  static Result<MemoryRegion> map_owned(int fd, std::uint64_t bytes, const char* what);
   void reset() noexcept;
 
   std::byte* data_ = nullptr;

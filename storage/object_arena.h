@@ -59,8 +59,8 @@ class ObjectArena {
                                                      std::uint64_t max_spans, MemoryBudget& budget,
                                                      runtime::MemoryKind kind = runtime::MemoryKind::anonymous);
 
-  /// An arena over the objects a dead server left in the memfd `fd` (taken
-  /// over), made with the same `classes` and `max_spans`. It holds nothing
+  /// An arena over the objects a dead server left in the memfd `fd` (the
+  /// arena maps a duplicate), made with the same `classes` and `max_spans`. It holds nothing
   /// until rebuild() says which objects are live.
   static Result<std::unique_ptr<ObjectArena>> attach(unsigned core, const SizeClassTable& classes,
                                                      std::uint64_t max_spans, MemoryBudget& budget, int fd);

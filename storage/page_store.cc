@@ -1,6 +1,5 @@
 #include "coblk/storage/page_store.h"
 
-#include <fcntl.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -79,19 +78,6 @@ Result<std::unique_ptr<PageStore>> PageStore::attach(const PageStoreConfig& conf
   return store;
 }
 
-namespace {
-
-// A duplicate of `fd` for a runtime::MemoryRegion to own, or the errno.
-Result<int> duplicate(int fd) {
-  const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (copy < 0) {
-    return Error::from_errno(errno, "cannot take the saved memory of the store");
-  }
-  return copy;
-}
-
-}  // namespace
-
 Result<std::unique_ptr<PageStore>> PageStore::build(const PageStoreConfig& config, std::span<const int> fds) {
   if (Result<void> valid = validate(config); !valid) {
     return std::move(valid).error();
@@ -107,11 +93,7 @@ Result<std::unique_ptr<PageStore>> PageStore::build(const PageStoreConfig& confi
   const bool attaching = !fds.empty();
   Result<runtime::MemoryRegion> table = Error(EINVAL, "");
   if (attaching) {
-    Result<int> fd = duplicate(fds[0]);
-    if (!fd) {
-      return std::move(fd).error();
-    }
-    table = runtime::MemoryRegion::attach(*fd, layout::table_bytes(page_count), "page table");
+    table = runtime::MemoryRegion::attach(fds[0], layout::table_bytes(page_count), "page table");
   } else {
     table = runtime::MemoryRegion::create(config.memory, layout::table_bytes(page_count), "page table");
   }
@@ -153,11 +135,7 @@ Result<std::unique_ptr<PageStore>> PageStore::build(const PageStoreConfig& confi
   for (unsigned c = 0; c < config.cores; ++c) {
     Result<std::unique_ptr<ObjectArena>> arena = Error(EINVAL, "");
     if (attaching) {
-      Result<int> fd = duplicate(fds[1 + c]);
-      if (!fd) {
-        return std::move(fd).error();
-      }
-      arena = ObjectArena::attach(c, store->classes_, max_spans, store->budget_, *fd);
+      arena = ObjectArena::attach(c, store->classes_, max_spans, store->budget_, fds[1 + c]);
     } else {
       arena = ObjectArena::create(c, store->classes_, max_spans, store->budget_, config.memory);
     }

@@ -25,9 +25,7 @@ Result<std::unique_ptr<RamTarget>> RamTarget::create(uint64_t size_bytes, uint32
 }
 
 Result<std::unique_ptr<RamTarget>> RamTarget::recover(uint64_t size_bytes, uint32_t block_size, int fd) {
-  const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (copy < 0) return Error::from_errno(errno, "cannot take the saved memory of the ram device");
-  Result<runtime::MemoryRegion> region = runtime::MemoryRegion::attach(copy, size_bytes, "ram device");
+  Result<runtime::MemoryRegion> region = runtime::MemoryRegion::attach(fd, size_bytes, "ram device");
   if (!region) return std::move(region).error();
   return std::unique_ptr<RamTarget>(new RamTarget(size_bytes, block_size, std::move(region).value()));
 }

@@ -282,6 +282,28 @@ wait_for_exit() {
   wait "$1" || EXIT_RC=$?
 }
 
+# seq_job FIO_ARGS...: the write job whose acknowledged writes are checked
+# after a server is killed: sequential 64 KiB writes one at a time (psync),
+# so the acknowledged writes are exactly a prefix of the range. Each block
+# carries fio's crc32c verify header, so --verify_only over the acknowledged
+# prefix checks every one of them. The arguments (filename, size, rate,
+# verify_only) follow.
+seq_job() {
+  fio --name=acked --ioengine=psync --rw=write --bs=64k \
+      --verify=crc32c --verify_fatal=1 --output-format=terse "$@"
+}
+
+# acked_kib PID SECONDS LOG FULL_KIB: waits for the seq_job PID (its terse
+# output in LOG) and sets ACKED to the KiB it counted as written; a fio that
+# succeeded must have written FULL_KIB.
+acked_kib() {
+  wait_for_exit "$1" "$2"
+  ACKED=$(awk -F';' 'NF > 100 { print $47 }' "$3")
+  vm_log "fio ended with status $EXIT_RC after $ACKED KiB acknowledged"
+  case "$ACKED" in '' | *[!0-9]*) cat "$3" >&2; vm_fail "cannot read fio's written KiB" ;; esac
+  [ "$EXIT_RC" -ne 0 ] || vm_assert_eq "$4" "$ACKED" "KiB written by a fio that succeeded"
+}
+
 # vm_finish: print this script's tally; exit status 0 unless a case failed.
 # Run standalone (no run-guest-scripts), it also prints the verdict line.
 vm_finish() {

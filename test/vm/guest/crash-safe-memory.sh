@@ -13,13 +13,7 @@ base_id=140
 run_dir="${COBLK_RUN_DIR:-/run/coblk}"
 
 # ---- helpers ---------------------------------------------------------------
-
-# Sequential 64 KiB writes one at a time, so that the acknowledged writes are
-# exactly a prefix, each carrying fio's crc32c header (see ublk-recovery.sh).
-seq_job() {
-  fio --name=acked --ioengine=psync --rw=write --bs=64k \
-      --verify=crc32c --verify_fatal=1 --output-format=terse "$@"
-}
+# (seq_job and acked_kib come from lib.sh.)
 
 # keeper_pid ID: the keeper recorded for device ID.
 keeper_pid() {
@@ -121,11 +115,8 @@ killed_mid_fio() {
   vm_log "keeper $keeper replaced server $pid1 by $pid2 ($how) $((live_at - killed_at)) ms after kill -9 (guest time, TCG, 10 ms clock); list: $(list_field "$id" STATE) restarts $(list_field "$id" RESTARTS)"
   vm_assert_eq 1 "$(list_field "$id" RESTARTS)" "restarts after one kill"
 
-  wait_for_exit "$FIO_PID" 180
-  acked=$(awk -F';' 'NF > 100 { print $47 }' "$t/acked.log")
-  vm_log "fio ended with status $EXIT_RC after $acked KiB acknowledged"
-  case "$acked" in '' | *[!0-9]*) cat "$t/acked.log" >&2; vm_fail "cannot read fio's written KiB" ;; esac
-  [ "$EXIT_RC" -ne 0 ] || vm_assert_eq 24576 "$acked" "KiB written by a fio that succeeded"
+  acked_kib "$FIO_PID" 180 "$t/acked.log" 24576
+  acked=$ACKED
   [ "$acked" -ge 1024 ] || { cat "$t/acked.log" >&2; vm_fail "fio counted only $acked KiB written"; }
   seq_job --filename="/dev/ublkb$id" --direct=1 --size="${acked}K" --verify_only >"$t/v1.log" 2>&1 \
     || { tail -n 5 "$t/v1.log" >&2; vm_fail "the recovered device lacks acknowledged writes"; }

@@ -10,18 +10,8 @@
 # Device ids of this script (high, so a host's own ublk devices are left alone).
 base_id=80
 
-# ---- helpers ---------------------------------------------------------------
-
-# The write job whose acknowledged writes are checked: sequential 64 KiB
-# writes one at a time (psync), so the acknowledged writes are exactly a
-# prefix of the range, rate-limited to about 8 s so that the server can be
-# killed in the middle. Each block carries fio's crc32c verify header, so
-# verify_only over the acknowledged prefix checks every one of them.
-# Extra arguments (filename, size, verify_only) follow.
-seq_job() {
-  fio --name=acked --ioengine=psync --rw=write --bs=64k \
-      --verify=crc32c --verify_fatal=1 --output-format=terse "$@"
-}
+# seq_job and acked_kib (lib.sh) drive and read the write job whose
+# acknowledged writes are checked.
 
 # ---- cases -----------------------------------------------------------------
 
@@ -65,11 +55,8 @@ recover_loop_during_fio() {
   # by the new one. A write the old server had taken may fail (USER_RECOVERY
   # without REISSUE fails those), which ends fio early; either way every
   # write fio counted as done must be there.
-  wait_for_exit "$FIO_PID" 120
-  acked=$(awk -F';' 'NF > 100 { print $47 }' "$t/acked.log")
-  vm_log "fio ended with status $EXIT_RC after $acked KiB acknowledged"
-  case "$acked" in '' | *[!0-9]*) cat "$t/acked.log" >&2; vm_fail "cannot read fio's written KiB" ;; esac
-  [ "$EXIT_RC" -ne 0 ] || vm_assert_eq 32768 "$acked" "KiB written by a fio that succeeded"
+  acked_kib "$FIO_PID" 120 "$t/acked.log" 32768
+  acked=$ACKED
   [ "$acked" -ge 2048 ] || { cat "$t/acked.log" >&2; vm_fail "fio counted only $acked KiB written, but 2 MiB had reached the file before the kill"; }
 
   seq_job --filename="/dev/ublkb$id" --direct=1 --size="${acked}K" --verify_only >"$t/v1.log" 2>&1 \
