@@ -11,13 +11,15 @@ namespace coblk::storage {
 
 /// Bit layout of PageEntry's state word.
 namespace entry_bits {
-inline constexpr std::uint64_t lock = 1u << 0;          ///< held while the entry is read or changed
-inline constexpr std::uint64_t same = 1u << 1;          ///< same-filled: value is the 8-byte fill word
-inline constexpr std::uint64_t object = 1u << 2;        ///< value is an object Handle
-inline constexpr std::uint64_t huge = 1u << 3;          ///< the object is the page stored raw (size 4096)
-inline constexpr std::uint64_t idle = 1u << 4;          ///< reserved: marked idle (for writeback)
-inline constexpr std::uint64_t written_back = 1u << 5;  ///< reserved: value is a backing-device block
-inline constexpr unsigned algorithm_shift = 6;          ///< 2 bits: compress::Algorithm of the object
+inline constexpr std::uint64_t lock = 1u << 0;    ///< held while the entry is read or changed
+inline constexpr std::uint64_t same = 1u << 1;    ///< same-filled: value is the 8-byte fill word
+inline constexpr std::uint64_t object = 1u << 2;  ///< value is an object Handle
+inline constexpr std::uint64_t huge = 1u << 3;    ///< the object is the page stored raw (size 4096)
+inline constexpr std::uint64_t idle = 1u << 4;    ///< marked idle (PageStore::mark_idle); any access clears it
+/// The page lives on the backing tier: value is a BackingLocation (the
+/// object bit is clear; size, algorithm and huge describe the object there).
+inline constexpr std::uint64_t written_back = 1u << 5;
+inline constexpr unsigned algorithm_shift = 6;                          ///< 2 bits: compress::Algorithm of the object
 inline constexpr std::uint64_t algorithm_mask = 3u << algorithm_shift;  ///< the algorithm's bits in place
 inline constexpr unsigned size_shift = 8;                               ///< 13 bits: stored size in bytes (1..4096)
 inline constexpr std::uint64_t size_mask = std::uint64_t{0x1fff} << size_shift;  ///< the size's bits in place
@@ -28,10 +30,26 @@ inline constexpr unsigned holder_shift = 56;
 inline constexpr std::uint64_t holder_mask = std::uint64_t{0xff} << holder_shift;
 /// Everything that belongs to the lock rather than to the page's state.
 inline constexpr std::uint64_t lock_state = lock | holder_mask;
-// Bits 21..55 are free (e.g. for a last-access time when idle tracking and
-// writeback are built).
+/// The page's object is being written back (PageStore::writeback_prepare):
+/// any change to the entry clears it, so writeback_commit installs the
+/// written-back copy only if the page did not change meanwhile.
+inline constexpr std::uint64_t writeback_pending = std::uint64_t{1} << 21;
+/// 32 bits: seconds (PageStore's clock) of the page's last read or write.
+inline constexpr unsigned age_shift = 22;
+/// The access time's bits in place.
+inline constexpr std::uint64_t age_mask = std::uint64_t{0xffffffff} << age_shift;
+// Bits 54..55 are free.
 
-/// A page holding data: same-filled or an object (or, later, written back).
+/// The access time recorded in a word.
+constexpr std::uint32_t access_time_of(std::uint64_t word) noexcept {
+  return static_cast<std::uint32_t>((word & age_mask) >> age_shift);
+}
+/// `word` accessed at `now`: the time replaced, the idle mark cleared.
+constexpr std::uint64_t accessed(std::uint64_t word, std::uint32_t now) noexcept {
+  return (word & ~(age_mask | idle)) | (std::uint64_t{now} << age_shift);
+}
+
+/// A page holding data: same-filled, an object, or written back.
 inline constexpr std::uint64_t present = same | object | written_back;
 
 /// The stored size recorded in a word.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <string>
@@ -12,6 +13,7 @@
 #include "coblk/compress/entropy.h"
 #include "coblk/compress/same_fill.h"
 #include "coblk/runtime/fault_injection.h"
+#include "coblk/storage/page_store_core.h"
 #include "coblk/storage/store_layout.h"
 
 namespace coblk::storage {
@@ -37,6 +39,12 @@ Result<void> validate(const PageStoreConfig& c) {
   if (c.steps.entries == 0 || c.steps.moves == 0 || c.steps.spans == 0 || c.steps.releases == 0) {
     return Error(EINVAL, "every step limit must be at least 1");
   }
+  if (c.writeback_batch == 0 || c.writeback_batch > 256) {
+    return Error(EINVAL, "writeback batch must be 1..256 pages, got " + std::to_string(c.writeback_batch));
+  }
+  if (c.backing_blocks > (std::uint64_t{1} << 60)) {
+    return Error(EINVAL, "backing tier of " + std::to_string(c.backing_blocks) + " blocks is too large");
+  }
   if (c.remote_free_ring_capacity < 2) {
     return Error(EINVAL, "remote free ring capacity must be at least 2");
   }
@@ -44,20 +52,6 @@ Result<void> validate(const PageStoreConfig& c) {
 }
 
 }  // namespace
-
-// Everything one core uses on the I/O path, allocated up front.
-struct PageStore::CoreState {
-  alignas(runtime::cache_line_size) std::byte page[page_size];  // partial I/O: the page being modified/read
-  alignas(runtime::cache_line_size) std::byte compressed[page_size];
-  std::unique_ptr<compress::Codec> codec;
-  CoreCounters counters;
-  // The compaction under way on this core (touched by the core only).
-  enum class Compaction : std::uint8_t { idle, selecting, moving, finishing, releasing };
-  Compaction compaction = Compaction::idle;
-  std::uint64_t next_entry = 0;        // moving: the next page entry to visit
-  std::uint64_t freed_pages = 0;       // releasing: pages of the emptied spans
-  std::uint64_t pages_to_release = 0;  // releasing: cached pages still to return
-};
 
 Result<std::unique_ptr<PageStore>> PageStore::create(const PageStoreConfig& config) { return build(config, {}); }
 
@@ -113,10 +107,12 @@ Result<std::unique_ptr<PageStore>> PageStore::build(const PageStoreConfig& confi
     }
     if (header->page_count != page_count || header->cores != config.cores ||
         header->huge_threshold != config.huge_threshold ||
-        header->algorithm != static_cast<std::uint32_t>(config.codec.algorithm) || header->max_spans != max_spans) {
+        header->algorithm != static_cast<std::uint32_t>(config.codec.algorithm) || header->max_spans != max_spans ||
+        header->backing_blocks != config.backing_blocks) {
       return Error(EINVAL, "the saved store was made for another geometry (" + std::to_string(header->page_count) +
                                " pages, " + std::to_string(header->cores) + " cores, algorithm " +
-                               std::to_string(header->algorithm) + ")");
+                               std::to_string(header->algorithm) + ", " + std::to_string(header->backing_blocks) +
+                               " backing blocks)");
     }
   } else {
     header->version = layout::version;
@@ -125,6 +121,7 @@ Result<std::unique_ptr<PageStore>> PageStore::build(const PageStoreConfig& confi
     header->huge_threshold = config.huge_threshold;
     header->algorithm = static_cast<std::uint32_t>(config.codec.algorithm);
     header->max_spans = max_spans;
+    header->backing_blocks = config.backing_blocks;
     // The magic last: a table whose creation was cut short is never taken
     // for a valid one. Release orders the fields before it for a reader in
     // another process.
@@ -150,9 +147,20 @@ Result<std::unique_ptr<PageStore>> PageStore::build(const PageStoreConfig& confi
     }
     auto state = std::make_unique<CoreState>();
     state->codec = std::move(codec).value();
+    if (config.backing_blocks != 0) {
+      state->batch_data.reset(
+          static_cast<std::byte*>(std::aligned_alloc(page_size, config.writeback_batch * page_size)));
+      state->block.reset(static_cast<std::byte*>(std::aligned_alloc(page_size, page_size)));
+      if (!state->batch_data || !state->block) {
+        throw std::bad_alloc();
+      }
+    }
     store->cores_.push_back(std::move(state));
   }
   store->remote_frees_ = std::make_unique<RemoteFrees>(arena_ptrs, config.remote_free_ring_capacity);
+  if (config.backing_blocks != 0) {
+    store->slots_ = std::make_unique<BackingSlots>(config.backing_blocks, config.cores);
+  }
   return store;
 }
 
@@ -178,8 +186,8 @@ std::vector<int> PageStore::memory_fds() const {
   return fds;
 }
 
-void PageStore::seed_page_counters(std::int64_t stored, std::int64_t same, std::int64_t huge,
-                                   std::int64_t compr) noexcept {
+void PageStore::seed_page_counters(std::int64_t stored, std::int64_t same, std::int64_t huge, std::int64_t compr,
+                                   std::int64_t written_back) noexcept {
   // Page statistics are a function of the entries; all of them go to core
   // 0's counters (only sums are ever read).
   CoreCounters& counters = cores_[0]->counters;
@@ -187,6 +195,7 @@ void PageStore::seed_page_counters(std::int64_t stored, std::int64_t same, std::
   CoreCounters::add(counters.same_pages, same);
   CoreCounters::add(counters.huge_pages, huge);
   CoreCounters::add(counters.compr_bytes, compr);
+  CoreCounters::add(counters.written_back, written_back);
 }
 
 namespace {
@@ -313,7 +322,7 @@ int PageStore::write_whole_page(unsigned core, std::uint64_t index, ConstPageSpa
   PageEntry& e = entries_[index];
   const std::uint64_t old_word = e.lock(core);
   const std::uint64_t old_value = e.value;
-  publish(core, index, e, old_value, p.word, p.value);
+  publish(core, index, e, old_value, entry_bits::accessed(p.word, clock()), p.value);
   account(core, old_word, -1);
   account(core, p.word, +1);
   release(core, old_word, old_value);
@@ -344,26 +353,32 @@ int PageStore::write_part(unsigned core, std::uint64_t index, std::uint32_t in_p
     e.unlock(old_word);
     return rc;
   }
-  publish(core, index, e, old_value, p.word, p.value);
+  publish(core, index, e, old_value, entry_bits::accessed(p.word, clock()), p.value);
   account(core, old_word, -1);
   account(core, p.word, +1);
   release(core, old_word, old_value);
   return 0;
 }
 
+int PageStore::decode_object(unsigned core, std::uint64_t word, const std::byte* src, PageSpan out) noexcept {
+  if (word & entry_bits::huge) {
+    std::memcpy(out.data(), src, page_size);
+    return 0;
+  }
+  compress::Codec& codec = *cores_[core]->codec;
+  if (entry_bits::algorithm_of(word) != codec.spec().algorithm ||
+      !codec.decompress(std::span<const std::byte>(src, entry_bits::size_of(word)), out)) {
+    return -EIO;
+  }
+  return 0;
+}
+
 int PageStore::load_locked(unsigned core, std::uint64_t word, std::uint64_t value, PageSpan out) noexcept {
   if (word & entry_bits::object) {
-    const std::byte* src = arenas_[handle_core(value)]->address(value);
-    if (word & entry_bits::huge) {
-      std::memcpy(out.data(), src, page_size);
-      return 0;
-    }
-    compress::Codec& codec = *cores_[core]->codec;
-    if (entry_bits::algorithm_of(word) != codec.spec().algorithm ||
-        !codec.decompress(std::span<const std::byte>(src, entry_bits::size_of(word)), out)) {
-      return -EIO;
-    }
-    return 0;
+    return decode_object(core, word, arenas_[handle_core(value)]->address(value), out);
+  }
+  if (word & entry_bits::written_back) {
+    return load_written_back(core, word, value, out);
   }
   if (word & entry_bits::same) {
     compress::fill_page(out, value);
@@ -404,13 +419,15 @@ int PageStore::read_page(unsigned core, std::uint64_t index, PageSpan out) noexc
   PageEntry& e = entries_[index];
   const std::uint64_t word = e.lock(core);
   const std::uint64_t value = e.value;
-  if (!(word & entry_bits::object)) {
+  if (!(word & (entry_bits::object | entry_bits::written_back))) {
     // Nothing to keep alive: fill outside the lock.
     e.unlock(word);
     return load_locked(core, word, value, out);
   }
   const int rc = load_locked(core, word, value, out);
-  e.unlock(word);
+  // The access stamps the entry (for idle and aged writeback); the pending
+  // mark of a writeback stays: the page did not change.
+  e.unlock(entry_bits::accessed(word, clock()));
   return rc;
 }
 
@@ -460,6 +477,12 @@ void PageStore::account(unsigned core, std::uint64_t word, std::int64_t sign) no
   }
   CoreCounters& c = cores_[core]->counters;
   CoreCounters::add(c.pages_stored, sign);
+  if (word & entry_bits::written_back) {
+    // As in kernel zram, a written-back page still counts in
+    // orig_data_size, but not in compr_data_size or huge_pages.
+    CoreCounters::add(c.written_back, sign);
+    return;
+  }
   if (word & entry_bits::same) {
     CoreCounters::add(c.same_pages, sign);
     return;
@@ -474,6 +497,11 @@ void PageStore::account(unsigned core, std::uint64_t word, std::int64_t sign) no
 }
 
 void PageStore::release(unsigned core, std::uint64_t word, std::uint64_t value) noexcept {
+  if ((word & entry_bits::written_back) && slots_) {
+    const BackingLocation at = BackingLocation::decode(value);
+    slots_->release(at.block, backing_sector_mask(at.sector, entry_bits::size_of(word)));
+    return;
+  }
   if (!(word & entry_bits::object)) {
     return;
   }

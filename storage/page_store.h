@@ -14,6 +14,7 @@
 #include "coblk/compress/codec.h"
 #include "coblk/runtime/memory_region.h"
 #include "coblk/runtime/result.h"
+#include "coblk/storage/backing_slots.h"
 #include "coblk/storage/compaction_policy.h"
 #include "coblk/storage/handle.h"
 #include "coblk/storage/memory_budget.h"
@@ -78,6 +79,43 @@ struct PageStoreConfig {
   /// memfds (memory_fds()) that a keeper process holds, so that attach()
   /// in a new server finds every stored page after this one died.
   runtime::MemoryKind memory = runtime::MemoryKind::anonymous;
+  /// Size of the backing tier in 4 KiB blocks; 0 = no backing tier. Pages
+  /// written back (writeback_prepare / writeback_commit) live there.
+  std::uint64_t backing_blocks = 0;
+  /// The backing tier's file or device, for the one synchronous read the
+  /// store itself makes: a partial write or zeroing of a written-back page
+  /// (never sent by a 4 KiB-block ublk device; see read_resident for the
+  /// asynchronous path). -1 = none (such a read then fails with -EIO).
+  int backing_fd = -1;
+  /// Most pages one writeback_prepare takes (kernel zram's
+  /// writeback_batch_size). 1..256.
+  std::uint32_t writeback_batch = 32;
+};
+
+/// Which pages a writeback takes (writeback_prepare).
+enum class WritebackKind : std::uint8_t {
+  idle,  ///< pages marked idle (mark_idle) and not accessed since
+  huge,  ///< pages stored raw because they did not compress (kernel zram's "huge" and "incompressible")
+  aged,  ///< pages not accessed for at least the given age (idle ones included)
+};
+
+/// A batch of pages writeback_prepare copied out, packed into whole 4 KiB
+/// blocks, for the caller to write to the backing tier.
+struct WritebackBatch {
+  std::uint32_t pages = 0;                ///< pages in the batch (0: nothing to write back now)
+  std::uint32_t block_count = 0;          ///< blocks to write
+  const std::uint64_t* blocks = nullptr;  ///< block number of each; block i's bytes are data + 4096 * i
+  const std::byte* data = nullptr;        ///< block_count * 4096 bytes, 4096-aligned (fit for O_DIRECT)
+  std::uint64_t entries_visited = 0;      ///< page entries looked at
+  bool wrapped = false;                   ///< the scan passed the end of the table and started again
+};
+
+/// A written-back page a read found (read_resident): the caller reads block
+/// `where.block` of the backing tier and passes it to finish_backing_read.
+struct BackingRead {
+  std::uint64_t word = 0;    ///< the entry's state word (size, algorithm, huge)
+  BackingLocation where;     ///< where the object lies
+  std::byte* out = nullptr;  ///< the 4 KiB of the caller's buffer it decodes into
 };
 
 /// Allocator figures summed over all arenas (fragmentation report).
@@ -226,6 +264,61 @@ class PageStore {
   /// yielding between steps, until it returns false.
   bool maybe_compact_step(unsigned core, const CompactionPolicy& policy);
 
+  // ---- The backing tier (page_store_tier.cc; docs/storage.md, "Backing tier").
+
+  /// Sets the store's clock, in seconds (any origin; it must not go
+  /// back). Every read and write stamps the page's entry with it; idle and
+  /// aged writeback compare against it. Any thread.
+  void set_clock(std::uint32_t seconds) noexcept { clock_s_.store(seconds, std::memory_order_relaxed); }
+  /// The store's clock.
+  std::uint32_t clock() const noexcept { return clock_s_.load(std::memory_order_relaxed); }
+
+  /// Marks idle the stored pages (in RAM or written back) whose last access
+  /// is at least `min_age_s` old, looking at up to steps.entries entries
+  /// from `*next` (advanced; 0 = start). Returns pages marked. Any access
+  /// clears a page's mark. Any core.
+  std::uint64_t mark_idle_step(unsigned core, std::uint32_t min_age_s, std::uint64_t& next) noexcept;
+
+  /// Starts a writeback on `core`: walks the page table from the core's
+  /// cursor (at most steps.entries entries, wrapping once) for up to
+  /// min(max_pages, writeback_batch) pages of `kind` whose objects live in
+  /// `core`'s arena (`min_age_s` for kind aged), copies their objects into
+  /// the core's batch buffer packed into claimed backing blocks, and marks
+  /// their entries writeback_pending. The caller writes the blocks, then
+  /// calls writeback_commit. One batch per core at a time; a prepare with a
+  /// batch outstanding returns an empty one. Without a backing tier, or
+  /// when it is full, the batch is empty.
+  WritebackBatch writeback_prepare(unsigned core, WritebackKind kind, std::uint32_t min_age_s,
+                                   std::uint32_t max_pages) noexcept;
+
+  /// Ends the batch `core` prepared. `written`: its blocks are on the
+  /// backing tier. Then every page still unchanged since prepare (its
+  /// pending mark intact) becomes written back and its object is freed;
+  /// pages changed meanwhile keep their new contents and their blocks'
+  /// sectors are freed. If not written, every page stays in RAM, the
+  /// sectors are freed and a write error is counted. Returns the pages
+  /// written back.
+  std::uint32_t writeback_commit(unsigned core, bool written) noexcept;
+
+  /// Reads like read(), except that a whole page found on the backing tier
+  /// is not read here: its block is pinned and a BackingRead is appended
+  /// to `misses` (`missed` counts them) for the caller to read
+  /// asynchronously and pass to finish_backing_read. Returns 0, or -EIO
+  /// (also when `misses` is too small: the caller sizes it to the request's
+  /// pages). On -EIO every pin taken is already released.
+  int read_resident(unsigned core, std::uint64_t offset, std::span<std::byte> out, std::span<BackingRead> misses,
+                    std::size_t& missed) noexcept;
+
+  /// Decodes a page read back from the backing tier into miss.out and
+  /// unpins its block. `block` is the 4096 bytes of miss.where.block, or
+  /// empty if the read failed (counted; returns -EIO). Returns 0 or -EIO.
+  int finish_backing_read(unsigned core, const BackingRead& miss, std::span<const std::byte> block) noexcept;
+
+  /// Kernel zram's bd_stat (any thread).
+  BdStat bd_stat() const noexcept;
+  /// The backing tier's figures (any thread).
+  TierStat tier_stat() const noexcept;
+
   /// Memory statistics (any thread; each figure is a relaxed sum).
   MmStat mm_stat() const noexcept;
   /// I/O statistics (any thread).
@@ -253,7 +346,8 @@ class PageStore {
   // Recovery, on a store built over attached memory (page_store_recovery.cc).
   Result<void> recover();
   // Sets the page statistics recovery counted in the entries.
-  void seed_page_counters(std::int64_t stored, std::int64_t same, std::int64_t huge, std::int64_t compr) noexcept;
+  void seed_page_counters(std::int64_t stored, std::int64_t same, std::int64_t huge, std::int64_t compr,
+                          std::int64_t written_back) noexcept;
   // Changes entry `index` (locked by `core`, holding `old_value`) to
   // (`word`, `value`) and unlocks it, crash-consistently (layout::Journal).
   void publish(unsigned core, std::uint64_t index, PageEntry& e, std::uint64_t old_value, std::uint64_t word,
@@ -277,6 +371,13 @@ class PageStore {
   int zero_range(unsigned core, std::uint64_t offset, std::uint64_t length) noexcept;
   void account(unsigned core, std::uint64_t word, std::int64_t sign) noexcept;
   void release(unsigned core, std::uint64_t word, std::uint64_t value) noexcept;
+  // Frees (and zeroes in the batch) the sectors from `next_sector` on of
+  // the batch's last block.
+  void release_tail(CoreState& cs, unsigned next_sector) noexcept;
+  int load_written_back(unsigned core, std::uint64_t word, std::uint64_t value, PageSpan out) noexcept;
+  int decode_object(unsigned core, std::uint64_t word, const std::byte* src, PageSpan out) noexcept;
+  // Recovery of written-back entries: marks their sectors (page_store_tier.cc).
+  Result<void> recover_written_back(std::uint64_t index, std::uint64_t word, std::uint64_t value) noexcept;
 
   const PageStoreConfig config_;
   const std::uint64_t page_count_;
@@ -290,6 +391,8 @@ class PageStore {
   std::unique_ptr<RemoteFrees> remote_frees_;
   std::vector<std::unique_ptr<CoreState>> cores_;
   std::atomic<std::uint64_t> bad_core_calls_{0};
+  std::unique_ptr<BackingSlots> slots_;  // null without a backing tier
+  std::atomic<std::uint32_t> clock_s_{0};
 };
 
 }  // namespace coblk::storage

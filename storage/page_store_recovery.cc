@@ -25,11 +25,13 @@ Result<void> PageStore::recover() {
   const unsigned cores = this->cores();
   const std::uint32_t raw_class = classes_.raw_class_index();
   std::vector<std::vector<ObjectArena::LiveObject>> live(cores);
-  std::int64_t stored = 0, same = 0, huge = 0, compr = 0;
-  // Known bits of a state word once the lock bits are off; idle and
-  // written_back are reserved (no server sets them yet), so they are corrupt.
-  constexpr std::uint64_t known =
-      entry_bits::same | entry_bits::object | entry_bits::huge | entry_bits::algorithm_mask | entry_bits::size_mask;
+  std::int64_t stored = 0, same = 0, huge = 0, compr = 0, written_back = 0;
+  // Known bits of a state word once the lock bits are off; anything else
+  // is corrupt.
+  constexpr std::uint64_t known = entry_bits::same | entry_bits::object | entry_bits::huge |
+                                  entry_bits::algorithm_mask | entry_bits::size_mask | entry_bits::idle |
+                                  entry_bits::written_back | entry_bits::writeback_pending | entry_bits::age_mask;
+  constexpr std::uint64_t stamps = entry_bits::idle | entry_bits::age_mask;
   for (std::uint64_t i = 0; i < page_count_; ++i) {
     PageEntry& e = entries_[i];
     const std::uint64_t raw = e.raw_word();
@@ -43,17 +45,28 @@ Result<void> PageStore::recover() {
         value = journals[holder].old_value.load(std::memory_order_relaxed);
       }
     }
-    const std::uint64_t word = raw & ~entry_bits::lock_state;
+    // A writeback in flight died with the server: its copy on the backing
+    // tier is unreferenced (its sectors stay free), the page stays in RAM.
+    const std::uint64_t word = raw & ~(entry_bits::lock_state | entry_bits::writeback_pending);
     if (word & ~known) {
       return Error(EIO, page_error(i, "has unknown flags"));
     }
     const bool is_same = (word & entry_bits::same) != 0;
     const bool is_object = (word & entry_bits::object) != 0;
-    if (is_same && is_object) {
-      return Error(EIO, page_error(i, "is both same-filled and an object"));
+    const bool is_written_back = (word & entry_bits::written_back) != 0;
+    if (int{is_same} + int{is_object} + int{is_written_back} > 1) {
+      return Error(EIO, page_error(i, "is more than one of same-filled, an object and written back"));
     }
-    if (!is_object && (word & ~entry_bits::same) != 0) {
+    if (!is_object && !is_written_back && (word & ~(entry_bits::same | stamps)) != 0) {
       return Error(EIO, page_error(i, "has object fields but no object"));
+    }
+    if (is_written_back) {
+      if (Result<void> marked = recover_written_back(i, word, value); !marked) {
+        return marked;
+      }
+      if (!(word & entry_bits::huge) && entry_bits::algorithm_of(word) != config_.codec.algorithm) {
+        return Error(EIO, page_error(i, "was compressed by another algorithm"));
+      }
     }
     if (is_object) {
       const std::uint32_t size = entry_bits::size_of(word);
@@ -73,10 +86,11 @@ Result<void> PageStore::recover() {
       compr += size;
       huge += is_huge ? 1 : 0;
     }
-    stored += (is_same || is_object) ? 1 : 0;
+    stored += (is_same || is_object || is_written_back) ? 1 : 0;
     same += is_same ? 1 : 0;
+    written_back += is_written_back ? 1 : 0;
     // An empty entry's value means nothing: make it 0.
-    e.reset(word, is_same || is_object ? value : 0);
+    e.reset(word, is_same || is_object || is_written_back ? value : 0);
   }
   for (unsigned c = 0; c < cores; ++c) {
     journals[c].entry_plus_one.store(0, std::memory_order_relaxed);
@@ -87,7 +101,7 @@ Result<void> PageStore::recover() {
       return rebuilt;
     }
   }
-  seed_page_counters(stored, same, huge, compr);
+  seed_page_counters(stored, same, huge, compr, written_back);
   return ok();
 }
 

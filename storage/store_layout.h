@@ -16,7 +16,7 @@ namespace coblk::storage::layout {
 inline constexpr char magic[8] = {'c', 'o', 'b', 'l', 'k', 'P', 'T', '\0'};
 /// Bumped whenever anything in this file, PageEntry's bits or the handle
 /// encoding changes: a server never reads memory made by another format.
-inline constexpr std::uint32_t version = 1;
+inline constexpr std::uint32_t version = 2;
 
 /// The first page of the table: what the store was made for. Recovery
 /// refuses memory whose header does not match its own configuration.
@@ -28,6 +28,7 @@ struct Header {
   std::uint32_t huge_threshold;  ///< compressed size from which pages are stored raw
   std::uint32_t algorithm;       ///< compress::Algorithm of every object
   std::uint64_t max_spans;       ///< span slots of each arena (sizes its memfd)
+  std::uint64_t backing_blocks;  ///< blocks of the backing tier written-back entries refer to (0 = none)
 };
 
 /// One core's journal of the entry it is changing. A core holds at most one

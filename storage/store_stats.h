@@ -32,6 +32,21 @@ struct IoStat {
   std::uint64_t notify_free = 0;    ///< pages freed by discard / write-zeroes
 };
 
+/// Kernel zram's bd_stat, in 4 KiB pages: the backing tier.
+struct BdStat {
+  std::uint64_t bd_count = 0;   ///< blocks on the backing tier holding written-back pages now
+  std::uint64_t bd_reads = 0;   ///< pages read back from the backing tier
+  std::uint64_t bd_writes = 0;  ///< pages written to the backing tier
+};
+
+/// The backing tier beyond bd_stat.
+struct TierStat {
+  std::uint64_t backing_blocks = 0;      ///< size of the backing tier in 4 KiB blocks (0 = none)
+  std::uint64_t written_back_pages = 0;  ///< pages whose data is on the backing tier now
+  std::uint64_t read_errors = 0;         ///< backing reads that failed (each gave -EIO)
+  std::uint64_t write_errors = 0;        ///< backing writes that failed (writeback then stops)
+};
+
 /// One core's counters. Each is written by that core alone, so it is
 /// updated with a relaxed load and store (no locked instruction, no shared
 /// cache line: the struct is cache-line aligned). Readers sum all cores with
@@ -49,6 +64,11 @@ struct alignas(runtime::cache_line_size) CoreCounters {
   std::atomic<std::int64_t> failed_writes{0};     ///< event count: IoStat::failed_writes
   std::atomic<std::int64_t> invalid_io{0};        ///< event count: IoStat::invalid_io
   std::atomic<std::int64_t> notify_free{0};       ///< event count: IoStat::notify_free
+  std::atomic<std::int64_t> written_back{0};      ///< gauge: TierStat::written_back_pages
+  std::atomic<std::int64_t> bd_reads{0};          ///< event count: BdStat::bd_reads
+  std::atomic<std::int64_t> bd_writes{0};         ///< event count: BdStat::bd_writes
+  std::atomic<std::int64_t> bd_read_errors{0};    ///< event count: TierStat::read_errors
+  std::atomic<std::int64_t> bd_write_errors{0};   ///< event count: TierStat::write_errors
 
   /// Adds `delta` to one of this struct's counters. Owner core only: a
   /// relaxed load and store, not a fetch_add, is exact only because no other

@@ -1,0 +1,46 @@
+// storage/page_store_core.h - PageStore's per-core state (internal: included by the store's .cc files only).
+#pragma once
+
+#include <cstdlib>
+#include <memory>
+
+#include "coblk/compress/codec.h"
+#include "coblk/storage/page_store.h"
+
+namespace coblk::storage {
+
+/// Everything one core of a PageStore uses on the I/O path, allocated up
+/// front. Touched by its core only (the counters are also read by others).
+struct PageStore::CoreState {
+  alignas(runtime::cache_line_size) std::byte page[compress::page_size];  // partial I/O: the page being modified/read
+  alignas(runtime::cache_line_size) std::byte compressed[compress::page_size];
+  std::unique_ptr<compress::Codec> codec;
+  CoreCounters counters;
+  // The compaction under way on this core (touched by the core only).
+  enum class Compaction : std::uint8_t { idle, selecting, moving, finishing, releasing };
+  Compaction compaction = Compaction::idle;
+  std::uint64_t next_entry = 0;        // moving: the next page entry to visit
+  std::uint64_t freed_pages = 0;       // releasing: pages of the emptied spans
+  std::uint64_t pages_to_release = 0;  // releasing: cached pages still to return
+  // The backing tier (page_store_tier.cc). The batch in flight: the pages
+  // copied out and the blocks claimed for them.
+  struct WritebackItem {
+    std::uint64_t index = 0;     // page entry
+    Handle handle = 0;           // its object when prepared
+    std::uint64_t location = 0;  // BackingLocation::encode() of the copy
+    std::uint32_t size = 0;      // the object's size
+  };
+  struct AlignedFree {
+    void operator()(std::byte* p) const noexcept { std::free(p); }
+  };
+  std::unique_ptr<std::byte, AlignedFree> batch_data;  // writeback_batch blocks, 4096-aligned
+  WritebackItem batch_items[256];
+  std::uint64_t batch_blocks[256];
+  std::uint32_t batch_pages = 0;
+  std::uint32_t batch_block_count = 0;
+  bool batch_outstanding = false;
+  std::uint64_t writeback_cursor = 0;  // next entry writeback_prepare looks at
+  std::unique_ptr<std::byte, AlignedFree> block;  // one backing block, for the synchronous read
+};
+
+}  // namespace coblk::storage

@@ -1,0 +1,338 @@
+// PageStore's backing tier: writeback of objects to 4 KiB blocks of a file
+// or device, reads of written-back pages, idle marks. See docs/storage.md,
+// "Backing tier". The store does no I/O of its own here except one
+// synchronous pread for a partial write to a written-back page: the caller
+// (the zram target) writes the batches and reads the misses with io_uring.
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "coblk/storage/page_store.h"
+#include "coblk/storage/page_store_core.h"
+
+namespace coblk::storage {
+
+namespace {
+
+constexpr std::uint64_t page_size = compress::page_size;
+constexpr unsigned sectors_per_block = 8;
+
+// Seconds since `word`'s last access; 0 if the stamp is in the future (a
+// clock of another origin after recovery).
+std::uint32_t age_of(std::uint64_t word, std::uint32_t now) noexcept {
+  const std::uint32_t at = entry_bits::access_time_of(word);
+  return at > now ? 0 : now - at;
+}
+
+bool wanted(WritebackKind kind, std::uint64_t word, std::uint32_t now, std::uint32_t min_age_s) noexcept {
+  switch (kind) {
+    case WritebackKind::huge:
+      return (word & entry_bits::huge) != 0;
+    case WritebackKind::idle:
+      return (word & entry_bits::idle) != 0;
+    case WritebackKind::aged:
+      return (word & entry_bits::idle) != 0 || age_of(word, now) >= min_age_s;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::uint64_t PageStore::mark_idle_step(unsigned core, std::uint32_t min_age_s, std::uint64_t& next) noexcept {
+  if (core >= cores_.size()) {
+    next = page_count_;
+    return 0;
+  }
+  const std::uint32_t now = clock();
+  std::uint64_t marked = 0;
+  const std::uint64_t end = page_count_ - std::min(next, page_count_) > config_.steps.entries
+                                ? next + config_.steps.entries
+                                : page_count_;
+  for (; next < end; ++next) {
+    PageEntry& e = entries_[next];
+    // A hint: the locked re-check decides.
+    const std::uint64_t hint = e.peek();
+    if (!(hint & entry_bits::present) || (hint & entry_bits::idle) || age_of(hint, now) < min_age_s) {
+      continue;
+    }
+    const std::uint64_t word = e.lock(core);
+    if ((word & entry_bits::present) && !(word & entry_bits::idle) && age_of(word, now) >= min_age_s) {
+      e.unlock(word | entry_bits::idle);
+      ++marked;
+    } else {
+      e.unlock(word);
+    }
+  }
+  return marked;
+}
+
+void PageStore::release_tail(CoreState& cs, unsigned next_sector) noexcept {
+  if (cs.batch_block_count == 0 || next_sector >= sectors_per_block) {
+    return;
+  }
+  // The unused end of the batch's last block: zeroed on the device (no
+  // stale bytes of this process reach it), free for other objects here.
+  std::byte* tail = cs.batch_data.get() + (cs.batch_block_count - 1) * page_size + next_sector * 512;
+  std::memset(tail, 0, (sectors_per_block - next_sector) * 512);
+  slots_->release(cs.batch_blocks[cs.batch_block_count - 1], static_cast<std::uint8_t>((0xffu << next_sector) & 0xffu));
+}
+
+WritebackBatch PageStore::writeback_prepare(unsigned core, WritebackKind kind, std::uint32_t min_age_s,
+                                            std::uint32_t max_pages) noexcept {
+  WritebackBatch batch;
+  if (!slots_ || core >= cores_.size() || cores_[core]->batch_outstanding) {
+    return batch;
+  }
+  CoreState& cs = *cores_[core];
+  const std::uint32_t limit = std::min(max_pages, config_.writeback_batch);
+  const std::uint32_t now = clock();
+  std::uint64_t i = cs.writeback_cursor;
+  unsigned next_sector = sectors_per_block;  // no block open yet
+  bool full = false;
+  for (std::uint64_t visited = 0; visited < config_.steps.entries && cs.batch_pages < limit && !full; ++visited, ++i) {
+    if (i >= page_count_) {
+      i = 0;
+      batch.wrapped = true;
+    }
+    ++batch.entries_visited;
+    PageEntry& e = entries_[i];
+    const std::uint64_t hint = e.peek();
+    if (!(hint & entry_bits::object) || (hint & entry_bits::writeback_pending) || !wanted(kind, hint, now, min_age_s)) {
+      continue;
+    }
+    const std::uint64_t word = e.lock(core);
+    const Handle handle = e.value;
+    // Only objects of this core's arena: commit frees them here, and no
+    // other core's compaction moves them while the batch is out.
+    if (!(word & entry_bits::object) || (word & entry_bits::writeback_pending) || !wanted(kind, word, now, min_age_s) ||
+        handle_core(handle) != core) {
+      e.unlock(word);
+      continue;
+    }
+    const std::uint32_t size = entry_bits::size_of(word);
+    const unsigned sectors = backing_sectors(size);
+    if (next_sector + sectors > sectors_per_block) {
+      const std::uint64_t block = cs.batch_block_count < config_.writeback_batch ? slots_->claim(core) : BackingSlots::no_block;
+      if (block == BackingSlots::no_block) {
+        e.unlock(word);
+        full = true;  // the backing tier is full: write what we have
+        break;
+      }
+      release_tail(cs, next_sector);
+      cs.batch_blocks[cs.batch_block_count++] = block;
+      next_sector = 0;
+    }
+    // Copied under the lock: once unlocked, the object may be freed (the
+    // page overwritten) and its memory reused; the copy stays ours.
+    std::byte* dst = cs.batch_data.get() + (cs.batch_block_count - 1) * page_size + next_sector * 512;
+    std::memcpy(dst, arenas_[core]->address(handle), size);
+    std::memset(dst + size, 0, sectors * 512 - size);
+    const BackingLocation at{cs.batch_blocks[cs.batch_block_count - 1], next_sector};
+    cs.batch_items[cs.batch_pages++] = {i, handle, at.encode(), size};
+    next_sector += sectors;
+    e.unlock(word | entry_bits::writeback_pending);
+  }
+  cs.writeback_cursor = i >= page_count_ ? 0 : i;
+  release_tail(cs, next_sector);
+  cs.batch_outstanding = cs.batch_pages != 0;
+  batch.pages = cs.batch_pages;
+  batch.block_count = cs.batch_block_count;
+  batch.blocks = cs.batch_blocks;
+  batch.data = cs.batch_data.get();
+  return batch;
+}
+
+std::uint32_t PageStore::writeback_commit(unsigned core, bool written) noexcept {
+  if (!slots_ || core >= cores_.size() || !cores_[core]->batch_outstanding) {
+    return 0;
+  }
+  CoreState& cs = *cores_[core];
+  std::uint32_t done = 0;
+  for (std::uint32_t k = 0; k < cs.batch_pages; ++k) {
+    const CoreState::WritebackItem& item = cs.batch_items[k];
+    PageEntry& e = entries_[item.index];
+    const std::uint64_t word = e.lock(core);
+    const std::uint64_t value = e.value;
+    // Any write, discard or recovery since prepare replaced the word
+    // without the pending mark; compaction keeps the mark but moves the
+    // object (another handle). Only an untouched page is switched, so the
+    // copy on the device is exactly the page's contents.
+    if (written && (word & entry_bits::writeback_pending) && (word & entry_bits::object) && value == item.handle) {
+      const std::uint64_t moved =
+          (word & ~(entry_bits::object | entry_bits::writeback_pending)) | entry_bits::written_back;
+      publish(core, item.index, e, value, moved, item.location);
+      account(core, word, -1);
+      account(core, moved, +1);
+      release(core, word, value);
+      ++done;
+      continue;
+    }
+    e.unlock(word & ~entry_bits::writeback_pending);
+    const BackingLocation at = BackingLocation::decode(item.location);
+    slots_->release(at.block, backing_sector_mask(at.sector, item.size));
+  }
+  CoreCounters::add(cs.counters.bd_writes, done);
+  if (!written) {
+    CoreCounters::add(cs.counters.bd_write_errors, 1);
+  }
+  cs.batch_pages = 0;
+  cs.batch_block_count = 0;
+  cs.batch_outstanding = false;
+  return done;
+}
+
+int PageStore::read_resident(unsigned core, std::uint64_t offset, std::span<std::byte> out,
+                             std::span<BackingRead> misses, std::size_t& missed) noexcept {
+  missed = 0;
+  if (!in_range(core, offset, out.size())) {
+    return -EIO;
+  }
+  CoreState& cs = *cores_[core];
+  auto fail = [&](int rc) {
+    for (std::size_t k = 0; k < missed; ++k) {
+      slots_->unpin(misses[k].where.block);
+    }
+    missed = 0;
+    CoreCounters::add(cs.counters.failed_reads, 1);
+    return rc;
+  };
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const std::uint64_t pos = offset + done;
+    const std::uint64_t index = pos / page_size;
+    const auto in_page = static_cast<std::size_t>(pos % page_size);
+    const std::size_t n = std::min<std::size_t>(page_size - in_page, out.size() - done);
+    if (n != page_size) {
+      // A partial page: read whole (a written-back one synchronously).
+      if (const int rc = read_page(core, index, PageSpan(cs.page, page_size)); rc != 0) {
+        return fail(rc);
+      }
+      std::memcpy(out.data() + done, cs.page + in_page, n);
+      done += n;
+      continue;
+    }
+    const PageSpan page(out.data() + done, page_size);
+    PageEntry& e = entries_[index];
+    const std::uint64_t word = e.lock(core);
+    if ((word & entry_bits::written_back) && slots_) {
+      if (missed == misses.size()) {
+        e.unlock(word);
+        return fail(-EIO);
+      }
+      const BackingLocation at = BackingLocation::decode(e.value);
+      // Pinned under the lock: see BackingSlots.
+      slots_->pin(at.block);
+      misses[missed++] = BackingRead{word, at, page.data()};
+      e.unlock(entry_bits::accessed(word, clock()));
+      done += n;
+      continue;
+    }
+    e.unlock(word);
+    // Not written back: the ordinary read (locks again; the page may have
+    // changed in between, and either version is a valid read).
+    if (const int rc = read_page(core, index, page); rc != 0) {
+      return fail(rc);
+    }
+    done += n;
+  }
+  return 0;
+}
+
+int PageStore::finish_backing_read(unsigned core, const BackingRead& miss, std::span<const std::byte> block) noexcept {
+  if (core >= cores_.size() || !slots_) {
+    return -EIO;
+  }
+  CoreState& cs = *cores_[core];
+  int rc = -EIO;
+  const std::uint32_t size = entry_bits::size_of(miss.word);
+  if (block.size() == page_size && miss.where.sector * 512 + size <= page_size) {
+    const std::byte* src = block.data() + miss.where.sector * 512;
+    if (src != miss.out) {
+      // Decoding from the caller's page into itself: copy the object out
+      // first (a raw page at sector 0 is already in place).
+      std::memcpy(cs.compressed, src, size);
+      src = cs.compressed;
+    }
+    rc = src == miss.out ? 0 : decode_object(core, miss.word, src, PageSpan(miss.out, page_size));
+    CoreCounters::add(cs.counters.bd_reads, 1);
+  }
+  // Unpinned after the bytes are used: the block may be reused at once.
+  slots_->unpin(miss.where.block);
+  if (rc != 0) {
+    CoreCounters::add(cs.counters.bd_read_errors, 1);
+    CoreCounters::add(cs.counters.failed_reads, 1);
+  }
+  return rc;
+}
+
+int PageStore::load_written_back(unsigned core, std::uint64_t word, std::uint64_t value, PageSpan out) noexcept {
+  CoreState& cs = *cores_[core];
+  const BackingLocation at = BackingLocation::decode(value);
+  if (config_.backing_fd < 0 || !cs.block) {
+    CoreCounters::add(cs.counters.bd_read_errors, 1);
+    return -EIO;
+  }
+  // Under the entry's lock, so the block cannot be reused meanwhile.
+  std::size_t got = 0;
+  while (got < page_size) {
+    const ssize_t n = ::pread(config_.backing_fd, cs.block.get() + got, page_size - got,
+                              static_cast<off_t>(at.block * page_size + got));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      CoreCounters::add(cs.counters.bd_read_errors, 1);
+      return -EIO;
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  CoreCounters::add(cs.counters.bd_reads, 1);
+  return decode_object(core, word, cs.block.get() + at.sector * 512, out);
+}
+
+Result<void> PageStore::recover_written_back(std::uint64_t index, std::uint64_t word, std::uint64_t value) noexcept {
+  const std::uint32_t size = entry_bits::size_of(word);
+  const bool is_huge = (word & entry_bits::huge) != 0;
+  const BackingLocation at = BackingLocation::decode(value);
+  if (!slots_) {
+    return Error(EIO, "page " + std::to_string(index) + " of the saved store is written back, but there is no backing tier");
+  }
+  if ((is_huge ? size != page_size : (size == 0 || size >= config_.huge_threshold)) ||
+      at.sector + backing_sectors(size) > sectors_per_block) {
+    return Error(EIO, "page " + std::to_string(index) + " of the saved store records an impossible written-back object");
+  }
+  if (!slots_->mark(at.block, backing_sector_mask(at.sector, size))) {
+    return Error(EIO, "page " + std::to_string(index) + " of the saved store refers to backing block " +
+                          std::to_string(at.block) + ", beyond the tier or claimed twice");
+  }
+  return ok();
+}
+
+BdStat PageStore::bd_stat() const noexcept {
+  BdStat s;
+  for (const auto& cs : cores_) {
+    s.bd_reads += static_cast<std::uint64_t>(cs->counters.bd_reads.load(std::memory_order_relaxed));
+    s.bd_writes += static_cast<std::uint64_t>(cs->counters.bd_writes.load(std::memory_order_relaxed));
+  }
+  s.bd_count = slots_ ? slots_->used_blocks() : 0;
+  return s;
+}
+
+TierStat PageStore::tier_stat() const noexcept {
+  TierStat s;
+  std::int64_t written_back = 0;
+  for (const auto& cs : cores_) {
+    written_back += cs->counters.written_back.load(std::memory_order_relaxed);
+    s.read_errors += static_cast<std::uint64_t>(cs->counters.bd_read_errors.load(std::memory_order_relaxed));
+    s.write_errors += static_cast<std::uint64_t>(cs->counters.bd_write_errors.load(std::memory_order_relaxed));
+  }
+  s.written_back_pages = written_back < 0 ? 0 : static_cast<std::uint64_t>(written_back);
+  s.backing_blocks = config_.backing_blocks;
+  return s;
+}
+
+}  // namespace coblk::storage
