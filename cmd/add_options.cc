@@ -63,6 +63,11 @@ po::options_description add_description() {
     ("zero-copy", "data path: request pages become io_uring fixed buffers (loop only)")
     ("algorithm", po::value<std::string>()->value_name("ALG"), "zram: lz4 | lz4:ACCEL | zstd | zstd:LEVEL (default lz4)")
     ("mem-limit", po::value<std::string>()->value_name("SIZE"), "zram: most memory for compressed data (default: no limit)")
+    ("backing", po::value<std::string>()->value_name("PATH"), "zram: file or block device (e.g. /dev/zram0) that raw and cold pages are written back to")
+    ("writeback-high", po::value<std::string>()->value_name("PCT"), "zram --backing: start writing back at this % of --mem-limit (default 90)")
+    ("writeback-low", po::value<std::string>()->value_name("PCT"), "zram --backing: ... until stored data is under this % (default 70)")
+    ("writeback-age", po::value<std::string>()->value_name("SECONDS"), "zram --backing: also write back pages idle this long (default: off)")
+    ("writeback-limit", po::value<std::string>()->value_name("SIZE"), "zram --backing: most bytes ever written back (default: no limit)")
     ("recovery", "keep the device (and, for ram and zram, its data) when the server dies; a keeper process restarts it")
     ("no-restart", "with --recovery: leave a device whose server died quiesced, for `coblk recover`")
     ("max-restarts", po::value<std::string>()->value_name("N"), "with --recovery: give up after N restarts within 60 s (default 5)")
@@ -87,20 +92,24 @@ bool parse_target(const std::string& text, TargetKind& out) {
 }
 
 // Replaces `file` by its canonical absolute path (symbolic links resolved),
-// in `file` and in the recorded arguments; empty string on success.
-std::string make_absolute(std::string& file, std::vector<std::string>& args) {
+// in `file` and in the recorded arguments (option --`long_name`, or -`short_name`
+// when not 0); empty string on success.
+std::string make_absolute(std::string& file, std::vector<std::string>& args, const std::string& long_name = "file",
+                          char short_name = 'f') {
   char* resolved = ::realpath(file.c_str(), nullptr);
   if (resolved == nullptr) return "cannot resolve backing file '" + file + "': " + std::strerror(errno);
   const std::string absolute = resolved;
   std::free(resolved);
+  const std::string long_option = "--" + long_name;
+  const std::string short_option = short_name == 0 ? std::string() : std::string("-") + short_name;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string& a = args[i];
-    if ((a == "-f" || a == "--file") && i + 1 < args.size()) {
+    if ((a == long_option || (!short_option.empty() && a == short_option)) && i + 1 < args.size()) {
       args[++i] = absolute;
-    } else if (a.rfind("--file=", 0) == 0) {
-      a = "--file=" + absolute;
-    } else if (a.size() > 2 && a.rfind("-f", 0) == 0 && a[1] == 'f') {
-      a = "-f" + absolute;
+    } else if (a.rfind(long_option + "=", 0) == 0) {
+      a = long_option + "=" + absolute;
+    } else if (!short_option.empty() && a.size() > 2 && a.rfind(short_option, 0) == 0) {
+      a = short_option + absolute;
     }
   }
   file = absolute;
@@ -278,6 +287,38 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   if (o.target != TargetKind::zram) {
     if (given("algorithm")) return fail("--algorithm is only valid with -t zram");
     if (given("mem-limit")) return fail("--mem-limit is only valid with -t zram");
+    if (given("backing")) return fail("--backing is only valid with -t zram (a loop device's file is -f)");
+  }
+  for (const char* option : {"writeback-high", "writeback-low", "writeback-age", "writeback-limit"}) {
+    if (given(option) && !given("backing")) return fail(std::string("--") + option + " is only valid with --backing");
+  }
+  if (given("backing")) {
+    o.backing = text("backing");
+    if (o.backing.empty()) return fail("--backing needs a path");
+    if (std::string e = make_absolute(o.backing, o.args, "backing", 0); !e.empty()) return fail(e);
+    int64_t pct = 0;
+    if (given("writeback-high")) {
+      if (!parse_bounded(text("writeback-high"), "--writeback-high", 1, 100, pct, out.error)) return out;
+      o.writeback_high = static_cast<unsigned>(pct);
+    }
+    if (given("writeback-low")) {
+      if (!parse_bounded(text("writeback-low"), "--writeback-low", 0, 99, pct, out.error)) return out;
+      o.writeback_low = static_cast<unsigned>(pct);
+    }
+    if (o.writeback_low >= o.writeback_high)
+      return fail("--writeback-low (" + std::to_string(o.writeback_low) + ") must be below --writeback-high (" +
+                  std::to_string(o.writeback_high) + ")");
+    if (given("writeback-age")) {
+      if (!parse_bounded(text("writeback-age"), "--writeback-age", 1, 100L * 365 * 86400, pct, out.error)) return out;
+      o.writeback_age_s = static_cast<uint64_t>(pct);
+    }
+    if (given("writeback-limit")) {
+      const ParsedSize p = parse_size(text("writeback-limit"));
+      if (!p) return fail("--writeback-limit: " + p.error);
+      if (p.bytes < kPageSize)
+        return fail("--writeback-limit must be at least 4K, not '" + text("writeback-limit") + "'");
+      o.writeback_limit = p.bytes;
+    }
   }
 
   if (given("algorithm")) {

@@ -45,6 +45,11 @@ struct AddOptions {
   /// "lz4:8", "zstd", "zstd:-5"), validated by compress::parse_codec_spec.
   std::string algorithm = "lz4";
   uint64_t mem_limit = 0;         ///< zram: bytes of compressed memory allowed, 0 = no limit
+  std::string backing;            ///< zram: backing tier (absolute path), "" = none
+  unsigned writeback_high = 90;   ///< zram: % of mem_limit where automatic writeback starts
+  unsigned writeback_low = 70;    ///< zram: % of mem_limit it writes back down to
+  uint64_t writeback_age_s = 0;   ///< zram: write back pages idle this many seconds, 0 = off
+  uint64_t writeback_limit = 0;   ///< zram: most bytes ever written back, 0 = no limit
   std::vector<std::string> args;  ///< the arguments as given (kept for `coblk recover`)
 };
 

@@ -23,6 +23,8 @@ constexpr Command kCommands[] = {
     {"features", coblk::cmd::run_features, "print the kernel's ublk features"},
     {"recover", coblk::cmd::run_recover, "restart the server of a device whose server died: recover -n ID"},
     {"stats", coblk::cmd::run_stats, "zram statistics: stats [-n ID] [--json]"},
+    {"writeback", coblk::cmd::run_writeback, "write zram pages to the backing tier: writeback -n ID --type T"},
+    {"idle", coblk::cmd::run_idle, "mark zram pages idle: idle -n ID [--age S]"},
 };
 
 void print_usage(std::ostream& out) {
@@ -39,7 +41,8 @@ void print_usage(std::ostream& out) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "coblk: missing command (add, del, list, features, recover, stats; see coblk --help)\n";
+    std::cerr
+        << "coblk: missing command (add, del, list, features, recover, stats, writeback, idle; see coblk --help)\n";
     return coblk::cmd::kExitUsage;
   }
   const std::string name = argv[1];
@@ -62,6 +65,7 @@ int main(int argc, char** argv) {
       }
     }
   }
-  std::cerr << "coblk: unknown command '" << name << "' (add, del, list, features, recover, stats; see coblk --help)\n";
+  std::cerr << "coblk: unknown command '" << name
+            << "' (add, del, list, features, recover, stats, writeback, idle; see coblk --help)\n";
   return coblk::cmd::kExitUsage;
 }

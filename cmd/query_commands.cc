@@ -109,6 +109,15 @@ StatsFields read_stats_fields(uint32_t dev_id) {
   add("failed_writes", s->io.failed_writes);
   add("invalid_io", s->io.invalid_io);
   add("notify_free", s->io.notify_free);
+  add("bd_count", s->bd.bd_count);
+  add("bd_reads", s->bd.bd_reads);
+  add("bd_writes", s->bd.bd_writes);
+  add("backing_blocks", s->tier.backing_blocks);
+  add("written_back_pages", s->tier.written_back_pages);
+  add("backing_read_errors", s->tier.read_errors);
+  add("backing_write_errors", s->tier.write_errors);
+  out.emplace_back("tier_state", json_quote(ublk::tier_state_name(s->tier_state)));
+  if (s->writeback_budget != UINT64_MAX) add("writeback_budget_pages", s->writeback_budget);
 #else
   (void)dev_id;
 #endif
@@ -272,22 +281,35 @@ int run_stats(const std::vector<std::string>& args) {
   // zramctl's columns and meanings: DATA orig_data_size, COMPR
   // compr_data_size, ZERO-PAGES same_pages, TOTAL mem_used_total, MEM-USED
   // mem_used_max (the peak), COMP-RATIO DATA/TOTAL.
+  // With a backing tier: WRITTEN-BACK (bd_count blocks x 4 KiB on the
+  // tier) and TIER (its state); columns shown only when a device has one.
   Table rows{
       {"NAME", "DISKSIZE", "DATA", "COMPR", "ALGORITHM", "ZERO-PAGES", "TOTAL", "MEM-LIMIT", "MEM-USED", "COMP-RATIO"}};
 #if COBLK_HAVE_ZRAM
+  bool any_tier = false;
   for (const auto& r : records) {
     const std::string name = ublk::block_device_path(r.dev_id);
     const auto s = ublk::read_zram_stats(stats_path(r.dev_id));
     if (!s) {
-      rows.push_back({name, human_size(r.size_bytes), "-", "-", r.compression, "-", "-", "-", "-", "-"});
+      rows.push_back({name, human_size(r.size_bytes), "-", "-", r.compression, "-", "-", "-", "-", "-", "-", "-"});
       continue;
     }
-    char ratio[32];
-    std::snprintf(ratio, sizeof(ratio), "%.2f",
-                  s->mm.mem_used_total ? static_cast<double>(s->mm.orig_data_size) / s->mm.mem_used_total : 0.0);
+    // Nothing stored: no ratio to speak of.
+    char ratio[32] = "-";
+    if (s->mm.mem_used_total != 0)
+      std::snprintf(ratio, sizeof(ratio), "%.2f", static_cast<double>(s->mm.orig_data_size) / s->mm.mem_used_total);
+    any_tier = any_tier || s->tier_state != ublk::TierState::none;
     rows.push_back({name, human_size(s->disksize), human_size(s->mm.orig_data_size), human_size(s->mm.compr_data_size),
                     s->algorithm, std::to_string(s->mm.same_pages), human_size(s->mm.mem_used_total),
-                    human_size(s->mm.mem_limit), human_size(s->mm.mem_used_max), ratio});
+                    human_size(s->mm.mem_limit), human_size(s->mm.mem_used_max), ratio,
+                    s->tier_state == ublk::TierState::none ? "-" : human_size(s->bd.bd_count * 4096),
+                    ublk::tier_state_name(s->tier_state)});
+  }
+  if (any_tier) {
+    rows[0].push_back("WRITTEN-BACK");
+    rows[0].push_back("TIER");
+  } else {
+    for (auto& row : rows) row.resize(rows[0].size());
   }
 #endif
   print_table(rows);

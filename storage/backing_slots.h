@@ -20,9 +20,7 @@ struct BackingLocation {
   /// The encoding kept in a page entry's value.
   std::uint64_t encode() const noexcept { return block * 8 + sector; }
   /// The location an entry's value names.
-  static BackingLocation decode(std::uint64_t value) noexcept {
-    return {value / 8, static_cast<unsigned>(value % 8)};
-  }
+  static BackingLocation decode(std::uint64_t value) noexcept { return {value / 8, static_cast<unsigned>(value % 8)}; }
 };
 
 /// Sectors (bytes / 512, rounded up) an object of `size` bytes occupies.

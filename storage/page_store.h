@@ -371,9 +371,8 @@ class PageStore {
   int zero_range(unsigned core, std::uint64_t offset, std::uint64_t length) noexcept;
   void account(unsigned core, std::uint64_t word, std::int64_t sign) noexcept;
   void release(unsigned core, std::uint64_t word, std::uint64_t value) noexcept;
-  // Frees (and zeroes in the batch) the sectors from `next_sector` on of
-  // the batch's last block.
-  void release_tail(CoreState& cs, unsigned next_sector) noexcept;
+  // Frees (and zeroes in the batch) the unused sectors of the batch's blocks.
+  void release_tails(CoreState& cs) noexcept;
   int load_written_back(unsigned core, std::uint64_t word, std::uint64_t value, PageSpan out) noexcept;
   int decode_object(unsigned core, std::uint64_t word, const std::byte* src, PageSpan out) noexcept;
   // Recovery of written-back entries: marks their sectors (page_store_tier.cc).

@@ -36,10 +36,11 @@ struct PageStore::CoreState {
   std::unique_ptr<std::byte, AlignedFree> batch_data;  // writeback_batch blocks, 4096-aligned
   WritebackItem batch_items[256];
   std::uint64_t batch_blocks[256];
+  std::uint8_t batch_sectors_used[256];  // sectors of each batch block taken, from its start
   std::uint32_t batch_pages = 0;
   std::uint32_t batch_block_count = 0;
   bool batch_outstanding = false;
-  std::uint64_t writeback_cursor = 0;  // next entry writeback_prepare looks at
+  std::uint64_t writeback_cursor = 0;             // next entry writeback_prepare looks at
   std::unique_ptr<std::byte, AlignedFree> block;  // one backing block, for the synchronous read
 };
 

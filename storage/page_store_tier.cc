@@ -49,9 +49,8 @@ std::uint64_t PageStore::mark_idle_step(unsigned core, std::uint32_t min_age_s, 
   }
   const std::uint32_t now = clock();
   std::uint64_t marked = 0;
-  const std::uint64_t end = page_count_ - std::min(next, page_count_) > config_.steps.entries
-                                ? next + config_.steps.entries
-                                : page_count_;
+  const std::uint64_t end =
+      page_count_ - std::min(next, page_count_) > config_.steps.entries ? next + config_.steps.entries : page_count_;
   for (; next < end; ++next) {
     PageEntry& e = entries_[next];
     // A hint: the locked re-check decides.
@@ -70,15 +69,17 @@ std::uint64_t PageStore::mark_idle_step(unsigned core, std::uint32_t min_age_s, 
   return marked;
 }
 
-void PageStore::release_tail(CoreState& cs, unsigned next_sector) noexcept {
-  if (cs.batch_block_count == 0 || next_sector >= sectors_per_block) {
-    return;
+void PageStore::release_tails(CoreState& cs) noexcept {
+  for (std::uint32_t k = 0; k < cs.batch_block_count; ++k) {
+    const unsigned used = cs.batch_sectors_used[k];
+    if (used >= sectors_per_block) {
+      continue;
+    }
+    // The unused end of the block: zeroed on the device (no stale bytes
+    // of this process reach it), free for other objects here.
+    std::memset(cs.batch_data.get() + k * page_size + used * 512, 0, (sectors_per_block - used) * 512);
+    slots_->release(cs.batch_blocks[k], static_cast<std::uint8_t>((0xffu << used) & 0xffu));
   }
-  // The unused end of the batch's last block: zeroed on the device (no
-  // stale bytes of this process reach it), free for other objects here.
-  std::byte* tail = cs.batch_data.get() + (cs.batch_block_count - 1) * page_size + next_sector * 512;
-  std::memset(tail, 0, (sectors_per_block - next_sector) * 512);
-  slots_->release(cs.batch_blocks[cs.batch_block_count - 1], static_cast<std::uint8_t>((0xffu << next_sector) & 0xffu));
 }
 
 WritebackBatch PageStore::writeback_prepare(unsigned core, WritebackKind kind, std::uint32_t min_age_s,
@@ -91,7 +92,6 @@ WritebackBatch PageStore::writeback_prepare(unsigned core, WritebackKind kind, s
   const std::uint32_t limit = std::min(max_pages, config_.writeback_batch);
   const std::uint32_t now = clock();
   std::uint64_t i = cs.writeback_cursor;
-  unsigned next_sector = sectors_per_block;  // no block open yet
   bool full = false;
   for (std::uint64_t visited = 0; visited < config_.steps.entries && cs.batch_pages < limit && !full; ++visited, ++i) {
     if (i >= page_count_) {
@@ -115,29 +115,37 @@ WritebackBatch PageStore::writeback_prepare(unsigned core, WritebackKind kind, s
     }
     const std::uint32_t size = entry_bits::size_of(word);
     const unsigned sectors = backing_sectors(size);
-    if (next_sector + sectors > sectors_per_block) {
-      const std::uint64_t block = cs.batch_block_count < config_.writeback_batch ? slots_->claim(core) : BackingSlots::no_block;
+    // First fit among the batch's blocks, so that small objects fill the
+    // ends that larger ones left; else a new block.
+    std::uint32_t k = 0;
+    while (k < cs.batch_block_count && cs.batch_sectors_used[k] + sectors > sectors_per_block) {
+      ++k;
+    }
+    if (k == cs.batch_block_count) {
+      const std::uint64_t block =
+          cs.batch_block_count < config_.writeback_batch ? slots_->claim(core) : BackingSlots::no_block;
       if (block == BackingSlots::no_block) {
         e.unlock(word);
-        full = true;  // the backing tier is full: write what we have
+        full = true;  // the batch or the backing tier is full: write what we have
         break;
       }
-      release_tail(cs, next_sector);
-      cs.batch_blocks[cs.batch_block_count++] = block;
-      next_sector = 0;
+      cs.batch_blocks[k] = block;
+      cs.batch_sectors_used[k] = 0;
+      ++cs.batch_block_count;
     }
+    const unsigned sector = cs.batch_sectors_used[k];
     // Copied under the lock: once unlocked, the object may be freed (the
     // page overwritten) and its memory reused; the copy stays ours.
-    std::byte* dst = cs.batch_data.get() + (cs.batch_block_count - 1) * page_size + next_sector * 512;
+    std::byte* dst = cs.batch_data.get() + k * page_size + sector * 512;
     std::memcpy(dst, arenas_[core]->address(handle), size);
     std::memset(dst + size, 0, sectors * 512 - size);
-    const BackingLocation at{cs.batch_blocks[cs.batch_block_count - 1], next_sector};
+    const BackingLocation at{cs.batch_blocks[k], sector};
     cs.batch_items[cs.batch_pages++] = {i, handle, at.encode(), size};
-    next_sector += sectors;
+    cs.batch_sectors_used[k] = static_cast<std::uint8_t>(sector + sectors);
     e.unlock(word | entry_bits::writeback_pending);
   }
   cs.writeback_cursor = i >= page_count_ ? 0 : i;
-  release_tail(cs, next_sector);
+  release_tails(cs);
   cs.batch_outstanding = cs.batch_pages != 0;
   batch.pages = cs.batch_pages;
   batch.block_count = cs.batch_block_count;
@@ -251,13 +259,14 @@ int PageStore::finish_backing_read(unsigned core, const BackingRead& miss, std::
   const std::uint32_t size = entry_bits::size_of(miss.word);
   if (block.size() == page_size && miss.where.sector * 512 + size <= page_size) {
     const std::byte* src = block.data() + miss.where.sector * 512;
-    if (src != miss.out) {
-      // Decoding from the caller's page into itself: copy the object out
-      // first (a raw page at sector 0 is already in place).
+    if (src == miss.out && (miss.word & entry_bits::huge)) {
+      rc = 0;  // a raw page read into its place: nothing to decode
+    } else {
+      // The block may have been read into the caller's page itself: copy
+      // the object out before decoding into that page.
       std::memcpy(cs.compressed, src, size);
-      src = cs.compressed;
+      rc = decode_object(core, miss.word, cs.compressed, PageSpan(miss.out, page_size));
     }
-    rc = src == miss.out ? 0 : decode_object(core, miss.word, src, PageSpan(miss.out, page_size));
     CoreCounters::add(cs.counters.bd_reads, 1);
   }
   // Unpinned after the bytes are used: the block may be reused at once.
@@ -299,11 +308,13 @@ Result<void> PageStore::recover_written_back(std::uint64_t index, std::uint64_t 
   const bool is_huge = (word & entry_bits::huge) != 0;
   const BackingLocation at = BackingLocation::decode(value);
   if (!slots_) {
-    return Error(EIO, "page " + std::to_string(index) + " of the saved store is written back, but there is no backing tier");
+    return Error(EIO,
+                 "page " + std::to_string(index) + " of the saved store is written back, but there is no backing tier");
   }
   if ((is_huge ? size != page_size : (size == 0 || size >= config_.huge_threshold)) ||
       at.sector + backing_sectors(size) > sectors_per_block) {
-    return Error(EIO, "page " + std::to_string(index) + " of the saved store records an impossible written-back object");
+    return Error(EIO,
+                 "page " + std::to_string(index) + " of the saved store records an impossible written-back object");
   }
   if (!slots_->mark(at.block, backing_sector_mask(at.sector, size))) {
     return Error(EIO, "page " + std::to_string(index) + " of the saved store refers to backing block " +

@@ -1,6 +1,7 @@
 #include "coblk/ublk/zram_stats.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -10,13 +11,14 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <utility>
 
 namespace coblk::ublk {
 
 namespace {
 
-constexpr std::uint64_t stats_magic = 0x636f626c6b7a7231ull;  // "coblkzr1"
+constexpr std::uint64_t stats_magic = 0x636f626c6b7a7232ull;  // "coblkzr2"
 
 // The layout in the shared file. Every field is an atomic word so that the
 // reader's copy during a concurrent publish is a race on atomics (defined),
@@ -24,10 +26,26 @@ constexpr std::uint64_t stats_magic = 0x636f626c6b7a7231ull;  // "coblkzr1"
 struct SharedLayout {
   std::atomic<std::uint64_t> magic;
   std::atomic<std::uint64_t> sequence;  // odd while a publish is under way
-  std::atomic<std::uint64_t> words[24];
+  std::atomic<std::uint64_t> words[32];
   std::atomic<std::uint64_t> algorithm[4];  // up to 31 chars, NUL-terminated
 };
-static_assert(sizeof(SharedLayout) <= 4096);
+static_assert(sizeof(SharedLayout) <= 2048);
+
+// The command slot, at command_offset: written by one client at a time
+// (flock), read and answered by the server. A client writes the command,
+// then request = done + 1 (release); the server sees request != done
+// (acquire), runs it, writes the result, then done = request (release).
+struct CommandSlot {
+  std::atomic<std::uint64_t> request;
+  std::atomic<std::uint64_t> kind;
+  std::atomic<std::uint64_t> arg;
+  std::atomic<std::uint64_t> max_pages;
+  std::atomic<std::uint64_t> done;
+  std::atomic<std::uint64_t> error;
+  std::atomic<std::uint64_t> count;
+};
+constexpr std::size_t command_offset = 2048;
+static_assert(command_offset + sizeof(CommandSlot) <= 4096);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "shared mapping needs address-free atomics");
 
 enum Word : unsigned {
@@ -46,6 +64,15 @@ enum Word : unsigned {
   notify_free,
   disksize,
   updated_ns,
+  bd_count,
+  bd_reads,
+  bd_writes,
+  backing_blocks,
+  written_back_pages,
+  bd_read_errors,
+  bd_write_errors,
+  tier_state,
+  writeback_budget,
 };
 
 // Where the sequence word lies in the file: right after the magic.
@@ -152,10 +179,30 @@ void ZramStatsPublisher::publish(const ZramStats& s) noexcept {
   // so a reader that copies a changed field also sees seq+1 (or later).
   std::atomic_thread_fence(std::memory_order_release);
   const std::uint64_t values[] = {
-      s.mm.orig_data_size,   s.mm.compr_data_size, s.mm.mem_used_total,  s.mm.mem_limit,
-      s.mm.mem_used_max,     s.mm.same_pages,      s.mm.pages_compacted, s.mm.huge_pages,
-      s.mm.huge_pages_since, s.io.failed_reads,    s.io.failed_writes,   s.io.invalid_io,
-      s.io.notify_free,      s.disksize,           s.updated_ns,
+      s.mm.orig_data_size,
+      s.mm.compr_data_size,
+      s.mm.mem_used_total,
+      s.mm.mem_limit,
+      s.mm.mem_used_max,
+      s.mm.same_pages,
+      s.mm.pages_compacted,
+      s.mm.huge_pages,
+      s.mm.huge_pages_since,
+      s.io.failed_reads,
+      s.io.failed_writes,
+      s.io.invalid_io,
+      s.io.notify_free,
+      s.disksize,
+      s.updated_ns,
+      s.bd.bd_count,
+      s.bd.bd_reads,
+      s.bd.bd_writes,
+      s.tier.backing_blocks,
+      s.tier.written_back_pages,
+      s.tier.read_errors,
+      s.tier.write_errors,
+      static_cast<std::uint64_t>(s.tier_state),
+      s.writeback_budget,
   };
   for (unsigned i = 0; i < sizeof(values) / sizeof(values[0]); ++i) {
     shared->words[i].store(values[i], std::memory_order_relaxed);
@@ -189,7 +236,7 @@ Result<ZramStats> read_zram_stats(const std::string& path) {
   struct Copy {
     std::uint64_t magic;
     std::uint64_t sequence;
-    std::uint64_t words[24];
+    std::uint64_t words[32];
     std::uint64_t algorithm[4];
   };
   static_assert(sizeof(Copy) == sizeof(SharedLayout));
@@ -226,12 +273,103 @@ Result<ZramStats> read_zram_stats(const std::string& path) {
   s.mm = storage::MmStat{w[orig_data_size], w[compr_data_size], w[mem_used_total], w[mem_limit],       w[mem_used_max],
                          w[same_pages],     w[pages_compacted], w[huge_pages],     w[huge_pages_since]};
   s.io = storage::IoStat{w[failed_reads], w[failed_writes], w[invalid_io], w[notify_free]};
+  s.bd = storage::BdStat{w[bd_count], w[bd_reads], w[bd_writes]};
+  s.tier = storage::TierStat{w[backing_blocks], w[written_back_pages], w[bd_read_errors], w[bd_write_errors]};
+  s.tier_state = w[tier_state] <= 3 ? static_cast<TierState>(w[tier_state]) : TierState::none;
+  s.writeback_budget = w[writeback_budget];
   s.disksize = w[disksize];
   s.updated_ns = w[updated_ns];
   char name[33] = {};
   std::memcpy(name, alg, 32);
   s.algorithm = name;
   return s;
+}
+
+const char* tier_state_name(TierState s) noexcept {
+  switch (s) {
+    case TierState::none:
+      return "-";
+    case TierState::active:
+      return "active";
+    case TierState::failed:
+      return "failed";
+    case TierState::limit_spent:
+      return "limit";
+  }
+  return "?";
+}
+
+bool ZramStatsPublisher::pending_command(ZramCommand& out) const noexcept {
+  const auto* slot = reinterpret_cast<const CommandSlot*>(static_cast<const char*>(map_) + command_offset);
+  // Acquire: pairs with the client's release store of request, so the
+  // command words it wrote first are visible.
+  const std::uint64_t request = slot->request.load(std::memory_order_acquire);
+  if (request == slot->done.load(std::memory_order_relaxed)) {
+    return false;
+  }
+  out.kind = static_cast<ZramCommand::Kind>(slot->kind.load(std::memory_order_relaxed));
+  out.arg = slot->arg.load(std::memory_order_relaxed);
+  out.max_pages = slot->max_pages.load(std::memory_order_relaxed);
+  return true;
+}
+
+void ZramStatsPublisher::answer_command(const ZramCommandResult& result) noexcept {
+  auto* slot = reinterpret_cast<CommandSlot*>(static_cast<char*>(map_) + command_offset);
+  slot->error.store(static_cast<std::uint64_t>(result.error), std::memory_order_relaxed);
+  slot->count.store(result.count, std::memory_order_relaxed);
+  // Release: the result is visible before the client sees done move.
+  slot->done.store(slot->request.load(std::memory_order_relaxed), std::memory_order_release);
+}
+
+Result<ZramCommandResult> send_zram_command(const std::string& path, const ZramCommand& command, int timeout_ms) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    return Error::from_errno(errno, path);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != 4096) {
+    ::close(fd);
+    return Error(EINVAL, path + ": not a coblk zram stats file");
+  }
+  // One client at a time: the slot holds one command.
+  while (::flock(fd, LOCK_EX) != 0 && errno == EINTR) {}
+  void* map = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) {
+    const int err = errno;
+    ::close(fd);
+    return Error::from_errno(err, "cannot map " + path);
+  }
+  auto* layout = static_cast<SharedLayout*>(map);
+  auto* slot = reinterpret_cast<CommandSlot*>(static_cast<char*>(map) + command_offset);
+  Result<ZramCommandResult> answer =
+      Error(ETIMEDOUT, path + ": the device's server did not answer in " + std::to_string(timeout_ms / 1000) + " s");
+  if (layout->magic.load(std::memory_order_acquire) != stats_magic) {
+    answer = Error(EINVAL, path + ": not a coblk zram stats file");
+  } else {
+    const std::uint64_t ticket = slot->done.load(std::memory_order_acquire) + 1;
+    slot->kind.store(static_cast<std::uint64_t>(command.kind), std::memory_order_relaxed);
+    slot->arg.store(command.arg, std::memory_order_relaxed);
+    slot->max_pages.store(command.max_pages, std::memory_order_relaxed);
+    // Release: the command is visible before the request that names it.
+    slot->request.store(ticket, std::memory_order_release);
+    for (int waited = 0; waited <= timeout_ms; waited += 20) {
+      // Acquire: pairs with answer_command's release store of done.
+      if (slot->done.load(std::memory_order_acquire) == ticket) {
+        answer = ZramCommandResult{static_cast<int>(slot->error.load(std::memory_order_relaxed)),
+                                   slot->count.load(std::memory_order_relaxed)};
+        break;
+      }
+      ::usleep(20000);
+    }
+    if (!answer) {
+      // Withdraw the request, so that a late server does not run it.
+      std::uint64_t expected = ticket;
+      slot->request.compare_exchange_strong(expected, ticket - 1, std::memory_order_acq_rel);
+    }
+  }
+  ::munmap(map, 4096);
+  ::close(fd);  // drops the flock
+  return answer;
 }
 
 }  // namespace coblk::ublk

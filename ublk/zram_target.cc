@@ -1,8 +1,10 @@
 #include "coblk/ublk/zram_target.h"
 
 #include <time.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <string>
 #include <utility>
 
 #include "coblk/runtime/io.h"
@@ -23,6 +25,17 @@ Result<storage::PageStoreConfig> store_config(const ZramTargetConfig& c) {
   s.codec = c.codec;
   s.mem_limit_bytes = c.mem_limit_bytes;
   s.cores = c.queues;
+  if (!c.backing_path.empty()) {
+    if (c.writeback_batch == 0 || c.writeback_batch > 256) {
+      return Error(EINVAL, "zram: the writeback batch must be 1..256 pages, got " + std::to_string(c.writeback_batch));
+    }
+    if (c.writeback_high_percent == 0 || c.writeback_high_percent > 100 ||
+        c.writeback_low_percent >= c.writeback_high_percent) {
+      return Error(EINVAL, "zram: writeback watermarks must satisfy 0 <= low < high <= 100 (percent), got low " +
+                               std::to_string(c.writeback_low_percent) + ", high " +
+                               std::to_string(c.writeback_high_percent));
+    }
+  }
   s.memory = c.memory;
   return s;
 }
@@ -40,21 +53,51 @@ Result<std::unique_ptr<ZramTarget>> ZramTarget::create(const ZramTargetConfig& c
   if (!store_settings) {
     return std::move(store_settings).error();
   }
+  int backing_fd = -1;
+  if (!config.backing_path.empty()) {
+    std::uint64_t blocks = 0;
+    bool direct = false;
+    if (Result<void> opened = open_backing(config, backing_fd, blocks, direct); !opened) {
+      return std::move(opened).error();
+    }
+    store_settings->backing_blocks = blocks;
+    store_settings->backing_fd = backing_fd;
+    store_settings->writeback_batch = config.writeback_batch;
+  }
+  auto close_backing = [&] {
+    if (backing_fd >= 0) ::close(backing_fd);
+  };
   Result<std::unique_ptr<storage::PageStore>> store =
       config.recover_from.empty() ? storage::PageStore::create(*store_settings)
                                   : storage::PageStore::attach(*store_settings, config.recover_from);
   if (!store) {
+    close_backing();
     return std::move(store).error();
   }
   std::unique_ptr<ZramStatsPublisher> publisher;
   if (!config.stats_path.empty()) {
     Result<std::unique_ptr<ZramStatsPublisher>> created = ZramStatsPublisher::create(config.stats_path);
     if (!created) {
+      close_backing();
       return std::move(created).error();
     }
     publisher = std::move(created).value();
   }
-  return std::unique_ptr<ZramTarget>(new ZramTarget(config, std::move(store).value(), std::move(publisher)));
+  std::unique_ptr<ZramTarget> target(new ZramTarget(config, std::move(store).value(), std::move(publisher)));
+  target->backing_fd_ = backing_fd;
+  if (config.writeback_limit_bytes != 0) {
+    target->writeback_budget_.store(config.writeback_limit_bytes / 4096, std::memory_order_relaxed);
+  }
+  if (target->publisher_) {
+    target->publisher_->publish(target->snapshot());
+  }
+  return target;
+}
+
+ZramTarget::~ZramTarget() {
+  if (backing_fd_ >= 0) {
+    ::close(backing_fd_);
+  }
 }
 
 ZramTarget::ZramTarget(const ZramTargetConfig& config, std::unique_ptr<storage::PageStore> store,
@@ -93,6 +136,9 @@ runtime::Task<int> ZramTarget::read(const Request& r) {
   if (r.data == nullptr) {
     co_return -EINVAL;  // zero copy is not offered (supports_zero_copy is false)
   }
+  if (backing_fd_ >= 0) {
+    co_return co_await read_through_tier(r);
+  }
   const int rc = store_->read(r.queue, r.offset, std::span<std::byte>(r.data, r.length));
   co_return rc < 0 ? rc : static_cast<int>(r.length);
 }
@@ -105,6 +151,11 @@ runtime::Task<int> ZramTarget::write(const Request& r) {
   int rc = store_->try_write(r.queue, r.offset, data);
   if (rc == -ENOSPC) {
     rc = co_await write_after_reclaim(r.queue, r.offset, data);
+  }
+  if (rc == -ENOSPC && tier_usable()) {
+    // At the limit with a backing tier: delay the write while this core
+    // writes its pages back, rather than fail it.
+    rc = co_await write_by_writing_back(r.queue, r.offset, data);
   }
   // Past --mem-limit the store says -ENOSPC; like kernel zram, the device
   // reports a plain I/O error (the old data is kept either way).
@@ -148,7 +199,7 @@ runtime::Task<int> ZramTarget::write_after_reclaim(std::uint16_t queue, std::uin
       break;
     }
   }
-  if (rc == -ENOSPC) {
+  if (rc == -ENOSPC && !tier_usable()) {
     store_->count_failed_write(queue);
   }
   co_return rc;
@@ -164,6 +215,10 @@ ZramStats ZramTarget::snapshot() const {
   ZramStats s;
   s.mm = store_->mm_stat();
   s.io = store_->io_stat();
+  s.bd = store_->bd_stat();
+  s.tier = store_->tier_stat();
+  s.tier_state = tier_state();
+  s.writeback_budget = writeback_budget_.load(std::memory_order_relaxed);
   s.disksize = config_.size_bytes;
   s.algorithm = config_.codec.name();
   s.updated_ns = realtime_ns();
@@ -190,6 +245,13 @@ runtime::Task<void> ZramTarget::maintain(std::uint16_t queue) {
     }
     while (store_->maybe_compact_step(queue, compaction)) {
       co_await runtime::maybe_yield();
+    }
+    if (backing_fd_ >= 0) {
+      co_await write_back_by_policy(queue);
+    }
+    ZramCommand command;
+    if (queue == 0 && publisher_ && publisher_->pending_command(command)) {
+      co_await run_command(command);
     }
     if (queue == 0 && publisher_) {
       publisher_->publish(snapshot());

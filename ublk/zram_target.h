@@ -36,6 +36,28 @@ struct ZramTargetConfig {
   /// Not empty: recover the store a dead server left in these memfds (its
   /// memory_fds(); the target maps duplicates) instead of starting empty.
   std::vector<int> recover_from;
+
+  // ---- The backing tier (docs/storage.md, "Backing tier").
+  /// A file or block device that pages are written back to ("" = none).
+  /// It must exist, be writable and hold at least 64 blocks of 4 KiB; a
+  /// block device is opened exclusively (refused while mounted, used as
+  /// swap or held by another program). /dev/zramN here is kernel zram as
+  /// a tier: it receives whole blocks and compresses them itself.
+  std::string backing_path;
+  /// Automatic writeback starts when mem_used_total reaches this share of
+  /// mem_limit_bytes (percent, 1..100; needs a memory limit) ...
+  unsigned writeback_high_percent = 90;
+  /// ... and writes back (raw pages first, then the least recently used)
+  /// until the stored objects take less than this share (percent, < high).
+  unsigned writeback_low_percent = 70;
+  /// Also write back pages not accessed for this long (0 = only under
+  /// memory pressure and by command).
+  std::chrono::seconds writeback_age{0};
+  /// Most bytes writeback may write in the device's life (0 = no limit):
+  /// kernel zram's writeback_limit, to spare an SSD's endurance.
+  std::uint64_t writeback_limit_bytes = 0;
+  /// Pages per backing write (kernel zram's writeback_batch_size), 1..256.
+  std::uint32_t writeback_batch = 32;
 };
 
 /// The `zram` target: every request is served from a storage::PageStore on
@@ -68,6 +90,8 @@ class ZramTarget final : public Target {
   /// or ZramStatsPublisher::create when memory or the stats file cannot be
   /// had.
   static Result<std::unique_ptr<ZramTarget>> create(const ZramTargetConfig& config);
+  /// Closes the backing tier.
+  ~ZramTarget() override;
 
   TargetGeometry geometry() const override;
   /// Spawns the queue's maintenance task (background group) on the
@@ -92,6 +116,28 @@ class ZramTarget final : public Target {
 
   runtime::Task<void> maintain(std::uint16_t queue);
   runtime::Task<int> write_after_reclaim(std::uint16_t queue, std::uint64_t offset, std::span<const std::byte> data);
+  // The backing tier (zram_tier.cc).
+  static Result<void> open_backing(const ZramTargetConfig& config, int& fd, std::uint64_t& blocks, bool& direct);
+  runtime::Task<int> read_through_tier(const Request& r);
+  runtime::Task<int> write_by_writing_back(std::uint16_t queue, std::uint64_t offset, std::span<const std::byte> data);
+  // What one writeback batch did: pages moved, page entries looked at
+  // (0: this core had a batch in flight already).
+  struct BatchOutcome {
+    std::uint32_t moved = 0;
+    std::uint64_t visited = 0;
+  };
+  runtime::Task<BatchOutcome> write_back_batch(std::uint16_t queue, storage::WritebackKind kind, std::uint32_t min_age,
+                                               std::uint32_t max_pages);
+  // One sweep of the page table from the queue's cursor, writing back
+  // pages of `kind` while `keep_going()` and `*left` (pages) allow.
+  template <typename KeepGoing>
+  runtime::Task<std::uint64_t> sweep(std::uint16_t queue, storage::WritebackKind kind, std::uint32_t min_age,
+                                     std::atomic<std::uint64_t>* left, KeepGoing keep_going);
+  runtime::Task<void> write_back_by_policy(std::uint16_t queue);
+  runtime::Task<void> run_command(const ZramCommand& command);
+  runtime::Task<void> run_manual_writeback(std::uint16_t queue);
+  bool tier_usable() const noexcept;
+  TierState tier_state() const noexcept;
 
   ZramTargetConfig config_;
   std::unique_ptr<storage::PageStore> store_;
@@ -100,6 +146,24 @@ class ZramTarget final : public Target {
   /// its start_queue; 0 until then. A write at the memory limit on another
   /// queue reads it to ask that core to reclaim memory.
   std::unique_ptr<std::atomic<unsigned>[]> queue_cores_ = std::make_unique<std::atomic<unsigned>[]>(config_.queues);
+  int backing_fd_ = -1;
+  // A backing write failed: writeback stops for good (relaxed: a flag that
+  // guards no memory; each queue stops at its next batch).
+  std::atomic<bool> tier_failed_{false};
+  // Pages writeback may still write; UINT64_MAX = unlimited. Queues take
+  // from it with fetch_sub (off the I/O path: once per batch).
+  std::atomic<std::uint64_t> writeback_budget_{UINT64_MAX};
+  // A `coblk writeback` command, run by every queue on its own arena:
+  // queue 0 fills kind/age/left, then bumps the generation (release); each
+  // queue sees it (acquire), sweeps, adds its pages to manual_moved_ and
+  // counts down manual_pending_ (release), which queue 0 waits for.
+  std::atomic<std::uint64_t> manual_generation_{0};
+  std::atomic<std::uint64_t> manual_kind_{0};
+  std::atomic<std::uint64_t> manual_left_{0};
+  std::atomic<std::uint64_t> manual_moved_{0};
+  std::atomic<unsigned> manual_pending_{0};
+  std::unique_ptr<std::uint64_t[]> manual_seen_ =
+      std::make_unique<std::uint64_t[]>(config_.queues);  // per queue, its core only
 };
 
 }  // namespace coblk::ublk

@@ -1,0 +1,131 @@
+// coblk writeback, coblk idle: commands to a zram device's backing tier,
+// carried to its server by the device's stats file (ublk::send_zram_command).
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+
+#include "coblk/cmd/commands.h"
+#include "coblk/cmd/device_record.h"
+#if COBLK_HAVE_ZRAM
+#include "coblk/storage/page_store.h"
+#include "coblk/ublk/zram_stats.h"
+#endif
+
+namespace po = boost::program_options;
+
+namespace coblk::cmd {
+namespace {
+
+// How long a command may take: a writeback of a large device writes many
+// batches.
+constexpr int kCommandTimeoutMs = 300000;
+
+// The zram device named by -n, or an exit status after reporting why not.
+std::optional<int> zram_device(const char* command, const po::variables_map& vm, uint32_t& id) {
+  if (!vm.count("number")) return report_error(command, "-n ID is required", kExitUsage);
+  std::string error;
+  if (!parse_dev_id(vm["number"].as<std::string>(), id, error)) return report_error(command, error, kExitUsage);
+  auto r = load_record(id);
+  if (!r) return report_error(command, "no coblk device " + std::to_string(id));
+  if (r->target != "zram")
+    return report_error(command, "device " + std::to_string(id) + " is a " + r->target +
+                                     " device; only zram devices have a backing tier");
+  return std::nullopt;
+}
+
+#if COBLK_HAVE_ZRAM
+int send(const char* command, uint32_t id, const ublk::ZramCommand& request, const char* what) {
+  const auto answer = ublk::send_zram_command(stats_path(id), request, kCommandTimeoutMs);
+  if (!answer) return report_error(command, answer.error().message());
+  switch (answer->error) {
+    case 0:
+      std::cout << answer->count << ' ' << what << '\n';
+      return kExitOk;
+    case ENODEV:
+      return report_error(command, "device " + std::to_string(id) + " has no backing tier (coblk add --backing)");
+    case EIO:
+      return report_error(command, "device " + std::to_string(id) + "'s backing tier failed; writeback is stopped (" +
+                                       std::to_string(answer->count) + " pages written before)");
+    case ENOSPC:
+      return report_error(command, "device " + std::to_string(id) + " has spent its --writeback-limit");
+    default:
+      return report_error(command, std::string("the server refused: ") + std::strerror(answer->error));
+  }
+}
+#endif
+
+}  // namespace
+
+int run_writeback(const std::vector<std::string>& args) {
+  po::options_description desc(
+      "Usage: coblk writeback -n ID --type idle|huge|incompressible|all [--max-pages N]\n"
+      "Writes pages of a zram device back to its backing tier now (kernel zram's writeback).\nOptions");
+  desc.add_options()("help,h", "show this help")("number,n", po::value<std::string>()->value_name("ID"), "the device")(
+      "type", po::value<std::string>()->value_name("TYPE"),
+      "idle: pages marked by coblk idle and not used since; huge, incompressible: pages stored raw; all: every page")(
+      "max-pages", po::value<std::string>()->value_name("N"), "write back at most N pages (default: no limit)");
+  po::variables_map vm;
+  if (auto done = parse_command_line("writeback", args, desc, vm)) return *done;
+  uint32_t id = 0;
+  if (auto done = zram_device("writeback", vm, id)) return *done;
+  if (!vm.count("type"))
+    return report_error("writeback", "--type is required (idle, huge, incompressible or all)", kExitUsage);
+#if COBLK_HAVE_ZRAM
+  ublk::ZramCommand request;
+  request.kind = ublk::ZramCommand::Kind::writeback;
+  const std::string type = vm["type"].as<std::string>();
+  if (type == "idle")
+    request.arg = static_cast<uint64_t>(storage::WritebackKind::idle);
+  else if (type == "huge" || type == "incompressible")
+    request.arg = static_cast<uint64_t>(storage::WritebackKind::huge);
+  else if (type == "all")
+    request.arg = static_cast<uint64_t>(storage::WritebackKind::aged);  // aged by 0 s: every page
+  else
+    return report_error("writeback", "--type must be idle, huge, incompressible or all, not '" + type + "'",
+                        kExitUsage);
+  if (vm.count("max-pages")) {
+    const std::string& n = vm["max-pages"].as<std::string>();
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long v = std::strtoull(n.c_str(), &end, 10);
+    if (n.empty() || *end != '\0' || n[0] == '-' || errno != 0 || v == 0)
+      return report_error("writeback", "--max-pages must be a whole number of pages above 0, not '" + n + "'",
+                          kExitUsage);
+    request.max_pages = v;
+  }
+  return send("writeback", id, request, "pages written back");
+#else
+  return report_error("writeback", "this coblk was built without the zram target");
+#endif
+}
+
+int run_idle(const std::vector<std::string>& args) {
+  po::options_description desc(
+      "Usage: coblk idle -n ID [--age SECONDS]\n"
+      "Marks idle the pages of a zram device not accessed for SECONDS (default 0: every stored page);\n"
+      "any access clears the mark. `coblk writeback --type idle` then writes them back.\nOptions");
+  desc.add_options()("help,h", "show this help")("number,n", po::value<std::string>()->value_name("ID"), "the device")(
+      "age", po::value<std::string>()->value_name("SECONDS"), "only pages not accessed for this long");
+  po::variables_map vm;
+  if (auto done = parse_command_line("idle", args, desc, vm)) return *done;
+  uint32_t id = 0;
+  if (auto done = zram_device("idle", vm, id)) return *done;
+#if COBLK_HAVE_ZRAM
+  ublk::ZramCommand request;
+  request.kind = ublk::ZramCommand::Kind::mark_idle;
+  if (vm.count("age")) {
+    const std::string& n = vm["age"].as<std::string>();
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long v = std::strtoull(n.c_str(), &end, 10);
+    if (n.empty() || *end != '\0' || n[0] == '-' || errno != 0 || v > 0xffffffffULL)
+      return report_error("idle", "--age must be a whole number of seconds, not '" + n + "'", kExitUsage);
+    request.arg = v;
+  }
+  return send("idle", id, request, "pages marked idle");
+#else
+  return report_error("idle", "this coblk was built without the zram target");
+#endif
+}
+
+}  // namespace coblk::cmd

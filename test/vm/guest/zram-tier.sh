@@ -1,0 +1,277 @@
+#!/bin/sh
+# zram-tier.sh: a zram device with a backing tier (--backing) keeps every
+# page when it holds more than its --mem-limit: pages are written back to a
+# file, or to kernel zram (/dev/zramN), and read back; bd_stat shows it. A
+# backing device that starts failing gives I/O errors, never wrong data,
+# and stops writeback; `coblk idle` and `coblk writeback` move the pages
+# they name. Bad backing paths are refused with one line.
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "${COBLK_VM_LIB:-$(dirname "$0")/../lib.sh}"
+
+base_id=180
+t="${TMPDIR:-/tmp}"
+
+# ---- helpers ---------------------------------------------------------------
+
+# stat_value ID KEY: a number from `coblk stats -n ID --json`.
+stat_value() {
+  local v
+  v=$("$COBLK_BIN" stats -n "$1" --json | tr ',{}' '\n\n\n' | sed -n "s/^\"$2\":[[:space:]]*//p" | head -n 1)
+  case "$v" in
+    '' | *[!0-9]*) vm_fail "coblk stats -n $1 --json has no number '$2': $("$COBLK_BIN" stats -n "$1" --json)" ;;
+  esac
+  echo "$v"
+}
+
+# stat_text ID KEY: a string from `coblk stats -n ID --json`, unquoted.
+stat_text() {
+  "$COBLK_BIN" stats -n "$1" --json | tr ',{}' '\n\n\n' | sed -n "s/^\"$2\":[[:space:]]*\"\(.*\)\"/\1/p" | head -n 1
+}
+
+# wait_for_stat ID KEY OP VALUE: up to 10 s until "KEY OP VALUE" holds.
+wait_for_stat() {
+  local i=0 v
+  while :; do
+    v=$(stat_value "$1" "$2")
+    test "$v" "$3" "$4" && return 0
+    i=$((i + 1))
+    [ "$i" -le 100 ] || vm_fail "statistic $2 of device $1 is $v, expected $3 $4: $("$COBLK_BIN" stats -n "$1" --json)"
+    sleep 0.1
+  done
+}
+
+# backing_file SIZE: sets $backing to a fresh backing file of SIZE in $t,
+# removed when the case ends. (Not run in $(...): the defer must stay.)
+backing_seq=0
+backing_file() {
+  backing_seq=$((backing_seq + 1))
+  backing="$t/tier-backing.$backing_seq"
+  rm -f "$backing"
+  truncate -s "$1" "$backing" || vm_fail "cannot create a backing file of $1"
+  vm_defer "rm -f $backing"
+}
+
+# new_kernel_zram SIZE: sets $kz to a fresh kernel zram device of SIZE,
+# removed when the case ends.
+new_kernel_zram() {
+  local n
+  vm_load_module zram
+  n=$(cat /sys/class/zram-control/hot_add) || vm_fail "zram has no hot_add control"
+  vm_defer "echo 1 > /sys/block/zram$n/reset; echo $n > /sys/class/zram-control/hot_remove"
+  echo "$1" > "/sys/block/zram$n/disksize" || vm_fail "cannot size /dev/zram$n"
+  kz="/dev/zram$n"
+}
+
+# fio_fill DEVICE SIZE [OPTIONS...]: sequential 64 KiB writes over SIZE
+# bytes, verified by crc32c after all are written. With fio's
+# buffer_compress_percentage=50 and verify, about half the pages come out
+# zero (same-filled: no memory) and half random (stored raw, "huge"):
+# compressible pages are exercised by text_roundtrip below.
+fio_fill() {
+  local dev="$1" size="$2"
+  shift 2
+  fio --name=tier --filename="$dev" --ioengine=io_uring --direct=1 --iodepth=8 \
+      --rw=write --bs=64k --size="$size" --buffer_compress_percentage=50 --refill_buffers \
+      --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=terse "$@" >"$t/tier-fio.log" 2>&1 \
+    || { tail -n 20 "$t/tier-fio.log" >&2; vm_fail "fio crc32c verification failed on $dev"; }
+}
+
+# text_roundtrip ID OFFSET_MIB: 8 MiB of text (compresses about 4:1, so
+# objects of many sizes get packed into backing blocks) written at
+# OFFSET_MIB, pushed out by more data, and read back byte for byte.
+text_roundtrip() {
+  local id="$1" dev="/dev/ublkb$1" at="$2" before
+  seq 1 1300000 | head -c $((8 << 20)) > "$t/tier-text"
+  before=$(stat_value "$id" bd_writes)
+  dd if="$t/tier-text" of="$dev" bs=1M seek="$at" oflag=direct conv=fsync 2>/dev/null || vm_fail "writing text to $dev failed"
+  "$COBLK_BIN" writeback -n "$id" --type all >/dev/null || vm_fail "coblk writeback --type all failed"
+  wait_for_stat "$id" bd_writes -gt $((before + 256))
+  echo 3 > /proc/sys/vm/drop_caches
+  dd if="$dev" bs=1M skip="$at" count=8 iflag=direct 2>/dev/null | cmp -s - "$t/tier-text" \
+    || vm_fail "text read back through the backing tier differs"
+  rm -f "$t/tier-text"
+}
+
+# ---- cases -----------------------------------------------------------------
+
+# A device whose data is 3x its memory limit stays whole: writes beyond the
+# limit wait for writeback instead of failing. TEXT: also round-trip text.
+holds_three_times_its_limit() {
+  local backing="$1" id="$2" text="$3" dev="/dev/ublkb$2"
+  add_device "$id" -t zram --size 64M --mem-limit 8M --backing "$backing"
+  # 48 MiB: half zero pages, half random ones (24 MiB stored raw, 3x the limit).
+  fio_fill "$dev" 48M
+  local wb bd failed used limit
+  wait_for_stat "$id" bd_writes -gt 0
+  wb=$(stat_value "$id" written_back_pages)
+  bd=$(stat_value "$id" bd_count)
+  failed=$(stat_value "$id" failed_writes)
+  used=$(stat_value "$id" mem_used_total)
+  limit=$(stat_value "$id" mem_limit)
+  vm_log "written back $wb pages in $bd blocks; mem_used_total $used of $limit; failed_writes $failed"
+  vm_assert_eq 0 "$failed" "failed_writes"
+  vm_assert_eq active "$(stat_text "$id" tier_state)" "tier_state"
+  [ "$wb" -gt 2048 ] || vm_fail "only $wb pages were written back"
+  [ "$used" -le "$limit" ] || vm_fail "mem_used_total $used exceeds mem_limit $limit"
+  # Read everything again, now mostly from the backing tier.
+  echo 3 > /proc/sys/vm/drop_caches
+  fio_fill "$dev" 48M --verify_only
+  wait_for_stat "$id" bd_reads -gt 0
+  [ -z "$text" ] || text_roundtrip "$id" 52
+  "$COBLK_BIN" stats -n "$id" | grep -q "WRITTEN-BACK" || vm_fail "coblk stats shows no WRITTEN-BACK column"
+}
+
+file_tier() {
+  vm_ublk_ready fio truncate
+  backing_file 64M
+  holds_three_times_its_limit "$backing" "$base_id" text
+}
+
+kernel_zram_tier() {
+  vm_ublk_ready fio
+  new_kernel_zram 64M
+  holds_three_times_its_limit "$kz" $((base_id + 1)) ""
+  local orig
+  orig=$(awk '{ print $1 }' "/sys/block/${kz#/dev/}/mm_stat")
+  vm_log "kernel zram $kz holds $orig bytes of written-back blocks"
+  [ "$orig" -gt 0 ] || vm_fail "kernel zram $kz received nothing"
+}
+
+# The backing device fails under the device (dm table switched to
+# `error`): reads of written-back pages fail with EIO, never return other
+# data; writeback stops and says so; the server lives, del works.
+failing_backing() {
+  vm_ublk_ready fio dmsetup blockdev
+  local id=$((base_id + 2)) dev="/dev/ublkb$((base_id + 2))" sectors rc=0 pid
+  vm_load_module dm_mod
+  new_kernel_zram 64M
+  sectors=$(blockdev --getsz "$kz")
+  dmsetup create coblk-tier-bk --noudevsync --table "0 $sectors linear $kz 0" || vm_fail "dmsetup create failed"
+  vm_defer "dmsetup remove --noudevsync coblk-tier-bk 2>/dev/null"
+  dmsetup mknodes coblk-tier-bk
+  add_device "$id" -t zram --size 64M --mem-limit 8M --backing /dev/mapper/coblk-tier-bk
+  pid=$(server_pid "$id")
+  fio_fill "$dev" 32M
+  wait_for_stat "$id" written_back_pages -gt 1024
+  dmsetup suspend --noudevsync coblk-tier-bk
+  dmsetup reload --noudevsync coblk-tier-bk --table "0 $sectors error"
+  dmsetup resume --noudevsync coblk-tier-bk
+  echo 3 > /proc/sys/vm/drop_caches
+  # Verifying must fail with I/O errors, not with a checksum mismatch.
+  fio --name=tier --filename="$dev" --ioengine=psync --direct=1 --rw=write --bs=64k --size=32M \
+      --buffer_compress_percentage=50 --refill_buffers --verify=crc32c --verify_only --continue_on_error=read \
+      --output-format=normal >"$t/tier-fail.log" 2>&1 || rc=$?
+  vm_log "fio verify over the failed tier: exit $rc; $(grep -c -i 'input/output error' "$t/tier-fail.log") I/O errors"
+  grep -qi "input/output error" "$t/tier-fail.log" || { tail -n 20 "$t/tier-fail.log" >&2; vm_fail "no I/O error from a failed backing tier"; }
+  if grep -qi "verify: bad\|bad magic\|crc32c: verify failed" "$t/tier-fail.log"; then
+    tail -n 20 "$t/tier-fail.log" >&2
+    vm_fail "a read over the failed backing tier returned wrong data"
+  fi
+  wait_for_stat "$id" backing_read_errors -gt 0
+  # New data beyond the limit: writeback fails once, then stops.
+  dd if=/dev/urandom of="$dev" bs=1M seek=40 count=16 oflag=direct 2>/dev/null || true
+  wait_for_stat "$id" backing_write_errors -gt 0
+  vm_assert_eq failed "$(stat_text "$id" tier_state)" "tier_state"
+  running "$pid" || vm_fail "the server died when its backing device failed"
+  "$COBLK_BIN" del -n "$id" || vm_fail "coblk del failed after the backing device failed"
+}
+
+# `coblk idle` marks every page; reading half of them clears their marks;
+# `coblk writeback --type idle` then moves exactly the other half.
+manual_commands() {
+  vm_ublk_ready fio truncate
+  local id=$((base_id + 3)) dev="/dev/ublkb$((base_id + 3))" out n before
+  backing_file 32M
+  add_device "$id" -t zram --size 32M --backing "$backing"
+  # Random data: every page is an object (stored raw), none same-filled.
+  fio_fill "$dev" 8M --buffer_compress_percentage=0
+  out=$("$COBLK_BIN" idle -n "$id") || vm_fail "coblk idle failed"
+  vm_log "coblk idle: $out"
+  n=${out%% *}
+  [ "$n" -ge 2048 ] || vm_fail "coblk idle marked $n pages of 8 MiB"
+  # Exactly the first 4 MiB (O_DIRECT: no readahead touches more).
+  fio --name=read --filename="$dev" --ioengine=psync --direct=1 --rw=read --bs=64k --size=4M \
+      --output-format=terse >/dev/null 2>&1 || vm_fail "reading 4 MiB of $dev failed"
+  out=$("$COBLK_BIN" writeback -n "$id" --type idle) || vm_fail "coblk writeback --type idle failed"
+  vm_log "coblk writeback --type idle: $out"
+  n=${out%% *}
+  vm_assert_eq 1024 "$n" "pages written back by --type idle (the unread half)"
+  wait_for_stat "$id" written_back_pages -eq "$n"
+  before=$n
+  out=$("$COBLK_BIN" writeback -n "$id" --type all --max-pages 100) || vm_fail "coblk writeback --type all failed"
+  vm_assert_eq "100 pages written back" "$out" "writeback --max-pages 100"
+  wait_for_stat "$id" written_back_pages -eq $((before + 100))
+  out=$("$COBLK_BIN" writeback -n "$id" --type huge) || vm_fail "coblk writeback --type huge failed"
+  vm_assert_eq "924 pages written back" "$out" "writeback --type huge (every page left in RAM is raw)"
+  fio_fill "$dev" 8M --buffer_compress_percentage=0 --verify_only
+}
+
+# The server dies (kill -9) holding pages on the tier: its keeper starts a
+# new one, which recovers the page table, finds every written-back page on
+# the same backing file, and all data verifies.
+recovery_keeps_written_back_pages() {
+  vm_ublk_ready fio truncate
+  local id=$((base_id + 8)) dev="/dev/ublkb$((base_id + 8))" pid new i=0 wb
+  backing_file 64M
+  add_device "$id" -t zram --size 32M --mem-limit 4M --backing "$backing" --recovery
+  # 16 MiB of random pages (stored raw): 4x the limit.
+  fio_fill "$dev" 16M --buffer_compress_percentage=0
+  wait_for_stat "$id" written_back_pages -gt 1024
+  wb=$(stat_value "$id" written_back_pages)
+  pid=$(server_pid "$id")
+  kill -KILL "$pid"
+  wait_until_gone "$pid" 20 || vm_fail "the server ($pid) survived SIGKILL"
+  while :; do
+    new=$(list_field "$id" PID)
+    [ "$(list_field "$id" STATE)" = live ] && [ -n "$new" ] && [ "$new" != "$pid" ] && [ "$new" != - ] && break
+    i=$((i + 1))
+    [ "$i" -le 600 ] || vm_fail "device $id was not live again within 60 s of kill -9"
+    sleep 0.1
+  done
+  vm_log "server $pid (with $wb pages written back) replaced by $new"
+  wait_for_stat "$id" written_back_pages -ge "$wb"
+  fio_fill "$dev" 16M --buffer_compress_percentage=0 --verify_only
+}
+
+# expect_error PATTERN CMD...: CMD fails with one stderr line matching PATTERN.
+expect_error() {
+  local pattern="$1" rc=0
+  shift
+  "$@" >"$t/tier.out" 2>"$t/tier.err" || rc=$?
+  vm_log "$*: exit $rc: $(cat "$t/tier.err")"
+  [ "$rc" -ne 0 ] || vm_fail "$* succeeded"
+  vm_assert_eq 1 "$(wc -l < "$t/tier.err")" "stderr lines"
+  grep -qi -e "$pattern" "$t/tier.err" || vm_fail "the error does not match '$pattern'"
+}
+
+bad_backing() {
+  vm_ublk_ready truncate
+  local id=$((base_id + 4)) small
+  backing_file 64K
+  small=$backing
+  expect_error "does not exist\|no such" "$COBLK_BIN" add -n "$id" -t zram --size 16M --backing "$t/no-such-file"
+  expect_error "neither" "$COBLK_BIN" add -n "$id" -t zram --size 16M --backing "$t"
+  expect_error "at least" "$COBLK_BIN" add -n "$id" -t zram --size 16M --backing "$small"
+  expect_error "only valid with --backing" "$COBLK_BIN" add -n "$id" -t zram --size 16M --writeback-limit 1M
+  expect_error "only valid with -t zram" "$COBLK_BIN" add -n "$id" -t ram --size 16M --backing "$small"
+  backing_file 1M
+  expect_error "below" "$COBLK_BIN" add -n "$id" -t zram --size 16M --backing "$backing" --writeback-high 50 --writeback-low 60
+  # A block device in use (here: as another coblk device's tier) is busy.
+  new_kernel_zram 16M
+  add_device $((base_id + 5)) -t zram --size 16M --backing "$kz"
+  expect_error "busy\|in use" "$COBLK_BIN" add -n "$id" -t zram --size 16M --backing "$kz"
+  [ ! -e "/sys/class/ublk-char/ublkc$id" ] || vm_fail "a refused add left device $id behind"
+  # Commands to a device without a tier, or to no device.
+  add_device $((base_id + 6)) -t zram --size 16M
+  expect_error "no backing tier" "$COBLK_BIN" writeback -n $((base_id + 6)) --type idle
+  expect_error "type must be" "$COBLK_BIN" writeback -n $((base_id + 5)) --type cold
+  expect_error "no coblk device" "$COBLK_BIN" idle -n $((base_id + 7))
+}
+
+vm_case "a zram device with an 8 MiB limit and a backing file holds 3x that: fio verifies, bd_stat shows the writeback and the reads back, and packed compressed text reads back byte for byte" file_tier
+vm_case "kernel zram as the backing tier (/dev/zramN) takes the written-back pages and fio verifies" kernel_zram_tier
+vm_case "a backing device that fails gives I/O errors on written-back pages (never wrong data), stops writeback, and the device is deleted cleanly" failing_backing
+vm_case "coblk idle marks pages, a read clears the mark, and coblk writeback moves exactly the idle pages, --max-pages of all, and huge ones" manual_commands
+vm_case "a --recovery zram device whose server is killed holding written-back pages recovers them from the same backing file, and fio verifies" recovery_keeps_written_back_pages
+vm_case "bad backing paths and options are refused with one line: missing, a directory, too small, busy, watermarks, options without --backing" bad_backing
+vm_finish

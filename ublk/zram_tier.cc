@@ -1,0 +1,354 @@
+// ZramTarget's backing tier: opening it, reading written-back pages with
+// io_uring, writing batches back, the automatic policy and the commands of
+// `coblk writeback` / `coblk idle`. See docs/storage.md, "Backing tier".
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "coblk/runtime/io.h"
+#include "coblk/runtime/reactor.h"
+#include "coblk/ublk/zram_target.h"
+
+namespace coblk::ublk {
+
+namespace {
+
+constexpr std::uint64_t block_size = 4096;
+constexpr std::uint64_t min_backing_blocks = 64;
+
+// Seconds of CLOCK_BOOTTIME: never goes back, also across a restart of
+// the server (recovery keeps the pages' stamps meaningful).
+std::uint32_t boot_seconds() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<std::uint32_t>(ts.tv_sec);
+}
+
+}  // namespace
+
+Result<void> ZramTarget::open_backing(const ZramTargetConfig& config, int& fd, std::uint64_t& blocks, bool& direct) {
+  const std::string& path = config.backing_path;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    return Error::from_errno(err, err == ENOENT ? "backing " + path +
+                                                      " does not exist (create the file first, e.g. "
+                                                      "with truncate -s)"
+                                                : "cannot use backing " + path);
+  }
+  const bool device = S_ISBLK(st.st_mode);
+  if (!device && !S_ISREG(st.st_mode)) {
+    return Error(EINVAL, "backing " + path + " is neither a regular file nor a block device");
+  }
+  // O_DIRECT: written-back pages must leave memory, not sit in the page
+  // cache. A file system without it (tmpfs) gets buffered I/O. O_EXCL on
+  // a block device: the kernel refuses it while mounted, swapped on or
+  // held exclusively by anyone else.
+  const int base = O_RDWR | O_CLOEXEC | (device ? O_EXCL : 0);
+  direct = true;
+  fd = ::open(path.c_str(), base | O_DIRECT);
+  if (fd < 0 && errno == EINVAL) {
+    direct = false;
+    fd = ::open(path.c_str(), base);
+  }
+  if (fd < 0) {
+    const int err = errno;
+    if (err == EBUSY) {
+      return Error(EBUSY, "backing device " + path + " is busy (mounted, used as swap, or held by another program)");
+    }
+    if (err == EACCES || err == EROFS || err == EPERM) {
+      return Error::from_errno(err, "backing " + path + " is not writable");
+    }
+    return Error::from_errno(err, "cannot open backing " + path);
+  }
+  auto fail = [&](Error e) -> Result<void> {
+    ::close(fd);
+    fd = -1;
+    return e;
+  };
+  // One device per backing file: a second coblk device on the same file
+  // would overwrite the first one's pages.
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    return fail(Error(EBUSY, "backing " + path + " is in use by another coblk device"));
+  }
+  std::uint64_t bytes = static_cast<std::uint64_t>(st.st_size);
+  if (device && ::ioctl(fd, BLKGETSIZE64, &bytes) != 0) {
+    return fail(Error::from_errno(errno, "cannot get the size of backing device " + path));
+  }
+  blocks = bytes / block_size;
+  if (blocks < min_backing_blocks) {
+    return fail(Error(EINVAL, "backing " + path + " holds " + std::to_string(bytes) +
+                                  " bytes; at least 256 KiB (64 blocks of 4 KiB) are needed"));
+  }
+  return ok();
+}
+
+bool ZramTarget::tier_usable() const noexcept {
+  // Relaxed: flags and a budget that guard no memory.
+  return backing_fd_ >= 0 && !tier_failed_.load(std::memory_order_relaxed) &&
+         writeback_budget_.load(std::memory_order_relaxed) != 0;
+}
+
+TierState ZramTarget::tier_state() const noexcept {
+  if (backing_fd_ < 0) return TierState::none;
+  if (tier_failed_.load(std::memory_order_relaxed)) return TierState::failed;
+  if (writeback_budget_.load(std::memory_order_relaxed) == 0) return TierState::limit_spent;
+  return TierState::active;
+}
+
+runtime::Task<int> ZramTarget::read_through_tier(const Request& r) {
+  // Up to 16 pages at a time, so the misses fit on this frame.
+  constexpr std::size_t chunk_pages = 16;
+  storage::BackingRead misses[chunk_pages];
+  int result = 0;
+  std::uint64_t done = 0;
+  while (done < r.length) {
+    const std::uint64_t pos = r.offset + done;
+    const std::uint64_t n = std::min<std::uint64_t>(r.length - done, chunk_pages * block_size - pos % block_size);
+    std::size_t missed = 0;
+    if (const int rc = store_->read_resident(r.queue, pos, std::span<std::byte>(r.data + done, n), misses, missed);
+        rc != 0) {
+      co_return rc;
+    }
+    // Each written-back page is read straight into its place in the
+    // request's buffer (page-aligned: the queue's buffers are mmapped),
+    // then decoded there. Every miss is finished, failed or not: that
+    // unpins its block.
+    for (std::size_t k = 0; k < missed; ++k) {
+      const storage::BackingRead& m = misses[k];
+      const int got = co_await runtime::read(backing_fd_, m.out, block_size, m.where.block * block_size);
+      const bool whole = got == static_cast<int>(block_size);
+      if (!whole && result == 0) {
+        std::fprintf(stderr, "coblk: zram: reading backing block %llu failed (%s): the read gets an I/O error\n",
+                     static_cast<unsigned long long>(m.where.block), got < 0 ? std::strerror(-got) : "short read");
+      }
+      const int rc = store_->finish_backing_read(
+          r.queue, m, whole ? std::span<const std::byte>(m.out, block_size) : std::span<const std::byte>());
+      if (rc != 0) {
+        result = -EIO;
+      }
+    }
+    done += n;
+  }
+  co_return result < 0 ? result : static_cast<int>(r.length);
+}
+
+runtime::Task<ZramTarget::BatchOutcome> ZramTarget::write_back_batch(std::uint16_t queue, storage::WritebackKind kind,
+                                                                     std::uint32_t min_age, std::uint32_t max_pages) {
+  BatchOutcome outcome;
+  if (!tier_usable() || max_pages == 0) {
+    outcome.visited = 1;  // nothing to do is not "busy"
+    co_return outcome;
+  }
+  // Take the pages from the budget first (given back below if unused),
+  // so that queues writing back at once never overspend it.
+  std::uint64_t budget = writeback_budget_.load(std::memory_order_relaxed);
+  std::uint64_t reserved = max_pages;
+  if (budget != UINT64_MAX) {
+    do {
+      reserved = std::min<std::uint64_t>(budget, max_pages);
+      if (reserved == 0) {
+        outcome.visited = 1;
+        co_return outcome;
+      }
+    } while (!writeback_budget_.compare_exchange_weak(budget, budget - reserved, std::memory_order_relaxed));
+  }
+  const storage::WritebackBatch batch =
+      store_->writeback_prepare(queue, kind, min_age, static_cast<std::uint32_t>(reserved));
+  outcome.visited = batch.entries_visited;
+  bool written = true;
+  // Runs of consecutive blocks go out as one write each.
+  for (std::uint32_t k = 0; k < batch.block_count && written;) {
+    std::uint32_t run = 1;
+    while (k + run < batch.block_count && batch.blocks[k + run] == batch.blocks[k] + run) {
+      ++run;
+    }
+    const unsigned bytes = run * static_cast<unsigned>(block_size);
+    const int n =
+        co_await runtime::write(backing_fd_, batch.data + k * block_size, bytes, batch.blocks[k] * block_size);
+    if (n != static_cast<int>(bytes)) {
+      written = false;
+      std::fprintf(stderr,
+                   "coblk: zram: writing back to backing block %llu failed (%s): writeback stopped; "
+                   "pages in RAM are intact\n",
+                   static_cast<unsigned long long>(batch.blocks[k]), n < 0 ? std::strerror(-n) : "short write");
+    }
+    k += run;
+  }
+  outcome.moved = batch.pages == 0 ? 0 : store_->writeback_commit(queue, written);
+  if (!written) {
+    tier_failed_.store(true, std::memory_order_relaxed);
+  }
+  if (budget != UINT64_MAX && reserved > outcome.moved) {
+    writeback_budget_.fetch_add(reserved - outcome.moved, std::memory_order_relaxed);
+  }
+  co_return outcome;
+}
+
+template <typename KeepGoing>
+runtime::Task<std::uint64_t> ZramTarget::sweep(std::uint16_t queue, storage::WritebackKind kind, std::uint32_t min_age,
+                                               std::atomic<std::uint64_t>* left, KeepGoing keep_going) {
+  const std::uint64_t pages = config_.size_bytes / block_size;
+  std::uint64_t moved = 0;
+  int busy = 0;
+  for (std::uint64_t visited = 0; visited < pages && tier_usable() && keep_going();) {
+    std::uint32_t want = config_.writeback_batch;
+    if (left != nullptr) {
+      // Take up to a batch from the pages the command allows.
+      std::uint64_t l = left->load(std::memory_order_relaxed);
+      do {
+        want = static_cast<std::uint32_t>(std::min<std::uint64_t>(l, config_.writeback_batch));
+      } while (want != 0 && !left->compare_exchange_weak(l, l - want, std::memory_order_relaxed));
+      if (want == 0) break;
+    }
+    const BatchOutcome out = co_await write_back_batch(queue, kind, min_age, want);
+    if (left != nullptr && want > out.moved) {
+      left->fetch_add(want - out.moved, std::memory_order_relaxed);
+    }
+    moved += out.moved;
+    visited += out.visited;
+    if (out.visited == 0) {
+      // Another task of this core has a batch in flight: let it finish.
+      if (++busy > 1000) break;
+      co_await runtime::sleep_for(std::chrono::milliseconds(1));
+    } else {
+      co_await runtime::maybe_yield();
+    }
+  }
+  co_return moved;
+}
+
+runtime::Task<int> ZramTarget::write_by_writing_back(std::uint16_t queue, std::uint64_t offset,
+                                                     std::span<const std::byte> data) {
+  // Raw pages first, then any page from the writeback cursor on; after a
+  // few batches that did not make room (objects freed here and there
+  // leave their spans in use), compact this core's arena. Bounded: a
+  // write that still finds no room fails as at the limit without a tier.
+  int rc = -ENOSPC;
+  for (int round = 0; round < 64 && rc == -ENOSPC && tier_usable(); ++round) {
+    BatchOutcome out = co_await write_back_batch(queue, storage::WritebackKind::huge, 0, config_.writeback_batch);
+    if (out.moved == 0) {
+      out = co_await write_back_batch(queue, storage::WritebackKind::aged, 0, config_.writeback_batch);
+    }
+    if (out.moved == 0 || round % 4 == 3) {
+      while (!store_->compact_step(queue).done) {
+        co_await runtime::maybe_yield();
+      }
+      store_->reclaim(queue);
+      if (out.moved == 0) {
+        // A batch of this core in flight, or nothing left here to write.
+        co_await runtime::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+    rc = store_->try_write(queue, offset, data);
+  }
+  if (rc == -ENOSPC) {
+    store_->count_failed_write(queue);
+  }
+  co_return rc;
+}
+
+runtime::Task<void> ZramTarget::write_back_by_policy(std::uint16_t queue) {
+  store_->set_clock(boot_seconds());
+  if (manual_generation_.load(std::memory_order_acquire) != manual_seen_[queue]) {
+    co_await run_manual_writeback(queue);
+  }
+  if (!tier_usable()) {
+    co_return;
+  }
+  std::uint64_t moved = 0;
+  const std::uint64_t limit = store_->mm_stat().mem_limit;
+  if (limit != 0 && store_->mm_stat().mem_used_total >= limit / 100 * config_.writeback_high_percent) {
+    const std::uint64_t low = limit / 100 * config_.writeback_low_percent;
+    auto above_low = [this, low] { return store_->mm_stat().compr_data_size > low; };
+    // Raw pages first, then the least recently used: one sweep at each age
+    // threshold, halving from --writeback-age (or 64 s) down to 0.
+    moved += co_await sweep(queue, storage::WritebackKind::huge, 0, nullptr, above_low);
+    std::uint32_t age =
+        config_.writeback_age.count() > 0 ? static_cast<std::uint32_t>(config_.writeback_age.count()) : 64;
+    for (;;) {
+      if (!above_low()) break;
+      moved += co_await sweep(queue, storage::WritebackKind::aged, age, nullptr, above_low);
+      if (age == 0) break;
+      age /= 2;
+    }
+  }
+  if (config_.writeback_age.count() > 0) {
+    moved += co_await sweep(queue, storage::WritebackKind::aged,
+                            static_cast<std::uint32_t>(config_.writeback_age.count()), nullptr, [] { return true; });
+  }
+  if (moved != 0) {
+    // Written-back objects leave holes in their spans: compact them away
+    // so that mem_used_total falls too.
+    while (!store_->compact_step(queue).done) {
+      co_await runtime::maybe_yield();
+    }
+  }
+}
+
+runtime::Task<void> ZramTarget::run_manual_writeback(std::uint16_t queue) {
+  manual_seen_[queue] = manual_generation_.load(std::memory_order_acquire);
+  const auto kind = static_cast<storage::WritebackKind>(manual_kind_.load(std::memory_order_relaxed));
+  const std::uint64_t moved = co_await sweep(queue, kind, 0, &manual_left_, [] { return true; });
+  manual_moved_.fetch_add(moved, std::memory_order_relaxed);
+  // Release: this queue's count is in before queue 0 sees it finished.
+  manual_pending_.fetch_sub(1, std::memory_order_release);
+}
+
+runtime::Task<void> ZramTarget::run_command(const ZramCommand& command) {
+  ZramCommandResult result;
+  store_->set_clock(boot_seconds());
+  if (command.kind == ZramCommand::Kind::mark_idle) {
+    std::uint64_t next = 0;
+    const std::uint64_t pages = config_.size_bytes / block_size;
+    while (next < pages) {
+      result.count += store_->mark_idle_step(0, static_cast<std::uint32_t>(command.arg), next);
+      co_await runtime::maybe_yield();
+    }
+  } else if (command.kind != ZramCommand::Kind::writeback || command.arg > 2) {
+    result.error = EINVAL;
+  } else if (backing_fd_ < 0) {
+    result.error = ENODEV;
+  } else if (tier_failed_.load(std::memory_order_relaxed)) {
+    result.error = EIO;
+  } else if (writeback_budget_.load(std::memory_order_relaxed) == 0) {
+    result.error = ENOSPC;
+  } else {
+    // Every queue writes back the objects of its own arena, on its own
+    // core, at its next maintenance tick; this one (queue 0) at once.
+    manual_kind_.store(command.arg, std::memory_order_relaxed);
+    manual_left_.store(command.max_pages == 0 ? UINT64_MAX : command.max_pages, std::memory_order_relaxed);
+    manual_moved_.store(0, std::memory_order_relaxed);
+    manual_pending_.store(config_.queues, std::memory_order_relaxed);
+    // Release: the fields above are visible to a queue that sees the new
+    // generation.
+    manual_generation_.fetch_add(1, std::memory_order_release);
+    co_await run_manual_writeback(0);
+    // Acquire: pairs with each queue's release count-down. The other
+    // queues' maintenance tasks run every maintenance_interval.
+    for (int waited = 0; manual_pending_.load(std::memory_order_acquire) != 0 && waited < 60000; waited += 5) {
+      co_await runtime::sleep_for(std::chrono::milliseconds(5));
+    }
+    result.count = manual_moved_.load(std::memory_order_relaxed);
+    if (manual_pending_.load(std::memory_order_acquire) != 0) {
+      result.error = ETIMEDOUT;
+    } else if (tier_failed_.load(std::memory_order_relaxed)) {
+      result.error = EIO;
+    }
+  }
+  publisher_->answer_command(result);
+  publisher_->publish(snapshot());
+}
+
+}  // namespace coblk::ublk
