@@ -63,6 +63,7 @@ po::options_description add_description() {
     ("zero-copy", "data path: request pages become io_uring fixed buffers (loop only)")
     ("algorithm", po::value<std::string>()->value_name("ALG"), "zram: lz4 | lz4:ACCEL | zstd | zstd:LEVEL (default lz4)")
     ("mem-limit", po::value<std::string>()->value_name("SIZE"), "zram: most memory for compressed data (default: no limit)")
+    ("recompress", po::value<std::string>()->value_name("ALG"), "zram: recompress raw and idle pages with this second codec, e.g. zstd:19 (default: off)")
     ("backing", po::value<std::string>()->value_name("PATH"), "zram: file or block device (e.g. /dev/zram0) that raw and cold pages are written back to")
     ("writeback-high", po::value<std::string>()->value_name("PCT"), "zram --backing: start writing back at this % of --mem-limit (default 90)")
     ("writeback-low", po::value<std::string>()->value_name("PCT"), "zram --backing: ... until stored data is under this % (default 70)")
@@ -102,12 +103,13 @@ std::string make_absolute(std::string& file, std::vector<std::string>& args, con
   std::free(resolved);
   const std::string long_option = "--" + long_name;
   const std::string short_option = short_name == 0 ? std::string() : std::string("-") + short_name;
+  const std::string long_prefix = long_option + "=";
   for (size_t i = 0; i < args.size(); ++i) {
     std::string& a = args[i];
     if ((a == long_option || (!short_option.empty() && a == short_option)) && i + 1 < args.size()) {
       args[++i] = absolute;
-    } else if (a.rfind(long_option + "=", 0) == 0) {
-      a = long_option + "=" + absolute;
+    } else if (a.rfind(long_prefix, 0) == 0) {
+      a = long_prefix + absolute;
     } else if (!short_option.empty() && a.size() > 2 && a.rfind(short_option, 0) == 0) {
       a = short_option + absolute;
     }
@@ -288,6 +290,16 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
     if (given("algorithm")) return fail("--algorithm is only valid with -t zram");
     if (given("mem-limit")) return fail("--mem-limit is only valid with -t zram");
     if (given("backing")) return fail("--backing is only valid with -t zram (a loop device's file is -f)");
+    if (given("recompress")) return fail("--recompress is only valid with -t zram");
+  }
+  if (given("recompress")) {
+#if COBLK_HAVE_ZRAM
+    const auto spec = compress::parse_codec_spec(text("recompress"));
+    if (!spec) return fail("--recompress: " + spec.error().message());
+    o.recompress = spec->name();
+#else
+    return fail("this coblk was built without the zram target");
+#endif
   }
   for (const char* option : {"writeback-high", "writeback-low", "writeback-age", "writeback-limit"}) {
     if (given(option) && !given("backing")) return fail(std::string("--") + option + " is only valid with --backing");

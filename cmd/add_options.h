@@ -45,6 +45,7 @@ struct AddOptions {
   /// "lz4:8", "zstd", "zstd:-5"), validated by compress::parse_codec_spec.
   std::string algorithm = "lz4";
   uint64_t mem_limit = 0;         ///< zram: bytes of compressed memory allowed, 0 = no limit
+  std::string recompress;         ///< zram: the secondary codec (canonical spec), "" = none
   std::string backing;            ///< zram: backing tier (absolute path), "" = none
   unsigned writeback_high = 90;   ///< zram: % of mem_limit where automatic writeback starts
   unsigned writeback_low = 70;    ///< zram: % of mem_limit it writes back down to

@@ -32,13 +32,14 @@ bool parse_dev_id(const std::string& text, uint32_t& id, std::string& error);
 /// The ids of the ublk devices that exist (from /sys/class/ublk-char, or /dev).
 std::vector<uint32_t> existing_device_ids();
 
-int run_add(const std::vector<std::string>& args);        ///< coblk add
-int run_del(const std::vector<std::string>& args);        ///< coblk del
-int run_list(const std::vector<std::string>& args);       ///< coblk list
-int run_features(const std::vector<std::string>& args);   ///< coblk features
-int run_recover(const std::vector<std::string>& args);    ///< coblk recover
-int run_stats(const std::vector<std::string>& args);      ///< coblk stats
-int run_writeback(const std::vector<std::string>& args);  ///< coblk writeback
-int run_idle(const std::vector<std::string>& args);       ///< coblk idle
+int run_add(const std::vector<std::string>& args);         ///< coblk add
+int run_del(const std::vector<std::string>& args);         ///< coblk del
+int run_list(const std::vector<std::string>& args);        ///< coblk list
+int run_features(const std::vector<std::string>& args);    ///< coblk features
+int run_recover(const std::vector<std::string>& args);     ///< coblk recover
+int run_stats(const std::vector<std::string>& args);       ///< coblk stats
+int run_writeback(const std::vector<std::string>& args);   ///< coblk writeback
+int run_idle(const std::vector<std::string>& args);        ///< coblk idle
+int run_recompress(const std::vector<std::string>& args);  ///< coblk recompress
 
 }  // namespace coblk::cmd

@@ -25,6 +25,7 @@ constexpr Command kCommands[] = {
     {"stats", coblk::cmd::run_stats, "zram statistics: stats [-n ID] [--json]"},
     {"writeback", coblk::cmd::run_writeback, "write zram pages to the backing tier: writeback -n ID --type T"},
     {"idle", coblk::cmd::run_idle, "mark zram pages idle: idle -n ID [--age S]"},
+    {"recompress", coblk::cmd::run_recompress, "recompress zram pages: recompress -n ID [--type T]"},
 };
 
 void print_usage(std::ostream& out) {
@@ -32,7 +33,7 @@ void print_usage(std::ostream& out) {
          "Userspace block devices (ublk) served by a thread-per-core io_uring runtime.\n\n"
          "Commands:\n";
   for (const Command& c : kCommands) {
-    out << "  " << c.name << std::string(10 - std::strlen(c.name), ' ') << c.summary << '\n';
+    out << "  " << c.name << std::string(12 - std::strlen(c.name), ' ') << c.summary << '\n';
   }
   out << "\nRun 'coblk COMMAND --help' for a command's options; 'coblk --version' for the version.\n";
 }
@@ -41,8 +42,8 @@ void print_usage(std::ostream& out) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr
-        << "coblk: missing command (add, del, list, features, recover, stats, writeback, idle; see coblk --help)\n";
+    std::cerr << "coblk: missing command (add, del, list, features, recover, stats, writeback, idle, recompress; see "
+                 "coblk --help)\n";
     return coblk::cmd::kExitUsage;
   }
   const std::string name = argv[1];
@@ -66,6 +67,6 @@ int main(int argc, char** argv) {
     }
   }
   std::cerr << "coblk: unknown command '" << name
-            << "' (add, del, list, features, recover, stats, writeback, idle; see coblk --help)\n";
+            << "' (add, del, list, features, recover, stats, writeback, idle, recompress; see coblk --help)\n";
   return coblk::cmd::kExitUsage;
 }

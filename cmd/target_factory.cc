@@ -50,6 +50,11 @@ Result<std::unique_ptr<ublk::Target>> make_target(const AddOptions& o, uint32_t 
       config.codec = *spec;
       config.mem_limit_bytes = o.mem_limit;
       config.backing_path = o.backing;
+      if (!o.recompress.empty()) {
+        const auto secondary = compress::parse_codec_spec(o.recompress);
+        if (!secondary) return secondary.error();
+        config.recompress = *secondary;
+      }
       config.writeback_high_percent = o.writeback_high;
       config.writeback_low_percent = o.writeback_low;
       config.writeback_age = std::chrono::seconds(o.writeback_age_s);

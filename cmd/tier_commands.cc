@@ -48,6 +48,8 @@ int send(const char* command, uint32_t id, const ublk::ZramCommand& request, con
                                        std::to_string(answer->count) + " pages written before)");
     case ENOSPC:
       return report_error(command, "device " + std::to_string(id) + " has spent its --writeback-limit");
+    case ENOPROTOOPT:
+      return report_error(command, "device " + std::to_string(id) + " has no second codec (coblk add --recompress)");
     default:
       return report_error(command, std::string("the server refused: ") + std::strerror(answer->error));
   }
@@ -96,6 +98,47 @@ int run_writeback(const std::vector<std::string>& args) {
   return send("writeback", id, request, "pages written back");
 #else
   return report_error("writeback", "this coblk was built without the zram target");
+#endif
+}
+
+int run_recompress(const std::vector<std::string>& args) {
+  po::options_description desc(
+      "Usage: coblk recompress -n ID [--type huge|idle|all] [--max-pages N]\n"
+      "Recompresses pages of a zram device with its second codec (--recompress) now, keeping a result only\n"
+      "if it is stored in a smaller size class (kernel zram's recompress).\nOptions");
+  desc.add_options()("help,h", "show this help")("number,n", po::value<std::string>()->value_name("ID"), "the device")(
+      "type", po::value<std::string>()->value_name("TYPE"),
+      "huge: pages stored raw; idle: pages marked by coblk idle; all: every page (default)")(
+      "max-pages", po::value<std::string>()->value_name("N"), "try at most N pages (default: no limit)");
+  po::variables_map vm;
+  if (auto done = parse_command_line("recompress", args, desc, vm)) return *done;
+  uint32_t id = 0;
+  if (auto done = zram_device("recompress", vm, id)) return *done;
+#if COBLK_HAVE_ZRAM
+  ublk::ZramCommand request;
+  request.kind = ublk::ZramCommand::Kind::recompress;
+  const std::string type = vm.count("type") ? vm["type"].as<std::string>() : "all";
+  if (type == "idle")
+    request.arg = static_cast<uint64_t>(storage::WritebackKind::idle);
+  else if (type == "huge")
+    request.arg = static_cast<uint64_t>(storage::WritebackKind::huge);
+  else if (type == "all")
+    request.arg = static_cast<uint64_t>(storage::WritebackKind::aged);
+  else
+    return report_error("recompress", "--type must be huge, idle or all, not '" + type + "'", kExitUsage);
+  if (vm.count("max-pages")) {
+    const std::string& n = vm["max-pages"].as<std::string>();
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long v = std::strtoull(n.c_str(), &end, 10);
+    if (n.empty() || *end != '\0' || n[0] == '-' || errno != 0 || v == 0)
+      return report_error("recompress", "--max-pages must be a whole number of pages above 0, not '" + n + "'",
+                          kExitUsage);
+    request.max_pages = v;
+  }
+  return send("recompress", id, request, "pages recompressed");
+#else
+  return report_error("recompress", "this coblk was built without the zram target");
 #endif
 }
 

@@ -38,7 +38,10 @@ inline constexpr std::uint64_t writeback_pending = std::uint64_t{1} << 21;
 inline constexpr unsigned age_shift = 22;
 /// The access time's bits in place.
 inline constexpr std::uint64_t age_mask = std::uint64_t{0xffffffff} << age_shift;
-// Bits 54..55 are free.
+/// The page was recompressed with the secondary codec, or an attempt did
+/// not shrink it: recompression passes it by (PageStore::recompress_step).
+inline constexpr std::uint64_t recompressed = std::uint64_t{1} << 54;
+// Bit 55 is free.
 
 /// The access time recorded in a word.
 constexpr std::uint32_t access_time_of(std::uint64_t word) noexcept {

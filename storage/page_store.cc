@@ -147,6 +147,13 @@ Result<std::unique_ptr<PageStore>> PageStore::build(const PageStoreConfig& confi
     }
     auto state = std::make_unique<CoreState>();
     state->codec = std::move(codec).value();
+    if (config.recompress) {
+      Result<std::unique_ptr<compress::Codec>> secondary = compress::make_codec(*config.recompress);
+      if (!secondary) {
+        return std::move(secondary).error();
+      }
+      state->secondary = std::move(secondary).value();
+    }
     if (config.backing_blocks != 0) {
       state->batch_data.reset(
           static_cast<std::byte*>(std::aligned_alloc(page_size, config.writeback_batch * page_size)));
@@ -365,9 +372,15 @@ int PageStore::decode_object(unsigned core, std::uint64_t word, const std::byte*
     std::memcpy(out.data(), src, page_size);
     return 0;
   }
-  compress::Codec& codec = *cores_[core]->codec;
-  if (entry_bits::algorithm_of(word) != codec.spec().algorithm ||
-      !codec.decompress(std::span<const std::byte>(src, entry_bits::size_of(word)), out)) {
+  // The primary codec made it, or the secondary (recompression); an
+  // algorithm this store has no codec for is corrupt, never guessed at.
+  CoreState& cs = *cores_[core];
+  compress::Codec* codec = cs.codec.get();
+  if (entry_bits::algorithm_of(word) != codec->spec().algorithm) {
+    codec =
+        cs.secondary && entry_bits::algorithm_of(word) == cs.secondary->spec().algorithm ? cs.secondary.get() : nullptr;
+  }
+  if (codec == nullptr || !codec->decompress(std::span<const std::byte>(src, entry_bits::size_of(word)), out)) {
     return -EIO;
   }
   return 0;

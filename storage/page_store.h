@@ -90,6 +90,20 @@ struct PageStoreConfig {
   /// Most pages one writeback_prepare takes (kernel zram's
   /// writeback_batch_size). 1..256.
   std::uint32_t writeback_batch = 32;
+  /// A secondary codec for recompress_step (kernel zram's
+  /// recomp_algorithm), usually a stronger one (zstd at a high level).
+  /// Objects it made are read with it, so a store must be attached with the
+  /// same one.
+  std::optional<compress::CodecSpec> recompress;
+};
+
+/// What one recompress_step did.
+struct RecompressStep {
+  std::uint32_t recompressed = 0;     ///< pages now stored smaller with the secondary codec
+  std::uint32_t tried = 0;            ///< pages recompressed or tried (kept as they were: no smaller size class)
+  std::uint64_t entries_visited = 0;  ///< page entries looked at
+  bool wrapped = false;               ///< the walk passed the end of the table
+  bool no_memory = false;             ///< stopped: no room for a new object (memory limit)
 };
 
 /// Which pages a writeback takes (writeback_prepare).
@@ -313,6 +327,18 @@ class PageStore {
   /// unpins its block. `block` is the 4096 bytes of miss.where.block, or
   /// empty if the read failed (counted; returns -EIO). Returns 0 or -EIO.
   int finish_backing_read(unsigned core, const BackingRead& miss, std::span<const std::byte> block) noexcept;
+
+  /// Recompresses, with the secondary codec (PageStoreConfig::recompress),
+  /// pages of `kind` (huge, idle, or aged `min_age_s`) whose objects live
+  /// in `core`'s arena and that were not recompressed or tried before:
+  /// walks at most steps.entries entries from the core's cursor and
+  /// recompresses at most `max_pages`. As kernel zram does, a result is
+  /// kept only if it lands in a smaller size class than the object it
+  /// replaces; otherwise the page is marked tried and stays as it was.
+  /// Each page is recompressed under its entry's lock. Must run on
+  /// `core`. Without a secondary codec, does nothing.
+  RecompressStep recompress_step(unsigned core, WritebackKind kind, std::uint32_t min_age_s,
+                                 std::uint32_t max_pages) noexcept;
 
   /// Kernel zram's bd_stat (any thread).
   BdStat bd_stat() const noexcept;

@@ -15,6 +15,8 @@ struct PageStore::CoreState {
   alignas(runtime::cache_line_size) std::byte page[compress::page_size];  // partial I/O: the page being modified/read
   alignas(runtime::cache_line_size) std::byte compressed[compress::page_size];
   std::unique_ptr<compress::Codec> codec;
+  std::unique_ptr<compress::Codec> secondary;  // PageStoreConfig::recompress, or null
+  std::uint64_t recompress_cursor = 0;         // next entry recompress_step looks at
   CoreCounters counters;
   // The compaction under way on this core (touched by the core only).
   enum class Compaction : std::uint8_t { idle, selecting, moving, finishing, releasing };

@@ -30,8 +30,14 @@ Result<void> PageStore::recover() {
   // is corrupt.
   constexpr std::uint64_t known = entry_bits::same | entry_bits::object | entry_bits::huge |
                                   entry_bits::algorithm_mask | entry_bits::size_mask | entry_bits::idle |
-                                  entry_bits::written_back | entry_bits::writeback_pending | entry_bits::age_mask;
-  constexpr std::uint64_t stamps = entry_bits::idle | entry_bits::age_mask;
+                                  entry_bits::written_back | entry_bits::writeback_pending | entry_bits::age_mask |
+                                  entry_bits::recompressed;
+  constexpr std::uint64_t stamps = entry_bits::idle | entry_bits::age_mask | entry_bits::recompressed;
+  // Objects are made by the primary codec or, recompressed, the secondary.
+  auto known_algorithm = [this](std::uint64_t word) {
+    const compress::Algorithm a = entry_bits::algorithm_of(word);
+    return a == config_.codec.algorithm || (config_.recompress && a == config_.recompress->algorithm);
+  };
   for (std::uint64_t i = 0; i < page_count_; ++i) {
     PageEntry& e = entries_[i];
     const std::uint64_t raw = e.raw_word();
@@ -64,7 +70,7 @@ Result<void> PageStore::recover() {
       if (Result<void> marked = recover_written_back(i, word, value); !marked) {
         return marked;
       }
-      if (!(word & entry_bits::huge) && entry_bits::algorithm_of(word) != config_.codec.algorithm) {
+      if (!(word & entry_bits::huge) && !known_algorithm(word)) {
         return Error(EIO, page_error(i, "was compressed by another algorithm"));
       }
     }
@@ -74,7 +80,7 @@ Result<void> PageStore::recover() {
       if (is_huge ? size != compress::page_size : (size == 0 || size >= config_.huge_threshold)) {
         return Error(EIO, page_error(i, "records an impossible object size " + std::to_string(size)));
       }
-      if (!is_huge && entry_bits::algorithm_of(word) != config_.codec.algorithm) {
+      if (!is_huge && !known_algorithm(word)) {
         return Error(EIO, page_error(i, "was compressed by another algorithm"));
       }
       const unsigned owner = handle_core(value);

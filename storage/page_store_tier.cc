@@ -20,6 +20,8 @@ namespace {
 
 constexpr std::uint64_t page_size = compress::page_size;
 constexpr unsigned sectors_per_block = 8;
+using PageSpan = std::span<std::byte, compress::page_size>;
+using ConstPageSpan = std::span<const std::byte, compress::page_size>;
 
 // Seconds since `word`'s last access; 0 if the stamp is in the future (a
 // clock of another origin after recovery).
@@ -144,7 +146,11 @@ WritebackBatch PageStore::writeback_prepare(unsigned core, WritebackKind kind, s
     cs.batch_sectors_used[k] = static_cast<std::uint8_t>(sector + sectors);
     e.unlock(word | entry_bits::writeback_pending);
   }
-  cs.writeback_cursor = i >= page_count_ ? 0 : i;
+  if (i >= page_count_) {
+    i = 0;
+    batch.wrapped = true;  // the walk ended at the end of the table
+  }
+  cs.writeback_cursor = i;
   release_tails(cs);
   cs.batch_outstanding = cs.batch_pages != 0;
   batch.pages = cs.batch_pages;
@@ -323,6 +329,79 @@ Result<void> PageStore::recover_written_back(std::uint64_t index, std::uint64_t 
   return ok();
 }
 
+RecompressStep PageStore::recompress_step(unsigned core, WritebackKind kind, std::uint32_t min_age_s,
+                                          std::uint32_t max_pages) noexcept {
+  RecompressStep step;
+  if (core >= cores_.size() || !cores_[core]->secondary) {
+    step.wrapped = true;
+    return step;
+  }
+  CoreState& cs = *cores_[core];
+  compress::Codec& secondary = *cs.secondary;
+  const std::uint32_t now = clock();
+  std::uint64_t i = cs.recompress_cursor;
+  for (std::uint64_t visited = 0; visited < config_.steps.entries && step.tried < max_pages; ++visited, ++i) {
+    if (i >= page_count_) {
+      i = 0;
+      step.wrapped = true;
+    }
+    ++step.entries_visited;
+    PageEntry& e = entries_[i];
+    const std::uint64_t hint = e.peek();
+    if (!(hint & entry_bits::object) || (hint & (entry_bits::recompressed | entry_bits::writeback_pending)) ||
+        !wanted(kind, hint, now, min_age_s)) {
+      continue;
+    }
+    const std::uint64_t word = e.lock(core);
+    const Handle old = e.value;
+    if (!(word & entry_bits::object) || (word & (entry_bits::recompressed | entry_bits::writeback_pending)) ||
+        !wanted(kind, word, now, min_age_s) || handle_core(old) != core) {
+      e.unlock(word);
+      continue;
+    }
+    ++step.tried;
+    // Under the lock: the page cannot change while it is recompressed
+    // (one page's decompress and compress; the step bounds how many).
+    const std::uint32_t old_size = entry_bits::size_of(word);
+    const std::uint32_t old_class =
+        (word & entry_bits::huge) ? classes_.raw_class_index() : classes_.index_for(old_size);
+    std::size_t length = 0;
+    if (decode_object(core, word, arenas_[core]->address(old), PageSpan(cs.page, page_size)) == 0) {
+      length = secondary.compress(ConstPageSpan(cs.page, page_size),
+                                  std::span<std::byte>(cs.compressed, config_.huge_threshold - 1));
+    }
+    const auto size = static_cast<std::uint32_t>(length);
+    if (length == 0 || classes_.index_for(size) >= old_class) {
+      e.unlock(word | entry_bits::recompressed);  // tried: not smaller
+      continue;
+    }
+    Handle handle = arenas_[core]->allocate(size);
+    if (handle == null_handle) {
+      e.unlock(word);
+      step.no_memory = true;
+      break;
+    }
+    std::memcpy(arenas_[core]->address(handle), cs.compressed, size);
+    // The page's stamps (access time, idle mark) stay: recompression is
+    // not an access.
+    const std::uint64_t stamps = word & (entry_bits::age_mask | entry_bits::idle);
+    const std::uint64_t next =
+        entry_bits::object_word(size, secondary.spec().algorithm, false) | stamps | entry_bits::recompressed;
+    publish(core, i, e, old, next, handle);
+    account(core, word, -1);
+    account(core, next, +1);
+    release(core, word, old);
+    ++step.recompressed;
+  }
+  if (i >= page_count_) {
+    i = 0;
+    step.wrapped = true;  // the walk ended at the end of the table
+  }
+  cs.recompress_cursor = i;
+  CoreCounters::add(cs.counters.recompressed, step.recompressed);
+  return step;
+}
+
 BdStat PageStore::bd_stat() const noexcept {
   BdStat s;
   for (const auto& cs : cores_) {
@@ -340,6 +419,7 @@ TierStat PageStore::tier_stat() const noexcept {
     written_back += cs->counters.written_back.load(std::memory_order_relaxed);
     s.read_errors += static_cast<std::uint64_t>(cs->counters.bd_read_errors.load(std::memory_order_relaxed));
     s.write_errors += static_cast<std::uint64_t>(cs->counters.bd_write_errors.load(std::memory_order_relaxed));
+    s.recompressed_pages += static_cast<std::uint64_t>(cs->counters.recompressed.load(std::memory_order_relaxed));
   }
   s.written_back_pages = written_back < 0 ? 0 : static_cast<std::uint64_t>(written_back);
   s.backing_blocks = config_.backing_blocks;

@@ -45,6 +45,7 @@ struct TierStat {
   std::uint64_t written_back_pages = 0;  ///< pages whose data is on the backing tier now
   std::uint64_t read_errors = 0;         ///< backing reads that failed (each gave -EIO)
   std::uint64_t write_errors = 0;        ///< backing writes that failed (writeback then stops)
+  std::uint64_t recompressed_pages = 0;  ///< pages recompressed with the secondary codec (event count)
 };
 
 /// One core's counters. Each is written by that core alone, so it is
@@ -69,6 +70,7 @@ struct alignas(runtime::cache_line_size) CoreCounters {
   std::atomic<std::int64_t> bd_writes{0};         ///< event count: BdStat::bd_writes
   std::atomic<std::int64_t> bd_read_errors{0};    ///< event count: TierStat::read_errors
   std::atomic<std::int64_t> bd_write_errors{0};   ///< event count: TierStat::write_errors
+  std::atomic<std::int64_t> recompressed{0};      ///< event count: TierStat::recompressed_pages
 
   /// Adds `delta` to one of this struct's counters. Owner core only: a
   /// relaxed load and store, not a fetch_add, is exact only because no other

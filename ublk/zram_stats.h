@@ -44,8 +44,9 @@ struct ZramStats {
 struct ZramCommand {
   /// What to do.
   enum class Kind : std::uint64_t {
-    writeback = 1,  ///< write back pages of type `arg` (a storage::WritebackKind), at most `max_pages`
-    mark_idle = 2,  ///< mark idle the pages not accessed for `arg` seconds
+    writeback = 1,   ///< write back pages of type `arg` (a storage::WritebackKind), at most `max_pages`
+    mark_idle = 2,   ///< mark idle the pages not accessed for `arg` seconds
+    recompress = 3,  ///< recompress pages of type `arg` (a storage::WritebackKind), at most `max_pages`
   };
   Kind kind = Kind::writeback;  ///< the command
   std::uint64_t arg = 0;        ///< its argument (see Kind)

@@ -25,6 +25,7 @@ Result<storage::PageStoreConfig> store_config(const ZramTargetConfig& c) {
   s.codec = c.codec;
   s.mem_limit_bytes = c.mem_limit_bytes;
   s.cores = c.queues;
+  s.recompress = c.recompress;
   if (!c.backing_path.empty()) {
     if (c.writeback_batch == 0 || c.writeback_batch > 256) {
       return Error(EINVAL, "zram: the writeback batch must be 1..256 pages, got " + std::to_string(c.writeback_batch));
@@ -246,7 +247,7 @@ runtime::Task<void> ZramTarget::maintain(std::uint16_t queue) {
     while (store_->maybe_compact_step(queue, compaction)) {
       co_await runtime::maybe_yield();
     }
-    if (backing_fd_ >= 0) {
+    if (backing_fd_ >= 0 || config_.recompress) {
       co_await write_back_by_policy(queue);
     }
     ZramCommand command;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -58,6 +59,11 @@ struct ZramTargetConfig {
   std::uint64_t writeback_limit_bytes = 0;
   /// Pages per backing write (kernel zram's writeback_batch_size), 1..256.
   std::uint32_t writeback_batch = 32;
+  /// A secondary codec (kernel zram's recomp_algorithm): the maintenance
+  /// task recompresses raw pages and pages marked idle with it, and, under
+  /// memory pressure, any page before writing pages back; a result is kept
+  /// only if it is stored in a smaller size class. Unset: no recompression.
+  std::optional<compress::CodecSpec> recompress;
 };
 
 /// The `zram` target: every request is served from a storage::PageStore on
@@ -135,7 +141,9 @@ class ZramTarget final : public Target {
                                      std::atomic<std::uint64_t>* left, KeepGoing keep_going);
   runtime::Task<void> write_back_by_policy(std::uint16_t queue);
   runtime::Task<void> run_command(const ZramCommand& command);
-  runtime::Task<void> run_manual_writeback(std::uint16_t queue);
+  runtime::Task<void> run_manual(std::uint16_t queue);
+  runtime::Task<std::uint64_t> recompress_sweep(std::uint16_t queue, storage::WritebackKind kind, std::uint32_t min_age,
+                                                std::atomic<std::uint64_t>* left);
   bool tier_usable() const noexcept;
   TierState tier_state() const noexcept;
 
@@ -159,6 +167,7 @@ class ZramTarget final : public Target {
   // counts down manual_pending_ (release), which queue 0 waits for.
   std::atomic<std::uint64_t> manual_generation_{0};
   std::atomic<std::uint64_t> manual_kind_{0};
+  std::atomic<std::uint64_t> manual_recompress_{0};  // 1: the command is a recompression
   std::atomic<std::uint64_t> manual_left_{0};
   std::atomic<std::uint64_t> manual_moved_{0};
   std::atomic<unsigned> manual_pending_{0};

@@ -259,17 +259,61 @@ runtime::Task<int> ZramTarget::write_by_writing_back(std::uint16_t queue, std::u
   co_return rc;
 }
 
+runtime::Task<std::uint64_t> ZramTarget::recompress_sweep(std::uint16_t queue, storage::WritebackKind kind,
+                                                          std::uint32_t min_age, std::atomic<std::uint64_t>* left) {
+  // A few pages per step (each is a decompress and a strong compress
+  // under its entry's lock), yielding between steps.
+  constexpr std::uint32_t pages_per_step = 4;
+  const std::uint64_t pages = config_.size_bytes / block_size;
+  std::uint64_t recompressed = 0;
+  // One walk over the table at most.
+  for (std::uint64_t visited = 0; visited < pages;) {
+    std::uint32_t want = pages_per_step;
+    if (left != nullptr) {
+      std::uint64_t l = left->load(std::memory_order_relaxed);
+      do {
+        want = static_cast<std::uint32_t>(std::min<std::uint64_t>(l, pages_per_step));
+      } while (want != 0 && !left->compare_exchange_weak(l, l - want, std::memory_order_relaxed));
+      if (want == 0) break;
+    }
+    const storage::RecompressStep step = store_->recompress_step(queue, kind, min_age, want);
+    if (left != nullptr && want > step.tried) {
+      left->fetch_add(want - step.tried, std::memory_order_relaxed);
+    }
+    recompressed += step.recompressed;
+    visited += step.entries_visited;
+    if (step.no_memory) break;
+    co_await runtime::maybe_yield();
+  }
+  co_return recompressed;
+}
+
 runtime::Task<void> ZramTarget::write_back_by_policy(std::uint16_t queue) {
   store_->set_clock(boot_seconds());
   if (manual_generation_.load(std::memory_order_acquire) != manual_seen_[queue]) {
-    co_await run_manual_writeback(queue);
+    co_await run_manual(queue);
+  }
+  const std::uint64_t limit = store_->mm_stat().mem_limit;
+  const bool pressure = limit != 0 && store_->mm_stat().mem_used_total >= limit / 100 * config_.writeback_high_percent;
+  if (config_.recompress) {
+    // Raw pages and pages marked idle, every tick (pages tried once are
+    // passed by); under pressure, any page, before writing pages back.
+    std::uint64_t recompressed = co_await recompress_sweep(queue, storage::WritebackKind::huge, 0, nullptr);
+    recompressed += co_await recompress_sweep(queue, storage::WritebackKind::idle, 0, nullptr);
+    if (pressure) {
+      recompressed += co_await recompress_sweep(queue, storage::WritebackKind::aged, 0, nullptr);
+    }
+    if (recompressed != 0) {
+      while (!store_->compact_step(queue).done) {
+        co_await runtime::maybe_yield();
+      }
+    }
   }
   if (!tier_usable()) {
     co_return;
   }
   std::uint64_t moved = 0;
-  const std::uint64_t limit = store_->mm_stat().mem_limit;
-  if (limit != 0 && store_->mm_stat().mem_used_total >= limit / 100 * config_.writeback_high_percent) {
+  if (pressure) {
     const std::uint64_t low = limit / 100 * config_.writeback_low_percent;
     auto above_low = [this, low] { return store_->mm_stat().compr_data_size > low; };
     // Raw pages first, then the least recently used: one sweep at each age
@@ -297,10 +341,12 @@ runtime::Task<void> ZramTarget::write_back_by_policy(std::uint16_t queue) {
   }
 }
 
-runtime::Task<void> ZramTarget::run_manual_writeback(std::uint16_t queue) {
+runtime::Task<void> ZramTarget::run_manual(std::uint16_t queue) {
   manual_seen_[queue] = manual_generation_.load(std::memory_order_acquire);
   const auto kind = static_cast<storage::WritebackKind>(manual_kind_.load(std::memory_order_relaxed));
-  const std::uint64_t moved = co_await sweep(queue, kind, 0, &manual_left_, [] { return true; });
+  const std::uint64_t moved = manual_recompress_.load(std::memory_order_relaxed) != 0
+                                  ? co_await recompress_sweep(queue, kind, 0, &manual_left_)
+                                  : co_await sweep(queue, kind, 0, &manual_left_, [] { return true; });
   manual_moved_.fetch_add(moved, std::memory_order_relaxed);
   // Release: this queue's count is in before queue 0 sees it finished.
   manual_pending_.fetch_sub(1, std::memory_order_release);
@@ -316,25 +362,29 @@ runtime::Task<void> ZramTarget::run_command(const ZramCommand& command) {
       result.count += store_->mark_idle_step(0, static_cast<std::uint32_t>(command.arg), next);
       co_await runtime::maybe_yield();
     }
-  } else if (command.kind != ZramCommand::Kind::writeback || command.arg > 2) {
+  } else if ((command.kind != ZramCommand::Kind::writeback && command.kind != ZramCommand::Kind::recompress) ||
+             command.arg > 2) {
     result.error = EINVAL;
-  } else if (backing_fd_ < 0) {
+  } else if (command.kind == ZramCommand::Kind::recompress && !config_.recompress) {
+    result.error = ENOPROTOOPT;
+  } else if (command.kind == ZramCommand::Kind::writeback && backing_fd_ < 0) {
     result.error = ENODEV;
-  } else if (tier_failed_.load(std::memory_order_relaxed)) {
+  } else if (command.kind == ZramCommand::Kind::writeback && tier_failed_.load(std::memory_order_relaxed)) {
     result.error = EIO;
-  } else if (writeback_budget_.load(std::memory_order_relaxed) == 0) {
+  } else if (command.kind == ZramCommand::Kind::writeback && writeback_budget_.load(std::memory_order_relaxed) == 0) {
     result.error = ENOSPC;
   } else {
     // Every queue writes back the objects of its own arena, on its own
     // core, at its next maintenance tick; this one (queue 0) at once.
     manual_kind_.store(command.arg, std::memory_order_relaxed);
+    manual_recompress_.store(command.kind == ZramCommand::Kind::recompress ? 1 : 0, std::memory_order_relaxed);
     manual_left_.store(command.max_pages == 0 ? UINT64_MAX : command.max_pages, std::memory_order_relaxed);
     manual_moved_.store(0, std::memory_order_relaxed);
     manual_pending_.store(config_.queues, std::memory_order_relaxed);
     // Release: the fields above are visible to a queue that sees the new
     // generation.
     manual_generation_.fetch_add(1, std::memory_order_release);
-    co_await run_manual_writeback(0);
+    co_await run_manual(0);
     // Acquire: pairs with each queue's release count-down. The other
     // queues' maintenance tasks run every maintenance_interval.
     for (int waited = 0; manual_pending_.load(std::memory_order_acquire) != 0 && waited < 60000; waited += 5) {
@@ -343,7 +393,7 @@ runtime::Task<void> ZramTarget::run_command(const ZramCommand& command) {
     result.count = manual_moved_.load(std::memory_order_relaxed);
     if (manual_pending_.load(std::memory_order_acquire) != 0) {
       result.error = ETIMEDOUT;
-    } else if (tier_failed_.load(std::memory_order_relaxed)) {
+    } else if (command.kind == ZramCommand::Kind::writeback && tier_failed_.load(std::memory_order_relaxed)) {
       result.error = EIO;
     }
   }

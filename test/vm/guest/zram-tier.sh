@@ -3,8 +3,9 @@
 # page when it holds more than its --mem-limit: pages are written back to a
 # file, or to kernel zram (/dev/zramN), and read back; bd_stat shows it. A
 # backing device that starts failing gives I/O errors, never wrong data,
-# and stops writeback; `coblk idle` and `coblk writeback` move the pages
-# they name. Bad backing paths are refused with one line.
+# and stops writeback; `coblk idle`, `coblk writeback` and `coblk
+# recompress` act on the pages they name. Bad backing paths are refused
+# with one line.
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "${COBLK_VM_LIB:-$(dirname "$0")/../lib.sh}"
 
@@ -233,6 +234,31 @@ recovery_keeps_written_back_pages() {
   fio_fill "$dev" 16M --buffer_compress_percentage=0 --verify_only
 }
 
+# --recompress zstd:9 on an lz4 device: `coblk recompress` makes text
+# pages smaller, the statistics say so, and the text reads back intact.
+recompress_command() {
+  vm_ublk_ready cmp
+  local id=$((base_id + 9)) dev="/dev/ublkb$((base_id + 9))" out n before after
+  add_device "$id" -t zram --size 16M --algorithm lz4 --recompress zstd:9
+  seq 1 400000 | head -c $((2 << 20)) > "$t/tier-text"
+  dd if="$t/tier-text" of="$dev" bs=1M oflag=direct conv=fsync 2>/dev/null || vm_fail "writing text to $dev failed"
+  sleep 0.5
+  before=$(stat_value "$id" compr_data_size)
+  out=$("$COBLK_BIN" recompress -n "$id" --type all) || vm_fail "coblk recompress failed"
+  n=${out%% *}
+  vm_assert_eq "$n pages recompressed" "$out" "coblk recompress output"
+  [ "$n" -gt 256 ] || vm_fail "only $n of 512 text pages were recompressed"
+  # The maintenance task may have recompressed a raw page of its own.
+  wait_for_stat "$id" recompressed_pages -ge "$n"
+  after=$(stat_value "$id" compr_data_size)
+  vm_log "recompressed $n pages: compr_data_size $before -> $after bytes"
+  [ "$after" -lt "$before" ] || vm_fail "compr_data_size did not fall ($before -> $after)"
+  dd if="$dev" bs=1M count=2 iflag=direct 2>/dev/null | cmp -s - "$t/tier-text" || vm_fail "recompressed text differs"
+  rm -f "$t/tier-text"
+  # Once tried, pages are passed by.
+  vm_assert_eq "0 pages recompressed" "$("$COBLK_BIN" recompress -n "$id")" "a second coblk recompress"
+}
+
 # expect_error PATTERN CMD...: CMD fails with one stderr line matching PATTERN.
 expect_error() {
   local pattern="$1" rc=0
@@ -266,6 +292,8 @@ bad_backing() {
   expect_error "no backing tier" "$COBLK_BIN" writeback -n $((base_id + 6)) --type idle
   expect_error "type must be" "$COBLK_BIN" writeback -n $((base_id + 5)) --type cold
   expect_error "no coblk device" "$COBLK_BIN" idle -n $((base_id + 7))
+  expect_error "no second codec" "$COBLK_BIN" recompress -n $((base_id + 6))
+  expect_error "recompress" "$COBLK_BIN" add -n "$id" -t zram --size 16M --recompress lzo
 }
 
 vm_case "a zram device with an 8 MiB limit and a backing file holds 3x that: fio verifies, bd_stat shows the writeback and the reads back, and packed compressed text reads back byte for byte" file_tier
@@ -273,5 +301,6 @@ vm_case "kernel zram as the backing tier (/dev/zramN) takes the written-back pag
 vm_case "a backing device that fails gives I/O errors on written-back pages (never wrong data), stops writeback, and the device is deleted cleanly" failing_backing
 vm_case "coblk idle marks pages, a read clears the mark, and coblk writeback moves exactly the idle pages, --max-pages of all, and huge ones" manual_commands
 vm_case "a --recovery zram device whose server is killed holding written-back pages recovers them from the same backing file, and fio verifies" recovery_keeps_written_back_pages
+vm_case "coblk recompress with --recompress zstd:9 shrinks lz4 text pages, counts them, and the text reads back" recompress_command
 vm_case "bad backing paths and options are refused with one line: missing, a directory, too small, busy, watermarks, options without --backing" bad_backing
 vm_finish
