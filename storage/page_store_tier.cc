@@ -245,11 +245,18 @@ int PageStore::read_resident(unsigned core, std::uint64_t offset, std::span<std:
       done += n;
       continue;
     }
-    e.unlock(word);
-    // Not written back: the ordinary read (locks again; the page may have
-    // changed in between, and either version is a valid read).
-    if (const int rc = read_page(core, index, page); rc != 0) {
-      return fail(rc);
+    // Not written back: read it under the lock already held, as
+    // read_page does.
+    const std::uint64_t value = e.value;
+    if (!(word & entry_bits::object)) {
+      e.unlock(word);  // nothing to keep alive: fill outside the lock
+      load_locked(core, word, value, page);
+    } else {
+      const int rc = load_locked(core, word, value, page);
+      e.unlock(entry_bits::accessed(word, clock()));
+      if (rc != 0) {
+        return fail(rc);
+      }
     }
     done += n;
   }
