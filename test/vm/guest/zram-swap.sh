@@ -40,8 +40,15 @@ cgroup2_root() {
 # its keeper restarts it, and swap_check must still see every page right.
 swap_under_pressure() {
   local mode="${1:-}" id="$swap_id" dev="/dev/ublkb$swap_id" t="${TMPDIR:-/tmp}" root group pid check rc max_orig orig dmesg_start
-  local recovery= killed=
+  local recovery= killed= tier=
   [ "$mode" = kill ] && recovery=--recovery
+  if [ "$mode" = backing ]; then
+    # A 16 MiB memory limit and a backing file: most of the swap must go
+    # through the tier.
+    truncate -s 256M "$t/swap-backing" || vm_fail "cannot create the backing file"
+    vm_defer "rm -f $t/swap-backing"
+    tier="--mem-limit 16M --backing $t/swap-backing"
+  fi
   vm_ublk_ready swap_check mkswap swapon swapoff
   # The device must be the only swap: on a host with swap of its own, leave it be.
   if [ "$(wc -l < /proc/swaps)" -gt 1 ]; then
@@ -61,7 +68,8 @@ swap_under_pressure() {
   # The server stays in this shell's cgroup, outside the limited group.
   vm_defer "$COBLK_BIN del -n $id"
   # shellcheck disable=SC2086 # $recovery is one word or none
-  "$COBLK_BIN" add -n "$id" -t zram --size 1G -q 2 $recovery >/dev/null
+  # shellcheck disable=SC2086 # $recovery and $tier are lists of options
+  "$COBLK_BIN" add -n "$id" -t zram --size 1G -q 2 $recovery $tier >/dev/null
   pid=$("$COBLK_BIN" list -n "$id" | awk -v id="$id" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "PID") c = i; next } $1 == id { print $c }')
   ! grep -qx "0::/${group#"$root"/}" "/proc/$pid/cgroup" || vm_fail "the coblk server is inside the limited group"
   mkswap "$dev" >/dev/null
@@ -121,10 +129,20 @@ swap_under_pressure() {
   # The group had to swap: at least what did not fit in it went to the device.
   [ "$max_orig" -ge $(((check_mib - group_mib) << 20)) ] \
     || vm_fail "coblk stats showed at most $max_orig bytes stored, less than the $((check_mib - group_mib)) MiB that had to be swapped"
+  if [ "$mode" = backing ]; then
+    local writes failed
+    writes=$(stat_value "$id" bd_writes)
+    failed=$(stat_value "$id" failed_writes)
+    vm_log "the tier took $writes pages; failed_writes $failed"
+    [ "$writes" -gt 4096 ] || vm_fail "only $writes pages went to the backing tier"
+    vm_assert_eq 0 "$failed" "failed_writes (a write at the limit must wait for writeback, not fail)"
+  fi
   swapoff "$dev"
 }
 
 vm_case "a coblk zram device as the only swap serves a cgroup squeezed to ${group_mib} MiB through ${check_mib} MiB of swap_check without corruption, OOM kill of coblk or deadlock" swap_under_pressure
 vm_case "a coblk zram swap device whose server is killed with SIGKILL mid-swap is restarted by its keeper, and swap_check sees every page right with nothing OOM-killed" \
   swap_under_pressure kill
+vm_case "a coblk zram swap device with a 16 MiB --mem-limit and a backing file serves the same squeeze: pages go through the tier, none fails, every page verifies" \
+  swap_under_pressure backing
 vm_finish
