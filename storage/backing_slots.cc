@@ -12,6 +12,9 @@ BackingSlots::BackingSlots(std::uint64_t blocks, unsigned cores)
     masks_[b].store(0, std::memory_order_relaxed);
     pins_[b].store(0, std::memory_order_relaxed);
   }
+  // Block 0 holds the tier's header (layout::BackingHeader): never handed
+  // out, never counted, and a recovered entry naming it is refused.
+  masks_[0].store(0xff, std::memory_order_relaxed);
   // Cores start their scans at different places, so that two writers do
   // not race for the same free blocks.
   for (unsigned c = 0; c < cores_; ++c) {

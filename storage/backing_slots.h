@@ -56,7 +56,8 @@ class BackingSlots {
   static constexpr std::uint64_t no_block = ~std::uint64_t{0};
 
   /// Slots for `blocks` blocks (at least 1), scanned from a cursor per core
-  /// (`cores` at least 1), all free. Throws std::bad_alloc.
+  /// (`cores` at least 1), all free but block 0, which holds the tier's
+  /// header and is never handed out. Throws std::bad_alloc.
   BackingSlots(std::uint64_t blocks, unsigned cores);
 
   /// Number of blocks.

@@ -167,6 +167,9 @@ Result<std::unique_ptr<PageStore>> PageStore::build(const PageStoreConfig& confi
   store->remote_frees_ = std::make_unique<RemoteFrees>(arena_ptrs, config.remote_free_ring_capacity);
   if (config.backing_blocks != 0) {
     store->slots_ = std::make_unique<BackingSlots>(config.backing_blocks, config.cores);
+    if (Result<void> tier = store->init_backing(attaching); !tier) {
+      return std::move(tier).error();
+    }
   }
   return store;
 }

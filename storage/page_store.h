@@ -401,6 +401,9 @@ class PageStore {
   void release_tails(CoreState& cs) noexcept;
   int load_written_back(unsigned core, std::uint64_t word, std::uint64_t value, PageSpan out) noexcept;
   int decode_object(unsigned core, std::uint64_t word, const std::byte* src, PageSpan out) noexcept;
+  // Writes (new store) or checks (attached store) the backing tier's
+  // header block against the page table's header (page_store_tier.cc).
+  Result<void> init_backing(bool attaching);
   // Recovery of written-back entries: marks their sectors (page_store_tier.cc).
   Result<void> recover_written_back(std::uint64_t index, std::uint64_t word, std::uint64_t value) noexcept;
 

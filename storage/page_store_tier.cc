@@ -4,6 +4,7 @@
 // synchronous pread for a partial write to a written-back page: the caller
 // (the zram target) writes the batches and reads the misses with io_uring.
 
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 
 #include "coblk/storage/page_store.h"
 #include "coblk/storage/page_store_core.h"
+#include "coblk/storage/store_layout.h"
 
 namespace coblk::storage {
 
@@ -407,6 +409,43 @@ RecompressStep PageStore::recompress_step(unsigned core, WritebackKind kind, std
   cs.recompress_cursor = i;
   CoreCounters::add(cs.counters.recompressed, step.recompressed);
   return step;
+}
+
+Result<void> PageStore::init_backing(bool attaching) {
+  if (config_.backing_fd < 0) {
+    return Error(EINVAL, "a backing tier of " + std::to_string(config_.backing_blocks) + " blocks needs its file");
+  }
+  auto* header = reinterpret_cast<layout::Header*>(table_.data());
+  // One aligned block (the tier may be opened with O_DIRECT).
+  std::byte* block = cores_[0]->block.get();
+  std::memset(block, 0, page_size);
+  layout::BackingHeader tier{};
+  if (!attaching) {
+    std::uint64_t id = 0;
+    if (::getrandom(&id, sizeof id, 0) != static_cast<ssize_t>(sizeof id)) {
+      return Error::from_errno(errno, "cannot draw the backing tier's id");
+    }
+    header->backing_id = id;
+    std::memcpy(tier.magic, layout::backing_magic, sizeof tier.magic);
+    tier.backing_id = id;
+    tier.backing_blocks = config_.backing_blocks;
+    std::memcpy(block, &tier, sizeof tier);
+    if (::pwrite(config_.backing_fd, block, page_size, 0) != static_cast<ssize_t>(page_size)) {
+      return Error::from_errno(errno == 0 ? EIO : errno, "cannot write the backing tier's header block");
+    }
+    return ok();
+  }
+  if (::pread(config_.backing_fd, block, page_size, 0) != static_cast<ssize_t>(page_size)) {
+    return Error::from_errno(errno == 0 ? EIO : errno, "cannot read the backing tier's header block");
+  }
+  std::memcpy(&tier, block, sizeof tier);
+  if (std::memcmp(tier.magic, layout::backing_magic, sizeof tier.magic) != 0 || tier.backing_id != header->backing_id ||
+      tier.backing_blocks != config_.backing_blocks) {
+    return Error(EINVAL,
+                 "the backing tier given is not the one this store wrote its pages to (its header block "
+                 "does not match)");
+  }
+  return ok();
 }
 
 BdStat PageStore::bd_stat() const noexcept {

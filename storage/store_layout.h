@@ -29,6 +29,19 @@ struct Header {
   std::uint32_t algorithm;       ///< compress::Algorithm of every object
   std::uint64_t max_spans;       ///< span slots of each arena (sizes its memfd)
   std::uint64_t backing_blocks;  ///< blocks of the backing tier written-back entries refer to (0 = none)
+  std::uint64_t backing_id;      ///< random id also written in the backing tier's block 0 (BackingHeader)
+};
+
+/// "coblkBT" and a NUL: the first bytes of a backing tier's block 0.
+inline constexpr char backing_magic[8] = {'c', 'o', 'b', 'l', 'k', 'B', 'T', '\0'};
+
+/// Block 0 of a backing tier: which store's tier it is. Written when the
+/// store is created, checked when it is attached, so that a recovered
+/// store never reads another file's blocks as its pages.
+struct BackingHeader {
+  char magic[8];                 ///< backing_magic
+  std::uint64_t backing_id;      ///< Header::backing_id of the store
+  std::uint64_t backing_blocks;  ///< blocks of the tier
 };
 
 /// One core's journal of the entry it is changing. A core holds at most one

@@ -242,7 +242,7 @@ BOOST_AUTO_TEST_CASE(a_full_backing_tier_takes_what_fits_and_the_rest_stays_in_r
   check_all(*s, file.fd);
 }
 
-BOOST_AUTO_TEST_CASE(a_recovered_store_reads_its_written_back_pages_and_refuses_another_tier_size) {
+BOOST_AUTO_TEST_CASE(a_recovered_store_reads_its_written_back_pages_and_refuses_another_tier_or_tier_size) {
   BackingFile file(pages);
   PageStoreConfig c = config(file);
   c.memory = runtime::MemoryKind::shared;
@@ -261,6 +261,13 @@ BOOST_AUTO_TEST_CASE(a_recovered_store_reads_its_written_back_pages_and_refuses_
   const auto refused = PageStore::attach(other, fds);
   BOOST_REQUIRE(!refused);
   BOOST_TEST(refused.error().message().find("backing blocks") != std::string::npos);
+  // Another file of the same size is not this store's tier: refused.
+  BackingFile stranger(pages);
+  PageStoreConfig wrong_file = c;
+  wrong_file.backing_fd = stranger.fd;
+  const auto not_ours = PageStore::attach(wrong_file, fds);
+  BOOST_REQUIRE(!not_ours);
+  BOOST_TEST(not_ours.error().message().find("not the one") != std::string::npos);
   auto s = test::require_ok(PageStore::attach(c, fds));
   BOOST_TEST(s->tier_stat().written_back_pages == pages - 1);
   check_all(*s, file.fd);
