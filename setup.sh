@@ -21,6 +21,9 @@ fuzz_packages=(
 # initramfs, and the tools the end-to-end tests drive inside it.
 vm_packages=(
   qemu-system-x86 busybox-static fio e2fsprogs dmsetup cpio xz-utils util-linux kmod
+  # NBD servers for the nbd target's tests (test/vm/guest/nbd-target.sh):
+  # nbdkit with its memory and file plugins, and qemu-nbd.
+  nbdkit qemu-utils
 )
 
 want=("${build_packages[@]}" "${fuzz_packages[@]}")

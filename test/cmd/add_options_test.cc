@@ -84,7 +84,7 @@ BOOST_AUTO_TEST_CASE(help_is_reported_with_the_usage_text) {
   BOOST_TEST(p.help_text.find("--zero-copy") != std::string::npos);
 }
 
-BOOST_AUTO_TEST_CASE(an_unknown_target_is_rejected) { expect_rejected({"-t", "nbd"}, "unknown target 'nbd'"); }
+BOOST_AUTO_TEST_CASE(an_unknown_target_is_rejected) { expect_rejected({"-t", "iscsi"}, "unknown target 'iscsi'"); }
 
 BOOST_AUTO_TEST_CASE(a_missing_target_is_rejected) { expect_rejected({"--size", "1G"}, "missing -t"); }
 
