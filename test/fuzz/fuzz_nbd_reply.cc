@@ -20,6 +20,7 @@
 // Handshake: fed wanted() bytes at a time, it ends done, failed with a
 // one-line error, or wanting more than the input has; never wants 0 bytes
 // while neither; a done handshake has a non-zero size.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -109,7 +110,7 @@ Outcome parse(const std::byte* data, std::size_t size, bool structured, std::siz
     if (mode == 2) {
       const std::span<std::byte> direct = parser.direct_span(t);
       if (!direct.empty()) {
-        const std::size_t n = std::min({direct.size(), size - at, piece});
+        const std::size_t n = std::min<std::size_t>({direct.size(), size - at, piece});
         std::memcpy(direct.data(), data + at, n);
         parser.direct_filled(n, t);
         at += n;
