@@ -264,7 +264,8 @@ Task<Result<std::shared_ptr<Connection>>> Connection::handshake(int fd, std::str
     if (const int r = co_await recv_all(fd, in, deadline); r < 0) {
       ::close(fd);
       if (r == -EPIPE)
-        co_return Error(EPROTO, "the NBD server closed the connection during the handshake (unknown export, or not NBD?)");
+        co_return Error(EPROTO,
+                        "the NBD server closed the connection during the handshake (unknown export, or not NBD?)");
       co_return Error(-r, std::string("NBD handshake: ") + std::strerror(-r));
     }
     if (Result<void> fed = hs.feed(in); !fed) {
@@ -352,13 +353,14 @@ Task<int> Connection::submit(Op op) {
 
 Task<void> Connection::run_sender() {
   sending_ = true;
-  constexpr std::size_t kBatch = 64;
-  std::vector<uint32_t> batch;
-  std::vector<iovec> iov;
+  // The batch and its iovecs are members, reused: after the first requests
+  // the sender allocates nothing. Requests queued while a sendmsg is in
+  // flight go out together in the next one.
+  std::vector<uint32_t>& batch = sending_batch_;
+  std::vector<iovec>& iov = sending_iov_;
   while (!send_queue_.empty()) {
-    const std::size_t n = std::min(kBatch, send_queue_.size());
-    batch.assign(send_queue_.begin(), send_queue_.begin() + static_cast<std::ptrdiff_t>(n));
-    send_queue_.erase(send_queue_.begin(), send_queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    batch.swap(send_queue_);
+    send_queue_.clear();
     iov.clear();
     for (const uint32_t i : batch) {
       Slot& s = *slots_[i];
@@ -479,8 +481,8 @@ void Client::wake_all() noexcept {
 Task<int> Client::start() {
   started_ = true;
   last_try_ = Clock::now();
-  Result<std::shared_ptr<Connection>> c = co_await Connection::open(config_.endpoint, config_.export_name,
-                                                                    config_.connect_timeout);
+  Result<std::shared_ptr<Connection>> c =
+      co_await Connection::open(config_.endpoint, config_.export_name, config_.connect_timeout);
   if (!c) {
     std::fprintf(stderr, "coblk: %s: %s; reconnecting\n", config_.name.c_str(), c.error().message().c_str());
     outage_ = true;

@@ -15,6 +15,7 @@
 // storage tier can hold its own Clients the same way.
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <chrono>
 #include <cstddef>
@@ -34,9 +35,9 @@ namespace coblk::nbd {
 /// Where an NBD server listens: `unix:PATH` or `tcp:HOST:PORT` (HOST a
 /// name, an IPv4 address, or an IPv6 address in brackets).
 struct Endpoint {
-  std::string text;             ///< as the user wrote it
-  sockaddr_storage address{};   ///< resolved address
-  socklen_t address_length = 0; ///< bytes of `address` in use
+  std::string text;              ///< as the user wrote it
+  sockaddr_storage address{};    ///< resolved address
+  socklen_t address_length = 0;  ///< bytes of `address` in use
 };
 
 /// Parses and resolves `text` (getaddrinfo for a TCP host: blocking).
@@ -59,11 +60,11 @@ Result<ExportInfo> probe_export(const Endpoint& endpoint, const std::string& exp
 
 /// One request, as a Connection sends it.
 struct Op {
-  uint16_t type = kCmdRead;           ///< kCmd*
-  uint16_t flags = 0;                 ///< kCmdFlag*
-  uint64_t offset = 0;                ///< byte offset on the export
-  uint32_t length = 0;                ///< bytes
-  std::byte* read_into = nullptr;     ///< READ: where the `length` bytes go
+  uint16_t type = kCmdRead;               ///< kCmd*
+  uint16_t flags = 0;                     ///< kCmdFlag*
+  uint64_t offset = 0;                    ///< byte offset on the export
+  uint32_t length = 0;                    ///< bytes
+  std::byte* read_into = nullptr;         ///< READ: where the `length` bytes go
   const std::byte* write_from = nullptr;  ///< WRITE: the `length` bytes to send
 };
 
@@ -145,18 +146,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::size_t in_flight_ = 0;
   std::vector<std::unique_ptr<Slot>> slots_;  // stable addresses: the sender's iovecs point into them
   std::vector<uint32_t> free_slots_;
-  std::vector<uint32_t> send_queue_;
+  std::vector<uint32_t> send_queue_;     // slots waiting for the sender
+  std::vector<uint32_t> sending_batch_;  // slots in the sender's current sendmsg
+  std::vector<iovec> sending_iov_;       // their headers and payloads
 };
 
 /// How a Client reaches its export and how long it tries to get it back.
 struct ClientConfig {
-  Endpoint endpoint;                                     ///< the server
-  std::string export_name;                               ///< the export
-  std::chrono::milliseconds reconnect_timeout{30000};    ///< how long requests wait for a new connection
-  std::chrono::milliseconds connect_timeout{5000};       ///< one connection attempt's limit
-  std::chrono::milliseconds first_backoff{100};          ///< the first pause between attempts (doubled each time)
-  std::chrono::milliseconds max_backoff{2000};           ///< the longest pause between attempts
-  std::string name = "nbd";                              ///< names the client in its log lines
+  Endpoint endpoint;                                   ///< the server
+  std::string export_name;                             ///< the export
+  std::chrono::milliseconds reconnect_timeout{30000};  ///< how long requests wait for a new connection
+  std::chrono::milliseconds connect_timeout{5000};     ///< one connection attempt's limit
+  std::chrono::milliseconds first_backoff{100};        ///< the first pause between attempts (doubled each time)
+  std::chrono::milliseconds max_backoff{2000};         ///< the longest pause between attempts
+  std::string name = "nbd";                            ///< names the client in its log lines
 };
 
 /// A reconnecting NBD client for one reactor core.

@@ -199,9 +199,8 @@ Result<void> Handshake::on_reply(std::span<const std::byte> payload) {
   const std::string name = quote_for_message(export_name_);
   if ((reply_type_ & (1U << 31)) != 0) {
     if (reply_type_ == kRepErrTlsReqd)
-      return fail(EACCES,
-                  "the NBD server requires TLS, which coblk does not support (see docs/nbd.md)" +
-                      with_message(payload));
+      return fail(EACCES, "the NBD server requires TLS, which coblk does not support (see docs/nbd.md)" +
+                              with_message(payload));
     if (option_ == kOptStructuredReply) {
       info_.structured_replies = false;  // simple replies, then
       send_go_or_info();
@@ -225,8 +224,8 @@ Result<void> Handshake::on_reply(std::span<const std::byte> payload) {
       case kRepErrShutdown:
         return fail(ESHUTDOWN, "the NBD server is shutting down" + with_message(payload));
       case kRepErrExtHeaderReqd:
-        return fail(EPROTO, "the NBD server requires extended headers, which coblk does not speak" +
-                                with_message(payload));
+        return fail(EPROTO,
+                    "the NBD server requires extended headers, which coblk does not speak" + with_message(payload));
       default:
         return fail(EIO, "the NBD server refused export " + name + " (error reply " +
                              std::to_string(reply_type_ & ~(1U << 31)) + ")" + with_message(payload));
@@ -362,7 +361,8 @@ Result<void> ReplyParser::on_header(ReplyHandler& handler) {
       return {};
     }
     if (structured_)
-      return fail("malformed NBD reply: a simple reply with data to a read, although structured replies were negotiated");
+      return fail(
+          "malformed NBD reply: a simple reply with data to a read, although structured replies were negotiated");
     data_pos_ = 0;
     remaining_ = p->length;
     state_ = State::simple_data;

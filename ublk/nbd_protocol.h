@@ -41,8 +41,8 @@ inline constexpr uint32_t kSimpleReplyMagic = 0x67446698U;
 inline constexpr uint32_t kStructuredReplyMagic = 0x668e33efU;
 
 /// Handshake flags (server) and client flags.
-inline constexpr uint16_t kFlagFixedNewstyle = 1U << 0;  ///< server speaks fixed newstyle
-inline constexpr uint16_t kFlagNoZeroes = 1U << 1;       ///< server may skip the 124 zero bytes
+inline constexpr uint16_t kFlagFixedNewstyle = 1U << 0;    ///< server speaks fixed newstyle
+inline constexpr uint16_t kFlagNoZeroes = 1U << 1;         ///< server may skip the 124 zero bytes
 inline constexpr uint32_t kClientFixedNewstyle = 1U << 0;  ///< client flag: fixed newstyle
 inline constexpr uint32_t kClientNoZeroes = 1U << 1;       ///< client flag: no 124 zero bytes
 
@@ -59,27 +59,27 @@ enum Option : uint32_t {
 
 /// Option reply types; those with bit 31 set are errors.
 enum OptionReply : uint32_t {
-  kRepAck = 1,                              ///< the option succeeded
-  kRepServer = 2,                           ///< an export of NBD_OPT_LIST
-  kRepInfo = 3,                             ///< an NBD_INFO_* item of NBD_OPT_INFO / NBD_OPT_GO
-  kRepErrUnsup = (1U << 31) + 1,            ///< option unknown to the server
-  kRepErrPolicy = (1U << 31) + 2,           ///< refused by the server's policy
-  kRepErrInvalid = (1U << 31) + 3,          ///< malformed option
-  kRepErrPlatform = (1U << 31) + 4,         ///< not supported on the server's platform
-  kRepErrTlsReqd = (1U << 31) + 5,          ///< the server requires TLS first
-  kRepErrUnknown = (1U << 31) + 6,          ///< no such export
-  kRepErrShutdown = (1U << 31) + 7,         ///< the server is shutting down
-  kRepErrBlockSizeReqd = (1U << 31) + 8,    ///< the client must honour block sizes
-  kRepErrTooBig = (1U << 31) + 9,           ///< request too big
-  kRepErrExtHeaderReqd = (1U << 31) + 10,   ///< the server requires extended headers
+  kRepAck = 1,                             ///< the option succeeded
+  kRepServer = 2,                          ///< an export of NBD_OPT_LIST
+  kRepInfo = 3,                            ///< an NBD_INFO_* item of NBD_OPT_INFO / NBD_OPT_GO
+  kRepErrUnsup = (1U << 31) + 1,           ///< option unknown to the server
+  kRepErrPolicy = (1U << 31) + 2,          ///< refused by the server's policy
+  kRepErrInvalid = (1U << 31) + 3,         ///< malformed option
+  kRepErrPlatform = (1U << 31) + 4,        ///< not supported on the server's platform
+  kRepErrTlsReqd = (1U << 31) + 5,         ///< the server requires TLS first
+  kRepErrUnknown = (1U << 31) + 6,         ///< no such export
+  kRepErrShutdown = (1U << 31) + 7,        ///< the server is shutting down
+  kRepErrBlockSizeReqd = (1U << 31) + 8,   ///< the client must honour block sizes
+  kRepErrTooBig = (1U << 31) + 9,          ///< request too big
+  kRepErrExtHeaderReqd = (1U << 31) + 10,  ///< the server requires extended headers
 };
 
 /// NBD_INFO_* item types in an NBD_REP_INFO reply.
 enum InfoType : uint16_t {
-  kInfoExport = 0,     ///< size and transmission flags
-  kInfoName = 1,       ///< the export's name
+  kInfoExport = 0,       ///< size and transmission flags
+  kInfoName = 1,         ///< the export's name
   kInfoDescription = 2,  ///< a description
-  kInfoBlockSize = 3,  ///< minimum, preferred and maximum block sizes
+  kInfoBlockSize = 3,    ///< minimum, preferred and maximum block sizes
 };
 
 /// Transmission flags: what the export supports.
@@ -110,16 +110,16 @@ inline constexpr uint16_t kCmdFlagNoHole = 1U << 1;  ///< WRITE_ZEROES: keep the
 /// Structured reply chunk flags and types.
 inline constexpr uint16_t kReplyFlagDone = 1U << 0;  ///< the last chunk of its reply
 enum ReplyType : uint16_t {
-  kReplyNone = 0,                    ///< no payload (ends a reply)
-  kReplyOffsetData = 1,              ///< 64-bit offset, then data
-  kReplyOffsetHole = 2,              ///< 64-bit offset, 32-bit length of zeros
-  kReplyError = (1U << 15) + 1,      ///< 32-bit error, 16-bit message length, message
+  kReplyNone = 0,                      ///< no payload (ends a reply)
+  kReplyOffsetData = 1,                ///< 64-bit offset, then data
+  kReplyOffsetHole = 2,                ///< 64-bit offset, 32-bit length of zeros
+  kReplyError = (1U << 15) + 1,        ///< 32-bit error, 16-bit message length, message
   kReplyErrorOffset = (1U << 15) + 2,  ///< as kReplyError, then a 64-bit offset
 };
 
 /// Bytes of a request header, of a simple reply, of a structured chunk header.
 inline constexpr std::size_t kRequestHeaderSize = 28;
-inline constexpr std::size_t kSimpleReplySize = 16;      ///< simple reply header bytes
+inline constexpr std::size_t kSimpleReplySize = 16;       ///< simple reply header bytes
 inline constexpr std::size_t kStructuredHeaderSize = 20;  ///< structured chunk header bytes
 /// The longest option reply payload accepted during negotiation; longer is
 /// a malformed reply (names and messages are at most 4096 bytes by spec).
@@ -130,13 +130,13 @@ inline constexpr uint32_t kMaxControlChunk = 16 * 1024;
 
 /// What the handshake learned about an export.
 struct ExportInfo {
-  uint64_t size = 0;                 ///< bytes
-  uint16_t flags = 0;                ///< transmission flags (kFlag*)
-  uint32_t min_block = 1;            ///< smallest request unit the server accepts
-  uint32_t preferred_block = 4096;   ///< the server's preferred request unit
-  uint32_t max_block = 32U << 20;    ///< the largest request payload the server accepts
-  bool block_sizes_known = false;    ///< the server sent NBD_INFO_BLOCK_SIZE
-  bool structured_replies = false;   ///< NBD_OPT_STRUCTURED_REPLY was acknowledged
+  uint64_t size = 0;                ///< bytes
+  uint16_t flags = 0;               ///< transmission flags (kFlag*)
+  uint32_t min_block = 1;           ///< smallest request unit the server accepts
+  uint32_t preferred_block = 4096;  ///< the server's preferred request unit
+  uint32_t max_block = 32U << 20;   ///< the largest request payload the server accepts
+  bool block_sizes_known = false;   ///< the server sent NBD_INFO_BLOCK_SIZE
+  bool structured_replies = false;  ///< NBD_OPT_STRUCTURED_REPLY was acknowledged
 };
 
 /// The positive errno for an NBD error value (EPERM, EIO, ENOMEM, EINVAL,

@@ -97,7 +97,8 @@ Task<int> NbdTarget::flush(const Request& r) {
   // others too, each on its own core.
   for (uint16_t q = 0; q < clients_.size(); ++q) {
     if (q == r.queue) continue;
-    ret = co_await runtime::submit_to(cores_[q], [this, q] { return flush_queue(q); }, "nbd-flush");
+    ret = co_await runtime::submit_to(
+        cores_[q], [this, q] { return flush_queue(q); }, "nbd-flush");
     if (ret < 0) co_return ret;
   }
   co_return 0;
@@ -114,7 +115,8 @@ Task<int> NbdTarget::write_zeroes(const Request& r) {
   if (!in_range(r)) co_return -EIO;
   uint16_t flags = (r.flags & abi::IO_F_NOUNMAP) != 0 ? nbd::kCmdFlagNoHole : uint16_t{0};
   if ((r.flags & abi::IO_F_FUA) != 0 && (config_.info.flags & nbd::kFlagSendFua) != 0) flags |= nbd::kCmdFlagFua;
-  co_return co_await clients_[r.queue]->submit(nbd::Op{nbd::kCmdWriteZeroes, flags, r.offset, r.length, nullptr, nullptr});
+  co_return co_await clients_[r.queue]->submit(
+      nbd::Op{nbd::kCmdWriteZeroes, flags, r.offset, r.length, nullptr, nullptr});
 }
 
 }  // namespace coblk::ublk

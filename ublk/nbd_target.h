@@ -13,13 +13,13 @@ namespace coblk::ublk {
 
 /// What an NbdTarget serves.
 struct NbdTargetConfig {
-  nbd::Endpoint endpoint;                               ///< the server
-  std::string export_name;                              ///< the export
-  nbd::ExportInfo info;                                 ///< its facts, from nbd::probe_export
-  uint32_t block_size = 512;                            ///< the device's logical block size
-  unsigned queues = 1;                                  ///< one nbd::Client (one connection) per queue
-  std::chrono::milliseconds reconnect_timeout{30000};   ///< see nbd::ClientConfig
-  std::chrono::milliseconds connect_timeout{5000};      ///< see nbd::ClientConfig
+  nbd::Endpoint endpoint;                              ///< the server
+  std::string export_name;                             ///< the export
+  nbd::ExportInfo info;                                ///< its facts, from nbd::probe_export
+  uint32_t block_size = 512;                           ///< the device's logical block size
+  unsigned queues = 1;                                 ///< one nbd::Client (one connection) per queue
+  std::chrono::milliseconds reconnect_timeout{30000};  ///< see nbd::ClientConfig
+  std::chrono::milliseconds connect_timeout{5000};     ///< see nbd::ClientConfig
 };
 
 /// Serves the device from an NBD export: each queue opens its own

@@ -228,7 +228,6 @@ vm_case "nbdkit memory over a unix socket passes fio crc32c verification at 1 qu
   nbdkit_memory_unix_passes_fio_verify 1
 vm_case "nbdkit memory over a unix socket passes fio crc32c verification at 2 queues" \
   nbdkit_memory_unix_passes_fio_verify 2
-vm_case "qemu-nbd over loopback TCP passes fio crc32c verification at 1 queue" qemu_nbd_tcp_passes_fio_verify 1
 vm_case "qemu-nbd over loopback TCP passes fio crc32c verification at 2 queues" qemu_nbd_tcp_passes_fio_verify 2
 vm_case "ext4 on an nbd device survives a remount and a new device on the same export" \
   ext4_survives_a_remount_and_a_new_device
