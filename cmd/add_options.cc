@@ -434,8 +434,8 @@ Result<void> resolve_nbd_export(AddOptions& o, std::chrono::milliseconds timeout
   if (!info) return std::move(info).error();
   const std::string name = o.export_name.empty() ? "the default export" : "export " + quote_for_message(o.export_name);
   if (info->min_block > 4096)
-    return Error(EINVAL, "the NBD server needs requests of at least " + std::to_string(info->min_block) + " bytes for " +
-                             name + "; a block device's blocks are at most 4096");
+    return Error(EINVAL, "the NBD server needs requests of at least " + std::to_string(info->min_block) +
+                             " bytes for " + name + "; a block device's blocks are at most 4096");
   if (!o.block_size_given) o.block_size = std::max<uint32_t>(512, info->min_block);
   if (o.block_size < info->min_block)
     return Error(EINVAL, "--block-size " + std::to_string(o.block_size) + " is smaller than the " +

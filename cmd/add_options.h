@@ -33,11 +33,11 @@ struct AddOptions {
   int64_t dev_id = -1;  ///< -1: let the kernel choose
   unsigned queues = 1;
   unsigned depth = 128;
-  uint64_t size_bytes = 0;    ///< resolved: loop without --size uses the file's size
-  uint32_t block_size = 512;  ///< logical block size
+  uint64_t size_bytes = 0;        ///< resolved: loop without --size uses the file's size
+  uint32_t block_size = 512;      ///< logical block size
   bool block_size_given = false;  ///< --block-size was given (nbd: else the server's minimum, at least 512)
-  std::string file;           ///< loop: backing file or block device
-  bool direct_io = false;     ///< loop: open the backing file with O_DIRECT
+  std::string file;               ///< loop: backing file or block device
+  bool direct_io = false;         ///< loop: open the backing file with O_DIRECT
   DataPathKind data_path = DataPathKind::copy;
   bool foreground = false;
   bool recovery = false;      ///< UBLK_F_USER_RECOVERY: the device outlives a crashed server
@@ -47,12 +47,12 @@ struct AddOptions {
   /// zram: the codec, in compress::CodecSpec's canonical form ("lz4",
   /// "lz4:8", "zstd", "zstd:-5"), validated by compress::parse_codec_spec.
   std::string algorithm = "lz4";
-  uint64_t mem_limit = 0;         ///< zram: bytes of compressed memory allowed, 0 = no limit
-  std::string connect;             ///< nbd: the server, unix:PATH or tcp:HOST:PORT
-  std::string export_name;         ///< nbd: the export ("" is the server's default)
+  uint64_t mem_limit = 0;                 ///< zram: bytes of compressed memory allowed, 0 = no limit
+  std::string connect;                    ///< nbd: the server, unix:PATH or tcp:HOST:PORT
+  std::string export_name;                ///< nbd: the export ("" is the server's default)
   uint32_t reconnect_timeout_ms = 30000;  ///< nbd: how long requests wait for a lost connection to come back
-  nbd::ExportInfo nbd_info;        ///< nbd: the export's facts, filled by resolve_nbd_export
-  std::vector<std::string> args;  ///< the arguments as given (kept for `coblk recover`)
+  nbd::ExportInfo nbd_info;               ///< nbd: the export's facts, filled by resolve_nbd_export
+  std::vector<std::string> args;          ///< the arguments as given (kept for `coblk recover`)
 };
 
 /// The smallest block size an O_DIRECT I/O on `path` may use: a block

@@ -137,9 +137,8 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   record.keeper_pid = keeper != nullptr ? keeper->pid : 0;
   record.keeper_start = keeper != nullptr ? keeper->start_time : 0;
   record.unprivileged = o.unprivileged;
-  record.backing = o.target == TargetKind::nbd
-                       ? o.connect + (o.export_name.empty() ? "" : " export " + o.export_name)
-                       : o.file;
+  record.backing =
+      o.target == TargetKind::nbd ? o.connect + (o.export_name.empty() ? "" : " export " + o.export_name) : o.file;
   if (o.target == TargetKind::zram) record.compression = o.algorithm;
   record.args = o.args;
 

@@ -275,8 +275,8 @@ BOOST_AUTO_TEST_CASE(unprivileged_devices_refuse_what_the_kernel_refuses_them) {
 }
 
 BOOST_AUTO_TEST_CASE(nbd_takes_connect_export_and_reconnect_timeout) {
-  const AddParse p = parse({"-t", "nbd", "--connect", "unix:/run/nbd.sock", "--export", "disk", "--reconnect-timeout",
-                            "500ms", "-q", "2"});
+  const AddParse p = parse(
+      {"-t", "nbd", "--connect", "unix:/run/nbd.sock", "--export", "disk", "--reconnect-timeout", "500ms", "-q", "2"});
   BOOST_TEST_REQUIRE(static_cast<bool>(p), p.error);
   BOOST_TEST(p.options.connect == "unix:/run/nbd.sock");
   BOOST_TEST(p.options.export_name == "disk");

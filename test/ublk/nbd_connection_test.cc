@@ -231,8 +231,7 @@ BOOST_AUTO_TEST_CASE(malformed_replies_drop_the_connection) {
         if (!nbd_test::read_request(fd, r)) return;
         nbd_test::send_bytes(fd, k.reply(r));
         Bytes sink(4096);
-        while (::recv(fd, sink.data(), sink.size(), 0) > 0) {
-        }
+        while (::recv(fd, sink.data(), sink.size(), 0) > 0) {}
       });
       run_on_runtime([&]() -> Task<void> {
         auto c = co_await connect(server.client_fd);

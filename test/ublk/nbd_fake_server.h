@@ -226,8 +226,9 @@ inline Bytes serve_request(std::vector<std::byte>& disk, const ClientRequest& r,
   switch (r.type) {
     case nbd::kCmdRead:
       if (structured) return data_chunk(r.handle, r.offset, disk.data() + r.offset, r.length, true);
-      return simple_reply(r.handle, 0, Bytes(disk.begin() + static_cast<std::ptrdiff_t>(r.offset),
-                                             disk.begin() + static_cast<std::ptrdiff_t>(r.offset + r.length)));
+      return simple_reply(r.handle, 0,
+                          Bytes(disk.begin() + static_cast<std::ptrdiff_t>(r.offset),
+                                disk.begin() + static_cast<std::ptrdiff_t>(r.offset + r.length)));
     case nbd::kCmdWrite:
       std::memcpy(disk.data() + r.offset, r.data.data(), r.length);
       return simple_reply(r.handle, 0);

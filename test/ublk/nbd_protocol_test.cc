@@ -86,13 +86,13 @@ Result<void> feed_in_pieces(nbd::ReplyParser& parser, Table& t, const Bytes& str
 
 BOOST_AUTO_TEST_CASE(a_request_header_is_28_bytes_in_network_order) {
   const auto h = nbd::encode_request(nbd::kCmdWrite, nbd::kCmdFlagFua, 0x0102030405060708ULL, 0x1000, 0x200);
-  const Bytes expected = cat({{std::byte{0x25}, std::byte{0x60}, std::byte{0x95}, std::byte{0x13}},
-                              {std::byte{0}, std::byte{1}, std::byte{0}, std::byte{1}},
-                              {std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4}, std::byte{5}, std::byte{6},
-                               std::byte{7}, std::byte{8}},
-                              {std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0},
-                               std::byte{0x10}, std::byte{0}},
-                              {std::byte{0}, std::byte{0}, std::byte{2}, std::byte{0}}});
+  const Bytes expected = cat(
+      {{std::byte{0x25}, std::byte{0x60}, std::byte{0x95}, std::byte{0x13}},
+       {std::byte{0}, std::byte{1}, std::byte{0}, std::byte{1}},
+       {std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4}, std::byte{5}, std::byte{6}, std::byte{7}, std::byte{8}},
+       {std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0x10},
+        std::byte{0}},
+       {std::byte{0}, std::byte{0}, std::byte{2}, std::byte{0}}});
   BOOST_TEST(Bytes(h.begin(), h.end()) == expected);
 }
 
@@ -146,9 +146,8 @@ BOOST_AUTO_TEST_CASE(a_server_without_go_is_entered_with_export_name) {
   Bytes old_reply;
   nbd_test::put_be(old_reply, 1 << 20, 8);
   nbd_test::put_be(old_reply, nbd::kFlagHasFlags | nbd::kFlagReadOnly, 2);
-  const Bytes server =
-      cat({nbd_test::greeting(), nbd_test::option_reply(nbd::kOptStructuredReply, nbd::kRepErrUnsup),
-           nbd_test::option_reply(nbd::kOptGo, nbd::kRepErrUnsup), old_reply});
+  const Bytes server = cat({nbd_test::greeting(), nbd_test::option_reply(nbd::kOptStructuredReply, nbd::kRepErrUnsup),
+                            nbd_test::option_reply(nbd::kOptGo, nbd::kRepErrUnsup), old_reply});
   BOOST_TEST(run_handshake(hs, server) == "");
   BOOST_TEST(hs.info().size == 1u << 20);
   BOOST_TEST((hs.info().flags & nbd::kFlagReadOnly) != 0);
@@ -177,7 +176,8 @@ BOOST_AUTO_TEST_CASE(bad_servers_fail_the_handshake_with_one_line) {
       {"not NBD", not_nbd, "not an NBD server"},
       {"oldstyle", oldstyle, "oldstyle"},
       {"newstyle without fixed", nbd_test::greeting(0), "fixed-newstyle"},
-      {"TLS required", cat({nbd_test::greeting(), nbd_test::option_reply(nbd::kOptStructuredReply, nbd::kRepErrTlsReqd, msg)}),
+      {"TLS required",
+       cat({nbd_test::greeting(), nbd_test::option_reply(nbd::kOptStructuredReply, nbd::kRepErrTlsReqd, msg)}),
        "requires TLS"},
       {"unknown export", cat({nbd_test::greeting(), ack, nbd_test::option_reply(nbd::kOptGo, nbd::kRepErrUnknown)}),
        "has no export"},
@@ -187,8 +187,8 @@ BOOST_AUTO_TEST_CASE(bad_servers_fail_the_handshake_with_one_line) {
       {"ack without size", cat({nbd_test::greeting(), ack, nbd_test::option_reply(nbd::kOptGo, nbd::kRepAck)}),
        "without telling its size"},
       {"empty export", cat({nbd_test::greeting(), ack, good_go_replies(nbd::kOptGo, 0, 1)}), "empty"},
-      {"bad block sizes",
-       cat({nbd_test::greeting(), ack, nbd_test::info_block_size(nbd::kOptGo, 3, 4096, 1 << 20)}), "NBD_INFO_BLOCK_SIZE"},
+      {"bad block sizes", cat({nbd_test::greeting(), ack, nbd_test::info_block_size(nbd::kOptGo, 3, 4096, 1 << 20)}),
+       "NBD_INFO_BLOCK_SIZE"},
   };
   for (const Case& c : cases) {
     BOOST_TEST_CONTEXT(c.what) {
@@ -294,7 +294,8 @@ BOOST_AUTO_TEST_CASE(protocol_violations_are_errors_and_never_touch_memory_outsi
       {"data past the request", true, nbd_test::data_chunk(1, 4096 + 4000, data.data(), 200, true)},
       {"data longer than the request", true, nbd_test::data_chunk(1, 4096, data.data(), 8192, true)},
       {"overlapping data", true,
-       cat({nbd_test::data_chunk(1, 4096, data.data(), 4096, false), nbd_test::data_chunk(1, 4096, data.data(), 1, true)})},
+       cat({nbd_test::data_chunk(1, 4096, data.data(), 4096, false),
+            nbd_test::data_chunk(1, 4096, data.data(), 1, true)})},
       {"hole outside the request", true, nbd_test::chunk(1, nbd::kReplyOffsetHole, 0, hole_outside)},
       {"oversized error chunk", true, nbd_test::chunk(1, nbd::kReplyError, nbd::kReplyFlagDone, big_error)},
       {"error message past its chunk", true, nbd_test::chunk(1, nbd::kReplyError, nbd::kReplyFlagDone, long_message)},
