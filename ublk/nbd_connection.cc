@@ -520,7 +520,9 @@ void Client::lost(const std::shared_ptr<Connection>& c) {
 
 Task<std::shared_ptr<Connection>> Client::connection() {
   for (;;) {
-    if (shut_down_) co_return nullptr;
+    // A runtime that is stopping (the device is being deleted) gets no new
+    // connection: waiting requests fail instead of keeping the stop waiting.
+    if (shut_down_ || runtime::Reactor::current()->draining()) co_return nullptr;
     if (conn_ && conn_->alive()) co_return conn_;
     if (conn_) lost(conn_);
     if (!reconnecting_) {

@@ -163,8 +163,8 @@ server_killed_mid_fio_and_restarted_in_time() {
   start_nbdkit "$port" file "$img"
   add_device "$id" -t nbd --connect "tcp:127.0.0.1:$port" -q 2 --reconnect-timeout 60s
   fio --name=restart --filename="/dev/ublkb$id" --ioengine=io_uring --direct=1 \
-      --rw=randwrite --bsrange=4k-64k --iodepth=16 --size=24M \
-      --numjobs=2 --offset_increment=24M --cpus_allowed=0-1 --cpus_allowed_policy=split \
+      --rw=randwrite --bsrange=4k-64k --iodepth=16 --size=12M \
+      --numjobs=2 --offset_increment=12M --cpus_allowed=0-1 --cpus_allowed_policy=split \
       --verify=crc32c --do_verify=1 --verify_fatal=1 \
       --group_reporting --output-format=terse >"$log" 2>&1 &
   fio_pid=$!
@@ -202,6 +202,27 @@ server_killed_for_good_fails_with_eio_and_del_works() {
   [ ! -e "/dev/ublkb$id" ] || vm_fail "/dev/ublkb$id is still there after coblk del"
 }
 
+del_while_requests_wait_for_a_reconnection() {
+  local sock="${TMPDIR:-/tmp}/nbdkit-del.sock" id="$nbd_id" t="${TMPDIR:-/tmp}" dd_pid t0 t1
+  nbd_ready
+  start_nbdkit "$sock" memory 16M
+  add_device "$id" -t nbd --connect "unix:$sock" --reconnect-timeout 8s
+  kill -KILL "$NBDKIT_PID"
+  wait "$NBDKIT_PID" 2>/dev/null || true
+  rm -f "$sock"
+  dd if="/dev/ublkb$id" of=/dev/null bs=4k count=1 iflag=direct 2>"$t/dd-del.err" &
+  dd_pid=$!
+  sleep 1
+  t0=$(cut -d' ' -f1 /proc/uptime)
+  "$COBLK_BIN" del -n "$id" || vm_fail "coblk del failed while a request waited for a reconnection"
+  t1=$(cut -d' ' -f1 /proc/uptime)
+  vm_log "coblk del with a request waiting took $(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }') s"
+  awk -v a="$t0" -v b="$t1" 'BEGIN { exit !(b - a < 9) }' || vm_fail "coblk del waited longer than the reconnect timeout"
+  wait_for_exit "$dd_pid" 10
+  [ "$EXIT_RC" -ne 0 ] || vm_fail "the waiting read succeeded with the server gone"
+  [ ! -e "/dev/ublkb$id" ] || vm_fail "/dev/ublkb$id is still there after coblk del"
+}
+
 refusals_are_one_line_and_create_nothing() {
   local t="${TMPDIR:-/tmp}" id="$nbd_id" sock="${TMPDIR:-/tmp}/nbdkit-odd.sock" qsock="${TMPDIR:-/tmp}/qemu-x.sock"
   nbd_ready
@@ -236,6 +257,8 @@ vm_case "nbdkit killed mid-fio and restarted within --reconnect-timeout: fio com
   server_killed_mid_fio_and_restarted_in_time
 vm_case "nbdkit killed for good: reads fail with EIO after --reconnect-timeout, and coblk del works" \
   server_killed_for_good_fails_with_eio_and_del_works
+vm_case "coblk del while a request waits for a reconnection returns within the reconnect timeout" \
+  del_while_requests_wait_for_a_reconnection
 vm_case "coblk add -t nbd refuses unreachable servers, unknown exports, odd sizes in one line, creating nothing" \
   refusals_are_one_line_and_create_nothing
 vm_finish
