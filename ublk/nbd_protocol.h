@@ -109,6 +109,7 @@ inline constexpr uint16_t kCmdFlagNoHole = 1U << 1;  ///< WRITE_ZEROES: keep the
 
 /// Structured reply chunk flags and types.
 inline constexpr uint16_t kReplyFlagDone = 1U << 0;  ///< the last chunk of its reply
+/// Structured reply chunk types; those with bit 15 set are errors.
 enum ReplyType : uint16_t {
   kReplyNone = 0,                      ///< no payload (ends a reply)
   kReplyOffsetData = 1,                ///< 64-bit offset, then data
