@@ -11,6 +11,8 @@ build_packages=(
   # The house-style checks (docs/contributing.md): check-style, check-tidy
   # (clang-tidy 14 on bookworm), check-api-docs.
   clang-format clang-tidy doxygen
+  # perf/ublk/bench_nbd_client's baseline (docs/nbd.md): libnbd's client.
+  libnbd-dev
 )
 # The fuzz harnesses (test/fuzz): libFuzzer and the sanitizer run-times
 # come with clang, not g++.

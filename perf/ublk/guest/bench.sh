@@ -187,20 +187,20 @@ bench_zram_now() {
 # coblk -t nbd against the kernel's nbd client (nbd.ko, set up by
 # nbd-client), both on one nbdkit memory server over one unix socket, with
 # as many connections as queues (nbd-client -C), 4096-byte blocks.
-nbd_server() {  # starts nbdkit; prints its socket
-  local sock=/tmp/bench-nbdkit.sock
-  rm -f "$sock"
-  vm_spawn /tmp/bench-nbdkit.log nbdkit -f -U "$sock" --threads 16 memory $((SIZE_MB * 2))M
-  vm_wait_for_path "$sock" 20
-  echo "$sock"
+# Not in $(...): the server must be a child of the case, not of a subshell.
+NBD_SOCK=/tmp/bench-nbdkit.sock
+nbd_server() {  # starts nbdkit on $NBD_SOCK
+  rm -f "$NBD_SOCK"
+  vm_spawn /tmp/bench-nbdkit.log nbdkit -f -U "$NBD_SOCK" --threads 16 memory $((SIZE_MB * 2))M
+  vm_wait_for_path "$NBD_SOCK" 20
 }
 
 bench_nbd() {
   vm_require_coblk; vm_require_root; vm_require_cmd nbdkit nbd-client
   vm_load_module ublk_drv
   vm_load_module nbd nbds_max=2
-  local sock dev
-  sock=$(nbd_server)
+  local sock=$NBD_SOCK dev
+  nbd_server
   dev=$(coblk_add -t nbd --connect "unix:$sock" --block-size 4096)
   vm_defer "coblk_del_dev $dev"
   nbd-client -unix "$sock" /dev/nbd0 -b 4096 -C "$QUEUES" >/tmp/nbd-client.log 2>&1 \
@@ -217,8 +217,8 @@ bench_nbd() {
 bench_nbd_scaling() {
   vm_require_coblk; vm_require_root; vm_require_cmd nbdkit
   vm_load_module ublk_drv
-  local sock two one
-  sock=$(nbd_server)
+  local sock=$NBD_SOCK two one
+  nbd_server
   two=$("$COBLK_BIN" add -q 2 -t nbd --connect "unix:$sock" --block-size 4096)
   vm_defer "coblk_del_dev $two"
   one=$("$COBLK_BIN" add -q 1 -t nbd --connect "unix:$sock" --block-size 4096)
