@@ -223,6 +223,28 @@ del_while_requests_wait_for_a_reconnection() {
   [ ! -e "/dev/ublkb$id" ] || vm_fail "/dev/ublkb$id is still there after coblk del"
 }
 
+# --recovery: the device outlives its coblk server; coblk recover connects
+# again and serves the same export, with everything written before.
+recovery_survives_a_killed_coblk_server() {
+  local sock="${TMPDIR:-/tmp}/nbdkit-rec.sock" id="$nbd_id" t="${TMPDIR:-/tmp}" pid1 pid2 sum
+  nbd_ready
+  start_nbdkit "$sock" memory 16M
+  add_device "$id" -t nbd --connect "unix:$sock" --recovery
+  pid1=$(server_pid "$id")
+  dd if=/dev/urandom of="$t/rec.data" bs=1M count=4 2>/dev/null
+  dd if="$t/rec.data" of="/dev/ublkb$id" bs=1M oflag=direct 2>/dev/null
+  sum=$(sha256sum <"$t/rec.data")
+  kill -KILL "$pid1"
+  wait_until_gone "$pid1" 20 || vm_fail "the server ($pid1) survived SIGKILL for 20 s"
+  [ -e "/sys/class/ublk-char/ublkc$id" ] || vm_fail "device $id vanished although it was added with --recovery"
+  timeout 60 "$COBLK_BIN" recover -n "$id" >/dev/null || vm_fail "coblk recover -n $id failed"
+  vm_assert_eq live "$(list_field "$id" STATE)" "state after coblk recover"
+  pid2=$(server_pid "$id")
+  [ "$pid2" != "$pid1" ] || vm_fail "coblk list still shows the dead server's pid"
+  vm_assert_eq "$sum" "$(dd if="/dev/ublkb$id" bs=1M count=4 iflag=direct 2>/dev/null | sha256sum)" \
+    "data read back after coblk recover"
+}
+
 refusals_are_one_line_and_create_nothing() {
   local t="${TMPDIR:-/tmp}" id="$nbd_id" sock="${TMPDIR:-/tmp}/nbdkit-odd.sock" qsock="${TMPDIR:-/tmp}/qemu-x.sock"
   nbd_ready
@@ -259,6 +281,8 @@ vm_case "nbdkit killed for good: reads fail with EIO after --reconnect-timeout, 
   server_killed_for_good_fails_with_eio_and_del_works
 vm_case "coblk del while a request waits for a reconnection returns within the reconnect timeout" \
   del_while_requests_wait_for_a_reconnection
+vm_case "an nbd device added with --recovery survives a killed coblk server and coblk recover serves its data" \
+  recovery_survives_a_killed_coblk_server
 vm_case "coblk add -t nbd refuses unreachable servers, unknown exports, odd sizes in one line, creating nothing" \
   refusals_are_one_line_and_create_nothing
 vm_finish
