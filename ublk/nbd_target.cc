@@ -95,7 +95,8 @@ Task<int> NbdTarget::flush(const Request& r) {
   if (ret < 0 || (config_.info.flags & nbd::kFlagCanMultiConn) != 0) co_return ret;
   // Without multi-conn the server may cache per connection: flush the
   // others too, each on its own core.
-  for (uint16_t q = 0; q < clients_.size(); ++q) {
+  for (std::size_t i = 0; i < clients_.size(); ++i) {
+    const auto q = static_cast<uint16_t>(i);
     if (q == r.queue) continue;
     ret = co_await runtime::submit_to(
         cores_[q], [this, q] { return flush_queue(q); }, "nbd-flush");

@@ -22,6 +22,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -219,7 +220,7 @@ Task<void> bench(const perf::BenchOptions& options, const std::string& socket) {
   if (h == nullptr || nbd_connect_unix(h, socket.c_str()) < 0)
     throw std::runtime_error(std::string("libnbd: ") + nbd_get_error());
 #endif
-  const double share = 1.0 / (sizeof(kWorkloads) / sizeof(kWorkloads[0]));
+  const double share = 1.0 / static_cast<double>(std::size(kWorkloads));
   const char* only = std::getenv("COBLK_BENCH_ONLY");  // a workload name, to run just that one
   for (const Workload& w : kWorkloads) {
     if (only != nullptr && std::string(only) != w.name) continue;
@@ -245,9 +246,11 @@ Task<void> bench(const perf::BenchOptions& options, const std::string& socket) {
     double load[1] = {0};
     ::getloadavg(load, 1);
 #if COBLK_HAVE_LIBNBD
-    series.print(perf::json_text("baseline_is", "libnbd aio on the same reactor") + perf::json_number("loadavg_1m", load[0]));
+    series.print(perf::json_text("baseline_is", "libnbd aio on the same reactor") +
+                 perf::json_number("loadavg_1m", load[0]));
 #else
-    series.print(perf::json_text("baseline_is", "none: built without libnbd-dev") + perf::json_number("loadavg_1m", load[0]));
+    series.print(perf::json_text("baseline_is", "none: built without libnbd-dev") +
+                 perf::json_number("loadavg_1m", load[0]));
 #endif
   }
 #if COBLK_HAVE_LIBNBD
@@ -259,7 +262,8 @@ Task<void> bench(const perf::BenchOptions& options, const std::string& socket) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  perf::BenchOptions options = perf::BenchOptions::parse(argc, argv, "[--quick] [--rounds N] [--seconds S] [--budget S]");
+  perf::BenchOptions options =
+      perf::BenchOptions::parse(argc, argv, "[--quick] [--rounds N] [--seconds S] [--budget S]");
   if (!options.quick && options.seconds < 0.5) options.seconds = 1;  // network requests: longer rounds than a nop
   Server server;
   if (!server.start()) {

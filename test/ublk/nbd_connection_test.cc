@@ -101,6 +101,7 @@ BOOST_AUTO_TEST_CASE(reads_and_writes_round_trip_with_many_requests_in_flight) {
         for (const int r : co_await runtime::when_all(std::move(writes))) BOOST_TEST(r == 0);
         std::vector<Bytes> read(kRequests, Bytes(8192));
         std::vector<Task<int>> reads;
+        reads.reserve(kRequests);
         for (int i = 0; i < kRequests; ++i) reads.push_back(c->read(static_cast<uint64_t>(i) * 8192, read[i]));
         for (const int r : co_await runtime::when_all(std::move(reads))) BOOST_TEST(r == 0);
         for (int i = 0; i < kRequests; ++i) BOOST_TEST((read[i] == written[i]));
@@ -147,6 +148,7 @@ BOOST_AUTO_TEST_CASE(replies_in_reverse_order_and_in_one_byte_pieces_reach_their
     auto c = co_await connect(server.client_fd);
     std::vector<Bytes> bufs(8, Bytes(2048));
     std::vector<Task<int>> reads;
+    reads.reserve(8);
     for (int i = 0; i < 8; ++i) reads.push_back(c->read(static_cast<uint64_t>(i) * 4096 + 512, bufs[i]));
     for (const int r : co_await runtime::when_all(std::move(reads))) BOOST_TEST(r == 0);
     for (int i = 0; i < 8; ++i) {
@@ -195,6 +197,7 @@ BOOST_AUTO_TEST_CASE(a_disconnect_fails_every_request_in_flight_with_enotconn) {
     auto c = co_await connect(server.client_fd);
     std::vector<Bytes> bufs(4, Bytes(512));
     std::vector<Task<int>> reads;
+    reads.reserve(4);
     for (int i = 0; i < 4; ++i) reads.push_back(c->read(0, bufs[i]));
     for (const int r : co_await runtime::when_all(std::move(reads))) BOOST_TEST(r == -ENOTCONN);
     BOOST_TEST(!c->alive());
