@@ -11,6 +11,8 @@ build_packages=(
   # The house-style checks (docs/contributing.md): check-style, check-tidy
   # (clang-tidy 14 on bookworm), check-api-docs.
   clang-format clang-tidy doxygen
+  # perf/ublk/bench_nbd_client's baseline (docs/nbd.md): libnbd's client.
+  libnbd-dev
 )
 # The fuzz harnesses (test/fuzz): libFuzzer and the sanitizer run-times
 # come with clang, not g++.
@@ -21,6 +23,9 @@ fuzz_packages=(
 # initramfs, and the tools the end-to-end tests drive inside it.
 vm_packages=(
   qemu-system-x86 busybox-static fio e2fsprogs dmsetup cpio xz-utils util-linux kmod
+  # NBD servers for the nbd target's tests (test/vm/guest/nbd-target.sh):
+  # nbdkit with its memory and file plugins, and qemu-nbd.
+  nbdkit qemu-utils
 )
 
 want=("${build_packages[@]}" "${fuzz_packages[@]}")

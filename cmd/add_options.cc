@@ -21,6 +21,7 @@
 
 #include "coblk/cmd/size_parse.h"
 #include "coblk/ublk/abi.h"
+#include "coblk/ublk/nbd_connection.h"
 
 namespace po = boost::program_options;
 
@@ -50,11 +51,11 @@ po::options_description add_description() {
   // clang-format off
   desc.add_options()
     ("help,h", "show this help")
-    ("type,t", po::value<std::string>()->value_name("TARGET"), "backend: null | ram | loop | zram (required)")
+    ("type,t", po::value<std::string>()->value_name("TARGET"), "backend: null | ram | loop | zram | nbd (required)")
     ("number,n", po::value<std::string>()->value_name("ID"), "device id N of /dev/ublkbN (default: the kernel picks)")
     ("queues,q", po::value<std::string>()->value_name("QUEUES"), "hardware queues, 1..online CPUs; each gets its own core (default 1)")
     ("depth,d", po::value<std::string>()->value_name("DEPTH"), "requests per queue, 1..4096 (default 128)")
-    ("size,s", po::value<std::string>()->value_name("SIZE"), "device size, e.g. 8G (K/M/G/T/P suffixes); defaults: null 250G, ram 1G, zram 1G, loop the file's size")
+    ("size,s", po::value<std::string>()->value_name("SIZE"), "device size, e.g. 8G (K/M/G/T/P suffixes); defaults: null 250G, ram 1G, zram 1G, loop the file's size (nbd: always the export's)")
     ("block-size,b", po::value<std::string>()->value_name("BYTES"), "logical block size 512|1024|2048|4096 (default 512; zram 4096)")
     ("file,f", po::value<std::string>()->value_name("FILE"), "loop: backing file or block device")
     ("direct-io", "loop: open FILE with O_DIRECT")
@@ -69,6 +70,9 @@ po::options_description add_description() {
     ("writeback-low", po::value<std::string>()->value_name("PCT"), "zram --backing: ... until stored data is under this % (default 70)")
     ("writeback-age", po::value<std::string>()->value_name("SECONDS"), "zram --backing: also write back pages idle this long (default: off)")
     ("writeback-limit", po::value<std::string>()->value_name("SIZE"), "zram --backing: most bytes ever written back (default: no limit)")
+    ("connect", po::value<std::string>()->value_name("ADDR"), "nbd: the server, unix:PATH or tcp:HOST:PORT (required)")
+    ("export", po::value<std::string>()->value_name("NAME"), "nbd: the export's name (default: the server's default export)")
+    ("reconnect-timeout", po::value<std::string>()->value_name("TIME"), "nbd: how long requests wait for a lost connection to come back, e.g. 30s or 500ms (default 30s; 0: fail at once)")
     ("recovery", "keep the device (and, for ram and zram, its data) when the server dies; a keeper process restarts it")
     ("no-restart", "with --recovery: leave a device whose server died quiesced, for `coblk recover`")
     ("max-restarts", po::value<std::string>()->value_name("N"), "with --recovery: give up after N restarts within 60 s (default 5)")
@@ -87,6 +91,8 @@ bool parse_target(const std::string& text, TargetKind& out) {
     out = TargetKind::loop;
   else if (text == "zram")
     out = TargetKind::zram;
+  else if (text == "nbd")
+    out = TargetKind::nbd;
   else
     return false;
   return true;
@@ -191,6 +197,8 @@ const char* to_string(TargetKind t) {
       return "loop";
     case TargetKind::zram:
       return "zram";
+    case TargetKind::nbd:
+      return "nbd";
   }
   return "?";
 }
@@ -247,9 +255,9 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   auto given = [&](const char* name) { return vm.count(name) != 0; };
   auto text = [&](const char* name) { return vm[name].as<std::string>(); };
 
-  if (!given("type")) return fail("missing -t TARGET (null, ram, loop or zram)");
+  if (!given("type")) return fail("missing -t TARGET (null, ram, loop, zram or nbd)");
   if (!parse_target(text("type"), o.target))
-    return fail("unknown target '" + text("type") + "' (expected null, ram, loop or zram)");
+    return fail("unknown target '" + text("type") + "' (expected null, ram, loop, zram or nbd)");
 
   int64_t v = 0;
   if (given("number")) {
@@ -271,6 +279,7 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
     if ((v & (v - 1)) != 0)
       return fail("--block-size must be 512, 1024, 2048 or 4096, not '" + text("block-size") + "'");
     o.block_size = static_cast<uint32_t>(v);
+    o.block_size_given = true;
   }
 
   const int paths =
@@ -285,6 +294,36 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   if (o.target != TargetKind::loop) {
     if (given("file")) return fail("-f is only valid with -t loop");
     if (given("direct-io")) return fail("--direct-io is only valid with -t loop");
+  }
+  if (o.target != TargetKind::nbd) {
+    if (given("connect")) return fail("--connect is only valid with -t nbd");
+    if (given("export")) return fail("--export is only valid with -t nbd");
+    if (given("reconnect-timeout")) return fail("--reconnect-timeout is only valid with -t nbd");
+  } else {
+    if (!given("connect")) return fail("-t nbd needs --connect unix:PATH or tcp:HOST:PORT");
+    o.connect = text("connect");
+    if (o.connect.rfind("unix:", 0) != 0 && o.connect.rfind("tcp:", 0) != 0)
+      return fail("--connect: expected unix:PATH or tcp:HOST:PORT, not " + quote_for_message(o.connect));
+    if (given("export")) o.export_name = text("export");
+    if (o.export_name.size() > 4096) return fail("--export: an NBD export name is at most 4096 bytes");
+    if (given("size")) return fail("--size is not valid with -t nbd: the device has the export's size");
+    if (given("reconnect-timeout")) {
+      const std::string& t = text("reconnect-timeout");
+      std::string digits = t;
+      uint64_t scale = 1000;
+      if (t.size() > 2 && t.compare(t.size() - 2, 2, "ms") == 0) {
+        digits = t.substr(0, t.size() - 2);
+        scale = 1;
+      } else if (t.size() > 1 && t.back() == 's') {
+        digits = t.substr(0, t.size() - 1);
+      }
+      uint64_t n = 0;
+      const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+      if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || n * scale > 86400000ULL)
+        return fail("--reconnect-timeout: expected a time such as 30s, 500ms or 0 (at most a day), not " +
+                    quote_for_message(t));
+      o.reconnect_timeout_ms = static_cast<uint32_t>(n * scale);
+    }
   }
   if (o.target != TargetKind::zram) {
     if (given("algorithm")) return fail("--algorithm is only valid with -t zram");
@@ -392,6 +431,7 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
         o.size_bytes = 1ULL << 30;
         break;
       case TargetKind::loop:
+      case TargetKind::nbd:
         break;
     }
   }
@@ -429,12 +469,36 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
                   "' (--direct-io): use --block-size " + std::to_string(*alignment) + " or more");
   }
 
+  // An NBD export's size is known only once resolve_nbd_export asked the server.
+  if (o.target == TargetKind::nbd) return out;
   if (o.size_bytes % o.block_size != 0)
     return fail("size " + std::to_string(o.size_bytes) + " is not a multiple of the " + std::to_string(o.block_size) +
                 "-byte block size");
   if (o.target == TargetKind::zram && o.size_bytes % kPageSize != 0)
     return fail("zram size must be a multiple of 4096 (its page size)");
   return out;
+}
+
+Result<void> resolve_nbd_export(AddOptions& o, std::chrono::milliseconds timeout) {
+  if (o.target != TargetKind::nbd) return {};
+  Result<nbd::Endpoint> endpoint = nbd::parse_endpoint(o.connect);
+  if (!endpoint) return std::move(endpoint).error();
+  Result<nbd::ExportInfo> info = nbd::probe_export(*endpoint, o.export_name, timeout);
+  if (!info) return std::move(info).error();
+  const std::string name = o.export_name.empty() ? "the default export" : "export " + quote_for_message(o.export_name);
+  if (info->min_block > 4096)
+    return Error(EINVAL, "the NBD server needs requests of at least " + std::to_string(info->min_block) +
+                             " bytes for " + name + "; a block device's blocks are at most 4096");
+  if (!o.block_size_given) o.block_size = std::max<uint32_t>(512, info->min_block);
+  if (o.block_size < info->min_block)
+    return Error(EINVAL, "--block-size " + std::to_string(o.block_size) + " is smaller than the " +
+                             std::to_string(info->min_block) + "-byte minimum block size of " + name);
+  if (info->size % o.block_size != 0)
+    return Error(EINVAL, "the size of " + name + ", " + std::to_string(info->size) +
+                             " bytes, is not a multiple of the " + std::to_string(o.block_size) + "-byte block size");
+  o.nbd_info = *info;
+  o.size_bytes = info->size;
+  return {};
 }
 
 }  // namespace coblk::cmd

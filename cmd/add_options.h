@@ -3,24 +3,26 @@
 
 // Every mistake is reported as one line, and nothing is created.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "coblk/runtime/result.h"
+#include "coblk/ublk/nbd_protocol.h"
 
 namespace coblk::cmd {
 
 /// The backends `coblk add -t` can serve.
-enum class TargetKind { null, ram, loop, zram };
+enum class TargetKind { null, ram, loop, zram, nbd };
 /// How request data moves between the kernel and the server.
 enum class DataPathKind {
   copy,       ///< the kernel copies into a per-tag server buffer
   user_copy,  ///< the server copies with pread/pwrite on /dev/ublkcN (UBLK_F_USER_COPY)
   zero_copy,  ///< request pages are registered as io_uring fixed buffers (UBLK_F_AUTO_BUF_REG)
 };
-/// "null", "ram", "loop", "zram".
+/// "null", "ram", "loop", "zram", "nbd".
 const char* to_string(TargetKind t);
 /// "copy", "user_copy", "zero_copy".
 const char* to_string(DataPathKind d);
@@ -31,10 +33,11 @@ struct AddOptions {
   int64_t dev_id = -1;  ///< -1: let the kernel choose
   unsigned queues = 1;
   unsigned depth = 128;
-  uint64_t size_bytes = 0;    ///< resolved: loop without --size uses the file's size
-  uint32_t block_size = 512;  ///< logical block size
-  std::string file;           ///< loop: backing file or block device
-  bool direct_io = false;     ///< loop: open the backing file with O_DIRECT
+  uint64_t size_bytes = 0;        ///< resolved: loop without --size uses the file's size
+  uint32_t block_size = 512;      ///< logical block size
+  bool block_size_given = false;  ///< --block-size was given (nbd: else the server's minimum, at least 512)
+  std::string file;               ///< loop: backing file or block device
+  bool direct_io = false;         ///< loop: open the backing file with O_DIRECT
   DataPathKind data_path = DataPathKind::copy;
   bool foreground = false;
   bool recovery = false;      ///< UBLK_F_USER_RECOVERY: the device outlives a crashed server
@@ -51,7 +54,11 @@ struct AddOptions {
   unsigned writeback_low = 70;    ///< zram: % of mem_limit it writes back down to
   uint64_t writeback_age_s = 0;   ///< zram: write back pages idle this many seconds, 0 = off
   uint64_t writeback_limit = 0;   ///< zram: most bytes ever written back, 0 = no limit
-  std::vector<std::string> args;  ///< the arguments as given (kept for `coblk recover`)
+  std::string connect;                    ///< nbd: the server, unix:PATH or tcp:HOST:PORT
+  std::string export_name;                ///< nbd: the export ("" is the server's default)
+  uint32_t reconnect_timeout_ms = 30000;  ///< nbd: how long requests wait for a lost connection to come back
+  nbd::ExportInfo nbd_info;               ///< nbd: the export's facts, filled by resolve_nbd_export
+  std::vector<std::string> args;          ///< the arguments as given (kept for `coblk recover`)
 };
 
 /// The smallest block size an O_DIRECT I/O on `path` may use: a block
@@ -86,5 +93,15 @@ struct AddParse {
 /// Parses and validates the arguments that follow "coblk add". Checks only
 /// what needs no kernel: syntax, ranges, sizes, the backing file.
 AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits& limits = current_limits());
+
+/// For -t nbd: connects to the server (NBD_OPT_INFO, blocking, at most
+/// `timeout`), and fills `o.nbd_info`, `o.size_bytes` and, unless
+/// --block-size was given, `o.block_size` (the server's minimum block
+/// size, at least 512). Anything else is left alone. Error (one line, for
+/// the user): an endpoint that does not parse or resolve, a refused or
+/// unreachable connection, an unknown export, a TLS-only server, a server
+/// without the fixed-newstyle handshake, a malformed reply, or an export
+/// whose size is not a multiple of the block size. Creates nothing.
+Result<void> resolve_nbd_export(AddOptions& o, std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 }  // namespace coblk::cmd

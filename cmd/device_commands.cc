@@ -91,11 +91,16 @@ int run_add(const std::vector<std::string>& args) {
       return report_error("add", "device id " + std::to_string(o.dev_id) + " is already in use");
     if (ret != -ENODEV && ret != -ENOENT) return report_error("add", command_error("look up", ret, control, o.dev_id));
   }
+  // The export's size and block sizes come from the server: ask it now,
+  // before anything exists, so that an unreachable server or an unknown
+  // export costs one line and no device.
+  AddOptions resolved = o;
+  if (Result<void> r = resolve_nbd_export(resolved); !r) return report_error("add", r.error().message());
   // The server keeps its record there; refuse a directory others could
   // tamper with before anything exists.
   if (Result<void> dir = ensure_run_directory(); !dir) return report_error("add", dir.error().message());
   control.close();  // the server opens its own; no ring may cross the fork
-  return serve_new_device(o);
+  return serve_new_device(resolved);
 }
 
 int run_del(const std::vector<std::string>& args) {
@@ -184,6 +189,7 @@ int run_recover(const std::vector<std::string>& args) {
   if (!parsed || parsed.help)
     return report_error(
         "recover", "the recorded arguments of device " + std::to_string(id) + " no longer validate: " + parsed.error);
+  if (Result<void> r = resolve_nbd_export(parsed.options); !r) return report_error("recover", r.error().message());
   // The kernel kept the device's geometry; a server for another one (a
   // loop file that changed size, an edited record) would serve the wrong
   // blocks, or past the file's end.

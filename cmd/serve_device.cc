@@ -85,6 +85,11 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
     config.prefault_buffers = true;
     config.max_io_bytes = 128 * 1024;
   }
+  if (o.target == TargetKind::nbd) {
+    // A request may not exceed what the server accepts in one go.
+    const uint32_t most = o.nbd_info.max_block - o.nbd_info.max_block % 4096;
+    if (most >= 4096 && most < config.max_io_bytes) config.max_io_bytes = most;
+  }
   // The device id is known only once the kernel created it (or from -n when
   // recovering); the target is built then, as zram names its stats by id.
   // A fresh device that cannot be served is deleted again by its
@@ -132,7 +137,8 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   record.keeper_pid = keeper != nullptr ? keeper->pid : 0;
   record.keeper_start = keeper != nullptr ? keeper->start_time : 0;
   record.unprivileged = o.unprivileged;
-  record.backing = o.file;
+  record.backing =
+      o.target == TargetKind::nbd ? o.connect + (o.export_name.empty() ? "" : " export " + o.export_name) : o.file;
   if (o.target == TargetKind::zram) record.compression = o.algorithm;
   record.args = o.args;
 

@@ -5,6 +5,7 @@
 
 #include "coblk/cmd/device_record.h"
 #include "coblk/ublk/loop_target.h"
+#include "coblk/ublk/nbd_target.h"
 #include "coblk/ublk/null_target.h"
 #include "coblk/ublk/ram_target.h"
 #if COBLK_HAVE_ZRAM
@@ -41,6 +42,18 @@ Result<std::unique_ptr<ublk::Target>> make_target(const AddOptions& o, uint32_t 
       return as_target(ublk::RamTarget::create(o.size_bytes, o.block_size, memory));
     case TargetKind::loop:
       return as_target(ublk::LoopTarget::create(o.file, o.size_bytes, o.block_size, o.direct_io));
+    case TargetKind::nbd: {
+      Result<nbd::Endpoint> endpoint = nbd::parse_endpoint(o.connect);
+      if (!endpoint) return std::move(endpoint).error();
+      ublk::NbdTargetConfig config;
+      config.endpoint = std::move(endpoint).value();
+      config.export_name = o.export_name;
+      config.info = o.nbd_info;
+      config.block_size = o.block_size;
+      config.queues = o.queues;
+      config.reconnect_timeout = std::chrono::milliseconds(o.reconnect_timeout_ms);
+      return as_target(ublk::NbdTarget::create(std::move(config)));
+    }
     case TargetKind::zram: {
 #if COBLK_HAVE_ZRAM
       const auto spec = compress::parse_codec_spec(o.algorithm);

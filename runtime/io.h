@@ -319,6 +319,13 @@ inline auto recv(int fd, void* buf, std::size_t len, int flags = 0) noexcept {
   return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_recv(s, fd, buf, len, flags); });
 }
 
+/// sendmsg(2); the msghdr, its iovecs and their buffers must stay valid
+/// until completion. Bytes sent (possibly fewer than asked) or -errno. Pass
+/// MSG_NOSIGNAL for a socket whose peer may go away.
+inline auto sendmsg(int fd, const msghdr* msg, unsigned flags = 0) noexcept {
+  return IoOp([=](io_uring_sqe* s) noexcept { io_uring_prep_sendmsg(s, fd, msg, flags); });
+}
+
 /// Posts a CQE with result `res` and `user_data` to another io_uring
 /// (IORING_OP_MSG_RING, IORING_MSG_DATA). 0 or -errno (-EOVERFLOW when the
 /// target's CQ is full, -EBADFD if `ring_fd` is not a ring).

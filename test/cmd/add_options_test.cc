@@ -84,7 +84,7 @@ BOOST_AUTO_TEST_CASE(help_is_reported_with_the_usage_text) {
   BOOST_TEST(p.help_text.find("--zero-copy") != std::string::npos);
 }
 
-BOOST_AUTO_TEST_CASE(an_unknown_target_is_rejected) { expect_rejected({"-t", "nbd"}, "unknown target 'nbd'"); }
+BOOST_AUTO_TEST_CASE(an_unknown_target_is_rejected) { expect_rejected({"-t", "iscsi"}, "unknown target 'iscsi'"); }
 
 BOOST_AUTO_TEST_CASE(a_missing_target_is_rejected) { expect_rejected({"--size", "1G"}, "missing -t"); }
 
@@ -272,4 +272,47 @@ BOOST_AUTO_TEST_CASE(unprivileged_devices_refuse_what_the_kernel_refuses_them) {
                   "--unprivileged works only with the --copy data path");
   expect_rejected({"-t", "null", "--unprivileged", "--recovery"}, "--unprivileged and --recovery exclude each other");
   BOOST_TEST(parse({"-t", "ram", "--unprivileged"}).options.unprivileged);
+}
+
+BOOST_AUTO_TEST_CASE(nbd_takes_connect_export_and_reconnect_timeout) {
+  const AddParse p = parse(
+      {"-t", "nbd", "--connect", "unix:/run/nbd.sock", "--export", "disk", "--reconnect-timeout", "500ms", "-q", "2"});
+  BOOST_TEST_REQUIRE(static_cast<bool>(p), p.error);
+  BOOST_TEST(p.options.connect == "unix:/run/nbd.sock");
+  BOOST_TEST(p.options.export_name == "disk");
+  BOOST_TEST(p.options.reconnect_timeout_ms == 500u);
+  BOOST_TEST(p.options.queues == 2u);
+  BOOST_TEST(p.options.size_bytes == 0u);  // known only once the server is asked
+  const AddParse defaults = parse({"-t", "nbd", "--connect", "tcp:localhost:10809"});
+  BOOST_TEST_REQUIRE(static_cast<bool>(defaults), defaults.error);
+  BOOST_TEST(defaults.options.export_name.empty());
+  BOOST_TEST(defaults.options.reconnect_timeout_ms == 30000u);
+  BOOST_TEST(parse({"-t", "nbd", "--connect", "tcp:h:1", "--reconnect-timeout", "7s"}).options.reconnect_timeout_ms ==
+             7000u);
+  BOOST_TEST(parse({"-t", "nbd", "--connect", "tcp:h:1", "--reconnect-timeout", "0"}).options.reconnect_timeout_ms ==
+             0u);
+}
+
+BOOST_AUTO_TEST_CASE(nbd_options_are_checked_before_any_connection) {
+  expect_rejected({"-t", "nbd"}, "-t nbd needs --connect");
+  expect_rejected({"-t", "nbd", "--connect", "nbd://host"}, "expected unix:PATH or tcp:HOST:PORT");
+  expect_rejected({"-t", "nbd", "--connect", "unix:/x", "--size", "1G"}, "--size is not valid with -t nbd");
+  expect_rejected({"-t", "nbd", "--connect", "unix:/x", "--reconnect-timeout", "soon"}, "--reconnect-timeout");
+  expect_rejected({"-t", "nbd", "--connect", "unix:/x", "--reconnect-timeout", "-1s"}, "--reconnect-timeout");
+  expect_rejected({"-t", "nbd", "--connect", "unix:/x", "--export", std::string(4097, 'e')}, "at most 4096");
+  expect_rejected({"-t", "ram", "--connect", "unix:/x"}, "--connect is only valid with -t nbd");
+  expect_rejected({"-t", "loop", "--export", "x"}, "--export is only valid with -t nbd");
+  expect_rejected({"-t", "null", "--reconnect-timeout", "1s"}, "--reconnect-timeout is only valid with -t nbd");
+  expect_rejected({"-t", "nbd", "--connect", "unix:/x", "--zero-copy"}, "--zero-copy");
+}
+
+BOOST_AUTO_TEST_CASE(resolving_an_unreachable_nbd_server_is_one_line_and_leaves_the_options_alone) {
+  AddParse p = parse({"-t", "nbd", "--connect", "unix:/nonexistent/coblk-test.sock"});
+  BOOST_TEST_REQUIRE(static_cast<bool>(p), p.error);
+  const coblk::Result<void> r = resolve_nbd_export(p.options, std::chrono::seconds(2));
+  BOOST_TEST_REQUIRE(!r.ok());
+  BOOST_TEST(r.error().message().find("cannot connect to NBD server 'unix:/nonexistent/coblk-test.sock'") !=
+             std::string::npos);
+  BOOST_TEST(r.error().message().find('\n') == std::string::npos);
+  BOOST_TEST(p.options.size_bytes == 0u);
 }

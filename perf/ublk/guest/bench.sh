@@ -3,7 +3,9 @@
 # boot, side by side. Runs in the VM harness (or on a host with ublk, as root).
 #
 # For each pair (coblk null vs null_blk, coblk ram vs brd, coblk loop on a
-# tmpfs file vs that file, coblk zram vs kernel zram; and, asked for by
+# tmpfs file vs that file, coblk zram vs kernel zram; asked for by name,
+# nbd (coblk -t nbd vs the kernel's nbd client on one nbdkit server) and
+# nbd_scaling (coblk -t nbd at 2 queues vs 1); and, asked for by
 # name, ram_keep/zram_keep/ram_now/zram_now: this build against an earlier
 # one, see below) and each workload, it
 # alternates A and B for COBLK_BENCH_ROUNDS rounds (A first in odd rounds, B
@@ -26,6 +28,7 @@ fio_run() {
   # A regular file (the loop baseline lives on tmpfs) cannot take O_DIRECT.
   [ -f "$dev" ] && direct=0
   out=$(fio --name=b --filename="$dev" --rw="$rw" --bs="$bs" --iodepth="$qd" \
+      ${JOBS:+--numjobs=$JOBS --group_reporting --cpus_allowed_policy=split} \
       --ioengine=io_uring --direct=$direct --size=${SIZE_MB}M --runtime="$RUNTIME" --time_based \
       --buffer_compress_percentage=50 --refill_buffers --randrepeat=0 --norandommap \
       --output-format=terse --terse-version=3 2>/dev/null) || return 1
@@ -179,6 +182,49 @@ bench_zram_now() {
   vm_defer "coblk_del_dev $base"
   precondition "$dev"; precondition "$base"
   compare zram_now "$dev" "$base"
+}
+
+# coblk -t nbd against the kernel's nbd client (nbd.ko, set up by
+# nbd-client), both on one nbdkit memory server over one unix socket, with
+# as many connections as queues (nbd-client -C), 4096-byte blocks.
+# Not in $(...): the server must be a child of the case, not of a subshell.
+NBD_SOCK=/tmp/bench-nbdkit.sock
+nbd_server() {  # starts nbdkit on $NBD_SOCK
+  rm -f "$NBD_SOCK"
+  vm_spawn /tmp/bench-nbdkit.log nbdkit -f -U "$NBD_SOCK" --threads 16 memory $((SIZE_MB * 2))M
+  vm_wait_for_path "$NBD_SOCK" 20
+}
+
+bench_nbd() {
+  vm_require_coblk; vm_require_root; vm_require_cmd nbdkit nbd-client
+  vm_load_module ublk_drv
+  vm_load_module nbd nbds_max=2
+  local sock=$NBD_SOCK dev
+  nbd_server
+  dev=$(coblk_add -t nbd --connect "unix:$sock" --block-size 4096)
+  vm_defer "coblk_del_dev $dev"
+  nbd-client -unix "$sock" /dev/nbd0 -b 4096 -C "$QUEUES" >/tmp/nbd-client.log 2>&1 \
+    || { cat /tmp/nbd-client.log >&2; vm_fail "nbd-client could not attach /dev/nbd0"; }
+  vm_defer "nbd-client -d /dev/nbd0 >/dev/null 2>&1"
+  vm_wait_for_path /sys/block/nbd0/pid 10
+  precondition "$dev"; precondition /dev/nbd0
+  compare nbd "$dev" /dev/nbd0
+}
+
+# coblk -t nbd with 2 queues (2 connections) against 1 queue, same server:
+# how the queues scale (needs multi-threaded TCG to mean anything: run
+# vm-bench with COBLK_VM_TCG_THREAD=multi).
+bench_nbd_scaling() {
+  vm_require_coblk; vm_require_root; vm_require_cmd nbdkit
+  vm_load_module ublk_drv
+  local sock=$NBD_SOCK two one
+  nbd_server
+  two=$("$COBLK_BIN" add -q 2 -t nbd --connect "unix:$sock" --block-size 4096)
+  vm_defer "coblk_del_dev $two"
+  one=$("$COBLK_BIN" add -q 1 -t nbd --connect "unix:$sock" --block-size 4096)
+  vm_defer "coblk_del_dev $one"
+  precondition "$two"; precondition "$one"
+  JOBS=2 compare nbd_scaling "$two" "$one"
 }
 
 for p in $PAIRS; do

@@ -1,0 +1,179 @@
+// Fuzzes ublk/nbd_protocol.h: the transmission reply parser on any byte
+// stream a server could send, and the handshake on any server greeting and
+// option replies.
+//
+// Input: byte 0 selects the mode (bit 0: structured replies negotiated;
+// bit 1: fuzz the handshake instead; bits 2-7: the piece size of the split
+// run); the rest is what the server sends.
+//
+// Reply parser, against four requests in flight (two reads in exact-size
+// heap buffers, so ASan catches any write outside them, a write and a
+// flush), the stream is parsed three ways: whole, in pieces, and in pieces
+// with read data received through direct_span. Checks:
+//   - no crash and no access outside a request's buffer;
+//   - an error is EPROTO with one non-empty line, and the parser stays failed;
+//   - each request completes at most once, with 0 or a negative errno, and
+//     only requests in flight complete;
+//   - a structured read that succeeded was covered by exactly its length;
+//   - the three ways agree on completions, results, buffer contents and
+//     whether (and at which point of the stream) the parser failed.
+// Handshake: fed wanted() bytes at a time, it ends done, failed with a
+// one-line error, or wanting more than the input has; never wants 0 bytes
+// while neither; a done handshake has a non-zero size.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "coblk/ublk/nbd_protocol.h"
+#include "test/fuzz/check.h"
+
+using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
+
+namespace {
+
+struct Request {
+  uint16_t type;
+  uint64_t offset;
+  uint32_t length;
+};
+// Handles look like Connection's: a generation above a slot index.
+constexpr uint64_t kHandles[] = {0x0000000100000000ULL, 0x0000000100000001ULL, 0x0000000700000002ULL, 3};
+constexpr Request kRequests[] = {
+    {nbd::kCmdRead, 4096, 4096}, {nbd::kCmdRead, 0, 1}, {nbd::kCmdWrite, 512, 512}, {nbd::kCmdFlush, 0, 0}};
+
+struct Outcome {
+  std::map<uint64_t, int> completed;
+  std::vector<std::vector<std::byte>> buffers;
+  bool failed = false;
+};
+
+class Table final : public nbd::ReplyHandler {
+ public:
+  Table() {
+    for (std::size_t i = 0; i < 4; ++i) {
+      const Request& r = kRequests[i];
+      // Exact size: a byte past the end is outside the allocation.
+      buffers_[i].reset(r.length != 0 && r.type == nbd::kCmdRead ? new std::byte[r.length] : nullptr);
+      if (buffers_[i]) std::memset(buffers_[i].get(), 0xa5, r.length);
+      pending_[kHandles[i]] = nbd::PendingRequest{r.type, r.offset, r.length, buffers_[i].get(), 0, 0};
+    }
+  }
+  nbd::PendingRequest* find(uint64_t handle) override {
+    auto it = pending_.find(handle);
+    return it == pending_.end() ? nullptr : &it->second;
+  }
+  void complete(uint64_t handle, int result) override {
+    auto it = pending_.find(handle);
+    COBLK_FUZZ_CHECK(it != pending_.end(), "completed a request that is not in flight");
+    COBLK_FUZZ_CHECK(outcome_.completed.count(handle) == 0, "a request completed twice");
+    COBLK_FUZZ_CHECK(result <= 0 && result >= -4095, "result is neither 0 nor a negative errno");
+    const nbd::PendingRequest& p = it->second;
+    if (result == 0 && structured_ && p.type == nbd::kCmdRead)
+      COBLK_FUZZ_CHECK(p.received == p.length, "a structured read succeeded without full coverage");
+    outcome_.completed[handle] = result;
+    pending_.erase(it);
+  }
+  Outcome finish(bool failed) {
+    outcome_.failed = failed;
+    for (std::size_t i = 0; i < 4; ++i) {
+      if (buffers_[i]) outcome_.buffers.emplace_back(buffers_[i].get(), buffers_[i].get() + kRequests[i].length);
+    }
+    return std::move(outcome_);
+  }
+  bool structured_ = false;
+
+ private:
+  std::map<uint64_t, nbd::PendingRequest> pending_;
+  std::unique_ptr<std::byte[]> buffers_[4];
+  Outcome outcome_;
+};
+
+void check_error(const Result<void>& r) {
+  COBLK_FUZZ_CHECK(r.error().code() == EPROTO, "a parser error that is not EPROTO");
+  const std::string& m = r.error().message();
+  COBLK_FUZZ_CHECK(!m.empty() && m.find('\n') == std::string::npos, "a parser error that is not one line");
+}
+
+// mode 0: whole; 1: pieces; 2: pieces, read data through direct_span.
+Outcome parse(const std::byte* data, std::size_t size, bool structured, std::size_t piece, int mode) {
+  Table t;
+  t.structured_ = structured;
+  nbd::ReplyParser parser(structured);
+  std::size_t at = 0;
+  bool failed = false;
+  while (at < size && !failed) {
+    if (mode == 2) {
+      const std::span<std::byte> direct = parser.direct_span(t);
+      if (!direct.empty()) {
+        const std::size_t n = std::min<std::size_t>({direct.size(), size - at, piece});
+        std::memcpy(direct.data(), data + at, n);
+        parser.direct_filled(n, t);
+        at += n;
+        continue;
+      }
+    }
+    const std::size_t n = mode == 0 ? size : std::min(piece, size - at);
+    const Result<void> r = parser.feed({data + at, n}, t);
+    at += n;
+    if (!r) {
+      check_error(r);
+      failed = true;
+      const std::byte more[1] = {std::byte{0}};
+      COBLK_FUZZ_CHECK(!parser.feed(more, t), "a failed parser accepted more bytes");
+    }
+  }
+  return t.finish(failed);
+}
+
+void fuzz_handshake(const std::byte* data, std::size_t size, bool info) {
+  nbd::Handshake hs("export", info ? nbd::HandshakeGoal::info : nbd::HandshakeGoal::go);
+  std::size_t at = 0;
+  for (;;) {
+    (void)hs.take_output();
+    if (hs.done()) {
+      COBLK_FUZZ_CHECK(hs.info().size != 0, "a done handshake with an empty export");
+      return;
+    }
+    const std::size_t want = hs.wanted();
+    COBLK_FUZZ_CHECK(want != 0, "a handshake that is neither done nor failed wants nothing");
+    if (want > size - at) return;
+    const Result<void> r = hs.feed({data + at, want});
+    at += want;
+    if (!r) {
+      const std::string& m = r.error().message();
+      COBLK_FUZZ_CHECK(!m.empty() && m.find('\n') == std::string::npos, "a handshake error that is not one line");
+      COBLK_FUZZ_CHECK(hs.wanted() == 0 && !hs.done(), "a failed handshake goes on");
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* raw, std::size_t size) {
+  if (size == 0) return 0;
+  const auto mode = raw[0];
+  const auto* data = reinterpret_cast<const std::byte*>(raw + 1);
+  --size;
+  const bool structured = (mode & 1) != 0;
+  if ((mode & 2) != 0) {
+    fuzz_handshake(data, size, structured);
+    return 0;
+  }
+  const std::size_t piece = 1 + (mode >> 2);
+  const Outcome whole = parse(data, size, structured, piece, 0);
+  const Outcome split = parse(data, size, structured, piece, 1);
+  const Outcome direct = parse(data, size, structured, piece, 2);
+  COBLK_FUZZ_CHECK(whole.failed == split.failed && whole.failed == direct.failed,
+                   "the parser fails or not depending on how the stream is split");
+  COBLK_FUZZ_CHECK(whole.completed == split.completed && whole.completed == direct.completed,
+                   "completions depend on how the stream is split");
+  COBLK_FUZZ_CHECK(whole.buffers == split.buffers && whole.buffers == direct.buffers,
+                   "read data depends on how the stream is split");
+  return 0;
+}

@@ -1,0 +1,605 @@
+#include "coblk/ublk/nbd_connection.h"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+#include "coblk/runtime/io.h"
+#include "coblk/runtime/spawn.h"
+
+namespace coblk::nbd {
+
+using runtime::Task;
+
+// ---- endpoints and the blocking probe ----
+
+Result<Endpoint> parse_endpoint(const std::string& text) {
+  Endpoint e;
+  e.text = text;
+  if (text.rfind("unix:", 0) == 0) {
+    const std::string path = text.substr(5);
+    sockaddr_un un{};
+    if (path.empty()) return Error(EINVAL, "--connect unix:PATH needs a socket path");
+    if (path.size() >= sizeof(un.sun_path))
+      return Error(EINVAL, "--connect: unix socket path " + quote_for_message(path) + " is too long");
+    un.sun_family = AF_UNIX;
+    std::memcpy(un.sun_path, path.data(), path.size());
+    std::memcpy(&e.address, &un, sizeof(un));
+    e.address_length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+    return e;
+  }
+  if (text.rfind("tcp:", 0) == 0) {
+    const std::string rest = text.substr(4);
+    const std::size_t colon = rest.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == rest.size())
+      return Error(EINVAL, "--connect: expected tcp:HOST:PORT, not " + quote_for_message(text));
+    std::string host = rest.substr(0, colon);
+    const std::string port = rest.substr(colon + 1);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    unsigned port_number = 0;
+    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), port_number);
+    if (ec != std::errc() || end != port.data() + port.size() || port_number == 0 || port_number > 65535)
+      return Error(EINVAL, "--connect: port " + quote_for_message(port) + " is not a number from 1 to 65535");
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0 || found == nullptr)
+      return Error(EHOSTUNREACH, "--connect: cannot resolve host " + quote_for_message(host) + ": " +
+                                     (rc != 0 ? ::gai_strerror(rc) : "no address"));
+    std::memcpy(&e.address, found->ai_addr, found->ai_addrlen);
+    e.address_length = found->ai_addrlen;
+    ::freeaddrinfo(found);
+    return e;
+  }
+  return Error(EINVAL, "--connect: expected unix:PATH or tcp:HOST:PORT, not " + quote_for_message(text));
+}
+
+namespace {
+
+int new_socket(const Endpoint& endpoint, int extra_flags) {
+  return ::socket(endpoint.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC | extra_flags, 0);
+}
+
+// Latency matters more than packet count: a 28-byte request header must
+// not wait for Nagle.
+void tune_socket(int fd, const Endpoint& endpoint) {
+  if (endpoint.address.ss_family == AF_UNIX) return;
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+std::string connect_error(const Endpoint& endpoint, int err) {
+  return "cannot connect to NBD server " + quote_for_message(endpoint.text) + ": " + std::strerror(err);
+}
+
+}  // namespace
+
+Result<int> connect_blocking(const Endpoint& endpoint, std::chrono::milliseconds timeout) {
+  const int fd = new_socket(endpoint, SOCK_NONBLOCK);
+  if (fd < 0) return Error::from_errno(errno, "socket");
+  auto give_up = [&](int err) -> Result<int> {
+    ::close(fd);
+    return Error(err, connect_error(endpoint, err));
+  };
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&endpoint.address), endpoint.address_length) != 0) {
+    if (errno != EINPROGRESS && errno != EAGAIN) return give_up(errno);
+    pollfd p{fd, POLLOUT, 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    if (ready == 0) return give_up(ETIMEDOUT);
+    if (ready < 0) return give_up(errno);
+    int err = 0;
+    socklen_t len = sizeof(err);
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) return give_up(err);
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  tune_socket(fd, endpoint);
+  return fd;
+}
+
+Result<ExportInfo> probe_export(const Endpoint& endpoint, const std::string& export_name,
+                                std::chrono::milliseconds timeout) {
+  Result<int> connected = connect_blocking(endpoint, timeout);
+  if (!connected) return std::move(connected).error();
+  const int fd = *connected;
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  const std::string where = "NBD server " + quote_for_message(endpoint.text);
+  Handshake hs(export_name, HandshakeGoal::info);
+  std::vector<std::byte> in;
+  for (;;) {
+    const std::vector<std::byte> out = hs.take_output();
+    for (std::size_t sent = 0; sent < out.size();) {
+      const ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        if (hs.done()) break;  // the closing NBD_OPT_ABORT is best effort
+        return Error::from_errno(n < 0 ? errno : EPIPE, "cannot send to " + where);
+      }
+      sent += static_cast<std::size_t>(n);
+    }
+    if (hs.done()) return hs.info();
+    in.resize(hs.wanted());
+    for (std::size_t got = 0; got < in.size();) {
+      const ssize_t n = ::recv(fd, in.data() + got, in.size() - got, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return Error(ETIMEDOUT, where + " did not answer the handshake in time");
+      if (n < 0) return Error::from_errno(errno, "cannot receive from " + where);
+      if (n == 0)
+        return Error(EPROTO, where + " closed the connection during the handshake (unknown export, or not NBD?)");
+      got += static_cast<std::size_t>(n);
+    }
+    if (Result<void> fed = hs.feed(in); !fed) return std::move(fed).error();
+  }
+}
+
+// ---- Connection ----
+
+struct Connection::Slot {
+  PendingRequest request;
+  uint64_t handle = 0;
+  std::array<std::byte, kRequestHeaderSize> header{};
+  const std::byte* payload = nullptr;  // WRITE data
+  uint32_t payload_length = 0;
+  runtime::Waiter waiter{};
+  int result = 0;
+  bool waiting = false;  // the submitter is suspended on this slot
+  bool replied = false;  // complete() was called
+  bool sent = false;     // the sender no longer looks at header or payload
+  uint32_t generation = 0;
+};
+
+class Connection::Handler final : public ReplyHandler {
+ public:
+  explicit Handler(Connection& c) : c_(c) {}
+  PendingRequest* find(uint64_t handle) override { return c_.find(handle); }
+  void complete(uint64_t handle, int result) override { c_.complete(handle, result); }
+
+ private:
+  Connection& c_;
+};
+
+// Suspends the submitter until its slot is both replied to and sent.
+struct Connection::ReplyAwait {
+  Slot* slot;
+  bool await_ready() const noexcept { return slot->replied && slot->sent; }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    slot->waiter = runtime::Reactor::current()->waiter_for(h);
+    slot->waiting = true;
+  }
+  int await_resume() const noexcept { return slot->result; }
+};
+
+Connection::Connection(int fd, const ExportInfo& info) : fd_(fd), info_(info) {}
+
+Connection::~Connection() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+namespace {
+
+// Sends all of `data` within `deadline`; 0 or -errno.
+Task<int> send_all(int fd, std::span<const std::byte> data, std::chrono::steady_clock::time_point deadline) {
+  while (!data.empty()) {
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) co_return -ETIMEDOUT;
+    const int n = co_await runtime::send(fd, data.data(), data.size(), MSG_NOSIGNAL).with_timeout(left);
+    if (n == -ECANCELED) co_return -ETIMEDOUT;
+    if (n < 0) co_return n;
+    if (n == 0) co_return -EPIPE;
+    data = data.subspan(static_cast<std::size_t>(n));
+  }
+  co_return 0;
+}
+
+// Receives exactly `data.size()` bytes within `deadline`; 0, -EPIPE at the
+// end of the stream, or -errno.
+Task<int> recv_all(int fd, std::span<std::byte> data, std::chrono::steady_clock::time_point deadline) {
+  while (!data.empty()) {
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) co_return -ETIMEDOUT;
+    const int n = co_await runtime::recv(fd, data.data(), data.size()).with_timeout(left);
+    if (n == -ECANCELED) co_return runtime::Reactor::current()->draining() ? -ECANCELED : -ETIMEDOUT;
+    if (n < 0) co_return n;
+    if (n == 0) co_return -EPIPE;
+    data = data.subspan(static_cast<std::size_t>(n));
+  }
+  co_return 0;
+}
+
+}  // namespace
+
+Task<Result<std::shared_ptr<Connection>>> Connection::open(const Endpoint& endpoint, std::string export_name,
+                                                           std::chrono::milliseconds timeout) {
+  const int fd = new_socket(endpoint, 0);
+  if (fd < 0) co_return Error::from_errno(errno, "socket");
+  const int ret =
+      co_await runtime::connect(fd, reinterpret_cast<const sockaddr*>(&endpoint.address), endpoint.address_length)
+          .with_timeout(timeout);
+  if (ret < 0) {
+    ::close(fd);
+    const int err = ret == -ECANCELED ? ETIMEDOUT : -ret;
+    co_return Error(err, connect_error(endpoint, err));
+  }
+  tune_socket(fd, endpoint);
+  co_return co_await handshake(fd, std::move(export_name), timeout);
+}
+
+Task<Result<std::shared_ptr<Connection>>> Connection::handshake(int fd, std::string export_name,
+                                                                std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  Handshake hs(std::move(export_name), HandshakeGoal::go);
+  std::vector<std::byte> in;
+  for (;;) {
+    const std::vector<std::byte> out = hs.take_output();
+    if (!out.empty()) {
+      if (const int r = co_await send_all(fd, out, deadline); r < 0) {
+        ::close(fd);
+        co_return Error(-r, std::string("NBD handshake: cannot send: ") + std::strerror(-r));
+      }
+    }
+    if (hs.done()) break;
+    in.resize(hs.wanted());
+    if (const int r = co_await recv_all(fd, in, deadline); r < 0) {
+      ::close(fd);
+      if (r == -EPIPE)
+        co_return Error(EPROTO,
+                        "the NBD server closed the connection during the handshake (unknown export, or not NBD?)");
+      co_return Error(-r, std::string("NBD handshake: ") + std::strerror(-r));
+    }
+    if (Result<void> fed = hs.feed(in); !fed) {
+      ::close(fd);
+      co_return std::move(fed).error();
+    }
+  }
+  auto c = std::shared_ptr<Connection>(new Connection(fd, hs.info()));
+  runtime::spawn(run_reader(c), "nbd-reader");
+  co_return c;
+}
+
+PendingRequest* Connection::find(uint64_t handle) noexcept {
+  const auto index = static_cast<uint32_t>(handle);
+  if (index >= slots_.size()) return nullptr;
+  Slot& s = *slots_[index];
+  if (s.handle != handle || s.replied || s.handle == 0) return nullptr;
+  return &s.request;
+}
+
+void Connection::complete(uint64_t handle, int result) noexcept {
+  const auto index = static_cast<uint32_t>(handle);
+  Slot& s = *slots_[index];
+  s.replied = true;
+  s.result = result;
+  if (result == -ESHUTDOWN) {
+    // The server is going away: the spec asks for a disconnect, and the
+    // request deserves another try elsewhere.
+    s.result = -ENOTCONN;
+    drop("the NBD server is shutting down");
+  }
+  wake_if_finished(s);
+}
+
+void Connection::wake_if_finished(Slot& s) noexcept {
+  if (s.waiting && s.replied && s.sent) {
+    s.waiting = false;
+    runtime::Reactor::current()->schedule(s.waiter);
+  }
+}
+
+void Connection::drop(std::string why) noexcept {
+  if (!alive_) return;
+  alive_ = false;
+  failure_ = std::move(why);
+  // Ends the reader's recv and the sender's sendmsg; the reader then fails
+  // every request in flight. The fd stays open until both are done.
+  ::shutdown(fd_, SHUT_RDWR);
+}
+
+void Connection::close() noexcept {
+  drop("");
+  failure_.clear();
+}
+
+Task<int> Connection::submit(Op op) {
+  if (!alive_) co_return -ENOTCONN;
+  const std::shared_ptr<Connection> keep = shared_from_this();
+  uint32_t index = 0;
+  if (!free_slots_.empty()) {
+    index = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    index = static_cast<uint32_t>(slots_.size());
+    slots_.push_back(std::make_unique<Slot>());
+  }
+  Slot& s = *slots_[index];
+  if (++s.generation == 0) s.generation = 1;
+  s.handle = (uint64_t{s.generation} << 32) | index;
+  s.request = PendingRequest{op.type, op.offset, op.length, op.read_into, 0, 0};
+  s.header = encode_request(op.type, op.flags, s.handle, op.offset, op.length);
+  s.payload = op.type == kCmdWrite ? op.write_from : nullptr;
+  s.payload_length = op.type == kCmdWrite ? op.length : 0;
+  s.result = 0;
+  s.waiting = s.replied = s.sent = false;
+  ++in_flight_;
+  send_queue_.push_back(index);
+  if (!sending_) co_await run_sender();
+  const int result = co_await ReplyAwait{&s};
+  s.handle = 0;  // no reply can match it any more
+  --in_flight_;
+  free_slots_.push_back(index);
+  co_return result;
+}
+
+Task<void> Connection::run_sender() {
+  sending_ = true;
+  // The batch and its iovecs are members, reused: after the first requests
+  // the sender allocates nothing. Requests queued while a sendmsg is in
+  // flight go out together in the next one.
+  std::vector<uint32_t>& batch = sending_batch_;
+  std::vector<iovec>& iov = sending_iov_;
+  while (!send_queue_.empty()) {
+    batch.swap(send_queue_);
+    send_queue_.clear();
+    iov.clear();
+    for (const uint32_t i : batch) {
+      Slot& s = *slots_[i];
+      iov.push_back({s.header.data(), s.header.size()});
+      if (s.payload_length != 0) iov.push_back({const_cast<std::byte*>(s.payload), s.payload_length});
+    }
+    std::size_t first = 0;
+    while (alive_ && first < iov.size()) {
+      msghdr msg{};
+      msg.msg_iov = iov.data() + first;
+      msg.msg_iovlen = std::min<std::size_t>(iov.size() - first, IOV_MAX);
+      const int sent = co_await runtime::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      if (sent <= 0) {
+        drop(sent == 0 ? "the NBD server stopped receiving" : std::string("send: ") + std::strerror(-sent));
+        break;
+      }
+      // Skip what went out; a partial iovec is advanced in place.
+      auto left = static_cast<std::size_t>(sent);
+      while (first < iov.size() && left >= iov[first].iov_len) {
+        left -= iov[first].iov_len;
+        ++first;
+      }
+      if (left != 0) {
+        iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
+        iov[first].iov_len -= left;
+      }
+    }
+    for (const uint32_t i : batch) {
+      Slot& s = *slots_[i];
+      s.sent = true;
+      wake_if_finished(s);
+    }
+  }
+  sending_ = false;
+}
+
+Task<void> Connection::run_reader(std::shared_ptr<Connection> self) {
+  Connection& c = *self;
+  Handler handler(c);
+  ReplyParser parser(c.info_.structured_replies);
+  constexpr std::size_t kBuffer = 64 * 1024;
+  const std::unique_ptr<std::byte[]> buffer(new std::byte[kBuffer]);
+  std::string why = "the NBD server closed the connection";
+  for (;;) {
+    // Large read data goes straight into the request's buffer.
+    const std::span<std::byte> direct = parser.direct_span(handler);
+    if (direct.size() >= 4096) {
+      const int n = co_await runtime::recv(c.fd_, direct.data(), direct.size());
+      if (n <= 0) {
+        if (n < 0) why = std::string("receive: ") + std::strerror(-n);
+        break;
+      }
+      parser.direct_filled(static_cast<std::size_t>(n), handler);
+      continue;
+    }
+    const int n = co_await runtime::recv(c.fd_, buffer.get(), kBuffer);
+    if (n <= 0) {
+      if (n < 0) why = std::string("receive: ") + std::strerror(-n);
+      break;
+    }
+    if (Result<void> fed = parser.feed({buffer.get(), static_cast<std::size_t>(n)}, handler); !fed) {
+      why = fed.error().message();
+      break;
+    }
+  }
+  c.drop(why);
+  // Every request still in flight fails; the submitters re-send or give up.
+  for (auto& slot : c.slots_) {
+    Slot& s = *slot;
+    if (s.handle != 0 && !s.replied) {
+      s.replied = true;
+      s.result = -ENOTCONN;
+      c.wake_if_finished(s);
+    }
+  }
+}
+
+Task<int> Connection::read(uint64_t offset, std::span<std::byte> buffer) {
+  return submit(Op{kCmdRead, 0, offset, static_cast<uint32_t>(buffer.size()), buffer.data(), nullptr});
+}
+
+Task<int> Connection::write(uint64_t offset, std::span<const std::byte> data, bool fua) {
+  return submit(
+      Op{kCmdWrite, fua ? kCmdFlagFua : uint16_t{0}, offset, static_cast<uint32_t>(data.size()), nullptr, data.data()});
+}
+
+Task<int> Connection::flush() { return submit(Op{kCmdFlush, 0, 0, 0, nullptr, nullptr}); }
+
+Task<int> Connection::trim(uint64_t offset, uint32_t length) {
+  return submit(Op{kCmdTrim, 0, offset, length, nullptr, nullptr});
+}
+
+Task<int> Connection::write_zeroes(uint64_t offset, uint32_t length, bool no_hole) {
+  return submit(Op{kCmdWriteZeroes, no_hole ? kCmdFlagNoHole : uint16_t{0}, offset, length, nullptr, nullptr});
+}
+
+// ---- Client ----
+
+struct Client::Park {
+  Client* client;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    client->waiting_.push_back(runtime::Reactor::current()->waiter_for(h));
+  }
+  void await_resume() const noexcept {}
+};
+
+Client::Client(ClientConfig config, const ExportInfo& expected) : config_(std::move(config)), expected_(expected) {}
+
+Client::~Client() = default;
+
+void Client::wake_all() noexcept {
+  std::vector<runtime::Waiter> waiting;
+  waiting.swap(waiting_);
+  for (const runtime::Waiter& w : waiting) runtime::Reactor::current()->schedule(w);
+}
+
+Task<int> Client::start() {
+  started_ = true;
+  last_try_ = Clock::now();
+  Result<std::shared_ptr<Connection>> c =
+      co_await Connection::open(config_.endpoint, config_.export_name, config_.connect_timeout);
+  if (!c) {
+    std::fprintf(stderr, "coblk: %s: %s; reconnecting\n", config_.name.c_str(), c.error().message().c_str());
+    outage_ = true;
+    outage_since_ = Clock::now();
+    reconnecting_ = true;
+    runtime::spawn(reconnect(this, outage_since_ + config_.reconnect_timeout), "nbd-reconnect");
+    co_return -c.error().code();
+  }
+  conn_ = std::move(c).value();
+  co_return 0;
+}
+
+void Client::drop_connection() noexcept {
+  if (conn_) conn_->close();
+}
+
+void Client::shut_down() noexcept {
+  shut_down_ = true;
+  if (conn_) conn_->close();
+  conn_.reset();
+  wake_all();
+}
+
+void Client::lost(const std::shared_ptr<Connection>& c) {
+  if (c != conn_) return;  // another request already noticed
+  if (!outage_) {
+    outage_ = true;
+    outage_since_ = Clock::now();
+  }
+  std::fprintf(stderr, "coblk: %s: connection lost (%s); reconnecting\n", config_.name.c_str(),
+               c->failure().empty() ? "closed" : c->failure().c_str());
+  c->close();
+  conn_.reset();
+}
+
+Task<std::shared_ptr<Connection>> Client::connection() {
+  for (;;) {
+    // A runtime that is stopping (the device is being deleted) gets no new
+    // connection: waiting requests fail instead of keeping the stop waiting.
+    if (shut_down_ || runtime::Reactor::current()->draining()) co_return nullptr;
+    if (conn_ && conn_->alive()) co_return conn_;
+    if (conn_) lost(conn_);
+    if (!reconnecting_) {
+      const Clock::time_point now = Clock::now();
+      if (!outage_) {
+        outage_ = true;
+        outage_since_ = now;
+      }
+      Clock::time_point deadline = outage_since_ + config_.reconnect_timeout;
+      if (failed_) {
+        // Given up: try once more, at most once a second.
+        if (now - last_try_ < std::chrono::seconds(1)) co_return nullptr;
+        deadline = now;
+      }
+      reconnecting_ = true;
+      runtime::spawn(reconnect(this, deadline), "nbd-reconnect");
+    }
+    co_await Park{this};
+    if (failed_ && !reconnecting_ && !conn_) co_return nullptr;
+  }
+}
+
+Task<void> Client::reconnect(Client* self, Clock::time_point deadline) {
+  Client& c = *self;
+  auto backoff = c.config_.first_backoff;
+  std::string last_error;
+  for (;;) {
+    if (c.shut_down_ || runtime::Reactor::current()->draining()) break;
+    c.last_try_ = Clock::now();
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - c.last_try_);
+    const auto limit = std::clamp(left, std::chrono::milliseconds(100), c.config_.connect_timeout);
+    Result<std::shared_ptr<Connection>> opened =
+        co_await Connection::open(c.config_.endpoint, c.config_.export_name, limit);
+    if (opened) {
+      std::shared_ptr<Connection> conn = std::move(opened).value();
+      const ExportInfo& got = conn->info();
+      if (got.size == c.expected_.size && (got.flags & kFlagReadOnly) == (c.expected_.flags & kFlagReadOnly)) {
+        c.conn_ = std::move(conn);
+        c.failed_ = false;
+        ++c.reconnects_;
+        std::fprintf(stderr, "coblk: %s: reconnected\n", c.config_.name.c_str());
+        break;
+      }
+      conn->close();
+      last_error = "the export changed: " + std::to_string(got.size) + " bytes instead of " +
+                   std::to_string(c.expected_.size) + ", or its read-only flag";
+    } else {
+      last_error = opened.error().message();
+    }
+    const Clock::time_point now = Clock::now();
+    if (now >= deadline) {
+      if (!c.failed_) {
+        std::fprintf(stderr, "coblk: %s: no connection within the reconnect timeout (%s); failing requests with EIO\n",
+                     c.config_.name.c_str(), last_error.c_str());
+      }
+      c.failed_ = true;
+      break;
+    }
+    const auto pause = std::min<Clock::duration>(backoff, deadline - now);
+    if (co_await runtime::sleep_for(pause) < 0) break;
+    backoff = std::min(backoff * 2, c.config_.max_backoff);
+  }
+  c.reconnecting_ = false;
+  c.wake_all();
+}
+
+Task<int> Client::submit(Op op) {
+  for (;;) {
+    const std::shared_ptr<Connection> c = co_await connection();
+    if (!c) co_return -EIO;
+    const int result = co_await c->submit(op);
+    if (result != -ENOTCONN) {
+      outage_ = false;  // a reply: the server is back
+      co_return result;
+    }
+    lost(c);
+  }
+}
+
+}  // namespace coblk::nbd
