@@ -12,6 +12,12 @@ build_packages=(
   # (clang-tidy 14 on bookworm), check-api-docs.
   clang-format clang-tidy doxygen
 )
+# `coblk metrics`' test (test/cmd/metrics_exporter_test.cc) checks the
+# exposition with promtool, which comes with Debian's prometheus package
+# (its service is not started in a container without an init system).
+exporter_packages=(
+  prometheus
+)
 # The fuzz harnesses (test/fuzz): libFuzzer and the sanitizer run-times
 # come with clang, not g++.
 fuzz_packages=(
@@ -23,7 +29,7 @@ vm_packages=(
   qemu-system-x86 busybox-static fio e2fsprogs dmsetup cpio xz-utils util-linux kmod
 )
 
-want=("${build_packages[@]}" "${fuzz_packages[@]}")
+want=("${build_packages[@]}" "${exporter_packages[@]}" "${fuzz_packages[@]}")
 [[ "${COBLK_SETUP_NO_VM:-0}" == 1 ]] || want+=("${vm_packages[@]}")
 
 missing=()
@@ -46,6 +52,14 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 echo "setup: installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# prometheus is wanted for promtool only: its package must not start a
+# server. policy-rc.d (honoured by invoke-rc.d and deb-systemd-invoke)
+# refuses every service start while apt runs, unless the machine has one.
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\n# setup.sh: no service starts during package installation\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
 echo "setup: done"

@@ -41,6 +41,7 @@ struct AddOptions {
   bool restart = true;        ///< with recovery: the keeper restarts a server that died
   unsigned max_restarts = 5;  ///< with recovery: restarts within a minute before the keeper gives up
   bool unprivileged = false;  ///< UBLK_F_UNPRIVILEGED_DEV
+  bool metrics = true;        ///< record and publish per-queue I/O metrics (off: --no-metrics)
   /// zram: the codec, in compress::CodecSpec's canonical form ("lz4",
   /// "lz4:8", "zstd", "zstd:-5"), validated by compress::parse_codec_spec.
   std::string algorithm = "lz4";

@@ -38,5 +38,6 @@ int run_list(const std::vector<std::string>& args);      ///< coblk list
 int run_features(const std::vector<std::string>& args);  ///< coblk features
 int run_recover(const std::vector<std::string>& args);   ///< coblk recover
 int run_stats(const std::vector<std::string>& args);     ///< coblk stats
+int run_metrics(const std::vector<std::string>& args);   ///< coblk metrics
 
 }  // namespace coblk::cmd

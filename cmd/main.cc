@@ -23,6 +23,7 @@ constexpr Command kCommands[] = {
     {"features", coblk::cmd::run_features, "print the kernel's ublk features"},
     {"recover", coblk::cmd::run_recover, "restart the server of a device whose server died: recover -n ID"},
     {"stats", coblk::cmd::run_stats, "zram statistics: stats [-n ID] [--json]"},
+    {"metrics", coblk::cmd::run_metrics, "Prometheus exporter of every device: metrics [--listen HOST:PORT]"},
 };
 
 void print_usage(std::ostream& out) {
@@ -39,7 +40,7 @@ void print_usage(std::ostream& out) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "coblk: missing command (add, del, list, features, recover, stats; see coblk --help)\n";
+    std::cerr << "coblk: missing command (add, del, list, features, recover, stats, metrics; see coblk --help)\n";
     return coblk::cmd::kExitUsage;
   }
   const std::string name = argv[1];
@@ -62,6 +63,6 @@ int main(int argc, char** argv) {
       }
     }
   }
-  std::cerr << "coblk: unknown command '" << name << "' (add, del, list, features, recover, stats; see coblk --help)\n";
+  std::cerr << "coblk: unknown command '" << name << "' (add, del, list, features, recover, stats, metrics; see coblk --help)\n";
   return coblk::cmd::kExitUsage;
 }
