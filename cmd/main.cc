@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
       }
     }
   }
-  std::cerr << "coblk: unknown command '" << name << "' (add, del, list, features, recover, stats, metrics; see coblk --help)\n";
+  std::cerr << "coblk: unknown command '" << name
+            << "' (add, del, list, features, recover, stats, metrics; see coblk --help)\n";
   return coblk::cmd::kExitUsage;
 }

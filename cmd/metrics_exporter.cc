@@ -50,8 +50,7 @@ std::string endpoint_text(const tcp::endpoint& e) {
 Result<tcp::endpoint> parse_listen_address(const std::string& text, bool allow_any) {
   const std::string shown = quote_for_message(text);
   auto bad = [&](const std::string& why) {
-    return Error(EINVAL, "--listen " + shown + ": " + why +
-                             " (expected HOST:PORT, e.g. 127.0.0.1:9477 or [::1]:9477)");
+    return Error(EINVAL, "--listen " + shown + ": " + why + " (expected HOST:PORT, e.g. 127.0.0.1:9477 or [::1]:9477)");
   };
   std::string host;
   std::string port;
@@ -258,7 +257,8 @@ void render_io(Exposition& x, const std::string& device, const ublk::IoMetricsSn
   static const Counter counters[] = {
       {"coblk_reactor_busy_seconds_total", "counter", "Time the core's reactor spent running tasks.",
        &ublk::ReactorSnapshot::busy_ns, true},
-      {"coblk_reactor_tasks_run_total", "counter", "Task resumptions on the core.", &ublk::ReactorSnapshot::tasks_run, false},
+      {"coblk_reactor_tasks_run_total", "counter", "Task resumptions on the core.", &ublk::ReactorSnapshot::tasks_run,
+       false},
       {"coblk_reactor_sqes_submitted_total", "counter", "io_uring submission entries the kernel accepted.",
        &ublk::ReactorSnapshot::sqes_submitted, false},
       {"coblk_reactor_cqes_reaped_total", "counter", "io_uring completions consumed.",
@@ -323,16 +323,15 @@ void render_zram(Exposition& x, const std::string& device, const ublk::ZramStats
 
 std::string render_prometheus(const std::vector<DeviceMetrics>& devices) {
   Exposition x;
-  Family& info = x.family("coblk_device_info", "gauge",
-                          "A device served by coblk: its target and data path (always 1).");
+  Family& info =
+      x.family("coblk_device_info", "gauge", "A device served by coblk: its target and data path (always 1).");
   Family& publishing = x.family("coblk_device_metrics_published", "gauge",
                                 "1 if the device's server publishes I/O metrics, 0 if not (--no-metrics, or an "
                                 "unreadable file).");
   for (const DeviceMetrics& d : devices) {
     const std::string device = device_name(d.record.dev_id);
-    info.add("device=\"" + escape_label(device) + "\",target=\"" + escape_label(d.record.target) +
-                 "\",data_path=\"" + escape_label(d.record.data_path) + "\",queues=\"" +
-                 std::to_string(d.record.queues) + "\"",
+    info.add("device=\"" + escape_label(device) + "\",target=\"" + escape_label(d.record.target) + "\",data_path=\"" +
+                 escape_label(d.record.data_path) + "\",queues=\"" + std::to_string(d.record.queues) + "\"",
              1);
     publishing.add("device=\"" + escape_label(device) + "\"", d.io ? 1 : 0);
   }
@@ -431,10 +430,9 @@ class Session : public std::enable_shared_from_this<Session> {
         self->socket_.close(ignored);  // ends the pending read or write
       }
     });
-    asio::async_read_until(socket_, request_, "\r\n\r\n",
-                           [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
-                             self->on_request(ec);
-                           });
+    asio::async_read_until(
+        socket_, request_, "\r\n\r\n",
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) { self->on_request(ec); });
   }
 
  private:

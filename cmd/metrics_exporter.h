@@ -37,11 +37,11 @@ Result<boost::asio::ip::tcp::endpoint> parse_listen_address(const std::string& t
 /// One device as the exporter sees it: its record, and what its server
 /// publishes (absent when it publishes nothing, e.g. --no-metrics).
 struct DeviceMetrics {
-  DeviceRecord record;                           ///< from the run directory
-  std::optional<ublk::IoMetricsSnapshot> io;     ///< <id>.metrics
-  std::string io_error;                          ///< why `io` is absent, if the file exists but is unreadable
+  DeviceRecord record;                        ///< from the run directory
+  std::optional<ublk::IoMetricsSnapshot> io;  ///< <id>.metrics
+  std::string io_error;                       ///< why `io` is absent, if the file exists but is unreadable
 #if COBLK_HAVE_ZRAM
-  std::optional<ublk::ZramStats> zram;           ///< <id>.zram-stats, zram devices only
+  std::optional<ublk::ZramStats> zram;  ///< <id>.zram-stats, zram devices only
 #endif
 };
 
@@ -64,11 +64,11 @@ class MetricsServer {
  public:
   /// What to serve, and the limits that keep one client from hurting others.
   struct Options {
-    boost::asio::ip::tcp::endpoint endpoint;   ///< where to listen
-    std::function<std::string()> render;       ///< the body of GET /metrics
+    boost::asio::ip::tcp::endpoint endpoint;          ///< where to listen
+    std::function<std::string()> render;              ///< the body of GET /metrics
     std::chrono::milliseconds client_timeout{10000};  ///< a connection's whole life, request to last byte
-    unsigned max_clients = 64;                 ///< connections served at once; more are closed at accept
-    std::size_t max_request_bytes = 8192;      ///< request line and headers; more is 431
+    unsigned max_clients = 64;                        ///< connections served at once; more are closed at accept
+    std::size_t max_request_bytes = 8192;             ///< request line and headers; more is 431
   };
 
   /// Opens, binds and listens. Error with one line naming the address:

@@ -26,9 +26,9 @@ namespace coblk::runtime {
 template <unsigned SubBits, unsigned MaxBits>
 struct LogLinearBuckets {
   static_assert(SubBits >= 1 && SubBits < MaxBits && MaxBits < 64);
-  static constexpr unsigned sub_bits = SubBits;          ///< linear buckets per power of two: 2^sub_bits
-  static constexpr unsigned max_bits = MaxBits;          ///< values >= 2^max_bits share the last bucket
-  static constexpr unsigned sub_count = 1U << SubBits;   ///< buckets per power of two
+  static constexpr unsigned sub_bits = SubBits;         ///< linear buckets per power of two: 2^sub_bits
+  static constexpr unsigned max_bits = MaxBits;         ///< values >= 2^max_bits share the last bucket
+  static constexpr unsigned sub_count = 1U << SubBits;  ///< buckets per power of two
   static constexpr unsigned count = sub_count + (MaxBits - SubBits) * sub_count;  ///< number of buckets
 
   /// The bucket of `v`. Branch-free: with the shift taken as 0 below

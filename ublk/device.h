@@ -158,8 +158,7 @@ class Device {
   /// once more when the device stops. Call after configure() and before
   /// serve(); the file is removed with the Device. Fails if metrics are
   /// off, or with the Error of IoMetricsPublisher::create.
-  Result<void> publish_metrics(const std::string& path,
-                               std::chrono::nanoseconds interval = std::chrono::seconds(1));
+  Result<void> publish_metrics(const std::string& path, std::chrono::nanoseconds interval = std::chrono::seconds(1));
 
  private:
   explicit Device(const DeviceConfig& config);

@@ -28,12 +28,12 @@ constexpr std::uint64_t layout_version = 1;
 // atomic 64-bit word, so a reader's copy during a concurrent publish is a
 // race on atomics (defined), which the slot's sequence tells it to discard.
 enum HeaderWord : unsigned {
-  h_magic,        // written last, with release: a reader that sees it sees the rest
+  h_magic,  // written last, with release: a reader that sees it sees the rest
   h_version,
   h_dev_id,
   h_queues,
-  h_ops,          // kMetricOps
-  h_buckets,      // Buckets::count
+  h_ops,      // kMetricOps
+  h_buckets,  // Buckets::count
   h_sub_bits,
   h_max_bits,
   h_slot_offset,  // bytes

@@ -42,26 +42,26 @@ struct ReactorSnapshot {
 
 /// One operation of one queue.
 struct OpSnapshot {
-  std::uint64_t requests = 0;                  ///< OpMetrics::requests
-  std::uint64_t bytes = 0;                     ///< OpMetrics::bytes
-  std::uint64_t errors = 0;                    ///< OpMetrics::errors
-  runtime::HistogramCounts<> latency_ns;       ///< OpMetrics::latency_ns
+  std::uint64_t requests = 0;             ///< OpMetrics::requests
+  std::uint64_t bytes = 0;                ///< OpMetrics::bytes
+  std::uint64_t errors = 0;               ///< OpMetrics::errors
+  runtime::HistogramCounts<> latency_ns;  ///< OpMetrics::latency_ns
 };
 
 /// One queue's slot: a consistent copy of what its core last published.
 struct QueueSnapshot {
-  unsigned core = 0;            ///< the runtime core that serves the queue
-  std::uint64_t updated_ns = 0; ///< CLOCK_REALTIME of the publish; 0 if the queue never published
-  std::uint64_t publishes = 0;  ///< publishes so far
-  ReactorSnapshot reactor;      ///< the counters of the queue's core
+  unsigned core = 0;                       ///< the runtime core that serves the queue
+  std::uint64_t updated_ns = 0;            ///< CLOCK_REALTIME of the publish; 0 if the queue never published
+  std::uint64_t publishes = 0;             ///< publishes so far
+  ReactorSnapshot reactor;                 ///< the counters of the queue's core
   std::array<OpSnapshot, kMetricOps> ops;  ///< indexed by MetricOp
 };
 
 /// A whole metrics file.
 struct IoMetricsSnapshot {
-  std::uint32_t dev_id = 0;          ///< the ublk device id
-  std::uint64_t pid = 0;             ///< the publishing process
-  std::vector<QueueSnapshot> queues; ///< one per hardware queue
+  std::uint32_t dev_id = 0;           ///< the ublk device id
+  std::uint64_t pid = 0;              ///< the publishing process
+  std::vector<QueueSnapshot> queues;  ///< one per hardware queue
 };
 
 /// The serving process's side. create() makes the file; each queue's core

@@ -201,9 +201,8 @@ BOOST_AUTO_TEST_CASE(metrics_on_a_privileged_port_is_one_line_and_status_one) {
   }
   const std::string where = "127.0.0.1:" + std::to_string(port);
   const std::string out_file = "/tmp/coblk-test-priv-" + std::to_string(::getpid());
-  const int raw = std::system((prefix + COBLK_BINARY + " metrics --listen " + where + " >/dev/null 2>" + out_file +
-                               " </dev/null")
-                                  .c_str());
+  const int raw = std::system(
+      (prefix + COBLK_BINARY + " metrics --listen " + where + " >/dev/null 2>" + out_file + " </dev/null").c_str());
   Outcome o;
   o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
   o.err = slurp(out_file);

@@ -171,8 +171,7 @@ BOOST_AUTO_TEST_CASE(loopback_addresses_are_accepted) {
   BOOST_TEST(v4.port() == 9477);
   BOOST_TEST(v4.address().to_string() == "127.0.0.1");
   BOOST_TEST(test::require_ok(cmd::parse_listen_address("127.1.2.3:0", false)).port() == 0);
-  BOOST_TEST(test::require_ok(cmd::parse_listen_address("localhost:80", false)).address().to_string() ==
-             "127.0.0.1");
+  BOOST_TEST(test::require_ok(cmd::parse_listen_address("localhost:80", false)).address().to_string() == "127.0.0.1");
   BOOST_TEST(test::require_ok(cmd::parse_listen_address("[::1]:9477", false)).address().is_v6());
 }
 
@@ -188,9 +187,9 @@ BOOST_AUTO_TEST_CASE(other_addresses_need_listen_any) {
 }
 
 BOOST_AUTO_TEST_CASE(malformed_addresses_are_refused_with_one_line) {
-  for (const char* a : {"", "127.0.0.1", "127.0.0.1:", ":9477", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:9x",
-                        "127.0.0.1:0009477", "1.2.3:80", "::1:9477", "[::1]9477", "[::1:9477", "host.example:80",
-                        "127.0.0.1 :80", "127.0.0.1:80\n"}) {
+  for (const char* a :
+       {"", "127.0.0.1", "127.0.0.1:", ":9477", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:9x", "127.0.0.1:0009477",
+        "1.2.3:80", "::1:9477", "[::1]9477", "[::1:9477", "host.example:80", "127.0.0.1 :80", "127.0.0.1:80\n"}) {
     BOOST_TEST_INFO("address '" << a << "'");
     const auto r = cmd::parse_listen_address(a, true);
     BOOST_TEST_REQUIRE(!r.ok());
@@ -271,9 +270,9 @@ BOOST_AUTO_TEST_CASE(the_server_answers_each_kind_of_request) {
   const std::string post = exchange(s.port, "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
   BOOST_TEST(status_of(post) == 405);
   BOOST_TEST(post.find("Allow: GET, HEAD") != std::string::npos);
-  for (const char* bad : {"HELLO\r\n\r\n", "GET /metrics\r\n\r\n", "GET metrics HTTP/1.1\r\n\r\n",
-                          "GET /metrics HTTP/2.0\r\n\r\n", "get /metrics HTTP/1.1\r\n\r\n",
-                          "GET  /metrics HTTP/1.1\r\n\r\n", "\r\n\r\n"}) {
+  for (const char* bad :
+       {"HELLO\r\n\r\n", "GET /metrics\r\n\r\n", "GET metrics HTTP/1.1\r\n\r\n", "GET /metrics HTTP/2.0\r\n\r\n",
+        "get /metrics HTTP/1.1\r\n\r\n", "GET  /metrics HTTP/1.1\r\n\r\n", "\r\n\r\n"}) {
     BOOST_TEST(status_of(exchange(s.port, bad)) == 400, "request " << bad);
   }
   const std::string huge = "GET /metrics HTTP/1.1\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n";

@@ -57,9 +57,9 @@ BOOST_AUTO_TEST_CASE(a_request_counts_its_operation_bytes_error_and_latency) {
   auto m = std::make_unique<ublk::QueueMetrics>();
   m->record(ublk::abi::IO_OP_READ, 8, 4096, ticks(20000));
   m->record(ublk::abi::IO_OP_READ, 8, 4096, ticks(40000));
-  m->record(ublk::abi::IO_OP_WRITE, 256, -EIO, ticks(1000));  // failed: no bytes
+  m->record(ublk::abi::IO_OP_WRITE, 256, -EIO, ticks(1000));      // failed: no bytes
   m->record(ublk::abi::IO_OP_FLUSH, 0xffffffffU, 0, ticks(500));  // a flush carries no range
-  m->record(ublk::abi::IO_OP_DISCARD, 2048, 0, ticks(700));      // a discard counts its range
+  m->record(ublk::abi::IO_OP_DISCARD, 2048, 0, ticks(700));       // a discard counts its range
   m->record(ublk::abi::IO_OP_ZONE_OPEN, 8, 0, ticks(700));        // not counted
   const ublk::OpMetrics& read = m->op(kRead);
   BOOST_TEST(read.requests.get() == 2U);
@@ -149,9 +149,7 @@ BOOST_AUTO_TEST_CASE(bad_files_and_queue_counts_are_refused) {
   const std::string link = p.dir + "/5.metrics";
   BOOST_TEST(::symlink(target.c_str(), link.c_str()) == 0);
   BOOST_TEST(!ublk::read_io_metrics(link).ok());
-  {
-    const auto created = test::require_ok(ublk::IoMetricsPublisher::create(link, 5, 1));
-  }
+  { const auto created = test::require_ok(ublk::IoMetricsPublisher::create(link, 5, 1)); }
   std::ifstream in(target);
   std::string text;
   in >> text;
