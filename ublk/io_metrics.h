@@ -5,6 +5,7 @@
 // locks, no allocation, two clock reads and a handful of counter updates per
 // request. ublk/io_metrics_file.h publishes them for other processes.
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 
@@ -61,7 +62,10 @@ struct OpMetrics {
 /// on its own cache lines.
 class alignas(64) QueueMetrics {
  public:
-  QueueMetrics() noexcept : ns_per_tick_(1.0 / runtime::CycleClock::ticks_per_ns()) {}
+  QueueMetrics() noexcept
+      : ns_per_tick_q24_(
+            static_cast<std::uint64_t>(static_cast<double>(1U << 24) / runtime::CycleClock::ticks_per_ns() + 0.5)),
+        max_ticks_(UINT64_MAX / (ns_per_tick_q24_ == 0 ? 1 : ns_per_tick_q24_)) {}
 
   /// Records one completed request: its ublk operation, its length in
   /// 512-byte sectors (as in the descriptor; a flush carries none), the
@@ -77,14 +81,17 @@ class alignas(64) QueueMetrics {
     } else if (ublk_op != abi::IO_OP_FLUSH) {
       m.bytes.add(std::uint64_t{sectors} << 9);
     }
-    m.latency_ns.record(static_cast<std::uint64_t>(static_cast<double>(ticks) * ns_per_tick_));
+    // Ticks to nanoseconds in fixed point (24 fraction bits): a multiply
+    // and a shift, no floating point; past ~18 minutes the value saturates.
+    m.latency_ns.record((std::min(ticks, max_ticks_) * ns_per_tick_q24_) >> 24);
   }
 
   /// The counters of MetricOp `i` (0..kMetricOps-1).
   const OpMetrics& op(unsigned i) const noexcept { return ops_[i]; }
 
  private:
-  double ns_per_tick_;
+  std::uint64_t ns_per_tick_q24_;  // nanoseconds per tick, times 2^24
+  std::uint64_t max_ticks_;        // the most ticks whose product does not overflow
   std::array<OpMetrics, kMetricOps> ops_{};
 };
 
