@@ -479,7 +479,7 @@ class Session : public std::enable_shared_from_this<Session> {
         respond(500, "Internal Server Error", std::string(e.what()) + "\n", head_only);
         return;
       }
-      respond(200, "OK", std::move(body), head_only, "", "text/plain; version=0.0.4; charset=utf-8");
+      respond(200, "OK", body, head_only, "", "text/plain; version=0.0.4; charset=utf-8");
     } else if (path == "/") {
       respond(200, "OK",
               "<html><head><title>coblk metrics</title></head><body><h1>coblk metrics</h1>"
@@ -490,7 +490,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
-  void respond(int status, const char* reason, std::string body, bool head_only, const std::string& extra = "",
+  void respond(int status, const char* reason, const std::string& body, bool head_only, const std::string& extra = "",
                const char* type = "text/plain; charset=utf-8") {
     response_ = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nContent-Type: " + type +
                 "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n" + extra + "\r\n";

@@ -158,7 +158,7 @@ struct Server {
   }
 };
 
-cmd::MetricsServer::Options body_options(std::string body) {
+cmd::MetricsServer::Options body_options(const std::string& body) {
   cmd::MetricsServer::Options o;
   o.render = [body] { return body; };
   return o;
