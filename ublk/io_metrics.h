@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 
 #include "coblk/runtime/cycle_clock.h"
@@ -62,9 +63,10 @@ struct OpMetrics {
 /// on its own cache lines.
 class alignas(64) QueueMetrics {
  public:
+  /// Empty counters, converting ticks at this process's CycleClock rate.
   QueueMetrics() noexcept
-      : ns_per_tick_q24_(
-            static_cast<std::uint64_t>(static_cast<double>(1U << 24) / runtime::CycleClock::ticks_per_ns() + 0.5)),
+      : ns_per_tick_q24_(static_cast<std::uint64_t>(
+            std::llround(static_cast<double>(1U << 24) / runtime::CycleClock::ticks_per_ns()))),
         max_ticks_(UINT64_MAX / (ns_per_tick_q24_ == 0 ? 1 : ns_per_tick_q24_)) {}
 
   /// Records one completed request: its ublk operation, its length in
