@@ -3,6 +3,7 @@
 #include <dirent.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/read_until.hpp>
@@ -496,7 +497,34 @@ class Session : public std::enable_shared_from_this<Session> {
                 "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n" + extra + "\r\n";
     if (!head_only) response_ += body;
     asio::async_write(socket_, asio::buffer(response_),
-                      [self = shared_from_this()](const boost::system::error_code&, std::size_t) { self->close(); });
+                      [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                        if (ec) {
+                          self->close();
+                        } else {
+                          self->linger();
+                        }
+                      });
+  }
+
+  // After the answer: end our side, then read and drop whatever the client
+  // still sends (the rest of an oversized request, a body) until it closes,
+  // or the deadline does. Closing with unread data would send a reset, which
+  // can destroy the answer before the client reads it.
+  void linger() {
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    drain();
+  }
+
+  void drain() {
+    socket_.async_read_some(asio::buffer(drain_),
+                            [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                              if (ec) {
+                                self->close();
+                              } else {
+                                self->drain();
+                              }
+                            });
   }
 
   void close() {
@@ -511,6 +539,7 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::steady_timer deadline_;
   asio::streambuf request_;
   std::string response_;
+  std::array<char, 4096> drain_{};
 };
 
 }  // namespace
