@@ -100,7 +100,9 @@ counters_follow_fio() {
   grep -q "^coblk_reactor_cqes_reaped_total{device=\"$dev\",core=\"1\"} [1-9]" "$dir/m1.txt" \
     || vm_fail "no reactor counters for core 1"
   # The human view agrees.
-  "$COBLK_BIN" metrics --summary | grep -q "^$dev " || vm_fail "coblk metrics --summary does not show $dev"
+  "$COBLK_BIN" metrics --summary >"$dir/summary.txt"
+  sed 's/^/coblk-vm: /' "$dir/summary.txt"
+  grep -q "^$dev " "$dir/summary.txt" || vm_fail "coblk metrics --summary does not show $dev"
 }
 
 no_metrics_device_is_listed_without_io() {
