@@ -14,6 +14,12 @@ build_packages=(
   # perf/ublk/bench_nbd_client's baseline (docs/nbd.md): libnbd's client.
   libnbd-dev
 )
+# `coblk metrics`' test (test/cmd/metrics_exporter_test.cc) checks the
+# exposition with promtool, which comes with Debian's prometheus package
+# (its service is not started in a container without an init system).
+exporter_packages=(
+  prometheus
+)
 # The fuzz harnesses (test/fuzz): libFuzzer and the sanitizer run-times
 # come with clang, not g++.
 fuzz_packages=(
@@ -28,7 +34,7 @@ vm_packages=(
   nbdkit qemu-utils
 )
 
-want=("${build_packages[@]}" "${fuzz_packages[@]}")
+want=("${build_packages[@]}" "${exporter_packages[@]}" "${fuzz_packages[@]}")
 [[ "${COBLK_SETUP_NO_VM:-0}" == 1 ]] || want+=("${vm_packages[@]}")
 
 missing=()
@@ -51,6 +57,14 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 echo "setup: installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# prometheus is wanted for promtool only: its package must not start a
+# server. policy-rc.d (honoured by invoke-rc.d and deb-systemd-invoke)
+# refuses every service start while apt runs, unless the machine has one.
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\n# setup.sh: no service starts during package installation\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
 echo "setup: done"

@@ -77,6 +77,7 @@ po::options_description add_description() {
     ("no-restart", "with --recovery: leave a device whose server died quiesced, for `coblk recover`")
     ("max-restarts", po::value<std::string>()->value_name("N"), "with --recovery: give up after N restarts within 60 s (default 5)")
     ("unprivileged", "create an unprivileged device (kernel feature UNPRIVILEGED_DEV)")
+    ("no-metrics", "record no per-request I/O metrics (no latency timestamps; `coblk metrics` skips the device)")
     ("foreground", "serve in this process instead of daemonizing");
   // clang-format on
   return desc;
@@ -405,6 +406,7 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
     o.max_restarts = static_cast<unsigned>(value);
   }
   o.unprivileged = given("unprivileged");
+  o.metrics = !given("no-metrics");
   // What the kernel refuses (or silently drops) for an unprivileged device.
   if (o.unprivileged && o.data_path != DataPathKind::copy)
     return fail(

@@ -41,5 +41,6 @@ int run_stats(const std::vector<std::string>& args);       ///< coblk stats
 int run_writeback(const std::vector<std::string>& args);   ///< coblk writeback
 int run_idle(const std::vector<std::string>& args);        ///< coblk idle
 int run_recompress(const std::vector<std::string>& args);  ///< coblk recompress
+int run_metrics(const std::vector<std::string>& args);     ///< coblk metrics
 
 }  // namespace coblk::cmd

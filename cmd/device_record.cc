@@ -206,6 +206,7 @@ std::string run_directory() {
 
 std::string record_path(uint32_t dev_id) { return run_directory() + "/" + std::to_string(dev_id) + ".json"; }
 std::string stats_path(uint32_t dev_id) { return run_directory() + "/" + std::to_string(dev_id) + ".zram-stats"; }
+std::string metrics_path(uint32_t dev_id) { return run_directory() + "/" + std::to_string(dev_id) + ".metrics"; }
 
 std::string keeper_status_path(uint32_t dev_id) { return run_directory() + "/" + std::to_string(dev_id) + ".keeper"; }
 
@@ -484,6 +485,7 @@ void remove_record(uint32_t dev_id) {
   if (!check_run_directory(false)) return;
   ::unlink(record_path(dev_id).c_str());
   ::unlink(stats_path(dev_id).c_str());
+  ::unlink(metrics_path(dev_id).c_str());
   ::unlink(keeper_status_path(dev_id).c_str());
   ::unlink(log_path(dev_id).c_str());
 }

@@ -46,6 +46,10 @@ std::string record_path(uint32_t dev_id);
 /// ublk/zram_stats.h).
 std::string stats_path(uint32_t dev_id);
 
+/// "<run dir>/<id>.metrics": the I/O metrics a server publishes (a binary file mapped shared; see
+/// ublk/io_metrics_file.h), which `coblk metrics` serves.
+std::string metrics_path(uint32_t dev_id);
+
 /// "<run dir>/<id>.keeper": the keeper's state of a device with crash-safe
 /// memory (one line: state, restarts, last event).
 std::string keeper_status_path(uint32_t dev_id);
@@ -84,7 +88,7 @@ Result<void> save_record(const DeviceRecord& record);
 /// owned by another user than this one or root) cannot be trusted, EINVAL
 /// when it is not a record of `dev_id`.
 Result<DeviceRecord> load_record(uint32_t dev_id);
-/// Removes the record, the stats file, the keeper's status and the log of
+/// Removes the record, the stats and metrics files, the keeper's status and the log of
 /// `dev_id` (absent is fine); does
 /// nothing in a run directory that cannot be trusted.
 void remove_record(uint32_t dev_id);

@@ -26,6 +26,7 @@ constexpr Command kCommands[] = {
     {"writeback", coblk::cmd::run_writeback, "write zram pages to the backing tier: writeback -n ID --type T"},
     {"idle", coblk::cmd::run_idle, "mark zram pages idle: idle -n ID [--age S]"},
     {"recompress", coblk::cmd::run_recompress, "recompress zram pages: recompress -n ID [--type T]"},
+    {"metrics", coblk::cmd::run_metrics, "Prometheus exporter of every device: metrics [--listen HOST:PORT]"},
 };
 
 void print_usage(std::ostream& out) {
@@ -42,7 +43,8 @@ void print_usage(std::ostream& out) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "coblk: missing command (add, del, list, features, recover, stats, writeback, idle, recompress; see "
+    std::cerr << "coblk: missing command (add, del, list, features, recover, stats, writeback, idle, recompress, "
+                 "metrics; see "
                  "coblk --help)\n";
     return coblk::cmd::kExitUsage;
   }
@@ -67,6 +69,6 @@ int main(int argc, char** argv) {
     }
   }
   std::cerr << "coblk: unknown command '" << name
-            << "' (add, del, list, features, recover, stats, writeback, idle, recompress; see coblk --help)\n";
+            << "' (add, del, list, features, recover, stats, writeback, idle, recompress, metrics; see coblk --help)\n";
   return coblk::cmd::kExitUsage;
 }

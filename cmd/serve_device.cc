@@ -69,6 +69,7 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   config.data_path = to_data_path(o.data_path);
   config.recovery = o.recovery;
   config.unprivileged = o.unprivileged;
+  config.metrics = o.metrics;
   // A request left in the kernel by a failed I/O command can only be failed
   // by the end of this process's rings: exit rather than hang (see
   // DeviceConfig::on_unrecoverable). The record stays: list shows the
@@ -112,6 +113,16 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   }
   if (Result<void> configured = device.configure(*target); !configured) {
     return report.failed(configured.error().message());
+  }
+  // Best effort, like the record: the device serves without it, and
+  // `coblk metrics` then has nothing to show for it.
+  if (o.metrics) {
+    Result<void> published = ensure_run_directory();
+    if (published) published = device.publish_metrics(metrics_path(id));
+    if (!published) {
+      std::fprintf(stderr, "coblk %s: warning: no metrics: %s\n", report.command(),
+                   published.error().message().c_str());
+    }
   }
 
   // Queue q on core q, and core q on the q-th CPU this process may use.

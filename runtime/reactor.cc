@@ -372,6 +372,7 @@ void Reactor::run_group(unsigned index, std::uint64_t slice_end) {
     const RunQueue::Entry entry = group.queue.pop();
     --ready_count_;
     current_name_ = entry.name;
+    task_started_ = before;
     entry.handle.resume();
     ++ran;
     const std::uint64_t after = CycleClock::now();

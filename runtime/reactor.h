@@ -120,6 +120,10 @@ class Reactor {
   bool supports_op(unsigned opcode) const noexcept;
   /// Counters for this core.
   const ReactorStats& stats() const noexcept { return stats_; }
+  /// The CycleClock time at which the reactor resumed the task now running
+  /// (read on this reactor's thread): a timestamp a task gets for free, e.g.
+  /// the moment an awaited I/O operation's completion was handed to it.
+  std::uint64_t task_started() const noexcept { return task_started_; }
   /// The settings this reactor was created with.
   const ReactorConfig& config() const noexcept { return config_; }
 
@@ -299,6 +303,7 @@ class Reactor {
   std::size_t ready_count_ = 0;
   std::uint8_t current_group_ = 0;
   const char* current_name_ = "main";
+  std::uint64_t task_started_ = 0;
   std::uint64_t slice_end_ = 0;
   std::uint64_t quota_ticks_ = 0;
   std::uint64_t stall_ticks_ = 0;

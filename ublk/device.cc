@@ -237,6 +237,7 @@ Result<void> Device::open_queues() {
     qc.depth = info_.queue_depth;
     qc.max_io_bytes = info_.max_io_buf_bytes;
     qc.prefault_buffers = config_.prefault_buffers;
+    qc.metrics = config_.metrics;
     // Runs on the queue's core; the stop itself belongs to the home core.
     qc.on_failure = [this] {
       runtime::spawn(
@@ -255,6 +256,18 @@ Result<void> Device::open_queues() {
     if (const int ret = queue->map(error); ret < 0) return Error(-ret, error);
     queues_.push_back(std::move(queue));
   }
+  return ok();
+}
+
+Result<void> Device::publish_metrics(const std::string& path, std::chrono::nanoseconds interval) {
+  if (!config_.metrics) return Error(EINVAL, "device " + std::to_string(id()) + " records no metrics");
+  if (queues_.empty()) return Error(EINVAL, "the device is not configured");
+  if (serving_) return Error(EBUSY, "the device is being served already");
+  Result<std::unique_ptr<IoMetricsPublisher>> created =
+      IoMetricsPublisher::create(path, id(), static_cast<unsigned>(queues_.size()));
+  if (!created) return created.error();
+  metrics_publisher_ = std::move(created).value();
+  for (auto& q : queues_) q->publish_metrics_to(metrics_publisher_.get(), interval);
   return ok();
 }
 

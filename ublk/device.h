@@ -15,6 +15,7 @@
 #include "coblk/runtime/task.h"
 #include "coblk/ublk/abi.h"
 #include "coblk/ublk/control.h"
+#include "coblk/ublk/io_metrics_file.h"
 #include "coblk/ublk/queue.h"
 #include "coblk/ublk/target.h"
 
@@ -35,6 +36,10 @@ struct DeviceConfig {
   /// Fault every tag buffer in at configure() (see QueueConfig::
   /// prefault_buffers): on for devices that may serve as swap.
   bool prefault_buffers = false;
+  /// Record per-queue, per-operation requests, bytes, errors and latency
+  /// histograms on the I/O path (QueueConfig::metrics); publish them with
+  /// publish_metrics(). Off: the queues take no timestamps at all.
+  bool metrics = true;
   /// Runs (on the serving core) when a queue of a *live* device failed: an
   /// I/O command came back with an error, so a request may be left in the
   /// kernel that this server can no longer complete. STOP_DEV would wait
@@ -146,6 +151,15 @@ class Device {
   /// Queue `q` and its counters (read on its core while serving, or after serve()).
   const Queue& queue(unsigned q) const { return *queues_.at(q); }
 
+  /// Publishes the queues' metrics (DeviceConfig::metrics) and their
+  /// reactors' counters in a file at `path` that other processes read with
+  /// read_io_metrics() while the device serves (ublk/io_metrics_file.h):
+  /// each queue's core copies its own figures there every `interval`, and
+  /// once more when the device stops. Call after configure() and before
+  /// serve(); the file is removed with the Device. Fails if metrics are
+  /// off, or with the Error of IoMetricsPublisher::create.
+  Result<void> publish_metrics(const std::string& path, std::chrono::nanoseconds interval = std::chrono::seconds(1));
+
  private:
   explicit Device(const DeviceConfig& config);
   abi::ublk_params make_params() const;
@@ -170,6 +184,7 @@ class Device {
   bool recovering_ = false;
   int char_fd_ = -1;
   std::vector<std::unique_ptr<Queue>> queues_;
+  std::unique_ptr<IoMetricsPublisher> metrics_publisher_;
 
   // State of one serve(), owned by its home core (the core serve() was
   // awaited on); stop() hops there before touching it.

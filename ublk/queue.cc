@@ -11,9 +11,11 @@
 #include <exception>
 #include <vector>
 
+#include "coblk/runtime/cycle_clock.h"
 #include "coblk/runtime/io.h"
 #include "coblk/runtime/reactor.h"
 #include "coblk/runtime/when_all.h"
+#include "coblk/ublk/io_metrics_file.h"
 #include "coblk/ublk/request_from_desc.h"
 
 namespace coblk::ublk {
@@ -110,7 +112,35 @@ runtime::Task<void> Queue::serve() {
   std::vector<runtime::Task<void>> tags;
   tags.reserve(config_.depth);
   for (uint16_t tag = 0; tag < config_.depth; ++tag) tags.push_back(serve_tag(tag));
+  if (publisher_ == nullptr) {
+    co_await runtime::when_all(std::move(tags));
+    co_return;
+  }
+  std::stop_source done;
+  std::vector<runtime::Task<void>> parts;
+  parts.reserve(2);
+  parts.push_back(serve_tags(std::move(tags), done));
+  parts.push_back(publish_loop(done.get_token()));
+  co_await runtime::when_all(std::move(parts));
+}
+
+runtime::Task<void> Queue::serve_tags(std::vector<runtime::Task<void>> tags, std::stop_source& done) {
   co_await runtime::when_all(std::move(tags));
+  done.request_stop();  // on this core, as a stop of a timeout on this ring must be
+}
+
+runtime::Task<void> Queue::publish_loop(std::stop_token done) {
+  runtime::Reactor* reactor = runtime::Reactor::current();
+  for (;;) {
+    publisher_->publish(config_.queue_id, reactor->core(), metrics_, reactor->stats());
+    if (done.stop_requested()) co_return;
+    // -ECANCELED: the tags ended (the final figures were published above
+    // or are published next), or the reactor is shutting down.
+    if (co_await runtime::sleep_for(publish_interval_).with_stop(done) < 0) {
+      publisher_->publish(config_.queue_id, reactor->core(), metrics_, reactor->stats());
+      co_return;
+    }
+  }
 }
 
 runtime::Task<void> Queue::serve_tag(uint16_t tag) {
@@ -145,6 +175,10 @@ runtime::Task<void> Queue::serve_tag(uint16_t tag) {
     // The kernel filled descs_[tag] before posting the CQE, and reaping the
     // CQE (an acquire load of the CQ tail) orders our reads after its writes.
     const abi::ublksrv_io_desc desc = descs_[tag];
+    // The request's start is when the reactor resumed this task for the
+    // fetch's completion: a time it read anyway, so a request costs one
+    // clock read (at its end), not two.
+    const uint64_t started = config_.metrics ? runtime::Reactor::current()->task_started() : 0;
     // Whatever happens while handling, the request is completed: an
     // exception outside the target (a coroutine frame that could not be
     // allocated, no SQE for a user-copy transfer) becomes -EIO for this
@@ -159,6 +193,9 @@ runtime::Task<void> Queue::serve_tag(uint16_t tag) {
     }
     cmd.result = result;
     ++completed_;
+    if (config_.metrics) {
+      metrics_.record(abi::get_op(desc), desc.nr_sectors, result, runtime::CycleClock::now() - started);
+    }
     op = commit;
   }
 }

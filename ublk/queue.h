@@ -1,16 +1,22 @@
 // ublk/queue.h - one ublk hardware queue, served by coroutines on one core's reactor.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <stop_token>
 #include <string>
+#include <vector>
 
 #include "coblk/runtime/task.h"
 #include "coblk/ublk/abi.h"
+#include "coblk/ublk/io_metrics.h"
 #include "coblk/ublk/target.h"
 
 namespace coblk::ublk {
+
+class IoMetricsPublisher;
 
 /// How request data moves between the kernel and the server.
 enum class DataPath {
@@ -32,6 +38,9 @@ struct QueueConfig {
   /// swap, whose requests arrive when memory is short. Costs depth ×
   /// max_io_bytes of resident (and, with mlockall, locked) memory.
   bool prefault_buffers = false;
+  /// Record every request in the queue's QueueMetrics (two clock reads and
+  /// a few counter updates on the queue's core; see ublk/io_metrics.h).
+  bool metrics = true;
   /// Called once, on the queue's core, when a tag's I/O command fails
   /// unexpectedly (the tag then holds no request the kernel can complete):
   /// the device must stop now, not when every other tag has ended. May be
@@ -77,9 +86,24 @@ class Queue {
   int last_error() const { return last_error_; }
   /// Requests completed so far (read on the queue's core, or after serve()).
   uint64_t completed() const { return completed_; }
+  /// Per-operation requests, bytes, errors and latencies (when
+  /// QueueConfig::metrics is on). Written on the queue's core; any thread
+  /// may read each counter.
+  const QueueMetrics& metrics() const { return metrics_; }
+  /// While serve() runs, publish metrics() (and the counters of the
+  /// queue's reactor) to `publisher` every `interval`, and once more when
+  /// serve() ends. Call before serve(); `publisher` must outlive it. Null
+  /// stops publishing.
+  void publish_metrics_to(IoMetricsPublisher* publisher, std::chrono::nanoseconds interval) {
+    publisher_ = publisher;
+    publish_interval_ = interval;
+  }
 
  private:
   runtime::Task<void> serve_tag(uint16_t tag);
+  // Awaits every tag's loop, then stops the publishing loop.
+  static runtime::Task<void> serve_tags(std::vector<runtime::Task<void>> tags, std::stop_source& done);
+  runtime::Task<void> publish_loop(std::stop_token done);
   runtime::Task<int> handle(uint16_t tag, const abi::ublksrv_io_desc& desc);
   // The target's coroutine for `request` (not started: the caller awaits it).
   // Not a coroutine itself, so it costs no frame. `request` must outlive it.
@@ -95,6 +119,9 @@ class Queue {
   size_t buffers_bytes_ = 0;
   int last_error_ = 0;
   uint64_t completed_ = 0;
+  IoMetricsPublisher* publisher_ = nullptr;
+  std::chrono::nanoseconds publish_interval_{std::chrono::seconds(1)};
+  QueueMetrics metrics_;
 };
 
 }  // namespace coblk::ublk

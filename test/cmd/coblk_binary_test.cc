@@ -1,11 +1,17 @@
 // The built `coblk` executable: exit statuses and one-line errors.
 #define BOOST_TEST_MODULE cmd_coblk_binary
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
 #include <cstdio>
+#include <fstream>
 #include <string>
 
 namespace {
@@ -58,7 +64,7 @@ void expect_one_line_error(const Outcome& o, const std::string& needle, int stat
 BOOST_AUTO_TEST_CASE(help_prints_every_command_and_succeeds) {
   const Outcome o = run("--help");
   BOOST_TEST(o.status == 0);
-  for (const char* c : {"add", "del", "list", "features", "recover", "stats"}) {
+  for (const char* c : {"add", "del", "list", "features", "recover", "stats", "metrics"}) {
     BOOST_TEST(o.out.find(c) != std::string::npos);
   }
   BOOST_TEST(o.err.empty());
@@ -75,7 +81,7 @@ BOOST_AUTO_TEST_CASE(version_prints_the_project_version_and_succeeds) {
 }
 
 BOOST_AUTO_TEST_CASE(every_command_has_help) {
-  for (const char* c : {"add", "del", "list", "features", "recover", "stats"}) {
+  for (const char* c : {"add", "del", "list", "features", "recover", "stats", "metrics"}) {
     const Outcome o = run(std::string(c) + " --help");
     BOOST_TEST(o.status == 0, c);
     BOOST_TEST(o.out.find("Usage: coblk " + std::string(c)) != std::string::npos, c);
@@ -126,4 +132,124 @@ BOOST_AUTO_TEST_CASE(stats_without_zram_devices_says_so) {
   const Outcome j = run("stats --json");
   BOOST_TEST(j.status == 0);
   BOOST_TEST(j.out.empty());
+}
+
+// --- coblk metrics: bad input is one line and a non-zero status; good
+// input serves until SIGTERM.
+
+namespace {
+
+// A TCP socket listening on 127.0.0.1:<port> (0: any); its fd.
+int listen_on_loopback(unsigned short port = 0) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  BOOST_REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  BOOST_REQUIRE(::listen(fd, 1) == 0);
+  return fd;
+}
+
+unsigned short port_of(int fd) {
+  sockaddr_in a{};
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  return ntohs(a.sin_port);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(metrics_refuses_malformed_listen_addresses) {
+  for (const char* a : {"127.0.0.1", "127.0.0.1:", ":9477", "127.0.0.1:65536", "127.0.0.1:http", "1.2.3:9477",
+                        "::1:9477", "[::1]9477", "example.com:9477"}) {
+    expect_one_line_error(run(std::string("metrics --listen '") + a + "'"), "--listen", 2);
+  }
+  expect_one_line_error(run("metrics --print --summary"), "exclude each other", 2);
+}
+
+BOOST_AUTO_TEST_CASE(metrics_refuses_other_than_loopback_unless_told) {
+  expect_one_line_error(run("metrics --listen 0.0.0.0:0"), "add --listen-any", 2);
+  expect_one_line_error(run("metrics --listen [::]:0"), "add --listen-any", 2);
+}
+
+BOOST_AUTO_TEST_CASE(metrics_on_a_busy_port_is_one_line_and_status_one) {
+  const int taken = listen_on_loopback();
+  const std::string where = "127.0.0.1:" + std::to_string(port_of(taken));
+  expect_one_line_error(run("metrics --listen " + where), "cannot listen on " + where + ": the port is in use", 1);
+  ::close(taken);
+}
+
+BOOST_AUTO_TEST_CASE(metrics_on_a_privileged_port_is_one_line_and_status_one) {
+  // Ports below net.ipv4.ip_unprivileged_port_start need privilege; root
+  // has it, so as root the exporter runs as nobody (setpriv, util-linux).
+  unsigned start = 1024;
+  std::ifstream("/proc/sys/net/ipv4/ip_unprivileged_port_start") >> start;
+  if (start <= 1) {
+    BOOST_TEST_MESSAGE("every port is unprivileged on this machine; nothing to check");
+    return;
+  }
+  const unsigned port = start - 1;  // the highest privileged port
+  std::string prefix;
+  if (::geteuid() == 0) {
+    if (std::system("setpriv --reuid=65534 --regid=65534 --clear-groups " COBLK_BINARY " --version >/dev/null 2>&1") !=
+        0) {
+      BOOST_TEST_MESSAGE("cannot run the binary as nobody (setpriv, or a directory nobody may not enter); skipped");
+      return;
+    }
+    prefix = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+  }
+  const std::string where = "127.0.0.1:" + std::to_string(port);
+  const std::string out_file = "/tmp/coblk-test-priv-" + std::to_string(::getpid());
+  const int raw = std::system(
+      (prefix + COBLK_BINARY + " metrics --listen " + where + " >/dev/null 2>" + out_file + " </dev/null").c_str());
+  Outcome o;
+  o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  o.err = slurp(out_file);
+  std::remove(out_file.c_str());
+  expect_one_line_error(o, "cannot listen on " + where + ": permission denied", 1);
+}
+
+BOOST_AUTO_TEST_CASE(metrics_serves_on_a_free_port_until_sigterm) {
+  int out[2];
+  BOOST_REQUIRE(::pipe(out) == 0);
+  const std::string run_dir = "/tmp/coblk-test-run-" + std::to_string(::getpid());
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::dup2(out[1], STDOUT_FILENO);
+    ::close(out[0]);
+    ::setenv("COBLK_RUN_DIR", run_dir.c_str(), 1);
+    ::execl(COBLK_BINARY, COBLK_BINARY, "metrics", "--listen", "127.0.0.1:0", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  // "coblk metrics: serving http://127.0.0.1:PORT/metrics"
+  std::string line;
+  char c;
+  while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
+  ::close(out[0]);
+  const size_t colon = line.rfind(':');
+  BOOST_TEST_REQUIRE(line.rfind("coblk metrics: serving http://127.0.0.1:", 0) == 0U, line);
+  const auto port = static_cast<unsigned short>(std::stoul(line.substr(colon + 1)));
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  BOOST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  const std::string request = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  BOOST_REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) > 0);
+  std::string response;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) response.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  BOOST_TEST(response.rfind("HTTP/1.1 200 OK\r\n", 0) == 0U, response);
+  BOOST_TEST(response.find("coblk_exporter_devices 0\n") != std::string::npos, response);
+  ::kill(child, SIGTERM);
+  int status = 0;
+  BOOST_REQUIRE(::waitpid(child, &status, 0) == child);
+  BOOST_TEST(WIFEXITED(status));
+  BOOST_TEST(WEXITSTATUS(status) == 0);
 }

@@ -7,7 +7,8 @@
 # nbd (coblk -t nbd vs the kernel's nbd client on one nbdkit server) and
 # nbd_scaling (coblk -t nbd at 2 queues vs 1); and, asked for by
 # name, ram_keep/zram_keep/ram_now/zram_now: this build against an earlier
-# one, see below) and each workload, it
+# one, and null_metrics: a null device with I/O metrics against one with
+# --no-metrics; see below) and each workload, it
 # alternates A and B for COBLK_BENCH_ROUNDS rounds (A first in odd rounds, B
 # first in even ones, so drift in the emulator hits both alike) and prints
 #   COBLK-BENCH {"pair":"null","workload":"randread_4k_qd32","round":1,"ours":..,"baseline":..,"unit":"iops"}
@@ -47,13 +48,16 @@ precondition() {
       --size=${SIZE_MB}M --buffer_compress_percentage=50 --refill_buffers >/dev/null 2>&1
 }
 
-compare() {  # pair devA devB
-  local pair=$1 a=$2 b=$3 w rw bs qd unit r first ours base
+compare() {  # pair devA devB [WORKLOAD...]: only the named workloads, if any are given
+  local pair=$1 a=$2 b=$3 w rw bs qd unit r first ours base only
+  shift 3
+  only=" $* "
   for w in randread_4k_qd32:randread:4k:32:iops randread_4k_qd1:randread:4k:1:iops \
            randwrite_4k_qd32:randwrite:4k:32:iops seqread_1m:read:1M:8:KiB/s seqwrite_1m:write:1M:8:KiB/s; do
     IFS=: read -r name rw bs qd unit <<EOW
 $w
 EOW
+    [ "$only" = "  " ] || case "$only" in *" $name "*) ;; *) continue ;; esac
     r=1
     while [ "$r" -le "$ROUNDS" ]; do
       if [ $((r % 2)) -eq 1 ]; then
@@ -129,6 +133,20 @@ bench_zram() {
   vm_defer "coblk_del_dev $dev"
   precondition "$dev"; precondition "/dev/zram$id"
   compare zram "$dev" "/dev/zram$id"
+}
+
+# The I/O metrics (per-request timestamps, counters and latency histograms,
+# published every second): a null device with them against one added with
+# --no-metrics, same build, same boot. What the metrics cost in IOPS.
+bench_null_metrics() {
+  vm_require_coblk; vm_require_root
+  vm_load_module ublk_drv
+  local dev base
+  dev=$(coblk_add -t null --size 1G)
+  vm_defer "coblk_del_dev $dev"
+  base=$(coblk_add -t null --size 1G --no-metrics)
+  vm_defer "coblk_del_dev $base"
+  compare null_metrics "$dev" "$base" randread_4k_qd32 randread_4k_qd1
 }
 
 # Crash-safe memory: this build's ram/zram with --recovery (data in memfds

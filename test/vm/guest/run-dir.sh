@@ -128,7 +128,9 @@ root_keeps_its_state_in_a_directory_only_it_can_write() {
   COBLK_RUN_DIR="$dir" "$COBLK_BIN" add -t zram --size 64M -n "$id" >/dev/null
   [ "$(stat -c '%a %u' "$dir")" = "755 0" ] || vm_fail "run directory is $(stat -c '%a %u' "$dir")"
   [ "$(stat -c '%a %u' "$dir/$id.json")" = "644 0" ] || vm_fail "record is $(stat -c '%a %u' "$dir/$id.json")"
-  vm_assert_eq "$id.json $id.zram-stats" "$(ls "$dir" | tr '\n' ' ' | sed 's/ $//')" "files in the run directory"
+  vm_assert_eq "$id.json $id.metrics $id.zram-stats" "$(ls "$dir" | tr '\n' ' ' | sed 's/ $//')" \
+    "files in the run directory"
+  [ "$(stat -c '%a %u' "$dir/$id.metrics")" = "644 0" ] || vm_fail "metrics file is $(stat -c '%a %u' "$dir/$id.metrics")"
   COBLK_RUN_DIR="$dir" "$COBLK_BIN" stats -n "$id" | grep -q "/dev/ublkb$id" || vm_fail "coblk stats shows no device $id"
   COBLK_RUN_DIR="$dir" "$COBLK_BIN" del -n "$id"
   vm_assert_eq "" "$(ls -A "$dir")" "files left in the run directory after coblk del"

@@ -1,0 +1,613 @@
+#include "coblk/cmd/metrics_exporter.h"
+
+#include <dirent.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <utility>
+
+#include "coblk/cmd/commands.h"
+#include "coblk/runtime/latency_histogram.h"
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace coblk::cmd {
+
+// ---------------------------------------------------------------------------
+// The listen address
+
+namespace {
+
+bool all_digits(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool is_loopback(const asio::ip::address& a) {
+  if (a.is_v4()) return a.to_v4().is_loopback();
+  const asio::ip::address_v6 v6 = a.to_v6();
+  if (v6.is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).is_loopback();
+  return v6.is_loopback();
+}
+
+std::string endpoint_text(const tcp::endpoint& e) {
+  const std::string host = e.address().to_string();
+  return (e.address().is_v6() ? "[" + host + "]" : host) + ":" + std::to_string(e.port());
+}
+
+}  // namespace
+
+Result<tcp::endpoint> parse_listen_address(const std::string& text, bool allow_any) {
+  const std::string shown = quote_for_message(text);
+  auto bad = [&](const std::string& why) {
+    return Error(EINVAL, "--listen " + shown + ": " + why + " (expected HOST:PORT, e.g. 127.0.0.1:9477 or [::1]:9477)");
+  };
+  std::string host;
+  std::string port;
+  if (!text.empty() && text.front() == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string::npos) return bad("an IPv6 address needs its closing ']'");
+    host = text.substr(1, close - 1);
+    if (close + 1 >= text.size() || text[close + 1] != ':') return bad("no port after the IPv6 address");
+    port = text.substr(close + 2);
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string::npos) return bad("no port");
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string::npos) return bad("an IPv6 address goes in brackets");
+  }
+  if (host.empty()) return bad("no host");
+  if (!all_digits(port) || port.size() > 5 || std::stoul(port) > 65535) {
+    return bad("the port must be a number from 0 to 65535");
+  }
+  boost::system::error_code ec;
+  const asio::ip::address address =
+      host == "localhost" ? asio::ip::address(asio::ip::address_v4::loopback()) : asio::ip::make_address(host, ec);
+  if (ec) return bad("'" + host + "' is not an IP address (host names are not looked up)");
+  const tcp::endpoint endpoint(address, static_cast<unsigned short>(std::stoul(port)));
+  if (!allow_any && !is_loopback(address)) {
+    return Error(EINVAL, "refusing to listen on " + endpoint_text(endpoint) +
+                             ", which is not a loopback address: anyone who can reach it would see what the devices "
+                             "do; add --listen-any to mean it");
+  }
+  return endpoint;
+}
+
+// ---------------------------------------------------------------------------
+// Collecting
+
+std::vector<DeviceMetrics> collect_device_metrics() {
+  std::vector<uint32_t> ids;
+  const std::string dir = run_directory();
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (const dirent* e = ::readdir(d)) {
+      const std::string name = e->d_name;
+      const size_t dot = name.find('.');
+      if (dot == std::string::npos || name.substr(dot) != ".json") continue;
+      uint32_t id = 0;
+      std::string ignored;
+      if (parse_dev_id(name.substr(0, dot), id, ignored)) ids.push_back(id);
+    }
+    ::closedir(d);
+  }
+  std::sort(ids.begin(), ids.end());
+  std::vector<DeviceMetrics> out;
+  for (const uint32_t id : ids) {
+    Result<DeviceRecord> record = load_record(id);
+    if (!record) continue;  // removed meanwhile, or not to be trusted
+    DeviceMetrics m;
+    m.record = std::move(record).value();
+    if (Result<ublk::IoMetricsSnapshot> io = ublk::read_io_metrics(metrics_path(id)); io) {
+      m.io = std::move(io).value();
+    } else if (io.error().code() != ENOENT) {
+      m.io_error = io.error().message();
+    }
+#if COBLK_HAVE_ZRAM
+    if (m.record.target == "zram") {
+      if (Result<ublk::ZramStats> z = ublk::read_zram_stats(stats_path(id)); z) m.zram = std::move(z).value();
+    }
+#endif
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Rendering
+
+namespace {
+
+using Buckets = runtime::LatencyBuckets;
+
+// The histogram's exported upper bounds: every power of two from 2^10 ns
+// (1.02 us) to 2^35 ns (34.4 s). Each is the lower edge of a log-linear
+// bucket, so the cumulative counts are exact: a bound's count is the
+// samples below it.
+constexpr unsigned kFirstBound = 10;
+constexpr unsigned kLastBound = 35;
+static_assert(kLastBound < Buckets::max_bits);
+
+// Nanoseconds as seconds, exactly, in decimal: 1024 -> "0.000001024".
+std::string seconds_text(std::uint64_t ns) {
+  std::string out = std::to_string(ns / 1000000000);
+  std::uint64_t fraction = ns % 1000000000;
+  if (fraction == 0) return out;
+  char digits[16];
+  std::snprintf(digits, sizeof(digits), "%09llu", static_cast<unsigned long long>(fraction));
+  std::string f = digits;
+  f.erase(f.find_last_not_of('0') + 1);
+  return out + "." + f;
+}
+
+std::string escape_label(const std::string& v) {
+  std::string out;
+  for (const char c : v) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// One metric family: its HELP and TYPE lines, then every sample of it (the
+// text format wants a family's samples together).
+struct Family {
+  std::string name;
+  std::string help;
+  std::string type;
+  std::string samples;
+
+  void add(const std::string& labels, const std::string& value, const char* suffix = "") {
+    samples += name + suffix + "{" + labels + "} " + value + "\n";
+  }
+  void add(const std::string& labels, std::uint64_t value, const char* suffix = "") {
+    add(labels, std::to_string(value), suffix);
+  }
+};
+
+class Exposition {
+ public:
+  Family& family(const std::string& name, const std::string& type, const std::string& help) {
+    auto [it, fresh] = index_.try_emplace(name, families_.size());
+    if (fresh) families_.push_back(Family{name, help, type, {}});
+    return families_[it->second];
+  }
+  std::string text() const {
+    std::string out;
+    for (const Family& f : families_) {
+      if (f.samples.empty()) continue;
+      out += "# HELP " + f.name + " " + f.help + "\n# TYPE " + f.name + " " + f.type + "\n" + f.samples;
+    }
+    return out;
+  }
+
+ private:
+  std::deque<Family> families_;  // family() hands out references: no reallocation
+  std::map<std::string, size_t> index_;
+};
+
+std::string device_name(uint32_t id) { return "ublkb" + std::to_string(id); }
+
+void render_io(Exposition& x, const std::string& device, const ublk::IoMetricsSnapshot& io) {
+  Family& requests = x.family("coblk_io_requests_total", "counter",
+                              "Requests completed by the device's server, failed ones included.");
+  Family& bytes = x.family("coblk_io_bytes_total", "counter",
+                           "Bytes of the requests completed without error (a discard or write_zeroes counts its "
+                           "range; a flush none).");
+  Family& errors = x.family("coblk_io_errors_total", "counter", "Requests completed with an error.");
+  Family& latency = x.family("coblk_io_latency_seconds", "histogram",
+                             "Server-side service time of a request: from the moment its queue takes it to the "
+                             "moment the result is committed to the kernel.");
+  Family& updated = x.family("coblk_metrics_last_publish_timestamp_seconds", "gauge",
+                             "When the queue's core last published its figures (every second while it serves).");
+  for (unsigned q = 0; q < io.queues.size(); ++q) {
+    const ublk::QueueSnapshot& s = io.queues[q];
+    const std::string dq = "device=\"" + escape_label(device) + "\",queue=\"" + std::to_string(q) + "\"";
+    updated.add(dq, seconds_text(s.updated_ns));
+    for (unsigned op = 0; op < ublk::kMetricOps; ++op) {
+      const ublk::OpSnapshot& o = s.ops[op];
+      const std::string labels = dq + ",op=\"" + ublk::metric_op_name(op) + "\"";
+      requests.add(labels, o.requests);
+      bytes.add(labels, o.bytes);
+      errors.add(labels, o.errors);
+      std::uint64_t cumulative = 0;
+      unsigned b = 0;
+      for (unsigned k = kFirstBound; k <= kLastBound; ++k) {
+        const unsigned end = Buckets::bucket_of(std::uint64_t{1} << k);  // first bucket at or above 2^k ns
+        for (; b < end; ++b) cumulative += o.latency_ns.buckets[b];
+        latency.add(labels + ",le=\"" + seconds_text(std::uint64_t{1} << k) + "\"", cumulative, "_bucket");
+      }
+      for (; b < Buckets::count; ++b) cumulative += o.latency_ns.buckets[b];
+      latency.add(labels + ",le=\"+Inf\"", cumulative, "_bucket");
+      latency.add(labels, seconds_text(o.latency_ns.sum), "_sum");
+      latency.add(labels, cumulative, "_count");
+    }
+  }
+  // The reactor counters, once per core: several queues of a device may
+  // share one, and each publishes it; the latest publish wins.
+  std::map<unsigned, const ublk::QueueSnapshot*> cores;
+  for (const ublk::QueueSnapshot& s : io.queues) {
+    if (s.publishes == 0) continue;
+    auto [it, fresh] = cores.try_emplace(s.core, &s);
+    if (!fresh && s.updated_ns > it->second->updated_ns) it->second = &s;
+  }
+  struct Counter {
+    const char* name;
+    const char* type;
+    const char* help;
+    std::uint64_t ublk::ReactorSnapshot::*field;
+    bool seconds;  // the field is in nanoseconds, exported in seconds
+  };
+  static const Counter counters[] = {
+      {"coblk_reactor_busy_seconds_total", "counter", "Time the core's reactor spent running tasks.",
+       &ublk::ReactorSnapshot::busy_ns, true},
+      {"coblk_reactor_tasks_run_total", "counter", "Task resumptions on the core.", &ublk::ReactorSnapshot::tasks_run,
+       false},
+      {"coblk_reactor_sqes_submitted_total", "counter", "io_uring submission entries the kernel accepted.",
+       &ublk::ReactorSnapshot::sqes_submitted, false},
+      {"coblk_reactor_cqes_reaped_total", "counter", "io_uring completions consumed.",
+       &ublk::ReactorSnapshot::cqes_reaped, false},
+      {"coblk_reactor_sleeps_total", "counter", "Times the reactor blocked waiting for completions.",
+       &ublk::ReactorSnapshot::sleeps, false},
+      {"coblk_reactor_stalls_total", "counter", "Task runs longer than the stall threshold (10 ms).",
+       &ublk::ReactorSnapshot::stalls, false},
+      {"coblk_reactor_max_stall_seconds", "gauge", "The longest stall seen.", &ublk::ReactorSnapshot::max_stall_ns,
+       true},
+      {"coblk_reactor_messages_sent_total", "counter", "Cross-core messages sent.",
+       &ublk::ReactorSnapshot::messages_sent, false},
+      {"coblk_reactor_messages_received_total", "counter", "Cross-core messages handled.",
+       &ublk::ReactorSnapshot::messages_received, false},
+      {"coblk_reactor_missed_wakeups_total", "counter",
+       "Sleeps ended by the safety limit with work waiting (a wake-up that never came); should stay 0.",
+       &ublk::ReactorSnapshot::missed_wakeups, false},
+  };
+  for (const Counter& c : counters) {
+    Family& f = x.family(c.name, c.type, c.help);
+    for (const auto& [core, s] : cores) {
+      const std::string labels = "device=\"" + escape_label(device) + "\",core=\"" + std::to_string(core) + "\"";
+      const std::uint64_t v = s->reactor.*c.field;
+      f.add(labels, c.seconds ? seconds_text(v) : std::to_string(v));
+    }
+  }
+}
+
+#if COBLK_HAVE_ZRAM
+void render_zram(Exposition& x, const std::string& device, const ublk::ZramStats& z) {
+  const std::string labels = "device=\"" + escape_label(device) + "\"";
+  x.family("coblk_zram_info", "gauge", "A zram device and its compression algorithm (always 1).")
+      .add(labels + ",algorithm=\"" + escape_label(z.algorithm) + "\"", 1);
+  struct Field {
+    const char* name;
+    const char* type;
+    const char* help;
+    std::uint64_t value;
+  };
+  const Field fields[] = {
+      {"coblk_zram_disksize_bytes", "gauge", "Size of the zram device.", z.disksize},
+      {"coblk_zram_orig_data_bytes", "gauge", "Uncompressed size of the data stored (kernel zram's orig_data_size).",
+       z.mm.orig_data_size},
+      {"coblk_zram_compr_data_bytes", "gauge", "Compressed size of the data stored.", z.mm.compr_data_size},
+      {"coblk_zram_mem_used_bytes", "gauge", "Memory used for the data, overhead included (mem_used_total).",
+       z.mm.mem_used_total},
+      {"coblk_zram_mem_limit_bytes", "gauge", "Memory limit for the data; 0 when unlimited.", z.mm.mem_limit},
+      {"coblk_zram_mem_used_max_bytes", "gauge", "Peak of mem_used.", z.mm.mem_used_max},
+      {"coblk_zram_same_pages", "gauge", "Pages stored as one repeated word, without memory.", z.mm.same_pages},
+      {"coblk_zram_huge_pages", "gauge", "Pages stored uncompressed (incompressible).", z.mm.huge_pages},
+      {"coblk_zram_pages_compacted_total", "counter", "Pages freed by compaction.", z.mm.pages_compacted},
+      {"coblk_zram_failed_reads_total", "counter", "Reads that failed.", z.io.failed_reads},
+      {"coblk_zram_failed_writes_total", "counter", "Writes that failed.", z.io.failed_writes},
+      {"coblk_zram_invalid_io_total", "counter", "Requests refused as invalid.", z.io.invalid_io},
+      {"coblk_zram_notify_free_total", "counter", "Pages freed by discards.", z.io.notify_free},
+  };
+  for (const Field& f : fields) x.family(f.name, f.type, f.help).add(labels, f.value);
+}
+#endif
+
+}  // namespace
+
+std::string render_prometheus(const std::vector<DeviceMetrics>& devices) {
+  Exposition x;
+  Family& info =
+      x.family("coblk_device_info", "gauge", "A device served by coblk: its target and data path (always 1).");
+  Family& publishing = x.family("coblk_device_metrics_published", "gauge",
+                                "1 if the device's server publishes I/O metrics, 0 if not (--no-metrics, or an "
+                                "unreadable file).");
+  for (const DeviceMetrics& d : devices) {
+    const std::string device = device_name(d.record.dev_id);
+    info.add("device=\"" + escape_label(device) + "\",target=\"" + escape_label(d.record.target) + "\",data_path=\"" +
+                 escape_label(d.record.data_path) + "\",queues=\"" + std::to_string(d.record.queues) + "\"",
+             1);
+    publishing.add("device=\"" + escape_label(device) + "\"", d.io ? 1 : 0);
+  }
+  for (const DeviceMetrics& d : devices) {
+    if (d.io) render_io(x, device_name(d.record.dev_id), *d.io);
+  }
+#if COBLK_HAVE_ZRAM
+  for (const DeviceMetrics& d : devices) {
+    if (d.zram) render_zram(x, device_name(d.record.dev_id), *d.zram);
+  }
+#endif
+  x.family("coblk_exporter_devices", "gauge", "Devices recorded in the run directory.")
+      .add("", std::to_string(devices.size()));
+  std::string text = x.text();
+  // A family without labels prints "name{} value"; the format allows it,
+  // but the usual spelling has no braces.
+  for (size_t at = 0; (at = text.find("{} ", at)) != std::string::npos;) text.erase(at, 2);
+  return text;
+}
+
+std::string render_summary(const std::vector<DeviceMetrics>& devices) {
+  std::vector<std::vector<std::string>> rows{
+      {"DEVICE", "QUEUE", "OP", "REQUESTS", "BYTES", "ERRORS", "P50_US", "P99_US", "P99.9_US"}};
+  auto us = [](std::uint64_t ns) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.1f", static_cast<double>(ns) / 1000);
+    return std::string(text);
+  };
+  for (const DeviceMetrics& d : devices) {
+    if (!d.io) continue;
+    for (unsigned q = 0; q < d.io->queues.size(); ++q) {
+      for (unsigned op = 0; op < ublk::kMetricOps; ++op) {
+        const ublk::OpSnapshot& o = d.io->queues[q].ops[op];
+        if (o.requests == 0) continue;
+        rows.push_back({device_name(d.record.dev_id), std::to_string(q), ublk::metric_op_name(op),
+                        std::to_string(o.requests), std::to_string(o.bytes), std::to_string(o.errors),
+                        us(o.latency_ns.percentile(0.5)), us(o.latency_ns.percentile(0.99)),
+                        us(o.latency_ns.percentile(0.999))});
+      }
+    }
+  }
+  if (rows.size() == 1) return "no I/O recorded\n";
+  std::vector<size_t> width(rows[0].size(), 0);
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  }
+  std::string out;
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size(); ++i) {
+      out += r[i];
+      if (i + 1 < r.size()) out += std::string(width[i] - r[i].size() + 2, ' ');
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Serving
+
+struct MetricsServer::State : std::enable_shared_from_this<MetricsServer::State> {
+  State(asio::io_context& context, Options o) : io(context), options(std::move(o)), acceptor(context), retry(context) {}
+
+  void accept();
+
+  asio::io_context& io;
+  Options options;
+  tcp::acceptor acceptor;
+  asio::steady_timer retry;  // after a failed accept (out of fds), before the next
+  unsigned clients = 0;
+};
+
+namespace {
+
+// One connection: read one request (bounded in size and time), answer it,
+// close. Everything is asynchronous, so a client that sends or reads slowly
+// holds only its own connection, until its deadline closes it.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(std::shared_ptr<MetricsServer::State> server, tcp::socket socket)
+      : server_(std::move(server)),
+        socket_(std::move(socket)),
+        deadline_(server_->io),
+        request_(server_->options.max_request_bytes) {
+    ++server_->clients;
+  }
+  ~Session() { --server_->clients; }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  void start() {
+    deadline_.expires_after(server_->options.client_timeout);
+    deadline_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec) {
+        boost::system::error_code ignored;
+        self->socket_.close(ignored);  // ends the pending read or write
+      }
+    });
+    asio::async_read_until(
+        socket_, request_, "\r\n\r\n",
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) { self->on_request(ec); });
+  }
+
+ private:
+  void on_request(const boost::system::error_code& ec) {
+    if (ec == asio::error::not_found) {
+      respond(431, "Request Header Fields Too Large", "request too large\n", false);
+      return;
+    }
+    if (ec) {
+      close();  // the client went away, or its time was up
+      return;
+    }
+    const auto data = request_.data();
+    const std::string head(asio::buffers_begin(data), asio::buffers_end(data));
+    const std::string line = head.substr(0, head.find("\r\n"));
+    // METHOD SP TARGET SP HTTP/1.x, nothing else.
+    const size_t sp1 = line.find(' ');
+    const size_t sp2 = sp1 == std::string::npos ? sp1 : line.find(' ', sp1 + 1);
+    if (sp1 == std::string::npos || sp2 == std::string::npos || line.find(' ', sp2 + 1) != std::string::npos) {
+      respond(400, "Bad Request", "malformed request line\n", false);
+      return;
+    }
+    const std::string method = line.substr(0, sp1);
+    const std::string target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+    const std::string version = line.substr(sp2 + 1);
+    const bool token = !method.empty() && std::all_of(method.begin(), method.end(), [](char c) {
+      return (c >= 'A' && c <= 'Z') || c == '-' || c == '_';
+    });
+    if (!token || target.empty() || target.front() != '/' || (version != "HTTP/1.1" && version != "HTTP/1.0")) {
+      respond(400, "Bad Request", "malformed request line\n", false);
+      return;
+    }
+    const bool head_only = method == "HEAD";
+    if (method != "GET" && !head_only) {
+      respond(405, "Method Not Allowed", "only GET and HEAD\n", head_only, "Allow: GET, HEAD\r\n");
+      return;
+    }
+    const std::string path = target.substr(0, target.find('?'));
+    if (path == "/metrics") {
+      std::string body;
+      try {
+        body = server_->options.render();
+      } catch (const std::exception& e) {
+        respond(500, "Internal Server Error", std::string(e.what()) + "\n", head_only);
+        return;
+      }
+      respond(200, "OK", body, head_only, "", "text/plain; version=0.0.4; charset=utf-8");
+    } else if (path == "/") {
+      respond(200, "OK",
+              "<html><head><title>coblk metrics</title></head><body><h1>coblk metrics</h1>"
+              "<p><a href=\"/metrics\">/metrics</a></p></body></html>\n",
+              head_only, "", "text/html; charset=utf-8");
+    } else {
+      respond(404, "Not Found", "not found: the metrics are at /metrics\n", head_only);
+    }
+  }
+
+  void respond(int status, const char* reason, const std::string& body, bool head_only, const std::string& extra = "",
+               const char* type = "text/plain; charset=utf-8") {
+    response_ = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nContent-Type: " + type +
+                "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n" + extra + "\r\n";
+    if (!head_only) response_ += body;
+    asio::async_write(socket_, asio::buffer(response_),
+                      [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                        if (ec) {
+                          self->close();
+                        } else {
+                          self->linger();
+                        }
+                      });
+  }
+
+  // After the answer: end our side, then read and drop whatever the client
+  // still sends (the rest of an oversized request, a body) until it closes,
+  // or the deadline does. Closing with unread data would send a reset, which
+  // can destroy the answer before the client reads it.
+  void linger() {
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    drain();
+  }
+
+  void drain() {
+    socket_.async_read_some(asio::buffer(drain_),
+                            [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                              if (ec) {
+                                self->close();
+                              } else {
+                                self->drain();
+                              }
+                            });
+  }
+
+  void close() {
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    deadline_.cancel();
+  }
+
+  std::shared_ptr<MetricsServer::State> server_;
+  tcp::socket socket_;
+  asio::steady_timer deadline_;
+  asio::streambuf request_;
+  std::string response_;
+  std::array<char, 4096> drain_{};
+};
+
+}  // namespace
+
+void MetricsServer::State::accept() {
+  acceptor.async_accept([self = shared_from_this()](const boost::system::error_code& ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
+    if (ec) {
+      // Out of descriptors, most likely: wait for connections to end.
+      self->retry.expires_after(std::chrono::milliseconds(100));
+      self->retry.async_wait([self](const boost::system::error_code& e) {
+        if (!e) self->accept();
+      });
+      return;
+    }
+    if (self->clients >= self->options.max_clients) {
+      boost::system::error_code ignored;
+      socket.close(ignored);  // too many at once: this one is turned away, the others go on
+    } else {
+      std::make_shared<Session>(self, std::move(socket))->start();
+    }
+    self->accept();
+  });
+}
+
+Result<std::unique_ptr<MetricsServer>> MetricsServer::listen(asio::io_context& io, Options options) {
+  const tcp::endpoint endpoint = options.endpoint;
+  auto state = std::make_shared<State>(io, std::move(options));
+  const std::string where = endpoint_text(endpoint);
+  boost::system::error_code ec;
+  auto failed = [&](const char* step) -> Error {
+    const int err = ec.value();
+    if (err == EADDRINUSE) {
+      return Error(err, "cannot listen on " + where + ": the port is in use (another exporter or program holds it)");
+    }
+    if (err == EACCES) {
+      return Error(err, "cannot listen on " + where + ": permission denied (ports below 1024 need root or " +
+                            "CAP_NET_BIND_SERVICE; pick a port above 1023)");
+    }
+    if (err == EADDRNOTAVAIL) return Error(err, "cannot listen on " + where + ": not an address of this host");
+    return Error(err, std::string("cannot listen on ") + where + ": " + step + ": " + ec.message());
+  };
+  tcp::acceptor& a = state->acceptor;
+  if (a.open(endpoint.protocol(), ec)) return failed("socket");
+  // Lets a restarted exporter take its port back from connections in
+  // TIME_WAIT; a port another socket listens on is still refused.
+  if (a.set_option(tcp::acceptor::reuse_address(true), ec)) return failed("setsockopt");
+  if (endpoint.address().is_v6() && a.set_option(asio::ip::v6_only(true), ec)) return failed("setsockopt");
+  if (a.bind(endpoint, ec)) return failed("bind");
+  if (a.listen(asio::socket_base::max_listen_connections, ec)) return failed("listen");
+  return std::unique_ptr<MetricsServer>(new MetricsServer(std::move(state)));
+}
+
+MetricsServer::MetricsServer(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+MetricsServer::~MetricsServer() {
+  boost::system::error_code ignored;
+  state_->acceptor.close(ignored);
+  state_->retry.cancel();
+}
+
+tcp::endpoint MetricsServer::local_endpoint() const {
+  boost::system::error_code ignored;
+  return state_->acceptor.local_endpoint(ignored);
+}
+
+void MetricsServer::start() { state_->accept(); }
+
+unsigned MetricsServer::clients() const { return state_->clients; }
+
+}  // namespace coblk::cmd
