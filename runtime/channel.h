@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <coroutine>
 #include <cstddef>
 #include <optional>
@@ -20,9 +21,16 @@ namespace coblk::runtime {
 ///   (backpressure); `co_await recv()` suspends the consumer while it is
 ///   empty and returns std::nullopt once the channel is closed and drained.
 /// - try_send / try_recv and their batch forms never suspend.
-/// - A suspended side is woken by the other side through the reactors'
-///   mailboxes (and the peer's io_uring is poked with MSG_RING or an eventfd
+/// - A suspended side is parked on its own reactor (ParkedWait), which
+///   re-checks the ring on every loop iteration and while idle polling, so
+///   it usually resumes without any message. The other side still looks at
+///   the parked flag after every push or pop and, if set, wakes the parked
+///   side through the reactors' mailboxes (and the peer's io_uring is poked
 ///   only if that reactor is actually asleep).
+/// - Per item the hot path is the ring operation plus one relaxed load of
+///   the other side's flag: no fence and no read-modify-write when the
+///   kernel offers membarrier (see waker_fence() and
+///   Reactor::sleep_until_woken for why no wake-up can be lost).
 ///
 /// Exactly one task may send and one task may receive at a time; the
 /// channel must outlive both.
@@ -30,7 +38,10 @@ template <typename T>
 class Channel {
  public:
   /// A channel that buffers at least `capacity` items.
-  explicit Channel(std::size_t capacity) : ring_(capacity) {}
+  explicit Channel(std::size_t capacity) : ring_(capacity) {
+    producer_.ready = &producer_ready;
+    consumer_.ready = &consumer_ready;
+  }
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
 
@@ -39,7 +50,7 @@ class Channel {
     if (!ring_.try_push(std::move(value))) {
       return false;
     }
-    wake_consumer();
+    wake(consumer_);
     return true;
   }
 
@@ -47,7 +58,7 @@ class Channel {
   std::size_t try_send_batch(std::span<T> values) noexcept {
     const std::size_t n = ring_.try_push_batch(values);
     if (n != 0) {
-      wake_consumer();
+      wake(consumer_);
     }
     return n;
   }
@@ -57,7 +68,7 @@ class Channel {
     if (!ring_.try_pop(out)) {
       return false;
     }
-    wake_producer();
+    wake(producer_);
     return true;
   }
 
@@ -65,7 +76,7 @@ class Channel {
   std::size_t try_recv_batch(std::span<T> out) noexcept {
     const std::size_t n = ring_.try_pop_batch(out);
     if (n != 0) {
-      wake_producer();
+      wake(producer_);
     }
     return n;
   }
@@ -76,7 +87,7 @@ class Channel {
     // Release: items pushed before closing are visible to a consumer
     // that observes the flag.
     closed_.store(true, std::memory_order_release);
-    wake_consumer();
+    wake(consumer_);
   }
 
   /// Awaitable of send().
@@ -89,24 +100,20 @@ class Channel {
       sent_ = channel_.try_send(std::move(value_));
       return sent_;
     }
-    /// Parks the producer until the consumer frees a slot. Returns false
-    /// (resume at once) if a slot freed up while parking: the flag is set
-    /// and fenced before the ring is re-read, so a pop that the re-read
-    /// misses sees the flag and wakes us instead.
-    bool await_suspend(std::coroutine_handle<> h) noexcept {
-      return channel_.park(channel_.producer_, h, [this] { return !channel_.ring_.full_for_producer(); });
-    }
+    /// Parks the producer until a slot is free. Returns false (resume at
+    /// once) if one freed up while parking.
+    bool await_suspend(std::coroutine_handle<> h) noexcept { return channel_.park(channel_.producer_, h); }
     /// Pushes the value if await_ready could not: a slot is free now.
     void await_resume() noexcept {
       if (!sent_) {
-        // Woken because the consumer freed a slot, or we saw one
-        // ourselves; only we push, so the slot is still free.
+        // A parked side is resumed only with its condition true (see
+        // ParkedWait), and only we push, so the slot is still free.
         [[maybe_unused]] const bool ok = channel_.try_send(std::move(value_));
+        assert(ok);
       }
     }
 
    private:
-    friend class Channel;
     Channel& channel_;
     T value_;
     bool sent_ = false;
@@ -124,15 +131,11 @@ class Channel {
     /// the channel is closed and drained.
     bool await_ready() noexcept { return take() || channel_.is_closed_and_empty(); }
     /// Parks the consumer until an item arrives or the channel closes.
-    /// Returns false (resume at once) if either happened while parking;
-    /// the same flag-fence-recheck as SendAwaitable::await_suspend makes a
-    /// lost wake-up impossible.
-    bool await_suspend(std::coroutine_handle<> h) noexcept {
-      return channel_.park(channel_.consumer_, h, [this] {
-        return !channel_.ring_.empty_for_consumer() || channel_.closed_.load(std::memory_order_acquire);
-      });
-    }
+    /// Returns false (resume at once) if either happened while parking.
+    bool await_suspend(std::coroutine_handle<> h) noexcept { return channel_.park(channel_.consumer_, h); }
     /// The item, or std::nullopt when the channel is closed and drained.
+    /// Resumed only with an item there or the channel closed (see
+    /// ParkedWait), so an empty ring here means closed and drained.
     std::optional<T> await_resume() noexcept {
       if (!item_) {
         take();
@@ -161,50 +164,78 @@ class Channel {
   std::size_t size_approx() const noexcept { return ring_.size_approx(); }
 
  private:
-  // One side's parking place. `waiting` is set by that side just before it
-  // suspends and cleared by whoever claims the right to resume it.
-  struct alignas(cache_line_size) Parking {
-    std::atomic<bool> waiting{false};
-    Waiter waiter;
+  friend struct ChannelTestAccess;  // test/runtime/channel_test.cc
+
+  // One side's parking place, on a cache line of its own: the other side
+  // reads `waiting` after every item, and the line stays shared in both
+  // caches until this side parks.
+  struct alignas(cache_line_size) Side : ParkedWait {
+    Channel* channel = nullptr;
   };
 
-  // Suspends the caller in `side` unless `ready()` turns true after it has
+  // The conditions a parked side waits for; run on that side's core.
+  static bool producer_ready(ParkedWait& w) noexcept {
+    return !static_cast<Side&>(w).channel->ring_.full_for_producer();
+  }
+  static bool consumer_ready(ParkedWait& w) noexcept {
+    Channel& ch = *static_cast<Side&>(w).channel;
+    return !ch.ring_.empty_for_consumer() || ch.closed_.load(std::memory_order_acquire);
+  }
+
+  // Suspends the caller in `side` unless its condition holds once it has
   // announced itself. Returns false (do not suspend) if it took back its
-  // own wait, true if it is parked and the other side will wake it.
-  template <typename Ready>
-  bool park(Parking& side, std::coroutine_handle<> h, Ready ready) noexcept {
-    side.waiter = Reactor::current()->waiter_for(h);
+  // own wait, true if it is parked: then its reactor's polling, or the
+  // other side's claim, resumes it.
+  bool park(Side& side, std::coroutine_handle<> h) noexcept {
+    side.channel = this;
+    Reactor* reactor = Reactor::current();
+    side.waiter = reactor->waiter_for(h);
     // Release: the waiter written above is visible to the side whose
-    // acquire exchange in wake() takes this flag.
+    // acquire exchange in wake() claims this flag.
     side.waiting.store(true, std::memory_order_release);
-    // Pairs with the fence in wake(): either the other side sees our
-    // flag, or we see its push/pop (or close) in ready().
+    reactor->park(side);
+    // Pairs with waker_fence() when that is a real fence (no membarrier):
+    // either the other side sees our flag, or we see its push/pop/close.
+    // With membarrier, a miss here is caught by the reactor's polling.
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (ready()) {
+    if (side.ready(side)) {
       // Whoever flips the flag resumes us. If the other side already
-      // did, its wake-up is on the way and we must stay suspended.
-      return !side.waiting.exchange(false, std::memory_order_acquire);
+      // did, its wake-up is on the way and we must stay suspended (it
+      // also takes us off the reactor's list).
+      if (side.waiting.exchange(false, std::memory_order_acquire)) {
+        side.unlink();
+        return false;
+      }
     }
     return true;
   }
 
-  void wake(Parking& side) noexcept {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    // Acquire pairs with the release store in park(), so the waiter we
-    // read next is the one the parked side wrote.
-    if (side.waiting.load(std::memory_order_relaxed) && side.waiting.exchange(false, std::memory_order_acquire)) {
-      Reactor::wake(side.waiter);
+  // After every push, pop or close: one relaxed load when nobody is parked,
+  // and one more (the parked side's reactor's sleeping flag) when it is.
+  static void wake(Side& side) noexcept {
+    waker_fence();
+    if (side.waiting.load(std::memory_order_relaxed)) [[unlikely]] {
+      claim(side);
     }
   }
 
-  void wake_consumer() noexcept { wake(consumer_); }
-  void wake_producer() noexcept { wake(producer_); }
+  [[gnu::noinline]] static void claim(Side& side) noexcept {
+    // A parked side on an awake reactor is found by that reactor's polling.
+    if (!Reactor::parked_needs_wake(side)) {
+      return;
+    }
+    // Acquire pairs with the release store in park(), so the waiter
+    // that wake_parked reads is the one the parked side wrote.
+    if (side.waiting.exchange(false, std::memory_order_acquire)) {
+      Reactor::wake_parked(side);
+    }
+  }
 
   bool is_closed_and_empty() noexcept { return closed_.load(std::memory_order_acquire) && ring_.empty_for_consumer(); }
 
   SpscRing<T> ring_;
-  Parking producer_;
-  Parking consumer_;
+  Side producer_;
+  Side consumer_;
   std::atomic<bool> closed_{false};
 };
 

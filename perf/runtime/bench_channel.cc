@@ -127,13 +127,15 @@ Task<void> consume_on_core1(MakeConsumer make_consumer, std::uint64_t& sum) {
 }
 
 struct ReactorCounters {
-  std::uint64_t sleeps = 0, wakeups = 0, messages = 0;
+  std::uint64_t sleeps = 0, wakeups = 0, messages = 0, resumes = 0, polled = 0;
   static ReactorCounters read(const runtime::Runtime& rt) {
     ReactorCounters c;
     for (unsigned core = 0; core < rt.cores(); ++core) {
       c.sleeps += rt.stats(core).sleeps.get();
       c.wakeups += rt.stats(core).wakeups_sent.get();
       c.messages += rt.stats(core).messages_sent.get();
+      c.resumes += rt.stats(core).tasks_run.get();
+      c.polled += rt.stats(core).parked_polled.get();
     }
     return c;
   }
@@ -164,6 +166,8 @@ Task<double> our_channel(bool batched, std::uint64_t n, ReactorCounters* delta) 
     delta->sleeps += after.sleeps - before.sleeps;
     delta->wakeups += after.wakeups - before.wakeups;
     delta->messages += after.messages - before.messages;
+    delta->resumes += after.resumes - before.resumes;
+    delta->polled += after.polled - before.polled;
   }
   co_return static_cast<double>(n) / seconds;
 }
@@ -289,7 +293,9 @@ Task<void> throughput(const perf::BenchOptions& options, bool batched, unsigned 
                perf::json_number("capacity", capacity) + (batched ? perf::json_number("batch", batch) : "") +
                perf::json_number("sleeps_per_item", static_cast<double>(counters.sleeps) / items) +
                perf::json_number("wakeups_per_item", static_cast<double>(counters.wakeups) / items) +
-               perf::json_number("messages_per_item", static_cast<double>(counters.messages) / items));
+               perf::json_number("messages_per_item", static_cast<double>(counters.messages) / items) +
+               perf::json_number("resumes_per_item", static_cast<double>(counters.resumes) / items) +
+               perf::json_number("polled_resumes_per_item", static_cast<double>(counters.polled) / items));
 }
 
 Task<void> round_trip(const perf::BenchOptions& options, unsigned peer_cpu) {
