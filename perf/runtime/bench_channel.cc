@@ -30,6 +30,7 @@
 #include <boost/lockfree/spsc_queue.hpp>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -56,6 +57,11 @@ constexpr std::size_t batch = 64;
 using BoostQueue = boost::lockfree::spsc_queue<std::uint64_t, boost::lockfree::capacity<capacity>>;
 
 std::uint64_t expected_sum(std::uint64_t n) { return n * (n - 1) / 2; }
+
+double loadavg_1m() {
+  double load[3];
+  return getloadavg(load, 3) >= 1 ? load[0] : -1;
+}
 
 void pin_to_cpu(unsigned cpu) {
   cpu_set_t set;
@@ -276,6 +282,7 @@ Task<void> throughput(const perf::BenchOptions& options, bool batched, unsigned 
   const std::uint64_t n = perf::ops_for(rate, options.seconds, batch, options.ops);
   perf::AbSeries series(batched ? "channel_batch" : "channel_async", "items/s", perf::Better::higher);
   ReactorCounters counters;
+  const double load_start = loadavg_1m();
   const perf::RoundBudget budget(options, 1.0 / 3);
   for (int round = 0; budget.next(round); ++round) {
     double ours, baseline;
@@ -295,7 +302,9 @@ Task<void> throughput(const perf::BenchOptions& options, bool batched, unsigned 
                perf::json_number("wakeups_per_item", static_cast<double>(counters.wakeups) / items) +
                perf::json_number("messages_per_item", static_cast<double>(counters.messages) / items) +
                perf::json_number("resumes_per_item", static_cast<double>(counters.resumes) / items) +
-               perf::json_number("polled_resumes_per_item", static_cast<double>(counters.polled) / items));
+               perf::json_number("polled_resumes_per_item", static_cast<double>(counters.polled) / items) +
+               perf::json_number("idle_poll_us", runtime::ReactorConfig{}.idle_poll_us) +
+               perf::json_number("loadavg_1m", (load_start + loadavg_1m()) / 2));
 }
 
 Task<void> round_trip(const perf::BenchOptions& options, unsigned peer_cpu) {
@@ -303,6 +312,7 @@ Task<void> round_trip(const perf::BenchOptions& options, unsigned peer_cpu) {
   (void)co_await our_round_trips(count / 10);
   perf::AbSeries series("submit_to_rtt", "ns", perf::Better::lower);
   std::vector<double> all_ours, all_baseline;
+  const double load_start = loadavg_1m();
   const perf::RoundBudget budget(options, 1.0 / 3);
   for (int round = 0; budget.next(round); ++round) {
     std::vector<double> ours, baseline;
@@ -320,7 +330,9 @@ Task<void> round_trip(const perf::BenchOptions& options, unsigned peer_cpu) {
   series.print(perf::json_text("baseline_is", "raw SpscRing ping-pong, two pinned spinning threads") +
                perf::json_text("statistic", "median round trip") +
                perf::json_number("ours_p99", perf::quantile(all_ours, 0.99)) +
-               perf::json_number("baseline_p99", perf::quantile(all_baseline, 0.99)));
+               perf::json_number("baseline_p99", perf::quantile(all_baseline, 0.99)) +
+               perf::json_number("idle_poll_us", runtime::ReactorConfig{}.idle_poll_us) +
+               perf::json_number("loadavg_1m", (load_start + loadavg_1m()) / 2));
 }
 
 Task<int> bench_main(const perf::BenchOptions& options) {

@@ -100,15 +100,16 @@ using Step = std::function<bool(Ops&)>;  // one instruction of one thread
 
 struct Outcome {
   std::size_t states = 0;
-  std::size_t finished = 0;     // terminal states where everything arrived
+  std::size_t finished = 0;      // terminal states where everything arrived
   std::size_t lost_wakeups = 0;  // terminal states where the reactor waits for ever
-  std::string violation;        // the first invariant a step reported broken
+  std::string violation;         // the first invariant a step reported broken
 };
 
 // Explores every interleaving of the two threads' steps and store-buffer
 // flushes from the initial machine. `finished(m)` tells a correct terminal
 // state from a lost wake-up.
-Outcome explore(Machine initial, const std::array<Step, 2>& steps, const std::function<bool(const Machine&)>& finished) {
+Outcome explore(Machine initial, const std::array<Step, 2>& steps,
+                const std::function<bool(const Machine&)>& finished) {
   Outcome out;
   std::set<std::vector<int>> seen;
   std::vector<Machine> stack{std::move(initial)};
@@ -254,8 +255,8 @@ enum Park { ITEMS, WAITING, PSLEEPING, MAIL, PCQ };
 
 struct ParkModel {
   int items = 2;
-  bool light_wakers = true;      // waker_fence() is a compiler barrier only
-  bool membarrier = true;        // sleep_until_woken's membarrier
+  bool light_wakers = true;       // waker_fence() is a compiler barrier only
+  bool membarrier = true;         // sleep_until_woken's membarrier
   bool poll_before_sleep = true;  // sleep_until_woken re-checks the parked waits
   bool recheck_on_claim = true;   // resume_claimed re-checks the condition
 };
