@@ -40,7 +40,9 @@ class Channel {
   /// A channel that buffers at least `capacity` items.
   explicit Channel(std::size_t capacity) : ring_(capacity) {
     producer_.ready = &producer_ready;
+    producer_.channel = this;
     consumer_.ready = &consumer_ready;
+    consumer_.channel = this;
   }
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
@@ -170,7 +172,7 @@ class Channel {
   // reads `waiting` after every item, and the line stays shared in both
   // caches until this side parks.
   struct alignas(cache_line_size) Side : ParkedWait {
-    Channel* channel = nullptr;
+    Channel* channel = nullptr;  // set once by the constructor
   };
 
   // The conditions a parked side waits for; run on that side's core.
@@ -187,7 +189,6 @@ class Channel {
   // own wait, true if it is parked: then its reactor's polling, or the
   // other side's claim, resumes it.
   bool park(Side& side, std::coroutine_handle<> h) noexcept {
-    side.channel = this;
     Reactor* reactor = Reactor::current();
     side.waiter = reactor->waiter_for(h);
     // Release: the waiter written above is visible to the side whose

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "coblk/runtime/channel.h"
@@ -65,7 +66,7 @@ namespace {
 /// Runs `a` on core 0 and `b` on core 1 of a two-core runtime, concurrently.
 template <typename A, typename B>
 void run_pair(A a, B b, runtime::RuntimeConfig config = runtime_test::cores({0, 1})) {
-  const auto rt = test::require_ok(runtime::Runtime::create(config));
+  const auto rt = test::require_ok(runtime::Runtime::create(std::move(config)));
   rt->run([&]() -> Task<void> {
     std::vector<Task<void>> tasks;
     tasks.push_back(a());
