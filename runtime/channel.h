@@ -5,10 +5,12 @@
 #include <cassert>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <utility>
 
+#include "coblk/runtime/cycle_clock.h"
 #include "coblk/runtime/reactor.h"
 #include "coblk/runtime/spsc_ring.h"
 
@@ -175,11 +177,37 @@ class Channel {
     Channel* channel = nullptr;  // set once by the constructor
   };
 
+  // How long an awake reactor may keep a parked producer waiting for more
+  // room than one slot (see producer_ready).
+  static constexpr std::uint64_t lazy_resume_ns = 20000;
+
   // The conditions a parked side waits for; run on that side's core.
-  static bool producer_ready(ParkedWait& w) noexcept {
-    return !static_cast<Side&>(w).channel->ring_.full_for_producer();
+  //
+  // The producer: a free slot. But a reactor that polls while awake
+  // resumes it only once a quarter of the ring is free, or after
+  // lazy_resume_ns: when the consumer is the slower side, resuming the
+  // producer for every freed slot has it park again after one push, and
+  // each park rewrites the flag line the consumer reads after every pop
+  // (one cache miss every few items). Parking, claims and the check before
+  // the reactor sleeps use the bare condition, so the wait is never longer
+  // than lazy_resume_ns while the reactor is awake, and never slept on.
+  static bool producer_ready(ParkedWait& w, bool polling) noexcept {
+    SpscRing<T>& ring = static_cast<Side&>(w).channel->ring_;
+    if (!polling) {
+      return !ring.full_for_producer();
+    }
+    const std::size_t room = ring.room_for_producer();
+    if (room == 0) {
+      return false;
+    }
+    const std::size_t quarter = ring.capacity() / 4;
+    if (room >= quarter) {
+      return true;
+    }
+    static const std::uint64_t lazy_ticks = CycleClock::from_ns(lazy_resume_ns);
+    return CycleClock::now() - w.parked_at >= lazy_ticks;
   }
-  static bool consumer_ready(ParkedWait& w) noexcept {
+  static bool consumer_ready(ParkedWait& w, bool /*polling*/) noexcept {
     Channel& ch = *static_cast<Side&>(w).channel;
     return !ch.ring_.empty_for_consumer() || ch.closed_.load(std::memory_order_acquire);
   }
@@ -199,7 +227,7 @@ class Channel {
     // either the other side sees our flag, or we see its push/pop/close.
     // With membarrier, a miss here is caught by the reactor's polling.
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (side.ready(side)) {
+    if (side.ready(side, false)) {
       // Whoever flips the flag resumes us. If the other side already
       // did, its wake-up is on the way and we must stay suspended (it
       // also takes us off the reactor's list).

@@ -272,7 +272,7 @@ void Reactor::resume_claimed_here(void* wait) noexcept { current_->resume_claime
 
 void Reactor::resume_claimed(ParkedWait& wait) noexcept {
   wait.unlink();
-  if (wait.ready(wait)) {
+  if (wait.ready(wait, false)) {
     schedule(wait.waiter);
     return;
   }
@@ -281,20 +281,20 @@ void Reactor::resume_claimed(ParkedWait& wait) noexcept {
   wait.waiting.store(true, std::memory_order_release);
   link_parked(wait);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (wait.ready(wait) && wait.waiting.exchange(false, std::memory_order_acquire)) {
+  if (wait.ready(wait, false) && wait.waiting.exchange(false, std::memory_order_acquire)) {
     wait.unlink();
     schedule(wait.waiter);
   }
 }
 
-bool Reactor::poll_parked() noexcept {
+bool Reactor::poll_parked(bool polling) noexcept {
   bool resumed = false;
   for (ParkLink* link = parked_.next; link != &parked_;) {
     auto& wait = static_cast<ParkedWait&>(*link);
     link = link->next;  // before `wait` may leave the list
     // A wait whose flag is already false was claimed by the other side;
     // its wake_parked message will unlink and resume it.
-    if (wait.waiting.load(std::memory_order_relaxed) && wait.ready(wait) &&
+    if (wait.waiting.load(std::memory_order_relaxed) && wait.ready(wait, polling) &&
         wait.waiting.exchange(false, std::memory_order_acquire)) {
       wait.unlink();
       schedule(wait.waiter);
@@ -611,7 +611,7 @@ bool Reactor::idle_poll() {
     // The cheap checks often, the clock now and then.
     for (int i = 0; i < 16; ++i) {
       if (mail_waiting() || overflow_pending_ || stop_requested_.load(std::memory_order_relaxed) ||
-          (parked_.linked() && poll_parked())) {
+          (parked_.linked() && poll_parked(true))) {
         stats_.idle_poll_hits.add();
         return true;
       }
@@ -696,8 +696,10 @@ void Reactor::sleep_until_woken() {
       return;
     }
   }
+  // Exact conditions here (polling = false): a parked wait whose condition
+  // holds is resumed, never slept on.
   if (stop_requested_.load(std::memory_order_relaxed) || overflow_pending_ || mail_waiting() ||
-      (parked_.linked() && poll_parked())) {
+      (parked_.linked() && poll_parked(false))) {
     sleeping_.store(false, std::memory_order_relaxed);
     submit_and_reap(false);
     return;
@@ -714,7 +716,7 @@ void Reactor::run() {
   while (!stop_requested_.load(std::memory_order_acquire)) {
     poll_mailboxes();
     if (parked_.linked()) {
-      poll_parked();
+      poll_parked(true);
     }
     if (overflow_pending_) {
       flush_overflow();

@@ -13,6 +13,7 @@
 #include <span>
 #include <vector>
 
+#include "coblk/runtime/cycle_clock.h"
 #include "coblk/runtime/reactor_stats.h"
 #include "coblk/runtime/run_queue.h"
 #include "coblk/runtime/scheduling_group.h"
@@ -111,7 +112,14 @@ struct ParkLink {
 /// task runs.
 struct ParkedWait : ParkLink {
   /// Is the condition true now? Called on the parked task's core only.
-  bool (*ready)(ParkedWait& self) noexcept = nullptr;
+  /// `polling` is true when the reactor polls while awake (its loop, idle
+  /// polling): the wait may then hold out for more than its bare condition
+  /// (see Channel's producer), for a bounded time. false when parking, on a
+  /// claim and before the reactor sleeps: then exactly the condition, which
+  /// is what the wake-up argument (Reactor::sleep_until_woken) relies on.
+  bool (*ready)(ParkedWait& self, bool polling) noexcept = nullptr;
+  /// When the task parked (CycleClock ticks); parked core only.
+  std::uint64_t parked_at = 0;
   /// Set by the parked side; cleared by the claim (see above).
   std::atomic<bool> waiting{false};
   /// The parked task's core (waiter.core), readable by the other side
@@ -233,6 +241,7 @@ class Reactor {
   /// Puts `wait` (waiter, ready and waiting already set by the caller) on
   /// this reactor's list of parked waits; see ParkedWait. This thread only.
   void park(ParkedWait& wait) noexcept {
+    wait.parked_at = CycleClock::now();
     wait.core.store(core_, std::memory_order_relaxed);
     link_parked(wait);
   }
@@ -377,8 +386,9 @@ class Reactor {
   void poll_mailboxes() noexcept;
   bool mail_waiting() noexcept;
   void link_parked(ParkedWait& wait) noexcept;
-  // Resumes every parked wait whose condition holds; true if any was.
-  bool poll_parked() noexcept;
+  // Resumes every parked wait whose condition holds (`polling`: see
+  // ParkedWait::ready); true if any was.
+  bool poll_parked(bool polling) noexcept;
   // On the parked core: the claimed `wait` resumes if ready, else parks again.
   void resume_claimed(ParkedWait& wait) noexcept;
   static void resume_claimed_here(void* wait) noexcept;

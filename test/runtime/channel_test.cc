@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "coblk/runtime/channel.h"
+#include "coblk/runtime/cycle_clock.h"
 #include "coblk/runtime/io.h"
 #include "coblk/runtime/runtime.h"
 #include "coblk/runtime/submit_to.h"
@@ -55,6 +56,12 @@ struct ChannelTestAccess {
   template <typename T>
   static bool producer_parked(Channel<T>& ch) {
     return ch.producer_.waiting.load();
+  }
+  // The parked producer's condition, as if it had parked `parked_ns` ago.
+  template <typename T>
+  static bool producer_ready(Channel<T>& ch, bool polling, std::uint64_t parked_ns) {
+    ch.producer_.parked_at = CycleClock::now() - CycleClock::from_ns(parked_ns);
+    return ch.producer_.ready(ch.producer_, polling);
   }
 };
 }  // namespace coblk::runtime
@@ -461,4 +468,22 @@ BOOST_AUTO_TEST_CASE(every_item_arrives_in_order_with_and_without_idle_polling_a
     }
   }
   runtime::detail::enable_light_wakers();  // back to what Runtime::create chose
+}
+
+BOOST_AUTO_TEST_CASE(a_polling_reactor_resumes_a_parked_producer_once_a_quarter_of_the_ring_is_free_or_after_20_us) {
+  Channel<int> channel(8);  // a quarter: 2 slots
+  for (int i = 0; i < 8; ++i) {
+    BOOST_REQUIRE(channel.try_send(int{i}));
+  }
+  int v = -1;
+  BOOST_TEST(!ChannelTestAccess::producer_ready(channel, false, 0));  // full: not ready, either way
+  BOOST_TEST(!ChannelTestAccess::producer_ready(channel, true, 1000000000));
+  BOOST_REQUIRE(ChannelTestAccess::pop_without_waking(channel, v));
+  // One free slot: enough for a claim and for the check before sleeping...
+  BOOST_TEST(ChannelTestAccess::producer_ready(channel, false, 0));
+  // ...but a reactor polling while awake waits for more, for at most 20 us.
+  BOOST_TEST(!ChannelTestAccess::producer_ready(channel, true, 0));
+  BOOST_TEST(ChannelTestAccess::producer_ready(channel, true, 21000));
+  BOOST_REQUIRE(ChannelTestAccess::pop_without_waking(channel, v));
+  BOOST_TEST(ChannelTestAccess::producer_ready(channel, true, 0));  // a quarter free
 }
