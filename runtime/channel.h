@@ -141,23 +141,23 @@ class Channel {
     /// Resumed only with an item there or the channel closed (see
     /// ParkedWait), so an empty ring here means closed and drained.
     std::optional<T> await_resume() noexcept {
-      if (!item_) {
-        take();
+      if (!has_item_ && !take()) {
+        return std::nullopt;
       }
-      return std::move(item_);
+      // Built here rather than kept in an optional member: copying a
+      // member optional out costs a store-forwarding stall per item (a
+      // one-byte store of its flag, then a wider load of the whole).
+      return std::optional<T>(std::move(item_));
     }
 
    private:
     bool take() noexcept {
-      T v;
-      if (channel_.try_recv(v)) {
-        item_.emplace(std::move(v));
-        return true;
-      }
-      return false;
+      has_item_ = channel_.try_recv(item_);
+      return has_item_;
     }
     Channel& channel_;
-    std::optional<T> item_;
+    T item_{};
+    bool has_item_ = false;
   };
 
   /// Consumer: the next item, suspending while the channel is empty;
