@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <type_traits>
 #include <utility>
 
 #include "coblk/runtime/cycle_clock.h"
@@ -69,20 +70,43 @@ class Channel {
 
   /// Consumer: pops one item if there is one. Never suspends.
   bool try_recv(T& out) noexcept {
-    if (!ring_.try_pop(out)) {
-      return false;
+    if constexpr (recv_cache_size != 0) {
+      // Small trivially copyable items come out of the ring in batches:
+      // one index store and one wake-up check per batch, not per item.
+      RecvCache& c = recv_cache_;
+      if (c.next == c.count) {
+        c.count = ring_.try_pop_batch(std::span<T>(c.items, recv_cache_size));
+        c.next = 0;
+        if (c.count == 0) {
+          return false;
+        }
+        wake(producer_);
+      }
+      out = c.items[c.next++];
+      return true;
+    } else {
+      if (!ring_.try_pop(out)) {
+        return false;
+      }
+      wake(producer_);
+      return true;
     }
-    wake(producer_);
-    return true;
   }
 
   /// Consumer: pops up to out.size() items.
   std::size_t try_recv_batch(std::span<T> out) noexcept {
-    const std::size_t n = ring_.try_pop_batch(out);
+    std::size_t taken = 0;
+    if constexpr (recv_cache_size != 0) {
+      RecvCache& c = recv_cache_;
+      for (; taken < out.size() && c.next != c.count; ++taken) {
+        out[taken] = c.items[c.next++];
+      }
+    }
+    const std::size_t n = ring_.try_pop_batch(out.subspan(taken));
     if (n != 0) {
       wake(producer_);
     }
-    return n;
+    return taken + n;
   }
 
   /// Producer: no more items will be sent. The consumer's recv() returns
@@ -209,7 +233,7 @@ class Channel {
   }
   static bool consumer_ready(ParkedWait& w, bool /*polling*/) noexcept {
     Channel& ch = *static_cast<Side&>(w).channel;
-    return !ch.ring_.empty_for_consumer() || ch.closed_.load(std::memory_order_acquire);
+    return !ch.recv_cache_empty() || !ch.ring_.empty_for_consumer() || ch.closed_.load(std::memory_order_acquire);
   }
 
   // Suspends the caller in `side` unless its condition holds once it has
@@ -260,12 +284,33 @@ class Channel {
     }
   }
 
-  bool is_closed_and_empty() noexcept { return closed_.load(std::memory_order_acquire) && ring_.empty_for_consumer(); }
+  bool is_closed_and_empty() noexcept {
+    return closed_.load(std::memory_order_acquire) && recv_cache_empty() && ring_.empty_for_consumer();
+  }
+
+  // Items recv() takes from the ring at once: 16 for small trivially
+  // copyable T, 0 (one at a time) otherwise.
+  static constexpr std::size_t recv_cache_size =
+      std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T> && sizeof(T) <= 16 ? 16 : 0;
+  // Consumer-private: the current batch and how far recv() has got in it.
+  struct alignas(cache_line_size) RecvCache {
+    T items[recv_cache_size == 0 ? 1 : recv_cache_size]{};
+    std::size_t next = 0;
+    std::size_t count = 0;
+  };
+  bool recv_cache_empty() const noexcept {
+    if constexpr (recv_cache_size != 0) {
+      return recv_cache_.next == recv_cache_.count;
+    } else {
+      return true;
+    }
+  }
 
   SpscRing<T> ring_;
   Side producer_;
   Side consumer_;
   std::atomic<bool> closed_{false};
+  RecvCache recv_cache_;
 };
 
 }  // namespace coblk::runtime

@@ -133,8 +133,9 @@ namespace detail {
 /// True when wakers may skip their fence (see waker_fence()): set once by
 /// Runtime::create when the kernel's membarrier(MEMBARRIER_CMD_PRIVATE_
 /// EXPEDITED) is available, which a reactor then issues before it sleeps
-/// with parked waits.
-inline std::atomic<bool> light_wakers{false};
+/// with parked waits. Read after every channel item, so on a cache line of
+/// its own (a neighbour written often would make each read a miss).
+alignas(cache_line_size) inline std::atomic<bool> light_wakers{false};
 /// Registers this process for expedited private membarriers (once) and
 /// sets light_wakers accordingly. Returns light_wakers.
 bool enable_light_wakers() noexcept;

@@ -487,3 +487,37 @@ BOOST_AUTO_TEST_CASE(a_polling_reactor_resumes_a_parked_producer_once_a_quarter_
   BOOST_REQUIRE(ChannelTestAccess::pop_without_waking(channel, v));
   BOOST_TEST(ChannelTestAccess::producer_ready(channel, true, 0));  // a quarter free
 }
+
+BOOST_AUTO_TEST_CASE(small_items_taken_in_a_batch_come_out_in_order_whichever_way_and_whichever_task_receives) {
+  // recv() takes up to 16 small items from the ring at once; the rest of
+  // the batch waits in the channel for try_recv, try_recv_batch, a later
+  // recv() or a later consumer task, and only then does close end recv().
+  Channel<int> channel(64);
+  std::vector<int> got;
+  run_on_one_core([&]() -> Task<void> {
+    for (int i = 1; i <= 10; ++i) {
+      co_await channel.send(i);
+    }
+    channel.close();
+    auto first_consumer = [&]() -> Task<void> {
+      for (int k = 0; k < 3; ++k) {
+        got.push_back(*co_await channel.recv());  // 1, 2, 3: the batch took all ten
+      }
+    };
+    co_await first_consumer();
+    BOOST_TEST(channel.size_approx() == 0u);  // the other seven wait in the batch
+    std::array<int, 4> some{};
+    BOOST_TEST(channel.try_recv_batch(std::span<int>(some)) == 4u);  // 4..7
+    got.insert(got.end(), some.begin(), some.end());
+    int one = 0;
+    BOOST_TEST(channel.try_recv(one));  // 8
+    got.push_back(one);
+    auto second_consumer = [&]() -> Task<void> {
+      while (auto v = co_await channel.recv()) {
+        got.push_back(*v);  // 9, 10, then the close
+      }
+    };
+    co_await second_consumer();
+  });
+  BOOST_TEST(got == (std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}), boost::test_tools::per_element());
+}
