@@ -387,7 +387,11 @@ BOOST_AUTO_TEST_CASE(a_consumer_parked_on_an_awake_core_is_resumed_by_its_reacto
     };
     auto consumer = [&]() -> Task<void> { co_await runtime::submit_to(1, consume); };
     auto producer = [&]() -> Task<void> {
-      co_await runtime::sleep_for(5ms);  // the consumer is parked by now
+      // Until the consumer is parked (it starts late on a loaded host).
+      for (int i = 0; i < 5000 && !ChannelTestAccess::consumer_parked(channel); ++i) {
+        co_await runtime::sleep_for(1ms);
+      }
+      BOOST_REQUIRE(ChannelTestAccess::consumer_parked(channel));
       const std::uint64_t messages_before = rt->stats(0).messages_sent.get();
       const std::uint64_t polled_before = rt->stats(1).parked_polled.get();
       BOOST_REQUIRE(channel.try_send(42));
@@ -422,6 +426,9 @@ BOOST_AUTO_TEST_CASE(a_consumer_parked_on_a_sleeping_core_is_woken_by_a_message)
     };
     auto consumer = [&]() -> Task<void> { co_await runtime::submit_to(1, consume); };
     auto producer = [&]() -> Task<void> {
+      for (int i = 0; i < 5000 && !ChannelTestAccess::consumer_parked(channel); ++i) {
+        co_await runtime::sleep_for(1ms);
+      }
       co_await runtime::sleep_for(5ms);  // core 1 is asleep by now
       const std::uint64_t before = rt->stats(0).messages_sent.get();
       BOOST_REQUIRE(channel.try_send(42));
