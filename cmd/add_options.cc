@@ -55,6 +55,7 @@ po::options_description add_description() {
     ("number,n", po::value<std::string>()->value_name("ID"), "device id N of /dev/ublkbN (default: the kernel picks)")
     ("queues,q", po::value<std::string>()->value_name("QUEUES"), "hardware queues, 1..online CPUs; each gets its own core (default 1)")
     ("depth,d", po::value<std::string>()->value_name("DEPTH"), "requests per queue, 1..4096 (default 128)")
+    ("poll-us", po::value<std::string>()->value_name("US"), "idle polling of each queue's core before it sleeps, 0..1000000 microseconds (default 50; 0: sleep at once)")
     ("size,s", po::value<std::string>()->value_name("SIZE"), "device size, e.g. 8G (K/M/G/T/P suffixes); defaults: null 250G, ram 1G, zram 1G, loop the file's size (nbd: always the export's)")
     ("block-size,b", po::value<std::string>()->value_name("BYTES"), "logical block size 512|1024|2048|4096 (default 512; zram 4096)")
     ("file,f", po::value<std::string>()->value_name("FILE"), "loop: backing file or block device")
@@ -272,6 +273,10 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   if (given("depth")) {
     if (!parse_bounded(text("depth"), "-d", 1, ublk::abi::MAX_QUEUE_DEPTH, v, out.error)) return out;
     o.depth = static_cast<unsigned>(v);
+  }
+  if (given("poll-us")) {
+    if (!parse_bounded(text("poll-us"), "--poll-us", 0, 1000000, v, out.error)) return out;
+    o.poll_us = static_cast<unsigned>(v);
   }
 
   o.block_size = o.target == TargetKind::zram ? kPageSize : 512;

@@ -133,6 +133,7 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
                          " queues");
   }
   rc.reactor.ring_entries = ublk::ring_entries_for(o.depth);
+  rc.reactor.idle_poll_us = o.poll_us;
   std::vector<unsigned> cores(o.queues);
   for (unsigned q = 0; q < o.queues; ++q) cores[q] = q;
 

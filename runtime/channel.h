@@ -2,12 +2,16 @@
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <span>
+#include <type_traits>
 #include <utility>
 
+#include "coblk/runtime/cycle_clock.h"
 #include "coblk/runtime/reactor.h"
 #include "coblk/runtime/spsc_ring.h"
 
@@ -20,9 +24,16 @@ namespace coblk::runtime {
 ///   (backpressure); `co_await recv()` suspends the consumer while it is
 ///   empty and returns std::nullopt once the channel is closed and drained.
 /// - try_send / try_recv and their batch forms never suspend.
-/// - A suspended side is woken by the other side through the reactors'
-///   mailboxes (and the peer's io_uring is poked with MSG_RING or an eventfd
+/// - A suspended side is parked on its own reactor (ParkedWait), which
+///   re-checks the ring on every loop iteration and while idle polling, so
+///   it usually resumes without any message. The other side still looks at
+///   the parked flag after every push or pop and, if set, wakes the parked
+///   side through the reactors' mailboxes (and the peer's io_uring is poked
 ///   only if that reactor is actually asleep).
+/// - Per item the hot path is the ring operation plus one relaxed load of
+///   the other side's flag: no fence and no read-modify-write when the
+///   kernel offers membarrier (see waker_fence() and
+///   Reactor::sleep_until_woken for why no wake-up can be lost).
 ///
 /// Exactly one task may send and one task may receive at a time; the
 /// channel must outlive both.
@@ -30,7 +41,12 @@ template <typename T>
 class Channel {
  public:
   /// A channel that buffers at least `capacity` items.
-  explicit Channel(std::size_t capacity) : ring_(capacity) {}
+  explicit Channel(std::size_t capacity) : ring_(capacity) {
+    producer_.ready = &producer_ready;
+    producer_.channel = this;
+    consumer_.ready = &consumer_ready;
+    consumer_.channel = this;
+  }
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
 
@@ -39,7 +55,7 @@ class Channel {
     if (!ring_.try_push(std::move(value))) {
       return false;
     }
-    wake_consumer();
+    wake(consumer_);
     return true;
   }
 
@@ -47,27 +63,50 @@ class Channel {
   std::size_t try_send_batch(std::span<T> values) noexcept {
     const std::size_t n = ring_.try_push_batch(values);
     if (n != 0) {
-      wake_consumer();
+      wake(consumer_);
     }
     return n;
   }
 
   /// Consumer: pops one item if there is one. Never suspends.
   bool try_recv(T& out) noexcept {
-    if (!ring_.try_pop(out)) {
-      return false;
+    if constexpr (recv_cache_size != 0) {
+      // Small trivially copyable items come out of the ring in batches:
+      // one index store and one wake-up check per batch, not per item.
+      RecvCache& c = recv_cache_;
+      if (c.next == c.count) {
+        c.count = ring_.try_pop_batch(std::span<T>(c.items, recv_cache_size));
+        c.next = 0;
+        if (c.count == 0) {
+          return false;
+        }
+        wake(producer_);
+      }
+      out = c.items[c.next++];
+      return true;
+    } else {
+      if (!ring_.try_pop(out)) {
+        return false;
+      }
+      wake(producer_);
+      return true;
     }
-    wake_producer();
-    return true;
   }
 
   /// Consumer: pops up to out.size() items.
   std::size_t try_recv_batch(std::span<T> out) noexcept {
-    const std::size_t n = ring_.try_pop_batch(out);
-    if (n != 0) {
-      wake_producer();
+    std::size_t taken = 0;
+    if constexpr (recv_cache_size != 0) {
+      RecvCache& c = recv_cache_;
+      for (; taken < out.size() && c.next != c.count; ++taken) {
+        out[taken] = c.items[c.next++];
+      }
     }
-    return n;
+    const std::size_t n = ring_.try_pop_batch(out.subspan(taken));
+    if (n != 0) {
+      wake(producer_);
+    }
+    return taken + n;
   }
 
   /// Producer: no more items will be sent. The consumer's recv() returns
@@ -76,7 +115,7 @@ class Channel {
     // Release: items pushed before closing are visible to a consumer
     // that observes the flag.
     closed_.store(true, std::memory_order_release);
-    wake_consumer();
+    wake(consumer_);
   }
 
   /// Awaitable of send().
@@ -89,24 +128,20 @@ class Channel {
       sent_ = channel_.try_send(std::move(value_));
       return sent_;
     }
-    /// Parks the producer until the consumer frees a slot. Returns false
-    /// (resume at once) if a slot freed up while parking: the flag is set
-    /// and fenced before the ring is re-read, so a pop that the re-read
-    /// misses sees the flag and wakes us instead.
-    bool await_suspend(std::coroutine_handle<> h) noexcept {
-      return channel_.park(channel_.producer_, h, [this] { return !channel_.ring_.full_for_producer(); });
-    }
+    /// Parks the producer until a slot is free. Returns false (resume at
+    /// once) if one freed up while parking.
+    bool await_suspend(std::coroutine_handle<> h) noexcept { return channel_.park(channel_.producer_, h); }
     /// Pushes the value if await_ready could not: a slot is free now.
     void await_resume() noexcept {
       if (!sent_) {
-        // Woken because the consumer freed a slot, or we saw one
-        // ourselves; only we push, so the slot is still free.
+        // A parked side is resumed only with its condition true (see
+        // ParkedWait), and only we push, so the slot is still free.
         [[maybe_unused]] const bool ok = channel_.try_send(std::move(value_));
+        assert(ok);
       }
     }
 
    private:
-    friend class Channel;
     Channel& channel_;
     T value_;
     bool sent_ = false;
@@ -124,33 +159,29 @@ class Channel {
     /// the channel is closed and drained.
     bool await_ready() noexcept { return take() || channel_.is_closed_and_empty(); }
     /// Parks the consumer until an item arrives or the channel closes.
-    /// Returns false (resume at once) if either happened while parking;
-    /// the same flag-fence-recheck as SendAwaitable::await_suspend makes a
-    /// lost wake-up impossible.
-    bool await_suspend(std::coroutine_handle<> h) noexcept {
-      return channel_.park(channel_.consumer_, h, [this] {
-        return !channel_.ring_.empty_for_consumer() || channel_.closed_.load(std::memory_order_acquire);
-      });
-    }
+    /// Returns false (resume at once) if either happened while parking.
+    bool await_suspend(std::coroutine_handle<> h) noexcept { return channel_.park(channel_.consumer_, h); }
     /// The item, or std::nullopt when the channel is closed and drained.
+    /// Resumed only with an item there or the channel closed (see
+    /// ParkedWait), so an empty ring here means closed and drained.
     std::optional<T> await_resume() noexcept {
-      if (!item_) {
-        take();
+      if (!has_item_ && !take()) {
+        return std::nullopt;
       }
-      return std::move(item_);
+      // Built here rather than kept in an optional member: copying a
+      // member optional out costs a store-forwarding stall per item (a
+      // one-byte store of its flag, then a wider load of the whole).
+      return std::optional<T>(std::move(item_));
     }
 
    private:
     bool take() noexcept {
-      T v;
-      if (channel_.try_recv(v)) {
-        item_.emplace(std::move(v));
-        return true;
-      }
-      return false;
+      has_item_ = channel_.try_recv(item_);
+      return has_item_;
     }
     Channel& channel_;
-    std::optional<T> item_;
+    T item_{};
+    bool has_item_ = false;
   };
 
   /// Consumer: the next item, suspending while the channel is empty;
@@ -161,51 +192,125 @@ class Channel {
   std::size_t size_approx() const noexcept { return ring_.size_approx(); }
 
  private:
-  // One side's parking place. `waiting` is set by that side just before it
-  // suspends and cleared by whoever claims the right to resume it.
-  struct alignas(cache_line_size) Parking {
-    std::atomic<bool> waiting{false};
-    Waiter waiter;
+  friend struct ChannelTestAccess;  // test/runtime/channel_test.cc
+
+  // One side's parking place, on a cache line of its own: the other side
+  // reads `waiting` after every item, and the line stays shared in both
+  // caches until this side parks.
+  struct alignas(cache_line_size) Side : ParkedWait {
+    Channel* channel = nullptr;  // set once by the constructor
   };
 
-  // Suspends the caller in `side` unless `ready()` turns true after it has
+  // How long an awake reactor may keep a parked producer waiting for more
+  // room than one slot (see producer_ready).
+  static constexpr std::uint64_t lazy_resume_ns = 20000;
+
+  // The conditions a parked side waits for; run on that side's core.
+  //
+  // The producer: a free slot. But a reactor that polls while awake
+  // resumes it only once a quarter of the ring is free, or after
+  // lazy_resume_ns: when the consumer is the slower side, resuming the
+  // producer for every freed slot has it park again after one push, and
+  // each park rewrites the flag line the consumer reads after every pop
+  // (one cache miss every few items). Parking, claims and the check before
+  // the reactor sleeps use the bare condition, so the wait is never longer
+  // than lazy_resume_ns while the reactor is awake, and never slept on.
+  static bool producer_ready(ParkedWait& w, bool polling) noexcept {
+    SpscRing<T>& ring = static_cast<Side&>(w).channel->ring_;
+    if (!polling) {
+      return !ring.full_for_producer();
+    }
+    const std::size_t room = ring.room_for_producer();
+    if (room == 0) {
+      return false;
+    }
+    const std::size_t quarter = ring.capacity() / 4;
+    if (room >= quarter) {
+      return true;
+    }
+    static const std::uint64_t lazy_ticks = CycleClock::from_ns(lazy_resume_ns);
+    return CycleClock::now() - w.parked_at >= lazy_ticks;
+  }
+  static bool consumer_ready(ParkedWait& w, bool /*polling*/) noexcept {
+    Channel& ch = *static_cast<Side&>(w).channel;
+    return !ch.recv_cache_empty() || !ch.ring_.empty_for_consumer() || ch.closed_.load(std::memory_order_acquire);
+  }
+
+  // Suspends the caller in `side` unless its condition holds once it has
   // announced itself. Returns false (do not suspend) if it took back its
-  // own wait, true if it is parked and the other side will wake it.
-  template <typename Ready>
-  bool park(Parking& side, std::coroutine_handle<> h, Ready ready) noexcept {
-    side.waiter = Reactor::current()->waiter_for(h);
+  // own wait, true if it is parked: then its reactor's polling, or the
+  // other side's claim, resumes it.
+  bool park(Side& side, std::coroutine_handle<> h) noexcept {
+    Reactor* reactor = Reactor::current();
+    side.waiter = reactor->waiter_for(h);
     // Release: the waiter written above is visible to the side whose
-    // acquire exchange in wake() takes this flag.
+    // acquire exchange in wake() claims this flag.
     side.waiting.store(true, std::memory_order_release);
-    // Pairs with the fence in wake(): either the other side sees our
-    // flag, or we see its push/pop (or close) in ready().
+    reactor->park(side);
+    // Pairs with waker_fence() when that is a real fence (no membarrier):
+    // either the other side sees our flag, or we see its push/pop/close.
+    // With membarrier, a miss here is caught by the reactor's polling.
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (ready()) {
+    if (side.ready(side, false)) {
       // Whoever flips the flag resumes us. If the other side already
-      // did, its wake-up is on the way and we must stay suspended.
-      return !side.waiting.exchange(false, std::memory_order_acquire);
+      // did, its wake-up is on the way and we must stay suspended (it
+      // also takes us off the reactor's list).
+      if (side.waiting.exchange(false, std::memory_order_acquire)) {
+        side.unlink();
+        return false;
+      }
     }
     return true;
   }
 
-  void wake(Parking& side) noexcept {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    // Acquire pairs with the release store in park(), so the waiter we
-    // read next is the one the parked side wrote.
-    if (side.waiting.load(std::memory_order_relaxed) && side.waiting.exchange(false, std::memory_order_acquire)) {
-      Reactor::wake(side.waiter);
+  // After every push, pop or close: one relaxed load when nobody is parked,
+  // and one more (the parked side's reactor's sleeping flag) when it is.
+  static void wake(Side& side) noexcept {
+    waker_fence();
+    if (side.waiting.load(std::memory_order_relaxed)) [[unlikely]] {
+      claim(side);
     }
   }
 
-  void wake_consumer() noexcept { wake(consumer_); }
-  void wake_producer() noexcept { wake(producer_); }
+  [[gnu::noinline]] static void claim(Side& side) noexcept {
+    // A parked side on an awake reactor is found by that reactor's polling.
+    if (!Reactor::parked_needs_wake(side)) {
+      return;
+    }
+    // Acquire pairs with the release store in park(), so the waiter
+    // that wake_parked reads is the one the parked side wrote.
+    if (side.waiting.exchange(false, std::memory_order_acquire)) {
+      Reactor::wake_parked(side);
+    }
+  }
 
-  bool is_closed_and_empty() noexcept { return closed_.load(std::memory_order_acquire) && ring_.empty_for_consumer(); }
+  bool is_closed_and_empty() noexcept {
+    return closed_.load(std::memory_order_acquire) && recv_cache_empty() && ring_.empty_for_consumer();
+  }
+
+  // Items recv() takes from the ring at once: 16 for small trivially
+  // copyable T, 0 (one at a time) otherwise.
+  static constexpr std::size_t recv_cache_size =
+      std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T> && sizeof(T) <= 16 ? 16 : 0;
+  // Consumer-private: the current batch and how far recv() has got in it.
+  struct alignas(cache_line_size) RecvCache {
+    T items[recv_cache_size == 0 ? 1 : recv_cache_size]{};
+    std::size_t next = 0;
+    std::size_t count = 0;
+  };
+  bool recv_cache_empty() const noexcept {
+    if constexpr (recv_cache_size != 0) {
+      return recv_cache_.next == recv_cache_.count;
+    } else {
+      return true;
+    }
+  }
 
   SpscRing<T> ring_;
-  Parking producer_;
-  Parking consumer_;
+  Side producer_;
+  Side consumer_;
   std::atomic<bool> closed_{false};
+  RecvCache recv_cache_;
 };
 
 }  // namespace coblk::runtime

@@ -3,7 +3,9 @@
 #include "coblk/runtime/fault_injection.h"
 
 #include <errno.h>
+#include <linux/membarrier.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -34,7 +36,44 @@ void resume_waiter_on_this_core(void* object) noexcept {
   Reactor::current()->schedule(*static_cast<const Waiter*>(object));
 }
 
+int membarrier(int command) noexcept { return static_cast<int>(::syscall(__NR_membarrier, command, 0u, 0)); }
+
+// Whether this process is registered for MEMBARRIER_CMD_PRIVATE_EXPEDITED.
+bool membarrier_registered() noexcept {
+  static const bool registered = [] {
+    const int commands = membarrier(MEMBARRIER_CMD_QUERY);
+    return commands > 0 && (commands & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&
+           membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
+  }();
+  return registered;
+}
+
+// A pause hint for spin loops.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
 }  // namespace
+
+namespace detail {
+
+bool enable_light_wakers() noexcept {
+  if (membarrier_registered()) {
+    light_wakers.store(true, std::memory_order_relaxed);
+  }
+  return light_wakers.load(std::memory_order_relaxed);
+}
+
+bool set_light_wakers_for_testing(bool light) noexcept {
+  light_wakers.store(light && membarrier_registered(), std::memory_order_relaxed);
+  return light_wakers.load(std::memory_order_relaxed);
+}
+
+}  // namespace detail
 
 Reactor::Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config)
     : runtime_(runtime), core_(core), config_(config) {
@@ -66,6 +105,7 @@ Reactor::Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config)
   }
   quota_ticks_ = CycleClock::from_ns(static_cast<std::uint64_t>(config_.task_quota.count()) * 1000);
   stall_ticks_ = CycleClock::from_ns(static_cast<std::uint64_t>(config_.stall_threshold.count()) * 1000);
+  idle_poll_ticks_ = CycleClock::from_ns(static_cast<std::uint64_t>(config_.idle_poll_us) * 1000);
   current_ = this;
   arm_eventfd_read();
 }
@@ -90,9 +130,12 @@ void Reactor::setup_ring() {
   }
   // Preferred flags first, then drop one at a time when the kernel says
   // EINVAL. DEFER_TASKRUN needs SINGLE_ISSUER and cannot go with SQPOLL.
+  // TASKRUN_FLAG (with COOP_TASKRUN or DEFER_TASKRUN) makes the kernel set
+  // IORING_SQ_TASKRUN when completions wait to be run, which idle polling
+  // reads instead of entering the kernel.
   std::vector<unsigned> candidates;
-  const unsigned all = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
-                       (config_.sqpoll ? 0u : IORING_SETUP_DEFER_TASKRUN);
+  const unsigned all = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
+                       IORING_SETUP_SINGLE_ISSUER | (config_.sqpoll ? 0u : IORING_SETUP_DEFER_TASKRUN);
   candidates.push_back(all);
   candidates.push_back(all & ~IORING_SETUP_DEFER_TASKRUN);
   candidates.push_back(all & ~(IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER));
@@ -110,6 +153,8 @@ void Reactor::setup_ring() {
     const int ret = io_uring_queue_init_params(config_.ring_entries, &ring_, &params);
     if (ret == 0) {
       ring_flags_ = params.flags;
+      poll_needs_enter_ = (ring_flags_ & (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN)) != 0 &&
+                          (ring_flags_ & IORING_SETUP_TASKRUN_FLAG) == 0;
       return;
     }
     last_error = -ret;
@@ -201,6 +246,63 @@ void Reactor::wake(const Waiter& waiter) noexcept {
     // so alive) until this message has been handled on its core.
     self->send(waiter.core, Message{&resume_waiter_on_this_core, const_cast<Waiter*>(&waiter)});
   }
+}
+
+void Reactor::link_parked(ParkedWait& wait) noexcept {
+  if (!wait.linked()) {
+    wait.next = &parked_;
+    wait.prev = parked_.prev;
+    parked_.prev->next = &wait;
+    parked_.prev = &wait;
+  }
+}
+
+void Reactor::wake_parked(ParkedWait& wait) noexcept {
+  Reactor* self = current_;
+  if (wait.waiter.core == self->core_) {
+    self->resume_claimed(wait);
+  } else {
+    // `wait` lives in the channel, which outlives the parked task; the
+    // task stays parked until this message has been handled on its core.
+    self->send(wait.waiter.core, Message{&Reactor::resume_claimed_here, &wait});
+  }
+}
+
+void Reactor::resume_claimed_here(void* wait) noexcept { current_->resume_claimed(*static_cast<ParkedWait*>(wait)); }
+
+void Reactor::resume_claimed(ParkedWait& wait) noexcept {
+  wait.unlink();
+  if (wait.ready(wait, false)) {
+    schedule(wait.waiter);
+    return;
+  }
+  // A stale claim (see ParkedWait): park again, exactly as the parked side
+  // does, flag first, then the check.
+  wait.waiting.store(true, std::memory_order_release);
+  link_parked(wait);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (wait.ready(wait, false) && wait.waiting.exchange(false, std::memory_order_acquire)) {
+    wait.unlink();
+    schedule(wait.waiter);
+  }
+}
+
+bool Reactor::poll_parked(bool polling) noexcept {
+  bool resumed = false;
+  for (ParkLink* link = parked_.next; link != &parked_;) {
+    auto& wait = static_cast<ParkedWait&>(*link);
+    link = link->next;  // before `wait` may leave the list
+    // A wait whose flag is already false was claimed by the other side;
+    // its wake_parked message will unlink and resume it.
+    if (wait.waiting.load(std::memory_order_relaxed) && wait.ready(wait, polling) &&
+        wait.waiting.exchange(false, std::memory_order_acquire)) {
+      wait.unlink();
+      schedule(wait.waiter);
+      stats_.parked_polled.add();
+      resumed = true;
+    }
+  }
+  return resumed;
 }
 
 void Reactor::adopt_root(RootLink& link, const char* name, SchedulingGroup group) {
@@ -327,6 +429,15 @@ void Reactor::poll_mailboxes() noexcept {
       }
     }
   }
+}
+
+bool Reactor::mail_waiting() noexcept {
+  for (SpscRing<Message>* inbox : incoming_) {
+    if (inbox != nullptr && !inbox->empty_for_consumer()) {
+      return true;
+    }
+  }
+  return false;
 }
 
 int Reactor::pick_group() noexcept {
@@ -458,19 +569,10 @@ void Reactor::reap() noexcept {
 void Reactor::submit_and_reap(bool wait) {
   int ret;
   if (wait) {
-    // Sleep until a CQE arrives, but never longer than 250 ms: the
-    // wake-up protocol (sleep_until_woken / notify_peer) should never
-    // lose a wake-up, and if it ever did, this bounds the damage to a
-    // delay, which the missed_wakeups counter then makes visible.
-    __kernel_timespec limit{0, 250 * 1000 * 1000};
-    io_uring_cqe* cqe = nullptr;
-    const unsigned queued = io_uring_sq_ready(&ring_);
-    ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &limit, nullptr);
-    // This call reports 0 or -errno, not a count: with EXT_ARG it
-    // flushes the whole SQ in the same io_uring_enter.
-    if (ret == 0 || ret == -ETIME) {
-      ret = static_cast<int>(queued);
-    }
+    // Sleep until a CQE arrives (a completion, a peer's MSG_RING, our
+    // eventfd read). No time limit: sleep_until_woken explains why no
+    // wake-up can be lost.
+    ret = io_uring_submit_and_wait(&ring_, 1);
   } else if (unsubmitted_ == 0 && !(ring_flags_ & IORING_SETUP_DEFER_TASKRUN)) {  // NOLINT(bugprone-branch-clone)
     ret = 0;  // completions are posted without our help: just look
   } else if (unsubmitted_ == 0 && in_flight_ == 0) {
@@ -489,36 +591,123 @@ void Reactor::submit_and_reap(bool wait) {
   reap();
 }
 
-void Reactor::sleep_until_woken() {
-  sleeping_.store(true, std::memory_order_relaxed);
-  // Pairs with the fence in notify_peer(): after it, any message pushed
-  // before the sender read our flag is visible to the checks below.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  bool have_work = stop_requested_.load(std::memory_order_relaxed) || overflow_pending_;
-  for (SpscRing<Message>* inbox : incoming_) {
-    if (inbox != nullptr && !inbox->empty_for_consumer()) {
-      have_work = true;
+bool Reactor::cq_has_work() noexcept {
+  return io_uring_cq_ready(&ring_) != 0 || (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0;
+}
+
+bool Reactor::idle_poll() {
+  // Whatever is queued (a MSG_RING for a sleeping peer, new I/O) goes to
+  // the kernel now: nothing else would submit it while we spin.
+  if (unsubmitted_ != 0) {
+    submit_and_reap(false);
+    if (ready_count_ != 0) {
+      return true;
     }
   }
-  if (have_work) {
+  stats_.idle_polls.add();
+  const std::uint64_t start = CycleClock::now();
+  std::uint64_t last_enter = start;
+  const std::uint64_t enter_every = CycleClock::from_ns(5000);
+  for (;;) {
+    // The cheap checks often, the clock now and then.
+    for (int i = 0; i < 16; ++i) {
+      if (mail_waiting() || overflow_pending_ || stop_requested_.load(std::memory_order_relaxed) ||
+          (parked_.linked() && poll_parked(true))) {
+        stats_.idle_poll_hits.add();
+        return true;
+      }
+      if (cq_has_work()) {
+        // Runs deferred completions (DEFER_TASKRUN / COOP_TASKRUN) into
+        // the CQ, then reaps; a re-armed eventfd read is submitted too.
+        io_uring_get_events(&ring_);
+        reap();
+        if (unsubmitted_ != 0) {
+          submit_and_reap(false);
+        }
+        if (ready_count_ != 0) {
+          stats_.idle_poll_hits.add();
+          return true;
+        }
+      }
+      cpu_relax();
+    }
+    const std::uint64_t now = CycleClock::now();
+    if (now - start >= idle_poll_ticks_) {
+      return false;
+    }
+    if (poll_needs_enter_ && in_flight_ != 0 && now - last_enter >= enter_every) {
+      // No TASKRUN flag to read: look for deferred completions directly.
+      last_enter = now;
+      io_uring_get_events(&ring_);
+      reap();
+      if (ready_count_ != 0) {
+        stats_.idle_poll_hits.add();
+        return true;
+      }
+    }
+  }
+}
+
+// Why no wake-up is lost. Two kinds of wakers reach a sleeping reactor R.
+//
+// 1. Mail (submit_to, Reactor::wake, wake_parked): the sender pushes into
+//    R's mailbox, issues a seq_cst fence and reads R's `sleeping_`
+//    (notify_peer); R stores `sleeping_ = true`, issues a seq_cst fence and
+//    reads its mailboxes (below). The two fences are ordered in the single
+//    total order S of seq_cst operations. If R's fence comes first, the
+//    sender's load of `sleeping_` reads true or a later value, and later
+//    values are only written by a sender that won the exchange (and so
+//    wakes R) or by R itself after it woke. If the sender's fence comes
+//    first, R's check reads the pushed message and R does not sleep. Only
+//    one sender wins the exchange, and its MSG_RING (or eventfd write)
+//    completes into R's ring, which ends the io_uring_enter wait or, if R
+//    has not entered it yet, makes it return at once.
+//
+// 2. Parked waits (ParkedWait, Channel): the other side publishes (an item,
+//    a free slot, close) and then reads `waiting` with only waker_fence()
+//    between, a compiler barrier when light_wakers is on. A parked wait
+//    whose flag that side read too early stays on R's list, and R re-checks
+//    its condition on every loop iteration, while idle polling, and here
+//    before sleeping, after membarrier(PRIVATE_EXPEDITED). membarrier
+//    returns only after every other running thread of the process has
+//    executed a full memory barrier (and a thread not running has been
+//    switched out, which implies one). Take the waker W's barrier point B
+//    relative to its publish P and its load L of `waiting` (P before L in
+//    program order, and the compiler barrier keeps them so). If B is after
+//    P, P is visible to every CPU when membarrier returns, so R's check
+//    below sees it. If B is before P, it is before L, and the flag R set
+//    (stored, then made visible by R's seq_cst fence before membarrier
+//    started) is visible to L: W reads true, claims, and wakes R by mail,
+//    as in 1. Without membarrier, light_wakers is off, W issues a seq_cst
+//    fence instead and the parked side one after setting its flag, and the
+//    argument of 1 applies to the flag and the condition directly.
+//
+// test/runtime/wakeup_model_test.cc checks both protocols by exploring
+// every interleaving, store-buffer delays included (x86-TSO), of a model
+// of this code, and shows that each fence (and membarrier) is needed.
+void Reactor::sleep_until_woken() {
+  sleeping_.store(true, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (parked_.linked() && detail::light_wakers.load(std::memory_order_relaxed)) {
+    stats_.sleep_barriers.add();
+    if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0) {
+      // Cannot happen once registered; never sleep without the barrier.
+      sleeping_.store(false, std::memory_order_relaxed);
+      submit_and_reap(false);
+      return;
+    }
+  }
+  // Exact conditions here (polling = false): a parked wait whose condition
+  // holds is resumed, never slept on.
+  if (stop_requested_.load(std::memory_order_relaxed) || overflow_pending_ || mail_waiting() ||
+      (parked_.linked() && poll_parked(false))) {
     sleeping_.store(false, std::memory_order_relaxed);
     submit_and_reap(false);
     return;
   }
   stats_.sleeps.add();
-  const std::uint64_t reaped_before = stats_.cqes_reaped.get();
   submit_and_reap(true);
   sleeping_.store(false, std::memory_order_relaxed);
-  if (stats_.cqes_reaped.get() == reaped_before) {
-    // Woken by the time limit alone. Mail waiting now means a sender saw
-    // us awake, or its wake-up went missing.
-    for (SpscRing<Message>* inbox : incoming_) {
-      if (inbox != nullptr && !inbox->empty_for_consumer()) {
-        stats_.missed_wakeups.add();
-        break;
-      }
-    }
-  }
 }
 
 void Reactor::run() {
@@ -527,6 +716,9 @@ void Reactor::run() {
   // wrote before asking is visible once we see the request.
   while (!stop_requested_.load(std::memory_order_acquire)) {
     poll_mailboxes();
+    if (parked_.linked()) {
+      poll_parked(true);
+    }
     if (overflow_pending_) {
       flush_overflow();
     }
@@ -535,7 +727,7 @@ void Reactor::run() {
     }
     if (ready_count_ != 0 || overflow_pending_) {
       submit_and_reap(false);
-    } else {
+    } else if (idle_poll_ticks_ == 0 || !idle_poll()) {
       sleep_until_woken();
     }
   }

@@ -13,6 +13,7 @@
 #include <span>
 #include <vector>
 
+#include "coblk/runtime/cycle_clock.h"
 #include "coblk/runtime/reactor_stats.h"
 #include "coblk/runtime/run_queue.h"
 #include "coblk/runtime/scheduling_group.h"
@@ -44,6 +45,16 @@ struct ReactorConfig {
   /// Generation of every fresh operation slot (never 0). Only tests change
   /// it, to start close to the 32-bit wrap of slot generations.
   std::uint32_t first_slot_generation = 1;
+  /// Idle polling, in microseconds: how long a reactor with nothing to run
+  /// keeps checking its completion queue, its mailboxes and the channel
+  /// sides its tasks are parked on before it sleeps in io_uring_enter. Work
+  /// that arrives within the window is picked up at once instead of paying
+  /// a sleep and a wake-up (tens of microseconds on a VM); the price is up
+  /// to this much busy CPU after every burst of work, so a core that gets
+  /// work more often than every `idle_poll_us` never sleeps (figures and
+  /// the choice of the default: docs/performance.md, bench_idle_poll).
+  /// 0 sleeps as soon as there is nothing to run.
+  unsigned idle_poll_us = 50;
 };
 
 /// A unit of cross-core work: `handler(object)` runs on the receiving core.
@@ -62,6 +73,92 @@ struct Waiter {
   unsigned core = 0;               ///< the core it was suspended on, and so must be resumed on
   std::uint8_t group = 0;          ///< index of its SchedulingGroup
 };
+
+/// Node of a reactor's list of parked waits (see ParkedWait).
+struct ParkLink {
+  ParkLink* prev = this;  ///< previous node; itself when on no list
+  ParkLink* next = this;  ///< next node; itself when on no list
+  /// True while on a list.
+  bool linked() const noexcept { return next != this; }
+  /// Removes the node from its list; harmless when not on one.
+  void unlink() noexcept {
+    prev->next = next;
+    next->prev = prev;
+    prev = next = this;
+  }
+};
+
+/// A task parked until a condition in shared memory holds, a condition that
+/// another core makes true by writing memory rather than by sending a
+/// message: a Channel side waiting for an item or for room. The task's own
+/// reactor keeps the wait on a list while it is parked and re-checks
+/// `ready` on every loop iteration and before it sleeps, so the other side
+/// may publish without a fence and still never leave the task parked with
+/// its condition true (the argument: Reactor::sleep_until_woken).
+///
+/// Protocol. The parked side fills `waiter` and `ready`, sets `waiting`
+/// (release) and calls Reactor::park(), then re-checks its condition.
+/// Whoever turns `waiting` from true to false with an exchange (the
+/// "claim") owns the wake-up: the parked side itself (it saw the condition
+/// while parking), its reactor (it saw the condition while polling), or the
+/// other side after it has published (then Reactor::wake_parked). A claim
+/// by the other side can be stale: its publication may be one the parked
+/// side already consumed before it parked (the item it pushed was popped,
+/// the slot it freed refilled). wake_parked therefore re-checks `ready` on
+/// the parked core and parks the task again if it does not hold, so a
+/// parked task is only ever resumed with its condition true. Only the
+/// parked task itself can make its condition false again (only the
+/// consumer pops, only the producer pushes), so it still holds when the
+/// task runs.
+struct ParkedWait : ParkLink {
+  /// Is the condition true now? Called on the parked task's core only.
+  /// `polling` is true when the reactor polls while awake (its loop, idle
+  /// polling): the wait may then hold out for more than its bare condition
+  /// (see Channel's producer), for a bounded time. false when parking, on a
+  /// claim and before the reactor sleeps: then exactly the condition, which
+  /// is what the wake-up argument (Reactor::sleep_until_woken) relies on.
+  bool (*ready)(ParkedWait& self, bool polling) noexcept = nullptr;
+  /// When the task parked (CycleClock ticks); parked core only.
+  std::uint64_t parked_at = 0;
+  /// Set by the parked side; cleared by the claim (see above).
+  std::atomic<bool> waiting{false};
+  /// The parked task's core (waiter.core), readable by the other side
+  /// without racing with the next park's write of `waiter`.
+  std::atomic<unsigned> core{0};
+  /// The parked task; written before `waiting` is set, read by the claimer.
+  Waiter waiter;
+};
+
+namespace detail {
+/// True when wakers may skip their fence (see waker_fence()): set once by
+/// Runtime::create when the kernel's membarrier(MEMBARRIER_CMD_PRIVATE_
+/// EXPEDITED) is available, which a reactor then issues before it sleeps
+/// with parked waits. Read after every channel item, so on a cache line of
+/// its own (a neighbour written often would make each read a miss).
+alignas(cache_line_size) inline std::atomic<bool> light_wakers{false};
+/// Registers this process for expedited private membarriers (once) and
+/// sets light_wakers accordingly. Returns light_wakers.
+bool enable_light_wakers() noexcept;
+/// Tests only, and only while no Runtime is running: forces the fenced
+/// (false) or fence-free (true, only if membarrier is available) waker.
+/// Returns the mode now in force.
+bool set_light_wakers_for_testing(bool light) noexcept;
+}  // namespace detail
+
+/// The barrier a waker issues between publishing (pushing, popping,
+/// closing) and reading the other side's ParkedWait::waiting. With
+/// membarrier available it is a compiler barrier only: the reactor of a
+/// parked side makes up for it by issuing membarrier (a full barrier on
+/// every other running thread of the process) before its last check and
+/// sleep. Without it, a sequentially consistent fence that pairs with the
+/// one the parked side issues after setting its flag.
+inline void waker_fence() noexcept {
+  if (detail::light_wakers.load(std::memory_order_relaxed)) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  } else {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+}
 
 /// Intrusive list node of a detached root task (see spawn.h). A reactor keeps
 /// its live roots on a list so that shutdown can destroy those that never
@@ -146,6 +243,29 @@ class Reactor {
   /// Resumes `waiter` on its own core: directly if that is this core, else
   /// through the mailbox to that core. Any reactor thread may call it.
   static void wake(const Waiter& waiter) noexcept;
+  /// Puts `wait` (waiter, ready and waiting already set by the caller) on
+  /// this reactor's list of parked waits; see ParkedWait. This thread only.
+  void park(ParkedWait& wait) noexcept {
+    wait.parked_at = CycleClock::now();
+    wait.core.store(core_, std::memory_order_relaxed);
+    link_parked(wait);
+  }
+  /// For the other side of a parked `wait` that it found `waiting`: false
+  /// when the parked task's reactor is awake, on another core. That reactor
+  /// re-checks its parked waits on every loop iteration and, after setting
+  /// its sleeping flag, once more before it sleeps, so nothing needs to be
+  /// sent (see sleep_until_woken). True when it sleeps (claim, then
+  /// wake_parked) or is this reactor (claim and resume directly).
+  static bool parked_needs_wake(const ParkedWait& wait) noexcept {
+    const Reactor* self = current_;
+    const unsigned core = wait.core.load(std::memory_order_relaxed);
+    return core == self->core_ || self->peers_[core]->sleeping_.load(std::memory_order_relaxed);
+  }
+  /// For the side that claimed `wait` (turned `waiting` from true to
+  /// false): resumes the parked task on its core once `ready` holds there,
+  /// and parks it again if it does not (a stale claim). Any reactor thread
+  /// may call it; `wait` must stay valid until the parked task resumes.
+  static void wake_parked(ParkedWait& wait) noexcept;
   /// The scheduling group running now.
   SchedulingGroup current_group() const noexcept { return SchedulingGroup(current_group_); }
   /// True when the running group has used up its time slice and a
@@ -269,6 +389,18 @@ class Reactor {
   void run_ready_tasks();
   void run_group(unsigned index, std::uint64_t slice_end);
   void poll_mailboxes() noexcept;
+  bool mail_waiting() noexcept;
+  void link_parked(ParkedWait& wait) noexcept;
+  // Resumes every parked wait whose condition holds (`polling`: see
+  // ParkedWait::ready); true if any was.
+  bool poll_parked(bool polling) noexcept;
+  // On the parked core: the claimed `wait` resumes if ready, else parks again.
+  void resume_claimed(ParkedWait& wait) noexcept;
+  static void resume_claimed_here(void* wait) noexcept;
+  // Spins for up to idle_poll_us over the CQ, the mailboxes and the parked
+  // waits; true as soon as one of them has work.
+  bool idle_poll();
+  bool cq_has_work() noexcept;
   void flush_overflow() noexcept;
   void submit_and_reap(bool wait);
   void reap() noexcept;
@@ -307,6 +439,11 @@ class Reactor {
   std::uint64_t slice_end_ = 0;
   std::uint64_t quota_ticks_ = 0;
   std::uint64_t stall_ticks_ = 0;
+  std::uint64_t idle_poll_ticks_ = 0;
+  // The ring cannot tell user space that deferred completions are waiting
+  // (no IORING_SETUP_TASKRUN_FLAG), so idle polling enters the kernel to
+  // look now and then.
+  bool poll_needs_enter_ = false;
   std::uint64_t last_stall_report_ = 0;
 
   // Mailboxes: incoming_[c] is the ring from core c to this core (null for
@@ -332,6 +469,8 @@ class Reactor {
 
   // Detached root frames still alive, for shutdown.
   RootLink roots_;
+  // Tasks parked on a condition in shared memory (ParkedWait), polled.
+  ParkLink parked_;
 
   ReactorStats stats_;
 };

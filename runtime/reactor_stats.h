@@ -57,9 +57,21 @@ struct ReactorStats {
   OwnedCounter max_stall_ns;         ///< longest task run seen above the threshold
   OwnedCounter uncaught_exceptions;  ///< detached tasks that ended with an exception
   OwnedCounter unknown_cqes;         ///< CQEs whose user_data matched no open operation
-  /// Sleeps that ended by the 250 ms safety limit with messages waiting:
-  /// a wake-up that never came. Should stay 0.
+  /// Always 0 since sleeps have no time limit any more. It counted sleeps
+  /// that ended by a 250 ms safety limit with mail waiting; the hang that
+  /// limit guarded against was a Channel bug (a stale wake-up made recv()
+  /// report a closed channel), fixed; the sleep/wake protocol is checked by
+  /// test/runtime/wakeup_model_test.cc. Kept so that readers still build.
   OwnedCounter missed_wakeups;
+  /// Times the reactor started idle polling (ReactorConfig::idle_poll_us).
+  OwnedCounter idle_polls;
+  /// Idle polls that found work before their time was up (the rest slept).
+  OwnedCounter idle_poll_hits;
+  /// Parked tasks (ParkedWait) resumed by their own reactor's polling
+  /// rather than by a message from the other side.
+  OwnedCounter parked_polled;
+  /// membarrier calls made before sleeping with parked waits.
+  OwnedCounter sleep_barriers;
   /// Name of the task of the most recent stall (a string literal or a name
   /// given to spawn; never freed while the process runs). The reactor
   /// stores it with release, so a reader that loads it with acquire also

@@ -62,6 +62,9 @@ Result<std::unique_ptr<Runtime>> Runtime::create(RuntimeConfig config) {
   if (config.reactor.ring_entries == 0 || config.reactor.ring_entries > 32768) {
     return Error(EINVAL, "runtime: ring_entries must be between 1 and 32768");
   }
+  // Before any reactor thread exists: wakers then skip their fence for the
+  // whole life of the process if the kernel has expedited membarriers.
+  detail::enable_light_wakers();
   return std::unique_ptr<Runtime>(new Runtime(std::move(config)));
 }
 

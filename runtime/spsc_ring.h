@@ -175,6 +175,14 @@ class SpscRing {
     return tail - producer_.cached_head > mask_;
   }
 
+  /// Producer only. Number of free slots the producer can see. Refreshes
+  /// the cached head, so it is exact at the moment of the load.
+  std::size_t room_for_producer() noexcept {
+    const std::size_t tail = producer_.tail.load(std::memory_order_relaxed);
+    producer_.cached_head = consumer_.head.load(std::memory_order_acquire);
+    return capacity() - (tail - producer_.cached_head);
+  }
+
   /// Either side, or an observer: an approximate item count. Relaxed loads
   /// suffice because the result is advisory (stats, tests).
   std::size_t size_approx() const noexcept {

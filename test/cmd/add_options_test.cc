@@ -9,6 +9,7 @@
 #include <ostream>
 
 #include "coblk/cmd/add_options.h"
+#include "coblk/runtime/reactor.h"
 
 using namespace coblk::cmd;  // NOLINT(google-build-using-namespace): a program file, not a library
 
@@ -126,6 +127,14 @@ BOOST_AUTO_TEST_CASE(depths_range_from_one_to_the_kernels_maximum) {
   expect_rejected({"-t", "null", "-d", "4097"}, "from 1 to 4096");
   expect_rejected({"-t", "null", "-d", "-3"}, "not '-3'");
   BOOST_TEST(parse({"-t", "null", "-d", "4096"}));
+}
+
+BOOST_AUTO_TEST_CASE(poll_us_defaults_to_the_runtimes_idle_polling_and_ranges_up_to_a_second) {
+  BOOST_TEST(parse({"-t", "null"}).options.poll_us == coblk::runtime::ReactorConfig{}.idle_poll_us);
+  BOOST_TEST(parse({"-t", "null", "--poll-us", "0"}).options.poll_us == 0U);
+  BOOST_TEST(parse({"-t", "null", "--poll-us", "200"}).options.poll_us == 200U);
+  expect_rejected({"-t", "null", "--poll-us", "1000001"}, "--poll-us must be a whole number from 0 to 1000000");
+  expect_rejected({"-t", "null", "--poll-us", "-1"}, "not '-1'");
 }
 
 BOOST_AUTO_TEST_CASE(device_ids_must_be_in_the_kernels_minor_range) {

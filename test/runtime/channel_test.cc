@@ -10,9 +10,11 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "coblk/runtime/channel.h"
+#include "coblk/runtime/cycle_clock.h"
 #include "coblk/runtime/io.h"
 #include "coblk/runtime/runtime.h"
 #include "coblk/runtime/submit_to.h"
@@ -27,12 +29,51 @@ using runtime::Channel;
 using runtime::Task;
 using runtime_test::run_on_one_core;
 
+namespace coblk::runtime {
+// Reaches into a Channel to stage the interleavings the tests below need:
+// a push or pop whose wake-up check comes later, and that check alone.
+struct ChannelTestAccess {
+  template <typename T>
+  static bool push_without_waking(Channel<T>& ch, T v) {
+    return ch.ring_.try_push(std::move(v));
+  }
+  template <typename T>
+  static bool pop_without_waking(Channel<T>& ch, T& out) {
+    return ch.ring_.try_pop(out);
+  }
+  template <typename T>
+  static void wake_consumer(Channel<T>& ch) {
+    Channel<T>::wake(ch.consumer_);
+  }
+  template <typename T>
+  static void wake_producer(Channel<T>& ch) {
+    Channel<T>::wake(ch.producer_);
+  }
+  template <typename T>
+  static bool consumer_parked(Channel<T>& ch) {
+    return ch.consumer_.waiting.load();
+  }
+  template <typename T>
+  static bool producer_parked(Channel<T>& ch) {
+    return ch.producer_.waiting.load();
+  }
+  // The parked producer's condition, as if it had parked `parked_ns` ago.
+  template <typename T>
+  static bool producer_ready(Channel<T>& ch, bool polling, std::uint64_t parked_ns) {
+    ch.producer_.parked_at = CycleClock::now() - CycleClock::from_ns(parked_ns);
+    return ch.producer_.ready(ch.producer_, polling);
+  }
+};
+}  // namespace coblk::runtime
+
+using runtime::ChannelTestAccess;
+
 namespace {
 
 /// Runs `a` on core 0 and `b` on core 1 of a two-core runtime, concurrently.
 template <typename A, typename B>
-void run_pair(A a, B b) {
-  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0, 1})));
+void run_pair(A a, B b, runtime::RuntimeConfig config = runtime_test::cores({0, 1})) {
+  const auto rt = test::require_ok(runtime::Runtime::create(std::move(config)));
   rt->run([&]() -> Task<void> {
     std::vector<Task<void>> tasks;
     tasks.push_back(a());
@@ -246,4 +287,244 @@ BOOST_AUTO_TEST_CASE(close_wakes_a_consumer_parked_on_another_core) {
         got_nullopt = !(co_await channel.recv()).has_value();
       });
   BOOST_TEST(got_nullopt);
+}
+
+BOOST_AUTO_TEST_CASE(a_consumer_woken_by_a_stale_claim_parks_again_instead_of_reporting_a_closed_channel) {
+  // The interleaving: the producer pushes 1, the consumer takes it and
+  // parks again, and only then does the producer's wake-up check for 1 run
+  // and claim the parked consumer. Resumed with nothing there, recv() used
+  // to return std::nullopt on an open channel.
+  Channel<int> channel(4);
+  std::vector<int> got;
+  bool ended = false, closed = false, ended_before_close = false;
+  run_on_one_core([&]() -> Task<void> {
+    auto consumer = [&]() -> Task<void> {
+      while (auto v = co_await channel.recv()) {
+        got.push_back(*v);
+      }
+      ended = true;
+      ended_before_close = !closed;
+    };
+    auto driver = [&]() -> Task<void> {
+      co_await runtime::sleep_for(1ms);  // the consumer parks on the empty channel
+      BOOST_REQUIRE(ChannelTestAccess::consumer_parked(channel));
+      BOOST_REQUIRE(ChannelTestAccess::push_without_waking(channel, 1));
+      co_await runtime::sleep_for(1ms);  // its reactor sees the item, resumes it; it parks again
+      BOOST_REQUIRE(got == std::vector<int>{1});
+      BOOST_REQUIRE(ChannelTestAccess::consumer_parked(channel));
+      ChannelTestAccess::wake_consumer(channel);  // the late check for item 1: a stale claim
+      co_await runtime::sleep_for(1ms);
+      BOOST_TEST(!ended);
+      BOOST_TEST(ChannelTestAccess::consumer_parked(channel));
+      co_await channel.send(2);
+      closed = true;
+      channel.close();
+    };
+    std::vector<Task<void>> tasks;
+    tasks.push_back(consumer());
+    tasks.push_back(driver());
+    co_await runtime::when_all(std::move(tasks));
+  });
+  BOOST_TEST(got == (std::vector<int>{1, 2}), boost::test_tools::per_element());
+  BOOST_TEST(ended);
+  BOOST_TEST(!ended_before_close);
+}
+
+BOOST_AUTO_TEST_CASE(a_producer_woken_by_a_stale_claim_parks_again_and_loses_no_item) {
+  // The interleaving: the consumer pops, the producer uses the freed slot
+  // and parks on a full ring again, and only then does the consumer's
+  // wake-up check run and claim it. Resumed with no room, send() used to
+  // drop its item.
+  Channel<int> channel(2);
+  int sent = 0;
+  std::vector<int> got;
+  run_on_one_core([&]() -> Task<void> {
+    auto producer = [&]() -> Task<void> {
+      for (int i = 0; i < 6; ++i) {
+        co_await channel.send(i);
+        sent = i + 1;
+      }
+      channel.close();
+    };
+    auto driver = [&]() -> Task<void> {
+      co_await runtime::sleep_for(1ms);  // 0 and 1 fill the ring; the producer parks on 2
+      BOOST_REQUIRE(sent == 2);
+      BOOST_REQUIRE(ChannelTestAccess::producer_parked(channel));
+      int v = -1;
+      BOOST_REQUIRE(ChannelTestAccess::pop_without_waking(channel, v));
+      got.push_back(v);
+      co_await runtime::sleep_for(1ms);  // its reactor sees the slot: 2 goes in, 3 parks
+      BOOST_REQUIRE(sent == 3);
+      BOOST_REQUIRE(ChannelTestAccess::producer_parked(channel));
+      ChannelTestAccess::wake_producer(channel);  // the late check for the pop: a stale claim
+      co_await runtime::sleep_for(1ms);
+      BOOST_TEST(sent == 3);  // still parked on 3, which is not lost
+      BOOST_TEST(ChannelTestAccess::producer_parked(channel));
+      while (auto item = co_await channel.recv()) {
+        got.push_back(*item);
+      }
+    };
+    std::vector<Task<void>> tasks;
+    tasks.push_back(producer());
+    tasks.push_back(driver());
+    co_await runtime::when_all(std::move(tasks));
+  });
+  BOOST_TEST(got == (std::vector<int>{0, 1, 2, 3, 4, 5}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(a_consumer_parked_on_an_awake_core_is_resumed_by_its_reactor_without_a_message) {
+  runtime::RuntimeConfig config = runtime_test::cores({0, 1});
+  config.reactor.idle_poll_us = 200000;  // core 1 polls, and does not sleep, for the whole test
+  const auto rt = test::require_ok(runtime::Runtime::create(config));
+  Channel<int> channel(8);
+  std::atomic<int> got{0};
+  std::uint64_t messages = 0, polled = 0;
+  rt->run([&]() -> Task<void> {
+    // Named, so the closures outlive their coroutines.
+    auto consume = [&]() -> Task<void> {
+      auto v = co_await channel.recv();
+      got.store(v.value_or(-1));
+    };
+    auto consumer = [&]() -> Task<void> { co_await runtime::submit_to(1, consume); };
+    auto producer = [&]() -> Task<void> {
+      // Until the consumer is parked (it starts late on a loaded host).
+      for (int i = 0; i < 5000 && !ChannelTestAccess::consumer_parked(channel); ++i) {
+        co_await runtime::sleep_for(1ms);
+      }
+      BOOST_REQUIRE(ChannelTestAccess::consumer_parked(channel));
+      const std::uint64_t messages_before = rt->stats(0).messages_sent.get();
+      const std::uint64_t polled_before = rt->stats(1).parked_polled.get();
+      BOOST_REQUIRE(channel.try_send(42));
+      while (got.load() == 0) {
+        co_await runtime::sleep_for(100us);
+      }
+      messages = rt->stats(0).messages_sent.get() - messages_before;
+      polled = rt->stats(1).parked_polled.get() - polled_before;
+    };
+    std::vector<Task<void>> tasks;
+    tasks.push_back(consumer());
+    tasks.push_back(producer());
+    co_await runtime::when_all(std::move(tasks));
+  });
+  BOOST_TEST(got.load() == 42);
+  BOOST_TEST(messages == 0u);
+  BOOST_TEST(polled == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_consumer_parked_on_a_sleeping_core_is_woken_by_a_message) {
+  runtime::RuntimeConfig config = runtime_test::cores({0, 1});
+  config.reactor.idle_poll_us = 0;
+  const auto rt = test::require_ok(runtime::Runtime::create(config));
+  Channel<int> channel(8);
+  std::atomic<int> got{0};
+  std::uint64_t messages = 0;
+  rt->run([&]() -> Task<void> {
+    // Named, so the closures outlive their coroutines.
+    auto consume = [&]() -> Task<void> {
+      auto v = co_await channel.recv();
+      got.store(v.value_or(-1));
+    };
+    auto consumer = [&]() -> Task<void> { co_await runtime::submit_to(1, consume); };
+    auto producer = [&]() -> Task<void> {
+      for (int i = 0; i < 5000 && !ChannelTestAccess::consumer_parked(channel); ++i) {
+        co_await runtime::sleep_for(1ms);
+      }
+      co_await runtime::sleep_for(5ms);  // core 1 is asleep by now
+      const std::uint64_t before = rt->stats(0).messages_sent.get();
+      BOOST_REQUIRE(channel.try_send(42));
+      messages = rt->stats(0).messages_sent.get() - before;
+      while (got.load() == 0) {
+        co_await runtime::sleep_for(100us);
+      }
+    };
+    std::vector<Task<void>> tasks;
+    tasks.push_back(consumer());
+    tasks.push_back(producer());
+    co_await runtime::when_all(std::move(tasks));
+  });
+  BOOST_TEST(got.load() == 42);
+  BOOST_TEST(messages <= 1u);  // one, unless core 1 happened to be awake
+}
+
+BOOST_AUTO_TEST_CASE(every_item_arrives_in_order_with_and_without_idle_polling_and_fence_free_wakers) {
+  for (const bool light : {true, false}) {
+    for (const unsigned poll_us : {0u, 50u}) {
+      const bool mode = runtime::detail::set_light_wakers_for_testing(light);
+      BOOST_TEST_MESSAGE("fence-free wakers " << mode << ", idle_poll_us " << poll_us);
+      runtime::RuntimeConfig config = runtime_test::cores({0, 1});
+      config.reactor.idle_poll_us = poll_us;
+      constexpr std::uint64_t n = 200000;
+      Channel<std::uint64_t> channel(16);  // small: both sides park often
+      std::uint64_t received = 0, out_of_order = 0;
+      run_pair(
+          [&]() -> Task<void> {  // consumer, core 0
+            while (std::optional<std::uint64_t> v = co_await channel.recv()) {
+              out_of_order += *v != received;
+              ++received;
+            }
+          },
+          [&]() -> Task<void> {  // producer, core 1
+            for (std::uint64_t i = 0; i < n; ++i) {
+              co_await channel.send(i);
+            }
+            channel.close();
+          },
+          config);
+      BOOST_TEST(received == n);
+      BOOST_TEST(out_of_order == 0u);
+    }
+  }
+  runtime::detail::enable_light_wakers();  // back to what Runtime::create chose
+}
+
+BOOST_AUTO_TEST_CASE(a_polling_reactor_resumes_a_parked_producer_once_a_quarter_of_the_ring_is_free_or_after_20_us) {
+  Channel<int> channel(8);  // a quarter: 2 slots
+  for (int i = 0; i < 8; ++i) {
+    BOOST_REQUIRE(channel.try_send(int{i}));
+  }
+  int v = -1;
+  BOOST_TEST(!ChannelTestAccess::producer_ready(channel, false, 0));  // full: not ready, either way
+  BOOST_TEST(!ChannelTestAccess::producer_ready(channel, true, 1000000000));
+  BOOST_REQUIRE(ChannelTestAccess::pop_without_waking(channel, v));
+  // One free slot: enough for a claim and for the check before sleeping...
+  BOOST_TEST(ChannelTestAccess::producer_ready(channel, false, 0));
+  // ...but a reactor polling while awake waits for more, for at most 20 us.
+  BOOST_TEST(!ChannelTestAccess::producer_ready(channel, true, 0));
+  BOOST_TEST(ChannelTestAccess::producer_ready(channel, true, 21000));
+  BOOST_REQUIRE(ChannelTestAccess::pop_without_waking(channel, v));
+  BOOST_TEST(ChannelTestAccess::producer_ready(channel, true, 0));  // a quarter free
+}
+
+BOOST_AUTO_TEST_CASE(small_items_taken_in_a_batch_come_out_in_order_whichever_way_and_whichever_task_receives) {
+  // recv() takes up to 16 small items from the ring at once; the rest of
+  // the batch waits in the channel for try_recv, try_recv_batch, a later
+  // recv() or a later consumer task, and only then does close end recv().
+  Channel<int> channel(64);
+  std::vector<int> got;
+  run_on_one_core([&]() -> Task<void> {
+    for (int i = 1; i <= 10; ++i) {
+      co_await channel.send(i);
+    }
+    channel.close();
+    auto first_consumer = [&]() -> Task<void> {
+      for (int k = 0; k < 3; ++k) {
+        got.push_back(*co_await channel.recv());  // 1, 2, 3: the batch took all ten
+      }
+    };
+    co_await first_consumer();
+    BOOST_TEST(channel.size_approx() == 0u);  // the other seven wait in the batch
+    std::array<int, 4> some{};
+    BOOST_TEST(channel.try_recv_batch(std::span<int>(some)) == 4u);  // 4..7
+    got.insert(got.end(), some.begin(), some.end());
+    int one = 0;
+    BOOST_TEST(channel.try_recv(one));  // 8
+    got.push_back(one);
+    auto second_consumer = [&]() -> Task<void> {
+      while (auto v = co_await channel.recv()) {
+        got.push_back(*v);  // 9, 10, then the close
+      }
+    };
+    co_await second_consumer();
+  });
+  BOOST_TEST(got == (std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}), boost::test_tools::per_element());
 }

@@ -47,6 +47,19 @@ BOOST_AUTO_TEST_CASE(capacity_is_rounded_up_to_a_power_of_two_of_at_least_two) {
   BOOST_TEST(SpscRing<int>(1025).capacity() == 2048u);
 }
 
+BOOST_AUTO_TEST_CASE(room_for_producer_counts_the_free_slots_the_producer_can_see) {
+  SpscRing<int> ring(8);
+  BOOST_TEST(ring.room_for_producer() == 8u);
+  for (int i = 0; i < 8; ++i) {
+    BOOST_REQUIRE(ring.try_push(int{i}));
+  }
+  BOOST_TEST(ring.room_for_producer() == 0u);
+  int out = -1;
+  BOOST_REQUIRE(ring.try_pop(out));
+  BOOST_REQUIRE(ring.try_pop(out));
+  BOOST_TEST(ring.room_for_producer() == 2u);  // refreshed, not the cached head
+}
+
 BOOST_AUTO_TEST_CASE(a_ring_holds_exactly_its_capacity) {
   SpscRing<int> ring(4);
   for (int i = 0; i < 4; ++i) {
