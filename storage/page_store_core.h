@@ -12,38 +12,47 @@ namespace coblk::storage {
 /// Everything one core of a PageStore uses on the I/O path, allocated up
 /// front. Touched by its core only (the counters are also read by others).
 struct PageStore::CoreState {
-  alignas(runtime::cache_line_size) std::byte page[compress::page_size];  // partial I/O: the page being modified/read
+  /// Partial I/O: the page being modified or read; recompression's decoded page.
+  alignas(runtime::cache_line_size) std::byte page[compress::page_size];
+  /// Compression's output; a backing object copied out before decoding.
   alignas(runtime::cache_line_size) std::byte compressed[compress::page_size];
-  std::unique_ptr<compress::Codec> codec;
-  std::unique_ptr<compress::Codec> secondary;  // PageStoreConfig::recompress, or null
-  std::uint64_t recompress_cursor = 0;         // next entry recompress_step looks at
-  CoreCounters counters;
-  // The compaction under way on this core (touched by the core only).
-  enum class Compaction : std::uint8_t { idle, selecting, moving, finishing, releasing };
-  Compaction compaction = Compaction::idle;
-  std::uint64_t next_entry = 0;        // moving: the next page entry to visit
-  std::uint64_t freed_pages = 0;       // releasing: pages of the emptied spans
-  std::uint64_t pages_to_release = 0;  // releasing: cached pages still to return
-  // The backing tier (page_store_tier.cc). The batch in flight: the pages
-  // copied out and the blocks claimed for them.
-  struct WritebackItem {
-    std::uint64_t index = 0;     // page entry
-    Handle handle = 0;           // its object when prepared
-    std::uint64_t location = 0;  // BackingLocation::encode() of the copy
-    std::uint32_t size = 0;      // the object's size
+  std::unique_ptr<compress::Codec> codec;      ///< the primary codec (PageStoreConfig::codec)
+  std::unique_ptr<compress::Codec> secondary;  ///< PageStoreConfig::recompress, or null
+  std::uint64_t recompress_cursor = 0;         ///< next entry recompress_step looks at
+  CoreCounters counters;                       ///< this core's statistics (read by any thread)
+  /// The phase of the compaction under way on this core.
+  enum class Compaction : std::uint8_t {
+    idle,       ///< none under way
+    selecting,  ///< choosing the sparse spans to empty
+    moving,     ///< walking the entries, moving objects out of those spans
+    finishing,  ///< putting back the spans that could not be emptied
+    releasing,  ///< returning the cached pages to the system
   };
+  Compaction compaction = Compaction::idle;  ///< the compaction under way (touched by the core only)
+  std::uint64_t next_entry = 0;              ///< moving: the next page entry to visit
+  std::uint64_t freed_pages = 0;             ///< releasing: pages of the emptied spans
+  std::uint64_t pages_to_release = 0;        ///< releasing: cached pages still to return
+  /// One page of the writeback batch in flight (page_store_tier.cc).
+  struct WritebackItem {
+    std::uint64_t index = 0;     ///< the page's entry
+    Handle handle = 0;           ///< its object when prepared
+    std::uint64_t location = 0;  ///< BackingLocation::encode() of the copy
+    std::uint32_t size = 0;      ///< the object's size
+  };
+  /// Frees memory from std::aligned_alloc.
   struct AlignedFree {
+    /// Frees `p`.
     void operator()(std::byte* p) const noexcept { std::free(p); }
   };
-  std::unique_ptr<std::byte, AlignedFree> batch_data;  // writeback_batch blocks, 4096-aligned
-  WritebackItem batch_items[256];
-  std::uint64_t batch_blocks[256];
-  std::uint8_t batch_sectors_used[256];  // sectors of each batch block taken, from its start
-  std::uint32_t batch_pages = 0;
-  std::uint32_t batch_block_count = 0;
-  bool batch_outstanding = false;
-  std::uint64_t writeback_cursor = 0;             // next entry writeback_prepare looks at
-  std::unique_ptr<std::byte, AlignedFree> block;  // one backing block, for the synchronous read
+  std::unique_ptr<std::byte, AlignedFree> batch_data;  ///< writeback_batch blocks, 4096-aligned
+  WritebackItem batch_items[256];                      ///< the batch's pages
+  std::uint64_t batch_blocks[256];                     ///< the batch's claimed blocks
+  std::uint8_t batch_sectors_used[256];                ///< sectors of each batch block taken, from its start
+  std::uint32_t batch_pages = 0;                       ///< pages in batch_items
+  std::uint32_t batch_block_count = 0;                 ///< blocks in batch_blocks
+  bool batch_outstanding = false;                      ///< a batch is prepared and not yet committed
+  std::uint64_t writeback_cursor = 0;                  ///< next entry writeback_prepare looks at
+  std::unique_ptr<std::byte, AlignedFree> block;       ///< one backing block, for the synchronous read
 };
 
 }  // namespace coblk::storage
