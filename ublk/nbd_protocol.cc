@@ -404,6 +404,41 @@ Result<void> ReplyParser::on_header(ReplyHandler& handler) {
   return {};
 }
 
+namespace {
+
+// Records [begin, begin + length) of `p` as covered by a chunk. Returns
+// false if it overlaps bytes already covered: a server that sends the same
+// bytes twice could otherwise add up to the request's length while other
+// bytes of the buffer were never written. A reply in more separate pieces
+// than PendingRequest::max_pieces stops being tracked and fails the request
+// with EIO instead.
+bool record_piece(PendingRequest& p, uint32_t begin, uint32_t length) noexcept {
+  const uint32_t end = begin + length;
+  unsigned i = 0;
+  while (i < p.piece_count && p.pieces[i].end <= begin) ++i;
+  if (i < p.piece_count && p.pieces[i].begin < end) return false;
+  const bool joins_previous = i > 0 && p.pieces[i - 1].end == begin;
+  const bool joins_next = i < p.piece_count && p.pieces[i].begin == end;
+  if (joins_previous && joins_next) {
+    p.pieces[i - 1].end = p.pieces[i].end;
+    for (unsigned k = i + 1; k < p.piece_count; ++k) p.pieces[k - 1] = p.pieces[k];
+    --p.piece_count;
+  } else if (joins_previous) {
+    p.pieces[i - 1].end = end;
+  } else if (joins_next) {
+    p.pieces[i].begin = begin;
+  } else if (p.piece_count == PendingRequest::max_pieces) {
+    if (p.error == 0) p.error = EIO;
+  } else {
+    for (unsigned k = p.piece_count; k > i; --k) p.pieces[k] = p.pieces[k - 1];
+    p.pieces[i] = {begin, end};
+    ++p.piece_count;
+  }
+  return true;
+}
+
+}  // namespace
+
 Result<void> ReplyParser::on_chunk_offset(ReplyHandler& handler) {
   PendingRequest* p = handler.find(handle_);
   if (p == nullptr) return fail("NBD reply chunk for a request no longer in flight");
@@ -412,6 +447,8 @@ Result<void> ReplyParser::on_chunk_offset(ReplyHandler& handler) {
   if (offset < p->offset || offset - p->offset > p->length || length > p->length - (offset - p->offset))
     return fail("malformed NBD reply: a data chunk outside its request");
   if (length > p->length - p->received) return fail("malformed NBD reply: data chunks cover more than the request");
+  if (!record_piece(*p, static_cast<uint32_t>(offset - p->offset), length))
+    return fail("malformed NBD reply: chunks overlap");
   p->received += length;
   data_pos_ = static_cast<uint32_t>(offset - p->offset);
   remaining_ = length;
@@ -430,6 +467,8 @@ Result<void> ReplyParser::on_control_chunk(ReplyHandler& handler) {
     if (offset < p->offset || offset - p->offset > p->length || length > p->length - (offset - p->offset))
       return fail("malformed NBD reply: a hole chunk outside its request");
     if (length > p->length - p->received) return fail("malformed NBD reply: data chunks cover more than the request");
+    if (!record_piece(*p, static_cast<uint32_t>(offset - p->offset), length))
+      return fail("malformed NBD reply: chunks overlap");
     p->received += length;
     std::memset(p->data + (offset - p->offset), 0, length);
   } else {

@@ -219,6 +219,19 @@ struct PendingRequest {
   std::byte* data = nullptr;  ///< READ: `length` bytes the reply fills
   uint32_t received = 0;      ///< READ, structured: bytes covered by data and hole chunks so far
   int error = 0;              ///< structured: the first error chunk's errno (positive), 0 if none
+  /// Most separate covered pieces tracked per read; a reply in more pieces
+  /// than this (never seen from nbdkit or qemu-nbd) fails with EIO.
+  static constexpr unsigned max_pieces = 16;
+  /// A covered piece of a structured read, [begin, end) from its offset.
+  struct Piece {
+    uint32_t begin = 0;  ///< first byte covered
+    uint32_t end = 0;    ///< one past the last
+  };
+  /// READ, structured: the bytes covered so far, sorted, disjoint, adjacent
+  /// ones merged, so that chunks that overlap (and could leave other bytes
+  /// of the buffer stale while adding up to the length) are refused.
+  Piece pieces[max_pieces];
+  uint8_t piece_count = 0;  ///< pieces in use
 };
 
 /// Where the reply parser finds requests and reports their completion.

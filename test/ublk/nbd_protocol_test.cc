@@ -278,6 +278,9 @@ BOOST_AUTO_TEST_CASE(protocol_violations_are_errors_and_never_touch_memory_outsi
   Bytes long_message;
   nbd_test::put_be(long_message, 5, 4);
   nbd_test::put_be(long_message, 100, 2);
+  Bytes hole_over_data;  // [4096, 4096 + 2048): overlaps the data chunk at 4096 + 1024
+  nbd_test::put_be(hole_over_data, 4096, 8);
+  nbd_test::put_be(hole_over_data, 2048, 4);
   Bytes hole_outside;
   nbd_test::put_be(hole_outside, 6000, 8);
   nbd_test::put_be(hole_outside, 4096, 4);
@@ -296,6 +299,12 @@ BOOST_AUTO_TEST_CASE(protocol_violations_are_errors_and_never_touch_memory_outsi
       {"overlapping data", true,
        cat({nbd_test::data_chunk(1, 4096, data.data(), 4096, false),
             nbd_test::data_chunk(1, 4096, data.data(), 1, true)})},
+      {"overlapping data that adds up to the request (half of it never sent)", true,
+       cat({nbd_test::data_chunk(1, 4096, data.data(), 2048, false),
+            nbd_test::data_chunk(1, 4096, data.data(), 2048, true)})},
+      {"a hole over data already sent", true,
+       cat({nbd_test::data_chunk(1, 4096 + 1024, data.data(), 4096 - 1024, false),
+            nbd_test::chunk(1, nbd::kReplyOffsetHole, nbd::kReplyFlagDone, hole_over_data)})},
       {"hole outside the request", true, nbd_test::chunk(1, nbd::kReplyOffsetHole, 0, hole_outside)},
       {"oversized error chunk", true, nbd_test::chunk(1, nbd::kReplyError, nbd::kReplyFlagDone, big_error)},
       {"error message past its chunk", true, nbd_test::chunk(1, nbd::kReplyError, nbd::kReplyFlagDone, long_message)},
@@ -319,6 +328,40 @@ BOOST_AUTO_TEST_CASE(protocol_violations_are_errors_and_never_touch_memory_outsi
       BOOST_TEST(!parser.feed(nbd_test::simple_reply(2, 0), t).ok());
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_read_in_more_pieces_than_are_tracked_fails_with_eio_and_adjacent_pieces_merge) {
+  const Bytes data = pattern(4096, 11);
+  Table scattered;
+  scattered.add(1, nbd::kCmdRead, 0, 4096);
+  Table in_order;
+  in_order.add(1, nbd::kCmdRead, 0, 4096);
+  Bytes backwards;  // 64 pieces of 64 bytes, last first: each joins the piece after it
+  Bytes forwards;   // the same pieces in order: they merge into one
+  for (unsigned k = 0; k < 64; ++k) {
+    const unsigned back = 63 - k;
+    backwards = cat({backwards, nbd_test::data_chunk(1, back * 64, data.data() + back * 64, 64, false)});
+    forwards = cat({forwards, nbd_test::data_chunk(1, k * 64, data.data() + k * 64, 64, false)});
+  }
+  // Every other piece first, then the rest: 32 separate pieces at once.
+  Bytes gaps;
+  for (unsigned k = 0; k < 64; k += 2)
+    gaps = cat({gaps, nbd_test::data_chunk(1, k * 64, data.data() + k * 64, 64, false)});
+  for (unsigned k = 1; k < 64; k += 2)
+    gaps = cat({gaps, nbd_test::data_chunk(1, k * 64, data.data() + k * 64, 64, false)});
+  const Bytes done = nbd_test::chunk(1, nbd::kReplyNone, nbd::kReplyFlagDone, {});
+  nbd::ReplyParser p1(true);
+  BOOST_TEST(p1.feed(cat({backwards, done}), in_order).ok());
+  BOOST_TEST(in_order.completed[1] == 0);
+  BOOST_TEST(in_order.buffers[1] == data);
+  nbd::ReplyParser p2(true);
+  BOOST_TEST(p2.feed(cat({gaps, done}), scattered).ok());
+  BOOST_TEST(scattered.completed[1] == -EIO);
+  Table again;
+  again.add(1, nbd::kCmdRead, 0, 4096);
+  nbd::ReplyParser p3(true);
+  BOOST_TEST(p3.feed(cat({forwards, done}), again).ok());
+  BOOST_TEST(again.completed[1] == 0);
 }
 
 BOOST_AUTO_TEST_CASE(direct_span_lets_read_data_be_received_in_place) {
