@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -12,6 +11,8 @@
 #include <cstdio>
 #include <cstring>
 #include <utility>
+
+#include "coblk/ublk/published_file.h"
 
 namespace coblk::ublk {
 
@@ -68,40 +69,6 @@ std::uint64_t realtime_ns() noexcept {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-// Opens a new file next to `path` under an unpredictable name, exclusively
-// and never through a symbolic link, mode 0644. Returns the fd or -errno.
-int create_unique_beside(const std::string& path, std::string& name) {
-  for (int attempt = 0; attempt < 16; ++attempt) {
-    unsigned long long random = 0;
-    if (::getrandom(&random, sizeof(random), 0) != static_cast<ssize_t>(sizeof(random))) return -EIO;
-    char suffix[24];
-    std::snprintf(suffix, sizeof(suffix), ".%016llx", random);
-    name = path + suffix;
-    const int fd = ::open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      if (::fchmod(fd, 0644) == 0) return fd;  // whatever the umask: `coblk metrics` may run as anyone
-      const int err = errno;
-      ::close(fd);
-      ::unlink(name.c_str());
-      return -err;
-    }
-    if (errno != EEXIST) return -errno;
-  }
-  return -EEXIST;
-}
-
-// pread of exactly `n` bytes at `offset`; false on a short read or an error.
-bool read_exactly(int fd, void* buf, std::size_t n, off_t offset) {
-  std::size_t done = 0;
-  while (done < n) {
-    const ssize_t got = ::pread(fd, static_cast<char*>(buf) + done, n - done, offset + static_cast<off_t>(done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return false;
-    done += static_cast<std::size_t>(got);
-  }
-  return true;
-}
-
 Word* slot_of(void* map, unsigned queue) {
   return reinterpret_cast<Word*>(static_cast<char*>(map) + header_bytes + std::size_t{queue} * slot_bytes);
 }
@@ -115,7 +82,7 @@ Result<std::unique_ptr<IoMetricsPublisher>> IoMetricsPublisher::create(const std
                              std::to_string(kMaxMetricsQueues) + ")");
   }
   std::string tmp;
-  const int fd = create_unique_beside(path, tmp);
+  const int fd = create_file_beside(path, tmp);
   if (fd < 0) return Error::from_errno(-fd, "cannot create " + path);
   auto fail = [&](const char* what) {
     const int err = errno;
@@ -226,7 +193,7 @@ Result<IoMetricsSnapshot> read_io_metrics(const std::string& path) {
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return invalid();
   std::uint64_t header[h_words] = {};
-  if (!read_exactly(fd, header, sizeof(header), 0)) return invalid();
+  if (!pread_exactly(fd, header, sizeof(header), 0)) return invalid();
   // Acquire: the header words were read after the magic was (the publisher
   // stored it last, with release, before the file got its name).
   std::atomic_thread_fence(std::memory_order_acquire);
@@ -250,11 +217,11 @@ Result<IoMetricsSnapshot> read_io_metrics(const std::string& path) {
       // sequence again, each its own pread, ordered by acquire fences.
       std::uint64_t before = 0;
       std::uint64_t after = 0;
-      bool whole = read_exactly(fd, &before, sizeof(before), at);
+      bool whole = pread_exactly(fd, &before, sizeof(before), at);
       std::atomic_thread_fence(std::memory_order_acquire);
-      whole = whole && read_exactly(fd, copy.data(), copy.size() * 8, at);
+      whole = whole && pread_exactly(fd, copy.data(), copy.size() * 8, at);
       std::atomic_thread_fence(std::memory_order_acquire);
-      whole = whole && read_exactly(fd, &after, sizeof(after), at);
+      whole = whole && pread_exactly(fd, &after, sizeof(after), at);
       if (!whole) return invalid();
       if (before == after && (before & 1) == 0) break;
       if (attempt > 1000) {

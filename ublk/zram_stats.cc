@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,6 +12,8 @@
 #include <cstring>
 #include <string>
 #include <utility>
+
+#include "coblk/ublk/published_file.h"
 
 namespace coblk::ublk {
 
@@ -79,41 +80,6 @@ enum Word : unsigned {
 // Where the sequence word lies in the file: right after the magic.
 constexpr off_t sequence_offset = sizeof(std::uint64_t);
 
-// Opens a new file next to `path` under an unpredictable name, exclusively
-// and never through a symbolic link, mode 0644. Returns the fd or -errno.
-int create_unique_beside(const std::string& path, std::string& name) {
-  for (int attempt = 0; attempt < 16; ++attempt) {
-    unsigned long long random = 0;
-    if (::getrandom(&random, sizeof(random), 0) != static_cast<ssize_t>(sizeof(random))) return -EIO;
-    char suffix[24];
-    std::snprintf(suffix, sizeof(suffix), ".%016llx", random);
-    name = path + suffix;
-    const int fd = ::open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      if (::fchmod(fd, 0644) == 0) return fd;  // whatever the umask: `coblk stats` is for everyone
-      const int err = errno;
-      ::close(fd);
-      ::unlink(name.c_str());
-      return -err;
-    }
-    if (errno != EEXIST) return -errno;
-  }
-  return -EEXIST;
-}
-
-// pread of exactly `n` bytes at `offset`; false on a short read (the file
-// was truncated) or an error.
-bool read_exactly(int fd, void* buf, size_t n, off_t offset) {
-  size_t done = 0;
-  while (done < n) {
-    const ssize_t got = ::pread(fd, static_cast<char*>(buf) + done, n - done, offset + static_cast<off_t>(done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return false;
-    done += static_cast<size_t>(got);
-  }
-  return true;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<ZramStatsPublisher>> ZramStatsPublisher::create(const std::string& path) {
@@ -122,7 +88,7 @@ Result<std::unique_ptr<ZramStatsPublisher>> ZramStatsPublisher::create(const std
   // truncated under it), and a symbolic link or file planted at `path`
   // is replaced, never followed or written.
   std::string tmp;
-  const int fd = create_unique_beside(path, tmp);
+  const int fd = create_file_beside(path, tmp);
   if (fd < 0) {
     return Error::from_errno(-fd, "cannot create " + path);
   }
@@ -251,11 +217,11 @@ Result<ZramStats> read_zram_stats(const std::string& path) {
     // sequence (the publisher's release fence and store order its side).
     std::uint64_t before = 0;
     std::uint64_t after = 0;
-    bool whole = read_exactly(fd, &before, sizeof(before), sequence_offset);
+    bool whole = pread_exactly(fd, &before, sizeof(before), sequence_offset);
     std::atomic_thread_fence(std::memory_order_acquire);
-    whole = whole && read_exactly(fd, &copy, sizeof(copy), 0);
+    whole = whole && pread_exactly(fd, &copy, sizeof(copy), 0);
     std::atomic_thread_fence(std::memory_order_acquire);
-    whole = whole && read_exactly(fd, &after, sizeof(after), sequence_offset);
+    whole = whole && pread_exactly(fd, &after, sizeof(after), sequence_offset);
     if (!whole || copy.magic != stats_magic) {
       ::close(fd);
       return Error(EINVAL, path + ": not a coblk zram stats file");
