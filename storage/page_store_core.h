@@ -48,9 +48,8 @@ struct PageStore::CoreState {
   WritebackItem batch_items[256];                      ///< the batch's pages
   std::uint64_t batch_blocks[256];                     ///< the batch's claimed blocks
   std::uint8_t batch_sectors_used[256];                ///< sectors of each batch block taken, from its start
-  std::uint32_t batch_pages = 0;                       ///< pages in batch_items
+  std::uint32_t batch_pages = 0;                       ///< pages in batch_items; not 0 while a batch is out
   std::uint32_t batch_block_count = 0;                 ///< blocks in batch_blocks
-  bool batch_outstanding = false;                      ///< a batch is prepared and not yet committed
   std::uint64_t writeback_cursor = 0;                  ///< next entry writeback_prepare looks at
   std::unique_ptr<std::byte, AlignedFree> block;       ///< one backing block, for the synchronous read
 };

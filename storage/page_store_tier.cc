@@ -89,7 +89,7 @@ void PageStore::release_tails(CoreState& cs) noexcept {
 WritebackBatch PageStore::writeback_prepare(unsigned core, WritebackKind kind, std::uint32_t min_age_s,
                                             std::uint32_t max_pages) noexcept {
   WritebackBatch batch;
-  if (!slots_ || core >= cores_.size() || cores_[core]->batch_outstanding) {
+  if (!slots_ || core >= cores_.size() || cores_[core]->batch_pages != 0) {
     return batch;
   }
   CoreState& cs = *cores_[core];
@@ -154,7 +154,6 @@ WritebackBatch PageStore::writeback_prepare(unsigned core, WritebackKind kind, s
   }
   cs.writeback_cursor = i;
   release_tails(cs);
-  cs.batch_outstanding = cs.batch_pages != 0;
   batch.pages = cs.batch_pages;
   batch.block_count = cs.batch_block_count;
   batch.blocks = cs.batch_blocks;
@@ -163,7 +162,7 @@ WritebackBatch PageStore::writeback_prepare(unsigned core, WritebackKind kind, s
 }
 
 std::uint32_t PageStore::writeback_commit(unsigned core, bool written) noexcept {
-  if (!slots_ || core >= cores_.size() || !cores_[core]->batch_outstanding) {
+  if (!slots_ || core >= cores_.size() || cores_[core]->batch_pages == 0) {
     return 0;
   }
   CoreState& cs = *cores_[core];
@@ -197,7 +196,6 @@ std::uint32_t PageStore::writeback_commit(unsigned core, bool written) noexcept 
   }
   cs.batch_pages = 0;
   cs.batch_block_count = 0;
-  cs.batch_outstanding = false;
   return done;
 }
 

@@ -35,6 +35,36 @@ std::uint32_t boot_seconds() noexcept {
   return static_cast<std::uint32_t>(ts.tv_sec);
 }
 
+// Takes up to `want` pages from `pool`, a count that several queues take
+// from (the --writeback-limit budget, a command's --max-pages); null or
+// UINT64_MAX means no limit. Returns the pages taken (0: the pool is
+// spent). Relaxed: a count that guards no memory; the compare-and-swap
+// alone keeps queues taking at once from overspending it.
+std::uint32_t take_pages(std::atomic<std::uint64_t>* pool, std::uint32_t want) noexcept {
+  if (pool == nullptr) {
+    return want;
+  }
+  std::uint64_t have = pool->load(std::memory_order_relaxed);
+  std::uint32_t got = 0;
+  do {
+    if (have == UINT64_MAX) {
+      return want;
+    }
+    got = static_cast<std::uint32_t>(std::min<std::uint64_t>(have, want));
+    if (got == 0) {
+      return 0;
+    }
+  } while (!pool->compare_exchange_weak(have, have - got, std::memory_order_relaxed));
+  return got;
+}
+
+// Returns to `pool` pages take_pages took but the work did not use.
+void give_back_pages(std::atomic<std::uint64_t>* pool, std::uint64_t unused) noexcept {
+  if (pool != nullptr && unused != 0 && pool->load(std::memory_order_relaxed) != UINT64_MAX) {
+    pool->fetch_add(unused, std::memory_order_relaxed);
+  }
+}
+
 }  // namespace
 
 Result<void> ZramTarget::open_backing(const ZramTargetConfig& config, int& fd, std::uint64_t& blocks, bool& direct) {
@@ -153,19 +183,12 @@ runtime::Task<ZramTarget::BatchOutcome> ZramTarget::write_back_batch(std::uint16
   }
   // Take the pages from the budget first (given back below if unused),
   // so that queues writing back at once never overspend it.
-  std::uint64_t budget = writeback_budget_.load(std::memory_order_relaxed);
-  std::uint64_t reserved = max_pages;
-  if (budget != UINT64_MAX) {
-    do {
-      reserved = std::min<std::uint64_t>(budget, max_pages);
-      if (reserved == 0) {
-        outcome.visited = 1;
-        co_return outcome;
-      }
-    } while (!writeback_budget_.compare_exchange_weak(budget, budget - reserved, std::memory_order_relaxed));
+  const std::uint32_t reserved = take_pages(&writeback_budget_, max_pages);
+  if (reserved == 0) {
+    outcome.visited = 1;
+    co_return outcome;
   }
-  const storage::WritebackBatch batch =
-      store_->writeback_prepare(queue, kind, min_age, static_cast<std::uint32_t>(reserved));
+  const storage::WritebackBatch batch = store_->writeback_prepare(queue, kind, min_age, reserved);
   outcome.visited = batch.entries_visited;
   bool written = true;
   // Runs of consecutive blocks go out as one write each.
@@ -190,9 +213,7 @@ runtime::Task<ZramTarget::BatchOutcome> ZramTarget::write_back_batch(std::uint16
   if (!written) {
     tier_failed_.store(true, std::memory_order_relaxed);
   }
-  if (budget != UINT64_MAX && reserved > outcome.moved) {
-    writeback_budget_.fetch_add(reserved - outcome.moved, std::memory_order_relaxed);
-  }
+  give_back_pages(&writeback_budget_, reserved - outcome.moved);
   co_return outcome;
 }
 
@@ -203,19 +224,11 @@ runtime::Task<std::uint64_t> ZramTarget::sweep(std::uint16_t queue, storage::Wri
   std::uint64_t moved = 0;
   int busy = 0;
   for (std::uint64_t visited = 0; visited < pages && tier_usable() && keep_going();) {
-    std::uint32_t want = config_.writeback_batch;
-    if (left != nullptr) {
-      // Take up to a batch from the pages the command allows.
-      std::uint64_t l = left->load(std::memory_order_relaxed);
-      do {
-        want = static_cast<std::uint32_t>(std::min<std::uint64_t>(l, config_.writeback_batch));
-      } while (want != 0 && !left->compare_exchange_weak(l, l - want, std::memory_order_relaxed));
-      if (want == 0) break;
-    }
+    // Up to a batch of the pages the command allows.
+    const std::uint32_t want = take_pages(left, config_.writeback_batch);
+    if (want == 0) break;
     const BatchOutcome out = co_await write_back_batch(queue, kind, min_age, want);
-    if (left != nullptr && want > out.moved) {
-      left->fetch_add(want - out.moved, std::memory_order_relaxed);
-    }
+    give_back_pages(left, want - out.moved);
     moved += out.moved;
     visited += out.visited;
     if (out.visited == 0) {
@@ -268,18 +281,10 @@ runtime::Task<std::uint64_t> ZramTarget::recompress_sweep(std::uint16_t queue, s
   std::uint64_t recompressed = 0;
   // One walk over the table at most.
   for (std::uint64_t visited = 0; visited < pages;) {
-    std::uint32_t want = pages_per_step;
-    if (left != nullptr) {
-      std::uint64_t l = left->load(std::memory_order_relaxed);
-      do {
-        want = static_cast<std::uint32_t>(std::min<std::uint64_t>(l, pages_per_step));
-      } while (want != 0 && !left->compare_exchange_weak(l, l - want, std::memory_order_relaxed));
-      if (want == 0) break;
-    }
+    const std::uint32_t want = take_pages(left, pages_per_step);
+    if (want == 0) break;
     const storage::RecompressStep step = store_->recompress_step(queue, kind, min_age, want);
-    if (left != nullptr && want > step.tried) {
-      left->fetch_add(want - step.tried, std::memory_order_relaxed);
-    }
+    give_back_pages(left, want - step.tried);
     recompressed += step.recompressed;
     visited += step.entries_visited;
     if (step.no_memory) break;
