@@ -1,6 +1,8 @@
 // coblk writeback, coblk idle: commands to a zram device's backing tier,
 // carried to its server by the device's stats file (ublk::send_zram_command).
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 
@@ -33,7 +35,44 @@ std::optional<int> zram_device(const char* command, const po::variables_map& vm,
   return std::nullopt;
 }
 
+// Parses a whole decimal number in [lo, hi] (no sign, no suffix).
+bool parse_whole(const std::string& text, unsigned long long lo, unsigned long long hi, unsigned long long& out) {
+  char* end = nullptr;
+  errno = 0;
+  out = std::strtoull(text.c_str(), &end, 10);
+  return !text.empty() && *end == '\0' && text[0] != '-' && text[0] != '+' && errno == 0 && out >= lo && out <= hi;
+}
+
 #if COBLK_HAVE_ZRAM
+// The pages a writeback or recompression takes, from --type (`fallback`
+// when not given; "incompressible" only where `incompressible` is true, as
+// a name of "huge"), and at most --max-pages; into `request`. An exit
+// status after reporting a bad value, else nullopt.
+std::optional<int> parse_page_selection(const char* command, const po::variables_map& vm, const char* fallback,
+                                        bool incompressible, ublk::ZramCommand& request) {
+  const std::string type = vm.count("type") ? vm["type"].as<std::string>() : fallback;
+  if (type == "idle") {
+    request.arg = static_cast<uint64_t>(storage::WritebackKind::idle);
+  } else if (type == "huge" || (incompressible && type == "incompressible")) {
+    request.arg = static_cast<uint64_t>(storage::WritebackKind::huge);
+  } else if (type == "all") {
+    request.arg = static_cast<uint64_t>(storage::WritebackKind::aged);  // aged by 0 s: every page
+  } else {
+    return report_error(command,
+                        std::string("--type must be idle, huge") + (incompressible ? ", incompressible" : "") +
+                            " or all, not '" + type + "'",
+                        kExitUsage);
+  }
+  if (vm.count("max-pages")) {
+    const std::string& n = vm["max-pages"].as<std::string>();
+    unsigned long long v = 0;
+    if (!parse_whole(n, 1, ULLONG_MAX, v))
+      return report_error(command, "--max-pages must be a whole number of pages above 0, not '" + n + "'", kExitUsage);
+    request.max_pages = v;
+  }
+  return std::nullopt;
+}
+
 int send(const char* command, uint32_t id, const ublk::ZramCommand& request, const char* what) {
   const auto answer = ublk::send_zram_command(stats_path(id), request, kCommandTimeoutMs);
   if (!answer) return report_error(command, answer.error().message());
@@ -75,26 +114,7 @@ int run_writeback(const std::vector<std::string>& args) {
 #if COBLK_HAVE_ZRAM
   ublk::ZramCommand request;
   request.kind = ublk::ZramCommand::Kind::writeback;
-  const std::string type = vm["type"].as<std::string>();
-  if (type == "idle")
-    request.arg = static_cast<uint64_t>(storage::WritebackKind::idle);
-  else if (type == "huge" || type == "incompressible")
-    request.arg = static_cast<uint64_t>(storage::WritebackKind::huge);
-  else if (type == "all")
-    request.arg = static_cast<uint64_t>(storage::WritebackKind::aged);  // aged by 0 s: every page
-  else
-    return report_error("writeback", "--type must be idle, huge, incompressible or all, not '" + type + "'",
-                        kExitUsage);
-  if (vm.count("max-pages")) {
-    const std::string& n = vm["max-pages"].as<std::string>();
-    char* end = nullptr;
-    errno = 0;
-    const unsigned long long v = std::strtoull(n.c_str(), &end, 10);
-    if (n.empty() || *end != '\0' || n[0] == '-' || errno != 0 || v == 0)
-      return report_error("writeback", "--max-pages must be a whole number of pages above 0, not '" + n + "'",
-                          kExitUsage);
-    request.max_pages = v;
-  }
+  if (auto done = parse_page_selection("writeback", vm, "", true, request)) return *done;
   return send("writeback", id, request, "pages written back");
 #else
   return report_error("writeback", "this coblk was built without the zram target");
@@ -117,25 +137,7 @@ int run_recompress(const std::vector<std::string>& args) {
 #if COBLK_HAVE_ZRAM
   ublk::ZramCommand request;
   request.kind = ublk::ZramCommand::Kind::recompress;
-  const std::string type = vm.count("type") ? vm["type"].as<std::string>() : "all";
-  if (type == "idle")
-    request.arg = static_cast<uint64_t>(storage::WritebackKind::idle);
-  else if (type == "huge")
-    request.arg = static_cast<uint64_t>(storage::WritebackKind::huge);
-  else if (type == "all")
-    request.arg = static_cast<uint64_t>(storage::WritebackKind::aged);
-  else
-    return report_error("recompress", "--type must be huge, idle or all, not '" + type + "'", kExitUsage);
-  if (vm.count("max-pages")) {
-    const std::string& n = vm["max-pages"].as<std::string>();
-    char* end = nullptr;
-    errno = 0;
-    const unsigned long long v = std::strtoull(n.c_str(), &end, 10);
-    if (n.empty() || *end != '\0' || n[0] == '-' || errno != 0 || v == 0)
-      return report_error("recompress", "--max-pages must be a whole number of pages above 0, not '" + n + "'",
-                          kExitUsage);
-    request.max_pages = v;
-  }
+  if (auto done = parse_page_selection("recompress", vm, "all", false, request)) return *done;
   return send("recompress", id, request, "pages recompressed");
 #else
   return report_error("recompress", "this coblk was built without the zram target");
@@ -158,10 +160,8 @@ int run_idle(const std::vector<std::string>& args) {
   request.kind = ublk::ZramCommand::Kind::mark_idle;
   if (vm.count("age")) {
     const std::string& n = vm["age"].as<std::string>();
-    char* end = nullptr;
-    errno = 0;
-    const unsigned long long v = std::strtoull(n.c_str(), &end, 10);
-    if (n.empty() || *end != '\0' || n[0] == '-' || errno != 0 || v > 0xffffffffULL)
+    unsigned long long v = 0;
+    if (!parse_whole(n, 0, 0xffffffffULL, v))
       return report_error("idle", "--age must be a whole number of seconds, not '" + n + "'", kExitUsage);
     request.arg = v;
   }
