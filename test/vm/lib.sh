@@ -304,6 +304,37 @@ acked_kib() {
   [ "$EXIT_RC" -ne 0 ] || vm_assert_eq "$4" "$ACKED" "KiB written by a fio that succeeded"
 }
 
+# stat_value ID KEY: one number from `coblk stats -n ID --json` (kernel
+# zram's mm_stat/io_stat/bd_stat names, e.g. orig_data_size, bd_writes);
+# fails the case if there is none.
+stat_value() {
+  local v
+  v=$("$COBLK_BIN" stats -n "$1" --json | tr ',{}' '\n\n\n' | sed -n "s/^\"$2\":[[:space:]]*//p" | head -n 1)
+  case "$v" in
+    '' | *[!0-9]*) vm_fail "coblk stats -n $1 --json has no number '$2': $("$COBLK_BIN" stats -n "$1" --json)" ;;
+  esac
+  echo "$v"
+}
+
+# stat_text ID KEY: one string from `coblk stats -n ID --json`, unquoted.
+stat_text() {
+  "$COBLK_BIN" stats -n "$1" --json | tr ',{}' '\n\n\n' | sed -n "s/^\"$2\":[[:space:]]*\"\(.*\)\"/\1/p" | head -n 1
+}
+
+# wait_for_stat ID KEY OP VALUE [SECONDS]: the server publishes its
+# statistics every few hundred milliseconds; wait up to SECONDS (default 5)
+# until "KEY OP VALUE" holds (OP: -gt, -lt, -eq, ...).
+wait_for_stat() {
+  local i=0 v limit=$((${5:-5} * 10))
+  while :; do
+    v=$(stat_value "$1" "$2")
+    test "$v" "$3" "$4" && return 0
+    i=$((i + 1))
+    [ "$i" -le "$limit" ] || vm_fail "statistic $2 of device $1 is $v, expected $3 $4: $("$COBLK_BIN" stats -n "$1" --json)"
+    sleep 0.1
+  done
+}
+
 # vm_finish: print this script's tally; exit status 0 unless a case failed.
 # Run standalone (no run-guest-scripts), it also prints the verdict line.
 vm_finish() {

@@ -24,31 +24,6 @@ add_zram() {
   add_device "$id" -t zram -q "$queues" "--$path" "$@"
 }
 
-# stat_value ID KEY: one statistic of device ID from `coblk stats -n ID --json`
-# (kernel zram's mm_stat/io_stat names, e.g. orig_data_size, same_pages).
-stat_value() {
-  local v
-  v=$("$COBLK_BIN" stats -n "$1" --json | tr ',{}' '\n\n\n' | sed -n "s/^\"$2\":[[:space:]]*//p" | head -n 1)
-  case "$v" in
-    '' | *[!0-9]*) vm_fail "coblk stats -n $1 --json has no number '$2': $("$COBLK_BIN" stats -n "$1" --json)" ;;
-  esac
-  echo "$v"
-}
-
-# wait_for_stat ID KEY OP VALUE: the server publishes its statistics every
-# few hundred milliseconds; wait up to 5 s until "KEY OP VALUE" holds
-# (OP: -gt, -lt, -eq, ...).
-wait_for_stat() {
-  local i=0 v
-  while :; do
-    v=$(stat_value "$1" "$2")
-    test "$v" "$3" "$4" && return 0
-    i=$((i + 1))
-    [ "$i" -le 50 ] || vm_fail "statistic $2 of device $1 is $v, expected $3 $4: $("$COBLK_BIN" stats -n "$1")"
-    sleep 0.1
-  done
-}
-
 # nonzero_bytes DEVICE SKIP_MIB COUNT_MIB: how many bytes of the range are not zero.
 nonzero_bytes() {
   dd if="$1" bs=1M skip="$2" count="$3" iflag=direct 2>/dev/null | tr -d '\000' | wc -c

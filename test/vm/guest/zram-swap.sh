@@ -16,8 +16,9 @@ check_mib=128
 group_mib=32
 check_passes=1
 
-# stat_value ID KEY: one statistic from `coblk stats -n ID --json`.
-stat_value() {
+# stat_or_empty ID KEY: one statistic from `coblk stats -n ID --json`, or
+# nothing while the server is restarting (lib.sh's stat_value would fail).
+stat_or_empty() {
   "$COBLK_BIN" stats -n "$1" --json | tr ',{}' '\n\n\n' | sed -n "s/^\"$2\":[[:space:]]*//p" | head -n 1
 }
 
@@ -93,7 +94,7 @@ swap_under_pressure() {
   # While it runs, sample what the device stores.
   max_orig=0
   while kill -0 "$check" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$check/status" 2>/dev/null; do
-    orig=$(stat_value "$id" orig_data_size)
+    orig=$(stat_or_empty "$id" orig_data_size)
     case "$orig" in '' | *[!0-9]*) orig=0 ;; esac
     [ "$orig" -le "$max_orig" ] || max_orig=$orig
     if [ "$mode" = kill ] && [ -z "$killed" ] && [ "$orig" -ge $((16 << 20)) ]; then

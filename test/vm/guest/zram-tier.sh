@@ -14,33 +14,6 @@ t="${TMPDIR:-/tmp}"
 
 # ---- helpers ---------------------------------------------------------------
 
-# stat_value ID KEY: a number from `coblk stats -n ID --json`.
-stat_value() {
-  local v
-  v=$("$COBLK_BIN" stats -n "$1" --json | tr ',{}' '\n\n\n' | sed -n "s/^\"$2\":[[:space:]]*//p" | head -n 1)
-  case "$v" in
-    '' | *[!0-9]*) vm_fail "coblk stats -n $1 --json has no number '$2': $("$COBLK_BIN" stats -n "$1" --json)" ;;
-  esac
-  echo "$v"
-}
-
-# stat_text ID KEY: a string from `coblk stats -n ID --json`, unquoted.
-stat_text() {
-  "$COBLK_BIN" stats -n "$1" --json | tr ',{}' '\n\n\n' | sed -n "s/^\"$2\":[[:space:]]*\"\(.*\)\"/\1/p" | head -n 1
-}
-
-# wait_for_stat ID KEY OP VALUE: up to 10 s until "KEY OP VALUE" holds.
-wait_for_stat() {
-  local i=0 v
-  while :; do
-    v=$(stat_value "$1" "$2")
-    test "$v" "$3" "$4" && return 0
-    i=$((i + 1))
-    [ "$i" -le 100 ] || vm_fail "statistic $2 of device $1 is $v, expected $3 $4: $("$COBLK_BIN" stats -n "$1" --json)"
-    sleep 0.1
-  done
-}
-
 # backing_file SIZE: sets $backing to a fresh backing file of SIZE in $t,
 # removed when the case ends. (Not run in $(...): the defer must stay.)
 backing_seq=0
@@ -86,7 +59,7 @@ text_roundtrip() {
   before=$(stat_value "$id" bd_writes)
   dd if="$t/tier-text" of="$dev" bs=1M seek="$at" oflag=direct conv=fsync 2>/dev/null || vm_fail "writing text to $dev failed"
   "$COBLK_BIN" writeback -n "$id" --type all >/dev/null || vm_fail "coblk writeback --type all failed"
-  wait_for_stat "$id" bd_writes -gt $((before + 256))
+  wait_for_stat "$id" bd_writes -gt $((before + 256)) 10
   echo 3 > /proc/sys/vm/drop_caches
   dd if="$dev" bs=1M skip="$at" count=8 iflag=direct 2>/dev/null | cmp -s - "$t/tier-text" \
     || vm_fail "text read back through the backing tier differs"
@@ -103,7 +76,7 @@ holds_three_times_its_limit() {
   # 48 MiB: half zero pages, half random ones (24 MiB stored raw, 3x the limit).
   fio_fill "$dev" 48M
   local wb bd failed used limit
-  wait_for_stat "$id" bd_writes -gt 0
+  wait_for_stat "$id" bd_writes -gt 0 10
   wb=$(stat_value "$id" written_back_pages)
   bd=$(stat_value "$id" bd_count)
   failed=$(stat_value "$id" failed_writes)
@@ -117,7 +90,7 @@ holds_three_times_its_limit() {
   # Read everything again, now mostly from the backing tier.
   echo 3 > /proc/sys/vm/drop_caches
   fio_fill "$dev" 48M --verify_only
-  wait_for_stat "$id" bd_reads -gt 0
+  wait_for_stat "$id" bd_reads -gt 0 10
   [ -z "$text" ] || text_roundtrip "$id" 52
   "$COBLK_BIN" stats -n "$id" | grep -q "WRITTEN-BACK" || vm_fail "coblk stats shows no WRITTEN-BACK column"
 }
@@ -153,7 +126,7 @@ failing_backing() {
   add_device "$id" -t zram --size 64M --mem-limit 8M --backing /dev/mapper/coblk-tier-bk
   pid=$(server_pid "$id")
   fio_fill "$dev" 32M
-  wait_for_stat "$id" written_back_pages -gt 1024
+  wait_for_stat "$id" written_back_pages -gt 1024 10
   dmsetup suspend --noudevsync coblk-tier-bk
   dmsetup reload --noudevsync coblk-tier-bk --table "0 $sectors error"
   dmsetup resume --noudevsync coblk-tier-bk
@@ -168,10 +141,10 @@ failing_backing() {
     tail -n 20 "$t/tier-fail.log" >&2
     vm_fail "a read over the failed backing tier returned wrong data"
   fi
-  wait_for_stat "$id" backing_read_errors -gt 0
+  wait_for_stat "$id" backing_read_errors -gt 0 10
   # New data beyond the limit: writeback fails once, then stops.
   dd if=/dev/urandom of="$dev" bs=1M seek=40 count=16 oflag=direct 2>/dev/null || true
-  wait_for_stat "$id" backing_write_errors -gt 0
+  wait_for_stat "$id" backing_write_errors -gt 0 10
   vm_assert_eq failed "$(stat_text "$id" tier_state)" "tier_state"
   running "$pid" || vm_fail "the server died when its backing device failed"
   "$COBLK_BIN" del -n "$id" || vm_fail "coblk del failed after the backing device failed"
@@ -197,11 +170,11 @@ manual_commands() {
   vm_log "coblk writeback --type idle: $out"
   n=${out%% *}
   vm_assert_eq 1024 "$n" "pages written back by --type idle (the unread half)"
-  wait_for_stat "$id" written_back_pages -eq "$n"
+  wait_for_stat "$id" written_back_pages -eq "$n" 10
   before=$n
   out=$("$COBLK_BIN" writeback -n "$id" --type all --max-pages 100) || vm_fail "coblk writeback --type all failed"
   vm_assert_eq "100 pages written back" "$out" "writeback --max-pages 100"
-  wait_for_stat "$id" written_back_pages -eq $((before + 100))
+  wait_for_stat "$id" written_back_pages -eq $((before + 100)) 10
   out=$("$COBLK_BIN" writeback -n "$id" --type huge) || vm_fail "coblk writeback --type huge failed"
   vm_assert_eq "924 pages written back" "$out" "writeback --type huge (every page left in RAM is raw)"
   fio_fill "$dev" 8M --buffer_compress_percentage=0 --verify_only
@@ -217,7 +190,7 @@ recovery_keeps_written_back_pages() {
   add_device "$id" -t zram --size 32M --mem-limit 4M --backing "$backing" --recovery
   # 16 MiB of random pages (stored raw): 4x the limit.
   fio_fill "$dev" 16M --buffer_compress_percentage=0
-  wait_for_stat "$id" written_back_pages -gt 1024
+  wait_for_stat "$id" written_back_pages -gt 1024 10
   wb=$(stat_value "$id" written_back_pages)
   pid=$(server_pid "$id")
   kill -KILL "$pid"
@@ -230,7 +203,7 @@ recovery_keeps_written_back_pages() {
     sleep 0.1
   done
   vm_log "server $pid (with $wb pages written back) replaced by $new"
-  wait_for_stat "$id" written_back_pages -ge "$wb"
+  wait_for_stat "$id" written_back_pages -ge "$wb" 10
   fio_fill "$dev" 16M --buffer_compress_percentage=0 --verify_only
 }
 
@@ -249,7 +222,7 @@ recompress_command() {
   vm_assert_eq "$n pages recompressed" "$out" "coblk recompress output"
   [ "$n" -gt 256 ] || vm_fail "only $n of 512 text pages were recompressed"
   # The maintenance task may have recompressed a raw page of its own.
-  wait_for_stat "$id" recompressed_pages -ge "$n"
+  wait_for_stat "$id" recompressed_pages -ge "$n" 10
   after=$(stat_value "$id" compr_data_size)
   vm_log "recompressed $n pages: compr_data_size $before -> $after bytes"
   [ "$after" -lt "$before" ] || vm_fail "compr_data_size did not fall ($before -> $after)"
