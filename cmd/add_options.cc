@@ -65,6 +65,7 @@ po::options_description add_description() {
     ("zero-copy", "data path: request pages become io_uring fixed buffers (loop only)")
     ("algorithm", po::value<std::string>()->value_name("ALG"), "zram: lz4 | lz4:ACCEL | zstd | zstd:LEVEL (default lz4)")
     ("mem-limit", po::value<std::string>()->value_name("SIZE"), "zram: most memory for compressed data (default: no limit)")
+    ("compress-cores", po::value<std::string>()->value_name("N"), "zram: compress asynchronously on N cores (the queues' own first, then others): a write completes once its pages are staged (default 0: compress inline)")
     ("recompress", po::value<std::string>()->value_name("ALG"), "zram: recompress raw and idle pages with this second codec, e.g. zstd:19 (default: off)")
     ("backing", po::value<std::string>()->value_name("PATH"), "zram: file or block device (e.g. /dev/zram0) that raw and cold pages are written back to")
     ("writeback-high", po::value<std::string>()->value_name("PCT"), "zram --backing: start writing back at this % of --mem-limit (default 90)")
@@ -336,6 +337,15 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
     if (given("mem-limit")) return fail("--mem-limit is only valid with -t zram");
     if (given("backing")) return fail("--backing is only valid with -t zram (a loop device's file is -f)");
     if (given("recompress")) return fail("--recompress is only valid with -t zram");
+    if (given("compress-cores")) return fail("--compress-cores is only valid with -t zram");
+  }
+  if (given("compress-cores")) {
+    int64_t n = 0;
+    if (!parse_bounded(text("compress-cores"), "--compress-cores", 0, 256, n, out.error)) return out;
+    if (n != 0 && given("recovery"))
+      return fail(
+          "--compress-cores cannot be combined with --recovery: staged pages are not in the memory the keeper holds");
+    o.compress_cores = static_cast<unsigned>(n);
   }
   if (given("recompress")) {
 #if COBLK_HAVE_ZRAM

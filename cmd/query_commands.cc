@@ -117,6 +117,7 @@ StatsFields read_stats_fields(uint32_t dev_id) {
   add("backing_read_errors", s->tier.read_errors);
   add("backing_write_errors", s->tier.write_errors);
   add("recompressed_pages", s->tier.recompressed_pages);
+  add("staged_pages", s->mm.staged_pages);
   out.emplace_back("tier_state", json_quote(ublk::tier_state_name(s->tier_state)));
   if (s->writeback_budget != UINT64_MAX) add("writeback_budget_pages", s->writeback_budget);
 #else

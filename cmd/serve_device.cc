@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -127,10 +128,13 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
 
   // Queue q on core q, and core q on the q-th CPU this process may use.
   runtime::RuntimeConfig rc;
-  rc.cpus = allowed_cpus(o.queues);
-  if (rc.cpus.size() < o.queues) {
-    return report.failed("only " + std::to_string(rc.cpus.size()) + " CPUs available for " + std::to_string(o.queues) +
-                         " queues");
+  // Compression workers beyond the queues get cores of their own.
+  const unsigned cores_needed = std::max(o.queues, o.compress_cores);
+  rc.cpus = allowed_cpus(cores_needed);
+  if (rc.cpus.size() < cores_needed) {
+    return report.failed("only " + std::to_string(rc.cpus.size()) + " CPUs available for " +
+                         (o.compress_cores > o.queues ? std::to_string(o.compress_cores) + " compression cores"
+                                                      : std::to_string(o.queues) + " queues"));
   }
   rc.reactor.ring_entries = ublk::ring_entries_for(o.depth);
   rc.reactor.idle_poll_us = o.poll_us;

@@ -63,6 +63,7 @@ Result<std::unique_ptr<ublk::Target>> make_target(const AddOptions& o, uint32_t 
       config.codec = *spec;
       config.mem_limit_bytes = o.mem_limit;
       config.backing_path = o.backing;
+      config.compress_workers = o.compress_cores;
       if (!o.recompress.empty()) {
         const auto secondary = compress::parse_codec_spec(o.recompress);
         if (!secondary) return secondary.error();

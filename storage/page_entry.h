@@ -41,7 +41,10 @@ inline constexpr std::uint64_t age_mask = std::uint64_t{0xffffffff} << age_shift
 /// The page was recompressed with the secondary codec, or an attempt did
 /// not shrink it: recompression passes it by (PageStore::recompress_step).
 inline constexpr std::uint64_t recompressed = std::uint64_t{1} << 54;
-// Bit 55 is free.
+/// The page is staged (PageStore::stage): written, not yet compressed. Its
+/// 4 KiB sit in a staging slot; value is StagedRef::encode() of the slot.
+/// Only stores in anonymous memory stage pages (recovery refuses the bit).
+inline constexpr std::uint64_t staged = std::uint64_t{1} << 55;
 
 /// The access time recorded in a word.
 constexpr std::uint32_t access_time_of(std::uint64_t word) noexcept {
@@ -52,8 +55,8 @@ constexpr std::uint64_t accessed(std::uint64_t word, std::uint32_t now) noexcept
   return (word & ~(age_mask | idle)) | (std::uint64_t{now} << age_shift);
 }
 
-/// A page holding data: same-filled, an object, or written back.
-inline constexpr std::uint64_t present = same | object | written_back;
+/// A page holding data: same-filled, an object, written back or staged.
+inline constexpr std::uint64_t present = same | object | written_back | staged;
 
 /// The stored size recorded in a word.
 constexpr std::uint32_t size_of(std::uint64_t word) noexcept {

@@ -45,6 +45,14 @@ Result<void> validate(const PageStoreConfig& c) {
   if (c.backing_blocks > (std::uint64_t{1} << 60)) {
     return Error(EINVAL, "backing tier of " + std::to_string(c.backing_blocks) + " blocks is too large");
   }
+  if (c.staging_pages > 65536) {
+    return Error(EINVAL, "staging area must be 0..65536 pages per core, got " + std::to_string(c.staging_pages));
+  }
+  if (c.staging_pages != 0 && c.memory != runtime::MemoryKind::anonymous) {
+    // A staged page lives outside the page table and the arenas a new
+    // server recovers: acknowledged writes would be lost with the server.
+    return Error(EINVAL, "asynchronous compression cannot be combined with crash-safe (shared) memory");
+  }
   if (c.remote_free_ring_capacity < 2) {
     return Error(EINVAL, "remote free ring capacity must be at least 2");
   }
@@ -161,6 +169,14 @@ Result<std::unique_ptr<PageStore>> PageStore::build(const PageStoreConfig& confi
       if (!state->batch_data || !state->block) {
         throw std::bad_alloc();
       }
+    }
+    if (config.staging_pages != 0) {
+      state->staging.reset(
+          static_cast<std::byte*>(std::aligned_alloc(page_size, std::size_t{config.staging_pages} * page_size)));
+      if (!state->staging) {
+        throw std::bad_alloc();
+      }
+      state->staged_index = std::make_unique<std::uint64_t[]>(config.staging_pages);
     }
     store->cores_.push_back(std::move(state));
   }
@@ -400,6 +416,12 @@ int PageStore::load_locked(unsigned core, std::uint64_t word, std::uint64_t valu
     compress::fill_page(out, value);
     return 0;
   }
+  if (word & entry_bits::staged) {
+    // Under the entry's lock, which keeps the slot: its installer must
+    // take the lock to let go of it.
+    std::memcpy(out.data(), staging_slot(StagedRef::decode(value)), page_size);
+    return 0;
+  }
   std::memset(out.data(), 0, page_size);
   return 0;
 }
@@ -435,7 +457,7 @@ int PageStore::read_page(unsigned core, std::uint64_t index, PageSpan out) noexc
   PageEntry& e = entries_[index];
   const std::uint64_t word = e.lock(core);
   const std::uint64_t value = e.value;
-  if (!(word & (entry_bits::object | entry_bits::written_back))) {
+  if (!(word & (entry_bits::object | entry_bits::written_back | entry_bits::staged))) {
     // Nothing to keep alive: fill outside the lock.
     e.unlock(word);
     return load_locked(core, word, value, out);
@@ -501,6 +523,11 @@ void PageStore::account(unsigned core, std::uint64_t word, std::int64_t sign) no
   }
   if (word & entry_bits::same) {
     CoreCounters::add(c.same_pages, sign);
+    return;
+  }
+  if (word & entry_bits::staged) {
+    // No object yet: its 4 KiB are counted by the budget, not compr_bytes.
+    CoreCounters::add(c.staged_pages, sign);
     return;
   }
   CoreCounters::add(c.compr_bytes, sign * entry_bits::size_of(word));
@@ -674,7 +701,7 @@ bool PageStore::maybe_compact_step(unsigned core, const CompactionPolicy& policy
 
 MmStat PageStore::mm_stat() const noexcept {
   MmStat s;
-  std::int64_t stored = 0, compr = 0, same = 0, huge = 0, since = 0, compacted = 0;
+  std::int64_t stored = 0, compr = 0, same = 0, huge = 0, since = 0, compacted = 0, staged = 0;
   for (const auto& cs : cores_) {
     const CoreCounters& c = cs->counters;
     stored += c.pages_stored.load(std::memory_order_relaxed);
@@ -683,6 +710,7 @@ MmStat PageStore::mm_stat() const noexcept {
     huge += c.huge_pages.load(std::memory_order_relaxed);
     since += c.huge_pages_since.load(std::memory_order_relaxed);
     compacted += c.pages_compacted.load(std::memory_order_relaxed);
+    staged += c.staged_pages.load(std::memory_order_relaxed);
   }
   // A sum read while cores run may be transiently negative; clamp.
   auto u = [](std::int64_t v) { return v < 0 ? std::uint64_t{0} : static_cast<std::uint64_t>(v); };
@@ -695,6 +723,7 @@ MmStat PageStore::mm_stat() const noexcept {
   s.pages_compacted = u(compacted);
   s.huge_pages = u(huge);
   s.huge_pages_since = u(since);
+  s.staged_pages = u(staged);
   return s;
 }
 

@@ -95,6 +95,24 @@ struct PageStoreConfig {
   /// Objects it made are read with it, so a store must be attached with the
   /// same one.
   std::optional<compress::CodecSpec> recompress;
+  /// Staging slots per core for asynchronous compression (stage() /
+  /// install_staged()); 0 = none. Each slot is 4 KiB, allocated up front
+  /// and counted in mem_used_total only while it holds a page. Needs
+  /// anonymous memory: a staged page is not recovered after a crash, so a
+  /// store in shared memory refuses it. 0..65536.
+  std::uint32_t staging_pages = 0;
+};
+
+/// Where a staged page's bytes are: a slot of one core's staging area.
+struct StagedRef {
+  std::uint32_t core = 0;  ///< the core whose staging area holds the slot
+  std::uint32_t slot = 0;  ///< the slot, 0..staging_pages-1
+  /// The entry value of a page staged in this slot.
+  constexpr std::uint64_t encode() const noexcept { return (std::uint64_t{core} << 32) | slot; }
+  /// The slot an entry value names.
+  static constexpr StagedRef decode(std::uint64_t v) noexcept {
+    return StagedRef{static_cast<std::uint32_t>(v >> 32), static_cast<std::uint32_t>(v)};
+  }
 };
 
 /// What one recompress_step did.
@@ -278,6 +296,28 @@ class PageStore {
   /// yielding between steps, until it returns false.
   bool maybe_compact_step(unsigned core, const CompactionPolicy& policy);
 
+  // ---- Asynchronous compression (page_store_staging.cc; docs/storage.md, "Staging").
+  /// Stages the whole page at `offset` (4096-aligned; `page` is 4096
+  /// bytes): copies it into slot `slot` of `core`'s staging area, which
+  /// the caller owns (it is free), and points the page's entry at it. The
+  /// page then reads back from the slot until install_staged compresses it.
+  /// A same-filled page is stored at once instead (no slot used). Returns
+  /// 0 staged (hand the slot to install_staged), 1 stored (the slot is
+  /// still free), -ENOSPC (no room for another staged page under the
+  /// memory limit: write the page with try_write instead), or -EIO (bad
+  /// offset, core or slot; no staging area).
+  int stage(unsigned core, std::uint32_t slot, std::uint64_t offset, std::span<const std::byte> page) noexcept;
+  /// Compresses the page staged in `ref` on `core` (its codec, its arena:
+  /// any core, on its own thread) and installs the object if the page's
+  /// entry still names `ref`; a page overwritten or discarded meanwhile
+  /// keeps its new contents and the work is dropped. Returns 0: the slot is
+  /// free again (give it back to its owner); or -ENOSPC: no room for the
+  /// object under the memory limit, the page stays staged and readable in
+  /// its slot, call again later.
+  int install_staged(unsigned core, StagedRef ref) noexcept;
+  /// The staging slots per core (PageStoreConfig::staging_pages).
+  std::uint32_t staging_pages() const noexcept { return config_.staging_pages; }
+
   // ---- The backing tier (page_store_tier.cc; docs/storage.md, "Backing tier").
 
   /// Sets the store's clock, in seconds (any origin; it must not go
@@ -401,6 +441,8 @@ class PageStore {
   void release_tails(CoreState& cs) noexcept;
   int load_written_back(unsigned core, std::uint64_t word, std::uint64_t value, PageSpan out) noexcept;
   int decode_object(unsigned core, std::uint64_t word, const std::byte* src, PageSpan out) noexcept;
+  // The 4 KiB of a staging slot (page_store_staging.cc).
+  std::byte* staging_slot(StagedRef ref) const noexcept;
   // Writes (new store) or checks (attached store) the backing tier's
   // header block against the page table's header (page_store_tier.cc).
   Result<void> init_backing(bool attaching);

@@ -52,6 +52,11 @@ struct PageStore::CoreState {
   std::uint32_t batch_block_count = 0;                 ///< blocks in batch_blocks
   std::uint64_t writeback_cursor = 0;                  ///< next entry writeback_prepare looks at
   std::unique_ptr<std::byte, AlignedFree> block;       ///< one backing block, for the synchronous read
+  /// The staging area: staging_pages slots of 4 KiB (PageStore::stage).
+  std::unique_ptr<std::byte, AlignedFree> staging;
+  /// Per staging slot, the page entry it was staged for (written by stage()
+  /// before the slot is handed over; read by install_staged()).
+  std::unique_ptr<std::uint64_t[]> staged_index;
 };
 
 }  // namespace coblk::storage

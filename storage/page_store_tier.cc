@@ -248,7 +248,7 @@ int PageStore::read_resident(unsigned core, std::uint64_t offset, std::span<std:
     // Not written back: read it under the lock already held, as
     // read_page does.
     const std::uint64_t value = e.value;
-    if (!(word & entry_bits::object)) {
+    if (!(word & (entry_bits::object | entry_bits::staged))) {
       e.unlock(word);  // nothing to keep alive: fill outside the lock
       load_locked(core, word, value, page);
     } else {

@@ -22,6 +22,9 @@ struct MmStat {
   std::uint64_t pages_compacted = 0;   ///< pages freed by compaction (count)
   std::uint64_t huge_pages = 0;        ///< pages stored raw now (count)
   std::uint64_t huge_pages_since = 0;  ///< pages stored raw since creation (count)
+  /// Pages written and not yet compressed (PageStore::stage; not in
+  /// kernel zram's mm_stat). Their 4 KiB each count in mem_used_total.
+  std::uint64_t staged_pages = 0;
 };
 
 /// Kernel zram's io_stat (counts).
@@ -71,6 +74,7 @@ struct alignas(runtime::cache_line_size) CoreCounters {
   std::atomic<std::int64_t> bd_read_errors{0};    ///< event count: TierStat::read_errors
   std::atomic<std::int64_t> bd_write_errors{0};   ///< event count: TierStat::write_errors
   std::atomic<std::int64_t> recompressed{0};      ///< event count: TierStat::recompressed_pages
+  std::atomic<std::int64_t> staged_pages{0};      ///< gauge: MmStat::staged_pages
 
   /// Adds `delta` to one of this struct's counters. Owner core only: a
   /// relaxed load and store, not a fetch_add, is exact only because no other

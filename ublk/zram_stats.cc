@@ -75,6 +75,7 @@ enum Word : unsigned {
   tier_state,
   writeback_budget,
   recompressed_pages,
+  staged_pages,
 };
 
 // Where the sequence word lies in the file: right after the magic.
@@ -171,6 +172,7 @@ void ZramStatsPublisher::publish(const ZramStats& s) noexcept {
       static_cast<std::uint64_t>(s.tier_state),
       s.writeback_budget,
       s.tier.recompressed_pages,
+      s.mm.staged_pages,
   };
   for (unsigned i = 0; i < sizeof(values) / sizeof(values[0]); ++i) {
     shared->words[i].store(values[i], std::memory_order_relaxed);
@@ -244,6 +246,7 @@ Result<ZramStats> read_zram_stats(const std::string& path) {
   s.bd = storage::BdStat{w[bd_count], w[bd_reads], w[bd_writes]};
   s.tier = storage::TierStat{w[backing_blocks], w[written_back_pages], w[bd_read_errors], w[bd_write_errors],
                              w[recompressed_pages]};
+  s.mm.staged_pages = w[staged_pages];
   s.tier_state = w[tier_state] <= 3 ? static_cast<TierState>(w[tier_state]) : TierState::none;
   s.writeback_budget = w[writeback_budget];
   s.disksize = w[disksize];

@@ -3,6 +3,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <string>
 #include <utility>
@@ -24,7 +25,20 @@ Result<storage::PageStoreConfig> store_config(const ZramTargetConfig& c) {
   s.size_bytes = c.size_bytes;
   s.codec = c.codec;
   s.mem_limit_bytes = c.mem_limit_bytes;
-  s.cores = c.queues;
+  if (c.compress_workers > 256) {
+    return Error(EINVAL, "zram: at most 256 compression workers, got " + std::to_string(c.compress_workers));
+  }
+  if (c.compress_workers != 0) {
+    if (c.memory != runtime::MemoryKind::anonymous) {
+      // A staged page lives outside the memory a keeper holds.
+      return Error(EINVAL, "zram: asynchronous compression (--compress-cores) cannot be combined with --recovery");
+    }
+    if (c.staging_per_lane == 0 || c.staging_per_lane > 4096) {
+      return Error(EINVAL, "zram: staging slots per lane must be 1..4096, got " + std::to_string(c.staging_per_lane));
+    }
+    s.staging_pages = c.compress_workers * c.staging_per_lane;
+  }
+  s.cores = std::max(c.queues, c.compress_workers);
   s.recompress = c.recompress;
   if (!c.backing_path.empty()) {
     if (c.writeback_batch == 0 || c.writeback_batch > 256) {
@@ -84,7 +98,18 @@ Result<std::unique_ptr<ZramTarget>> ZramTarget::create(const ZramTargetConfig& c
     }
     publisher = std::move(created).value();
   }
+  std::unique_ptr<CompressionPipeline> pipeline;
+  if (config.compress_workers != 0) {
+    Result<std::unique_ptr<CompressionPipeline>> made = CompressionPipeline::create(
+        **store, CompressionPipelineConfig{config.queues, config.compress_workers, config.staging_per_lane});
+    if (!made) {
+      close_backing();
+      return std::move(made).error();
+    }
+    pipeline = std::move(made).value();
+  }
   std::unique_ptr<ZramTarget> target(new ZramTarget(config, std::move(store).value(), std::move(publisher)));
+  target->pipeline_ = std::move(pipeline);
   target->backing_fd_ = backing_fd;
   if (config.writeback_limit_bytes != 0) {
     target->writeback_budget_.store(config.writeback_limit_bytes / 4096, std::memory_order_relaxed);
@@ -130,6 +155,22 @@ runtime::Task<int> ZramTarget::start_queue(std::uint16_t queue) {
     queue_cores_[queue].store(runtime::Reactor::current()->core() + 1, std::memory_order_relaxed);
   }
   runtime::spawn(maintain(queue), "zram-maintenance", runtime::SchedulingGroup::background());
+  if (pipeline_ && queue < pipeline_->workers()) {
+    pipeline_->start_worker(queue);
+  }
+  if (pipeline_ && queue == 0) {
+    // Workers beyond the queues run on runtime core w, with store core w's
+    // arena, which needs its own maintenance there.
+    for (unsigned w = config_.queues; w < pipeline_->workers(); ++w) {
+      co_await runtime::submit_to(w, [this, w] {
+        queue_cores_[w].store(runtime::Reactor::current()->core() + 1, std::memory_order_relaxed);
+        pipeline_->start_worker(w);
+        runtime::spawn(maintain(static_cast<std::uint16_t>(w)), "zram-maintenance",
+                       runtime::SchedulingGroup::background());
+        return 0;
+      });
+    }
+  }
   co_return 0;
 }
 
@@ -149,7 +190,7 @@ runtime::Task<int> ZramTarget::write(const Request& r) {
     co_return -EINVAL;
   }
   const std::span<const std::byte> data(r.data, r.length);
-  int rc = store_->try_write(r.queue, r.offset, data);
+  int rc = pipeline_ ? pipeline_->write(r.queue, r.offset, data) : store_->try_write(r.queue, r.offset, data);
   if (rc == -ENOSPC) {
     rc = co_await write_after_reclaim(r.queue, r.offset, data);
   }
@@ -183,8 +224,8 @@ runtime::Task<int> ZramTarget::write_after_reclaim(std::uint16_t queue, std::uin
   int rc = -ENOSPC;
   for (int round = 0; round < max_reclaim_rounds && rc == -ENOSPC; ++round) {
     bool gave_back = false;
-    for (unsigned k = 1; k < config_.queues && rc == -ENOSPC; ++k) {
-      const unsigned other = (queue + k) % config_.queues;
+    for (unsigned k = 1; k < store_cores_ && rc == -ENOSPC; ++k) {
+      const unsigned other = (queue + k) % store_cores_;
       const unsigned core_plus_one = queue_cores_[other].load(std::memory_order_relaxed);
       if (core_plus_one == 0) {
         continue;  // not started: it has served no request, so holds nothing

@@ -1,6 +1,7 @@
 // ublk/zram_target.h - a compressed RAM block device (userspace zram).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include "coblk/compress/codec.h"
 #include "coblk/runtime/result.h"
 #include "coblk/storage/page_store.h"
+#include "coblk/ublk/compression_pipeline.h"
 #include "coblk/ublk/target.h"
 #include "coblk/ublk/zram_stats.h"
 
@@ -64,6 +66,17 @@ struct ZramTargetConfig {
   /// memory pressure, any page before writing pages back; a result is kept
   /// only if it is stored in a smaller size class. Unset: no recompression.
   std::optional<compress::CodecSpec> recompress;
+
+  // ---- Asynchronous compression (ublk/compression_pipeline.h).
+  /// Compression workers (0 = compress inline, in each write). With N > 0
+  /// a write stages its pages and completes; N compression tasks compress
+  /// them: worker w on queue w's core (background group) for w < queues,
+  /// else on runtime core w, which must then serve no queue of this
+  /// device (the Runtime needs max(queues, N) cores). Needs anonymous
+  /// memory (not `memory = shared`).
+  unsigned compress_workers = 0;
+  /// Staging slots (4 KiB each) per queue and worker, 1..4096.
+  std::uint32_t staging_per_lane = 64;
 };
 
 /// The `zram` target: every request is served from a storage::PageStore on
@@ -115,6 +128,8 @@ class ZramTarget final : public Target {
   std::vector<int> memory_fds() const override { return store_->memory_fds(); }
   /// A snapshot of the device's statistics.
   ZramStats snapshot() const;
+  /// The compression pipeline (null when compress_workers is 0).
+  CompressionPipeline* pipeline() noexcept { return pipeline_.get(); }
 
  private:
   ZramTarget(const ZramTargetConfig& config, std::unique_ptr<storage::PageStore> store,
@@ -148,12 +163,16 @@ class ZramTarget final : public Target {
   TierState tier_state() const noexcept;
 
   ZramTargetConfig config_;
+  // Store cores: one per queue, plus the compression workers beyond them.
+  unsigned store_cores_ = std::max(config_.queues, config_.compress_workers);
   std::unique_ptr<storage::PageStore> store_;
+  std::unique_ptr<CompressionPipeline> pipeline_;
   std::unique_ptr<ZramStatsPublisher> publisher_;
-  /// Per queue: 1 + the index of the Runtime core serving it, recorded by
-  /// its start_queue; 0 until then. A write at the memory limit on another
-  /// queue reads it to ask that core to reclaim memory.
-  std::unique_ptr<std::atomic<unsigned>[]> queue_cores_ = std::make_unique<std::atomic<unsigned>[]>(config_.queues);
+  /// Per store core (queues, then compression workers beyond them): 1 + the
+  /// index of the Runtime core running it, recorded when it starts; 0 until
+  /// then. A write at the memory limit on another queue reads it to ask
+  /// that core to reclaim memory.
+  std::unique_ptr<std::atomic<unsigned>[]> queue_cores_ = std::make_unique<std::atomic<unsigned>[]>(store_cores_);
   int backing_fd_ = -1;
   // A backing write failed: writeback stops for good (relaxed: a flag that
   // guards no memory; each queue stops at its next batch).
@@ -172,7 +191,7 @@ class ZramTarget final : public Target {
   std::atomic<std::uint64_t> manual_moved_{0};
   std::atomic<unsigned> manual_pending_{0};
   std::unique_ptr<std::uint64_t[]> manual_seen_ =
-      std::make_unique<std::uint64_t[]>(config_.queues);  // per queue, its core only
+      std::make_unique<std::uint64_t[]>(store_cores_);  // per store core, its core only
 };
 
 }  // namespace coblk::ublk

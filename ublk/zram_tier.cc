@@ -385,7 +385,7 @@ runtime::Task<void> ZramTarget::run_command(const ZramCommand& command) {
     manual_recompress_.store(command.kind == ZramCommand::Kind::recompress ? 1 : 0, std::memory_order_relaxed);
     manual_left_.store(command.max_pages == 0 ? UINT64_MAX : command.max_pages, std::memory_order_relaxed);
     manual_moved_.store(0, std::memory_order_relaxed);
-    manual_pending_.store(config_.queues, std::memory_order_relaxed);
+    manual_pending_.store(store_cores_, std::memory_order_relaxed);
     // Release: the fields above are visible to a queue that sees the new
     // generation.
     manual_generation_.fetch_add(1, std::memory_order_release);

@@ -1,0 +1,240 @@
+// PageStore's staging area (asynchronous compression): a staged page reads
+// back from its slot, install_staged compresses it in place, and a page
+// changed while staged keeps its new contents. Also: staged pages count
+// against the memory limit, and a store in shared memory refuses staging.
+#define BOOST_TEST_MODULE staging
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "coblk/storage/page_store.h"
+#include "test/require_ok.h"
+#include "test/storage/page_gen.h"
+
+using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
+
+using namespace storage;  // NOLINT(google-build-using-namespace): a program file, not a library
+
+namespace {
+
+constexpr std::size_t ps = 4096;
+constexpr std::uint64_t pages = 256;
+
+PageStoreConfig config(std::uint32_t staging = 8, unsigned cores = 1, std::uint64_t mem_limit = 0) {
+  PageStoreConfig c;
+  c.size_bytes = pages * ps;
+  c.cores = cores;
+  c.staging_pages = staging;
+  c.mem_limit_bytes = mem_limit;
+  return c;
+}
+
+std::vector<std::byte> page_of(std::uint64_t seed) {
+  std::vector<std::byte> p(ps);
+  storage_test::make_page(p, seed);
+  return p;
+}
+
+std::vector<std::byte> read_page(PageStore& s, std::uint64_t index, unsigned core = 0) {
+  std::vector<std::byte> out(ps);
+  BOOST_REQUIRE_EQUAL(s.read(core, index * ps, out), 0);
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_staged_page_reads_back_before_and_after_it_is_installed) {
+  auto store = test::require_ok(PageStore::create(config()));
+  const auto page = page_of(7);
+  BOOST_REQUIRE_EQUAL(store->stage(0, 3, 5 * ps, page), 0);
+  BOOST_TEST(store->mm_stat().staged_pages == 1u);
+  BOOST_TEST(store->mm_stat().orig_data_size == ps);
+  BOOST_TEST(read_page(*store, 5) == page);
+  BOOST_REQUIRE_EQUAL(store->install_staged(0, StagedRef{0, 3}), 0);
+  BOOST_TEST(store->mm_stat().staged_pages == 0u);
+  BOOST_TEST(store->mm_stat().orig_data_size == ps);
+  BOOST_TEST(store->mm_stat().compr_data_size > 0u);
+  BOOST_TEST(read_page(*store, 5) == page);
+}
+
+BOOST_AUTO_TEST_CASE(a_page_overwritten_while_staged_keeps_the_newer_data_after_the_install) {
+  auto store = test::require_ok(PageStore::create(config()));
+  const auto old_page = page_of(1);
+  const auto new_page = page_of(2);
+  BOOST_REQUIRE_EQUAL(store->stage(0, 0, 0, old_page), 0);
+  BOOST_REQUIRE_EQUAL(store->write(0, 0, new_page), 0);  // inline overwrite
+  BOOST_REQUIRE_EQUAL(store->install_staged(0, StagedRef{0, 0}), 0);
+  BOOST_TEST(read_page(*store, 0) == new_page);
+  BOOST_TEST(store->mm_stat().staged_pages == 0u);
+  BOOST_TEST(store->mm_stat().orig_data_size == ps);
+}
+
+BOOST_AUTO_TEST_CASE(a_page_restaged_in_another_slot_is_installed_from_the_newer_slot_only) {
+  auto store = test::require_ok(PageStore::create(config()));
+  const auto first = page_of(3);
+  const auto second = page_of(4);
+  BOOST_REQUIRE_EQUAL(store->stage(0, 0, 9 * ps, first), 0);
+  BOOST_REQUIRE_EQUAL(store->stage(0, 1, 9 * ps, second), 0);
+  BOOST_TEST(store->mm_stat().staged_pages == 1u);
+  BOOST_TEST(read_page(*store, 9) == second);
+  // The newer slot installs first; the older one then finds the page no
+  // longer names it and drops its work.
+  BOOST_REQUIRE_EQUAL(store->install_staged(0, StagedRef{0, 1}), 0);
+  BOOST_REQUIRE_EQUAL(store->install_staged(0, StagedRef{0, 0}), 0);
+  BOOST_TEST(read_page(*store, 9) == second);
+  BOOST_TEST(store->mm_stat().staged_pages == 0u);
+  // No memory is left behind: the same as the page written inline.
+  auto reference = test::require_ok(PageStore::create(config()));
+  BOOST_REQUIRE_EQUAL(reference->write(0, 9 * ps, second), 0);
+  BOOST_TEST(store->mm_stat().mem_used_total == reference->mm_stat().mem_used_total);
+}
+
+BOOST_AUTO_TEST_CASE(a_page_discarded_while_staged_reads_as_zeros_after_the_install) {
+  auto store = test::require_ok(PageStore::create(config()));
+  BOOST_REQUIRE_EQUAL(store->stage(0, 2, 4 * ps, page_of(5)), 0);
+  BOOST_REQUIRE_EQUAL(store->discard(0, 4 * ps, ps), 0);
+  BOOST_TEST(store->mm_stat().staged_pages == 0u);
+  BOOST_REQUIRE_EQUAL(store->install_staged(0, StagedRef{0, 2}), 0);
+  BOOST_TEST(read_page(*store, 4) == std::vector<std::byte>(ps));
+  BOOST_TEST(store->mm_stat().orig_data_size == 0u);
+  BOOST_TEST(store->mm_stat().mem_used_total == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_partial_write_to_a_staged_page_merges_with_the_staged_bytes) {
+  auto store = test::require_ok(PageStore::create(config()));
+  auto page = page_of(6);
+  BOOST_REQUIRE_EQUAL(store->stage(0, 0, 0, page), 0);
+  const std::vector<std::byte> patch(512, std::byte{0x5a});
+  BOOST_REQUIRE_EQUAL(store->write(0, 1024, patch), 0);
+  std::memcpy(page.data() + 1024, patch.data(), patch.size());
+  BOOST_REQUIRE_EQUAL(store->install_staged(0, StagedRef{0, 0}), 0);
+  BOOST_TEST(read_page(*store, 0) == page);
+}
+
+BOOST_AUTO_TEST_CASE(a_same_filled_page_is_stored_at_once_and_uses_no_slot) {
+  auto store = test::require_ok(PageStore::create(config()));
+  const std::vector<std::byte> zeros(ps);
+  std::vector<std::byte> ones(ps, std::byte{1});
+  BOOST_TEST(store->stage(0, 0, 0, zeros) == 1);
+  BOOST_TEST(store->stage(0, 0, ps, ones) == 1);
+  BOOST_TEST(store->mm_stat().staged_pages == 0u);
+  BOOST_TEST(store->mm_stat().same_pages == 2u);
+  BOOST_TEST(read_page(*store, 1) == ones);
+}
+
+BOOST_AUTO_TEST_CASE(staged_pages_count_against_the_memory_limit) {
+  // Sixteen pages of room: sixteen staged pages fill it, another is refused
+  // (the caller then writes it inline, with the limit's own handling).
+  auto store = test::require_ok(PageStore::create(config(17, 1, 16 * ps)));
+  // Pages 0..3 alike (one size class, so one span holds their objects).
+  auto seed_of = [](std::uint32_t i) { return i < 4 ? 20u : 20u + i; };
+  for (std::uint32_t i = 0; i < 16; ++i) {
+    BOOST_REQUIRE_EQUAL(store->stage(0, i, i * ps, page_of(seed_of(i))), 0);
+  }
+  BOOST_TEST(store->mm_stat().mem_used_total == 16 * ps);
+  BOOST_TEST(store->stage(0, 16, 16 * ps, page_of(99)) == -ENOSPC);
+  // Installing needs room for the object before the slot is given back:
+  // at the limit it says so, and the page stays staged and readable.
+  BOOST_TEST(store->install_staged(0, StagedRef{0, 0}) == -ENOSPC);
+  BOOST_TEST(store->mm_stat().staged_pages == 16u);
+  BOOST_TEST(read_page(*store, 0) == page_of(20));
+  // Discarded pages give their slots' room back once their installers
+  // run (twelve pages: more than the largest span); then the rest install.
+  for (std::uint32_t i = 4; i < 16; ++i) {
+    BOOST_REQUIRE_EQUAL(store->discard(0, i * ps, ps), 0);
+    BOOST_REQUIRE_EQUAL(store->install_staged(0, StagedRef{0, i}), 0);
+  }
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    BOOST_REQUIRE_EQUAL(store->install_staged(0, StagedRef{0, i}), 0);
+  }
+  BOOST_TEST(store->mm_stat().staged_pages == 0u);
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    BOOST_TEST(read_page(*store, i) == page_of(seed_of(i)));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(bad_slots_offsets_and_a_store_without_staging_are_refused) {
+  auto store = test::require_ok(PageStore::create(config(4)));
+  const auto page = page_of(1);
+  BOOST_TEST(store->stage(0, 4, 0, page) == -EIO);                                          // slot past the area
+  BOOST_TEST(store->stage(0, 0, 100, page) == -EIO);                                        // unaligned
+  BOOST_TEST(store->stage(0, 0, pages * ps, page) == -EIO);                                 // past the end
+  BOOST_TEST(store->stage(1, 0, 0, page) == -EIO);                                          // no such core
+  BOOST_TEST(store->stage(0, 0, 0, std::span<const std::byte>(page.data(), 512)) == -EIO);  // not a page
+  auto plain = test::require_ok(PageStore::create(config(0)));
+  BOOST_TEST(plain->stage(0, 0, 0, page) == -EIO);
+}
+
+BOOST_AUTO_TEST_CASE(a_store_in_shared_memory_refuses_a_staging_area) {
+  PageStoreConfig c = config(8);
+  c.memory = runtime::MemoryKind::shared;
+  const auto made = PageStore::create(c);
+  BOOST_REQUIRE(!made);
+  BOOST_TEST(made.error().code() == EINVAL);
+  BOOST_TEST(made.error().message().find("shared") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(pages_staged_on_one_core_and_installed_on_another_race_with_reads_and_overwrites) {
+  // Core 0 stages pages and overwrites some inline; core 1 installs every
+  // staged slot as soon as it is handed over; core 0 reads each page back
+  // after each change. Every read must return the page's latest data.
+  constexpr std::uint32_t slots = 16;
+  auto store = test::require_ok(PageStore::create(config(slots, 2)));
+  std::atomic<std::uint32_t> handed[slots];
+  for (auto& h : handed) h.store(0, std::memory_order_relaxed);
+  std::atomic<bool> done{false};
+  std::thread installer([&] {
+    while (!done.load(std::memory_order_acquire)) {
+      for (std::uint32_t s = 0; s < slots; ++s) {
+        if (handed[s].load(std::memory_order_acquire) == 1) {
+          while (store->install_staged(1, StagedRef{0, s}) != 0) {}
+          handed[s].store(0, std::memory_order_release);
+        }
+      }
+    }
+  });
+  std::mt19937_64 rng(42);
+  std::vector<std::uint64_t> seed_of(pages, 0);
+  bool all_match = true;
+  for (int op = 0; op < 3000 && all_match; ++op) {
+    const std::uint64_t index = rng() % 32;
+    const std::uint64_t seed = 1000 + static_cast<std::uint64_t>(op);
+    const auto page = page_of(seed);
+    if (rng() % 4 == 0) {
+      BOOST_REQUIRE_EQUAL(store->write(0, index * ps, page), 0);
+    } else {
+      std::uint32_t slot = slots;
+      while (slot == slots) {
+        for (std::uint32_t s = 0; s < slots; ++s) {
+          if (handed[s].load(std::memory_order_acquire) == 0) {
+            slot = s;
+            break;
+          }
+        }
+      }
+      BOOST_REQUIRE_EQUAL(store->stage(0, slot, index * ps, page), 0);
+      handed[slot].store(1, std::memory_order_release);
+    }
+    seed_of[index] = seed;
+    all_match = read_page(*store, index) == page;
+  }
+  done.store(true, std::memory_order_release);
+  installer.join();
+  BOOST_TEST(all_match);
+  for (std::uint32_t s = 0; s < slots; ++s) {
+    if (handed[s].load(std::memory_order_acquire) == 1) {
+      BOOST_REQUIRE_EQUAL(store->install_staged(1, StagedRef{0, s}), 0);
+    }
+  }
+  BOOST_TEST(store->mm_stat().staged_pages == 0u);
+  for (std::uint64_t i = 0; i < 32; ++i) {
+    if (seed_of[i] != 0) {
+      BOOST_TEST(read_page(*store, i) == page_of(seed_of[i]));
+    }
+  }
+}

@@ -1,0 +1,182 @@
+// The zram target with asynchronous compression (--compress-cores), driven
+// through its coroutine API on a real two-core Runtime: a model test of the
+// whole pipeline (staging, compression tasks on both cores, the inline
+// fallback when the staging area is full, reads of staged pages,
+// overwrites, partial writes and discards) against a reference array.
+#define BOOST_TEST_MODULE compression_pipeline
+#include <boost/test/unit_test.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "coblk/runtime/io.h"
+#include "coblk/runtime/reactor.h"
+#include "coblk/runtime/runtime.h"
+#include "coblk/runtime/submit_to.h"
+#include "coblk/runtime/when_all.h"
+#include "coblk/ublk/zram_target.h"
+#include "test/require_ok.h"
+#include "test/storage/page_gen.h"
+
+using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
+
+using runtime::Task;
+using ublk::Request;
+
+namespace {
+
+constexpr std::size_t ps = 4096;
+
+compress::CodecSpec lz4() { return compress::CodecSpec{compress::Algorithm::lz4, 1}; }
+
+Request make_request(std::uint16_t queue, std::uint64_t offset, std::vector<std::byte>& buf) {
+  Request r;
+  r.queue = queue;
+  r.offset = offset;
+  r.length = static_cast<std::uint32_t>(buf.size());
+  r.data = buf.data();
+  return r;
+}
+
+std::vector<std::byte> page_of(std::uint64_t seed) {
+  std::vector<std::byte> p(ps);
+  storage_test::make_page(p, seed);
+  return p;
+}
+
+// One queue's random operations on its own pages [first, first + count),
+// checked against `model` (that queue's pages only, so exact). Returns the
+// number of mismatches.
+Task<int> random_ops(ublk::ZramTarget& target, std::uint16_t queue, std::uint64_t first, std::uint64_t count,
+                     std::vector<std::vector<std::byte>>& model, int ops, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  int wrong = 0;
+  std::vector<std::byte> buf;
+  for (int op = 0; op < ops; ++op) {
+    const std::uint64_t index = first + rng() % count;
+    const unsigned kind = static_cast<unsigned>(rng() % 10);
+    if (kind < 5) {
+      // Whole pages, one to four: staged.
+      const std::uint64_t n = std::min<std::uint64_t>(1 + rng() % 4, first + count - index);
+      buf.resize(n * ps);
+      for (std::uint64_t k = 0; k < n; ++k) {
+        auto page = page_of(seed * 1000003 + static_cast<std::uint64_t>(op) * 8 + k);
+        if (rng() % 8 == 0) std::fill(page.begin(), page.end(), std::byte{0});  // same-filled
+        std::memcpy(buf.data() + k * ps, page.data(), ps);
+        model[index + k] = page;
+      }
+      if (co_await target.write(make_request(queue, index * ps, buf)) != static_cast<int>(buf.size())) ++wrong;
+    } else if (kind < 6) {
+      // A partial write: read-modify-write of a (possibly staged) page.
+      const std::uint32_t at = static_cast<std::uint32_t>(rng() % 8) * 512;
+      buf.assign(512, static_cast<std::byte>(rng()));
+      std::memcpy(model[index].data() + at, buf.data(), buf.size());
+      if (co_await target.write(make_request(queue, index * ps + at, buf)) != 512) ++wrong;
+    } else if (kind < 7) {
+      Request r;
+      r.queue = queue;
+      r.offset = index * ps;
+      r.length = ps;
+      if (co_await target.discard(r) != 0) ++wrong;
+      model[index].assign(ps, std::byte{0});
+    } else {
+      buf.assign(ps, std::byte{0xee});
+      if (co_await target.read(make_request(queue, index * ps, buf)) != static_cast<int>(ps) || buf != model[index]) {
+        ++wrong;
+      }
+    }
+    if (op % 16 == 0) {
+      co_await runtime::yield();  // let the compression tasks run (and unwind the stack)
+    }
+  }
+  co_return wrong;
+}
+
+// Waits (up to 10 s) until no page is staged.
+Task<bool> drained(ublk::ZramTarget& target) {
+  for (int i = 0; i < 10000; ++i) {
+    if (target.store().mm_stat().staged_pages == 0) co_return true;
+    co_await runtime::sleep_for(std::chrono::milliseconds(1));
+  }
+  co_return false;
+}
+
+void run_model(unsigned queues, unsigned workers, std::uint32_t slots_per_lane) {
+  constexpr std::uint64_t pages = 512;
+  const auto owned = test::require_ok(ublk::ZramTarget::create(ublk::ZramTargetConfig{
+      .size_bytes = pages * ps,
+      .codec = lz4(),
+      .queues = queues,
+      .compress_workers = workers,
+      .staging_per_lane = slots_per_lane,
+  }));
+  ublk::ZramTarget& target = *owned;
+  std::vector<std::vector<std::byte>> model(pages, std::vector<std::byte>(ps));
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime::RuntimeConfig{.cpus = {0, 1}}));
+  const int wrong = rt->run([&]() -> Task<int> {
+    BOOST_TEST_REQUIRE(co_await target.start_queue(0) == 0);
+    if (queues > 1) {
+      BOOST_TEST_REQUIRE(
+          co_await runtime::submit_to(1, [&]() -> Task<int> { co_return co_await target.start_queue(1); }) == 0);
+    }
+    int bad = 0;
+    if (queues > 1) {
+      auto remote = [&]() -> Task<int> {
+        co_return co_await runtime::submit_to(
+            1, [&]() -> Task<int> { co_return co_await random_ops(target, 1, pages / 2, pages / 2, model, 3000, 2); });
+      };
+      std::vector<Task<int>> both;
+      both.push_back(random_ops(target, 0, 0, pages / 2, model, 3000, 1));
+      both.push_back(remote());
+      const std::vector<int> counts = co_await runtime::when_all(std::move(both));
+      bad = counts[0] + counts[1];
+    } else {
+      bad = co_await random_ops(target, 0, 0, pages, model, 6000, 3);
+    }
+    BOOST_TEST(co_await drained(target));
+    // Everything again, from the other core, once the pipeline is idle.
+    bad += co_await runtime::submit_to(1, [&]() -> Task<int> {
+      int mismatches = 0;
+      std::vector<std::byte> back(ps);
+      for (std::uint64_t p = 0; p < pages; ++p) {
+        if (co_await target.read(make_request(queues > 1 ? 1 : 0, p * ps, back)) != static_cast<int>(ps) ||
+            back != model[p]) {
+          ++mismatches;
+        }
+        if (p % 16 == 0) co_await runtime::yield();
+      }
+      co_return mismatches;
+    });
+    co_return bad;
+  });
+  BOOST_TEST(wrong == 0);
+  BOOST_TEST(target.store().mm_stat().staged_pages == 0u);
+  BOOST_TEST_MESSAGE("pages compressed inline (staging full): " << target.pipeline()->inline_pages());
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(two_queues_with_a_compression_task_on_each_core_serve_exactly_the_written_data) {
+  run_model(2, 2, 64);
+}
+
+BOOST_AUTO_TEST_CASE(one_queue_with_a_second_core_only_for_compression_serves_exactly_the_written_data) {
+  run_model(1, 2, 64);
+}
+
+BOOST_AUTO_TEST_CASE(a_staging_area_of_one_slot_falls_back_to_inline_compression_and_loses_nothing) {
+  run_model(2, 1, 1);
+}
+
+BOOST_AUTO_TEST_CASE(asynchronous_compression_with_crash_safe_memory_is_refused) {
+  const auto made = ublk::ZramTarget::create(ublk::ZramTargetConfig{.size_bytes = 1 << 20,
+                                                                    .codec = lz4(),
+                                                                    .queues = 1,
+                                                                    .memory = runtime::MemoryKind::shared,
+                                                                    .compress_workers = 1});
+  BOOST_TEST(test::require_error(made, EINVAL) ==
+             "zram: asynchronous compression (--compress-cores) cannot be combined with --recovery");
+}
