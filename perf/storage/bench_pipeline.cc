@@ -44,10 +44,8 @@ constexpr std::size_t ps = 4096;
 }
 
 std::unique_ptr<ublk::ZramTarget> make_target(std::size_t pages, unsigned workers) {
-  auto made = ublk::ZramTarget::create(ublk::ZramTargetConfig{.size_bytes = pages * ps,
-                                                              .codec = {compress::Algorithm::lz4, 1},
-                                                              .queues = 1,
-                                                              .compress_workers = workers});
+  auto made = ublk::ZramTarget::create(ublk::ZramTargetConfig{
+      .size_bytes = pages * ps, .codec = {compress::Algorithm::lz4, 1}, .queues = 1, .compress_workers = workers});
   if (!made) fail(made.error().message());
   return std::move(made).value();
 }
@@ -163,8 +161,9 @@ int main(int argc, char** argv) {
   if (rounds < 1 || pages < 64) fail("--rounds must be at least 1 and --pages at least 64");
   if (sysconf(_SC_NPROCESSORS_ONLN) < 2) fail("needs two CPUs");
   const storage::bench::Corpus corpus = corpus_name == "binaries" ? storage::bench::binaries_corpus(pages)
-                                        : corpus_name == "half"   ? storage::bench::half_compressible_corpus(pages)
-                                                                  : (fail("--corpus must be half or binaries"), storage::bench::Corpus{});
+                                        : corpus_name == "half"
+                                            ? storage::bench::half_compressible_corpus(pages)
+                                            : (fail("--corpus must be half or binaries"), storage::bench::Corpus{});
   double load[3] = {};
   getloadavg(load, 3);
   std::printf("{\"bench\":\"header\",\"load\":[%.2f,%.2f,%.2f],\"pages\":%zu,\"corpus\":\"%s\"}\n", load[0], load[1],
