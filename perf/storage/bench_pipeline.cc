@@ -13,7 +13,8 @@
 //       with a 50 us gap between writes (a ublk round trip's order), async
 //       on two cores against inline: median (and p99 in the line).
 //
-// Usage: bench_pipeline [--quick] [--rounds N] [--pages N] [--corpus half|binaries]
+// Usage: bench_pipeline [--quick] [--rounds N] [--pages N] [--corpus half|binaries] [--only 0|1|2]
+// (--only W: one QD32 run, inline (0) or async on W cores, for profiling.)
 #include <unistd.h>
 
 #include <chrono>
@@ -156,6 +157,7 @@ int main(int argc, char** argv) {
   int rounds = 11;
   std::size_t pages = 16384;
   std::string corpus_name = "half";
+  int only_workers = -1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick") {
@@ -165,10 +167,13 @@ int main(int argc, char** argv) {
       rounds = std::atoi(argv[++i]);
     } else if (a == "--pages" && i + 1 < argc) {
       pages = static_cast<std::size_t>(std::atoll(argv[++i]));
+    } else if (a == "--only" && i + 1 < argc) {
+      only_workers = std::atoi(argv[++i]);
+      if (only_workers < 0 || only_workers > 2) fail("--only takes 0, 1 or 2");
     } else if (a == "--corpus" && i + 1 < argc) {
       corpus_name = argv[++i];
     } else {
-      fail("usage: bench_pipeline [--quick] [--rounds N] [--pages N] [--corpus half|binaries]");
+      fail("usage: bench_pipeline [--quick] [--rounds N] [--pages N] [--corpus half|binaries] [--only 0|1|2]");
     }
   }
   if (rounds < 1 || pages < 64) fail("--rounds must be at least 1 and --pages at least 64");
@@ -177,6 +182,12 @@ int main(int argc, char** argv) {
                                         : corpus_name == "half"
                                             ? storage::bench::half_compressible_corpus(pages)
                                             : (fail("--corpus must be half or binaries"), storage::bench::Corpus{});
+  if (only_workers >= 0) {
+    // One run of one side (for profiling): `--only 0` inline, `--only N` async on N cores.
+    const auto w = static_cast<unsigned>(only_workers);
+    std::printf("%.0f pages/s\n", write_rate(corpus, w, w == 0 ? 1 : w));
+    return 0;
+  }
   double load[3] = {};
   getloadavg(load, 3);
   std::printf("{\"bench\":\"header\",\"load\":[%.2f,%.2f,%.2f],\"pages\":%zu,\"corpus\":\"%s\"}\n", load[0], load[1],
