@@ -15,6 +15,7 @@
 #include <boost/program_options.hpp>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -66,6 +67,9 @@ po::options_description add_description() {
     ("algorithm", po::value<std::string>()->value_name("ALG"), "zram: lz4 | lz4:ACCEL | zstd | zstd:LEVEL (default lz4)")
     ("mem-limit", po::value<std::string>()->value_name("SIZE"), "zram: most memory for compressed data (default: no limit)")
     ("compress-cores", po::value<std::string>()->value_name("N"), "zram: compress asynchronously on N cores (the queues' own first, then others): a write completes once its pages are staged (default 0: compress inline)")
+    ("entropy-routing", "zram with --recompress: route each page by its entropy: low to --algorithm, mid to the --recompress codec, high stored raw (and, with --backing, written back at once)")
+    ("entropy-low", po::value<std::string>()->value_name("BITS"), "zram --entropy-routing: pages below this entropy (bits per byte) use --algorithm (default 1.0)")
+    ("entropy-high", po::value<std::string>()->value_name("BITS"), "zram --entropy-routing: pages from this entropy up are stored raw (default 7.0)")
     ("recompress", po::value<std::string>()->value_name("ALG"), "zram: recompress raw and idle pages with this second codec, e.g. zstd:19 (default: off)")
     ("backing", po::value<std::string>()->value_name("PATH"), "zram: file or block device (e.g. /dev/zram0) that raw and cold pages are written back to")
     ("writeback-high", po::value<std::string>()->value_name("PCT"), "zram --backing: start writing back at this % of --mem-limit (default 90)")
@@ -338,6 +342,32 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
     if (given("backing")) return fail("--backing is only valid with -t zram (a loop device's file is -f)");
     if (given("recompress")) return fail("--recompress is only valid with -t zram");
     if (given("compress-cores")) return fail("--compress-cores is only valid with -t zram");
+    if (given("entropy-routing")) return fail("--entropy-routing is only valid with -t zram");
+  }
+  for (const char* option : {"entropy-low", "entropy-high"}) {
+    if (given(option) && !given("entropy-routing"))
+      return fail(std::string("--") + option + " is only valid with --entropy-routing");
+  }
+  if (given("entropy-routing")) {
+    if (!given("recompress"))
+      return fail("--entropy-routing needs --recompress ALG: the strong codec for mid-entropy pages");
+    o.entropy_routing = true;
+    for (const char* option : {"entropy-low", "entropy-high"}) {
+      if (!given(option)) continue;
+      const std::string& t = text(option);
+      double bits = 0;
+      const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), bits);
+      if (t.empty() || ec != std::errc() || end != t.data() + t.size() || !(bits >= 0 && bits <= 8))
+        return fail(std::string("--") + option + " must be a number of bits per byte from 0 to 8, not " +
+                    quote_for_message(t));
+      (std::string(option) == "entropy-low" ? o.entropy_low : o.entropy_high) = bits;
+    }
+    if (!(o.entropy_low < o.entropy_high)) {
+      char text_low[32], text_high[32];
+      std::snprintf(text_low, sizeof text_low, "%g", o.entropy_low);
+      std::snprintf(text_high, sizeof text_high, "%g", o.entropy_high);
+      return fail(std::string("--entropy-low (") + text_low + ") must be below --entropy-high (" + text_high + ")");
+    }
   }
   if (given("compress-cores")) {
     int64_t n = 0;

@@ -56,6 +56,9 @@ struct AddOptions {
   std::string algorithm = "lz4";
   uint64_t mem_limit = 0;        ///< zram: bytes of compressed memory allowed, 0 = no limit
   std::string recompress;        ///< zram: the secondary codec (canonical spec), "" = none
+  bool entropy_routing = false;  ///< zram: --entropy-routing
+  double entropy_low = 1.0;      ///< zram: --entropy-low (bits per byte)
+  double entropy_high = 7.0;     ///< zram: --entropy-high (bits per byte)
   unsigned compress_cores = 0;   ///< zram: compression workers (0 = inline), ZramTargetConfig::compress_workers
   std::string backing;           ///< zram: backing tier (absolute path), "" = none
   unsigned writeback_high = 90;  ///< zram: % of mem_limit where automatic writeback starts

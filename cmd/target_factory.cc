@@ -64,6 +64,9 @@ Result<std::unique_ptr<ublk::Target>> make_target(const AddOptions& o, uint32_t 
       config.mem_limit_bytes = o.mem_limit;
       config.backing_path = o.backing;
       config.compress_workers = o.compress_cores;
+      if (o.entropy_routing) {
+        config.entropy_routing = storage::PageStoreConfig::EntropyRouting{o.entropy_low, o.entropy_high};
+      }
       if (!o.recompress.empty()) {
         const auto secondary = compress::parse_codec_spec(o.recompress);
         if (!secondary) return secondary.error();

@@ -45,6 +45,16 @@ Result<void> validate(const PageStoreConfig& c) {
   if (c.backing_blocks > (std::uint64_t{1} << 60)) {
     return Error(EINVAL, "backing tier of " + std::to_string(c.backing_blocks) + " blocks is too large");
   }
+  if (c.entropy_routing) {
+    const auto& r = *c.entropy_routing;
+    if (!(r.low >= 0 && r.low < r.high && r.high <= 8)) {
+      return Error(EINVAL, "entropy routing thresholds must satisfy 0 <= low < high <= 8 bits per byte, got " +
+                               std::to_string(r.low) + " and " + std::to_string(r.high));
+    }
+    if (!c.recompress) {
+      return Error(EINVAL, "entropy routing needs a strong codec for mid-entropy pages (the recompression codec)");
+    }
+  }
   if (c.staging_pages > 65536) {
     return Error(EINVAL, "staging area must be 0..65536 pages per core, got " + std::to_string(c.staging_pages));
   }
@@ -317,7 +327,20 @@ int PageStore::prepare(unsigned core, ConstPageSpan page, Prepared& out) noexcep
   // A destination one byte short of the threshold: the codec gives up (0)
   // as soon as the result could not be stored compressed.
   std::size_t length = 0;
-  if (!skip_incompressible_ || compress::estimate_entropy(page) <= compress::incompressible_entropy) {
+  compress::Codec* codec = cs.codec.get();
+  bool strong = false;
+  if (config_.entropy_routing) {
+    // One estimate (~0.5 us) picks the codec, or none for pages that
+    // would not compress (docs/storage.md, "Entropy routing").
+    const double entropy = compress::estimate_entropy(page);
+    if (entropy < config_.entropy_routing->high) {
+      if (entropy >= config_.entropy_routing->low) {
+        codec = cs.secondary.get();
+        strong = true;
+      }
+      length = codec->compress(page, std::span<std::byte>(cs.compressed, config_.huge_threshold - 1));
+    }
+  } else if (!skip_incompressible_ || compress::estimate_entropy(page) <= compress::incompressible_entropy) {
     length = cs.codec->compress(page, std::span<std::byte>(cs.compressed, config_.huge_threshold - 1));
   }
   const bool is_huge = length == 0;
@@ -335,7 +358,11 @@ int PageStore::prepare(unsigned core, ConstPageSpan page, Prepared& out) noexcep
     return -ENOSPC;
   }
   std::memcpy(arenas_[core]->address(handle), is_huge ? page.data() : cs.compressed, size);
-  out = Prepared{entry_bits::object_word(size, cs.codec->spec().algorithm, is_huge), handle};
+  // A page the strong codec had its go at is marked as recompressed, so
+  // that recompression passes it by.
+  out = Prepared{
+      entry_bits::object_word(size, codec->spec().algorithm, is_huge) | (strong ? entry_bits::recompressed : 0),
+      handle};
   return 0;
 }
 

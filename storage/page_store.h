@@ -95,6 +95,18 @@ struct PageStoreConfig {
   /// Objects it made are read with it, so a store must be attached with the
   /// same one.
   std::optional<compress::CodecSpec> recompress;
+  /// Entropy routing: each page's sampled entropy
+  /// (compress::estimate_entropy, bits per byte) picks its codec. Below
+  /// `low` the primary (fast) codec; from `low` to below `high` the
+  /// secondary (strong) one, `recompress`, which must be set; from `high`
+  /// up no codec (stored raw, as huge: writeback takes such pages first).
+  /// Unset: every page tries the primary codec (see skip_incompressible).
+  struct EntropyRouting {
+    double low = 1.0;   ///< bits per byte; see docs/storage.md for the measurement behind the default
+    double high = 7.0;  ///< bits per byte
+  };
+  /// Entropy routing; unset = off.
+  std::optional<EntropyRouting> entropy_routing;
   /// Staging slots per core for asynchronous compression (stage() /
   /// install_staged()); 0 = none. Each slot is 4 KiB, allocated up front
   /// and counted in mem_used_total only while it holds a page. Needs

@@ -40,6 +40,7 @@ Result<storage::PageStoreConfig> store_config(const ZramTargetConfig& c) {
   }
   s.cores = std::max(c.queues, c.compress_workers);
   s.recompress = c.recompress;
+  s.entropy_routing = c.entropy_routing;
   if (!c.backing_path.empty()) {
     if (c.writeback_batch == 0 || c.writeback_batch > 256) {
       return Error(EINVAL, "zram: the writeback batch must be 1..256 pages, got " + std::to_string(c.writeback_batch));
@@ -287,6 +288,13 @@ runtime::Task<void> ZramTarget::maintain(std::uint16_t queue) {
     }
     while (store_->maybe_compact_step(queue, compaction)) {
       co_await runtime::maybe_yield();
+    }
+    if (config_.entropy_routing && tier_usable()) {
+      // High-entropy pages, stored raw by the routing, go straight to the
+      // tier: every tick, not only under memory pressure.
+      while ((co_await write_back_batch(queue, storage::WritebackKind::huge, 0, config_.writeback_batch)).moved != 0) {
+        co_await runtime::maybe_yield();
+      }
     }
     if (backing_fd_ >= 0 || config_.recompress) {
       co_await write_back_by_policy(queue);

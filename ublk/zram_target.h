@@ -66,6 +66,11 @@ struct ZramTargetConfig {
   /// memory pressure, any page before writing pages back; a result is kept
   /// only if it is stored in a smaller size class. Unset: no recompression.
   std::optional<compress::CodecSpec> recompress;
+  /// Entropy routing (storage::PageStoreConfig::entropy_routing; needs
+  /// `recompress`, the strong codec). With a backing tier the pages it
+  /// stores raw (high entropy) are also written back at every maintenance
+  /// tick, whatever the watermarks: straight to the tier. Unset = off.
+  std::optional<storage::PageStoreConfig::EntropyRouting> entropy_routing;
 
   // ---- Asynchronous compression (ublk/compression_pipeline.h).
   /// Compression workers (0 = compress inline, in each write). With N > 0

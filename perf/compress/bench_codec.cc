@@ -12,6 +12,8 @@
 #include <lz4.h>
 #include <zstd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -316,6 +318,51 @@ void calibrate_entropy_threshold(const std::vector<const Corpus*>& corpora) {
   std::fflush(stdout);
 }
 
+// Entropy routing (storage's PageStoreConfig::entropy_routing): for pages
+// in each band of sampled entropy, what the strong codec (zstd:3) saves
+// over the fast one (lz4) and what it costs in time. The band where the
+// saving becomes worth its time is the default low threshold; pages above
+// incompressible_entropy are stored raw anyway.
+void calibrate_entropy_routing(const std::vector<const Corpus*>& corpora) {
+  if (!wanted("entropy_routing")) return;
+  auto fast = codec_for(CodecSpec{Algorithm::lz4, 1});
+  auto strong = codec_for(CodecSpec{Algorithm::zstd, 3});
+  auto dst = dst_buffer();
+  struct Band {
+    std::size_t pages = 0;
+    double fast_bytes = 0, strong_bytes = 0, fast_ns = 0, strong_ns = 0;
+  };
+  std::vector<Band> bands(16);  // half a bit per byte each: [0, 0.5), ... [7.5, 8]
+  for (const Corpus* corpus : corpora)
+    for (const Page& page : corpus->pages) {
+      std::uint64_t fill = 0;
+      if (is_same_filled(page, fill)) continue;  // metadata only: no codec runs
+      const double e = estimate_entropy(page);
+      Band& b = bands[std::min<std::size_t>(15, static_cast<std::size_t>(e * 2))];
+      auto t0 = std::chrono::steady_clock::now();
+      const std::size_t f = fast->compress(page, dst);
+      auto t1 = std::chrono::steady_clock::now();
+      const std::size_t z = strong->compress(page, dst);
+      auto t2 = std::chrono::steady_clock::now();
+      ++b.pages;
+      b.fast_bytes += static_cast<double>(f == 0 ? page_size : f);
+      b.strong_bytes += static_cast<double>(z == 0 ? page_size : z);
+      b.fast_ns += std::chrono::duration<double, std::nano>(t1 - t0).count();
+      b.strong_ns += std::chrono::duration<double, std::nano>(t2 - t1).count();
+    }
+  for (std::size_t i = 0; i < bands.size(); ++i) {
+    const Band& b = bands[i];
+    if (b.pages == 0) continue;
+    const auto n = static_cast<double>(b.pages);
+    std::printf(
+        "{\"bench\":\"entropy_routing\",\"band\":[%.1f,%.1f],\"pages\":%zu,\"lz4_bytes_per_page\":%.0f,"
+        "\"zstd3_bytes_per_page\":%.0f,\"zstd3_saves\":%.3f,\"lz4_ns\":%.0f,\"zstd3_ns\":%.0f}\n",
+        static_cast<double>(i) / 2, static_cast<double>(i + 1) / 2, b.pages, b.fast_bytes / n, b.strong_bytes / n,
+        1 - b.strong_bytes / b.fast_bytes, b.fast_ns / n, b.strong_ns / n);
+  }
+  std::fflush(stdout);
+}
+
 Options parse_options(int argc, char** argv) {
   Options options;
   for (int i = 1; i < argc; ++i) {
@@ -390,5 +437,6 @@ int main(int argc, char** argv) {
   }
   for (const Corpus* corpus : {&binaries, &text}) bench_entropy(*corpus, options);
   calibrate_entropy_threshold({&binaries, &text, &corpora[2], &corpora[4], &corpora[5]});
+  calibrate_entropy_routing({&binaries, &text, &corpora[2], &corpora[4], &corpora[5]});
   return 0;
 }

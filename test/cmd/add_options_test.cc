@@ -325,3 +325,36 @@ BOOST_AUTO_TEST_CASE(resolving_an_unreachable_nbd_server_is_one_line_and_leaves_
   BOOST_TEST(r.error().message().find('\n') == std::string::npos);
   BOOST_TEST(p.options.size_bytes == 0u);
 }
+
+BOOST_AUTO_TEST_CASE(compress_cores_are_taken_for_zram_and_refused_elsewhere_or_with_recovery) {
+  const AddParse p = parse({"-t", "zram", "--compress-cores", "2"});
+  BOOST_REQUIRE(p);
+  BOOST_TEST(p.options.compress_cores == 2U);
+  expect_rejected({"-t", "ram", "--compress-cores", "1"}, "--compress-cores is only valid with -t zram");
+  expect_rejected({"-t", "zram", "--compress-cores", "1", "--recovery"}, "cannot be combined with --recovery");
+  expect_rejected({"-t", "zram", "--compress-cores", "257"}, "--compress-cores must be a whole number from 0 to 256");
+  expect_rejected({"-t", "zram", "--compress-cores", "-1"}, "--compress-cores must be a whole number from 0 to 256");
+}
+
+BOOST_AUTO_TEST_CASE(entropy_routing_needs_a_strong_codec_and_thresholds_in_order) {
+  const AddParse p = parse(
+      {"-t", "zram", "--recompress", "zstd:3", "--entropy-routing", "--entropy-low", "2", "--entropy-high", "6.5"});
+  BOOST_REQUIRE(p);
+  BOOST_TEST(p.options.entropy_routing);
+  BOOST_TEST(p.options.entropy_low == 2.0);
+  BOOST_TEST(p.options.entropy_high == 6.5);
+  const AddParse defaults = parse({"-t", "zram", "--recompress", "zstd", "--entropy-routing"});
+  BOOST_REQUIRE(defaults);
+  BOOST_TEST(defaults.options.entropy_low == 1.0);
+  BOOST_TEST(defaults.options.entropy_high == 7.0);
+  expect_rejected({"-t", "zram", "--entropy-routing"}, "--entropy-routing needs --recompress ALG");
+  expect_rejected({"-t", "zram", "--recompress", "zstd", "--entropy-low", "2"}, "only valid with --entropy-routing");
+  expect_rejected({"-t", "zram", "--recompress", "zstd", "--entropy-routing", "--entropy-high", "9"},
+                  "--entropy-high must be a number of bits per byte from 0 to 8, not '9'");
+  expect_rejected({"-t", "zram", "--recompress", "zstd", "--entropy-routing", "--entropy-low", "x"},
+                  "--entropy-low must be a number");
+  expect_rejected(
+      {"-t", "zram", "--recompress", "zstd", "--entropy-routing", "--entropy-low", "7", "--entropy-high", "3"},
+      "--entropy-low (7) must be below --entropy-high (3)");
+  expect_rejected({"-t", "ram", "--entropy-routing"}, "--entropy-routing is only valid with -t zram");
+}

@@ -90,6 +90,37 @@ at_the_limit_with_a_backing_tier() {
   [ "$(stat_value "$id" mem_used_total)" -le "$(stat_value "$id" mem_limit)" ] || vm_fail "mem_used_total exceeds the limit"
 }
 
+# --entropy-routing with a backing tier and no memory pressure: random
+# pages (fio's 50%-compressible buffers are half random) are stored raw
+# and written back at the next maintenance tick; text goes through the
+# codecs; everything verifies.
+entropy_routing_sends_random_pages_to_the_tier() {
+  vm_ublk_ready fio truncate cmp
+  local id=$((base_id + 4)) dev="/dev/ublkb$((base_id + 4))"
+  truncate -s 32M "$t/pipeline-backing2" || vm_fail "cannot create a backing file"
+  vm_defer "rm -f $t/pipeline-backing2"
+  add_device "$id" -t zram --size 32M --recompress zstd:3 --entropy-routing --backing "$t/pipeline-backing2" \
+    --compress-cores 1
+  fio --name=routing --filename="$dev" --ioengine=io_uring --direct=1 --iodepth=8 --rw=write --bs=64k --size=4M \
+      --buffer_compress_percentage=0 --refill_buffers --output-format=terse >"$t/pipeline-fio.log" 2>&1 \
+    || { tail -n 20 "$t/pipeline-fio.log" >&2; vm_fail "fio failed"; }
+  text_roundtrip "$dev"  # over the first 4 MiB: text replaces the random pages there
+  fio --name=routing --filename="$dev" --ioengine=io_uring --direct=1 --iodepth=8 --rw=write --bs=64k \
+      --offset=8M --size=4M --buffer_compress_percentage=0 --refill_buffers --verify=crc32c --do_verify=1 \
+      --verify_fatal=1 --output-format=terse >"$t/pipeline-fio.log" 2>&1 \
+    || { tail -n 20 "$t/pipeline-fio.log" >&2; vm_fail "fio verification failed with entropy routing"; }
+  # 1024 random pages: written back at the next ticks, without any limit.
+  wait_for_stat "$id" written_back_pages -ge 1000 10
+  vm_log "written back $(stat_value "$id" written_back_pages) pages; compr_data_size $(stat_value "$id" compr_data_size)"
+  echo 3 > /proc/sys/vm/drop_caches
+  dd if="$dev" bs=64k count=64 iflag=direct 2>/dev/null | cmp -s - "$t/pipeline-text" || vm_fail "text differs"
+  fio --name=routing --filename="$dev" --ioengine=io_uring --direct=1 --iodepth=8 --rw=write --bs=64k \
+      --offset=8M --size=4M --buffer_compress_percentage=0 --refill_buffers --verify=crc32c --verify_only \
+      --verify_fatal=1 --output-format=terse >"$t/pipeline-fio.log" 2>&1 \
+    || { tail -n 20 "$t/pipeline-fio.log" >&2; vm_fail "fio verification of written-back pages failed"; }
+  rm -f "$t/pipeline-text"
+}
+
 # expect_error PATTERN CMD...: CMD fails with one stderr line matching PATTERN.
 expect_error() {
   local pattern="$1" rc=0
@@ -109,6 +140,7 @@ bad_options() {
   expect_error "only valid with -t zram" "$COBLK_BIN" add -n "$id" -t ram --size 16M --compress-cores 1
   expect_error "whole number from 0 to 256" "$COBLK_BIN" add -n "$id" -t zram --size 16M --compress-cores 300
   expect_error "whole number from 0 to 256" "$COBLK_BIN" add -n "$id" -t zram --size 16M --compress-cores two
+  expect_error "needs --recompress" "$COBLK_BIN" add -n "$id" -t zram --size 16M --entropy-routing
   expect_error "CPUs available" "$COBLK_BIN" add -n "$id" -t zram --size 16M --compress-cores $((cpus + 1))
   [ ! -e "/sys/class/ublk-char/ublkc$id" ] || vm_fail "a refused add left device $id behind"
 }
@@ -116,5 +148,6 @@ bad_options() {
 vm_case "one queue with --compress-cores 2: text reads back while staged, fio crc32c verifies, and staged pages drain to compressed objects" one_queue_two_compression_cores
 vm_case "two queues with --compress-cores 2: two fio jobs verify and staged pages drain" two_queues_two_jobs
 vm_case "at a 4 MiB limit with a backing file, --compress-cores 2 holds twice the limit: fio verifies, no write fails, mem_used_total stays under the limit" at_the_limit_with_a_backing_tier
+vm_case "--entropy-routing with a backing tier: random pages are stored raw and written back without memory pressure, text is compressed, everything verifies" entropy_routing_sends_random_pages_to_the_tier
 vm_case "bad --compress-cores uses are refused with one line: with --recovery, on a ram device, out of range, more cores than CPUs" bad_options
 vm_finish
