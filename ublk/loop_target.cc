@@ -9,23 +9,31 @@
 #include <cstddef>
 
 #include "coblk/runtime/io.h"
+#include "coblk/runtime/reactor.h"
 #include "coblk/ublk/abi.h"
 
 namespace coblk::ublk {
 
 Result<std::unique_ptr<LoopTarget>> LoopTarget::create(const std::string& path, uint64_t size_bytes,
-                                                       uint32_t block_size, bool direct_io) {
+                                                       uint32_t block_size, bool direct_io, bool group_commit) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | (direct_io ? O_DIRECT : 0));
   if (fd < 0) {
     return Error::from_errno(errno, "cannot open backing file '" + path + "'");
   }
-  return std::unique_ptr<LoopTarget>(new LoopTarget(fd, size_bytes, block_size));
+  return std::unique_ptr<LoopTarget>(new LoopTarget(fd, size_bytes, block_size, group_commit));
 }
 
-LoopTarget::LoopTarget(int fd, uint64_t size_bytes, uint32_t block_size)
+LoopTarget::LoopTarget(int fd, uint64_t size_bytes, uint32_t block_size, bool group_commit)
     : fd_(fd), size_bytes_(size_bytes), block_size_(block_size) {
   struct stat st {};
   if (::fstat(fd_, &st) == 0) block_device_ = S_ISBLK(st.st_mode);
+  if (group_commit) {
+    // Reactors are pinned one per CPU, so the configured CPUs bound the
+    // core indexes in practice; a core beyond them still works (alone).
+    const long cpus = ::sysconf(_SC_NPROCESSORS_CONF);
+    per_core_.resize(cpus > 0 ? static_cast<size_t>(cpus) : 1);
+    for (auto& p : per_core_) p = std::make_unique<PerCore>(this);
+  }
 }
 
 LoopTarget::~LoopTarget() {
@@ -74,13 +82,38 @@ runtime::Task<int> LoopTarget::write(const Request& r) {
     done += static_cast<uint32_t>(n);
   }
   if ((r.flags & abi::IO_F_FUA) != 0) {
-    const int s = co_await runtime::fdatasync(fd_);
+    // The data is written (above), so the sync make_durable() waits for
+    // started after it: the invariant FUA needs.
+    const int s = co_await make_durable();
     if (s < 0) co_return s;
   }
   co_return static_cast<int>(done);
 }
 
-runtime::Task<int> LoopTarget::flush(const Request&) { co_return co_await runtime::fdatasync(fd_); }
+runtime::Task<int> LoopTarget::flush(const Request&) { co_return co_await make_durable(); }
+
+runtime::Task<int> LoopTarget::make_durable() {
+  const unsigned core = runtime::Reactor::current()->core();
+  if (core < per_core_.size()) co_return co_await per_core_[core]->commit.sync();
+  co_return co_await sync_file(this);
+}
+
+runtime::Task<int> LoopTarget::sync_file(void* self) {
+  auto* t = static_cast<LoopTarget*>(self);
+  if (t->sync_failed_.load(std::memory_order_relaxed)) co_return -EIO;
+  const int ret = co_await runtime::fdatasync(t->fd_);
+  if (ret < 0 && ret != -ECANCELED) {
+    // -ECANCELED is the runtime shutting down, not the file failing.
+    t->sync_failed_.store(true, std::memory_order_relaxed);
+    co_return -EIO;
+  }
+  co_return ret;
+}
+
+uint64_t LoopTarget::syncs_on_this_core() const noexcept {
+  const unsigned core = runtime::Reactor::current()->core();
+  return core < per_core_.size() ? per_core_[core]->commit.syncs() : 0;
+}
 
 runtime::Task<int> LoopTarget::discard(const Request& r) {
   if (!in_range(r)) co_return -EIO;
