@@ -28,6 +28,10 @@ namespace coblk::ublk {
 /// write fails with -EIO: Linux reports a writeback error to an open file
 /// only once and may have dropped the pages, so a later fdatasync returning
 /// 0 would not prove that earlier writes are on disk.
+///
+/// On each queue's core the file is installed in the ring's fixed-file
+/// table at start_queue (where the reactor has one), so the kernel skips
+/// the fd lookup on every read, write and sync.
 class LoopTarget final : public Target {
  public:
   /// A device of `size_bytes` with `block_size`-byte blocks on the file or
@@ -48,17 +52,29 @@ class LoopTarget final : public Target {
   runtime::Task<int> flush(const Request& r) override;
   runtime::Task<int> discard(const Request& r) override;
   runtime::Task<int> write_zeroes(const Request& r) override;
+  /// Installs the file in this core's fixed-file table (once per core).
+  runtime::Task<int> start_queue(uint16_t queue) override;
+  /// Removes it again after the core's last queue has stopped.
+  void stop_queue(uint16_t queue) override;
 
   /// fdatasync calls issued so far by the calling core's group commit (0
   /// without group commit): for tests and benchmarks.
   uint64_t syncs_on_this_core() const noexcept;
 
  private:
-  // One core's group commit, on a cache line of its own.
+  // One core's state, on a cache line of its own; touched only there.
   struct alignas(64) PerCore {
     explicit PerCore(LoopTarget* t) noexcept : commit(&LoopTarget::sync_file, t) {}
     GroupCommit commit;
+    int fixed_file = -1;  // index in the core's fixed-file table, or -1: use fd_
+    unsigned queues = 0;  // started queues of this core
   };
+  // The file as this core's operations name it.
+  struct File {
+    int fd;      // fd_, or an index in the ring's fixed-file table
+    bool fixed;  // IOSQE_FIXED_FILE
+  };
+  File file_here() const noexcept;
 
   LoopTarget(int fd, uint64_t size_bytes, uint32_t block_size, bool group_commit);  // takes over the open file
   // FLUSH, and FUA after the data: through the core's group commit if any.
@@ -73,9 +89,10 @@ class LoopTarget final : public Target {
   bool block_device_ = false;
   uint64_t size_bytes_;
   uint32_t block_size_;
-  // Indexed by core; empty without group commit. A core beyond it (more
-  // reactors than the CPUs configured at creation) syncs alone.
+  // Indexed by core. A core beyond it (more reactors than the CPUs
+  // configured at creation) syncs alone and uses the plain fd.
   std::vector<std::unique_ptr<PerCore>> per_core_;
+  bool group_commit_;
   // Set by the first failed fdatasync on any core, never cleared. Relaxed:
   // it carries no data, and a flush racing with the failure on another core
   // is not ordered after it anyway.

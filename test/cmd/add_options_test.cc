@@ -163,6 +163,8 @@ BOOST_AUTO_TEST_CASE(loop_takes_its_size_from_the_file_rounded_down_to_a_block) 
   BOOST_TEST((p.options.data_path == DataPathKind::zero_copy));
   BOOST_TEST(p.options.group_commit);  // on unless --no-group-commit
   BOOST_TEST(!parse({"-t", "loop", "-f", file.path, "--no-group-commit"}).options.group_commit);
+  BOOST_TEST(p.options.registered_files);
+  BOOST_TEST(!parse({"-t", "loop", "-f", file.path, "--no-registered-files"}).options.registered_files);
   expect_rejected({"-t", "loop", "-f", file.path, "--size", "8M"}, "larger than backing file");
   BOOST_TEST(parse({"-t", "loop", "-f", file.path, "--size", "1M"}).options.size_bytes == 1ULL << 20);
   BackingFile tiny(100);
