@@ -61,6 +61,8 @@ po::options_description add_description() {
     ("block-size,b", po::value<std::string>()->value_name("BYTES"), "logical block size 512|1024|2048|4096 (default 512; zram 4096)")
     ("file,f", po::value<std::string>()->value_name("FILE"), "loop: backing file or block device")
     ("direct-io", "loop: open FILE with O_DIRECT")
+    ("no-group-commit", "loop: one fdatasync per FLUSH or FUA write, not one shared by those that arrive together")
+    ("no-registered-files", "register neither the io_uring fds nor /dev/ublkcN and loop's file as fixed files (for A/B measurement)")
     ("copy", "data path: the kernel copies into per-tag server buffers (default)")
     ("user-copy", "data path: the server copies with pread/pwrite on /dev/ublkcN")
     ("zero-copy", "data path: request pages become io_uring fixed buffers (loop only)")
@@ -305,6 +307,7 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   if (o.target != TargetKind::loop) {
     if (given("file")) return fail("-f is only valid with -t loop");
     if (given("direct-io")) return fail("--direct-io is only valid with -t loop");
+    if (given("no-group-commit")) return fail("--no-group-commit is only valid with -t loop");
   }
   if (o.target != TargetKind::nbd) {
     if (given("connect")) return fail("--connect is only valid with -t nbd");
@@ -436,6 +439,8 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   }
 
   o.direct_io = given("direct-io");
+  o.group_commit = !given("no-group-commit");
+  o.registered_files = !given("no-registered-files");
   o.foreground = given("foreground");
   o.recovery = given("recovery");
   if (!o.recovery && (given("no-restart") || given("max-restarts")))

@@ -44,6 +44,8 @@ struct AddOptions {
   bool block_size_given = false;  ///< --block-size was given (nbd: else the server's minimum, at least 512)
   std::string file;               ///< loop: backing file or block device
   bool direct_io = false;         ///< loop: open the backing file with O_DIRECT
+  bool group_commit = true;       ///< loop: FLUSH/FUA requests arriving together share an fdatasync
+  bool registered_files = true;   ///< register each ring's fd and use fixed files (/dev/ublkcN, loop's file)
   DataPathKind data_path = DataPathKind::copy;
   bool foreground = false;
   bool recovery = false;      ///< UBLK_F_USER_RECOVERY: the device outlives a crashed server

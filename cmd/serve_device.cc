@@ -138,6 +138,10 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   }
   rc.reactor.ring_entries = ublk::ring_entries_for(o.depth);
   rc.reactor.idle_poll_us = o.poll_us;
+  if (!o.registered_files) {
+    rc.reactor.register_ring_fd = false;
+    rc.reactor.fixed_file_slots = 0;
+  }
   std::vector<unsigned> cores(o.queues);
   for (unsigned q = 0; q < o.queues; ++q) cores[q] = q;
 

@@ -57,7 +57,7 @@ class ControlledIoOp;
 ///   - `.with_timeout(d)`: link an IORING_OP_LINK_TIMEOUT; the operation
 ///     completes with -ECANCELED if it takes longer than `d`.
 ///   - `.fixed_file()`: the fd argument is an index into the reactor's
-///     registered files.
+///     registered files (`.fixed_file(bool)`: only when the bool is true).
 /// The first two turn the operation into a ControlledIoOp, so a plain
 /// operation carries none of their state (it is on every I/O's hot path).
 ///
@@ -85,6 +85,12 @@ class [[nodiscard]] IoOp {
   /// Treats the fd as a registered-file index (IOSQE_FIXED_FILE).
   IoOp fixed_file() && noexcept {
     sqe_flags_ |= IOSQE_FIXED_FILE;
+    return std::move(*this);
+  }
+  /// fixed_file() when `fixed`, else the operation unchanged: for callers
+  /// that learn at run time whether their file got a table slot.
+  IoOp fixed_file(bool fixed) && noexcept {
+    if (fixed) sqe_flags_ |= IOSQE_FIXED_FILE;
     return std::move(*this);
   }
 

@@ -81,6 +81,11 @@ Reactor::Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config)
     throw std::logic_error("a thread can host only one Reactor");
   }
   setup_ring();
+  if (config_.register_ring_fd) {
+    // Returns the number registered (1) or -errno (-EINVAL before 5.18):
+    // then io_uring_enter keeps taking the plain fd, as it always did.
+    ring_fd_registered_ = io_uring_register_ring_fd(&ring_) == 1;
+  }
   probe_ops();
 
   eventfd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -186,6 +191,33 @@ bool Reactor::supports_op(unsigned opcode) const noexcept {
 
 int Reactor::register_files(std::span<const int> fds) {
   return io_uring_register_files(&ring_, fds.data(), static_cast<unsigned>(fds.size()));
+}
+
+int Reactor::install_file(int fd) {
+  if (!file_table_tried_) {
+    file_table_tried_ = true;
+    const int ret =
+        config_.fixed_file_slots == 0 ? -ENFILE : io_uring_register_files_sparse(&ring_, config_.fixed_file_slots);
+    file_table_error_ = ret < 0 ? ret : 0;
+    if (ret >= 0) file_slot_used_.assign(config_.fixed_file_slots, false);
+  }
+  if (file_table_error_ < 0) return file_table_error_;
+  for (std::size_t i = 0; i < file_slot_used_.size(); ++i) {
+    if (file_slot_used_[i]) continue;
+    const auto index = static_cast<unsigned>(i);
+    const int ret = io_uring_register_files_update(&ring_, index, &fd, 1);
+    if (ret < 0) return ret;
+    file_slot_used_[i] = true;
+    return static_cast<int>(index);
+  }
+  return -ENFILE;
+}
+
+void Reactor::remove_file(int index) noexcept {
+  if (index < 0 || static_cast<std::size_t>(index) >= file_slot_used_.size()) return;
+  const int empty = -1;  // the kernel's "no file" for a slot
+  (void)io_uring_register_files_update(&ring_, static_cast<unsigned>(index), &empty, 1);
+  file_slot_used_[static_cast<std::size_t>(index)] = false;
 }
 
 int Reactor::register_buffers(std::span<const iovec> buffers) {

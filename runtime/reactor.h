@@ -55,6 +55,14 @@ struct ReactorConfig {
   /// the choice of the default: docs/performance.md, bench_idle_poll).
   /// 0 sleeps as soon as there is nothing to run.
   unsigned idle_poll_us = 50;
+  /// Registers the ring's own fd with the kernel (IORING_REGISTER_RING_FDS,
+  /// Linux 5.18), so that each io_uring_enter skips looking the fd up.
+  /// Where the kernel refuses, the ring works as before (see
+  /// Reactor::ring_fd_registered).
+  bool register_ring_fd = true;
+  /// Size of the sparse fixed-file table that Reactor::install_file fills
+  /// (registered at the first install; 0: no table, installs fail).
+  unsigned fixed_file_slots = 64;
 };
 
 /// A unit of cross-core work: `handler(object)` runs on the receiving core.
@@ -224,8 +232,25 @@ class Reactor {
   /// The settings this reactor was created with.
   const ReactorConfig& config() const noexcept { return config_; }
 
-  /// Registers files for IOSQE_FIXED_FILE use. Returns 0 or -errno.
+  /// True when the ring's fd is registered (ReactorConfig::register_ring_fd
+  /// and a kernel that accepted it).
+  bool ring_fd_registered() const noexcept { return ring_fd_registered_; }
+
+  /// Registers files for IOSQE_FIXED_FILE use. Returns 0 or -errno. Not
+  /// with install_file on the same reactor (the kernel keeps one table).
   int register_files(std::span<const int> fds);
+  /// Puts `fd` into a free slot of this ring's fixed-file table (a sparse
+  /// table of ReactorConfig::fixed_file_slots, registered on first use), so
+  /// that operations can name it by index with `.fixed_file()` and the
+  /// kernel skips the fd lookup and reference count on each. Returns the
+  /// index, or a negative errno: -ENFILE when the table is full, or what
+  /// the kernel says when it has no sparse tables (-EINVAL before 5.19);
+  /// callers then use the plain fd. The ring holds its own reference to
+  /// the file until remove_file(index). This thread only.
+  int install_file(int fd);
+  /// Empties slot `index` of the fixed-file table (made by install_file);
+  /// operations already submitted keep their reference. This thread only.
+  void remove_file(int index) noexcept;
   /// Registers buffers for read_fixed/write_fixed. Returns 0 or -errno.
   int register_buffers(std::span<const iovec> buffers);
 
@@ -421,6 +446,12 @@ class Reactor {
   ReactorConfig config_;
   io_uring ring_{};
   unsigned ring_flags_ = 0;
+  bool ring_fd_registered_ = false;
+  // The fixed-file table, registered by the first install_file; an error
+  // of that registration is kept and returned by later installs.
+  bool file_table_tried_ = false;
+  int file_table_error_ = 0;
+  std::vector<bool> file_slot_used_;
   bool has_msg_ring_ = false;
   bool has_cancel_any_ = true;
   std::array<std::uint64_t, 4> supported_ops_{};  // bitmap of opcodes

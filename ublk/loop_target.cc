@@ -9,23 +9,58 @@
 #include <cstddef>
 
 #include "coblk/runtime/io.h"
+#include "coblk/runtime/reactor.h"
 #include "coblk/ublk/abi.h"
 
 namespace coblk::ublk {
 
 Result<std::unique_ptr<LoopTarget>> LoopTarget::create(const std::string& path, uint64_t size_bytes,
-                                                       uint32_t block_size, bool direct_io) {
+                                                       uint32_t block_size, bool direct_io, bool group_commit) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | (direct_io ? O_DIRECT : 0));
   if (fd < 0) {
     return Error::from_errno(errno, "cannot open backing file '" + path + "'");
   }
-  return std::unique_ptr<LoopTarget>(new LoopTarget(fd, size_bytes, block_size));
+  return std::unique_ptr<LoopTarget>(new LoopTarget(fd, size_bytes, block_size, group_commit));
 }
 
-LoopTarget::LoopTarget(int fd, uint64_t size_bytes, uint32_t block_size)
-    : fd_(fd), size_bytes_(size_bytes), block_size_(block_size) {
+LoopTarget::LoopTarget(int fd, uint64_t size_bytes, uint32_t block_size, bool group_commit)
+    : fd_(fd), size_bytes_(size_bytes), block_size_(block_size), group_commit_(group_commit) {
   struct stat st {};
   if (::fstat(fd_, &st) == 0) block_device_ = S_ISBLK(st.st_mode);
+  // Reactors are pinned one per CPU, so the configured CPUs bound the core
+  // indexes in practice; a core beyond them still works (alone).
+  const long cpus = ::sysconf(_SC_NPROCESSORS_CONF);
+  per_core_.resize(cpus > 0 ? static_cast<size_t>(cpus) : 1);
+  for (auto& p : per_core_) p = std::make_unique<PerCore>(this);
+}
+
+runtime::Task<int> LoopTarget::start_queue(uint16_t) {
+  runtime::Reactor* reactor = runtime::Reactor::current();
+  const unsigned core = reactor->core();
+  if (core < per_core_.size() && per_core_[core]->queues++ == 0) {
+    // A negative result (no table on this kernel, or a full one) leaves
+    // fixed_file at -1: the plain fd works the same, a little slower.
+    const int index = reactor->install_file(fd_);
+    per_core_[core]->fixed_file = index >= 0 ? index : -1;
+  }
+  co_return 0;
+}
+
+void LoopTarget::stop_queue(uint16_t) {
+  runtime::Reactor* reactor = runtime::Reactor::current();
+  const unsigned core = reactor->core();
+  if (core >= per_core_.size() || per_core_[core]->queues == 0) return;
+  PerCore& pc = *per_core_[core];
+  if (--pc.queues == 0 && pc.fixed_file >= 0) {
+    reactor->remove_file(pc.fixed_file);
+    pc.fixed_file = -1;
+  }
+}
+
+LoopTarget::File LoopTarget::file_here() const noexcept {
+  const unsigned core = runtime::Reactor::current()->core();
+  if (core < per_core_.size() && per_core_[core]->fixed_file >= 0) return File{per_core_[core]->fixed_file, true};
+  return File{fd_, false};
 }
 
 LoopTarget::~LoopTarget() {
@@ -47,13 +82,17 @@ TargetGeometry LoopTarget::geometry() const {
 
 runtime::Task<int> LoopTarget::read(const Request& r) {
   if (!in_range(r)) co_return -EIO;
+  const File f = file_here();
   uint32_t done = 0;
   // Short reads happen (signals, page cache pressure); continue until all
   // bytes are in. A read of 0 bytes inside the device is a truncated file.
   while (done < r.length) {
-    const int n = r.fixed_buffer >= 0 ? co_await runtime::read_fixed(fd_, reinterpret_cast<void*>(uintptr_t{done}),
-                                                                     r.length - done, r.offset + done, r.fixed_buffer)
-                                      : co_await runtime::read(fd_, r.data + done, r.length - done, r.offset + done);
+    const int n =
+        r.fixed_buffer >= 0
+            ? co_await runtime::read_fixed(f.fd, reinterpret_cast<void*>(uintptr_t{done}), r.length - done,
+                                           r.offset + done, r.fixed_buffer)
+                  .fixed_file(f.fixed)
+            : co_await runtime::read(f.fd, r.data + done, r.length - done, r.offset + done).fixed_file(f.fixed);
     if (n < 0) co_return n;
     if (n == 0) co_return -EIO;
     done += static_cast<uint32_t>(n);
@@ -63,29 +102,60 @@ runtime::Task<int> LoopTarget::read(const Request& r) {
 
 runtime::Task<int> LoopTarget::write(const Request& r) {
   if (!in_range(r)) co_return -EIO;  // past the device: never grow or touch the file beyond it
+  const File f = file_here();
   uint32_t done = 0;
   while (done < r.length) {
-    const int n = r.fixed_buffer >= 0
-                      ? co_await runtime::write_fixed(fd_, reinterpret_cast<const void*>(uintptr_t{done}),
-                                                      r.length - done, r.offset + done, r.fixed_buffer)
-                      : co_await runtime::write(fd_, r.data + done, r.length - done, r.offset + done);
+    const int n =
+        r.fixed_buffer >= 0
+            ? co_await runtime::write_fixed(f.fd, reinterpret_cast<const void*>(uintptr_t{done}), r.length - done,
+                                            r.offset + done, r.fixed_buffer)
+                  .fixed_file(f.fixed)
+            : co_await runtime::write(f.fd, r.data + done, r.length - done, r.offset + done).fixed_file(f.fixed);
     if (n < 0) co_return n;
     if (n == 0) co_return -EIO;
     done += static_cast<uint32_t>(n);
   }
   if ((r.flags & abi::IO_F_FUA) != 0) {
-    const int s = co_await runtime::fdatasync(fd_);
+    // The data is written (above), so the sync make_durable() waits for
+    // started after it: the invariant FUA needs.
+    const int s = co_await make_durable();
     if (s < 0) co_return s;
   }
   co_return static_cast<int>(done);
 }
 
-runtime::Task<int> LoopTarget::flush(const Request&) { co_return co_await runtime::fdatasync(fd_); }
+runtime::Task<int> LoopTarget::flush(const Request&) { co_return co_await make_durable(); }
+
+runtime::Task<int> LoopTarget::make_durable() {
+  const unsigned core = runtime::Reactor::current()->core();
+  if (group_commit_ && core < per_core_.size()) co_return co_await per_core_[core]->commit.sync();
+  co_return co_await sync_file(this);
+}
+
+runtime::Task<int> LoopTarget::sync_file(void* self) {
+  auto* t = static_cast<LoopTarget*>(self);
+  if (t->sync_failed_.load(std::memory_order_relaxed)) co_return -EIO;
+  const File f = t->file_here();
+  const int ret = co_await runtime::fdatasync(f.fd).fixed_file(f.fixed);
+  if (ret < 0 && ret != -ECANCELED) {
+    // -ECANCELED is the runtime shutting down, not the file failing.
+    t->sync_failed_.store(true, std::memory_order_relaxed);
+    co_return -EIO;
+  }
+  co_return ret;
+}
+
+uint64_t LoopTarget::syncs_on_this_core() const noexcept {
+  const unsigned core = runtime::Reactor::current()->core();
+  return group_commit_ && core < per_core_.size() ? per_core_[core]->commit.syncs() : 0;
+}
 
 runtime::Task<int> LoopTarget::discard(const Request& r) {
   if (!in_range(r)) co_return -EIO;
   if (r.length == 0) co_return 0;  // fallocate refuses a zero length (EINVAL)
-  co_return co_await runtime::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, r.offset, r.length);
+  const File f = file_here();
+  co_return co_await runtime::fallocate(f.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, r.offset, r.length)
+      .fixed_file(f.fixed);
 }
 
 runtime::Task<int> LoopTarget::write_zeroes(const Request& r) {
@@ -94,11 +164,14 @@ runtime::Task<int> LoopTarget::write_zeroes(const Request& r) {
   // Without NOUNMAP the blocks may go: a hole reads as zeros. With it they
   // must stay allocated (so that later writes cannot fail for want of
   // space), as the kernel's loop driver does: ZERO_RANGE, never a hole.
+  const File f = file_here();
   if ((r.flags & abi::IO_F_NOUNMAP) == 0) {
-    const int ret = co_await runtime::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, r.offset, r.length);
+    const int ret = co_await runtime::fallocate(f.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, r.offset, r.length)
+                        .fixed_file(f.fixed);
     if (ret != -EOPNOTSUPP) co_return ret;
   }
-  const int ret = co_await runtime::fallocate(fd_, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, r.offset, r.length);
+  const int ret = co_await runtime::fallocate(f.fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, r.offset, r.length)
+                      .fixed_file(f.fixed);
   if (ret != -EOPNOTSUPP) co_return ret;
   // A file system without ZERO_RANGE (tmpfs, for one): write the zeros,
   // which allocates the blocks as NOUNMAP asks.
@@ -109,10 +182,11 @@ runtime::Task<int> LoopTarget::write_zero_bytes(uint64_t offset, uint32_t length
   // Aligned for O_DIRECT; the length of each write is a multiple of the
   // block size, which --direct-io keeps at or above the file's alignment.
   alignas(4096) static const std::byte zeros[64 * 1024] = {};
+  const File f = file_here();
   uint32_t done = 0;
   while (done < length) {
     const uint32_t chunk = length - done < sizeof(zeros) ? length - done : static_cast<uint32_t>(sizeof(zeros));
-    const int n = co_await runtime::write(fd_, zeros, chunk, offset + done);
+    const int n = co_await runtime::write(f.fd, zeros, chunk, offset + done).fixed_file(f.fixed);
     if (n < 0) co_return n;
     if (n == 0) co_return -EIO;
     done += static_cast<uint32_t>(n);

@@ -1,10 +1,13 @@
 // ublk/loop_target.h - the loop target: the device is a window on a file or block device.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "coblk/runtime/result.h"
+#include "coblk/ublk/group_commit.h"
 #include "coblk/ublk/target.h"
 
 namespace coblk::ublk {
@@ -18,14 +21,26 @@ namespace coblk::ublk {
 /// ZERO_RANGE); a file system that cannot punch holes gets the same.
 /// The device is the file's first `size_bytes`: a request reaching past
 /// them fails with -EIO and touches nothing, even where the file goes on.
+///
+/// FLUSH and FUA: with group commit (the default) the requests of one core
+/// that arrive while an fdatasync is in flight share the next one (see
+/// GroupCommit). Once an fdatasync has failed, every later FLUSH and FUA
+/// write fails with -EIO: Linux reports a writeback error to an open file
+/// only once and may have dropped the pages, so a later fdatasync returning
+/// 0 would not prove that earlier writes are on disk.
+///
+/// On each queue's core the file is installed in the ring's fixed-file
+/// table at start_queue (where the reactor has one), so the kernel skips
+/// the fd lookup on every read, write and sync.
 class LoopTarget final : public Target {
  public:
   /// A device of `size_bytes` with `block_size`-byte blocks on the file or
   /// block device `path`, opened read-write (with O_DIRECT if `direct_io`).
   /// Returns the Error of the failed open (its errno, e.g. ENOENT or EACCES,
-  /// and one line naming the path).
+  /// and one line naming the path). Without `group_commit` every FLUSH and
+  /// FUA write issues an fdatasync of its own.
   static Result<std::unique_ptr<LoopTarget>> create(const std::string& path, uint64_t size_bytes, uint32_t block_size,
-                                                    bool direct_io);
+                                                    bool direct_io, bool group_commit = true);
   ~LoopTarget() override;
   LoopTarget(const LoopTarget&) = delete;
   LoopTarget& operator=(const LoopTarget&) = delete;
@@ -37,9 +52,35 @@ class LoopTarget final : public Target {
   runtime::Task<int> flush(const Request& r) override;
   runtime::Task<int> discard(const Request& r) override;
   runtime::Task<int> write_zeroes(const Request& r) override;
+  /// Installs the file in this core's fixed-file table (once per core).
+  runtime::Task<int> start_queue(uint16_t queue) override;
+  /// Removes it again after the core's last queue has stopped.
+  void stop_queue(uint16_t queue) override;
+
+  /// fdatasync calls issued so far by the calling core's group commit (0
+  /// without group commit): for tests and benchmarks.
+  uint64_t syncs_on_this_core() const noexcept;
 
  private:
-  LoopTarget(int fd, uint64_t size_bytes, uint32_t block_size);  // takes over the open file
+  // One core's state, on a cache line of its own; touched only there.
+  struct alignas(64) PerCore {
+    explicit PerCore(LoopTarget* t) noexcept : commit(&LoopTarget::sync_file, t) {}
+    GroupCommit commit;
+    int fixed_file = -1;  // index in the core's fixed-file table, or -1: use fd_
+    unsigned queues = 0;  // started queues of this core
+  };
+  // The file as this core's operations name it.
+  struct File {
+    int fd;      // fd_, or an index in the ring's fixed-file table
+    bool fixed;  // IOSQE_FIXED_FILE
+  };
+  File file_here() const noexcept;
+
+  LoopTarget(int fd, uint64_t size_bytes, uint32_t block_size, bool group_commit);  // takes over the open file
+  // FLUSH, and FUA after the data: through the core's group commit if any.
+  runtime::Task<int> make_durable();
+  // One fdatasync, -EIO for good once one has failed. `self`: the target.
+  static runtime::Task<int> sync_file(void* self);
   // Writes `length` zero bytes at `offset`; 0 or -errno.
   runtime::Task<int> write_zero_bytes(uint64_t offset, uint32_t length);
   bool in_range(const Request& r) const { return r.offset <= size_bytes_ && r.length <= size_bytes_ - r.offset; }
@@ -48,6 +89,14 @@ class LoopTarget final : public Target {
   bool block_device_ = false;
   uint64_t size_bytes_;
   uint32_t block_size_;
+  // Indexed by core. A core beyond it (more reactors than the CPUs
+  // configured at creation) syncs alone and uses the plain fd.
+  std::vector<std::unique_ptr<PerCore>> per_core_;
+  bool group_commit_;
+  // Set by the first failed fdatasync on any core, never cleared. Relaxed:
+  // it carries no data, and a flush racing with the failure on another core
+  // is not ordered after it anyway.
+  std::atomic<bool> sync_failed_{false};
 };
 
 }  // namespace coblk::ublk

@@ -30,9 +30,11 @@ size_t round_up_to_page(size_t n) {
 // operation. The 16-byte ublksrv_io_cmd fits the command area of a regular
 // 64-byte SQE, so the queue's ring needs no SQE128. `sqe_addr` carries the
 // AUTO_BUF_REG data in zero-copy mode (runtime::uring_cmd cannot set it).
-auto io_command(int fd, uint32_t op, const abi::ublksrv_io_cmd& cmd, uint64_t sqe_addr) {
-  return runtime::IoOp([fd, op, cmd, sqe_addr](io_uring_sqe* s) noexcept {
+// With `fixed`, `fd` is an index into the ring's fixed-file table.
+auto io_command(int fd, bool fixed, uint32_t op, const abi::ublksrv_io_cmd& cmd, uint64_t sqe_addr) {
+  return runtime::IoOp([fd, fixed, op, cmd, sqe_addr](io_uring_sqe* s) noexcept {
     io_uring_prep_rw(IORING_OP_URING_CMD, s, fd, nullptr, 0, 0);
+    if (fixed) s->flags |= IOSQE_FIXED_FILE;  // IoOp ORs its own flags in after this
     s->cmd_op = op;
     s->addr = sqe_addr;
     static_assert(sizeof(cmd) <= 16, "must fit a 64-byte SQE's command area");
@@ -109,19 +111,29 @@ runtime::Task<void> Queue::serve() {
                  std::strerror(-ret));
     co_return;
   }
+  // Every request's commands name /dev/ublkcN: a fixed file spares the
+  // kernel an fd lookup and a reference count on each. Without a table
+  // (an older kernel, or none configured) the plain fd does the same job.
+  runtime::Reactor* reactor = runtime::Reactor::current();
+  const int index = reactor->install_file(config_.char_fd);
+  char_fixed_ = index >= 0;
+  char_file_ = char_fixed_ ? index : config_.char_fd;
   std::vector<runtime::Task<void>> tags;
   tags.reserve(config_.depth);
   for (uint16_t tag = 0; tag < config_.depth; ++tag) tags.push_back(serve_tag(tag));
   if (publisher_ == nullptr) {
     co_await runtime::when_all(std::move(tags));
-    co_return;
+  } else {
+    std::stop_source done;
+    std::vector<runtime::Task<void>> parts;
+    parts.reserve(2);
+    parts.push_back(serve_tags(std::move(tags), done));
+    parts.push_back(publish_loop(done.get_token()));
+    co_await runtime::when_all(std::move(parts));
   }
-  std::stop_source done;
-  std::vector<runtime::Task<void>> parts;
-  parts.reserve(2);
-  parts.push_back(serve_tags(std::move(tags), done));
-  parts.push_back(publish_loop(done.get_token()));
-  co_await runtime::when_all(std::move(parts));
+  // Every tag has ended, so no command names the slot any more.
+  if (char_fixed_) reactor->remove_file(index);
+  target_.stop_queue(config_.queue_id);
 }
 
 runtime::Task<void> Queue::serve_tags(std::vector<runtime::Task<void>> tags, std::stop_source& done) {
@@ -159,7 +171,7 @@ runtime::Task<void> Queue::serve_tag(uint16_t tag) {
   if (config_.data_path == DataPath::copy) cmd.addr = reinterpret_cast<uint64_t>(tag_buffer(tag));
   uint32_t op = fetch;
   for (;;) {
-    const int res = co_await io_command(config_.char_fd, op, cmd, sqe_addr);
+    const int res = co_await io_command(char_file_, char_fixed_, op, cmd, sqe_addr);
     if (res == abi::IO_RES_ABORT) co_return;  // the device is going away: no re-fetch
     if (res < 0) {
       // -ECANCELED: the runtime is shutting down. Anything else is a broken

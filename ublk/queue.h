@@ -118,6 +118,11 @@ class Queue {
   std::byte* buffers_ = nullptr;
   size_t buffers_bytes_ = 0;
   int last_error_ = 0;
+  // /dev/ublkcN as the fd the queue's I/O commands name: its index in the
+  // ring's fixed-file table (char_fixed_) or, where the reactor has no
+  // table, config_.char_fd. Set on the queue's core by serve().
+  int char_file_ = -1;
+  bool char_fixed_ = false;
   uint64_t completed_ = 0;
   IoMetricsPublisher* publisher_ = nullptr;
   std::chrono::nanoseconds publish_interval_{std::chrono::seconds(1)};

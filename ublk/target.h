@@ -64,6 +64,9 @@ class Target {
     (void)queue;
     co_return 0;
   }
+  /// Called once on each queue's core after its last request, when
+  /// start_queue succeeded (e.g. to release what start_queue set up there).
+  virtual void stop_queue(uint16_t queue) { (void)queue; }
 
   virtual runtime::Task<int> read(const Request& r) = 0;   ///< fill r.data / r.fixed_buffer
   virtual runtime::Task<int> write(const Request& r) = 0;  ///< persist r's bytes

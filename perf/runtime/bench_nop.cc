@@ -16,6 +16,10 @@
 //   nop_sqpoll_batchB: ours = the runtime loop with sqpoll = true, baseline =
 //   the same loop with sqpoll = false (the default); ratio > 1 means SQPOLL
 //   is faster. Each side runs in its own Runtime, alternately.
+//
+//   nop_ring_fd_batchB: ours = the runtime loop with its ring fd registered
+//   (ReactorConfig::register_ring_fd, the default), baseline = the same
+//   loop entering the kernel by the plain fd; in its own Runtimes likewise.
 
 #include <cstdint>
 #include <string>
@@ -128,33 +132,50 @@ double runtime_nops(runtime::Runtime& rt, unsigned batch, std::uint64_t total) {
   return rt.run([=] { return our_nops(batch, total); });
 }
 
-void sqpoll_against_default(const perf::BenchOptions& options) {
-  runtime::RuntimeConfig with = perf::bench_runtime_config();
-  runtime::RuntimeConfig without = perf::bench_runtime_config();
-  with.reactor.sqpoll = true;
-  const auto sqpoll_runtime = perf::bench_runtime(with);
-  const auto default_runtime = perf::bench_runtime(without);
-  runtime::Runtime& sqpoll_rt = *sqpoll_runtime;
-  runtime::Runtime& default_rt = *default_runtime;
+// The runtime's NOP loop in a Runtime made with `with` against one made
+// with `without`, alternately, at batch 1 and 32; series `name_batchB`.
+void config_against_config(const perf::BenchOptions& options, const std::string& name,
+                           const runtime::RuntimeConfig& with, const runtime::RuntimeConfig& without,
+                           const std::string& ours_is, const std::string& baseline_is) {
+  const auto with_runtime = perf::bench_runtime(with);
+  const auto without_runtime = perf::bench_runtime(without);
+  runtime::Runtime& with_rt = *with_runtime;
+  runtime::Runtime& without_rt = *without_runtime;
   for (unsigned batch : {1u, 32u}) {
-    const double rate = runtime_nops(default_rt, batch, 20000 / batch * batch);
+    const double rate = runtime_nops(without_rt, batch, 20000 / batch * batch);
     const std::uint64_t total = perf::ops_for(rate, options.seconds, batch, options.ops);
-    perf::AbSeries series("nop_sqpoll_batch" + std::to_string(batch), "ops/s", perf::Better::higher);
+    perf::AbSeries series(name + "_batch" + std::to_string(batch), "ops/s", perf::Better::higher);
     const perf::RoundBudget budget(options, 1.0 / 5);
     for (int round = 0; budget.next(round); ++round) {
       double ours, baseline;
       if (round % 2 == 0) {
-        ours = runtime_nops(sqpoll_rt, batch, total);
-        baseline = runtime_nops(default_rt, batch, total);
+        ours = runtime_nops(with_rt, batch, total);
+        baseline = runtime_nops(without_rt, batch, total);
       } else {
-        baseline = runtime_nops(default_rt, batch, total);
-        ours = runtime_nops(sqpoll_rt, batch, total);
+        baseline = runtime_nops(without_rt, batch, total);
+        ours = runtime_nops(with_rt, batch, total);
       }
       series.add(ours, baseline);
     }
-    series.print(perf::json_text("ours_is", "runtime with sqpoll=true") +
-                 perf::json_text("baseline_is", "runtime with sqpoll=false"));
+    series.print(perf::json_text("ours_is", ours_is) + perf::json_text("baseline_is", baseline_is));
   }
+}
+
+void sqpoll_against_default(const perf::BenchOptions& options) {
+  runtime::RuntimeConfig with = perf::bench_runtime_config();
+  runtime::RuntimeConfig without = perf::bench_runtime_config();
+  with.reactor.sqpoll = true;
+  config_against_config(options, "nop_sqpoll", with, without, "runtime with sqpoll=true", "runtime with sqpoll=false");
+}
+
+// IORING_REGISTER_RING_FDS (the default) against a ring entered by its
+// plain fd: what the registration saves on each io_uring_enter.
+void ring_fd_against_plain(const perf::BenchOptions& options) {
+  runtime::RuntimeConfig with = perf::bench_runtime_config();
+  runtime::RuntimeConfig without = perf::bench_runtime_config();
+  without.reactor.register_ring_fd = false;
+  config_against_config(options, "nop_ring_fd", with, without, "runtime with register_ring_fd=true",
+                        "runtime with register_ring_fd=false");
 }
 
 }  // namespace
@@ -165,6 +186,7 @@ int main(int argc, char** argv) {
   try {
     const auto rt = perf::bench_runtime(perf::bench_runtime_config());
     rt->run([&] { return ours_against_raw(options); });
+    ring_fd_against_plain(options);
     if (options.sqpoll_variant) {
       sqpoll_against_default(options);
     }

@@ -161,6 +161,10 @@ BOOST_AUTO_TEST_CASE(loop_takes_its_size_from_the_file_rounded_down_to_a_block) 
   BOOST_TEST(p.options.size_bytes == 4ULL << 20);
   BOOST_TEST(p.options.direct_io);
   BOOST_TEST((p.options.data_path == DataPathKind::zero_copy));
+  BOOST_TEST(p.options.group_commit);  // on unless --no-group-commit
+  BOOST_TEST(!parse({"-t", "loop", "-f", file.path, "--no-group-commit"}).options.group_commit);
+  BOOST_TEST(p.options.registered_files);
+  BOOST_TEST(!parse({"-t", "loop", "-f", file.path, "--no-registered-files"}).options.registered_files);
   expect_rejected({"-t", "loop", "-f", file.path, "--size", "8M"}, "larger than backing file");
   BOOST_TEST(parse({"-t", "loop", "-f", file.path, "--size", "1M"}).options.size_bytes == 1ULL << 20);
   BackingFile tiny(100);
@@ -170,6 +174,7 @@ BOOST_AUTO_TEST_CASE(loop_takes_its_size_from_the_file_rounded_down_to_a_block) 
 BOOST_AUTO_TEST_CASE(target_specific_options_are_refused_on_other_targets) {
   expect_rejected({"-t", "ram", "-f", "/tmp/x"}, "-f is only valid with -t loop");
   expect_rejected({"-t", "ram", "--direct-io"}, "--direct-io is only valid");
+  expect_rejected({"-t", "null", "--no-group-commit"}, "--no-group-commit is only valid with -t loop");
   expect_rejected({"-t", "loop", "--algorithm", "lz4"}, "--algorithm is only valid with -t zram");
   expect_rejected({"-t", "null", "--mem-limit", "1G"}, "--mem-limit is only valid");
 }

@@ -167,6 +167,59 @@ BOOST_AUTO_TEST_CASE(a_registered_file_is_used_by_index) {
   });
 }
 
+BOOST_AUTO_TEST_CASE(an_installed_file_is_used_by_index_and_its_slot_is_reused_after_removal) {
+  TempFile file;
+  run_on_one_core([&]() -> Task<void> {
+    runtime::Reactor* reactor = runtime::Reactor::current();
+    const int index = reactor->install_file(file.fd);
+    if (index == -EINVAL) {
+      BOOST_TEST_MESSAGE("this kernel has no sparse fixed-file tables; install_file refused cleanly");
+      co_return;
+    }
+    BOOST_REQUIRE(index >= 0);
+    const char text[] = "installed";
+    BOOST_TEST(co_await runtime::write(index, text, sizeof(text), 0).fixed_file(true) == int(sizeof(text)));
+    BOOST_TEST(co_await runtime::fdatasync(index).fixed_file(true) == 0);
+    char back[sizeof(text)] = {};
+    BOOST_TEST(co_await runtime::read(index, back, sizeof(back), 0).fixed_file(true) == int(sizeof(text)));
+    BOOST_TEST(std::string(back) == text);
+    // The plain fd still works beside it; fixed_file(false) changes nothing.
+    BOOST_TEST(co_await runtime::read(file.fd, back, sizeof(back), 0).fixed_file(false) == int(sizeof(text)));
+    const int second = reactor->install_file(file.fd);
+    BOOST_TEST(second >= 0);
+    BOOST_TEST(second != index);
+    reactor->remove_file(index);
+    // An emptied slot names no file any more, and is handed out again.
+    BOOST_TEST(co_await runtime::read(index, back, sizeof(back), 0).fixed_file(true) == -EBADF);
+    BOOST_TEST(reactor->install_file(file.fd) == index);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(without_fixed_file_slots_install_file_fails_and_the_plain_fd_serves) {
+  TempFile file;
+  runtime::RuntimeConfig config = runtime_test::cores({0});
+  config.reactor.fixed_file_slots = 0;
+  config.reactor.register_ring_fd = false;
+  const auto rt = test::require_ok(runtime::Runtime::create(config));
+  rt->run([&]() -> Task<void> {
+    runtime::Reactor* reactor = runtime::Reactor::current();
+    BOOST_TEST(!reactor->ring_fd_registered());
+    BOOST_TEST(reactor->install_file(file.fd) == -ENFILE);
+    const char text[] = "plain";
+    BOOST_TEST(co_await runtime::write(file.fd, text, sizeof(text), 0) == int(sizeof(text)));
+    co_await runtime::nop();  // a ring without a registered fd still enters the kernel fine
+  });
+}
+
+BOOST_AUTO_TEST_CASE(the_ring_fd_is_registered_where_the_kernel_allows_and_io_works_either_way) {
+  run_on_one_core([&]() -> Task<void> {
+    runtime::Reactor* reactor = runtime::Reactor::current();
+    BOOST_TEST_MESSAGE("ring fd registered: " << reactor->ring_fd_registered());
+    for (int i = 0; i < 100; ++i) BOOST_TEST(co_await runtime::nop() == 0);
+    co_await runtime::sleep_for(std::chrono::milliseconds(1));  // a real sleep in io_uring_enter
+  });
+}
+
 BOOST_AUTO_TEST_CASE(many_operations_in_flight_at_once_all_complete) {
   // More concurrent operations than the ring has SQEs (256) or initial
   // slots (512): get_sqe must flush and the slot table must grow.

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "coblk/runtime/reactor.h"
 #include "coblk/runtime/runtime.h"
 #include "coblk/ublk/abi.h"
 #include "coblk/ublk/loop_target.h"
@@ -190,6 +191,35 @@ BOOST_AUTO_TEST_CASE(a_loop_device_writes_through_to_its_file) {
   BOOST_TEST(::pread(fd, on_disk.data(), on_disk.size(), 8192) == 4096);
   ::close(fd);
   BOOST_TEST((on_disk == data));
+}
+
+// start_queue puts the file in the core's fixed-file table; every kind of
+// request then names it by index, and stop_queue gives the slot back.
+BOOST_AUTO_TEST_CASE(a_started_loop_queue_serves_every_request_through_its_fixed_file) {
+  TempFile file(1 << 20);
+  const auto owned_loop = test::require_ok(ublk::LoopTarget::create(file.path, 1 << 20, 512, false));
+  ublk::LoopTarget& loop = *owned_loop;
+  const int ok = run_on_runtime([&]() -> Task<int> {
+    if (co_await loop.start_queue(0) != 0) co_return 1;
+    auto data = pattern(8192, 3);
+    Request w = make(ublk::abi::IO_OP_WRITE, 4096, 8192, data.data());
+    w.flags = ublk::abi::IO_F_FUA;
+    if (co_await loop.write(w) != 8192) co_return 2;
+    if (co_await loop.flush(make(ublk::abi::IO_OP_FLUSH, 0, 0, nullptr)) != 0) co_return 3;
+    std::vector<std::byte> back(8192);
+    if (co_await loop.read(make(ublk::abi::IO_OP_READ, 4096, 8192, back.data())) != 8192) co_return 4;
+    if (back != data) co_return 5;
+    const int z = co_await loop.write_zeroes(make(ublk::abi::IO_OP_WRITE_ZEROES, 4096, 4096, nullptr));
+    if (z != 0 && z != -EOPNOTSUPP) co_return 6;
+    loop.stop_queue(0);
+    // The slot is free again: the next install gets it back.
+    runtime::Reactor* reactor = runtime::Reactor::current();
+    const int index = reactor->install_file(0);
+    if (index > 0) co_return 7;  // slot 0 was the loop file's and must be free
+    if (index == 0) reactor->remove_file(index);
+    co_return 0;
+  });
+  BOOST_TEST(ok == 0);
 }
 
 BOOST_AUTO_TEST_CASE(write_zeroes_on_a_loop_device_reads_back_as_zeros) {

@@ -19,28 +19,79 @@
 [ -f /coblk/extra/bench.env ] && . /coblk/extra/bench.env
 ROUNDS=${COBLK_BENCH_ROUNDS:-5}
 RUNTIME=${COBLK_BENCH_RUNTIME:-3}
-QUEUES=${COBLK_BENCH_QUEUES:-1}
+QUEUE_COUNTS=${COBLK_BENCH_QUEUES:-1}
+QUEUES=1 JOBS=1 QSUFFIX=
 PAIRS=${COBLK_BENCH_PAIRS:-"null ram loop zram"}
 SIZE_MB=256
 
-# fio_run DEV RW BS QD -> prints IOPS (4k) or KiB/s (1M) on stdout
-fio_run() {
-  local dev=$1 rw=$2 bs=$3 qd=$4 out direct=1
+# fio_stats DEV RW BS QD [FIO ARGS...] -> one line on stdout:
+#   VALUE FIO_CPU_US SRV_CPU_US SYNC_P99_US WRITE_P99_US
+# VALUE is IOPS (4k) or KiB/s (1M); FIO_CPU_US fio's own CPU (usr+sys) per
+# I/O in microseconds; SRV_CPU_US the ublk server's CPU per I/O (0 for a
+# kernel device); SYNC_P99_US the 99th percentile of fio's fsync latency
+# (0 without --fsync/--fdatasync); WRITE_P99_US that of the writes'
+# completion latency (0 without writes). $JOBS (default 1) sets numjobs.
+fio_stats() {
+  local dev=$1 rw=$2 bs=$3 qd=$4 out direct=1 pid t0 t1
+  shift 4
   # A regular file (the loop baseline lives on tmpfs) cannot take O_DIRECT.
   [ -f "$dev" ] && direct=0
+  pid=$(server_pid "$dev")
+  t0=$(proc_ticks "$pid")
   out=$(fio --name=b --filename="$dev" --rw="$rw" --bs="$bs" --iodepth="$qd" \
-      ${JOBS:+--numjobs=$JOBS --group_reporting --cpus_allowed_policy=split} \
+      --numjobs="${JOBS:-1}" --group_reporting --cpus_allowed_policy=split \
       --ioengine=io_uring --direct=$direct --size=${SIZE_MB}M --runtime="$RUNTIME" --time_based \
       --buffer_compress_percentage=50 --refill_buffers --randrepeat=0 --norandommap \
-      --output-format=terse --terse-version=3 2>/dev/null) || return 1
-  # terse v3: field 7/8 read KiB/s / IOPS, 48/49 write KiB/s / IOPS
-  case "$rw" in
-    randread) echo "$out" | awk -F';' '{ print $8 }' ;;
-    randwrite) echo "$out" | awk -F';' '{ print $49 }' ;;
-    read) echo "$out" | awk -F';' '{ print $7 }' ;;
-    write) echo "$out" | awk -F';' '{ print $48 }' ;;
+      "$@" --output-format=json 2>/dev/null) || return 1
+  t1=$(proc_ticks "$pid")
+  # The job's figures (group_reporting: one job). Sections "read", "write",
+  # "trim", "sync" open an object each; "iops" and "total_ios" are read in
+  # the section they belong to, the fsync p99 only inside "sync".
+  echo "$out" | awk -v rw="$rw" -v srv_ticks=$((t1 - t0)) -v hz="$CLK_TCK" '
+    function val(s) { sub(/,$/, "", s); return s + 0 }
+    $1 ~ /^"(read|write|trim|sync)"$/ && $3 == "{" { sec = $1; gsub(/"/, "", sec); next }
+    sec != "" && $1 == "\"iops\"" && !(sec in iops) { iops[sec] = val($3) }
+    sec != "" && $1 == "\"bw\"" && !(sec in bw) { bw[sec] = val($3) }
+    sec != "" && $1 == "\"total_ios\"" && !(sec in ios) { ios[sec] = val($3) }
+    sec == "sync" && $1 == "\"99.000000\"" && p99 == "" { p99 = val($3) / 1000 }
+    sec == "write" && $1 == "\"99.000000\"" && wp99 == "" { wp99 = val($3) / 1000 }
+    $1 == "\"job_runtime\"" { runtime_ms = val($3); sec = "" }
+    $1 == "\"usr_cpu\"" { usr = val($3) }
+    $1 == "\"sys_cpu\"" { sys = val($3) }
+    END {
+      n = ios["read"] + ios["write"]
+      if (rw == "randread") v = iops["read"]; else if (rw == "randwrite") v = iops["write"]
+      else if (rw == "read") v = bw["read"]; else v = bw["write"]
+      # usr/sys are % of one CPU over the job (summed over its jobs).
+      fcpu = n > 0 ? (usr + sys) / 100 * runtime_ms * 1000 / n : 0
+      scpu = n > 0 ? srv_ticks * 1000000 / hz / n : 0
+      printf "%.6g %.4g %.4g %.6g %.6g\n", v, fcpu, scpu, p99 + 0, wp99 + 0 }'
+}
+
+# fio_run DEV RW BS QD -> prints IOPS (4k) or KiB/s (1M) on stdout
+fio_run() {
+  local out
+  out=$(fio_stats "$@") || return 1
+  echo "${out%% *}"
+}
+
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+# The pid of the ublk server behind /dev/ublkbN (nothing for another device).
+server_pid() {
+  case "$1" in
+    /dev/ublkb*) "$COBLK_BIN" list -n "${1#/dev/ublkb}" --json 2>/dev/null | sed -n 's/.*"pid":\([0-9]*\).*/\1/p' ;;
   esac
 }
+
+# utime + stime of process $1 in clock ticks (0 without one). Fields 14 and
+# 15 of /proc/PID/stat, counted after the ")" that ends the command name.
+proc_ticks() {
+  [ -n "$1" ] && [ -r "/proc/$1/stat" ] || { echo 0; return; }
+  sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+
+guest_load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # Fill a device once so reads hit stored data, not holes.
 precondition() {
@@ -49,7 +100,7 @@ precondition() {
 }
 
 compare() {  # pair devA devB [WORKLOAD...]: only the named workloads, if any are given
-  local pair=$1 a=$2 b=$3 w rw bs qd unit r first ours base only
+  local pair=$1 a=$2 b=$3 w rw bs qd unit r ours base only
   shift 3
   only=" $* "
   for w in randread_4k_qd32:randread:4k:32:iops randread_4k_qd1:randread:4k:1:iops \
@@ -61,14 +112,28 @@ EOW
     r=1
     while [ "$r" -le "$ROUNDS" ]; do
       if [ $((r % 2)) -eq 1 ]; then
-        ours=$(fio_run "$a" "$rw" "$bs" "$qd"); base=$(fio_run "$b" "$rw" "$bs" "$qd")
+        ours=$(fio_stats "$a" "$rw" "$bs" "$qd"); base=$(fio_stats "$b" "$rw" "$bs" "$qd")
       else
-        base=$(fio_run "$b" "$rw" "$bs" "$qd"); ours=$(fio_run "$a" "$rw" "$bs" "$qd")
+        base=$(fio_stats "$b" "$rw" "$bs" "$qd"); ours=$(fio_stats "$a" "$rw" "$bs" "$qd")
       fi
-      echo "COBLK-BENCH {\"pair\":\"$pair\",\"workload\":\"$name\",\"round\":$r,\"ours\":${ours:-0},\"baseline\":${base:-0},\"unit\":\"$unit\"}"
+      emit "$pair" "$name$QSUFFIX" "$r" "$unit" "$ours" "$base" 1
       r=$((r + 1))
     done
   done
+}
+
+# emit PAIR WORKLOAD ROUND UNIT "OURS_STATS" "BASE_STATS" FIELD: one
+# COBLK-BENCH line from two fio_stats lines; FIELD says which of their
+# numbers is the headline (1: the throughput, 4: the fsync p99, 5: the
+# write p99). The guest's
+# load average goes with every round (the host adds its own, vm-bench).
+emit() {
+  echo "$5|$6" | awk -F'|' -v pair="$1" -v w="$2" -v r="$3" -v unit="$4" -v f="$7" -v load="$(guest_load)" \
+      -v q="$QUEUES" -v j="${JOBS:-1}" '{
+    split($1, o, " "); split($2, b, " ")
+    printf "COBLK-BENCH {\"pair\":\"%s\",\"workload\":\"%s\",\"round\":%d,\"ours\":%s,\"baseline\":%s,\"unit\":\"%s\",", pair, w, r, o[f] + 0, b[f] + 0, unit
+    printf "\"ours_fio_cpu_us\":%s,\"baseline_fio_cpu_us\":%s,\"ours_srv_cpu_us\":%s,\"baseline_srv_cpu_us\":%s,", o[2] + 0, b[2] + 0, o[3] + 0, b[3] + 0
+    printf "\"queues\":%d,\"numjobs\":%d,\"guest_load\":\"%s\"}\n", q, j, load }'
 }
 
 coblk_add() {  # prints the block device
@@ -245,7 +310,129 @@ bench_nbd_scaling() {
   JOBS=2 compare nbd_scaling "$two" "$one"
 }
 
+# Group commit (issue 13 part 5): the latency of durable writes on a loop
+# device whose file lives on ext4 on a null_blk with 100 us per request and
+# a volatile cache (cache_size: without one the block layer drops flushes),
+# so an fdatasync costs a writeback and a cache flush, as on a disk.
+# Each round runs three ways, in rotating order: coblk loop with group
+# commit (the default), the same with --no-group-commit, and fio on a file
+# of that ext4 directly. Workloads: 4k random writes with an fsync after
+# each (--fsync=1: FLUSH requests; headline the fsync p99) and with O_DSYNC
+# (--sync=dsync: FUA writes; headline the write p99), at QD1 and QD32.
+# Pairs: loop_flush_gc (group commit against without), loop_flush_file
+# (group commit against the file), in microseconds, lower is better; also
+# IOPS, and the cache flushes null_blk received per 4k write (field 16 of
+# /sys/block/nullb0/stat): the fdatasyncs that group commit saves, counted
+# rather than timed (timing swings widely under TCG on a shared host).
+bench_loop_flush() {
+  vm_require_coblk; vm_require_root; vm_require_cmd mkfs.ext4
+  vm_load_module ublk_drv
+  vm_load_module null_blk nr_devices=1 gb=1 queue_mode=2 memory_backed=1 cache_size=256 irqmode=2 completion_nsec=100000
+  vm_defer "rmmod null_blk"
+  mkfs.ext4 -q /dev/nullb0
+  local mnt=/mnt/coblk-flush gc nogc file w name qd arg field r g n f
+  mkdir -p "$mnt"
+  mount /dev/nullb0 "$mnt"
+  vm_defer "umount $mnt"
+  SIZE_MB=64
+  for f in gc nogc file; do dd if=/dev/zero of="$mnt/$f.img" bs=1M count=$SIZE_MB 2>/dev/null; done
+  sync
+  gc=$(coblk_add -t loop -f "$mnt/gc.img")
+  vm_defer "coblk_del_dev $gc"
+  nogc=$(coblk_add -t loop -f "$mnt/nogc.img" --no-group-commit)
+  vm_defer "coblk_del_dev $nogc"
+  file=$mnt/file.img
+  for w in fsync_qd1:1:--fsync=1:4 fsync_qd32:32:--fsync=1:4 dsync_qd1:1:--sync=dsync:5 dsync_qd32:32:--sync=dsync:5; do
+    IFS=: read -r name qd arg field <<EOW
+$w
+EOW
+    r=1
+    while [ "$r" -le "$ROUNDS" ]; do
+      case $((r % 3)) in
+        1) g=$(flush_run "$gc" "$qd" "$arg"); n=$(flush_run "$nogc" "$qd" "$arg"); f=$(flush_run "$file" "$qd" "$arg") ;;
+        2) n=$(flush_run "$nogc" "$qd" "$arg"); f=$(flush_run "$file" "$qd" "$arg"); g=$(flush_run "$gc" "$qd" "$arg") ;;
+        0) f=$(flush_run "$file" "$qd" "$arg"); g=$(flush_run "$gc" "$qd" "$arg"); n=$(flush_run "$nogc" "$qd" "$arg") ;;
+      esac
+      emit loop_flush_gc "${name}_p99" "$r" us "$g" "$n" "$field"
+      emit loop_flush_file "${name}_p99" "$r" us "$g" "$f" "$field"
+      emit loop_flush_gc "${name}_iops" "$r" iops "$g" "$n" 1
+      emit loop_flush_file "${name}_iops" "$r" iops "$g" "$f" 1
+      emit loop_flush_gc "${name}_devflush_per_write" "$r" flushes "$g" "$n" 6
+      emit loop_flush_file "${name}_devflush_per_write" "$r" flushes "$g" "$f" 6
+      r=$((r + 1))
+    done
+  done
+}
+
+# flush_run DEV QD FIO_ARG: fio_stats of 4k random writes, plus a sixth
+# number, the flushes nullb0 completed per write during the run.
+flush_run() {
+  local before after stats
+  before=$(awk '{ print $16 }' /sys/block/nullb0/stat)
+  stats=$(fio_stats "$1" randwrite 4k "$2" "$3") || return 1
+  after=$(awk '{ print $16 }' /sys/block/nullb0/stat)
+  echo "$stats" | awk -v d=$((after - before)) -v rt="$RUNTIME" '{ printf "%s %.4g\n", $0, ($1 > 0 ? d / ($1 * rt) : 0) }'
+}
+
+# coblk null with 2 queues against 1 queue, both driven by 2 fio jobs: how
+# the queues scale (issue 13's goal: >= 1.8 at QD32).
+bench_null_scaling() {
+  vm_require_coblk; vm_require_root
+  vm_load_module ublk_drv
+  local two one
+  two=$("$COBLK_BIN" add -q 2 -t null --size 1G)
+  vm_defer "coblk_del_dev $two"
+  one=$("$COBLK_BIN" add -q 1 -t null --size 1G)
+  vm_defer "coblk_del_dev $one"
+  JOBS=2
+  compare null_scaling "$two" "$one" randread_4k_qd32 randread_4k_qd1
+}
+
+# A/B: two option sets, or two builds (vm-bench --before), on one target in
+# one boot: A is this build with $COBLK_BENCH_AB_A, B the --before build (or
+# this one) with $COBLK_BENCH_AB_B; target $COBLK_BENCH_AB_TARGET (null,
+# ram, zram or loop on a tmpfs file); workloads $COBLK_BENCH_AB_WORKLOADS
+# (default: all).
+bench_ab() {
+  vm_require_coblk; vm_require_root
+  vm_load_module ublk_drv
+  local a b
+  # shellcheck disable=SC2086 # the option sets are word lists on purpose
+  case "${COBLK_BENCH_AB_TARGET:-null}" in
+    loop)
+      dd if=/dev/zero of=/dev/shm/ab-a.img bs=1M count=$SIZE_MB 2>/dev/null
+      dd if=/dev/zero of=/dev/shm/ab-b.img bs=1M count=$SIZE_MB 2>/dev/null
+      vm_defer "rm -f /dev/shm/ab-a.img /dev/shm/ab-b.img"
+      a=$(coblk_add -t loop -f /dev/shm/ab-a.img ${COBLK_BENCH_AB_A:-})
+      vm_defer "coblk_del_dev $a"
+      b=$(before_add -t loop -f /dev/shm/ab-b.img ${COBLK_BENCH_AB_B:-})
+      vm_defer "coblk_del_dev $b" ;;
+    null|ram|zram)
+      a=$(coblk_add -t "$COBLK_BENCH_AB_TARGET" --size ${SIZE_MB}M ${COBLK_BENCH_AB_A:-})
+      vm_defer "coblk_del_dev $a"
+      b=$(before_add -t "$COBLK_BENCH_AB_TARGET" --size ${SIZE_MB}M ${COBLK_BENCH_AB_B:-})
+      vm_defer "coblk_del_dev $b" ;;
+    *) vm_fail "COBLK_BENCH_AB_TARGET must be null, ram, zram or loop, not '$COBLK_BENCH_AB_TARGET'" ;;
+  esac
+  case "${COBLK_BENCH_AB_TARGET:-null}" in ram|zram) precondition "$a"; precondition "$b" ;; esac
+  # shellcheck disable=SC2086
+  compare ab "$a" "$b" ${COBLK_BENCH_AB_WORKLOADS:-}
+}
+
+# Every pair runs once per queue count in COBLK_BENCH_QUEUES ("1 2": both
+# in this boot), with as many fio jobs as queues (blk-mq maps a submitting
+# CPU to a queue, so one job would keep the other queues idle); workloads
+# then carry the suffix _qN. The *_scaling pairs and loop_flush choose
+# their own queue counts and run once.
 for p in $PAIRS; do
-  vm_case "bench_$p" "bench_$p"
+  case "$p" in
+    *_scaling|loop_flush) QUEUES=1; JOBS=1; QSUFFIX=; vm_case "bench_$p" "bench_$p"; continue ;;
+  esac
+  for q in $QUEUE_COUNTS; do
+    QSUFFIX=
+    [ "$q" = "$QUEUE_COUNTS" ] || QSUFFIX=_q$q
+    QUEUES=$q; JOBS=$q
+    vm_case "bench_$p$QSUFFIX" "bench_$p"
+  done
 done
 vm_finish
