@@ -90,7 +90,7 @@ bool swap_active(const std::string& device) {
 std::string unescape_mount_field(const std::string& s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() + 0 && s.find_first_not_of("01234567", i + 1) >= i + 4) {
+    if (s[i] == '\\' && i + 3 < s.size() && s.find_first_not_of("01234567", i + 1) >= i + 4) {
       out += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
       i += 3;
     } else {
@@ -194,20 +194,19 @@ Result<void> lock_run_directory() {
   return {};  // the descriptor stays open: the lock lasts as long as this process
 }
 
-// The kernel's state of device `id`: 0 live, else the negative errno of the
-// look-up (-ENODEV: gone), or 1 when it exists but is not live.
-int kernel_state(uint32_t id, std::string& state) {
+// Whether device `id` is live (true), exists but is not (false, its state
+// in `state`), or is gone (Error ENODEV). Error of the control device when
+// it cannot be asked: then nothing can be said of the device.
+Result<bool> device_live(uint32_t id, std::string& state) {
   ublk::ControlDevice control;
   std::string error;
-  if (!open_control(control, error)) {
-    state = error;
-    return -ENODEV;
-  }
+  if (!open_control(control, error)) return Error(EIO, error);
   ublk::abi::ublksrv_ctrl_dev_info info{};
   const int ret = look_up_device(control, id, info);
-  if (ret < 0) return ret;
+  if (ret == -ENODEV || ret == -ENOENT) return Error(ENODEV, "no device " + std::to_string(id));
+  if (ret < 0) return Error(-ret, command_error("look up", ret, control, id));
   state = ublk::device_state_name(info.state);
-  return info.state == ublk::abi::S_DEV_LIVE ? 0 : 1;
+  return info.state == ublk::abi::S_DEV_LIVE;
 }
 
 // Brings up one device: finds it by name or creates it, then activates it.
@@ -215,17 +214,18 @@ int kernel_state(uint32_t id, std::string& state) {
 Result<std::string> up_one(const BootDevice& d) {
   if (std::optional<DeviceRecord> existing = find_named_device(d.name)) {
     std::string state;
-    const int ret = kernel_state(existing->dev_id, state);
+    const Result<bool> live = device_live(existing->dev_id, state);
     const std::string device = ublk::block_device_path(existing->dev_id);
-    if (ret == 0) {
+    if (live && *live) {
       Result<std::string> done = activate(d, device);
       if (!done) return std::move(done).error();
       return device + " (already up): " + *done;
     }
-    if (ret > 0)
+    if (live)
       return Error(EBUSY, "device " + std::to_string(existing->dev_id) + " named " + d.name + " is " + state +
                               ": recover it (coblk recover -n " + std::to_string(existing->dev_id) +
                               ") or delete it (coblk down " + d.name + ")");
+    if (live.error().code() != ENODEV) return live.error();
     // The record outlived its device (a server killed with SIGKILL): make a new one.
     remove_record(existing->dev_id);
   }
@@ -389,6 +389,12 @@ int run_down(const std::vector<std::string>& args) {
       continue;
     }
     if (Result<void> deleted = delete_device(record->dev_id); !deleted) {
+      if (deleted.error().code() == ENODEV) {
+        // The record outlived its device (a server killed with SIGKILL).
+        remove_record(record->dev_id);
+        std::cout << name << ": not up (" << device << " was gone already)\n";
+        continue;
+      }
       status = report_error("down", name + ": " + deleted.error().message());
       continue;
     }

@@ -113,7 +113,8 @@ unit_like_start_and_stop() {
     [ "$i" -le 100 ] || vm_fail "up --foreground never reported its device: $(cat fg.log)"
     sleep 0.1
   done
-  dev=$(head -n 1 fg.log)
+  # (the log also holds its stderr: a stall report under a loaded host)
+  dev=$(grep -m 1 "^/dev/ublkb" fg.log)
   ! grep -q "^$dev " /proc/swaps || vm_fail "up --foreground put $dev to use"
   "$COBLK_BIN" up --config-dir "$conf_dir" unitswap > post.out
   cat post.out
