@@ -13,6 +13,8 @@ build_packages=(
   clang-format clang-tidy doxygen
   # perf/ublk/bench_nbd_client's baseline (docs/nbd.md): libnbd's client.
   libnbd-dev
+  # sd_notify, for coblk@.service (Type=notify; docs/cli.md, coblk up).
+  libsystemd-dev
 )
 # `coblk metrics`' test (test/cmd/metrics_exporter_test.cc) checks the
 # exposition with promtool, which comes with Debian's prometheus package

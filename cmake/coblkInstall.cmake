@@ -6,6 +6,7 @@
 #   <prefix>/<libdir>/cmake/coblk/                               coblkConfig.cmake, ...Version, ...Targets
 #   <prefix>/<libdir>/pkgconfig/coblk.pc
 #   <prefix>/sbin/coblk                                          the command
+#   <prefix>/lib/systemd/system/coblk@.service, coblk.target     the units of `coblk up`
 #
 # The command goes to sbin: it manages block devices through
 # /dev/ublk-control, which needs root, as zramctl, losetup and blkdiscard do
@@ -146,8 +147,8 @@ string(STRIP "${pc_cflags}" pc_cflags)
 configure_file(${PROJECT_SOURCE_DIR}/cmake/coblk.pc.in ${PROJECT_BINARY_DIR}/coblk.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/coblk.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
-# ---- documentation and service files, once they exist ------------------------
-# None yet. Install rules that pick them up when they are added:
+# ---- documentation and service files -----------------------------------------
+# Install rules that pick them up when they are added:
 #   docs/man/<name>.<section>   a roff man page -> share/man/man<section>/
 #   dist/systemd/<unit>         a systemd unit (.service, .socket, .target,
 #                               .timer) -> ${COBLK_INSTALL_SYSTEMDUNITDIR}
@@ -162,4 +163,16 @@ file(GLOB coblk_systemd_units CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/dist/syste
      ${PROJECT_SOURCE_DIR}/dist/systemd/*.timer)
 if(coblk_systemd_units)
   install(FILES ${coblk_systemd_units} DESTINATION ${COBLK_INSTALL_SYSTEMDUNITDIR})
+endif()
+# dist/systemd/<unit>.in: a unit that names the binary as @COBLK_SBINDIR@,
+# configured with this install's sbin directory (coblk@.service,
+# coblk.target; test/cmd checks them with systemd-analyze verify).
+if(TARGET coblk)
+  set(COBLK_SBINDIR ${CMAKE_INSTALL_FULL_SBINDIR})
+  file(GLOB coblk_systemd_templates CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/dist/systemd/*.in)
+  foreach(template IN LISTS coblk_systemd_templates)
+    get_filename_component(unit ${template} NAME_WLE)
+    configure_file(${template} ${PROJECT_BINARY_DIR}/dist/systemd/${unit} @ONLY)
+    install(FILES ${PROJECT_BINARY_DIR}/dist/systemd/${unit} DESTINATION ${COBLK_INSTALL_SYSTEMDUNITDIR})
+  endforeach()
 endif()

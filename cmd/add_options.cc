@@ -85,6 +85,7 @@ po::options_description add_description() {
     ("no-restart", "with --recovery: leave a device whose server died quiesced, for `coblk recover`")
     ("max-restarts", po::value<std::string>()->value_name("N"), "with --recovery: give up after N restarts within 60 s (default 5)")
     ("unprivileged", "create an unprivileged device (kernel feature UNPRIVILEGED_DEV)")
+    ("name", po::value<std::string>()->value_name("NAME"), "a name unique among this host's coblk devices (letters, digits, '_', '-'; at most 64), kept in its record")
     ("no-metrics", "record no per-request I/O metrics (no latency timestamps; `coblk metrics` skips the device)")
     ("foreground", "serve in this process instead of daemonizing");
   // clang-format on
@@ -231,6 +232,21 @@ AddLimits current_limits() {
   return l;
 }
 
+std::vector<AddOptionInfo> add_option_list() {
+  std::vector<AddOptionInfo> out;
+  const po::options_description desc = add_description();
+  for (const auto& option : desc.options()) {
+    AddOptionInfo info;
+    info.long_name = option->long_name();
+    // "-t" for an option with a short name, "--type" otherwise.
+    const std::string shown = option->canonical_display_name(po::command_line_style::allow_dash_for_short);
+    if (shown.size() == 2 && shown[0] == '-') info.short_name = shown[1];
+    info.takes_value = option->semantic()->max_tokens() > 0;
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
 AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits& limits) {
   AddParse out;
   AddOptions& o = out.options;
@@ -267,6 +283,14 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   if (!given("type")) return fail("missing -t TARGET (null, ram, loop, zram or nbd)");
   if (!parse_target(text("type"), o.target))
     return fail("unknown target '" + text("type") + "' (expected null, ram, loop, zram or nbd)");
+
+  if (given("name")) {
+    o.name = text("name");
+    const bool valid = !o.name.empty() && o.name.size() <= 64 &&
+                       o.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") ==
+                           std::string::npos;
+    if (!valid) return fail("--name must be 1 to 64 letters, digits, '_' or '-', not " + quote_for_message(o.name));
+  }
 
   int64_t v = 0;
   if (given("number")) {

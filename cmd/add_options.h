@@ -72,7 +72,20 @@ struct AddOptions {
   uint32_t reconnect_timeout_ms = 30000;  ///< nbd: how long requests wait for a lost connection to come back
   nbd::ExportInfo nbd_info;               ///< nbd: the export's facts, filled by resolve_nbd_export
   std::vector<std::string> args;          ///< the arguments as given (kept for `coblk recover`)
+  /// --name: a name unique among this host's coblk devices, kept in the
+  /// device record ("" = none); `coblk up` finds its devices by it.
+  std::string name;
 };
+
+/// One option of `coblk add`, as the config file (cmd/boot_config.h) maps
+/// its keys onto them.
+struct AddOptionInfo {
+  std::string long_name;  ///< "size", "direct-io", ...
+  char short_name = 0;    ///< 's' for -s; 0 when it has none
+  bool takes_value = false;
+};
+/// Every option `coblk add` accepts, --help included, in --help's order.
+std::vector<AddOptionInfo> add_option_list();
 
 /// The smallest block size an O_DIRECT I/O on `path` may use: a block
 /// device's logical block size (BLKSSZGET); for a file, its file system's

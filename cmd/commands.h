@@ -42,5 +42,7 @@ int run_writeback(const std::vector<std::string>& args);   ///< coblk writeback
 int run_idle(const std::vector<std::string>& args);        ///< coblk idle
 int run_recompress(const std::vector<std::string>& args);  ///< coblk recompress
 int run_metrics(const std::vector<std::string>& args);     ///< coblk metrics
+int run_up(const std::vector<std::string>& args);          ///< coblk up
+int run_down(const std::vector<std::string>& args);        ///< coblk down
 
 }  // namespace coblk::cmd

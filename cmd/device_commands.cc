@@ -1,12 +1,15 @@
 // coblk add, coblk del, coblk recover: commands that change devices.
+#include <dirent.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <iostream>
 
 #include "coblk/cmd/add_options.h"
 #include "coblk/cmd/commands.h"
 #include "coblk/cmd/control_errors.h"
+#include "coblk/cmd/device_ops.h"
 #include "coblk/cmd/device_record.h"
 #include "coblk/cmd/keeper.h"
 #include "coblk/cmd/serve_device.h"
@@ -68,7 +71,73 @@ int stop_and_delete(ublk::ControlDevice& control, uint32_t id, std::string& erro
   return 0;
 }
 
+// The ids of the records in the run directory ("<id>.json"), ascending.
+std::vector<uint32_t> recorded_device_ids() {
+  std::vector<uint32_t> ids;
+  DIR* d = ::opendir(run_directory().c_str());
+  if (d == nullptr) return ids;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    const size_t dot = name.find('.');
+    uint32_t id = 0;
+    std::string ignored;
+    if (dot != std::string::npos && name.substr(dot) == ".json" && parse_dev_id(name.substr(0, dot), id, ignored))
+      ids.push_back(id);
+  }
+  ::closedir(d);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
 }  // namespace
+
+Result<AddOptions> prepare_new_device(const AddOptions& o) {
+  ublk::ControlDevice control;
+  std::string error;
+  if (!open_control(control, error)) return Error(ENODEV, error);
+  if (std::string missing = missing_feature(o, control); !missing.empty()) return Error(ENOTSUP, missing);
+  if (o.dev_id >= 0) {
+    ublk::abi::ublksrv_ctrl_dev_info info{};
+    const int ret = look_up_device(control, static_cast<uint32_t>(o.dev_id), info);
+    // A device we may not look at (another user's) exists all the same.
+    if (ret == 0 || ret == -EPERM || ret == -EACCES)
+      return Error(EEXIST, "device id " + std::to_string(o.dev_id) + " is already in use");
+    if (ret != -ENODEV && ret != -ENOENT) return Error(-ret, command_error("look up", ret, control, o.dev_id));
+  }
+  if (!o.name.empty()) {
+    if (const std::optional<DeviceRecord> named = find_named_device(o.name))
+      return Error(EEXIST,
+                   "the name " + quote_for_message(o.name) + " is taken by device " + std::to_string(named->dev_id));
+  }
+  control.close();
+  // The export's size and block sizes come from the server: ask it now,
+  // before anything exists, so that an unreachable server or an unknown
+  // export costs one line and no device.
+  AddOptions resolved = o;
+  if (Result<void> r = resolve_nbd_export(resolved); !r) return std::move(r).error();
+  // The server keeps its record there; refuse a directory others could
+  // tamper with before anything exists.
+  if (Result<void> dir = ensure_run_directory(); !dir) return std::move(dir).error();
+  return resolved;
+}
+
+std::optional<DeviceRecord> find_named_device(const std::string& name) {
+  if (name.empty()) return std::nullopt;
+  if (Result<void> dir = check_run_directory(false); !dir) return std::nullopt;
+  for (const uint32_t id : recorded_device_ids()) {
+    Result<DeviceRecord> record = load_record(id);
+    if (record && record->name == name) return *record;
+  }
+  return std::nullopt;
+}
+
+Result<void> delete_device(uint32_t id) {
+  ublk::ControlDevice control;
+  std::string error;
+  if (!open_control(control, error)) return Error(ENODEV, error);
+  if (const int ret = stop_and_delete(control, id, error); ret < 0) return Error(-ret, error);
+  return {};
+}
 
 int run_add(const std::vector<std::string>& args) {
   const AddParse parsed = parse_add_options(args);
@@ -77,30 +146,9 @@ int run_add(const std::vector<std::string>& args) {
     std::cout << parsed.help_text;
     return kExitOk;
   }
-  const AddOptions& o = parsed.options;
-
-  ublk::ControlDevice control;
-  std::string error;
-  if (!open_control(control, error)) return report_error("add", error);
-  if (std::string missing = missing_feature(o, control); !missing.empty()) return report_error("add", missing);
-  if (o.dev_id >= 0) {
-    ublk::abi::ublksrv_ctrl_dev_info info{};
-    const int ret = look_up_device(control, static_cast<uint32_t>(o.dev_id), info);
-    // A device we may not look at (another user's) exists all the same.
-    if (ret == 0 || ret == -EPERM || ret == -EACCES)
-      return report_error("add", "device id " + std::to_string(o.dev_id) + " is already in use");
-    if (ret != -ENODEV && ret != -ENOENT) return report_error("add", command_error("look up", ret, control, o.dev_id));
-  }
-  // The export's size and block sizes come from the server: ask it now,
-  // before anything exists, so that an unreachable server or an unknown
-  // export costs one line and no device.
-  AddOptions resolved = o;
-  if (Result<void> r = resolve_nbd_export(resolved); !r) return report_error("add", r.error().message());
-  // The server keeps its record there; refuse a directory others could
-  // tamper with before anything exists.
-  if (Result<void> dir = ensure_run_directory(); !dir) return report_error("add", dir.error().message());
-  control.close();  // the server opens its own; no ring may cross the fork
-  return serve_new_device(resolved);
+  Result<AddOptions> prepared = prepare_new_device(parsed.options);
+  if (!prepared) return report_error("add", prepared.error().message());
+  return serve_new_device(*prepared);
 }
 
 int run_del(const std::vector<std::string>& args) {

@@ -252,7 +252,7 @@ std::string to_json(const DeviceRecord& r) {
     << ",\"block_size\":" << r.block_size << ",\"queues\":" << r.queues << ",\"depth\":" << r.depth
     << ",\"pid\":" << r.pid << ",\"keeper_pid\":" << r.keeper_pid << ",\"keeper_start\":" << r.keeper_start
     << ",\"unprivileged\":" << (r.unprivileged ? "true" : "false") << ",\"backing\":" << json_quote(r.backing)
-    << ",\"compression\":" << json_quote(r.compression) << ",\"args\":[";
+    << ",\"compression\":" << json_quote(r.compression) << ",\"name\":" << json_quote(r.name) << ",\"args\":[";
   for (size_t i = 0; i < r.args.size(); ++i) o << (i ? "," : "") << json_quote(r.args[i]);
   o << "]}\n";
   return o.str();
@@ -275,6 +275,7 @@ std::optional<DeviceRecord> record_from_json(const std::string& text) {
   if (auto it = j->find("unprivileged"); it != j->end()) r.unprivileged = it->second.text == "true";
   read_string(*j, "backing", r.backing);
   read_string(*j, "compression", r.compression);
+  read_string(*j, "name", r.name);
   if (auto it = j->find("args"); it != j->end()) {
     if (it->second.is_array) {
       r.args = std::move(it->second.elements);

@@ -34,6 +34,7 @@ struct DeviceRecord {
   std::string backing;            ///< loop: the backing file
   std::string compression;        ///< zram: e.g. "lz4:1", "zstd:3"
   std::vector<std::string> args;  ///< the `coblk add` arguments, for `coblk recover`
+  std::string name;               ///< `coblk add --name` (`coblk up`: the config section), "" = none
 };
 
 /// The run directory: $COBLK_RUN_DIR if set (tests), else /run/coblk for

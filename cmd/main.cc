@@ -27,6 +27,8 @@ constexpr Command kCommands[] = {
     {"idle", coblk::cmd::run_idle, "mark zram pages idle: idle -n ID [--age S]"},
     {"recompress", coblk::cmd::run_recompress, "recompress zram pages: recompress -n ID [--type T]"},
     {"metrics", coblk::cmd::run_metrics, "Prometheus exporter of every device: metrics [--listen HOST:PORT]"},
+    {"up", coblk::cmd::run_up, "create the devices of /etc/coblk/coblk.conf, with swap or mounts: up [NAME]"},
+    {"down", coblk::cmd::run_down, "take them out of use and delete them: down [NAME]"},
 };
 
 void print_usage(std::ostream& out) {
@@ -44,7 +46,7 @@ void print_usage(std::ostream& out) {
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::cerr << "coblk: missing command (add, del, list, features, recover, stats, writeback, idle, recompress, "
-                 "metrics; see "
+                 "metrics, up, down; see "
                  "coblk --help)\n";
     return coblk::cmd::kExitUsage;
   }
@@ -69,6 +71,7 @@ int main(int argc, char** argv) {
     }
   }
   std::cerr << "coblk: unknown command '" << name
-            << "' (add, del, list, features, recover, stats, writeback, idle, recompress, metrics; see coblk --help)\n";
+            << "' (add, del, list, features, recover, stats, writeback, idle, recompress, metrics, up, down; see coblk "
+               "--help)\n";
   return coblk::cmd::kExitUsage;
 }

@@ -13,6 +13,7 @@
 
 #include "coblk/cmd/commands.h"
 #include "coblk/cmd/control_errors.h"
+#include "coblk/cmd/device_ops.h"
 #include "coblk/cmd/device_record.h"
 #include "coblk/cmd/keeper.h"
 #include "coblk/cmd/size_parse.h"
@@ -203,6 +204,12 @@ int run_list(const std::vector<std::string>& args) {
                     info.ublksrv_pid > 0 ? std::to_string(info.ublksrv_pid) : std::string("-"), restarts,
                     // A quiesced or fail-io device keeps its disk while it waits for a server.
                     info.state != ublk::abi::S_DEV_DEAD ? ublk::block_device_path(id) : std::string("-")});
+  }
+  // Swap that never hears of freed slots keeps them in memory (docs/cli.md,
+  // "Swap needs discards").
+  for (const uint32_t id : ids) {
+    if (std::string warning = swap_without_discards(id); !warning.empty())
+      std::cerr << "coblk list: warning: " << warning << '\n';
   }
   if (json) return kExitOk;
   if (rows.size() == 1) {

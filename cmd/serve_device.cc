@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/wait.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "coblk/cmd/commands.h"
+#include "coblk/cmd/device_ops.h"
 #include "coblk/cmd/device_record.h"
 #include "coblk/cmd/keeper.h"
 #include "coblk/cmd/server.h"
@@ -161,6 +163,7 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
       o.target == TargetKind::nbd ? o.connect + (o.export_name.empty() ? "" : " export " + o.export_name) : o.file;
   if (o.target == TargetKind::zram) record.compression = o.algorithm;
   record.args = o.args;
+  record.name = o.name;
 
   bool ready = false;
   std::vector<ublk::ServedDevice> served_devices(1);
@@ -200,20 +203,15 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
 
 namespace {
 
-int serve_device(const AddOptions& o, bool recover) {
+// Daemonizes before any thread or io_uring exists: the child does all the
+// work and tells the parent, through a pipe, the block device or the error.
+Readiness spawn_server(const AddOptions& o, bool recover) {
   const char* command = recover ? "recover" : "add";
-  if (o.foreground) {
-    ReadinessReport report(-1, command);
-    if (!recover && keeps_memory(o)) return run_keeper(o, report);
-    return run_server(o, recover, report, nullptr);
-  }
-  // Daemonize before any thread or io_uring exists: the child does all the
-  // work and tells the parent, through a pipe, the block device or the error.
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) < 0) return report_error(command, std::string("pipe: ") + std::strerror(errno));
+  if (::pipe2(fds, O_CLOEXEC) < 0) return {false, std::string("pipe: ") + std::strerror(errno)};
   std::cout.flush();
   const pid_t child = ::fork();
-  if (child < 0) return report_error(command, std::string("fork: ") + std::strerror(errno));
+  if (child < 0) return {false, std::string("fork: ") + std::strerror(errno)};
   if (child == 0) {
     ::close(fds[0]);
     ::setsid();
@@ -231,18 +229,37 @@ int serve_device(const AddOptions& o, bool recover) {
     ::_exit(!recover && keeps_memory(o) ? run_keeper(o, report) : run_server(o, recover, report, nullptr));
   }
   ::close(fds[1]);
-  const Readiness answer = read_readiness(fds[0]);
-  if (answer.ready) {
-    std::cout << answer.text << std::endl;
-    return kExitOk;
-  }
+  Readiness answer = read_readiness(fds[0]);
+  if (answer.ready) return answer;
   int status = 0;
   ::waitpid(child, &status, 0);
-  if (!answer.text.empty()) return report_error(command, answer.text);
-  return report_error(command, "the device server exited before the device was ready");
+  if (answer.text.empty()) answer.text = "the device server exited before the device was ready";
+  return answer;
+}
+
+int serve_device(const AddOptions& o, bool recover) {
+  const char* command = recover ? "recover" : "add";
+  if (o.foreground) {
+    ReadinessReport report(-1, command);
+    if (!recover && keeps_memory(o)) return run_keeper(o, report);
+    return run_server(o, recover, report, nullptr);
+  }
+  const Readiness answer = spawn_server(o, recover);
+  if (!answer.ready) return report_error(command, answer.text);
+  std::cout << answer.text << std::endl;
+  return kExitOk;
 }
 
 }  // namespace
+
+void notify_service_ready(const std::string& block_device) {
+  if (::getenv("NOTIFY_SOCKET") == nullptr) return;
+  const std::string message = "READY=1\nSTATUS=serving " + block_device;
+  // 0: keep $NOTIFY_SOCKET, so that a server the keeper restarts (its
+  // child, which inherits the environment) may report too.
+  const int ret = ::sd_notify(0, message.c_str());
+  if (ret < 0) std::fprintf(stderr, "coblk: warning: cannot notify systemd: %s\n", std::strerror(-ret));
+}
 
 Readiness read_readiness(int fd) {
   std::string line;
@@ -261,6 +278,12 @@ Readiness read_readiness(int fd) {
 }
 
 int serve_new_device(const AddOptions& o) { return serve_device(o, false); }
+
+Result<std::string> start_device(const AddOptions& o) {
+  Readiness answer = spawn_server(o, false);
+  if (!answer.ready) return Error(EIO, answer.text);
+  return std::move(answer.text);
+}
 int serve_recovered_device(const AddOptions& o) { return serve_device(o, true); }
 
 }  // namespace coblk::cmd

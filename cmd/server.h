@@ -14,6 +14,13 @@
 
 namespace coblk::cmd {
 
+/// Tells systemd that the device at `block_device` is live, when this
+/// process runs under a Type=notify unit ($NOTIFY_SOCKET is set, as in
+/// coblk@.service): READY=1 and a STATUS= line, with libsystemd's
+/// sd_notify. Does nothing without $NOTIFY_SOCKET; a failure to notify is
+/// one warning on stderr (systemd then times the start out).
+void notify_service_ready(const std::string& block_device);
+
 /// Where a server reports "ready" (the block device) or its one-line
 /// error, once: the terminal in the foreground (fd -1), else a pipe to the
 /// waiting command or keeper, which reads "OK <device>" or "ERR <message>"
@@ -31,6 +38,7 @@ class ReadinessReport {
   void ready(const std::string& block_device) {
     if (fd_ < 0) {
       std::cout << block_device << std::endl;
+      notify_service_ready(block_device);
       return;
     }
     send("OK " + block_device + "\n");

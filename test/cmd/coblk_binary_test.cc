@@ -253,3 +253,48 @@ BOOST_AUTO_TEST_CASE(metrics_serves_on_a_free_port_until_sigterm) {
   BOOST_TEST(WIFEXITED(status));
   BOOST_TEST(WEXITSTATUS(status) == 0);
 }
+
+// A config directory for `coblk up` / `coblk down` holding `text` as coblk.conf.
+struct UpConfig {
+  std::string dir = "/tmp/coblk-test-conf-" + std::to_string(::getpid());
+  explicit UpConfig(const std::string& text) {
+    ::mkdir(dir.c_str(), 0755);
+    std::ofstream(dir + "/coblk.conf") << text;
+  }
+  ~UpConfig() {
+    std::remove((dir + "/coblk.conf").c_str());
+    ::rmdir(dir.c_str());
+  }
+  UpConfig(const UpConfig&) = delete;
+  UpConfig& operator=(const UpConfig&) = delete;
+};
+
+BOOST_AUTO_TEST_CASE(up_refuses_bad_usage_and_bad_configs_in_one_line) {
+  expect_one_line_error(run("up --foreground"), "--foreground serves one device: give its NAME", 2);
+  expect_one_line_error(run("up a b"), "coblk up: ", 2);
+  expect_one_line_error(run("down --frob"), "coblk down: ", 2);
+  {
+    const UpConfig c("[swap]\n\nfrob = 1\n");
+    expect_one_line_error(run("up --config-dir " + c.dir), "coblk up: " + c.dir + "/coblk.conf:3: frob: unknown key",
+                          2);
+    expect_one_line_error(run("down --config-dir " + c.dir), c.dir + "/coblk.conf:3: frob: unknown key", 2);
+  }
+  {
+    const UpConfig c("[swap]\nzram-size = 16\n");
+    expect_one_line_error(run("up --config-dir " + c.dir + " other"), "no [other] in " + c.dir + "/coblk.conf", 1);
+    // Without the ublk driver: the device's own line, status 1.
+    expect_one_line_error(run("up --config-dir " + c.dir), "coblk up: swap: /nonexistent/ublk-control", 1);
+  }
+  expect_one_line_error(run("add -t null --name 'a b'"), "--name must be 1 to 64 letters", 2);
+}
+
+BOOST_AUTO_TEST_CASE(up_and_down_with_nothing_to_do_succeed) {
+  const UpConfig empty("# nothing yet\n");
+  const Outcome up = run("up --config-dir " + empty.dir);
+  BOOST_TEST(up.status == 0);
+  BOOST_TEST(up.out.find("no devices configured in " + empty.dir) == 0U, up.out);
+  BOOST_TEST(up.err.empty(), up.err);
+  const Outcome down = run("down --config-dir " + empty.dir + " swap");
+  BOOST_TEST(down.status == 0);
+  BOOST_TEST(down.err.empty(), down.err);
+}
