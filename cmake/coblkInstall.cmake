@@ -150,7 +150,7 @@ install(FILES ${PROJECT_BINARY_DIR}/coblk.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}
 # ---- documentation and service files -----------------------------------------
 # Install rules that pick them up when they are added:
 #   docs/man/<name>.<section>   a roff man page -> share/man/man<section>/
-#   dist/systemd/<unit>         a systemd unit (.service, .socket, .target,
+#   cmd/systemd/<unit>         a systemd unit (.service, .socket, .target,
 #                               .timer) -> ${COBLK_INSTALL_SYSTEMDUNITDIR}
 # A unit naming the binary should say ${CMAKE_INSTALL_FULL_SBINDIR}/coblk.
 file(GLOB coblk_man_pages CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/man/*.[1-8])
@@ -158,21 +158,21 @@ foreach(page IN LISTS coblk_man_pages)
   string(REGEX REPLACE ".*\\.([1-8])$" "\\1" section "${page}")
   install(FILES ${page} DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section})
 endforeach()
-file(GLOB coblk_systemd_units CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/dist/systemd/*.service
-     ${PROJECT_SOURCE_DIR}/dist/systemd/*.socket ${PROJECT_SOURCE_DIR}/dist/systemd/*.target
-     ${PROJECT_SOURCE_DIR}/dist/systemd/*.timer)
+file(GLOB coblk_systemd_units CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/cmd/systemd/*.service
+     ${PROJECT_SOURCE_DIR}/cmd/systemd/*.socket ${PROJECT_SOURCE_DIR}/cmd/systemd/*.target
+     ${PROJECT_SOURCE_DIR}/cmd/systemd/*.timer)
 if(coblk_systemd_units)
   install(FILES ${coblk_systemd_units} DESTINATION ${COBLK_INSTALL_SYSTEMDUNITDIR})
 endif()
-# dist/systemd/<unit>.in: a unit that names the binary as @COBLK_SBINDIR@,
+# cmd/systemd/<unit>.in: a unit that names the binary as @COBLK_SBINDIR@,
 # configured with this install's sbin directory (coblk@.service,
 # coblk.target; test/cmd checks them with systemd-analyze verify).
 if(TARGET coblk)
   set(COBLK_SBINDIR ${CMAKE_INSTALL_FULL_SBINDIR})
-  file(GLOB coblk_systemd_templates CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/dist/systemd/*.in)
+  file(GLOB coblk_systemd_templates CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/cmd/systemd/*.in)
   foreach(template IN LISTS coblk_systemd_templates)
     get_filename_component(unit ${template} NAME_WLE)
-    configure_file(${template} ${PROJECT_BINARY_DIR}/dist/systemd/${unit} @ONLY)
-    install(FILES ${PROJECT_BINARY_DIR}/dist/systemd/${unit} DESTINATION ${COBLK_INSTALL_SYSTEMDUNITDIR})
+    configure_file(${template} ${PROJECT_BINARY_DIR}/cmd/systemd/${unit} @ONLY)
+    install(FILES ${PROJECT_BINARY_DIR}/cmd/systemd/${unit} DESTINATION ${COBLK_INSTALL_SYSTEMDUNITDIR})
   endforeach()
 endif()
