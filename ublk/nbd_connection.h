@@ -160,6 +160,12 @@ struct ClientConfig {
   std::chrono::milliseconds first_backoff{100};        ///< the first pause between attempts (doubled each time)
   std::chrono::milliseconds max_backoff{2000};         ///< the longest pause between attempts
   std::string name = "nbd";                            ///< names the client in its log lines
+  /// Not empty: the bytes the export must hold at offset 0 on every
+  /// connection the client opens (a storage tier puts its header block
+  /// there). A connection that reads anything else reached another export,
+  /// or a server that lost its data: the client then fails for good (every
+  /// waiting and later operation gets -EIO, and it never connects again).
+  std::vector<std::byte> identity;
 };
 
 /// A reconnecting NBD client for one reactor core.
@@ -197,6 +203,12 @@ class Client {
   bool connected() const noexcept { return conn_ != nullptr && conn_->alive(); }
   /// Connections opened after the first.
   uint64_t reconnects() const noexcept { return reconnects_; }
+  /// True while the client has given up: no connection came back within
+  /// the reconnect timeout, or gone(). Operations then fail with -EIO.
+  bool failed() const noexcept { return failed_; }
+  /// True once the client failed for good: an export whose first bytes
+  /// were not ClientConfig::identity.
+  bool gone() const noexcept { return gone_; }
   /// Drops the current connection (in-flight requests are re-sent on the
   /// next one). For tests and for a server known to be gone.
   void drop_connection() noexcept;
@@ -211,6 +223,7 @@ class Client {
   static runtime::Task<void> reconnect(Client* self, Clock::time_point deadline);
   void lost(const std::shared_ptr<Connection>& c);
   void wake_all() noexcept;
+  runtime::Task<std::string> check_identity(Connection& c);
 
   ClientConfig config_;
   ExportInfo expected_;
@@ -218,6 +231,7 @@ class Client {
   bool reconnecting_ = false;
   bool failed_ = false;
   bool shut_down_ = false;
+  bool gone_ = false;  // failed for good: the export is not the one expected (identity)
   bool outage_ = false;
   Clock::time_point outage_since_{};
   Clock::time_point last_try_{};
