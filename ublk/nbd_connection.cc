@@ -137,6 +137,7 @@ struct Connection::Slot {
   bool replied = false;  // complete() was called
   bool sent = false;     // the sender no longer looks at header or payload
   uint32_t generation = 0;
+  std::chrono::steady_clock::time_point submitted{};  // for the request timeout (vDSO clock: no syscall)
 };
 
 class Connection::Handler final : public ReplyHandler {
@@ -285,6 +286,15 @@ void Connection::drop(std::string why) noexcept {
   ::shutdown(fd_, SHUT_RDWR);
 }
 
+std::chrono::steady_clock::duration Connection::oldest_request_age(
+    std::chrono::steady_clock::time_point now) const noexcept {
+  std::chrono::steady_clock::duration oldest{};
+  for (const std::unique_ptr<Slot>& s : slots_) {
+    if (s->handle != 0 && !s->replied) oldest = std::max(oldest, now - s->submitted);
+  }
+  return oldest;
+}
+
 void Connection::close() noexcept {
   drop("");
   failure_.clear();
@@ -309,6 +319,7 @@ Task<int> Connection::submit(Op op) {
   s.payload = op.type == kCmdWrite ? op.write_from : nullptr;
   s.payload_length = op.type == kCmdWrite ? op.length : 0;
   s.result = 0;
+  s.submitted = std::chrono::steady_clock::now();
   s.waiting = s.replied = s.sent = false;
   ++in_flight_;
   send_queue_.push_back(index);
@@ -439,7 +450,27 @@ struct Client::Park {
 
 Client::Client(ClientConfig config, const ExportInfo& expected) : config_(std::move(config)), expected_(expected) {}
 
-Client::~Client() = default;
+Client::~Client() {
+  if (watchdog_) watchdog_->client_gone = true;
+}
+
+Task<void> Client::watch_requests(Client* self, std::shared_ptr<WatchdogState> state) {
+  const std::chrono::milliseconds limit = self->config_.request_timeout;
+  const auto tick = std::max(limit / 4, std::chrono::milliseconds(10));
+  for (;;) {
+    // Cancelled (negative) when the runtime stops.
+    if (co_await runtime::sleep_for(tick) < 0 || state->client_gone) co_return;
+    Client& c = *self;
+    if (c.shut_down_ || c.gone_) co_return;
+    if (c.conn_ && c.conn_->alive() && c.conn_->oldest_request_age(Clock::now()) > limit) {
+      std::fprintf(stderr, "coblk: %s: a request got no reply within the request timeout (%lld ms); reconnecting\n",
+                   c.config_.name.c_str(), static_cast<long long>(limit.count()));
+      // Its requests complete with -ENOTCONN and are re-sent on a new
+      // connection by submit(); the reconnect timeout bounds the rest.
+      c.conn_->close();
+    }
+  }
+}
 
 void Client::wake_all() noexcept {
   std::vector<runtime::Waiter> waiting;
@@ -450,6 +481,10 @@ void Client::wake_all() noexcept {
 Task<int> Client::start() {
   started_ = true;
   last_try_ = Clock::now();
+  if (config_.request_timeout.count() > 0 && !watchdog_) {
+    watchdog_ = std::make_shared<WatchdogState>();
+    runtime::spawn(watch_requests(this, watchdog_), "nbd-request-timeout");
+  }
   Result<std::shared_ptr<Connection>> c =
       co_await Connection::open(config_.endpoint, config_.export_name, config_.connect_timeout);
   if (!c) {
@@ -600,6 +635,16 @@ Task<int> Client::submit(Op op) {
       co_return result;
     }
     lost(c);
+    // A server that accepts connections but never answers (dropped by the
+    // request timeout each time) must not keep a request for ever either.
+    if (Clock::now() - outage_since_ >= config_.reconnect_timeout) {
+      if (!failed_) {
+        std::fprintf(stderr, "coblk: %s: no reply within the reconnect timeout; failing requests with EIO\n",
+                     config_.name.c_str());
+      }
+      failed_ = true;
+      co_return -EIO;
+    }
   }
 }
 

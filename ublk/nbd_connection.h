@@ -105,6 +105,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const std::string& failure() const noexcept { return failure_; }
   /// Requests sent and not yet completed.
   std::size_t in_flight() const noexcept { return in_flight_; }
+  /// How long the oldest request in flight has waited for its reply at
+  /// `now` (zero with none in flight). O(requests ever in flight at once).
+  std::chrono::steady_clock::duration oldest_request_age(std::chrono::steady_clock::time_point now) const noexcept;
 
   /// Sends `op` and waits for its reply: 0, -errno from the server's error
   /// (EIO for a read reply that did not cover the request), or -ENOTCONN
@@ -160,6 +163,11 @@ struct ClientConfig {
   std::chrono::milliseconds first_backoff{100};        ///< the first pause between attempts (doubled each time)
   std::chrono::milliseconds max_backoff{2000};         ///< the longest pause between attempts
   std::string name = "nbd";                            ///< names the client in its log lines
+  /// A request in flight this long without its reply, on a connection
+  /// that is still up (a server that stopped answering), drops the
+  /// connection: its requests are re-sent on a new one, within
+  /// reconnect_timeout as after any drop. Zero: no limit.
+  std::chrono::milliseconds request_timeout{30000};
   /// Not empty: the bytes the export must hold at offset 0 on every
   /// connection the client opens (a storage tier puts its header block
   /// there). A connection that reads anything else reached another export,
@@ -224,6 +232,12 @@ class Client {
   void lost(const std::shared_ptr<Connection>& c);
   void wake_all() noexcept;
   runtime::Task<std::string> check_identity(Connection& c);
+  // Set when the client goes away, so that its watchdog (which may still
+  // sleep) never touches it again.
+  struct WatchdogState {
+    bool client_gone = false;
+  };
+  static runtime::Task<void> watch_requests(Client* self, std::shared_ptr<WatchdogState> state);
 
   ClientConfig config_;
   ExportInfo expected_;
@@ -238,6 +252,7 @@ class Client {
   uint64_t reconnects_ = 0;
   bool started_ = false;
   std::vector<runtime::Waiter> waiting_;
+  std::shared_ptr<WatchdogState> watchdog_;  // null until start() spawned the watchdog
 };
 
 }  // namespace coblk::nbd

@@ -28,6 +28,7 @@ struct TierBackendConfig {
   unsigned queues = 1;                                 ///< the device's queues (each may do tier I/O on its core)
   std::chrono::milliseconds reconnect_timeout{30000};  ///< NBD: see nbd::ClientConfig
   std::chrono::milliseconds connect_timeout{5000};     ///< NBD: one connection attempt's limit
+  std::chrono::milliseconds request_timeout{30000};    ///< NBD: see nbd::ClientConfig (0: none)
 };
 
 /// True when `spec` names an NBD export (`nbd:` prefix) rather than a path.

@@ -87,6 +87,7 @@ class NbdTier final : public TierBackend, public storage::BackingBlockIo {
     c.export_name = config_.export_name;
     c.reconnect_timeout = config_.reconnect_timeout;
     c.connect_timeout = config_.connect_timeout;
+    c.request_timeout = config_.request_timeout;
     c.name = "zram tier, queue " + std::to_string(queue);
     c.identity = identity_;
     clients_[index] = std::make_unique<nbd::Client>(std::move(c), info_);

@@ -61,6 +61,7 @@ Result<std::unique_ptr<ZramTarget>> ZramTarget::create(const ZramTargetConfig& c
     t.export_name = config.backing_export;
     t.queues = config.queues;
     t.reconnect_timeout = config.backing_reconnect_timeout;
+    t.request_timeout = config.backing_request_timeout;
     Result<std::unique_ptr<TierBackend>> opened = open_tier_backend(t);
     if (!opened) {
       return std::move(opened).error();

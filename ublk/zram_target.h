@@ -56,6 +56,9 @@ struct ZramTargetConfig {
   /// come back before the tier fails (reads of written-back pages get
   /// -EIO, writeback stops).
   std::chrono::milliseconds backing_reconnect_timeout{30000};
+  /// With an NBD tier: a tier request without a reply this long drops its
+  /// connection (nbd::ClientConfig::request_timeout; 0: no limit).
+  std::chrono::milliseconds backing_request_timeout{30000};
   /// Automatic writeback starts when mem_used_total reaches this share of
   /// mem_limit_bytes (percent, 1..100; needs a memory limit) ...
   unsigned writeback_high_percent = 90;
