@@ -165,7 +165,8 @@ Task<int> start_and_fill(ublk::ZramTarget& target, unsigned queues) {
     BOOST_TEST_REQUIRE(co_await runtime::submit_to(1, [&] { return target.start_queue(1); }) == 0);
   }
   int failed = 0;
-  for (std::uint16_t q = 0; q < queues; ++q) {
+  for (unsigned queue = 0; queue < queues; ++queue) {
+    const auto q = static_cast<std::uint16_t>(queue);
     auto fill = [&target, q, queues]() -> Task<int> {
       int bad = 0;
       std::vector<std::byte> buf;
