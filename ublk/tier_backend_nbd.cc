@@ -56,6 +56,9 @@ class NbdTier final : public TierBackend, public storage::BackingBlockIo {
     // run is up to 256 blocks).
     max_write_ =
         static_cast<std::uint32_t>(std::max<std::uint64_t>(block_size, info_.max_block / block_size * block_size));
+    // read_block/write_block (noexcept) copy the header block here without
+    // allocating.
+    identity_.reserve(block_size);
   }
   ~NbdTier() override = default;
   NbdTier(const NbdTier&) = delete;
