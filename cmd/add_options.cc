@@ -73,14 +73,15 @@ po::options_description add_description() {
     ("entropy-low", po::value<std::string>()->value_name("BITS"), "zram --entropy-routing: pages below this entropy (bits per byte) use --algorithm (default 1.0)")
     ("entropy-high", po::value<std::string>()->value_name("BITS"), "zram --entropy-routing: pages from this entropy up are stored raw (default 7.0)")
     ("recompress", po::value<std::string>()->value_name("ALG"), "zram: recompress raw and idle pages with this second codec, e.g. zstd:19 (default: off)")
-    ("backing", po::value<std::string>()->value_name("PATH"), "zram: file or block device (e.g. /dev/zram0) that raw and cold pages are written back to")
+    ("backing", po::value<std::string>()->value_name("PATH"), "zram: file or block device (e.g. /dev/zram0), or an NBD export nbd:unix:PATH | nbd:tcp:HOST:PORT (with --export), that raw and cold pages are written back to")
     ("writeback-high", po::value<std::string>()->value_name("PCT"), "zram --backing: start writing back at this % of --mem-limit (default 90)")
     ("writeback-low", po::value<std::string>()->value_name("PCT"), "zram --backing: ... until stored data is under this % (default 70)")
     ("writeback-age", po::value<std::string>()->value_name("SECONDS"), "zram --backing: also write back pages idle this long (default: off)")
     ("writeback-limit", po::value<std::string>()->value_name("SIZE"), "zram --backing: most bytes ever written back (default: no limit)")
     ("connect", po::value<std::string>()->value_name("ADDR"), "nbd: the server, unix:PATH or tcp:HOST:PORT (required)")
-    ("export", po::value<std::string>()->value_name("NAME"), "nbd: the export's name (default: the server's default export)")
-    ("reconnect-timeout", po::value<std::string>()->value_name("TIME"), "nbd: how long requests wait for a lost connection to come back, e.g. 30s or 500ms (default 30s; 0: fail at once)")
+    ("export", po::value<std::string>()->value_name("NAME"), "nbd, zram --backing nbd:...: the export's name (default: the server's default export)")
+    ("reconnect-timeout", po::value<std::string>()->value_name("TIME"), "nbd, zram --backing nbd:...: how long requests wait for a lost connection to come back, e.g. 30s or 500ms (default 30s; 0: fail at once)")
+    ("request-timeout", po::value<std::string>()->value_name("TIME"), "nbd, zram --backing nbd:...: a request without a reply this long drops its connection, which is then replaced as a lost one (default 30s; 0: no limit)")
     ("recovery", "keep the device (and, for ram and zram, its data) when the server dies; a keeper process restarts it")
     ("no-restart", "with --recovery: leave a device whose server died quiesced, for `coblk recover`")
     ("max-restarts", po::value<std::string>()->value_name("N"), "with --recovery: give up after N restarts within 60 s (default 5)")
@@ -333,20 +334,29 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
     if (given("direct-io")) return fail("--direct-io is only valid with -t loop");
     if (given("no-group-commit")) return fail("--no-group-commit is only valid with -t loop");
   }
+  // A zram device's tier may be an NBD export: --export and
+  // --reconnect-timeout then mean what they mean for -t nbd.
+  const bool nbd_tier = o.target == TargetKind::zram && given("backing") && text("backing").rfind("nbd:", 0) == 0;
   if (o.target != TargetKind::nbd) {
     if (given("connect")) return fail("--connect is only valid with -t nbd");
-    if (given("export")) return fail("--export is only valid with -t nbd");
-    if (given("reconnect-timeout")) return fail("--reconnect-timeout is only valid with -t nbd");
+    if (given("export") && !nbd_tier) return fail("--export is only valid with -t nbd or --backing nbd:...");
+    if (given("reconnect-timeout") && !nbd_tier)
+      return fail("--reconnect-timeout is only valid with -t nbd or --backing nbd:...");
+    if (given("request-timeout") && !nbd_tier)
+      return fail("--request-timeout is only valid with -t nbd or --backing nbd:...");
   } else {
     if (!given("connect")) return fail("-t nbd needs --connect unix:PATH or tcp:HOST:PORT");
     o.connect = text("connect");
     if (o.connect.rfind("unix:", 0) != 0 && o.connect.rfind("tcp:", 0) != 0)
       return fail("--connect: expected unix:PATH or tcp:HOST:PORT, not " + quote_for_message(o.connect));
+    if (given("size")) return fail("--size is not valid with -t nbd: the device has the export's size");
+  }
+  if (o.target == TargetKind::nbd || nbd_tier) {
     if (given("export")) o.export_name = text("export");
     if (o.export_name.size() > 4096) return fail("--export: an NBD export name is at most 4096 bytes");
-    if (given("size")) return fail("--size is not valid with -t nbd: the device has the export's size");
-    if (given("reconnect-timeout")) {
-      const std::string& t = text("reconnect-timeout");
+    for (const char* option : {"reconnect-timeout", "request-timeout"}) {
+      if (!given(option)) continue;
+      const std::string& t = text(option);
       std::string digits = t;
       uint64_t scale = 1000;
       if (t.size() > 2 && t.compare(t.size() - 2, 2, "ms") == 0) {
@@ -358,9 +368,10 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
       uint64_t n = 0;
       const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
       if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || n * scale > 86400000ULL)
-        return fail("--reconnect-timeout: expected a time such as 30s, 500ms or 0 (at most a day), not " +
+        return fail(std::string("--") + option + ": expected a time such as 30s, 500ms or 0 (at most a day), not " +
                     quote_for_message(t));
-      o.reconnect_timeout_ms = static_cast<uint32_t>(n * scale);
+      (std::string(option) == "reconnect-timeout" ? o.reconnect_timeout_ms : o.request_timeout_ms) =
+          static_cast<uint32_t>(n * scale);
     }
   }
   if (o.target != TargetKind::zram) {
@@ -419,7 +430,15 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   if (given("backing")) {
     o.backing = text("backing");
     if (o.backing.empty()) return fail("--backing needs a path");
-    if (std::string e = make_absolute(o.backing, o.args, "backing", 0); !e.empty()) return fail(e);
+    if (nbd_tier) {
+      // nbd:unix:PATH or nbd:tcp:HOST:PORT, as -t nbd's --connect. (A file
+      // whose name starts with "nbd:" is given as ./nbd:...)
+      const std::string where = o.backing.substr(4);
+      if (where.rfind("unix:", 0) != 0 && where.rfind("tcp:", 0) != 0)
+        return fail("--backing: expected nbd:unix:PATH or nbd:tcp:HOST:PORT, not " + quote_for_message(o.backing));
+    } else if (std::string e = make_absolute(o.backing, o.args, "backing", 0); !e.empty()) {
+      return fail(e);
+    }
     int64_t pct = 0;
     if (given("writeback-high")) {
       if (!parse_bounded(text("writeback-high"), "--writeback-high", 1, 100, pct, out.error)) return out;

@@ -62,16 +62,22 @@ struct AddOptions {
   double entropy_low = 1.0;      ///< zram: --entropy-low (bits per byte)
   double entropy_high = 7.0;     ///< zram: --entropy-high (bits per byte)
   unsigned compress_cores = 0;   ///< zram: compression workers (0 = inline), ZramTargetConfig::compress_workers
-  std::string backing;           ///< zram: backing tier (absolute path), "" = none
+  std::string backing;           ///< zram: backing tier (absolute path or nbd:ENDPOINT), "" = none
   unsigned writeback_high = 90;  ///< zram: % of mem_limit where automatic writeback starts
   unsigned writeback_low = 70;   ///< zram: % of mem_limit it writes back down to
   uint64_t writeback_age_s = 0;  ///< zram: write back pages idle this many seconds, 0 = off
   uint64_t writeback_limit = 0;  ///< zram: most bytes ever written back, 0 = no limit
   std::string connect;           ///< nbd: the server, unix:PATH or tcp:HOST:PORT
-  std::string export_name;       ///< nbd: the export ("" is the server's default)
-  uint32_t reconnect_timeout_ms = 30000;  ///< nbd: how long requests wait for a lost connection to come back
-  nbd::ExportInfo nbd_info;               ///< nbd: the export's facts, filled by resolve_nbd_export
-  std::vector<std::string> args;          ///< the arguments as given (kept for `coblk recover`)
+  /// nbd, and zram with an nbd: tier: the export ("" is the server's default).
+  std::string export_name;
+  /// nbd, and zram with an nbd: tier: how long requests wait for a lost
+  /// connection to come back.
+  uint32_t reconnect_timeout_ms = 30000;
+  /// nbd, and zram with an nbd: tier: a request without a reply this long
+  /// drops its connection (then as for a lost one); 0 = no limit.
+  uint32_t request_timeout_ms = 30000;
+  nbd::ExportInfo nbd_info;       ///< nbd: the export's facts, filled by resolve_nbd_export
+  std::vector<std::string> args;  ///< the arguments as given (kept for `coblk recover`)
   /// --name: a name unique among this host's coblk devices, kept in the
   /// device record ("" = none); `coblk up` finds its devices by it.
   std::string name;

@@ -52,6 +52,7 @@ Result<std::unique_ptr<ublk::Target>> make_target(const AddOptions& o, uint32_t 
       config.block_size = o.block_size;
       config.queues = o.queues;
       config.reconnect_timeout = std::chrono::milliseconds(o.reconnect_timeout_ms);
+      config.request_timeout = std::chrono::milliseconds(o.request_timeout_ms);
       return as_target(ublk::NbdTarget::create(std::move(config)));
     }
     case TargetKind::zram: {
@@ -67,6 +68,9 @@ Result<std::unique_ptr<ublk::Target>> make_target(const AddOptions& o, uint32_t 
       if (o.entropy_routing) {
         config.entropy_routing = storage::PageStoreConfig::EntropyRouting{o.entropy_low, o.entropy_high};
       }
+      config.backing_export = o.export_name;
+      config.backing_reconnect_timeout = std::chrono::milliseconds(o.reconnect_timeout_ms);
+      config.backing_request_timeout = std::chrono::milliseconds(o.request_timeout_ms);
       if (!o.recompress.empty()) {
         const auto secondary = compress::parse_codec_spec(o.recompress);
         if (!secondary) return secondary.error();

@@ -14,6 +14,7 @@
 #include "coblk/compress/codec.h"
 #include "coblk/runtime/memory_region.h"
 #include "coblk/runtime/result.h"
+#include "coblk/storage/backing_io.h"
 #include "coblk/storage/backing_slots.h"
 #include "coblk/storage/compaction_policy.h"
 #include "coblk/storage/handle.h"
@@ -85,8 +86,13 @@ struct PageStoreConfig {
   /// The backing tier's file or device, for the one synchronous read the
   /// store itself makes: a partial write or zeroing of a written-back page
   /// (never sent by a 4 KiB-block ublk device; see read_resident for the
-  /// asynchronous path). -1 = none (such a read then fails with -EIO).
+  /// asynchronous path), and for the tier's header block at create and
+  /// attach. -1 = none (such a read then fails with -EIO).
   int backing_fd = -1;
+  /// Instead of backing_fd (which is then ignored): the blocking block I/O
+  /// of a tier that is not a file descriptor, e.g. an NBD export. Not
+  /// owned; it must outlive the store.
+  BackingBlockIo* backing_io = nullptr;
   /// Most pages one writeback_prepare takes (kernel zram's
   /// writeback_batch_size). 1..256.
   std::uint32_t writeback_batch = 32;

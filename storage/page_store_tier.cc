@@ -1,8 +1,9 @@
 // PageStore's backing tier: writeback of objects to 4 KiB blocks of a file
 // or device, reads of written-back pages, idle marks. See docs/storage.md,
-// "Backing tier". The store does no I/O of its own here except one
-// synchronous pread for a partial write to a written-back page: the caller
-// (the zram target) writes the batches and reads the misses with io_uring.
+// "Backing tier". The store does no I/O of its own here except blocking
+// reads and writes of the header block and one read for a partial write to
+// a written-back page (storage/backing_io.h): the caller (the zram target)
+// writes the batches and reads the misses asynchronously.
 
 #include <sys/random.h>
 #include <unistd.h>
@@ -24,6 +25,45 @@ constexpr std::uint64_t page_size = compress::page_size;
 constexpr unsigned sectors_per_block = 8;
 using PageSpan = std::span<std::byte, compress::page_size>;
 using ConstPageSpan = std::span<const std::byte, compress::page_size>;
+
+// Blocking I/O of one whole block of the tier, through
+// config.backing_io or else pread/pwrite on config.backing_fd. Returns 0
+// or a negative errno (-EIO for a short transfer or no tier).
+int read_backing_block(const PageStoreConfig& config, std::uint64_t block, std::byte* out) noexcept {
+  if (config.backing_io != nullptr) {
+    return config.backing_io->read_block(block, out);
+  }
+  if (config.backing_fd < 0) {
+    return -EIO;
+  }
+  std::size_t got = 0;
+  while (got < page_size) {
+    const ssize_t n =
+        ::pread(config.backing_fd, out + got, page_size - got, static_cast<off_t>(block * page_size + got));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return n < 0 ? -errno : -EIO;
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  return 0;
+}
+
+int write_backing_block(const PageStoreConfig& config, std::uint64_t block, const std::byte* in) noexcept {
+  if (config.backing_io != nullptr) {
+    return config.backing_io->write_block(block, in);
+  }
+  if (config.backing_fd < 0) {
+    return -EIO;
+  }
+  const ssize_t n = ::pwrite(config.backing_fd, in, page_size, static_cast<off_t>(block * page_size));
+  if (n < 0) {
+    return -errno;
+  }
+  return n == static_cast<ssize_t>(page_size) ? 0 : -EIO;
+}
 
 // Seconds since `word`'s last access; 0 if the stamp is in the future (a
 // clock of another origin after recovery).
@@ -294,23 +334,14 @@ int PageStore::finish_backing_read(unsigned core, const BackingRead& miss, std::
 int PageStore::load_written_back(unsigned core, std::uint64_t word, std::uint64_t value, PageSpan out) noexcept {
   CoreState& cs = *cores_[core];
   const BackingLocation at = BackingLocation::decode(value);
-  if (config_.backing_fd < 0 || !cs.block) {
+  if (!cs.block) {
     CoreCounters::add(cs.counters.bd_read_errors, 1);
     return -EIO;
   }
   // Under the entry's lock, so the block cannot be reused meanwhile.
-  std::size_t got = 0;
-  while (got < page_size) {
-    const ssize_t n = ::pread(config_.backing_fd, cs.block.get() + got, page_size - got,
-                              static_cast<off_t>(at.block * page_size + got));
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      CoreCounters::add(cs.counters.bd_read_errors, 1);
-      return -EIO;
-    }
-    got += static_cast<std::size_t>(n);
+  if (read_backing_block(config_, at.block, cs.block.get()) != 0) {
+    CoreCounters::add(cs.counters.bd_read_errors, 1);
+    return -EIO;
   }
   CoreCounters::add(cs.counters.bd_reads, 1);
   return decode_object(core, word, cs.block.get() + at.sector * 512, out);
@@ -410,7 +441,7 @@ RecompressStep PageStore::recompress_step(unsigned core, WritebackKind kind, std
 }
 
 Result<void> PageStore::init_backing(bool attaching) {
-  if (config_.backing_fd < 0) {
+  if (config_.backing_fd < 0 && config_.backing_io == nullptr) {
     return Error(EINVAL, "a backing tier of " + std::to_string(config_.backing_blocks) + " blocks needs its file");
   }
   auto* header = reinterpret_cast<layout::Header*>(table_.data());
@@ -428,13 +459,13 @@ Result<void> PageStore::init_backing(bool attaching) {
     tier.backing_id = id;
     tier.backing_blocks = config_.backing_blocks;
     std::memcpy(block, &tier, sizeof tier);
-    if (::pwrite(config_.backing_fd, block, page_size, 0) != static_cast<ssize_t>(page_size)) {
-      return Error::from_errno(errno == 0 ? EIO : errno, "cannot write the backing tier's header block");
+    if (const int rc = write_backing_block(config_, 0, block); rc != 0) {
+      return Error::from_errno(-rc, "cannot write the backing tier's header block");
     }
     return ok();
   }
-  if (::pread(config_.backing_fd, block, page_size, 0) != static_cast<ssize_t>(page_size)) {
-    return Error::from_errno(errno == 0 ? EIO : errno, "cannot read the backing tier's header block");
+  if (const int rc = read_backing_block(config_, 0, block); rc != 0) {
+    return Error::from_errno(-rc, "cannot read the backing tier's header block");
   }
   std::memcpy(&tier, block, sizeof tier);
   if (std::memcmp(tier.magic, layout::backing_magic, sizeof tier.magic) != 0 || tier.backing_id != header->backing_id ||

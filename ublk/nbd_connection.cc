@@ -17,6 +17,7 @@
 
 #include "coblk/runtime/io.h"
 #include "coblk/runtime/spawn.h"
+#include "coblk/ublk/nbd_blocking.h"
 
 namespace coblk::nbd {
 
@@ -117,41 +118,9 @@ Result<int> connect_blocking(const Endpoint& endpoint, std::chrono::milliseconds
 
 Result<ExportInfo> probe_export(const Endpoint& endpoint, const std::string& export_name,
                                 std::chrono::milliseconds timeout) {
-  Result<int> connected = connect_blocking(endpoint, timeout);
-  if (!connected) return std::move(connected).error();
-  const int fd = *connected;
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  const std::string where = "NBD server " + quote_for_message(endpoint.text);
-  Handshake hs(export_name, HandshakeGoal::info);
-  std::vector<std::byte> in;
-  for (;;) {
-    const std::vector<std::byte> out = hs.take_output();
-    for (std::size_t sent = 0; sent < out.size();) {
-      const ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        if (hs.done()) break;  // the closing NBD_OPT_ABORT is best effort
-        return Error::from_errno(n < 0 ? errno : EPIPE, "cannot send to " + where);
-      }
-      sent += static_cast<std::size_t>(n);
-    }
-    if (hs.done()) return hs.info();
-    in.resize(hs.wanted());
-    for (std::size_t got = 0; got < in.size();) {
-      const ssize_t n = ::recv(fd, in.data() + got, in.size() - got, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        return Error(ETIMEDOUT, where + " did not answer the handshake in time");
-      if (n < 0) return Error::from_errno(errno, "cannot receive from " + where);
-      if (n == 0)
-        return Error(EPROTO, where + " closed the connection during the handshake (unknown export, or not NBD?)");
-      got += static_cast<std::size_t>(n);
-    }
-    if (Result<void> fed = hs.feed(in); !fed) return std::move(fed).error();
-  }
+  Result<BlockingSession> session = BlockingSession::open(endpoint, export_name, timeout, HandshakeGoal::info);
+  if (!session) return std::move(session).error();
+  return session->info();
 }
 
 // ---- Connection ----
@@ -168,6 +137,7 @@ struct Connection::Slot {
   bool replied = false;  // complete() was called
   bool sent = false;     // the sender no longer looks at header or payload
   uint32_t generation = 0;
+  std::chrono::steady_clock::time_point submitted{};  // for the request timeout (vDSO clock: no syscall)
 };
 
 class Connection::Handler final : public ReplyHandler {
@@ -316,6 +286,15 @@ void Connection::drop(std::string why) noexcept {
   ::shutdown(fd_, SHUT_RDWR);
 }
 
+std::chrono::steady_clock::duration Connection::oldest_request_age(
+    std::chrono::steady_clock::time_point now) const noexcept {
+  std::chrono::steady_clock::duration oldest{};
+  for (const std::unique_ptr<Slot>& s : slots_) {
+    if (s->handle != 0 && !s->replied) oldest = std::max(oldest, now - s->submitted);
+  }
+  return oldest;
+}
+
 void Connection::close() noexcept {
   drop("");
   failure_.clear();
@@ -340,6 +319,7 @@ Task<int> Connection::submit(Op op) {
   s.payload = op.type == kCmdWrite ? op.write_from : nullptr;
   s.payload_length = op.type == kCmdWrite ? op.length : 0;
   s.result = 0;
+  s.submitted = std::chrono::steady_clock::now();
   s.waiting = s.replied = s.sent = false;
   ++in_flight_;
   send_queue_.push_back(index);
@@ -470,7 +450,27 @@ struct Client::Park {
 
 Client::Client(ClientConfig config, const ExportInfo& expected) : config_(std::move(config)), expected_(expected) {}
 
-Client::~Client() = default;
+Client::~Client() {
+  if (watchdog_) watchdog_->client_gone = true;
+}
+
+Task<void> Client::watch_requests(Client* self, std::shared_ptr<WatchdogState> state) {
+  const std::chrono::milliseconds limit = self->config_.request_timeout;
+  const auto tick = std::max(limit / 4, std::chrono::milliseconds(10));
+  for (;;) {
+    // Cancelled (negative) when the runtime stops.
+    if (co_await runtime::sleep_for(tick) < 0 || state->client_gone) co_return;
+    Client& c = *self;
+    if (c.shut_down_ || c.gone_) co_return;
+    if (c.conn_ && c.conn_->alive() && c.conn_->oldest_request_age(Clock::now()) > limit) {
+      std::fprintf(stderr, "coblk: %s: a request got no reply within the request timeout (%lld ms); reconnecting\n",
+                   c.config_.name.c_str(), static_cast<long long>(limit.count()));
+      // Its requests complete with -ENOTCONN and are re-sent on a new
+      // connection by submit(); the reconnect timeout bounds the rest.
+      c.conn_->close();
+    }
+  }
+}
 
 void Client::wake_all() noexcept {
   std::vector<runtime::Waiter> waiting;
@@ -481,6 +481,10 @@ void Client::wake_all() noexcept {
 Task<int> Client::start() {
   started_ = true;
   last_try_ = Clock::now();
+  if (config_.request_timeout.count() > 0 && !watchdog_) {
+    watchdog_ = std::make_shared<WatchdogState>();
+    runtime::spawn(watch_requests(this, watchdog_), "nbd-request-timeout");
+  }
   Result<std::shared_ptr<Connection>> c =
       co_await Connection::open(config_.endpoint, config_.export_name, config_.connect_timeout);
   if (!c) {
@@ -492,7 +496,26 @@ Task<int> Client::start() {
     co_return -c.error().code();
   }
   conn_ = std::move(c).value();
+  if (std::string wrong = co_await check_identity(*conn_); !wrong.empty()) {
+    std::fprintf(stderr, "coblk: %s: %s; failing requests with EIO\n", config_.name.c_str(), wrong.c_str());
+    conn_->close();
+    conn_.reset();
+    failed_ = true;
+    gone_ = true;
+    co_return -EIO;
+  }
   co_return 0;
+}
+
+Task<std::string> Client::check_identity(Connection& c) {
+  if (config_.identity.empty()) co_return std::string();
+  std::vector<std::byte> got(config_.identity.size());
+  const int rc = co_await c.read(0, got);
+  if (rc == -ENOTCONN) co_return std::string();  // dropped: the next attempt checks again
+  if (rc < 0 || got != config_.identity)
+    co_return "the export does not hold what this client wrote at its start (another export, or a server that lost "
+              "its data)";
+  co_return std::string();
 }
 
 void Client::drop_connection() noexcept {
@@ -522,7 +545,7 @@ Task<std::shared_ptr<Connection>> Client::connection() {
   for (;;) {
     // A runtime that is stopping (the device is being deleted) gets no new
     // connection: waiting requests fail instead of keeping the stop waiting.
-    if (shut_down_ || runtime::Reactor::current()->draining()) co_return nullptr;
+    if (shut_down_ || gone_ || runtime::Reactor::current()->draining()) co_return nullptr;
     if (conn_ && conn_->alive()) co_return conn_;
     if (conn_) lost(conn_);
     if (!reconnecting_) {
@@ -559,7 +582,19 @@ Task<void> Client::reconnect(Client* self, Clock::time_point deadline) {
     if (opened) {
       std::shared_ptr<Connection> conn = std::move(opened).value();
       const ExportInfo& got = conn->info();
-      if (got.size == c.expected_.size && (got.flags & kFlagReadOnly) == (c.expected_.flags & kFlagReadOnly)) {
+      const bool same =
+          got.size == c.expected_.size && (got.flags & kFlagReadOnly) == (c.expected_.flags & kFlagReadOnly);
+      std::string wrong;
+      if (same) wrong = co_await c.check_identity(*conn);
+      if (!wrong.empty()) {
+        // Permanent: waiting longer cannot bring the data back.
+        conn->close();
+        std::fprintf(stderr, "coblk: %s: %s; failing requests with EIO\n", c.config_.name.c_str(), wrong.c_str());
+        c.failed_ = true;
+        c.gone_ = true;
+        break;
+      }
+      if (same && conn->alive()) {
         c.conn_ = std::move(conn);
         c.failed_ = false;
         ++c.reconnects_;
@@ -567,8 +602,9 @@ Task<void> Client::reconnect(Client* self, Clock::time_point deadline) {
         break;
       }
       conn->close();
-      last_error = "the export changed: " + std::to_string(got.size) + " bytes instead of " +
-                   std::to_string(c.expected_.size) + ", or its read-only flag";
+      last_error = !same ? "the export changed: " + std::to_string(got.size) + " bytes instead of " +
+                               std::to_string(c.expected_.size) + ", or its read-only flag"
+                         : "the connection dropped while its export was checked";
     } else {
       last_error = opened.error().message();
     }
@@ -599,6 +635,16 @@ Task<int> Client::submit(Op op) {
       co_return result;
     }
     lost(c);
+    // A server that accepts connections but never answers (dropped by the
+    // request timeout each time) must not keep a request for ever either.
+    if (Clock::now() - outage_since_ >= config_.reconnect_timeout) {
+      if (!failed_) {
+        std::fprintf(stderr, "coblk: %s: no reply within the reconnect timeout; failing requests with EIO\n",
+                     config_.name.c_str());
+      }
+      failed_ = true;
+      co_return -EIO;
+    }
   }
 }
 

@@ -105,6 +105,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const std::string& failure() const noexcept { return failure_; }
   /// Requests sent and not yet completed.
   std::size_t in_flight() const noexcept { return in_flight_; }
+  /// How long the oldest request in flight has waited for its reply at
+  /// `now` (zero with none in flight). O(requests ever in flight at once).
+  std::chrono::steady_clock::duration oldest_request_age(std::chrono::steady_clock::time_point now) const noexcept;
 
   /// Sends `op` and waits for its reply: 0, -errno from the server's error
   /// (EIO for a read reply that did not cover the request), or -ENOTCONN
@@ -160,6 +163,17 @@ struct ClientConfig {
   std::chrono::milliseconds first_backoff{100};        ///< the first pause between attempts (doubled each time)
   std::chrono::milliseconds max_backoff{2000};         ///< the longest pause between attempts
   std::string name = "nbd";                            ///< names the client in its log lines
+  /// A request in flight this long without its reply, on a connection
+  /// that is still up (a server that stopped answering), drops the
+  /// connection: its requests are re-sent on a new one, within
+  /// reconnect_timeout as after any drop. Zero: no limit.
+  std::chrono::milliseconds request_timeout{30000};
+  /// Not empty: the bytes the export must hold at offset 0 on every
+  /// connection the client opens (a storage tier puts its header block
+  /// there). A connection that reads anything else reached another export,
+  /// or a server that lost its data: the client then fails for good (every
+  /// waiting and later operation gets -EIO, and it never connects again).
+  std::vector<std::byte> identity;
 };
 
 /// A reconnecting NBD client for one reactor core.
@@ -197,6 +211,12 @@ class Client {
   bool connected() const noexcept { return conn_ != nullptr && conn_->alive(); }
   /// Connections opened after the first.
   uint64_t reconnects() const noexcept { return reconnects_; }
+  /// True while the client has given up: no connection came back within
+  /// the reconnect timeout, or gone(). Operations then fail with -EIO.
+  bool failed() const noexcept { return failed_; }
+  /// True once the client failed for good: an export whose first bytes
+  /// were not ClientConfig::identity.
+  bool gone() const noexcept { return gone_; }
   /// Drops the current connection (in-flight requests are re-sent on the
   /// next one). For tests and for a server known to be gone.
   void drop_connection() noexcept;
@@ -211,6 +231,13 @@ class Client {
   static runtime::Task<void> reconnect(Client* self, Clock::time_point deadline);
   void lost(const std::shared_ptr<Connection>& c);
   void wake_all() noexcept;
+  runtime::Task<std::string> check_identity(Connection& c);
+  // Set when the client goes away, so that its watchdog (which may still
+  // sleep) never touches it again.
+  struct WatchdogState {
+    bool client_gone = false;
+  };
+  static runtime::Task<void> watch_requests(Client* self, std::shared_ptr<WatchdogState> state);
 
   ClientConfig config_;
   ExportInfo expected_;
@@ -218,12 +245,14 @@ class Client {
   bool reconnecting_ = false;
   bool failed_ = false;
   bool shut_down_ = false;
+  bool gone_ = false;  // failed for good: the export is not the one expected (identity)
   bool outage_ = false;
   Clock::time_point outage_since_{};
   Clock::time_point last_try_{};
   uint64_t reconnects_ = 0;
   bool started_ = false;
   std::vector<runtime::Waiter> waiting_;
+  std::shared_ptr<WatchdogState> watchdog_;  // null until start() spawned the watchdog
 };
 
 }  // namespace coblk::nbd

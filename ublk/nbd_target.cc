@@ -54,6 +54,7 @@ Task<int> NbdTarget::start_queue(uint16_t queue) {
   c.export_name = config_.export_name;
   c.reconnect_timeout = config_.reconnect_timeout;
   c.connect_timeout = config_.connect_timeout;
+  c.request_timeout = config_.request_timeout;
   c.name = "nbd queue " + std::to_string(queue);
   cores_[queue] = runtime::Reactor::current()->core();
   clients_[queue] = std::make_unique<nbd::Client>(std::move(c), config_.info);

@@ -20,6 +20,7 @@ struct NbdTargetConfig {
   unsigned queues = 1;                                 ///< one nbd::Client (one connection) per queue
   std::chrono::milliseconds reconnect_timeout{30000};  ///< see nbd::ClientConfig
   std::chrono::milliseconds connect_timeout{5000};     ///< see nbd::ClientConfig
+  std::chrono::milliseconds request_timeout{30000};    ///< see nbd::ClientConfig (0: none)
 };
 
 /// Serves the device from an NBD export: each queue opens its own

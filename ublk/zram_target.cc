@@ -69,32 +69,41 @@ Result<std::unique_ptr<ZramTarget>> ZramTarget::create(const ZramTargetConfig& c
   if (!store_settings) {
     return std::move(store_settings).error();
   }
-  int backing_fd = -1;
+  std::unique_ptr<TierBackend> tier;
   if (!config.backing_path.empty()) {
-    std::uint64_t blocks = 0;
-    bool direct = false;
-    if (Result<void> opened = open_backing(config, backing_fd, blocks, direct); !opened) {
+    TierBackendConfig t;
+    t.spec = config.backing_path;
+    t.export_name = config.backing_export;
+    // Compression workers beyond the queues write back their own arenas'
+    // objects, on their own cores: they do tier I/O as queues do.
+    t.queues = std::max(config.queues, config.compress_workers);
+    t.reconnect_timeout = config.backing_reconnect_timeout;
+    t.request_timeout = config.backing_request_timeout;
+    Result<std::unique_ptr<TierBackend>> opened = open_tier_backend(t);
+    if (!opened) {
       return std::move(opened).error();
     }
-    store_settings->backing_blocks = blocks;
-    store_settings->backing_fd = backing_fd;
+    tier = std::move(opened).value();
+    store_settings->backing_blocks = tier->blocks();
+    store_settings->backing_fd = tier->fd();
+    store_settings->backing_io = tier->block_io();
     store_settings->writeback_batch = config.writeback_batch;
   }
-  auto close_backing = [&] {
-    if (backing_fd >= 0) ::close(backing_fd);
-  };
   Result<std::unique_ptr<storage::PageStore>> store =
       config.recover_from.empty() ? storage::PageStore::create(*store_settings)
                                   : storage::PageStore::attach(*store_settings, config.recover_from);
   if (!store) {
-    close_backing();
     return std::move(store).error();
+  }
+  if (tier) {
+    // The store wrote or checked the tier's header block: the rest of the
+    // tier's I/O is asynchronous, on the queues' cores.
+    tier->end_setup();
   }
   std::unique_ptr<ZramStatsPublisher> publisher;
   if (!config.stats_path.empty()) {
     Result<std::unique_ptr<ZramStatsPublisher>> created = ZramStatsPublisher::create(config.stats_path);
     if (!created) {
-      close_backing();
       return std::move(created).error();
     }
     publisher = std::move(created).value();
@@ -104,14 +113,13 @@ Result<std::unique_ptr<ZramTarget>> ZramTarget::create(const ZramTargetConfig& c
     Result<std::unique_ptr<CompressionPipeline>> made = CompressionPipeline::create(
         **store, CompressionPipelineConfig{config.queues, config.compress_workers, config.staging_per_lane});
     if (!made) {
-      close_backing();
       return std::move(made).error();
     }
     pipeline = std::move(made).value();
   }
   std::unique_ptr<ZramTarget> target(new ZramTarget(config, std::move(store).value(), std::move(publisher)));
   target->pipeline_ = std::move(pipeline);
-  target->backing_fd_ = backing_fd;
+  target->tier_ = std::move(tier);
   if (config.writeback_limit_bytes != 0) {
     target->writeback_budget_.store(config.writeback_limit_bytes / 4096, std::memory_order_relaxed);
   }
@@ -121,11 +129,9 @@ Result<std::unique_ptr<ZramTarget>> ZramTarget::create(const ZramTargetConfig& c
   return target;
 }
 
-ZramTarget::~ZramTarget() {
-  if (backing_fd_ >= 0) {
-    ::close(backing_fd_);
-  }
-}
+// The store is destroyed before the tier (declared after it): it may use
+// the tier's block_io() until then.
+ZramTarget::~ZramTarget() { store_.reset(); }
 
 ZramTarget::ZramTarget(const ZramTargetConfig& config, std::unique_ptr<storage::PageStore> store,
                        std::unique_ptr<ZramStatsPublisher> publisher)
@@ -155,6 +161,9 @@ runtime::Task<int> ZramTarget::start_queue(std::uint16_t queue) {
     // that core then touches.
     queue_cores_[queue].store(runtime::Reactor::current()->core() + 1, std::memory_order_relaxed);
   }
+  if (tier_) {
+    (void)co_await tier_->start_queue(queue);
+  }
   runtime::spawn(maintain(queue), "zram-maintenance", runtime::SchedulingGroup::background());
   if (pipeline_ && queue < pipeline_->workers()) {
     pipeline_->start_worker(queue);
@@ -163,12 +172,15 @@ runtime::Task<int> ZramTarget::start_queue(std::uint16_t queue) {
     // Workers beyond the queues run on runtime core w, with store core w's
     // arena, which needs its own maintenance there.
     for (unsigned w = config_.queues; w < pipeline_->workers(); ++w) {
-      co_await runtime::submit_to(w, [this, w] {
+      co_await runtime::submit_to(w, [this, w]() -> runtime::Task<int> {
         queue_cores_[w].store(runtime::Reactor::current()->core() + 1, std::memory_order_relaxed);
+        if (tier_) {
+          (void)co_await tier_->start_queue(static_cast<std::uint16_t>(w));
+        }
         pipeline_->start_worker(w);
         runtime::spawn(maintain(static_cast<std::uint16_t>(w)), "zram-maintenance",
                        runtime::SchedulingGroup::background());
-        return 0;
+        co_return 0;
       });
     }
   }
@@ -179,7 +191,7 @@ runtime::Task<int> ZramTarget::read(const Request& r) {
   if (r.data == nullptr) {
     co_return -EINVAL;  // zero copy is not offered (supports_zero_copy is false)
   }
-  if (backing_fd_ >= 0) {
+  if (tier_) {
     co_return co_await read_through_tier(r);
   }
   const int rc = store_->read(r.queue, r.offset, std::span<std::byte>(r.data, r.length));
@@ -296,7 +308,7 @@ runtime::Task<void> ZramTarget::maintain(std::uint16_t queue) {
         co_await runtime::maybe_yield();
       }
     }
-    if (backing_fd_ >= 0 || config_.recompress) {
+    if (tier_ || config_.recompress) {
       co_await write_back_by_policy(queue);
     }
     ZramCommand command;

@@ -16,6 +16,7 @@
 #include "coblk/storage/page_store.h"
 #include "coblk/ublk/compression_pipeline.h"
 #include "coblk/ublk/target.h"
+#include "coblk/ublk/tier_backend.h"
 #include "coblk/ublk/zram_stats.h"
 
 namespace coblk::ublk {
@@ -46,7 +47,20 @@ struct ZramTargetConfig {
   /// block device is opened exclusively (refused while mounted, used as
   /// swap or held by another program). /dev/zramN here is kernel zram as
   /// a tier: it receives whole blocks and compresses them itself.
+  /// `nbd:unix:PATH` or `nbd:tcp:HOST:PORT`: an NBD export is the tier
+  /// (ublk/tier_backend.h; writable, at least 64 blocks).
   std::string backing_path;
+  /// With an `nbd:unix:PATH` or `nbd:tcp:HOST:PORT` backing_path (the tier
+  /// is an NBD export, docs/nbd.md): the export's name ("" = the server's
+  /// default export).
+  std::string backing_export;
+  /// With an NBD tier: how long tier I/O waits for a lost connection to
+  /// come back before the tier fails (reads of written-back pages get
+  /// -EIO, writeback stops).
+  std::chrono::milliseconds backing_reconnect_timeout{30000};
+  /// With an NBD tier: a tier request without a reply this long drops its
+  /// connection (nbd::ClientConfig::request_timeout; 0: no limit).
+  std::chrono::milliseconds backing_request_timeout{30000};
   /// Automatic writeback starts when mem_used_total reaches this share of
   /// mem_limit_bytes (percent, 1..100; needs a memory limit) ...
   unsigned writeback_high_percent = 90;
@@ -114,7 +128,7 @@ class ZramTarget final : public Target {
   /// or ZramStatsPublisher::create when memory or the stats file cannot be
   /// had.
   static Result<std::unique_ptr<ZramTarget>> create(const ZramTargetConfig& config);
-  /// Closes the backing tier.
+  /// Closes the backing tier (a file, or an NBD export's connections).
   ~ZramTarget() override;
 
   TargetGeometry geometry() const override;
@@ -143,7 +157,6 @@ class ZramTarget final : public Target {
   runtime::Task<void> maintain(std::uint16_t queue);
   runtime::Task<int> write_after_reclaim(std::uint16_t queue, std::uint64_t offset, std::span<const std::byte> data);
   // The backing tier (zram_tier.cc).
-  static Result<void> open_backing(const ZramTargetConfig& config, int& fd, std::uint64_t& blocks, bool& direct);
   runtime::Task<int> read_through_tier(const Request& r);
   runtime::Task<int> write_by_writing_back(std::uint16_t queue, std::uint64_t offset, std::span<const std::byte> data);
   // What one writeback batch did: pages moved, page entries looked at
@@ -178,7 +191,7 @@ class ZramTarget final : public Target {
   /// then. A write at the memory limit on another queue reads it to ask
   /// that core to reclaim memory.
   std::unique_ptr<std::atomic<unsigned>[]> queue_cores_ = std::make_unique<std::atomic<unsigned>[]>(store_cores_);
-  int backing_fd_ = -1;
+  std::unique_ptr<TierBackend> tier_;  // null: no backing tier
   // A backing write failed: writeback stops for good (relaxed: a flag that
   // guards no memory; each queue stops at its next batch).
   std::atomic<bool> tier_failed_{false};

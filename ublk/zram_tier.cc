@@ -1,14 +1,9 @@
-// ZramTarget's backing tier: opening it, reading written-back pages with
-// io_uring, writing batches back, the automatic policy and the commands of
+// ZramTarget's backing tier: reading written-back pages and writing
+// batches back through its TierBackend (ublk/tier_backend.h: a file, a
+// block device or an NBD export), the automatic policy and the commands of
 // `coblk writeback` / `coblk idle`. See docs/storage.md, "Backing tier".
 
-#include <fcntl.h>
-#include <linux/fs.h>
-#include <sys/file.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -25,7 +20,6 @@ namespace coblk::ublk {
 namespace {
 
 constexpr std::uint64_t block_size = 4096;
-constexpr std::uint64_t min_backing_blocks = 64;
 
 // Seconds of CLOCK_BOOTTIME: never goes back, also across a restart of
 // the server (recovery keeps the pages' stamps meaningful).
@@ -67,72 +61,15 @@ void give_back_pages(std::atomic<std::uint64_t>* pool, std::uint64_t unused) noe
 
 }  // namespace
 
-Result<void> ZramTarget::open_backing(const ZramTargetConfig& config, int& fd, std::uint64_t& blocks, bool& direct) {
-  const std::string& path = config.backing_path;
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    const int err = errno;
-    return Error::from_errno(err, err == ENOENT ? "backing " + path +
-                                                      " does not exist (create the file first, e.g. "
-                                                      "with truncate -s)"
-                                                : "cannot use backing " + path);
-  }
-  const bool device = S_ISBLK(st.st_mode);
-  if (!device && !S_ISREG(st.st_mode)) {
-    return Error(EINVAL, "backing " + path + " is neither a regular file nor a block device");
-  }
-  // O_DIRECT: written-back pages must leave memory, not sit in the page
-  // cache. A file system without it (tmpfs) gets buffered I/O. O_EXCL on
-  // a block device: the kernel refuses it while mounted, swapped on or
-  // held exclusively by anyone else.
-  const int base = O_RDWR | O_CLOEXEC | (device ? O_EXCL : 0);
-  direct = true;
-  fd = ::open(path.c_str(), base | O_DIRECT);
-  if (fd < 0 && errno == EINVAL) {
-    direct = false;
-    fd = ::open(path.c_str(), base);
-  }
-  if (fd < 0) {
-    const int err = errno;
-    if (err == EBUSY) {
-      return Error(EBUSY, "backing device " + path + " is busy (mounted, used as swap, or held by another program)");
-    }
-    if (err == EACCES || err == EROFS || err == EPERM) {
-      return Error::from_errno(err, "backing " + path + " is not writable");
-    }
-    return Error::from_errno(err, "cannot open backing " + path);
-  }
-  auto fail = [&](Error e) -> Result<void> {
-    ::close(fd);
-    fd = -1;
-    return e;
-  };
-  // One device per backing file: a second coblk device on the same file
-  // would overwrite the first one's pages.
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    return fail(Error(EBUSY, "backing " + path + " is in use by another coblk device"));
-  }
-  std::uint64_t bytes = static_cast<std::uint64_t>(st.st_size);
-  if (device && ::ioctl(fd, BLKGETSIZE64, &bytes) != 0) {
-    return fail(Error::from_errno(errno, "cannot get the size of backing device " + path));
-  }
-  blocks = bytes / block_size;
-  if (blocks < min_backing_blocks) {
-    return fail(Error(EINVAL, "backing " + path + " holds " + std::to_string(bytes) +
-                                  " bytes; at least 256 KiB (64 blocks of 4 KiB) are needed"));
-  }
-  return ok();
-}
-
 bool ZramTarget::tier_usable() const noexcept {
   // Relaxed: flags and a budget that guard no memory.
-  return backing_fd_ >= 0 && !tier_failed_.load(std::memory_order_relaxed) &&
+  return tier_ && !tier_failed_.load(std::memory_order_relaxed) && !tier_->failed() &&
          writeback_budget_.load(std::memory_order_relaxed) != 0;
 }
 
 TierState ZramTarget::tier_state() const noexcept {
-  if (backing_fd_ < 0) return TierState::none;
-  if (tier_failed_.load(std::memory_order_relaxed)) return TierState::failed;
+  if (!tier_) return TierState::none;
+  if (tier_failed_.load(std::memory_order_relaxed) || tier_->failed()) return TierState::failed;
   if (writeback_budget_.load(std::memory_order_relaxed) == 0) return TierState::limit_spent;
   return TierState::active;
 }
@@ -157,9 +94,10 @@ runtime::Task<int> ZramTarget::read_through_tier(const Request& r) {
     // unpins its block.
     for (std::size_t k = 0; k < missed; ++k) {
       const storage::BackingRead& m = misses[k];
-      const int got = co_await runtime::read(backing_fd_, m.out, block_size, m.where.block * block_size);
+      const int got = co_await tier_->read(r.queue, m.where.block * block_size, m.out, block_size);
       const bool whole = got == static_cast<int>(block_size);
-      if (!whole && result == 0) {
+      // A tier failed for good (an NBD server gone) said so once already.
+      if (!whole && result == 0 && !tier_->failed()) {
         std::fprintf(stderr, "coblk: zram: reading backing block %llu failed (%s): the read gets an I/O error\n",
                      static_cast<unsigned long long>(m.where.block), got < 0 ? std::strerror(-got) : "short read");
       }
@@ -198,8 +136,7 @@ runtime::Task<ZramTarget::BatchOutcome> ZramTarget::write_back_batch(std::uint16
       ++run;
     }
     const unsigned bytes = run * static_cast<unsigned>(block_size);
-    const int n =
-        co_await runtime::write(backing_fd_, batch.data + k * block_size, bytes, batch.blocks[k] * block_size);
+    const int n = co_await tier_->write(queue, batch.blocks[k] * block_size, batch.data + k * block_size, bytes);
     if (n != static_cast<int>(bytes)) {
       written = false;
       std::fprintf(stderr,
@@ -372,9 +309,10 @@ runtime::Task<void> ZramTarget::run_command(const ZramCommand& command) {
     result.error = EINVAL;
   } else if (command.kind == ZramCommand::Kind::recompress && !config_.recompress) {
     result.error = ENOPROTOOPT;
-  } else if (command.kind == ZramCommand::Kind::writeback && backing_fd_ < 0) {
+  } else if (command.kind == ZramCommand::Kind::writeback && !tier_) {
     result.error = ENODEV;
-  } else if (command.kind == ZramCommand::Kind::writeback && tier_failed_.load(std::memory_order_relaxed)) {
+  } else if (command.kind == ZramCommand::Kind::writeback &&
+             (tier_failed_.load(std::memory_order_relaxed) || tier_->failed())) {
     result.error = EIO;
   } else if (command.kind == ZramCommand::Kind::writeback && writeback_budget_.load(std::memory_order_relaxed) == 0) {
     result.error = ENOSPC;
@@ -398,7 +336,7 @@ runtime::Task<void> ZramTarget::run_command(const ZramCommand& command) {
     result.count = manual_moved_.load(std::memory_order_relaxed);
     if (manual_pending_.load(std::memory_order_acquire) != 0) {
       result.error = ETIMEDOUT;
-    } else if (command.kind == ZramCommand::Kind::writeback && tier_failed_.load(std::memory_order_relaxed)) {
+    } else if (command.kind == ZramCommand::Kind::writeback && tier_state() == TierState::failed) {
       result.error = EIO;
     }
   }

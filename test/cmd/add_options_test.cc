@@ -363,3 +363,31 @@ BOOST_AUTO_TEST_CASE(entropy_routing_needs_a_strong_codec_and_thresholds_in_orde
       "--entropy-low (7) must be below --entropy-high (3)");
   expect_rejected({"-t", "ram", "--entropy-routing"}, "--entropy-routing is only valid with -t zram");
 }
+
+BOOST_AUTO_TEST_CASE(an_nbd_backing_takes_the_connect_syntax_and_its_export_and_reconnect_timeout) {
+  const AddParse p =
+      parse({"-t", "zram", "--backing", "nbd:tcp:tier:10809", "--export", "swap", "--reconnect-timeout", "500ms"});
+  BOOST_REQUIRE(p);
+  BOOST_TEST(p.options.backing == "nbd:tcp:tier:10809");  // not made an absolute path
+  BOOST_TEST(p.options.export_name == "swap");
+  BOOST_TEST(p.options.reconnect_timeout_ms == 500u);
+  expect_rejected({"-t", "zram", "--backing", "nbd:udp:tier:1"}, "expected nbd:unix:PATH or nbd:tcp:HOST:PORT");
+  expect_rejected({"-t", "zram", "--export", "swap"}, "--export is only valid with -t nbd or --backing nbd:");
+  expect_rejected({"-t", "zram", "--backing", "/tmp/x", "--reconnect-timeout", "1s"},
+                  "--reconnect-timeout is only valid with -t nbd or --backing nbd:");
+  expect_rejected({"-t", "zram", "--backing", "nbd:unix:/s", "--reconnect-timeout", "soon"}, "--reconnect-timeout:");
+}
+
+BOOST_AUTO_TEST_CASE(request_timeout_is_a_time_for_nbd_devices_and_nbd_tiers_only) {
+  const AddParse nbd = parse({"-t", "nbd", "--connect", "unix:/s", "--request-timeout", "2s"});
+  BOOST_REQUIRE(nbd);
+  BOOST_TEST(nbd.options.request_timeout_ms == 2000u);
+  const AddParse tier = parse({"-t", "zram", "--backing", "nbd:unix:/s", "--request-timeout", "0"});
+  BOOST_REQUIRE(tier);
+  BOOST_TEST(tier.options.request_timeout_ms == 0u);
+  BOOST_TEST(parse({"-t", "nbd", "--connect", "unix:/s"}).options.request_timeout_ms == 30000u);
+  expect_rejected({"-t", "zram", "--request-timeout", "1s"},
+                  "--request-timeout is only valid with -t nbd or --backing nbd:");
+  expect_rejected({"-t", "nbd", "--connect", "unix:/s", "--request-timeout", "-1s"},
+                  "--request-timeout: expected a time such as 30s");
+}

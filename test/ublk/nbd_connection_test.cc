@@ -14,6 +14,7 @@
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -489,4 +490,62 @@ BOOST_AUTO_TEST_CASE(nbd_target_refuses_a_size_that_is_not_a_block_multiple) {
   config.block_size = 4096;
   const std::string m = test::require_error(ublk::NbdTarget::create(config), EINVAL);
   BOOST_TEST(m.find("not a multiple") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_server_that_stops_answering_is_dropped_by_the_request_timeout_and_requests_fail_with_eio) {
+  // Every connection completes the handshake and takes requests, but no
+  // reply ever comes: the request timeout drops each connection, the
+  // request is re-sent on a new one, and after the reconnect timeout it
+  // fails with EIO instead of waiting for ever.
+  nbd_test::UnixListener listener;
+  BOOST_REQUIRE(listener.fd >= 0);
+  std::atomic<int> connections{0};
+  std::atomic<int> requests{0};
+  std::mutex mutex;
+  std::vector<int> fds;
+  std::vector<std::thread> workers;
+  std::thread acceptor([&] {
+    for (;;) {
+      const int fd = ::accept4(listener.fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) return;
+      ++connections;
+      const std::lock_guard lock(mutex);
+      fds.push_back(fd);
+      workers.emplace_back([&, fd] {
+        if (!nbd_test::serve_handshake(fd)) return;
+        nbd_test::ClientRequest r;
+        while (nbd_test::read_request(fd, r)) ++requests;  // and never a reply
+      });
+    }
+  });
+  nbd::ClientConfig config;
+  config.endpoint = test::require_ok(nbd::parse_endpoint("unix:" + listener.path));
+  config.reconnect_timeout = 600ms;
+  config.request_timeout = 100ms;
+  config.first_backoff = 20ms;
+  nbd::ExportInfo expected;
+  expected.size = 1 << 20;
+  expected.flags = nbd_test::ExportFacts{}.flags;
+  nbd::Client client(config, expected);
+  run_on_runtime([&]() -> Task<void> {
+    BOOST_TEST(co_await client.start() == 0);
+    Bytes buf(4096);
+    const auto t0 = std::chrono::steady_clock::now();
+    BOOST_TEST(co_await client.submit(nbd::Op{nbd::kCmdRead, 0, 0, 4096, buf.data(), nullptr}) == -EIO);
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    BOOST_TEST((waited >= 500ms));
+    BOOST_TEST((waited < 5s));
+    BOOST_TEST(client.failed());
+    client.shut_down();
+  });
+  BOOST_TEST(connections.load() >= 2);  // re-sent on a new connection
+  BOOST_TEST(requests.load() >= 2);
+  ::shutdown(listener.fd, SHUT_RDWR);
+  acceptor.join();
+  {
+    const std::lock_guard lock(mutex);
+    for (const int fd : fds) ::shutdown(fd, SHUT_RDWR);
+  }
+  for (std::thread& t : workers) t.join();
+  for (const int fd : fds) ::close(fd);
 }
