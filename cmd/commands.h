@@ -42,5 +42,6 @@ int run_writeback(const std::vector<std::string>& args);   ///< coblk writeback
 int run_idle(const std::vector<std::string>& args);        ///< coblk idle
 int run_recompress(const std::vector<std::string>& args);  ///< coblk recompress
 int run_metrics(const std::vector<std::string>& args);     ///< coblk metrics
+int run_top(const std::vector<std::string>& args);         ///< coblk top
 
 }  // namespace coblk::cmd

@@ -27,6 +27,7 @@ constexpr Command kCommands[] = {
     {"idle", coblk::cmd::run_idle, "mark zram pages idle: idle -n ID [--age S]"},
     {"recompress", coblk::cmd::run_recompress, "recompress zram pages: recompress -n ID [--type T]"},
     {"metrics", coblk::cmd::run_metrics, "Prometheus exporter of every device: metrics [--listen HOST:PORT]"},
+    {"top", coblk::cmd::run_top, "live view of every device: top [--interval S] [--once]"},
 };
 
 void print_usage(std::ostream& out) {
@@ -44,7 +45,7 @@ void print_usage(std::ostream& out) {
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::cerr << "coblk: missing command (add, del, list, features, recover, stats, writeback, idle, recompress, "
-                 "metrics; see "
+                 "metrics, top; see "
                  "coblk --help)\n";
     return coblk::cmd::kExitUsage;
   }
@@ -68,7 +69,8 @@ int main(int argc, char** argv) {
       }
     }
   }
-  std::cerr << "coblk: unknown command '" << name
-            << "' (add, del, list, features, recover, stats, writeback, idle, recompress, metrics; see coblk --help)\n";
+  std::cerr
+      << "coblk: unknown command '" << name
+      << "' (add, del, list, features, recover, stats, writeback, idle, recompress, metrics, top; see coblk --help)\n";
   return coblk::cmd::kExitUsage;
 }
