@@ -97,7 +97,9 @@ bool daemon_log_active();
 void set_daemon_log_device(std::uint32_t id);
 /// Puts back the stderr start_daemon_log found, forwards what is left in
 /// the pipe (at most a second's wait for children that still hold it) and
-/// the pending summaries, and joins the thread.
+/// the pending summaries, and joins the thread. Once, from any thread of
+/// the process that started the log (a server about to _Exit calls it from
+/// a queue's core); a no-op elsewhere.
 void stop_daemon_log();
 
 }  // namespace coblk::cmd

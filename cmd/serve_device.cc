@@ -79,6 +79,7 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   // server gone, and del (or recover, with --recovery) takes it from there.
   config.on_unrecoverable = [] {
     std::fprintf(stderr, "coblk: exiting so that the kernel fails the requests this server cannot complete\n");
+    stop_daemon_log();  // forwards that line (and any before it) before the log's thread dies with the process
     std::_Exit(kExitFailure);
   };
   if (o.target == TargetKind::zram) {
