@@ -92,6 +92,12 @@ std::vector<LogMessage> DaemonLogFilter::pass(const std::string& raw, std::uint6
   if (line.find_first_not_of(" \t\r") == std::string::npos) return {};
   const int priority = priority_of(line);
   std::vector<LogMessage> out;
+  // Events (a start, a restart, a recovery) are few and each matters: only
+  // warnings and errors, which can come by the thousand, are limited.
+  if (priority == LOG_INFO) {
+    out.push_back({priority, prefix() + line});
+    return out;
+  }
   const std::string kind = kind_of(line);
   auto it = kinds_.find(kind);
   if (it != kinds_.end() && now_ns < it->second.window_end) {

@@ -29,8 +29,9 @@ struct LogMessage {
 };
 
 /// What the forwarding thread does with each line, as a pure object: names
-/// the device, picks a priority, and lets at most one line of each kind
-/// through per window (a kind is the line with its numbers left out, so
+/// the device, picks a priority, and lets at most one warning or error of
+/// each kind through per window (informational lines, events such as a
+/// restart, always pass; a kind is the line with its numbers left out, so
 /// "core 0: task 'x' ran 12.1 ms" and "... ran 15.7 ms" are one kind); at
 /// the end of a window in which lines were held back, one line says how
 /// many.

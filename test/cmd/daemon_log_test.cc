@@ -92,6 +92,18 @@ BOOST_AUTO_TEST_CASE(stall_reports_pass_once_per_window_then_say_how_many_were_h
                  "ublkb0: 1 more like this in 10 s not logged: core 1: task 'serve' ran 51.0 ms without yielding"});
 }
 
+BOOST_AUTO_TEST_CASE(events_are_never_held_back) {
+  cmd::DaemonLogFilter f("add", 10 * kSecond);
+  f.set_device(1);
+  for (int i = 0; i < 5; ++i) {
+    const auto out =
+        f.feed("keeper: automatic restart: server " + std::to_string(100 + i) + " recovered the device", kSecond + i);
+    BOOST_REQUIRE_EQUAL(out.size(), 1U);
+    BOOST_TEST(out[0].priority == LOG_INFO);
+  }
+  BOOST_TEST(f.flush().empty());
+}
+
 BOOST_AUTO_TEST_CASE(stderr_of_the_process_and_its_children_reaches_the_sink_and_is_put_back) {
   struct stat before {};
   BOOST_REQUIRE_EQUAL(::fstat(STDERR_FILENO, &before), 0);
