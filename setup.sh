@@ -8,6 +8,8 @@ build_packages=(
   g++ cmake pkg-config make
   liburing-dev liblz4-dev libzstd-dev libmimalloc-dev
   libboost1.81-dev libboost-program-options1.81-dev libboost-test1.81-dev
+  # The JSON `coblk list --json` and `stats --json` write.
+  libboost-json1.81-dev
   # The house-style checks (docs/contributing.md): check-style, check-tidy
   # (clang-tidy 14 on bookworm), check-api-docs.
   clang-format clang-tidy doxygen
@@ -21,6 +23,8 @@ build_packages=(
 # (its service is not started in a container without an init system).
 exporter_packages=(
   prometheus
+  # `coblk top`'s test runs it in a real terminal (test/cmd/top-tmux-test).
+  tmux
 )
 # The fuzz harnesses (test/fuzz): libFuzzer and the sanitizer run-times
 # come with clang, not g++.

@@ -44,5 +44,6 @@ int run_recompress(const std::vector<std::string>& args);  ///< coblk recompress
 int run_metrics(const std::vector<std::string>& args);     ///< coblk metrics
 int run_up(const std::vector<std::string>& args);          ///< coblk up
 int run_down(const std::vector<std::string>& args);        ///< coblk down
+int run_top(const std::vector<std::string>& args);         ///< coblk top
 
 }  // namespace coblk::cmd

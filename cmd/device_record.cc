@@ -254,6 +254,8 @@ std::string to_json(const DeviceRecord& r) {
     << ",\"unprivileged\":" << (r.unprivileged ? "true" : "false") << ",\"backing\":" << json_quote(r.backing)
     << ",\"compression\":" << json_quote(r.compression) << ",\"name\":" << json_quote(r.name) << ",\"args\":[";
   for (size_t i = 0; i < r.args.size(); ++i) o << (i ? "," : "") << json_quote(r.args[i]);
+  o << "],\"warnings\":[";
+  for (size_t i = 0; i < r.warnings.size(); ++i) o << (i ? "," : "") << json_quote(r.warnings[i]);
   o << "]}\n";
   return o.str();
 }
@@ -281,6 +283,13 @@ std::optional<DeviceRecord> record_from_json(const std::string& text) {
       r.args = std::move(it->second.elements);
     } else if (!it->second.text.empty()) {
       r.args.push_back(std::move(it->second.text));  // a lone string: one argument
+    }
+  }
+  if (auto it = j->find("warnings"); it != j->end()) {
+    if (it->second.is_array) {
+      r.warnings = std::move(it->second.elements);
+    } else if (!it->second.text.empty()) {
+      r.warnings.push_back(std::move(it->second.text));
     }
   }
   return r;

@@ -35,6 +35,9 @@ struct DeviceRecord {
   std::string compression;        ///< zram: e.g. "lz4:1", "zstd:3"
   std::vector<std::string> args;  ///< the `coblk add` arguments, for `coblk recover`
   std::string name;               ///< `coblk add --name` (`coblk up`: the config section), "" = none
+  /// What makes the device unsafe as swap, one line each, as the server
+  /// found it at start (ublk::protect_server_process); `coblk list` shows them.
+  std::vector<std::string> warnings;
 };
 
 /// The run directory: $COBLK_RUN_DIR if set (tests), else /run/coblk for

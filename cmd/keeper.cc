@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "coblk/cmd/control_errors.h"
+#include "coblk/cmd/daemon_log.h"
 #include "coblk/cmd/device_record.h"
 #include "coblk/cmd/target_factory.h"
 #include "coblk/ublk/control.h"
@@ -70,8 +71,10 @@ struct HeldMemory {
 
 class Keeper {
  public:
-  Keeper(const AddOptions& o, std::uint32_t id, const std::vector<int>& fds, pid_t server)
-      : o_(o), id_(id), server_(server) {
+  // `log_fd`: the log file the keeper writes its lines to (owned), or -1
+  // when stderr is that file.
+  Keeper(const AddOptions& o, std::uint32_t id, const std::vector<int>& fds, pid_t server, int log_fd)
+      : o_(o), id_(id), server_(server), log_fd_(log_fd) {
     // The servers it starts recover this device: the id the kernel gave
     // it, which `coblk add` without -n did not know.
     o_.dev_id = id;
@@ -88,6 +91,7 @@ class Keeper {
     }
   }
   ~Keeper() {
+    if (log_fd_ >= 0) ::close(log_fd_);
     for (const HeldMemory& m : memory_) {
       if (m.map != nullptr) ::munmap(m.map, m.bytes);
       ::close(m.fd);
@@ -100,6 +104,12 @@ class Keeper {
 
  private:
   void log(const std::string& line) {
+    if (log_fd_ >= 0) {
+      const std::string text = now_text() + " coblk keeper " + std::to_string(id_) + ": " + line + "\n";
+      [[maybe_unused]] const ssize_t n = ::write(log_fd_, text.data(), text.size());
+      std::fprintf(stderr, "keeper: %s\n", line.c_str());  // the daemon log: syslog stamps the time
+      return;
+    }
     std::fprintf(stderr, "%s coblk keeper %u: %s\n", now_text().c_str(), id_, line.c_str());
   }
   void status(const std::string& state, const std::string& last);
@@ -120,6 +130,7 @@ class Keeper {
   unsigned restart_count_ = 0;
   bool stopping_ = false;
   bool done_ = false;
+  int log_fd_;
 };
 
 void Keeper::status(const std::string& state, const std::string& last) {
@@ -365,14 +376,21 @@ int run_keeper(const AddOptions& o, ReadinessReport& report) {
   }
   // A daemon's stderr is /dev/null: from now on the keeper and the servers
   // it starts log to the run directory, where `coblk del` removes it.
+  // With the daemon log (cmd/daemon_log.h) running, stderr stays its pipe
+  // to syslog, for the keeper and the servers it restarts, and the keeper
+  // also writes its own lines to the file; without it, stderr is the file.
+  set_daemon_log_device(id);
+  int log_fd = -1;
   if (!o.foreground) {
     const int log = ::open(log_path(id).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
-    if (log >= 0) {
+    if (log >= 0 && daemon_log_active()) {
+      log_fd = log;
+    } else if (log >= 0) {
       ::dup2(log, STDERR_FILENO);
       ::close(log);
     }
   }
-  Keeper keeper(o, id, fds, server);
+  Keeper keeper(o, id, fds, server, log_fd);
   const char ack = 1;
   [[maybe_unused]] const ssize_t n = ::write(sv[0], &ack, 1);
   ::close(sv[0]);

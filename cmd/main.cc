@@ -29,6 +29,7 @@ constexpr Command kCommands[] = {
     {"metrics", coblk::cmd::run_metrics, "Prometheus exporter of every device: metrics [--listen HOST:PORT]"},
     {"up", coblk::cmd::run_up, "create the devices of /etc/coblk/coblk.conf, with swap or mounts: up [NAME]"},
     {"down", coblk::cmd::run_down, "take them out of use and delete them: down [NAME]"},
+    {"top", coblk::cmd::run_top, "live view of every device: top [--interval S] [--once]"},
 };
 
 void print_usage(std::ostream& out) {
@@ -46,7 +47,7 @@ void print_usage(std::ostream& out) {
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::cerr << "coblk: missing command (add, del, list, features, recover, stats, writeback, idle, recompress, "
-                 "metrics, up, down; see "
+                 "metrics, top, up, down; see "
                  "coblk --help)\n";
     return coblk::cmd::kExitUsage;
   }
@@ -71,7 +72,7 @@ int main(int argc, char** argv) {
     }
   }
   std::cerr << "coblk: unknown command '" << name
-            << "' (add, del, list, features, recover, stats, writeback, idle, recompress, metrics, up, down; see coblk "
-               "--help)\n";
+            << "' (add, del, list, features, recover, stats, writeback, idle, recompress, metrics, top, up, down; see "
+               "coblk --help)\n";
   return coblk::cmd::kExitUsage;
 }

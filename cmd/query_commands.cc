@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <boost/json.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -86,16 +87,13 @@ std::vector<DeviceRecord> zram_records() {
   return out;
 }
 
-// The statistics a zram server publishes, as (name, JSON number) pairs in
-// kernel zram's mm_stat/io_stat order. Empty when none are published.
-using StatsFields = std::vector<std::pair<std::string, std::string>>;
-
-StatsFields read_stats_fields(uint32_t dev_id) {
-  StatsFields out;
+// The statistics a zram server publishes, added to `out` in kernel zram's
+// mm_stat/io_stat order; nothing when none are published.
+void add_stats_fields(uint32_t dev_id, boost::json::object& out) {
 #if COBLK_HAVE_ZRAM
   const auto s = ublk::read_zram_stats(stats_path(dev_id));
-  if (!s) return out;
-  auto add = [&](const char* key, uint64_t v) { out.emplace_back(key, std::to_string(v)); };
+  if (!s) return;
+  auto add = [&](const char* key, uint64_t v) { out[key] = v; };
   add("disksize", s->disksize);
   add("orig_data_size", s->mm.orig_data_size);
   add("compr_data_size", s->mm.compr_data_size);
@@ -119,20 +117,29 @@ StatsFields read_stats_fields(uint32_t dev_id) {
   add("backing_write_errors", s->tier.write_errors);
   add("recompressed_pages", s->tier.recompressed_pages);
   add("staged_pages", s->mm.staged_pages);
-  out.emplace_back("tier_state", json_quote(ublk::tier_state_name(s->tier_state)));
+  out["tier_state"] = ublk::tier_state_name(s->tier_state);
   if (s->writeback_budget != UINT64_MAX) add("writeback_budget_pages", s->writeback_budget);
 #else
   (void)dev_id;
+  (void)out;
 #endif
-  return out;
+}
+
+// A warning's short form for the WARN column: its words before the first
+// ':', joined by '-' ("memory not locked: ..." -> "memory-not-locked").
+std::string warning_tag(const std::string& warning) {
+  std::string tag = warning.substr(0, warning.find(':'));
+  std::replace(tag.begin(), tag.end(), ' ', '-');
+  return tag.empty() ? "warning" : tag;
 }
 
 }  // namespace
 
 int run_list(const std::vector<std::string>& args) {
-  po::options_description desc("Usage: coblk list [-n ID] [--json]\nLists ublk devices.\nOptions");
+  po::options_description desc("Usage: coblk list [-n ID] [--json] [--verbose]\nLists ublk devices.\nOptions");
   desc.add_options()("help,h", "show this help")("number,n", po::value<std::string>()->value_name("ID"),
-                                                 "only device ID")("json", "one JSON object per device and line");
+                                                 "only device ID")("json", "one JSON object per device and line")(
+      "verbose,v", "also print each device's warnings in full");
   po::variables_map vm;
   if (auto done = parse_command_line("list", args, desc, vm)) return *done;
 
@@ -154,7 +161,9 @@ int run_list(const std::vector<std::string>& args) {
   if (!open_control(control, error)) return report_error("list", error);
 
   const bool json = vm.count("json") != 0;
-  Table rows{{"ID", "STATE", "QUEUES", "DEPTH", "SIZE", "TARGET", "DATA_PATH", "PID", "RESTARTS", "BLOCK_DEVICE"}};
+  Table rows{
+      {"ID", "STATE", "QUEUES", "DEPTH", "SIZE", "TARGET", "DATA_PATH", "PID", "RESTARTS", "BLOCK_DEVICE", "WARN"}};
+  std::vector<std::string> verbose_lines;
   for (const uint32_t id : ids) {
     ublk::abi::ublksrv_ctrl_dev_info info{};
     const int ret = look_up_device(control, id, info);
@@ -188,22 +197,37 @@ int run_list(const std::vector<std::string>& args) {
       }
     }
     const std::string block_device = info.state != ublk::abi::S_DEV_DEAD ? ublk::block_device_path(id) : "";
+    // What the server recorded as unsafe for swap (ublk/swap_safety.h).
+    const std::vector<std::string> warnings = record ? record->warnings : std::vector<std::string>{};
     if (json) {
       // Numbers as numbers, absent values as null: for scripts.
-      std::cout << "{\"dev_id\":" << id << ",\"state\":" << json_quote(state) << ",\"queues\":" << info.nr_hw_queues
-                << ",\"depth\":" << info.queue_depth << ",\"size_bytes\":" << size_bytes
-                << ",\"target\":" << (record ? json_quote(record->target) : "null")
-                << ",\"data_path\":" << json_quote(data_path)
-                << ",\"pid\":" << (info.ublksrv_pid > 0 ? std::to_string(info.ublksrv_pid) : "null")
-                << ",\"restarts\":" << (restarts == "-" ? "null" : restarts)
-                << ",\"block_device\":" << (block_device.empty() ? "null" : json_quote(block_device)) << "}\n";
+      boost::json::object o;
+      o["dev_id"] = id;
+      o["state"] = state;
+      o["queues"] = info.nr_hw_queues;
+      o["depth"] = info.queue_depth;
+      o["size_bytes"] = size_bytes;
+      o["target"] = record ? boost::json::value(record->target) : boost::json::value(nullptr);
+      o["data_path"] = data_path;
+      o["pid"] = info.ublksrv_pid > 0 ? boost::json::value(info.ublksrv_pid) : boost::json::value(nullptr);
+      o["restarts"] = restarts == "-" ? boost::json::value(nullptr) : boost::json::value(std::stoul(restarts));
+      o["block_device"] = block_device.empty() ? boost::json::value(nullptr) : boost::json::value(block_device);
+      o["warnings"] = boost::json::array(warnings.begin(), warnings.end());
+      std::cout << boost::json::serialize(o) << '\n';
       continue;
     }
+    std::string warn;
+    for (const std::string& w : warnings) {
+      if (!warn.empty()) warn += ',';
+      warn += warning_tag(w);
+      verbose_lines.push_back("device " + std::to_string(id) + ": warning: " + w);
+    }
+    if (warn.empty()) warn = "-";
     rows.push_back({std::to_string(id), state, std::to_string(info.nr_hw_queues), std::to_string(info.queue_depth),
                     size, record ? record->target : std::string("-"), data_path,
                     info.ublksrv_pid > 0 ? std::to_string(info.ublksrv_pid) : std::string("-"), restarts,
                     // A quiesced or fail-io device keeps its disk while it waits for a server.
-                    info.state != ublk::abi::S_DEV_DEAD ? ublk::block_device_path(id) : std::string("-")});
+                    info.state != ublk::abi::S_DEV_DEAD ? ublk::block_device_path(id) : std::string("-"), warn});
   }
   // Swap that never hears of freed slots keeps them in memory (docs/cli.md,
   // "Swap needs discards").
@@ -217,6 +241,9 @@ int run_list(const std::vector<std::string>& args) {
     return kExitOk;
   }
   print_table(rows);
+  if (vm.count("verbose")) {
+    for (const std::string& line : verbose_lines) std::cout << line << '\n';
+  }
   return kExitOk;
 }
 
@@ -280,10 +307,13 @@ int run_stats(const std::vector<std::string>& args) {
   }
   if (json) {
     for (const auto& r : records) {
-      std::cout << "{\"dev_id\":" << r.dev_id << ",\"name\":" << json_quote(ublk::block_device_path(r.dev_id))
-                << ",\"compression\":" << json_quote(r.compression) << ",\"size_bytes\":" << r.size_bytes;
-      for (const auto& [key, value] : read_stats_fields(r.dev_id)) std::cout << ",\"" << key << "\":" << value;
-      std::cout << "}\n";
+      boost::json::object o;
+      o["dev_id"] = r.dev_id;
+      o["name"] = ublk::block_device_path(r.dev_id);
+      o["compression"] = r.compression;
+      o["size_bytes"] = r.size_bytes;
+      add_stats_fields(r.dev_id, o);
+      std::cout << boost::json::serialize(o) << '\n';
     }
     return kExitOk;
   }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "coblk/cmd/commands.h"
+#include "coblk/cmd/daemon_log.h"
 #include "coblk/cmd/device_ops.h"
 #include "coblk/cmd/device_record.h"
 #include "coblk/cmd/keeper.h"
@@ -62,7 +63,9 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   Result<runtime::SignalSet> signals = runtime::SignalSet::block();
   if (!signals) return report.failed(signals.error().message());
   // Before any reactor, ring or target memory exists, so all of it is locked.
-  for (const std::string& problem : ublk::protect_server_process()) {
+  // The warnings also go into the record, for `coblk list`.
+  const std::vector<std::string> swap_warnings = ublk::protect_server_process();
+  for (const std::string& problem : swap_warnings) {
     std::fprintf(stderr, "coblk %s: warning: %s\n", recover ? "recover" : "add", problem.c_str());
   }
   ublk::DeviceConfig config;
@@ -79,6 +82,7 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   // server gone, and del (or recover, with --recovery) takes it from there.
   config.on_unrecoverable = [] {
     std::fprintf(stderr, "coblk: exiting so that the kernel fails the requests this server cannot complete\n");
+    stop_daemon_log();  // forwards that line (and any before it) before the log's thread dies with the process
     std::_Exit(kExitFailure);
   };
   if (o.target == TargetKind::zram) {
@@ -103,6 +107,7 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   if (!created) return report.failed(created.error().message());
   ublk::Device& device = **created;
   const uint32_t id = device.id();
+  set_daemon_log_device(id);
   Result<std::unique_ptr<ublk::Target>> made =
       make_target(o, id, keeper != nullptr ? std::span<const int>(keeper->recover_from) : std::span<const int>());
   if (!made) return report.failed(made.error().message());
@@ -164,6 +169,7 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   if (o.target == TargetKind::zram) record.compression = o.algorithm;
   record.args = o.args;
   record.name = o.name;
+  record.warnings = swap_warnings;
 
   bool ready = false;
   std::vector<ublk::ServedDevice> served_devices(1);
@@ -176,6 +182,13 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
       std::fprintf(stderr, "coblk %s: warning: %s\n", report.command(), saved.error().message().c_str());
     }
     report.ready(ublk::block_device_path(id));
+    // The daemon's log says when it started serving what (in the
+    // foreground, stdout already said it).
+    if (daemon_log_active()) {
+      std::fprintf(stderr, "%s %s: target %s, %u queue(s) of depth %u, data path %s, server pid %d\n",
+                   recover ? "recovered" : "serving", ublk::block_device_path(id).c_str(), record.target.c_str(),
+                   record.queues, record.depth, record.data_path.c_str(), static_cast<int>(record.pid));
+    }
   };
   Result<void> served = Error(EIO, "the queue runtime did not run");
   try {
@@ -189,6 +202,7 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   }
   remove_record(id);
   const Result<void> removed = device.remove();
+  if (daemon_log_active() && served && removed) std::fprintf(stderr, "stopped: the device is removed\n");
   if (!served) {
     if (!ready) return report.failed(served.error().message());
     std::fprintf(stderr, "coblk %s: device %u: %s\n", report.command(), id, served.error().message().c_str());
@@ -225,8 +239,15 @@ Readiness spawn_server(const AddOptions& o, bool recover) {
       ::dup2(null_fd, STDERR_FILENO);
       ::close(null_fd);
     }
-    ReadinessReport report(fds[1], command);
-    ::_exit(!recover && keeps_memory(o) ? run_keeper(o, report) : run_server(o, recover, report, nullptr));
+    // stderr to syslog from here on (best effort: without it, /dev/null).
+    [[maybe_unused]] const Result<void> logging = start_daemon_log(command);
+    int status = kExitFailure;
+    {
+      ReadinessReport report(fds[1], command);
+      status = !recover && keeps_memory(o) ? run_keeper(o, report) : run_server(o, recover, report, nullptr);
+    }
+    stop_daemon_log();
+    ::_exit(status);
   }
   ::close(fds[1]);
   Readiness answer = read_readiness(fds[0]);

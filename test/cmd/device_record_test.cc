@@ -50,6 +50,7 @@ cmd::DeviceRecord sample() {
   r.keeper_start = 123456789012ULL;
   r.compression = "zstd:3";
   r.args = {"-t", "zram", "--size", "8G", "odd \"quoted\"\tname\\"};
+  r.warnings = {"memory not locked: no CAP_IPC_LOCK and RLIMIT_MEMLOCK is limited; do not use this device as swap"};
   return r;
 }
 
@@ -81,6 +82,7 @@ BOOST_AUTO_TEST_CASE(a_record_survives_a_round_trip_through_json) {
   BOOST_TEST(back->keeper_start == 123456789012ULL);
   BOOST_TEST(back->compression == "zstd:3");
   BOOST_TEST(back->args == r.args);
+  BOOST_TEST(back->warnings == r.warnings);
 }
 
 // Found by test/fuzz (fuzz_device_record): a size above INT64_MAX was read
@@ -141,6 +143,7 @@ BOOST_AUTO_TEST_CASE(a_saved_record_loads_back_and_removal_deletes_it) {
   const auto back = cmd::load_record(7);
   BOOST_REQUIRE(back);
   BOOST_TEST(back->args == r.args);
+  BOOST_TEST(back->warnings == r.warnings);
   BOOST_TEST(!cmd::load_record(8));
   cmd::remove_record(7);
   BOOST_TEST(!cmd::load_record(7));

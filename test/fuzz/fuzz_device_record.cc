@@ -28,7 +28,7 @@ std::string describe(const DeviceRecord& r) { return coblk::cmd::to_json(r); }
 bool equal(const DeviceRecord& a, const DeviceRecord& b) {
   return a.dev_id == b.dev_id && a.target == b.target && a.data_path == b.data_path && a.size_bytes == b.size_bytes &&
          a.block_size == b.block_size && a.queues == b.queues && a.depth == b.depth && a.pid == b.pid &&
-         a.backing == b.backing && a.compression == b.compression && a.args == b.args;
+         a.backing == b.backing && a.compression == b.compression && a.args == b.args && a.warnings == b.warnings;
 }
 
 DeviceRecord record_from(FuzzedDataProvider& in) {
@@ -45,6 +45,8 @@ DeviceRecord record_from(FuzzedDataProvider& in) {
   r.compression = in.ConsumeRandomLengthString(16);
   const size_t args = in.ConsumeIntegralInRange<size_t>(0, 8);
   for (size_t i = 0; i < args; ++i) r.args.push_back(in.ConsumeRandomLengthString(24));
+  const size_t warnings = in.ConsumeIntegralInRange<size_t>(0, 3);
+  for (size_t i = 0; i < warnings; ++i) r.warnings.push_back(in.ConsumeRandomLengthString(48));
   return r;
 }
 
