@@ -372,8 +372,14 @@ runtime::Task<void> Device::start_and_report(const std::function<void()>& on_rea
     }
     control_.set_unprivileged(config_.unprivileged);
   }
-  const int ret = recovering_ ? co_await control_.end_user_recovery_async(id(), pid, s.start_cancel.get_token())
-                              : co_await control_.start_device_async(id(), pid, s.start_cancel.get_token());
+  // if/else, never co_await in both arms of ?: (GCC 12 may run both;
+  // docs/contributing.md).
+  int ret = 0;
+  if (recovering_) {
+    ret = co_await control_.end_user_recovery_async(id(), pid, s.start_cancel.get_token());
+  } else {
+    ret = co_await control_.start_device_async(id(), pid, s.start_cancel.get_token());
+  }
   s.start_pending = false;
   s.start_result = ret;
   if (ret == 0) {

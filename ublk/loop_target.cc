@@ -87,12 +87,14 @@ runtime::Task<int> LoopTarget::read(const Request& r) {
   // Short reads happen (signals, page cache pressure); continue until all
   // bytes are in. A read of 0 bytes inside the device is a truncated file.
   while (done < r.length) {
-    const int n =
-        r.fixed_buffer >= 0
-            ? co_await runtime::read_fixed(f.fd, reinterpret_cast<void*>(uintptr_t{done}), r.length - done,
-                                           r.offset + done, r.fixed_buffer)
-                  .fixed_file(f.fixed)
-            : co_await runtime::read(f.fd, r.data + done, r.length - done, r.offset + done).fixed_file(f.fixed);
+    int n = 0;
+    if (r.fixed_buffer >= 0) {
+      n = co_await runtime::read_fixed(f.fd, reinterpret_cast<void*>(uintptr_t{done}), r.length - done, r.offset + done,
+                                       r.fixed_buffer)
+              .fixed_file(f.fixed);
+    } else {
+      n = co_await runtime::read(f.fd, r.data + done, r.length - done, r.offset + done).fixed_file(f.fixed);
+    }
     if (n < 0) co_return n;
     if (n == 0) co_return -EIO;
     done += static_cast<uint32_t>(n);
@@ -105,12 +107,14 @@ runtime::Task<int> LoopTarget::write(const Request& r) {
   const File f = file_here();
   uint32_t done = 0;
   while (done < r.length) {
-    const int n =
-        r.fixed_buffer >= 0
-            ? co_await runtime::write_fixed(f.fd, reinterpret_cast<const void*>(uintptr_t{done}), r.length - done,
-                                            r.offset + done, r.fixed_buffer)
-                  .fixed_file(f.fixed)
-            : co_await runtime::write(f.fd, r.data + done, r.length - done, r.offset + done).fixed_file(f.fixed);
+    int n = 0;
+    if (r.fixed_buffer >= 0) {
+      n = co_await runtime::write_fixed(f.fd, reinterpret_cast<const void*>(uintptr_t{done}), r.length - done,
+                                        r.offset + done, r.fixed_buffer)
+              .fixed_file(f.fixed);
+    } else {
+      n = co_await runtime::write(f.fd, r.data + done, r.length - done, r.offset + done).fixed_file(f.fixed);
+    }
     if (n < 0) co_return n;
     if (n == 0) co_return -EIO;
     done += static_cast<uint32_t>(n);

@@ -92,9 +92,12 @@ runtime::Task<int> RamTarget::zero_range(uint64_t offset, uint64_t length) {
   constexpr uint64_t kStep = 64ULL << 20;
   for (uint64_t at = first_page; at < last_page; at += kStep) {
     const uint64_t len = std::min(kStep, last_page - at);
-    const int ret = region_.fd() >= 0
-                        ? co_await runtime::fallocate(region_.fd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, len)
-                        : co_await runtime::madvise(memory_ + at, len, MADV_DONTNEED);
+    int ret = 0;
+    if (region_.fd() >= 0) {
+      ret = co_await runtime::fallocate(region_.fd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, len);
+    } else {
+      ret = co_await runtime::madvise(memory_ + at, len, MADV_DONTNEED);
+    }
     // EINVAL: private pages the server locked (swap safety), which
     // DONTNEED refuses; MemoryRegion::release unlocks, drops and relocks
     // them with plain system calls (io_uring has no munlock; discards of

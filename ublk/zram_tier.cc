@@ -286,9 +286,12 @@ runtime::Task<void> ZramTarget::write_back_by_policy(std::uint16_t queue) {
 runtime::Task<void> ZramTarget::run_manual(std::uint16_t queue) {
   manual_seen_[queue] = manual_generation_.load(std::memory_order_acquire);
   const auto kind = static_cast<storage::WritebackKind>(manual_kind_.load(std::memory_order_relaxed));
-  const std::uint64_t moved = manual_recompress_.load(std::memory_order_relaxed) != 0
-                                  ? co_await recompress_sweep(queue, kind, 0, &manual_left_)
-                                  : co_await sweep(queue, kind, 0, &manual_left_, [] { return true; });
+  std::uint64_t moved = 0;
+  if (manual_recompress_.load(std::memory_order_relaxed) != 0) {
+    moved = co_await recompress_sweep(queue, kind, 0, &manual_left_);
+  } else {
+    moved = co_await sweep(queue, kind, 0, &manual_left_, [] { return true; });
+  }
   manual_moved_.fetch_add(moved, std::memory_order_relaxed);
   // Release: this queue's count is in before queue 0 sees it finished.
   manual_pending_.fetch_sub(1, std::memory_order_release);

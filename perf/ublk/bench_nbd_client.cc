@@ -126,7 +126,12 @@ Task<void> our_worker(nbd::Connection* c, const Workload* w, double deadline, ui
   if (w->sequential) offsets.next_seq = seed * 16;
   while (perf::now_seconds() < deadline) {
     const uint64_t at = offsets.next(*w);
-    const int r = w->write ? co_await c->write(at, buffer, false) : co_await c->read(at, buffer);
+    int r = 0;
+    if (w->write) {
+      r = co_await c->write(at, buffer, false);
+    } else {
+      r = co_await c->read(at, buffer);
+    }
     if (r < 0) throw std::runtime_error(std::string("request failed: ") + std::strerror(-r));
     ++*done;
   }
