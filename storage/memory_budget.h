@@ -9,10 +9,13 @@
 namespace coblk::storage {
 
 /// Counts the pages all arenas hold (mem_used_total) and enforces the
-/// limit. It is the only counter shared by all cores, and it is touched only
+/// limit. It is the only counter shared by all cores. Arenas touch it only
 /// when a span is created from new memory or memory is returned to the
-/// system, never per stored page: a span holds many objects (or is one raw
-/// page, when the page is stored raw anyway at memcpy cost).
+/// system, not per stored page: a span holds many objects (or is one raw
+/// page, when the page is stored raw anyway at memcpy cost). The one
+/// per-page user is asynchronous compression: each staged page takes a page
+/// here and its installer gives it back (PageStore::stage), one relaxed
+/// read-modify-write each, the price of never staging past the limit.
 class MemoryBudget {
  public:
   /// `limit_pages` == 0 means no limit.

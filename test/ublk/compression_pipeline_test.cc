@@ -20,6 +20,7 @@
 #include "coblk/ublk/zram_target.h"
 #include "test/require_ok.h"
 #include "test/storage/page_gen.h"
+#include "test/ublk/zram_test_pages.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
@@ -33,12 +34,7 @@ constexpr std::size_t ps = 4096;
 compress::CodecSpec lz4() { return compress::CodecSpec{compress::Algorithm::lz4, 1}; }
 
 Request make_request(std::uint16_t queue, std::uint64_t offset, std::vector<std::byte>& buf) {
-  Request r;
-  r.queue = queue;
-  r.offset = offset;
-  r.length = static_cast<std::uint32_t>(buf.size());
-  r.data = buf.data();
-  return r;
+  return test::zram_request(queue, offset, buf);
 }
 
 std::vector<std::byte> page_of(std::uint64_t seed) {

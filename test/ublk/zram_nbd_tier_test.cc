@@ -25,6 +25,7 @@
 #include "coblk/ublk/zram_target.h"
 #include "test/require_ok.h"
 #include "test/ublk/nbd_fake_server.h"
+#include "test/ublk/zram_test_pages.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 using namespace std::chrono_literals;
@@ -126,15 +127,7 @@ class MemoryServer {
 };
 
 // Incompressible: stored raw, the first pages writeback takes.
-std::vector<std::byte> page_of(std::uint64_t index) {
-  std::vector<std::byte> p(page);
-  std::mt19937_64 rng(index * 7919 + 1);
-  for (std::size_t i = 0; i < p.size(); i += 8) {
-    const std::uint64_t v = rng();
-    std::memcpy(p.data() + i, &v, 8);
-  }
-  return p;
-}
+std::vector<std::byte> page_of(std::uint64_t index) { return test::random_page(index); }
 
 ublk::ZramTargetConfig config(const MemoryServer& server, unsigned queues) {
   ublk::ZramTargetConfig c;
@@ -151,12 +144,7 @@ ublk::ZramTargetConfig config(const MemoryServer& server, unsigned queues) {
 }
 
 Request request(std::uint16_t queue, std::uint64_t index, std::vector<std::byte>& buf) {
-  Request r;
-  r.queue = queue;
-  r.offset = index * page;
-  r.length = static_cast<std::uint32_t>(buf.size());
-  r.data = buf.data();
-  return r;
+  return test::zram_request(queue, index * page, buf);
 }
 
 // Writes every page (page i on queue i % queues, on that queue's core),

@@ -16,6 +16,7 @@
 #include "coblk/ublk/abi.h"
 #include "coblk/ublk/zram_target.h"
 #include "test/require_ok.h"
+#include "test/ublk/zram_test_pages.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
@@ -27,12 +28,7 @@ namespace {
 compress::CodecSpec lz4() { return compress::CodecSpec{compress::Algorithm::lz4, 1}; }
 
 Request make_request(std::uint16_t queue, std::uint64_t offset, std::vector<std::byte>& buf) {
-  Request r;
-  r.queue = queue;
-  r.offset = offset;
-  r.length = static_cast<std::uint32_t>(buf.size());
-  r.data = buf.data();
-  return r;
+  return test::zram_request(queue, offset, buf);
 }
 
 std::vector<std::byte> text_page(unsigned seed) {

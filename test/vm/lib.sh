@@ -229,6 +229,18 @@ vm_ublk_ready() {
   vm_wait_for_path /dev/ublk-control 5
 }
 
+# vm_expect_error PATTERN CMD...: CMD fails (non-zero exit) with exactly
+# one stderr line, which matches grep -i PATTERN.
+vm_expect_error() {
+  local pattern="$1" rc=0 dir="${TMPDIR:-/tmp}"
+  shift
+  "$@" >"$dir/vm-expect.out" 2>"$dir/vm-expect.err" || rc=$?
+  vm_log "$*: exit $rc: $(cat "$dir/vm-expect.err")"
+  [ "$rc" -ne 0 ] || vm_fail "$* succeeded"
+  vm_assert_eq 1 "$(wc -l < "$dir/vm-expect.err")" "stderr lines"
+  grep -qi -e "$pattern" "$dir/vm-expect.err" || vm_fail "the error does not match '$pattern'"
+}
+
 # add_device ID ARGS...: `coblk add -n ID ARGS`, deleted when the case ends.
 add_device() {
   local id="$1" out

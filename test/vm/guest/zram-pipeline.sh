@@ -121,27 +121,17 @@ entropy_routing_sends_random_pages_to_the_tier() {
   rm -f "$t/pipeline-text"
 }
 
-# expect_error PATTERN CMD...: CMD fails with one stderr line matching PATTERN.
-expect_error() {
-  local pattern="$1" rc=0
-  shift
-  "$@" >"$t/pipeline.out" 2>"$t/pipeline.err" || rc=$?
-  vm_log "$*: exit $rc: $(cat "$t/pipeline.err")"
-  [ "$rc" -ne 0 ] || vm_fail "$* succeeded"
-  vm_assert_eq 1 "$(wc -l < "$t/pipeline.err")" "stderr lines"
-  grep -qi -e "$pattern" "$t/pipeline.err" || vm_fail "the error does not match '$pattern'"
-}
 
 bad_options() {
   vm_ublk_ready
   local id=$((base_id + 3)) cpus
   cpus=$(grep -c ^processor /proc/cpuinfo)
-  expect_error "cannot be combined with --recovery" "$COBLK_BIN" add -n "$id" -t zram --size 16M --compress-cores 1 --recovery
-  expect_error "only valid with -t zram" "$COBLK_BIN" add -n "$id" -t ram --size 16M --compress-cores 1
-  expect_error "whole number from 0 to 256" "$COBLK_BIN" add -n "$id" -t zram --size 16M --compress-cores 300
-  expect_error "whole number from 0 to 256" "$COBLK_BIN" add -n "$id" -t zram --size 16M --compress-cores two
-  expect_error "needs --recompress" "$COBLK_BIN" add -n "$id" -t zram --size 16M --entropy-routing
-  expect_error "CPUs available" "$COBLK_BIN" add -n "$id" -t zram --size 16M --compress-cores $((cpus + 1))
+  vm_expect_error "cannot be combined with --recovery" "$COBLK_BIN" add -n "$id" -t zram --size 16M --compress-cores 1 --recovery
+  vm_expect_error "only valid with -t zram" "$COBLK_BIN" add -n "$id" -t ram --size 16M --compress-cores 1
+  vm_expect_error "whole number from 0 to 256" "$COBLK_BIN" add -n "$id" -t zram --size 16M --compress-cores 300
+  vm_expect_error "whole number from 0 to 256" "$COBLK_BIN" add -n "$id" -t zram --size 16M --compress-cores two
+  vm_expect_error "needs --recompress" "$COBLK_BIN" add -n "$id" -t zram --size 16M --entropy-routing
+  vm_expect_error "CPUs available" "$COBLK_BIN" add -n "$id" -t zram --size 16M --compress-cores $((cpus + 1))
   [ ! -e "/sys/class/ublk-char/ublkc$id" ] || vm_fail "a refused add left device $id behind"
 }
 

@@ -232,41 +232,31 @@ recompress_command() {
   vm_assert_eq "0 pages recompressed" "$("$COBLK_BIN" recompress -n "$id")" "a second coblk recompress"
 }
 
-# expect_error PATTERN CMD...: CMD fails with one stderr line matching PATTERN.
-expect_error() {
-  local pattern="$1" rc=0
-  shift
-  "$@" >"$t/tier.out" 2>"$t/tier.err" || rc=$?
-  vm_log "$*: exit $rc: $(cat "$t/tier.err")"
-  [ "$rc" -ne 0 ] || vm_fail "$* succeeded"
-  vm_assert_eq 1 "$(wc -l < "$t/tier.err")" "stderr lines"
-  grep -qi -e "$pattern" "$t/tier.err" || vm_fail "the error does not match '$pattern'"
-}
 
 bad_backing() {
   vm_ublk_ready truncate
   local id=$((base_id + 4)) small
   backing_file 64K
   small=$backing
-  expect_error "does not exist\|no such" "$COBLK_BIN" add -n "$id" -t zram --size 16M --backing "$t/no-such-file"
-  expect_error "neither" "$COBLK_BIN" add -n "$id" -t zram --size 16M --backing "$t"
-  expect_error "at least" "$COBLK_BIN" add -n "$id" -t zram --size 16M --backing "$small"
-  expect_error "only valid with --backing" "$COBLK_BIN" add -n "$id" -t zram --size 16M --writeback-limit 1M
-  expect_error "only valid with -t zram" "$COBLK_BIN" add -n "$id" -t ram --size 16M --backing "$small"
+  vm_expect_error "does not exist\|no such" "$COBLK_BIN" add -n "$id" -t zram --size 16M --backing "$t/no-such-file"
+  vm_expect_error "neither" "$COBLK_BIN" add -n "$id" -t zram --size 16M --backing "$t"
+  vm_expect_error "at least" "$COBLK_BIN" add -n "$id" -t zram --size 16M --backing "$small"
+  vm_expect_error "only valid with --backing" "$COBLK_BIN" add -n "$id" -t zram --size 16M --writeback-limit 1M
+  vm_expect_error "only valid with -t zram" "$COBLK_BIN" add -n "$id" -t ram --size 16M --backing "$small"
   backing_file 1M
-  expect_error "below" "$COBLK_BIN" add -n "$id" -t zram --size 16M --backing "$backing" --writeback-high 50 --writeback-low 60
+  vm_expect_error "below" "$COBLK_BIN" add -n "$id" -t zram --size 16M --backing "$backing" --writeback-high 50 --writeback-low 60
   # A block device in use (here: as another coblk device's tier) is busy.
   new_kernel_zram 16M
   add_device $((base_id + 5)) -t zram --size 16M --backing "$kz"
-  expect_error "busy\|in use" "$COBLK_BIN" add -n "$id" -t zram --size 16M --backing "$kz"
+  vm_expect_error "busy\|in use" "$COBLK_BIN" add -n "$id" -t zram --size 16M --backing "$kz"
   [ ! -e "/sys/class/ublk-char/ublkc$id" ] || vm_fail "a refused add left device $id behind"
   # Commands to a device without a tier, or to no device.
   add_device $((base_id + 6)) -t zram --size 16M
-  expect_error "no backing tier" "$COBLK_BIN" writeback -n $((base_id + 6)) --type idle
-  expect_error "type must be" "$COBLK_BIN" writeback -n $((base_id + 5)) --type cold
-  expect_error "no coblk device" "$COBLK_BIN" idle -n $((base_id + 7))
-  expect_error "no second codec" "$COBLK_BIN" recompress -n $((base_id + 6))
-  expect_error "recompress" "$COBLK_BIN" add -n "$id" -t zram --size 16M --recompress lzo
+  vm_expect_error "no backing tier" "$COBLK_BIN" writeback -n $((base_id + 6)) --type idle
+  vm_expect_error "type must be" "$COBLK_BIN" writeback -n $((base_id + 5)) --type cold
+  vm_expect_error "no coblk device" "$COBLK_BIN" idle -n $((base_id + 7))
+  vm_expect_error "no second codec" "$COBLK_BIN" recompress -n $((base_id + 6))
+  vm_expect_error "recompress" "$COBLK_BIN" add -n "$id" -t zram --size 16M --recompress lzo
 }
 
 vm_case "a zram device with an 8 MiB limit and a backing file holds 3x that: fio verifies, bd_stat shows the writeback and the reads back, and packed compressed text reads back byte for byte" file_tier
