@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <string>
 
 #include "coblk/runtime/io.h"
 #include "coblk/runtime/reactor.h"
@@ -38,10 +39,12 @@ runtime::Task<int> LoopTarget::start_queue(uint16_t) {
   runtime::Reactor* reactor = runtime::Reactor::current();
   const unsigned core = reactor->core();
   if (core < per_core_.size() && per_core_[core]->queues++ == 0) {
+    PerCore& pc = *per_core_[core];
+    pc.fd = reopen_backing();
     // A negative result (no table on this kernel, or a full one) leaves
     // fixed_file at -1: the plain fd works the same, a little slower.
-    const int index = reactor->install_file(fd_);
-    per_core_[core]->fixed_file = index >= 0 ? index : -1;
+    const int index = reactor->install_file(pc.fd >= 0 ? pc.fd : fd_);
+    pc.fixed_file = index >= 0 ? index : -1;
   }
   co_return 0;
 }
@@ -51,19 +54,44 @@ void LoopTarget::stop_queue(uint16_t) {
   const unsigned core = reactor->core();
   if (core >= per_core_.size() || per_core_[core]->queues == 0) return;
   PerCore& pc = *per_core_[core];
-  if (--pc.queues == 0 && pc.fixed_file >= 0) {
-    reactor->remove_file(pc.fixed_file);
-    pc.fixed_file = -1;
+  if (--pc.queues == 0) {
+    if (pc.fixed_file >= 0) {
+      reactor->remove_file(pc.fixed_file);
+      pc.fixed_file = -1;
+    }
+    if (pc.fd >= 0) {
+      ::close(pc.fd);
+      pc.fd = -1;
+    }
   }
+}
+
+int LoopTarget::reopen_backing() const noexcept {
+  // The same file with the same access mode and O_DIRECT, but a new open
+  // file description (dup() would share the old one, and its error
+  // cursor). Not O_EXCL: this process already holds a block device
+  // exclusively through fd_. -1 without /proc: fd_ serves, and the sticky
+  // sync_failed_ flag still fails every later flush after an error.
+  const int flags = ::fcntl(fd_, F_GETFL);
+  if (flags < 0) return -1;
+  const std::string path = "/proc/self/fd/" + std::to_string(fd_);
+  return ::open(path.c_str(), (flags & (O_ACCMODE | O_DIRECT)) | O_CLOEXEC);
 }
 
 LoopTarget::File LoopTarget::file_here() const noexcept {
   const unsigned core = runtime::Reactor::current()->core();
-  if (core < per_core_.size() && per_core_[core]->fixed_file >= 0) return File{per_core_[core]->fixed_file, true};
+  if (core < per_core_.size()) {
+    const PerCore& pc = *per_core_[core];
+    if (pc.fixed_file >= 0) return File{pc.fixed_file, true};
+    if (pc.fd >= 0) return File{pc.fd, false};
+  }
   return File{fd_, false};
 }
 
 LoopTarget::~LoopTarget() {
+  for (const auto& pc : per_core_) {
+    if (pc->fd >= 0) ::close(pc->fd);  // a queue that never stopped
+  }
   if (fd_ >= 0) ::close(fd_);
 }
 

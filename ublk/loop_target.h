@@ -66,7 +66,14 @@ class LoopTarget final : public Target {
   struct alignas(64) PerCore {
     explicit PerCore(LoopTarget* t) noexcept : commit(&LoopTarget::sync_file, t) {}
     GroupCommit commit;
-    int fixed_file = -1;  // index in the core's fixed-file table, or -1: use fd_
+    int fixed_file = -1;  // index in the core's fixed-file table, or -1: use fd
+    // This core's own open file description of the backing file (reopened
+    // through /proc/self/fd), or -1: use fd_. Own, so that fdatasync here
+    // reports every writeback error of the file: the kernel reports an
+    // error once per open file description, and with one shared by all
+    // cores a sync on one core could consume the error another core's
+    // concurrent sync needed, which would then succeed for lost writes.
+    int fd = -1;
     unsigned queues = 0;  // started queues of this core
   };
   // The file as this core's operations name it.
@@ -75,6 +82,8 @@ class LoopTarget final : public Target {
     bool fixed;  // IOSQE_FIXED_FILE
   };
   File file_here() const noexcept;
+  // A new open file description of the backing file, or -1 (see PerCore::fd).
+  int reopen_backing() const noexcept;
 
   LoopTarget(int fd, uint64_t size_bytes, uint32_t block_size, bool group_commit);  // takes over the open file
   // FLUSH, and FUA after the data: through the core's group commit if any.

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
+#include <cstdio>
 #include <cstring>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -217,6 +219,47 @@ BOOST_AUTO_TEST_CASE(a_started_loop_queue_serves_every_request_through_its_fixed
     const int index = reactor->install_file(0);
     if (index > 0) co_return 7;  // slot 0 was the loop file's and must be free
     if (index == 0) reactor->remove_file(index);
+    co_return 0;
+  });
+  BOOST_TEST(ok == 0);
+}
+
+namespace {
+
+// Open file descriptions of this process naming `path` (one per fd here:
+// the test opens each one separately).
+int open_descriptions_of(const std::string& path) {
+  int n = 0;
+  for (int fd = 0; fd < 1024; ++fd) {
+    char link[64], target[4096];
+    std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    const ssize_t len = ::readlink(link, target, sizeof target - 1);
+    if (len > 0 && std::string(target, static_cast<size_t>(len)) == path) ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+// Each core syncs through an open file description of its own: the kernel
+// reports a writeback error once per description, so with a shared one a
+// sync on one core could take the error another core's sync needed.
+BOOST_AUTO_TEST_CASE(a_started_loop_queue_has_an_open_file_of_its_own_until_it_stops) {
+  TempFile file(1 << 20);
+  char real[4096];
+  BOOST_REQUIRE(::realpath(file.path.c_str(), real) != nullptr);
+  const auto owned_loop = test::require_ok(ublk::LoopTarget::create(file.path, 1 << 20, 512, false));
+  ublk::LoopTarget& loop = *owned_loop;
+  BOOST_TEST(open_descriptions_of(real) == 1);
+  const int ok = run_on_runtime([&]() -> Task<int> {
+    if (co_await loop.start_queue(0) != 0) co_return 1;
+    if (open_descriptions_of(real) != 2) co_return 2;
+    auto data = pattern(4096, 5);
+    Request w = make(ublk::abi::IO_OP_WRITE, 0, 4096, data.data());
+    w.flags = ublk::abi::IO_F_FUA;
+    if (co_await loop.write(w) != 4096) co_return 3;
+    loop.stop_queue(0);
+    if (open_descriptions_of(real) != 1) co_return 4;
     co_return 0;
   });
   BOOST_TEST(ok == 0);
