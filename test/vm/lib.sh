@@ -197,6 +197,10 @@ vm_case() {
   if [ "$rc" -ne 0 ] && [ "$rc" -ne $_vm_skip_code ] || [ -e "$flag" ]; then
     echo "--- trace and stderr of the failed case (last 40 lines):"
     tail -n 40 "$trace" | sed 's/^/    /'
+    # Repeated in the run's summary (run-guest-scripts), at the end of the
+    # output, where a log cut short in the middle still shows it.
+    { echo "coblk-vm: $_vm_script: $name: the failed case's last lines:"
+      tail -n 12 "$trace" | sed 's/^/coblk-vm:     /'; } >> "$COBLK_VM_RESULTS.details"
   fi
   rm -f "$trace"
   if [ -e "$flag" ]; then
