@@ -28,9 +28,7 @@ struct ModulesDir {
 };
 
 bool names_modprobe(const std::string& advice) { return advice.find("modprobe ublk_drv") != std::string::npos; }
-bool names_vm_harness(const std::string& advice) {
-  return advice.find("test/vm/run-vm --shell") != std::string::npos;
-}
+bool names_vm_harness(const std::string& advice) { return advice.find("test/vm/run-vm --shell") != std::string::npos; }
 
 }  // namespace
 

@@ -50,20 +50,19 @@ struct Random {
 };
 
 constexpr std::array<std::string_view, 64> kWords = {
-    "the",     "a",       "of",      "and",      "to",      "in",       "is",     "that",     "for",     "it",
-    "with",    "as",      "was",     "on",       "be",      "by",       "this",   "from",     "or",      "which",
-    "memory",  "page",    "device",  "kernel",   "request", "queue",    "server", "data",     "block",   "swap",
-    "written", "read",    "stored",  "returned", "time",    "process",  "file",   "system",   "user",    "value",
-    "before",  "after",   "when",    "while",    "every",   "each",     "other",  "first",    "last",    "small",
-    "large",   "compressed", "free", "used",     "more",    "less",     "than",   "between",  "under",   "over",
-    "new",     "old",     "same",    "next"};
+    "the",      "a",      "of",      "and",   "to",     "in",    "is",    "that",       "for",     "it",     "with",
+    "as",       "was",    "on",      "be",    "by",     "this",  "from",  "or",         "which",   "memory", "page",
+    "device",   "kernel", "request", "queue", "server", "data",  "block", "swap",       "written", "read",   "stored",
+    "returned", "time",   "process", "file",  "system", "user",  "value", "before",     "after",   "when",   "while",
+    "every",    "each",   "other",   "first", "last",   "small", "large", "compressed", "free",    "used",   "more",
+    "less",     "than",   "between", "under", "over",   "new",   "old",   "same",       "next"};
 constexpr std::array<std::string_view, 6> kActions = {"login", "logout", "search", "view", "purchase", "update"};
 constexpr std::array<std::string_view, 4> kLevels = {"INFO", "INFO", "DEBUG", "WARN"};
 constexpr std::array<std::string_view, 8> kComponents = {"http", "db-pool", "cache", "scheduler",
                                                          "auth", "worker",  "queue", "storage"};
-constexpr std::array<std::string_view, 8> kMessages = {
-    "request served",  "connection reused", "entry evicted", "job finished",
-    "token refreshed", "batch flushed",     "retry scheduled", "checkpoint written"};
+constexpr std::array<std::string_view, 8> kMessages = {"request served",  "connection reused", "entry evicted",
+                                                       "job finished",    "token refreshed",   "batch flushed",
+                                                       "retry scheduled", "checkpoint written"};
 
 // Lines of text, a third each: log lines (timestamp, level, component,
 // message, key=value fields), JSON records, and prose from the word list. Made once;
@@ -89,13 +88,13 @@ class LinePool {
       } else if (kind == 1) {
         clock_ms += 1 + rng.below(40);
         const std::uint64_t s = clock_ms / 1000;
-        n = std::snprintf(line, sizeof(line), "2026-11-30 %02u:%02u:%02u.%03u %s [%s] %s id=%u user=u%03u took=%u.%ums\n",
-                          static_cast<unsigned>(s / 3600 % 24), static_cast<unsigned>(s / 60 % 60),
-                          static_cast<unsigned>(s % 60), static_cast<unsigned>(clock_ms % 1000),
-                          kLevels[rng.below(kLevels.size())].data(), kComponents[rng.below(kComponents.size())].data(),
-                          kMessages[rng.below(kMessages.size())].data(), static_cast<unsigned>(rng.below(100000)),
-                          static_cast<unsigned>(rng.below(200)), static_cast<unsigned>(rng.below(50)),
-                          static_cast<unsigned>(rng.below(10)));
+        n = std::snprintf(
+            line, sizeof(line), "2026-11-30 %02u:%02u:%02u.%03u %s [%s] %s id=%u user=u%03u took=%u.%ums\n",
+            static_cast<unsigned>(s / 3600 % 24), static_cast<unsigned>(s / 60 % 60), static_cast<unsigned>(s % 60),
+            static_cast<unsigned>(clock_ms % 1000), kLevels[rng.below(kLevels.size())].data(),
+            kComponents[rng.below(kComponents.size())].data(), kMessages[rng.below(kMessages.size())].data(),
+            static_cast<unsigned>(rng.below(100000)), static_cast<unsigned>(rng.below(200)),
+            static_cast<unsigned>(rng.below(50)), static_cast<unsigned>(rng.below(10)));
       } else {
         const std::size_t words = 6 + rng.below(10);
         for (std::size_t w = 0; w < words && n < 200; ++w) {
@@ -117,8 +116,7 @@ class LinePool {
   void fill(char* out, char* end, Random& rng) const {
     while (out < end) {
       const std::size_t i = rng.below(kLines);
-      const std::size_t take =
-          std::min(starts_[i + 1] - starts_[i], static_cast<std::size_t>(end - out));
+      const std::size_t take = std::min(starts_[i + 1] - starts_[i], static_cast<std::size_t>(end - out));
       std::memcpy(out, text_.data() + starts_[i], take);
       out += take;
     }
