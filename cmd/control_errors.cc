@@ -3,8 +3,28 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string_view>
+
+#include <sys/utsname.h>
 
 namespace coblk::cmd {
+
+std::string ublk_driver_advice(const std::string& modules_dir) {
+  std::ifstream dep(modules_dir + "/modules.dep");
+  std::string line;
+  while (std::getline(dep, line)) {
+    // A line is "path/to/module.ko[.xz|.zst]: dependencies".
+    const std::string_view module = std::string_view(line).substr(0, line.find(':'));
+    const std::size_t slash = module.rfind('/');
+    if (module.substr(slash == std::string_view::npos ? 0 : slash + 1).starts_with("ublk_drv.ko")) {
+      return "load it with 'modprobe ublk_drv' as root";
+    }
+  }
+  return "this kernel has no ublk_drv module to load (none in " + modules_dir +
+         "/modules.dep): use a kernel with ublk (CONFIG_BLK_DEV_UBLK), or the project's VM harness: "
+         "test/vm/run-vm --shell (docs/vm-harness.md)";
+}
 
 bool open_control(ublk::ControlDevice& control, std::string& error) {
   const char* path = std::getenv("COBLK_CONTROL_PATH");
@@ -13,9 +33,12 @@ bool open_control(ublk::ControlDevice& control, std::string& error) {
   if (err == 0) return true;
   const std::string p = path;
   switch (-err) {
-    case ENOENT:
-      error = p + " does not exist: the ublk driver is not loaded (load it with 'modprobe ublk_drv' as root)";
+    case ENOENT: {
+      utsname uts{};
+      const std::string release = ::uname(&uts) == 0 ? uts.release : "";
+      error = p + " does not exist: the ublk driver is not loaded; " + ublk_driver_advice("/lib/modules/" + release);
       break;
+    }
     case EACCES:
     case EPERM:
       error = "permission denied opening " + p +

@@ -8,9 +8,18 @@
 
 namespace coblk::cmd {
 
+/// What to do when /dev/ublk-control is missing, as the end of one line.
+/// When the modules of the running kernel (`modules_dir`, e.g.
+/// /lib/modules/RELEASE) list ublk_drv in modules.dep, loading it with
+/// modprobe is the answer; otherwise modprobe would fail too (a kernel
+/// built without ublk, a container, the VM harness's guest, which has no
+/// module database), and the answer is a kernel with ublk or the project's
+/// VM harness.
+std::string ublk_driver_advice(const std::string& modules_dir);
+
 /// Opens /dev/ublk-control (or $COBLK_CONTROL_PATH, for tests). On failure
 /// returns false and sets `error` to one line that says what to do: load the
-/// module, run as root, ...
+/// module (ublk_driver_advice for the running kernel), run as root, ...
 bool open_control(ublk::ControlDevice& control, std::string& error);
 
 /// One line explaining why control command `what` failed on device `dev_id`

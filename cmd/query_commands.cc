@@ -333,9 +333,10 @@ int run_stats(const std::vector<std::string>& args) {
       rows.push_back({name, human_size(r.size_bytes), "-", "-", r.compression, "-", "-", "-", "-", "-", "-", "-"});
       continue;
     }
-    // Nothing stored: no ratio to speak of.
+    // Nothing stored (no data, or no memory held for it): no ratio to speak
+    // of. Data gone while the allocator still holds a page would be 0.00.
     char ratio[32] = "-";
-    if (s->mm.mem_used_total != 0)
+    if (s->mm.orig_data_size != 0 && s->mm.mem_used_total != 0)
       std::snprintf(ratio, sizeof(ratio), "%.2f", static_cast<double>(s->mm.orig_data_size) / s->mm.mem_used_total);
     any_tier = any_tier || s->tier_state != ublk::TierState::none;
     rows.push_back({name, human_size(s->disksize), human_size(s->mm.orig_data_size), human_size(s->mm.compr_data_size),

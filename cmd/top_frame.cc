@@ -87,7 +87,7 @@ std::string zram_line(const ublk::ZramStats& z) {
   std::string line = "  zram " + z.algorithm + ": ratio ";
   // Nothing stored: no ratio to speak of (as `coblk stats`).
   line +=
-      z.mm.mem_used_total == 0
+      z.mm.orig_data_size == 0 || z.mm.mem_used_total == 0
           ? std::string("-")
           : printf_text("%.2f", static_cast<double>(z.mm.orig_data_size) / static_cast<double>(z.mm.mem_used_total));
   line += "  data " + format_bytes(z.mm.orig_data_size) + "  mem " + format_bytes(z.mm.mem_used_total) + " / " +

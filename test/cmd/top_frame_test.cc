@@ -219,5 +219,10 @@ BOOST_AUTO_TEST_CASE(a_zram_device_shows_its_ratio_memory_and_tier) {
   const auto empty = cmd::render_top_frame(nullptr, cmd::TopSnapshot{0, {d}}, {}, "t");
   BOOST_TEST(contains(empty, "ratio -"));
   BOOST_TEST(contains(empty, "no limit"));
+  // Everything discarded while the allocator still holds a page: no data,
+  // so no ratio either (not 0.00).
+  d.zram->mm.mem_used_total = 4096;
+  const auto freed = cmd::render_top_frame(nullptr, cmd::TopSnapshot{0, {d}}, {}, "t");
+  BOOST_TEST(contains(freed, "ratio -"));
 }
 #endif
