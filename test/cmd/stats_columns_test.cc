@@ -50,6 +50,7 @@ StatsFigures with_tier(StatsFigures d) {
 
 std::vector<std::string> names(const std::vector<StatsColumn>& columns) {
   std::vector<std::string> out;
+  out.reserve(columns.size());
   for (const StatsColumn c : columns) out.emplace_back(cmd::stats_columns()[static_cast<unsigned>(c)].name);
   return out;
 }
