@@ -6,7 +6,7 @@
 # option's value completes to follows from its help line:
 #   value FILE or PATH   file names (-f, --backing)
 #   value DIR            directory names (--config-dir)
-#   value ID             the ids of the ublk devices that exist (-n)
+#   value ID             the ids of the ublk devices that exist (-n; not for add)
 #   value COLUMNS        the column names the help lists, comma-separated (stats -o)
 #   "a | b | c" or "a|b|c" in the help
 #                        those words, less placeholders in capitals (-t, --algorithm,
@@ -99,6 +99,8 @@ _coblk_values() {
       return
       ;;
     ID)
+      # `add -n` names a new device: the existing ids are the wrong answers.
+      [[ "$command" == add ]] && return
       mapfile -t COMPREPLY < <(compgen -W "$(_coblk_device_ids)" -- "$cur")
       return
       ;;
