@@ -129,8 +129,8 @@ _coblk_values() {
   choices=$(_coblk_choices "$text")
   if [[ -z "$choices" ]]; then
     # Another option with a value of the same name may list them.
-    local other_names other_value other_help
-    while IFS=$'\x1f' read -r other_names other_value other_help; do
+    local other_value other_help
+    while IFS=$'\x1f' read -r _ other_value other_help; do
       if [[ "$other_value" == "$kind" ]]; then
         choices=$(_coblk_choices "$other_help")
         [[ -n "$choices" ]] && break
@@ -146,6 +146,8 @@ _coblk() {
   local prev=""
   ((cword > 0)) && prev=${COMP_WORDS[cword - 1]}
   COMPREPLY=()
+  # The word is as typed: bash has not expanded a leading ~/ in it.
+  # shellcheck disable=SC2088 # the literal "~/" is what is matched
   [[ "$bin" == "~/"* ]] && bin=$HOME/${bin#"~/"}
   command -v "$bin" >/dev/null 2>&1 || return 0
 
