@@ -17,6 +17,10 @@ build_packages=(
   libnbd-dev
   # sd_notify, for coblk@.service (Type=notify; docs/cli.md, coblk up).
   libsystemd-dev
+  # coblk(8) is generated from coblk --help (cmd/man/make-man-page); its
+  # test renders it with groff and man. bash-completion tells where the
+  # completion (cmd/completion) goes.
+  help2man groff-base man-db bash-completion
 )
 # `coblk metrics`' test (test/cmd/metrics_exporter_test.cc) checks the
 # exposition with promtool, which comes with Debian's prometheus package

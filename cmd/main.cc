@@ -22,7 +22,7 @@ constexpr Command kCommands[] = {
     {"list", coblk::cmd::run_list, "list devices: list [-n ID]"},
     {"features", coblk::cmd::run_features, "print the kernel's ublk features"},
     {"recover", coblk::cmd::run_recover, "restart the server of a device whose server died: recover -n ID"},
-    {"stats", coblk::cmd::run_stats, "zram statistics: stats [-n ID] [--json]"},
+    {"stats", coblk::cmd::run_stats, "zram statistics, zramctl's columns: stats [-n ID] [-o COLUMNS] [--json]"},
     {"writeback", coblk::cmd::run_writeback, "write zram pages to the backing tier: writeback -n ID --type T"},
     {"idle", coblk::cmd::run_idle, "mark zram pages idle: idle -n ID [--age S]"},
     {"recompress", coblk::cmd::run_recompress, "recompress zram pages: recompress -n ID [--type T]"},

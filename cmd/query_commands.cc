@@ -1,4 +1,4 @@
-// coblk list, coblk features, coblk stats: commands that only look.
+// coblk list, coblk features, coblk stats: commands that only look (stats' columns: cmd/stats_columns.h).
 #include <dirent.h>
 
 #include <algorithm>
@@ -12,12 +12,14 @@
 #include <iostream>
 #include <sstream>
 
+#include "coblk/cmd/add_options.h"
 #include "coblk/cmd/commands.h"
 #include "coblk/cmd/control_errors.h"
 #include "coblk/cmd/device_ops.h"
 #include "coblk/cmd/device_record.h"
 #include "coblk/cmd/keeper.h"
 #include "coblk/cmd/size_parse.h"
+#include "coblk/cmd/stats_columns.h"
 #include "coblk/ublk/control.h"
 #include "coblk/ublk/features.h"
 #if COBLK_HAVE_ZRAM
@@ -30,42 +32,6 @@ namespace coblk::cmd {
 namespace {
 
 using Table = std::vector<std::vector<std::string>>;
-
-// Prints rows (the first is the header) as left-aligned columns, two spaces
-// apart, as zramctl and ublksrv's list do.
-void print_table(const Table& rows) {
-  std::vector<size_t> width;
-  for (const auto& r : rows) {
-    width.resize(std::max(width.size(), r.size()));
-    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
-  }
-  for (const auto& r : rows) {
-    for (size_t i = 0; i < r.size(); ++i) {
-      std::cout << std::left << std::setw(static_cast<int>(i + 1 < r.size() ? width[i] + 2 : 0)) << r[i];
-    }
-    std::cout << '\n';
-  }
-}
-
-// A byte count the way zramctl shows it: 0, 4K, 1.5M, 512M.
-std::string human_size(uint64_t bytes) {
-  static const char units[] = "BKMGTPE";
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 6) {
-    v /= 1024;
-    ++u;
-  }
-  char out[32];
-  if (u == 0) {
-    std::snprintf(out, sizeof(out), "%lluB", static_cast<unsigned long long>(bytes));
-  } else if (v == static_cast<double>(static_cast<uint64_t>(v))) {
-    std::snprintf(out, sizeof(out), "%.0f%c", v, units[u]);
-  } else {
-    std::snprintf(out, sizeof(out), "%.1f%c", v, units[u]);
-  }
-  return out;
-}
 
 // Zram devices according to the run directory's records, sorted by id.
 std::vector<DeviceRecord> zram_records() {
@@ -123,6 +89,49 @@ void add_stats_fields(uint32_t dev_id, boost::json::object& out) {
   (void)dev_id;
   (void)out;
 #endif
+}
+
+// What `coblk stats` shows of the zram device `record`: its record, the
+// figures its server publishes (if it does) and the mount table.
+StatsFigures stats_figures(const DeviceRecord& record) {
+  StatsFigures d;
+  d.dev_id = record.dev_id;
+  d.name = ublk::block_device_path(record.dev_id);
+  d.algorithm = record.compression;
+  d.disksize = record.size_bytes;
+  // Each queue's core compresses its own writes, unless --compress-cores
+  // gave the work to that many cores (parsed as `coblk recover` would).
+  d.streams = record.queues;
+  if (const AddParse parsed = parse_add_options(record.args); parsed.error.empty() && !parsed.help) {
+    if (parsed.options.compress_cores != 0) d.streams = parsed.options.compress_cores;
+  }
+  d.mountpoint = find_mountpoint(d.name);
+#if COBLK_HAVE_ZRAM
+  const auto s = ublk::read_zram_stats(stats_path(record.dev_id));
+  if (!s) return d;
+  d.published = true;
+  d.algorithm = s->algorithm;
+  d.disksize = s->disksize;
+  d.orig_data_size = s->mm.orig_data_size;
+  d.compr_data_size = s->mm.compr_data_size;
+  d.mem_used_total = s->mm.mem_used_total;
+  d.mem_limit = s->mm.mem_limit;
+  d.mem_used_max = s->mm.mem_used_max;
+  d.same_pages = s->mm.same_pages;
+  d.pages_compacted = s->mm.pages_compacted;
+  d.huge_pages = s->mm.huge_pages;
+  d.staged_pages = s->mm.staged_pages;
+  d.notify_free = s->io.notify_free;
+  d.failed_reads = s->io.failed_reads;
+  d.failed_writes = s->io.failed_writes;
+  d.has_tier = s->tier_state != ublk::TierState::none;
+  d.tier_state = ublk::tier_state_name(s->tier_state);
+  d.backing_bytes = s->tier.backing_blocks * 4096;
+  d.written_back = s->bd.bd_count * 4096;  // bd_stat counts the tier's 4 KiB blocks
+  d.bd_reads = s->bd.bd_reads;
+  d.bd_writes = s->bd.bd_writes;
+#endif
+  return d;
 }
 
 // A warning's short form for the WARN column: its words before the first
@@ -240,7 +249,7 @@ int run_list(const std::vector<std::string>& args) {
     std::cout << "no ublk devices\n";
     return kExitOk;
   }
-  print_table(rows);
+  std::cout << format_columns(rows, false);
   if (vm.count("verbose")) {
     for (const std::string& line : verbose_lines) std::cout << line << '\n';
   }
@@ -278,12 +287,36 @@ int run_features(const std::vector<std::string>& args) {
 
 int run_stats(const std::vector<std::string>& args) {
   po::options_description desc(
-      "Usage: coblk stats [-n ID] [--json]\nPrints the statistics zram devices publish.\nOptions");
+      "Usage: coblk stats [-n ID] [--json | [-o COLUMNS | --output-all] [--raw] [--bytes] [--noheadings]]\n"
+      "Prints the statistics zram devices publish, with zramctl's columns and output options.\nOptions");
   desc.add_options()("help,h", "show this help")("number,n", po::value<std::string>()->value_name("ID"),
-                                                 "only device ID")("json", "one JSON object per device and line");
+                                                 "only device ID")("json", "one JSON object per device and line")(
+      "output,o", po::value<std::string>()->value_name("COLUMNS"),
+      "the columns to print, comma-separated (+COLUMNS: added to the default ones)")(
+      "output-all", "print every column")("raw", "no alignment: cells one space apart, spaces in them escaped")(
+      "bytes,b", "sizes in bytes, not in human units")("noheadings", "no heading line");
   po::variables_map vm;
-  if (auto done = parse_command_line("stats", args, desc, vm)) return *done;
+  if (auto done = parse_command_line("stats", args, desc, vm)) {
+    if (*done == kExitOk) std::cout << stats_columns_help();  // after the options, as zramctl lists them
+    return *done;
+  }
   const bool json = vm.count("json") != 0;
+  if (vm.count("output") && vm.count("output-all"))
+    return report_error("stats", "-o and --output-all are mutually exclusive", kExitUsage);
+  if (json) {
+    for (const char* table_only : {"output", "output-all", "raw", "bytes", "noheadings"}) {
+      if (vm.count(table_only))
+        return report_error("stats", std::string("--") + table_only + " is a table option, not valid with --json",
+                            kExitUsage);
+    }
+  }
+  // Checked before any device is read: a bad list is a usage error even on
+  // a host with no device.
+  Result<std::vector<StatsColumn>> chosen = std::vector<StatsColumn>{};
+  if (vm.count("output")) {
+    chosen = parse_stats_columns(vm["output"].as<std::string>(), {});
+    if (!chosen) return report_error("stats", chosen.error().message(), kExitUsage);
+  }
   if (Result<void> dir = check_run_directory(false); !dir && dir.error().code() != ENOENT)
     return report_error("stats", dir.error().message());
 
@@ -301,8 +334,10 @@ int run_stats(const std::vector<std::string>& args) {
   } else {
     records = zram_records();
   }
+  const StatsFormat format{vm.count("raw") != 0, vm.count("bytes") != 0, vm.count("noheadings") == 0};
   if (records.empty()) {
-    if (!json) std::cout << "no zram devices\n";
+    // Nothing at all for scripts (zramctl prints nothing either).
+    if (!json && !format.raw && format.headings) std::cout << "no zram devices\n";
     return kExitOk;
   }
   if (json) {
@@ -317,42 +352,19 @@ int run_stats(const std::vector<std::string>& args) {
     }
     return kExitOk;
   }
-  // zramctl's columns and meanings: DATA orig_data_size, COMPR
-  // compr_data_size, ZERO-PAGES same_pages, TOTAL mem_used_total, MEM-USED
-  // mem_used_max (the peak), COMP-RATIO DATA/TOTAL.
-  // With a backing tier: WRITTEN-BACK (bd_count blocks x 4 KiB on the
-  // tier) and TIER (its state); columns shown only when a device has one.
-  Table rows{
-      {"NAME", "DISKSIZE", "DATA", "COMPR", "ALGORITHM", "ZERO-PAGES", "TOTAL", "MEM-LIMIT", "MEM-USED", "COMP-RATIO"}};
-#if COBLK_HAVE_ZRAM
-  bool any_tier = false;
-  for (const auto& r : records) {
-    const std::string name = ublk::block_device_path(r.dev_id);
-    const auto s = ublk::read_zram_stats(stats_path(r.dev_id));
-    if (!s) {
-      rows.push_back({name, human_size(r.size_bytes), "-", "-", r.compression, "-", "-", "-", "-", "-", "-", "-"});
-      continue;
-    }
-    // Nothing stored (no data, or no memory held for it): no ratio to speak
-    // of. Data gone while the allocator still holds a page would be 0.00.
-    char ratio[32] = "-";
-    if (s->mm.orig_data_size != 0 && s->mm.mem_used_total != 0)
-      std::snprintf(ratio, sizeof(ratio), "%.2f", static_cast<double>(s->mm.orig_data_size) / s->mm.mem_used_total);
-    any_tier = any_tier || s->tier_state != ublk::TierState::none;
-    rows.push_back({name, human_size(s->disksize), human_size(s->mm.orig_data_size), human_size(s->mm.compr_data_size),
-                    s->algorithm, std::to_string(s->mm.same_pages), human_size(s->mm.mem_used_total),
-                    human_size(s->mm.mem_limit), human_size(s->mm.mem_used_max), ratio,
-                    s->tier_state == ublk::TierState::none ? "-" : human_size(s->bd.bd_count * 4096),
-                    ublk::tier_state_name(s->tier_state)});
+  std::vector<StatsFigures> devices;
+  devices.reserve(records.size());
+  for (const auto& r : records) devices.push_back(stats_figures(r));
+  std::vector<StatsColumn> columns = default_stats_columns(devices);
+  if (vm.count("output-all")) {
+    columns.clear();
+    for (const StatsColumnInfo& c : stats_columns()) columns.push_back(c.column);
+  } else if (vm.count("output")) {
+    // "+LIST" adds to the defaults, which depend on the devices (a tier's columns).
+    chosen = parse_stats_columns(vm["output"].as<std::string>(), columns);
+    columns = *chosen;
   }
-  if (any_tier) {
-    rows[0].push_back("WRITTEN-BACK");
-    rows[0].push_back("TIER");
-  } else {
-    for (auto& row : rows) row.resize(rows[0].size());
-  }
-#endif
-  print_table(rows);
+  std::cout << render_stats(columns, devices, format);
   return kExitOk;
 }
 

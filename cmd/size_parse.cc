@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cctype>
+#include <cstdio>
 
 namespace coblk::cmd {
 namespace {
@@ -65,6 +66,24 @@ std::string format_size(uint64_t bytes) {
   std::string out = std::to_string(bytes);
   if (unit != 0) out += kSuffixes[unit - 1];
   return out;
+}
+
+std::string format_bytes(uint64_t bytes) {
+  static constexpr char kUnits[] = "BKMGTPE";
+  auto v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 6) {
+    v /= 1024;
+    ++u;
+  }
+  if (u == 0) return std::to_string(bytes) + "B";
+  char text[32];
+  if (v == static_cast<double>(static_cast<uint64_t>(v))) {
+    std::snprintf(text, sizeof(text), "%.0f%c", v, kUnits[u]);  // whole: "4K", not "4.0K", as zramctl
+  } else {
+    std::snprintf(text, sizeof(text), "%.1f%c", v, kUnits[u]);
+  }
+  return text;
 }
 
 }  // namespace coblk::cmd

@@ -1,4 +1,4 @@
-// cmd/size_parse.h - byte sizes as users write them on the command line ("8G", "512K", "4096").
+// cmd/size_parse.h - byte sizes as users type them ("8G", "512K", "4096") and as tables show them ("1.5M").
 #pragma once
 
 #include <cstdint>
@@ -25,5 +25,12 @@ ParsedSize parse_size(std::string_view text);
 /// 8589934592 -> "8G", 1536 -> "1536" (never a rounded "1.5K"), 0 -> "0".
 /// parse_size(format_size(n)).bytes == n for every n.
 std::string format_size(uint64_t bytes);
+
+/// Renders a size for people, rounded as zramctl shows it: the largest
+/// binary unit under which it is at least 1, with one decimal unless it is
+/// whole: 0 -> "0B", 4096 -> "4K", 1572864 -> "1.5M", 536870912 -> "512M".
+/// For tables (`coblk stats`, `coblk top`); format_size when the text must
+/// read back exactly.
+std::string format_bytes(uint64_t bytes);
 
 }  // namespace coblk::cmd

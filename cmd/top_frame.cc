@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <map>
 
+#include "coblk/cmd/size_parse.h"
 #include "coblk/runtime/latency_histogram.h"
 
 namespace coblk::cmd {
@@ -140,20 +141,6 @@ std::string format_latency(std::uint64_t ns) {
   if (ns < 1000000) return printf_text(v < 1e4 ? "%.2fus" : v < 1e5 ? "%.1fus" : "%.0fus", v / 1e3);
   if (ns < 1000000000) return printf_text(v < 1e7 ? "%.2fms" : v < 1e8 ? "%.1fms" : "%.0fms", v / 1e6);
   return printf_text("%.2fs", v / 1e9);
-}
-
-std::string format_bytes(std::uint64_t bytes) {
-  static const char units[] = "BKMGTPE";
-  auto v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 6) {
-    v /= 1024;
-    ++u;
-  }
-  if (u == 0) return std::to_string(bytes) + "B";
-  const std::string unit(1, units[u]);
-  if (v == static_cast<double>(static_cast<std::uint64_t>(v))) return printf_text("%.0f", v) + unit;
-  return printf_text("%.1f", v) + unit;
 }
 
 std::vector<std::string> render_top_frame(const TopSnapshot* before, const TopSnapshot& now, const TopLayout& layout,

@@ -45,8 +45,6 @@ std::optional<QueueRates> rates_between(const ublk::QueueSnapshot& before, const
 std::string format_rate(double per_second);
 /// A duration in nanoseconds with its unit: "850ns", "12.5us", "1.20ms", "3.40s".
 std::string format_latency(std::uint64_t ns);
-/// A byte count the way zramctl shows it: "0B", "4K", "1.5M", "512M".
-std::string format_bytes(std::uint64_t bytes);
 
 /// The terminal a frame is fitted to.
 struct TopLayout {

@@ -264,7 +264,61 @@ BOOST_AUTO_TEST_CASE(stats_json_is_one_valid_object_per_device_with_kernel_zram_
   coblk::cmd::remove_record(5);
   ::rmdir(run_dir.c_str());
 }
+
+BOOST_AUTO_TEST_CASE(stats_prints_the_columns_asked_for_raw_in_bytes_without_headings) {
+  // As above: a record and the figures the server's own writer publishes.
+  const std::string run_dir = "/tmp/coblk-test-run-" + std::to_string(::getpid());
+  ::setenv("COBLK_RUN_DIR", run_dir.c_str(), 1);
+  coblk::cmd::DeviceRecord r;
+  r.dev_id = 6;
+  r.target = "zram";
+  r.queues = 2;
+  r.size_bytes = 64 << 20;
+  r.compression = "zstd";
+  BOOST_REQUIRE(coblk::cmd::save_record(r).ok());
+  auto publisher = coblk::ublk::ZramStatsPublisher::create(coblk::cmd::stats_path(6));
+  BOOST_REQUIRE(publisher.ok());
+  coblk::ublk::ZramStats z;
+  z.disksize = 64 << 20;
+  z.mm.orig_data_size = 12288;
+  z.mm.mem_used_total = 4096;
+  z.tier_state = coblk::ublk::TierState::failed;
+  z.algorithm = "zstd";
+  (*publisher)->publish(z);
+
+  const Outcome o =
+      run("stats -o NAME,DISKSIZE,DATA,total,ALGORITHM,COMP-RATIO,STREAMS,TIER,ID --raw --bytes --noheadings");
+  BOOST_TEST(o.status == 0);
+  BOOST_TEST(o.err.empty(), o.err);
+  BOOST_TEST(o.out == "/dev/ublkb6 67108864 12288 4096 zstd 3.00 2 failed 6\n");
+  // The default table: zramctl's heading, and the tier's columns since the device has a tier.
+  const Outcome table = run("stats -n 6");
+  BOOST_TEST(table.status == 0);
+  BOOST_TEST(table.out.find("NAME         DISKSIZE  DATA  COMPR  ALGORITHM  ZERO-PAGES  TOTAL  MEM-LIMIT  MEM-USED  "
+                            "COMP-RATIO  WRITTEN-BACK  TIER\n/dev/ublkb6  64M       12K   0B     zstd") == 0U,
+             table.out);
+  publisher->reset();
+  coblk::cmd::remove_record(6);
+  ::rmdir(run_dir.c_str());
+}
 #endif
+
+BOOST_AUTO_TEST_CASE(stats_table_options_refuse_bad_input_in_one_line_with_status_two) {
+  expect_one_line_error(run("stats -o NAME,BOGUS"), "unknown column 'BOGUS' (valid: NAME, DISKSIZE,", 2);
+  expect_one_line_error(run("stats -o ''"), "empty column name", 2);
+  expect_one_line_error(run("stats -o NAME,,DATA"), "empty column name in 'NAME,,DATA'", 2);
+  expect_one_line_error(run("stats -o NAME --output-all"), "mutually exclusive", 2);
+  expect_one_line_error(run("stats --json --bytes"), "--bytes is a table option, not valid with --json", 2);
+  expect_one_line_error(run("stats -o"), "stats --help", 2);
+}
+
+BOOST_AUTO_TEST_CASE(stats_for_scripts_prints_nothing_without_zram_devices) {
+  for (const char* args : {"stats --raw", "stats --noheadings", "stats -o NAME --raw --noheadings"}) {
+    const Outcome o = run(args);
+    BOOST_TEST(o.status == 0, args);
+    BOOST_TEST(o.out.empty(), args << ": " << o.out);
+  }
+}
 
 // --- coblk metrics: bad input is one line and a non-zero status; good
 // input serves until SIGTERM.

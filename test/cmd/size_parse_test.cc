@@ -65,3 +65,12 @@ BOOST_AUTO_TEST_CASE(formatting_uses_the_largest_exact_unit_and_parses_back) {
     BOOST_TEST(parse_size(format_size(n)).bytes == n);
   }
 }
+
+BOOST_AUTO_TEST_CASE(format_bytes_rounds_for_tables_as_zramctl_does) {
+  BOOST_TEST(cmd::format_bytes(0) == "0B");
+  BOOST_TEST(cmd::format_bytes(1023) == "1023B");
+  BOOST_TEST(cmd::format_bytes(4096) == "4K");
+  BOOST_TEST(cmd::format_bytes(1536 * 1024) == "1.5M");
+  BOOST_TEST(cmd::format_bytes(512ULL << 20) == "512M");
+  BOOST_TEST(cmd::format_bytes(UINT64_MAX) == "16E");
+}

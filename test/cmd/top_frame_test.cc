@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "coblk/cmd/size_parse.h"
 #include "coblk/cmd/top_frame.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
