@@ -13,12 +13,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <deque>
-#include <map>
 #include <utility>
 
 #include "coblk/cmd/commands.h"
-#include "coblk/runtime/latency_histogram.h"
+#include "coblk/cmd/metric_families.h"
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
@@ -129,28 +127,6 @@ std::vector<DeviceMetrics> collect_device_metrics() {
 
 namespace {
 
-using Buckets = runtime::LatencyBuckets;
-
-// The histogram's exported upper bounds: every power of two from 2^10 ns
-// (1.02 us) to 2^35 ns (34.4 s). Each is the lower edge of a log-linear
-// bucket, so the cumulative counts are exact: a bound's count is the
-// samples below it.
-constexpr unsigned kFirstBound = 10;
-constexpr unsigned kLastBound = 35;
-static_assert(kLastBound < Buckets::max_bits);
-
-// Nanoseconds as seconds, exactly, in decimal: 1024 -> "0.000001024".
-std::string seconds_text(std::uint64_t ns) {
-  std::string out = std::to_string(ns / 1000000000);
-  std::uint64_t fraction = ns % 1000000000;
-  if (fraction == 0) return out;
-  char digits[16];
-  std::snprintf(digits, sizeof(digits), "%09llu", static_cast<unsigned long long>(fraction));
-  std::string f = digits;
-  f.erase(f.find_last_not_of('0') + 1);
-  return out + "." + f;
-}
-
 std::string escape_label(const std::string& v) {
   std::string out;
   for (const char c : v) {
@@ -166,191 +142,42 @@ std::string escape_label(const std::string& v) {
   return out;
 }
 
-// One metric family: its HELP and TYPE lines, then every sample of it (the
-// text format wants a family's samples together).
-struct Family {
-  std::string name;
-  std::string help;
-  std::string type;
-  std::string samples;
-
-  void add(const std::string& labels, const std::string& value, const char* suffix = "") {
-    samples += name + suffix + "{" + labels + "} " + value + "\n";
-  }
-  void add(const std::string& labels, std::uint64_t value, const char* suffix = "") {
-    add(labels, std::to_string(value), suffix);
-  }
-};
-
-class Exposition {
- public:
-  Family& family(const std::string& name, const std::string& type, const std::string& help) {
-    auto [it, fresh] = index_.try_emplace(name, families_.size());
-    if (fresh) families_.push_back(Family{name, help, type, {}});
-    return families_[it->second];
-  }
-  std::string text() const {
-    std::string out;
-    for (const Family& f : families_) {
-      if (f.samples.empty()) continue;
-      out += "# HELP " + f.name + " " + f.help + "\n# TYPE " + f.name + " " + f.type + "\n" + f.samples;
-    }
-    return out;
-  }
-
- private:
-  std::deque<Family> families_;  // family() hands out references: no reallocation
-  std::map<std::string, size_t> index_;
-};
+// {name="value",...}, or nothing for a series without labels (the format
+// allows "name{} value", but the usual spelling has no braces).
+std::string label_text(const MetricSample& s, const std::string& extra = "") {
+  std::string out;
+  for (const auto& [name, value] : s.labels)
+    out += (out.empty() ? "" : ",") + name + "=\"" + escape_label(value) + "\"";
+  if (!extra.empty()) out += (out.empty() ? "" : ",") + extra;
+  return out.empty() ? out : "{" + out + "}";
+}
 
 std::string device_name(uint32_t id) { return "ublkb" + std::to_string(id); }
-
-void render_io(Exposition& x, const std::string& device, const ublk::IoMetricsSnapshot& io) {
-  Family& requests = x.family("coblk_io_requests_total", "counter",
-                              "Requests completed by the device's server, failed ones included.");
-  Family& bytes = x.family("coblk_io_bytes_total", "counter",
-                           "Bytes of the requests completed without error (a discard or write_zeroes counts its "
-                           "range; a flush none).");
-  Family& errors = x.family("coblk_io_errors_total", "counter", "Requests completed with an error.");
-  Family& latency = x.family("coblk_io_latency_seconds", "histogram",
-                             "Server-side service time of a request: from the moment its queue takes it to the "
-                             "moment the result is committed to the kernel.");
-  Family& updated = x.family("coblk_metrics_last_publish_timestamp_seconds", "gauge",
-                             "When the queue's core last published its figures (every second while it serves).");
-  for (unsigned q = 0; q < io.queues.size(); ++q) {
-    const ublk::QueueSnapshot& s = io.queues[q];
-    const std::string dq = "device=\"" + escape_label(device) + "\",queue=\"" + std::to_string(q) + "\"";
-    updated.add(dq, seconds_text(s.updated_ns));
-    for (unsigned op = 0; op < ublk::kMetricOps; ++op) {
-      const ublk::OpSnapshot& o = s.ops[op];
-      const std::string labels = dq + ",op=\"" + ublk::metric_op_name(op) + "\"";
-      requests.add(labels, o.requests);
-      bytes.add(labels, o.bytes);
-      errors.add(labels, o.errors);
-      std::uint64_t cumulative = 0;
-      unsigned b = 0;
-      for (unsigned k = kFirstBound; k <= kLastBound; ++k) {
-        const unsigned end = Buckets::bucket_of(std::uint64_t{1} << k);  // first bucket at or above 2^k ns
-        for (; b < end; ++b) cumulative += o.latency_ns.buckets[b];
-        latency.add(labels + ",le=\"" + seconds_text(std::uint64_t{1} << k) + "\"", cumulative, "_bucket");
-      }
-      for (; b < Buckets::count; ++b) cumulative += o.latency_ns.buckets[b];
-      latency.add(labels + ",le=\"+Inf\"", cumulative, "_bucket");
-      latency.add(labels, seconds_text(o.latency_ns.sum), "_sum");
-      latency.add(labels, cumulative, "_count");
-    }
-  }
-  // The reactor counters, once per core: several queues of a device may
-  // share one, and each publishes it; the latest publish wins.
-  std::map<unsigned, const ublk::QueueSnapshot*> cores;
-  for (const ublk::QueueSnapshot& s : io.queues) {
-    if (s.publishes == 0) continue;
-    auto [it, fresh] = cores.try_emplace(s.core, &s);
-    if (!fresh && s.updated_ns > it->second->updated_ns) it->second = &s;
-  }
-  struct Counter {
-    const char* name;
-    const char* type;
-    const char* help;
-    std::uint64_t ublk::ReactorSnapshot::*field;
-    bool seconds;  // the field is in nanoseconds, exported in seconds
-  };
-  static const Counter counters[] = {
-      {"coblk_reactor_busy_seconds_total", "counter", "Time the core's reactor spent running tasks.",
-       &ublk::ReactorSnapshot::busy_ns, true},
-      {"coblk_reactor_tasks_run_total", "counter", "Task resumptions on the core.", &ublk::ReactorSnapshot::tasks_run,
-       false},
-      {"coblk_reactor_sqes_submitted_total", "counter", "io_uring submission entries the kernel accepted.",
-       &ublk::ReactorSnapshot::sqes_submitted, false},
-      {"coblk_reactor_cqes_reaped_total", "counter", "io_uring completions consumed.",
-       &ublk::ReactorSnapshot::cqes_reaped, false},
-      {"coblk_reactor_sleeps_total", "counter", "Times the reactor blocked waiting for completions.",
-       &ublk::ReactorSnapshot::sleeps, false},
-      {"coblk_reactor_stalls_total", "counter", "Task runs longer than the stall threshold (10 ms).",
-       &ublk::ReactorSnapshot::stalls, false},
-      {"coblk_reactor_max_stall_seconds", "gauge", "The longest stall seen.", &ublk::ReactorSnapshot::max_stall_ns,
-       true},
-      {"coblk_reactor_messages_sent_total", "counter", "Cross-core messages sent.",
-       &ublk::ReactorSnapshot::messages_sent, false},
-      {"coblk_reactor_messages_received_total", "counter", "Cross-core messages handled.",
-       &ublk::ReactorSnapshot::messages_received, false},
-      {"coblk_reactor_missed_wakeups_total", "counter",
-       "Sleeps ended by the safety limit with work waiting (a wake-up that never came); should stay 0.",
-       &ublk::ReactorSnapshot::missed_wakeups, false},
-  };
-  for (const Counter& c : counters) {
-    Family& f = x.family(c.name, c.type, c.help);
-    for (const auto& [core, s] : cores) {
-      const std::string labels = "device=\"" + escape_label(device) + "\",core=\"" + std::to_string(core) + "\"";
-      const std::uint64_t v = s->reactor.*c.field;
-      f.add(labels, c.seconds ? seconds_text(v) : std::to_string(v));
-    }
-  }
-}
-
-#if COBLK_HAVE_ZRAM
-void render_zram(Exposition& x, const std::string& device, const ublk::ZramStats& z) {
-  const std::string labels = "device=\"" + escape_label(device) + "\"";
-  x.family("coblk_zram_info", "gauge", "A zram device and its compression algorithm (always 1).")
-      .add(labels + ",algorithm=\"" + escape_label(z.algorithm) + "\"", 1);
-  struct Field {
-    const char* name;
-    const char* type;
-    const char* help;
-    std::uint64_t value;
-  };
-  const Field fields[] = {
-      {"coblk_zram_disksize_bytes", "gauge", "Size of the zram device.", z.disksize},
-      {"coblk_zram_orig_data_bytes", "gauge", "Uncompressed size of the data stored (kernel zram's orig_data_size).",
-       z.mm.orig_data_size},
-      {"coblk_zram_compr_data_bytes", "gauge", "Compressed size of the data stored.", z.mm.compr_data_size},
-      {"coblk_zram_mem_used_bytes", "gauge", "Memory used for the data, overhead included (mem_used_total).",
-       z.mm.mem_used_total},
-      {"coblk_zram_mem_limit_bytes", "gauge", "Memory limit for the data; 0 when unlimited.", z.mm.mem_limit},
-      {"coblk_zram_mem_used_max_bytes", "gauge", "Peak of mem_used.", z.mm.mem_used_max},
-      {"coblk_zram_same_pages", "gauge", "Pages stored as one repeated word, without memory.", z.mm.same_pages},
-      {"coblk_zram_huge_pages", "gauge", "Pages stored uncompressed (incompressible).", z.mm.huge_pages},
-      {"coblk_zram_pages_compacted_total", "counter", "Pages freed by compaction.", z.mm.pages_compacted},
-      {"coblk_zram_failed_reads_total", "counter", "Reads that failed.", z.io.failed_reads},
-      {"coblk_zram_failed_writes_total", "counter", "Writes that failed.", z.io.failed_writes},
-      {"coblk_zram_invalid_io_total", "counter", "Requests refused as invalid.", z.io.invalid_io},
-      {"coblk_zram_notify_free_total", "counter", "Pages freed by discards.", z.io.notify_free},
-  };
-  for (const Field& f : fields) x.family(f.name, f.type, f.help).add(labels, f.value);
-}
-#endif
 
 }  // namespace
 
 std::string render_prometheus(const std::vector<DeviceMetrics>& devices) {
-  Exposition x;
-  Family& info =
-      x.family("coblk_device_info", "gauge", "A device served by coblk: its target and data path (always 1).");
-  Family& publishing = x.family("coblk_device_metrics_published", "gauge",
-                                "1 if the device's server publishes I/O metrics, 0 if not (--no-metrics, or an "
-                                "unreadable file).");
-  for (const DeviceMetrics& d : devices) {
-    const std::string device = device_name(d.record.dev_id);
-    info.add("device=\"" + escape_label(device) + "\",target=\"" + escape_label(d.record.target) + "\",data_path=\"" +
-                 escape_label(d.record.data_path) + "\",queues=\"" + std::to_string(d.record.queues) + "\"",
-             1);
-    publishing.add("device=\"" + escape_label(device) + "\"", d.io ? 1 : 0);
+  std::string out;
+  for (const MetricFamily& f : metric_families(devices)) {
+    if (f.samples.empty()) continue;
+    const char* type = f.type == MetricType::counter ? "counter" : f.type == MetricType::gauge ? "gauge" : "histogram";
+    out += "# HELP " + f.name + " " + f.help + "\n# TYPE " + f.name + " " + type + "\n";
+    for (const MetricSample& s : f.samples) {
+      if (f.type != MetricType::histogram) {
+        out += f.name + label_text(s) + " " + (f.seconds ? seconds_text(s.value) : std::to_string(s.value)) + "\n";
+        continue;
+      }
+      std::uint64_t cumulative = 0;
+      for (size_t i = 0; i < s.counts.size(); ++i) {
+        cumulative += s.counts[i];
+        const std::string le = i < f.bounds_ns.size() ? seconds_text(f.bounds_ns[i]) : "+Inf";
+        out += f.name + "_bucket" + label_text(s, "le=\"" + le + "\"") + " " + std::to_string(cumulative) + "\n";
+      }
+      out += f.name + "_sum" + label_text(s) + " " + seconds_text(s.sum_ns) + "\n";
+      out += f.name + "_count" + label_text(s) + " " + std::to_string(cumulative) + "\n";
+    }
   }
-  for (const DeviceMetrics& d : devices) {
-    if (d.io) render_io(x, device_name(d.record.dev_id), *d.io);
-  }
-#if COBLK_HAVE_ZRAM
-  for (const DeviceMetrics& d : devices) {
-    if (d.zram) render_zram(x, device_name(d.record.dev_id), *d.zram);
-  }
-#endif
-  x.family("coblk_exporter_devices", "gauge", "Devices recorded in the run directory.")
-      .add("", std::to_string(devices.size()));
-  std::string text = x.text();
-  // A family without labels prints "name{} value"; the format allows it,
-  // but the usual spelling has no braces.
-  for (size_t at = 0; (at = text.find("{} ", at)) != std::string::npos;) text.erase(at, 2);
-  return text;
+  return out;
 }
 
 std::string render_summary(const std::vector<DeviceMetrics>& devices) {
