@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/loop.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -99,6 +100,12 @@ Result<void> BenchDevices::make_kernel_device(const BenchDeviceOptions& o) {
     kind_ = "null_blk";
     // nr_devices=0: the module's own device is not needed, ours comes from configfs.
     if (Result<void> r = ensure_module(o, "null_blk", {"nr_devices=0"}, true); !r) return r;
+    // configfs is mounted at boot by systemd; a minimal system (the VM
+    // harness's busybox init, before the module existed) may not have it.
+    if (!exists("/sys/kernel/config/nullb") && exists("/sys/kernel/config") &&
+        ::mount("configfs", "/sys/kernel/config", "configfs", 0, nullptr) == 0) {
+      undo_.emplace_back([] { ::umount("/sys/kernel/config"); });
+    }
     if (!exists("/sys/kernel/config/nullb")) {
       return Error(ENOENT,
                    "/sys/kernel/config/nullb does not exist: mount configfs (mount -t configfs none "
@@ -119,8 +126,19 @@ Result<void> BenchDevices::make_kernel_device(const BenchDeviceOptions& o) {
     }
     Result<std::string> index = read_attr(dir + "/index");
     if (!index) return std::move(index).error();
+    // Kernels since 6.0 name the disk after its configfs directory, older
+    // ones nullbN.
+    const std::string name = dir.substr(dir.rfind('/') + 1);
     baseline_ = "/dev/nullb" + *index;
-    return wait_for(baseline_);
+    for (int i = 0; i < 100; ++i) {
+      if (exists("/dev/" + name)) {
+        baseline_ = "/dev/" + name;
+        return ok();
+      }
+      if (exists(baseline_) && exists("/sys/block/nullb" + *index)) return ok();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return Error(ENOENT, "the null_blk device (/dev/" + name + " or " + baseline_ + ") did not appear within 10 s");
   }
   if (o.target == "ram") {
     kind_ = "brd";

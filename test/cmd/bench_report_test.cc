@@ -168,6 +168,20 @@ BOOST_AUTO_TEST_CASE(a_report_of_one_series_with_one_round_renders) {
   coblk::cmd::test::check_html_matches_json(render_bench_html(report), report_to_json(report));
 }
 
+BOOST_AUTO_TEST_CASE(each_series_gives_one_result_line_in_the_benchmarks_format) {
+  const BenchReport report = coblk::cmd::test::synthetic_report({"null"});
+  const std::string line = series_result_line(report.series[2], report);
+  BOOST_TEST(line.find('\n') == std::string::npos);
+  const boost::json::value v = boost::json::parse(line);
+  const SeriesSummary sum = summarize(report.series[2]);
+  BOOST_TEST(v.at("bench").as_string() == "ublk_null_seqwrite_1m");
+  BOOST_TEST(v.at("unit").as_string() == "MiB/s");
+  BOOST_TEST(v.at("ours").to_number<double>() == sum.ours.bw_mib);
+  BOOST_TEST(v.at("ratio").to_number<double>() == sum.ratio);
+  BOOST_TEST(std::fabs(v.at("spread").to_number<double>() - (sum.ratio_max - sum.ratio_min) / 2) < 1e-3);
+  BOOST_TEST(v.at("rounds").to_number<int>() == 3);
+}
+
 // fio 3.33's JSON, trimmed to the fields coblk bench reads, with a warning
 // line in front as fio prints one at times.
 constexpr const char* kFioJson = R"(fio: note: both iodepth >= 1 and synchronous I/O engine are selected
