@@ -128,7 +128,8 @@ std::string latency_plot(const BenchReport& report, const std::vector<SeriesSumm
   static constexpr const char* kNames[] = {"p50", "p99", "p99.9"};
   for (std::size_t i = 0; i < report.series.size(); ++i) {
     const double y = kTop + kRow * static_cast<double>(i);
-    out << "<text class=\"label\" x=\"" << kLabelWidth - 6 << "\" y=\"" << coord(y + 12) << "\">"
+    // The series' name left of its three percentile labels.
+    out << "<text class=\"label\" x=\"" << kLabelWidth - 44 << "\" y=\"" << coord(y + kGroup + 14) << "\">"
         << html_escape(series_name(report.series[i])) << "</text>";
     for (int p = 0; p < 3; ++p) {
       const double gy = y + kGroup * p;
@@ -257,7 +258,7 @@ constexpr const char* kStyle =
     "svg text.label,svg text.sub{text-anchor:end}svg text.tick{text-anchor:middle;fill:#555}"
     ".ours{fill:#1f6fb4}.baseline{fill:#e8892b}.axis{stroke:#888}"
     ".ref{stroke:#c00;stroke-dasharray:4 3}.spread{stroke:#333;stroke-width:2}circle.ratio{fill:#1f6fb4}"
-    ".note{color:#555;font-size:0.9em}";
+    ".note{color:#555;font-size:0.9em}.wide{overflow-x:auto}";
 
 }  // namespace
 
@@ -315,7 +316,9 @@ std::string render_bench_html(const BenchReport& report) {
          "ratio is the median of the per-round ratios coblk/kernel of the figure the workload is judged by (IOPS "
          "for 4 KiB, MiB/s for 1 MiB); above 1 coblk is faster. Min and max are the range of the per-round "
          "ratios: the wider it is, the less the median says.</p>\n";
+  out << "<div class=\"wide\">";
   summary_table(out, report, sums);
+  out << "</div>";
   out << "\n<h2>Ratio coblk/kernel, with its spread</h2>\n" << ratio_plot(report, sums);
   out << "\n<h2>IOPS</h2>\n" << throughput_plot(report, sums, true);
   out << "\n<h2>Bandwidth (MiB/s)</h2>\n" << throughput_plot(report, sums, false);
