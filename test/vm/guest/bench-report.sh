@@ -68,6 +68,24 @@ bench_refuses_a_bad_workload_before_making_devices() {
   [ ! -e /tmp/x.json ] || vm_fail "a report was written"
 }
 
+# fio failing after both devices exist (here: a "fio" that exits 1): one
+# line, no report, and both devices removed again.
+bench_removes_its_devices_when_fio_fails() {
+  vm_ublk_ready
+  local dir="${TMPDIR:-/tmp}/coblk-bench-fail" before_devs
+  rm -rf "$dir"; mkdir -p "$dir"
+  vm_defer "rm -rf $dir"
+  printf '#!/bin/sh\necho "fio: simulated failure" >&2\nexit 1\n' > "$dir/fio"
+  chmod +x "$dir/fio"
+  before_devs=$("$COBLK_BIN" list | wc -l)
+  vm_expect_error "fio on /dev/ublkb.*simulated failure" "$COBLK_BIN" bench -t null -w randread_4k_qd1 --rounds 1 \
+    --runtime 1 --size 16M --fio "$dir/fio" --modprobe "$(bench_modprobe)" --json "$dir/r.json" --html "$dir/r.html"
+  [ ! -e "$dir/r.json" ] && [ ! -e "$dir/r.html" ] || vm_fail "a report was written"
+  vm_assert_eq "$before_devs" "$("$COBLK_BIN" list | wc -l)" "lines of coblk list after the failed bench"
+  [ -z "$(ls /sys/kernel/config/nullb 2>/dev/null | grep coblk-bench)" ] || vm_fail "the null_blk device is still there"
+}
+
 vm_case "coblk bench writes a JSON and an HTML report that agree" bench_writes_consistent_reports
+vm_case "coblk bench removes its devices when fio fails" bench_removes_its_devices_when_fio_fails
 vm_case "coblk bench refuses an unknown workload in one line" bench_refuses_a_bad_workload_before_making_devices
 vm_finish
