@@ -12,6 +12,7 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 
 #include "coblk/cmd/bench_devices.h"
@@ -167,8 +168,27 @@ std::optional<int> parse_settings(const std::vector<std::string>& args, Settings
   return std::nullopt;
 }
 
-// One fio run; the figures, or why not.
-Result<FioFigures> run_one(const Settings& s, const std::string& device, const BenchWorkload& w) {
+// utime + stime of process `pid` in clock ticks (fields 14 and 15 of
+// /proc/PID/stat, counted after the ")" that ends the command name); -1
+// when unknown.
+long long cpu_ticks(pid_t pid) {
+  if (pid <= 0) return -1;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::size_t paren = text.rfind(')');
+  if (paren == std::string::npos) return -1;
+  std::istringstream fields(text.substr(paren + 1));
+  std::string field;
+  long long ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i >= 14) ticks += std::strtoll(field.c_str(), nullptr, 10);
+  }
+  return ticks;
+}
+
+// One fio run; the figures, or why not. `server` is the ublk server's pid
+// (0 for a kernel device), whose CPU time over the run is divided by the I/Os.
+Result<FioFigures> run_one(const Settings& s, const std::string& device, const BenchWorkload& w, pid_t server) {
   FioJob job;
   job.fio = s.fio;
   job.filename = device;
@@ -176,10 +196,16 @@ Result<FioFigures> run_one(const Settings& s, const std::string& device, const B
   job.runtime_s = s.runtime_s;
   job.size_bytes = s.size_bytes;
   job.jobs = s.queues;
+  const long long t0 = cpu_ticks(server);
   Result<std::string> out = run_capture(fio_arguments(job));
+  const long long t1 = cpu_ticks(server);
   if (!out) return Error(out.error().code(), "fio on " + device + ": " + out.error().message());
   Result<FioFigures> f = parse_fio_json(*out);
   if (!f) return Error(f.error().code(), "fio on " + device + ": " + f.error().message());
+  if (t0 >= 0 && t1 >= t0 && f->ios > 0) {
+    f->server_cpu_us =
+        static_cast<double>(t1 - t0) * 1e6 / static_cast<double>(::sysconf(_SC_CLK_TCK)) / static_cast<double>(f->ios);
+  }
   return f;
 }
 
@@ -225,7 +251,7 @@ Result<void> bench_target(const Settings& s, const std::string& target, const st
       round.load_1m = load_average()[0];
       for (int side = 0; side < 2; ++side) {
         const bool ours = (side == 0) == round.ours_first;
-        Result<FioFigures> f = run_one(s, ours ? d.ours() : d.baseline(), w);
+        Result<FioFigures> f = run_one(s, ours ? d.ours() : d.baseline(), w, ours ? d.server_pid() : 0);
         if (!f) return std::move(f).error();
         (ours ? round.ours : round.baseline) = *f;
         if (Result<void> c = check_interrupted(); !c) return c;

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "coblk/cmd/bench_fio.h"
+#include "coblk/cmd/device_record.h"
 
 namespace coblk::cmd {
 namespace {
@@ -237,7 +238,11 @@ Result<void> BenchDevices::make_coblk_device(const BenchDeviceOptions& o) {
   if (ours_.compare(0, prefix.size(), prefix) != 0 || ours_.size() == prefix.size()) {
     return Error(EIO, "coblk add printed " + quote_for_message(*out) + ", not a /dev/ublkbN device");
   }
-  undo_.emplace_back([coblk = o.coblk, id = ours_.substr(prefix.size()), dev = ours_] {
+  const std::string id = ours_.substr(prefix.size());
+  if (Result<DeviceRecord> record = load_record(static_cast<uint32_t>(std::stoul(id))); record) {
+    server_pid_ = record->pid;
+  }
+  undo_.emplace_back([coblk = o.coblk, id, dev = ours_] {
     if (Result<std::string> r = run_capture({coblk, "del", "-n", id}); !r) {
       warn("could not delete " + dev + ": " + r.error().message());
     }

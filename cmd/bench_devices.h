@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/types.h>
+
 #include "coblk/runtime/result.h"
 
 namespace coblk::cmd {
@@ -50,6 +52,9 @@ class BenchDevices {
   const std::string& baseline() const { return baseline_; }
   /// The kernel driver behind baseline(): null_blk, brd, zram or loop.
   const std::string& baseline_kind() const { return kind_; }
+  /// The process serving ours(), from its record in the run directory; 0
+  /// when it is not known (its CPU time is then not reported).
+  pid_t server_pid() const { return server_pid_; }
   /// Whether reads need the devices filled first (everything but null).
   bool needs_fill() const { return kind_ != "null_blk"; }
 
@@ -64,6 +69,7 @@ class BenchDevices {
   std::string baseline_;
   std::string kind_;
   std::string loop_file_;                    // the coblk loop device's backing file
+  pid_t server_pid_ = 0;                     // the coblk device\'s server, for its CPU time
   std::vector<std::function<void()>> undo_;  // run last first by the destructor
 };
 

@@ -199,7 +199,8 @@ void summary_table(std::ostringstream& out, const BenchReport& report, const std
          "<th rowspan=\"2\">kernel device</th><th rowspan=\"2\">judged by</th>"
          "<th colspan=\"3\">ratio coblk/kernel</th><th colspan=\"2\">IOPS</th><th colspan=\"2\">MiB/s</th>"
          "<th colspan=\"3\">coblk latency (us)</th><th colspan=\"3\">kernel latency (us)</th>"
-         "<th colspan=\"2\">fio CPU per I/O (us)</th></tr><tr><th>median</th><th>min</th><th>max</th>"
+         "<th colspan=\"2\">fio CPU per I/O (us)</th><th rowspan=\"2\">coblk server CPU per I/O "
+         "(us)</th></tr><tr><th>median</th><th>min</th><th>max</th>"
          "<th>coblk</th><th>kernel</th><th>coblk</th><th>kernel</th><th>p50</th><th>p99</th><th>p99.9</th>"
          "<th>p50</th><th>p99</th><th>p99.9</th><th>coblk</th><th>kernel</th></tr></thead><tbody>";
   for (std::size_t i = 0; i < report.series.size(); ++i) {
@@ -224,6 +225,7 @@ void summary_table(std::ostringstream& out, const BenchReport& report, const std
     cell(out, p + "baseline-p999_us", m.baseline.p999_us);
     cell(out, p + "ours-fio_cpu_us", m.ours.fio_cpu_us);
     cell(out, p + "baseline-fio_cpu_us", m.baseline.fio_cpu_us);
+    cell(out, p + "ours-server_cpu_us", m.ours.server_cpu_us);
     out << "</tr>";
   }
   out << "</tbody></table>";

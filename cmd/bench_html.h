@@ -9,7 +9,8 @@
 // test/cmd/bench_report_chromium_test.cc) look for:
 //
 //   <td id="sI-ours-iops">, sI-baseline-iops, ...-bw_mib, -p50_us, -p99_us,
-//   -p999_us, -fio_cpu_us; sI-ratio, sI-ratio_min, sI-ratio_max  (series I)
+//   -p999_us, -fio_cpu_us; sI-ours-server_cpu_us; sI-ratio, sI-ratio_min,
+//   sI-ratio_max  (series I)
 //   <td id="load-start-1m">, load-start-5m, load-start-15m, load-end-...
 //   <svg id="plot-iops">       2 <rect class="bar ..."> per series
 //   <svg id="plot-bandwidth">  2 per series

@@ -33,6 +33,7 @@ SideSummary side_summary(const std::vector<BenchRound>& rounds, FioFigures Bench
   s.p99_us = side_median(rounds, [side](const BenchRound& r) { return (r.*side).p99_us; });
   s.p999_us = side_median(rounds, [side](const BenchRound& r) { return (r.*side).p999_us; });
   s.fio_cpu_us = side_median(rounds, [side](const BenchRound& r) { return (r.*side).fio_cpu_us; });
+  s.server_cpu_us = side_median(rounds, [side](const BenchRound& r) { return (r.*side).server_cpu_us; });
   std::vector<double> ios;
   ios.reserve(rounds.size());
   for (const BenchRound& r : rounds) ios.push_back(static_cast<double>((r.*side).ios));
@@ -56,6 +57,7 @@ boost::json::object side_json(const FioFigures& f, bool rounded) {
   o["p99_us"] = put(f.p99_us);
   o["p999_us"] = put(f.p999_us);
   o["fio_cpu_us"] = put(f.fio_cpu_us);
+  o["server_cpu_us"] = put(f.server_cpu_us);
   o["ios"] = f.ios;
   return o;
 }
@@ -176,6 +178,7 @@ std::string series_result_line(const BenchSeries& series, const BenchReport& rep
   o["rounds"] = series.rounds.size();
   o["ours_fio_cpu_us"] = number(sum.ours.fio_cpu_us);
   o["baseline_fio_cpu_us"] = number(sum.baseline.fio_cpu_us);
+  o["ours_srv_cpu_us"] = number(sum.ours.server_cpu_us);
   o["baseline_is"] = series.baseline_kind + " " + series.baseline_device;
   o["load_start"] = load_json(report.load_start);
   o["load_end"] = load_json(report.load_end);

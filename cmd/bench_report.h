@@ -24,6 +24,7 @@ struct FioFigures {
   double p99_us = 0;           ///< completion latency, 99th percentile, microseconds
   double p999_us = 0;          ///< completion latency, 99.9th percentile, microseconds
   double fio_cpu_us = 0;       ///< fio's own CPU time (user + system) per I/O, microseconds
+  double server_cpu_us = 0;    ///< the ublk server\'s CPU time per I/O, microseconds; 0 for a kernel device
   unsigned long long ios = 0;  ///< I/Os completed in the run
 };
 
@@ -107,7 +108,7 @@ std::string report_json_text(const BenchReport& report);
 /// ("ublk_<target>_<workload>"), "ours", "baseline" (headline medians),
 /// "unit", "ratio", "spread" ((max - min) / 2 of the per-round ratios),
 /// "ratio_min", "ratio_max", "rounds", "ours_fio_cpu_us",
-/// "baseline_fio_cpu_us", and the load averages of `report`.
+/// "baseline_fio_cpu_us", "ours_srv_cpu_us", and the load averages of `report`.
 std::string series_result_line(const BenchSeries& series, const BenchReport& report);
 
 /// The headline's name as the JSON and the HTML spell it: "iops" or "bandwidth".

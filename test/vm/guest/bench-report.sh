@@ -56,6 +56,9 @@ bench_writes_consistent_reports() {
   json=$(sed 's/.*"summary":{"ours":{//' "$dir/r.json" | grep -o '"iops":[^,}]*' | head -n 1 | cut -d: -f2)
   html=$(html_cell "$dir/r.html" s0-ours-iops)
   awk -v a="$json" -v b="$html" 'BEGIN { exit !(a > 0 && a + 0 == b + 0) }' || vm_fail "IOPS: JSON $json, HTML $html"
+  # The server's CPU per I/O was measured (the pid from its record).
+  json=$(grep -o '"ours_srv_cpu_us":[^,}]*' "$dir/out" | cut -d: -f2)
+  awk -v a="$json" 'BEGIN { exit !(a > 0) }' || vm_fail "no server CPU per I/O: '$json'"
   # Both devices are gone again.
   after_devs=$("$COBLK_BIN" list | wc -l)
   vm_assert_eq "$before_devs" "$after_devs" "lines of coblk list after the bench"
