@@ -26,6 +26,14 @@ html_cell() {
   grep -o "id=\"$2\">[^<]*" "$1" | head -n 1 | cut -d'>' -f2
 }
 
+# Fails the case if a null_blk device of coblk bench's is left in configfs.
+no_bench_nullb() {
+  local d
+  for d in /sys/kernel/config/nullb/coblk-bench-*; do
+    [ ! -e "$d" ] || vm_fail "the null_blk device $d is still there"
+  done
+}
+
 bench_writes_consistent_reports() {
   vm_ublk_ready fio
   local dir="${TMPDIR:-/tmp}/coblk-bench-report" before_devs after_devs key json html
@@ -62,7 +70,7 @@ bench_writes_consistent_reports() {
   # Both devices are gone again.
   after_devs=$("$COBLK_BIN" list | wc -l)
   vm_assert_eq "$before_devs" "$after_devs" "lines of coblk list after the bench"
-  [ -z "$(ls /sys/kernel/config/nullb 2>/dev/null | grep coblk-bench)" ] || vm_fail "the null_blk device is still there"
+  no_bench_nullb
 }
 
 bench_refuses_a_bad_workload_before_making_devices() {
@@ -85,7 +93,7 @@ bench_removes_its_devices_when_fio_fails() {
     --runtime 1 --size 16M --fio "$dir/fio" --modprobe "$(bench_modprobe)" --json "$dir/r.json" --html "$dir/r.html"
   [ ! -e "$dir/r.json" ] && [ ! -e "$dir/r.html" ] || vm_fail "a report was written"
   vm_assert_eq "$before_devs" "$("$COBLK_BIN" list | wc -l)" "lines of coblk list after the failed bench"
-  [ -z "$(ls /sys/kernel/config/nullb 2>/dev/null | grep coblk-bench)" ] || vm_fail "the null_blk device is still there"
+  no_bench_nullb
 }
 
 vm_case "coblk bench writes a JSON and an HTML report that agree" bench_writes_consistent_reports
