@@ -252,7 +252,11 @@ Result<void> bench_target(const Settings& s, const std::string& target, const st
       for (int side = 0; side < 2; ++side) {
         const bool ours = (side == 0) == round.ours_first;
         Result<FioFigures> f = run_one(s, ours ? d.ours() : d.baseline(), w, ours ? d.server_pid() : 0);
-        if (!f) return std::move(f).error();
+        if (!f) {
+          // A SIGINT from the terminal reaches fio too: say why it ended.
+          if (Result<void> c = check_interrupted(); !c) return c;
+          return std::move(f).error();
+        }
         (ours ? round.ours : round.baseline) = *f;
         if (Result<void> c = check_interrupted(); !c) return c;
       }
