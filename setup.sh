@@ -29,6 +29,9 @@ exporter_packages=(
   prometheus
   # `coblk top`'s test runs it in a real terminal (test/cmd/top-tmux-test).
   tmux
+  # `coblk bench`'s HTML report is opened in headless chromium by
+  # test/cmd/bench_report_chromium_test.cc.
+  chromium
 )
 # The fuzz harnesses (test/fuzz): libFuzzer and the sanitizer run-times
 # come with clang, not g++.

@@ -45,5 +45,6 @@ int run_metrics(const std::vector<std::string>& args);     ///< coblk metrics
 int run_up(const std::vector<std::string>& args);          ///< coblk up
 int run_down(const std::vector<std::string>& args);        ///< coblk down
 int run_top(const std::vector<std::string>& args);         ///< coblk top
+int run_bench(const std::vector<std::string>& args);       ///< coblk bench
 
 }  // namespace coblk::cmd

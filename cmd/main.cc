@@ -30,6 +30,7 @@ constexpr Command kCommands[] = {
     {"up", coblk::cmd::run_up, "create the devices of /etc/coblk/coblk.conf, with swap or mounts: up [NAME]"},
     {"down", coblk::cmd::run_down, "take them out of use and delete them: down [NAME]"},
     {"top", coblk::cmd::run_top, "live view of every device: top [--interval S] [--once]"},
+    {"bench", coblk::cmd::run_bench, "fio on coblk against the kernel's devices, JSON + HTML: bench [-t null,ram]"},
 };
 
 void print_usage(std::ostream& out) {
