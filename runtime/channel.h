@@ -34,6 +34,14 @@ namespace coblk::runtime {
 ///   the other side's flag: no fence and no read-modify-write when the
 ///   kernel offers membarrier (see waker_fence() and
 ///   Reactor::sleep_until_woken for why no wake-up can be lost).
+/// - `co_await send(v)` publishes in batches: an item it pushes becomes
+///   visible to the consumer after every 16th item, when the ring fills, or
+///   at the latest when the producer's task suspends (its reactor then
+///   publishes, before it runs the next task: Reactor::defer_flush). A
+///   producer that computes for long between sends without suspending
+///   holds up to 15 items back meanwhile; try_send publishes at once.
+///   Only the publication is batched: the index line that both cores read
+///   changes once per batch instead of once per item.
 ///
 /// Exactly one task may send and one task may receive at a time; the
 /// channel must outlive both.
@@ -46,15 +54,23 @@ class Channel {
     producer_.channel = this;
     consumer_.ready = &consumer_ready;
     consumer_.channel = this;
+    batch_.flush = &flush_deferred;
+    batch_.channel = this;
   }
+  /// Takes back a publication still deferred to the producer's reactor.
+  /// Only the producer's thread links it, and the channel must outlive the
+  /// producer's use of it, so this runs on that thread or after it is done.
+  ~Channel() { batch_.unlink(); }
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
 
-  /// Producer: pushes `value` if there is room. Never suspends.
+  /// Producer: pushes `value` if there is room, and publishes it (with
+  /// anything send() left unpublished) at once. Never suspends.
   bool try_send(T&& value) noexcept {
     if (!ring_.try_push(std::move(value))) {
       return false;
     }
+    batch_.pending = 0;
     wake(consumer_);
     return true;
   }
@@ -63,6 +79,7 @@ class Channel {
   std::size_t try_send_batch(std::span<T> values) noexcept {
     const std::size_t n = ring_.try_push_batch(values);
     if (n != 0) {
+      batch_.pending = 0;
       wake(consumer_);
     }
     return n;
@@ -112,6 +129,7 @@ class Channel {
   /// Producer: no more items will be sent. The consumer's recv() returns
   /// std::nullopt once it has taken everything sent before.
   void close() noexcept {
+    publish();
     // Release: items pushed before closing are visible to a consumer
     // that observes the flag.
     closed_.store(true, std::memory_order_release);
@@ -124,8 +142,9 @@ class Channel {
     /// Holds `value` until it is in the ring; made by Channel::send().
     SendAwaitable(Channel& ch, T&& value) : channel_(ch), value_(std::move(value)) {}
     /// Tries the push first: true (no suspension) when there was room.
+    /// The item may stay unpublished for a while (see Channel).
     bool await_ready() noexcept {
-      sent_ = channel_.try_send(std::move(value_));
+      sent_ = channel_.try_send_deferred(std::move(value_));
       return sent_;
     }
     /// Parks the producer until a slot is free. Returns false (resume at
@@ -193,6 +212,48 @@ class Channel {
 
  private:
   friend struct ChannelTestAccess;  // test/runtime/channel_test.cc
+
+  // Items send() pushes between two publications.
+  static constexpr std::uint32_t publish_batch = 16;
+
+  // Producer-private state of the batched publication, on a line of its
+  // own so the consumer never reads a line this writes per item.
+  struct alignas(cache_line_size) PublishBatch : DeferredFlush {
+    Channel* channel = nullptr;  // set once by the constructor
+    std::uint32_t pending = 0;   // pushed by send() and not yet published
+  };
+
+  // The producer's part of send(): push unpublished; publish every
+  // publish_batch items, and otherwise have the reactor publish once the
+  // producer's task suspends. When the ring is full, publish what is
+  // there (the consumer must see it to make room) and fail.
+  bool try_send_deferred(T&& value) noexcept {
+    Reactor* reactor = Reactor::current();
+    if (reactor == nullptr) [[unlikely]] {
+      return try_send(std::move(value));  // no reactor to publish later
+    }
+    if (!ring_.try_push_unpublished(std::move(value))) {
+      publish();
+      return false;
+    }
+    if (++batch_.pending == publish_batch) {
+      publish();
+    } else if (batch_.pending == 1) {
+      reactor->defer_flush(batch_);
+    }
+    return true;
+  }
+
+  // Producer: publishes what send() pushed, and wakes a parked consumer.
+  void publish() noexcept {
+    if (batch_.pending != 0) {
+      batch_.pending = 0;
+      ring_.publish();
+      wake(consumer_);
+    }
+  }
+
+  static void flush_deferred(DeferredFlush& f) noexcept { static_cast<PublishBatch&>(f).channel->publish(); }
 
   // One side's parking place, on a cache line of its own: the other side
   // reads `waiting` after every item, and the line stays shared in both
@@ -311,6 +372,7 @@ class Channel {
   Side consumer_;
   std::atomic<bool> closed_{false};
   RecvCache recv_cache_;
+  PublishBatch batch_;
 };
 
 }  // namespace coblk::runtime

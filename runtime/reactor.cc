@@ -289,6 +289,14 @@ void Reactor::link_parked(ParkedWait& wait) noexcept {
   }
 }
 
+void Reactor::run_flushes() noexcept {
+  while (flushes_.linked()) {
+    auto& f = static_cast<DeferredFlush&>(*flushes_.next);
+    f.unlink();  // first: the flush may end its node's life
+    f.flush(f);
+  }
+}
+
 void Reactor::wake_parked(ParkedWait& wait) noexcept {
   Reactor* self = current_;
   if (wait.waiter.core == self->core_) {
@@ -518,6 +526,11 @@ void Reactor::run_group(unsigned index, std::uint64_t slice_end) {
     task_started_ = before;
     entry.handle.resume();
     ++ran;
+    if (flushes_.linked()) {
+      // The task has suspended: publish what it pushed unpublished
+      // (Channel::send), so a suspended producer never holds items back.
+      run_flushes();
+    }
     const std::uint64_t after = CycleClock::now();
     if (after - before > stall_ticks_) {
       note_stall(after - before);
@@ -756,6 +769,12 @@ void Reactor::run() {
     }
     if (ready_count_ != 0) {
       run_ready_tasks();
+    }
+    if (flushes_.linked()) {
+      // For a task resumed outside run_group: before the submit, the idle
+      // poll or the sleep below, whatever was pushed unpublished
+      // (Channel::send) becomes visible.
+      run_flushes();
     }
     if (ready_count_ != 0 || overflow_pending_) {
       submit_and_reap(false);

@@ -137,6 +137,16 @@ struct ParkedWait : ParkLink {
   Waiter waiter;
 };
 
+/// Work a reactor runs as soon as the running task suspends (and, as a
+/// safety net, before it submits, polls or sleeps): Channel's batched sends
+/// publish through it. A producer task may leave pushed items unpublished
+/// while it keeps running, but whenever it suspends its reactor gets
+/// control and publishes them, before anything could wait for them.
+struct DeferredFlush : ParkLink {
+  /// Called on the reactor's thread; the node is already off the list.
+  void (*flush)(DeferredFlush& self) noexcept = nullptr;
+};
+
 namespace detail {
 /// True when wakers may skip their fence (see waker_fence()): set once by
 /// Runtime::create when the kernel's membarrier(MEMBARRIER_CMD_PRIVATE_
@@ -274,6 +284,17 @@ class Reactor {
     wait.parked_at = CycleClock::now();
     wait.core.store(core_, std::memory_order_relaxed);
     link_parked(wait);
+  }
+  /// Runs `f.flush` once the running task suspends (once, however often
+  /// it is deferred before). This thread only; `f` must stay valid
+  /// until it has run, or be unlinked by its owner first.
+  void defer_flush(DeferredFlush& f) noexcept {
+    if (!f.linked()) {
+      f.next = &flushes_;
+      f.prev = flushes_.prev;
+      flushes_.prev->next = &f;
+      flushes_.prev = &f;
+    }
   }
   /// For the other side of a parked `wait` that it found `waiting`: false
   /// when the parked task's reactor is awake, on another core. That reactor
@@ -416,6 +437,8 @@ class Reactor {
   void poll_mailboxes() noexcept;
   bool mail_waiting() noexcept;
   void link_parked(ParkedWait& wait) noexcept;
+  // Runs and unlinks every DeferredFlush.
+  void run_flushes() noexcept;
   // Resumes every parked wait whose condition holds (`polling`: see
   // ParkedWait::ready); true if any was.
   bool poll_parked(bool polling) noexcept;
@@ -502,6 +525,8 @@ class Reactor {
   RootLink roots_;
   // Tasks parked on a condition in shared memory (ParkedWait), polled.
   ParkLink parked_;
+  // Publications deferred to the end of the loop iteration (DeferredFlush).
+  ParkLink flushes_;
 
   ReactorStats stats_;
 };

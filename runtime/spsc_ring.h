@@ -34,6 +34,10 @@ inline constexpr std::size_t cache_line_size = 64;
 /// is re-read only when the cached copy says the ring looks full (producer)
 /// or empty (consumer).
 ///
+/// A producer may also push without publishing (try_push_unpublished) and
+/// publish several items with one index store (publish()): the consumer's
+/// copy of the index line is then invalidated once per batch, not per item.
+///
 /// Items are constructed in place on push and destroyed on pop. T must be
 /// nothrow-move-constructible so that a push can never leave a half-written
 /// slot behind.
@@ -59,7 +63,7 @@ class SpscRing {
   /// ring any more.
   ~SpscRing() {
     std::size_t head = consumer_.head.load(std::memory_order_relaxed);
-    const std::size_t tail = producer_.tail.load(std::memory_order_relaxed);
+    const std::size_t tail = producer_.next;  // unpublished items too
     for (; head != tail; ++head) {
       item(head)->~T();
     }
@@ -72,27 +76,47 @@ class SpscRing {
   /// Producer only. Moves `value` into the ring; returns false (and leaves
   /// `value` untouched) when the ring is full.
   bool try_push(T&& value) noexcept {
-    const std::size_t tail = producer_.tail.load(std::memory_order_relaxed);
-    if (tail - producer_.cached_head > mask_) {
+    if (!try_push_unpublished(std::move(value))) {
+      return false;
+    }
+    publish();
+    return true;
+  }
+
+  /// Producer only. Moves `value` into the ring like try_push, but does not
+  /// publish it: the consumer sees it only after the next publish() (or
+  /// any publishing push). Items stay in order. Returns false (and leaves
+  /// `value` untouched) when the ring, counting unpublished items, is full.
+  bool try_push_unpublished(T&& value) noexcept {
+    const std::size_t next = producer_.next;
+    if (next - producer_.cached_head > mask_) {
       // Acquire pairs with the consumer's release store of head: once we
       // see a slot as freed, the consumer's destruction of the item that
       // lived there happened-before our construction of a new one.
       producer_.cached_head = consumer_.head.load(std::memory_order_acquire);
-      if (tail - producer_.cached_head > mask_) {
+      if (next - producer_.cached_head > mask_) {
         return false;
       }
     }
-    ::new (static_cast<void*>(item(tail))) T(std::move(value));
-    // Release publishes the constructed item to the consumer's acquire
-    // load of tail.
-    producer_.tail.store(tail + 1, std::memory_order_release);
+    ::new (static_cast<void*>(item(next))) T(std::move(value));
+    producer_.next = next + 1;
     return true;
   }
+
+  /// Producer only. Makes every item pushed so far visible to the consumer.
+  void publish() noexcept {
+    // Release publishes the constructed items to the consumer's acquire
+    // load of tail.
+    producer_.tail.store(producer_.next, std::memory_order_release);
+  }
+
+  /// Producer only. Number of items pushed but not yet published.
+  std::size_t unpublished() const noexcept { return producer_.next - producer_.tail.load(std::memory_order_relaxed); }
 
   /// Producer only. Moves as many items from the front of `values` as fit;
   /// returns how many were pushed. One release store publishes the batch.
   std::size_t try_push_batch(std::span<T> values) noexcept {
-    const std::size_t tail = producer_.tail.load(std::memory_order_relaxed);
+    const std::size_t tail = producer_.next;
     std::size_t room = capacity() - (tail - producer_.cached_head);
     if (room < values.size()) {
       producer_.cached_head = consumer_.head.load(std::memory_order_acquire);
@@ -105,7 +129,9 @@ class SpscRing {
     std::uninitialized_move_n(values.data(), first, item(tail));
     std::uninitialized_move_n(values.data() + first, n - first, item(0));
     if (n != 0) {
-      producer_.tail.store(tail + n, std::memory_order_release);
+      producer_.next = tail + n;
+      // Also publishes the items pushed unpublished before these.
+      publish();
     }
     return n;
   }
@@ -167,7 +193,7 @@ class SpscRing {
   /// Producer only. True when the producer sees no free slot. Refreshes the
   /// cached head.
   bool full_for_producer() noexcept {
-    const std::size_t tail = producer_.tail.load(std::memory_order_relaxed);
+    const std::size_t tail = producer_.next;
     if (tail - producer_.cached_head <= mask_) {
       return false;
     }
@@ -178,7 +204,7 @@ class SpscRing {
   /// Producer only. Number of free slots the producer can see. Refreshes
   /// the cached head, so it is exact at the moment of the load.
   std::size_t room_for_producer() noexcept {
-    const std::size_t tail = producer_.tail.load(std::memory_order_relaxed);
+    const std::size_t tail = producer_.next;
     producer_.cached_head = consumer_.head.load(std::memory_order_acquire);
     return capacity() - (tail - producer_.cached_head);
   }
@@ -198,9 +224,12 @@ class SpscRing {
 
   T* item(std::size_t index) noexcept { return std::launder(reinterpret_cast<T*>(slots_[index & mask_].bytes)); }
 
-  // Written by the producer; `cached_head` is producer-private.
+  // Written by the producer; `next` and `cached_head` are producer-private.
+  // `tail` is the published end, `next` the end including unpublished
+  // items (tail <= next).
   struct alignas(cache_line_size) ProducerSide {
     std::atomic<std::size_t> tail{0};
+    std::size_t next = 0;
     std::size_t cached_head = 0;
   };
   // Written by the consumer; `cached_tail` is consumer-private.

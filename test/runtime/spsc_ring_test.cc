@@ -213,3 +213,47 @@ BOOST_AUTO_TEST_CASE(two_threads_pass_two_million_items_in_order) {
   BOOST_TEST(out_of_order == 0u);
   BOOST_TEST(ring.size_approx() == 0u);
 }
+
+BOOST_AUTO_TEST_CASE(items_pushed_unpublished_are_invisible_until_published_and_count_against_the_capacity) {
+  SpscRing<int> ring(4);
+  BOOST_TEST(ring.try_push_unpublished(1));
+  BOOST_TEST(ring.try_push_unpublished(2));
+  BOOST_TEST(ring.unpublished() == 2u);
+  int v = 0;
+  BOOST_TEST(!ring.try_pop(v));
+  BOOST_TEST(ring.size_approx() == 0u);
+  BOOST_TEST(ring.try_push_unpublished(3));
+  BOOST_TEST(ring.try_push_unpublished(4));
+  BOOST_TEST(!ring.try_push_unpublished(5));  // full, counting unpublished items
+  BOOST_TEST(ring.full_for_producer());
+  ring.publish();
+  BOOST_TEST(ring.unpublished() == 0u);
+  for (int want = 1; want <= 4; ++want) {
+    BOOST_TEST(ring.try_pop(v));
+    BOOST_TEST(v == want);
+  }
+  BOOST_TEST(!ring.try_pop(v));
+}
+
+BOOST_AUTO_TEST_CASE(a_publishing_push_also_publishes_the_unpublished_items_before_it) {
+  SpscRing<int> ring(8);
+  BOOST_TEST(ring.try_push_unpublished(1));
+  BOOST_TEST(ring.try_push(2));
+  std::array<int, 2> more{3, 4};
+  BOOST_TEST(ring.try_push_unpublished(5) == true);
+  BOOST_TEST(ring.try_push_batch(std::span<int>(more)) == 2u);  // after 5: order is push order
+  std::array<int, 8> out{};
+  BOOST_TEST(ring.try_pop_batch(std::span<int>(out)) == 5u);
+  BOOST_TEST((std::vector<int>(out.begin(), out.begin() + 5)) == (std::vector<int>{1, 2, 5, 3, 4}),
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(a_ring_destroyed_with_unpublished_items_destroys_them) {
+  auto counter = std::make_shared<int>(0);
+  {
+    SpscRing<std::shared_ptr<int>> ring(4);
+    BOOST_TEST(ring.try_push_unpublished(std::shared_ptr<int>(counter)));
+    BOOST_TEST(counter.use_count() == 2);
+  }
+  BOOST_TEST(counter.use_count() == 1);
+}
