@@ -4,8 +4,10 @@
 #
 # For each pair (coblk null vs null_blk, coblk ram vs brd, coblk loop on a
 # tmpfs file vs that file, coblk zram vs kernel zram; asked for by name,
-# nbd (coblk -t nbd vs the kernel's nbd client on one nbdkit server) and
-# nbd_scaling (coblk -t nbd at 2 queues vs 1); and, asked for by
+# nbd (coblk -t nbd vs the kernel's nbd client on one nbdkit server),
+# nbd_scaling (coblk -t nbd at 2 queues vs 1), zram_tier (zram with a
+# backing device vs kernel zram with one, everything written back) and
+# zram_mem (orig_data_size / mem_used_total vs kernel zram); and, asked for by
 # name, ram_keep/zram_keep/ram_now/zram_now: this build against an earlier
 # one, and null_metrics: a null device with I/O metrics against one with
 # --no-metrics; see below) and each workload, it
@@ -23,6 +25,8 @@ QUEUE_COUNTS=${COBLK_BENCH_QUEUES:-1}
 QUEUES=1 JOBS=1 QSUFFIX=
 PAIRS=${COBLK_BENCH_PAIRS:-"null ram loop zram"}
 SIZE_MB=256
+# Extra `coblk add` options of the zram_tier pair's device.
+ZRAM_TIER_ARGS=${COBLK_BENCH_ZRAM_TIER_ARGS:-}
 
 # fio_stats DEV RW BS QD [FIO ARGS...] -> one line on stdout:
 #   VALUE FIO_CPU_US SRV_CPU_US SYNC_P99_US WRITE_P99_US
@@ -198,6 +202,127 @@ bench_zram() {
   vm_defer "coblk_del_dev $dev"
   precondition "$dev"; precondition "/dev/zram$id"
   compare zram "$dev" "/dev/zram$id"
+}
+
+# The backing tier: coblk zram with --backing against kernel zram with the
+# same kind of backing_dev (each on a loop device over a tmpfs file), after
+# both have written back every page (kernel: idle=all, writeback=idle;
+# coblk: idle, writeback --type idle). Random 4 KiB reads then come from
+# the tier on both. Skipped without the kernel's CONFIG_ZRAM_WRITEBACK.
+# The fraction written back goes into the log (bd_count against the pages).
+loop_on_tmpfs() {  # NAME -> prints a loop device over /dev/shm/NAME
+  local lo
+  dd if=/dev/zero of="/dev/shm/$1" bs=1M count=$SIZE_MB 2>/dev/null || vm_fail "cannot make /dev/shm/$1"
+  lo=$(losetup -f) || vm_fail "no free loop device"
+  losetup "$lo" "/dev/shm/$1" || vm_fail "losetup $lo /dev/shm/$1 failed"
+  vm_defer "losetup -d $lo; rm -f /dev/shm/$1"
+  echo "$lo"
+}
+bench_zram_tier() {
+  vm_require_coblk; vm_require_root
+  vm_load_module ublk_drv
+  vm_load_module zram
+  vm_load_module loop
+  local id kdev lk lc dev n pages kbd cbd SIZE_MB=64  # small: everything is written back under TCG
+  id=$(cat /sys/class/zram-control/hot_add)
+  kdev=/sys/block/zram$id
+  vm_defer "echo 1 > $kdev/reset; echo $id > /sys/class/zram-control/hot_remove"
+  [ -e "$kdev/backing_dev" ] || vm_skip "this kernel's zram has no writeback (CONFIG_ZRAM_WRITEBACK)"
+  lk=$(loop_on_tmpfs zram-tier-k.img)
+  lc=$(loop_on_tmpfs zram-tier-c.img)
+  echo "$lk" > "$kdev/backing_dev" || vm_fail "kernel zram refused backing_dev $lk"
+  echo lz4 > "$kdev/comp_algorithm"
+  echo ${SIZE_MB}M > "$kdev/disksize"
+  dev=$(coblk_add -t zram --size ${SIZE_MB}M --algorithm lz4 --backing "$lc" $ZRAM_TIER_ARGS)
+  vm_defer "coblk_del_dev $dev"
+  n=${dev#/dev/ublkb}
+  precondition "$dev"; precondition "/dev/zram$id"
+  echo all > "$kdev/idle"
+  echo idle > "$kdev/writeback" || vm_fail "kernel zram writeback failed"
+  "$COBLK_BIN" idle -n "$n" >/dev/null || vm_fail "coblk idle failed"
+  "$COBLK_BIN" writeback -n "$n" --type idle >/dev/null || vm_fail "coblk writeback failed"
+  pages=$((SIZE_MB * 256))
+  kbd=$(awk '{ print $1 }' "$kdev/bd_stat")
+  wait_for_stat "$n" bd_count -gt 0 10
+  cbd=$(stat_value "$n" bd_count)
+  vm_log "written back: kernel zram $kbd of $pages pages, coblk zram $cbd of $pages pages"
+  echo "COBLK-BENCH-NOTE {\"pair\":\"zram_tier\",\"pages\":$pages,\"kernel_bd_count\":$kbd,\"coblk_bd_count\":$cbd}"
+  compare zram_tier "$dev" "/dev/zram$id" randread_4k_qd32 randread_4k_qd1
+}
+
+# Memory efficiency, orig_data_size / mem_used_total, of coblk zram against
+# kernel zram on the same data: fio's 50 %-compressible buffers, and the
+# guest's own binaries and modules. Kernel: lz4 (its default), and lz4 with
+# zstd recompression of every page when its zram has recomp_algorithm.
+# Ours: lz4 with --recompress zstd and `coblk recompress --type all`, and
+# plain zstd. One COBLK-BENCH line per corpus and variant (unit "ratio",
+# ours and baseline are the two efficiencies).
+fill_corpus() {  # DEV CORPUS
+  case "$2" in
+    fio50) precondition "$1" ;;
+    binaries)
+      # Every regular file of the guest, concatenated, up to the device size.
+      find /bin /sbin /usr /lib /coblk -type f 2>/dev/null | while read -r f; do cat "$f"; done 2>/dev/null \
+        | head -c $((SIZE_MB * 1048576)) | dd of="$1" bs=1M oflag=direct iflag=fullblock 2>/dev/null ;;
+  esac
+  sync
+}
+efficiency_kernel() {  # SYSFS_DIR -> orig/used from mm_stat
+  awk '{ if ($3 > 0) printf "%.4f", $1 / $3; else print 0 }' "$1/mm_stat"
+}
+efficiency_coblk() {  # ID
+  local orig used
+  orig=$(stat_value "$1" orig_data_size); used=$(stat_value "$1" mem_used_total)
+  awk -v o="$orig" -v u="$used" 'BEGIN { if (u > 0) printf "%.4f", o / u; else print 0 }'
+}
+bench_zram_mem() {
+  vm_require_coblk; vm_require_root
+  vm_load_module ublk_drv
+  vm_load_module zram
+  local corpus id kdev dev n k_lz4 k_rec c_rec c_zstd SIZE_MB=64
+  for corpus in fio50 binaries; do
+    id=$(cat /sys/class/zram-control/hot_add)
+    kdev=/sys/block/zram$id
+    echo lz4 > "$kdev/comp_algorithm"
+    k_rec=
+    if [ ! -e "$kdev/recomp_algorithm" ]; then
+      vm_log "kernel zram has no recomp_algorithm (CONFIG_ZRAM_MULTI_COMP off); its codecs: $(cat "$kdev/comp_algorithm")"
+    elif echo "algo=zstd" > "$kdev/recomp_algorithm" 2>/dev/null; then
+      k_rec=yes
+    else
+      vm_log "kernel zram refused recomp_algorithm algo=zstd; its codecs: $(cat "$kdev/comp_algorithm")"
+    fi
+    echo ${SIZE_MB}M > "$kdev/disksize"
+    fill_corpus "/dev/zram$id" "$corpus"
+    k_lz4=$(efficiency_kernel "$kdev")
+    if [ -n "$k_rec" ]; then
+      echo all > "$kdev/idle"
+      echo "type=idle" > "$kdev/recompress" 2>/dev/null || vm_log "kernel zram recompress refused"
+      k_rec=$(efficiency_kernel "$kdev")
+    fi
+    echo 1 > "$kdev/reset"; echo "$id" > /sys/class/zram-control/hot_remove
+
+    dev=$(coblk_add -t zram --size ${SIZE_MB}M --algorithm lz4 --recompress zstd)
+    n=${dev#/dev/ublkb}
+    fill_corpus "$dev" "$corpus"
+    "$COBLK_BIN" recompress -n "$n" --type all >/dev/null || vm_fail "coblk recompress failed"
+    sleep 1  # the statistics are published every few hundred ms
+    c_rec=$(efficiency_coblk "$n")
+    coblk_del_dev "$dev"
+    dev=$(coblk_add -t zram --size ${SIZE_MB}M --algorithm zstd)
+    n=${dev#/dev/ublkb}
+    fill_corpus "$dev" "$corpus"
+    sleep 1
+    c_zstd=$(efficiency_coblk "$n")
+    coblk_del_dev "$dev"
+    vm_log "$corpus: orig/used kernel lz4 $k_lz4, kernel lz4+zstd recompress ${k_rec:--}, coblk lz4+zstd recompress $c_rec, coblk zstd $c_zstd"
+    emit_ratio zram_mem "${corpus}_lz4recomp_vs_kernel_lz4" "$c_rec" "$k_lz4"
+    emit_ratio zram_mem "${corpus}_zstd_vs_kernel_lz4" "$c_zstd" "$k_lz4"
+    [ -z "$k_rec" ] || emit_ratio zram_mem "${corpus}_lz4recomp_vs_kernel_lz4recomp" "$c_rec" "$k_rec"
+  done
+}
+emit_ratio() {  # PAIR WORKLOAD OURS BASELINE: one round of a measured (not timed) figure
+  echo "COBLK-BENCH {\"pair\":\"$1\",\"workload\":\"$2\",\"round\":1,\"ours\":$3,\"baseline\":$4,\"unit\":\"ratio\",\"queues\":1,\"numjobs\":1,\"guest_load\":\"$(guest_load)\"}"
 }
 
 # The I/O metrics (per-request timestamps, counters and latency histograms,
@@ -426,7 +551,7 @@ bench_ab() {
 # their own queue counts and run once.
 for p in $PAIRS; do
   case "$p" in
-    *_scaling|loop_flush) QUEUES=1; JOBS=1; QSUFFIX=; vm_case "bench_$p" "bench_$p"; continue ;;
+    *_scaling|loop_flush|zram_mem) QUEUES=1; JOBS=1; QSUFFIX=; vm_case "bench_$p" "bench_$p"; continue ;;
   esac
   for q in $QUEUE_COUNTS; do
     QSUFFIX=
