@@ -442,7 +442,7 @@ enters_snapshot() {
 # sixth number: the server's io_uring_enter calls per second between two
 # publishes taken while fio runs (the first after 1.5 s of load).
 sqpoll_run() {
-  local dev=$1 qd=$2 runtime=$RUNTIME out=/tmp/sqpoll-run.$$ a b pid
+  local dev="$1" qd="$2" runtime="$RUNTIME" out="/tmp/sqpoll-run.$$" a b pid
   [ "$runtime" -ge 5 ] || runtime=5
   RUNTIME=$runtime fio_stats "$dev" randread 4k "$qd" > "$out" &
   pid=$!
