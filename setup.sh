@@ -45,6 +45,8 @@ vm_packages=(
   # NBD servers for the nbd target's tests (test/vm/guest/nbd-target.sh):
   # nbdkit with its memory and file plugins, and qemu-nbd.
   nbdkit qemu-utils
+  # strace: test/vm/guest/sqpoll.sh checks the io_uring_enter counter with it.
+  strace
 )
 
 want=("${build_packages[@]}" "${exporter_packages[@]}" "${fuzz_packages[@]}")

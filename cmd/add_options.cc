@@ -20,6 +20,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "coblk/cmd/cpu_list.h"
 #include "coblk/cmd/size_parse.h"
 #include "coblk/ublk/abi.h"
 #include "coblk/ublk/nbd_connection.h"
@@ -57,6 +58,7 @@ po::options_description add_description() {
     ("queues,q", po::value<std::string>()->value_name("QUEUES"), "hardware queues, 1..online CPUs; each gets its own core (default 1)")
     ("depth,d", po::value<std::string>()->value_name("DEPTH"), "requests per queue, 1..4096 (default 128)")
     ("poll-us", po::value<std::string>()->value_name("US"), "idle polling of each queue's core before it sleeps, 0..1000000 microseconds (default 50; 0: sleep at once)")
+    ("sqpoll", po::value<std::string>()->value_name("[=CPU[,CPU...]]")->implicit_value(std::string(), ""), "kernel-side submission polling: each queue's ring gets a polling thread, pinned with =CPU (one CPU for all queues, or one per queue); costs a busy CPU, pays only with a spare core")
     ("size,s", po::value<std::string>()->value_name("SIZE"), "device size, e.g. 8G (K/M/G/T/P suffixes); defaults: null 250G, ram 1G, zram 1G, loop the file's size (nbd: always the export's)")
     ("block-size,b", po::value<std::string>()->value_name("BYTES"), "logical block size 512|1024|2048|4096 (default 512; zram 4096)")
     ("file,f", po::value<std::string>()->value_name("FILE"), "loop: backing file or block device")
@@ -230,6 +232,7 @@ AddLimits current_limits() {
   AddLimits l;
   const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
   l.cpus = n > 0 ? static_cast<unsigned>(n) : 1U;
+  l.allowed_cpus = process_cpus();
   return l;
 }
 
@@ -243,6 +246,7 @@ std::vector<AddOptionInfo> add_option_list() {
     const std::string shown = option->canonical_display_name(po::command_line_style::allow_dash_for_short);
     if (shown.size() == 2 && shown[0] == '-') info.short_name = shown[1];
     info.takes_value = option->semantic()->max_tokens() > 0;
+    info.value_optional = info.takes_value && option->semantic()->min_tokens() == 0;
     out.push_back(std::move(info));
   }
   return out;
@@ -309,6 +313,13 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   if (given("poll-us")) {
     if (!parse_bounded(text("poll-us"), "--poll-us", 0, 1000000, v, out.error)) return out;
     o.poll_us = static_cast<unsigned>(v);
+  }
+
+  if (given("sqpoll")) {
+    o.sqpoll = true;
+    Result<std::vector<unsigned>> cpus = parse_sqpoll_cpus(text("sqpoll"), o.queues, limits.allowed_cpus);
+    if (!cpus) return fail(cpus.error().message());
+    o.sqpoll_cpus = std::move(*cpus);
   }
 
   o.block_size = o.target == TargetKind::zram ? kPageSize : 512;

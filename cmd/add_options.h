@@ -39,6 +39,15 @@ struct AddOptions {
   /// at once: no CPU spent when idle, tens of microseconds more per request
   /// that finds the core asleep.
   unsigned poll_us = 50;
+  /// --sqpoll: each queue's io_uring gets a kernel submission-polling thread
+  /// (IORING_SETUP_SQPOLL, runtime::ReactorConfig::sqpoll), so that a
+  /// submission costs no system call while that thread is awake. It spins
+  /// on a CPU of its own; worth it only with a spare core.
+  bool sqpoll = false;
+  /// --sqpoll=CPU[,CPU...]: the CPUs the polling threads are pinned to: one
+  /// for every queue's, or one per queue in queue order
+  /// (runtime::ReactorConfig::sqpoll_cpus). Empty: not pinned.
+  std::vector<unsigned> sqpoll_cpus;
   uint64_t size_bytes = 0;        ///< resolved: loop without --size uses the file's size
   uint32_t block_size = 512;      ///< logical block size
   bool block_size_given = false;  ///< --block-size was given (nbd: else the server's minimum, at least 512)
@@ -89,6 +98,9 @@ struct AddOptionInfo {
   std::string long_name;  ///< "size", "direct-io", ...
   char short_name = 0;    ///< 's' for -s; 0 when it has none
   bool takes_value = false;
+  /// The value may be left out (--sqpoll, --sqpoll=CPU). The config file
+  /// passes a value attached with '=', never as a word of its own.
+  bool value_optional = false;
 };
 /// Every option `coblk add` accepts, --help included, in --help's order.
 std::vector<AddOptionInfo> add_option_list();
@@ -108,6 +120,9 @@ struct AddLimits {
   /// How --direct-io finds the backing file's alignment; empty means
   /// direct_io_alignment.
   std::function<Result<uint32_t>(const std::string&)> direct_io_alignment;
+  /// The CPUs this process may run on (its affinity mask, online ones
+  /// only): what --sqpoll=CPU accepts.
+  std::vector<unsigned> allowed_cpus;
 };
 /// The limits of this machine.
 AddLimits current_limits();

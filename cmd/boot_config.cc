@@ -359,11 +359,23 @@ Result<BootDevice> make_device(const Section& section, const BootEnvironment& en
   if (type != nullptr) origins.push_back({"type", type});
   for (const auto& [e, info] : passed) {
     if (e == type) continue;
-    if (info->takes_value) {
+    bool on = false;
+    if (info->value_optional) {
+      // sqpoll = yes | no | CPU[,CPU...]: digits are CPUs (so 0 and 1 are
+      // CPU numbers here, not no and yes), given as the '='-attached value
+      // that `coblk add` checks; a yes/no word is the bare option or none.
+      const bool cpus = !e->value.empty() && e->value.find_first_not_of("0123456789,") == std::string::npos;
+      if (cpus || !parse_bool(e->value, on)) {
+        d.add_args.push_back("--" + info->long_name + "=" + e->value);
+      } else if (on) {
+        d.add_args.push_back("--" + info->long_name);
+      } else {
+        continue;
+      }
+    } else if (info->takes_value) {
       d.add_args.push_back("--" + info->long_name);
       d.add_args.push_back(e->value);
     } else {
-      bool on = false;
       if (!parse_bool(e->value, on))
         return config_error(*e, "expected yes or no (true/false, on/off, 1/0), not " + quote_for_message(e->value));
       if (!on) continue;

@@ -145,6 +145,8 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   }
   rc.reactor.ring_entries = ublk::ring_entries_for(o.depth);
   rc.reactor.idle_poll_us = o.poll_us;
+  rc.reactor.sqpoll = o.sqpoll;
+  rc.reactor.sqpoll_cpus = o.sqpoll_cpus;
   if (!o.registered_files) {
     rc.reactor.register_ring_fd = false;
     rc.reactor.fixed_file_slots = 0;

@@ -32,6 +32,11 @@ constexpr std::uint64_t eventfd_user_data = ~0ull - 2;  // our eventfd read comp
 constexpr std::uint64_t msg_ring_sent = ~0ull - 16;
 constexpr std::uint64_t msg_ring_sent_last = msg_ring_sent - (1u << 20);
 
+// drain_io's longest wait. Static: with SQPOLL the poller thread reads a
+// timeout SQE's timespec whenever it takes the SQE, which may be after the
+// call that queued it has returned. The kernel only reads it.
+__kernel_timespec drain_wait{0, 10 * 1000 * 1000};
+
 void resume_waiter_on_this_core(void* object) noexcept {
   Reactor::current()->schedule(*static_cast<const Waiter*>(object));
 }
@@ -154,6 +159,10 @@ void Reactor::setup_ring() {
     params.cq_entries = config_.ring_entries * 2;
     if (config_.sqpoll) {
       params.sq_thread_idle = config_.sqpoll_idle_ms;
+      if (!config_.sqpoll_cpus.empty()) {
+        params.flags |= IORING_SETUP_SQ_AFF;
+        params.sq_thread_cpu = config_.sqpoll_cpus[core_ % config_.sqpoll_cpus.size()];
+      }
     }
     const int ret = io_uring_queue_init_params(config_.ring_entries, &ring_, &params);
     if (ret == 0) {
@@ -233,9 +242,8 @@ void Reactor::arm_eventfd_read() {
 io_uring_sqe* Reactor::get_sqe_slow(unsigned count) {
   while (io_uring_sq_space_left(&ring_) < count) {
     // The submission queue is full: hand what we have to the kernel.
-    const int ret = io_uring_submit(&ring_);
+    const int ret = enter(0, false);
     if (ret > 0) {
-      stats_.sqes_submitted.add(static_cast<std::uint64_t>(ret));
       unsubmitted_ = 0;
     } else if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
       throw std::system_error(-ret, std::generic_category(), "io_uring_submit");
@@ -611,27 +619,96 @@ void Reactor::reap() noexcept {
   stats_.cqes_reaped.add(seen);
 }
 
+int Reactor::enter(unsigned min_complete, bool get_events) {
+  // The SQ flush and the decision to enter follow liburing 2.3's
+  // io_uring_submit* (queue.c), whose calls this replaces so that a
+  // syscall is counted where, and only where, it is made.
+  io_uring_sq& sq = ring_.sq;
+  const bool sqpoll = (ring_flags_ & IORING_SETUP_SQPOLL) != 0;
+  const unsigned tail = sq.sqe_tail;
+  const unsigned published = tail - sq.sqe_head;
+  if (published != 0) {
+    sq.sqe_head = tail;
+    // Release: the SQEs' contents are visible before the new tail, to the
+    // SQPOLL thread that may read it at any moment (without SQPOLL the
+    // kernel reads it only inside our io_uring_enter).
+    io_uring_smp_store_release(sq.ktail, tail);
+  }
+  // SQEs the kernel has not consumed yet. Acquire with SQPOLL: the poller
+  // thread advances the head concurrently.
+  const unsigned pending = tail - (sqpoll ? io_uring_smp_load_acquire(sq.khead) : *sq.khead);
+  unsigned flags = 0;
+  bool needed = min_complete != 0 || get_events;
+  if (pending != 0) {
+    if (!sqpoll) {
+      needed = true;
+    } else {
+      // Full barrier: our tail store is visible before we read the flag.
+      // Pairs with the poller's barrier between setting NEED_WAKEUP and
+      // re-reading the tail before it sleeps: either it sees our SQEs, or
+      // we see the flag and wake it.
+      io_uring_smp_mb();
+      if ((IO_URING_READ_ONCE(*sq.kflags) & IORING_SQ_NEED_WAKEUP) != 0) {
+        flags |= IORING_ENTER_SQ_WAKEUP;
+        needed = true;
+      }
+    }
+  }
+  // Completions the kernel holds back (overflow) or deferred task work it
+  // flagged need a GETEVENTS enter to reach the CQ.
+  if ((IO_URING_READ_ONCE(*sq.kflags) & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)) != 0) {
+    needed = true;
+    get_events = true;
+  }
+  if (!needed) {
+    stats_.sqes_submitted.add(published);
+    return static_cast<int>(published);
+  }
+  if (min_complete != 0 || get_events) flags |= IORING_ENTER_GETEVENTS;
+  unsigned fd = static_cast<unsigned>(ring_.ring_fd);
+  if (ring_fd_registered_) {
+    fd = static_cast<unsigned>(ring_.enter_ring_fd);
+    flags |= IORING_ENTER_REGISTERED_RING;
+  }
+  stats_.enters.add();
+  const int ret = io_uring_enter(fd, pending, min_complete, flags, nullptr);
+  // With SQPOLL the kernel answers `pending` (the poller submits); count
+  // what we published this time, as without it the kernel's own count.
+  if (ret > 0) stats_.sqes_submitted.add(sqpoll ? published : static_cast<std::uint64_t>(ret));
+  return ret;
+}
+
+void Reactor::get_events() {
+  if ((ring_flags_ & IORING_SETUP_SQPOLL) != 0) {
+    // The poller thread runs completions itself; enter only for an
+    // overflowed CQ (enter() checks) or to wake the poller for queued SQEs.
+    enter(0, false);
+  } else {
+    enter(0, true);
+  }
+}
+
 void Reactor::submit_and_reap(bool wait) {
   int ret;
   if (wait) {
     // Sleep until a CQE arrives (a completion, a peer's MSG_RING, our
     // eventfd read). No time limit: sleep_until_woken explains why no
     // wake-up can be lost.
-    ret = io_uring_submit_and_wait(&ring_, 1);
+    ret = enter(1, true);
   } else if (unsubmitted_ == 0 && !(ring_flags_ & IORING_SETUP_DEFER_TASKRUN)) {  // NOLINT(bugprone-branch-clone)
     ret = 0;  // completions are posted without our help: just look
   } else if (unsubmitted_ == 0 && in_flight_ == 0) {
     ret = 0;  // nothing to send, nothing to wait for
   } else {
     // One syscall submits the batch and, with DEFER_TASKRUN, runs the
-    // deferred completions so they appear in the CQ.
-    ret = io_uring_submit_and_get_events(&ring_);
-  }
-  if (ret > 0) {
-    stats_.sqes_submitted.add(static_cast<std::uint64_t>(ret));
+    // deferred completions so they appear in the CQ. With SQPOLL the
+    // poller takes the batch without a syscall while it is awake.
+    ret = enter(0, (ring_flags_ & IORING_SETUP_SQPOLL) == 0);
   }
   if (ret >= 0 || ret == -ETIME) {
-    unsubmitted_ = io_uring_sq_ready(&ring_);
+    // With SQPOLL what is published is the poller's to take: nothing of
+    // it needs another call from us (enter() woke the poller if it slept).
+    unsubmitted_ = (ring_flags_ & IORING_SETUP_SQPOLL) != 0 ? 0 : io_uring_sq_ready(&ring_);
   }
   reap();
 }
@@ -664,7 +741,7 @@ bool Reactor::idle_poll() {
       if (cq_has_work()) {
         // Runs deferred completions (DEFER_TASKRUN / COOP_TASKRUN) into
         // the CQ, then reaps; a re-armed eventfd read is submitted too.
-        io_uring_get_events(&ring_);
+        get_events();
         reap();
         if (unsubmitted_ != 0) {
           submit_and_reap(false);
@@ -683,7 +760,7 @@ bool Reactor::idle_poll() {
     if (poll_needs_enter_ && in_flight_ != 0 && now - last_enter >= enter_every) {
       // No TASKRUN flag to read: look for deferred completions directly.
       last_enter = now;
-      io_uring_get_events(&ring_);
+      get_events();
       reap();
       if (ready_count_ != 0) {
         stats_.idle_poll_hits.add();
@@ -811,12 +888,15 @@ void Reactor::drain_io() noexcept {
   }
   const std::uint64_t deadline = CycleClock::now() + CycleClock::from_ns(2000000000ull);
   while (in_flight_ != 0 && CycleClock::now() < deadline) {
-    __kernel_timespec ts{0, 10 * 1000 * 1000};
-    io_uring_cqe* cqe = nullptr;
-    const int ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
-    if (ret > 0) {
-      stats_.sqes_submitted.add(static_cast<std::uint64_t>(ret));
+    // Waits at most 10 ms: a timeout that also ends as soon as one other
+    // completion arrives (count 1), so none is left behind to pile up.
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe != nullptr) {
+      io_uring_prep_timeout(sqe, &drain_wait, 1, 0);
+      io_uring_sqe_set_data64(sqe, ignored_user_data);
     }
+    // No SQE for the timeout (the SQ is full): look without waiting.
+    enter(sqe != nullptr ? 1 : 0, true);
     reap();
   }
   if (in_flight_ != 0) {

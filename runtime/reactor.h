@@ -35,6 +35,14 @@ struct ReactorConfig {
   bool sqpoll = false;
   /// SQPOLL thread idle time before it sleeps.
   unsigned sqpoll_idle_ms = 10;
+  /// With `sqpoll`: the CPUs the kernel's poller threads are pinned to
+  /// (IORING_SETUP_SQ_AFF). Core c's poller runs on sqpoll_cpus[c %
+  /// size()], so one entry pins every core's poller to that CPU and one
+  /// entry per core gives each its own. Empty: not pinned. Every ring gets
+  /// a poller thread of its own (no IORING_SETUP_ATTACH_WQ). The kernel
+  /// refuses (EINVAL, reported by Runtime::run) a CPU that is offline or
+  /// outside the process's affinity mask.
+  std::vector<unsigned> sqpoll_cpus;
   /// Time one scheduling group may run before the reactor looks at I/O
   /// again and other groups get their turn.
   std::chrono::microseconds task_quota{500};
@@ -451,6 +459,16 @@ class Reactor {
   bool cq_has_work() noexcept;
   void flush_overflow() noexcept;
   void submit_and_reap(bool wait);
+  // Hands the queued SQEs to the kernel and makes the io_uring_enter system
+  // call only when one is needed: to wait for `min_complete` completions,
+  // to run deferred completions (`get_events`), to wake a sleeping SQPOLL
+  // thread or to flush an overflowed CQ. Every io_uring_enter on the ring
+  // goes through here and is counted in ReactorStats::enters. Returns the
+  // SQEs handed over (the kernel's count when it was entered) or -errno.
+  int enter(unsigned min_complete, bool get_events);
+  // Runs deferred completions into the CQ: an io_uring_enter, except with
+  // SQPOLL, whose poller thread posts completions itself.
+  void get_events();
   void reap() noexcept;
   void sleep_until_woken();
   void notify_peer(Reactor& peer) noexcept;

@@ -43,10 +43,14 @@ struct GroupStats {
 /// Counters of one reactor (one core). Read them with Reactor::stats() or
 /// Runtime::stats(core) from any thread.
 struct ReactorStats {
-  OwnedCounter tasks_run;          ///< coroutine resumptions from the run queues
-  OwnedCounter sqes_submitted;     ///< SQEs the kernel accepted
-  OwnedCounter cqes_reaped;        ///< CQEs consumed
-  OwnedCounter sleeps;             ///< times the reactor blocked in io_uring_enter
+  OwnedCounter tasks_run;       ///< coroutine resumptions from the run queues
+  OwnedCounter sqes_submitted;  ///< SQEs the kernel accepted
+  OwnedCounter cqes_reaped;     ///< CQEs consumed
+  OwnedCounter sleeps;          ///< times the reactor blocked in io_uring_enter
+  /// io_uring_enter system calls on the reactor's ring, sleeps included:
+  /// each submission without SQPOLL, and with SQPOLL only those that wake
+  /// its poller thread, wait or flush an overflowed completion queue.
+  OwnedCounter enters;
   OwnedCounter messages_sent;      ///< cross-core messages sent
   OwnedCounter messages_received;  ///< cross-core messages handled
   OwnedCounter wakeups_sent;       ///< sleeping peers woken (MSG_RING or eventfd)

@@ -52,7 +52,9 @@ enum SlotWord : unsigned {
   s_reactor,  // reactor_words of ReactorSnapshot, in its order
   s_ops = 16,
 };
-constexpr unsigned reactor_words = 10;
+// The 11th word (enters) was added in a slot word that older servers left
+// 0, so the layout version stays: their files read as 0 system calls.
+constexpr unsigned reactor_words = 11;
 static_assert(s_reactor + reactor_words <= s_ops);
 // Per operation: requests, bytes, errors, latency sum, then the buckets.
 constexpr unsigned op_requests = 0, op_bytes = 1, op_errors = 2, op_sum = 3, op_buckets = 4;
@@ -167,6 +169,7 @@ void IoMetricsPublisher::publish(unsigned queue, unsigned core, const QueueMetri
       reactor.messages_sent.get(),
       reactor.messages_received.get(),
       reactor.missed_wakeups.get(),
+      reactor.enters.get(),
   };
   for (unsigned i = 0; i < reactor_words; ++i) put(slot[s_reactor + i], r[i]);
   for (unsigned op = 0; op < kMetricOps; ++op) {
@@ -234,7 +237,7 @@ Result<IoMetricsSnapshot> read_io_metrics(const std::string& path) {
     s.core = static_cast<unsigned>(copy[s_core]);
     s.publishes = copy[s_publishes];
     const std::uint64_t* r = copy.data() + s_reactor;
-    s.reactor = ReactorSnapshot{r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]};
+    s.reactor = ReactorSnapshot{r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10]};
     for (unsigned op = 0; op < kMetricOps; ++op) {
       const std::uint64_t* w = copy.data() + s_ops + op * op_words;
       OpSnapshot& o = s.ops[op];

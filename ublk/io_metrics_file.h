@@ -38,6 +38,7 @@ struct ReactorSnapshot {
   std::uint64_t messages_sent = 0;      ///< cross-core messages sent
   std::uint64_t messages_received = 0;  ///< cross-core messages handled
   std::uint64_t missed_wakeups = 0;     ///< sleeps ended by the safety limit with work waiting
+  std::uint64_t enters = 0;             ///< io_uring_enter system calls (0 from a server that predates the count)
 };
 
 /// One operation of one queue.

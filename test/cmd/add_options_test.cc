@@ -137,6 +137,82 @@ BOOST_AUTO_TEST_CASE(poll_us_defaults_to_the_runtimes_idle_polling_and_ranges_up
   expect_rejected({"-t", "null", "--poll-us", "-1"}, "not '-1'");
 }
 
+// --sqpoll against a process that may run on CPUs 0, 1 and 3 of four.
+AddParse parse_sqpoll(std::vector<std::string> args) {
+  const AddLimits limits{4, [](const std::string&) -> coblk::Result<uint32_t> { return 512U; }, {0, 1, 3}};
+  args.insert(args.begin(), {"-t", "null"});
+  return parse_add_options(args, limits);
+}
+
+BOOST_AUTO_TEST_CASE(sqpoll_alone_polls_without_pinning_and_is_off_by_default) {
+  BOOST_TEST(!parse({"-t", "null"}).options.sqpoll);
+  const AddParse p = parse_sqpoll({"--sqpoll"});
+  BOOST_REQUIRE(p);
+  BOOST_TEST(p.options.sqpoll);
+  BOOST_TEST(p.options.sqpoll_cpus.empty());
+}
+
+BOOST_AUTO_TEST_CASE(sqpoll_takes_one_cpu_for_every_queue_or_one_per_queue) {
+  const AddParse one = parse_sqpoll({"-q", "2", "--sqpoll=3"});
+  BOOST_REQUIRE(one);
+  BOOST_TEST(one.options.sqpoll);
+  BOOST_TEST(one.options.sqpoll_cpus == std::vector<unsigned>({3}), boost::test_tools::per_element());
+  const AddParse each = parse_sqpoll({"-q", "2", "--sqpoll=3,1"});
+  BOOST_REQUIRE(each);
+  BOOST_TEST(each.options.sqpoll_cpus == std::vector<unsigned>({3, 1}), boost::test_tools::per_element());
+}
+
+// Each bad value is one line, and nothing is created (parse only).
+void expect_sqpoll_rejected(const std::vector<std::string>& args, const std::string& needle) {
+  const AddParse p = parse_sqpoll(args);
+  BOOST_TEST(!p, "accepted: " << needle);
+  BOOST_TEST(p.error.find(needle) != std::string::npos, "error was: " << p.error);
+  BOOST_TEST(p.error.find('\n') == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(an_sqpoll_cpu_that_is_not_a_number_is_refused) {
+  expect_sqpoll_rejected({"--sqpoll=one"},
+                         "--sqpoll: expected a CPU number or a comma-separated list of them, not 'one'");
+  expect_sqpoll_rejected({"--sqpoll=-1"}, "not '-1'");
+  expect_sqpoll_rejected({"--sqpoll=1.5"}, "not '1.5'");
+  expect_sqpoll_rejected({"--sqpoll=0-1"}, "not '0-1'");
+  expect_sqpoll_rejected({"--sqpoll=0,,1"}, "not ''");
+  // Boost.Program_options' own line.
+  expect_sqpoll_rejected({"--sqpoll="},
+                         "the argument for option '--sqpoll' should follow immediately after the equal sign");
+}
+
+BOOST_AUTO_TEST_CASE(an_sqpoll_cpu_not_online_or_not_allowed_is_refused) {
+  expect_sqpoll_rejected({"--sqpoll=2"},
+                         "--sqpoll: CPU 2 is not online or not allowed to this process (allowed: 0,1,3)");
+  expect_sqpoll_rejected({"--sqpoll=4096"}, "CPU 4096 is not online");
+  expect_sqpoll_rejected({"-q", "2", "--sqpoll=0,2"}, "CPU 2 is not online");
+}
+
+BOOST_AUTO_TEST_CASE(an_sqpoll_cpu_list_must_have_one_cpu_or_one_per_queue) {
+  expect_sqpoll_rejected({"-q", "3", "--sqpoll=0,1"},
+                         "--sqpoll: 2 CPUs for 3 queues: give one CPU for all of them, or one per queue");
+  expect_sqpoll_rejected({"--sqpoll=0,1"}, "2 CPUs for 1 queues");
+}
+
+BOOST_AUTO_TEST_CASE(an_sqpoll_cpu_may_also_follow_as_a_separate_word) {
+  const AddParse p = parse_sqpoll({"--sqpoll", "1"});
+  BOOST_REQUIRE(p);
+  BOOST_TEST(p.options.sqpoll_cpus == std::vector<unsigned>({1}), boost::test_tools::per_element());
+  // An option after it is not taken for its value.
+  const AddParse q = parse_sqpoll({"--sqpoll", "-q", "2"});
+  BOOST_REQUIRE(q);
+  BOOST_TEST(q.options.sqpoll_cpus.empty());
+  BOOST_TEST(q.options.queues == 2U);
+  expect_sqpoll_rejected({"--sqpoll", "x"}, "not 'x'");
+}
+
+BOOST_AUTO_TEST_CASE(the_machines_limits_list_the_cpus_this_process_may_use) {
+  const AddLimits l = current_limits();
+  BOOST_TEST(!l.allowed_cpus.empty());
+  BOOST_TEST(l.allowed_cpus.size() <= l.cpus);
+}
+
 BOOST_AUTO_TEST_CASE(device_ids_must_be_in_the_kernels_minor_range) {
   expect_rejected({"-t", "null", "-n", "1048576"}, "-n must be");
   expect_rejected({"-t", "null", "-n", "x"}, "-n must be");

@@ -7,6 +7,7 @@
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 
 #include "coblk/cmd/boot_config.h"
 
@@ -36,7 +37,7 @@ struct ConfigDir {
 
 // 2 GiB of RAM and four CPUs.
 BootEnvironment env(double ram_mib = 2048) {
-  return {ram_mib, AddLimits{4, [](const std::string&) -> coblk::Result<uint32_t> { return 512U; }}};
+  return {ram_mib, AddLimits{4, [](const std::string&) -> coblk::Result<uint32_t> { return 512U; }, {0, 1, 2, 3}}};
 }
 
 BootConfig load(const ConfigDir& dir, double ram_mib = 2048) {
@@ -116,6 +117,31 @@ BOOST_AUTO_TEST_CASE(keys_are_coblk_add_options_and_zram_generators_names) {
   BOOST_TEST(has_args(d, {"--no-metrics"}));
   BOOST_TEST(!has_args(d, {"--recovery"}));
   BOOST_TEST(has_args(d, {"--name", "fast"}));
+}
+
+BOOST_AUTO_TEST_CASE(sqpoll_takes_yes_no_or_cpu_numbers) {
+  ConfigDir dir;
+  dir.write("coblk.conf",
+            "[on]\nsqpoll = yes\n"
+            "[off]\nsqpoll = no\n"
+            "[pinned]\nsqpoll = 1\n"
+            "[each]\nqueues = 2\nsqpoll = 0,1\n");
+  const BootConfig c = load(dir);
+  BOOST_REQUIRE(c.devices.size() == 4U);
+  auto device = [&](const std::string& name) -> const BootDevice& {
+    for (const BootDevice& d : c.devices) {
+      if (d.name == name) return d;
+    }
+    throw std::runtime_error("no device " + name);
+  };
+  BOOST_TEST(has_args(device("on"), {"--sqpoll"}));
+  BOOST_TEST(device("on").options.sqpoll);
+  BOOST_TEST(device("on").options.sqpoll_cpus.empty());
+  BOOST_TEST(!device("off").options.sqpoll);
+  // Digits are CPUs here, not yes and no.
+  BOOST_TEST(has_args(device("pinned"), {"--sqpoll=1"}));
+  BOOST_TEST(device("pinned").options.sqpoll_cpus == std::vector<unsigned>({1}), boost::test_tools::per_element());
+  BOOST_TEST(device("each").options.sqpoll_cpus == std::vector<unsigned>({0, 1}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(a_mount_point_makes_a_file_system_with_discard) {

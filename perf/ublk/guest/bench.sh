@@ -10,7 +10,8 @@
 # zram_mem (orig_data_size / mem_used_total vs kernel zram); and, asked for by
 # name, ram_keep/zram_keep/ram_now/zram_now: this build against an earlier
 # one, and null_metrics: a null device with I/O metrics against one with
-# --no-metrics; see below) and each workload, it
+# --no-metrics, and null_sqpoll: --sqpoll against without, with the
+# io_uring_enter rate of both; see below) and each workload, it
 # alternates A and B for COBLK_BENCH_ROUNDS rounds (A first in odd rounds, B
 # first in even ones, so drift in the emulator hits both alike) and prints
 #   COBLK-BENCH {"pair":"null","workload":"randread_4k_qd32","round":1,"ours":..,"baseline":..,"unit":"iops"}
@@ -511,6 +512,73 @@ bench_null_scaling() {
   vm_defer "coblk_del_dev $one"
   JOBS=2
   compare null_scaling "$two" "$one" randread_4k_qd32 randread_4k_qd1
+}
+
+# SQPOLL (issue 13 part 6): a null device with --sqpoll against one
+# without, same build, same boot, the same fio job alternating. Besides
+# IOPS (pair null_sqpoll), the io_uring_enter system calls per second of
+# each device's server under that load (pair null_sqpoll_enters, unit
+# enters/s: ours the --sqpoll device's, baseline the other's), read from
+# `coblk metrics --print` twice while fio runs. The poller is pinned to the
+# guest's last CPU (queue 0's reactor runs on CPU 0; a poller that shares
+# the reactor's CPU makes it sleep, see docs/performance.md);
+# COBLK_BENCH_SQPOLL replaces that option (e.g. "--sqpoll" unpinned), and
+# COBLK_BENCH_SQPOLL_ARGS adds options to both devices (e.g. "--poll-us 1000").
+bench_null_sqpoll() {
+  vm_require_coblk; vm_require_root
+  vm_load_module ublk_drv
+  local sq plain w qd r o b last
+  last=$(($(grep -c '^processor' /proc/cpuinfo) - 1))
+  # shellcheck disable=SC2086 # option lists are word lists on purpose
+  sq=$(coblk_add -t null --size 1G ${COBLK_BENCH_SQPOLL:---sqpoll=$last} ${COBLK_BENCH_SQPOLL_ARGS:-})
+  vm_defer "coblk_del_dev $sq"
+  # shellcheck disable=SC2086
+  plain=$(coblk_add -t null --size 1G ${COBLK_BENCH_SQPOLL_ARGS:-})
+  vm_defer "coblk_del_dev $plain"
+  vm_log "null_sqpoll: $sq with ${COBLK_BENCH_SQPOLL:---sqpoll=$last} ${COBLK_BENCH_SQPOLL_ARGS:-}, $plain with ${COBLK_BENCH_SQPOLL_ARGS:-(defaults)}"
+  for w in randread_4k_qd32:32 randread_4k_qd1:1; do
+    qd=${w##*:}
+    r=1
+    while [ "$r" -le "$ROUNDS" ]; do
+      if [ $((r % 2)) -eq 1 ]; then
+        o=$(sqpoll_run "$sq" "$qd"); b=$(sqpoll_run "$plain" "$qd")
+      else
+        b=$(sqpoll_run "$plain" "$qd"); o=$(sqpoll_run "$sq" "$qd")
+      fi
+      emit null_sqpoll "${w%%:*}$QSUFFIX" "$r" iops "$o" "$b" 1
+      emit null_sqpoll_enters "${w%%:*}$QSUFFIX" "$r" enters/s "$o" "$b" 6
+      r=$((r + 1))
+    done
+  done
+}
+
+# enters_snapshot DEV: "ENTERS PUBLISHED" of /dev/ublkbN's server: its
+# io_uring_enter count summed over its cores, and the latest publish time
+# (seconds) of its queues, from `coblk metrics --print`.
+enters_snapshot() {
+  "$COBLK_BIN" metrics --print | awk -v dev="${1#/dev/}" '
+    index($0, "device=\"" dev "\"") == 0 { next }
+    index($0, "coblk_reactor_io_uring_enters_total{") == 1 { n += $NF }
+    index($0, "coblk_metrics_last_publish_timestamp_seconds{") == 1 && $NF + 0 > t { t = $NF + 0 }
+    END { printf "%d %.6f\n", n, t }'
+}
+
+# sqpoll_run DEV QD: fio_stats of 4k random reads for at least 5 s, plus a
+# sixth number: the server's io_uring_enter calls per second between two
+# publishes taken while fio runs (the first after 1.5 s of load).
+sqpoll_run() {
+  local dev="$1" qd="$2" runtime="$RUNTIME" out="/tmp/sqpoll-run.$$" a b pid
+  [ "$runtime" -ge 5 ] || runtime=5
+  RUNTIME=$runtime fio_stats "$dev" randread 4k "$qd" > "$out" &
+  pid=$!
+  sleep 1.5
+  a=$(enters_snapshot "$dev")
+  sleep $((runtime - 3))
+  b=$(enters_snapshot "$dev")
+  wait "$pid" || { rm -f "$out"; return 1; }
+  awk -v a="$a" -v b="$b" '{ split(a, x, " "); split(b, y, " "); dt = y[2] - x[2]
+    printf "%s %.4g\n", $0, (dt > 0 ? (y[1] - x[1]) / dt : 0) }' "$out"
+  rm -f "$out"
 }
 
 # A/B: two option sets, or two builds (vm-bench --before), on one target in
