@@ -10,18 +10,36 @@
 #include <string>
 
 #include "coblk/runtime/io.h"
+#include "coblk/runtime/polled_ring.h"
 #include "coblk/runtime/reactor.h"
 #include "coblk/ublk/abi.h"
 
 namespace coblk::ublk {
 
 Result<std::unique_ptr<LoopTarget>> LoopTarget::create(const std::string& path, uint64_t size_bytes,
-                                                       uint32_t block_size, bool direct_io, bool group_commit) {
+                                                       uint32_t block_size, bool direct_io, bool group_commit,
+                                                       bool iopoll) {
+  if (iopoll && !direct_io) return Error(EINVAL, "--iopoll needs --direct-io: the kernel polls only for O_DIRECT I/O");
   const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | (direct_io ? O_DIRECT : 0));
   if (fd < 0) {
     return Error::from_errno(errno, "cannot open backing file '" + path + "'");
   }
-  return std::unique_ptr<LoopTarget>(new LoopTarget(fd, size_bytes, block_size, group_commit));
+  std::unique_ptr<LoopTarget> target(new LoopTarget(fd, size_bytes, block_size, group_commit));
+  if (iopoll) {
+    if (!target->block_device_)
+      return Error(EINVAL,
+                   "--iopoll needs a block device, and '" + path + "' is not one (polled I/O is the block layer's)");
+    // The kernel takes a polled request from a device without poll queues
+    // and fails it with EOPNOTSUPP: ask once now, not on every request.
+    const int ret = runtime::PolledRing::probe(fd, block_size);
+    if (ret == -EOPNOTSUPP)
+      return Error(EOPNOTSUPP, "'" + path +
+                                   "' has no poll queues, which --iopoll needs (for NVMe: the nvme.poll_queues "
+                                   "module parameter)");
+    if (ret < 0) return Error::from_errno(-ret, "a polled read of '" + path + "' (--iopoll) failed");
+    target->iopoll_ = true;
+  }
+  return target;
 }
 
 LoopTarget::LoopTarget(int fd, uint64_t size_bytes, uint32_t block_size, bool group_commit)
@@ -46,6 +64,10 @@ runtime::Task<int> LoopTarget::start_queue(uint16_t) {
     const int index = reactor->install_file(pc.fd >= 0 ? pc.fd : fd_);
     pc.fixed_file = index >= 0 ? index : -1;
   }
+  // One polled ring per core, shared with whatever else polls there; kept
+  // by the reactor until it ends. Enough SQEs for a full queue of depth 128
+  // (a fuller ring submits early, which is only slower).
+  if (iopoll_) co_return reactor->enable_polled_ring(256);
   co_return 0;
 }
 
@@ -88,6 +110,12 @@ LoopTarget::File LoopTarget::file_here() const noexcept {
   return File{fd_, false};
 }
 
+int LoopTarget::plain_fd_here() const noexcept {
+  const unsigned core = runtime::Reactor::current()->core();
+  if (core < per_core_.size() && per_core_[core]->fd >= 0) return per_core_[core]->fd;
+  return fd_;
+}
+
 LoopTarget::~LoopTarget() {
   for (const auto& pc : per_core_) {
     if (pc->fd >= 0) ::close(pc->fd);  // a queue that never stopped
@@ -116,7 +144,9 @@ runtime::Task<int> LoopTarget::read(const Request& r) {
   // bytes are in. A read of 0 bytes inside the device is a truncated file.
   while (done < r.length) {
     int n = 0;
-    if (r.fixed_buffer >= 0) {
+    if (iopoll_ && r.fixed_buffer < 0) {
+      n = co_await runtime::polled_read(plain_fd_here(), r.data + done, r.length - done, r.offset + done);
+    } else if (r.fixed_buffer >= 0) {
       n = co_await runtime::read_fixed(f.fd, reinterpret_cast<void*>(uintptr_t{done}), r.length - done, r.offset + done,
                                        r.fixed_buffer)
               .fixed_file(f.fixed);
@@ -136,7 +166,9 @@ runtime::Task<int> LoopTarget::write(const Request& r) {
   uint32_t done = 0;
   while (done < r.length) {
     int n = 0;
-    if (r.fixed_buffer >= 0) {
+    if (iopoll_ && r.fixed_buffer < 0) {
+      n = co_await runtime::polled_write(plain_fd_here(), r.data + done, r.length - done, r.offset + done);
+    } else if (r.fixed_buffer >= 0) {
       n = co_await runtime::write_fixed(f.fd, reinterpret_cast<const void*>(uintptr_t{done}), r.length - done,
                                         r.offset + done, r.fixed_buffer)
               .fixed_file(f.fixed);

@@ -352,6 +352,20 @@ BOOST_AUTO_TEST_CASE(a_missing_backing_file_is_reported_not_thrown) {
   BOOST_TEST(test::require_error(loop, ENOENT).find("cannot open backing file") != std::string::npos);
 }
 
+// Polled I/O needs O_DIRECT on a block device whose driver polls; the VM's
+// NVMe disk has one (test/vm/guest/nvme.sh), the host's files do not.
+BOOST_AUTO_TEST_CASE(a_loop_target_with_iopoll_refuses_buffered_io_and_a_regular_file) {
+  TempFile file(1 << 20);
+  const auto buffered = ublk::LoopTarget::create(file.path, 1 << 20, 4096, false, true, true);
+  BOOST_TEST(test::require_error(buffered, EINVAL).find("--iopoll needs --direct-io") != std::string::npos);
+  const auto direct = ublk::LoopTarget::create(file.path, 1 << 20, 4096, true, true, true);
+  if (!direct && direct.error().code() == EINVAL && direct.error().message().find("cannot open") != std::string::npos) {
+    return;  // no O_DIRECT on this file system at all
+  }
+  BOOST_TEST(test::require_error(direct, EINVAL).find("is not one (polled I/O is the block layer's)") !=
+             std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(the_null_device_completes_everything_at_full_length) {
   ublk::NullTarget null(1ULL << 30, 512);
   const int ok = run_on_runtime([&]() -> Task<int> {

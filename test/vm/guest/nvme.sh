@@ -1,6 +1,8 @@
 #!/bin/sh
-# nvme.sh: the VM's emulated NVMe disk: its block and char devices and its
-# polled queue are there.
+# nvme.sh: the loop target on an NVMe disk: the emulated disk and its
+# polled queue are there; fio verifies data through `coblk add -t loop
+# --direct-io --iopoll` on /dev/nvme0n1, whose reads and writes then raise
+# no interrupts (they are polled); a device without poll queues is refused.
 # The next line makes run-vm attach the emulated NVMe disk to this boot
 # (64 MiB, nvme.poll_queues=1; docs/vm-harness.md):
 # coblk-vm: nvme
@@ -24,5 +26,57 @@ nvme_disk_has_a_polled_queue() {
   vm_assert_eq 1 "$(cat /sys/block/nvme0n1/queue/io_poll)" "io_poll of /dev/nvme0n1 (nvme.poll_queues=1)"
 }
 
+# The interrupts of the NVMe I/O queues so far (nvme0q1, nvme0q2, ...; not
+# the admin queue nvme0q0). A poll queue has no interrupt at all.
+nvme_io_interrupts() {
+  awk '/nvme0q[1-9]/ { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }' /proc/interrupts
+}
+
+iopoll_loop_passes_fio_verify_without_interrupts() {
+  nvme_ready
+  vm_ublk_ready fio
+  local before after ios
+  # The control: reads on the interrupt-driven queues raise interrupts
+  # (and are counted by nvme_io_interrupts).
+  before=$(nvme_io_interrupts)
+  fio --name=irq --filename=/dev/nvme0n1 --ioengine=psync --direct=1 --rw=randread --bs=4k --size=4M \
+      --number_ios=256 --output-format=terse >/dev/null || vm_fail "fio on /dev/nvme0n1 itself failed"
+  after=$(nvme_io_interrupts)
+  vm_log "256 interrupt-driven reads of /dev/nvme0n1: $((after - before)) I/O queue interrupts"
+  [ $((after - before)) -ge 128 ] || vm_fail "only $((after - before)) interrupts for 256 plain reads: cannot tell polled I/O apart"
+  add_device 0 -t loop -f /dev/nvme0n1 --direct-io --iopoll
+  before=$(nvme_io_interrupts)
+  # 32 MiB of random 4 KiB writes at QD16, each block read back and checked.
+  fio --name=iopoll --filename=/dev/ublkb0 --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k \
+      --iodepth=16 --size=32M --verify=crc32c --verify_fatal=1 --output-format=terse >/dev/null \
+    || vm_fail "fio verify failed on the --iopoll loop device over /dev/nvme0n1"
+  # And mixed sizes, so requests of several blocks poll too.
+  fio --name=iopoll-mixed --filename=/dev/ublkb0 --ioengine=io_uring --direct=1 --rw=randrw \
+      --bsrange=512-128k --iodepth=8 --size=16M --offset=32M --verify=crc32c --verify_fatal=1 \
+      --output-format=terse >/dev/null \
+    || vm_fail "fio verify (mixed sizes) failed on the --iopoll loop device"
+  after=$(nvme_io_interrupts)
+  ios=$(awk '{ print $1 + $5 }' /sys/block/nvme0n1/stat)
+  vm_log "nvme0n1: $ios reads+writes in all, $((after - before)) I/O queue interrupts during the fio runs"
+  # 8192 writes and as many verify reads in the first run alone; had they
+  # gone to an interrupt-driven queue, each would have raised one
+  # (coalescing at most halves that).
+  [ "$ios" -gt 16384 ] || vm_fail "only $ios I/Os reached /dev/nvme0n1"
+  [ $((after - before)) -lt 1000 ] || vm_fail "$((after - before)) interrupts: the I/O was not polled"
+}
+
+iopoll_without_poll_queues_is_refused() {
+  vm_ublk_ready
+  vm_load_module brd rd_nr=1 rd_size=16384
+  vm_defer "rmmod brd"
+  vm_wait_for_path /dev/ram0 5
+  vm_assert_eq 0 "$(cat /sys/block/ram0/queue/io_poll 2>/dev/null || echo 0)" "io_poll of /dev/ram0"
+  vm_expect_error "has no poll queues" "$COBLK_BIN" add -n 1 -t loop -f /dev/ram0 --direct-io --iopoll
+  [ ! -e /dev/ublkb1 ] || vm_fail "a refused --iopoll device was created anyway"
+}
+
 vm_case "the emulated NVMe disk has a block and a char device and a polled queue" nvme_disk_has_a_polled_queue
+vm_case "a loop device with --iopoll over /dev/nvme0n1 passes fio verify, and its I/O raises no interrupts" \
+  iopoll_loop_passes_fio_verify_without_interrupts
+vm_case "--iopoll on a block device without poll queues is refused in one line" iopoll_without_poll_queues_is_refused
 vm_finish
