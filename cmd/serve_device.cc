@@ -145,6 +145,9 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   }
   rc.reactor.ring_entries = ublk::ring_entries_for(o.depth);
   rc.reactor.idle_poll_us = o.poll_us;
+  // NVMe passthrough commands need 128-byte SQEs and 32-byte CQEs.
+  rc.reactor.sqe128 = o.passthrough;
+  rc.reactor.cqe32 = o.passthrough;
   if (!o.registered_files) {
     rc.reactor.register_ring_fd = false;
     rc.reactor.fixed_file_slots = 0;

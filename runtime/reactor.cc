@@ -132,6 +132,9 @@ void Reactor::setup_ring() {
   if (config_.sqe128) {
     base |= IORING_SETUP_SQE128;
   }
+  if (config_.cqe32) {
+    base |= IORING_SETUP_CQE32;  // reap() steps over the big CQEs
+  }
   if (config_.sqpoll) {
     base |= IORING_SETUP_SQPOLL;
   }

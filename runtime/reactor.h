@@ -32,6 +32,9 @@ struct ReactorConfig {
   /// 128-byte SQEs, needed for URING_CMD commands with an 80-byte payload
   /// (ublk's control commands).
   bool sqe128 = false;
+  /// 32-byte CQEs, which some URING_CMD commands complete with (NVMe
+  /// passthrough, NVME_URING_CMD_IO, needs the ring to have them).
+  bool cqe32 = false;
   /// Kernel-side submission polling. Off by default: it burns a core per
   /// ring, which only pays when a core is otherwise idle (see docs/perf).
   bool sqpoll = false;

@@ -18,13 +18,27 @@ namespace coblk::ublk {
 
 Result<std::unique_ptr<LoopTarget>> LoopTarget::create(const std::string& path, uint64_t size_bytes,
                                                        uint32_t block_size, bool direct_io, bool group_commit,
-                                                       bool iopoll) {
+                                                       bool iopoll, bool passthrough) {
   if (iopoll && !direct_io) return Error(EINVAL, "--iopoll needs --direct-io: the kernel polls only for O_DIRECT I/O");
+  if (passthrough && (direct_io || iopoll))
+    return Error(EINVAL, "--passthrough goes around the block layer: not with --direct-io or --iopoll");
   const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | (direct_io ? O_DIRECT : 0));
   if (fd < 0) {
     return Error::from_errno(errno, "cannot open backing file '" + path + "'");
   }
   std::unique_ptr<LoopTarget> target(new LoopTarget(fd, size_bytes, block_size, group_commit));
+  if (passthrough) {
+    Result<NvmeNamespace> ns = nvme_namespace(fd, path);
+    if (!ns) return std::move(ns).error();
+    if (block_size % ns->lba_size != 0)
+      return Error(EINVAL, "--block-size " + std::to_string(block_size) + " is not a multiple of the " +
+                               std::to_string(ns->lba_size) + "-byte blocks of '" + path + "'");
+    if (size_bytes > ns->size_bytes)
+      return Error(EINVAL, "the device is larger than the namespace '" + path + "' (" + std::to_string(ns->size_bytes) +
+                               " bytes)");
+    target->nvme_ = *ns;
+    target->passthrough_ = true;
+  }
   if (iopoll) {
     if (!target->block_device_)
       return Error(EINVAL,
@@ -130,14 +144,21 @@ TargetGeometry LoopTarget::geometry() const {
   g.physical_block_size = block_size_ < 4096 ? 4096 : block_size_;
   // Writes sit in the page cache (or the device's cache) until fdatasync.
   g.volatile_cache = true;
-  g.discard = !block_device_;  // hole punching is a file system feature
-  g.write_zeroes = !block_device_;
+  // Hole punching is a file system feature (passthrough: no DSM here).
+  g.discard = !block_device_ && !passthrough_;
+  g.write_zeroes = !block_device_ && !passthrough_;
   g.discard_granularity = 4096;
   return g;
 }
 
 runtime::Task<int> LoopTarget::read(const Request& r) {
   if (!in_range(r)) co_return -EIO;
+  if (passthrough_) {
+    // The command's buffer is a user address: a registered buffer (zero
+    // copy, refused by coblk add) cannot be named.
+    if (r.fixed_buffer >= 0) co_return -EIO;
+    co_return co_await nvme_read_write(plain_fd_here(), nvme_, NvmeOpcode::read, r.data, r.offset, r.length, false);
+  }
   const File f = file_here();
   uint32_t done = 0;
   // Short reads happen (signals, page cache pressure); continue until all
@@ -162,6 +183,12 @@ runtime::Task<int> LoopTarget::read(const Request& r) {
 
 runtime::Task<int> LoopTarget::write(const Request& r) {
   if (!in_range(r)) co_return -EIO;  // past the device: never grow or touch the file beyond it
+  if (passthrough_) {
+    if (r.fixed_buffer >= 0) co_return -EIO;
+    // FUA goes with the command itself: the device writes through.
+    co_return co_await nvme_read_write(plain_fd_here(), nvme_, NvmeOpcode::write, r.data, r.offset, r.length,
+                                       (r.flags & abi::IO_F_FUA) != 0);
+  }
   const File f = file_here();
   uint32_t done = 0;
   while (done < r.length) {
@@ -200,7 +227,12 @@ runtime::Task<int> LoopTarget::sync_file(void* self) {
   auto* t = static_cast<LoopTarget*>(self);
   if (t->sync_failed_.load(std::memory_order_relaxed)) co_return -EIO;
   const File f = t->file_here();
-  const int ret = co_await runtime::fdatasync(f.fd).fixed_file(f.fixed);
+  int ret = 0;
+  if (t->passthrough_) {
+    ret = co_await nvme_flush(t->plain_fd_here(), t->nvme_);
+  } else {
+    ret = co_await runtime::fdatasync(f.fd).fixed_file(f.fixed);
+  }
   if (ret < 0 && ret != -ECANCELED) {
     // -ECANCELED is the runtime shutting down, not the file failing.
     t->sync_failed_.store(true, std::memory_order_relaxed);
@@ -215,15 +247,15 @@ uint64_t LoopTarget::syncs_on_this_core() const noexcept {
 }
 
 runtime::Task<int> LoopTarget::discard(const Request& r) {
-  if (!in_range(r)) co_return -EIO;
-  if (r.length == 0) co_return 0;  // fallocate refuses a zero length (EINVAL)
+  if (!in_range(r) || passthrough_) co_return -EIO;  // passthrough: not advertised
+  if (r.length == 0) co_return 0;                    // fallocate refuses a zero length (EINVAL)
   const File f = file_here();
   co_return co_await runtime::fallocate(f.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, r.offset, r.length)
       .fixed_file(f.fixed);
 }
 
 runtime::Task<int> LoopTarget::write_zeroes(const Request& r) {
-  if (!in_range(r)) co_return -EIO;
+  if (!in_range(r) || passthrough_) co_return -EIO;  // passthrough: not advertised
   if (r.length == 0) co_return 0;
   // Without NOUNMAP the blocks may go: a hole reads as zeros. With it they
   // must stay allocated (so that later writes cannot fail for want of

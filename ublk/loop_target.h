@@ -8,6 +8,7 @@
 
 #include "coblk/runtime/result.h"
 #include "coblk/ublk/group_commit.h"
+#include "coblk/ublk/nvme_passthrough.h"
 #include "coblk/ublk/target.h"
 
 namespace coblk::ublk {
@@ -39,6 +40,12 @@ namespace coblk::ublk {
 /// completions the reactor finds by polling instead of an interrupt.
 /// FLUSH, and requests on registered buffers (zero copy), stay on the
 /// reactor's own ring.
+///
+/// NVMe passthrough (`passthrough`): the file is a namespace's generic char
+/// device /dev/ngXnY, and reads, writes (FUA as the command's FUA bit) and
+/// flushes are NVMe commands by URING_CMD (ublk/nvme_passthrough.h) on the
+/// core's ring, which must have 128-byte SQEs and 32-byte CQEs. Discard and
+/// write-zeroes are not offered.
 class LoopTarget final : public Target {
  public:
   /// A device of `size_bytes` with `block_size`-byte blocks on the file or
@@ -48,9 +55,12 @@ class LoopTarget final : public Target {
   /// FUA write issues an fdatasync of its own. With `iopoll` (which needs
   /// `direct_io` and a block device) it probes the device with one polled
   /// read of a block and refuses, in one line, a file that is not a block
-  /// device or a device without poll queues.
+  /// device or a device without poll queues. With `passthrough` (not with
+  /// `direct_io` or `iopoll`) `path` must be an NVMe generic char device,
+  /// `block_size` a multiple of its LBA size and `size_bytes` within it.
   static Result<std::unique_ptr<LoopTarget>> create(const std::string& path, uint64_t size_bytes, uint32_t block_size,
-                                                    bool direct_io, bool group_commit = true, bool iopoll = false);
+                                                    bool direct_io, bool group_commit = true, bool iopoll = false,
+                                                    bool passthrough = false);
   ~LoopTarget() override;
   LoopTarget(const LoopTarget&) = delete;
   LoopTarget& operator=(const LoopTarget&) = delete;
@@ -109,7 +119,9 @@ class LoopTarget final : public Target {
 
   int fd_ = -1;
   bool block_device_ = false;
-  bool iopoll_ = false;  // reads and writes on the core's polled ring
+  bool iopoll_ = false;       // reads and writes on the core's polled ring
+  bool passthrough_ = false;  // NVMe commands on a char device (nvme_)
+  NvmeNamespace nvme_;
   uint64_t size_bytes_;
   uint32_t block_size_;
   // Indexed by core. A core beyond it (more reactors than the CPUs

@@ -2,7 +2,9 @@
 # nvme.sh: the loop target on an NVMe disk: the emulated disk and its
 # polled queue are there; fio verifies data through `coblk add -t loop
 # --direct-io --iopoll` on /dev/nvme0n1, whose reads and writes then raise
-# no interrupts (they are polled); a device without poll queues is refused.
+# no interrupts (they are polled); a device without poll queues is refused;
+# and fio verifies `coblk add -t loop --passthrough` on /dev/ng0n1 (NVMe
+# commands by URING_CMD), whose data /dev/nvme0n1 then holds.
 # The next line makes run-vm attach the emulated NVMe disk to this boot
 # (64 MiB, nvme.poll_queues=1; docs/vm-harness.md):
 # coblk-vm: nvme
@@ -75,8 +77,43 @@ iopoll_without_poll_queues_is_refused() {
   [ ! -e /dev/ublkb1 ] || vm_fail "a refused --iopoll device was created anyway"
 }
 
+passthrough_loop_passes_fio_verify_and_the_disk_holds_the_data() {
+  nvme_ready
+  vm_ublk_ready fio cmp
+  add_device 2 -t loop -f /dev/ng0n1 --passthrough
+  vm_assert_eq "$(cat /sys/block/nvme0n1/queue/logical_block_size)" \
+    "$(cat /sys/block/ublkb2/queue/logical_block_size)" "logical block size (the namespace's LBA size)"
+  vm_assert_eq 0 "$(cat /sys/block/ublkb2/queue/discard_max_bytes)" "discard_max_bytes (no discard offered)"
+  fio --name=pt --filename=/dev/ublkb2 --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k \
+      --iodepth=16 --size=32M --verify=crc32c --verify_fatal=1 --output-format=terse >/dev/null \
+    || vm_fail "fio verify failed on the --passthrough loop device over /dev/ng0n1"
+  # Requests of up to 512 KiB (several NVMe commands where the controller
+  # takes less), with an fsync (NVMe Flush) every 8 writes.
+  fio --name=pt-mixed --filename=/dev/ublkb2 --ioengine=io_uring --direct=1 --rw=randwrite \
+      --bsrange=4k-512k --iodepth=8 --size=24M --offset=32M --fsync=8 --verify=crc32c --verify_fatal=1 \
+      --output-format=terse >/dev/null \
+    || vm_fail "fio verify (mixed sizes, fsync) failed on the --passthrough loop device"
+  # The namespace itself holds what the device returns (read through the
+  # page cache, emptied first: passthrough writes go around it).
+  sync
+  echo 3 > /proc/sys/vm/drop_caches
+  dd if=/dev/ublkb2 of=/tmp/pt-ublk.img bs=1M count=56 2>/dev/null
+  dd if=/dev/nvme0n1 of=/tmp/pt-nvme.img bs=1M count=56 2>/dev/null
+  vm_defer "rm -f /tmp/pt-ublk.img /tmp/pt-nvme.img"
+  cmp /tmp/pt-ublk.img /tmp/pt-nvme.img || vm_fail "/dev/nvme0n1 does not hold what the passthrough device returns"
+}
+
+passthrough_on_a_block_device_is_refused() {
+  nvme_ready
+  vm_ublk_ready
+  vm_expect_error "not an NVMe namespace's generic char device" "$COBLK_BIN" add -n 3 -t loop -f /dev/nvme0n1 --passthrough
+}
+
 vm_case "the emulated NVMe disk has a block and a char device and a polled queue" nvme_disk_has_a_polled_queue
 vm_case "a loop device with --iopoll over /dev/nvme0n1 passes fio verify, and its I/O raises no interrupts" \
   iopoll_loop_passes_fio_verify_without_interrupts
 vm_case "--iopoll on a block device without poll queues is refused in one line" iopoll_without_poll_queues_is_refused
+vm_case "a loop device with --passthrough over /dev/ng0n1 passes fio verify, and /dev/nvme0n1 holds the same data" \
+  passthrough_loop_passes_fio_verify_and_the_disk_holds_the_data
+vm_case "--passthrough on a block device (not /dev/ngXnY) is refused in one line" passthrough_on_a_block_device_is_refused
 vm_finish
