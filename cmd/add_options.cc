@@ -21,6 +21,7 @@
 #include <sstream>
 
 #include "coblk/cmd/cpu_list.h"
+#include "coblk/cmd/loop_backing.h"
 #include "coblk/cmd/size_parse.h"
 #include "coblk/ublk/abi.h"
 #include "coblk/ublk/nbd_connection.h"
@@ -63,6 +64,8 @@ po::options_description add_description() {
     ("block-size,b", po::value<std::string>()->value_name("BYTES"), "logical block size 512|1024|2048|4096 (default 512; zram 4096)")
     ("file,f", po::value<std::string>()->value_name("FILE"), "loop: backing file or block device")
     ("direct-io", "loop: open FILE with O_DIRECT")
+    ("iopoll", "loop with --direct-io on a block device with poll queues (e.g. NVMe): reads and writes go to a polled io_uring per core, whose completions the core polls for instead of sleeping")
+    ("passthrough", "loop on an NVMe namespace's char device /dev/ngXnY: NVMe read, write and flush commands by io_uring URING_CMD, around the block layer (block size: the namespace's LBA size; no discard)")
     ("no-group-commit", "loop: one fdatasync per FLUSH or FUA write, not one shared by those that arrive together")
     ("no-registered-files", "register neither the io_uring fds nor /dev/ublkcN and loop's file as fixed files (for A/B measurement)")
     ("copy", "data path: the kernel copies into per-tag server buffers (default)")
@@ -135,29 +138,6 @@ std::string make_absolute(std::string& file, std::vector<std::string>& args, con
   }
   file = absolute;
   return {};
-}
-
-// Resolves the backing file's size; empty string on success.
-std::string backing_size(const std::string& file, uint64_t& bytes) {
-  struct stat st {};
-  if (::stat(file.c_str(), &st) < 0) {
-    if (errno == ENOENT) return "backing file '" + file + "' does not exist";
-    return "cannot use backing file '" + file + "': " + std::strerror(errno);
-  }
-  if (S_ISREG(st.st_mode)) {
-    bytes = static_cast<uint64_t>(st.st_size);
-    return {};
-  }
-  if (S_ISBLK(st.st_mode)) {
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return "cannot open backing device '" + file + "': " + std::strerror(errno);
-    const int ret = ::ioctl(fd, BLKGETSIZE64, &bytes);
-    const int err = errno;
-    ::close(fd);
-    if (ret < 0) return "cannot read the size of '" + file + "': " + std::strerror(err);
-    return {};
-  }
-  return "backing file '" + file + "' is neither a regular file nor a block device";
 }
 
 }  // namespace
@@ -344,6 +324,8 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
     if (given("file")) return fail("-f is only valid with -t loop");
     if (given("direct-io")) return fail("--direct-io is only valid with -t loop");
     if (given("no-group-commit")) return fail("--no-group-commit is only valid with -t loop");
+    if (given("iopoll")) return fail("--iopoll is only valid with -t loop");
+    if (given("passthrough")) return fail("--passthrough is only valid with -t loop");
   }
   // A zram device's tier may be an NBD export: --export and
   // --reconnect-timeout then mean what they mean for -t nbd.
@@ -494,6 +476,13 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
 
   o.direct_io = given("direct-io");
   o.group_commit = !given("no-group-commit");
+  o.iopoll = given("iopoll");
+  if (o.iopoll && !o.direct_io) return fail("--iopoll needs --direct-io: the kernel polls only for O_DIRECT I/O");
+  if (o.iopoll && o.data_path == DataPathKind::zero_copy)
+    return fail("--iopoll and --zero-copy exclude each other: the request buffers live in the other ring");
+  o.passthrough = given("passthrough");
+  if (o.passthrough && (o.direct_io || o.iopoll || o.data_path == DataPathKind::zero_copy))
+    return fail("--passthrough goes around the block layer: not with --direct-io, --iopoll or --zero-copy");
   o.registered_files = !given("no-registered-files");
   o.foreground = given("foreground");
   o.recovery = given("recovery");
@@ -546,7 +535,10 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
     if (!given("file")) return fail("-t loop needs -f FILE");
     o.file = text("file");
     uint64_t file_bytes = 0;
-    if (std::string e = backing_size(o.file, file_bytes); !e.empty()) return fail(e);
+    if (std::string e = loop_backing(o, file_bytes); !e.empty()) return fail(e);
+    struct stat st {};
+    if (o.iopoll && (::stat(o.file.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)))
+      return fail("--iopoll needs a block device, and '" + o.file + "' is not one (polled I/O is the block layer's)");
     // The server runs in "/" (it must not keep the caller's directory busy)
     // and `coblk recover` may run anywhere: a relative path would name a
     // different file there. Resolve it now, and record the resolved form.

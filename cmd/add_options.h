@@ -54,6 +54,8 @@ struct AddOptions {
   std::string file;               ///< loop: backing file or block device
   bool direct_io = false;         ///< loop: open the backing file with O_DIRECT
   bool group_commit = true;       ///< loop: FLUSH/FUA requests arriving together share an fdatasync
+  bool iopoll = false;            ///< loop: reads and writes on each core's polled ring (IOPOLL)
+  bool passthrough = false;       ///< loop: NVMe commands by URING_CMD on /dev/ngXnY
   bool registered_files = true;   ///< register each ring's fd and use fixed files (/dev/ublkcN, loop's file)
   DataPathKind data_path = DataPathKind::copy;
   bool foreground = false;

@@ -147,6 +147,9 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   rc.reactor.idle_poll_us = o.poll_us;
   rc.reactor.sqpoll = o.sqpoll;
   rc.reactor.sqpoll_cpus = o.sqpoll_cpus;
+  // NVMe passthrough commands need 128-byte SQEs and 32-byte CQEs.
+  rc.reactor.sqe128 = o.passthrough;
+  rc.reactor.cqe32 = o.passthrough;
   if (!o.registered_files) {
     rc.reactor.register_ring_fd = false;
     rc.reactor.fixed_file_slots = 0;

@@ -41,7 +41,8 @@ Result<std::unique_ptr<ublk::Target>> make_target(const AddOptions& o, uint32_t 
         return as_target(ublk::RamTarget::recover(o.size_bytes, o.block_size, recover_from[0]));
       return as_target(ublk::RamTarget::create(o.size_bytes, o.block_size, memory));
     case TargetKind::loop:
-      return as_target(ublk::LoopTarget::create(o.file, o.size_bytes, o.block_size, o.direct_io, o.group_commit));
+      return as_target(ublk::LoopTarget::create(o.file, o.size_bytes, o.block_size, o.direct_io, o.group_commit,
+                                                o.iopoll, o.passthrough));
     case TargetKind::nbd: {
       Result<nbd::Endpoint> endpoint = nbd::parse_endpoint(o.connect);
       if (!endpoint) return std::move(endpoint).error();

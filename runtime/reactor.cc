@@ -1,6 +1,7 @@
 #include "coblk/runtime/reactor.h"
 
 #include "coblk/runtime/fault_injection.h"
+#include "coblk/runtime/polled_ring.h"
 
 #include <errno.h>
 #include <linux/membarrier.h>
@@ -121,6 +122,7 @@ Reactor::Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config)
 }
 
 Reactor::~Reactor() {
+  polled_.reset();
   io_uring_queue_exit(&ring_);
   if (eventfd_ >= 0) {
     ::close(eventfd_);
@@ -134,6 +136,9 @@ void Reactor::setup_ring() {
   unsigned base = IORING_SETUP_CQSIZE;
   if (config_.sqe128) {
     base |= IORING_SETUP_SQE128;
+  }
+  if (config_.cqe32) {
+    base |= IORING_SETUP_CQE32;  // reap() steps over the big CQEs
   }
   if (config_.sqpoll) {
     base |= IORING_SETUP_SQPOLL;
@@ -231,6 +236,21 @@ void Reactor::remove_file(int index) noexcept {
 
 int Reactor::register_buffers(std::span<const iovec> buffers) {
   return io_uring_register_buffers(&ring_, buffers.data(), static_cast<unsigned>(buffers.size()));
+}
+
+int Reactor::enable_polled_ring(unsigned entries) {
+  if (polled_ != nullptr) return 0;
+  Result<std::unique_ptr<PolledRing>> ring = PolledRing::create(entries);
+  if (!ring) return -ring.error().code();
+  polled_ = std::move(ring).value();
+  return 0;
+}
+
+void Reactor::spin_polled() {
+  polled_->poll(*this);
+  // The main ring too, but only when it has something: entering the kernel
+  // for it on every spin would double the syscalls.
+  if (unsubmitted_ != 0 || poll_needs_enter_ || cq_has_work()) submit_and_reap(false);
 }
 
 void Reactor::arm_eventfd_read() {
@@ -853,7 +873,11 @@ void Reactor::run() {
       // (Channel::send) becomes visible.
       run_flushes();
     }
-    if (ready_count_ != 0 || overflow_pending_) {
+    if (polled_ != nullptr && polled_->busy()) {
+      // Polled I/O completes only when someone polls: look every
+      // iteration, and never sleep while any is in flight.
+      spin_polled();
+    } else if (ready_count_ != 0 || overflow_pending_) {
       submit_and_reap(false);
     } else if (idle_poll_ticks_ == 0 || !idle_poll()) {
       sleep_until_woken();
@@ -885,6 +909,12 @@ void Reactor::drain_io() noexcept {
     io_uring_sqe_set_data64(sqe, ignored_user_data);
   } catch (...) {
     // Out of SQEs while cancelling: the wait below still reaps what it can.
+  }
+  // Polled requests cannot be cancelled, but complete promptly: poll them
+  // in (their waiters are not resumed).
+  if (polled_ != nullptr && polled_->drain(2000000000ull) != 0) {
+    std::fprintf(stderr, "coblk: core %u: %u polled I/O operations did not finish at shutdown\n", core_,
+                 polled_->in_flight());
   }
   const std::uint64_t deadline = CycleClock::now() + CycleClock::from_ns(2000000000ull);
   while (in_flight_ != 0 && CycleClock::now() < deadline) {

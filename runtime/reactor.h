@@ -10,6 +10,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -22,6 +23,7 @@
 namespace coblk::runtime {
 
 class Runtime;
+class PolledRing;
 
 /// Settings of one reactor. Runtime applies the same settings to every core.
 struct ReactorConfig {
@@ -30,6 +32,9 @@ struct ReactorConfig {
   /// 128-byte SQEs, needed for URING_CMD commands with an 80-byte payload
   /// (ublk's control commands).
   bool sqe128 = false;
+  /// 32-byte CQEs, which some URING_CMD commands complete with (NVMe
+  /// passthrough, NVME_URING_CMD_IO, needs the ring to have them).
+  bool cqe32 = false;
   /// Kernel-side submission polling. Off by default: it burns a core per
   /// ring, which only pays when a core is otherwise idle (see docs/perf).
   bool sqpoll = false;
@@ -272,6 +277,15 @@ class Reactor {
   /// Registers buffers for read_fixed/write_fixed. Returns 0 or -errno.
   int register_buffers(std::span<const iovec> buffers);
 
+  /// Gives this core a second, polled io_uring (IORING_SETUP_IOPOLL) of
+  /// `entries` SQEs, for the awaitables of polled_ring.h; once made, later
+  /// calls return 0 and keep it. While operations are in flight there the
+  /// loop polls that ring on every iteration and never sleeps (it spins).
+  /// Returns 0 or -errno (the kernel's refusal). This thread only.
+  int enable_polled_ring(unsigned entries);
+  /// The polled ring, or nullptr when enable_polled_ring was not called.
+  PolledRing* polled_ring() const noexcept { return polled_.get(); }
+
   // ---- scheduling (used by awaitables; callable only on this thread) ----
 
   /// Makes `waiter` ready to run in its group on this core.
@@ -477,6 +491,9 @@ class Reactor {
   // Writes the peer's eventfd, retrying an interrupted write.
   void write_eventfd(Reactor& peer) noexcept;
   void drain_io() noexcept;
+  // With polled I/O in flight: poll the polled ring, and take what the
+  // main ring has without sleeping.
+  void spin_polled();
   void note_stall(std::uint64_t ticks) noexcept;
   int pick_group() noexcept;
 
@@ -547,6 +564,9 @@ class Reactor {
   ParkLink flushes_;
 
   ReactorStats stats_;
+
+  // The polled ring (enable_polled_ring), or null.
+  std::unique_ptr<PolledRing> polled_;
 };
 
 /// Awaitable that moves the current task to the back of its group's run

@@ -10,18 +10,50 @@
 #include <string>
 
 #include "coblk/runtime/io.h"
+#include "coblk/runtime/polled_ring.h"
 #include "coblk/runtime/reactor.h"
 #include "coblk/ublk/abi.h"
 
 namespace coblk::ublk {
 
 Result<std::unique_ptr<LoopTarget>> LoopTarget::create(const std::string& path, uint64_t size_bytes,
-                                                       uint32_t block_size, bool direct_io, bool group_commit) {
+                                                       uint32_t block_size, bool direct_io, bool group_commit,
+                                                       bool iopoll, bool passthrough) {
+  if (iopoll && !direct_io) return Error(EINVAL, "--iopoll needs --direct-io: the kernel polls only for O_DIRECT I/O");
+  if (passthrough && (direct_io || iopoll))
+    return Error(EINVAL, "--passthrough goes around the block layer: not with --direct-io or --iopoll");
   const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | (direct_io ? O_DIRECT : 0));
   if (fd < 0) {
     return Error::from_errno(errno, "cannot open backing file '" + path + "'");
   }
-  return std::unique_ptr<LoopTarget>(new LoopTarget(fd, size_bytes, block_size, group_commit));
+  std::unique_ptr<LoopTarget> target(new LoopTarget(fd, size_bytes, block_size, group_commit));
+  if (passthrough) {
+    Result<NvmeNamespace> ns = nvme_namespace(fd, path);
+    if (!ns) return std::move(ns).error();
+    if (block_size % ns->lba_size != 0)
+      return Error(EINVAL, "--block-size " + std::to_string(block_size) + " is not a multiple of the " +
+                               std::to_string(ns->lba_size) + "-byte blocks of '" + path + "'");
+    if (size_bytes > ns->size_bytes)
+      return Error(EINVAL, "the device is larger than the namespace '" + path + "' (" + std::to_string(ns->size_bytes) +
+                               " bytes)");
+    target->nvme_ = *ns;
+    target->passthrough_ = true;
+  }
+  if (iopoll) {
+    if (!target->block_device_)
+      return Error(EINVAL,
+                   "--iopoll needs a block device, and '" + path + "' is not one (polled I/O is the block layer's)");
+    // The kernel takes a polled request from a device without poll queues
+    // and fails it with EOPNOTSUPP: ask once now, not on every request.
+    const int ret = runtime::PolledRing::probe(fd, block_size);
+    if (ret == -EOPNOTSUPP)
+      return Error(EOPNOTSUPP, "'" + path +
+                                   "' has no poll queues, which --iopoll needs (for NVMe: the nvme.poll_queues "
+                                   "module parameter)");
+    if (ret < 0) return Error::from_errno(-ret, "a polled read of '" + path + "' (--iopoll) failed");
+    target->iopoll_ = true;
+  }
+  return target;
 }
 
 LoopTarget::LoopTarget(int fd, uint64_t size_bytes, uint32_t block_size, bool group_commit)
@@ -46,6 +78,10 @@ runtime::Task<int> LoopTarget::start_queue(uint16_t) {
     const int index = reactor->install_file(pc.fd >= 0 ? pc.fd : fd_);
     pc.fixed_file = index >= 0 ? index : -1;
   }
+  // One polled ring per core, shared with whatever else polls there; kept
+  // by the reactor until it ends. Enough SQEs for a full queue of depth 128
+  // (a fuller ring submits early, which is only slower).
+  if (iopoll_) co_return reactor->enable_polled_ring(256);
   co_return 0;
 }
 
@@ -88,6 +124,12 @@ LoopTarget::File LoopTarget::file_here() const noexcept {
   return File{fd_, false};
 }
 
+int LoopTarget::plain_fd_here() const noexcept {
+  const unsigned core = runtime::Reactor::current()->core();
+  if (core < per_core_.size() && per_core_[core]->fd >= 0) return per_core_[core]->fd;
+  return fd_;
+}
+
 LoopTarget::~LoopTarget() {
   for (const auto& pc : per_core_) {
     if (pc->fd >= 0) ::close(pc->fd);  // a queue that never stopped
@@ -102,21 +144,30 @@ TargetGeometry LoopTarget::geometry() const {
   g.physical_block_size = block_size_ < 4096 ? 4096 : block_size_;
   // Writes sit in the page cache (or the device's cache) until fdatasync.
   g.volatile_cache = true;
-  g.discard = !block_device_;  // hole punching is a file system feature
-  g.write_zeroes = !block_device_;
+  // Hole punching is a file system feature (passthrough: no DSM here).
+  g.discard = !block_device_ && !passthrough_;
+  g.write_zeroes = !block_device_ && !passthrough_;
   g.discard_granularity = 4096;
   return g;
 }
 
 runtime::Task<int> LoopTarget::read(const Request& r) {
   if (!in_range(r)) co_return -EIO;
+  if (passthrough_) {
+    // The command's buffer is a user address: a registered buffer (zero
+    // copy, refused by coblk add) cannot be named.
+    if (r.fixed_buffer >= 0) co_return -EIO;
+    co_return co_await nvme_read_write(plain_fd_here(), nvme_, NvmeOpcode::read, r.data, r.offset, r.length, false);
+  }
   const File f = file_here();
   uint32_t done = 0;
   // Short reads happen (signals, page cache pressure); continue until all
   // bytes are in. A read of 0 bytes inside the device is a truncated file.
   while (done < r.length) {
     int n = 0;
-    if (r.fixed_buffer >= 0) {
+    if (iopoll_ && r.fixed_buffer < 0) {
+      n = co_await runtime::polled_read(plain_fd_here(), r.data + done, r.length - done, r.offset + done);
+    } else if (r.fixed_buffer >= 0) {
       n = co_await runtime::read_fixed(f.fd, reinterpret_cast<void*>(uintptr_t{done}), r.length - done, r.offset + done,
                                        r.fixed_buffer)
               .fixed_file(f.fixed);
@@ -132,11 +183,19 @@ runtime::Task<int> LoopTarget::read(const Request& r) {
 
 runtime::Task<int> LoopTarget::write(const Request& r) {
   if (!in_range(r)) co_return -EIO;  // past the device: never grow or touch the file beyond it
+  if (passthrough_) {
+    if (r.fixed_buffer >= 0) co_return -EIO;
+    // FUA goes with the command itself: the device writes through.
+    co_return co_await nvme_read_write(plain_fd_here(), nvme_, NvmeOpcode::write, r.data, r.offset, r.length,
+                                       (r.flags & abi::IO_F_FUA) != 0);
+  }
   const File f = file_here();
   uint32_t done = 0;
   while (done < r.length) {
     int n = 0;
-    if (r.fixed_buffer >= 0) {
+    if (iopoll_ && r.fixed_buffer < 0) {
+      n = co_await runtime::polled_write(plain_fd_here(), r.data + done, r.length - done, r.offset + done);
+    } else if (r.fixed_buffer >= 0) {
       n = co_await runtime::write_fixed(f.fd, reinterpret_cast<const void*>(uintptr_t{done}), r.length - done,
                                         r.offset + done, r.fixed_buffer)
               .fixed_file(f.fixed);
@@ -168,7 +227,12 @@ runtime::Task<int> LoopTarget::sync_file(void* self) {
   auto* t = static_cast<LoopTarget*>(self);
   if (t->sync_failed_.load(std::memory_order_relaxed)) co_return -EIO;
   const File f = t->file_here();
-  const int ret = co_await runtime::fdatasync(f.fd).fixed_file(f.fixed);
+  int ret = 0;
+  if (t->passthrough_) {
+    ret = co_await nvme_flush(t->plain_fd_here(), t->nvme_);
+  } else {
+    ret = co_await runtime::fdatasync(f.fd).fixed_file(f.fixed);
+  }
   if (ret < 0 && ret != -ECANCELED) {
     // -ECANCELED is the runtime shutting down, not the file failing.
     t->sync_failed_.store(true, std::memory_order_relaxed);
@@ -183,15 +247,15 @@ uint64_t LoopTarget::syncs_on_this_core() const noexcept {
 }
 
 runtime::Task<int> LoopTarget::discard(const Request& r) {
-  if (!in_range(r)) co_return -EIO;
-  if (r.length == 0) co_return 0;  // fallocate refuses a zero length (EINVAL)
+  if (!in_range(r) || passthrough_) co_return -EIO;  // passthrough: not advertised
+  if (r.length == 0) co_return 0;                    // fallocate refuses a zero length (EINVAL)
   const File f = file_here();
   co_return co_await runtime::fallocate(f.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, r.offset, r.length)
       .fixed_file(f.fixed);
 }
 
 runtime::Task<int> LoopTarget::write_zeroes(const Request& r) {
-  if (!in_range(r)) co_return -EIO;
+  if (!in_range(r) || passthrough_) co_return -EIO;  // passthrough: not advertised
   if (r.length == 0) co_return 0;
   // Without NOUNMAP the blocks may go: a hole reads as zeros. With it they
   // must stay allocated (so that later writes cannot fail for want of

@@ -8,6 +8,7 @@
 
 #include "coblk/runtime/result.h"
 #include "coblk/ublk/group_commit.h"
+#include "coblk/ublk/nvme_passthrough.h"
 #include "coblk/ublk/target.h"
 
 namespace coblk::ublk {
@@ -32,15 +33,34 @@ namespace coblk::ublk {
 /// On each queue's core the file is installed in the ring's fixed-file
 /// table at start_queue (where the reactor has one), so the kernel skips
 /// the fd lookup on every read, write and sync.
+///
+/// Polled I/O (`iopoll`): on a block device opened with O_DIRECT whose
+/// driver has poll queues (NVMe with nvme.poll_queues), reads and writes
+/// go to each core's polled ring (runtime/polled_ring.h), whose
+/// completions the reactor finds by polling instead of an interrupt.
+/// FLUSH, and requests on registered buffers (zero copy), stay on the
+/// reactor's own ring.
+///
+/// NVMe passthrough (`passthrough`): the file is a namespace's generic char
+/// device /dev/ngXnY, and reads, writes (FUA as the command's FUA bit) and
+/// flushes are NVMe commands by URING_CMD (ublk/nvme_passthrough.h) on the
+/// core's ring, which must have 128-byte SQEs and 32-byte CQEs. Discard and
+/// write-zeroes are not offered.
 class LoopTarget final : public Target {
  public:
   /// A device of `size_bytes` with `block_size`-byte blocks on the file or
   /// block device `path`, opened read-write (with O_DIRECT if `direct_io`).
   /// Returns the Error of the failed open (its errno, e.g. ENOENT or EACCES,
   /// and one line naming the path). Without `group_commit` every FLUSH and
-  /// FUA write issues an fdatasync of its own.
+  /// FUA write issues an fdatasync of its own. With `iopoll` (which needs
+  /// `direct_io` and a block device) it probes the device with one polled
+  /// read of a block and refuses, in one line, a file that is not a block
+  /// device or a device without poll queues. With `passthrough` (not with
+  /// `direct_io` or `iopoll`) `path` must be an NVMe generic char device,
+  /// `block_size` a multiple of its LBA size and `size_bytes` within it.
   static Result<std::unique_ptr<LoopTarget>> create(const std::string& path, uint64_t size_bytes, uint32_t block_size,
-                                                    bool direct_io, bool group_commit = true);
+                                                    bool direct_io, bool group_commit = true, bool iopoll = false,
+                                                    bool passthrough = false);
   ~LoopTarget() override;
   LoopTarget(const LoopTarget&) = delete;
   LoopTarget& operator=(const LoopTarget&) = delete;
@@ -52,7 +72,8 @@ class LoopTarget final : public Target {
   runtime::Task<int> flush(const Request& r) override;
   runtime::Task<int> discard(const Request& r) override;
   runtime::Task<int> write_zeroes(const Request& r) override;
-  /// Installs the file in this core's fixed-file table (once per core).
+  /// Installs the file in this core's fixed-file table (once per core);
+  /// with polled I/O, also gives the core its polled ring.
   runtime::Task<int> start_queue(uint16_t queue) override;
   /// Removes it again after the core's last queue has stopped.
   void stop_queue(uint16_t queue) override;
@@ -82,6 +103,8 @@ class LoopTarget final : public Target {
     bool fixed;  // IOSQE_FIXED_FILE
   };
   File file_here() const noexcept;
+  // The file as a plain fd on this core (the polled ring has no fixed files).
+  int plain_fd_here() const noexcept;
   // A new open file description of the backing file, or -1 (see PerCore::fd).
   int reopen_backing() const noexcept;
 
@@ -96,6 +119,9 @@ class LoopTarget final : public Target {
 
   int fd_ = -1;
   bool block_device_ = false;
+  bool iopoll_ = false;       // reads and writes on the core's polled ring
+  bool passthrough_ = false;  // NVMe commands on a char device (nvme_)
+  NvmeNamespace nvme_;
   uint64_t size_bytes_;
   uint32_t block_size_;
   // Indexed by core. A core beyond it (more reactors than the CPUs

@@ -247,6 +247,28 @@ BOOST_AUTO_TEST_CASE(loop_takes_its_size_from_the_file_rounded_down_to_a_block) 
   expect_rejected({"-t", "loop", "-f", tiny.path}, "smaller than one 512-byte block");
 }
 
+BOOST_AUTO_TEST_CASE(iopoll_is_refused_without_direct_io_with_zero_copy_and_on_a_regular_file) {
+  BackingFile file(1ULL << 20);
+  expect_rejected({"-t", "null", "--iopoll"}, "--iopoll is only valid with -t loop");
+  expect_rejected({"-t", "loop", "-f", file.path, "--iopoll"}, "--iopoll needs --direct-io");
+  expect_rejected({"-t", "loop", "-f", file.path, "--direct-io", "--iopoll", "--zero-copy"},
+                  "--iopoll and --zero-copy exclude each other");
+  expect_rejected({"-t", "loop", "-f", file.path, "--direct-io", "--iopoll"},
+                  "--iopoll needs a block device, and '" + file.path + "' is not one");
+  BOOST_TEST(!parse({"-t", "loop", "-f", file.path, "--direct-io"}).options.iopoll);
+}
+
+BOOST_AUTO_TEST_CASE(passthrough_is_refused_with_block_layer_options_and_on_anything_but_an_nvme_char_device) {
+  BackingFile file(1ULL << 20);
+  expect_rejected({"-t", "ram", "--passthrough"}, "--passthrough is only valid with -t loop");
+  expect_rejected({"-t", "loop", "-f", file.path, "--passthrough", "--direct-io"},
+                  "--passthrough goes around the block layer");
+  expect_rejected({"-t", "loop", "-f", file.path, "--passthrough", "--zero-copy"},
+                  "--passthrough goes around the block layer");
+  expect_rejected({"-t", "loop", "-f", file.path, "--passthrough"}, "is not an NVMe namespace's generic char device");
+  expect_rejected({"-t", "loop", "-f", "/dev/null", "--passthrough"}, "'/dev/null' is not an NVMe namespace's");
+}
+
 BOOST_AUTO_TEST_CASE(target_specific_options_are_refused_on_other_targets) {
   expect_rejected({"-t", "ram", "-f", "/tmp/x"}, "-f is only valid with -t loop");
   expect_rejected({"-t", "ram", "--direct-io"}, "--direct-io is only valid");

@@ -20,6 +20,7 @@
 #include "coblk/ublk/abi.h"
 #include "coblk/ublk/loop_target.h"
 #include "coblk/ublk/null_target.h"
+#include "coblk/ublk/nvme_passthrough.h"
 #include "coblk/ublk/ram_target.h"
 #include "test/require_ok.h"
 
@@ -350,6 +351,34 @@ BOOST_AUTO_TEST_CASE(a_request_beyond_the_loop_device_fails_with_eio_and_leaves_
 BOOST_AUTO_TEST_CASE(a_missing_backing_file_is_reported_not_thrown) {
   const auto loop = ublk::LoopTarget::create("/nonexistent/coblk.img", 1 << 20, 512, false);
   BOOST_TEST(test::require_error(loop, ENOENT).find("cannot open backing file") != std::string::npos);
+}
+
+// Polled I/O needs O_DIRECT on a block device whose driver polls; the VM's
+// NVMe disk has one (test/vm/guest/nvme.sh), the host's files do not.
+BOOST_AUTO_TEST_CASE(a_loop_target_with_iopoll_refuses_buffered_io_and_a_regular_file) {
+  TempFile file(1 << 20);
+  const auto buffered = ublk::LoopTarget::create(file.path, 1 << 20, 4096, false, true, true);
+  BOOST_TEST(test::require_error(buffered, EINVAL).find("--iopoll needs --direct-io") != std::string::npos);
+  const auto direct = ublk::LoopTarget::create(file.path, 1 << 20, 4096, true, true, true);
+  if (!direct && direct.error().code() == EINVAL && direct.error().message().find("cannot open") != std::string::npos) {
+    return;  // no O_DIRECT on this file system at all
+  }
+  BOOST_TEST(test::require_error(direct, EINVAL).find("is not one (polled I/O is the block layer's)") !=
+             std::string::npos);
+}
+
+// Passthrough needs an NVMe namespace's char device: the VM's emulated
+// disk has one (test/vm/guest/nvme.sh); here only the refusals.
+BOOST_AUTO_TEST_CASE(a_loop_target_with_passthrough_refuses_a_regular_file_and_block_layer_options) {
+  TempFile file(1 << 20);
+  const auto direct = ublk::LoopTarget::create(file.path, 1 << 20, 512, true, true, false, true);
+  BOOST_TEST(test::require_error(direct, EINVAL).find("--passthrough goes around the block layer") !=
+             std::string::npos);
+  const auto plain = ublk::LoopTarget::create(file.path, 1 << 20, 512, false, true, false, true);
+  BOOST_TEST(test::require_error(plain, EINVAL).find("is not an NVMe namespace's generic char device") !=
+             std::string::npos);
+  const auto null = ublk::nvme_namespace("/dev/null");
+  BOOST_TEST(test::require_error(null, EINVAL).find("'/dev/null' is not an NVMe namespace's") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(the_null_device_completes_everything_at_full_length) {

@@ -10,8 +10,10 @@
 # zram_mem (orig_data_size / mem_used_total vs kernel zram); and, asked for by
 # name, ram_keep/zram_keep/ram_now/zram_now: this build against an earlier
 # one, and null_metrics: a null device with I/O metrics against one with
-# --no-metrics, and null_sqpoll: --sqpoll against without, with the
-# io_uring_enter rate of both; see below) and each workload, it
+# --no-metrics; null_sqpoll: --sqpoll against without, with the
+# io_uring_enter rate of both; nvme: the loop target with --iopoll and with
+# --passthrough against plain O_DIRECT, on the emulated NVMe disk; see below)
+# and each workload, it
 # alternates A and B for COBLK_BENCH_ROUNDS rounds (A first in odd rounds, B
 # first in even ones, so drift in the emulator hits both alike) and prints
 #   COBLK-BENCH {"pair":"null","workload":"randread_4k_qd32","round":1,"ours":..,"baseline":..,"unit":"iops"}
@@ -581,6 +583,33 @@ sqpoll_run() {
   rm -f "$out"
 }
 
+# Polled I/O and NVMe passthrough (issue 13 part 7): loop devices on the
+# same emulated NVMe disk (vm-bench --pairs nvme boots with it: run-vm
+# --nvme, 64 MiB, nvme.poll_queues=1): one with --direct-io --iopoll on
+# /dev/nvme0n1, one with --passthrough on /dev/ng0n1, and the baseline of
+# both, plain interrupt-driven --direct-io on /dev/nvme0n1. Random 4 KiB
+# reads only, so all may share the disk. Pairs: nvme_iopoll (--iopoll
+# against the plain one) and nvme_passthrough (--passthrough against it),
+# each alternating A and B every round.
+bench_nvme() {
+  vm_require_coblk; vm_require_root
+  vm_load_module ublk_drv
+  local polled plain pt i=0
+  while [ ! -b /dev/nvme0n1 ] && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  [ -b /dev/nvme0n1 ] || vm_skip "no NVMe disk in this boot (vm-bench attaches one for --pairs nvme)"
+  [ "$COBLK_VM_MODE" = vm ] || vm_skip "overwrites /dev/nvme0n1: only on the VM's emulated disk"
+  SIZE_MB=64
+  precondition /dev/nvme0n1
+  polled=$(coblk_add -t loop -f /dev/nvme0n1 --direct-io --iopoll)
+  vm_defer "coblk_del_dev $polled"
+  plain=$(coblk_add -t loop -f /dev/nvme0n1 --direct-io)
+  vm_defer "coblk_del_dev $plain"
+  pt=$(coblk_add -t loop -f /dev/ng0n1 --passthrough)
+  vm_defer "coblk_del_dev $pt"
+  compare nvme_iopoll "$polled" "$plain" randread_4k_qd1 randread_4k_qd32
+  compare nvme_passthrough "$pt" "$plain" randread_4k_qd1 randread_4k_qd32
+}
+
 # A/B: two option sets, or two builds (vm-bench --before), on one target in
 # one boot: A is this build with $COBLK_BENCH_AB_A, B the --before build (or
 # this one) with $COBLK_BENCH_AB_B; target $COBLK_BENCH_AB_TARGET (null,
@@ -619,7 +648,7 @@ bench_ab() {
 # their own queue counts and run once.
 for p in $PAIRS; do
   case "$p" in
-    *_scaling|loop_flush|zram_mem) QUEUES=1; JOBS=1; QSUFFIX=; vm_case "bench_$p" "bench_$p"; continue ;;
+    *_scaling|loop_flush|zram_mem|nvme) QUEUES=1; JOBS=1; QSUFFIX=; vm_case "bench_$p" "bench_$p"; continue ;;
   esac
   for q in $QUEUE_COUNTS; do
     QSUFFIX=

@@ -1,0 +1,56 @@
+#include "coblk/cmd/loop_backing.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "coblk/ublk/nvme_passthrough.h"
+
+namespace coblk::cmd {
+
+namespace {
+
+// Resolves the backing file's size; empty string on success.
+std::string backing_size(const std::string& file, uint64_t& bytes) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) < 0) {
+    if (errno == ENOENT) return "backing file '" + file + "' does not exist";
+    return "cannot use backing file '" + file + "': " + std::strerror(errno);
+  }
+  if (S_ISREG(st.st_mode)) {
+    bytes = static_cast<uint64_t>(st.st_size);
+    return {};
+  }
+  if (S_ISBLK(st.st_mode)) {
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return "cannot open backing device '" + file + "': " + std::strerror(errno);
+    const int ret = ::ioctl(fd, BLKGETSIZE64, &bytes);
+    const int err = errno;
+    ::close(fd);
+    if (ret < 0) return "cannot read the size of '" + file + "': " + std::strerror(err);
+    return {};
+  }
+  return "backing file '" + file + "' is neither a regular file nor a block device";
+}
+
+}  // namespace
+
+std::string loop_backing(AddOptions& o, uint64_t& bytes) {
+  if (!o.passthrough) return backing_size(o.file, bytes);
+  // A char device has no size of its own: the namespace's, in its blocks.
+  const Result<ublk::NvmeNamespace> ns = ublk::nvme_namespace(o.file);
+  if (!ns) return ns.error().message();
+  bytes = ns->size_bytes;
+  if (!o.block_size_given) o.block_size = ns->lba_size;
+  if (o.block_size % ns->lba_size != 0)
+    return "--block-size " + std::to_string(o.block_size) + " is not a multiple of the " +
+           std::to_string(ns->lba_size) + "-byte blocks of '" + o.file + "'";
+  return {};
+}
+
+}  // namespace coblk::cmd

@@ -1,0 +1,173 @@
+#include "coblk/runtime/polled_ring.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include <cstring>
+#include <stdexcept>
+#include <system_error>
+
+#include "coblk/runtime/cycle_clock.h"
+
+namespace coblk::runtime {
+
+Result<std::unique_ptr<PolledRing>> PolledRing::create(unsigned entries) {
+  std::unique_ptr<PolledRing> ring(new PolledRing());
+  // SINGLE_ISSUER where the kernel has it (6.0): the ring is only ever
+  // used by the reactor thread that made it. No DEFER_TASKRUN/COOP_TASKRUN:
+  // polled completions are posted by the polling itself, not by task work.
+  int ret = -EINVAL;
+  for (const unsigned extra : {unsigned{IORING_SETUP_SINGLE_ISSUER}, 0u}) {
+    io_uring_params params{};
+    params.flags = IORING_SETUP_IOPOLL | IORING_SETUP_CQSIZE | extra;
+    params.cq_entries = entries * 2;
+    ret = io_uring_queue_init_params(entries, &ring->ring_, &params);
+    if (ret != -EINVAL) break;
+  }
+  if (ret < 0) return Error::from_errno(-ret, "cannot create a polled io_uring (IORING_SETUP_IOPOLL)");
+  ring->ring_ready_ = true;
+  ring->slots_.resize(entries * 2);
+  for (std::uint32_t i = 0; i < ring->slots_.size(); ++i) {
+    ring->slots_[i].next_free = i + 1 < ring->slots_.size() ? i + 1 : no_slot;
+  }
+  ring->free_slot_ = 0;
+  return ring;
+}
+
+PolledRing::~PolledRing() {
+  // The kernel reaps polled requests still in flight when the ring exits.
+  if (ring_ready_) io_uring_queue_exit(&ring_);
+}
+
+io_uring_sqe* PolledRing::get_sqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  while (sqe == nullptr) {
+    // Full: hand the queue to the kernel (which, on a polled ring, also
+    // polls); completions are reaped by the reactor's next poll().
+    const int ret = io_uring_submit(&ring_);
+    if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+      throw std::system_error(-ret, std::generic_category(), "io_uring_submit (polled ring)");
+    }
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  return sqe;
+}
+
+void PolledRing::grow_slots() {
+  const auto old = static_cast<std::uint32_t>(slots_.size());
+  if (old >= (1u << 30)) throw std::length_error("too many polled io_uring operations in flight");
+  slots_.resize(old * 2);
+  for (std::uint32_t i = old; i < old * 2; ++i) slots_[i].next_free = i + 1 < old * 2 ? i + 1 : no_slot;
+  free_slot_ = old;
+}
+
+std::uint64_t PolledRing::open_slot(const Waiter& waiter) {
+  if (free_slot_ == no_slot) grow_slots();
+  const std::uint32_t index = free_slot_;
+  Slot& slot = slots_[index];
+  free_slot_ = slot.next_free;
+  slot.waiter = waiter;
+  slot.in_flight = true;
+  ++in_flight_;
+  return (static_cast<std::uint64_t>(slot.generation) << 32) | index;
+}
+
+int PolledRing::close_slot(std::uint64_t user_data) noexcept {
+  const auto index = static_cast<std::uint32_t>(user_data);
+  Slot& slot = slots_[index];
+  // A new generation makes a late CQE with the old user_data miss; 0 is
+  // skipped so that user_data is never 0 ("not submitted").
+  if (++slot.generation == 0) slot.generation = 1;
+  slot.next_free = free_slot_;
+  free_slot_ = index;
+  return slot.result;
+}
+
+unsigned PolledRing::reap(Reactor* reactor) noexcept {
+  io_uring_cq& cq = ring_.cq;
+  unsigned head = *cq.khead;
+  // Acquire pairs with the kernel's release when it posts CQEs.
+  const unsigned tail = io_uring_smp_load_acquire(cq.ktail);
+  const unsigned seen = tail - head;
+  const auto slot_count = static_cast<std::uint32_t>(slots_.size());
+  for (; head != tail; ++head) {
+    const io_uring_cqe* cqe = &cq.cqes[head & cq.ring_mask];
+    const std::uint64_t ud = cqe->user_data;
+    const auto index = static_cast<std::uint32_t>(ud);
+    if (index >= slot_count) continue;
+    Slot& slot = slots_[index];
+    if (slot.generation != static_cast<std::uint32_t>(ud >> 32) || !slot.in_flight) continue;
+    slot.result = cqe->res;
+    slot.in_flight = false;
+    --in_flight_;
+    if (reactor != nullptr) reactor->schedule(slot.waiter);
+  }
+  // Release hands the entries back to the kernel after we read them.
+  io_uring_smp_store_release(cq.khead, tail);
+  return seen;
+}
+
+unsigned PolledRing::poll(Reactor& reactor) noexcept {
+  // io_uring_submit on a polled ring enters with GETEVENTS, so it polls
+  // too; with nothing to submit, get_events polls once (min_complete 0:
+  // the kernel looks at the device's completion queue and returns).
+  if (io_uring_sq_ready(&ring_) != 0) {
+    (void)io_uring_submit(&ring_);
+  } else if (io_uring_cq_ready(&ring_) == 0) {
+    (void)io_uring_get_events(&ring_);
+  }
+  // An error of the enter itself (-EINTR, -EAGAIN, -EBUSY) leaves the SQEs
+  // queued and the requests in flight: the next loop iteration tries again.
+  return reap(reactor.draining() ? nullptr : &reactor);
+}
+
+std::uint32_t PolledRing::drain(std::uint64_t timeout_ns) noexcept {
+  const std::uint64_t deadline = CycleClock::now() + CycleClock::from_ns(timeout_ns);
+  while (in_flight_ != 0 && CycleClock::now() < deadline) {
+    if (io_uring_sq_ready(&ring_) != 0) {
+      (void)io_uring_submit(&ring_);
+    } else {
+      (void)io_uring_get_events(&ring_);
+    }
+    reap(nullptr);
+  }
+  return in_flight_;
+}
+
+int PolledRing::probe(int fd, std::uint32_t bytes) noexcept {
+  if (bytes == 0 || bytes > 64 * 1024) return -EINVAL;
+  void* buffer = nullptr;
+  if (::posix_memalign(&buffer, 4096, bytes) != 0) return -ENOMEM;
+  std::memset(buffer, 0, bytes);
+  io_uring ring{};
+  int ret = io_uring_queue_init(4, &ring, IORING_SETUP_IOPOLL);
+  if (ret == 0) {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+    io_uring_prep_read(sqe, fd, buffer, bytes, 0);
+    ret = io_uring_submit(&ring);
+    if (ret == 1) {
+      // On a polled ring, waiting means polling: each get_events polls
+      // the device once; give it a second.
+      ret = -ETIMEDOUT;
+      const std::uint64_t deadline = CycleClock::now() + CycleClock::from_ns(1000000000ull);
+      while (CycleClock::now() < deadline) {
+        io_uring_cqe* cqe = nullptr;
+        if (io_uring_peek_cqe(&ring, &cqe) == 0 && cqe != nullptr) {
+          ret = cqe->res < 0 ? cqe->res : 0;
+          io_uring_cqe_seen(&ring, cqe);
+          break;
+        }
+        (void)io_uring_get_events(&ring);
+      }
+    } else if (ret >= 0) {
+      ret = -EIO;  // the SQE was not taken; cannot happen with room for 4
+    }
+    io_uring_queue_exit(&ring);
+  }
+  // A read that timed out may still be in the kernel, whose exit work
+  // reaps it later: its buffer is left allocated rather than freed under it.
+  if (ret != -ETIMEDOUT) ::free(buffer);
+  return ret;
+}
+
+}  // namespace coblk::runtime

@@ -1,0 +1,142 @@
+// runtime/polled_ring.h - a core's second io_uring, set up with IORING_SETUP_IOPOLL, and the awaitables that use it.
+#pragma once
+
+// Polled I/O (IORING_SETUP_IOPOLL) completes only when someone asks the
+// kernel to poll the device's completion queue: no interrupt, no task work,
+// no sleep. A ring is either polled or not, and a polled ring takes only
+// O_DIRECT reads and writes (and driver commands that poll) on files whose
+// driver polls, so a core that wants polled I/O keeps a second ring beside
+// its reactor's own: Reactor::enable_polled_ring creates it, the awaitables
+// below queue on it, and the reactor polls it on every loop iteration while
+// anything is in flight there, spinning instead of sleeping (docs/runtime.md,
+// "Polled I/O").
+
+#include <liburing.h>
+
+#include <coroutine>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "coblk/runtime/reactor.h"
+#include "coblk/runtime/result.h"
+
+namespace coblk::runtime {
+
+/// One core's IOPOLL io_uring with its own slot table (user_data is a slot
+/// index and generation, as on the reactor's ring). Used only on its
+/// reactor's thread; made by Reactor::enable_polled_ring.
+class PolledRing {
+ public:
+  /// A ring of `entries` SQEs (CQ twice that), IOPOLL and, where the kernel
+  /// has it, SINGLE_ISSUER. Error: the kernel's refusal.
+  static Result<std::unique_ptr<PolledRing>> create(unsigned entries);
+  ~PolledRing();
+  PolledRing(const PolledRing&) = delete;
+  PolledRing& operator=(const PolledRing&) = delete;
+
+  /// An SQE; when the submission queue is full, what is queued goes to the
+  /// kernel first. Throws std::system_error if that submission fails.
+  io_uring_sqe* get_sqe();
+  /// Opens a slot for an operation awaited by `waiter`; returns its user_data.
+  std::uint64_t open_slot(const Waiter& waiter);
+  /// The result of a completed slot; frees the slot.
+  int close_slot(std::uint64_t user_data) noexcept;
+  /// True while an operation is queued or in the kernel: the reactor must
+  /// then poll, not sleep.
+  bool busy() const noexcept { return in_flight_ != 0; }
+  /// Operations queued or in the kernel.
+  std::uint32_t in_flight() const noexcept { return in_flight_; }
+  /// Submits what is queued and asks the kernel to poll once (one
+  /// io_uring_enter, without waiting), then reaps: each completed
+  /// operation's waiter is scheduled on `reactor` (unless it is draining).
+  /// Returns the number of completions reaped.
+  unsigned poll(Reactor& reactor) noexcept;
+  /// Polls until nothing is in flight or `timeout_ns` has passed, resuming
+  /// no waiter (shutdown: see Reactor::drain_io). Returns what is left.
+  std::uint32_t drain(std::uint64_t timeout_ns) noexcept;
+
+  /// Whether `fd` (opened with O_DIRECT) takes polled I/O: one polled read
+  /// of `bytes` (a multiple of its logical block size, at most 64 KiB) at
+  /// offset 0, on a ring of its own, on the calling thread. 0, or -errno:
+  /// -EOPNOTSUPP when the file's device has no poll queues (or the file
+  /// is no O_DIRECT file of a polling driver), -ETIMEDOUT after a second
+  /// without a completion.
+  static int probe(int fd, std::uint32_t bytes) noexcept;
+
+ private:
+  struct Slot {
+    Waiter waiter;
+    std::int32_t result = 0;
+    std::uint32_t generation = 1;
+    std::uint32_t next_free = 0;
+    bool in_flight = false;
+  };
+  static constexpr std::uint32_t no_slot = UINT32_MAX;
+
+  PolledRing() = default;
+  void grow_slots();
+  unsigned reap(Reactor* reactor) noexcept;
+
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  std::vector<Slot> slots_;
+  std::uint32_t free_slot_ = no_slot;
+  std::uint32_t in_flight_ = 0;
+};
+
+/// An operation on the calling core's polled ring, prepared by `Prep` (a
+/// callable that fills an SQE). Completes with -ENXIO, without submitting,
+/// on a core without a polled ring (Reactor::enable_polled_ring), and with
+/// -ECANCELED on a draining reactor. Polled operations cannot be cancelled
+/// (the kernel completes them promptly anyway).
+template <typename Prep>
+class [[nodiscard]] PolledOp {
+ public:
+  /// An operation that `prep` prepares once awaited.
+  explicit PolledOp(Prep prep) noexcept : prep_(std::move(prep)) {}
+  /// Movable until awaited.
+  PolledOp(PolledOp&&) noexcept = default;
+  PolledOp& operator=(PolledOp&&) = delete;
+
+  /// Always false: only the CQE completes an operation.
+  bool await_ready() const noexcept { return false; }
+  /// Queues the SQE on this core's polled ring and suspends until the
+  /// reactor's polling finds its completion.
+  bool await_suspend(std::coroutine_handle<> awaiter) {
+    Reactor* r = Reactor::current();
+    PolledRing* ring = r->polled_ring();
+    if (r->draining() || ring == nullptr) {
+      result_ = ring == nullptr ? -ENXIO : -ECANCELED;
+      return false;
+    }
+    io_uring_sqe* sqe = ring->get_sqe();
+    prep_(sqe);
+    ring_ = ring;
+    user_data_ = ring->open_slot(r->waiter_for(awaiter));
+    io_uring_sqe_set_data64(sqe, user_data_);
+    return true;
+  }
+  /// The CQE's result: >= 0 on success, or a negative errno.
+  int await_resume() noexcept { return user_data_ == 0 ? result_ : ring_->close_slot(user_data_); }
+
+ private:
+  Prep prep_;
+  PolledRing* ring_ = nullptr;
+  std::uint64_t user_data_ = 0;  // 0 until submitted (slot user_data is never 0)
+  int result_ = 0;
+};
+
+/// Polled read of up to `len` bytes at `offset` (fd opened with O_DIRECT;
+/// buffer, length and offset aligned as O_DIRECT wants). Bytes or -errno.
+inline auto polled_read(int fd, void* buf, unsigned len, std::uint64_t offset) noexcept {
+  return PolledOp([=](io_uring_sqe* s) noexcept { io_uring_prep_read(s, fd, buf, len, offset); });
+}
+
+/// Polled write; as polled_read. Bytes written or -errno.
+inline auto polled_write(int fd, const void* buf, unsigned len, std::uint64_t offset) noexcept {
+  return PolledOp([=](io_uring_sqe* s) noexcept { io_uring_prep_write(s, fd, buf, len, offset); });
+}
+
+}  // namespace coblk::runtime

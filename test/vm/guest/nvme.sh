@@ -1,0 +1,120 @@
+#!/bin/sh
+# nvme.sh: the loop target on an NVMe disk: the emulated disk and its
+# polled queue are there; fio verifies data through `coblk add -t loop
+# --direct-io --iopoll` on /dev/nvme0n1, whose reads and writes then raise
+# no interrupts (they are polled); a device without poll queues is refused;
+# and fio verifies `coblk add -t loop --passthrough` on /dev/ng0n1 (NVMe
+# commands by URING_CMD), whose data /dev/nvme0n1 then holds.
+# The next line makes run-vm attach the emulated NVMe disk to this boot
+# (64 MiB, nvme.poll_queues=1; docs/vm-harness.md):
+# coblk-vm: nvme
+. "${COBLK_VM_LIB:-$(dirname "$0")/../lib.sh}"
+
+# nvme_ready: the disk's block and generic char devices exist, else skip
+# (run-host never attaches one, and a host's own NVMe disk is not ours to
+# overwrite).
+nvme_ready() {
+  vm_require_root
+  [ "$COBLK_VM_MODE" = vm ] || vm_skip "needs the VM's emulated NVMe disk (its contents are overwritten)"
+  vm_wait_for_path /dev/nvme0n1 10
+  vm_wait_for_path /dev/ng0n1 10
+}
+
+nvme_disk_has_a_polled_queue() {
+  nvme_ready
+  [ -b /dev/nvme0n1 ] || vm_fail "/dev/nvme0n1 is not a block device"
+  [ -c /dev/ng0n1 ] || vm_fail "/dev/ng0n1 is not a character device"
+  vm_assert_eq 67108864 "$(blockdev --getsize64 /dev/nvme0n1)" "size of /dev/nvme0n1"
+  vm_assert_eq 1 "$(cat /sys/block/nvme0n1/queue/io_poll)" "io_poll of /dev/nvme0n1 (nvme.poll_queues=1)"
+}
+
+# The interrupts of the NVMe I/O queues so far (nvme0q1, nvme0q2, ...; not
+# the admin queue nvme0q0). A poll queue has no interrupt at all.
+nvme_io_interrupts() {
+  awk '/nvme0q[1-9]/ { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }' /proc/interrupts
+}
+
+iopoll_loop_passes_fio_verify_without_interrupts() {
+  nvme_ready
+  vm_ublk_ready fio
+  local before after ios
+  # The control: reads on the interrupt-driven queues raise interrupts
+  # (and are counted by nvme_io_interrupts).
+  before=$(nvme_io_interrupts)
+  fio --name=irq --filename=/dev/nvme0n1 --ioengine=psync --direct=1 --rw=randread --bs=4k --size=4M \
+      --number_ios=256 --output-format=terse >/dev/null || vm_fail "fio on /dev/nvme0n1 itself failed"
+  after=$(nvme_io_interrupts)
+  vm_log "256 interrupt-driven reads of /dev/nvme0n1: $((after - before)) I/O queue interrupts"
+  [ $((after - before)) -ge 128 ] || vm_fail "only $((after - before)) interrupts for 256 plain reads: cannot tell polled I/O apart"
+  add_device 0 -t loop -f /dev/nvme0n1 --direct-io --iopoll
+  before=$(nvme_io_interrupts)
+  ios=$(awk '{ print $1 + $5 }' /sys/block/nvme0n1/stat)
+  # 16 MiB of random 4 KiB writes at QD16, each block read back and checked.
+  fio --name=iopoll --filename=/dev/ublkb0 --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k \
+      --iodepth=16 --size=16M --verify=crc32c --verify_fatal=1 --output-format=terse >/dev/null \
+    || vm_fail "fio verify failed on the --iopoll loop device over /dev/nvme0n1"
+  # And mixed sizes, so requests of several blocks poll too.
+  fio --name=iopoll-mixed --filename=/dev/ublkb0 --ioengine=io_uring --direct=1 --rw=randrw \
+      --bsrange=512-128k --iodepth=8 --size=8M --offset=16M --verify=crc32c --verify_fatal=1 \
+      --output-format=terse >/dev/null \
+    || vm_fail "fio verify (mixed sizes) failed on the --iopoll loop device"
+  after=$(nvme_io_interrupts)
+  ios=$(($(awk '{ print $1 + $5 }' /sys/block/nvme0n1/stat) - ios))
+  vm_log "nvme0n1: $ios reads+writes and $((after - before)) I/O queue interrupts during the fio runs"
+  # 4096 writes and as many verify reads in the first run alone; had they
+  # gone to an interrupt-driven queue, each would have raised one (the
+  # control above: one per read).
+  [ "$ios" -ge 8192 ] || vm_fail "only $ios I/Os reached /dev/nvme0n1"
+  [ $((after - before)) -lt 1000 ] || vm_fail "$((after - before)) interrupts: the I/O was not polled"
+}
+
+iopoll_without_poll_queues_is_refused() {
+  vm_ublk_ready
+  vm_load_module brd rd_nr=1 rd_size=16384
+  vm_defer "rmmod brd"
+  vm_wait_for_path /dev/ram0 5
+  vm_assert_eq 0 "$(cat /sys/block/ram0/queue/io_poll 2>/dev/null || echo 0)" "io_poll of /dev/ram0"
+  vm_expect_error "has no poll queues" "$COBLK_BIN" add -n 1 -t loop -f /dev/ram0 --direct-io --iopoll
+  [ ! -e /dev/ublkb1 ] || vm_fail "a refused --iopoll device was created anyway"
+}
+
+passthrough_loop_passes_fio_verify_and_the_disk_holds_the_data() {
+  nvme_ready
+  vm_ublk_ready fio cmp
+  add_device 2 -t loop -f /dev/ng0n1 --passthrough
+  vm_assert_eq "$(cat /sys/block/nvme0n1/queue/logical_block_size)" \
+    "$(cat /sys/block/ublkb2/queue/logical_block_size)" "logical block size (the namespace's LBA size)"
+  vm_assert_eq 0 "$(cat /sys/block/ublkb2/queue/discard_max_bytes)" "discard_max_bytes (no discard offered)"
+  fio --name=pt --filename=/dev/ublkb2 --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k \
+      --iodepth=16 --size=16M --verify=crc32c --verify_fatal=1 --output-format=terse >/dev/null \
+    || vm_fail "fio verify failed on the --passthrough loop device over /dev/ng0n1"
+  # Requests of up to 512 KiB (several NVMe commands where the controller
+  # takes less), with an fsync (NVMe Flush) every 8 writes.
+  fio --name=pt-mixed --filename=/dev/ublkb2 --ioengine=io_uring --direct=1 --rw=randwrite \
+      --bsrange=4k-512k --iodepth=8 --size=8M --offset=16M --fsync=8 --verify=crc32c --verify_fatal=1 \
+      --output-format=terse >/dev/null \
+    || vm_fail "fio verify (mixed sizes, fsync) failed on the --passthrough loop device"
+  # The namespace itself holds what the device returns (read through the
+  # page cache, emptied first: passthrough writes go around it).
+  sync
+  echo 3 > /proc/sys/vm/drop_caches
+  dd if=/dev/ublkb2 of=/tmp/pt-ublk.img bs=1M count=24 2>/dev/null
+  dd if=/dev/nvme0n1 of=/tmp/pt-nvme.img bs=1M count=24 2>/dev/null
+  vm_defer "rm -f /tmp/pt-ublk.img /tmp/pt-nvme.img"
+  cmp /tmp/pt-ublk.img /tmp/pt-nvme.img || vm_fail "/dev/nvme0n1 does not hold what the passthrough device returns"
+}
+
+passthrough_on_a_block_device_is_refused() {
+  nvme_ready
+  vm_ublk_ready
+  vm_expect_error "not an NVMe namespace's generic char device" "$COBLK_BIN" add -n 3 -t loop -f /dev/nvme0n1 --passthrough
+}
+
+vm_case "the emulated NVMe disk has a block and a char device and a polled queue" nvme_disk_has_a_polled_queue
+vm_case "a loop device with --iopoll over /dev/nvme0n1 passes fio verify, and its I/O raises no interrupts" \
+  iopoll_loop_passes_fio_verify_without_interrupts
+vm_case "--iopoll on a block device without poll queues is refused in one line" iopoll_without_poll_queues_is_refused
+vm_case "a loop device with --passthrough over /dev/ng0n1 passes fio verify, and /dev/nvme0n1 holds the same data" \
+  passthrough_loop_passes_fio_verify_and_the_disk_holds_the_data
+vm_case "--passthrough on a block device (not /dev/ngXnY) is refused in one line" passthrough_on_a_block_device_is_refused
+vm_finish

@@ -1,0 +1,49 @@
+// ublk/nvme_passthrough.h - NVMe read, write and flush commands by io_uring URING_CMD on a namespace's char device.
+#pragma once
+
+// The loop target's --passthrough path (docs/architecture.md): instead of
+// reads and writes through the block layer, each request becomes NVMe I/O
+// commands (struct nvme_uring_cmd, cmd_op NVME_URING_CMD_IO) on the
+// namespace's generic char device /dev/ngXnY, issued on the core's ring,
+// which must have 128-byte SQEs and 32-byte CQEs
+// (runtime::ReactorConfig::sqe128 and cqe32).
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "coblk/runtime/result.h"
+#include "coblk/runtime/task.h"
+
+namespace coblk::ublk {
+
+/// What passthrough needs to know of an NVMe namespace.
+struct NvmeNamespace {
+  std::uint32_t nsid = 0;          ///< the namespace id (NVME_IOCTL_ID)
+  std::uint32_t lba_size = 0;      ///< bytes per logical block (sysfs logical_block_size)
+  std::uint64_t size_bytes = 0;    ///< the namespace's size (sysfs size, in 512-byte sectors)
+  std::uint32_t max_transfer = 0;  ///< most bytes per command: the controller's and the segment limit, in whole blocks
+};
+
+/// The facts of the namespace behind `fd`, an open /dev/ngXnY named `path`:
+/// the nsid from the driver, the rest from /sys/block/nvmeXnY. Error (one
+/// line naming `path`) for anything that is not an NVMe generic char device.
+Result<NvmeNamespace> nvme_namespace(int fd, const std::string& path);
+/// The same, opening `path` read-only for the question (for the CLI).
+Result<NvmeNamespace> nvme_namespace(const std::string& path);
+
+/// NVMe I/O opcodes used here (NVMe base specification, NVM command set).
+enum class NvmeOpcode : std::uint8_t { flush = 0x00, write = 0x01, read = 0x02 };
+
+/// Reads or writes `length` bytes at byte `offset` of the namespace with
+/// as many commands as its max_transfer needs, one after the other; `fua`
+/// sets Force Unit Access on writes. `length` bytes, or -EIO for an
+/// offset or length not a multiple of the LBA size and for any NVMe error
+/// status, or the kernel's -errno.
+runtime::Task<int> nvme_read_write(int fd, const NvmeNamespace& ns, NvmeOpcode opcode, std::byte* data,
+                                   std::uint64_t offset, std::uint32_t length, bool fua);
+/// An NVMe Flush of the namespace (its volatile write cache). 0, -EIO for
+/// an NVMe error status, or the kernel's -errno.
+runtime::Task<int> nvme_flush(int fd, const NvmeNamespace& ns);
+
+}  // namespace coblk::ublk
