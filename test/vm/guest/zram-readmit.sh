@@ -25,10 +25,11 @@ backing_file() {
 
 # make_data: $t/readmit-data, 12 MiB: 4 MiB of text (compressed objects of
 # many sizes, packed into backing blocks), then 8 MiB random (raw pages).
+# Made once and shared by the cases; the last case removes it.
 make_data() {
+  [ -s "$t/readmit-data" ] && return 0
   seq 1 700000 | head -c $((4 << 20)) > "$t/readmit-data"
   head -c $((8 << 20)) /dev/urandom >> "$t/readmit-data"
-  vm_defer "rm -f $t/readmit-data"
 }
 
 # fill_and_write_back ID: writes the data to device ID and writes every
@@ -108,6 +109,7 @@ stops_at_the_high_watermark() {
   local id=$((base_id + 2)) n wb used
   backing_file 32M
   make_data
+  vm_defer "rm -f $t/readmit-data"
   add_device "$id" -t zram --size 16M --mem-limit 4M --backing "$backing"
   fill_and_write_back "$id"
   read_range "$id" 12
