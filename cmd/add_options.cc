@@ -83,6 +83,7 @@ po::options_description add_description() {
     ("writeback-low", po::value<std::string>()->value_name("PCT"), "zram --backing: ... until stored data is under this % (default 70)")
     ("writeback-age", po::value<std::string>()->value_name("SECONDS"), "zram --backing: also write back pages idle this long (default: off)")
     ("writeback-limit", po::value<std::string>()->value_name("SIZE"), "zram --backing: most bytes ever written back (default: no limit)")
+    ("readmit-reads", po::value<std::string>()->value_name("N"), "zram --backing: bring a written-back page back to RAM at its Nth read from the tier within --writeback-age (or 64 s), below --writeback-high: 0 never, 1 or 2 (default 2)")
     ("connect", po::value<std::string>()->value_name("ADDR"), "nbd: the server, unix:PATH or tcp:HOST:PORT (required)")
     ("export", po::value<std::string>()->value_name("NAME"), "nbd, zram --backing nbd:...: the export's name (default: the server's default export)")
     ("reconnect-timeout", po::value<std::string>()->value_name("TIME"), "nbd, zram --backing nbd:...: how long requests wait for a lost connection to come back, e.g. 30s or 500ms (default 30s; 0: fail at once)")
@@ -417,7 +418,7 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
     return fail("this coblk was built without the zram target");
 #endif
   }
-  for (const char* option : {"writeback-high", "writeback-low", "writeback-age", "writeback-limit"}) {
+  for (const char* option : {"writeback-high", "writeback-low", "writeback-age", "writeback-limit", "readmit-reads"}) {
     if (given(option) && !given("backing")) return fail(std::string("--") + option + " is only valid with --backing");
   }
   if (given("backing")) {
@@ -454,6 +455,10 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
       if (p.bytes < kPageSize)
         return fail("--writeback-limit must be at least 4K, not '" + text("writeback-limit") + "'");
       o.writeback_limit = p.bytes;
+    }
+    if (given("readmit-reads")) {
+      if (!parse_bounded(text("readmit-reads"), "--readmit-reads", 0, 2, pct, out.error)) return out;
+      o.readmit_reads = static_cast<unsigned>(pct);
     }
   }
 

@@ -78,6 +78,7 @@ struct AddOptions {
   unsigned writeback_low = 70;   ///< zram: % of mem_limit it writes back down to
   uint64_t writeback_age_s = 0;  ///< zram: write back pages idle this many seconds, 0 = off
   uint64_t writeback_limit = 0;  ///< zram: most bytes ever written back, 0 = no limit
+  unsigned readmit_reads = 2;    ///< zram: re-admit a written-back page at this read from the tier, 0 = never
   std::string connect;           ///< nbd: the server, unix:PATH or tcp:HOST:PORT
   /// nbd, and zram with an nbd: tier: the export ("" is the server's default).
   std::string export_name;

@@ -82,6 +82,7 @@ void add_stats_fields(uint32_t dev_id, boost::json::object& out) {
   add("backing_read_errors", s->tier.read_errors);
   add("backing_write_errors", s->tier.write_errors);
   add("recompressed_pages", s->tier.recompressed_pages);
+  add("readmitted_pages", s->tier.readmitted_pages);
   add("staged_pages", s->mm.staged_pages);
   out["tier_state"] = ublk::tier_state_name(s->tier_state);
   if (s->writeback_budget != UINT64_MAX) add("writeback_budget_pages", s->writeback_budget);
@@ -130,6 +131,7 @@ StatsFigures stats_figures(const DeviceRecord& record) {
   d.written_back = s->bd.bd_count * 4096;  // bd_stat counts the tier's 4 KiB blocks
   d.bd_reads = s->bd.bd_reads;
   d.bd_writes = s->bd.bd_writes;
+  d.readmitted = s->tier.readmitted_pages;
 #endif
   return d;
 }

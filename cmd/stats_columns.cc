@@ -19,7 +19,7 @@ using C = StatsColumn;
 
 // Indexed by StatsColumn's value (stats_columns() relies on it; the
 // unit test checks it). Help lines are zramctl's where the column is.
-constexpr std::array<StatsColumnInfo, 24> kColumns{{
+constexpr std::array<StatsColumnInfo, 25> kColumns{{
     {C::name, "NAME", "zram device name (the ublk block device)"},
     {C::disksize, "DISKSIZE", "limit on the uncompressed amount of data (the device size)"},
     {C::data, "DATA", "uncompressed size of stored data"},
@@ -44,6 +44,7 @@ constexpr std::array<StatsColumnInfo, 24> kColumns{{
     {C::tier, "TIER", "coblk: what the backing tier does: active, failed, limit (spent)"},
     {C::bd_reads, "BD-READS", "coblk: pages read back from the backing tier"},
     {C::bd_writes, "BD-WRITES", "coblk: pages written to the backing tier"},
+    {C::readmitted, "READMITTED", "coblk: written-back pages that reads brought back to RAM (--readmit-reads)"},
 }};
 
 std::string upper(std::string_view text) {
@@ -213,6 +214,8 @@ std::string stats_cell(StatsColumn column, const StatsFigures& d, bool bytes) {
       return std::to_string(d.bd_reads);
     case C::bd_writes:
       return std::to_string(d.bd_writes);
+    case C::readmitted:
+      return std::to_string(d.readmitted);
     default:
       return "-";
   }

@@ -50,6 +50,7 @@ struct StatsFigures {
   std::uint64_t written_back = 0;     ///< bytes of the tier's blocks that hold written-back pages
   std::uint64_t bd_reads = 0;         ///< pages read back from the tier
   std::uint64_t bd_writes = 0;        ///< pages written to the tier
+  std::uint64_t readmitted = 0;       ///< written-back pages brought back to RAM by reads
 };
 
 /// A column of `coblk stats`, in the order --output-all prints them:
@@ -79,6 +80,7 @@ enum class StatsColumn : unsigned {
   tier,
   bd_reads,
   bd_writes,
+  readmitted,
 };
 
 /// A column's name as -o takes it and its one line of help.

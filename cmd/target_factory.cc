@@ -81,6 +81,7 @@ Result<std::unique_ptr<ublk::Target>> make_target(const AddOptions& o, uint32_t 
       config.writeback_low_percent = o.writeback_low;
       config.writeback_age = std::chrono::seconds(o.writeback_age_s);
       config.writeback_limit_bytes = o.writeback_limit;
+      config.readmit_reads = o.readmit_reads;
       config.queues = o.queues;
       if (Result<void> dir = ensure_run_directory(); !dir) return std::move(dir).error();
       config.stats_path = stats_path(dev_id);

@@ -34,6 +34,11 @@ inline constexpr std::uint64_t lock_state = lock | holder_mask;
 /// any change to the entry clears it, so writeback_commit installs the
 /// written-back copy only if the page did not change meanwhile.
 inline constexpr std::uint64_t writeback_pending = std::uint64_t{1} << 21;
+/// The same bit on a written-back entry (which never has a writeback
+/// pending): the page was read from the backing tier since it was written
+/// back. Re-admission at the second read (PageStoreConfig::readmit_reads
+/// 2) looks for it; recovery clears it, as it clears pending marks.
+inline constexpr std::uint64_t tier_read = writeback_pending;
 /// 32 bits: seconds (PageStore's clock) of the page's last read or write.
 inline constexpr unsigned age_shift = 22;
 /// The access time's bits in place.

@@ -55,6 +55,12 @@ Result<void> validate(const PageStoreConfig& c) {
       return Error(EINVAL, "entropy routing needs a strong codec for mid-entropy pages (the recompression codec)");
     }
   }
+  if (c.readmit_reads > 2) {
+    return Error(EINVAL, "readmit reads must be 0 (never), 1 or 2, got " + std::to_string(c.readmit_reads));
+  }
+  if (c.readmit_reads == 2 && c.readmit_window_s == 0) {
+    return Error(EINVAL, "the readmit window must be at least 1 second");
+  }
   if (c.staging_pages > 65536) {
     return Error(EINVAL, "staging area must be 0..65536 pages per core, got " + std::to_string(c.staging_pages));
   }
@@ -490,9 +496,17 @@ int PageStore::read_page(unsigned core, std::uint64_t index, PageSpan out) noexc
     return load_locked(core, word, value, out);
   }
   const int rc = load_locked(core, word, value, out);
+  if (rc == 0 && (word & entry_bits::written_back) && slots_ && readmit_due(word)) {
+    // The object read back is still in this core's block buffer
+    // (load_written_back), and the lock is still held.
+    readmit_locked(core, index, e, word, value,
+                   cores_[core]->block.get() + BackingLocation::decode(value).sector * std::uint64_t{512});
+    return 0;
+  }
   // The access stamps the entry (for idle and aged writeback); the pending
-  // mark of a writeback stays: the page did not change.
-  e.unlock(entry_bits::accessed(word, clock()));
+  // mark of a writeback stays: the page did not change. A written-back
+  // page is marked read from the tier (for re-admission at its next read).
+  e.unlock(entry_bits::accessed(word, clock()) | ((word & entry_bits::written_back) ? entry_bits::tier_read : 0));
   return rc;
 }
 

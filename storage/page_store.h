@@ -119,6 +119,22 @@ struct PageStoreConfig {
   /// anonymous memory: a staged page is not recovered after a crash, so a
   /// store in shared memory refuses it. 0..65536.
   std::uint32_t staging_pages = 0;
+  /// Re-admission of written-back pages to RAM by reads (docs/storage.md,
+  /// "Re-admission"): 0 never; 1 at every read from the backing tier; 2 at
+  /// a read of a page that was read from the tier before, less than
+  /// readmit_window_s ago. The object read back is installed as it is (no
+  /// recompression) and its sectors on the tier are freed. With entropy
+  /// routing, raw (high-entropy) pages are not re-admitted: they belong
+  /// on the tier, and writeback would take them again at once. 0..2.
+  std::uint32_t readmit_reads = 0;
+  /// With readmit_reads 2: how recent the previous read must be (seconds
+  /// of the store's clock, set_clock). At least 1.
+  std::uint32_t readmit_window_s = 64;
+  /// Re-admit only while mem_used_total is below this many bytes (the
+  /// zram target passes its writeback high watermark, so that re-admission
+  /// never feeds the next writeback); 0 = up to the memory limit. Either
+  /// way an object that does not fit under the limit is not re-admitted.
+  std::uint64_t readmit_below_bytes = 0;
 };
 
 /// Where a staged page's bytes are: a slot of one core's staging area.
@@ -166,6 +182,10 @@ struct BackingRead {
   std::uint64_t word = 0;    ///< the entry's state word (size, algorithm, huge)
   BackingLocation where;     ///< where the object lies
   std::byte* out = nullptr;  ///< the 4 KiB of the caller's buffer it decodes into
+  std::uint64_t index = 0;   ///< the page (entry index)
+  /// The read is the one that re-admits the page (PageStoreConfig::
+  /// readmit_reads): finish_backing_read installs it in RAM again.
+  bool readmit = false;
 };
 
 /// Allocator figures summed over all arenas (fragmentation report).
@@ -384,6 +404,10 @@ class PageStore {
   /// Decodes a page read back from the backing tier into miss.out and
   /// unpins its block. `block` is the 4096 bytes of miss.where.block, or
   /// empty if the read failed (counted; returns -EIO). Returns 0 or -EIO.
+  /// With miss.readmit, a page decoded without error is also re-admitted:
+  /// its object goes back into `core`'s arena, if the page is still the
+  /// one read (no write or discard since) and memory allows (see
+  /// PageStoreConfig::readmit_reads); readmitted_pages counts it.
   int finish_backing_read(unsigned core, const BackingRead& miss, std::span<const std::byte> block) noexcept;
 
   /// Recompresses, with the secondary codec (PageStoreConfig::recompress),
@@ -458,6 +482,14 @@ class PageStore {
   // Frees (and zeroes in the batch) the unused sectors of the batch's blocks.
   void release_tails(CoreState& cs) noexcept;
   int load_written_back(unsigned core, std::uint64_t word, std::uint64_t value, PageSpan out) noexcept;
+  // Re-admission (page_store_readmit.cc): whether a read of a written-back
+  // page whose word (before this read) is `word` re-admits it; and, with
+  // entry `index` locked by `core` holding (`word`, `value`), the install
+  // of `object` (the bytes read back) in place of the written-back copy.
+  // readmit_locked unlocks the entry either way.
+  bool readmit_due(std::uint64_t word) const noexcept;
+  void readmit_locked(unsigned core, std::uint64_t index, PageEntry& e, std::uint64_t word, std::uint64_t value,
+                      const std::byte* object) noexcept;
   int decode_object(unsigned core, std::uint64_t word, const std::byte* src, PageSpan out) noexcept;
   // The 4 KiB of a staging slot (page_store_staging.cc).
   std::byte* staging_slot(StagedRef ref) const noexcept;

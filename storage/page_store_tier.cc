@@ -280,8 +280,10 @@ int PageStore::read_resident(unsigned core, std::uint64_t offset, std::span<std:
       const BackingLocation at = BackingLocation::decode(e.value);
       // Pinned under the lock: see BackingSlots.
       slots_->pin(at.block);
-      misses[missed++] = BackingRead{word, at, page.data()};
-      e.unlock(entry_bits::accessed(word, clock()));
+      // The policy looks at the word as it was before this read (its
+      // previous access, its tier_read mark).
+      misses[missed++] = BackingRead{word, at, page.data(), index, readmit_due(word)};
+      e.unlock(entry_bits::accessed(word, clock()) | entry_bits::tier_read);
       done += n;
       continue;
     }
@@ -321,6 +323,25 @@ int PageStore::finish_backing_read(unsigned core, const BackingRead& miss, std::
       rc = decode_object(core, miss.word, cs.compressed, PageSpan(miss.out, page_size));
     }
     CoreCounters::add(cs.counters.bd_reads, 1);
+    if (rc == 0 && miss.readmit && miss.index < page_count_) {
+      // The object's bytes: the raw page now in miss.out, or the
+      // compressed object copied out above.
+      const std::byte* object = (miss.word & entry_bits::huge) ? miss.out : cs.compressed;
+      PageEntry& e = entries_[miss.index];
+      const std::uint64_t word = e.lock(core);
+      const std::uint64_t value = e.value;
+      // Still the copy that was read? A write, discard or another
+      // reader's re-admission since read_resident replaced the word
+      // without written_back. No ABA: the page cannot have been written
+      // back again to the same place meanwhile, because this read's pin
+      // keeps its block from being claimed (BackingSlots::claim), so an
+      // equal location means the same object.
+      if ((word & entry_bits::written_back) && value == miss.where.encode()) {
+        readmit_locked(core, miss.index, e, word, value, object);
+      } else {
+        e.unlock(word);
+      }
+    }
   }
   // Unpinned after the bytes are used: the block may be reused at once.
   slots_->unpin(miss.where.block);
@@ -495,6 +516,7 @@ TierStat PageStore::tier_stat() const noexcept {
     s.read_errors += static_cast<std::uint64_t>(cs->counters.bd_read_errors.load(std::memory_order_relaxed));
     s.write_errors += static_cast<std::uint64_t>(cs->counters.bd_write_errors.load(std::memory_order_relaxed));
     s.recompressed_pages += static_cast<std::uint64_t>(cs->counters.recompressed.load(std::memory_order_relaxed));
+    s.readmitted_pages += static_cast<std::uint64_t>(cs->counters.readmitted.load(std::memory_order_relaxed));
   }
   s.written_back_pages = written_back < 0 ? 0 : static_cast<std::uint64_t>(written_back);
   s.backing_blocks = config_.backing_blocks;

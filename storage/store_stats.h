@@ -49,6 +49,7 @@ struct TierStat {
   std::uint64_t read_errors = 0;         ///< backing reads that failed (each gave -EIO)
   std::uint64_t write_errors = 0;        ///< backing writes that failed (writeback then stops)
   std::uint64_t recompressed_pages = 0;  ///< pages recompressed with the secondary codec (event count)
+  std::uint64_t readmitted_pages = 0;    ///< written-back pages brought back to RAM by reads (event count)
 };
 
 /// One core's counters. Each is written by that core alone, so it is
@@ -75,6 +76,7 @@ struct alignas(runtime::cache_line_size) CoreCounters {
   std::atomic<std::int64_t> bd_write_errors{0};   ///< event count: TierStat::write_errors
   std::atomic<std::int64_t> recompressed{0};      ///< event count: TierStat::recompressed_pages
   std::atomic<std::int64_t> staged_pages{0};      ///< gauge: MmStat::staged_pages
+  std::atomic<std::int64_t> readmitted{0};        ///< event count: TierStat::readmitted_pages
 
   /// Adds `delta` to one of this struct's counters. Owner core only: a
   /// relaxed load and store, not a fetch_add, is exact only because no other

@@ -76,6 +76,7 @@ enum Word : unsigned {
   writeback_budget,
   recompressed_pages,
   staged_pages,
+  readmitted_pages,
 };
 
 // Where the sequence word lies in the file: right after the magic.
@@ -173,6 +174,7 @@ void ZramStatsPublisher::publish(const ZramStats& s) noexcept {
       s.writeback_budget,
       s.tier.recompressed_pages,
       s.mm.staged_pages,
+      s.tier.readmitted_pages,
   };
   for (unsigned i = 0; i < sizeof(values) / sizeof(values[0]); ++i) {
     shared->words[i].store(values[i], std::memory_order_relaxed);
@@ -247,6 +249,7 @@ Result<ZramStats> read_zram_stats(const std::string& path) {
   s.tier = storage::TierStat{w[backing_blocks], w[written_back_pages], w[bd_read_errors], w[bd_write_errors],
                              w[recompressed_pages]};
   s.mm.staged_pages = w[staged_pages];
+  s.tier.readmitted_pages = w[readmitted_pages];
   s.tier_state = w[tier_state] <= 3 ? static_cast<TierState>(w[tier_state]) : TierState::none;
   s.writeback_budget = w[writeback_budget];
   s.disksize = w[disksize];

@@ -51,6 +51,17 @@ Result<storage::PageStoreConfig> store_config(const ZramTargetConfig& c) {
                                std::to_string(c.writeback_low_percent) + ", high " +
                                std::to_string(c.writeback_high_percent));
     }
+    if (c.readmit_reads > 2) {
+      return Error(EINVAL, "zram: readmit reads must be 0 (never), 1 or 2, got " + std::to_string(c.readmit_reads));
+    }
+    // Re-admission (docs/storage.md, "Re-admission"): a page read twice
+    // within the age that counts as cold is not cold; and only below the
+    // high watermark, so that it never feeds the next writeback pass.
+    s.readmit_reads = c.readmit_reads;
+    s.readmit_window_s = c.writeback_age.count() > 0
+                             ? static_cast<std::uint32_t>(std::min<std::int64_t>(c.writeback_age.count(), UINT32_MAX))
+                             : 64;
+    s.readmit_below_bytes = c.mem_limit_bytes / 100 * c.writeback_high_percent;
   }
   s.memory = c.memory;
   return s;

@@ -73,6 +73,12 @@ struct ZramTargetConfig {
   /// Most bytes writeback may write in the device's life (0 = no limit):
   /// kernel zram's writeback_limit, to spare an SSD's endurance.
   std::uint64_t writeback_limit_bytes = 0;
+  /// Re-admission of written-back pages to RAM by reads
+  /// (storage::PageStoreConfig::readmit_reads; docs/storage.md,
+  /// "Re-admission"): 0 never, 1 at every read from the tier, 2 at the
+  /// second read within the window (writeback_age when set, else 64 s).
+  /// Only while mem_used_total is below the high watermark. 0..2.
+  std::uint32_t readmit_reads = 2;
   /// Pages per backing write (kernel zram's writeback_batch_size), 1..256.
   std::uint32_t writeback_batch = 32;
   /// A secondary codec (kernel zram's recomp_algorithm): the maintenance

@@ -2,7 +2,7 @@
 // its baseline in the same run (perf/ab_report.h: alternating rounds,
 // median ratio, spread):
 //
-//   bench_tier [--quick] [--rounds N] [--pages N] [--dir D]
+//   bench_tier [--quick] [--rounds N] [--pages N] [--dir D] [--only NAME_PART]
 //
 // 1. tier_writeback: writing every page of a store back to a file
 //    (PageStore::writeback_prepare, one io_uring write per run of
@@ -13,6 +13,14 @@
 //    tier but nothing written back (read_resident, the zram target's read
 //    path with --backing), against the same store without a tier (read).
 //    Goal >= 0.95.
+// 3. tier_readmit_reads: four passes of reads over every page of a store
+//    whose pages were all written back (read_resident, an io_uring read
+//    of each missed block into the page, finish_backing_read: the zram
+//    target's read path), in pages per second, with re-admission at the
+//    second read (readmit_reads 2, the zram default: the first pass reads
+//    from the tier, the second too and re-admits, the last two read RAM)
+//    against without (readmit_reads 0: every pass reads the tier). Each
+//    round writes back a fresh store first; only the reads are timed.
 //
 // The file is opened with O_DIRECT where the directory's file system
 // allows it (default /var/tmp). The first line records the load averages:
@@ -61,13 +69,24 @@ struct Ring {
     if (io_uring_wait_cqe(&ring, &cqe) != 0 || cqe->res != static_cast<int>(len)) fail("a write failed");
     io_uring_cqe_seen(&ring, cqe);
   }
+  // Reads `len` bytes at `offset`, waiting for the completion.
+  void read(int fd, void* data, unsigned len, std::uint64_t offset) {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+    io_uring_prep_read(sqe, fd, data, len, offset);
+    io_uring_submit(&ring);
+    io_uring_cqe* cqe = nullptr;
+    if (io_uring_wait_cqe(&ring, &cqe) != 0 || cqe->res != static_cast<int>(len)) fail("a read failed");
+    io_uring_cqe_seen(&ring, cqe);
+  }
 };
 
-std::unique_ptr<PageStore> filled_store(const Corpus& corpus, int fd, std::uint64_t backing_blocks) {
+std::unique_ptr<PageStore> filled_store(const Corpus& corpus, int fd, std::uint64_t backing_blocks,
+                                        std::uint32_t readmit_reads = 0) {
   PageStoreConfig c;
   c.size_bytes = corpus.bytes();
   c.backing_blocks = backing_blocks;
   c.backing_fd = fd;
+  c.readmit_reads = readmit_reads;
   auto store = PageStore::create(c);
   if (!store) fail(store.error().message());
   for (std::size_t i = 0; i < corpus.pages.size(); ++i) {
@@ -124,12 +143,43 @@ double read_rate(PageStore& store, std::size_t pages, bool resident) {
   return static_cast<double>(3 * pages) / (perf::now_seconds() - start);
 }
 
+// Pages per second of four passes of reads over every page through the
+// tier path (misses read with io_uring into the page itself, which is
+// 4096-aligned for O_DIRECT).
+double tier_read_rate(PageStore& store, Ring& ring, int fd, std::size_t pages, std::byte* out) {
+  BackingRead misses[1];
+  const double start = perf::now_seconds();
+  for (int pass = 0; pass < 4; ++pass) {
+    for (std::size_t i = 0; i < pages; ++i) {
+      std::size_t missed = 0;
+      if (store.read_resident(0, i * ps, std::span<std::byte>(out, ps), misses, missed) != 0) fail("a read failed");
+      if (missed == 1) {
+        ring.read(fd, misses[0].out, static_cast<unsigned>(ps), misses[0].where.block * ps);
+        if (store.finish_backing_read(0, misses[0], std::span<const std::byte>(misses[0].out, ps)) != 0) {
+          fail("a tier read failed");
+        }
+      }
+    }
+  }
+  return static_cast<double>(4 * pages) / (perf::now_seconds() - start);
+}
+
+// A store holding the corpus, every page written back.
+std::unique_ptr<PageStore> written_back_store(const Corpus& corpus, Ring& ring, int fd, std::uint32_t readmit_reads) {
+  auto store = filled_store(corpus, fd, corpus.pages.size() + 1, readmit_reads);
+  std::uint64_t blocks = 0;
+  writeback_rate(*store, ring, fd, blocks);
+  if (store->tier_stat().written_back_pages == 0) fail("nothing was written back");
+  return store;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int rounds = 11;
   std::size_t pages = 16384;
   std::string dir = "/var/tmp";
+  std::string only;  // run only the series whose name contains this
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick") {
@@ -141,8 +191,10 @@ int main(int argc, char** argv) {
       pages = std::strtoull(argv[++i], nullptr, 10);
     } else if (a == "--dir" && i + 1 < argc) {
       dir = argv[++i];
+    } else if (a == "--only" && i + 1 < argc) {
+      only = argv[++i];
     } else {
-      fail("usage: bench_tier [--quick] [--rounds N] [--pages N] [--dir D]");
+      fail("usage: bench_tier [--quick] [--rounds N] [--pages N] [--dir D] [--only NAME_PART]");
     }
   }
   const Corpus corpus = process_memory_corpus(pages);
@@ -157,7 +209,8 @@ int main(int argc, char** argv) {
     fd = ::open(path.c_str(), O_RDWR);
   }
   ::unlink(path.c_str());
-  if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(corpus.bytes())) != 0) fail("cannot size the backing file");
+  // One block more than the corpus: block 0 is the tier's header.
+  if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(corpus.bytes() + ps)) != 0) fail("cannot size the backing file");
   double load[3] = {};
   getloadavg(load, 3);
   std::printf("{\"bench\":\"header\",\"load\":[%.2f,%.2f,%.2f],\"pages\":%zu,\"corpus\":\"%s\",\"o_direct\":%s}\n",
@@ -167,9 +220,10 @@ int main(int argc, char** argv) {
   if (posix_memalign(&raw, ps, 32 * ps) != 0) fail("out of memory");
   std::memset(raw, 0x5a, 32 * ps);
 
+  auto wanted = [&](const char* name) { return only.empty() || std::string(name).find(only) != std::string::npos; };
   perf::AbSeries writeback("tier_writeback", "B/s", perf::Better::higher);
   std::uint64_t last_blocks = 0;  // the same data packs into the same block count every round
-  for (int r = 0; r < rounds; ++r) {
+  for (int r = 0; r < (wanted("tier_writeback") ? rounds : 0); ++r) {
     auto store = filled_store(corpus, fd, corpus.pages.size());
     std::uint64_t blocks = 0;
     double ours = 0, base = 0;
@@ -184,12 +238,12 @@ int main(int argc, char** argv) {
     last_blocks = blocks;
     writeback.add(ours, base);
   }
-  writeback.print(perf::json_number("load_1m", load[0]));
+  if (wanted("tier_writeback")) writeback.print(perf::json_number("load_1m", load[0]));
 
   perf::AbSeries reads("tier_resident_reads", "pages/s", perf::Better::higher);
   auto with_tier = filled_store(corpus, fd, corpus.pages.size());
   auto without = filled_store(corpus, -1, 0);
-  for (int r = 0; r < rounds; ++r) {
+  for (int r = 0; r < (wanted("tier_resident_reads") ? rounds : 0); ++r) {
     double ours = 0, base = 0;
     if (r % 2 == 0) {
       ours = read_rate(*with_tier, corpus.pages.size(), true);
@@ -200,7 +254,27 @@ int main(int argc, char** argv) {
     }
     reads.add(ours, base);
   }
-  reads.print(perf::json_number("load_1m", load[0]));
+  if (wanted("tier_resident_reads")) reads.print(perf::json_number("load_1m", load[0]));
+  with_tier.reset();
+  without.reset();
+
+  perf::AbSeries readmit("tier_readmit_reads", "pages/s", perf::Better::higher);
+  void* page = nullptr;
+  if (posix_memalign(&page, ps, ps) != 0) fail("out of memory");
+  for (int r = 0; r < (wanted("tier_readmit_reads") ? rounds : 0); ++r) {
+    double ours = 0, base = 0;
+    for (int side = 0; side < 2; ++side) {
+      // Alternating which side goes first.
+      const bool readmitting = (side == 0) == (r % 2 == 0);
+      auto store = written_back_store(corpus, ring, fd, readmitting ? 2 : 0);
+      const double rate = tier_read_rate(*store, ring, fd, corpus.pages.size(), static_cast<std::byte*>(page));
+      if (readmitting && store->tier_stat().readmitted_pages == 0) fail("nothing was re-admitted");
+      (readmitting ? ours : base) = rate;
+    }
+    readmit.add(ours, base);
+  }
+  if (wanted("tier_readmit_reads")) readmit.print(perf::json_number("load_1m", load[0]));
+  std::free(page);
   std::free(raw);
   ::close(fd);
   return 0;

@@ -476,6 +476,19 @@ BOOST_AUTO_TEST_CASE(an_nbd_backing_takes_the_connect_syntax_and_its_export_and_
   expect_rejected({"-t", "zram", "--backing", "nbd:unix:/s", "--reconnect-timeout", "soon"}, "--reconnect-timeout:");
 }
 
+BOOST_AUTO_TEST_CASE(readmit_reads_is_0_1_or_2_with_a_backing_tier_and_defaults_to_2) {
+  BOOST_TEST(parse({"-t", "zram", "--backing", "/tmp/x"}).options.readmit_reads == 2u);
+  const AddParse never = parse({"-t", "zram", "--backing", "/tmp/x", "--readmit-reads", "0"});
+  BOOST_TEST(never.error.empty(), never.error);
+  BOOST_TEST(never.options.readmit_reads == 0u);
+  BOOST_TEST(parse({"-t", "zram", "--backing", "/tmp/x", "--readmit-reads", "1"}).options.readmit_reads == 1u);
+  expect_rejected({"-t", "zram", "--backing", "/tmp/x", "--readmit-reads", "3"},
+                  "--readmit-reads must be a whole number from 0 to 2, not '3'");
+  expect_rejected({"-t", "zram", "--backing", "/tmp/x", "--readmit-reads", "-1"}, "--readmit-reads must be");
+  expect_rejected({"-t", "zram", "--backing", "/tmp/x", "--readmit-reads", "often"}, "--readmit-reads must be");
+  expect_rejected({"-t", "zram", "--readmit-reads", "1"}, "--readmit-reads is only valid with --backing");
+}
+
 BOOST_AUTO_TEST_CASE(request_timeout_is_a_time_for_nbd_devices_and_nbd_tiers_only) {
   const AddParse nbd = parse({"-t", "nbd", "--connect", "unix:/s", "--request-timeout", "2s"});
   BOOST_REQUIRE(nbd);

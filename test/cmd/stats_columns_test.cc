@@ -45,6 +45,7 @@ StatsFigures with_tier(StatsFigures d) {
   d.written_back = 8 * 4096;
   d.bd_reads = 2;
   d.bd_writes = 8;
+  d.readmitted = 3;
   return d;
 }
 
@@ -65,7 +66,7 @@ std::vector<StatsColumn> parsed(const std::string& list, const std::vector<Stats
 
 BOOST_AUTO_TEST_CASE(each_column_sits_at_its_enum_value_and_has_a_name_and_help) {
   const auto all = cmd::stats_columns();
-  BOOST_TEST(all.size() == static_cast<size_t>(StatsColumn::bd_writes) + 1);
+  BOOST_TEST(all.size() == static_cast<size_t>(StatsColumn::readmitted) + 1);
   for (size_t i = 0; i < all.size(); ++i) {
     BOOST_TEST(static_cast<size_t>(all[i].column) == i);
     BOOST_TEST(std::string(all[i].name).find(' ') == std::string::npos);
@@ -179,7 +180,7 @@ BOOST_AUTO_TEST_CASE(a_device_that_published_nothing_shows_dashes_for_what_its_s
 BOOST_AUTO_TEST_CASE(tier_columns_show_a_dash_without_a_tier_and_its_figures_with_one) {
   const StatsFigures plain = device(0);
   for (const StatsColumn c : {StatsColumn::written_back, StatsColumn::tier_size, StatsColumn::tier,
-                              StatsColumn::bd_reads, StatsColumn::bd_writes}) {
+                              StatsColumn::bd_reads, StatsColumn::bd_writes, StatsColumn::readmitted}) {
     BOOST_TEST(cmd::stats_cell(c, plain, false) == "-");
   }
   const StatsFigures tiered = with_tier(device(0));
@@ -188,6 +189,7 @@ BOOST_AUTO_TEST_CASE(tier_columns_show_a_dash_without_a_tier_and_its_figures_wit
   BOOST_TEST(cmd::stats_cell(StatsColumn::tier_size, tiered, false) == "16M");
   BOOST_TEST(cmd::stats_cell(StatsColumn::tier, tiered, false) == "active");
   BOOST_TEST(cmd::stats_cell(StatsColumn::bd_writes, tiered, false) == "8");
+  BOOST_TEST(cmd::stats_cell(StatsColumn::readmitted, tiered, false) == "3");
 }
 
 BOOST_AUTO_TEST_CASE(an_unmounted_device_has_a_dash_for_mountpoint_and_an_unknown_stream_count_too) {

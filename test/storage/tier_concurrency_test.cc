@@ -2,7 +2,8 @@
 // write, discard, read and write back at once, on the same pages; every
 // read returns a whole version of that page that some write stored (or
 // zeros after a discard), never another page's or a torn one, and at the
-// end every page holds exactly its last write. Label concurrency (TSan).
+// end every page holds exactly its last write; and the same with pages
+// re-admitted to RAM by their reads. Label concurrency (TSan).
 #define BOOST_TEST_MODULE tier_concurrency
 #include <boost/test/unit_test.hpp>
 
@@ -59,9 +60,10 @@ bool valid(std::uint64_t p, const std::vector<std::byte>& got) {
   return head_p == p && got == version(p, head_v);
 }
 
-}  // namespace
-
-BOOST_AUTO_TEST_CASE(reads_during_concurrent_writes_discards_and_writebacks_return_only_whole_versions_of_their_page) {
+// The whole test, with re-admission of written-back pages set to
+// `readmit_reads` (PageStoreConfig).
+void run(std::uint32_t readmit_reads) {
+  failures.store(0);
   char name[] = "/tmp/coblk-tier-conc-XXXXXX";
   const int fd = ::mkstemp(name);
   BOOST_REQUIRE(fd >= 0);
@@ -73,6 +75,7 @@ BOOST_AUTO_TEST_CASE(reads_during_concurrent_writes_discards_and_writebacks_retu
   c.backing_blocks = pages;
   c.backing_fd = fd;
   c.writeback_batch = 8;
+  c.readmit_reads = readmit_reads;
   auto store = test::require_ok(PageStore::create(c));
   // Page p is written (and discarded) only by thread p % threads, which
   // keeps its last version in `last`; any thread reads any page.
@@ -128,7 +131,25 @@ BOOST_AUTO_TEST_CASE(reads_during_concurrent_writes_discards_and_writebacks_retu
     BOOST_REQUIRE((got == (last[p] == 0 ? std::vector<std::byte>(ps) : version(p, last[p]))));
   }
   BOOST_TEST(store->bd_stat().bd_writes > 0u);
+  if (readmit_reads != 0) BOOST_TEST(store->tier_stat().readmitted_pages > 0u);
+  for (int round = 0; round < 3; ++round) {
+    for (unsigned core = 0; core < threads; ++core) store->drain_remote_frees(core);
+  }
+  // No object leaked or freed twice.
+  const MmStat mm = store->mm_stat();
+  BOOST_TEST(store->allocator_stats().live_objects ==
+             mm.orig_data_size / ps - mm.same_pages - store->tier_stat().written_back_pages);
   BOOST_REQUIRE_EQUAL(store->discard(0, 0, pages * ps), 0);
   BOOST_TEST(store->bd_stat().bd_count == 0u);
   ::close(fd);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(reads_during_concurrent_writes_discards_and_writebacks_return_only_whole_versions_of_their_page) {
+  run(0);
+}
+
+BOOST_AUTO_TEST_CASE(the_same_with_readmission_at_the_first_read_returns_only_whole_versions_and_leaks_nothing) {
+  run(1);
 }
