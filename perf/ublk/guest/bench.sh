@@ -28,8 +28,10 @@ QUEUE_COUNTS=${COBLK_BENCH_QUEUES:-1}
 QUEUES=1 JOBS=1 QSUFFIX=
 PAIRS=${COBLK_BENCH_PAIRS:-"null ram loop zram"}
 SIZE_MB=256
-# Extra `coblk add` options of the zram_tier pair's device.
-ZRAM_TIER_ARGS=${COBLK_BENCH_ZRAM_TIER_ARGS:-}
+# Extra `coblk add` options of the zram_tier pair's device. By default no
+# re-admission, so that both sides keep reading from their tiers (the
+# fraction written back stays the same); e.g. "--readmit-reads 2" shows it.
+ZRAM_TIER_ARGS=${COBLK_BENCH_ZRAM_TIER_ARGS:---readmit-reads 0}
 
 # fio_stats DEV RW BS QD [FIO ARGS...] -> one line on stdout:
 #   VALUE FIO_CPU_US SRV_CPU_US SYNC_P99_US WRITE_P99_US
