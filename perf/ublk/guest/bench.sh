@@ -6,8 +6,8 @@
 # tmpfs file vs that file, coblk zram vs kernel zram; asked for by name,
 # nbd (coblk -t nbd vs the kernel's nbd client on one nbdkit server) and
 # nbd_scaling (coblk -t nbd at 2 queues vs 1); and, asked for by
-# name, ram_keep/zram_keep/ram_now/zram_now: this build against an earlier
-# one, and null_metrics: a null device with I/O metrics against one with
+# name, ram_keep/zram_keep/ram_now/zram_now/nbd_now: this build against an
+# earlier one, and null_metrics: a null device with I/O metrics against one with
 # --no-metrics; see below) and each workload, it
 # alternates A and B for COBLK_BENCH_ROUNDS rounds (A first in odd rounds, B
 # first in even ones, so drift in the emulator hits both alike) and prints
@@ -292,6 +292,22 @@ bench_nbd() {
   vm_wait_for_path /sys/block/nbd0/pid 10
   precondition "$dev"; precondition /dev/nbd0
   compare nbd "$dev" /dev/nbd0
+}
+
+# This build's coblk -t nbd against an earlier build's (vm-bench --before),
+# on the same nbdkit server: what a change to the NBD client gained, in
+# one boot.
+bench_nbd_now() {
+  vm_require_coblk; vm_require_root; vm_require_cmd nbdkit
+  vm_load_module ublk_drv
+  local sock=$NBD_SOCK dev base
+  nbd_server
+  dev=$(coblk_add -t nbd --connect "unix:$sock" --block-size 4096)
+  vm_defer "coblk_del_dev $dev"
+  base=$(before_add -t nbd --connect "unix:$sock" --block-size 4096)
+  vm_defer "coblk_del_dev $base"
+  precondition "$dev"; precondition "$base"
+  compare nbd_now "$dev" "$base"
 }
 
 # coblk -t nbd with 2 queues (2 connections) against 1 queue, same server:
