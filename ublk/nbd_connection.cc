@@ -74,9 +74,19 @@ int new_socket(const Endpoint& endpoint, int extra_flags) {
 }
 
 // Latency matters more than packet count: a 28-byte request header must
-// not wait for Nagle.
+// not wait for Nagle. A unix stream socket's send buffer (208 KiB by
+// default, with no autotuning) bounds the bytes queued towards the server:
+// a 1 MiB write would go out in pieces, each waiting for the server to
+// drain the last. 4 MiB holds a few large writes at once (SO_SNDBUFFORCE
+// as root, past net.core.wmem_max; else as much as SO_SNDBUF allows). TCP
+// keeps its own autotuning, which setting a size would turn off.
 void tune_socket(int fd, const Endpoint& endpoint) {
-  if (endpoint.address.ss_family == AF_UNIX) return;
+  if (endpoint.address.ss_family == AF_UNIX) {
+    const int bytes = 4 << 20;
+    if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes)) != 0)
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+    return;
+  }
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
@@ -356,7 +366,9 @@ Task<void> Connection::run_sender() {
       msghdr msg{};
       msg.msg_iov = iov.data() + first;
       msg.msg_iovlen = std::min<std::size_t>(iov.size() - first, IOV_MAX);
-      const int sent = co_await runtime::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      // MSG_WAITALL: io_uring sends the rest of a partial send itself as
+      // the socket drains, instead of completing to this task each time.
+      const int sent = co_await runtime::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_WAITALL);
       if (sent <= 0) {
         drop(sent == 0 ? "the NBD server stopped receiving" : std::string("send: ") + std::strerror(-sent));
         break;
