@@ -296,7 +296,7 @@ bench_nbd() {
 
 # This build's coblk -t nbd against an earlier build's (vm-bench --before),
 # on the same nbdkit server: what a change to the NBD client gained, in
-# one boot.
+# one boot (all workloads, or those of vm-bench --workloads).
 bench_nbd_now() {
   vm_require_coblk; vm_require_root; vm_require_cmd nbdkit
   vm_load_module ublk_drv
@@ -307,7 +307,8 @@ bench_nbd_now() {
   base=$(before_add -t nbd --connect "unix:$sock" --block-size 4096)
   vm_defer "coblk_del_dev $base"
   precondition "$dev"; precondition "$base"
-  compare nbd_now "$dev" "$base"
+  # vm-bench --workloads "..." narrows it to the named workloads.
+  compare nbd_now "$dev" "$base" ${COBLK_BENCH_WORKLOADS:-}
 }
 
 # coblk -t nbd with 2 queues (2 connections) against 1 queue, same server:
