@@ -209,7 +209,7 @@ Task<double> run_libnbd(nbd_handle* h, const Workload& w, double seconds) {
 }
 #endif
 
-Task<void> bench(const perf::BenchOptions& options, const std::string& socket) {
+Task<void> bench(const perf::BenchOptions& options, const std::string& socket, const std::string& side) {
   const nbd::Endpoint endpoint = [&] {
     auto e = nbd::parse_endpoint("unix:" + socket);
     if (!e) throw std::runtime_error(e.error().message());
@@ -228,10 +228,6 @@ Task<void> bench(const perf::BenchOptions& options, const std::string& socket) {
 #endif
   const double share = 1.0 / static_cast<double>(std::size(kWorkloads));
   const char* only = std::getenv("COBLK_BENCH_ONLY");  // a workload name, to run just that one
-  const char* side_env = std::getenv("COBLK_BENCH_NBD_SIDE");
-  const std::string side = side_env != nullptr ? side_env : "";
-  if (!side.empty() && side != "ours" && side != "libnbd")
-    throw std::runtime_error("COBLK_BENCH_NBD_SIDE must be ours or libnbd, not '" + side + "'");
   for (const Workload& w : kWorkloads) {
     if (only != nullptr && std::string(only) != w.name) continue;
     perf::AbSeries series(std::string("nbd_client_") + w.name, "ops/s", perf::Better::higher);
@@ -280,6 +276,14 @@ int main(int argc, char** argv) {
   perf::BenchOptions options =
       perf::BenchOptions::parse(argc, argv, "[--quick] [--rounds N] [--seconds S] [--budget S]");
   if (!options.quick && options.seconds < 0.5) options.seconds = 1;  // network requests: longer rounds than a nop
+  // Checked before anything starts: a throw once the connection is open
+  // would leave its reader task running.
+  const char* side_env = std::getenv("COBLK_BENCH_NBD_SIDE");
+  const std::string side = side_env != nullptr ? side_env : "";
+  if (!side.empty() && side != "ours" && side != "libnbd") {
+    std::fprintf(stderr, "bench_nbd_client: COBLK_BENCH_NBD_SIDE must be ours or libnbd, not '%s'\n", side.c_str());
+    return 2;
+  }
   Server server;
   if (!server.start()) {
     std::fprintf(stderr, "bench_nbd_client: cannot start nbdkit (is it installed? setup.sh installs it); skipped\n");
@@ -287,7 +291,7 @@ int main(int argc, char** argv) {
   }
   try {
     const auto rt = perf::bench_runtime(perf::bench_runtime_config());
-    rt->run([&] { return bench(options, server.socket); });
+    rt->run([&] { return bench(options, server.socket, side); });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_nbd_client: %s\n", e.what());
     return 1;
