@@ -307,7 +307,8 @@ bench_nbd_now() {
   base=$(before_add -t nbd --connect "unix:$sock" --block-size 4096)
   vm_defer "coblk_del_dev $base"
   precondition "$dev"; precondition "$base"
-  # vm-bench --workloads "..." narrows it to the named workloads.
+  # vm-bench --workloads "..." narrows it to the named workloads (split on purpose).
+  # shellcheck disable=SC2086
   compare nbd_now "$dev" "$base" ${COBLK_BENCH_WORKLOADS:-}
 }
 
