@@ -74,9 +74,19 @@ int new_socket(const Endpoint& endpoint, int extra_flags) {
 }
 
 // Latency matters more than packet count: a 28-byte request header must
-// not wait for Nagle.
+// not wait for Nagle. A unix stream socket's send buffer (208 KiB by
+// default, with no autotuning) bounds the bytes queued towards the server:
+// a 1 MiB write would go out in pieces, each waiting for the server to
+// drain the last. 4 MiB holds a few large writes at once (SO_SNDBUFFORCE
+// as root, past net.core.wmem_max; else as much as SO_SNDBUF allows). TCP
+// keeps its own autotuning, which setting a size would turn off.
 void tune_socket(int fd, const Endpoint& endpoint) {
-  if (endpoint.address.ss_family == AF_UNIX) return;
+  if (endpoint.address.ss_family == AF_UNIX) {
+    const int bytes = 4 << 20;
+    if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes)) != 0)
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+    return;
+  }
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
@@ -133,9 +143,10 @@ struct Connection::Slot {
   uint32_t payload_length = 0;
   runtime::Waiter waiter{};
   int result = 0;
-  bool waiting = false;  // the submitter is suspended on this slot
-  bool replied = false;  // complete() was called
-  bool sent = false;     // the sender no longer looks at header or payload
+  bool waiting = false;     // the submitter is suspended on this slot
+  bool replied = false;     // complete() was called
+  bool sent = false;        // the sender no longer looks at header or payload
+  bool large_read = false;  // counted in Connection::large_reads_
   uint32_t generation = 0;
   std::chrono::steady_clock::time_point submitted{};  // for the request timeout (vDSO clock: no syscall)
 };
@@ -321,11 +332,14 @@ Task<int> Connection::submit(Op op) {
   s.result = 0;
   s.submitted = std::chrono::steady_clock::now();
   s.waiting = s.replied = s.sent = false;
+  s.large_read = op.type == kCmdRead && op.length >= kReceiveBuffer;
+  if (s.large_read) ++large_reads_;
   ++in_flight_;
   send_queue_.push_back(index);
   if (!sending_) co_await run_sender();
   const int result = co_await ReplyAwait{&s};
   s.handle = 0;  // no reply can match it any more
+  if (s.large_read) --large_reads_;
   --in_flight_;
   free_slots_.push_back(index);
   co_return result;
@@ -352,7 +366,9 @@ Task<void> Connection::run_sender() {
       msghdr msg{};
       msg.msg_iov = iov.data() + first;
       msg.msg_iovlen = std::min<std::size_t>(iov.size() - first, IOV_MAX);
-      const int sent = co_await runtime::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      // MSG_WAITALL: io_uring sends the rest of a partial send itself as
+      // the socket drains, instead of completing to this task each time.
+      const int sent = co_await runtime::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_WAITALL);
       if (sent <= 0) {
         drop(sent == 0 ? "the NBD server stopped receiving" : std::string("send: ") + std::strerror(-sent));
         break;
@@ -381,14 +397,23 @@ Task<void> Connection::run_reader(std::shared_ptr<Connection> self) {
   Connection& c = *self;
   Handler handler(c);
   ReplyParser parser(c.info_.structured_replies);
-  constexpr std::size_t kBuffer = 64 * 1024;
-  const std::unique_ptr<std::byte[]> buffer(new std::byte[kBuffer]);
+  const std::unique_ptr<std::byte[]> buffer(new std::byte[kReceiveBuffer]);
   std::string why = "the NBD server closed the connection";
   for (;;) {
-    // Large read data goes straight into the request's buffer.
+    // While a large read is in flight, the buffer takes only what comes
+    // before the next possible read data (a reply header), so that a large
+    // read's data is never copied out of the buffer, but received in place:
+    // one extra receive per reply, against up to 64 KiB copied per reply.
+    // Otherwise the buffer takes whatever the socket has: many small replies
+    // per receive.
+    const bool exact = c.large_reads_ != 0;
+    // Read data of 4 KiB or more (any size while exact) goes straight into
+    // the request's buffer, all of it in one operation: with MSG_WAITALL
+    // io_uring receives the pieces as they arrive without completing to
+    // this task for each.
     const std::span<std::byte> direct = parser.direct_span(handler);
-    if (direct.size() >= 4096) {
-      const int n = co_await runtime::recv(c.fd_, direct.data(), direct.size());
+    if (direct.size() >= 4096 || (exact && !direct.empty())) {
+      const int n = co_await runtime::recv(c.fd_, direct.data(), direct.size(), MSG_WAITALL);
       if (n <= 0) {
         if (n < 0) why = std::string("receive: ") + std::strerror(-n);
         break;
@@ -396,7 +421,9 @@ Task<void> Connection::run_reader(std::shared_ptr<Connection> self) {
       parser.direct_filled(static_cast<std::size_t>(n), handler);
       continue;
     }
-    const int n = co_await runtime::recv(c.fd_, buffer.get(), kBuffer);
+    const std::size_t want =
+        exact ? std::clamp<std::size_t>(parser.bytes_before_data(), 1, kReceiveBuffer) : kReceiveBuffer;
+    const int n = co_await runtime::recv(c.fd_, buffer.get(), want);
     if (n <= 0) {
       if (n < 0) why = std::string("receive: ") + std::strerror(-n);
       break;

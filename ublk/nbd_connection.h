@@ -141,12 +141,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   PendingRequest* find(uint64_t handle) noexcept;
   void complete(uint64_t handle, int result) noexcept;
 
+  /// The reader's buffer for reply headers and small read data; a read of
+  /// at least this much is "large" (see run_reader).
+  static constexpr std::size_t kReceiveBuffer = 64 * 1024;
+
   int fd_;
   ExportInfo info_;
   bool alive_ = true;
   bool sending_ = false;
   std::string failure_;
   std::size_t in_flight_ = 0;
+  std::size_t large_reads_ = 0;               // reads of kReceiveBuffer bytes or more in flight
   std::vector<std::unique_ptr<Slot>> slots_;  // stable addresses: the sender's iovecs point into them
   std::vector<uint32_t> free_slots_;
   std::vector<uint32_t> send_queue_;     // slots waiting for the sender

@@ -496,6 +496,27 @@ void ReplyParser::end_chunk(ReplyHandler& handler) {
   handler.complete(handle_, result);
 }
 
+std::size_t ReplyParser::bytes_before_data() const noexcept {
+  switch (state_) {
+    case State::header:
+      // Simple replies: a read's data follows its 16-byte header. Structured
+      // replies: data follows a 20-byte chunk header and an 8-byte offset; a
+      // simple reply there (16 bytes) never carries data, and is followed by
+      // another header, so 28 bytes are data-free in every case.
+      return (structured_ ? kStructuredHeaderSize + 8 : kSimpleReplySize) - have_;
+    case State::chunk_offset:
+      return 8 - have_;
+    case State::chunk_control:
+      return chunk_length_ - have_;  // on_header admits no empty control chunk
+    case State::simple_data:
+    case State::chunk_data:
+      return 0;
+    case State::failed:
+      break;
+  }
+  return 1;  // a failed parser fails the next feed, whatever its size
+}
+
 std::span<std::byte> ReplyParser::direct_span(ReplyHandler& handler) noexcept {
   if (state_ != State::simple_data && state_ != State::chunk_data) return {};
   PendingRequest* p = handler.find(handle_);

@@ -274,6 +274,16 @@ class ReplyParser {
   /// received into direct_span(); completes the request if that ended it.
   void direct_filled(std::size_t n, ReplyHandler& handler);
 
+  /// How many bytes feed() can take now with none of them read data: the
+  /// rest of the reply header (and of a data chunk's offset) before the
+  /// next possible read data, or of a control chunk; at least 1, except 0
+  /// while read data is being received (then use direct_span()). A caller
+  /// that receives at most this much into its own buffer leaves every
+  /// read's data in the socket, to be received straight into the request's
+  /// buffer with no copy (nbd::Connection does so while large reads are in
+  /// flight).
+  std::size_t bytes_before_data() const noexcept;
+
   /// True between replies (no partial header or payload buffered): a
   /// connection that ends here lost no half-received reply.
   bool idle() const noexcept { return state_ == State::header && have_ == 0; }

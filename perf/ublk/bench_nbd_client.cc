@@ -5,10 +5,12 @@
 // in one process, alternating rounds.
 //
 //   bench_nbd_client [--quick] [--rounds N] [--seconds S] [--budget S]
-//   (COBLK_BENCH_ONLY=WORKLOAD runs one workload)
+//   (COBLK_BENCH_ONLY=WORKLOAD runs one workload; COBLK_BENCH_NBD_SIDE=ours
+//   or libnbd runs only that side, reporting it as both: for a profiler, as
+//   in `perf record -g bench_nbd_client`, never for a ratio)
 //
 // Workloads: 4 KiB random reads at queue depth 1 and 32, 4 KiB random
-// writes at 32, 1 MiB sequential reads at 4. One JSON line per workload
+// writes at 32, 1 MiB sequential reads and writes at 4. One JSON line per workload
 // (perf/ab_report.h): ours and baseline in operations per second, ratio =
 // ours / libnbd. This is the measurement behind docs/nbd.md's choice of an
 // own client over libnbd. Without nbdkit on the PATH it prints a note and
@@ -54,10 +56,9 @@ struct Workload {
 };
 
 const Workload kWorkloads[] = {
-    {"randread_4k_qd1", false, false, 4096, 1},
-    {"randread_4k_qd32", false, false, 4096, 32},
-    {"randwrite_4k_qd32", true, false, 4096, 32},
-    {"seqread_1m_qd4", false, true, 1 << 20, 4},
+    {"randread_4k_qd1", false, false, 4096, 1},   {"randread_4k_qd32", false, false, 4096, 32},
+    {"randwrite_4k_qd32", true, false, 4096, 32}, {"seqread_1m_qd4", false, true, 1 << 20, 4},
+    {"seqwrite_1m_qd4", true, true, 1 << 20, 4},
 };
 
 // Offsets: xorshift over the region's blocks, or sequential with wrap.
@@ -208,7 +209,7 @@ Task<double> run_libnbd(nbd_handle* h, const Workload& w, double seconds) {
 }
 #endif
 
-Task<void> bench(const perf::BenchOptions& options, const std::string& socket) {
+Task<void> bench(const perf::BenchOptions& options, const std::string& socket, const std::string& side) {
   const nbd::Endpoint endpoint = [&] {
     auto e = nbd::parse_endpoint("unix:" + socket);
     if (!e) throw std::runtime_error(e.error().message());
@@ -235,7 +236,11 @@ Task<void> bench(const perf::BenchOptions& options, const std::string& socket) {
       double ours = 0;
       double base = 0;
 #if COBLK_HAVE_LIBNBD
-      if (round % 2 == 0) {
+      if (side == "ours") {
+        ours = base = co_await run_ours(c.get(), w, options.seconds);
+      } else if (side == "libnbd") {
+        ours = base = co_await run_libnbd(h, w, options.seconds);
+      } else if (round % 2 == 0) {
         ours = co_await run_ours(c.get(), w, options.seconds);
         base = co_await run_libnbd(h, w, options.seconds);
       } else {
@@ -251,8 +256,9 @@ Task<void> bench(const perf::BenchOptions& options, const std::string& socket) {
     double load[1] = {0};
     ::getloadavg(load, 1);
 #if COBLK_HAVE_LIBNBD
-    series.print(perf::json_text("baseline_is", "libnbd aio on the same reactor") +
-                 perf::json_number("loadavg_1m", load[0]));
+    const std::string baseline_is =
+        side.empty() ? "libnbd aio on the same reactor" : "none: COBLK_BENCH_NBD_SIDE=" + side + " ran one side";
+    series.print(perf::json_text("baseline_is", baseline_is) + perf::json_number("loadavg_1m", load[0]));
 #else
     series.print(perf::json_text("baseline_is", "none: built without libnbd-dev") +
                  perf::json_number("loadavg_1m", load[0]));
@@ -270,6 +276,14 @@ int main(int argc, char** argv) {
   perf::BenchOptions options =
       perf::BenchOptions::parse(argc, argv, "[--quick] [--rounds N] [--seconds S] [--budget S]");
   if (!options.quick && options.seconds < 0.5) options.seconds = 1;  // network requests: longer rounds than a nop
+  // Checked before anything starts: a throw once the connection is open
+  // would leave its reader task running.
+  const char* side_env = std::getenv("COBLK_BENCH_NBD_SIDE");
+  const std::string side = side_env != nullptr ? side_env : "";
+  if (!side.empty() && side != "ours" && side != "libnbd") {
+    std::fprintf(stderr, "bench_nbd_client: COBLK_BENCH_NBD_SIDE must be ours or libnbd, not '%s'\n", side.c_str());
+    return 2;
+  }
   Server server;
   if (!server.start()) {
     std::fprintf(stderr, "bench_nbd_client: cannot start nbdkit (is it installed? setup.sh installs it); skipped\n");
@@ -277,7 +291,7 @@ int main(int argc, char** argv) {
   }
   try {
     const auto rt = perf::bench_runtime(perf::bench_runtime_config());
-    rt->run([&] { return bench(options, server.socket); });
+    rt->run([&] { return bench(options, server.socket, side); });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_nbd_client: %s\n", e.what());
     return 1;

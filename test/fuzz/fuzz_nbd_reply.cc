@@ -8,15 +8,20 @@
 //
 // Reply parser, against four requests in flight (two reads in exact-size
 // heap buffers, so ASan catches any write outside them, a write and a
-// flush), the stream is parsed three ways: whole, in pieces, and in pieces
-// with read data received through direct_span. Checks:
+// flush), the stream is parsed four ways: whole, in pieces, in pieces
+// with read data received through direct_span, and as nbd::Connection does
+// while a large read is in flight (feed() at most bytes_before_data(), all
+// read data through direct_span). Checks:
 //   - no crash and no access outside a request's buffer;
 //   - an error is EPROTO with one non-empty line, and the parser stays failed;
 //   - each request completes at most once, with 0 or a negative errno, and
 //     only requests in flight complete;
 //   - a structured read that succeeded was covered by exactly its length;
-//   - the three ways agree on completions, results, buffer contents and
-//     whether (and at which point of the stream) the parser failed.
+//   - the four ways agree on completions, results, buffer contents and
+//     whether (and at which point of the stream) the parser failed;
+//   - fed at most bytes_before_data(), the parser never takes read data:
+//     whenever it then wants data, direct_span is all of that reply's or
+//     chunk's data, as its header (the bytes just fed) says.
 // Handshake: fed wanted() bytes at a time, it ends done, failed with a
 // one-line error, or wanting more than the input has; never wants 0 bytes
 // while neither; a done handshake has a non-zero size.
@@ -99,7 +104,33 @@ void check_error(const Result<void>& r) {
   COBLK_FUZZ_CHECK(!m.empty() && m.find('\n') == std::string::npos, "a parser error that is not one line");
 }
 
-// mode 0: whole; 1: pieces; 2: pieces, read data through direct_span.
+uint64_t be(const std::byte* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | std::to_integer<uint64_t>(p[i]);
+  return v;
+}
+
+// Mode 3: the parser, fed up to `at`, wants read data (`direct`): that must
+// be all the data its header announced, so that no byte of it went through
+// feed(). The header ends at `at`: a simple reply's 16 bytes, or a data
+// chunk's 20 and its 8-byte offset.
+void check_untouched(const std::byte* data, std::size_t at, bool structured, std::span<std::byte> direct) {
+  if (structured) {
+    COBLK_FUZZ_CHECK(at >= 28, "a data chunk before a whole header");
+    const uint64_t announced = be(data + at - 28 + 16, 4) - 8;
+    COBLK_FUZZ_CHECK(direct.size() == announced, "feed() took read data it was not offered");
+    return;
+  }
+  COBLK_FUZZ_CHECK(at >= 16, "read data before a whole header");
+  const uint64_t handle = be(data + at - 16 + 8, 8);
+  for (std::size_t i = 0; i < 4; ++i) {
+    if (kHandles[i] == handle)
+      COBLK_FUZZ_CHECK(direct.size() == kRequests[i].length, "feed() took read data it was not offered");
+  }
+}
+
+// mode 0: whole; 1: pieces; 2: pieces, read data through direct_span; 3:
+// at most bytes_before_data() through feed(), read data through direct_span.
 Outcome parse(const std::byte* data, std::size_t size, bool structured, std::size_t piece, int mode) {
   Table t;
   t.structured_ = structured;
@@ -107,6 +138,29 @@ Outcome parse(const std::byte* data, std::size_t size, bool structured, std::siz
   std::size_t at = 0;
   bool failed = false;
   while (at < size && !failed) {
+    if (mode == 3) {
+      const std::span<std::byte> direct = parser.direct_span(t);
+      if (!direct.empty()) {
+        const std::size_t n = std::min(direct.size(), size - at);
+        std::memcpy(direct.data(), data + at, n);
+        parser.direct_filled(n, t);
+        at += n;
+        continue;
+      }
+      const std::size_t want = parser.bytes_before_data();
+      COBLK_FUZZ_CHECK(want != 0, "bytes_before_data() is 0 outside read data");
+      const std::size_t n = std::min(want, size - at);
+      const Result<void> r = parser.feed({data + at, n}, t);
+      at += n;
+      if (!r) {
+        check_error(r);
+        failed = true;
+        continue;
+      }
+      const std::span<std::byte> next = parser.direct_span(t);
+      if (!next.empty()) check_untouched(data, at, structured, next);
+      continue;
+    }
     if (mode == 2) {
       const std::span<std::byte> direct = parser.direct_span(t);
       if (!direct.empty()) {
@@ -169,11 +223,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* raw, std::size_t size) {
   const Outcome whole = parse(data, size, structured, piece, 0);
   const Outcome split = parse(data, size, structured, piece, 1);
   const Outcome direct = parse(data, size, structured, piece, 2);
-  COBLK_FUZZ_CHECK(whole.failed == split.failed && whole.failed == direct.failed,
+  const Outcome exact = parse(data, size, structured, piece, 3);
+  COBLK_FUZZ_CHECK(whole.failed == split.failed && whole.failed == direct.failed && whole.failed == exact.failed,
                    "the parser fails or not depending on how the stream is split");
-  COBLK_FUZZ_CHECK(whole.completed == split.completed && whole.completed == direct.completed,
-                   "completions depend on how the stream is split");
-  COBLK_FUZZ_CHECK(whole.buffers == split.buffers && whole.buffers == direct.buffers,
+  COBLK_FUZZ_CHECK(
+      whole.completed == split.completed && whole.completed == direct.completed && whole.completed == exact.completed,
+      "completions depend on how the stream is split");
+  COBLK_FUZZ_CHECK(whole.buffers == split.buffers && whole.buffers == direct.buffers && whole.buffers == exact.buffers,
                    "read data depends on how the stream is split");
   return 0;
 }

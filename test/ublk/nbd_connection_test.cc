@@ -121,6 +121,50 @@ BOOST_AUTO_TEST_CASE(reads_and_writes_round_trip_with_many_requests_in_flight) {
   }
 }
 
+// Reads of 64 KiB and more make the reader receive reply headers alone and
+// their data in place; small requests in flight at the same time must still
+// get theirs, in both reply forms.
+BOOST_AUTO_TEST_CASE(large_and_small_reads_and_writes_in_flight_together_round_trip) {
+  for (const bool structured : {true, false}) {
+    BOOST_TEST_CONTEXT("structured " << structured) {
+      std::vector<std::byte> disk(8 << 20);
+      nbd_test::ExportFacts facts;
+      facts.size = disk.size();
+      facts.structured = structured;
+      ScriptedServer server([&](int fd) {
+        if (nbd_test::serve_handshake(fd, facts)) nbd_test::serve_disk(fd, disk, structured);
+      });
+      const int ok = run_on_runtime([&]() -> Task<int> {
+        auto c = co_await connect(server.client_fd);
+        // Request i at i MiB: 1 MiB, 4 KiB, 64 KiB, 3000 bytes, in turn.
+        constexpr int kRequests = 8;
+        const uint32_t sizes[] = {1U << 20, 4096, 64U << 10, 3000};
+        std::vector<Bytes> written(kRequests);
+        std::vector<Task<int>> writes;
+        for (int i = 0; i < kRequests; ++i) {
+          written[i] = pattern(sizes[i % 4], static_cast<unsigned>(i));
+          writes.push_back(c->write(static_cast<uint64_t>(i) << 20, written[i], false));
+        }
+        for (const int r : co_await runtime::when_all(std::move(writes))) BOOST_TEST(r == 0);
+        for (int round = 0; round < 3; ++round) {
+          std::vector<Bytes> read(kRequests);
+          std::vector<Task<int>> reads;
+          for (int i = 0; i < kRequests; ++i) {
+            read[i].assign(sizes[i % 4], std::byte{0xee});
+            reads.push_back(c->read(static_cast<uint64_t>(i) << 20, read[i]));
+          }
+          for (const int r : co_await runtime::when_all(std::move(reads))) BOOST_TEST(r == 0);
+          for (int i = 0; i < kRequests; ++i) BOOST_TEST((read[i] == written[i]));
+        }
+        BOOST_TEST(c->in_flight() == 0u);
+        c->close();
+        co_return 1;
+      });
+      BOOST_TEST(ok == 1);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(replies_in_reverse_order_and_in_one_byte_pieces_reach_their_requests) {
   std::vector<std::byte> disk = pattern(1 << 16, 77);
   ScriptedServer server([&](int fd) {

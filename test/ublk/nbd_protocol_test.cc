@@ -4,7 +4,9 @@
 #define BOOST_TEST_MODULE ublk_nbd_protocol
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -383,4 +385,58 @@ BOOST_AUTO_TEST_CASE(direct_span_lets_read_data_be_received_in_place) {
   BOOST_TEST(t.completed[5] == 0);
   BOOST_TEST(t.buffers[5] == data);
   BOOST_TEST(parser.direct_span(t).empty());
+}
+
+// nbd::Connection's reader, while a large read is in flight, feeds at most
+// bytes_before_data() and receives all read data through direct_span: no
+// byte of a read's data may pass through feed() then, in either reply form,
+// next to replies without data, holes and errors.
+BOOST_AUTO_TEST_CASE(fed_at_most_bytes_before_data_the_parser_leaves_every_read_byte_for_direct_receive) {
+  const Bytes data = pattern(8192, 5);
+  for (const bool structured : {false, true}) {
+    BOOST_TEST_CONTEXT("structured " << structured) {
+      Table t;
+      t.add(1, nbd::kCmdRead, 0, 8192);
+      t.add(2, nbd::kCmdWrite, 0, 512);
+      t.add(3, nbd::kCmdRead, 8192, 4096);
+      t.add(4, nbd::kCmdRead, 0, 4096);
+      Bytes stream;
+      if (structured) {
+        Bytes hole;
+        nbd_test::put_be(hole, 8192, 8);
+        nbd_test::put_be(hole, 4096, 4);
+        stream = cat({nbd_test::simple_reply(2, 0), nbd_test::data_chunk(1, 4096, data.data() + 4096, 4096, false),
+                      nbd_test::chunk(3, nbd::kReplyOffsetHole, nbd::kReplyFlagDone, hole),
+                      nbd_test::data_chunk(1, 0, data.data(), 4096, true), nbd_test::error_chunk(4, 5, "bad")});
+      } else {
+        stream = cat({nbd_test::simple_reply(2, 0), nbd_test::simple_reply(1, 0, data), nbd_test::simple_reply(3, 5),
+                      nbd_test::simple_reply(4, 0, Bytes(data.begin(), data.begin() + 4096))});
+      }
+      nbd::ReplyParser parser(structured);
+      std::size_t at = 0;
+      std::size_t direct_bytes = 0;
+      while (at < stream.size()) {
+        const std::span<std::byte> direct = parser.direct_span(t);
+        if (!direct.empty()) {
+          std::memcpy(direct.data(), stream.data() + at, direct.size());
+          parser.direct_filled(direct.size(), t);
+          at += direct.size();
+          direct_bytes += direct.size();
+          continue;
+        }
+        const std::size_t n = std::min(parser.bytes_before_data(), stream.size() - at);
+        BOOST_REQUIRE(n != 0u);
+        BOOST_REQUIRE(parser.feed({stream.data() + at, n}, t).ok());
+        at += n;
+      }
+      BOOST_TEST(direct_bytes == (structured ? 8192u : 8192u + 4096u));  // every data byte, none through feed()
+      BOOST_TEST(t.completed[1] == 0);
+      BOOST_TEST(t.completed[2] == 0);
+      BOOST_TEST(t.completed[3] == (structured ? 0 : -EIO));
+      BOOST_TEST(t.completed[4] == (structured ? -EIO : 0));
+      BOOST_TEST(t.buffers[1] == data);
+      BOOST_TEST(parser.idle());
+      BOOST_TEST(parser.bytes_before_data() == (structured ? 28u : 16u));
+    }
+  }
 }

@@ -8,8 +8,8 @@
 # nbd_scaling (coblk -t nbd at 2 queues vs 1), zram_tier (zram with a
 # backing device vs kernel zram with one, everything written back) and
 # zram_mem (orig_data_size / mem_used_total vs kernel zram); and, asked for by
-# name, ram_keep/zram_keep/ram_now/zram_now: this build against an earlier
-# one, and null_metrics: a null device with I/O metrics against one with
+# name, ram_keep/zram_keep/ram_now/zram_now/nbd_now: this build against an
+# earlier one, and null_metrics: a null device with I/O metrics against one with
 # --no-metrics; null_sqpoll: --sqpoll against without, with the
 # io_uring_enter rate of both; nvme: the loop target with --iopoll and with
 # --passthrough against plain O_DIRECT, on the emulated NVMe disk; see below)
@@ -422,6 +422,24 @@ bench_nbd() {
   vm_wait_for_path /sys/block/nbd0/pid 10
   precondition "$dev"; precondition /dev/nbd0
   compare nbd "$dev" /dev/nbd0
+}
+
+# This build's coblk -t nbd against an earlier build's (vm-bench --before),
+# on the same nbdkit server: what a change to the NBD client gained, in
+# one boot (all workloads, or those of vm-bench --workloads).
+bench_nbd_now() {
+  vm_require_coblk; vm_require_root; vm_require_cmd nbdkit
+  vm_load_module ublk_drv
+  local sock=$NBD_SOCK dev base
+  nbd_server
+  dev=$(coblk_add -t nbd --connect "unix:$sock" --block-size 4096)
+  vm_defer "coblk_del_dev $dev"
+  base=$(before_add -t nbd --connect "unix:$sock" --block-size 4096)
+  vm_defer "coblk_del_dev $base"
+  precondition "$dev"; precondition "$base"
+  # vm-bench --workloads "..." narrows it to the named workloads (split on purpose).
+  # shellcheck disable=SC2086
+  compare nbd_now "$dev" "$base" ${COBLK_BENCH_WORKLOADS:-}
 }
 
 # coblk -t nbd with 2 queues (2 connections) against 1 queue, same server:
