@@ -35,11 +35,12 @@ namespace coblk::runtime {
 ///   kernel offers membarrier (see waker_fence() and
 ///   Reactor::sleep_until_woken for why no wake-up can be lost).
 /// - `co_await send(v)` publishes in batches: an item it pushes becomes
-///   visible to the consumer after every 16th item, when the ring fills, or
-///   at the latest when the producer's task suspends (its reactor then
-///   publishes, before it runs the next task: Reactor::defer_flush). A
-///   producer that computes for long between sends without suspending
-///   holds up to 15 items back meanwhile; try_send publishes at once.
+///   visible to the consumer once a batch of a quarter of the ring (at
+///   most 64 items) is pushed, when the ring fills, or at the latest when
+///   the producer's task suspends (its reactor then publishes, before it
+///   runs the next task: Reactor::defer_flush). A producer that computes
+///   for long between sends without suspending holds up to 63 items back
+///   meanwhile; try_send publishes at once.
 ///   Only the publication is batched: the index line that both cores read
 ///   changes once per batch instead of once per item.
 ///
@@ -56,6 +57,7 @@ class Channel {
     consumer_.channel = this;
     batch_.flush = &flush_deferred;
     batch_.channel = this;
+    batch_.limit = publish_batch_for(ring_.capacity());
   }
   /// Takes back a publication still deferred to the producer's reactor.
   /// Only the producer's thread links it, and the channel must outlive the
@@ -213,33 +215,45 @@ class Channel {
  private:
   friend struct ChannelTestAccess;  // test/runtime/channel_test.cc
 
-  // Items send() pushes between two publications.
-  static constexpr std::uint32_t publish_batch = 16;
+  // Most items send() pushes between two publications: a quarter of the
+  // ring, at most 64. Per batch the consumer takes one miss on the index
+  // line; a quarter of the ring lets it start on a batch while the
+  // producer fills the next even in a small channel.
+  static constexpr std::uint32_t max_publish_batch = 64;
+  static std::uint32_t publish_batch_for(std::size_t capacity) noexcept {
+    const std::size_t quarter = capacity / 4 == 0 ? 1 : capacity / 4;
+    return static_cast<std::uint32_t>(quarter < max_publish_batch ? quarter : max_publish_batch);
+  }
 
   // Producer-private state of the batched publication, on a line of its
   // own so the consumer never reads a line this writes per item.
   struct alignas(cache_line_size) PublishBatch : DeferredFlush {
     Channel* channel = nullptr;  // set once by the constructor
     std::uint32_t pending = 0;   // pushed by send() and not yet published
+    std::uint32_t limit = 1;     // publish_batch_for(capacity), set once
   };
 
   // The producer's part of send(): push unpublished; publish every
-  // publish_batch items, and otherwise have the reactor publish once the
+  // batch_.limit items, and otherwise have the reactor publish once the
   // producer's task suspends. When the ring is full, publish what is
   // there (the consumer must see it to make room) and fail.
   bool try_send_deferred(T&& value) noexcept {
-    Reactor* reactor = Reactor::current();
-    if (reactor == nullptr) [[unlikely]] {
-      return try_send(std::move(value));  // no reactor to publish later
-    }
     if (!ring_.try_push_unpublished(std::move(value))) {
       publish();
       return false;
     }
-    if (++batch_.pending == publish_batch) {
+    if (++batch_.pending == batch_.limit) {
       publish();
     } else if (batch_.pending == 1) {
-      reactor->defer_flush(batch_);
+      // The first item of a batch: have the producer's reactor publish it
+      // once the task suspends. (Looked up here, once per batch, not per
+      // item: a thread-local load on every send is measurable.)
+      Reactor* reactor = Reactor::current();
+      if (reactor == nullptr) [[unlikely]] {
+        publish();  // no reactor to publish later
+      } else {
+        reactor->defer_flush(batch_);
+      }
     }
     return true;
   }

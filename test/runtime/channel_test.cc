@@ -544,19 +544,44 @@ BOOST_AUTO_TEST_CASE(items_sent_while_the_producer_keeps_running_are_published_w
   BOOST_TEST(visible_after_suspending == 3u);
 }
 
-BOOST_AUTO_TEST_CASE(send_publishes_every_sixteenth_item_without_waiting_for_the_producer_to_suspend) {
-  Channel<int> channel(64);
-  std::size_t after_16 = 0, after_17 = 0;
+// The batch is a quarter of the ring, at most 64 items: 16 for a 64-slot
+// channel, 64 for a 1024-slot one, 1 for a 2-slot one.
+void check_publication_batch(std::size_t capacity, std::size_t batch) {
+  Channel<int> channel(capacity);
+  std::size_t before_batch = 1, at_batch = 0, after_batch = 0;
   run_on_one_core([&]() -> Task<void> {
-    for (int i = 0; i < 16; ++i) {
-      co_await channel.send(int{i});
+    for (std::size_t i = 0; i + 1 < batch; ++i) {
+      co_await channel.send(static_cast<int>(i));
     }
-    after_16 = channel.size_approx();
-    co_await channel.send(16);
-    after_17 = channel.size_approx();
+    before_batch = channel.size_approx();
+    co_await channel.send(static_cast<int>(batch - 1));
+    at_batch = channel.size_approx();
+    co_await channel.send(static_cast<int>(batch));
+    after_batch = channel.size_approx();
   });
-  BOOST_TEST(after_16 == 16u);
-  BOOST_TEST(after_17 == 16u);
+  BOOST_TEST(before_batch == 0u);
+  BOOST_TEST(at_batch == batch);
+  BOOST_TEST(after_batch == batch);
+}
+
+BOOST_AUTO_TEST_CASE(send_publishes_every_quarter_ring_of_items_without_waiting_for_the_producer_to_suspend) {
+  check_publication_batch(64, 16);
+  check_publication_batch(8, 2);
+}
+
+BOOST_AUTO_TEST_CASE(send_publishes_at_most_sixty_four_items_at_once_in_a_large_channel) {
+  check_publication_batch(1024, 64);
+  check_publication_batch(4096, 64);
+}
+
+BOOST_AUTO_TEST_CASE(send_on_a_two_slot_channel_publishes_every_item) {
+  Channel<int> channel(2);
+  std::size_t after_one = 0;
+  run_on_one_core([&]() -> Task<void> {
+    co_await channel.send(1);
+    after_one = channel.size_approx();
+  });
+  BOOST_TEST(after_one == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(try_send_after_send_publishes_everything_in_order) {
