@@ -17,81 +17,14 @@
 #include <string>
 #include <thread>
 
-#include "coblk/cmd/device_record.h"
 #include "coblk/cmd/metrics_exporter.h"
-#include "coblk/runtime/cycle_clock.h"
-#include "coblk/ublk/io_metrics_file.h"
+#include "test/cmd/published_devices.h"
 #include "test/require_ok.h"
-#if COBLK_HAVE_ZRAM
-#include "coblk/ublk/zram_stats.h"
-#endif
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 using namespace std::chrono_literals;
 
 namespace {
-
-// A run directory of this test's own (COBLK_RUN_DIR), removed after.
-struct RunDir {
-  std::string dir;
-  RunDir() {
-    char tmpl[] = "/tmp/coblk-metrics-run-XXXXXX";
-    dir = ::mkdtemp(tmpl);
-    ::setenv("COBLK_RUN_DIR", dir.c_str(), 1);
-  }
-  ~RunDir() {
-    (void)std::system(("rm -rf '" + dir + "'").c_str());
-    ::unsetenv("COBLK_RUN_DIR");
-  }
-};
-
-cmd::DeviceRecord record(uint32_t id, const char* target, unsigned queues) {
-  cmd::DeviceRecord r;
-  r.dev_id = id;
-  r.target = target;
-  r.data_path = "copy";
-  r.size_bytes = 1 << 30;
-  r.queues = queues;
-  r.depth = 128;
-  r.pid = ::getpid();
-  return r;
-}
-
-// A device 0 (null, 2 queues, I/O of every kind) and a device 1 (ram,
-// --no-metrics), as their servers would leave them. Keeps the publishers.
-struct Devices {
-  std::unique_ptr<ublk::IoMetricsPublisher> publisher;
-  std::unique_ptr<ublk::QueueMetrics> q0 = std::make_unique<ublk::QueueMetrics>();
-  std::unique_ptr<ublk::QueueMetrics> q1 = std::make_unique<ublk::QueueMetrics>();
-#if COBLK_HAVE_ZRAM
-  std::unique_ptr<ublk::ZramStatsPublisher> zram;
-#endif
-  Devices() {
-    BOOST_REQUIRE(cmd::save_record(record(0, "null", 2)).ok());
-    BOOST_REQUIRE(cmd::save_record(record(1, "ram", 1)).ok());
-    publisher = test::require_ok(ublk::IoMetricsPublisher::create(cmd::metrics_path(0), 0, 2));
-    const auto ticks = [](std::uint64_t ns) { return runtime::CycleClock::from_ns(ns); };
-    for (int i = 0; i < 1000; ++i) q0->record(ublk::abi::IO_OP_READ, 8, 4096, ticks(5000 + 37 * i));
-    for (int i = 0; i < 10; ++i) q0->record(ublk::abi::IO_OP_WRITE, 8, i == 0 ? -EIO : 4096, ticks(2000000));
-    q1->record(ublk::abi::IO_OP_FLUSH, 0, 0, ticks(100));
-    q1->record(ublk::abi::IO_OP_DISCARD, 8, 0, ticks(3000));
-    q1->record(ublk::abi::IO_OP_WRITE_ZEROES, 8, 0, ticks(60'000'000'000ULL));  // a minute: past every bound
-    runtime::ReactorStats reactor;
-    reactor.sqes_submitted.add(5);
-    reactor.groups[0].runtime_ns.add(1'500'000'000);
-    publisher->publish(0, 0, *q0, reactor);
-    publisher->publish(1, 1, *q1, reactor);
-#if COBLK_HAVE_ZRAM
-    BOOST_REQUIRE(cmd::save_record(record(2, "zram", 1)).ok());
-    zram = test::require_ok(ublk::ZramStatsPublisher::create(cmd::stats_path(2)));
-    ublk::ZramStats z;
-    z.disksize = 1 << 30;
-    z.mm.orig_data_size = 4096 * 10;
-    z.algorithm = "lz4";
-    zram->publish(z);
-#endif
-  }
-};
 
 std::string sample(const std::string& text, const std::string& series) {
   const size_t at = text.find("\n" + series + " ");
@@ -200,8 +133,8 @@ BOOST_AUTO_TEST_CASE(malformed_addresses_are_refused_with_one_line) {
 }
 
 BOOST_AUTO_TEST_CASE(the_exposition_has_every_family_and_exact_histograms) {
-  RunDir run;
-  Devices devices;
+  test::RunDir run("coblk-metrics-run");
+  test::PublishedDevices devices;
   const std::string text = cmd::render_prometheus(cmd::collect_device_metrics());
   BOOST_TEST_MESSAGE(text.substr(0, 1500));
   for (const char* family : {"coblk_io_requests_total", "coblk_io_bytes_total", "coblk_io_errors_total",
@@ -236,14 +169,14 @@ BOOST_AUTO_TEST_CASE(the_exposition_has_every_family_and_exact_histograms) {
 }
 
 BOOST_AUTO_TEST_CASE(promtool_accepts_the_exposition) {
-  RunDir run;
-  Devices devices;
+  test::RunDir run("coblk-metrics-run");
+  test::PublishedDevices devices;
   const std::string text = cmd::render_prometheus(cmd::collect_device_metrics());
-  const std::string file = run.dir + "/exposition.txt";
+  const std::string file = run.path() + "/exposition.txt";
   std::ofstream(file) << text;
   BOOST_TEST_REQUIRE(std::system("command -v promtool >/dev/null") == 0,
                      "promtool is missing: ./setup.sh installs it (Debian package prometheus)");
-  const std::string out = run.dir + "/promtool.out";
+  const std::string out = run.path() + "/promtool.out";
   const int status = std::system(("promtool check metrics < '" + file + "' > '" + out + "' 2>&1").c_str());
   std::ifstream in(out);
   std::stringstream said;

@@ -21,18 +21,13 @@
 #include <string>
 #include <thread>
 
-#include "coblk/cmd/device_record.h"
 #include "coblk/cmd/metric_families.h"
 #include "coblk/cmd/metrics_exporter.h"
 #include "coblk/cmd/otlp_encode.h"
 #include "coblk/cmd/otlp_exporter.h"
-#include "coblk/runtime/cycle_clock.h"
-#include "coblk/ublk/io_metrics_file.h"
 #include "test/cmd/otlp_receiver.h"
+#include "test/cmd/published_devices.h"
 #include "test/require_ok.h"
-#if COBLK_HAVE_ZRAM
-#include "coblk/ublk/zram_stats.h"
-#endif
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 using namespace std::chrono_literals;
@@ -40,69 +35,9 @@ namespace json = boost::json;
 
 namespace {
 
-// A run directory of this test's own (COBLK_RUN_DIR), removed after.
-struct RunDir {
-  std::string dir;
-  RunDir() {
-    char tmpl[] = "/tmp/coblk-otlp-run-XXXXXX";
-    dir = ::mkdtemp(tmpl);
-    ::setenv("COBLK_RUN_DIR", dir.c_str(), 1);
-  }
-  ~RunDir() {
-    (void)std::system(("rm -rf '" + dir + "'").c_str());
-    ::unsetenv("COBLK_RUN_DIR");
-  }
-};
-
-cmd::DeviceRecord record(uint32_t id, const char* target, unsigned queues) {
-  cmd::DeviceRecord r;
-  r.dev_id = id;
-  r.target = target;
-  r.data_path = "copy";
-  r.size_bytes = 1 << 30;
-  r.queues = queues;
-  r.depth = 128;
-  r.pid = ::getpid();
-  return r;
-}
-
-// A known snapshot: device 0 (null, 2 queues, I/O of every kind, one
-// request past every bound), device 1 (ram, --no-metrics) and, with the
-// zram target built, device 2's zram statistics.
-struct Devices {
-  std::unique_ptr<ublk::IoMetricsPublisher> publisher;
-  std::unique_ptr<ublk::QueueMetrics> q0 = std::make_unique<ublk::QueueMetrics>();
-  std::unique_ptr<ublk::QueueMetrics> q1 = std::make_unique<ublk::QueueMetrics>();
-#if COBLK_HAVE_ZRAM
-  std::unique_ptr<ublk::ZramStatsPublisher> zram;
-#endif
-  Devices() {
-    BOOST_REQUIRE(cmd::save_record(record(0, "null", 2)).ok());
-    BOOST_REQUIRE(cmd::save_record(record(1, "ram", 1)).ok());
-    publisher = test::require_ok(ublk::IoMetricsPublisher::create(cmd::metrics_path(0), 0, 2));
-    const auto ticks = [](std::uint64_t ns) { return runtime::CycleClock::from_ns(ns); };
-    for (int i = 0; i < 1000; ++i) q0->record(ublk::abi::IO_OP_READ, 8, 4096, ticks(900 + 997 * i));
-    for (int i = 0; i < 10; ++i) q0->record(ublk::abi::IO_OP_WRITE, 8, i == 0 ? -EIO : 4096, ticks(2000000));
-    q1->record(ublk::abi::IO_OP_FLUSH, 0, 0, ticks(100));
-    q1->record(ublk::abi::IO_OP_DISCARD, 8, 0, ticks(3000));
-    q1->record(ublk::abi::IO_OP_WRITE_ZEROES, 8, 0, ticks(60'000'000'000ULL));
-    runtime::ReactorStats reactor;
-    reactor.sqes_submitted.add(5);
-    reactor.groups[0].runtime_ns.add(1'500'000'001);
-    publisher->publish(0, 0, *q0, reactor);
-    publisher->publish(1, 1, *q1, reactor);
-#if COBLK_HAVE_ZRAM
-    BOOST_REQUIRE(cmd::save_record(record(2, "zram", 1)).ok());
-    zram = test::require_ok(ublk::ZramStatsPublisher::create(cmd::stats_path(2)));
-    ublk::ZramStats z;
-    z.disksize = 1 << 30;
-    z.mm.orig_data_size = 4096 * 10;
-    z.io.notify_free = 7;
-    z.algorithm = "lz4";
-    zram->publish(z);
-#endif
-  }
-};
+// A known snapshot (test/cmd/published_devices.h), its reads spread over
+// many latency buckets, and a busy time that needs every digit.
+constexpr test::SnapshotShape kShape{900, 997, 1'500'000'001};
 
 constexpr std::uint64_t kNow = 1'700'000'000'123'456'789ULL;
 
@@ -183,8 +118,8 @@ std::uint16_t closed_port() {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(the_json_has_the_otlp_structure_and_types) {
-  RunDir run;
-  Devices devices;
+  test::RunDir run("coblk-otlp-run");
+  test::PublishedDevices devices(kShape);
   const json::value request =
       json::parse(cmd::encode_otlp_metrics(cmd::metric_families(cmd::collect_device_metrics()), kNow, "testhost"));
   const json::value& rm = request.at("resourceMetrics").at(0);
@@ -254,8 +189,8 @@ BOOST_AUTO_TEST_CASE(the_json_has_the_otlp_structure_and_types) {
 }
 
 BOOST_AUTO_TEST_CASE(every_number_equals_the_prometheus_text) {
-  RunDir run;
-  Devices devices;
+  test::RunDir run("coblk-otlp-run");
+  test::PublishedDevices devices(kShape);
   const std::vector<cmd::DeviceMetrics> snapshot = cmd::collect_device_metrics();
   const std::map<std::string, std::string> prom = prometheus_series(cmd::render_prometheus(snapshot));
   const json::value request = json::parse(cmd::encode_otlp_metrics(cmd::metric_families(snapshot), kNow, "h"));
@@ -367,8 +302,8 @@ BOOST_AUTO_TEST_CASE(intervals_are_durations_from_one_second_to_one_hour) {
 }
 
 BOOST_AUTO_TEST_CASE(pushes_arrive_as_json_posts_to_v1_metrics) {
-  RunDir run;
-  Devices devices;
+  test::RunDir run("coblk-otlp-run");
+  test::PublishedDevices devices(kShape);
   test::OtlpReceiver receiver(test::OtlpReceiver::Mode::ok);
   boost::asio::io_context io;
   std::vector<std::string> log;
