@@ -33,18 +33,6 @@ run_sh() {
 # note TEXT: a line of explanation between the commands.
 note() { echo "# $*"; }
 
-cgroup2_root() {
-  local root
-  root=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-  if [ -z "$root" ]; then
-    grep -qw cgroup2 /proc/filesystems || vm_skip "the kernel has no cgroup v2"
-    root=/sys/fs/cgroup
-    mkdir -p "$root"
-    mount -t cgroup2 cgroup2 "$root"
-  fi
-  echo "$root"
-}
-
 vmstat_value() { awk -v k="$1" '$1 == k { print $2 }' /proc/vmstat; }
 
 # block_stat DEV FIELD: a field of /sys/block/DEV/stat (1 reads, 5 writes).

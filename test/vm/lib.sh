@@ -351,6 +351,21 @@ wait_for_stat() {
   done
 }
 
+# cgroup2_root: where the cgroup v2 hierarchy is mounted (mounting it at
+# /sys/fs/cgroup if it is not yet). Skips the script on a kernel without
+# cgroup v2.
+cgroup2_root() {
+  local root
+  root=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+  if [ -z "$root" ]; then
+    grep -qw cgroup2 /proc/filesystems || vm_skip "the kernel has no cgroup v2"
+    root=/sys/fs/cgroup
+    mkdir -p "$root"
+    mount -t cgroup2 cgroup2 "$root"
+  fi
+  echo "$root"
+}
+
 # vm_finish: print this script's tally; exit status 0 unless a case failed.
 # Run standalone (no run-guest-scripts), it also prints the verdict line.
 vm_finish() {

@@ -22,20 +22,6 @@ stat_or_empty() {
   "$COBLK_BIN" stats -n "$1" --json | tr ',{}' '\n\n\n' | sed -n "s/^\"$2\":[[:space:]]*//p" | head -n 1
 }
 
-# cgroup2_root: where the cgroup v2 hierarchy is mounted (mounting it at
-# /sys/fs/cgroup if it is not yet).
-cgroup2_root() {
-  local root
-  root=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-  if [ -z "$root" ]; then
-    grep -qw cgroup2 /proc/filesystems || vm_skip "the kernel has no cgroup v2"
-    root=/sys/fs/cgroup
-    mkdir -p "$root"
-    mount -t cgroup2 cgroup2 "$root"
-  fi
-  echo "$root"
-}
-
 # swap_under_pressure [kill]: with "kill", the device is added with
 # --recovery and its server is killed with SIGKILL once swap holds 16 MiB;
 # its keeper restarts it, and swap_check must still see every page right.
