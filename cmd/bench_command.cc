@@ -197,7 +197,7 @@ Result<FioFigures> run_one(const Settings& s, const std::string& device, const B
   job.size_bytes = s.size_bytes;
   job.jobs = s.queues;
   const long long t0 = cpu_ticks(server);
-  Result<std::string> out = run_capture(fio_arguments(job));
+  Result<std::string> out = run_capture(fio_arguments(job), fio_run_limit(job.runtime_s));
   const long long t1 = cpu_ticks(server);
   if (!out) return Error(out.error().code(), "fio on " + device + ": " + out.error().message());
   Result<FioFigures> f = parse_fio_json(*out);
@@ -230,7 +230,9 @@ Result<void> bench_target(const Settings& s, const std::string& target, const st
             << std::flush;
   if (d.needs_fill()) {
     for (const std::string& dev : {d.ours(), d.baseline()}) {
-      if (Result<std::string> r = run_capture(fio_fill_arguments(s.fio, dev, s.size_bytes)); !r) {
+      if (Result<std::string> r =
+              run_capture(fio_fill_arguments(s.fio, dev, s.size_bytes), fio_fill_limit(s.size_bytes));
+          !r) {
         return Error(r.error().code(), "filling " + dev + ": " + r.error().message());
       }
       if (Result<void> r = check_interrupted(); !r) return r;

@@ -7,10 +7,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 namespace coblk::cmd {
 namespace {
@@ -166,7 +170,34 @@ std::string find_program(const std::string& program) {
   return {};
 }
 
-Result<std::string> run_capture(const std::vector<std::string>& argv) {
+std::chrono::seconds fio_run_limit(double runtime_s) {
+  return std::chrono::seconds(static_cast<long long>(2 * runtime_s) + 120);
+}
+
+std::chrono::seconds fio_fill_limit(std::uint64_t size_bytes) {
+  return std::chrono::seconds(120 + size_bytes / (std::uint64_t{4} << 20));
+}
+
+namespace {
+
+// Kills a program that ran past its limit and reaps it if it can: a
+// process blocked in the kernel on a hung device only dies once its I/O
+// ends, so the wait is bounded too. True when it was reaped.
+bool kill_and_reap(pid_t pid) {
+  ::kill(pid, SIGKILL);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    int status = 0;
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid || (r < 0 && errno != EINTR)) return r == pid;
+    if (std::chrono::steady_clock::now() >= give_up) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+}  // namespace
+
+Result<std::string> run_capture(const std::vector<std::string>& argv, std::chrono::seconds limit) {
   if (argv.empty()) return Error(EINVAL, "nothing to run");
   const std::string path = find_program(argv[0]);
   if (path.empty()) return Error(ENOENT, argv[0] + " is not installed (not found in PATH)");
@@ -205,11 +236,20 @@ Result<std::string> run_capture(const std::vector<std::string>& argv) {
   pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
   int open_fds = 2;
   char buf[65536];
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  bool timed_out = false;
   while (open_fds > 0) {
-    if (::poll(fds, 2, -1) < 0) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) {
+      timed_out = true;
+      break;
+    }
+    const int ready = ::poll(fds, 2, static_cast<int>(std::min<long long>(left, 60'000)));
+    if (ready < 0) {
       if (errno == EINTR) continue;
       break;
     }
+    if (ready == 0) continue;  // the deadline is checked above
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd < 0 || fds[i].revents == 0) continue;
       const ssize_t n = ::read(fds[i].fd, buf, sizeof(buf));
@@ -226,9 +266,26 @@ Result<std::string> run_capture(const std::vector<std::string>& argv) {
   for (const pollfd& p : fds) {
     if (p.fd >= 0) ::close(p.fd);
   }
+  // Closing its output usually means it is exiting; but it may go on (a
+  // program that closed its streams), so the wait has the same deadline.
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return Error::from_errno(errno, "waitpid " + argv[0]);
+  while (!timed_out) {
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) return Error::from_errno(errno, "waitpid " + argv[0]);
+    if (std::chrono::steady_clock::now() >= deadline) {
+      timed_out = true;
+    } else if (r == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  if (timed_out) {
+    const std::string what = argv[0] + " did not finish within " + std::to_string(limit.count()) + " s";
+    if (!kill_and_reap(pid)) {
+      return Error(ETIMEDOUT,
+                   what + " and could not be killed (pid " + std::to_string(pid) + ", likely stuck on a hung device)");
+    }
+    return Error(ETIMEDOUT, what + " (killed)");
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     std::string why = WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))

@@ -1,6 +1,8 @@
 // cmd/bench_fio.h - `coblk bench`'s workloads and its fio runs: the command line, the process, and fio's JSON output.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,11 +53,28 @@ std::vector<std::string> fio_fill_arguments(const std::string& fio, const std::s
 /// fio's JSON or has no job, or when fio reports errors in the job.
 Result<FioFigures> parse_fio_json(std::string_view text);
 
+/// How long run_capture lets a program run unless told otherwise: the
+/// helpers coblk bench runs (modprobe, rmmod, coblk add and del) finish in
+/// seconds; a minute means something hangs.
+inline constexpr std::chrono::seconds default_run_limit{60};
+
 /// Runs `argv` (argv[0] looked up in PATH) with stdin from /dev/null,
 /// stderr kept for the message, and returns its stdout. Fails when it
 /// cannot be started or exits non-zero, with its last stderr line in the
-/// message.
-Result<std::string> run_capture(const std::vector<std::string>& argv);
+/// message. A program still running after `limit` is killed (SIGKILL) and
+/// the call fails with ETIMEDOUT; one that cannot even be reaped within
+/// 10 s of the kill (stuck in the kernel on a hung device) is left behind
+/// and said so in the message, rather than hang the caller.
+Result<std::string> run_capture(const std::vector<std::string>& argv, std::chrono::seconds limit = default_run_limit);
+
+/// The time limit for a fio job of `runtime_s` seconds: fio's own runtime
+/// plus what it may spend laying out and ramping, with room for a slow
+/// (emulated) machine: twice the runtime plus two minutes.
+std::chrono::seconds fio_run_limit(double runtime_s);
+
+/// The time limit for fio_fill_arguments on `size_bytes`: two minutes plus
+/// a second per 4 MiB (a device writing under 4 MiB/s is broken, not slow).
+std::chrono::seconds fio_fill_limit(std::uint64_t size_bytes);
 
 /// The path `program` runs from: itself when it contains '/', else the
 /// first executable of that name in PATH; empty when there is none.

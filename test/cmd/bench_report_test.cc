@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
+#include <chrono>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -249,6 +250,36 @@ BOOST_AUTO_TEST_CASE(a_program_is_found_in_path_or_by_its_path) {
   BOOST_TEST(find_program("/bin/sh") == "/bin/sh");
   BOOST_TEST(find_program("coblk-no-such-program").empty());
   BOOST_TEST(find_program("/nonexistent/fio").empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_program_that_runs_past_its_time_limit_is_killed_and_the_run_fails_with_etimedout) {
+  const auto start = std::chrono::steady_clock::now();
+  // What it printed before the limit does not make the run a success.
+  const coblk::Result<std::string> r =
+      run_capture({"sh", "-c", "echo started; exec sleep 30"}, std::chrono::seconds(1));
+  const auto took = std::chrono::steady_clock::now() - start;
+  BOOST_TEST_REQUIRE(!r.ok());
+  BOOST_TEST(r.error().code() == ETIMEDOUT);
+  BOOST_TEST(r.error().message().find("did not finish within 1 s") != std::string::npos);
+  BOOST_TEST((took < std::chrono::seconds(15)));
+}
+
+BOOST_AUTO_TEST_CASE(a_program_that_closes_its_output_but_runs_on_is_still_held_to_its_limit) {
+  const coblk::Result<std::string> r =
+      run_capture({"sh", "-c", "exec >&- 2>&-; exec sleep 30"}, std::chrono::seconds(1));
+  BOOST_TEST_REQUIRE(!r.ok());
+  BOOST_TEST(r.error().code() == ETIMEDOUT);
+}
+
+BOOST_AUTO_TEST_CASE(a_program_that_finishes_within_its_limit_gives_its_output) {
+  const coblk::Result<std::string> r = run_capture({"sh", "-c", "echo done"}, std::chrono::seconds(30));
+  BOOST_TEST_REQUIRE(r.ok());
+  BOOST_TEST(*r == "done\n");
+}
+
+BOOST_AUTO_TEST_CASE(fio_gets_twice_its_runtime_plus_two_minutes_and_a_fill_a_second_per_four_mebibytes) {
+  BOOST_TEST(fio_run_limit(3).count() == 126);
+  BOOST_TEST(fio_fill_limit(std::uint64_t{256} << 20).count() == 184);
 }
 
 }  // namespace
