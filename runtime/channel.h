@@ -43,6 +43,12 @@ namespace coblk::runtime {
 ///   meanwhile; try_send publishes at once.
 ///   Only the publication is batched: the index line that both cores read
 ///   changes once per batch instead of once per item.
+/// - `co_await recv()` hands slots back to the producer in batches the
+///   same way: after a quarter of the ring (at most 64 items), when it
+///   finds the ring empty, or when the consumer's task suspends. Until
+///   then the producer sees those slots as taken (a consumer that computes
+///   for long between recv()s without suspending holds up to 63 back);
+///   try_recv hands back at once.
 ///
 /// Exactly one task may send and one task may receive at a time; the
 /// channel must outlive both.
@@ -58,11 +64,18 @@ class Channel {
     batch_.flush = &flush_deferred;
     batch_.channel = this;
     batch_.limit = publish_batch_for(ring_.capacity());
+    release_.flush = &release_deferred;
+    release_.channel = this;
+    release_.limit = batch_.limit;
   }
-  /// Takes back a publication still deferred to the producer's reactor.
-  /// Only the producer's thread links it, and the channel must outlive the
-  /// producer's use of it, so this runs on that thread or after it is done.
-  ~Channel() { batch_.unlink(); }
+  /// Takes back a publication still deferred to the producer's reactor,
+  /// and a release still deferred to the consumer's. Only that side's
+  /// thread links each, and the channel must outlive both sides' use of
+  /// it, so this runs after they are done.
+  ~Channel() {
+    batch_.unlink();
+    release_.unlink();
+  }
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
 
@@ -87,45 +100,25 @@ class Channel {
     return n;
   }
 
-  /// Consumer: pops one item if there is one. Never suspends.
+  /// Consumer: pops one item if there is one, and hands its slot back
+  /// (with any recv() left unreleased) at once. Never suspends.
   bool try_recv(T& out) noexcept {
-    if constexpr (recv_cache_size != 0) {
-      // Small trivially copyable items come out of the ring in batches:
-      // one index store and one wake-up check per batch, not per item.
-      RecvCache& c = recv_cache_;
-      if (c.next == c.count) {
-        c.count = ring_.try_pop_batch(std::span<T>(c.items, recv_cache_size));
-        c.next = 0;
-        if (c.count == 0) {
-          return false;
-        }
-        wake(producer_);
-      }
-      out = c.items[c.next++];
-      return true;
-    } else {
-      if (!ring_.try_pop(out)) {
-        return false;
-      }
-      wake(producer_);
-      return true;
+    if (!ring_.try_pop(out)) {
+      return false;
     }
+    release_.pending = 0;
+    wake(producer_);
+    return true;
   }
 
   /// Consumer: pops up to out.size() items.
   std::size_t try_recv_batch(std::span<T> out) noexcept {
-    std::size_t taken = 0;
-    if constexpr (recv_cache_size != 0) {
-      RecvCache& c = recv_cache_;
-      for (; taken < out.size() && c.next != c.count; ++taken) {
-        out[taken] = c.items[c.next++];
-      }
-    }
-    const std::size_t n = ring_.try_pop_batch(out.subspan(taken));
+    const std::size_t n = ring_.try_pop_batch(out);
     if (n != 0) {
+      release_.pending = 0;
       wake(producer_);
     }
-    return taken + n;
+    return n;
   }
 
   /// Producer: no more items will be sent. The consumer's recv() returns
@@ -197,7 +190,7 @@ class Channel {
 
    private:
     bool take() noexcept {
-      has_item_ = channel_.try_recv(item_);
+      has_item_ = channel_.try_recv_deferred(item_);
       return has_item_;
     }
     Channel& channel_;
@@ -269,6 +262,48 @@ class Channel {
 
   static void flush_deferred(DeferredFlush& f) noexcept { static_cast<PublishBatch&>(f).channel->publish(); }
 
+  // Consumer-private state of the batched release, on a line of its own
+  // (the producer never reads it).
+  struct alignas(cache_line_size) ReleaseBatch : DeferredFlush {
+    Channel* channel = nullptr;  // set once by the constructor
+    std::uint32_t pending = 0;   // popped by recv() and not yet handed back
+    std::uint32_t limit = 1;     // publish_batch_for(capacity), set once
+  };
+
+  // The consumer's part of recv(): pop unreleased; hand the slots back
+  // every release_.limit items, when the ring is found empty (the producer
+  // may be waiting for room: never sit on slots while we wait ourselves),
+  // and otherwise once the consumer's task suspends.
+  bool try_recv_deferred(T& out) noexcept {
+    if (!ring_.try_pop_unreleased(out)) {
+      release();
+      return false;
+    }
+    if (++release_.pending == release_.limit) {
+      release();
+    } else if (release_.pending == 1) {
+      // Once per batch, like the producer's lookup (see try_send_deferred).
+      Reactor* reactor = Reactor::current();
+      if (reactor == nullptr) [[unlikely]] {
+        release();  // no reactor to release later
+      } else {
+        reactor->defer_flush(release_);
+      }
+    }
+    return true;
+  }
+
+  // Consumer: hands back what recv() popped, and wakes a parked producer.
+  void release() noexcept {
+    if (release_.pending != 0) {
+      release_.pending = 0;
+      ring_.release();
+      wake(producer_);
+    }
+  }
+
+  static void release_deferred(DeferredFlush& f) noexcept { static_cast<ReleaseBatch&>(f).channel->release(); }
+
   // One side's parking place, on a cache line of its own: the other side
   // reads `waiting` after every item, and the line stays shared in both
   // caches until this side parks.
@@ -308,7 +343,7 @@ class Channel {
   }
   static bool consumer_ready(ParkedWait& w, bool /*polling*/) noexcept {
     Channel& ch = *static_cast<Side&>(w).channel;
-    return !ch.recv_cache_empty() || !ch.ring_.empty_for_consumer() || ch.closed_.load(std::memory_order_acquire);
+    return !ch.ring_.empty_for_consumer() || ch.closed_.load(std::memory_order_acquire);
   }
 
   // Suspends the caller in `side` unless its condition holds once it has
@@ -359,34 +394,14 @@ class Channel {
     }
   }
 
-  bool is_closed_and_empty() noexcept {
-    return closed_.load(std::memory_order_acquire) && recv_cache_empty() && ring_.empty_for_consumer();
-  }
-
-  // Items recv() takes from the ring at once: 16 for small trivially
-  // copyable T, 0 (one at a time) otherwise.
-  static constexpr std::size_t recv_cache_size =
-      std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T> && sizeof(T) <= 16 ? 16 : 0;
-  // Consumer-private: the current batch and how far recv() has got in it.
-  struct alignas(cache_line_size) RecvCache {
-    T items[recv_cache_size == 0 ? 1 : recv_cache_size]{};
-    std::size_t next = 0;
-    std::size_t count = 0;
-  };
-  bool recv_cache_empty() const noexcept {
-    if constexpr (recv_cache_size != 0) {
-      return recv_cache_.next == recv_cache_.count;
-    } else {
-      return true;
-    }
-  }
+  bool is_closed_and_empty() noexcept { return closed_.load(std::memory_order_acquire) && ring_.empty_for_consumer(); }
 
   SpscRing<T> ring_;
   Side producer_;
   Side consumer_;
   std::atomic<bool> closed_{false};
-  RecvCache recv_cache_;
   PublishBatch batch_;
+  ReleaseBatch release_;
 };
 
 }  // namespace coblk::runtime

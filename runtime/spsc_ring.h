@@ -37,6 +37,9 @@ inline constexpr std::size_t cache_line_size = 64;
 /// A producer may also push without publishing (try_push_unpublished) and
 /// publish several items with one index store (publish()): the consumer's
 /// copy of the index line is then invalidated once per batch, not per item.
+/// The consumer has the mirror image: it may pop without releasing the
+/// slots (try_pop_unreleased) and hand several back with one store
+/// (release()).
 ///
 /// Items are constructed in place on push and destroyed on pop. T must be
 /// nothrow-move-constructible so that a push can never leave a half-written
@@ -62,7 +65,7 @@ class SpscRing {
   /// Destroys the items still in the ring. Neither side may be using the
   /// ring any more.
   ~SpscRing() {
-    std::size_t head = consumer_.head.load(std::memory_order_relaxed);
+    std::size_t head = consumer_.next;        // items popped unreleased are gone
     const std::size_t tail = producer_.next;  // unpublished items too
     for (; head != tail; ++head) {
       item(head)->~T();
@@ -147,28 +150,49 @@ class SpscRing {
   /// Consumer only. Moves the oldest item into `out`; returns false when
   /// the ring is empty.
   bool try_pop(T& out) noexcept {
-    const std::size_t head = consumer_.head.load(std::memory_order_relaxed);
-    if (head == consumer_.cached_tail) {
+    if (!try_pop_unreleased(out)) {
+      return false;
+    }
+    release();
+    return true;
+  }
+
+  /// Consumer only. Moves the oldest item into `out` like try_pop, but does
+  /// not hand its slot back: the producer sees the slot free only after the
+  /// next release() (or any releasing pop). Returns false when the ring is
+  /// empty.
+  bool try_pop_unreleased(T& out) noexcept {
+    const std::size_t next = consumer_.next;
+    if (next == consumer_.cached_tail) {
       // Acquire pairs with the producer's release store of tail, so the
       // item's construction is visible before we read it.
       consumer_.cached_tail = producer_.tail.load(std::memory_order_acquire);
-      if (head == consumer_.cached_tail) {
+      if (next == consumer_.cached_tail) {
         return false;
       }
     }
-    T* p = item(head);
+    T* p = item(next);
     out = std::move(*p);
     p->~T();
-    // Release hands the slot back: our read and destruction of the item
-    // happen-before the producer reuses the slot (its acquire of head).
-    consumer_.head.store(head + 1, std::memory_order_release);
+    consumer_.next = next + 1;
     return true;
   }
+
+  /// Consumer only. Hands back to the producer every slot popped so far.
+  void release() noexcept {
+    // Release: our reads and destruction of the items happen-before the
+    // producer reuses their slots (its acquire load of head).
+    consumer_.head.store(consumer_.next, std::memory_order_release);
+  }
+
+  /// Consumer only. Number of items popped whose slots are not yet
+  /// handed back.
+  std::size_t unreleased() const noexcept { return consumer_.next - consumer_.head.load(std::memory_order_relaxed); }
 
   /// Consumer only. Pops up to `out.size()` items into `out`; returns how
   /// many were popped. One release store frees the whole batch.
   std::size_t try_pop_batch(std::span<T> out) noexcept {
-    const std::size_t head = consumer_.head.load(std::memory_order_relaxed);
+    const std::size_t head = consumer_.next;
     std::size_t avail = consumer_.cached_tail - head;
     if (avail < out.size()) {
       consumer_.cached_tail = producer_.tail.load(std::memory_order_acquire);
@@ -182,7 +206,9 @@ class SpscRing {
     std::move(item(0), item(0) + (n - first), out.data() + first);
     std::destroy_n(item(0), n - first);
     if (n != 0) {
-      consumer_.head.store(head + n, std::memory_order_release);
+      consumer_.next = head + n;
+      // Also releases the slots of items popped unreleased before these.
+      release();
     }
     return n;
   }
@@ -190,7 +216,7 @@ class SpscRing {
   /// Consumer only. True when the consumer can see no item. Refreshes the
   /// cached tail, so it is exact at the moment of the load.
   bool empty_for_consumer() noexcept {
-    const std::size_t head = consumer_.head.load(std::memory_order_relaxed);
+    const std::size_t head = consumer_.next;
     if (head != consumer_.cached_tail) {
       return false;
     }
@@ -217,8 +243,10 @@ class SpscRing {
     return capacity() - (tail - producer_.cached_head);
   }
 
-  /// Either side, or an observer: an approximate item count. Relaxed loads
-  /// suffice because the result is advisory (stats, tests).
+  /// Either side, or an observer: an approximate item count: published
+  /// items whose slots the consumer has not handed back (so items popped
+  /// unreleased still count). Relaxed loads suffice because the result is
+  /// advisory (stats, tests).
   std::size_t size_approx() const noexcept {
     const std::size_t tail = producer_.tail.load(std::memory_order_relaxed);
     const std::size_t head = consumer_.head.load(std::memory_order_relaxed);
@@ -259,15 +287,17 @@ class SpscRing {
   }
 
   // Each side's state is split in two cache lines: the index the other
-  // side reads (`tail`, `head`), written once per publication, and the
-  // side's private state (`next`, `cached_head`, `cached_tail`), written
-  // per item. Were they on one line, every time the other side read the
+  // side reads (`tail`, `head`), written once per publication or release,
+  // and the side's private state (`next`, `cached_head`, `cached_tail`),
+  // written per item. Were they on one line, every time the other side read the
   // index, the owner's next per-item write would have to take the line
   // back from the other core's cache (a miss per publication on each side
   // for nothing: false sharing).
   //
-  // `tail` is the published end, `next` the end including unpublished
-  // items (tail <= next).
+  // `tail` is the published end, the producer's `next` the end including
+  // unpublished items (tail <= next). `head` is the released start, the
+  // consumer's `next` the start past items popped unreleased (head <=
+  // next).
   struct alignas(cache_line_size) ProducerSide {
     std::atomic<std::size_t> tail{0};
     alignas(cache_line_size) std::size_t next = 0;
@@ -275,7 +305,8 @@ class SpscRing {
   };
   struct alignas(cache_line_size) ConsumerSide {
     std::atomic<std::size_t> head{0};
-    alignas(cache_line_size) std::size_t cached_tail = 0;
+    alignas(cache_line_size) std::size_t next = 0;
+    std::size_t cached_tail = 0;
   };
 
   ProducerSide producer_;
