@@ -180,7 +180,7 @@ Result<std::unique_ptr<PageStore>> PageStore::build(const PageStoreConfig& confi
     }
     if (config.backing_blocks != 0) {
       state->batch_data.reset(
-          static_cast<std::byte*>(std::aligned_alloc(page_size, config.writeback_batch * page_size)));
+          static_cast<std::byte*>(std::aligned_alloc(page_size, writeback_slots * config.writeback_batch * page_size)));
       state->block.reset(static_cast<std::byte*>(std::aligned_alloc(page_size, page_size)));
       if (!state->batch_data || !state->block) {
         throw std::bad_alloc();

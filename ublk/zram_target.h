@@ -166,7 +166,7 @@ class ZramTarget final : public Target {
   runtime::Task<int> read_through_tier(const Request& r);
   runtime::Task<int> write_by_writing_back(std::uint16_t queue, std::uint64_t offset, std::span<const std::byte> data);
   // What one writeback batch did: pages moved, page entries looked at
-  // (0: this core had a batch in flight already).
+  // (0: this core had storage::writeback_slots batches in flight already).
   struct BatchOutcome {
     std::uint32_t moved = 0;
     std::uint64_t visited = 0;
@@ -178,6 +178,19 @@ class ZramTarget final : public Target {
   template <typename KeepGoing>
   runtime::Task<std::uint64_t> sweep(std::uint16_t queue, storage::WritebackKind kind, std::uint32_t min_age,
                                      std::atomic<std::uint64_t>* left, KeepGoing keep_going);
+  // What a sweep's lanes share: the table's pages, the entries looked at
+  // and pages moved so far, and whether `*left` ran out.
+  struct SweepShared {
+    std::uint64_t pages = 0;
+    std::uint64_t visited = 0;
+    std::uint64_t moved = 0;
+    bool spent = false;
+  };
+  // One of a sweep's storage::writeback_slots lanes: batch after batch, so
+  // that one lane walks and copies while the other's write is in flight.
+  template <typename KeepGoing>
+  runtime::Task<void> sweep_lane(std::uint16_t queue, storage::WritebackKind kind, std::uint32_t min_age,
+                                 std::atomic<std::uint64_t>* left, const KeepGoing& keep_going, SweepShared& shared);
   runtime::Task<void> write_back_by_policy(std::uint16_t queue);
   runtime::Task<void> run_command(const ZramCommand& command);
   runtime::Task<void> run_manual(std::uint16_t queue);
