@@ -40,7 +40,7 @@ Result<void> validate(const PageStoreConfig& c) {
     return Error(EINVAL, "every step limit must be at least 1");
   }
   if (c.writeback_batch == 0 || c.writeback_batch > 256) {
-    return Error(EINVAL, "writeback batch must be 1..256 pages, got " + std::to_string(c.writeback_batch));
+    return Error(EINVAL, "writeback batch must be 1..256 blocks, got " + std::to_string(c.writeback_batch));
   }
   if (c.backing_blocks > (std::uint64_t{1} << 60)) {
     return Error(EINVAL, "backing tier of " + std::to_string(c.backing_blocks) + " blocks is too large");

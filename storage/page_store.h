@@ -93,8 +93,11 @@ struct PageStoreConfig {
   /// of a tier that is not a file descriptor, e.g. an NBD export. Not
   /// owned; it must outlive the store.
   BackingBlockIo* backing_io = nullptr;
-  /// Most pages one writeback_prepare takes (kernel zram's
-  /// writeback_batch_size). 1..256.
+  /// Most backing blocks one writeback batch fills, and so most blocks one
+  /// backing write carries (kernel zram's writeback_batch_size, whose
+  /// pages are written one to a block). Compressed objects pack several to
+  /// a block, so a batch may hold more pages (up to writeback_max_pages).
+  /// 1..256.
   std::uint32_t writeback_batch = 32;
   /// A secondary codec for recompress_step (kernel zram's
   /// recomp_algorithm), usually a stronger one (zstd at a high level).
@@ -176,6 +179,10 @@ struct WritebackBatch {
   bool wrapped = false;                   ///< the scan passed the end of the table and started again
   std::uint32_t slot = 0;                 ///< which of the core's writeback_slots holds it (writeback_commit)
 };
+
+/// Most pages one writeback batch holds (writeback_prepare's max_pages
+/// beyond it is cut to it).
+inline constexpr std::uint32_t writeback_max_pages = 256;
 
 /// Writeback batches a core may have out at once (writeback_prepare): two,
 /// so that the next batch is walked and copied while the last one's write
@@ -379,9 +386,10 @@ class PageStore {
 
   /// Starts a writeback on `core`: walks the page table from the core's
   /// cursor (at most steps.entries entries, wrapping once) for up to
-  /// min(max_pages, writeback_batch) pages of `kind` whose objects live in
-  /// `core`'s arena (`min_age_s` for kind aged), copies their objects into
-  /// the core's batch buffer packed into claimed backing blocks, and marks
+  /// min(max_pages, writeback_max_pages) pages of `kind` whose objects live
+  /// in `core`'s arena (`min_age_s` for kind aged), as many as fit in
+  /// writeback_batch blocks; copies their objects into a free batch slot
+  /// of the core, packed into claimed backing blocks, and marks
   /// their entries writeback_pending. The caller writes the blocks, then
   /// calls writeback_commit with the batch. Up to writeback_slots batches
   /// per core may be out at once, in any order of completion; a prepare

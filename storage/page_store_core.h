@@ -47,11 +47,11 @@ struct PageStore::CoreState {
   /// One writeback batch: filled by writeback_prepare, out (being
   /// written) until writeback_commit names it.
   struct WritebackSlot {
-    WritebackItem items[256];        ///< the batch's pages
-    std::uint64_t blocks[256];       ///< the batch's claimed blocks
-    std::uint8_t sectors_used[256];  ///< sectors of each batch block taken, from its start
-    std::uint32_t pages = 0;         ///< pages in items; not 0 while the batch is out
-    std::uint32_t block_count = 0;   ///< blocks in blocks
+    WritebackItem items[writeback_max_pages];  ///< the batch's pages
+    std::uint64_t blocks[256];                 ///< the batch's claimed blocks
+    std::uint8_t sectors_used[256];            ///< sectors of each batch block taken, from its start
+    std::uint32_t pages = 0;                   ///< pages in items; not 0 while the batch is out
+    std::uint32_t block_count = 0;             ///< blocks in blocks
   };
   /// writeback_slots * writeback_batch blocks, 4096-aligned: slot k's
   /// blocks start at block k * writeback_batch.

@@ -133,7 +133,9 @@ WritebackBatch PageStore::writeback_prepare(unsigned core, WritebackKind kind, s
   }
   CoreState::WritebackSlot& b = cs.batches[slot];
   std::byte* const data = cs.batch_data.get() + std::size_t{slot} * config_.writeback_batch * page_size;
-  const std::uint32_t limit = std::min(max_pages, config_.writeback_batch);
+  // Pages up to max_pages, blocks up to writeback_batch (the claim below):
+  // a batch of compressed objects fills as many blocks as raw pages would.
+  const std::uint32_t limit = std::min(max_pages, writeback_max_pages);
   const std::uint32_t now = clock();
   std::uint64_t i = cs.writeback_cursor;
   bool full = false;

@@ -79,7 +79,9 @@ struct ZramTargetConfig {
   /// second read within the window (writeback_age when set, else 64 s).
   /// Only while mem_used_total is below the high watermark. 0..2.
   std::uint32_t readmit_reads = 2;
-  /// Pages per backing write (kernel zram's writeback_batch_size), 1..256.
+  /// Blocks per writeback batch, and so per backing write (kernel zram's
+  /// writeback_batch_size; storage::PageStoreConfig::writeback_batch),
+  /// 1..256.
   std::uint32_t writeback_batch = 32;
   /// A secondary codec (kernel zram's recomp_algorithm): the maintenance
   /// task recompresses raw pages and pages marked idle with it, and, under

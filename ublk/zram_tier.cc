@@ -163,8 +163,9 @@ runtime::Task<void> ZramTarget::sweep_lane(std::uint16_t queue, storage::Writeba
   // The lanes run on this queue's reactor only: `shared` needs no atomics.
   int busy = 0;
   while (!shared.spent && shared.visited < shared.pages && tier_usable() && keep_going()) {
-    // Up to a batch of the pages the command allows.
-    const std::uint32_t want = take_pages(left, config_.writeback_batch);
+    // Up to a batch of the pages the command allows (a batch of
+    // compressed objects holds more pages than it fills blocks).
+    const std::uint32_t want = take_pages(left, storage::writeback_max_pages);
     if (want == 0) {
       shared.spent = true;
       break;

@@ -2,12 +2,13 @@
 // its baseline in the same run (perf/ab_report.h: alternating rounds,
 // median ratio, spread):
 //
-//   bench_tier [--quick] [--rounds N] [--pages N] [--dir D] [--only NAME_PART]
+//   bench_tier [--quick] [--rounds N] [--pages N] [--dir D] [--only NAME_PART] [--slots 1|2]
 //
 // 1. tier_writeback: writing every page of a store back to a file
 //    (PageStore::writeback_prepare, one io_uring write per run of
 //    consecutive blocks, writeback_commit; two batches out at once, as
-//    the zram target's sweep), in bytes of backing blocks per second,
+//    the zram target's sweep, or one with --slots 1), in bytes of backing
+//    blocks per second,
 //    against raw sequential io_uring writes of as many blocks to the same
 //    file, 32 blocks a write, one write at a time. Goal >= 0.8.
 // 2. tier_resident_reads: reading every page of a store that has a backing
@@ -97,11 +98,12 @@ std::unique_ptr<PageStore> filled_store(const Corpus& corpus, int fd, std::uint6
 }
 
 // Bytes per second of writing every page of `store` back; `blocks` gets
-// the blocks written. As the zram target's sweep does: up to
-// writeback_slots batches out at once, the next one prepared (walked and
-// copied) while the last one's writes are in flight; each batch committed
-// when all of its writes completed.
-double writeback_rate(PageStore& store, Ring& ring, int fd, std::uint64_t& blocks) {
+// the blocks written. As the zram target's sweep does: batches of up to
+// writeback_max_pages pages in writeback_batch (32) blocks, up to `slots`
+// (default writeback_slots) batches out at once, the next one prepared
+// (walked and copied) while the last one's writes are in flight; each
+// batch committed when all of its writes completed.
+double writeback_rate(PageStore& store, Ring& ring, int fd, std::uint64_t& blocks, unsigned slots = writeback_slots) {
   blocks = 0;
   WritebackBatch out[writeback_slots];
   unsigned writes_left[writeback_slots] = {};  // per slot: its writes not yet completed
@@ -110,8 +112,8 @@ double writeback_rate(PageStore& store, Ring& ring, int fd, std::uint64_t& block
   bool drained = false;
   const double start = perf::now_seconds();
   while (!drained || in_flight != 0) {
-    while (!drained && in_flight < writeback_slots) {
-      const WritebackBatch b = store.writeback_prepare(0, WritebackKind::aged, 0, 32);
+    while (!drained && in_flight < slots) {
+      const WritebackBatch b = store.writeback_prepare(0, WritebackKind::aged, 0, writeback_max_pages);
       if (b.pages == 0) {
         drained = b.wrapped;
         if (drained) break;
@@ -212,7 +214,8 @@ int main(int argc, char** argv) {
   int rounds = 11;
   std::size_t pages = 16384;
   std::string dir = "/var/tmp";
-  std::string only;  // run only the series whose name contains this
+  std::string only;                  // run only the series whose name contains this
+  unsigned slots = writeback_slots;  // writeback batches out at once
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick") {
@@ -226,8 +229,11 @@ int main(int argc, char** argv) {
       dir = argv[++i];
     } else if (a == "--only" && i + 1 < argc) {
       only = argv[++i];
+    } else if (a == "--slots" && i + 1 < argc) {
+      slots = static_cast<unsigned>(std::atoi(argv[++i]));
+      if (slots < 1 || slots > writeback_slots) fail("--slots must be 1 or 2");
     } else {
-      fail("usage: bench_tier [--quick] [--rounds N] [--pages N] [--dir D] [--only NAME_PART]");
+      fail("usage: bench_tier [--quick] [--rounds N] [--pages N] [--dir D] [--only NAME_PART] [--slots 1|2]");
     }
   }
   const Corpus corpus = process_memory_corpus(pages);
@@ -246,8 +252,10 @@ int main(int argc, char** argv) {
   if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(corpus.bytes() + ps)) != 0) fail("cannot size the backing file");
   double load[3] = {};
   getloadavg(load, 3);
-  std::printf("{\"bench\":\"header\",\"load\":[%.2f,%.2f,%.2f],\"pages\":%zu,\"corpus\":\"%s\",\"o_direct\":%s}\n",
-              load[0], load[1], load[2], corpus.pages.size(), corpus.name.c_str(), direct ? "true" : "false");
+  std::printf(
+      "{\"bench\":\"header\",\"load\":[%.2f,%.2f,%.2f],\"pages\":%zu,\"corpus\":\"%s\",\"o_direct\":%s,"
+      "\"writeback_slots\":%u}\n",
+      load[0], load[1], load[2], corpus.pages.size(), corpus.name.c_str(), direct ? "true" : "false", slots);
   Ring ring;
   void* raw = nullptr;
   if (posix_memalign(&raw, ps, 32 * ps) != 0) fail("out of memory");
@@ -261,12 +269,12 @@ int main(int argc, char** argv) {
     std::uint64_t blocks = 0;
     double ours = 0, base = 0;
     if (r % 2 == 0) {
-      ours = writeback_rate(*store, ring, fd, blocks);
+      ours = writeback_rate(*store, ring, fd, blocks, slots);
       base = raw_rate(ring, fd, static_cast<std::byte*>(raw), blocks);
     } else {
       // The baseline first, with the block count of the last round.
       base = raw_rate(ring, fd, static_cast<std::byte*>(raw), last_blocks);
-      ours = writeback_rate(*store, ring, fd, blocks);
+      ours = writeback_rate(*store, ring, fd, blocks, slots);
     }
     last_blocks = blocks;
     writeback.add(ours, base);

@@ -177,6 +177,23 @@ BOOST_AUTO_TEST_CASE(a_failed_backing_write_keeps_every_page_in_ram) {
   check_all(*s, file.fd);
 }
 
+BOOST_AUTO_TEST_CASE(a_batch_fills_up_to_writeback_batch_blocks_with_more_pages_when_they_compress) {
+  BackingFile file(pages);
+  PageStoreConfig c = config(file);
+  c.writeback_batch = 8;
+  auto s = test::require_ok(PageStore::create(c));
+  fill(*s);
+  const WritebackBatch b = s->writeback_prepare(0, WritebackKind::aged, 0, writeback_max_pages);
+  BOOST_TEST(b.block_count == 8u);
+  BOOST_TEST(b.pages > 8u);  // compressed objects pack several to a block
+  // max_pages still bounds the pages.
+  const WritebackBatch few = s->writeback_prepare(0, WritebackKind::aged, 0, 3);
+  BOOST_TEST(few.pages == 3u);
+  BOOST_TEST(s->writeback_commit(0, b, write_batch(file.fd, b)) == b.pages);
+  BOOST_TEST(s->writeback_commit(0, few, write_batch(file.fd, few)) == 3u);
+  check_all(*s, file.fd);
+}
+
 BOOST_AUTO_TEST_CASE(two_batches_out_at_once_take_disjoint_pages_and_blocks_and_commit_in_either_order) {
   BackingFile file(pages);
   auto s = test::require_ok(PageStore::create(config(file)));
