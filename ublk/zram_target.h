@@ -181,11 +181,13 @@ class ZramTarget final : public Target {
   runtime::Task<std::uint64_t> sweep(std::uint16_t queue, storage::WritebackKind kind, std::uint32_t min_age,
                                      std::atomic<std::uint64_t>* left, KeepGoing keep_going);
   // What a sweep's lanes share: the table's pages, the entries looked at
-  // and pages moved so far, and whether `*left` ran out.
+  // and pages moved so far, the lanes holding pages taken from `*left`,
+  // and whether `*left` ran out (with no lane holding any).
   struct SweepShared {
     std::uint64_t pages = 0;
     std::uint64_t visited = 0;
     std::uint64_t moved = 0;
+    unsigned holding = 0;
     bool spent = false;
   };
   // One of a sweep's storage::writeback_slots lanes: batch after batch, so

@@ -163,14 +163,30 @@ runtime::Task<void> ZramTarget::sweep_lane(std::uint16_t queue, storage::Writeba
   // The lanes run on this queue's reactor only: `shared` needs no atomics.
   int busy = 0;
   while (!shared.spent && shared.visited < shared.pages && tier_usable() && keep_going()) {
-    // Up to a batch of the pages the command allows (a batch of
-    // compressed objects holds more pages than it fills blocks).
-    const std::uint32_t want = take_pages(left, storage::writeback_max_pages);
+    // Up to a batch of the pages the command allows. A batch of compressed
+    // objects holds more pages than it fills blocks, so without a
+    // --writeback-limit a lane asks for as many as a batch can hold. Under
+    // a limit it takes writeback_batch pages at a time, as before: what a
+    // batch holds taken from the budget is out of it until the batch ends,
+    // and a budget reading 0 meanwhile makes a delayed write fail.
+    // Relaxed: a count that guards no memory.
+    const std::uint32_t ask = writeback_budget_.load(std::memory_order_relaxed) == UINT64_MAX
+                                  ? storage::writeback_max_pages
+                                  : config_.writeback_batch;
+    const std::uint32_t want = take_pages(left, ask);
     if (want == 0) {
-      shared.spent = true;
-      break;
+      if (shared.holding == 0) {
+        shared.spent = true;
+        break;
+      }
+      // The other lane holds the rest of `*left`; what its batch does not
+      // use comes back when it ends.
+      co_await runtime::sleep_for(std::chrono::milliseconds(1));
+      continue;
     }
+    ++shared.holding;
     const BatchOutcome out = co_await write_back_batch(queue, kind, min_age, want);
+    --shared.holding;
     give_back_pages(left, want - out.moved);
     shared.moved += out.moved;
     shared.visited += out.visited;
