@@ -8,9 +8,12 @@
 //    (PageStore::writeback_prepare, one io_uring write per run of
 //    consecutive blocks, writeback_commit; two batches out at once, as
 //    the zram target's sweep, or one with --slots 1), in bytes of backing
-//    blocks per second,
-//    against raw sequential io_uring writes of as many blocks to the same
-//    file, 32 blocks a write, one write at a time. Goal >= 0.8.
+//    blocks per second, against raw sequential io_uring writes of as many
+//    blocks to the same file, 32 blocks a write, one write at a time.
+//    Goal >= 0.8.
+//    tier_writeback_depth2: the same writeback against raw writes of 32
+//    blocks with two in flight, the I/O depth of two batches (not with
+//    --slots 1).
 // 2. tier_resident_reads: reading every page of a store that has a backing
 //    tier but nothing written back (read_resident, the zram target's read
 //    path with --backing), against the same store without a tier (read).
@@ -163,6 +166,30 @@ double raw_rate(Ring& ring, int fd, const std::byte* data, std::uint64_t blocks)
   return static_cast<double>(blocks * ps) / (perf::now_seconds() - start);
 }
 
+// Bytes per second of writing `blocks` blocks sequentially, 32 at a time,
+// with two writes in flight: the I/O depth two writeback batches reach.
+double raw_rate_depth2(Ring& ring, int fd, const std::byte* data, std::uint64_t blocks) {
+  const double start = perf::now_seconds();
+  unsigned in_flight = 0;
+  for (std::uint64_t b = 0; b < blocks || in_flight != 0;) {
+    while (b < blocks && in_flight < 2) {
+      const std::uint64_t n = blocks - b < 32 ? blocks - b : 32;
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring.ring);
+      io_uring_prep_write(sqe, fd, data, static_cast<unsigned>(n * ps), b * ps);
+      io_uring_sqe_set_data64(sqe, n);
+      io_uring_submit(&ring.ring);
+      ++in_flight;
+      b += n;
+    }
+    io_uring_cqe* cqe = nullptr;
+    if (io_uring_wait_cqe(&ring.ring, &cqe) != 0) fail("waiting for a write failed");
+    if (cqe->res != static_cast<int>(io_uring_cqe_get_data64(cqe) * ps)) fail("a write failed");
+    io_uring_cqe_seen(&ring.ring, cqe);
+    --in_flight;
+  }
+  return static_cast<double>(blocks * ps) / (perf::now_seconds() - start);
+}
+
 // Pages per second of reading every page, `resident` through read_resident.
 double read_rate(PageStore& store, std::size_t pages, bool resident) {
   std::vector<std::byte> out(ps);
@@ -280,6 +307,26 @@ int main(int argc, char** argv) {
     writeback.add(ours, base);
   }
   if (wanted("tier_writeback")) writeback.print(perf::json_number("load_1m", load[0]));
+
+  // The same writeback against a baseline with the same I/O depth: what
+  // is left of the gap once both keep two writes in flight.
+  perf::AbSeries depth2("tier_writeback_depth2", "B/s", perf::Better::higher);
+  last_blocks = 0;
+  for (int r = 0; r < (wanted("tier_writeback_depth2") && slots == 2 ? rounds : 0); ++r) {
+    auto store = filled_store(corpus, fd, corpus.pages.size());
+    std::uint64_t blocks = 0;
+    double ours = 0, base = 0;
+    if (r % 2 == 0) {
+      ours = writeback_rate(*store, ring, fd, blocks, slots);
+      base = raw_rate_depth2(ring, fd, static_cast<std::byte*>(raw), blocks);
+    } else {
+      base = raw_rate_depth2(ring, fd, static_cast<std::byte*>(raw), last_blocks);
+      ours = writeback_rate(*store, ring, fd, blocks, slots);
+    }
+    last_blocks = blocks;
+    depth2.add(ours, base);
+  }
+  if (wanted("tier_writeback_depth2") && slots == 2) depth2.print(perf::json_number("load_1m", load[0]));
 
   perf::AbSeries reads("tier_resident_reads", "pages/s", perf::Better::higher);
   auto with_tier = filled_store(corpus, fd, corpus.pages.size());
