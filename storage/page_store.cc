@@ -40,7 +40,7 @@ Result<void> validate(const PageStoreConfig& c) {
     return Error(EINVAL, "every step limit must be at least 1");
   }
   if (c.writeback_batch == 0 || c.writeback_batch > 256) {
-    return Error(EINVAL, "writeback batch must be 1..256 pages, got " + std::to_string(c.writeback_batch));
+    return Error(EINVAL, "writeback batch must be 1..256 blocks, got " + std::to_string(c.writeback_batch));
   }
   if (c.backing_blocks > (std::uint64_t{1} << 60)) {
     return Error(EINVAL, "backing tier of " + std::to_string(c.backing_blocks) + " blocks is too large");
@@ -180,7 +180,7 @@ Result<std::unique_ptr<PageStore>> PageStore::build(const PageStoreConfig& confi
     }
     if (config.backing_blocks != 0) {
       state->batch_data.reset(
-          static_cast<std::byte*>(std::aligned_alloc(page_size, config.writeback_batch * page_size)));
+          static_cast<std::byte*>(std::aligned_alloc(page_size, writeback_slots * config.writeback_batch * page_size)));
       state->block.reset(static_cast<std::byte*>(std::aligned_alloc(page_size, page_size)));
       if (!state->batch_data || !state->block) {
         throw std::bad_alloc();

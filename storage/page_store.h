@@ -93,8 +93,11 @@ struct PageStoreConfig {
   /// of a tier that is not a file descriptor, e.g. an NBD export. Not
   /// owned; it must outlive the store.
   BackingBlockIo* backing_io = nullptr;
-  /// Most pages one writeback_prepare takes (kernel zram's
-  /// writeback_batch_size). 1..256.
+  /// Most backing blocks one writeback batch fills, and so most blocks one
+  /// backing write carries (kernel zram's writeback_batch_size, whose
+  /// pages are written one to a block). Compressed objects pack several to
+  /// a block, so a batch may hold more pages (up to writeback_max_pages).
+  /// 1..256.
   std::uint32_t writeback_batch = 32;
   /// A secondary codec for recompress_step (kernel zram's
   /// recomp_algorithm), usually a stronger one (zstd at a high level).
@@ -174,7 +177,17 @@ struct WritebackBatch {
   const std::byte* data = nullptr;        ///< block_count * 4096 bytes, 4096-aligned (fit for O_DIRECT)
   std::uint64_t entries_visited = 0;      ///< page entries looked at
   bool wrapped = false;                   ///< the scan passed the end of the table and started again
+  std::uint32_t slot = 0;                 ///< which of the core's writeback_slots holds it (writeback_commit)
 };
+
+/// Most pages one writeback batch holds (writeback_prepare's max_pages
+/// beyond it is cut to it).
+inline constexpr std::uint32_t writeback_max_pages = 256;
+
+/// Writeback batches a core may have out at once (writeback_prepare): two,
+/// so that the next batch is walked and copied while the last one's write
+/// is in flight.
+inline constexpr unsigned writeback_slots = 2;
 
 /// A written-back page a read found (read_resident): the caller reads block
 /// `where.block` of the backing tier and passes it to finish_backing_read.
@@ -373,24 +386,27 @@ class PageStore {
 
   /// Starts a writeback on `core`: walks the page table from the core's
   /// cursor (at most steps.entries entries, wrapping once) for up to
-  /// min(max_pages, writeback_batch) pages of `kind` whose objects live in
-  /// `core`'s arena (`min_age_s` for kind aged), copies their objects into
-  /// the core's batch buffer packed into claimed backing blocks, and marks
+  /// min(max_pages, writeback_max_pages) pages of `kind` whose objects live
+  /// in `core`'s arena (`min_age_s` for kind aged), as many as fit in
+  /// writeback_batch blocks; copies their objects into a free batch slot
+  /// of the core, packed into claimed backing blocks, and marks
   /// their entries writeback_pending. The caller writes the blocks, then
-  /// calls writeback_commit. One batch per core at a time; a prepare with a
-  /// batch outstanding returns an empty one. Without a backing tier, or
+  /// calls writeback_commit with the batch. Up to writeback_slots batches
+  /// per core may be out at once, in any order of completion; a prepare
+  /// with that many out returns an empty one. Without a backing tier, or
   /// when it is full, the batch is empty.
   WritebackBatch writeback_prepare(unsigned core, WritebackKind kind, std::uint32_t min_age_s,
                                    std::uint32_t max_pages) noexcept;
 
-  /// Ends the batch `core` prepared. `written`: its blocks are on the
+  /// Ends `batch`, a non-empty batch writeback_prepare returned on `core`
+  /// and not yet committed. `written`: its blocks are on the
   /// backing tier. Then every page still unchanged since prepare (its
   /// pending mark intact) becomes written back and its object is freed;
   /// pages changed meanwhile keep their new contents and their blocks'
   /// sectors are freed. If not written, every page stays in RAM, the
   /// sectors are freed and a write error is counted. Returns the pages
   /// written back.
-  std::uint32_t writeback_commit(unsigned core, bool written) noexcept;
+  std::uint32_t writeback_commit(unsigned core, const WritebackBatch& batch, bool written) noexcept;
 
   /// Reads like read(), except that a whole page found on the backing tier
   /// is not read here: its block is pinned and a BackingRead is appended
@@ -479,8 +495,6 @@ class PageStore {
   int zero_range(unsigned core, std::uint64_t offset, std::uint64_t length) noexcept;
   void account(unsigned core, std::uint64_t word, std::int64_t sign) noexcept;
   void release(unsigned core, std::uint64_t word, std::uint64_t value) noexcept;
-  // Frees (and zeroes in the batch) the unused sectors of the batch's blocks.
-  void release_tails(CoreState& cs) noexcept;
   int load_written_back(unsigned core, std::uint64_t word, std::uint64_t value, PageSpan out) noexcept;
   // Re-admission (page_store_readmit.cc): whether a read of a written-back
   // page whose word (before this read) is `word` re-admits it; and, with

@@ -44,14 +44,21 @@ struct PageStore::CoreState {
     /// Frees `p`.
     void operator()(std::byte* p) const noexcept { std::free(p); }
   };
-  std::unique_ptr<std::byte, AlignedFree> batch_data;  ///< writeback_batch blocks, 4096-aligned
-  WritebackItem batch_items[256];                      ///< the batch's pages
-  std::uint64_t batch_blocks[256];                     ///< the batch's claimed blocks
-  std::uint8_t batch_sectors_used[256];                ///< sectors of each batch block taken, from its start
-  std::uint32_t batch_pages = 0;                       ///< pages in batch_items; not 0 while a batch is out
-  std::uint32_t batch_block_count = 0;                 ///< blocks in batch_blocks
-  std::uint64_t writeback_cursor = 0;                  ///< next entry writeback_prepare looks at
-  std::unique_ptr<std::byte, AlignedFree> block;       ///< one backing block, for the synchronous read
+  /// One writeback batch: filled by writeback_prepare, out (being
+  /// written) until writeback_commit names it.
+  struct WritebackSlot {
+    WritebackItem items[writeback_max_pages];  ///< the batch's pages
+    std::uint64_t blocks[256];                 ///< the batch's claimed blocks
+    std::uint8_t sectors_used[256];            ///< sectors of each batch block taken, from its start
+    std::uint32_t pages = 0;                   ///< pages in items; not 0 while the batch is out
+    std::uint32_t block_count = 0;             ///< blocks in blocks
+  };
+  /// writeback_slots * writeback_batch blocks, 4096-aligned: slot k's
+  /// blocks start at block k * writeback_batch.
+  std::unique_ptr<std::byte, AlignedFree> batch_data;
+  WritebackSlot batches[writeback_slots];         ///< the batches, each free or out
+  std::uint64_t writeback_cursor = 0;             ///< next entry writeback_prepare looks at
+  std::unique_ptr<std::byte, AlignedFree> block;  ///< one backing block, for the synchronous read
   /// The staging area: staging_pages slots of 4 KiB (PageStore::stage).
   std::unique_ptr<std::byte, AlignedFree> staging;
   /// Per staging slot, the page entry it was staged for (written by stage()

@@ -113,31 +113,33 @@ std::uint64_t PageStore::mark_idle_step(unsigned core, std::uint32_t min_age_s, 
   return marked;
 }
 
-void PageStore::release_tails(CoreState& cs) noexcept {
-  for (std::uint32_t k = 0; k < cs.batch_block_count; ++k) {
-    const unsigned used = cs.batch_sectors_used[k];
-    if (used >= sectors_per_block) {
-      continue;
-    }
-    // The unused end of the block: zeroed on the device (no stale bytes
-    // of this process reach it), free for other objects here.
-    std::memset(cs.batch_data.get() + k * page_size + used * 512, 0, (sectors_per_block - used) * 512);
-    slots_->release(cs.batch_blocks[k], static_cast<std::uint8_t>((0xffu << used) & 0xffu));
-  }
-}
-
 WritebackBatch PageStore::writeback_prepare(unsigned core, WritebackKind kind, std::uint32_t min_age_s,
                                             std::uint32_t max_pages) noexcept {
   WritebackBatch batch;
-  if (!slots_ || core >= cores_.size() || cores_[core]->batch_pages != 0) {
+  if (!slots_ || core >= cores_.size()) {
     return batch;
   }
   CoreState& cs = *cores_[core];
-  const std::uint32_t limit = std::min(max_pages, config_.writeback_batch);
+  // A free slot: the other may be out, its write in flight, while this
+  // one is walked and copied (docs/storage.md, "Backing tier"). Two
+  // batches never share a block (claim hands out wholly free blocks only)
+  // nor a page (the pending mark keeps a page out of a second batch).
+  std::uint32_t slot = 0;
+  while (slot < writeback_slots && cs.batches[slot].pages != 0) {
+    ++slot;
+  }
+  if (slot == writeback_slots) {
+    return batch;
+  }
+  CoreState::WritebackSlot& b = cs.batches[slot];
+  std::byte* const data = cs.batch_data.get() + std::size_t{slot} * config_.writeback_batch * page_size;
+  // Pages up to max_pages, blocks up to writeback_batch (the claim below):
+  // a batch of compressed objects fills as many blocks as raw pages would.
+  const std::uint32_t limit = std::min(max_pages, writeback_max_pages);
   const std::uint32_t now = clock();
   std::uint64_t i = cs.writeback_cursor;
   bool full = false;
-  for (std::uint64_t visited = 0; visited < config_.steps.entries && cs.batch_pages < limit && !full; ++visited, ++i) {
+  for (std::uint64_t visited = 0; visited < config_.steps.entries && b.pages < limit && !full; ++visited, ++i) {
     if (i >= page_count_) {
       i = 0;
       batch.wrapped = true;
@@ -162,30 +164,30 @@ WritebackBatch PageStore::writeback_prepare(unsigned core, WritebackKind kind, s
     // First fit among the batch's blocks, so that small objects fill the
     // ends that larger ones left; else a new block.
     std::uint32_t k = 0;
-    while (k < cs.batch_block_count && cs.batch_sectors_used[k] + sectors > sectors_per_block) {
+    while (k < b.block_count && b.sectors_used[k] + sectors > sectors_per_block) {
       ++k;
     }
-    if (k == cs.batch_block_count) {
+    if (k == b.block_count) {
       const std::uint64_t block =
-          cs.batch_block_count < config_.writeback_batch ? slots_->claim(core) : BackingSlots::no_block;
+          b.block_count < config_.writeback_batch ? slots_->claim(core) : BackingSlots::no_block;
       if (block == BackingSlots::no_block) {
         e.unlock(word);
         full = true;  // the batch or the backing tier is full: write what we have
         break;
       }
-      cs.batch_blocks[k] = block;
-      cs.batch_sectors_used[k] = 0;
-      ++cs.batch_block_count;
+      b.blocks[k] = block;
+      b.sectors_used[k] = 0;
+      ++b.block_count;
     }
-    const unsigned sector = cs.batch_sectors_used[k];
+    const unsigned sector = b.sectors_used[k];
     // Copied under the lock: once unlocked, the object may be freed (the
     // page overwritten) and its memory reused; the copy stays ours.
-    std::byte* dst = cs.batch_data.get() + k * page_size + sector * 512;
+    std::byte* dst = data + k * page_size + sector * 512;
     std::memcpy(dst, arenas_[core]->address(handle), size);
     std::memset(dst + size, 0, sectors * 512 - size);
-    const BackingLocation at{cs.batch_blocks[k], sector};
-    cs.batch_items[cs.batch_pages++] = {i, handle, at.encode(), size};
-    cs.batch_sectors_used[k] = static_cast<std::uint8_t>(sector + sectors);
+    const BackingLocation at{b.blocks[k], sector};
+    b.items[b.pages++] = {i, handle, at.encode(), size};
+    b.sectors_used[k] = static_cast<std::uint8_t>(sector + sectors);
     e.unlock(word | entry_bits::writeback_pending);
   }
   if (i >= page_count_) {
@@ -193,22 +195,33 @@ WritebackBatch PageStore::writeback_prepare(unsigned core, WritebackKind kind, s
     batch.wrapped = true;  // the walk ended at the end of the table
   }
   cs.writeback_cursor = i;
-  release_tails(cs);
-  batch.pages = cs.batch_pages;
-  batch.block_count = cs.batch_block_count;
-  batch.blocks = cs.batch_blocks;
-  batch.data = cs.batch_data.get();
+  // The unused end of each block: zeroed on the device (no stale bytes of
+  // this process reach it), free for other objects here.
+  for (std::uint32_t k = 0; k < b.block_count; ++k) {
+    const unsigned used = b.sectors_used[k];
+    if (used < sectors_per_block) {
+      std::memset(data + k * page_size + used * 512, 0, (sectors_per_block - used) * 512);
+      slots_->release(b.blocks[k], static_cast<std::uint8_t>((0xffu << used) & 0xffu));
+    }
+  }
+  batch.pages = b.pages;
+  batch.block_count = b.block_count;
+  batch.blocks = b.blocks;
+  batch.data = data;
+  batch.slot = slot;
   return batch;
 }
 
-std::uint32_t PageStore::writeback_commit(unsigned core, bool written) noexcept {
-  if (!slots_ || core >= cores_.size() || cores_[core]->batch_pages == 0) {
+std::uint32_t PageStore::writeback_commit(unsigned core, const WritebackBatch& batch, bool written) noexcept {
+  if (!slots_ || core >= cores_.size() || batch.slot >= writeback_slots ||
+      cores_[core]->batches[batch.slot].pages == 0) {
     return 0;
   }
   CoreState& cs = *cores_[core];
+  CoreState::WritebackSlot& b = cs.batches[batch.slot];
   std::uint32_t done = 0;
-  for (std::uint32_t k = 0; k < cs.batch_pages; ++k) {
-    const CoreState::WritebackItem& item = cs.batch_items[k];
+  for (std::uint32_t k = 0; k < b.pages; ++k) {
+    const CoreState::WritebackItem& item = b.items[k];
     PageEntry& e = entries_[item.index];
     const std::uint64_t word = e.lock(core);
     const std::uint64_t value = e.value;
@@ -234,8 +247,8 @@ std::uint32_t PageStore::writeback_commit(unsigned core, bool written) noexcept 
   if (!written) {
     CoreCounters::add(cs.counters.bd_write_errors, 1);
   }
-  cs.batch_pages = 0;
-  cs.batch_block_count = 0;
+  b.pages = 0;
+  b.block_count = 0;
   return done;
 }
 

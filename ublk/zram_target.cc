@@ -43,7 +43,7 @@ Result<storage::PageStoreConfig> store_config(const ZramTargetConfig& c) {
   s.entropy_routing = c.entropy_routing;
   if (!c.backing_path.empty()) {
     if (c.writeback_batch == 0 || c.writeback_batch > 256) {
-      return Error(EINVAL, "zram: the writeback batch must be 1..256 pages, got " + std::to_string(c.writeback_batch));
+      return Error(EINVAL, "zram: the writeback batch must be 1..256 blocks, got " + std::to_string(c.writeback_batch));
     }
     if (c.writeback_high_percent == 0 || c.writeback_high_percent > 100 ||
         c.writeback_low_percent >= c.writeback_high_percent) {

@@ -79,7 +79,9 @@ struct ZramTargetConfig {
   /// second read within the window (writeback_age when set, else 64 s).
   /// Only while mem_used_total is below the high watermark. 0..2.
   std::uint32_t readmit_reads = 2;
-  /// Pages per backing write (kernel zram's writeback_batch_size), 1..256.
+  /// Blocks per writeback batch, and so per backing write (kernel zram's
+  /// writeback_batch_size; storage::PageStoreConfig::writeback_batch),
+  /// 1..256.
   std::uint32_t writeback_batch = 32;
   /// A secondary codec (kernel zram's recomp_algorithm): the maintenance
   /// task recompresses raw pages and pages marked idle with it, and, under
@@ -166,7 +168,7 @@ class ZramTarget final : public Target {
   runtime::Task<int> read_through_tier(const Request& r);
   runtime::Task<int> write_by_writing_back(std::uint16_t queue, std::uint64_t offset, std::span<const std::byte> data);
   // What one writeback batch did: pages moved, page entries looked at
-  // (0: this core had a batch in flight already).
+  // (0: this core had storage::writeback_slots batches in flight already).
   struct BatchOutcome {
     std::uint32_t moved = 0;
     std::uint64_t visited = 0;
@@ -178,6 +180,21 @@ class ZramTarget final : public Target {
   template <typename KeepGoing>
   runtime::Task<std::uint64_t> sweep(std::uint16_t queue, storage::WritebackKind kind, std::uint32_t min_age,
                                      std::atomic<std::uint64_t>* left, KeepGoing keep_going);
+  // What a sweep's lanes share: the table's pages, the entries looked at
+  // and pages moved so far, the lanes holding pages taken from `*left`,
+  // and whether `*left` ran out (with no lane holding any).
+  struct SweepShared {
+    std::uint64_t pages = 0;
+    std::uint64_t visited = 0;
+    std::uint64_t moved = 0;
+    unsigned holding = 0;
+    bool spent = false;
+  };
+  // One of a sweep's storage::writeback_slots lanes: batch after batch, so
+  // that one lane walks and copies while the other's write is in flight.
+  template <typename KeepGoing>
+  runtime::Task<void> sweep_lane(std::uint16_t queue, storage::WritebackKind kind, std::uint32_t min_age,
+                                 std::atomic<std::uint64_t>* left, const KeepGoing& keep_going, SweepShared& shared);
   runtime::Task<void> write_back_by_policy(std::uint16_t queue);
   runtime::Task<void> run_command(const ZramCommand& command);
   runtime::Task<void> run_manual(std::uint16_t queue);

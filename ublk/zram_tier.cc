@@ -10,9 +10,11 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "coblk/runtime/io.h"
 #include "coblk/runtime/reactor.h"
+#include "coblk/runtime/when_all.h"
 #include "coblk/ublk/zram_target.h"
 
 namespace coblk::ublk {
@@ -146,7 +148,7 @@ runtime::Task<ZramTarget::BatchOutcome> ZramTarget::write_back_batch(std::uint16
     }
     k += run;
   }
-  outcome.moved = batch.pages == 0 ? 0 : store_->writeback_commit(queue, written);
+  outcome.moved = batch.pages == 0 ? 0 : store_->writeback_commit(queue, batch, written);
   if (!written) {
     tier_failed_.store(true, std::memory_order_relaxed);
   }
@@ -155,28 +157,66 @@ runtime::Task<ZramTarget::BatchOutcome> ZramTarget::write_back_batch(std::uint16
 }
 
 template <typename KeepGoing>
-runtime::Task<std::uint64_t> ZramTarget::sweep(std::uint16_t queue, storage::WritebackKind kind, std::uint32_t min_age,
-                                               std::atomic<std::uint64_t>* left, KeepGoing keep_going) {
-  const std::uint64_t pages = config_.size_bytes / block_size;
-  std::uint64_t moved = 0;
+runtime::Task<void> ZramTarget::sweep_lane(std::uint16_t queue, storage::WritebackKind kind, std::uint32_t min_age,
+                                           std::atomic<std::uint64_t>* left, const KeepGoing& keep_going,
+                                           SweepShared& shared) {
+  // The lanes run on this queue's reactor only: `shared` needs no atomics.
   int busy = 0;
-  for (std::uint64_t visited = 0; visited < pages && tier_usable() && keep_going();) {
-    // Up to a batch of the pages the command allows.
-    const std::uint32_t want = take_pages(left, config_.writeback_batch);
-    if (want == 0) break;
+  while (!shared.spent && shared.visited < shared.pages && tier_usable() && keep_going()) {
+    // Up to a batch of the pages the command allows. A batch of compressed
+    // objects holds more pages than it fills blocks, so without a
+    // --writeback-limit a lane asks for as many as a batch can hold. Under
+    // a limit it takes writeback_batch pages at a time, as before: what a
+    // batch holds taken from the budget is out of it until the batch ends,
+    // and a budget reading 0 meanwhile makes a delayed write fail.
+    // Relaxed: a count that guards no memory.
+    const std::uint32_t ask = writeback_budget_.load(std::memory_order_relaxed) == UINT64_MAX
+                                  ? storage::writeback_max_pages
+                                  : config_.writeback_batch;
+    const std::uint32_t want = take_pages(left, ask);
+    if (want == 0) {
+      if (shared.holding == 0) {
+        shared.spent = true;
+        break;
+      }
+      // The other lane holds the rest of `*left`; what its batch does not
+      // use comes back when it ends.
+      co_await runtime::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
+    ++shared.holding;
     const BatchOutcome out = co_await write_back_batch(queue, kind, min_age, want);
+    --shared.holding;
     give_back_pages(left, want - out.moved);
-    moved += out.moved;
-    visited += out.visited;
+    shared.moved += out.moved;
+    shared.visited += out.visited;
     if (out.visited == 0) {
-      // Another task of this core has a batch in flight: let it finish.
+      // Every batch slot of this core is out (the other lane's and a
+      // delayed write's): let one finish.
       if (++busy > 1000) break;
       co_await runtime::sleep_for(std::chrono::milliseconds(1));
     } else {
       co_await runtime::maybe_yield();
     }
   }
-  co_return moved;
+}
+
+template <typename KeepGoing>
+runtime::Task<std::uint64_t> ZramTarget::sweep(std::uint16_t queue, storage::WritebackKind kind, std::uint32_t min_age,
+                                               std::atomic<std::uint64_t>* left, KeepGoing keep_going) {
+  // Two lanes, each with at most one batch out: while one lane's write is
+  // in flight, the other walks the table and copies its next batch, so the
+  // CPU work overlaps the I/O (docs/storage.md, "Backing tier"). They
+  // share the core's cursor, so together they still make one sweep.
+  SweepShared shared;
+  shared.pages = config_.size_bytes / block_size;
+  std::vector<runtime::Task<void>> lanes;
+  lanes.reserve(storage::writeback_slots);
+  for (unsigned k = 0; k < storage::writeback_slots; ++k) {
+    lanes.push_back(sweep_lane(queue, kind, min_age, left, keep_going, shared));
+  }
+  co_await runtime::when_all(std::move(lanes));
+  co_return shared.moved;
 }
 
 runtime::Task<int> ZramTarget::write_by_writing_back(std::uint16_t queue, std::uint64_t offset,

@@ -2,13 +2,18 @@
 // its baseline in the same run (perf/ab_report.h: alternating rounds,
 // median ratio, spread):
 //
-//   bench_tier [--quick] [--rounds N] [--pages N] [--dir D] [--only NAME_PART]
+//   bench_tier [--quick] [--rounds N] [--pages N] [--dir D] [--only NAME_PART] [--slots 1|2]
 //
 // 1. tier_writeback: writing every page of a store back to a file
 //    (PageStore::writeback_prepare, one io_uring write per run of
-//    consecutive blocks, writeback_commit), in bytes of backing blocks
-//    per second, against raw sequential io_uring writes of as many blocks
-//    to the same file in batches of the same size. Goal >= 0.8.
+//    consecutive blocks, writeback_commit; two batches out at once, as
+//    the zram target's sweep, or one with --slots 1), in bytes of backing
+//    blocks per second, against raw sequential io_uring writes of as many
+//    blocks to the same file, 32 blocks a write, one write at a time.
+//    Goal >= 0.8.
+//    tier_writeback_depth2: the same writeback against raw writes of 32
+//    blocks with two in flight, the I/O depth of two batches (not with
+//    --slots 1).
 // 2. tier_resident_reads: reading every page of a store that has a backing
 //    tier but nothing written back (read_resident, the zram target's read
 //    path with --backing), against the same store without a tier (read).
@@ -96,24 +101,57 @@ std::unique_ptr<PageStore> filled_store(const Corpus& corpus, int fd, std::uint6
 }
 
 // Bytes per second of writing every page of `store` back; `blocks` gets
-// the blocks written.
-double writeback_rate(PageStore& store, Ring& ring, int fd, std::uint64_t& blocks) {
+// the blocks written. As the zram target's sweep does: batches of up to
+// writeback_max_pages pages in writeback_batch (32) blocks, up to `slots`
+// (default writeback_slots) batches out at once, the next one prepared
+// (walked and copied) while the last one's writes are in flight; each
+// batch committed when all of its writes completed.
+double writeback_rate(PageStore& store, Ring& ring, int fd, std::uint64_t& blocks, unsigned slots = writeback_slots) {
   blocks = 0;
+  WritebackBatch out[writeback_slots];
+  unsigned writes_left[writeback_slots] = {};  // per slot: its writes not yet completed
+  bool busy[writeback_slots] = {};
+  unsigned in_flight = 0;
+  bool drained = false;
   const double start = perf::now_seconds();
-  for (;;) {
-    const WritebackBatch b = store.writeback_prepare(0, WritebackKind::aged, 0, 32);
-    if (b.pages == 0) {
-      if (b.wrapped) break;
-      continue;
+  while (!drained || in_flight != 0) {
+    while (!drained && in_flight < slots) {
+      const WritebackBatch b = store.writeback_prepare(0, WritebackKind::aged, 0, writeback_max_pages);
+      if (b.pages == 0) {
+        drained = b.wrapped;
+        if (drained) break;
+        continue;
+      }
+      if (busy[b.slot]) fail("prepare returned a slot that is out");
+      out[b.slot] = b;
+      busy[b.slot] = true;
+      ++in_flight;
+      for (std::uint32_t k = 0; k < b.block_count;) {
+        std::uint32_t run = 1;
+        while (k + run < b.block_count && b.blocks[k + run] == b.blocks[k] + run) ++run;
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring.ring);
+        if (sqe == nullptr) fail("the ring is full");
+        io_uring_prep_write(sqe, fd, b.data + k * ps, run * static_cast<unsigned>(ps), b.blocks[k] * ps);
+        // The slot and the length: a completion must be the whole run.
+        io_uring_sqe_set_data64(sqe, (std::uint64_t{run} << 8) | b.slot);
+        ++writes_left[b.slot];
+        k += run;
+      }
+      io_uring_submit(&ring.ring);
     }
-    for (std::uint32_t k = 0; k < b.block_count;) {
-      std::uint32_t run = 1;
-      while (k + run < b.block_count && b.blocks[k + run] == b.blocks[k] + run) ++run;
-      ring.write(fd, b.data + k * ps, run * static_cast<unsigned>(ps), b.blocks[k] * ps);
-      k += run;
+    if (in_flight == 0) break;
+    io_uring_cqe* cqe = nullptr;
+    if (io_uring_wait_cqe(&ring.ring, &cqe) != 0) fail("waiting for a write failed");
+    const std::uint64_t tag = io_uring_cqe_get_data64(cqe);
+    const auto slot = static_cast<unsigned>(tag & 0xff);
+    if (cqe->res != static_cast<int>((tag >> 8) * ps)) fail("a write failed");
+    io_uring_cqe_seen(&ring.ring, cqe);
+    if (--writes_left[slot] == 0) {
+      store.writeback_commit(0, out[slot], true);
+      blocks += out[slot].block_count;
+      busy[slot] = false;
+      --in_flight;
     }
-    store.writeback_commit(0, true);
-    blocks += b.block_count;
   }
   return static_cast<double>(blocks * ps) / (perf::now_seconds() - start);
 }
@@ -124,6 +162,30 @@ double raw_rate(Ring& ring, int fd, const std::byte* data, std::uint64_t blocks)
   for (std::uint64_t b = 0; b < blocks; b += 32) {
     const std::uint64_t n = blocks - b < 32 ? blocks - b : 32;
     ring.write(fd, data, static_cast<unsigned>(n * ps), b * ps);
+  }
+  return static_cast<double>(blocks * ps) / (perf::now_seconds() - start);
+}
+
+// Bytes per second of writing `blocks` blocks sequentially, 32 at a time,
+// with two writes in flight: the I/O depth two writeback batches reach.
+double raw_rate_depth2(Ring& ring, int fd, const std::byte* data, std::uint64_t blocks) {
+  const double start = perf::now_seconds();
+  unsigned in_flight = 0;
+  for (std::uint64_t b = 0; b < blocks || in_flight != 0;) {
+    while (b < blocks && in_flight < 2) {
+      const std::uint64_t n = blocks - b < 32 ? blocks - b : 32;
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring.ring);
+      io_uring_prep_write(sqe, fd, data, static_cast<unsigned>(n * ps), b * ps);
+      io_uring_sqe_set_data64(sqe, n);
+      io_uring_submit(&ring.ring);
+      ++in_flight;
+      b += n;
+    }
+    io_uring_cqe* cqe = nullptr;
+    if (io_uring_wait_cqe(&ring.ring, &cqe) != 0) fail("waiting for a write failed");
+    if (cqe->res != static_cast<int>(io_uring_cqe_get_data64(cqe) * ps)) fail("a write failed");
+    io_uring_cqe_seen(&ring.ring, cqe);
+    --in_flight;
   }
   return static_cast<double>(blocks * ps) / (perf::now_seconds() - start);
 }
@@ -179,7 +241,8 @@ int main(int argc, char** argv) {
   int rounds = 11;
   std::size_t pages = 16384;
   std::string dir = "/var/tmp";
-  std::string only;  // run only the series whose name contains this
+  std::string only;                  // run only the series whose name contains this
+  unsigned slots = writeback_slots;  // writeback batches out at once
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick") {
@@ -193,8 +256,11 @@ int main(int argc, char** argv) {
       dir = argv[++i];
     } else if (a == "--only" && i + 1 < argc) {
       only = argv[++i];
+    } else if (a == "--slots" && i + 1 < argc) {
+      slots = static_cast<unsigned>(std::atoi(argv[++i]));
+      if (slots < 1 || slots > writeback_slots) fail("--slots must be 1 or 2");
     } else {
-      fail("usage: bench_tier [--quick] [--rounds N] [--pages N] [--dir D] [--only NAME_PART]");
+      fail("usage: bench_tier [--quick] [--rounds N] [--pages N] [--dir D] [--only NAME_PART] [--slots 1|2]");
     }
   }
   const Corpus corpus = process_memory_corpus(pages);
@@ -213,8 +279,10 @@ int main(int argc, char** argv) {
   if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(corpus.bytes() + ps)) != 0) fail("cannot size the backing file");
   double load[3] = {};
   getloadavg(load, 3);
-  std::printf("{\"bench\":\"header\",\"load\":[%.2f,%.2f,%.2f],\"pages\":%zu,\"corpus\":\"%s\",\"o_direct\":%s}\n",
-              load[0], load[1], load[2], corpus.pages.size(), corpus.name.c_str(), direct ? "true" : "false");
+  std::printf(
+      "{\"bench\":\"header\",\"load\":[%.2f,%.2f,%.2f],\"pages\":%zu,\"corpus\":\"%s\",\"o_direct\":%s,"
+      "\"writeback_slots\":%u}\n",
+      load[0], load[1], load[2], corpus.pages.size(), corpus.name.c_str(), direct ? "true" : "false", slots);
   Ring ring;
   void* raw = nullptr;
   if (posix_memalign(&raw, ps, 32 * ps) != 0) fail("out of memory");
@@ -228,17 +296,37 @@ int main(int argc, char** argv) {
     std::uint64_t blocks = 0;
     double ours = 0, base = 0;
     if (r % 2 == 0) {
-      ours = writeback_rate(*store, ring, fd, blocks);
+      ours = writeback_rate(*store, ring, fd, blocks, slots);
       base = raw_rate(ring, fd, static_cast<std::byte*>(raw), blocks);
     } else {
       // The baseline first, with the block count of the last round.
       base = raw_rate(ring, fd, static_cast<std::byte*>(raw), last_blocks);
-      ours = writeback_rate(*store, ring, fd, blocks);
+      ours = writeback_rate(*store, ring, fd, blocks, slots);
     }
     last_blocks = blocks;
     writeback.add(ours, base);
   }
   if (wanted("tier_writeback")) writeback.print(perf::json_number("load_1m", load[0]));
+
+  // The same writeback against a baseline with the same I/O depth: what
+  // is left of the gap once both keep two writes in flight.
+  perf::AbSeries depth2("tier_writeback_depth2", "B/s", perf::Better::higher);
+  last_blocks = 0;
+  for (int r = 0; r < (wanted("tier_writeback_depth2") && slots == 2 ? rounds : 0); ++r) {
+    auto store = filled_store(corpus, fd, corpus.pages.size());
+    std::uint64_t blocks = 0;
+    double ours = 0, base = 0;
+    if (r % 2 == 0) {
+      ours = writeback_rate(*store, ring, fd, blocks, slots);
+      base = raw_rate_depth2(ring, fd, static_cast<std::byte*>(raw), blocks);
+    } else {
+      base = raw_rate_depth2(ring, fd, static_cast<std::byte*>(raw), last_blocks);
+      ours = writeback_rate(*store, ring, fd, blocks, slots);
+    }
+    last_blocks = blocks;
+    depth2.add(ours, base);
+  }
+  if (wanted("tier_writeback_depth2") && slots == 2) depth2.print(perf::json_number("load_1m", load[0]));
 
   perf::AbSeries reads("tier_resident_reads", "pages/s", perf::Better::higher);
   auto with_tier = filled_store(corpus, fd, corpus.pages.size());

@@ -87,7 +87,7 @@ struct Progress {
           written = written &&
                     ::pwrite(fd, b.data + k * ps, ps, static_cast<off_t>(b.blocks[k] * ps)) == static_cast<ssize_t>(ps);
         }
-        if (b.pages != 0) s.writeback_commit(0, written);
+        if (b.pages != 0) s.writeback_commit(0, b, written);
         break;
       }
       case 1: {

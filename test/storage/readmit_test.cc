@@ -78,7 +78,7 @@ std::uint64_t write_back_all(PageStore& s, int fd, unsigned core = 0) {
       if (b.wrapped || b.entries_visited == 0) break;
       continue;
     }
-    total += s.writeback_commit(core, write_batch(fd, b));
+    total += s.writeback_commit(core, b, write_batch(fd, b));
   }
   return total;
 }
@@ -347,7 +347,7 @@ BOOST_AUTO_TEST_CASE(random_writes_discards_writebacks_and_readmissions_from_two
         break;
       case 4:
         if (outstanding[core]) {
-          s->writeback_commit(core, rng() % 10 != 0 && write_batch(file.fd, batches[core]));
+          s->writeback_commit(core, batches[core], rng() % 10 != 0 && write_batch(file.fd, batches[core]));
           outstanding[core] = false;
         }
         break;
@@ -386,7 +386,7 @@ BOOST_AUTO_TEST_CASE(random_writes_discards_writebacks_and_readmissions_from_two
     }
   }
   for (unsigned core = 0; core < 2; ++core) {
-    if (outstanding[core]) s->writeback_commit(core, write_batch(file.fd, batches[core]));
+    if (outstanding[core]) s->writeback_commit(core, batches[core], write_batch(file.fd, batches[core]));
     if (inflight[core].active) BOOST_REQUIRE_EQUAL(serve(*s, file.fd, inflight[core].miss, core), 0);
   }
   for (std::uint64_t page = 0; page < pages; ++page) {

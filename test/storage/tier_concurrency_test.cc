@@ -106,7 +106,7 @@ void run(std::uint32_t readmit_reads) {
             written = written && ::pwrite(fd, b.data + k * ps, ps, static_cast<off_t>(b.blocks[k] * ps)) ==
                                      static_cast<ssize_t>(ps);
           }
-          if (b.pages != 0) store->writeback_commit(core, written);
+          if (b.pages != 0) store->writeback_commit(core, b, written);
         } else {
           BackingRead miss[1];
           std::size_t missed = 0;
