@@ -16,7 +16,6 @@
 #include <utility>
 
 #include "coblk/runtime/io.h"
-#include "coblk/runtime/reactor.h"
 #include "coblk/runtime/spawn.h"
 #include "coblk/ublk/nbd_blocking.h"
 
@@ -213,46 +212,6 @@ Task<int> recv_all(int fd, std::span<std::byte> data, std::chrono::steady_clock:
   co_return 0;
 }
 
-// A sendmsg (headers, and payloads before a fixed-buffer one) and the
-// WRITE_FIXED of the fixed-buffer payload after it, submitted together as a
-// linked pair (IOSQE_IO_LINK): the payload goes out right behind its header
-// in one round trip of the sender instead of two. The sendmsg posts no CQE
-// when it sent everything (IOSQE_CQE_SKIP_SUCCESS; MSG_WAITALL makes
-// anything less a failure); when it fails, its CQE goes to the reactor's
-// ignored user_data and the link fails the write with -ECANCELED, and the
-// caller drops the connection, since how much went out is unknown. The
-// result is the write's: bytes (possibly fewer than `len`: a socket write
-// takes what fits) or -errno. `msg` must stay valid until then.
-struct SendThenWriteFixed {
-  int fd;
-  const msghdr* msg;
-  std::uintptr_t addr;
-  unsigned len;
-  int buf_index;
-  runtime::Reactor* reactor = nullptr;
-  uint64_t user_data = 0;
-  int result = 0;
-
-  bool await_ready() const noexcept { return false; }
-  bool await_suspend(std::coroutine_handle<> h) {
-    reactor = runtime::Reactor::current();
-    if (reactor->draining()) {
-      result = -ECANCELED;
-      return false;
-    }
-    io_uring_sqe* send = reactor->get_sqe(2);  // two consecutive SQEs: the link is to the next one
-    io_uring_prep_sendmsg(send, fd, msg, MSG_NOSIGNAL | MSG_WAITALL);
-    send->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
-    io_uring_sqe_set_data64(send, runtime::Reactor::ignored_user_data);
-    io_uring_sqe* write = reactor->get_sqe();
-    io_uring_prep_write_fixed(write, fd, reinterpret_cast<const void*>(addr), len, 0, buf_index);
-    user_data = reactor->open_slot(reactor->waiter_for(h));
-    io_uring_sqe_set_data64(write, user_data);
-    return true;
-  }
-  int await_resume() noexcept { return user_data == 0 ? result : reactor->close_slot(user_data); }
-};
-
 }  // namespace
 
 Task<Result<std::shared_ptr<Connection>>> Connection::open(const Endpoint& endpoint, std::string export_name,
@@ -427,20 +386,6 @@ Task<void> Connection::run_sender() {
         }
       }
       std::size_t first = 0;
-      uint32_t done = 0;  // bytes of the fixed-buffer payload sent
-      if (fixed != nullptr && alive_ && iov.size() <= IOV_MAX) {
-        msghdr msg{};
-        msg.msg_iov = iov.data();
-        msg.msg_iovlen = iov.size();
-        const int n =
-            co_await SendThenWriteFixed{fd_, &msg, fixed->fixed_at, fixed->payload_length, fixed->fixed_buffer};
-        if (n <= 0) {
-          drop(n == 0 ? "the NBD server stopped receiving" : std::string("send: ") + std::strerror(-n));
-        } else {
-          first = iov.size();
-          done = static_cast<uint32_t>(n);
-        }
-      }
       while (alive_ && first < iov.size()) {
         msghdr msg{};
         msg.msg_iov = iov.data() + first;
@@ -463,9 +408,10 @@ Task<void> Connection::run_sender() {
           iov[first].iov_len -= left;
         }
       }
-      // The rest of a write from a fixed buffer: a socket write returns
-      // what the send buffer took, so loop. (No MSG_NOSIGNAL here: a user
-      // of fixed buffers ignores SIGPIPE, see NbdTarget::start_queue.)
+      // A write from a fixed buffer: a socket write returns what the send
+      // buffer took, so loop. (No MSG_NOSIGNAL here: a user of fixed
+      // buffers ignores SIGPIPE, see NbdTarget::start_queue.)
+      uint32_t done = 0;
       while (alive_ && fixed != nullptr && done < fixed->payload_length) {
         const int n = co_await runtime::write_fixed(fd_, reinterpret_cast<const void*>(fixed->fixed_at + done),
                                                     fixed->payload_length - done, 0, fixed->fixed_buffer);
