@@ -13,11 +13,13 @@
 #include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "coblk/runtime/io.h"
 #include "coblk/runtime/runtime.h"
 #include "coblk/runtime/when_all.h"
 #include "coblk/ublk/abi.h"
@@ -348,6 +350,24 @@ BOOST_AUTO_TEST_CASE(a_fixed_buffer_read_cut_off_mid_data_fails_and_plain_connec
     auto p = co_await connect(plain.client_fd);
     BOOST_TEST(co_await p->submit(op) == -EINVAL);
     p->close();
+  });
+}
+
+// A fixed-buffer write to a server that hung up fails with -ENOTCONN, to be
+// re-sent; its WRITE_FIXED (no MSG_NOSIGNAL) must not end the process.
+BOOST_AUTO_TEST_CASE(a_fixed_buffer_write_to_a_server_that_hung_up_fails_with_enotconn) {
+  ::signal(SIGPIPE, SIG_IGN);  // as NbdTarget does for zero copy
+  ScriptedServer server([&](int fd) { (void)nbd_test::serve_handshake(fd); });
+  run_on_runtime([&]() -> Task<void> {
+    Bytes buffer = pattern(64 << 10, 9);
+    const iovec iov{buffer.data(), buffer.size()};
+    BOOST_TEST_REQUIRE(runtime::Reactor::current()->register_buffers({&iov, 1}) == 0);
+    auto c = test::require_ok(co_await nbd::Connection::handshake(server.client_fd, "", 5s, true));
+    co_await runtime::sleep_for(50ms);
+    nbd::Op op{nbd::kCmdWrite, 0, 0, static_cast<uint32_t>(buffer.size()), nullptr, buffer.data()};
+    op.fixed_buffer = 0;
+    BOOST_TEST(co_await c->submit(op) == -ENOTCONN);
+    BOOST_TEST(!c->alive());
   });
 }
 
