@@ -70,7 +70,7 @@ po::options_description add_description() {
     ("no-registered-files", "register neither the io_uring fds nor /dev/ublkcN and loop's file as fixed files (for A/B measurement)")
     ("copy", "data path: the kernel copies into per-tag server buffers (default)")
     ("user-copy", "data path: the server copies with pread/pwrite on /dev/ublkcN")
-    ("zero-copy", "data path: request pages become io_uring fixed buffers (loop only)")
+    ("zero-copy", "data path: request pages become io_uring fixed buffers (loop and nbd)")
     ("algorithm", po::value<std::string>()->value_name("ALG"), "zram: lz4 | lz4:ACCEL | zstd | zstd:LEVEL (default lz4)")
     ("mem-limit", po::value<std::string>()->value_name("SIZE"), "zram: most memory for compressed data (default: no limit)")
     ("compress-cores", po::value<std::string>()->value_name("N"), "zram: compress asynchronously on N cores (the queues' own first, then others): a write completes once its pages are staged (default 0: compress inline)")
@@ -317,8 +317,8 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   if (paths > 1) return fail("--copy, --user-copy and --zero-copy are mutually exclusive");
   if (given("user-copy")) o.data_path = DataPathKind::user_copy;
   if (given("zero-copy")) o.data_path = DataPathKind::zero_copy;
-  if (o.data_path == DataPathKind::zero_copy && o.target != TargetKind::loop)
-    return fail("--zero-copy needs a target that passes buffers on to the kernel: only -t loop");
+  if (o.data_path == DataPathKind::zero_copy && o.target != TargetKind::loop && o.target != TargetKind::nbd)
+    return fail("--zero-copy needs a target that passes buffers on to the kernel: only -t loop and -t nbd");
 
   // Target-specific options must not be silently ignored.
   if (o.target != TargetKind::loop) {

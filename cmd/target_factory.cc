@@ -54,6 +54,7 @@ Result<std::unique_ptr<ublk::Target>> make_target(const AddOptions& o, uint32_t 
       config.queues = o.queues;
       config.reconnect_timeout = std::chrono::milliseconds(o.reconnect_timeout_ms);
       config.request_timeout = std::chrono::milliseconds(o.request_timeout_ms);
+      config.zero_copy = o.data_path == DataPathKind::zero_copy;
       return as_target(ublk::NbdTarget::create(std::move(config)));
     }
     case TargetKind::zram: {

@@ -139,8 +139,10 @@ struct Connection::Slot {
   PendingRequest request;
   uint64_t handle = 0;
   std::array<std::byte, kRequestHeaderSize> header{};
-  const std::byte* payload = nullptr;  // WRITE data
+  const std::byte* payload = nullptr;  // WRITE data (null with fixed_buffer)
   uint32_t payload_length = 0;
+  int fixed_buffer = -1;        // >= 0: the READ or WRITE data is in this fixed buffer of the ring (Op::fixed_buffer)
+  std::uintptr_t fixed_at = 0;  // ... at this io_uring address
   runtime::Waiter waiter{};
   int result = 0;
   bool waiting = false;     // the submitter is suspended on this slot
@@ -172,7 +174,8 @@ struct Connection::ReplyAwait {
   int await_resume() const noexcept { return slot->result; }
 };
 
-Connection::Connection(int fd, const ExportInfo& info) : fd_(fd), info_(info) {}
+Connection::Connection(int fd, const ExportInfo& info, bool fixed_buffers)
+    : fd_(fd), info_(info), fixed_buffers_(fixed_buffers) {}
 
 Connection::~Connection() {
   if (fd_ >= 0) ::close(fd_);
@@ -212,7 +215,7 @@ Task<int> recv_all(int fd, std::span<std::byte> data, std::chrono::steady_clock:
 }  // namespace
 
 Task<Result<std::shared_ptr<Connection>>> Connection::open(const Endpoint& endpoint, std::string export_name,
-                                                           std::chrono::milliseconds timeout) {
+                                                           std::chrono::milliseconds timeout, bool fixed_buffers) {
   const int fd = new_socket(endpoint, 0);
   if (fd < 0) co_return Error::from_errno(errno, "socket");
   const int ret =
@@ -224,13 +227,15 @@ Task<Result<std::shared_ptr<Connection>>> Connection::open(const Endpoint& endpo
     co_return Error(err, connect_error(endpoint, err));
   }
   tune_socket(fd, endpoint);
-  co_return co_await handshake(fd, std::move(export_name), timeout);
+  co_return co_await handshake(fd, std::move(export_name), timeout, fixed_buffers);
 }
 
 Task<Result<std::shared_ptr<Connection>>> Connection::handshake(int fd, std::string export_name,
-                                                                std::chrono::milliseconds timeout) {
+                                                                std::chrono::milliseconds timeout, bool fixed_buffers) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  Handshake hs(std::move(export_name), HandshakeGoal::go);
+  // Fixed-buffer reads take simple replies: a structured hole chunk would
+  // need zeros written into a buffer that has no address here.
+  Handshake hs(std::move(export_name), HandshakeGoal::go, !fixed_buffers);
   std::vector<std::byte> in;
   for (;;) {
     const std::vector<std::byte> out = hs.take_output();
@@ -254,7 +259,7 @@ Task<Result<std::shared_ptr<Connection>>> Connection::handshake(int fd, std::str
       co_return std::move(fed).error();
     }
   }
-  auto c = std::shared_ptr<Connection>(new Connection(fd, hs.info()));
+  auto c = std::shared_ptr<Connection>(new Connection(fd, hs.info(), fixed_buffers));
   runtime::spawn(run_reader(c), "nbd-reader");
   co_return c;
 }
@@ -313,6 +318,7 @@ void Connection::close() noexcept {
 
 Task<int> Connection::submit(Op op) {
   if (!alive_) co_return -ENOTCONN;
+  if (op.fixed_buffer >= 0 && !fixed_buffers_) co_return -EINVAL;
   const std::shared_ptr<Connection> keep = shared_from_this();
   uint32_t index = 0;
   if (!free_slots_.empty()) {
@@ -325,14 +331,22 @@ Task<int> Connection::submit(Op op) {
   Slot& s = *slots_[index];
   if (++s.generation == 0) s.generation = 1;
   s.handle = (uint64_t{s.generation} << 32) | index;
-  s.request = PendingRequest{op.type, op.offset, op.length, op.read_into, 0, 0};
+  const bool moves_data = op.type == kCmdRead || op.type == kCmdWrite;
+  s.fixed_buffer = moves_data ? op.fixed_buffer : -1;
+  const bool fixed = s.fixed_buffer >= 0;
+  // A fixed-buffer read has no address here: the parser refuses any of its
+  // data fed through the reader's buffer (see large_read below).
+  s.request = PendingRequest{op.type, op.offset, op.length, fixed ? nullptr : op.read_into, 0, 0};
   s.header = encode_request(op.type, op.flags, s.handle, op.offset, op.length);
-  s.payload = op.type == kCmdWrite ? op.write_from : nullptr;
+  s.fixed_at = !fixed                ? 0
+               : op.type == kCmdRead ? reinterpret_cast<std::uintptr_t>(op.read_into)
+                                     : reinterpret_cast<std::uintptr_t>(op.write_from);
+  s.payload = op.type == kCmdWrite && !fixed ? op.write_from : nullptr;
   s.payload_length = op.type == kCmdWrite ? op.length : 0;
   s.result = 0;
   s.submitted = std::chrono::steady_clock::now();
   s.waiting = s.replied = s.sent = false;
-  s.large_read = op.type == kCmdRead && op.length >= kReceiveBuffer;
+  s.large_read = op.type == kCmdRead && (op.length >= kReceiveBuffer || fixed);
   if (s.large_read) ++large_reads_;
   ++in_flight_;
   send_queue_.push_back(index);
@@ -348,40 +362,64 @@ Task<int> Connection::submit(Op op) {
 Task<void> Connection::run_sender() {
   sending_ = true;
   // The batch and its iovecs are members, reused: after the first requests
-  // the sender allocates nothing. Requests queued while a sendmsg is in
+  // the sender allocates nothing. Requests queued while a send is in
   // flight go out together in the next one.
   std::vector<uint32_t>& batch = sending_batch_;
   std::vector<iovec>& iov = sending_iov_;
   while (!send_queue_.empty()) {
     batch.swap(send_queue_);
     send_queue_.clear();
-    iov.clear();
-    for (const uint32_t i : batch) {
-      Slot& s = *slots_[i];
-      iov.push_back({s.header.data(), s.header.size()});
-      if (s.payload_length != 0) iov.push_back({const_cast<std::byte*>(s.payload), s.payload_length});
-    }
-    std::size_t first = 0;
-    while (alive_ && first < iov.size()) {
-      msghdr msg{};
-      msg.msg_iov = iov.data() + first;
-      msg.msg_iovlen = std::min<std::size_t>(iov.size() - first, IOV_MAX);
-      // MSG_WAITALL: io_uring sends the rest of a partial send itself as
-      // the socket drains, instead of completing to this task each time.
-      const int sent = co_await runtime::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_WAITALL);
-      if (sent <= 0) {
-        drop(sent == 0 ? "the NBD server stopped receiving" : std::string("send: ") + std::strerror(-sent));
-        break;
+    std::size_t next = 0;
+    while (alive_ && next < batch.size()) {
+      // Gather headers and payloads up to the first fixed-buffer payload,
+      // which no iovec can name: it follows its header in a send of its own.
+      iov.clear();
+      const Slot* fixed = nullptr;
+      while (next < batch.size() && fixed == nullptr) {
+        Slot& s = *slots_[batch[next++]];
+        iov.push_back({s.header.data(), s.header.size()});
+        if (s.payload_length == 0) continue;
+        if (s.fixed_buffer >= 0) {
+          fixed = &s;
+        } else {
+          iov.push_back({const_cast<std::byte*>(s.payload), s.payload_length});
+        }
       }
-      // Skip what went out; a partial iovec is advanced in place.
-      auto left = static_cast<std::size_t>(sent);
-      while (first < iov.size() && left >= iov[first].iov_len) {
-        left -= iov[first].iov_len;
-        ++first;
+      std::size_t first = 0;
+      while (alive_ && first < iov.size()) {
+        msghdr msg{};
+        msg.msg_iov = iov.data() + first;
+        msg.msg_iovlen = std::min<std::size_t>(iov.size() - first, IOV_MAX);
+        // MSG_WAITALL: io_uring sends the rest of a partial send itself as
+        // the socket drains, instead of completing to this task each time.
+        const int sent = co_await runtime::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_WAITALL);
+        if (sent <= 0) {
+          drop(sent == 0 ? "the NBD server stopped receiving" : std::string("send: ") + std::strerror(-sent));
+          break;
+        }
+        // Skip what went out; a partial iovec is advanced in place.
+        auto left = static_cast<std::size_t>(sent);
+        while (first < iov.size() && left >= iov[first].iov_len) {
+          left -= iov[first].iov_len;
+          ++first;
+        }
+        if (left != 0) {
+          iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
+          iov[first].iov_len -= left;
+        }
       }
-      if (left != 0) {
-        iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
-        iov[first].iov_len -= left;
+      // A write from a fixed buffer: a socket write returns what the send
+      // buffer took, so loop. (No MSG_NOSIGNAL here: a user of fixed
+      // buffers ignores SIGPIPE, see NbdTarget::start_queue.)
+      uint32_t done = 0;
+      while (alive_ && fixed != nullptr && done < fixed->payload_length) {
+        const int n = co_await runtime::write_fixed(fd_, reinterpret_cast<const void*>(fixed->fixed_at + done),
+                                                    fixed->payload_length - done, 0, fixed->fixed_buffer);
+        if (n <= 0) {
+          drop(n == 0 ? "the NBD server stopped receiving" : std::string("send (fixed buffer): ") + std::strerror(-n));
+          break;
+        }
+        done += static_cast<uint32_t>(n);
       }
     }
     for (const uint32_t i : batch) {
@@ -405,17 +443,31 @@ Task<void> Connection::run_reader(std::shared_ptr<Connection> self) {
     // read's data is never copied out of the buffer, but received in place:
     // one extra receive per reply, against up to 64 KiB copied per reply.
     // Otherwise the buffer takes whatever the socket has: many small replies
-    // per receive.
-    const bool exact = c.large_reads_ != 0;
+    // per receive. A connection for fixed buffers is always exact: a read
+    // submitted while a receive is already waiting must not find its data
+    // taken into the buffer, where it has nowhere to go.
+    const bool exact = c.large_reads_ != 0 || c.fixed_buffers_;
     // Read data of 4 KiB or more (any size while exact) goes straight into
     // the request's buffer, all of it in one operation: with MSG_WAITALL
     // io_uring receives the pieces as they arrive without completing to
     // this task for each.
-    const std::span<std::byte> direct = parser.direct_span(handler);
-    if (direct.size() >= 4096 || (exact && !direct.empty())) {
-      const int n = co_await runtime::recv(c.fd_, direct.data(), direct.size(), MSG_WAITALL);
+    const ReplyParser::DirectRange direct = parser.direct_range(handler);
+    if (direct.request != nullptr && direct.length != 0 && (direct.length >= 4096 || exact)) {
+      const Slot& s = *c.slots_[static_cast<uint32_t>(direct.handle)];
+      int n = 0;
+      if (s.fixed_buffer >= 0) {
+        // Into the request's fixed buffer (a ublk request's pages): a
+        // socket read takes what has arrived, so this may be a part; the
+        // parser counts it, and the request completes only when all of
+        // its data is in (a drop before that fails it, never half-filled).
+        n = co_await runtime::read_fixed(c.fd_, reinterpret_cast<void*>(s.fixed_at + direct.position), direct.length, 0,
+                                         s.fixed_buffer);
+      } else {
+        n = co_await runtime::recv(c.fd_, direct.request->data + direct.position, direct.length, MSG_WAITALL);
+      }
       if (n <= 0) {
-        if (n < 0) why = std::string("receive: ") + std::strerror(-n);
+        if (n < 0)
+          why = std::string(s.fixed_buffer >= 0 ? "receive (fixed buffer): " : "receive: ") + std::strerror(-n);
         break;
       }
       parser.direct_filled(static_cast<std::size_t>(n), handler);
@@ -513,7 +565,7 @@ Task<int> Client::start() {
     runtime::spawn(watch_requests(this, watchdog_), "nbd-request-timeout");
   }
   Result<std::shared_ptr<Connection>> c =
-      co_await Connection::open(config_.endpoint, config_.export_name, config_.connect_timeout);
+      co_await Connection::open(config_.endpoint, config_.export_name, config_.connect_timeout, config_.fixed_buffers);
   if (!c) {
     std::fprintf(stderr, "coblk: %s: %s; reconnecting\n", config_.name.c_str(), c.error().message().c_str());
     outage_ = true;
@@ -605,7 +657,7 @@ Task<void> Client::reconnect(Client* self, Clock::time_point deadline) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - c.last_try_);
     const auto limit = std::clamp(left, std::chrono::milliseconds(100), c.config_.connect_timeout);
     Result<std::shared_ptr<Connection>> opened =
-        co_await Connection::open(c.config_.endpoint, c.config_.export_name, limit);
+        co_await Connection::open(c.config_.endpoint, c.config_.export_name, limit, c.config_.fixed_buffers);
     if (opened) {
       std::shared_ptr<Connection> conn = std::move(opened).value();
       const ExportInfo& got = conn->info();

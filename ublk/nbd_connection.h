@@ -66,6 +66,17 @@ struct Op {
   uint32_t length = 0;                    ///< bytes
   std::byte* read_into = nullptr;         ///< READ: where the `length` bytes go
   const std::byte* write_from = nullptr;  ///< WRITE: the `length` bytes to send
+  /// >= 0: READ and WRITE data is in io_uring fixed buffer `fixed_buffer`
+  /// of the current core's ring, and read_into / write_from are its
+  /// address as io_uring sees it in that buffer, never dereferenced here:
+  /// null for a ublk request's pages in zero-copy mode (such a buffer
+  /// starts at address 0), the user address for a buffer registered from
+  /// this process's memory (Reactor::register_buffers). The reply's
+  /// data is then received with IORING_OP_READ_FIXED on the socket and a
+  /// write's payload sent with IORING_OP_WRITE_FIXED: no copy through this
+  /// process. Only on a connection opened for fixed buffers (see
+  /// ClientConfig::fixed_buffers); elsewhere the request fails with -EINVAL.
+  int fixed_buffer = -1;
 };
 
 /// One NBD connection in the transmission phase, owned by the reactor core
@@ -87,12 +98,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
  public:
   /// Connects to `endpoint` and negotiates export `export_name` with
   /// NBD_OPT_GO, within `timeout`. Error as probe_export, or ETIMEDOUT.
+  /// With `fixed_buffers`, requests may use Op::fixed_buffer (see
+  /// ClientConfig::fixed_buffers); without, such a request fails with
+  /// -EINVAL.
   static runtime::Task<Result<std::shared_ptr<Connection>>> open(const Endpoint& endpoint, std::string export_name,
-                                                                 std::chrono::milliseconds timeout);
+                                                                 std::chrono::milliseconds timeout,
+                                                                 bool fixed_buffers = false);
   /// Negotiates on `fd`, a connected stream socket the connection takes
   /// over (closed on failure too). For tests over a socketpair.
   static runtime::Task<Result<std::shared_ptr<Connection>>> handshake(int fd, std::string export_name,
-                                                                      std::chrono::milliseconds timeout);
+                                                                      std::chrono::milliseconds timeout,
+                                                                      bool fixed_buffers = false);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -133,7 +149,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   struct Slot;
   class Handler;
   struct ReplyAwait;
-  explicit Connection(int fd, const ExportInfo& info);
+  Connection(int fd, const ExportInfo& info, bool fixed_buffers);
   runtime::Task<void> run_sender();
   static runtime::Task<void> run_reader(std::shared_ptr<Connection> self);
   void drop(std::string why) noexcept;
@@ -147,11 +163,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   int fd_;
   ExportInfo info_;
+  // Requests may use fixed buffers: the reader then never receives past a
+  // reply header into its buffer (a fixed-buffer read's data has no
+  // address there), whatever is in flight when it starts a receive.
+  bool fixed_buffers_;
   bool alive_ = true;
   bool sending_ = false;
   std::string failure_;
   std::size_t in_flight_ = 0;
-  std::size_t large_reads_ = 0;               // reads of kReceiveBuffer bytes or more in flight
+  // Reads in flight whose data must not pass through the reader's buffer:
+  // those of kReceiveBuffer bytes or more, and every fixed-buffer read.
+  std::size_t large_reads_ = 0;
   std::vector<std::unique_ptr<Slot>> slots_;  // stable addresses: the sender's iovecs point into them
   std::vector<uint32_t> free_slots_;
   std::vector<uint32_t> send_queue_;     // slots waiting for the sender
@@ -179,6 +201,11 @@ struct ClientConfig {
   /// or a server that lost its data: the client then fails for good (every
   /// waiting and later operation gets -EIO, and it never connects again).
   std::vector<std::byte> identity;
+  /// Operations may use Op::fixed_buffer (a ublk target in zero-copy
+  /// mode). Its connections then ask for simple replies, which carry all
+  /// of a read's data and never a hole to zero, and receive every reply
+  /// header on its own, so that read data always goes to its request.
+  bool fixed_buffers = false;
 };
 
 /// A reconnecting NBD client for one reactor core.

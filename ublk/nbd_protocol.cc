@@ -101,8 +101,8 @@ std::string printable(std::span<const std::byte> bytes) {
 
 // ---- Handshake ----
 
-Handshake::Handshake(std::string export_name, HandshakeGoal goal)
-    : export_name_(std::move(export_name)), goal_(goal), want_(18) {}
+Handshake::Handshake(std::string export_name, HandshakeGoal goal, bool structured_replies)
+    : export_name_(std::move(export_name)), goal_(goal), ask_structured_(structured_replies), want_(18) {}
 
 std::vector<std::byte> Handshake::take_output() { return std::exchange(out_, {}); }
 
@@ -160,6 +160,10 @@ Result<void> Handshake::feed(std::span<const std::byte> bytes) {
         return fail(EPROTO, "the NBD server does not offer the fixed-newstyle handshake, which coblk needs");
       no_zeroes_ = (flags & kFlagNoZeroes) != 0;
       append32(out_, kClientFixedNewstyle | (no_zeroes_ ? kClientNoZeroes : 0));
+      if (!ask_structured_) {
+        send_go_or_info();  // simple replies: every read reply carries all its data
+        return {};
+      }
       send_option(kOptStructuredReply, {});
       state_ = State::reply_header;
       want_ = 20;
@@ -312,6 +316,10 @@ Result<void> ReplyParser::feed(std::span<const std::byte> bytes, ReplyHandler& h
       case State::chunk_data: {
         PendingRequest* p = handler.find(handle_);
         if (p == nullptr) return fail("NBD reply data for a request no longer in flight");
+        // A read without an address here (its buffer is an io_uring fixed
+        // buffer) must be received through direct_range(); bytes of it in a
+        // feed mean the caller broke that rule, and the stream is dropped.
+        if (p->data == nullptr) return fail("NBD read data reached the reply buffer of a fixed-buffer read");
         const std::size_t n = std::min<std::size_t>(remaining_, bytes.size());
         std::memcpy(p->data + data_pos_, bytes.data(), n);
         bytes = bytes.subspan(n);
@@ -469,6 +477,9 @@ Result<void> ReplyParser::on_control_chunk(ReplyHandler& handler) {
     if (length > p->length - p->received) return fail("malformed NBD reply: data chunks cover more than the request");
     if (!record_piece(*p, static_cast<uint32_t>(offset - p->offset), length))
       return fail("malformed NBD reply: chunks overlap");
+    // A fixed-buffer read has no address to zero here; its connections
+    // negotiate simple replies, so a hole chunk for one is never valid.
+    if (p->data == nullptr) return fail("malformed NBD reply: a hole chunk for a read without a buffer here");
     p->received += length;
     std::memset(p->data + (offset - p->offset), 0, length);
   } else {
@@ -517,11 +528,17 @@ std::size_t ReplyParser::bytes_before_data() const noexcept {
   return 1;  // a failed parser fails the next feed, whatever its size
 }
 
-std::span<std::byte> ReplyParser::direct_span(ReplyHandler& handler) noexcept {
+ReplyParser::DirectRange ReplyParser::direct_range(ReplyHandler& handler) noexcept {
   if (state_ != State::simple_data && state_ != State::chunk_data) return {};
   PendingRequest* p = handler.find(handle_);
   if (p == nullptr) return {};
-  return {p->data + data_pos_, remaining_};
+  return DirectRange{p, handle_, data_pos_, remaining_};
+}
+
+std::span<std::byte> ReplyParser::direct_span(ReplyHandler& handler) noexcept {
+  const DirectRange r = direct_range(handler);
+  if (r.request == nullptr || r.request->data == nullptr) return {};
+  return {r.request->data + r.position, r.length};
 }
 
 void ReplyParser::direct_filled(std::size_t n, ReplyHandler& handler) {

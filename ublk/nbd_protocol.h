@@ -173,8 +173,10 @@ enum class HandshakeGoal : uint8_t {
 /// a server that does not know NBD_OPT_GO gets NBD_OPT_EXPORT_NAME.
 class Handshake {
  public:
-  /// A handshake for export `export_name` (empty: the server's default).
-  Handshake(std::string export_name, HandshakeGoal goal);
+  /// A handshake for export `export_name` (empty: the server's default),
+  /// asking for structured replies unless `structured_replies` is false
+  /// (then every read reply is one header and all of the read's data).
+  Handshake(std::string export_name, HandshakeGoal goal, bool structured_replies = true);
 
   /// Bytes to read before the next feed(); 0 once done() or failed.
   std::size_t wanted() const noexcept { return want_; }
@@ -200,6 +202,7 @@ class Handshake {
 
   std::string export_name_;
   HandshakeGoal goal_;
+  bool ask_structured_;
   State state_ = State::greeting;
   std::size_t want_;
   std::vector<std::byte> out_;
@@ -213,12 +216,15 @@ class Handshake {
 /// What the reply parser needs of a request in flight. The parser never
 /// keeps a pointer to one past the call that received it.
 struct PendingRequest {
-  uint16_t type = 0;          ///< kCmd*
-  uint64_t offset = 0;        ///< the request's offset
-  uint32_t length = 0;        ///< the request's length
-  std::byte* data = nullptr;  ///< READ: `length` bytes the reply fills
-  uint32_t received = 0;      ///< READ, structured: bytes covered by data and hole chunks so far
-  int error = 0;              ///< structured: the first error chunk's errno (positive), 0 if none
+  uint16_t type = 0;    ///< kCmd*
+  uint64_t offset = 0;  ///< the request's offset
+  uint32_t length = 0;  ///< the request's length
+  /// READ: `length` bytes the reply fills. Null for a read whose buffer
+  /// is not addressable here (an io_uring fixed buffer): its data must be
+  /// received through ReplyParser::direct_range(), never fed.
+  std::byte* data = nullptr;
+  uint32_t received = 0;  ///< READ, structured: bytes covered by data and hole chunks so far
+  int error = 0;          ///< structured: the first error chunk's errno (positive), 0 if none
   /// Most separate covered pieces tracked per read; a reply in more pieces
   /// than this (never seen from nbdkit or qemu-nbd) fails with EIO.
   static constexpr unsigned max_pieces = 16;
@@ -266,9 +272,20 @@ class ReplyParser {
   /// Consumes all of `bytes`, or fails (see the class).
   Result<void> feed(std::span<const std::byte> bytes, ReplyHandler& handler);
 
-  /// While a reply's read data is being received: the rest of that data's
-  /// destination, so that the caller can receive straight into it (then
-  /// call direct_filled); empty otherwise. Valid until the next call.
+  /// Where the read data being received goes, as a position in a request.
+  struct DirectRange {
+    PendingRequest* request = nullptr;  ///< null: no read data is being received
+    uint64_t handle = 0;                ///< the request's handle
+    uint32_t position = 0;              ///< byte of the request's data the next byte goes to
+    uint32_t length = 0;                ///< bytes of this chunk's data still to come
+  };
+  /// While a reply's read data is being received: the request and the part
+  /// of its data still to come, so that the caller can receive straight
+  /// into it (then call direct_filled); request null otherwise. The way
+  /// for a request whose `data` is null. Valid until the next call.
+  DirectRange direct_range(ReplyHandler& handler) noexcept;
+  /// direct_range() as a span of the request's `data`; empty when no read
+  /// data is being received, or its request has no `data`.
   std::span<std::byte> direct_span(ReplyHandler& handler) noexcept;
   /// Tells the parser that `n` bytes (at most direct_span().size()) were
   /// received into direct_span(); completes the request if that ended it.

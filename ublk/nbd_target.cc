@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <utility>
 
 #include "coblk/runtime/reactor.h"
@@ -56,6 +57,11 @@ Task<int> NbdTarget::start_queue(uint16_t queue) {
   c.connect_timeout = config_.connect_timeout;
   c.request_timeout = config_.request_timeout;
   c.name = "nbd queue " + std::to_string(queue);
+  c.fixed_buffers = config_.zero_copy;
+  // A socket write from a fixed buffer (IORING_OP_WRITE_FIXED) cannot say
+  // MSG_NOSIGNAL: a server that hung up must cost the connection (EPIPE,
+  // then a reconnect), not kill the process with SIGPIPE.
+  if (config_.zero_copy) ::signal(SIGPIPE, SIG_IGN);
   cores_[queue] = runtime::Reactor::current()->core();
   clients_[queue] = std::make_unique<nbd::Client>(std::move(c), config_.info);
   // A server that is down now is waited for like one that drops later: the
@@ -66,20 +72,30 @@ Task<int> NbdTarget::start_queue(uint16_t queue) {
 
 Task<int> NbdTarget::read(const Request& r) {
   if (!in_range(r)) co_return -EIO;
-  if (r.data == nullptr) co_return -EINVAL;  // no zero copy: the data must pass through this process
-  const int ret = co_await clients_[r.queue]->submit(nbd::Op{nbd::kCmdRead, 0, r.offset, r.length, r.data, nullptr});
+  nbd::Op op{nbd::kCmdRead, 0, r.offset, r.length, r.data, nullptr};
+  if (r.fixed_buffer >= 0) {
+    op.read_into = nullptr;
+    op.fixed_buffer = r.fixed_buffer;
+  } else if (r.data == nullptr) {
+    co_return -EINVAL;
+  }
+  const int ret = co_await clients_[r.queue]->submit(op);
   co_return ret < 0 ? ret : static_cast<int>(r.length);
 }
 
 Task<int> NbdTarget::write(const Request& r) {
   if (!in_range(r)) co_return -EIO;
-  if (r.data == nullptr) co_return -EINVAL;
+  if (r.data == nullptr && r.fixed_buffer < 0) co_return -EINVAL;
   const uint16_t server = config_.info.flags;
   const bool fua = (r.flags & abi::IO_F_FUA) != 0;
   const bool native_fua = fua && (server & nbd::kFlagSendFua) != 0;
   nbd::Client& client = *clients_[r.queue];
-  int ret = co_await client.submit(
-      nbd::Op{nbd::kCmdWrite, native_fua ? nbd::kCmdFlagFua : uint16_t{0}, r.offset, r.length, nullptr, r.data});
+  nbd::Op op{nbd::kCmdWrite, native_fua ? nbd::kCmdFlagFua : uint16_t{0}, r.offset, r.length, nullptr, r.data};
+  if (r.fixed_buffer >= 0) {
+    op.write_from = nullptr;
+    op.fixed_buffer = r.fixed_buffer;
+  }
+  int ret = co_await client.submit(op);
   if (ret == 0 && fua && !native_fua && (server & nbd::kFlagSendFlush) != 0) {
     ret = co_await client.submit(nbd::Op{nbd::kCmdFlush, 0, 0, 0, nullptr, nullptr});
   }

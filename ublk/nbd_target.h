@@ -21,6 +21,11 @@ struct NbdTargetConfig {
   std::chrono::milliseconds reconnect_timeout{30000};  ///< see nbd::ClientConfig
   std::chrono::milliseconds connect_timeout{5000};     ///< see nbd::ClientConfig
   std::chrono::milliseconds request_timeout{30000};    ///< see nbd::ClientConfig (0: none)
+  /// Serve the zero-copy data path (DataPath::zero_copy): each request's
+  /// pages are a fixed buffer of the queue's ring, read replies are
+  /// received into them and write payloads sent from them by the socket
+  /// (nbd::ClientConfig::fixed_buffers). Without it, the copy paths.
+  bool zero_copy = false;
 };
 
 /// Serves the device from an NBD export: each queue opens its own
@@ -37,6 +42,11 @@ struct NbdTargetConfig {
 /// A server without NBD_FLAG_CAN_MULTI_CONN may keep a write cache per
 /// connection: then a FLUSH is sent on every queue's connection, not only
 /// the one that received it, so that it covers writes completed on others.
+///
+/// With NbdTargetConfig::zero_copy, request data never passes through this
+/// process: read data goes from the socket into the request's pages
+/// (IORING_OP_READ_FIXED), write data from them into the socket
+/// (IORING_OP_WRITE_FIXED).
 class NbdTarget final : public Target {
  public:
   /// A target for `config`. Error EINVAL (one line) when the export's
@@ -48,6 +58,7 @@ class NbdTarget final : public Target {
   NbdTarget& operator=(const NbdTarget&) = delete;
 
   TargetGeometry geometry() const override;
+  bool supports_zero_copy() const override { return config_.zero_copy; }
   runtime::Task<int> start_queue(uint16_t queue) override;
   runtime::Task<int> read(const Request& r) override;
   runtime::Task<int> write(const Request& r) override;

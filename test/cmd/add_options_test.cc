@@ -415,7 +415,14 @@ BOOST_AUTO_TEST_CASE(nbd_options_are_checked_before_any_connection) {
   expect_rejected({"-t", "ram", "--connect", "unix:/x"}, "--connect is only valid with -t nbd");
   expect_rejected({"-t", "loop", "--export", "x"}, "--export is only valid with -t nbd");
   expect_rejected({"-t", "null", "--reconnect-timeout", "1s"}, "--reconnect-timeout is only valid with -t nbd");
-  expect_rejected({"-t", "nbd", "--connect", "unix:/x", "--zero-copy"}, "--zero-copy");
+}
+
+BOOST_AUTO_TEST_CASE(nbd_takes_zero_copy_but_not_with_the_other_data_paths) {
+  const AddParse p = parse({"-t", "nbd", "--connect", "unix:/x", "--zero-copy"});
+  BOOST_TEST_REQUIRE(static_cast<bool>(p), p.error);
+  BOOST_TEST((p.options.data_path == DataPathKind::zero_copy));
+  expect_rejected({"-t", "nbd", "--connect", "unix:/x", "--zero-copy", "--user-copy"}, "mutually exclusive");
+  expect_rejected({"-t", "nbd", "--connect", "unix:/x", "--zero-copy", "--unprivileged"}, "zero copy");
 }
 
 BOOST_AUTO_TEST_CASE(resolving_an_unreachable_nbd_server_is_one_line_and_leaves_the_options_alone) {

@@ -11,7 +11,11 @@
 // flush), the stream is parsed four ways: whole, in pieces, in pieces
 // with read data received through direct_span, and as nbd::Connection does
 // while a large read is in flight (feed() at most bytes_before_data(), all
-// read data through direct_span). Checks:
+// read data through direct_span); and a fifth way, as a zero-copy
+// connection does: the reads have no buffer in the parser's view (their
+// data is an io_uring fixed buffer), feed() gets at most
+// bytes_before_data(), and read data goes by direct_range's position into
+// a shadow of each buffer. Checks:
 //   - no crash and no access outside a request's buffer;
 //   - an error is EPROTO with one non-empty line, and the parser stays failed;
 //   - each request completes at most once, with 0 or a negative errno, and
@@ -19,6 +23,9 @@
 //   - a structured read that succeeded was covered by exactly its length;
 //   - the four ways agree on completions, results, buffer contents and
 //     whether (and at which point of the stream) the parser failed;
+//   - the zero-copy way agrees with the fourth wherever it did not fail (it
+//     fails where a structured hole chunk would have to zero a buffer it
+//     cannot address), and always without structured replies;
 //   - fed at most bytes_before_data(), the parser never takes read data:
 //     whenever it then wants data, direct_span is all of that reply's or
 //     chunk's data, as its header (the bytes just fed) says.
@@ -59,14 +66,24 @@ struct Outcome {
 
 class Table final : public nbd::ReplyHandler {
  public:
-  Table() {
+  // `fixed`: the reads' buffers are not given to the parser (zero copy);
+  // the caller fills them by position through shadow().
+  explicit Table(bool fixed = false) {
     for (std::size_t i = 0; i < 4; ++i) {
       const Request& r = kRequests[i];
       // Exact size: a byte past the end is outside the allocation.
       buffers_[i].reset(r.length != 0 && r.type == nbd::kCmdRead ? new std::byte[r.length] : nullptr);
       if (buffers_[i]) std::memset(buffers_[i].get(), 0xa5, r.length);
-      pending_[kHandles[i]] = nbd::PendingRequest{r.type, r.offset, r.length, buffers_[i].get(), 0, 0};
+      pending_[kHandles[i]] =
+          nbd::PendingRequest{r.type, r.offset, r.length, fixed ? nullptr : buffers_[i].get(), 0, 0};
     }
+  }
+  // The buffer of the request with `handle`, and its length.
+  std::span<std::byte> shadow(uint64_t handle) {
+    for (std::size_t i = 0; i < 4; ++i) {
+      if (kHandles[i] == handle) return {buffers_[i].get(), buffers_[i] ? kRequests[i].length : 0};
+    }
+    return {};
   }
   nbd::PendingRequest* find(uint64_t handle) override {
     auto it = pending_.find(handle);
@@ -130,14 +147,38 @@ void check_untouched(const std::byte* data, std::size_t at, bool structured, std
 }
 
 // mode 0: whole; 1: pieces; 2: pieces, read data through direct_span; 3:
-// at most bytes_before_data() through feed(), read data through direct_span.
+// at most bytes_before_data() through feed(), read data through direct_span;
+// 4: as 3, with the reads' buffers out of the parser's sight, filled by
+// direct_range's position.
 Outcome parse(const std::byte* data, std::size_t size, bool structured, std::size_t piece, int mode) {
-  Table t;
+  Table t(mode == 4);
   t.structured_ = structured;
   nbd::ReplyParser parser(structured);
   std::size_t at = 0;
   bool failed = false;
   while (at < size && !failed) {
+    if (mode == 4) {
+      const nbd::ReplyParser::DirectRange direct = parser.direct_range(t);
+      if (direct.request != nullptr) {
+        COBLK_FUZZ_CHECK(direct.length != 0, "direct_range with nothing to receive");
+        const std::span<std::byte> to = t.shadow(direct.handle);
+        COBLK_FUZZ_CHECK(direct.position <= to.size() && direct.length <= to.size() - direct.position,
+                         "direct_range outside its request");
+        const std::size_t n = std::min<std::size_t>({direct.length, size - at, piece});
+        std::memcpy(to.data() + direct.position, data + at, n);
+        parser.direct_filled(n, t);
+        at += n;
+        continue;
+      }
+      const std::size_t n = std::min(parser.bytes_before_data(), size - at);
+      const Result<void> r = parser.feed({data + at, n}, t);
+      at += n;
+      if (!r) {
+        check_error(r);
+        failed = true;
+      }
+      continue;
+    }
     if (mode == 3) {
       const std::span<std::byte> direct = parser.direct_span(t);
       if (!direct.empty()) {
@@ -224,6 +265,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* raw, std::size_t size) {
   const Outcome split = parse(data, size, structured, piece, 1);
   const Outcome direct = parse(data, size, structured, piece, 2);
   const Outcome exact = parse(data, size, structured, piece, 3);
+  const Outcome fixed = parse(data, size, structured, piece, 4);
+  if (!structured || !fixed.failed) {
+    COBLK_FUZZ_CHECK(
+        fixed.failed == exact.failed && fixed.completed == exact.completed && fixed.buffers == exact.buffers,
+        "reads into buffers the parser cannot address end differently from reads into its own");
+  }
   COBLK_FUZZ_CHECK(whole.failed == split.failed && whole.failed == direct.failed && whole.failed == exact.failed,
                    "the parser fails or not depending on how the stream is split");
   COBLK_FUZZ_CHECK(

@@ -13,11 +13,13 @@
 #include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "coblk/runtime/io.h"
 #include "coblk/runtime/runtime.h"
 #include "coblk/runtime/when_all.h"
 #include "coblk/ublk/abi.h"
@@ -248,6 +250,124 @@ BOOST_AUTO_TEST_CASE(a_disconnect_fails_every_request_in_flight_with_enotconn) {
     BOOST_TEST(!c->alive());
     BOOST_TEST(!c->failure().empty());
     BOOST_TEST(co_await c->flush() == -ENOTCONN);
+  });
+}
+
+// Zero copy's path, with buffers registered from this process's memory in
+// place of a ublk request's pages: write payloads go out from fixed
+// buffers (IORING_OP_WRITE_FIXED), read data comes into them
+// (IORING_OP_READ_FIXED), a piece at a time as the server sends it, mixed
+// with ordinary small requests on the same connection; the connection asks
+// for simple replies, whatever the server offers.
+BOOST_AUTO_TEST_CASE(fixed_buffer_reads_and_writes_round_trip_in_pieces_next_to_ordinary_requests) {
+  std::vector<std::byte> disk(8 << 20);
+  nbd_test::ExportFacts facts;
+  facts.size = disk.size();
+  facts.structured = true;  // offered, and not taken
+  ScriptedServer server([&](int fd) {
+    if (!nbd_test::serve_handshake(fd, facts)) return;
+    nbd_test::ClientRequest r;
+    while (nbd_test::read_request(fd, r)) {
+      if (r.type == nbd::kCmdDisc) return;
+      // Read data in 1000-byte sends: the client's socket reads come back short.
+      if (!nbd_test::send_bytes(fd, nbd_test::serve_request(disk, r, false), 1000)) return;
+    }
+  });
+  const int ok = run_on_runtime([&]() -> Task<int> {
+    constexpr int kBuffers = 4;
+    const uint32_t sizes[kBuffers] = {1U << 20, 4096, 200U << 10, 3000};
+    std::vector<Bytes> buffers;
+    std::vector<iovec> iov;
+    for (int i = 0; i < kBuffers; ++i) {
+      buffers.push_back(pattern(sizes[i], static_cast<unsigned>(i)));
+      iov.push_back({buffers[i].data(), buffers[i].size()});
+    }
+    BOOST_TEST_REQUIRE(runtime::Reactor::current()->register_buffers(iov) == 0);
+    Result<std::shared_ptr<nbd::Connection>> opened =
+        co_await nbd::Connection::handshake(server.client_fd, "", 5s, /*fixed_buffers=*/true);
+    auto c = test::require_ok(std::move(opened));
+    BOOST_TEST(!c->info().structured_replies);
+    std::vector<Task<int>> writes;
+    std::vector<Bytes> small(kBuffers);
+    for (int i = 0; i < kBuffers; ++i) {
+      nbd::Op op{nbd::kCmdWrite, 0, static_cast<uint64_t>(i) << 20, sizes[i], nullptr, buffers[i].data()};
+      op.fixed_buffer = i;
+      writes.push_back(c->submit(op));
+      small[i] = pattern(512, static_cast<unsigned>(100 + i));
+      writes.push_back(c->write((4U << 20) + static_cast<uint64_t>(i) * 4096, small[i], false));
+    }
+    for (const int r : co_await runtime::when_all(std::move(writes))) BOOST_TEST(r == 0);
+    for (int i = 0; i < kBuffers; ++i) {
+      BOOST_TEST(std::equal(buffers[i].begin(), buffers[i].end(), disk.begin() + (i << 20)));
+    }
+    const std::vector<Bytes> written = buffers;
+    for (Bytes& b : buffers) std::fill(b.begin(), b.end(), std::byte{0xee});
+    std::vector<Task<int>> reads;
+    std::vector<Bytes> small_back(kBuffers, Bytes(512));
+    for (int i = 0; i < kBuffers; ++i) {
+      nbd::Op op{nbd::kCmdRead, 0, static_cast<uint64_t>(i) << 20, sizes[i], buffers[i].data(), nullptr};
+      op.fixed_buffer = i;
+      reads.push_back(c->submit(op));
+      reads.push_back(c->read((4U << 20) + static_cast<uint64_t>(i) * 4096, small_back[i]));
+    }
+    for (const int r : co_await runtime::when_all(std::move(reads))) BOOST_TEST(r == 0);
+    for (int i = 0; i < kBuffers; ++i) {
+      BOOST_TEST((buffers[i] == written[i]));
+      BOOST_TEST((small_back[i] == small[i]));
+    }
+    BOOST_TEST(c->in_flight() == 0u);
+    c->close();
+    co_return 1;
+  });
+  BOOST_TEST(ok == 1);
+}
+
+// A fixed-buffer read whose data stops half way (the server goes away) fails
+// with -ENOTCONN, for the client to re-send: never a half-filled success.
+// A connection not opened for fixed buffers refuses them.
+BOOST_AUTO_TEST_CASE(a_fixed_buffer_read_cut_off_mid_data_fails_and_plain_connections_refuse_fixed_buffers) {
+  std::vector<std::byte> disk = pattern(1 << 20, 5);
+  ScriptedServer server([&](int fd) {
+    if (!nbd_test::serve_handshake(fd)) return;
+    nbd_test::ClientRequest r;
+    if (!nbd_test::read_request(fd, r)) return;
+    Bytes reply = nbd_test::serve_request(disk, r, false);
+    reply.resize(reply.size() / 2);
+    nbd_test::send_bytes(fd, reply);
+  });
+  ScriptedServer plain([&](int fd) {
+    if (nbd_test::serve_handshake(fd)) nbd_test::serve_disk(fd, disk, true);
+  });
+  run_on_runtime([&]() -> Task<void> {
+    Bytes buffer(256 << 10);
+    const iovec iov{buffer.data(), buffer.size()};
+    BOOST_TEST_REQUIRE(runtime::Reactor::current()->register_buffers({&iov, 1}) == 0);
+    auto c = test::require_ok(co_await nbd::Connection::handshake(server.client_fd, "", 5s, true));
+    nbd::Op op{nbd::kCmdRead, 0, 0, static_cast<uint32_t>(buffer.size()), buffer.data(), nullptr};
+    op.fixed_buffer = 0;
+    BOOST_TEST(co_await c->submit(op) == -ENOTCONN);
+    BOOST_TEST(!c->alive());
+    auto p = co_await connect(plain.client_fd);
+    BOOST_TEST(co_await p->submit(op) == -EINVAL);
+    p->close();
+  });
+}
+
+// A fixed-buffer write to a server that hung up fails with -ENOTCONN, to be
+// re-sent; its WRITE_FIXED (no MSG_NOSIGNAL) must not end the process.
+BOOST_AUTO_TEST_CASE(a_fixed_buffer_write_to_a_server_that_hung_up_fails_with_enotconn) {
+  ::signal(SIGPIPE, SIG_IGN);  // as NbdTarget does for zero copy
+  ScriptedServer server([&](int fd) { (void)nbd_test::serve_handshake(fd); });
+  run_on_runtime([&]() -> Task<void> {
+    Bytes buffer = pattern(64 << 10, 9);
+    const iovec iov{buffer.data(), buffer.size()};
+    BOOST_TEST_REQUIRE(runtime::Reactor::current()->register_buffers({&iov, 1}) == 0);
+    auto c = test::require_ok(co_await nbd::Connection::handshake(server.client_fd, "", 5s, true));
+    co_await runtime::sleep_for(50ms);
+    nbd::Op op{nbd::kCmdWrite, 0, 0, static_cast<uint32_t>(buffer.size()), nullptr, buffer.data()};
+    op.fixed_buffer = 0;
+    BOOST_TEST(co_await c->submit(op) == -ENOTCONN);
+    BOOST_TEST(!c->alive());
   });
 }
 

@@ -387,6 +387,69 @@ BOOST_AUTO_TEST_CASE(direct_span_lets_read_data_be_received_in_place) {
   BOOST_TEST(parser.direct_span(t).empty());
 }
 
+// A read without an address in this process (zero copy: its buffer is an
+// io_uring fixed buffer) is received through direct_range by position; any
+// of its data fed through the parser, or a hole chunk for it, is refused
+// instead of written through a null pointer.
+BOOST_AUTO_TEST_CASE(a_read_without_a_buffer_is_received_by_position_and_never_fed) {
+  const Bytes data = pattern(9000, 3);
+  {
+    Table t;
+    t.add(7, nbd::kCmdRead, 4096, 9000);
+    t.pending[7].data = nullptr;
+    nbd::ReplyParser parser(false);
+    const Bytes stream = nbd_test::simple_reply(7, 0, data);
+    BOOST_TEST(parser.feed({stream.data(), 16}, t).ok());
+    BOOST_TEST(parser.direct_span(t).empty());
+    nbd::ReplyParser::DirectRange r = parser.direct_range(t);
+    BOOST_REQUIRE(r.request != nullptr);
+    BOOST_TEST(r.handle == 7u);
+    BOOST_TEST(r.position == 0u);
+    BOOST_TEST(r.length == 9000u);
+    parser.direct_filled(5000, t);
+    r = parser.direct_range(t);
+    BOOST_TEST(r.position == 5000u);
+    BOOST_TEST(r.length == 4000u);
+    BOOST_TEST(t.completed.count(7) == 0u);
+    parser.direct_filled(4000, t);
+    BOOST_TEST(t.completed[7] == 0);
+    BOOST_TEST(parser.direct_range(t).request == nullptr);
+  }
+  {
+    Table t;
+    t.add(8, nbd::kCmdRead, 0, 9000);
+    t.pending[8].data = nullptr;
+    nbd::ReplyParser parser(false);
+    const Bytes stream = nbd_test::simple_reply(8, 0, data);
+    BOOST_TEST(!parser.feed(stream, t).ok());
+    BOOST_TEST(t.completed.count(8) == 0u);
+  }
+  {
+    Table t;
+    t.add(9, nbd::kCmdRead, 0, 4096);
+    t.pending[9].data = nullptr;
+    nbd::ReplyParser parser(true);
+    Bytes hole;
+    nbd_test::put_be(hole, 0, 8);
+    nbd_test::put_be(hole, 4096, 4);
+    const Bytes stream = nbd_test::chunk(9, nbd::kReplyOffsetHole, nbd::kReplyFlagDone, hole);
+    BOOST_TEST(!parser.feed(stream, t).ok());
+    BOOST_TEST(t.completed.count(9) == 0u);
+  }
+}
+
+// A handshake without structured replies (a connection for fixed buffers)
+// goes from the greeting straight to NBD_OPT_GO.
+BOOST_AUTO_TEST_CASE(a_handshake_may_decline_structured_replies) {
+  nbd::Handshake hs("disk", nbd::HandshakeGoal::go, /*structured_replies=*/false);
+  const Bytes server = cat({nbd_test::greeting(), good_go_replies(nbd::kOptGo, 8 << 20, nbd::kFlagHasFlags)});
+  Bytes sent;
+  BOOST_TEST(run_handshake(hs, server, &sent) == "");
+  BOOST_TEST(!hs.info().structured_replies);
+  BOOST_REQUIRE(sent.size() == 4 + 16 + 4 + 4 + 2 + 2);
+  BOOST_TEST(nbd_test::get_be(sent.data() + 4 + 8, 4) == nbd::kOptGo);
+}
+
 // nbd::Connection's reader, while a large read is in flight, feeds at most
 // bytes_before_data() and receives all read data through direct_span: no
 // byte of a read's data may pass through feed() then, in either reply form,

@@ -5,7 +5,9 @@
 # For each pair (coblk null vs null_blk, coblk ram vs brd, coblk loop on a
 # tmpfs file vs that file, coblk zram vs kernel zram; asked for by name,
 # nbd (coblk -t nbd vs the kernel's nbd client on one nbdkit server),
-# nbd_scaling (coblk -t nbd at 2 queues vs 1), zram_tier (zram with a
+# nbd_scaling (coblk -t nbd at 2 queues vs 1), nbd_zc (coblk -t nbd
+# --zero-copy vs the kernel's nbd client), nbd_zc_copy (--zero-copy vs the
+# copy path), zram_tier (zram with a
 # backing device vs kernel zram with one, everything written back) and
 # zram_mem (orig_data_size / mem_used_total vs kernel zram); and, asked for by
 # name, ram_keep/zram_keep/ram_now/zram_now/nbd_now: this build against an
@@ -422,6 +424,43 @@ bench_nbd() {
   vm_wait_for_path /sys/block/nbd0/pid 10
   precondition "$dev"; precondition /dev/nbd0
   compare nbd "$dev" /dev/nbd0
+}
+
+# coblk -t nbd --zero-copy (read data received from the socket straight
+# into the request's pages, write data sent from them) against the
+# kernel's nbd client, as the pair nbd (all workloads, or those of vm-bench
+# --workloads).
+bench_nbd_zc() {
+  vm_require_coblk; vm_require_root; vm_require_cmd nbdkit nbd-client
+  vm_load_module ublk_drv
+  vm_load_module nbd nbds_max=2
+  local sock=$NBD_SOCK dev
+  nbd_server
+  dev=$(coblk_add -t nbd --connect "unix:$sock" --block-size 4096 --zero-copy)
+  vm_defer "coblk_del_dev $dev"
+  nbd-client -unix "$sock" /dev/nbd0 -b 4096 -C "$QUEUES" >/tmp/nbd-client.log 2>&1 \
+    || { cat /tmp/nbd-client.log >&2; vm_fail "nbd-client could not attach /dev/nbd0"; }
+  vm_defer "nbd-client -d /dev/nbd0 >/dev/null 2>&1"
+  vm_wait_for_path /sys/block/nbd0/pid 10
+  precondition "$dev"; precondition /dev/nbd0
+  # shellcheck disable=SC2086
+  compare nbd_zc "$dev" /dev/nbd0 ${COBLK_BENCH_WORKLOADS:-}
+}
+
+# coblk -t nbd --zero-copy against coblk -t nbd (the copy path), this
+# build, one nbdkit server: what zero copy gains or costs per workload.
+bench_nbd_zc_copy() {
+  vm_require_coblk; vm_require_root; vm_require_cmd nbdkit
+  vm_load_module ublk_drv
+  local sock=$NBD_SOCK zc copy
+  nbd_server
+  zc=$(coblk_add -t nbd --connect "unix:$sock" --block-size 4096 --zero-copy)
+  vm_defer "coblk_del_dev $zc"
+  copy=$(coblk_add -t nbd --connect "unix:$sock" --block-size 4096)
+  vm_defer "coblk_del_dev $copy"
+  precondition "$zc"; precondition "$copy"
+  # shellcheck disable=SC2086
+  compare nbd_zc_copy "$zc" "$copy" ${COBLK_BENCH_WORKLOADS:-}
 }
 
 # This build's coblk -t nbd against an earlier build's (vm-bench --before),
