@@ -20,30 +20,17 @@
 #include "coblk/storage/page_store.h"
 #include "test/require_ok.h"
 #include "test/storage/page_gen.h"
+#include "test/storage/tier_support.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
-using namespace storage;  // NOLINT(google-build-using-namespace): a program file, not a library
+using namespace storage;       // NOLINT(google-build-using-namespace): a program file, not a library
+using namespace storage_test;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace {
 
 constexpr std::size_t ps = 4096;
 constexpr std::uint64_t pages = 128;
-
-// A backing file in /tmp, removed at the end.
-struct BackingFile {
-  int fd = -1;
-  explicit BackingFile(std::uint64_t blocks) {
-    char name[] = "/tmp/coblk-readmit-test-XXXXXX";
-    fd = ::mkstemp(name);
-    BOOST_REQUIRE(fd >= 0);
-    ::unlink(name);
-    BOOST_REQUIRE_EQUAL(::ftruncate(fd, static_cast<off_t>(blocks * ps)), 0);
-  }
-  ~BackingFile() { ::close(fd); }
-  BackingFile(const BackingFile&) = delete;
-  BackingFile& operator=(const BackingFile&) = delete;
-};
 
 PageStoreConfig config(const BackingFile& file, std::uint32_t readmit_reads, unsigned cores = 1) {
   PageStoreConfig c;
@@ -55,48 +42,9 @@ PageStoreConfig config(const BackingFile& file, std::uint32_t readmit_reads, uns
   return c;
 }
 
-std::vector<std::byte> page_of(std::uint64_t seed) {
-  std::vector<std::byte> p(ps);
-  storage_test::make_page(p, seed);
-  return p;
-}
-
-bool write_batch(int fd, const WritebackBatch& b) {
-  for (std::uint32_t k = 0; k < b.block_count; ++k) {
-    if (::pwrite(fd, b.data + k * ps, ps, static_cast<off_t>(b.blocks[k] * ps)) != static_cast<ssize_t>(ps)) {
-      return false;
-    }
-  }
-  return true;
-}
-
-std::uint64_t write_back_all(PageStore& s, int fd, unsigned core = 0) {
-  std::uint64_t total = 0;
-  for (int round = 0; round < 1000; ++round) {
-    const WritebackBatch b = s.writeback_prepare(core, WritebackKind::aged, 0, 1000);
-    if (b.pages == 0) {
-      if (b.wrapped || b.entries_visited == 0) break;
-      continue;
-    }
-    total += s.writeback_commit(core, b, write_batch(fd, b));
-  }
-  return total;
-}
-
-// Serves one miss from the file (into its own page, as the zram target
-// does) and finishes it.
-int serve(PageStore& s, int fd, const BackingRead& miss, unsigned core = 0) {
-  const bool ok = ::pread(fd, miss.out, ps, static_cast<off_t>(miss.where.block * ps)) == static_cast<ssize_t>(ps);
-  return s.finish_backing_read(core, miss,
-                               ok ? std::span<const std::byte>(miss.out, ps) : std::span<const std::byte>());
-}
-
-// Reads one page through read_resident, as the zram target does.
-int read_through_tier(PageStore& s, int fd, std::uint64_t page, std::vector<std::byte>& out, unsigned core = 0) {
-  BackingRead misses[1];
-  std::size_t missed = 0;
-  if (const int rc = s.read_resident(core, page * ps, out, misses, missed); rc != 0) return rc;
-  return missed == 1 ? serve(s, fd, misses[0], core) : 0;
+// Reads page `page` through read_resident on `core`, as the zram target does.
+int read_page_through_tier(PageStore& s, int fd, std::uint64_t page, std::vector<std::byte>& out, unsigned core = 0) {
+  return read_through_tier(s, fd, page * ps, out, true, core);
 }
 
 void fill(PageStore& s) {
@@ -127,14 +75,14 @@ BOOST_AUTO_TEST_CASE(a_page_read_twice_from_the_tier_comes_back_to_ram_and_reads
   std::vector<std::byte> got(ps);
   // The first read marks each page read from the tier; it stays there.
   for (std::uint64_t i = 0; i < pages; ++i) {
-    BOOST_REQUIRE_EQUAL(read_through_tier(*s, file.fd, i, got), 0);
+    BOOST_REQUIRE_EQUAL(read_page_through_tier(*s, file.fd, i, got), 0);
     BOOST_REQUIRE_MESSAGE(got == page_of(i + 1), "page " << i << " differs at its first read");
   }
   BOOST_TEST(s->tier_stat().readmitted_pages == 0u);
   BOOST_TEST(s->tier_stat().written_back_pages == pages);
   // The second, soon after: back to RAM, as the same object.
   for (std::uint64_t i = 0; i < pages; ++i) {
-    BOOST_REQUIRE_EQUAL(read_through_tier(*s, file.fd, i, got), 0);
+    BOOST_REQUIRE_EQUAL(read_page_through_tier(*s, file.fd, i, got), 0);
     BOOST_REQUIRE_MESSAGE(got == page_of(i + 1), "page " << i << " differs at its second read");
   }
   const TierStat tier = s->tier_stat();
@@ -148,7 +96,7 @@ BOOST_AUTO_TEST_CASE(a_page_read_twice_from_the_tier_comes_back_to_ram_and_reads
   BOOST_TEST(after.huge_pages == before.huge_pages);
   // From RAM now: reads no longer touch the tier, and give the same bytes.
   for (std::uint64_t i = 0; i < pages; ++i) {
-    BOOST_REQUIRE_EQUAL(read_through_tier(*s, file.fd, i, got), 0);
+    BOOST_REQUIRE_EQUAL(read_page_through_tier(*s, file.fd, i, got), 0);
     BOOST_REQUIRE(got == page_of(i + 1));
     BOOST_REQUIRE_EQUAL(s->read(0, i * ps, got), 0);
     BOOST_REQUIRE(got == page_of(i + 1));
@@ -171,7 +119,7 @@ BOOST_AUTO_TEST_CASE(with_1_the_first_read_readmits_also_a_synchronous_one_and_w
   std::vector<std::byte> got(ps);
   for (std::uint64_t i = 0; i < pages; ++i) {
     // Odd pages through the asynchronous path, even ones through read().
-    BOOST_REQUIRE_EQUAL(i % 2 ? read_through_tier(*once, file.fd, i, got) : once->read(0, i * ps, got), 0);
+    BOOST_REQUIRE_EQUAL(i % 2 ? read_page_through_tier(*once, file.fd, i, got) : once->read(0, i * ps, got), 0);
     BOOST_REQUIRE_MESSAGE(got == page_of(i + 1), "page " << i << " differs");
   }
   BOOST_TEST(once->tier_stat().readmitted_pages == pages);
@@ -186,7 +134,7 @@ BOOST_AUTO_TEST_CASE(with_1_the_first_read_readmits_also_a_synchronous_one_and_w
   BOOST_REQUIRE_EQUAL(write_back_all(*never, other.fd), pages);
   for (int round = 0; round < 3; ++round) {
     for (std::uint64_t i = 0; i < pages; ++i) {
-      BOOST_REQUIRE_EQUAL(i % 2 ? read_through_tier(*never, other.fd, i, got) : never->read(0, i * ps, got), 0);
+      BOOST_REQUIRE_EQUAL(i % 2 ? read_page_through_tier(*never, other.fd, i, got) : never->read(0, i * ps, got), 0);
       BOOST_REQUIRE(got == page_of(i + 1));
     }
   }
@@ -203,12 +151,12 @@ BOOST_AUTO_TEST_CASE(a_second_read_after_the_window_does_not_readmit_but_a_third
   fill(*s);
   BOOST_REQUIRE_EQUAL(write_back_all(*s, file.fd), pages);
   std::vector<std::byte> got(ps);
-  BOOST_REQUIRE_EQUAL(read_through_tier(*s, file.fd, 5, got), 0);
+  BOOST_REQUIRE_EQUAL(read_page_through_tier(*s, file.fd, 5, got), 0);
   s->set_clock(110);  // 10 s later: not within the window
-  BOOST_REQUIRE_EQUAL(read_through_tier(*s, file.fd, 5, got), 0);
+  BOOST_REQUIRE_EQUAL(read_page_through_tier(*s, file.fd, 5, got), 0);
   BOOST_TEST(s->tier_stat().readmitted_pages == 0u);
   s->set_clock(119);  // 9 s after the last read
-  BOOST_REQUIRE_EQUAL(read_through_tier(*s, file.fd, 5, got), 0);
+  BOOST_REQUIRE_EQUAL(read_page_through_tier(*s, file.fd, 5, got), 0);
   BOOST_TEST(got == page_of(6));
   BOOST_TEST(s->tier_stat().readmitted_pages == 1u);
   BOOST_TEST(s->tier_stat().written_back_pages == pages - 1);
@@ -285,7 +233,7 @@ BOOST_AUTO_TEST_CASE(readmission_stops_at_its_memory_mark_and_at_the_memory_limi
       BOOST_REQUIRE_EQUAL(s->tier_stat().written_back_pages, pages);
       for (int round = 0; round < 2; ++round) {
         for (std::uint64_t i = 0; i < pages; ++i) {
-          BOOST_REQUIRE_EQUAL(read_through_tier(*s, file.fd, i, got), 0);
+          BOOST_REQUIRE_EQUAL(read_page_through_tier(*s, file.fd, i, got), 0);
           BOOST_REQUIRE_MESSAGE(got == page_of(i + 1), "page " << i << " differs");
         }
       }
@@ -374,7 +322,7 @@ BOOST_AUTO_TEST_CASE(random_writes_discards_writebacks_and_readmissions_from_two
         break;
       }
       default: {
-        BOOST_REQUIRE_EQUAL(read_through_tier(*s, file.fd, page, got, core), 0);
+        BOOST_REQUIRE_EQUAL(read_page_through_tier(*s, file.fd, page, got, core), 0);
         const auto it = reference.find(page);
         BOOST_REQUIRE_MESSAGE(got == want_of(it == reference.end() ? 0 : it->second),
                               "page " << page << " differs at step " << step);
@@ -416,7 +364,7 @@ BOOST_AUTO_TEST_CASE(with_entropy_routing_raw_pages_stay_on_the_tier_and_compres
   BOOST_REQUIRE_EQUAL(write_back_all(*s, file.fd), pages);
   std::vector<std::byte> got(ps);
   for (std::uint64_t i = 0; i < pages; ++i) {
-    BOOST_REQUIRE_EQUAL(read_through_tier(*s, file.fd, i, got), 0);
+    BOOST_REQUIRE_EQUAL(read_page_through_tier(*s, file.fd, i, got), 0);
     BOOST_REQUIRE(got == page_of(i + 1));
   }
   BOOST_TEST(s->tier_stat().readmitted_pages == pages - raw);

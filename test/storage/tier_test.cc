@@ -19,30 +19,17 @@
 #include "coblk/storage/page_store.h"
 #include "test/require_ok.h"
 #include "test/storage/page_gen.h"
+#include "test/storage/tier_support.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
-using namespace storage;  // NOLINT(google-build-using-namespace): a program file, not a library
+using namespace storage;       // NOLINT(google-build-using-namespace): a program file, not a library
+using namespace storage_test;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace {
 
 constexpr std::size_t ps = 4096;
 constexpr std::uint64_t pages = 256;
-
-// A backing file in /tmp, removed at the end.
-struct BackingFile {
-  int fd = -1;
-  explicit BackingFile(std::uint64_t blocks) {
-    char name[] = "/tmp/coblk-tier-test-XXXXXX";
-    fd = ::mkstemp(name);
-    BOOST_REQUIRE(fd >= 0);
-    ::unlink(name);
-    BOOST_REQUIRE_EQUAL(::ftruncate(fd, static_cast<off_t>(blocks * ps)), 0);
-  }
-  ~BackingFile() { ::close(fd); }
-  BackingFile(const BackingFile&) = delete;
-  BackingFile& operator=(const BackingFile&) = delete;
-};
 
 PageStoreConfig config(const BackingFile& file, std::uint64_t blocks = pages, unsigned cores = 1) {
   PageStoreConfig c;
@@ -51,55 +38,6 @@ PageStoreConfig config(const BackingFile& file, std::uint64_t blocks = pages, un
   c.backing_blocks = blocks;
   c.backing_fd = file.fd;
   return c;
-}
-
-std::vector<std::byte> page_of(std::uint64_t seed) {
-  std::vector<std::byte> p(ps);
-  storage_test::make_page(p, seed);
-  return p;
-}
-
-// Writes the batch's blocks to the file, as the zram target does.
-bool write_batch(int fd, const WritebackBatch& b) {
-  for (std::uint32_t k = 0; k < b.block_count; ++k) {
-    if (::pwrite(fd, b.data + k * ps, ps, static_cast<off_t>(b.blocks[k] * ps)) != static_cast<ssize_t>(ps)) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// Writes back until a prepare finds nothing; returns the pages written back.
-std::uint64_t write_back_all(PageStore& s, int fd, WritebackKind kind, std::uint32_t min_age = 0, unsigned core = 0) {
-  std::uint64_t total = 0;
-  for (int round = 0; round < 1000; ++round) {
-    const WritebackBatch b = s.writeback_prepare(core, kind, min_age, 1000);
-    if (b.pages == 0) {
-      if (b.wrapped || b.entries_visited == 0) break;
-      continue;
-    }
-    total += s.writeback_commit(core, b, write_batch(fd, b));
-  }
-  return total;
-}
-
-// Reads a range through read_resident, serving the misses from the file
-// as the zram target does: each block read into the page it decodes into
-// (`in_place`), or into a buffer of its own.
-int read_through_tier(PageStore& s, int fd, std::uint64_t offset, std::span<std::byte> out, bool in_place = true) {
-  std::vector<BackingRead> misses(out.size() / ps + 2);
-  std::size_t missed = 0;
-  if (const int rc = s.read_resident(0, offset, out, misses, missed); rc != 0) return rc;
-  int result = 0;
-  std::vector<std::byte> buffer(ps);
-  for (std::size_t k = 0; k < missed; ++k) {
-    std::byte* block = in_place ? misses[k].out : buffer.data();
-    const bool ok = ::pread(fd, block, ps, static_cast<off_t>(misses[k].where.block * ps)) == static_cast<ssize_t>(ps);
-    const int rc =
-        s.finish_backing_read(0, misses[k], ok ? std::span<const std::byte>(block, ps) : std::span<const std::byte>());
-    if (rc != 0) result = rc;
-  }
-  return result;
 }
 
 void fill(PageStore& s) {
