@@ -351,6 +351,31 @@ wait_for_stat() {
   done
 }
 
+# backing_file SIZE: sets $backing to a fresh file of SIZE (truncate's
+# syntax) in $TMPDIR, removed when the case ends. (Not run in $(...): the
+# defer must stay in the case's shell.)
+_vm_backing_seq=0
+backing_file() {
+  _vm_backing_seq=$((_vm_backing_seq + 1))
+  backing="${TMPDIR:-/tmp}/coblk-backing.$$.$_vm_backing_seq"
+  rm -f "$backing"
+  truncate -s "$1" "$backing" || vm_fail "cannot create a backing file of $1"
+  vm_defer "rm -f $backing"
+}
+
+# fio_fill DEVICE SIZE [OPTIONS...]: sequential 64 KiB writes over SIZE
+# bytes, verified by crc32c after all are written. With fio's
+# buffer_compress_percentage=50 and verify, about half the pages come out
+# zero (same-filled) and half random (stored raw, "huge" in a zram).
+fio_fill() {
+  local dev="$1" size="$2" log="${TMPDIR:-/tmp}/coblk-fio-fill.log"
+  shift 2
+  fio --name=fill --filename="$dev" --ioengine=io_uring --direct=1 --iodepth=8 \
+      --rw=write --bs=64k --size="$size" --buffer_compress_percentage=50 --refill_buffers \
+      --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=terse "$@" >"$log" 2>&1 \
+    || { tail -n 20 "$log" >&2; vm_fail "fio crc32c verification failed on $dev"; }
+}
+
 # cgroup2_root: where the cgroup v2 hierarchy is mounted (mounting it at
 # /sys/fs/cgroup if it is not yet). Skips the script on a kernel without
 # cgroup v2.

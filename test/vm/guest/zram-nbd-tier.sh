@@ -24,17 +24,6 @@ start_nbdkit_memory() {
   vm_wait_for_path "$1" 20
 }
 
-# fio_fill DEVICE SIZE [OPTIONS...]: as in zram-tier.sh: sequential 64 KiB
-# writes, half the pages zero and half random (stored raw), crc32c verified.
-fio_fill() {
-  local dev="$1" size="$2"
-  shift 2
-  fio --name=tier --filename="$dev" --ioengine=io_uring --direct=1 --iodepth=8 \
-      --rw=write --bs=64k --size="$size" --buffer_compress_percentage=50 --refill_buffers \
-      --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=terse "$@" >"$t/nbd-tier-fio.log" 2>&1 \
-    || { tail -n 20 "$t/nbd-tier-fio.log" >&2; vm_fail "fio crc32c verification failed on $dev"; }
-}
-
 # expect_refusal RC NEEDLE COMMAND...: exit RC (1: refused; 2: a usage
 # error), one line on stderr containing NEEDLE (grep pattern), no device
 # left behind.

@@ -12,17 +12,6 @@
 base_id=270
 t="${TMPDIR:-/tmp}"
 
-# backing_file SIZE: sets $backing to a fresh backing file of SIZE in $t,
-# removed when the case ends.
-backing_seq=0
-backing_file() {
-  backing_seq=$((backing_seq + 1))
-  backing="$t/readmit-backing.$backing_seq"
-  rm -f "$backing"
-  truncate -s "$1" "$backing" || vm_fail "cannot create a backing file of $1"
-  vm_defer "rm -f $backing"
-}
-
 # make_data: $t/readmit-data, 12 MiB: 4 MiB of text (compressed objects of
 # many sizes, packed into backing blocks), then 8 MiB random (raw pages).
 # Made once and shared by the cases; the last case removes it.

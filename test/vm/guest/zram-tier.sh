@@ -14,16 +14,7 @@ t="${TMPDIR:-/tmp}"
 
 # ---- helpers ---------------------------------------------------------------
 
-# backing_file SIZE: sets $backing to a fresh backing file of SIZE in $t,
-# removed when the case ends. (Not run in $(...): the defer must stay.)
-backing_seq=0
-backing_file() {
-  backing_seq=$((backing_seq + 1))
-  backing="$t/tier-backing.$backing_seq"
-  rm -f "$backing"
-  truncate -s "$1" "$backing" || vm_fail "cannot create a backing file of $1"
-  vm_defer "rm -f $backing"
-}
+# backing_file and fio_fill: lib.sh.
 
 # new_kernel_zram SIZE: sets $kz to a fresh kernel zram device of SIZE,
 # removed when the case ends.
@@ -34,20 +25,6 @@ new_kernel_zram() {
   vm_defer "echo 1 > /sys/block/zram$n/reset; echo $n > /sys/class/zram-control/hot_remove"
   echo "$1" > "/sys/block/zram$n/disksize" || vm_fail "cannot size /dev/zram$n"
   kz="/dev/zram$n"
-}
-
-# fio_fill DEVICE SIZE [OPTIONS...]: sequential 64 KiB writes over SIZE
-# bytes, verified by crc32c after all are written. With fio's
-# buffer_compress_percentage=50 and verify, about half the pages come out
-# zero (same-filled: no memory) and half random (stored raw, "huge"):
-# compressible pages are exercised by text_roundtrip below.
-fio_fill() {
-  local dev="$1" size="$2"
-  shift 2
-  fio --name=tier --filename="$dev" --ioengine=io_uring --direct=1 --iodepth=8 \
-      --rw=write --bs=64k --size="$size" --buffer_compress_percentage=50 --refill_buffers \
-      --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=terse "$@" >"$t/tier-fio.log" 2>&1 \
-    || { tail -n 20 "$t/tier-fio.log" >&2; vm_fail "fio crc32c verification failed on $dev"; }
 }
 
 # text_roundtrip ID OFFSET_MIB: 8 MiB of text (compresses about 4:1, so
