@@ -82,7 +82,7 @@ bool set_light_wakers_for_testing(bool light) noexcept {
 }  // namespace detail
 
 Reactor::Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config)
-    : runtime_(runtime), core_(core), config_(config) {
+    : runtime_(runtime), core_(core), config_(config), slots_(config.ring_entries * 2, config.first_slot_generation) {
   if (current_ != nullptr) {
     throw std::logic_error("a thread can host only one Reactor");
   }
@@ -101,14 +101,6 @@ Reactor::Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config)
     throw std::system_error(err, std::generic_category(),
                             "runtime: core " + std::to_string(core_) + ": cannot create an eventfd");
   }
-
-  const std::uint32_t first_generation = config_.first_slot_generation == 0 ? 1 : config_.first_slot_generation;
-  slots_.resize(config_.ring_entries * 2);
-  for (std::uint32_t i = 0; i < slots_.size(); ++i) {
-    slots_[i].next_free = i + 1 < slots_.size() ? i + 1 : no_slot;
-    slots_[i].generation = first_generation;
-  }
-  free_slot_ = 0;
 
   group_count_ = scheduling_group_count();
   for (unsigned g = 0; g < group_count_; ++g) {
@@ -172,6 +164,7 @@ void Reactor::setup_ring() {
     const int ret = io_uring_queue_init_params(config_.ring_entries, &ring_, &params);
     if (ret == 0) {
       ring_flags_ = params.flags;
+      sqe_shift_ = (ring_flags_ & IORING_SETUP_SQE128) != 0 ? 1 : 0;
       poll_needs_enter_ = (ring_flags_ & (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN)) != 0 &&
                           (ring_flags_ & IORING_SETUP_TASKRUN_FLAG) == 0;
       return;
@@ -260,7 +253,13 @@ void Reactor::arm_eventfd_read() {
 }
 
 io_uring_sqe* Reactor::get_sqe_slow(unsigned count) {
-  while (io_uring_sq_space_left(&ring_) < count) {
+  for (;;) {
+    // Acquire with SQPOLL (the poller advances the head concurrently): the
+    // kernel has read the SQEs before we reuse them.
+    const unsigned head =
+        (ring_flags_ & IORING_SETUP_SQPOLL) != 0 ? io_uring_smp_load_acquire(ring_.sq.khead) : *ring_.sq.khead;
+    sq_limit_ = head + ring_.sq.ring_entries;
+    if (sq_limit_ - ring_.sq.sqe_tail >= count) break;
     // The submission queue is full: hand what we have to the kernel.
     const int ret = enter(0, false);
     if (ret > 0) {
@@ -270,23 +269,11 @@ io_uring_sqe* Reactor::get_sqe_slow(unsigned count) {
     }
     reap();
   }
+  io_uring_sq& sq = ring_.sq;
+  const unsigned tail = sq.sqe_tail;
+  sq.sqe_tail = tail + 1;
   ++unsubmitted_;
-  return io_uring_get_sqe(&ring_);
-}
-
-void Reactor::grow_slots() {
-  // More operations in flight than ever before: grow the table. Slots are
-  // addressed by index, so growing never invalidates a user_data.
-  const std::uint32_t old = static_cast<std::uint32_t>(slots_.size());
-  if (old >= (1u << 30)) {
-    throw std::length_error("too many io_uring operations in flight");
-  }
-  slots_.resize(old * 2);
-  for (std::uint32_t i = old; i < old * 2; ++i) {
-    slots_[i].next_free = i + 1 < old * 2 ? i + 1 : no_slot;
-    slots_[i].generation = config_.first_slot_generation == 0 ? 1 : config_.first_slot_generation;
-  }
-  free_slot_ = old;
+  return &sq.sqes[(tail & sq.ring_mask) << sqe_shift_];
 }
 
 void Reactor::cancel(std::uint64_t user_data) {
@@ -602,41 +589,38 @@ void Reactor::reap() noexcept {
   }
   const unsigned seen = tail - head;
   const unsigned shift = (ring_flags_ & IORING_SETUP_CQE32) ? 1 : 0;
-  const std::uint32_t slot_count = static_cast<std::uint32_t>(slots_.size());
+  const bool draining = draining_;  // constant while we reap
   for (; head != tail; ++head) {
     const io_uring_cqe* cqe = &cq.cqes[(head & cq.ring_mask) << shift];
-    const std::uint64_t ud = cqe->user_data;
-    const auto index = static_cast<std::uint32_t>(ud);
-    if (index < slot_count) [[likely]] {
-      Slot& slot = slots_[index];
-      if (slot.generation != static_cast<std::uint32_t>(ud >> 32) || !slot.in_flight) {
-        stats_.unknown_cqes.add();
-        continue;
-      }
-      slot.result = cqe->res;
-      slot.cqe_flags = cqe->flags;
-      slot.in_flight = false;
-      --in_flight_;
-      if (!draining_) [[likely]] {
-        schedule(slot.waiter);
-      }
-    } else if (ud == eventfd_user_data) {
-      if (!draining_) {
-        arm_eventfd_read();
-      }
-    } else if (ud <= msg_ring_sent && ud > msg_ring_sent_last) {
-      // Our MSG_RING to a peer; a refused one is sent again by eventfd.
-      const std::uint64_t peer = msg_ring_sent - ud;
-      if (cqe->res < 0 && peer < peers_.size() && peers_[peer] != nullptr) wake_by_eventfd(*peers_[peer]);
-    } else if (ud != ignored_user_data && ud != wake_user_data) {
-      // Wake-ups and ignored completions need nothing: mailboxes are
-      // polled every iteration.
-      stats_.unknown_cqes.add();
+    if (const Waiter* waiter = slots_.complete(cqe->user_data, cqe->res, cqe->flags)) [[likely]] {
+      // Draining: the waiter is not resumed (see drain_io).
+      if (!draining) [[likely]]
+        schedule(*waiter);
+    } else {
+      reap_other(*cqe);
     }
   }
   // Release hands the CQ entries back to the kernel after we read them.
   io_uring_smp_store_release(cq.khead, tail);
   stats_.cqes_reaped.add(seen);
+}
+
+void Reactor::reap_other(const io_uring_cqe& cqe) noexcept {
+  const std::uint64_t ud = cqe.user_data;
+  if (ud == eventfd_user_data) {
+    if (!draining_) {
+      arm_eventfd_read();
+    }
+  } else if (ud <= msg_ring_sent && ud > msg_ring_sent_last) {
+    // Our MSG_RING to a peer; a refused one is sent again by eventfd.
+    const std::uint64_t peer = msg_ring_sent - ud;
+    if (cqe.res < 0 && peer < peers_.size() && peers_[peer] != nullptr) wake_by_eventfd(*peers_[peer]);
+  } else if (ud != ignored_user_data && ud != wake_user_data) {
+    // Wake-ups and ignored completions need nothing (mailboxes are polled
+    // every iteration); anything else, a slot's old generation included,
+    // names no operation of ours.
+    stats_.unknown_cqes.add();
+  }
 }
 
 int Reactor::enter(unsigned min_complete, bool get_events) {
@@ -717,7 +701,7 @@ void Reactor::submit_and_reap(bool wait) {
     ret = enter(1, true);
   } else if (unsubmitted_ == 0 && !(ring_flags_ & IORING_SETUP_DEFER_TASKRUN)) {  // NOLINT(bugprone-branch-clone)
     ret = 0;  // completions are posted without our help: just look
-  } else if (unsubmitted_ == 0 && in_flight_ == 0) {
+  } else if (unsubmitted_ == 0 && slots_.in_flight() == 0) {
     ret = 0;  // nothing to send, nothing to wait for
   } else {
     // One syscall submits the batch and, with DEFER_TASKRUN, runs the
@@ -777,7 +761,7 @@ bool Reactor::idle_poll() {
     if (now - start >= idle_poll_ticks_) {
       return false;
     }
-    if (poll_needs_enter_ && in_flight_ != 0 && now - last_enter >= enter_every) {
+    if (poll_needs_enter_ && slots_.in_flight() != 0 && now - last_enter >= enter_every) {
       // No TASKRUN flag to read: look for deferred completions directly.
       last_enter = now;
       get_events();
@@ -899,11 +883,7 @@ void Reactor::drain_io() noexcept {
   // waiters are not resumed: shutdown then destroys the frames, and only
   // after every CQE is in, so no buffer is freed under the kernel.
   try {
-    for (std::uint32_t i = 0; i < slots_.size(); ++i) {
-      if (slots_[i].in_flight) {
-        cancel((static_cast<std::uint64_t>(slots_[i].generation) << 32) | i);
-      }
-    }
+    slots_.for_each_in_flight([this](std::uint64_t user_data) { cancel(user_data); });
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_cancel64(sqe, eventfd_user_data, 0);
     io_uring_sqe_set_data64(sqe, ignored_user_data);
@@ -917,7 +897,7 @@ void Reactor::drain_io() noexcept {
                  polled_->in_flight());
   }
   const std::uint64_t deadline = CycleClock::now() + CycleClock::from_ns(2000000000ull);
-  while (in_flight_ != 0 && CycleClock::now() < deadline) {
+  while (slots_.in_flight() != 0 && CycleClock::now() < deadline) {
     // Waits at most 10 ms: a timeout that also ends as soon as one other
     // completion arrives (count 1), so none is left behind to pile up.
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
@@ -929,14 +909,14 @@ void Reactor::drain_io() noexcept {
     enter(sqe != nullptr ? 1 : 0, true);
     reap();
   }
-  if (in_flight_ != 0) {
+  if (slots_.in_flight() != 0) {
     std::fprintf(stderr, "coblk: core %u: %u I/O operations did not finish at shutdown; their tasks are leaked\n",
-                 core_, in_flight_);
+                 core_, slots_.in_flight());
   }
 }
 
 std::size_t Reactor::destroy_remaining_roots() noexcept {
-  if (in_flight_ != 0) {
+  if (slots_.in_flight() != 0) {
     return 0;  // a frame may still own a buffer the kernel writes to
   }
   std::size_t destroyed = 0;

@@ -18,7 +18,9 @@
 #include "coblk/runtime/reactor_stats.h"
 #include "coblk/runtime/run_queue.h"
 #include "coblk/runtime/scheduling_group.h"
+#include "coblk/runtime/slot_table.h"
 #include "coblk/runtime/spsc_ring.h"
+#include "coblk/runtime/waiter.h"
 
 namespace coblk::runtime {
 
@@ -84,15 +86,6 @@ struct ReactorConfig {
 struct Message {
   void (*handler)(void* object) noexcept = nullptr;  ///< runs on the receiving core; must not throw
   void* object = nullptr;                            ///< the handler's argument; valid until the handler has run
-};
-
-/// A suspended coroutine together with what the scheduler needs to resume it
-/// on the right core, in the right group.
-struct Waiter {
-  std::coroutine_handle<> handle;  ///< the suspended coroutine
-  const char* name = nullptr;      ///< its task's name; never freed (stall reports keep the pointer)
-  unsigned core = 0;               ///< the core it was suspended on, and so must be resumed on
-  std::uint8_t group = 0;          ///< index of its SchedulingGroup
 };
 
 /// Node of a reactor's list of parked waits (see ParkedWait).
@@ -346,44 +339,23 @@ class Reactor {
   /// it is full. `count` consecutive SQEs are guaranteed to be available
   /// (for linked pairs).
   io_uring_sqe* get_sqe(unsigned count = 1) {
-    if (count == 1) {
-      // Fast path: io_uring_get_sqe checks for room itself.
-      if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {
-        ++unsubmitted_;
-        return sqe;
-      }
+    io_uring_sq& sq = ring_.sq;
+    const unsigned tail = sq.sqe_tail;
+    // Fast path: room known from the last look at the kernel's head (see
+    // sq_limit_), without re-reading it for every SQE.
+    if (count == 1 && static_cast<int>(sq_limit_ - tail) > 0) [[likely]] {
+      sq.sqe_tail = tail + 1;
+      ++unsubmitted_;
+      return &sq.sqes[(tail & sq.ring_mask) << sqe_shift_];
     }
     return get_sqe_slow(count);
   }
   /// Opens a slot for an operation awaited by `waiter`; returns the
   /// user_data to put in the SQE.
-  std::uint64_t open_slot(const Waiter& waiter) {
-    if (free_slot_ == no_slot) {
-      grow_slots();
-    }
-    const std::uint32_t index = free_slot_;
-    Slot& slot = slots_[index];
-    free_slot_ = slot.next_free;
-    slot.waiter = waiter;
-    slot.in_flight = true;
-    ++in_flight_;
-    return (static_cast<std::uint64_t>(slot.generation) << 32) | index;
-  }
+  std::uint64_t open_slot(const Waiter& waiter) { return slots_.open(waiter); }
   /// Result and CQE flags of a completed slot; frees the slot.
   int close_slot(std::uint64_t user_data, std::uint32_t* cqe_flags = nullptr) noexcept {
-    const auto index = static_cast<std::uint32_t>(user_data);
-    Slot& slot = slots_[index];
-    if (cqe_flags != nullptr) {
-      *cqe_flags = slot.cqe_flags;
-    }
-    // A new generation makes any late CQE carrying the old user_data miss.
-    // Generation 0 is skipped on the wrap: with index 0 it would make
-    // user_data 0, which IoOp reads as "never submitted" (a spurious
-    // result and a leaked slot after 2^32 reuses of slot 0).
-    if (++slot.generation == 0) slot.generation = 1;
-    slot.next_free = free_slot_;
-    free_slot_ = index;
-    return slot.result;
+    return slots_.close(user_data, cqe_flags);
   }
   /// Queues an IORING_OP_ASYNC_CANCEL for the operation with `user_data`.
   /// Its own completion is ignored; the target still completes normally
@@ -434,15 +406,6 @@ class Reactor {
   // kernel refuses the io_uring or the eventfd; Runtime::run reports it.
   Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config);
 
-  struct Slot {
-    Waiter waiter;
-    std::int32_t result = 0;
-    std::uint32_t cqe_flags = 0;
-    std::uint32_t generation = 1;
-    std::uint32_t next_free = 0;
-    bool in_flight = false;  // SQE issued, CQE not yet seen
-  };
-  static constexpr std::uint32_t no_slot = UINT32_MAX;
   struct Group {
     RunQueue queue;
     std::uint64_t vruntime = 0;  // weighted run time, in ticks * 1024 / shares
@@ -450,7 +413,6 @@ class Reactor {
   };
 
   io_uring_sqe* get_sqe_slow(unsigned count);
-  void grow_slots();
   void setup_ring();
   void probe_ops();
   void arm_eventfd_read();
@@ -484,6 +446,9 @@ class Reactor {
   // SQPOLL, whose poller thread posts completions itself.
   void get_events();
   void reap() noexcept;
+  // A CQE that completes no slot: our own wake-up and eventfd traffic, or
+  // an unknown one (counted).
+  void reap_other(const io_uring_cqe& cqe) noexcept;
   void sleep_until_woken();
   void notify_peer(Reactor& peer) noexcept;
   // A wake-up that failed, sent again through the peer's eventfd (counted).
@@ -514,10 +479,17 @@ class Reactor {
   bool has_cancel_any_ = true;
   std::array<std::uint64_t, 4> supported_ops_{};  // bitmap of opcodes
 
-  std::vector<Slot> slots_;
-  std::uint32_t free_slot_ = no_slot;
-  std::uint32_t in_flight_ = 0;
+  // The in-flight operations of ring_ (see "Operation identity" above).
+  SlotTable slots_;
+  // SQEs handed out since the last submission.
   unsigned unsubmitted_ = 0;
+  // get_sqe's room: the SQ tail may grow up to here. Set from the kernel's
+  // head whenever get_sqe_slow looks at it; the head only moves forward, so
+  // the limit can only be too low (then the slow path looks again), never
+  // too high, even if other code takes SQEs with io_uring_get_sqe.
+  unsigned sq_limit_ = 0;
+  // log2 of the SQE size in 64-byte units (1 with sqe128).
+  unsigned sqe_shift_ = 0;
 
   std::array<Group, SchedulingGroup::max_groups> groups_;
   unsigned group_count_ = 2;

@@ -1,0 +1,31 @@
+#include "coblk/runtime/slot_table.h"
+
+#include <stdexcept>
+
+namespace coblk::runtime {
+
+SlotTable::SlotTable(std::uint32_t capacity, std::uint32_t first_generation)
+    : first_generation_(first_generation == 0 ? 1 : first_generation) {
+  if (capacity == 0) capacity = 1;
+  slots_.resize(capacity);
+  add_free(0, capacity);
+}
+
+void SlotTable::add_free(std::uint32_t from, std::uint32_t to) noexcept {
+  for (std::uint32_t i = from; i < to; ++i) {
+    slots_[i].key = first_generation_ << 32 | idle_bit | i;
+    slots_[i].next_free = i + 1 < to ? i + 1 : no_slot;
+  }
+  free_ = from;
+}
+
+void SlotTable::grow() {
+  // More operations in flight than ever before. The limit keeps every
+  // index below idle_bit.
+  const auto old = static_cast<std::uint32_t>(slots_.size());
+  if (old >= (1u << 30)) throw std::length_error("too many io_uring operations in flight");
+  slots_.resize(std::size_t{old} * 2);
+  add_free(old, old * 2);
+}
+
+}  // namespace coblk::runtime
