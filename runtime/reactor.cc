@@ -109,6 +109,7 @@ Reactor::Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config)
   quota_ticks_ = CycleClock::from_ns(static_cast<std::uint64_t>(config_.task_quota.count()) * 1000);
   stall_ticks_ = CycleClock::from_ns(static_cast<std::uint64_t>(config_.stall_threshold.count()) * 1000);
   idle_poll_ticks_ = CycleClock::from_ns(static_cast<std::uint64_t>(config_.idle_poll_us) * 1000);
+  ns_per_tick_q16_ = static_cast<std::uint64_t>(65536.0 / CycleClock::ticks_per_ns());
   current_ = this;
   arm_eventfd_read();
 }
@@ -282,7 +283,13 @@ void Reactor::cancel(std::uint64_t user_data) {
   io_uring_sqe_set_data64(sqe, ignored_user_data);
 }
 
-bool Reactor::need_yield() const noexcept { return CycleClock::now() >= slice_end_; }
+bool Reactor::need_yield() noexcept {
+  if (CycleClock::now() < slice_end_) return false;
+  // The slice is over: run_group reads the clock after this task instead
+  // of up to 15 tasks later, and ends the slice there.
+  clock_countdown_ = 1;
+  return true;
+}
 
 void Reactor::wake(const Waiter& waiter) noexcept {
   Reactor* self = current_;
@@ -495,82 +502,115 @@ bool Reactor::mail_waiting() noexcept {
   return false;
 }
 
-int Reactor::pick_group() noexcept {
-  int best = -1;
+unsigned Reactor::pick_group() noexcept {
+  // The group with the least weighted run time among those with ready
+  // tasks. A group that was idle keeps its old, low vruntime; it may not
+  // be further than one quota behind any group picked while it was idle,
+  // so that waking up does not let it run unopposed for long. That floor
+  // is applied here, when the group competes again, rather than to every
+  // idle group at every pick: the result is the same (a group's vruntime
+  // only grows, so the floor from a pick that chose it or passed it over
+  // is already below it), and a pick costs one pass over the groups.
+  unsigned best = 0;
+  std::uint64_t best_vruntime = UINT64_MAX;
   for (unsigned g = 0; g < group_count_; ++g) {
-    if (!groups_[g].queue.empty() && (best < 0 || groups_[g].vruntime < groups_[best].vruntime)) {
-      best = static_cast<int>(g);
+    Group& group = groups_[g];
+    if (group.queue.empty()) continue;
+    if (group.vruntime < vruntime_floor_) group.vruntime = vruntime_floor_;
+    if (group.vruntime < best_vruntime) {
+      best = g;
+      best_vruntime = group.vruntime;
     }
   }
-  if (best >= 0) {
-    // A group that was idle keeps its old, low vruntime; cap how far
-    // behind the leader it may be so that waking up does not let it run
-    // unopposed for a long time.
-    const std::uint64_t floor = groups_[best].vruntime;
-    for (unsigned g = 0; g < group_count_; ++g) {
-      if (groups_[g].queue.empty() && groups_[g].vruntime + quota_ticks_ < floor) {
-        groups_[g].vruntime = floor - quota_ticks_;
-      }
-    }
-  }
+  if (best_vruntime > vruntime_floor_ + quota_ticks_) vruntime_floor_ = best_vruntime - quota_ticks_;
   return best;
 }
 
 void Reactor::run_ready_tasks() {
+  // Called with ready_count_ != 0, so pick_group finds a group.
   const std::uint64_t start = CycleClock::now();
   std::uint64_t now = start;
-  while (ready_count_ != 0 && now - start < quota_ticks_) {
-    const int g = pick_group();
-    now = CycleClock::now();
-    run_group(static_cast<unsigned>(g), now + quota_ticks_);
-    now = CycleClock::now();
-  }
+  do {
+    now = run_group(pick_group(), now, now + quota_ticks_);
+  } while (ready_count_ != 0 && now - start < quota_ticks_);
 }
 
-void Reactor::run_group(unsigned index, std::uint64_t slice_end) {
+std::uint64_t Reactor::run_group(unsigned index, std::uint64_t start, std::uint64_t slice_end) {
   Group& group = groups_[index];
   current_group_ = static_cast<std::uint8_t>(index);
   slice_end_ = slice_end;
-  const std::uint64_t start = CycleClock::now();
-  std::uint64_t before = start;
+  task_started_ = start;
+  // The clock is read after every clock_every_ tasks and after the last
+  // one, not after each: a TSC read costs about 20 ns on this project's
+  // machines, a third of a raw io_uring NOP (docs/performance.md, bench_nop).
+  std::uint64_t checked = start;  // the last clock read
+  unsigned since = 0;             // tasks run since then
   std::uint64_t ran = 0;
-  while (!group.queue.empty()) {
+  clock_countdown_ = clock_every_;
+  do {
     const RunQueue::Entry entry = group.queue.pop();
     --ready_count_;
     current_name_ = entry.name;
-    task_started_ = before;
     entry.handle.resume();
-    ++ran;
+    ++since;
     if (flushes_.linked()) {
       // The task has suspended: publish what it pushed unpublished
       // (Channel::send), so a suspended producer never holds items back.
       run_flushes();
     }
-    const std::uint64_t after = CycleClock::now();
-    if (after - before > stall_ticks_) {
-      note_stall(after - before);
+    if (--clock_countdown_ == 0) {
+      const std::uint64_t now = CycleClock::now();
+      if (now - checked > stall_ticks_) note_stall(now - checked, since);
+      ran += since;
+      since = 0;
+      checked = now;
+      task_started_ = now;
+      clock_countdown_ = clock_every_;
+      if (now >= slice_end) break;
     }
-    before = after;
-    if (after >= slice_end) {
-      break;
-    }
+  } while (!group.queue.empty());
+  if (since != 0) {
+    const std::uint64_t now = CycleClock::now();
+    if (now - checked > stall_ticks_) note_stall(now - checked, since);
+    ran += since;
+    checked = now;
   }
-  const std::uint64_t used = before - start;
+  if (clock_every_ == 1 && checked >= exact_timing_until_) clock_every_ = sampled_clock_every;
+  const std::uint64_t used = checked - start;
   group.vruntime += used * 1024 / group.shares;
   stats_.tasks_run.add(ran);
   stats_.groups[index].tasks_run.add(ran);
-  stats_.groups[index].runtime_ns.add(CycleClock::to_ns(used));
+  // Ticks to ns by a 16.16 fixed-point multiply (to_ns() divides in
+  // double), exact to 1/2^16 of a tick; a run of 2^32 ticks or more
+  // (about a second) could overflow it and takes the division.
+  stats_.groups[index].runtime_ns.add(used < (std::uint64_t{1} << 32) ? (used * ns_per_tick_q16_) >> 16
+                                                                      : CycleClock::to_ns(used));
+  return checked;
 }
 
-void Reactor::note_stall(std::uint64_t ticks) noexcept {
+void Reactor::note_stall(std::uint64_t ticks, unsigned tasks) noexcept {
   const std::uint64_t ns = CycleClock::to_ns(ticks);
   stats_.stalls.add();
   stats_.max_stall_ns.raise_to(ns);
   // Release so a reader that sees the name also sees the counters above.
   stats_.last_stall_task.store(current_name_, std::memory_order_release);
+  const std::uint64_t now = CycleClock::now();
+  if (tasks > 1) {
+    // Not timed one by one: which of them stalled is unknown. Time every
+    // task for the next second, so that a task that stalls again is named.
+    clock_every_ = 1;
+    exact_timing_until_ = now + CycleClock::from_ns(1000000000ull);
+  }
+  if (tasks > 1) {
+    // At most once a second too: the next second times tasks one by one.
+    std::fprintf(stderr,
+                 "coblk: core %u: %u tasks, the last '%s', ran %.3f ms without yielding; timing each task for "
+                 "a second to name the one that stalls\n",
+                 core_, tasks, current_name_ ? current_name_ : "?", static_cast<double>(ns) / 1e6);
+    return;
+  }
   // At most one report per second per core: a stalling task must not also
   // flood the log.
-  const std::uint64_t now = CycleClock::now();
   if (now - last_stall_report_ > CycleClock::from_ns(1000000000ull) || last_stall_report_ == 0) {
     last_stall_report_ = now;
     std::fprintf(stderr, "coblk: core %u: task '%s' ran %.3f ms without yielding\n", core_,
