@@ -105,6 +105,7 @@ Reactor::Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config)
   group_count_ = scheduling_group_count();
   for (unsigned g = 0; g < group_count_; ++g) {
     groups_[g].shares = SchedulingGroup(g).shares();
+    groups_[g].weight_q16 = (std::uint64_t{1024} << 16) / groups_[g].shares;
   }
   quota_ticks_ = CycleClock::from_ns(static_cast<std::uint64_t>(config_.task_quota.count()) * 1000);
   stall_ticks_ = CycleClock::from_ns(static_cast<std::uint64_t>(config_.stall_threshold.count()) * 1000);
@@ -393,6 +394,7 @@ void Reactor::connect(std::vector<SpscRing<Message>*> incoming, std::vector<Spsc
   incoming_ = std::move(incoming);
   outgoing_ = std::move(outgoing);
   peers_ = std::move(peers);
+  has_peers_ = peers_.size() > 1;
   overflow_.assign(peers_.size(), {});
 }
 
@@ -478,6 +480,7 @@ void Reactor::write_eventfd(Reactor& peer) noexcept {
 }
 
 void Reactor::poll_mailboxes() noexcept {
+  if (!has_peers_) return;
   std::array<Message, 64>& batch = mailbox_batch_;
   for (SpscRing<Message>* inbox : incoming_) {
     if (inbox == nullptr) {
@@ -503,6 +506,13 @@ bool Reactor::mail_waiting() noexcept {
 }
 
 unsigned Reactor::pick_group() noexcept {
+  // Fast path: every ready task is in the group that ran last.
+  Group& last = groups_[current_group_];
+  if (last.queue.size() == ready_count_) {
+    if (last.vruntime < vruntime_floor_) last.vruntime = vruntime_floor_;
+    if (last.vruntime > vruntime_floor_ + quota_ticks_) vruntime_floor_ = last.vruntime - quota_ticks_;
+    return current_group_;
+  }
   // The group with the least weighted run time among those with ready
   // tasks. A group that was idle keeps its old, low vruntime; it may not
   // be further than one quota behind any group picked while it was idle,
@@ -527,12 +537,17 @@ unsigned Reactor::pick_group() noexcept {
 }
 
 void Reactor::run_ready_tasks() {
-  // Called with ready_count_ != 0, so pick_group finds a group.
-  const std::uint64_t start = CycleClock::now();
+  // Called with ready_count_ != 0, so pick_group finds a group. The clock
+  // read at the end of the last run serves as this one's start when the
+  // reactor has not idled or slept since: what it did in between (submit,
+  // reap, mailboxes) is short, and is charged to this run.
+  const std::uint64_t start = clock_fresh_ ? last_clock_ : CycleClock::now();
   std::uint64_t now = start;
   do {
     now = run_group(pick_group(), now, now + quota_ticks_);
   } while (ready_count_ != 0 && now - start < quota_ticks_);
+  last_clock_ = now;
+  clock_fresh_ = true;
 }
 
 std::uint64_t Reactor::run_group(unsigned index, std::uint64_t start, std::uint64_t slice_end) {
@@ -577,7 +592,8 @@ std::uint64_t Reactor::run_group(unsigned index, std::uint64_t start, std::uint6
   }
   if (clock_every_ == 1 && checked >= exact_timing_until_) clock_every_ = sampled_clock_every;
   const std::uint64_t used = checked - start;
-  group.vruntime += used * 1024 / group.shares;
+  // used * 1024 / shares, by a 16.16 multiply below 2^32 ticks (as below).
+  group.vruntime += used < (std::uint64_t{1} << 32) ? (used * group.weight_q16) >> 16 : used * 1024 / group.shares;
   stats_.tasks_run.add(ran);
   stats_.groups[index].tasks_run.add(ran);
   // Ticks to ns by a 16.16 fixed-point multiply (to_ns() divides in
@@ -771,6 +787,7 @@ bool Reactor::idle_poll() {
     }
   }
   stats_.idle_polls.add();
+  clock_fresh_ = false;  // idling is nobody's run time
   const std::uint64_t start = CycleClock::now();
   std::uint64_t last_enter = start;
   const std::uint64_t enter_every = CycleClock::from_ns(5000);
@@ -852,6 +869,7 @@ bool Reactor::idle_poll() {
 // every interleaving, store-buffer delays included (x86-TSO), of a model
 // of this code, and shows that each fence (and membarrier) is needed.
 void Reactor::sleep_until_woken() {
+  clock_fresh_ = false;  // sleeping is nobody's run time
   sleeping_.store(true, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (parked_.linked() && detail::light_wakers.load(std::memory_order_relaxed)) {

@@ -422,6 +422,7 @@ class Reactor {
     RunQueue queue;
     std::uint64_t vruntime = 0;  // weighted run time, in ticks * 1024 / shares
     unsigned shares = 1;
+    std::uint64_t weight_q16 = std::uint64_t{1024} << 16;  // (1024 << 16) / shares
   };
 
   io_uring_sqe* get_sqe_slow(unsigned count);
@@ -525,6 +526,10 @@ class Reactor {
   // Tasks left until run_group reads the clock; need_yield sets it to 1.
   unsigned clock_countdown_ = sampled_clock_every;
   std::uint64_t exact_timing_until_ = 0;
+  // The clock at the end of the last run_ready_tasks, and whether the
+  // reactor has neither idled nor slept since (see run_ready_tasks).
+  std::uint64_t last_clock_ = 0;
+  bool clock_fresh_ = false;
   // No idle group's vruntime may be further behind than this when it
   // competes again (see pick_group).
   std::uint64_t vruntime_floor_ = 0;
@@ -542,6 +547,7 @@ class Reactor {
   std::vector<SpscRing<Message>*> incoming_;
   std::vector<SpscRing<Message>*> outgoing_;
   std::vector<Reactor*> peers_;
+  bool has_peers_ = false;                      // more than one core: mailboxes to poll
   std::vector<std::vector<Message>> overflow_;  // per target, rarely used
   bool overflow_pending_ = false;
 

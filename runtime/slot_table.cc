@@ -1,13 +1,15 @@
 #include "coblk/runtime/slot_table.h"
 
 #include <stdexcept>
+#include <utility>
 
 namespace coblk::runtime {
 
 SlotTable::SlotTable(std::uint32_t capacity, std::uint32_t first_generation)
     : first_generation_(first_generation == 0 ? 1 : first_generation) {
   if (capacity == 0) capacity = 1;
-  slots_.resize(capacity);
+  slots_ = std::make_unique<Slot[]>(capacity);
+  capacity_ = capacity;
   add_free(0, capacity);
 }
 
@@ -22,9 +24,12 @@ void SlotTable::add_free(std::uint32_t from, std::uint32_t to) noexcept {
 void SlotTable::grow() {
   // More operations in flight than ever before. The limit keeps every
   // index below idle_bit.
-  const auto old = static_cast<std::uint32_t>(slots_.size());
+  const std::uint32_t old = capacity_;
   if (old >= (1u << 30)) throw std::length_error("too many io_uring operations in flight");
-  slots_.resize(std::size_t{old} * 2);
+  auto bigger = std::make_unique<Slot[]>(std::size_t{old} * 2);
+  for (std::uint32_t i = 0; i < old; ++i) bigger[i] = slots_[i];
+  slots_ = std::move(bigger);
+  capacity_ = old * 2;
   add_free(old, old * 2);
 }
 
