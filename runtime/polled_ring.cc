@@ -4,7 +4,6 @@
 #include <stdlib.h>
 
 #include <cstring>
-#include <stdexcept>
 #include <system_error>
 
 #include "coblk/runtime/cycle_clock.h"
@@ -12,7 +11,7 @@
 namespace coblk::runtime {
 
 Result<std::unique_ptr<PolledRing>> PolledRing::create(unsigned entries) {
-  std::unique_ptr<PolledRing> ring(new PolledRing());
+  std::unique_ptr<PolledRing> ring(new PolledRing(entries));
   // SINGLE_ISSUER where the kernel has it (6.0): the ring is only ever
   // used by the reactor thread that made it. No DEFER_TASKRUN/COOP_TASKRUN:
   // polled completions are posted by the polling itself, not by task work.
@@ -26,11 +25,6 @@ Result<std::unique_ptr<PolledRing>> PolledRing::create(unsigned entries) {
   }
   if (ret < 0) return Error::from_errno(-ret, "cannot create a polled io_uring (IORING_SETUP_IOPOLL)");
   ring->ring_ready_ = true;
-  ring->slots_.resize(entries * 2);
-  for (std::uint32_t i = 0; i < ring->slots_.size(); ++i) {
-    ring->slots_[i].next_free = i + 1 < ring->slots_.size() ? i + 1 : no_slot;
-  }
-  ring->free_slot_ = 0;
   return ring;
 }
 
@@ -53,54 +47,17 @@ io_uring_sqe* PolledRing::get_sqe() {
   return sqe;
 }
 
-void PolledRing::grow_slots() {
-  const auto old = static_cast<std::uint32_t>(slots_.size());
-  if (old >= (1u << 30)) throw std::length_error("too many polled io_uring operations in flight");
-  slots_.resize(old * 2);
-  for (std::uint32_t i = old; i < old * 2; ++i) slots_[i].next_free = i + 1 < old * 2 ? i + 1 : no_slot;
-  free_slot_ = old;
-}
-
-std::uint64_t PolledRing::open_slot(const Waiter& waiter) {
-  if (free_slot_ == no_slot) grow_slots();
-  const std::uint32_t index = free_slot_;
-  Slot& slot = slots_[index];
-  free_slot_ = slot.next_free;
-  slot.waiter = waiter;
-  slot.in_flight = true;
-  ++in_flight_;
-  return (static_cast<std::uint64_t>(slot.generation) << 32) | index;
-}
-
-int PolledRing::close_slot(std::uint64_t user_data) noexcept {
-  const auto index = static_cast<std::uint32_t>(user_data);
-  Slot& slot = slots_[index];
-  // A new generation makes a late CQE with the old user_data miss; 0 is
-  // skipped so that user_data is never 0 ("not submitted").
-  if (++slot.generation == 0) slot.generation = 1;
-  slot.next_free = free_slot_;
-  free_slot_ = index;
-  return slot.result;
-}
-
 unsigned PolledRing::reap(Reactor* reactor) noexcept {
   io_uring_cq& cq = ring_.cq;
   unsigned head = *cq.khead;
   // Acquire pairs with the kernel's release when it posts CQEs.
   const unsigned tail = io_uring_smp_load_acquire(cq.ktail);
   const unsigned seen = tail - head;
-  const auto slot_count = static_cast<std::uint32_t>(slots_.size());
   for (; head != tail; ++head) {
     const io_uring_cqe* cqe = &cq.cqes[head & cq.ring_mask];
-    const std::uint64_t ud = cqe->user_data;
-    const auto index = static_cast<std::uint32_t>(ud);
-    if (index >= slot_count) continue;
-    Slot& slot = slots_[index];
-    if (slot.generation != static_cast<std::uint32_t>(ud >> 32) || !slot.in_flight) continue;
-    slot.result = cqe->res;
-    slot.in_flight = false;
-    --in_flight_;
-    if (reactor != nullptr) reactor->schedule(slot.waiter);
+    // A CQE that names no operation in flight here is ignored.
+    const Waiter* waiter = slots_.complete(cqe->user_data, cqe->res, cqe->flags);
+    if (waiter != nullptr && reactor != nullptr) reactor->schedule(*waiter);
   }
   // Release hands the entries back to the kernel after we read them.
   io_uring_smp_store_release(cq.khead, tail);
@@ -123,7 +80,7 @@ unsigned PolledRing::poll(Reactor& reactor) noexcept {
 
 std::uint32_t PolledRing::drain(std::uint64_t timeout_ns) noexcept {
   const std::uint64_t deadline = CycleClock::now() + CycleClock::from_ns(timeout_ns);
-  while (in_flight_ != 0 && CycleClock::now() < deadline) {
+  while (slots_.in_flight() != 0 && CycleClock::now() < deadline) {
     if (io_uring_sq_ready(&ring_) != 0) {
       (void)io_uring_submit(&ring_);
     } else {
@@ -131,7 +88,7 @@ std::uint32_t PolledRing::drain(std::uint64_t timeout_ns) noexcept {
     }
     reap(nullptr);
   }
-  return in_flight_;
+  return slots_.in_flight();
 }
 
 int PolledRing::probe(int fd, std::uint32_t bytes) noexcept {

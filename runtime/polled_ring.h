@@ -17,14 +17,14 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "coblk/runtime/reactor.h"
 #include "coblk/runtime/result.h"
+#include "coblk/runtime/slot_table.h"
 
 namespace coblk::runtime {
 
-/// One core's IOPOLL io_uring with its own slot table (user_data is a slot
+/// One core's IOPOLL io_uring with its own SlotTable (user_data is a slot
 /// index and generation, as on the reactor's ring). Used only on its
 /// reactor's thread; made by Reactor::enable_polled_ring.
 class PolledRing {
@@ -40,14 +40,14 @@ class PolledRing {
   /// kernel first. Throws std::system_error if that submission fails.
   io_uring_sqe* get_sqe();
   /// Opens a slot for an operation awaited by `waiter`; returns its user_data.
-  std::uint64_t open_slot(const Waiter& waiter);
+  std::uint64_t open_slot(const Waiter& waiter) { return slots_.open(waiter); }
   /// The result of a completed slot; frees the slot.
-  int close_slot(std::uint64_t user_data) noexcept;
+  int close_slot(std::uint64_t user_data) noexcept { return slots_.close(user_data); }
   /// True while an operation is queued or in the kernel: the reactor must
   /// then poll, not sleep.
-  bool busy() const noexcept { return in_flight_ != 0; }
+  bool busy() const noexcept { return slots_.in_flight() != 0; }
   /// Operations queued or in the kernel.
-  std::uint32_t in_flight() const noexcept { return in_flight_; }
+  std::uint32_t in_flight() const noexcept { return slots_.in_flight(); }
   /// Submits what is queued and asks the kernel to poll once (one
   /// io_uring_enter, without waiting), then reaps: each completed
   /// operation's waiter is scheduled on `reactor` (unless it is draining).
@@ -66,24 +66,12 @@ class PolledRing {
   static int probe(int fd, std::uint32_t bytes) noexcept;
 
  private:
-  struct Slot {
-    Waiter waiter;
-    std::int32_t result = 0;
-    std::uint32_t generation = 1;
-    std::uint32_t next_free = 0;
-    bool in_flight = false;
-  };
-  static constexpr std::uint32_t no_slot = UINT32_MAX;
-
-  PolledRing() = default;
-  void grow_slots();
+  explicit PolledRing(unsigned entries) : slots_(entries * 2) {}
   unsigned reap(Reactor* reactor) noexcept;
 
   io_uring ring_{};
   bool ring_ready_ = false;
-  std::vector<Slot> slots_;
-  std::uint32_t free_slot_ = no_slot;
-  std::uint32_t in_flight_ = 0;
+  SlotTable slots_;
 };
 
 /// An operation on the calling core's polled ring, prepared by `Prep` (a

@@ -82,7 +82,7 @@ bool set_light_wakers_for_testing(bool light) noexcept {
 }  // namespace detail
 
 Reactor::Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config)
-    : runtime_(runtime), core_(core), config_(config) {
+    : runtime_(runtime), core_(core), config_(config), slots_(config.ring_entries * 2, config.first_slot_generation) {
   if (current_ != nullptr) {
     throw std::logic_error("a thread can host only one Reactor");
   }
@@ -102,21 +102,15 @@ Reactor::Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config)
                             "runtime: core " + std::to_string(core_) + ": cannot create an eventfd");
   }
 
-  const std::uint32_t first_generation = config_.first_slot_generation == 0 ? 1 : config_.first_slot_generation;
-  slots_.resize(config_.ring_entries * 2);
-  for (std::uint32_t i = 0; i < slots_.size(); ++i) {
-    slots_[i].next_free = i + 1 < slots_.size() ? i + 1 : no_slot;
-    slots_[i].generation = first_generation;
-  }
-  free_slot_ = 0;
-
   group_count_ = scheduling_group_count();
   for (unsigned g = 0; g < group_count_; ++g) {
     groups_[g].shares = SchedulingGroup(g).shares();
+    groups_[g].weight_q16 = (std::uint64_t{1024} << 16) / groups_[g].shares;
   }
   quota_ticks_ = CycleClock::from_ns(static_cast<std::uint64_t>(config_.task_quota.count()) * 1000);
   stall_ticks_ = CycleClock::from_ns(static_cast<std::uint64_t>(config_.stall_threshold.count()) * 1000);
   idle_poll_ticks_ = CycleClock::from_ns(static_cast<std::uint64_t>(config_.idle_poll_us) * 1000);
+  ns_per_tick_q16_ = static_cast<std::uint64_t>(65536.0 / CycleClock::ticks_per_ns());
   current_ = this;
   arm_eventfd_read();
 }
@@ -172,6 +166,7 @@ void Reactor::setup_ring() {
     const int ret = io_uring_queue_init_params(config_.ring_entries, &ring_, &params);
     if (ret == 0) {
       ring_flags_ = params.flags;
+      sqe_shift_ = (ring_flags_ & IORING_SETUP_SQE128) != 0 ? 1 : 0;
       poll_needs_enter_ = (ring_flags_ & (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN)) != 0 &&
                           (ring_flags_ & IORING_SETUP_TASKRUN_FLAG) == 0;
       return;
@@ -260,7 +255,13 @@ void Reactor::arm_eventfd_read() {
 }
 
 io_uring_sqe* Reactor::get_sqe_slow(unsigned count) {
-  while (io_uring_sq_space_left(&ring_) < count) {
+  for (;;) {
+    // Acquire with SQPOLL (the poller advances the head concurrently): the
+    // kernel has read the SQEs before we reuse them.
+    const unsigned head =
+        (ring_flags_ & IORING_SETUP_SQPOLL) != 0 ? io_uring_smp_load_acquire(ring_.sq.khead) : *ring_.sq.khead;
+    sq_limit_ = head + ring_.sq.ring_entries;
+    if (sq_limit_ - ring_.sq.sqe_tail >= count) break;
     // The submission queue is full: hand what we have to the kernel.
     const int ret = enter(0, false);
     if (ret > 0) {
@@ -270,23 +271,11 @@ io_uring_sqe* Reactor::get_sqe_slow(unsigned count) {
     }
     reap();
   }
+  io_uring_sq& sq = ring_.sq;
+  const unsigned tail = sq.sqe_tail;
+  sq.sqe_tail = tail + 1;
   ++unsubmitted_;
-  return io_uring_get_sqe(&ring_);
-}
-
-void Reactor::grow_slots() {
-  // More operations in flight than ever before: grow the table. Slots are
-  // addressed by index, so growing never invalidates a user_data.
-  const std::uint32_t old = static_cast<std::uint32_t>(slots_.size());
-  if (old >= (1u << 30)) {
-    throw std::length_error("too many io_uring operations in flight");
-  }
-  slots_.resize(old * 2);
-  for (std::uint32_t i = old; i < old * 2; ++i) {
-    slots_[i].next_free = i + 1 < old * 2 ? i + 1 : no_slot;
-    slots_[i].generation = config_.first_slot_generation == 0 ? 1 : config_.first_slot_generation;
-  }
-  free_slot_ = old;
+  return &sq.sqes[(tail & sq.ring_mask) << sqe_shift_];
 }
 
 void Reactor::cancel(std::uint64_t user_data) {
@@ -295,7 +284,13 @@ void Reactor::cancel(std::uint64_t user_data) {
   io_uring_sqe_set_data64(sqe, ignored_user_data);
 }
 
-bool Reactor::need_yield() const noexcept { return CycleClock::now() >= slice_end_; }
+bool Reactor::need_yield() noexcept {
+  if (CycleClock::now() < slice_end_) return false;
+  // The slice is over: run_group reads the clock after this task instead
+  // of up to 15 tasks later, and ends the slice there.
+  clock_countdown_ = 1;
+  return true;
+}
 
 void Reactor::wake(const Waiter& waiter) noexcept {
   Reactor* self = current_;
@@ -399,6 +394,7 @@ void Reactor::connect(std::vector<SpscRing<Message>*> incoming, std::vector<Spsc
   incoming_ = std::move(incoming);
   outgoing_ = std::move(outgoing);
   peers_ = std::move(peers);
+  has_peers_ = peers_.size() > 1;
   overflow_.assign(peers_.size(), {});
 }
 
@@ -484,6 +480,7 @@ void Reactor::write_eventfd(Reactor& peer) noexcept {
 }
 
 void Reactor::poll_mailboxes() noexcept {
+  if (!has_peers_) return;
   std::array<Message, 64>& batch = mailbox_batch_;
   for (SpscRing<Message>* inbox : incoming_) {
     if (inbox == nullptr) {
@@ -508,82 +505,128 @@ bool Reactor::mail_waiting() noexcept {
   return false;
 }
 
-int Reactor::pick_group() noexcept {
-  int best = -1;
+unsigned Reactor::pick_group() noexcept {
+  // Fast path: every ready task is in the group that ran last.
+  Group& last = groups_[current_group_];
+  if (last.queue.size() == ready_count_) {
+    if (last.vruntime < vruntime_floor_) last.vruntime = vruntime_floor_;
+    if (last.vruntime > vruntime_floor_ + quota_ticks_) vruntime_floor_ = last.vruntime - quota_ticks_;
+    return current_group_;
+  }
+  // The group with the least weighted run time among those with ready
+  // tasks. A group that was idle keeps its old, low vruntime; it may not
+  // be further than one quota behind any group picked while it was idle,
+  // so that waking up does not let it run unopposed for long. That floor
+  // is applied here, when the group competes again, rather than to every
+  // idle group at every pick: the result is the same (a group's vruntime
+  // only grows, so the floor from a pick that chose it or passed it over
+  // is already below it), and a pick costs one pass over the groups.
+  unsigned best = 0;
+  std::uint64_t best_vruntime = UINT64_MAX;
   for (unsigned g = 0; g < group_count_; ++g) {
-    if (!groups_[g].queue.empty() && (best < 0 || groups_[g].vruntime < groups_[best].vruntime)) {
-      best = static_cast<int>(g);
+    Group& group = groups_[g];
+    if (group.queue.empty()) continue;
+    if (group.vruntime < vruntime_floor_) group.vruntime = vruntime_floor_;
+    if (group.vruntime < best_vruntime) {
+      best = g;
+      best_vruntime = group.vruntime;
     }
   }
-  if (best >= 0) {
-    // A group that was idle keeps its old, low vruntime; cap how far
-    // behind the leader it may be so that waking up does not let it run
-    // unopposed for a long time.
-    const std::uint64_t floor = groups_[best].vruntime;
-    for (unsigned g = 0; g < group_count_; ++g) {
-      if (groups_[g].queue.empty() && groups_[g].vruntime + quota_ticks_ < floor) {
-        groups_[g].vruntime = floor - quota_ticks_;
-      }
-    }
-  }
+  if (best_vruntime > vruntime_floor_ + quota_ticks_) vruntime_floor_ = best_vruntime - quota_ticks_;
   return best;
 }
 
 void Reactor::run_ready_tasks() {
-  const std::uint64_t start = CycleClock::now();
+  // Called with ready_count_ != 0, so pick_group finds a group. The clock
+  // read at the end of the last run serves as this one's start when the
+  // reactor has not idled or slept since: what it did in between (submit,
+  // reap, mailboxes) is short, and is charged to this run.
+  const std::uint64_t start = clock_fresh_ ? last_clock_ : CycleClock::now();
   std::uint64_t now = start;
-  while (ready_count_ != 0 && now - start < quota_ticks_) {
-    const int g = pick_group();
-    now = CycleClock::now();
-    run_group(static_cast<unsigned>(g), now + quota_ticks_);
-    now = CycleClock::now();
-  }
+  do {
+    now = run_group(pick_group(), now, now + quota_ticks_);
+  } while (ready_count_ != 0 && now - start < quota_ticks_);
+  last_clock_ = now;
+  clock_fresh_ = true;
 }
 
-void Reactor::run_group(unsigned index, std::uint64_t slice_end) {
+std::uint64_t Reactor::run_group(unsigned index, std::uint64_t start, std::uint64_t slice_end) {
   Group& group = groups_[index];
   current_group_ = static_cast<std::uint8_t>(index);
   slice_end_ = slice_end;
-  const std::uint64_t start = CycleClock::now();
-  std::uint64_t before = start;
+  task_started_ = start;
+  // The clock is read after every clock_every_ tasks and after the last
+  // one, not after each: a TSC read costs about 20 ns on this project's
+  // machines, a third of a raw io_uring NOP (docs/performance.md, bench_nop).
+  std::uint64_t checked = start;  // the last clock read
+  unsigned since = 0;             // tasks run since then
   std::uint64_t ran = 0;
-  while (!group.queue.empty()) {
+  clock_countdown_ = clock_every_;
+  do {
     const RunQueue::Entry entry = group.queue.pop();
     --ready_count_;
     current_name_ = entry.name;
-    task_started_ = before;
     entry.handle.resume();
-    ++ran;
+    ++since;
     if (flushes_.linked()) {
       // The task has suspended: publish what it pushed unpublished
       // (Channel::send), so a suspended producer never holds items back.
       run_flushes();
     }
-    const std::uint64_t after = CycleClock::now();
-    if (after - before > stall_ticks_) {
-      note_stall(after - before);
+    if (--clock_countdown_ == 0) {
+      const std::uint64_t now = CycleClock::now();
+      if (now - checked > stall_ticks_) note_stall(now - checked, since);
+      ran += since;
+      since = 0;
+      checked = now;
+      task_started_ = now;
+      clock_countdown_ = clock_every_;
+      if (now >= slice_end) break;
     }
-    before = after;
-    if (after >= slice_end) {
-      break;
-    }
+  } while (!group.queue.empty());
+  if (since != 0) {
+    const std::uint64_t now = CycleClock::now();
+    if (now - checked > stall_ticks_) note_stall(now - checked, since);
+    ran += since;
+    checked = now;
   }
-  const std::uint64_t used = before - start;
-  group.vruntime += used * 1024 / group.shares;
+  if (clock_every_ == 1 && checked >= exact_timing_until_) clock_every_ = sampled_clock_every;
+  const std::uint64_t used = checked - start;
+  // used * 1024 / shares, by a 16.16 multiply below 2^32 ticks (as below).
+  group.vruntime += used < (std::uint64_t{1} << 32) ? (used * group.weight_q16) >> 16 : used * 1024 / group.shares;
   stats_.tasks_run.add(ran);
   stats_.groups[index].tasks_run.add(ran);
-  stats_.groups[index].runtime_ns.add(CycleClock::to_ns(used));
+  // Ticks to ns by a 16.16 fixed-point multiply (to_ns() divides in
+  // double), exact to 1/2^16 of a tick; a run of 2^32 ticks or more
+  // (about a second) could overflow it and takes the division.
+  stats_.groups[index].runtime_ns.add(used < (std::uint64_t{1} << 32) ? (used * ns_per_tick_q16_) >> 16
+                                                                      : CycleClock::to_ns(used));
+  return checked;
 }
 
-void Reactor::note_stall(std::uint64_t ticks) noexcept {
+void Reactor::note_stall(std::uint64_t ticks, unsigned tasks) noexcept {
   const std::uint64_t ns = CycleClock::to_ns(ticks);
   stats_.stalls.add();
   stats_.max_stall_ns.raise_to(ns);
   // Release so a reader that sees the name also sees the counters above.
   stats_.last_stall_task.store(current_name_, std::memory_order_release);
+  const std::uint64_t now = CycleClock::now();
+  if (tasks > 1) {
+    // Not timed one by one: which of them stalled is unknown. Time every
+    // task for the next second, so that a task that stalls again is named.
+    clock_every_ = 1;
+    exact_timing_until_ = now + CycleClock::from_ns(1000000000ull);
+  }
+  if (tasks > 1) {
+    // At most once a second too: the next second times tasks one by one.
+    std::fprintf(stderr,
+                 "coblk: core %u: %u tasks, the last '%s', ran %.3f ms without yielding; timing each task for "
+                 "a second to name the one that stalls\n",
+                 core_, tasks, current_name_ ? current_name_ : "?", static_cast<double>(ns) / 1e6);
+    return;
+  }
   // At most one report per second per core: a stalling task must not also
   // flood the log.
-  const std::uint64_t now = CycleClock::now();
   if (now - last_stall_report_ > CycleClock::from_ns(1000000000ull) || last_stall_report_ == 0) {
     last_stall_report_ = now;
     std::fprintf(stderr, "coblk: core %u: task '%s' ran %.3f ms without yielding\n", core_,
@@ -602,41 +645,38 @@ void Reactor::reap() noexcept {
   }
   const unsigned seen = tail - head;
   const unsigned shift = (ring_flags_ & IORING_SETUP_CQE32) ? 1 : 0;
-  const std::uint32_t slot_count = static_cast<std::uint32_t>(slots_.size());
+  const bool draining = draining_;  // constant while we reap
   for (; head != tail; ++head) {
     const io_uring_cqe* cqe = &cq.cqes[(head & cq.ring_mask) << shift];
-    const std::uint64_t ud = cqe->user_data;
-    const auto index = static_cast<std::uint32_t>(ud);
-    if (index < slot_count) [[likely]] {
-      Slot& slot = slots_[index];
-      if (slot.generation != static_cast<std::uint32_t>(ud >> 32) || !slot.in_flight) {
-        stats_.unknown_cqes.add();
-        continue;
-      }
-      slot.result = cqe->res;
-      slot.cqe_flags = cqe->flags;
-      slot.in_flight = false;
-      --in_flight_;
-      if (!draining_) [[likely]] {
-        schedule(slot.waiter);
-      }
-    } else if (ud == eventfd_user_data) {
-      if (!draining_) {
-        arm_eventfd_read();
-      }
-    } else if (ud <= msg_ring_sent && ud > msg_ring_sent_last) {
-      // Our MSG_RING to a peer; a refused one is sent again by eventfd.
-      const std::uint64_t peer = msg_ring_sent - ud;
-      if (cqe->res < 0 && peer < peers_.size() && peers_[peer] != nullptr) wake_by_eventfd(*peers_[peer]);
-    } else if (ud != ignored_user_data && ud != wake_user_data) {
-      // Wake-ups and ignored completions need nothing: mailboxes are
-      // polled every iteration.
-      stats_.unknown_cqes.add();
+    if (const Waiter* waiter = slots_.complete(cqe->user_data, cqe->res, cqe->flags)) [[likely]] {
+      // Draining: the waiter is not resumed (see drain_io).
+      if (!draining) [[likely]]
+        schedule(*waiter);
+    } else {
+      reap_other(*cqe);
     }
   }
   // Release hands the CQ entries back to the kernel after we read them.
   io_uring_smp_store_release(cq.khead, tail);
   stats_.cqes_reaped.add(seen);
+}
+
+void Reactor::reap_other(const io_uring_cqe& cqe) noexcept {
+  const std::uint64_t ud = cqe.user_data;
+  if (ud == eventfd_user_data) {
+    if (!draining_) {
+      arm_eventfd_read();
+    }
+  } else if (ud <= msg_ring_sent && ud > msg_ring_sent_last) {
+    // Our MSG_RING to a peer; a refused one is sent again by eventfd.
+    const std::uint64_t peer = msg_ring_sent - ud;
+    if (cqe.res < 0 && peer < peers_.size() && peers_[peer] != nullptr) wake_by_eventfd(*peers_[peer]);
+  } else if (ud != ignored_user_data && ud != wake_user_data) {
+    // Wake-ups and ignored completions need nothing (mailboxes are polled
+    // every iteration); anything else, a slot's old generation included,
+    // names no operation of ours.
+    stats_.unknown_cqes.add();
+  }
 }
 
 int Reactor::enter(unsigned min_complete, bool get_events) {
@@ -717,7 +757,7 @@ void Reactor::submit_and_reap(bool wait) {
     ret = enter(1, true);
   } else if (unsubmitted_ == 0 && !(ring_flags_ & IORING_SETUP_DEFER_TASKRUN)) {  // NOLINT(bugprone-branch-clone)
     ret = 0;  // completions are posted without our help: just look
-  } else if (unsubmitted_ == 0 && in_flight_ == 0) {
+  } else if (unsubmitted_ == 0 && slots_.in_flight() == 0) {
     ret = 0;  // nothing to send, nothing to wait for
   } else {
     // One syscall submits the batch and, with DEFER_TASKRUN, runs the
@@ -747,6 +787,7 @@ bool Reactor::idle_poll() {
     }
   }
   stats_.idle_polls.add();
+  clock_fresh_ = false;  // idling is nobody's run time
   const std::uint64_t start = CycleClock::now();
   std::uint64_t last_enter = start;
   const std::uint64_t enter_every = CycleClock::from_ns(5000);
@@ -777,7 +818,7 @@ bool Reactor::idle_poll() {
     if (now - start >= idle_poll_ticks_) {
       return false;
     }
-    if (poll_needs_enter_ && in_flight_ != 0 && now - last_enter >= enter_every) {
+    if (poll_needs_enter_ && slots_.in_flight() != 0 && now - last_enter >= enter_every) {
       // No TASKRUN flag to read: look for deferred completions directly.
       last_enter = now;
       get_events();
@@ -828,6 +869,7 @@ bool Reactor::idle_poll() {
 // every interleaving, store-buffer delays included (x86-TSO), of a model
 // of this code, and shows that each fence (and membarrier) is needed.
 void Reactor::sleep_until_woken() {
+  clock_fresh_ = false;  // sleeping is nobody's run time
   sleeping_.store(true, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (parked_.linked() && detail::light_wakers.load(std::memory_order_relaxed)) {
@@ -899,11 +941,7 @@ void Reactor::drain_io() noexcept {
   // waiters are not resumed: shutdown then destroys the frames, and only
   // after every CQE is in, so no buffer is freed under the kernel.
   try {
-    for (std::uint32_t i = 0; i < slots_.size(); ++i) {
-      if (slots_[i].in_flight) {
-        cancel((static_cast<std::uint64_t>(slots_[i].generation) << 32) | i);
-      }
-    }
+    slots_.for_each_in_flight([this](std::uint64_t user_data) { cancel(user_data); });
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_cancel64(sqe, eventfd_user_data, 0);
     io_uring_sqe_set_data64(sqe, ignored_user_data);
@@ -917,7 +955,7 @@ void Reactor::drain_io() noexcept {
                  polled_->in_flight());
   }
   const std::uint64_t deadline = CycleClock::now() + CycleClock::from_ns(2000000000ull);
-  while (in_flight_ != 0 && CycleClock::now() < deadline) {
+  while (slots_.in_flight() != 0 && CycleClock::now() < deadline) {
     // Waits at most 10 ms: a timeout that also ends as soon as one other
     // completion arrives (count 1), so none is left behind to pile up.
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
@@ -929,14 +967,14 @@ void Reactor::drain_io() noexcept {
     enter(sqe != nullptr ? 1 : 0, true);
     reap();
   }
-  if (in_flight_ != 0) {
+  if (slots_.in_flight() != 0) {
     std::fprintf(stderr, "coblk: core %u: %u I/O operations did not finish at shutdown; their tasks are leaked\n",
-                 core_, in_flight_);
+                 core_, slots_.in_flight());
   }
 }
 
 std::size_t Reactor::destroy_remaining_roots() noexcept {
-  if (in_flight_ != 0) {
+  if (slots_.in_flight() != 0) {
     return 0;  // a frame may still own a buffer the kernel writes to
   }
   std::size_t destroyed = 0;

@@ -18,7 +18,9 @@
 #include "coblk/runtime/reactor_stats.h"
 #include "coblk/runtime/run_queue.h"
 #include "coblk/runtime/scheduling_group.h"
+#include "coblk/runtime/slot_table.h"
 #include "coblk/runtime/spsc_ring.h"
+#include "coblk/runtime/waiter.h"
 
 namespace coblk::runtime {
 
@@ -49,9 +51,16 @@ struct ReactorConfig {
   /// outside the process's affinity mask.
   std::vector<unsigned> sqpoll_cpus;
   /// Time one scheduling group may run before the reactor looks at I/O
-  /// again and other groups get their turn.
+  /// again and other groups get their turn. Checked when the reactor reads
+  /// the clock, once per 16 tasks (and after the last), so a slice may run
+  /// up to 15 short tasks over.
   std::chrono::microseconds task_quota{500};
-  /// A task that runs longer than this without suspending is a stall.
+  /// A task that runs longer than this without suspending is a stall
+  /// (ReactorStats::stalls). Tasks are timed 16 at a time, not one by one
+  /// (a clock read per task would cost a third of a NOP): when 16 tasks
+  /// together exceed it, the stall is counted under the last one's name,
+  /// and for the next second every task is timed on its own, so a task
+  /// that stalls again is named exactly.
   std::chrono::microseconds stall_threshold{10000};
   /// Cross-core mailbox capacity per ordered pair of cores.
   unsigned mailbox_capacity = 4096;
@@ -84,15 +93,6 @@ struct ReactorConfig {
 struct Message {
   void (*handler)(void* object) noexcept = nullptr;  ///< runs on the receiving core; must not throw
   void* object = nullptr;                            ///< the handler's argument; valid until the handler has run
-};
-
-/// A suspended coroutine together with what the scheduler needs to resume it
-/// on the right core, in the right group.
-struct Waiter {
-  std::coroutine_handle<> handle;  ///< the suspended coroutine
-  const char* name = nullptr;      ///< its task's name; never freed (stall reports keep the pointer)
-  unsigned core = 0;               ///< the core it was suspended on, and so must be resumed on
-  std::uint8_t group = 0;          ///< index of its SchedulingGroup
 };
 
 /// Node of a reactor's list of parked waits (see ParkedWait).
@@ -248,9 +248,12 @@ class Reactor {
   bool supports_op(unsigned opcode) const noexcept;
   /// Counters for this core.
   const ReactorStats& stats() const noexcept { return stats_; }
-  /// The CycleClock time at which the reactor resumed the task now running
-  /// (read on this reactor's thread): a timestamp a task gets for free, e.g.
-  /// the moment an awaited I/O operation's completion was handed to it.
+  /// The CycleClock time the reactor last read before it resumed the task
+  /// now running (read on this reactor's thread): a timestamp a task gets
+  /// for free, e.g. about the moment an awaited I/O operation's completion
+  /// was handed to it. The reactor reads the clock once per 16 tasks it
+  /// resumes, not before each, so this is up to 15 other tasks' run time
+  /// earlier than the task's own start.
   std::uint64_t task_started() const noexcept { return task_started_; }
   /// The settings this reactor was created with.
   const ReactorConfig& config() const noexcept { return config_; }
@@ -338,7 +341,9 @@ class Reactor {
   SchedulingGroup current_group() const noexcept { return SchedulingGroup(current_group_); }
   /// True when the running group has used up its time slice and a
   /// cooperative task should yield (see maybe_yield()).
-  bool need_yield() const noexcept;
+  /// Reads the clock; when the slice is over, the reactor also ends the
+  /// slice as soon as the running task suspends.
+  bool need_yield() noexcept;
 
   // ---- operations (used by the awaitables in io.h) ----
 
@@ -346,44 +351,23 @@ class Reactor {
   /// it is full. `count` consecutive SQEs are guaranteed to be available
   /// (for linked pairs).
   io_uring_sqe* get_sqe(unsigned count = 1) {
-    if (count == 1) {
-      // Fast path: io_uring_get_sqe checks for room itself.
-      if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {
-        ++unsubmitted_;
-        return sqe;
-      }
+    io_uring_sq& sq = ring_.sq;
+    const unsigned tail = sq.sqe_tail;
+    // Fast path: room known from the last look at the kernel's head (see
+    // sq_limit_), without re-reading it for every SQE.
+    if (count == 1 && static_cast<int>(sq_limit_ - tail) > 0) [[likely]] {
+      sq.sqe_tail = tail + 1;
+      ++unsubmitted_;
+      return &sq.sqes[(tail & sq.ring_mask) << sqe_shift_];
     }
     return get_sqe_slow(count);
   }
   /// Opens a slot for an operation awaited by `waiter`; returns the
   /// user_data to put in the SQE.
-  std::uint64_t open_slot(const Waiter& waiter) {
-    if (free_slot_ == no_slot) {
-      grow_slots();
-    }
-    const std::uint32_t index = free_slot_;
-    Slot& slot = slots_[index];
-    free_slot_ = slot.next_free;
-    slot.waiter = waiter;
-    slot.in_flight = true;
-    ++in_flight_;
-    return (static_cast<std::uint64_t>(slot.generation) << 32) | index;
-  }
+  std::uint64_t open_slot(const Waiter& waiter) { return slots_.open(waiter); }
   /// Result and CQE flags of a completed slot; frees the slot.
   int close_slot(std::uint64_t user_data, std::uint32_t* cqe_flags = nullptr) noexcept {
-    const auto index = static_cast<std::uint32_t>(user_data);
-    Slot& slot = slots_[index];
-    if (cqe_flags != nullptr) {
-      *cqe_flags = slot.cqe_flags;
-    }
-    // A new generation makes any late CQE carrying the old user_data miss.
-    // Generation 0 is skipped on the wrap: with index 0 it would make
-    // user_data 0, which IoOp reads as "never submitted" (a spurious
-    // result and a leaked slot after 2^32 reuses of slot 0).
-    if (++slot.generation == 0) slot.generation = 1;
-    slot.next_free = free_slot_;
-    free_slot_ = index;
-    return slot.result;
+    return slots_.close(user_data, cqe_flags);
   }
   /// Queues an IORING_OP_ASYNC_CANCEL for the operation with `user_data`.
   /// Its own completion is ignored; the target still completes normally
@@ -434,28 +418,22 @@ class Reactor {
   // kernel refuses the io_uring or the eventfd; Runtime::run reports it.
   Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config);
 
-  struct Slot {
-    Waiter waiter;
-    std::int32_t result = 0;
-    std::uint32_t cqe_flags = 0;
-    std::uint32_t generation = 1;
-    std::uint32_t next_free = 0;
-    bool in_flight = false;  // SQE issued, CQE not yet seen
-  };
-  static constexpr std::uint32_t no_slot = UINT32_MAX;
   struct Group {
     RunQueue queue;
     std::uint64_t vruntime = 0;  // weighted run time, in ticks * 1024 / shares
     unsigned shares = 1;
+    std::uint64_t weight_q16 = std::uint64_t{1024} << 16;  // (1024 << 16) / shares
   };
 
   io_uring_sqe* get_sqe_slow(unsigned count);
-  void grow_slots();
   void setup_ring();
   void probe_ops();
   void arm_eventfd_read();
   void run_ready_tasks();
-  void run_group(unsigned index, std::uint64_t slice_end);
+  // Runs ready tasks of group `index` from `start` (a clock reading) until
+  // its queue is empty or `slice_end` has passed; returns the clock at the
+  // end.
+  std::uint64_t run_group(unsigned index, std::uint64_t start, std::uint64_t slice_end);
   void poll_mailboxes() noexcept;
   bool mail_waiting() noexcept;
   void link_parked(ParkedWait& wait) noexcept;
@@ -484,6 +462,9 @@ class Reactor {
   // SQPOLL, whose poller thread posts completions itself.
   void get_events();
   void reap() noexcept;
+  // A CQE that completes no slot: our own wake-up and eventfd traffic, or
+  // an unknown one (counted).
+  void reap_other(const io_uring_cqe& cqe) noexcept;
   void sleep_until_woken();
   void notify_peer(Reactor& peer) noexcept;
   // A wake-up that failed, sent again through the peer's eventfd (counted).
@@ -494,8 +475,10 @@ class Reactor {
   // With polled I/O in flight: poll the polled ring, and take what the
   // main ring has without sleeping.
   void spin_polled();
-  void note_stall(std::uint64_t ticks) noexcept;
-  int pick_group() noexcept;
+  // `tasks` ran for `ticks` between two clock reads, longer than the stall
+  // threshold: counts and reports a stall.
+  void note_stall(std::uint64_t ticks, unsigned tasks) noexcept;
+  unsigned pick_group() noexcept;
 
   static constinit thread_local Reactor* current_;
 
@@ -514,10 +497,17 @@ class Reactor {
   bool has_cancel_any_ = true;
   std::array<std::uint64_t, 4> supported_ops_{};  // bitmap of opcodes
 
-  std::vector<Slot> slots_;
-  std::uint32_t free_slot_ = no_slot;
-  std::uint32_t in_flight_ = 0;
+  // The in-flight operations of ring_ (see "Operation identity" above).
+  SlotTable slots_;
+  // SQEs handed out since the last submission.
   unsigned unsubmitted_ = 0;
+  // get_sqe's room: the SQ tail may grow up to here. Set from the kernel's
+  // head whenever get_sqe_slow looks at it; the head only moves forward, so
+  // the limit can only be too low (then the slow path looks again), never
+  // too high, even if other code takes SQEs with io_uring_get_sqe.
+  unsigned sq_limit_ = 0;
+  // log2 of the SQE size in 64-byte units (1 with sqe128).
+  unsigned sqe_shift_ = 0;
 
   std::array<Group, SchedulingGroup::max_groups> groups_;
   unsigned group_count_ = 2;
@@ -528,6 +518,23 @@ class Reactor {
   std::uint64_t slice_end_ = 0;
   std::uint64_t quota_ticks_ = 0;
   std::uint64_t stall_ticks_ = 0;
+  // run_group reads the clock after this many tasks (and after the last):
+  // sampled_clock_every normally, 1 (every task) for a second after a
+  // stall among several tasks that were timed together.
+  static constexpr unsigned sampled_clock_every = 16;
+  unsigned clock_every_ = sampled_clock_every;
+  // Tasks left until run_group reads the clock; need_yield sets it to 1.
+  unsigned clock_countdown_ = sampled_clock_every;
+  std::uint64_t exact_timing_until_ = 0;
+  // The clock at the end of the last run_ready_tasks, and whether the
+  // reactor has neither idled nor slept since (see run_ready_tasks).
+  std::uint64_t last_clock_ = 0;
+  bool clock_fresh_ = false;
+  // No idle group's vruntime may be further behind than this when it
+  // competes again (see pick_group).
+  std::uint64_t vruntime_floor_ = 0;
+  // 2^16 / CycleClock::ticks_per_ns(): ticks to ns by multiplication.
+  std::uint64_t ns_per_tick_q16_ = 0;
   std::uint64_t idle_poll_ticks_ = 0;
   // The ring cannot tell user space that deferred completions are waiting
   // (no IORING_SETUP_TASKRUN_FLAG), so idle polling enters the kernel to
@@ -540,6 +547,7 @@ class Reactor {
   std::vector<SpscRing<Message>*> incoming_;
   std::vector<SpscRing<Message>*> outgoing_;
   std::vector<Reactor*> peers_;
+  bool has_peers_ = false;                      // more than one core: mailboxes to poll
   std::vector<std::vector<Message>> overflow_;  // per target, rarely used
   bool overflow_pending_ = false;
 

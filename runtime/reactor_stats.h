@@ -57,7 +57,7 @@ struct ReactorStats {
   /// Wake-ups that failed (a refused MSG_RING, no SQE for one, a failed
   /// eventfd write) and were sent again another way.
   OwnedCounter wakeup_retries;
-  OwnedCounter stalls;               ///< task runs longer than the stall threshold
+  OwnedCounter stalls;               ///< task runs longer than the stall threshold (see ReactorConfig::stall_threshold)
   OwnedCounter max_stall_ns;         ///< longest task run seen above the threshold
   OwnedCounter uncaught_exceptions;  ///< detached tasks that ended with an exception
   OwnedCounter unknown_cqes;         ///< CQEs whose user_data matched no open operation
