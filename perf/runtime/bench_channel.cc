@@ -39,6 +39,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -191,8 +192,23 @@ Task<double> our_channel(bool batched, std::uint64_t n, ReactorCounters* delta) 
 
 // ---- baselines: this thread (core 0's reactor thread) and one on CPU 1 ----
 
-double boost_queue(bool batched, std::uint64_t n, unsigned consumer_cpu) {
+// The baseline's thread on CPU 1 must not share it with core 1's reactor:
+// right after our side's round that reactor is still idle-polling (for
+// idle_poll_us) before it sleeps. Waiting a few milliseconds here, on core
+// 0's thread, which the baseline blocks anyway, lets it fall asleep first.
+void let_core1_sleep() { std::this_thread::sleep_for(std::chrono::milliseconds(5)); }
+
+// The queue on lines of its own: on the stack its indices could share a
+// line with the frame's other variables, and how fast the baseline runs
+// would then depend on where the compiler put them.
+struct alignas(64) AlignedBoostQueue {
   BoostQueue queue;
+};
+
+double boost_queue(bool batched, std::uint64_t n, unsigned consumer_cpu) {
+  let_core1_sleep();
+  const auto holder = std::make_unique<AlignedBoostQueue>();
+  BoostQueue& queue = holder->queue;
   std::atomic<bool> go{false};
   std::uint64_t sum = 0;
   std::thread consumer([&] {
