@@ -29,11 +29,15 @@ constexpr std::chrono::milliseconds retry_at_limit{10};
 /// One (queue, worker) lane. Its slots are slots base .. base+count-1 of
 /// the queue's staging area. Each slot is in exactly one place: the
 /// queue's `free` stack, the to_worker channel, the worker's hands, or the
-/// back channel. Both channels can hold every slot of the lane, so
-/// try_send on them never fails.
+/// back channel. Each channel has room for twice the lane's slots, so
+/// try_send on them never fails: the worker's recv() hands ring slots back
+/// to the queue in batches (up to a quarter of the ring late), so a slot
+/// the worker already returned may still take room in to_worker while it
+/// is sent again; at most a quarter of the ring does, which the second
+/// half covers.
 struct CompressionPipeline::Lane {
   /// A lane of `count` slots from `base`.
-  Lane(std::uint32_t base, std::uint32_t count) : to_worker(count), back(count), free(count) {
+  Lane(std::uint32_t base, std::uint32_t count) : to_worker(2 * count), back(2 * count), free(count) {
     for (std::uint32_t i = 0; i < count; ++i) {
       free[i] = base + i;
     }
@@ -117,7 +121,7 @@ int CompressionPipeline::write(unsigned queue, std::uint64_t offset, std::span<c
       if (rc == 0) {
         qs.next_lane = w + 1;
         if (!l.to_worker.try_send(std::uint32_t{slot})) {
-          // Cannot happen (the channel holds every slot of the lane). If it
+          // Cannot happen (see Lane). If it
           // did, install here (this core is store core `queue`, so it may
           // compress as it) rather than leave the page waiting for ever;
           // a slot that still holds a staged page is never reused.

@@ -570,6 +570,27 @@ BOOST_AUTO_TEST_CASE(a_two_slot_channel_between_cores_moves_every_item_in_order)
   BOOST_TEST(sum == 20000ULL * 19999ULL / 2);
 }
 
+BOOST_AUTO_TEST_CASE(a_channel_of_twice_n_slots_takes_n_items_while_its_consumer_holds_a_batch_unreleased) {
+  // The compression pipeline's lanes rely on this: n slots circulate, and
+  // the worker's recv() may still hold up to a quarter of the ring of
+  // items it has taken (and whose slots came back to the queue already).
+  constexpr int n = 32;
+  Channel<int> channel(2 * n);  // a quarter: 16
+  bool all_taken = true;
+  run_on_one_core([&]() -> Task<void> {
+    for (int i = 0; i < n; ++i) {
+      all_taken = channel.try_send(int{i}) && all_taken;
+    }
+    for (int i = 0; i < 15; ++i) {
+      (void)co_await channel.recv();  // taken, not yet handed back
+    }
+    for (int i = 0; i < 15; ++i) {
+      all_taken = channel.try_send(int{i}) && all_taken;  // the same n in circulation
+    }
+  });
+  BOOST_TEST(all_taken);
+}
+
 BOOST_AUTO_TEST_CASE(items_come_out_in_order_whichever_way_and_whichever_task_receives) {
   // recv() pops in place and hands slots back in batches; try_recv,
   // try_recv_batch, a later recv() or a later consumer task go on from
