@@ -104,6 +104,7 @@ class Channel {
   /// (with any recv() left unreleased) at once. Never suspends.
   bool try_recv(T& out) noexcept {
     if (!ring_.try_pop(out)) {
+      release();  // found empty: hand back what recv() still holds
       return false;
     }
     release_.pending = 0;
@@ -117,6 +118,8 @@ class Channel {
     if (n != 0) {
       release_.pending = 0;
       wake(producer_);
+    } else {
+      release();  // found empty: hand back what recv() still holds
     }
     return n;
   }
