@@ -404,9 +404,9 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   if (given("compress-cores")) {
     int64_t n = 0;
     if (!parse_bounded(text("compress-cores"), "--compress-cores", 0, 256, n, out.error)) return out;
-    if (n != 0 && given("recovery"))
-      return fail(
-          "--compress-cores cannot be combined with --recovery: staged pages are not in the memory the keeper holds");
+    if (n > 64 && given("recovery"))
+      return fail("--compress-cores: at most 64 with --recovery (its keeper holds one memory per core), got " +
+                  std::to_string(n));
     o.compress_cores = static_cast<unsigned>(n);
   }
   if (given("recompress")) {

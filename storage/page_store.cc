@@ -64,11 +64,6 @@ Result<void> validate(const PageStoreConfig& c) {
   if (c.staging_pages > 65536) {
     return Error(EINVAL, "staging area must be 0..65536 pages per core, got " + std::to_string(c.staging_pages));
   }
-  if (c.staging_pages != 0 && c.memory != runtime::MemoryKind::anonymous) {
-    // A staged page lives outside the page table and the arenas a new
-    // server recovers: acknowledged writes would be lost with the server.
-    return Error(EINVAL, "asynchronous compression cannot be combined with crash-safe (shared) memory");
-  }
   if (c.remote_free_ring_capacity < 2) {
     return Error(EINVAL, "remote free ring capacity must be at least 2");
   }
@@ -111,9 +106,12 @@ Result<std::unique_ptr<PageStore>> PageStore::build(const PageStoreConfig& confi
   const bool attaching = !fds.empty();
   Result<runtime::MemoryRegion> table = Error(EINVAL, "");
   if (attaching) {
-    table = runtime::MemoryRegion::attach(fds[0], layout::table_bytes(page_count), "page table");
+    table = runtime::MemoryRegion::attach(fds[0], layout::region_bytes(page_count, config.cores, config.staging_pages),
+                                          "page table");
   } else {
-    table = runtime::MemoryRegion::create(config.memory, layout::table_bytes(page_count), "page table");
+    // The staging area shares the table's memory (layout::region_bytes).
+    table = runtime::MemoryRegion::create(
+        config.memory, layout::region_bytes(page_count, config.cores, config.staging_pages), "page table");
   }
   if (!table) {
     return std::move(table).error();
@@ -132,11 +130,12 @@ Result<std::unique_ptr<PageStore>> PageStore::build(const PageStoreConfig& confi
     if (header->page_count != page_count || header->cores != config.cores ||
         header->huge_threshold != config.huge_threshold ||
         header->algorithm != static_cast<std::uint32_t>(config.codec.algorithm) || header->max_spans != max_spans ||
-        header->backing_blocks != config.backing_blocks) {
+        header->backing_blocks != config.backing_blocks || header->staging_pages != config.staging_pages) {
       return Error(EINVAL, "the saved store was made for another geometry (" + std::to_string(header->page_count) +
                                " pages, " + std::to_string(header->cores) + " cores, algorithm " +
                                std::to_string(header->algorithm) + ", " + std::to_string(header->backing_blocks) +
-                               " backing blocks)");
+                               " backing blocks, " + std::to_string(header->staging_pages) +
+                               " staging pages per core)");
     }
   } else {
     header->version = layout::version;
@@ -146,6 +145,7 @@ Result<std::unique_ptr<PageStore>> PageStore::build(const PageStoreConfig& confi
     header->algorithm = static_cast<std::uint32_t>(config.codec.algorithm);
     header->max_spans = max_spans;
     header->backing_blocks = config.backing_blocks;
+    header->staging_pages = config.staging_pages;
     // The magic last: a table whose creation was cut short is never taken
     // for a valid one. Release orders the fields before it for a reader in
     // another process.
@@ -187,11 +187,6 @@ Result<std::unique_ptr<PageStore>> PageStore::build(const PageStoreConfig& confi
       }
     }
     if (config.staging_pages != 0) {
-      state->staging.reset(
-          static_cast<std::byte*>(std::aligned_alloc(page_size, std::size_t{config.staging_pages} * page_size)));
-      if (!state->staging) {
-        throw std::bad_alloc();
-      }
       state->staged_index = std::make_unique<std::uint64_t[]>(config.staging_pages);
     }
     store->cores_.push_back(std::move(state));

@@ -117,10 +117,11 @@ struct PageStoreConfig {
   /// Entropy routing; unset = off.
   std::optional<EntropyRouting> entropy_routing;
   /// Staging slots per core for asynchronous compression (stage() /
-  /// install_staged()); 0 = none. Each slot is 4 KiB, allocated up front
-  /// and counted in mem_used_total only while it holds a page. Needs
-  /// anonymous memory: a staged page is not recovered after a crash, so a
-  /// store in shared memory refuses it. 0..65536.
+  /// install_staged()); 0 = none. Each slot is 4 KiB, reserved up front
+  /// in the page table's memory (layout::region_bytes) and counted in
+  /// mem_used_total only while it holds a page. In shared memory a staged
+  /// page outlives its server like any stored page: attach() installs it.
+  /// 0..65536.
   std::uint32_t staging_pages = 0;
   /// Re-admission of written-back pages to RAM by reads (docs/storage.md,
   /// "Re-admission"): 0 never; 1 at every read from the backing tier; 2 at
@@ -247,7 +248,8 @@ class PageStore {
   /// undoes the one change each core may have left half done (see
   /// layout::Journal), clears lock bits, and rebuilds each arena's spans,
   /// free lists and page count, the memory budget and the page statistics
-  /// from the live entries. Counters of events (failed I/O, notify_free,
+  /// from the live entries. Pages still staged (written, not yet
+  /// compressed) are then compressed from their slots and installed. Counters of events (failed I/O, notify_free,
   /// huge_pages_since, pages_compacted) start from zero. Returns Error
   /// EINVAL if the memory was made for another geometry or format, EIO
   /// (one line naming the page or handle) if it is corrupt, ENOSPC if the
@@ -518,7 +520,7 @@ class PageStore {
   const bool skip_incompressible_;
   SizeClassTable classes_;
   MemoryBudget budget_;
-  runtime::MemoryRegion table_;   // header, journals, entries (store_layout.h)
+  runtime::MemoryRegion table_;   // header, journals, entries, staging area (store_layout.h)
   PageEntry* entries_ = nullptr;  // in table_
   void* journals_ = nullptr;      // layout::Journal[cores], in table_
   std::vector<std::unique_ptr<ObjectArena>> arenas_;

@@ -59,8 +59,6 @@ struct PageStore::CoreState {
   WritebackSlot batches[writeback_slots];         ///< the batches, each free or out
   std::uint64_t writeback_cursor = 0;             ///< next entry writeback_prepare looks at
   std::unique_ptr<std::byte, AlignedFree> block;  ///< one backing block, for the synchronous read
-  /// The staging area: staging_pages slots of 4 KiB (PageStore::stage).
-  std::unique_ptr<std::byte, AlignedFree> staging;
   /// Per staging slot, the page entry it was staged for (written by stage()
   /// before the slot is handed over; read by install_staged()).
   std::unique_ptr<std::uint64_t[]> staged_index;

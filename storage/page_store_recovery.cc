@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "coblk/storage/page_store.h"
+#include "coblk/storage/page_store_core.h"
 #include "coblk/storage/store_layout.h"
 
 namespace coblk::storage {
@@ -26,12 +27,18 @@ Result<void> PageStore::recover() {
   const std::uint32_t raw_class = classes_.raw_class_index();
   std::vector<std::vector<ObjectArena::LiveObject>> live(cores);
   std::int64_t stored = 0, same = 0, huge = 0, compr = 0, written_back = 0;
+  struct Staged {
+    std::uint64_t index;
+    StagedRef ref;
+  };
+  std::vector<Staged> staged;
+  std::vector<bool> slot_taken(std::size_t{cores} * config_.staging_pages);
   // Known bits of a state word once the lock bits are off; anything else
   // is corrupt.
   constexpr std::uint64_t known = entry_bits::same | entry_bits::object | entry_bits::huge |
                                   entry_bits::algorithm_mask | entry_bits::size_mask | entry_bits::idle |
                                   entry_bits::written_back | entry_bits::writeback_pending | entry_bits::age_mask |
-                                  entry_bits::recompressed;
+                                  entry_bits::recompressed | entry_bits::staged;
   constexpr std::uint64_t stamps = entry_bits::idle | entry_bits::age_mask | entry_bits::recompressed;
   // Objects are made by the primary codec or, recompressed, the secondary.
   auto known_algorithm = [this](std::uint64_t word) {
@@ -60,8 +67,30 @@ Result<void> PageStore::recover() {
     const bool is_same = (word & entry_bits::same) != 0;
     const bool is_object = (word & entry_bits::object) != 0;
     const bool is_written_back = (word & entry_bits::written_back) != 0;
-    if (int{is_same} + int{is_object} + int{is_written_back} > 1) {
-      return Error(EIO, page_error(i, "is more than one of same-filled, an object and written back"));
+    const bool is_staged = (word & entry_bits::staged) != 0;
+    if (int{is_same} + int{is_object} + int{is_written_back} + int{is_staged} > 1) {
+      return Error(EIO, page_error(i, "is more than one of same-filled, an object, written back and staged"));
+    }
+    if (is_staged) {
+      // Written and acknowledged, not yet compressed: its bytes are in a
+      // staging slot of this memory, installed below once the arenas are
+      // rebuilt. Each slot names one entry at a time (page_store_staging.cc).
+      const StagedRef ref = StagedRef::decode(value);
+      if (ref.core >= cores || ref.slot >= config_.staging_pages) {
+        return Error(EIO, page_error(i, "names staging slot " + std::to_string(ref.slot) + " of core " +
+                                            std::to_string(ref.core) + ", beyond the staging area"));
+      }
+      const std::size_t at = std::size_t{ref.core} * config_.staging_pages + ref.slot;
+      if (slot_taken[at]) {
+        return Error(EIO, page_error(i, "names a staging slot another page names too"));
+      }
+      slot_taken[at] = true;
+      if ((word & ~(entry_bits::staged | stamps)) != 0) {
+        return Error(EIO, page_error(i, "is staged but has object fields"));
+      }
+      staged.push_back({i, ref});
+      e.reset(word, value);
+      continue;
     }
     if (!is_object && !is_written_back && (word & ~(entry_bits::same | stamps)) != 0) {
       return Error(EIO, page_error(i, "has object fields but no object"));
@@ -108,6 +137,19 @@ Result<void> PageStore::recover() {
     }
   }
   seed_page_counters(stored, same, huge, compr, written_back);
+  // Staged pages: compressed and installed as the dead server's workers
+  // would have. Each stays staged (and so recoverable again) until its
+  // object is published, so a crash in here loses nothing either. The
+  // budget takes the slot's page back first, as stage() had, because
+  // install_staged gives it back.
+  for (const Staged& s : staged) {
+    const std::uint64_t word = entries_[s.index].raw_word();
+    account(0, word, +1);
+    cores_[s.ref.core]->staged_index[s.ref.slot] = s.index;
+    if (!budget_.try_take(1) || install_staged(0, s.ref) != 0) {
+      return Error(ENOSPC, page_error(s.index, "was staged and does not fit under the memory limit"));
+    }
+  }
   return ok();
 }
 

@@ -17,6 +17,7 @@
 #include "coblk/compress/same_fill.h"
 #include "coblk/storage/page_store.h"
 #include "coblk/storage/page_store_core.h"
+#include "coblk/storage/store_layout.h"
 
 namespace coblk::storage {
 
@@ -28,7 +29,10 @@ using ConstPageSpan = std::span<const std::byte, compress::page_size>;
 }  // namespace
 
 std::byte* PageStore::staging_slot(StagedRef ref) const noexcept {
-  return cores_[ref.core]->staging.get() + std::size_t{ref.slot} * page_size;
+  // In the table's memory (layout::region_bytes), so that a staged page
+  // outlives its server as the entry naming it does.
+  return table_.data() + layout::table_bytes(page_count_) +
+         (std::size_t{ref.core} * config_.staging_pages + ref.slot) * page_size;
 }
 
 int PageStore::stage(unsigned core, std::uint32_t slot, std::uint64_t offset,
@@ -52,7 +56,7 @@ int PageStore::stage(unsigned core, std::uint32_t slot, std::uint64_t offset,
     return -ENOSPC;
   }
   CoreState& cs = *cores_[core];
-  std::memcpy(cs.staging.get() + std::size_t{slot} * page_size, page.data(), page_size);
+  std::memcpy(staging_slot(StagedRef{core, slot}), page.data(), page_size);
   cs.staged_index[slot] = index;
   PageEntry& e = entries_[index];
   const std::uint64_t old_word = e.lock(core);

@@ -16,7 +16,7 @@ namespace coblk::storage::layout {
 inline constexpr char magic[8] = {'c', 'o', 'b', 'l', 'k', 'P', 'T', '\0'};
 /// Bumped whenever anything in this file, PageEntry's bits or the handle
 /// encoding changes: a server never reads memory made by another format.
-inline constexpr std::uint32_t version = 2;
+inline constexpr std::uint32_t version = 3;
 
 /// The first page of the table: what the store was made for. Recovery
 /// refuses memory whose header does not match its own configuration.
@@ -30,6 +30,8 @@ struct Header {
   std::uint64_t max_spans;       ///< span slots of each arena (sizes its memfd)
   std::uint64_t backing_blocks;  ///< blocks of the backing tier written-back entries refer to (0 = none)
   std::uint64_t backing_id;      ///< random id also written in the backing tier's block 0 (BackingHeader)
+  std::uint32_t staging_pages;   ///< staging slots per core (the staging area after the entries; 0 = none)
+  std::uint32_t reserved;        ///< 0
 };
 
 /// "coblkBT" and a NUL: the first bytes of a backing tier's block 0.
@@ -73,9 +75,21 @@ static_assert(entries_offset % 4096 == 0, "the entries start on a page");
 static_assert(sizeof(Header) <= journals_offset);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "journal stores must be single instructions");
 
-/// Bytes of the whole table for `page_count` pages, rounded up to a page.
+/// Bytes of the header, journals and entries for `page_count` pages,
+/// rounded up to a page: where the staging area starts.
 constexpr std::uint64_t table_bytes(std::uint64_t page_count) noexcept {
   return (entries_offset + page_count * sizeof(PageEntry) + 4095) / 4096 * 4096;
+}
+
+/// Bytes of the whole region: the table, then the staging area, whose
+/// slots (4 KiB each, core-major: core c's slot s is slot c *
+/// staging_pages + s) hold pages written but not yet compressed
+/// (PageStore::stage). They are in the same memory as the entries that
+/// name them, so a server that dies with pages staged leaves them to the
+/// next one (PageStore::recover installs them).
+constexpr std::uint64_t region_bytes(std::uint64_t page_count, std::uint32_t cores,
+                                     std::uint32_t staging_pages) noexcept {
+  return table_bytes(page_count) + std::uint64_t{cores} * staging_pages * 4096;
 }
 
 }  // namespace coblk::storage::layout

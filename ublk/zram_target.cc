@@ -17,6 +17,11 @@ namespace coblk::ublk {
 
 namespace {
 
+// Most store cores a recoverable (shared-memory) store may have: its keeper
+// holds a memfd per core plus the page table's, at most 65 (cmd/keeper.cc;
+// a device has at most 64 queues).
+constexpr unsigned max_recoverable_cores = 64;
+
 Result<storage::PageStoreConfig> store_config(const ZramTargetConfig& c) {
   if (c.queues == 0) {
     return Error(EINVAL, "zram: at least one queue is needed");
@@ -29,9 +34,10 @@ Result<storage::PageStoreConfig> store_config(const ZramTargetConfig& c) {
     return Error(EINVAL, "zram: at most 256 compression workers, got " + std::to_string(c.compress_workers));
   }
   if (c.compress_workers != 0) {
-    if (c.memory != runtime::MemoryKind::anonymous) {
-      // A staged page lives outside the memory a keeper holds.
-      return Error(EINVAL, "zram: asynchronous compression (--compress-cores) cannot be combined with --recovery");
+    if (c.memory != runtime::MemoryKind::anonymous && c.compress_workers > max_recoverable_cores) {
+      // A keeper holds one memfd per store core (cmd/keeper.cc).
+      return Error(EINVAL, "zram: with --recovery at most " + std::to_string(max_recoverable_cores) +
+                               " compression cores, got " + std::to_string(c.compress_workers));
     }
     if (c.staging_per_lane == 0 || c.staging_per_lane > 4096) {
       return Error(EINVAL, "zram: staging slots per lane must be 1..4096, got " + std::to_string(c.staging_per_lane));

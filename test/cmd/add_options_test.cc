@@ -436,12 +436,16 @@ BOOST_AUTO_TEST_CASE(resolving_an_unreachable_nbd_server_is_one_line_and_leaves_
   BOOST_TEST(p.options.size_bytes == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(compress_cores_are_taken_for_zram_and_refused_elsewhere_or_with_recovery) {
+BOOST_AUTO_TEST_CASE(compress_cores_are_taken_for_zram_with_or_without_recovery_and_refused_elsewhere) {
   const AddParse p = parse({"-t", "zram", "--compress-cores", "2"});
   BOOST_REQUIRE(p);
   BOOST_TEST(p.options.compress_cores == 2U);
+  const AddParse r = parse({"-t", "zram", "--compress-cores", "2", "--recovery"});
+  BOOST_REQUIRE(r);
+  BOOST_TEST(r.options.compress_cores == 2U);
   expect_rejected({"-t", "ram", "--compress-cores", "1"}, "--compress-cores is only valid with -t zram");
-  expect_rejected({"-t", "zram", "--compress-cores", "1", "--recovery"}, "cannot be combined with --recovery");
+  expect_rejected({"-t", "zram", "--compress-cores", "65", "--recovery"},
+                  "--compress-cores: at most 64 with --recovery (its keeper holds one memory per core), got 65");
   expect_rejected({"-t", "zram", "--compress-cores", "257"}, "--compress-cores must be a whole number from 0 to 256");
   expect_rejected({"-t", "zram", "--compress-cores", "-1"}, "--compress-cores must be a whole number from 0 to 256");
 }

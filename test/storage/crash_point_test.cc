@@ -3,8 +3,10 @@
 // being changed, as the change's content, never a mix and never an error.
 //
 // A child process attaches to the memory and drives the store with random
-// writes (whole and partial pages), discards and write-zeroes on two cores,
-// interleaved with compaction steps, recording each change in a reference
+// writes (whole and partial pages, and whole pages staged for asynchronous
+// compression, installed later from either core), discards and
+// write-zeroes on two cores, interleaved with compaction steps, recording
+// each change in a reference
 // model in shared memory before and after it makes it. The parent kills it
 // at a random moment (in one round in eight, while the child itself is
 // still recovering), attaches (recovery), checks every page against the
@@ -37,6 +39,7 @@
 
 #include "coblk/runtime/fault_injection.h"
 #include "coblk/storage/page_store.h"
+#include "coblk/storage/store_layout.h"
 #include "test/require_ok.h"
 #include "test/storage/page_gen.h"
 
@@ -51,6 +54,7 @@ constexpr std::size_t sector = 512;
 constexpr std::size_t sectors_per_page = ps / sector;
 constexpr std::uint64_t pages = 192;
 constexpr std::uint64_t sectors = pages * sectors_per_page;
+constexpr std::uint32_t staging_slots = 8;  // per core
 
 // The reference model, in memory shared with the child. Seed 0 is zeros.
 struct Model {
@@ -81,6 +85,8 @@ PageStoreConfig store_config(compress::Algorithm algorithm) {
   // Small steps, so that a round's compaction spends its time moving.
   c.steps.entries = 32;
   c.steps.moves = 4;
+  // Staged pages live in the same memory; a kill leaves some staged.
+  c.staging_pages = staging_slots;
   return c;
 }
 
@@ -121,6 +127,13 @@ void end_change(Model& m, std::uint64_t first, std::uint64_t count) {
 #endif
   std::vector<std::byte> buf(4 * ps);
   std::uint64_t next_seed = seed << 20;
+  // Each core's free staging slots, and the slots handed over but not yet
+  // installed (a recovered store has none staged: recovery installs them).
+  std::vector<std::uint32_t> free_slots[2];
+  std::vector<StagedRef> handed;
+  for (unsigned c = 0; c < 2; ++c) {
+    for (std::uint32_t slot = 0; slot < staging_slots; ++slot) free_slots[c].push_back(slot);
+  }
   for (;;) {
     const auto core = static_cast<unsigned>(rng() % 2);
     const std::uint64_t op = rng() % 16;
@@ -130,6 +143,40 @@ void end_change(Model& m, std::uint64_t first, std::uint64_t count) {
     }
     if (op == 1) {
       store.drain_remote_frees(core);
+      continue;
+    }
+    if (op == 2 && !handed.empty()) {
+      // A compression task's work, on either core.
+      const std::size_t k = rng() % handed.size();
+      const StagedRef ref = handed[k];
+      if (store.install_staged(core, ref) != 0) {
+        std::fprintf(stderr, "child: install_staged failed\n");
+        std::_Exit(4);
+      }
+      handed[k] = handed.back();
+      handed.pop_back();
+      free_slots[ref.core].push_back(ref.slot);
+      continue;
+    }
+    if (op == 3 && !free_slots[core].empty()) {
+      // A whole page staged: acknowledged once stage() returns.
+      const std::uint64_t page = rng() % pages;
+      const std::uint64_t s = ++next_seed;
+      next_seed += sectors_per_page;
+      for (std::uint64_t k = 0; k < sectors_per_page; ++k) render_sector(buf.data() + k * sector, s + k);
+      const std::uint32_t slot = free_slots[core].back();
+      begin_change(m, page * sectors_per_page, sectors_per_page, s);
+      const int rc = store.stage(core, slot, page * ps, std::span<const std::byte>(buf.data(), ps));
+      if (rc < 0) {
+        std::fprintf(stderr, "child: stage failed: %d\n", rc);
+        std::_Exit(4);
+      }
+      end_change(m, page * sectors_per_page, sectors_per_page);
+      if (rc == 0) {
+        free_slots[core].pop_back();
+        handed.push_back(StagedRef{core, slot});
+      }
+      m.operations.fetch_add(1, std::memory_order_release);
       continue;
     }
     // A range in sectors: whole pages, or a part of one or two pages.
@@ -211,6 +258,19 @@ void settle(PageStore& store, Model& m) {
   }
 }
 
+// How many entries of the page table in `fd` are staged (a dead child's
+// pages written but not yet compressed).
+std::uint64_t staged_entries(int fd) {
+  const std::size_t bytes = layout::table_bytes(pages);
+  void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
+  BOOST_REQUIRE(p != MAP_FAILED);
+  const auto* entries = reinterpret_cast<const PageEntry*>(static_cast<const std::byte*>(p) + layout::entries_offset);
+  std::uint64_t n = 0;
+  for (std::uint64_t i = 0; i < pages; ++i) n += (entries[i].raw_word() & entry_bits::staged) != 0 ? 1 : 0;
+  ::munmap(p, bytes);
+  return n;
+}
+
 struct SharedModel {
   SharedModel() {
     void* p = ::mmap(nullptr, sizeof(Model), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -233,6 +293,7 @@ void run_rounds(compress::Algorithm algorithm, const std::vector<std::uint64_t>&
   SharedModel shared;
   Model& m = *shared.model;
   std::uint64_t killed_mid_work = 0;
+  std::uint64_t killed_with_staged = 0;
   for (const std::uint64_t seed : seeds) {
     BOOST_TEST_CONTEXT("seed " << seed << " (replay with COBLK_CRASH_SEED=" << seed << ")") {
       const std::uint64_t before = m.operations.load();
@@ -257,6 +318,7 @@ void run_rounds(compress::Algorithm algorithm, const std::vector<std::uint64_t>&
       BOOST_REQUIRE_EQUAL(::waitpid(child, &status, 0), child);
       BOOST_REQUIRE_MESSAGE(WIFSIGNALED(status), "the child exited on its own (status " << status << ")");
       if (m.operations.load() > before) ++killed_mid_work;
+      if (staged_entries(fds[0]) > 0) ++killed_with_staged;
       Result<std::unique_ptr<PageStore>> attached = PageStore::attach(config, fds);
       BOOST_REQUIRE_MESSAGE(attached, "recovery failed: " << (attached ? "" : attached.error().message()));
       PageStore& store = **attached;
@@ -265,11 +327,15 @@ void run_rounds(compress::Algorithm algorithm, const std::vector<std::uint64_t>&
       // No object leaked or owned twice: the arenas hold exactly the
       // objects the entries refer to.
       const MmStat stat = store.mm_stat();
+      BOOST_REQUIRE_EQUAL(stat.staged_pages, 0U);
       BOOST_REQUIRE_EQUAL(store.allocator_stats().live_objects, stat.orig_data_size / ps - stat.same_pages);
       settle(store, m);
     }
   }
-  BOOST_TEST_MESSAGE(seeds.size() << " rounds, " << killed_mid_work << " killed after completing operations");
+  BOOST_TEST_MESSAGE(seeds.size() << " rounds, " << killed_mid_work << " killed after completing operations, "
+                                  << killed_with_staged << " with pages staged");
+  // Recovery of staged pages is exercised, not only possible.
+  BOOST_TEST(killed_with_staged * 8 >= seeds.size());
   // Most rounds did real work before the kill (7 in 8 wait for recovery).
   BOOST_TEST(killed_mid_work * 2 >= seeds.size());
   for (const int fd : fds) ::close(fd);

@@ -1,9 +1,14 @@
 // PageStore's staging area (asynchronous compression): a staged page reads
 // back from its slot, install_staged compresses it in place, and a page
 // changed while staged keeps its new contents. Also: staged pages count
-// against the memory limit, and a store in shared memory refuses staging.
+// against the memory limit, and in shared memory pages still staged when
+// their server died are installed by recovery (damaged staged entries are
+// refused).
 #define BOOST_TEST_MODULE staging
 #include <boost/test/unit_test.hpp>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -13,6 +18,7 @@
 #include <vector>
 
 #include "coblk/storage/page_store.h"
+#include "coblk/storage/store_layout.h"
 #include "test/require_ok.h"
 #include "test/storage/page_gen.h"
 
@@ -170,13 +176,83 @@ BOOST_AUTO_TEST_CASE(bad_slots_offsets_and_a_store_without_staging_are_refused) 
   BOOST_TEST(plain->stage(0, 0, 0, page) == -EIO);
 }
 
-BOOST_AUTO_TEST_CASE(a_store_in_shared_memory_refuses_a_staging_area) {
-  PageStoreConfig c = config(8);
+BOOST_AUTO_TEST_CASE(pages_still_staged_when_their_server_died_are_installed_by_recovery_and_read_back) {
+  PageStoreConfig c = config(4, 2);
   c.memory = runtime::MemoryKind::shared;
-  const auto made = PageStore::create(c);
-  BOOST_REQUIRE(!made);
-  BOOST_TEST(made.error().code() == EINVAL);
-  BOOST_TEST(made.error().message().find("shared") != std::string::npos);
+  std::vector<int> fds;
+  MmStat before;
+  {
+    auto store = test::require_ok(PageStore::create(c));
+    BOOST_REQUIRE_EQUAL(store->stage(0, 0, 1 * ps, page_of(1)), 0);
+    BOOST_REQUIRE_EQUAL(store->stage(0, 1, 2 * ps, page_of(2)), 0);
+    BOOST_REQUIRE_EQUAL(store->install_staged(1, StagedRef{0, 1}), 0);  // page 2 compressed
+    BOOST_REQUIRE_EQUAL(store->stage(1, 3, 3 * ps, page_of(3)), 0);
+    BOOST_REQUIRE_EQUAL(store->stage(1, 0, 4 * ps, page_of(4)), 0);
+    BOOST_REQUIRE_EQUAL(store->write(1, 4 * ps, page_of(40)), 0);  // overwritten while staged
+    BOOST_REQUIRE_EQUAL(store->stage(0, 2, 5 * ps, page_of(5)), 0);
+    BOOST_REQUIRE_EQUAL(store->discard(0, 5 * ps, ps), 0);  // discarded while staged
+    before = store->mm_stat();
+    BOOST_TEST(before.staged_pages == 2u);  // pages 1 and 3
+    for (const int fd : store->memory_fds()) fds.push_back(::dup(fd));
+  }  // the "server" is gone; its slots still hold pages 1 and 3
+  auto store = test::require_ok(PageStore::attach(c, fds));
+  const MmStat after = store->mm_stat();
+  BOOST_TEST(after.staged_pages == 0u);
+  BOOST_TEST(after.orig_data_size == before.orig_data_size);
+  BOOST_TEST(read_page(*store, 1) == page_of(1));
+  BOOST_TEST(read_page(*store, 2, 1) == page_of(2));
+  BOOST_TEST(read_page(*store, 3) == page_of(3));
+  BOOST_TEST(read_page(*store, 4) == page_of(40));
+  BOOST_TEST(read_page(*store, 5) == std::vector<std::byte>(ps));
+  BOOST_TEST(store->allocator_stats().live_objects == 4u);  // pages 1 to 4, each an object
+  // Every slot is free again: staging into any of them works.
+  for (std::uint32_t slot = 0; slot < 4; ++slot) {
+    BOOST_REQUIRE_EQUAL(store->stage(0, slot, (10 + slot) * ps, page_of(10 + slot)), 0);
+    BOOST_REQUIRE_EQUAL(store->install_staged(0, StagedRef{0, slot}), 0);
+    BOOST_TEST(read_page(*store, 10 + slot) == page_of(10 + slot));
+  }
+  for (const int fd : fds) ::close(fd);
+}
+
+BOOST_AUTO_TEST_CASE(saved_memory_whose_staged_entries_are_damaged_or_made_for_another_staging_area_is_refused) {
+  PageStoreConfig c = config(4, 1);
+  c.memory = runtime::MemoryKind::shared;
+  std::vector<int> fds;
+  {
+    auto store = test::require_ok(PageStore::create(c));
+    BOOST_REQUIRE_EQUAL(store->stage(0, 0, 1 * ps, page_of(1)), 0);
+    BOOST_REQUIRE_EQUAL(store->stage(0, 1, 2 * ps, page_of(2)), 0);
+    for (const int fd : store->memory_fds()) fds.push_back(::dup(fd));
+  }
+  auto refusal = [&](const PageStoreConfig& with, int code) {
+    const auto r = PageStore::attach(with, fds);
+    BOOST_REQUIRE(!r);
+    BOOST_TEST(r.error().code() == code);
+    BOOST_TEST(r.error().message().find('\n') == std::string::npos);
+    return r ? std::string() : r.error().message();
+  };
+  PageStoreConfig other = c;
+  other.staging_pages = 8;
+  BOOST_TEST(refusal(other, EINVAL).find("geometry") != std::string::npos);
+  // The page table, mapped to damage page 2's entry: first a slot past the
+  // area, then the slot page 1's entry names.
+  const std::size_t bytes = layout::region_bytes(pages, 1, 4);
+  auto* table = static_cast<std::byte*>(::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0));
+  BOOST_REQUIRE(table != MAP_FAILED);
+  auto* value = reinterpret_cast<std::uint64_t*>(table + layout::entries_offset + 2 * sizeof(PageEntry));
+  const std::uint64_t saved = *value;
+  *value = StagedRef{0, 4}.encode();
+  BOOST_TEST(refusal(c, EIO).find("beyond the staging area") != std::string::npos);
+  *value = StagedRef{1, 0}.encode();
+  BOOST_TEST(refusal(c, EIO).find("beyond the staging area") != std::string::npos);
+  *value = StagedRef{0, 0}.encode();
+  BOOST_TEST(refusal(c, EIO).find("another page names too") != std::string::npos);
+  *value = saved;
+  ::munmap(table, bytes);
+  auto store = test::require_ok(PageStore::attach(c, fds));
+  BOOST_TEST(read_page(*store, 1) == page_of(1));
+  BOOST_TEST(read_page(*store, 2) == page_of(2));
+  for (const int fd : fds) ::close(fd);
 }
 
 BOOST_AUTO_TEST_CASE(pages_staged_on_one_core_and_installed_on_another_race_with_reads_and_overwrites) {

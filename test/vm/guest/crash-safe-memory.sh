@@ -225,8 +225,8 @@ ext4_survives_kill() {
   e2fsck -fn "/dev/ublkb$id" >"$t/fsck.log" 2>&1 || { cat "$t/fsck.log" >&2; vm_fail "e2fsck -fn found errors"; }
 }
 
-vm_case "a 1-queue lz4 zram device whose server is killed during fio is restarted by its keeper with every acknowledged write intact" \
-  killed_mid_fio "$base_id" auto -t zram -q 1 --algorithm lz4
+vm_case "a 1-queue lz4 zram device with --compress-cores 2 whose server is killed during fio is restarted by its keeper with every acknowledged write intact" \
+  killed_mid_fio "$base_id" auto -t zram -q 1 --algorithm lz4 --compress-cores 2
 vm_case "a 2-queue zstd zram device whose server is killed during fio is recovered by coblk recover with every acknowledged write intact" \
   killed_mid_fio $((base_id + 1)) manual -t zram -q 2 --algorithm zstd
 vm_case "a 2-queue ram device whose server is killed during fio is restarted by its keeper with every acknowledged write intact" \

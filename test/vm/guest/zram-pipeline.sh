@@ -126,7 +126,7 @@ bad_options() {
   vm_ublk_ready
   local id=$((base_id + 3)) cpus
   cpus=$(grep -c ^processor /proc/cpuinfo)
-  vm_expect_error "cannot be combined with --recovery" "$COBLK_BIN" add -n "$id" -t zram --size 16M --compress-cores 1 --recovery
+  vm_expect_error "at most 64 with --recovery" "$COBLK_BIN" add -n "$id" -t zram --size 16M --compress-cores 65 --recovery
   vm_expect_error "only valid with -t zram" "$COBLK_BIN" add -n "$id" -t ram --size 16M --compress-cores 1
   vm_expect_error "whole number from 0 to 256" "$COBLK_BIN" add -n "$id" -t zram --size 16M --compress-cores 300
   vm_expect_error "whole number from 0 to 256" "$COBLK_BIN" add -n "$id" -t zram --size 16M --compress-cores two
@@ -139,5 +139,5 @@ vm_case "one queue with --compress-cores 2: text reads back while staged, fio cr
 vm_case "two queues with --compress-cores 2: two fio jobs verify and staged pages drain" two_queues_two_jobs
 vm_case "at a 4 MiB limit with a backing file, --compress-cores 2 holds twice the limit: fio verifies, no write fails, mem_used_total stays under the limit" at_the_limit_with_a_backing_tier
 vm_case "--entropy-routing with a backing tier: random pages are stored raw and written back without memory pressure, text is compressed, everything verifies" entropy_routing_sends_random_pages_to_the_tier
-vm_case "bad --compress-cores uses are refused with one line: with --recovery, on a ram device, out of range, more cores than CPUs" bad_options
+vm_case "bad --compress-cores uses are refused with one line: over 64 with --recovery, on a ram device, out of range, more cores than CPUs" bad_options
 vm_finish
