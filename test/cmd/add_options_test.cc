@@ -488,15 +488,17 @@ BOOST_AUTO_TEST_CASE(an_nbd_backing_takes_the_connect_syntax_and_its_export_and_
 }
 
 BOOST_AUTO_TEST_CASE(readmit_reads_is_0_1_or_2_with_a_backing_tier_and_defaults_to_2) {
-  BOOST_TEST(parse({"-t", "zram", "--backing", "/tmp/x"}).options.readmit_reads == 2u);
-  const AddParse never = parse({"-t", "zram", "--backing", "/tmp/x", "--readmit-reads", "0"});
+  const BackingFile file(1 << 20);  // --backing resolves its path: it must exist
+  const char* x = file.path.c_str();
+  BOOST_TEST(parse({"-t", "zram", "--backing", x}).options.readmit_reads == 2u);
+  const AddParse never = parse({"-t", "zram", "--backing", x, "--readmit-reads", "0"});
   BOOST_TEST(never.error.empty(), never.error);
   BOOST_TEST(never.options.readmit_reads == 0u);
-  BOOST_TEST(parse({"-t", "zram", "--backing", "/tmp/x", "--readmit-reads", "1"}).options.readmit_reads == 1u);
-  expect_rejected({"-t", "zram", "--backing", "/tmp/x", "--readmit-reads", "3"},
+  BOOST_TEST(parse({"-t", "zram", "--backing", x, "--readmit-reads", "1"}).options.readmit_reads == 1u);
+  expect_rejected({"-t", "zram", "--backing", x, "--readmit-reads", "3"},
                   "--readmit-reads must be a whole number from 0 to 2, not '3'");
-  expect_rejected({"-t", "zram", "--backing", "/tmp/x", "--readmit-reads", "-1"}, "--readmit-reads must be");
-  expect_rejected({"-t", "zram", "--backing", "/tmp/x", "--readmit-reads", "often"}, "--readmit-reads must be");
+  expect_rejected({"-t", "zram", "--backing", x, "--readmit-reads", "-1"}, "--readmit-reads must be");
+  expect_rejected({"-t", "zram", "--backing", x, "--readmit-reads", "often"}, "--readmit-reads must be");
   expect_rejected({"-t", "zram", "--readmit-reads", "1"}, "--readmit-reads is only valid with --backing");
 }
 
