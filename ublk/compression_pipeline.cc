@@ -97,57 +97,80 @@ std::uint64_t CompressionPipeline::inline_pages() const noexcept {
   return sum;
 }
 
+int CompressionPipeline::stage_in(unsigned queue, unsigned worker, std::uint64_t offset,
+                                  std::span<const std::byte> page) noexcept {
+  Lane& l = lane(queue, worker);
+  if (l.free_count == 0) {
+    // Take back the slots the worker has finished with.
+    l.free_count = l.back.try_recv_batch(std::span<std::uint32_t>(l.free.data(), l.free.size()));
+    if (l.free_count == 0) {
+      return 0;  // this worker is behind
+    }
+  }
+  const std::uint32_t slot = l.free[--l.free_count];
+  const int rc = store_.stage(queue, slot, offset, page);
+  if (rc != 0) {
+    l.free[l.free_count++] = slot;
+    return rc;  // 1: same-filled, stored as metadata, no slot used; or an error
+  }
+  if (!l.to_worker.try_send(std::uint32_t{slot})) {
+    // Cannot happen (see Lane). If it did, install here (this core is
+    // store core `queue`, so it may compress as it) rather than leave the
+    // page waiting for ever; a slot that still holds a staged page is
+    // never reused.
+    if (store_.install_staged(queue, storage::StagedRef{queue, slot}) == 0) {
+      l.free[l.free_count++] = slot;
+    }
+  }
+  return 1;
+}
+
+bool CompressionPipeline::own_lane_idle(unsigned queue) noexcept {
+  Lane& l = lane(queue, queue);
+  if (l.free_count < config_.slots_per_lane) {
+    // The worker is on this core: this channel never crosses cores.
+    l.free_count += l.back.try_recv_batch(
+        std::span<std::uint32_t>(l.free.data() + l.free_count, config_.slots_per_lane - l.free_count));
+  }
+  return l.free_count == config_.slots_per_lane;
+}
+
 int CompressionPipeline::write(unsigned queue, std::uint64_t offset, std::span<const std::byte> data) noexcept {
   if (queue >= config_.queues || offset % page_size != 0 || data.size() % page_size != 0) {
     return store_.try_write(queue, offset, data);  // partial pages: read-modify-write inline
   }
   QueueState& qs = *queues_[queue];
+  // Lane order (see the class comment): the own core's lane only while
+  // its worker has nothing in hand, then the other cores' lanes round
+  // robin, then inline.
+  const bool others = config_.workers > 1;
+  const bool has_own = queue < config_.workers;
   for (std::size_t done = 0; done < data.size(); done += page_size) {
     const std::uint64_t at = offset + done;
     const std::span<const std::byte> page = data.subspan(done, page_size);
-    bool written = false;
-    for (unsigned k = 0; k < config_.workers && !written; ++k) {
+    int rc = 0;
+    if (has_own && (!others || own_lane_idle(queue))) {
+      rc = stage_in(queue, queue, at, page);
+    }
+    for (unsigned k = 0; k < config_.workers && rc == 0 && others; ++k) {
       const unsigned w = (qs.next_lane + k) % config_.workers;
-      Lane& l = lane(queue, w);
-      if (l.free_count == 0) {
-        // Take back the slots the worker has finished with.
-        l.free_count = l.back.try_recv_batch(std::span<std::uint32_t>(l.free.data(), l.free.size()));
-        if (l.free_count == 0) {
-          continue;  // this worker is behind: try the next
-        }
-      }
-      std::uint32_t slot = l.free[--l.free_count];
-      const int rc = store_.stage(queue, slot, at, page);
-      if (rc == 0) {
+      if (w != queue) {
+        rc = stage_in(queue, w, at, page);
         qs.next_lane = w + 1;
-        if (!l.to_worker.try_send(std::uint32_t{slot})) {
-          // Cannot happen (see Lane). If it
-          // did, install here (this core is store core `queue`, so it may
-          // compress as it) rather than leave the page waiting for ever;
-          // a slot that still holds a staged page is never reused.
-          if (store_.install_staged(queue, storage::StagedRef{queue, slot}) == 0) {
-            l.free[l.free_count++] = slot;
-          }
-        }
-        written = true;
-        break;
-      }
-      l.free[l.free_count++] = slot;
-      if (rc == 1) {
-        written = true;  // same-filled: stored as metadata, no slot used
-      } else if (rc == -ENOSPC) {
-        break;  // no room to stage: the inline path below has the reclaim logic
-      } else {
-        return rc;
       }
     }
-    if (!written) {
-      // Every lane full (or the memory limit): do the worker's job here.
-      // The request waits for it instead of failing.
-      qs.inline_pages.store(qs.inline_pages.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-      if (const int rc = store_.try_write(queue, at, page); rc != 0) {
-        return rc;
-      }
+    if (rc == 1) {
+      continue;  // staged, or stored same-filled
+    }
+    if (rc != 0 && rc != -ENOSPC) {
+      return rc;
+    }
+    // Every lane full, or no room to stage under the memory limit (the
+    // inline path has the reclaim logic): do the worker's job here. The
+    // request waits for it instead of failing.
+    qs.inline_pages.store(qs.inline_pages.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (const int failed = store_.try_write(queue, at, page); failed != 0) {
+      return failed;
     }
   }
   return 0;

@@ -43,13 +43,21 @@ struct CompressionPipelineConfig {
 /// One lane per (queue, worker): a channel of staged slots from the queue
 /// to the worker, a channel of free slots back, and the queue's stack of
 /// the lane's free slots. Each channel has exactly one producer and one
-/// consumer core, as runtime::Channel requires. A queue spreads its pages
-/// over its lanes round robin.
+/// consumer core, as runtime::Channel requires.
 ///
-/// Backpressure: a write that finds no free slot in any lane (every worker
-/// is behind) compresses the page itself, inline, as without a pipeline:
-/// the request waits for that work and is never failed for it, and the
-/// queue's core adds its own compression to the workers'.
+/// Lane order, per page: the lane to the worker on the queue's own core,
+/// but (when other workers exist) only while that worker has no page in
+/// hand; then the lanes to workers on other cores, round robin. Staging
+/// for one's own core under load buys nothing: the same core compresses
+/// the page later, plus the copy and the hand-over, so under load a queue
+/// compresses inline what other cores have no room for. At low depth the
+/// own lane is always idle and a write completes after the copy, without
+/// waking another core.
+///
+/// Backpressure: a write that finds no free slot in any lane it may use
+/// (every worker is behind) compresses the page itself, inline, as without
+/// a pipeline: the request waits for that work and is never failed for it,
+/// and the queue's core adds its own compression to the workers'.
 class CompressionPipeline {
  public:
   /// A pipeline over `store` (which must outlive it and have
@@ -88,6 +96,11 @@ class CompressionPipeline {
   struct QueueState;
   CompressionPipeline(storage::PageStore& store, const CompressionPipelineConfig& config);
   runtime::Task<void> compress_lane(unsigned queue, unsigned worker);
+  // Stages one page in lane (queue, worker): 1 staged (or stored
+  // same-filled), 0 the lane is full, else stage()'s error.
+  int stage_in(unsigned queue, unsigned worker, std::uint64_t offset, std::span<const std::byte> page) noexcept;
+  // Whether the lane to the worker on `queue`'s own core holds no page.
+  bool own_lane_idle(unsigned queue) noexcept;
   Lane& lane(unsigned queue, unsigned worker) noexcept;
 
   storage::PageStore& store_;
