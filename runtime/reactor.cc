@@ -4,9 +4,7 @@
 #include "coblk/runtime/polled_ring.h"
 
 #include <errno.h>
-#include <linux/membarrier.h>
 #include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -16,22 +14,13 @@
 #include <system_error>
 
 #include "coblk/runtime/cycle_clock.h"
+#include "coblk/runtime/reactor_user_data.h"
 
 namespace coblk::runtime {
 
 constinit thread_local Reactor* Reactor::current_ = nullptr;
 
 namespace {
-
-// Reserved user_data values. Slot user_data is (generation << 32 | index)
-// with index < 2^31, so these (index >= 0xfffffffd) never match a slot.
-constexpr std::uint64_t wake_user_data = ~0ull - 1;     // a peer's MSG_RING wake-up
-constexpr std::uint64_t eventfd_user_data = ~0ull - 2;  // our eventfd read completed
-// A MSG_RING wake-up we sent to core c carries msg_ring_sent - c, so that a
-// refused one (e.g. the peer's CQ overflowed) is noticed and sent again.
-// Core counts are far below 2^20, so the range never meets the values above.
-constexpr std::uint64_t msg_ring_sent = ~0ull - 16;
-constexpr std::uint64_t msg_ring_sent_last = msg_ring_sent - (1u << 20);
 
 // drain_io's longest wait. Static: with SQPOLL the poller thread reads a
 // timeout SQE's timespec whenever it takes the SQE, which may be after the
@@ -42,44 +31,7 @@ void resume_waiter_on_this_core(void* object) noexcept {
   Reactor::current()->schedule(*static_cast<const Waiter*>(object));
 }
 
-int membarrier(int command) noexcept { return static_cast<int>(::syscall(__NR_membarrier, command, 0u, 0)); }
-
-// Whether this process is registered for MEMBARRIER_CMD_PRIVATE_EXPEDITED.
-bool membarrier_registered() noexcept {
-  static const bool registered = [] {
-    const int commands = membarrier(MEMBARRIER_CMD_QUERY);
-    return commands > 0 && (commands & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&
-           membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
-  }();
-  return registered;
-}
-
-// A pause hint for spin loops.
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
-}
-
 }  // namespace
-
-namespace detail {
-
-bool enable_light_wakers() noexcept {
-  if (membarrier_registered()) {
-    light_wakers.store(true, std::memory_order_relaxed);
-  }
-  return light_wakers.load(std::memory_order_relaxed);
-}
-
-bool set_light_wakers_for_testing(bool light) noexcept {
-  light_wakers.store(light && membarrier_registered(), std::memory_order_relaxed);
-  return light_wakers.load(std::memory_order_relaxed);
-}
-
-}  // namespace detail
 
 Reactor::Reactor(Runtime* runtime, unsigned core, const ReactorConfig& config)
     : runtime_(runtime), core_(core), config_(config), slots_(config.ring_entries * 2, config.first_slot_generation) {
@@ -124,164 +76,6 @@ Reactor::~Reactor() {
   if (current_ == this) {
     current_ = nullptr;
   }
-}
-
-void Reactor::setup_ring() {
-  unsigned base = IORING_SETUP_CQSIZE;
-  if (config_.sqe128) {
-    base |= IORING_SETUP_SQE128;
-  }
-  if (config_.cqe32) {
-    base |= IORING_SETUP_CQE32;  // reap() steps over the big CQEs
-  }
-  if (config_.sqpoll) {
-    base |= IORING_SETUP_SQPOLL;
-  }
-  // Preferred flags first, then drop one at a time when the kernel says
-  // EINVAL. DEFER_TASKRUN needs SINGLE_ISSUER and cannot go with SQPOLL.
-  // TASKRUN_FLAG (with COOP_TASKRUN or DEFER_TASKRUN) makes the kernel set
-  // IORING_SQ_TASKRUN when completions wait to be run, which idle polling
-  // reads instead of entering the kernel.
-  std::vector<unsigned> candidates;
-  const unsigned all = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
-                       IORING_SETUP_SINGLE_ISSUER | (config_.sqpoll ? 0u : IORING_SETUP_DEFER_TASKRUN);
-  candidates.push_back(all);
-  candidates.push_back(all & ~IORING_SETUP_DEFER_TASKRUN);
-  candidates.push_back(all & ~(IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER));
-  candidates.push_back(IORING_SETUP_SUBMIT_ALL);
-  candidates.push_back(0);
-
-  int last_error = 0;
-  for (unsigned extra : candidates) {
-    io_uring_params params{};
-    params.flags = base | extra;
-    params.cq_entries = config_.ring_entries * 2;
-    if (config_.sqpoll) {
-      params.sq_thread_idle = config_.sqpoll_idle_ms;
-      if (!config_.sqpoll_cpus.empty()) {
-        params.flags |= IORING_SETUP_SQ_AFF;
-        params.sq_thread_cpu = config_.sqpoll_cpus[core_ % config_.sqpoll_cpus.size()];
-      }
-    }
-    const int ret = io_uring_queue_init_params(config_.ring_entries, &ring_, &params);
-    if (ret == 0) {
-      ring_flags_ = params.flags;
-      sqe_shift_ = (ring_flags_ & IORING_SETUP_SQE128) != 0 ? 1 : 0;
-      poll_needs_enter_ = (ring_flags_ & (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN)) != 0 &&
-                          (ring_flags_ & IORING_SETUP_TASKRUN_FLAG) == 0;
-      return;
-    }
-    last_error = -ret;
-    if (ret != -EINVAL) {
-      break;
-    }
-  }
-  throw std::system_error(last_error, std::generic_category(),
-                          "runtime: core " + std::to_string(core_) + ": cannot create an io_uring");
-}
-
-void Reactor::probe_ops() {
-  io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
-  if (probe == nullptr) {
-    return;
-  }
-  for (unsigned op = 0; op < 256 && op <= probe->last_op; ++op) {
-    if (io_uring_opcode_supported(probe, static_cast<int>(op))) {
-      supported_ops_[op / 64] |= 1ull << (op % 64);
-    }
-  }
-  io_uring_free_probe(probe);
-  has_msg_ring_ = supports_op(IORING_OP_MSG_RING);
-}
-
-bool Reactor::supports_op(unsigned opcode) const noexcept {
-  return opcode < 256 && (supported_ops_[opcode / 64] >> (opcode % 64) & 1u) != 0;
-}
-
-int Reactor::register_files(std::span<const int> fds) {
-  return io_uring_register_files(&ring_, fds.data(), static_cast<unsigned>(fds.size()));
-}
-
-int Reactor::install_file(int fd) {
-  if (!file_table_tried_) {
-    file_table_tried_ = true;
-    const int ret =
-        config_.fixed_file_slots == 0 ? -ENFILE : io_uring_register_files_sparse(&ring_, config_.fixed_file_slots);
-    file_table_error_ = ret < 0 ? ret : 0;
-    if (ret >= 0) file_slot_used_.assign(config_.fixed_file_slots, false);
-  }
-  if (file_table_error_ < 0) return file_table_error_;
-  for (std::size_t i = 0; i < file_slot_used_.size(); ++i) {
-    if (file_slot_used_[i]) continue;
-    const auto index = static_cast<unsigned>(i);
-    const int ret = io_uring_register_files_update(&ring_, index, &fd, 1);
-    if (ret < 0) return ret;
-    file_slot_used_[i] = true;
-    return static_cast<int>(index);
-  }
-  return -ENFILE;
-}
-
-void Reactor::remove_file(int index) noexcept {
-  if (index < 0 || static_cast<std::size_t>(index) >= file_slot_used_.size()) return;
-  const int empty = -1;  // the kernel's "no file" for a slot
-  (void)io_uring_register_files_update(&ring_, static_cast<unsigned>(index), &empty, 1);
-  file_slot_used_[static_cast<std::size_t>(index)] = false;
-}
-
-int Reactor::register_buffers(std::span<const iovec> buffers) {
-  return io_uring_register_buffers(&ring_, buffers.data(), static_cast<unsigned>(buffers.size()));
-}
-
-int Reactor::enable_polled_ring(unsigned entries) {
-  if (polled_ != nullptr) return 0;
-  Result<std::unique_ptr<PolledRing>> ring = PolledRing::create(entries);
-  if (!ring) return -ring.error().code();
-  polled_ = std::move(ring).value();
-  return 0;
-}
-
-void Reactor::spin_polled() {
-  polled_->poll(*this);
-  // The main ring too, but only when it has something: entering the kernel
-  // for it on every spin would double the syscalls.
-  if (unsubmitted_ != 0 || poll_needs_enter_ || cq_has_work()) submit_and_reap(false);
-}
-
-void Reactor::arm_eventfd_read() {
-  io_uring_sqe* sqe = get_sqe();
-  io_uring_prep_read(sqe, eventfd_, &eventfd_buffer_, sizeof(eventfd_buffer_), 0);
-  io_uring_sqe_set_data64(sqe, eventfd_user_data);
-}
-
-io_uring_sqe* Reactor::get_sqe_slow(unsigned count) {
-  for (;;) {
-    // Acquire with SQPOLL (the poller advances the head concurrently): the
-    // kernel has read the SQEs before we reuse them.
-    const unsigned head =
-        (ring_flags_ & IORING_SETUP_SQPOLL) != 0 ? io_uring_smp_load_acquire(ring_.sq.khead) : *ring_.sq.khead;
-    sq_limit_ = head + ring_.sq.ring_entries;
-    if (sq_limit_ - ring_.sq.sqe_tail >= count) break;
-    // The submission queue is full: hand what we have to the kernel.
-    const int ret = enter(0, false);
-    if (ret > 0) {
-      unsubmitted_ = 0;
-    } else if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
-      throw std::system_error(-ret, std::generic_category(), "io_uring_submit");
-    }
-    reap();
-  }
-  io_uring_sq& sq = ring_.sq;
-  const unsigned tail = sq.sqe_tail;
-  sq.sqe_tail = tail + 1;
-  ++unsubmitted_;
-  return &sq.sqes[(tail & sq.ring_mask) << sqe_shift_];
-}
-
-void Reactor::cancel(std::uint64_t user_data) {
-  io_uring_sqe* sqe = get_sqe();
-  io_uring_prep_cancel64(sqe, user_data, 0);
-  io_uring_sqe_set_data64(sqe, ignored_user_data);
 }
 
 bool Reactor::need_yield() noexcept {
@@ -426,57 +220,6 @@ void Reactor::flush_overflow() noexcept {
     pending = pending || !queue.empty();
   }
   overflow_pending_ = pending;
-}
-
-void Reactor::notify_peer(Reactor& peer) noexcept {
-  // Pairs with the fence in sleep_until_woken(): either the peer sees the
-  // message we just pushed before it sleeps, or we see its sleeping flag
-  // here. Without a full fence both sides could miss each other.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (!peer.sleeping_.load(std::memory_order_relaxed)) {
-    return;  // awake: it polls its mailboxes every loop iteration
-  }
-  // Only one sender wins the exchange, so a sleeping peer gets one wake-up
-  // however many messages arrive. Relaxed: the fence above already ordered
-  // our push before this point.
-  if (!peer.sleeping_.exchange(false, std::memory_order_relaxed)) {
-    return;
-  }
-  stats_.wakeups_sent.add();
-  if (has_msg_ring_ && peer.has_msg_ring_) {
-    if (fault::fail(fault::Site::wakeup)) {
-      // Tests: as if the kernel had refused the MSG_RING.
-      wake_by_eventfd(peer);
-      return;
-    }
-    try {
-      io_uring_sqe* sqe = get_sqe();
-      io_uring_prep_msg_ring(sqe, peer.ring_.ring_fd, 0, wake_user_data, 0);
-      io_uring_sqe_set_data64(sqe, msg_ring_sent - peer.core_);
-    } catch (...) {
-      // No SQE to be had (get_sqe can throw): this function must not, and
-      // the peer must still wake.
-      wake_by_eventfd(peer);
-    }
-  } else {
-    write_eventfd(peer);
-  }
-}
-
-void Reactor::wake_by_eventfd(Reactor& peer) noexcept {
-  stats_.wakeup_retries.add();
-  write_eventfd(peer);
-}
-
-void Reactor::write_eventfd(Reactor& peer) noexcept {
-  const std::uint64_t one = 1;
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    if (::write(peer.eventfd_, &one, sizeof(one)) == static_cast<ssize_t>(sizeof(one))) return;
-    // EINTR: try again. EAGAIN would need 2^64-2 unread wake-ups; the peer
-    // reads the counter whenever it wakes, so it is awake anyway.
-    if (errno != EINTR) return;
-    stats_.wakeup_retries.add();
-  }
 }
 
 void Reactor::poll_mailboxes() noexcept {
@@ -663,15 +406,15 @@ void Reactor::reap() noexcept {
 
 void Reactor::reap_other(const io_uring_cqe& cqe) noexcept {
   const std::uint64_t ud = cqe.user_data;
-  if (ud == eventfd_user_data) {
+  if (ud == reactor_user_data::eventfd) {
     if (!draining_) {
       arm_eventfd_read();
     }
-  } else if (ud <= msg_ring_sent && ud > msg_ring_sent_last) {
+  } else if (ud <= reactor_user_data::msg_ring_sent && ud > reactor_user_data::msg_ring_sent_last) {
     // Our MSG_RING to a peer; a refused one is sent again by eventfd.
-    const std::uint64_t peer = msg_ring_sent - ud;
+    const std::uint64_t peer = reactor_user_data::msg_ring_sent - ud;
     if (cqe.res < 0 && peer < peers_.size() && peers_[peer] != nullptr) wake_by_eventfd(*peers_[peer]);
-  } else if (ud != ignored_user_data && ud != wake_user_data) {
+  } else if (ud != ignored_user_data && ud != reactor_user_data::wake) {
     // Wake-ups and ignored completions need nothing (mailboxes are polled
     // every iteration); anything else, a slot's old generation included,
     // names no operation of ours.
@@ -777,123 +520,6 @@ bool Reactor::cq_has_work() noexcept {
   return io_uring_cq_ready(&ring_) != 0 || (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0;
 }
 
-bool Reactor::idle_poll() {
-  // Whatever is queued (a MSG_RING for a sleeping peer, new I/O) goes to
-  // the kernel now: nothing else would submit it while we spin.
-  if (unsubmitted_ != 0) {
-    submit_and_reap(false);
-    if (ready_count_ != 0) {
-      return true;
-    }
-  }
-  stats_.idle_polls.add();
-  clock_fresh_ = false;  // idling is nobody's run time
-  const std::uint64_t start = CycleClock::now();
-  std::uint64_t last_enter = start;
-  const std::uint64_t enter_every = CycleClock::from_ns(5000);
-  for (;;) {
-    // The cheap checks often, the clock now and then.
-    for (int i = 0; i < 16; ++i) {
-      if (mail_waiting() || overflow_pending_ || stop_requested_.load(std::memory_order_relaxed) ||
-          (parked_.linked() && poll_parked(true))) {
-        stats_.idle_poll_hits.add();
-        return true;
-      }
-      if (cq_has_work()) {
-        // Runs deferred completions (DEFER_TASKRUN / COOP_TASKRUN) into
-        // the CQ, then reaps; a re-armed eventfd read is submitted too.
-        get_events();
-        reap();
-        if (unsubmitted_ != 0) {
-          submit_and_reap(false);
-        }
-        if (ready_count_ != 0) {
-          stats_.idle_poll_hits.add();
-          return true;
-        }
-      }
-      cpu_relax();
-    }
-    const std::uint64_t now = CycleClock::now();
-    if (now - start >= idle_poll_ticks_) {
-      return false;
-    }
-    if (poll_needs_enter_ && slots_.in_flight() != 0 && now - last_enter >= enter_every) {
-      // No TASKRUN flag to read: look for deferred completions directly.
-      last_enter = now;
-      get_events();
-      reap();
-      if (ready_count_ != 0) {
-        stats_.idle_poll_hits.add();
-        return true;
-      }
-    }
-  }
-}
-
-// Why no wake-up is lost. Two kinds of wakers reach a sleeping reactor R.
-//
-// 1. Mail (submit_to, Reactor::wake, wake_parked): the sender pushes into
-//    R's mailbox, issues a seq_cst fence and reads R's `sleeping_`
-//    (notify_peer); R stores `sleeping_ = true`, issues a seq_cst fence and
-//    reads its mailboxes (below). The two fences are ordered in the single
-//    total order S of seq_cst operations. If R's fence comes first, the
-//    sender's load of `sleeping_` reads true or a later value, and later
-//    values are only written by a sender that won the exchange (and so
-//    wakes R) or by R itself after it woke. If the sender's fence comes
-//    first, R's check reads the pushed message and R does not sleep. Only
-//    one sender wins the exchange, and its MSG_RING (or eventfd write)
-//    completes into R's ring, which ends the io_uring_enter wait or, if R
-//    has not entered it yet, makes it return at once.
-//
-// 2. Parked waits (ParkedWait, Channel): the other side publishes (an item,
-//    a free slot, close) and then reads `waiting` with only waker_fence()
-//    between, a compiler barrier when light_wakers is on. A parked wait
-//    whose flag that side read too early stays on R's list, and R re-checks
-//    its condition on every loop iteration, while idle polling, and here
-//    before sleeping, after membarrier(PRIVATE_EXPEDITED). membarrier
-//    returns only after every other running thread of the process has
-//    executed a full memory barrier (and a thread not running has been
-//    switched out, which implies one). Take the waker W's barrier point B
-//    relative to its publish P and its load L of `waiting` (P before L in
-//    program order, and the compiler barrier keeps them so). If B is after
-//    P, P is visible to every CPU when membarrier returns, so R's check
-//    below sees it. If B is before P, it is before L, and the flag R set
-//    (stored, then made visible by R's seq_cst fence before membarrier
-//    started) is visible to L: W reads true, claims, and wakes R by mail,
-//    as in 1. Without membarrier, light_wakers is off, W issues a seq_cst
-//    fence instead and the parked side one after setting its flag, and the
-//    argument of 1 applies to the flag and the condition directly.
-//
-// test/runtime/wakeup_model_test.cc checks both protocols by exploring
-// every interleaving, store-buffer delays included (x86-TSO), of a model
-// of this code, and shows that each fence (and membarrier) is needed.
-void Reactor::sleep_until_woken() {
-  clock_fresh_ = false;  // sleeping is nobody's run time
-  sleeping_.store(true, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (parked_.linked() && detail::light_wakers.load(std::memory_order_relaxed)) {
-    stats_.sleep_barriers.add();
-    if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0) {
-      // Cannot happen once registered; never sleep without the barrier.
-      sleeping_.store(false, std::memory_order_relaxed);
-      submit_and_reap(false);
-      return;
-    }
-  }
-  // Exact conditions here (polling = false): a parked wait whose condition
-  // holds is resumed, never slept on.
-  if (stop_requested_.load(std::memory_order_relaxed) || overflow_pending_ || mail_waiting() ||
-      (parked_.linked() && poll_parked(false))) {
-    sleeping_.store(false, std::memory_order_relaxed);
-    submit_and_reap(false);
-    return;
-  }
-  stats_.sleeps.add();
-  submit_and_reap(true);
-  sleeping_.store(false, std::memory_order_relaxed);
-}
-
 void Reactor::run() {
   current_ = this;
   // Acquire pairs with the release in request_stop(): whatever the stopper
@@ -943,7 +569,7 @@ void Reactor::drain_io() noexcept {
   try {
     slots_.for_each_in_flight([this](std::uint64_t user_data) { cancel(user_data); });
     io_uring_sqe* sqe = get_sqe();
-    io_uring_prep_cancel64(sqe, eventfd_user_data, 0);
+    io_uring_prep_cancel64(sqe, reactor_user_data::eventfd, 0);
     io_uring_sqe_set_data64(sqe, ignored_user_data);
   } catch (...) {
     // Out of SQEs while cancelling: the wait below still reaps what it can.

@@ -1,8 +1,8 @@
 // The reactor's wake-up protocols, checked exhaustively on a model.
 //
 // Each test builds a model of two threads running a transcription of the
-// runtime's code (reactor.cc sleep_until_woken / notify_peer / poll_parked /
-// resume_claimed, channel.h park / wake), and explores every interleaving
+// runtime's code (reactor_wake.cc sleep_until_woken / notify_peer,
+// reactor.cc poll_parked / resume_claimed, channel.h park / wake), and explores every interleaving
 // under x86-TSO: each thread has a FIFO store buffer, a load reads the
 // thread's own newest buffered store to the same variable or else memory, a
 // buffered store reaches memory at any later moment (a separate step the
@@ -10,7 +10,7 @@
 // instruction), a syscall that waits, and membarrier need the caller's
 // buffer to be empty. membarrier also empties every other thread's buffer at
 // that moment: the barrier it forces on each other running thread. TSO is
-// exact for x86, the machine coblk runs on; the comments in reactor.cc give
+// exact for x86, the machine coblk runs on; the comments in reactor_wake.cc give
 // the argument in C++ memory-model terms for weaker machines.
 //
 // A state where no thread can move is terminal: it is correct when the
