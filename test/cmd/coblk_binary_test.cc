@@ -19,45 +19,21 @@
 #include <string>
 
 #include "coblk/cmd/device_record.h"
+#include "test/cmd/command_outcome.h"
 #if COBLK_HAVE_ZRAM
 #include "coblk/ublk/zram_stats.h"
 #endif
 
 namespace {
 
-struct Outcome {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const std::string& path) {
-  std::string s;
-  if (FILE* f = std::fopen(path.c_str(), "r")) {
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) s.append(buf, n);
-    std::fclose(f);
-  }
-  return s;
-}
+using Outcome = coblk::test::CommandOutcome;
 
 // Runs coblk with `args` through the shell, the control path pointed at
 // `control` (absent by default, as on a machine without ublk_drv).
 Outcome run(const std::string& args, const std::string& control = "/nonexistent/ublk-control") {
-  const std::string out_file = "/tmp/coblk-test-out-" + std::to_string(::getpid());
-  const std::string err_file = "/tmp/coblk-test-err-" + std::to_string(::getpid());
-  const std::string cmd = "COBLK_CONTROL_PATH=" + control + " COBLK_RUN_DIR=/tmp/coblk-test-run-" +
-                          std::to_string(::getpid()) + " " + COBLK_BINARY + " " + args + " >" + out_file + " 2>" +
-                          err_file + " </dev/null";
-  const int raw = std::system(cmd.c_str());
-  Outcome o;
-  o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  o.out = slurp(out_file);
-  o.err = slurp(err_file);
-  std::remove(out_file.c_str());
-  std::remove(err_file.c_str());
-  return o;
+  return coblk::test::run_command("COBLK_CONTROL_PATH=" + control + " COBLK_RUN_DIR=/tmp/coblk-test-run-" +
+                                      std::to_string(::getpid()) + " " + COBLK_BINARY + " " + args,
+                                  "coblk-test");
 }
 
 // The error is exactly one line and mentions `needle`.
@@ -387,13 +363,7 @@ BOOST_AUTO_TEST_CASE(metrics_on_a_privileged_port_is_one_line_and_status_one) {
     prefix = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
   }
   const std::string where = "127.0.0.1:" + std::to_string(port);
-  const std::string out_file = "/tmp/coblk-test-priv-" + std::to_string(::getpid());
-  const int raw = std::system(
-      (prefix + COBLK_BINARY + " metrics --listen " + where + " >/dev/null 2>" + out_file + " </dev/null").c_str());
-  Outcome o;
-  o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  o.err = slurp(out_file);
-  std::remove(out_file.c_str());
+  const Outcome o = coblk::test::run_command(prefix + COBLK_BINARY + " metrics --listen " + where, "coblk-test-priv");
   expect_one_line_error(o, "cannot listen on " + where + ": permission denied", 1);
 }
 

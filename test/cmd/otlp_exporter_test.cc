@@ -25,6 +25,7 @@
 #include "coblk/cmd/metrics_exporter.h"
 #include "coblk/cmd/otlp_encode.h"
 #include "coblk/cmd/otlp_exporter.h"
+#include "test/cmd/command_outcome.h"
 #include "test/cmd/otlp_receiver.h"
 #include "test/cmd/published_devices.h"
 #include "test/require_ok.h"
@@ -446,40 +447,17 @@ BOOST_AUTO_TEST_CASE(stopping_abandons_a_push_in_flight) {
 
 namespace {
 
-struct Outcome {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const std::string& path) {
-  std::string s;
-  if (FILE* f = std::fopen(path.c_str(), "r")) {
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) s.append(buf, n);
-    std::fclose(f);
-  }
-  std::remove(path.c_str());
-  return s;
-}
+using Outcome = coblk::test::CommandOutcome;
 
 // Runs coblk with `args`, interrupted (SIGINT, which ends `coblk metrics`
 // cleanly) after `seconds`. --foreground: the signal goes to coblk alone;
 // without it timeout sends it to its process group as well, and the second
 // copy can land after coblk has put SIGINT's default action back.
 Outcome run_coblk(const std::string& args, const char* seconds = "10") {
-  const std::string out_file = "/tmp/coblk-otlp-out-" + std::to_string(::getpid());
-  const std::string err_file = "/tmp/coblk-otlp-err-" + std::to_string(::getpid());
-  const std::string cmd = "COBLK_RUN_DIR=/tmp/coblk-otlp-cli-" + std::to_string(::getpid()) +
-                          " timeout --foreground --preserve-status -s INT " + seconds + " " + COBLK_BINARY + " " +
-                          args + " >" + out_file + " 2>" + err_file + " </dev/null";
-  const int raw = std::system(cmd.c_str());
-  Outcome o;
-  o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  o.out = slurp(out_file);
-  o.err = slurp(err_file);
-  return o;
+  return coblk::test::run_command("COBLK_RUN_DIR=/tmp/coblk-otlp-cli-" + std::to_string(::getpid()) +
+                                      " timeout --foreground --preserve-status -s INT " + seconds + " " + COBLK_BINARY +
+                                      " " + args,
+                                  "coblk-otlp");
 }
 
 void expect_usage_error(const std::string& args, const std::string& needle) {

@@ -376,6 +376,67 @@ fio_fill() {
     || { tail -n 20 "$log" >&2; vm_fail "fio crc32c verification failed on $dev"; }
 }
 
+# fio_verify_striped DEVICE JOBS SIZE BSRANGE [STRIDE]: random writes of
+# BSRANGE with crc32c verification from JOBS jobs, each pinned to its own
+# CPU (blk-mq maps a queue per submitting CPU, so each queue sees traffic)
+# and writing SIZE bytes in its own stripe, STRIDE (default SIZE) apart;
+# logs what fio wrote and verified (terse v3: field 47 the KiB written, 6
+# the KiB read back).
+fio_verify_striped() {
+  local dev="$1" jobs="$2" size="$3" bs="$4" stride="${5:-$3}" log="${TMPDIR:-/tmp}/coblk-fio-striped.log"
+  fio --name=verify --filename="$dev" --ioengine=io_uring --direct=1 \
+      --rw=randwrite --bsrange="$bs" --iodepth=16 --size="$size" \
+      --numjobs="$jobs" --offset_increment="$stride" \
+      --cpus_allowed=0-$((jobs - 1)) --cpus_allowed_policy=split \
+      --verify=crc32c --do_verify=1 --verify_fatal=1 \
+      --group_reporting --output-format=terse >"$log" 2>&1 \
+    || { tail -n 20 "$log" >&2; vm_fail "fio crc32c verification failed on $dev"; }
+  awk -F';' -v dev="$dev" 'NF > 100 { print "coblk-vm: fio on " dev ": wrote " $47 " KiB, verified " $6 " KiB" }' "$log"
+}
+
+# ---- NBD servers (nbd-target.sh, nbd-zero-copy.sh, zram-nbd-tier.sh) ----
+
+# nbd_ready [COMMAND...]: as vm_ublk_ready with fio and nbdkit, and the
+# loopback interface up for TCP (the guest's init brings up no network).
+nbd_ready() {
+  vm_ublk_ready fio nbdkit "$@"
+  if command -v ip >/dev/null 2>&1; then ip link set lo up 2>/dev/null || true; fi
+  ifconfig lo 127.0.0.1 up 2>/dev/null || true
+}
+
+# wait_for_port PORT: something listens on 127.0.0.1:PORT (polls
+# /proc/net/tcp for a listener; nbdkit's --print-uri would need a pipe).
+wait_for_port() {
+  local hex i=0
+  hex=$(printf '%04X' "$1")
+  while [ "$i" -lt 200 ]; do
+    awk -v p=":$hex" '$2 ~ p"$" && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp 2>/dev/null && return 0
+    sleep 0.1
+    i=$((i + 1))
+  done
+  vm_fail "nothing listens on 127.0.0.1:$1"
+}
+
+# start_nbdkit SOCKET|PORT PLUGIN ARGS...: nbdkit in the foreground of a
+# vm_spawn (killed when the case ends), on a unix socket (a path) or a
+# loopback TCP port (a number). Leaves its pid in NBDKIT_PID.
+start_nbdkit() {
+  local where="$1" log="${TMPDIR:-/tmp}/nbdkit-$1.log"
+  shift
+  case "$where" in
+    /*)
+      rm -f "$where"
+      log="${TMPDIR:-/tmp}/nbdkit-$(basename "$where").log"
+      vm_spawn "$log" nbdkit -f -U "$where" "$@"
+      NBDKIT_PID=$VM_SPAWNED_PID
+      vm_wait_for_path "$where" 20 ;;
+    *)
+      vm_spawn "$log" nbdkit -f -i 127.0.0.1 -p "$where" "$@"
+      NBDKIT_PID=$VM_SPAWNED_PID
+      wait_for_port "$where" ;;
+  esac
+}
+
 # cgroup2_root: where the cgroup v2 hierarchy is mounted (mounting it at
 # /sys/fs/cgroup if it is not yet). Skips the script on a kernel without
 # cgroup v2.

@@ -15,65 +15,6 @@ nbd_id=200
 
 # ---- helpers ---------------------------------------------------------------
 
-nbd_ready() {
-  vm_ublk_ready fio nbdkit "$@"
-  # Loopback TCP: the guest's init brings up no network.
-  if command -v ip >/dev/null 2>&1; then ip link set lo up 2>/dev/null || true; fi
-  ifconfig lo 127.0.0.1 up 2>/dev/null || true
-}
-
-# wait_for_socket PATH: the server's unix socket exists.
-wait_for_socket() { vm_wait_for_path "$1" 20; }
-
-# wait_for_port PORT: something accepts on 127.0.0.1:PORT (nbdkit's
-# --print-uri would need a pipe; a probe with coblk's own refusal path is
-# what we have: poll /proc/net/tcp for a listener).
-wait_for_port() {
-  local hex i=0
-  hex=$(printf '%04X' "$1")
-  while [ "$i" -lt 200 ]; do
-    awk -v p=":$hex" '$2 ~ p"$" && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp 2>/dev/null && return 0
-    sleep 0.1
-    i=$((i + 1))
-  done
-  vm_fail "nothing listens on 127.0.0.1:$1"
-}
-
-# start_nbdkit SOCKET|PORT PLUGIN ARGS...: nbdkit in the foreground of a
-# vm_spawn, on a unix socket (a path) or a loopback TCP port (a number).
-# Leaves its pid in NBDKIT_PID.
-start_nbdkit() {
-  local where="$1" log="${TMPDIR:-/tmp}/nbdkit-$1.log"
-  shift
-  case "$where" in
-    /*)
-      rm -f "$where"
-      log="${TMPDIR:-/tmp}/nbdkit-$(basename "$where").log"
-      vm_spawn "$log" nbdkit -f -U "$where" "$@"
-      NBDKIT_PID=$VM_SPAWNED_PID
-      wait_for_socket "$where" ;;
-    *)
-      vm_spawn "$log" nbdkit -f -i 127.0.0.1 -p "$where" "$@"
-      NBDKIT_PID=$VM_SPAWNED_PID
-      wait_for_port "$where" ;;
-  esac
-}
-
-# fio_verify DEVICE JOBS SIZE: random writes of 4 KiB..256 KiB with crc32c
-# verification, one job per queue, each pinned to its own CPU and in its own
-# stripe.
-fio_verify() {
-  local dev="$1" jobs="$2" size="$3" log="${TMPDIR:-/tmp}/fio-nbd.log"
-  fio --name=verify --filename="$dev" --ioengine=io_uring --direct=1 \
-      --rw=randwrite --bsrange=4k-256k --iodepth=16 --size="$size" \
-      --numjobs="$jobs" --offset_increment="$size" \
-      --cpus_allowed=0-$((jobs - 1)) --cpus_allowed_policy=split \
-      --verify=crc32c --do_verify=1 --verify_fatal=1 \
-      --group_reporting --output-format=terse >"$log" 2>&1 \
-    || { tail -n 20 "$log" >&2; vm_fail "fio crc32c verification failed on $dev"; }
-  awk -F';' -v dev="$dev" 'NF > 100 { print "coblk-vm: fio on " dev ": wrote " $47 " KiB, verified " $6 " KiB" }' "$log"
-}
-
 # refused NEEDLE COMMAND...: COMMAND exits 1 with exactly one line on
 # stderr, which contains NEEDLE, and leaves no device $nbd_id behind.
 refused() {
@@ -96,7 +37,7 @@ nbdkit_memory_unix_passes_fio_verify() {
   start_nbdkit "$sock" memory 64M
   add_device "$id" -t nbd --connect "unix:$sock" -q "$queues"
   vm_assert_eq 67108864 "$(blockdev --getsize64 "/dev/ublkb$id")" "size of the nbd device"
-  fio_verify "/dev/ublkb$id" "$queues" 16M
+  fio_verify_striped "/dev/ublkb$id" "$queues" 16M 4k-256k
 }
 
 qemu_nbd_tcp_passes_fio_verify() {
@@ -108,7 +49,7 @@ qemu_nbd_tcp_passes_fio_verify() {
     --shared=8 --cache=writeback --discard=unmap "$img"
   wait_for_port "$port"
   add_device "$id" -t nbd --connect "tcp:127.0.0.1:$port" --export disk -q "$queues"
-  fio_verify "/dev/ublkb$id" "$queues" 16M
+  fio_verify_striped "/dev/ublkb$id" "$queues" 16M 4k-256k
 }
 
 ext4_survives_a_remount_and_a_new_device() {
@@ -261,7 +202,7 @@ refusals_are_one_line_and_create_nothing() {
     dd if=/dev/zero of="$t/x.img" bs=1M count=0 seek=4 2>/dev/null
     vm_defer "rm -f $t/x.img"
     vm_spawn "$t/qemu-x.log" qemu-nbd -f raw -x right -k "$qsock" --persistent "$t/x.img"
-    wait_for_socket "$qsock"
+    vm_wait_for_path "$qsock" 20
     refused "the NBD server has no export 'wrong'" \
       "$COBLK_BIN" add -n "$id" -t nbd --connect "unix:$qsock" --export wrong
   fi

@@ -16,46 +16,8 @@ zc_id=210
 copy_id=211
 
 zc_ready() {
-  vm_ublk_ready fio nbdkit "$@"
+  nbd_ready "$@"
   "$COBLK_BIN" features 2>/dev/null | grep -q AUTO_BUF_REG || vm_skip "the kernel lacks ublk AUTO_BUF_REG"
-  if command -v ip >/dev/null 2>&1; then ip link set lo up 2>/dev/null || true; fi
-  ifconfig lo 127.0.0.1 up 2>/dev/null || true
-}
-
-# start_nbdkit SOCKET PLUGIN ARGS...: nbdkit on a unix socket; pid in NBDKIT_PID.
-start_nbdkit() {
-  local sock="$1"
-  shift
-  rm -f "$sock"
-  vm_spawn "${TMPDIR:-/tmp}/nbdkit-$(basename "$sock").log" nbdkit -f -U "$sock" "$@"
-  NBDKIT_PID=$VM_SPAWNED_PID
-  vm_wait_for_path "$sock" 20
-}
-
-# wait_for_port PORT: something listens on 127.0.0.1:PORT.
-wait_for_port() {
-  local hex i=0
-  hex=$(printf '%04X' "$1")
-  while [ "$i" -lt 200 ]; do
-    awk -v p=":$hex" '$2 ~ p"$" && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp 2>/dev/null && return 0
-    sleep 0.1
-    i=$((i + 1))
-  done
-  vm_fail "nothing listens on 127.0.0.1:$1"
-}
-
-# fio_verify DEVICE JOBS SIZE [BSRANGE]: random writes with crc32c
-# verification, one job per queue in its own stripe.
-fio_verify() {
-  local dev="$1" jobs="$2" size="$3" bs="${4:-4k-1m}" log="${TMPDIR:-/tmp}/fio-zc.log"
-  fio --name=verify --filename="$dev" --ioengine=io_uring --direct=1 \
-      --rw=randwrite --bsrange="$bs" --iodepth=16 --size="$size" \
-      --numjobs="$jobs" --offset_increment="$size" \
-      --cpus_allowed=0-$((jobs - 1)) --cpus_allowed_policy=split \
-      --verify=crc32c --do_verify=1 --verify_fatal=1 \
-      --group_reporting --output-format=terse >"$log" 2>&1 \
-    || { tail -n 20 "$log" >&2; vm_fail "fio crc32c verification failed on $dev"; }
-  awk -F';' -v dev="$dev" 'NF > 100 { print "coblk-vm: fio on " dev ": wrote " $47 " KiB, verified " $6 " KiB" }' "$log"
 }
 
 # reads_of DEV: read requests the block layer completed on DEV.
@@ -67,7 +29,7 @@ zero_copy_nbdkit_passes_fio_verify() {
   start_nbdkit "$sock" memory 64M
   add_device "$id" -t nbd --connect "unix:$sock" -q "$queues" --zero-copy
   vm_assert_eq zero_copy "$(list_field "$id" DATA_PATH)" "data path of device $id"
-  fio_verify "/dev/ublkb$id" "$queues" 16M
+  fio_verify_striped "/dev/ublkb$id" "$queues" 16M 4k-1m
 }
 
 zero_copy_qemu_nbd_tcp_reads_zeros_and_verifies() {
@@ -84,7 +46,7 @@ zero_copy_qemu_nbd_tcp_reads_zeros_and_verifies() {
   dd if=/dev/zero of="$t/zeros" bs=1M count=4 2>/dev/null
   dd if="/dev/ublkb$id" of="$t/zc-back" bs=1M count=4 skip=40 iflag=direct 2>/dev/null
   cmp "$t/zeros" "$t/zc-back" || vm_fail "a never written range of the zero-copy device does not read as zeros"
-  fio_verify "/dev/ublkb$id" 2 16M
+  fio_verify_striped "/dev/ublkb$id" 2 16M 4k-1m
 }
 
 zero_copy_server_killed_mid_fio_and_restarted() {

@@ -44,21 +44,10 @@ has_queues() {
 }
 
 # fio_verify DEVICE QUEUES: random writes of 4 KiB..1 MiB with crc32c
-# verification, from as many jobs as the device has queues, each pinned to
-# its own CPU so that every queue sees traffic (blk-mq maps a queue per
-# submitting CPU), each job in its own 32 MiB stripe.
+# verification, one job per queue, each in its own 32 MiB stripe.
 fio_verify() {
-  local dev="$1" jobs="$2" log="${TMPDIR:-/tmp}/fio-verify.log"
-  has_queues "$dev" "$jobs"
-  fio --name=verify --filename="$dev" --ioengine=io_uring --direct=1 \
-      --rw=randwrite --bsrange=4k-1M --iodepth=16 --size=16M \
-      --numjobs="$jobs" --offset_increment=32M \
-      --cpus_allowed=0-$((jobs - 1)) --cpus_allowed_policy=split \
-      --verify=crc32c --do_verify=1 --verify_fatal=1 \
-      --group_reporting --output-format=terse >"$log" 2>&1 \
-    || { tail -n 20 "$log" >&2; vm_fail "fio crc32c verification failed on $dev"; }
-  # Terse v3: field 6 is the KiB read (the verification), 47 the KiB written.
-  awk -F';' -v dev="$dev" 'NF > 100 { print "coblk-vm: fio on " dev ": wrote " $47 " KiB, verified " $6 " KiB" }' "$log"
+  has_queues "$1" "$2"
+  fio_verify_striped "$1" "$2" 16M 4k-1M 32M
 }
 
 # ---- fio over the matrix ---------------------------------------------------

@@ -15,15 +15,6 @@ t="${TMPDIR:-/tmp}"
 
 # ---- helpers ---------------------------------------------------------------
 
-# start_nbdkit_memory SOCKET SIZE: nbdkit's memory plugin on a unix
-# socket; its pid in NBDKIT_PID, killed when the case ends.
-start_nbdkit_memory() {
-  rm -f "$1"
-  vm_spawn "$t/nbdkit-$(basename "$1").log" nbdkit -f -U "$1" memory "$2"
-  NBDKIT_PID=$VM_SPAWNED_PID
-  vm_wait_for_path "$1" 20
-}
-
 # expect_refusal RC NEEDLE COMMAND...: exit RC (1: refused; 2: a usage
 # error), one line on stderr containing NEEDLE (grep pattern), no device
 # left behind.
@@ -44,7 +35,7 @@ expect_refusal() {
 holds_three_times_its_limit() {
   vm_ublk_ready fio nbdkit
   local id="$base_id" dev="/dev/ublkb$base_id" sock="$t/nbd-tier.sock" wb bd failed used limit
-  start_nbdkit_memory "$sock" 64M
+  start_nbdkit "$sock" memory 64M
   add_device "$id" -t zram --size 32M --mem-limit 4M --backing "nbd:unix:$sock" -q 2
   # 24 MiB: half zero pages, half random (12 MiB stored raw, 3x the limit).
   fio_fill "$dev" 24M
@@ -78,7 +69,7 @@ server_killed_for_good() {
     vm_defer "rm -f /dev/log"
     vm_wait_for_path /dev/log 5
   fi
-  start_nbdkit_memory "$sock" 64M
+  start_nbdkit "$sock" memory 64M
   add_device "$id" -t zram --size 32M --mem-limit 4M --backing "nbd:unix:$sock" --reconnect-timeout 2s
   pid=$(server_pid "$id")
   fio_fill "$dev" 16M
@@ -153,7 +144,7 @@ qemu_nbd_one_connection() {
 server_stops_answering() {
   vm_ublk_ready fio nbdkit
   local id=$((base_id + 3)) sock="$t/nbd-tier-stop.sock" rc=0 t0 t1 secs
-  start_nbdkit_memory "$sock" 64M
+  start_nbdkit "$sock" memory 64M
   # -t nbd: a plain read.
   add_device "$id" -t nbd --connect "unix:$sock" --request-timeout 1s --reconnect-timeout 2s
   dd if=/dev/urandom of="/dev/ublkb$id" bs=64k count=4 oflag=direct 2>/dev/null || vm_fail "writing /dev/ublkb$id failed"
@@ -196,7 +187,7 @@ bad_nbd_tiers() {
   local sock="$t/nbd-tier-small.sock"
   expect_refusal 1 "nbd-tier-none.sock" "$COBLK_BIN" add -n "$base_id" -t zram --size 16M --backing "nbd:unix:$t/nbd-tier-none.sock"
   expect_refusal 2 "expected nbd:unix:PATH" "$COBLK_BIN" add -n "$base_id" -t zram --size 16M --backing "nbd:udp:x"
-  start_nbdkit_memory "$sock" 128K
+  start_nbdkit "$sock" memory 128K
   expect_refusal 1 "at least 256 KiB" "$COBLK_BIN" add -n "$base_id" -t zram --size 16M --backing "nbd:unix:$sock"
   expect_refusal 2 "only valid with -t nbd or --backing nbd" "$COBLK_BIN" add -n "$base_id" -t zram --size 16M --export x
 }

@@ -75,14 +75,10 @@ two_queues_two_jobs() {
 at_the_limit_with_a_backing_tier() {
   vm_ublk_ready fio truncate
   local id=$((base_id + 2)) dev="/dev/ublkb$((base_id + 2))" failed
-  truncate -s 64M "$t/pipeline-backing" || vm_fail "cannot create a backing file"
-  vm_defer "rm -f $t/pipeline-backing"
-  add_device "$id" -t zram --size 64M --mem-limit 4M --backing "$t/pipeline-backing" --compress-cores 2
+  backing_file 64M
+  add_device "$id" -t zram --size 64M --mem-limit 4M --backing "$backing" --compress-cores 2
   # 16 MiB, 8 of them random (stored raw): twice the limit.
-  fio --name=limit --filename="$dev" --ioengine=io_uring --direct=1 --iodepth=8 --rw=write --bs=64k --size=16M \
-      --buffer_compress_percentage=50 --refill_buffers --verify=crc32c --do_verify=1 --verify_fatal=1 \
-      --output-format=terse >"$t/pipeline-fio.log" 2>&1 \
-    || { tail -n 20 "$t/pipeline-fio.log" >&2; vm_fail "fio verification failed at the memory limit"; }
+  fio_fill "$dev" 16M
   drained "$id"
   failed=$(stat_value "$id" failed_writes)
   vm_assert_eq 0 "$failed" "failed_writes"
