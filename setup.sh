@@ -47,6 +47,9 @@ vm_packages=(
   nbdkit qemu-utils
   # strace: test/vm/guest/sqpoll.sh checks the io_uring_enter counter with it.
   strace
+  # The kernel NBD client's tool, for the baseline of vm-bench's nbd pairs
+  # (perf/ublk/guest/bench.sh: nbd.ko through nbd-client; docs/nbd.md).
+  nbd-client
 )
 
 want=("${build_packages[@]}" "${exporter_packages[@]}" "${fuzz_packages[@]}")
