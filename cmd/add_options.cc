@@ -2,6 +2,7 @@
 
 #if COBLK_HAVE_ZRAM
 #include "coblk/compress/codec.h"
+#include "coblk/ublk/zram_target.h"
 #endif
 
 #include <fcntl.h>
@@ -404,9 +405,11 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   if (given("compress-cores")) {
     int64_t n = 0;
     if (!parse_bounded(text("compress-cores"), "--compress-cores", 0, 256, n, out.error)) return out;
-    if (n > 64 && given("recovery"))
-      return fail("--compress-cores: at most 64 with --recovery (its keeper holds one memory per core), got " +
-                  std::to_string(n));
+#if COBLK_HAVE_ZRAM
+    if (n > ublk::max_recoverable_compress_workers && given("recovery"))
+      return fail("--compress-cores: at most " + std::to_string(ublk::max_recoverable_compress_workers) +
+                  " with --recovery (its keeper holds one memory per core), got " + std::to_string(n));
+#endif
     o.compress_cores = static_cast<unsigned>(n);
   }
   if (given("recompress")) {

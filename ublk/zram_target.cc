@@ -17,11 +17,6 @@ namespace coblk::ublk {
 
 namespace {
 
-// Most store cores a recoverable (shared-memory) store may have: its keeper
-// holds a memfd per core plus the page table's, at most 65 (cmd/keeper.cc;
-// a device has at most 64 queues).
-constexpr unsigned max_recoverable_cores = 64;
-
 Result<storage::PageStoreConfig> store_config(const ZramTargetConfig& c) {
   if (c.queues == 0) {
     return Error(EINVAL, "zram: at least one queue is needed");
@@ -34,9 +29,8 @@ Result<storage::PageStoreConfig> store_config(const ZramTargetConfig& c) {
     return Error(EINVAL, "zram: at most 256 compression workers, got " + std::to_string(c.compress_workers));
   }
   if (c.compress_workers != 0) {
-    if (c.memory != runtime::MemoryKind::anonymous && c.compress_workers > max_recoverable_cores) {
-      // A keeper holds one memfd per store core (cmd/keeper.cc).
-      return Error(EINVAL, "zram: with --recovery at most " + std::to_string(max_recoverable_cores) +
+    if (c.memory != runtime::MemoryKind::anonymous && c.compress_workers > max_recoverable_compress_workers) {
+      return Error(EINVAL, "zram: with --recovery at most " + std::to_string(max_recoverable_compress_workers) +
                                " compression cores, got " + std::to_string(c.compress_workers));
     }
     if (c.staging_per_lane == 0 || c.staging_per_lane > 4096) {

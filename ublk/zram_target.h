@@ -21,6 +21,12 @@
 
 namespace coblk::ublk {
 
+/// Most compression workers (`--compress-cores`) a zram target in shared
+/// memory (`--recovery`) may have: its store has a core, and so an arena
+/// memfd, per worker, and a keeper holds at most 65 memfds (the page
+/// table's and one per core; cmd/keeper.cc).
+inline constexpr unsigned max_recoverable_compress_workers = 64;
+
 /// Settings of a zram device.
 struct ZramTargetConfig {
   std::uint64_t size_bytes = 0;       ///< multiple of 4096
