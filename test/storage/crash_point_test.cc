@@ -18,8 +18,9 @@
 //
 // Seeds are fixed (1..COBLK_CRASH_ROUNDS, default 1000, split between lz4
 // and zstd) and printed on failure; COBLK_CRASH_SEED=N replays one round on
-// fresh memory. The moment of the kill comes from the clock, so a replay
-// exercises the same operations, not necessarily the same instruction.
+// fresh memory. The kill comes after a seed-chosen number of operations
+// plus a short sleep, so a replay exercises the same operations, not
+// necessarily the same instruction.
 #define BOOST_TEST_MODULE crash_point
 #include <boost/test/unit_test.hpp>
 
@@ -41,6 +42,7 @@
 #include "coblk/storage/page_store.h"
 #include "coblk/storage/store_layout.h"
 #include "test/require_ok.h"
+#include "test/storage/kill_moment.h"
 #include "test/storage/page_gen.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -303,16 +305,17 @@ void run_rounds(compress::Algorithm algorithm, const std::vector<std::uint64_t>&
       if (child == 0) child_main(config, fds, m, seed);
       // One round in eight kills the child while it recovers (recovery
       // must survive its own crash); the others wait until it has
-      // recovered (which takes long under sanitizers), then let it work
-      // for a random while, so that the kill lands anywhere in an
-      // operation.
-      if (seed % 8 != 0) {
-        for (int i = 0; i < 5000 && m.attached.load(std::memory_order_acquire) == attached_before; ++i) {
-          std::this_thread::sleep_for(std::chrono::microseconds(200));
-        }
+      // recovered (which takes long under sanitizers) and completed a
+      // seed-chosen number of operations (so the work per round does not
+      // depend on the machine's load), then let it work for a random
+      // while more, so that the kill lands anywhere in an operation.
+      if (seed % 8 == 0) {
+        std::this_thread::sleep_for(std::chrono::microseconds((seed * 7919) % 400));
+      } else {
+        storage_test::wait_for_count(child, m.attached, attached_before + 1);
+        storage_test::wait_for_count(child, m.operations, before + 1 + (seed * 7919) % 64);
+        std::this_thread::sleep_for(std::chrono::microseconds((seed * 104729) % 1000));
       }
-      std::this_thread::sleep_for(
-          std::chrono::microseconds(seed % 8 == 0 ? (seed * 7919) % 400 : 200 + (seed * 7919) % 2000));
       ::kill(child, SIGKILL);
       int status = 0;
       BOOST_REQUIRE_EQUAL(::waitpid(child, &status, 0), child);

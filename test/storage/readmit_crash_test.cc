@@ -32,6 +32,7 @@
 
 #include "coblk/storage/page_store.h"
 #include "test/require_ok.h"
+#include "test/storage/kill_moment.h"
 #include "test/storage/page_gen.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -144,13 +145,16 @@ BOOST_AUTO_TEST_CASE(pages_moving_between_ram_and_the_tier_read_back_exactly_aft
   for (std::uint64_t seed = 1; seed <= rounds; ++seed) {
     BOOST_TEST_CONTEXT("seed " << seed) {
       const std::uint64_t attached_before = progress.attached.load();
+      const std::uint64_t operations_before = progress.operations.load();
       const pid_t child = ::fork();
       BOOST_REQUIRE(child >= 0);
       if (child == 0) child_main(config, fds, fd, progress, seed);
-      for (int i = 0; i < 5000 && progress.attached.load(std::memory_order_acquire) == attached_before; ++i) {
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
-      }
-      std::this_thread::sleep_for(std::chrono::microseconds(100 + (seed * 7919) % 3000));
+      // After recovery, a seed-chosen number of operations (so the work
+      // per round does not depend on the machine's load), then a short
+      // random while, so that the kill lands anywhere in an operation.
+      storage_test::wait_for_count(child, progress.attached, attached_before + 1);
+      storage_test::wait_for_count(child, progress.operations, operations_before + 10 + (seed * 7919) % 40);
+      std::this_thread::sleep_for(std::chrono::microseconds((seed * 104729) % 1000));
       ::kill(child, SIGKILL);
       int status = 0;
       BOOST_REQUIRE_EQUAL(::waitpid(child, &status, 0), child);
