@@ -95,7 +95,10 @@ bool run_until(boost::asio::io_context& io, const std::function<bool()>& done, s
 }
 
 // A pusher of `body` to 127.0.0.1:`port` every `interval`, whose log lines
-// go to `log`.
+// go to `log`. Tests that expect a push to be answered pass a `timeout`
+// far above the interval: the default, 3/4 of a 100 ms interval, is shorter
+// than an answer from the receiver's thread can take under ASan on a
+// loaded machine, and would log "no answer" instead of what is tested.
 std::unique_ptr<cmd::OtlpPusher> pusher(boost::asio::io_context& io, std::uint16_t port,
                                         std::chrono::milliseconds interval, std::vector<std::string>& log,
                                         std::chrono::milliseconds timeout = 0ms, const std::string& body = "{}") {
@@ -108,6 +111,9 @@ std::unique_ptr<cmd::OtlpPusher> pusher(boost::asio::io_context& io, std::uint16
   o.log_gap = 0ms;
   return std::make_unique<cmd::OtlpPusher>(io, std::move(o));
 }
+
+// A push's limit where the test needs the receiver's answer (see pusher()).
+constexpr std::chrono::milliseconds kAnswered = 5s;
 
 // A port nothing listens on (bound, then closed).
 std::uint16_t closed_port() {
@@ -309,7 +315,7 @@ BOOST_AUTO_TEST_CASE(pushes_arrive_as_json_posts_to_v1_metrics) {
   boost::asio::io_context io;
   std::vector<std::string> log;
   const std::string body = cmd::encode_otlp_metrics(cmd::metric_families(cmd::collect_device_metrics()), kNow, "h");
-  auto p = pusher(io, receiver.port(), 200ms, log, 0ms, body);
+  auto p = pusher(io, receiver.port(), 200ms, log, kAnswered, body);
   p->start();
   BOOST_TEST_REQUIRE(run_until(io, [&] { return receiver.requests().size() >= 3; }));
   p->stop();
@@ -330,11 +336,11 @@ BOOST_AUTO_TEST_CASE(a_receiver_answering_500_is_logged_once_and_pushing_goes_on
   test::OtlpReceiver receiver(test::OtlpReceiver::Mode::fail);
   boost::asio::io_context io;
   std::vector<std::string> log;
-  auto p = pusher(io, receiver.port(), 100ms, log);
+  auto p = pusher(io, receiver.port(), 100ms, log, kAnswered);
   p->start();
   BOOST_TEST_REQUIRE(run_until(io, [&] { return p->counters().failed >= 3; }));
   BOOST_TEST_REQUIRE(log.size() == 1);
-  BOOST_TEST(log[0].find("HTTP 500") != std::string::npos);
+  BOOST_TEST(log[0].find("HTTP 500") != std::string::npos, log[0]);
   BOOST_TEST(log[0].find("fails on purpose") != std::string::npos);  // the receiver's reason
   BOOST_TEST(log[0].find('\n') == std::string::npos);
   receiver.set_mode(test::OtlpReceiver::Mode::ok);
@@ -405,6 +411,7 @@ BOOST_AUTO_TEST_CASE(a_flapping_receiver_is_logged_three_times_then_once_per_gap
   cmd::OtlpPusher::Options o;
   o.endpoint = test::require_ok(cmd::parse_otlp_endpoint("http://127.0.0.1:" + std::to_string(receiver.port())));
   o.interval = 100ms;
+  o.timeout = kAnswered;  // see pusher()
   o.render = [] { return std::string("{}"); };
   o.log = [&log](const std::string& line) { log.push_back(line); };
   o.log_gap = 1h;
@@ -424,9 +431,9 @@ BOOST_AUTO_TEST_CASE(a_flapping_receiver_is_logged_three_times_then_once_per_gap
   // Six changes: the first three are told (failed, works again, failed),
   // the rest wait for the gap.
   BOOST_TEST_REQUIRE(log.size() == 3u);
-  BOOST_TEST(log[0].find("HTTP 500") != std::string::npos);
-  BOOST_TEST(log[1].find("work again") != std::string::npos);
-  BOOST_TEST(log[2].find("HTTP 500") != std::string::npos);
+  BOOST_TEST(log[0].find("HTTP 500") != std::string::npos, log[0]);
+  BOOST_TEST(log[1].find("work again") != std::string::npos, log[1]);
+  BOOST_TEST(log[2].find("HTTP 500") != std::string::npos, log[2]);
 }
 
 BOOST_AUTO_TEST_CASE(stopping_abandons_a_push_in_flight) {
