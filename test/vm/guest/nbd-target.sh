@@ -148,6 +148,12 @@ del_while_requests_wait_for_a_reconnection() {
   nbd_ready
   start_nbdkit "$sock" memory 16M
   add_device "$id" -t nbd --connect "unix:$sock" --reconnect-timeout 8s
+  # The kernel scans the new disk's partitions in the background, holding
+  # the disk's open mutex: a read now waits for that scan, so that dd's
+  # open, below, does not wait behind a scan stuck on the dead server
+  # until coblk del, and then read nothing from a disk that has gone.
+  dd if="/dev/ublkb$id" of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null ||
+    vm_fail "a read with the server up failed"
   kill -KILL "$NBDKIT_PID"
   wait "$NBDKIT_PID" 2>/dev/null || true
   rm -f "$sock"
@@ -160,7 +166,13 @@ del_while_requests_wait_for_a_reconnection() {
   vm_log "coblk del with a request waiting took $(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }') s"
   awk -v a="$t0" -v b="$t1" 'BEGIN { exit !(b - a < 9) }' || vm_fail "coblk del waited longer than the reconnect timeout"
   wait_for_exit "$dd_pid" 10
-  [ "$EXIT_RC" -ne 0 ] || vm_fail "the waiting read succeeded with the server gone"
+  vm_log "the waiting read: exit $EXIT_RC: $(tr '\n' ' ' <"$t/dd-del.err")"
+  # Never data from a server that is gone: an error, or (had the read not
+  # reached the disk before it went) nothing read at all.
+  ! grep -q "^[1-9][0-9]*+[0-9]* records in" "$t/dd-del.err" ||
+    vm_fail "the waiting read returned data with the server gone"
+  [ "$EXIT_RC" -ne 0 ] || grep -q "^0+0 records in" "$t/dd-del.err" ||
+    vm_fail "the waiting read succeeded with the server gone"
   [ ! -e "/dev/ublkb$id" ] || vm_fail "/dev/ublkb$id is still there after coblk del"
 }
 
