@@ -1,5 +1,4 @@
 // `coblk add` option validation, driven through parse_add_options directly.
-#define BOOST_TEST_MODULE cmd_add_options
 #include <stdlib.h>
 #include <unistd.h>
 

@@ -1,7 +1,6 @@
 // `coblk bench` on bad input, through the built executable: each case is
 // one line on stderr and a non-zero exit, before any device is made, and
 // no report file is left behind.
-#define BOOST_TEST_MODULE cmd_bench_command
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>

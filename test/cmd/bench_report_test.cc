@@ -1,7 +1,6 @@
 // `coblk bench`'s report in process: the summary arithmetic, the JSON, the
 // HTML's structure and numbers (checked without an HTML parser), and fio's
 // JSON output.
-#define BOOST_TEST_MODULE cmd_bench_report
 #include <algorithm>
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>

@@ -1,5 +1,4 @@
 // The config file of `coblk up`: load_boot_config on good and bad files.
-#define BOOST_TEST_MODULE cmd_boot_config
 #include <stdlib.h>
 #include <sys/swap.h>
 

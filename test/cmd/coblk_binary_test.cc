@@ -1,5 +1,4 @@
 // The built `coblk` executable: exit statuses and one-line errors.
-#define BOOST_TEST_MODULE cmd_coblk_binary
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>

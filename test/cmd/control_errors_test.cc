@@ -1,6 +1,5 @@
 // What `coblk` advises when /dev/ublk-control is missing: modprobe where the
 // running kernel has the module to load, the VM harness where it has not.
-#define BOOST_TEST_MODULE cmd_control_errors
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>

@@ -1,7 +1,6 @@
 // The daemon's log: each stderr line becomes one syslog message naming the
 // device, with a priority from its text; repeated reports are rate-limited
 // with a count; a child's lines arrive too; stderr is put back at the end.
-#define BOOST_TEST_MODULE cmd_daemon_log
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>

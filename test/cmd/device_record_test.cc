@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE cmd_device_record
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>

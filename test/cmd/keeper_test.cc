@@ -1,7 +1,6 @@
 // The keeper's process identity: a recorded keeper is recognised by its pid
 // and its start time together, so that a signal meant for a dead keeper
 // never reaches a process that reused its pid.
-#define BOOST_TEST_MODULE keeper
 #include <boost/test/unit_test.hpp>
 
 #include <sys/wait.h>

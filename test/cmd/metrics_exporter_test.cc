@@ -1,7 +1,6 @@
 // `coblk metrics`' parts: the listen address, the exposition rendered from
 // published files (checked by promtool), and the HTTP server's answers,
 // limits and indifference to slow clients.
-#define BOOST_TEST_MODULE cmd_metrics_exporter
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>

@@ -1,7 +1,6 @@
 // `coblk metrics --otlp-endpoint`: the OTLP JSON body (structure, and numbers equal to the Prometheus text's),
 // the endpoint and interval options, and the pusher against a receiver started here that answers, fails, is
 // absent or never answers.
-#define BOOST_TEST_MODULE cmd_otlp_exporter
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>

@@ -1,5 +1,4 @@
 // notify_service_ready: what a server under a Type=notify unit tells systemd.
-#define BOOST_TEST_MODULE cmd_service_notify
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/un.h>

@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE cmd_size_parse
 #include <boost/test/unit_test.hpp>
 
 #include "coblk/cmd/size_parse.h"

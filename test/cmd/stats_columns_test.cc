@@ -1,7 +1,6 @@
 // `coblk stats`' columns and zramctl's output options, in process: the
 // figures are made up here, no device or kernel is involved (the VM guest
 // script test/vm/guest/stats-columns.sh runs the real command).
-#define BOOST_TEST_MODULE cmd_stats_columns
 #include <sys/sysmacros.h>
 
 #include <boost/test/unit_test.hpp>

@@ -1,6 +1,5 @@
 // `coblk top`'s frame: rates from two snapshots, the formats of its narrow
 // columns, and how a frame is fitted to the terminal.
-#define BOOST_TEST_MODULE cmd_top_frame
 #include <boost/test/unit_test.hpp>
 #include <string>
 #include <vector>

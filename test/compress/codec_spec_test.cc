@@ -1,5 +1,4 @@
 // parse_codec_spec, CodecSpec::name and make_codec's level checks.
-#define BOOST_TEST_MODULE codec_spec
 #include <boost/test/unit_test.hpp>
 
 #include <cerrno>

@@ -1,6 +1,5 @@
 // Codec round trips, corrupt input, small destinations, dictionaries and
 // the "never allocates" promise.
-#define BOOST_TEST_MODULE codec
 #include <boost/test/unit_test.hpp>
 
 #include <lz4.h>

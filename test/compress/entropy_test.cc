@@ -1,5 +1,4 @@
 // estimate_entropy: range, ordering of page kinds, and the threshold.
-#define BOOST_TEST_MODULE entropy
 #include <boost/test/unit_test.hpp>
 
 #include <cstring>

@@ -1,5 +1,4 @@
 // Same-fill detection on every path, and fill_page.
-#define BOOST_TEST_MODULE same_fill
 #include <boost/test/unit_test.hpp>
 
 #include <cstring>

@@ -2,7 +2,6 @@
 // requested from another core. A cancelled operation's awaiter resumes only
 // once the kernel has posted the operation's own CQE, so buffers in its
 // frame are never released while the kernel may still write to them.
-#define BOOST_TEST_MODULE runtime_cancel
 #include <boost/test/unit_test.hpp>
 
 #include <unistd.h>

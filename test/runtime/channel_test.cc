@@ -1,6 +1,5 @@
 // Channel<T>: order, backpressure, batches and close, on one core and
 // between two cores.
-#define BOOST_TEST_MODULE runtime_channel
 #include <boost/test/unit_test.hpp>
 
 #include <array>

@@ -2,7 +2,6 @@
 // awaiter, a lost cross-core wake-up is sent again at once, and a failed
 // frame allocation is an exception the awaiter sees. Built and run only
 // with -DCOBLK_FAULT_INJECTION=ON.
-#define BOOST_TEST_MODULE runtime_fault_injection
 #include <boost/test/unit_test.hpp>
 
 #include <fcntl.h>

@@ -1,7 +1,6 @@
 // Idle polling (ReactorConfig::idle_poll_us): an idle reactor checks its
 // completion queue, mailboxes and parked waits for a while before it
 // sleeps; and a sleep has no time limit.
-#define BOOST_TEST_MODULE runtime_idle_poll
 #include <boost/test/unit_test.hpp>
 
 #include <liburing.h>

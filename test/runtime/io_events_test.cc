@@ -1,6 +1,5 @@
 // Non-file operations on one reactor: nop, timeouts (sleep_for), poll on a
 // pipe, and cancelling every operation on an fd.
-#define BOOST_TEST_MODULE runtime_io_events
 #include <boost/test/unit_test.hpp>
 
 #include <poll.h>

@@ -1,6 +1,5 @@
 // File I/O through the reactor's io_uring: read/write, vectored and
 // registered-buffer forms, fsync/fdatasync, fallocate and openat/close.
-#define BOOST_TEST_MODULE runtime_io_file
 #include <boost/test/unit_test.hpp>
 
 #include <fcntl.h>

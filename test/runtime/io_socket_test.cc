@@ -1,5 +1,4 @@
 // accept/connect/send/recv over a TCP connection on 127.0.0.1.
-#define BOOST_TEST_MODULE runtime_io_socket
 #include <boost/test/unit_test.hpp>
 
 #include <arpa/inet.h>

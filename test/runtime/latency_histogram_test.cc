@@ -1,6 +1,5 @@
 // LatencyHistogram: the log-linear bucket edges, and percentiles against a
 // sorted reference.
-#define BOOST_TEST_MODULE runtime_latency_histogram
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>

@@ -1,7 +1,6 @@
 // IORING_OP_MSG_RING between the rings of two cores: a CQE posted into
 // another core's ring resumes the operation it names there, and one that
 // names no operation is counted and ignored.
-#define BOOST_TEST_MODULE runtime_msg_ring
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>

@@ -3,7 +3,6 @@
 // polling until every operation is back. Reads and writes that really poll
 // need a device with poll queues: test/vm/guest/nvme.sh runs them on the
 // VM's emulated NVMe disk.
-#define BOOST_TEST_MODULE runtime_polled_ring
 #include <boost/test/unit_test.hpp>
 
 #include <fcntl.h>

@@ -1,5 +1,4 @@
 // Result<T> and Error: the one error idiom of coblk's public API.
-#define BOOST_TEST_MODULE runtime_result
 #include <boost/test/unit_test.hpp>
 
 #include <memory>

@@ -1,6 +1,5 @@
 // Ring and Runtime set-up: 128-byte SQE rings for URING_CMD, small rings,
 // SQPOLL, and RuntimeConfig validation.
-#define BOOST_TEST_MODULE runtime_ring_setup
 #include <boost/test/unit_test.hpp>
 
 #include <arpa/inet.h>

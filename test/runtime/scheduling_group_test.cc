@@ -4,7 +4,6 @@
 // Starvation is measured in scheduler rounds, not time: every time a
 // background task is actually made to yield (its group's slice is used up)
 // counts one round, and the io task must make steady progress per round.
-#define BOOST_TEST_MODULE runtime_scheduling_group
 #include <boost/test/unit_test.hpp>
 
 #include <chrono>

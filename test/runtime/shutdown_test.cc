@@ -1,7 +1,6 @@
 // Stopping a Runtime: with tasks blocked in I/O, sleeps and channel receives
 // on several cores; from another thread; and running a Runtime again.
 // Under ASan/LSan these also check that nothing leaks or is used after free.
-#define BOOST_TEST_MODULE runtime_shutdown
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>

@@ -1,7 +1,6 @@
 // Operation slots are matched by (generation, index); a generation that
 // wraps past 2^32 must never produce the "never submitted" user_data 0
 // (issue 12, finding 3).
-#define BOOST_TEST_MODULE runtime_slot_generation
 #include <boost/test/unit_test.hpp>
 
 #include <fcntl.h>

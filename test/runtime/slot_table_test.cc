@@ -1,7 +1,6 @@
 // SlotTable (runtime/slot_table.h): the table of in-flight operations that
 // the reactor's ring and the polled ring share. A CQE must reach exactly
 // the operation that was given its user_data, never an older or a freed one.
-#define BOOST_TEST_MODULE runtime_slot_table
 #include <boost/test/unit_test.hpp>
 
 #include <cstdint>

@@ -1,5 +1,4 @@
 // spawn (detached tasks), when_all and yield on one reactor.
-#define BOOST_TEST_MODULE runtime_spawn
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>

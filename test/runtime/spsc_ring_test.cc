@@ -1,6 +1,5 @@
 // SpscRing<T>: capacity, FIFO order across wrap-around, batches, item
 // lifetimes, and a two-thread stress run.
-#define BOOST_TEST_MODULE runtime_spsc_ring
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>

@@ -1,6 +1,5 @@
 // ReactorStats: the counters move as work is done, and a task that runs
 // too long without yielding is reported as a stall under its name.
-#define BOOST_TEST_MODULE runtime_stats
 #include <boost/test/unit_test.hpp>
 
 #include <chrono>

@@ -1,5 +1,4 @@
 // submit_to(): run a callable or a Task on another core and await the result.
-#define BOOST_TEST_MODULE runtime_submit_to
 #include <boost/test/unit_test.hpp>
 
 #include <stdexcept>

@@ -2,7 +2,6 @@
 // submission (and per wait) without SQPOLL; with SQPOLL none for a
 // submission while the poller thread is awake, one per wait; and the
 // poller can be pinned to a CPU (ReactorConfig::sqpoll_cpus).
-#define BOOST_TEST_MODULE runtime_syscall_count
 #include <boost/test/unit_test.hpp>
 
 #include <liburing.h>

@@ -1,6 +1,5 @@
 // Task<T>: laziness, results, exceptions, ownership, and constant-stack
 // symmetric transfer.
-#define BOOST_TEST_MODULE runtime_task
 #include <boost/test/unit_test.hpp>
 
 #include <memory>

@@ -18,7 +18,6 @@
 // reactor waits in the kernel for a wake-up that nobody will send. Each
 // protocol is also checked with one ingredient removed, and the explorer
 // must then find the lost wake-up: that is what shows the model can see one.
-#define BOOST_TEST_MODULE runtime_wakeup_model
 #include <boost/test/unit_test.hpp>
 
 #include <array>

@@ -1,6 +1,5 @@
 // When the page store compacts: storage::CompactionPolicy and
 // PageStore::maybe_compact.
-#define BOOST_TEST_MODULE compaction_policy
 #include <boost/test/unit_test.hpp>
 #include <cstdint>
 #include <vector>

@@ -21,7 +21,6 @@
 // fresh memory. The kill comes after a seed-chosen number of operations
 // plus a short sleep, so a replay exercises the same operations, not
 // necessarily the same instruction.
-#define BOOST_TEST_MODULE crash_point
 #include <boost/test/unit_test.hpp>
 
 #include <signal.h>

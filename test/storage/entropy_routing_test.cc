@@ -1,7 +1,6 @@
 // Entropy routing (PageStoreConfig::entropy_routing): low-entropy pages go
 // to the fast codec, mid-entropy pages to the strong one, high-entropy
 // pages are stored raw without trying; every page reads back exactly.
-#define BOOST_TEST_MODULE entropy_routing
 #include <boost/test/unit_test.hpp>
 
 #include <cerrno>

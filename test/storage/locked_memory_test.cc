@@ -1,7 +1,6 @@
 // A zram server used as swap locks its memory (mlockall with MCL_ONFAULT).
 // The store must still work and still give freed memory back then, although
 // the kernel refuses MADV_DONTNEED on locked pages.
-#define BOOST_TEST_MODULE locked_memory
 #include <boost/test/unit_test.hpp>
 
 #include <sys/mman.h>

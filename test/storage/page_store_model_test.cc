@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE page_store_model
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>

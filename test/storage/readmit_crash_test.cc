@@ -12,7 +12,6 @@
 // The parent kills it at a random moment, attaches (recovery), checks, and
 // goes on with the next seed on the same memory and file. Seeds are fixed
 // (1..COBLK_READMIT_CRASH_ROUNDS, default 300).
-#define BOOST_TEST_MODULE readmit_crash
 #include <boost/test/unit_test.hpp>
 
 #include <signal.h>

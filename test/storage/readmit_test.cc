@@ -5,7 +5,6 @@
 // at its memory mark and at the memory limit; and random operations with
 // re-admission on match a reference array. The file I/O the zram target
 // does with io_uring is done here with pread/pwrite.
-#define BOOST_TEST_MODULE readmit
 #include <boost/test/unit_test.hpp>
 
 #include <unistd.h>

@@ -1,7 +1,6 @@
 // PageStore::attach: a store recovered from shared memory serves every page
 // it held, with the same statistics; memory of another geometry or format,
 // or with a corrupt entry, is refused with one clear line, never served.
-#define BOOST_TEST_MODULE recovery
 #include <boost/test/unit_test.hpp>
 
 #include <sys/mman.h>

@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE remote_frees
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>

@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE size_classes
 #include <boost/test/unit_test.hpp>
 
 #include "coblk/storage/size_classes.h"

@@ -4,7 +4,6 @@
 // against the memory limit, and in shared memory pages still staged when
 // their server died are installed by recovery (damaged staged entries are
 // refused).
-#define BOOST_TEST_MODULE staging
 #include <boost/test/unit_test.hpp>
 
 #include <sys/mman.h>

@@ -4,7 +4,6 @@
 // zeros after a discard), never another page's or a torn one, and at the
 // end every page holds exactly its last write; and the same with pages
 // re-admitted to RAM by their reads. Label concurrency (TSan).
-#define BOOST_TEST_MODULE tier_concurrency
 #include <boost/test/unit_test.hpp>
 
 #include <unistd.h>

@@ -3,7 +3,6 @@
 // write keeps every page in RAM, and a store recovered from shared memory
 // still finds its written-back pages. The file I/O the zram target does
 // with io_uring is done here with pwrite/pread.
-#define BOOST_TEST_MODULE tier
 #include <boost/test/unit_test.hpp>
 
 #include <sys/mman.h>

@@ -1,7 +1,6 @@
 // ublk::abi against the kernel's own header: the build host's
 // <linux/ublk_cmd.h> (Linux 6.1) must agree on everything it knows, and the
 // ioctl numbers must match what _IOR/_IOWR compute.
-#define BOOST_TEST_MODULE ublk_abi
 #include <linux/ioctl.h>
 #include <linux/ublk_cmd.h>
 

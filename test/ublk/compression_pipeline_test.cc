@@ -4,7 +4,6 @@
 // fallback when the staging area is full, reads of staged pages,
 // overwrites, partial writes and discards) against a reference array; and
 // in crash-safe memory, pages left staged are recovered by a new target.
-#define BOOST_TEST_MODULE compression_pipeline
 #include <boost/test/unit_test.hpp>
 
 #include <unistd.h>

@@ -1,6 +1,5 @@
 // Device::create refuses, before it asks the kernel anything, what the
 // kernel would refuse or silently drop (no ublk driver needed).
-#define BOOST_TEST_MODULE ublk_device_config
 #include <boost/test/unit_test.hpp>
 
 #include "coblk/ublk/device.h"

@@ -1,7 +1,6 @@
 // The mirror target of docs/writing-a-backend.md, driven through its
 // coroutine API on a runtime as a ublk queue would drive it (no kernel ublk
 // needed; test/vm/guest/example-backend.sh covers the real device).
-#define BOOST_TEST_MODULE ublk_example_backend
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>

@@ -2,7 +2,6 @@
 // target completes short transfers and reports I/O errors to the kernel,
 // and a zram write whose allocation fails gives -EIO and keeps the old
 // page. Built and run only with -DCOBLK_FAULT_INJECTION=ON.
-#define BOOST_TEST_MODULE ublk_fault_injection
 #include <boost/test/unit_test.hpp>
 
 #include <fcntl.h>

@@ -1,4 +1,3 @@
-#define BOOST_TEST_MODULE ublk_features
 #include <boost/test/unit_test.hpp>
 
 #include "coblk/ublk/abi.h"

@@ -1,7 +1,6 @@
 // GroupCommit (FLUSH and FUA requests of a core share one sync) with a fake
 // sync that labels each operation, and the loop target's use of it on a
 // real file; on a one-core runtime, no kernel ublk needed.
-#define BOOST_TEST_MODULE ublk_group_commit
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>

@@ -2,7 +2,6 @@
 // (ublk/io_metrics_file.h): what a request counts as, published figures read
 // back exactly, consistent slots while a core keeps publishing, and files
 // of other servers left alone.
-#define BOOST_TEST_MODULE ublk_io_metrics
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>

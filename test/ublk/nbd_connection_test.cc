@@ -3,7 +3,6 @@
 // in flight, replies out of order and in 1-byte pieces, error replies,
 // malformed replies, disconnects, reconnection and its timeout; and the
 // blocking probe coblk add uses.
-#define BOOST_TEST_MODULE ublk_nbd_connection
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>

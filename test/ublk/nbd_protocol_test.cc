@@ -1,7 +1,6 @@
 // The NBD wire protocol as pure functions: request encoding, the
 // fixed-newstyle handshake and the reply parser, fed scripted bytes in
 // pieces of every size.
-#define BOOST_TEST_MODULE ublk_nbd_protocol
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>

@@ -1,6 +1,5 @@
 // The null target reads zeros: a read must never hand out what the tag
 // buffer held from an earlier request (issue 12, finding 12).
-#define BOOST_TEST_MODULE ublk_null_target
 #include <boost/test/unit_test.hpp>
 #include <cstddef>
 #include <vector>

@@ -1,5 +1,4 @@
 // ublk::request_from_desc: what Queue::handle makes of a descriptor.
-#define BOOST_TEST_MODULE ublk_request_from_desc
 #include <boost/test/unit_test.hpp>
 #include <cerrno>
 #include <cstdint>

@@ -1,6 +1,5 @@
 // The null, ram and loop targets, driven on a one-core runtime as a queue
 // would drive them (no kernel ublk needed).
-#define BOOST_TEST_MODULE ublk_targets
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <stdlib.h>

@@ -5,7 +5,6 @@
 // all (a server without multi-conn); a server gone for good, or back
 // without its data, fails the tier with -EIO and never gives wrong data;
 // and the setup refusals, one line each.
-#define BOOST_TEST_MODULE zram_nbd_tier
 #include <boost/test/unit_test.hpp>
 
 #include <sys/socket.h>

@@ -1,7 +1,6 @@
 // The zram stats file shared between a server (ZramStatsPublisher) and
 // `coblk stats` (read_zram_stats): consistent snapshots, and no reader or
 // file left behind harmed when a new server takes over the path.
-#define BOOST_TEST_MODULE ublk_zram_stats
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>

@@ -1,6 +1,5 @@
 // The zram target driven through its coroutine API on a real two-core
 // Runtime (no kernel: the VM tests cover the device itself).
-#define BOOST_TEST_MODULE zram_target
 #include <boost/test/unit_test.hpp>
 
 #include <unistd.h>

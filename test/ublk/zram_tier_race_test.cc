@@ -8,7 +8,6 @@
 // running both arms: two threads then used one store core, and pages came
 // back wrong. The second case is that pattern written correctly;
 // scripts/check-style now refuses co_await inside ?:.
-#define BOOST_TEST_MODULE zram_tier_race
 #include <boost/test/unit_test.hpp>
 
 #include <unistd.h>
