@@ -11,9 +11,10 @@
 # Device id of this script (high, so a host's own ublk devices are left alone).
 swap_id=120
 # swap_check allocates this much; the group may keep this much in RAM.
-# (Under TCG each swapped MiB costs about half a second, so this stays small.)
-check_mib=128
-group_mib=32
+# (Under TCG each swapped MiB costs about half a second, so this stays small:
+# 56 MiB must go to swap, over 3x what the kill case waits for.)
+check_mib=80
+group_mib=24
 check_passes=1
 
 # stat_or_empty ID KEY: one statistic from `coblk stats -n ID --json`, or
@@ -30,11 +31,12 @@ swap_under_pressure() {
   local recovery= killed= tier=
   [ "$mode" = kill ] && recovery=--recovery
   if [ "$mode" = backing ]; then
-    # A 16 MiB memory limit and a backing file: most of the swap must go
-    # through the tier.
+    # An 8 MiB memory limit and a backing file: most of the swap must go
+    # through the tier (about 25 MiB of the 56 swapped are stored, as
+    # swap_check's pages compress to about half).
     truncate -s 256M "$t/swap-backing" || vm_fail "cannot create the backing file"
     vm_defer "rm -f $t/swap-backing"
-    tier="--mem-limit 16M --backing $t/swap-backing"
+    tier="--mem-limit 8M --backing $t/swap-backing"
   fi
   vm_ublk_ready swap_check mkswap swapon swapoff
   # The device must be the only swap: on a host with swap of its own, leave it be.
@@ -130,6 +132,6 @@ swap_under_pressure() {
 vm_case "a coblk zram device as the only swap serves a cgroup squeezed to ${group_mib} MiB through ${check_mib} MiB of swap_check without corruption, OOM kill of coblk or deadlock" swap_under_pressure
 vm_case "a coblk zram swap device whose server is killed with SIGKILL mid-swap is restarted by its keeper, and swap_check sees every page right with nothing OOM-killed" \
   swap_under_pressure kill
-vm_case "a coblk zram swap device with a 16 MiB --mem-limit and a backing file serves the same squeeze: pages go through the tier, none fails, every page verifies" \
+vm_case "a coblk zram swap device with an 8 MiB --mem-limit and a backing file serves the same squeeze: pages go through the tier, none fails, every page verifies" \
   swap_under_pressure backing
 vm_finish

@@ -49,9 +49,10 @@ text_roundtrip() {
 # limit wait for writeback instead of failing. TEXT: also round-trip text.
 holds_three_times_its_limit() {
   local backing="$1" id="$2" text="$3" dev="/dev/ublkb$2"
-  add_device "$id" -t zram --size 64M --mem-limit 8M --backing "$backing"
-  # 48 MiB: half zero pages, half random ones (24 MiB stored raw, 3x the limit).
-  fio_fill "$dev" 48M
+  add_device "$id" -t zram --size 64M --mem-limit 4M --backing "$backing"
+  # 24 MiB of pages that compress to about half (12 MiB stored, 3x the
+  # limit; kept small, as each MiB costs about a second under TCG).
+  fio_fill "$dev" 24M
   local wb bd failed used limit
   wait_for_stat "$id" bd_writes -gt 0 10
   wb=$(stat_value "$id" written_back_pages)
@@ -62,11 +63,13 @@ holds_three_times_its_limit() {
   vm_log "written back $wb pages in $bd blocks; mem_used_total $used of $limit; failed_writes $failed"
   vm_assert_eq 0 "$failed" "failed_writes"
   vm_assert_eq active "$(stat_text "$id" tier_state)" "tier_state"
-  [ "$wb" -gt 2048 ] || vm_fail "only $wb pages were written back"
+  # At least the limit's worth of pages went to the tier (writeback stops
+  # at the low watermark, so about 2200-2400 of the 6144 pages go).
+  [ "$wb" -ge 1024 ] || vm_fail "only $wb pages were written back"
   [ "$used" -le "$limit" ] || vm_fail "mem_used_total $used exceeds mem_limit $limit"
   # Read everything again, now mostly from the backing tier.
   echo 3 > /proc/sys/vm/drop_caches
-  fio_fill "$dev" 48M --verify_only
+  fio_fill "$dev" 24M --verify_only
   wait_for_stat "$id" bd_reads -gt 0 10
   [ -z "$text" ] || text_roundtrip "$id" 52
   "$COBLK_BIN" stats -n "$id" | grep -q "WRITTEN-BACK" || vm_fail "coblk stats shows no WRITTEN-BACK column"
@@ -236,7 +239,7 @@ bad_backing() {
   vm_expect_error "recompress" "$COBLK_BIN" add -n "$id" -t zram --size 16M --recompress lzo
 }
 
-vm_case "a zram device with an 8 MiB limit and a backing file holds 3x that: fio verifies, bd_stat shows the writeback and the reads back, and packed compressed text reads back byte for byte" file_tier
+vm_case "a zram device with a 4 MiB limit and a backing file holds 3x that: fio verifies, bd_stat shows the writeback and the reads back, and packed compressed text reads back byte for byte" file_tier
 vm_case "kernel zram as the backing tier (/dev/zramN) takes the written-back pages and fio verifies" kernel_zram_tier
 vm_case "a backing device that fails gives I/O errors on written-back pages (never wrong data), stops writeback, and the device is deleted cleanly" failing_backing
 vm_case "coblk idle marks pages, a read clears the mark, and coblk writeback moves exactly the idle pages, --max-pages of all, and huge ones" manual_commands
