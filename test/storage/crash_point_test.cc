@@ -17,7 +17,8 @@
 // inside PageStore's entry publication instead (Site::store_publish).
 //
 // Seeds are fixed (1..COBLK_CRASH_ROUNDS, default 1000, split between lz4
-// and zstd) and printed on failure; COBLK_CRASH_SEED=N replays one round on
+// and zstd; the sanitizer builds' CTest runs 500, test/storage/CMakeLists.txt)
+// and printed on failure; COBLK_CRASH_SEED=N replays one round on
 // fresh memory. The kill comes after a seed-chosen number of operations
 // plus a short sleep, so a replay exercises the same operations, not
 // necessarily the same instruction.
