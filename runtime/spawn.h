@@ -37,13 +37,10 @@ class DetachedTask {
   std::coroutine_handle<promise_type> handle;
 };
 
-inline DetachedTask run_detached(Task<void> task, const char* name) {
-  try {
-    co_await std::move(task);
-  } catch (...) {
-    Reactor::current()->report_uncaught(name, std::current_exception());
-  }
-}
+/// The coroutine that runs `task` as a detached root (defined in spawn.cc:
+/// a coroutine defined inline is compiled anew in every file that includes
+/// its header, used or not).
+DetachedTask run_detached(Task<void> task, const char* name);
 
 }  // namespace detail
 

@@ -76,13 +76,10 @@ WhenAllChild run_child(Task<T> task, std::optional<T>& out, std::exception_ptr& 
   }
 }
 
-inline WhenAllChild run_void_child(Task<void> task, std::exception_ptr& error) {
-  try {
-    co_await std::move(task);
-  } catch (...) {
-    error = std::current_exception();
-  }
-}
+/// Runs one void child (defined in when_all.cc, like the void when_all: a
+/// coroutine defined inline is compiled anew in every file that includes
+/// its header, used or not).
+WhenAllChild run_void_child(Task<void> task, std::exception_ptr& error);
 
 /// Starts every child, then suspends the parent until the last one ends.
 struct WhenAllAwaitable {
@@ -134,19 +131,6 @@ Task<std::vector<T>> when_all(std::vector<Task<T>> tasks) {
 
 /// Runs all `tasks` concurrently and finishes when every one has finished;
 /// rethrows the first exception by position.
-inline Task<void> when_all(std::vector<Task<void>> tasks) {
-  std::vector<std::exception_ptr> errors(tasks.size());
-  std::vector<detail::WhenAllChild> children;
-  children.reserve(tasks.size());
-  for (std::size_t i = 0; i < tasks.size(); ++i) {
-    children.push_back(detail::run_void_child(std::move(tasks[i]), errors[i]));
-  }
-  co_await detail::WhenAllAwaitable{children, {}};
-  for (auto& e : errors) {
-    if (e) {
-      std::rethrow_exception(e);
-    }
-  }
-}
+Task<void> when_all(std::vector<Task<void>> tasks);
 
 }  // namespace coblk::runtime

@@ -49,7 +49,7 @@ struct TargetGeometry {
 /// turned into -EIO.
 class Target {
  public:
-  virtual ~Target() = default;
+  virtual ~Target();
   /// The device's size and limits; called once before the device is added.
   virtual TargetGeometry geometry() const = 0;
   /// True if the target can work on fixed buffers (zero-copy data path).
@@ -60,10 +60,8 @@ class Target {
   /// or in private memory. The target keeps ownership.
   virtual std::vector<int> memory_fds() const { return {}; }
   /// Called once on each queue's core before its first request.
-  virtual runtime::Task<int> start_queue(uint16_t queue) {
-    (void)queue;
-    co_return 0;
-  }
+  /// The default does nothing and succeeds.
+  virtual runtime::Task<int> start_queue(uint16_t queue);
   /// Called once on each queue's core after its last request, when
   /// start_queue succeeded (e.g. to release what start_queue set up there).
   virtual void stop_queue(uint16_t queue) { (void)queue; }
@@ -71,20 +69,14 @@ class Target {
   virtual runtime::Task<int> read(const Request& r) = 0;   ///< fill r.data / r.fixed_buffer
   virtual runtime::Task<int> write(const Request& r) = 0;  ///< persist r's bytes
   /// Makes completed writes durable (only sent when volatile_cache is set).
-  virtual runtime::Task<int> flush(const Request& r) {
-    (void)r;
-    co_return 0;
-  }
+  /// The default succeeds at once.
+  virtual runtime::Task<int> flush(const Request& r);
   /// Forgets a range (reads may then return anything, usually zeros).
-  virtual runtime::Task<int> discard(const Request& r) {
-    (void)r;
-    co_return -EOPNOTSUPP;
-  }
+  /// The default returns -EOPNOTSUPP.
+  virtual runtime::Task<int> discard(const Request& r);
   /// Makes a range read as zeros.
-  virtual runtime::Task<int> write_zeroes(const Request& r) {
-    (void)r;
-    co_return -EOPNOTSUPP;
-  }
+  /// The default returns -EOPNOTSUPP.
+  virtual runtime::Task<int> write_zeroes(const Request& r);
 };
 
 }  // namespace coblk::ublk
