@@ -6,6 +6,9 @@ set -euo pipefail
 
 build_packages=(
   g++ cmake pkg-config make
+  # LLVM's linker: links the test programs in about half GNU ld's CPU time
+  # (COBLK_USE_LLD; the build falls back to GNU ld without it).
+  lld
   liburing-dev liblz4-dev libzstd-dev libmimalloc-dev
   libboost1.81-dev libboost-program-options1.81-dev libboost-test1.81-dev
   # The JSON `coblk list --json` and `stats --json` write.
