@@ -417,6 +417,18 @@ wait_for_port() {
   vm_fail "nothing listens on 127.0.0.1:$1"
 }
 
+# wait_for_writes DEV: DEV (ublkbN) has completed a write, within 10 s.
+# The kill-mid-fio cases kill their server once fio is under way, not after
+# a fixed time: a faster guest finished fio's 24 MiB within a 2 s sleep.
+wait_for_writes() {
+  local i=0
+  while [ "$(awk '{ print $5 }' "/sys/block/$1/stat")" -eq 0 ]; do
+    i=$((i + 1))
+    [ "$i" -lt 100 ] || vm_fail "no write to $1 completed within 10 s"
+    sleep 0.1
+  done
+}
+
 # start_nbdkit SOCKET|PORT PLUGIN ARGS...: nbdkit in the foreground of a
 # vm_spawn (killed when the case ends), on a unix socket (a path) or a
 # loopback TCP port (a number). Leaves its pid in NBDKIT_PID.

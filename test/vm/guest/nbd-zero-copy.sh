@@ -65,7 +65,7 @@ zero_copy_server_killed_mid_fio_and_restarted() {
       --group_reporting --output-format=terse >"$log" 2>&1 &
   fio_pid=$!
   vm_defer "kill $fio_pid 2>/dev/null || true"
-  sleep 2
+  wait_for_writes "ublkb$id"
   running "$fio_pid" || { cat "$log" >&2; vm_fail "fio ended before the server was killed"; }
   kill -KILL "$NBDKIT_PID"
   wait "$NBDKIT_PID" 2>/dev/null || true
