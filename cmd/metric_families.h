@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "coblk/cmd/metrics_exporter.h"
+#include "coblk/cmd/device_metrics.h"
 
 namespace coblk::cmd {
 

@@ -1,12 +1,10 @@
 // cmd/metrics_exporter.h - `coblk metrics`: every device's published metrics in Prometheus's text format, over HTTP.
 #pragma once
 
-// Three parts, each tested on its own: the listen address (loopback unless
-// the caller says otherwise), the exposition text rendered from what the
-// device servers publish in the run directory, and a small HTTP/1.x server
-// on Boost.Asio that serves it. The exporter is a process of its own, so it
-// never runs on a device's I/O cores; it reads the servers' files with
-// pread and never takes a lock they hold.
+// Two parts, each tested on its own: the listen address (loopback unless
+// the caller says otherwise) and a small HTTP/1.x server on Boost.Asio that
+// serves the exposition text of device_metrics.h. The exporter is a process
+// of its own, so it never runs on a device's I/O cores.
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -14,16 +12,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
-#include <vector>
 
-#include "coblk/cmd/device_record.h"
+#include "coblk/cmd/device_metrics.h"
 #include "coblk/runtime/result.h"
-#include "coblk/ublk/io_metrics_file.h"
-#if COBLK_HAVE_ZRAM
-#include "coblk/ublk/zram_stats.h"
-#endif
 
 namespace coblk::cmd {
 
@@ -33,31 +25,6 @@ namespace coblk::cmd {
 /// address) is refused unless `allow_any`: the metrics tell anyone who can
 /// connect what the devices are doing. Error EINVAL with one line.
 Result<boost::asio::ip::tcp::endpoint> parse_listen_address(const std::string& text, bool allow_any);
-
-/// One device as the exporter sees it: its record, and what its server
-/// publishes (absent when it publishes nothing, e.g. --no-metrics).
-struct DeviceMetrics {
-  DeviceRecord record;                        ///< from the run directory
-  std::optional<ublk::IoMetricsSnapshot> io;  ///< <id>.metrics
-  std::string io_error;                       ///< why `io` is absent, if the file exists but is unreadable
-#if COBLK_HAVE_ZRAM
-  std::optional<ublk::ZramStats> zram;  ///< <id>.zram-stats, zram devices only
-#endif
-};
-
-/// Every device recorded in the run directory, sorted by id, with what it
-/// publishes.
-std::vector<DeviceMetrics> collect_device_metrics();
-
-/// The Prometheus text exposition (format 0.0.4) of `devices`: # HELP and
-/// # TYPE for each family, histograms as _bucket/_sum/_count, labels
-/// device, queue, op (and core for reactor counters). Names and units are
-/// listed in docs/cli.md.
-std::string render_prometheus(const std::vector<DeviceMetrics>& devices);
-
-/// A human table of `devices`: per queue and operation, requests, bytes,
-/// errors and the latency percentiles p50, p99 and p99.9.
-std::string render_summary(const std::vector<DeviceMetrics>& devices);
 
 /// The HTTP side of `coblk metrics`.
 class MetricsServer {

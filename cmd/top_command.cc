@@ -21,7 +21,6 @@
 
 #include "coblk/cmd/commands.h"
 #include "coblk/cmd/device_record.h"
-#include "coblk/cmd/metrics_exporter.h"
 #include "coblk/cmd/top_frame.h"
 
 namespace po = boost::program_options;

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "coblk/cmd/metrics_exporter.h"
+#include "coblk/cmd/device_metrics.h"
 #include "coblk/ublk/io_metrics_file.h"
 
 namespace coblk::cmd {
