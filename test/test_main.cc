@@ -9,8 +9,9 @@
 // compile time per test file in each of the suite's three builds.
 //
 // The master test suite is named after the program (argv[0]'s last
-// component), which is also the test's CTest name, so a log line such as
-// `Entering test suite "storage_crash_point_test"` says which program ran.
+// component, `storage_tests` say), and each test file's suite after its
+// CTest test, so the log lines `Entering test suite "storage_tests"` and
+// `Entering test suite "storage_crash_point_test"` say what ran.
 #include <boost/test/unit_test.hpp>
 #include <string>
 

@@ -10,14 +10,16 @@
 #include "coblk/cmd/add_options.h"
 #include "coblk/runtime/reactor.h"
 
-using namespace coblk::cmd;  // NOLINT(google-build-using-namespace): a program file, not a library
-
 namespace coblk::cmd {
 // Lets Boost.Test print a parse outcome when a check fails.
 std::ostream& operator<<(std::ostream& out, const AddParse& p) {
   return out << (p.error.empty() ? "valid" : "error: " + p.error);
 }
 }  // namespace coblk::cmd
+
+BOOST_AUTO_TEST_SUITE(cmd_add_options_test)
+
+using namespace coblk::cmd;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace {
 
@@ -514,3 +516,5 @@ BOOST_AUTO_TEST_CASE(request_timeout_is_a_time_for_nbd_devices_and_nbd_tiers_onl
   expect_rejected({"-t", "nbd", "--connect", "unix:/s", "--request-timeout", "-1s"},
                   "--request-timeout: expected a time such as 30s");
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // cmd_add_options_test

@@ -12,6 +12,8 @@
 #include <sstream>
 #include <string>
 
+BOOST_AUTO_TEST_SUITE(cmd_bench_command_test)
+
 namespace {
 
 struct Outcome {
@@ -120,3 +122,5 @@ BOOST_AUTO_TEST_CASE(help_lists_the_options_and_succeeds) {
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace
+
+BOOST_AUTO_TEST_SUITE_END()  // cmd_bench_command_test

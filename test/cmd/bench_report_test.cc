@@ -14,6 +14,8 @@
 #include "coblk/cmd/bench_report.h"
 #include "test/cmd/bench_report_checks.h"
 
+BOOST_AUTO_TEST_SUITE(cmd_bench_report_test)
+
 namespace {
 
 using namespace coblk::cmd;  // NOLINT(google-build-using-namespace): a test of this namespace
@@ -282,3 +284,5 @@ BOOST_AUTO_TEST_CASE(fio_gets_twice_its_runtime_plus_two_minutes_and_a_fill_a_se
 }
 
 }  // namespace
+
+BOOST_AUTO_TEST_SUITE_END()  // cmd_bench_report_test

@@ -10,6 +10,8 @@
 
 #include "coblk/cmd/boot_config.h"
 
+BOOST_AUTO_TEST_SUITE(cmd_boot_config_test)
+
 using namespace coblk::cmd;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace {
@@ -265,3 +267,5 @@ BOOST_AUTO_TEST_CASE(an_error_in_a_conf_d_file_names_that_file) {
   dir.write("coblk.conf.d/50-x.conf", "\n[s]\nswap-priority = high\n");
   expect_error(dir, "DIR/coblk.conf.d/50-x.conf:3: swap-priority: expected a number from -1 to 32767, not 'high'");
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // cmd_boot_config_test

@@ -23,6 +23,8 @@
 #include "coblk/ublk/zram_stats.h"
 #endif
 
+BOOST_AUTO_TEST_SUITE(cmd_coblk_binary_test)
+
 namespace {
 
 using Outcome = coblk::test::CommandOutcome;
@@ -454,3 +456,5 @@ BOOST_AUTO_TEST_CASE(up_and_down_with_nothing_to_do_succeed) {
   BOOST_TEST(down.status == 0);
   BOOST_TEST(down.err.empty(), down.err);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // cmd_coblk_binary_test

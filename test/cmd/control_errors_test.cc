@@ -10,6 +10,8 @@
 
 #include "coblk/cmd/control_errors.h"
 
+BOOST_AUTO_TEST_SUITE(cmd_control_errors_test)
+
 namespace {
 
 // A modules directory of its own, holding a modules.dep with `lines` (or
@@ -62,3 +64,5 @@ BOOST_AUTO_TEST_CASE(a_machine_without_a_modules_directory_is_pointed_at_the_vm_
   BOOST_TEST(names_vm_harness(advice), advice);
   BOOST_TEST(advice.find('\n') == std::string::npos);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // cmd_control_errors_test

@@ -14,6 +14,8 @@
 
 #include "coblk/cmd/daemon_log.h"
 
+BOOST_AUTO_TEST_SUITE(cmd_daemon_log_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace {
@@ -138,3 +140,5 @@ BOOST_AUTO_TEST_CASE(stderr_of_the_process_and_its_children_reaches_the_sink_and
   BOOST_TEST(got[3].text ==
              "ublkb9: 19 more like this in 10 s not logged: core 0: task 't' ran 30.0 ms without yielding");
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // cmd_daemon_log_test

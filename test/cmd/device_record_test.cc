@@ -16,6 +16,8 @@
 #include "coblk/cmd/device_record.h"
 #include "test/require_ok.h"
 
+BOOST_AUTO_TEST_SUITE(cmd_device_record_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace {
@@ -313,3 +315,5 @@ BOOST_AUTO_TEST_CASE(a_record_says_whether_its_device_is_unprivileged) {
   // Records of older servers have no such key: privileged.
   BOOST_TEST(!cmd::record_from_json(R"({"dev_id": 3, "target": "ram"})")->unprivileged);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // cmd_device_record_test

@@ -8,6 +8,8 @@
 
 #include "coblk/cmd/keeper.h"
 
+BOOST_AUTO_TEST_SUITE(cmd_keeper_test)
+
 using namespace coblk::cmd;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 BOOST_AUTO_TEST_CASE(a_running_process_is_recognised_by_its_pid_and_start_time) {
@@ -41,3 +43,5 @@ BOOST_AUTO_TEST_CASE(a_keeper_that_exited_or_is_a_zombie_is_gone) {
   BOOST_TEST(!keeper_alive(child, start));
   BOOST_TEST(process_start_time(child) == 0u);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // cmd_keeper_test

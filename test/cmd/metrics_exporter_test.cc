@@ -20,6 +20,8 @@
 #include "test/cmd/published_devices.h"
 #include "test/require_ok.h"
 
+BOOST_AUTO_TEST_SUITE(cmd_metrics_exporter_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 using namespace std::chrono_literals;
 
@@ -269,3 +271,5 @@ BOOST_AUTO_TEST_CASE(a_taken_port_is_one_clear_error) {
   BOOST_TEST(second.error().message().find("in use") != std::string::npos);
   BOOST_TEST(second.error().message().find("127.0.0.1:" + std::to_string(first.port)) != std::string::npos);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // cmd_metrics_exporter_test

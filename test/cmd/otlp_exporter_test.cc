@@ -29,6 +29,8 @@
 #include "test/cmd/published_devices.h"
 #include "test/require_ok.h"
 
+BOOST_AUTO_TEST_SUITE(cmd_otlp_exporter_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 using namespace std::chrono_literals;
 namespace json = boost::json;
@@ -512,3 +514,5 @@ BOOST_AUTO_TEST_CASE(the_command_pushes_without_a_port_unless_listen_is_given) {
   BOOST_TEST(receiver.requests().size() >= 3u);
   for (const auto& r : receiver.requests()) BOOST_TEST(json::parse(r.body).as_object().contains("resourceMetrics"));
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // cmd_otlp_exporter_test

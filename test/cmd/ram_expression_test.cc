@@ -4,6 +4,8 @@
 
 #include "coblk/cmd/ram_expression.h"
 
+BOOST_AUTO_TEST_SUITE(cmd_ram_expression_test)
+
 using coblk::cmd::evaluate_ram_expression;
 
 namespace {
@@ -94,3 +96,5 @@ BOOST_AUTO_TEST_CASE(deep_nesting_is_refused_not_a_stack_overflow) {
   minuses.append("1");
   expect_rejected(minuses, "nested too deeply");
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // cmd_ram_expression_test

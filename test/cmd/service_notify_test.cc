@@ -9,6 +9,8 @@
 
 #include "coblk/cmd/server.h"
 
+BOOST_AUTO_TEST_SUITE(cmd_service_notify_test)
+
 namespace {
 
 // A datagram socket standing in for systemd's notification socket, named in
@@ -63,3 +65,5 @@ BOOST_AUTO_TEST_CASE(without_notify_socket_nothing_is_sent) {
   coblk::cmd::notify_service_ready("/dev/ublkb3");  // must neither fail nor block
   BOOST_TEST(true);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // cmd_service_notify_test

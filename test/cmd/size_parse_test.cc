@@ -2,6 +2,8 @@
 
 #include "coblk/cmd/size_parse.h"
 
+BOOST_AUTO_TEST_SUITE(cmd_size_parse_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using cmd::format_size;
@@ -73,3 +75,5 @@ BOOST_AUTO_TEST_CASE(format_bytes_rounds_for_tables_as_zramctl_does) {
   BOOST_TEST(cmd::format_bytes(512ULL << 20) == "512M");
   BOOST_TEST(cmd::format_bytes(UINT64_MAX) == "16E");
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // cmd_size_parse_test

@@ -9,6 +9,8 @@
 
 #include "coblk/cmd/stats_columns.h"
 
+BOOST_AUTO_TEST_SUITE(cmd_stats_columns_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using cmd::StatsColumn;
@@ -278,3 +280,5 @@ BOOST_AUTO_TEST_CASE(find_mountpoint_of_a_path_that_is_no_block_device_is_empty)
   BOOST_TEST(cmd::find_mountpoint("/nonexistent/ublkb0").empty());
   BOOST_TEST(cmd::find_mountpoint("/proc/self/status").empty());
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // cmd_stats_columns_test

@@ -7,6 +7,8 @@
 #include "coblk/cmd/size_parse.h"
 #include "coblk/cmd/top_frame.h"
 
+BOOST_AUTO_TEST_SUITE(cmd_top_frame_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace {
@@ -226,3 +228,5 @@ BOOST_AUTO_TEST_CASE(a_zram_device_shows_its_ratio_memory_and_tier) {
   BOOST_TEST(contains(freed, "ratio -"));
 }
 #endif
+
+BOOST_AUTO_TEST_SUITE_END()  // cmd_top_frame_test

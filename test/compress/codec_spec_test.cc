@@ -6,6 +6,8 @@
 
 #include "coblk/compress/codec.h"
 
+BOOST_AUTO_TEST_SUITE(compress_codec_spec_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using compress::Algorithm;
@@ -91,3 +93,5 @@ BOOST_AUTO_TEST_CASE(a_codec_reports_the_spec_it_was_made_from) {
     BOOST_TEST_CONTEXT(spec.name()) { BOOST_TEST((compress::make_codec(spec).value()->spec() == spec)); }
   }
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // compress_codec_spec_test

@@ -18,6 +18,8 @@
 #include "coblk/compress/zstd_codec.h"
 #include "test/compress/page_samples.h"
 
+BOOST_AUTO_TEST_SUITE(compress_codec_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace compress;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -351,3 +353,5 @@ BOOST_AUTO_TEST_CASE(the_zstd_codec_frame_is_smaller_than_a_standard_zstd_frame)
   // window descriptor) at least.
   BOOST_TEST(trimmed_size + 5 <= standard_size);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // compress_codec_test

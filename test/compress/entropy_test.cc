@@ -6,6 +6,8 @@
 #include "coblk/compress/entropy.h"
 #include "test/compress/page_samples.h"
 
+BOOST_AUTO_TEST_SUITE(compress_entropy_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace compress;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -53,3 +55,5 @@ BOOST_AUTO_TEST_CASE(the_estimate_depends_only_on_the_page_contents) {
   const double first = estimate_entropy(page);
   for (int i = 0; i < 10; ++i) BOOST_TEST(estimate_entropy(page) == first);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // compress_entropy_test

@@ -7,6 +7,8 @@
 #include "coblk/compress/same_fill.h"
 #include "test/compress/page_samples.h"
 
+BOOST_AUTO_TEST_SUITE(compress_same_fill_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace compress;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -138,3 +140,5 @@ BOOST_AUTO_TEST_CASE(a_filled_page_is_detected_as_same_filled_with_its_word) {
     }
   }
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // compress_same_fill_test

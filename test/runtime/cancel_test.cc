@@ -18,6 +18,8 @@
 #include "test/require_ok.h"
 #include "test/runtime/support.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_cancel_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace std::chrono_literals;
@@ -153,3 +155,5 @@ BOOST_AUTO_TEST_CASE(a_stop_requested_from_another_core_of_the_same_runtime_canc
   BOOST_TEST(::read(pipe.read_end, &byte, 1) == 1);  // the cancelled read took nothing
   BOOST_TEST(byte == 'w');
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_cancel_test

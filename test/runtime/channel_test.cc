@@ -21,13 +21,6 @@
 #include "test/require_ok.h"
 #include "test/runtime/support.h"
 
-using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
-
-using namespace std::chrono_literals;
-using runtime::Channel;
-using runtime::Task;
-using runtime_test::run_on_one_core;
-
 namespace coblk::runtime {
 // Reaches into a Channel to stage the interleavings the tests below need:
 // a push or pop whose wake-up check comes later, and that check alone.
@@ -64,6 +57,15 @@ struct ChannelTestAccess {
   }
 };
 }  // namespace coblk::runtime
+
+BOOST_AUTO_TEST_SUITE(runtime_channel_test)
+
+using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
+
+using namespace std::chrono_literals;
+using runtime::Channel;
+using runtime::Task;
+using runtime_test::run_on_one_core;
 
 using runtime::ChannelTestAccess;
 
@@ -743,3 +745,5 @@ BOOST_AUTO_TEST_CASE(a_channel_destroyed_before_its_deferred_publication_leaves_
   });
   BOOST_TEST(after == 1);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_channel_test

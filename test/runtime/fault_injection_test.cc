@@ -17,6 +17,8 @@
 #include "test/require_ok.h"
 #include "test/runtime/support.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_fault_injection_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 namespace fault = runtime::fault;
 
@@ -92,3 +94,5 @@ BOOST_AUTO_TEST_CASE(a_failed_frame_allocation_is_a_bad_alloc_for_the_caller) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_fault_injection_test

@@ -14,6 +14,8 @@
 #include "test/require_ok.h"
 #include "test/runtime/support.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_idle_poll_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace std::chrono_literals;
@@ -107,3 +109,5 @@ BOOST_AUTO_TEST_CASE(a_ring_with_deferred_completions_reports_them_in_its_flags)
     BOOST_TEST((flags & IORING_SETUP_TASKRUN_FLAG) != 0u);
   }
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_idle_poll_test

@@ -16,6 +16,8 @@
 #include "coblk/runtime/when_all.h"
 #include "test/runtime/support.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_io_events_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace std::chrono_literals;
@@ -142,3 +144,5 @@ BOOST_AUTO_TEST_CASE(madvise_dontneed_drops_anonymous_pages_so_they_read_as_zero
   BOOST_TEST(bytes_p[3 * 4096] == 0xab);
   ::munmap(p, bytes);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_io_events_test

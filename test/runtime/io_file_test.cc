@@ -19,6 +19,8 @@
 #include "coblk/runtime/when_all.h"
 #include "test/runtime/support.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_io_file_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using runtime::Task;
@@ -243,3 +245,5 @@ BOOST_AUTO_TEST_CASE(many_operations_in_flight_at_once_all_complete) {
     BOOST_TEST_REQUIRE(back[static_cast<std::size_t>(i)] == static_cast<std::uint32_t>(i));
   }
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_io_file_test

@@ -14,6 +14,8 @@
 #include "coblk/runtime/when_all.h"
 #include "test/runtime/support.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_io_socket_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using runtime::Task;
@@ -135,3 +137,5 @@ BOOST_AUTO_TEST_CASE(a_large_send_arrives_whole_through_repeated_recv) {
   BOOST_TEST(received.size() == total);
   BOOST_TEST((received == sent));
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_io_socket_test

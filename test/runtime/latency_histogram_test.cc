@@ -10,6 +10,8 @@
 
 #include "coblk/runtime/latency_histogram.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_latency_histogram_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace {
@@ -140,3 +142,5 @@ BOOST_AUTO_TEST_CASE(merged_counts_add_up) {
   BOOST_TEST(sum.count() == a.counts().count() + b.counts().count());
   BOOST_TEST(sum.sum == a.sum() + b.sum());
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_latency_histogram_test

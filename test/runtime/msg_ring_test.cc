@@ -14,6 +14,8 @@
 #include "test/require_ok.h"
 #include "test/runtime/support.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_msg_ring_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace std::chrono_literals;
@@ -94,3 +96,5 @@ BOOST_AUTO_TEST_CASE(msg_ring_to_an_fd_that_is_not_a_ring_fails_with_ebadfd) {
   runtime_test::run_on_one_core(
       [&]() -> Task<void> { BOOST_TEST(co_await runtime::msg_ring(pipe.write_end, 1, 1) == -EBADFD); });
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_msg_ring_test

@@ -20,6 +20,8 @@
 #include "coblk/runtime/when_all.h"
 #include "test/runtime/support.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_polled_ring_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using runtime::Task;
@@ -144,3 +146,5 @@ BOOST_AUTO_TEST_CASE(the_probe_refuses_a_file_without_polled_io_and_a_bad_size) 
     BOOST_TEST((ret == -EOPNOTSUPP || ret == 0), "probe returned " << ret);
   }
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_polled_ring_test

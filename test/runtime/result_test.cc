@@ -7,6 +7,8 @@
 
 #include "coblk/runtime/result.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_result_test)
+
 // g++ 12 at -O2 with -fsanitize=thread warns that the Error alternative's
 // string "may be used uninitialized" when a Result holding a unique_ptr is
 // moved from (the TSan build of test-all, with -Werror). The variant holds
@@ -85,3 +87,5 @@ BOOST_AUTO_TEST_CASE(copying_a_result_of_bool_copies_its_value_and_its_error) {
   BOOST_REQUIRE(!failed_copy.ok());
   BOOST_TEST(failed_copy.error().code() == EIO);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_result_test

@@ -22,6 +22,8 @@
 #include "test/require_ok.h"
 #include "test/runtime/support.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_ring_setup_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using runtime::Task;
@@ -217,3 +219,5 @@ BOOST_AUTO_TEST_CASE(asking_for_a_core_that_does_not_exist_throws_out_of_range) 
   BOOST_CHECK_THROW(rt->reactor(7), std::out_of_range);
   BOOST_CHECK_THROW(rt->cpu_of(1), std::out_of_range);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_ring_setup_test

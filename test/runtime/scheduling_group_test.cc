@@ -18,6 +18,8 @@
 #include "test/require_ok.h"
 #include "test/runtime/support.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_scheduling_group_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace std::chrono_literals;
@@ -153,3 +155,5 @@ BOOST_AUTO_TEST_CASE(the_group_table_holds_at_most_eight_groups) {
   BOOST_CHECK_THROW(runtime::create_scheduling_group("one too many", 10), std::logic_error);
   BOOST_TEST(runtime::scheduling_group_count() == SchedulingGroup::max_groups);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_scheduling_group_test

@@ -17,6 +17,8 @@
 #include "test/require_ok.h"
 #include "test/runtime/support.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_shutdown_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace std::chrono_literals;
@@ -181,3 +183,5 @@ BOOST_AUTO_TEST_CASE(an_exception_from_main_is_rethrown_by_run_after_shutdown) {
   }),
                     std::invalid_argument);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_shutdown_test

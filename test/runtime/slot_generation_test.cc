@@ -11,6 +11,8 @@
 #include "coblk/runtime/io.h"
 #include "coblk/runtime/runtime.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_slot_generation_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 BOOST_AUTO_TEST_CASE(operations_across_the_generation_wrap_of_a_slot_return_their_real_results) {
@@ -35,3 +37,5 @@ BOOST_AUTO_TEST_CASE(operations_across_the_generation_wrap_of_a_slot_return_thei
   ::close(fd);
   BOOST_TEST(failures == 0);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_slot_generation_test

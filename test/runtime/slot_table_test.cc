@@ -9,6 +9,8 @@
 
 #include "coblk/runtime/slot_table.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_slot_table_test)
+
 using coblk::runtime::SlotTable;
 using coblk::runtime::Waiter;
 
@@ -120,3 +122,5 @@ BOOST_AUTO_TEST_CASE(first_generation_zero_is_taken_as_one) {
   SlotTable table(1, 0);
   BOOST_TEST(table.open(waiter_named("w")) == (std::uint64_t{1} << 32));
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_slot_table_test

@@ -13,6 +13,8 @@
 #include "coblk/runtime/when_all.h"
 #include "test/runtime/support.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_spawn_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace std::chrono_literals;
@@ -211,3 +213,5 @@ BOOST_AUTO_TEST_CASE(a_task_that_never_yields_runs_to_its_end_before_others_star
   });
   BOOST_TEST(log == "aaabbb");
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_spawn_test

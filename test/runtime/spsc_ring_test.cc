@@ -12,6 +12,8 @@
 
 #include "coblk/runtime/spsc_ring.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_spsc_ring_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using runtime::SpscRing;
@@ -298,3 +300,5 @@ BOOST_AUTO_TEST_CASE(a_ring_destroyed_with_items_popped_unreleased_destroys_only
   std::unique_ptr<int> v;
   BOOST_TEST(ring.try_pop_unreleased(v));
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_spsc_ring_test

@@ -15,6 +15,8 @@
 #include "test/require_ok.h"
 #include "test/runtime/support.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_stats_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace std::chrono_literals;
@@ -148,3 +150,5 @@ BOOST_AUTO_TEST_CASE(a_stall_among_tasks_timed_together_is_counted_and_the_next_
   BOOST_TEST(text.find("timing each task for a second") != std::string::npos, text);
   BOOST_TEST(text.find("task 'staller'") != std::string::npos, text);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_stats_test

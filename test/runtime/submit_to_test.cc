@@ -13,6 +13,8 @@
 #include "test/require_ok.h"
 #include "test/runtime/support.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_submit_to_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace std::chrono_literals;
@@ -160,3 +162,5 @@ BOOST_AUTO_TEST_CASE(both_cores_can_submit_to_each_other_at_the_same_time) {
   BOOST_TEST(sums[0] == expected);
   BOOST_TEST(sums[1] == expected);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_submit_to_test

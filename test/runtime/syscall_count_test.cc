@@ -15,6 +15,8 @@
 #include "test/require_ok.h"
 #include "test/runtime/support.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_syscall_count_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using runtime::Task;
@@ -157,3 +159,5 @@ BOOST_AUTO_TEST_CASE(an_sqpoll_cpu_that_does_not_exist_makes_run_throw,
   const auto rt = test::require_ok(runtime::Runtime::create(c));
   BOOST_CHECK_THROW(rt->run([]() -> Task<void> { co_return; }), std::system_error);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_syscall_count_test

@@ -11,6 +11,8 @@
 #include "coblk/runtime/task.h"
 #include "test/runtime/support.h"
 
+BOOST_AUTO_TEST_SUITE(runtime_task_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using runtime::Task;
@@ -165,3 +167,5 @@ BOOST_AUTO_TEST_CASE(a_100000_deep_chain_of_awaits_does_not_overflow_the_stack) 
   run_on_one_core([&]() -> Task<void> { co_await void_depth(levels, reached); });
   BOOST_TEST(reached == levels + 1);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_task_test

@@ -28,6 +28,8 @@
 #include <utility>
 #include <vector>
 
+BOOST_AUTO_TEST_SUITE(runtime_wakeup_model_test)
+
 namespace {
 
 // ---- a tiny x86-TSO machine and its exhaustive explorer ----
@@ -536,3 +538,5 @@ BOOST_AUTO_TEST_CASE(a_stale_claim_resumes_nobody_without_its_condition) {
   report("park, no re-check on claim", broken);
   BOOST_TEST(broken.violation == "a parked consumer was resumed without an item");
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // runtime_wakeup_model_test

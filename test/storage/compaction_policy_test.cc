@@ -9,6 +9,8 @@
 #include "test/require_ok.h"
 #include "test/storage/page_gen.h"
 
+BOOST_AUTO_TEST_SUITE(storage_compaction_policy_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace storage;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -112,3 +114,5 @@ BOOST_AUTO_TEST_CASE(maybe_compact_step_steps_only_when_the_policy_says_so_or_a_
   BOOST_TEST(steps > 10);
   BOOST_TEST(s.mm_stat().pages_compacted > 0u);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // storage_compaction_policy_test

@@ -45,6 +45,8 @@
 #include "test/storage/kill_moment.h"
 #include "test/storage/page_gen.h"
 
+BOOST_AUTO_TEST_SUITE(storage_crash_point_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace storage;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -362,3 +364,5 @@ BOOST_AUTO_TEST_CASE(every_page_reads_back_old_or_new_after_sigkill_at_a_random_
   run_rounds(compress::Algorithm::lz4, lz4);
   run_rounds(compress::Algorithm::zstd, zstd);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // storage_crash_point_test

@@ -12,6 +12,8 @@
 #include "coblk/storage/page_store.h"
 #include "test/require_ok.h"
 
+BOOST_AUTO_TEST_SUITE(storage_entropy_routing_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace storage;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -98,3 +100,5 @@ BOOST_AUTO_TEST_CASE(routing_without_a_strong_codec_or_with_crossed_thresholds_i
   crossed.entropy_routing = PageStoreConfig::EntropyRouting{6.0, 5.0};
   BOOST_TEST(test::require_error(PageStore::create(crossed), EINVAL).find("low < high") != std::string::npos);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // storage_entropy_routing_test

@@ -13,6 +13,8 @@
 #include "coblk/storage/page_store.h"
 #include "test/require_ok.h"
 
+BOOST_AUTO_TEST_SUITE(storage_locked_memory_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 BOOST_AUTO_TEST_CASE(freed_memory_is_returned_even_when_the_process_memory_is_locked) {
@@ -52,3 +54,5 @@ BOOST_AUTO_TEST_CASE(freed_memory_is_returned_even_when_the_process_memory_is_lo
   BOOST_TEST((back == page));
   ::munlockall();
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // storage_locked_memory_test

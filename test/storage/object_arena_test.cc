@@ -7,6 +7,8 @@
 #include "coblk/storage/object_arena.h"
 #include "test/require_ok.h"
 
+BOOST_AUTO_TEST_SUITE(storage_object_arena_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace storage;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -153,3 +155,5 @@ BOOST_FIXTURE_TEST_CASE(compaction_moves_objects_out_of_sparse_spans_and_frees_t
   }
   BOOST_TEST(arena.release_cached_pages(0) >= freed);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // storage_object_arena_test

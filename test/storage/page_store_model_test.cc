@@ -11,6 +11,8 @@
 #include "test/require_ok.h"
 #include "test/storage/page_gen.h"
 
+BOOST_AUTO_TEST_SUITE(storage_page_store_model_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 // Several threads, each acting as one core, drive one PageStore at once.
@@ -254,3 +256,5 @@ BOOST_AUTO_TEST_CASE(concurrent_cores_on_the_same_pages_never_read_a_torn_page) 
   BOOST_TEST(store.mm_stat().mem_used_total == 0u);
   BOOST_TEST(store.mm_stat().orig_data_size == 0u);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // storage_page_store_model_test

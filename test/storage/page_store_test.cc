@@ -9,6 +9,8 @@
 #include "test/require_ok.h"
 #include "test/storage/page_gen.h"
 
+BOOST_AUTO_TEST_SUITE(storage_page_store_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace storage;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -453,3 +455,5 @@ BOOST_AUTO_TEST_CASE(fragmentation_is_accounted_from_bytes_requested_to_pages_he
   BOOST_TEST(a.span_pages * ps <= a.object_bytes + a.object_bytes * 6 / 100 + slack);
   BOOST_TEST(rounding < 0.02);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // storage_page_store_test

@@ -34,6 +34,8 @@
 #include "test/storage/kill_moment.h"
 #include "test/storage/page_gen.h"
 
+BOOST_AUTO_TEST_SUITE(storage_readmit_crash_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace storage;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -188,3 +190,5 @@ BOOST_AUTO_TEST_CASE(pages_moving_between_ram_and_the_tier_read_back_exactly_aft
   ::munmap(shared, sizeof(Progress));
   ::close(fd);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // storage_readmit_crash_test

@@ -21,6 +21,8 @@
 #include "test/storage/page_gen.h"
 #include "test/storage/tier_support.h"
 
+BOOST_AUTO_TEST_SUITE(storage_readmit_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace storage;       // NOLINT(google-build-using-namespace): a program file, not a library
@@ -384,3 +386,5 @@ BOOST_AUTO_TEST_CASE(bad_readmission_settings_are_refused_in_one_line) {
   BOOST_REQUIRE(!r);
   BOOST_TEST(r.error().message().find("readmit window") != std::string::npos);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // storage_readmit_test

@@ -16,6 +16,8 @@
 #include "test/require_ok.h"
 #include "test/storage/page_gen.h"
 
+BOOST_AUTO_TEST_SUITE(storage_recovery_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace storage;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -246,3 +248,5 @@ BOOST_AUTO_TEST_CASE(a_misaligned_handle_is_refused) {
   BOOST_TEST(refusal(config(), fds, EIO).find("not an object") != std::string::npos);
   close_all(fds);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // storage_recovery_test

@@ -8,6 +8,8 @@
 #include "coblk/storage/remote_frees.h"
 #include "test/require_ok.h"
 
+BOOST_AUTO_TEST_SUITE(storage_remote_frees_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace storage;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -82,3 +84,5 @@ BOOST_AUTO_TEST_CASE(concurrent_senders_and_owner_lose_no_free) {
   frees.receive(0);
   BOOST_TEST(a0.stats().live_objects == 0u);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // storage_remote_frees_test

@@ -3,6 +3,8 @@
 #include "coblk/storage/size_classes.h"
 #include "test/require_ok.h"
 
+BOOST_AUTO_TEST_SUITE(storage_size_classes_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace storage;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -69,3 +71,5 @@ BOOST_AUTO_TEST_CASE(a_bad_largest_packed_size_is_rejected) {
   BOOST_TEST(test::require_error(SizeClassTable::create(4096), EINVAL) ==
              "largest packed object size must be in 1..4095, got 4096");
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // storage_size_classes_test

@@ -21,6 +21,8 @@
 #include "test/require_ok.h"
 #include "test/storage/page_gen.h"
 
+BOOST_AUTO_TEST_SUITE(storage_staging_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace storage;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -313,3 +315,5 @@ BOOST_AUTO_TEST_CASE(pages_staged_on_one_core_and_installed_on_another_race_with
     }
   }
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // storage_staging_test

@@ -18,6 +18,8 @@
 #include "test/require_ok.h"
 #include "test/storage/page_gen.h"
 
+BOOST_AUTO_TEST_SUITE(storage_tier_concurrency_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace storage;  // NOLINT(google-build-using-namespace): a program file, not a library
@@ -152,3 +154,5 @@ BOOST_AUTO_TEST_CASE(reads_during_concurrent_writes_discards_and_writebacks_retu
 BOOST_AUTO_TEST_CASE(the_same_with_readmission_at_the_first_read_returns_only_whole_versions_and_leaks_nothing) {
   run(1);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // storage_tier_concurrency_test

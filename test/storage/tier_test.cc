@@ -20,6 +20,8 @@
 #include "test/storage/page_gen.h"
 #include "test/storage/tier_support.h"
 
+BOOST_AUTO_TEST_SUITE(storage_tier_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using namespace storage;       // NOLINT(google-build-using-namespace): a program file, not a library
@@ -436,3 +438,5 @@ BOOST_AUTO_TEST_CASE(recompression_keeps_only_smaller_objects_and_every_page_rea
   check_all(*s, file.fd);
   for (int fd : fds) ::close(fd);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // storage_tier_test

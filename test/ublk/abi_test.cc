@@ -9,6 +9,8 @@
 
 #include "coblk/ublk/abi.h"
 
+BOOST_AUTO_TEST_SUITE(ublk_abi_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace uabi = ublk::abi;
@@ -115,3 +117,5 @@ BOOST_AUTO_TEST_CASE(a_descriptor_splits_op_and_flags) {
   BOOST_TEST(uabi::get_op(d) == uabi::IO_OP_WRITE);
   BOOST_TEST(uabi::get_flags(d) == (uabi::IO_F_FUA >> 8));
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // ublk_abi_test

@@ -24,6 +24,8 @@
 #include "test/storage/page_gen.h"
 #include "test/ublk/zram_test_pages.h"
 
+BOOST_AUTO_TEST_SUITE(ublk_compression_pipeline_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using runtime::Task;
@@ -216,3 +218,5 @@ BOOST_AUTO_TEST_CASE(more_compression_cores_than_a_keeper_holds_memory_for_are_r
                                                                     .compress_workers = 65});
   BOOST_TEST(test::require_error(made, EINVAL) == "zram: with --recovery at most 64 compression cores, got 65");
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // ublk_compression_pipeline_test

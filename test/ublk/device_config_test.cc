@@ -5,6 +5,8 @@
 #include "coblk/ublk/device.h"
 #include "test/require_ok.h"
 
+BOOST_AUTO_TEST_SUITE(ublk_device_config_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 BOOST_AUTO_TEST_CASE(an_unprivileged_device_is_refused_the_user_copy_and_zero_copy_paths_before_the_kernel_is_asked) {
@@ -25,3 +27,5 @@ BOOST_AUTO_TEST_CASE(an_unprivileged_device_is_refused_recovery_which_the_kernel
   BOOST_TEST(test::require_error(ublk::Device::create(config), EINVAL) ==
              "the kernel offers no user recovery for unprivileged devices");
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // ublk_device_config_test

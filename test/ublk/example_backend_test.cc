@@ -17,6 +17,8 @@
 #include "coblk/ublk/examples/mirror_target.h"
 #include "test/require_ok.h"
 
+BOOST_AUTO_TEST_SUITE(ublk_example_backend_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using runtime::Task;
@@ -271,3 +273,5 @@ BOOST_AUTO_TEST_CASE(two_queues_on_two_cores_serve_their_own_requests_with_their
   BOOST_TEST((b.read_back(0, 4096) == first));
   BOOST_TEST((b.read_back(4096, 4096) == second));
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // ublk_example_backend_test

@@ -19,6 +19,8 @@
 #include "coblk/ublk/zram_target.h"
 #include "test/require_ok.h"
 
+BOOST_AUTO_TEST_SUITE(ublk_fault_injection)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 namespace fault = runtime::fault;
 
@@ -123,3 +125,5 @@ BOOST_AUTO_TEST_CASE(a_zram_write_whose_allocation_fails_gives_eio_and_keeps_the
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE_END()  // ublk_fault_injection

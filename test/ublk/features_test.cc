@@ -3,6 +3,8 @@
 #include "coblk/ublk/abi.h"
 #include "coblk/ublk/features.h"
 
+BOOST_AUTO_TEST_SUITE(ublk_features_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 BOOST_AUTO_TEST_CASE(every_known_feature_is_one_distinct_bit_in_order) {
@@ -31,3 +33,5 @@ BOOST_AUTO_TEST_CASE(device_states_have_names) {
   BOOST_TEST(ublk::device_state_name(ublk::abi::S_DEV_QUIESCED) == "quiesced");
   BOOST_TEST(ublk::device_state_name(77) == "unknown");
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // ublk_features_test

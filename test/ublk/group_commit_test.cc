@@ -19,6 +19,8 @@
 #include "coblk/ublk/loop_target.h"
 #include "test/require_ok.h"
 
+BOOST_AUTO_TEST_SUITE(ublk_group_commit_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using runtime::Task;
@@ -240,3 +242,5 @@ BOOST_AUTO_TEST_CASE(a_loop_device_without_group_commit_still_makes_fua_writes_a
   BOOST_TEST(durable_burst(*loop, syncs) == 0);
   BOOST_TEST(syncs == 0U);  // no group commit to count them
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // ublk_group_commit_test

@@ -19,6 +19,8 @@
 #include "coblk/ublk/io_metrics_file.h"
 #include "test/require_ok.h"
 
+BOOST_AUTO_TEST_SUITE(ublk_io_metrics_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace {
@@ -207,3 +209,5 @@ BOOST_AUTO_TEST_CASE(slots_are_consistent_while_a_core_keeps_publishing) {
   BOOST_TEST(monotonic);
   BOOST_TEST(last > 0U);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // ublk_io_metrics_test

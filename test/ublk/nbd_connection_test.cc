@@ -27,6 +27,8 @@
 #include "test/require_ok.h"
 #include "test/ublk/nbd_fake_server.h"
 
+BOOST_AUTO_TEST_SUITE(ublk_nbd_connection_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 using namespace std::chrono_literals;
 using nbd_test::Bytes;
@@ -712,3 +714,5 @@ BOOST_AUTO_TEST_CASE(a_server_that_stops_answering_is_dropped_by_the_request_tim
   for (std::thread& t : workers) t.join();
   for (const int fd : fds) ::close(fd);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // ublk_nbd_connection_test

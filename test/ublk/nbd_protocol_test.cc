@@ -13,6 +13,8 @@
 #include "coblk/ublk/nbd_protocol.h"
 #include "test/ublk/nbd_fake_server.h"
 
+BOOST_AUTO_TEST_SUITE(ublk_nbd_protocol_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 using nbd_test::Bytes;
 
@@ -502,3 +504,5 @@ BOOST_AUTO_TEST_CASE(fed_at_most_bytes_before_data_the_parser_leaves_every_read_
     }
   }
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // ublk_nbd_protocol_test

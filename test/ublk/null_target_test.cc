@@ -8,6 +8,8 @@
 #include "coblk/ublk/abi.h"
 #include "coblk/ublk/null_target.h"
 
+BOOST_AUTO_TEST_SUITE(ublk_null_target_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace {
@@ -38,3 +40,5 @@ BOOST_AUTO_TEST_CASE(a_read_after_a_write_in_the_same_tag_buffer_returns_zeros_n
   for (std::byte b : tag_buffer) nonzero += b != std::byte{0};
   BOOST_TEST(nonzero == 0u);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // ublk_null_target_test

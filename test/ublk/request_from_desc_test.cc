@@ -5,6 +5,8 @@
 
 #include "coblk/ublk/request_from_desc.h"
 
+BOOST_AUTO_TEST_SUITE(ublk_request_from_desc_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace {
@@ -71,3 +73,5 @@ BOOST_AUTO_TEST_CASE(a_sector_range_that_bytes_cannot_express_is_refused_not_wra
   BOOST_TEST(r.offset == UINT64_MAX - 1023);
   BOOST_TEST(ublk::request_from_desc(desc(ublk::abi::IO_OP_FLUSH, (uint64_t{1} << 55) - 1, 0), 0, 0, kMaxIo, r) == 0);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // ublk_request_from_desc_test

@@ -23,6 +23,8 @@
 #include "coblk/ublk/ram_target.h"
 #include "test/require_ok.h"
 
+BOOST_AUTO_TEST_SUITE(ublk_targets_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using runtime::Task;
@@ -391,3 +393,5 @@ BOOST_AUTO_TEST_CASE(the_null_device_completes_everything_at_full_length) {
   });
   BOOST_TEST(ok == 0);
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // ublk_targets_test

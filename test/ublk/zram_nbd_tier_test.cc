@@ -26,6 +26,8 @@
 #include "test/ublk/nbd_fake_server.h"
 #include "test/ublk/zram_test_pages.h"
 
+BOOST_AUTO_TEST_SUITE(ublk_zram_nbd_tier_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 using namespace std::chrono_literals;
 using runtime::Task;
@@ -306,3 +308,5 @@ BOOST_AUTO_TEST_CASE(bad_nbd_tiers_are_refused_with_one_line) {
     test::require_error(ublk::ZramTarget::create(c), EINVAL);
   }
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // ublk_zram_nbd_tier_test

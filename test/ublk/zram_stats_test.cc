@@ -18,6 +18,8 @@
 #include "coblk/ublk/zram_stats.h"
 #include "test/require_ok.h"
 
+BOOST_AUTO_TEST_SUITE(ublk_zram_stats_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 namespace {
@@ -183,3 +185,5 @@ BOOST_AUTO_TEST_CASE(a_stats_file_cut_short_is_rejected_not_read_past_its_end) {
   BOOST_REQUIRE(::truncate(p.path.c_str(), 100) == 0);
   BOOST_TEST(test::require_error(ublk::read_zram_stats(p.path), EINVAL) == p.path + ": not a coblk zram stats file");
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // ublk_zram_stats_test

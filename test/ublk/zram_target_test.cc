@@ -17,6 +17,8 @@
 #include "test/require_ok.h"
 #include "test/ublk/zram_test_pages.h"
 
+BOOST_AUTO_TEST_SUITE(ublk_zram_target_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
 using runtime::Task;
@@ -297,3 +299,5 @@ BOOST_AUTO_TEST_CASE(a_file_that_is_not_a_stats_file_is_rejected) {
   BOOST_TEST(test::require_error(ublk::read_zram_stats("/proc/self/status"), EINVAL) ==
              "/proc/self/status: not a coblk zram stats file");
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // ublk_zram_target_test

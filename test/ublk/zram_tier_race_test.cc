@@ -25,6 +25,8 @@
 #include "test/require_ok.h"
 #include "test/ublk/zram_test_pages.h"
 
+BOOST_AUTO_TEST_SUITE(ublk_zram_tier_race_test)
+
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 using namespace std::chrono_literals;
 using runtime::Task;
@@ -170,3 +172,5 @@ BOOST_AUTO_TEST_CASE(pages_filled_queue_by_queue_then_read_on_both_queues_read_b
   BOOST_TEST(total.eio == 0);
   BOOST_TEST(total.exact == static_cast<int>(2 * pages));
 }
+
+BOOST_AUTO_TEST_SUITE_END()  // ublk_zram_tier_race_test
