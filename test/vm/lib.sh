@@ -136,7 +136,9 @@ $_vm_deferred"; }
 
 _vm_run_deferred() {
   local rc=$?
-  set +e
+  # Untraced, so that the last lines of a failed case's trace (shown in the
+  # run's summary) are the command that failed, not this cleanup.
+  { set +ex; } 2>/dev/null
   if [ -n "$_vm_deferred" ]; then
     eval "$_vm_deferred" >/dev/null 2>&1
   fi
@@ -167,6 +169,20 @@ _vm_stop() {
   return 0
 }
 
+# The kernel log's line count now, and its lines after the first N (the
+# whole log if it has since wrapped to fewer). Empty where dmesg is not
+# readable (host mode as a user).
+_vm_kernel_log_lines() { dmesg 2>/dev/null | wc -l; }
+_vm_kernel_log_since() {  # N
+  local now
+  now=$(_vm_kernel_log_lines)
+  if [ "$now" -ge "$1" ]; then
+    dmesg 2>/dev/null | tail -n +"$(($1 + 1))"
+  else
+    dmesg 2>/dev/null
+  fi
+}
+
 _vm_record() {  # STATUS NAME
   printf '%s\t%s\t%s\n' "$1" "$_vm_script" "$2" >> "$COBLK_VM_RESULTS"
 }
@@ -175,10 +191,11 @@ _vm_record() {  # STATUS NAME
 # The case fails on a non-zero exit, and is killed (with its children) and
 # failed after $COBLK_VM_CASE_TIMEOUT seconds.
 vm_case() {
-  local name="$1" t0 rc flag watchdog pid trace
+  local name="$1" t0 rc flag watchdog pid trace klines
   shift
   echo "=== CASE $name"
   t0=$(_vm_now)
+  klines=$(_vm_kernel_log_lines)
   flag=$(mktemp "${TMPDIR:-/tmp}/coblk-vm-timeout.XXXXXX")
   rm -f "$flag"
   trace=$(mktemp "${TMPDIR:-/tmp}/coblk-vm-trace.XXXXXX")
@@ -200,7 +217,13 @@ vm_case() {
     # Repeated in the run's summary (run-guest-scripts), at the end of the
     # output, where a log cut short in the middle still shows it.
     { echo "coblk-vm: $_vm_script: $name: the failed case's last lines:"
-      tail -n 12 "$trace" | sed 's/^/coblk-vm:     /'; } >> "$COBLK_VM_RESULTS.details"
+      tail -n 12 "$trace" | sed 's/^/coblk-vm:     /'
+      _vm_kernel_log_since "$klines" | tail -n 8 | sed 's/^/coblk-vm:     kernel: /'; } >> "$COBLK_VM_RESULTS.details"
+    # What the kernel logged during the case: an I/O error, a command
+    # timeout or a hung task is often the cause, and the console (booted
+    # `quiet`) shows only errors.
+    echo "--- kernel log during the failed case (last 30 lines):"
+    _vm_kernel_log_since "$klines" | tail -n 30 | sed 's/^/    /'
   fi
   rm -f "$trace"
   if [ -e "$flag" ]; then
