@@ -10,15 +10,16 @@
 
 namespace coblk::runtime {
 
-Result<std::unique_ptr<PolledRing>> PolledRing::create(unsigned entries) {
+Result<std::unique_ptr<PolledRing>> PolledRing::create(unsigned entries, bool wide) {
   std::unique_ptr<PolledRing> ring(new PolledRing(entries));
   // SINGLE_ISSUER where the kernel has it (6.0): the ring is only ever
   // used by the reactor thread that made it. No DEFER_TASKRUN/COOP_TASKRUN:
   // polled completions are posted by the polling itself, not by task work.
+  const unsigned shape = wide ? IORING_SETUP_SQE128 | IORING_SETUP_CQE32 : 0u;
   int ret = -EINVAL;
   for (const unsigned extra : {unsigned{IORING_SETUP_SINGLE_ISSUER}, 0u}) {
     io_uring_params params{};
-    params.flags = IORING_SETUP_IOPOLL | IORING_SETUP_CQSIZE | extra;
+    params.flags = IORING_SETUP_IOPOLL | IORING_SETUP_CQSIZE | shape | extra;
     params.cq_entries = entries * 2;
     ret = io_uring_queue_init_params(entries, &ring->ring_, &params);
     if (ret != -EINVAL) break;
@@ -53,8 +54,9 @@ unsigned PolledRing::reap(Reactor* reactor) noexcept {
   // Acquire pairs with the kernel's release when it posts CQEs.
   const unsigned tail = io_uring_smp_load_acquire(cq.ktail);
   const unsigned seen = tail - head;
+  const unsigned shift = wide() ? 1 : 0;  // a 32-byte CQE takes two slots
   for (; head != tail; ++head) {
-    const io_uring_cqe* cqe = &cq.cqes[head & cq.ring_mask];
+    const io_uring_cqe* cqe = &cq.cqes[(head & cq.ring_mask) << shift];
     // A CQE that names no operation in flight here is ignored.
     const Waiter* waiter = slots_.complete(cqe->user_data, cqe->res, cqe->flags);
     if (waiter != nullptr && reactor != nullptr) reactor->schedule(*waiter);
@@ -99,32 +101,46 @@ int PolledRing::probe(int fd, std::uint32_t bytes) noexcept {
   io_uring ring{};
   int ret = io_uring_queue_init(4, &ring, IORING_SETUP_IOPOLL);
   if (ret == 0) {
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring);
-    io_uring_prep_read(sqe, fd, buffer, bytes, 0);
-    ret = io_uring_submit(&ring);
-    if (ret == 1) {
-      // On a polled ring, waiting means polling: each get_events polls
-      // the device once; give it a second.
-      ret = -ETIMEDOUT;
-      const std::uint64_t deadline = CycleClock::now() + CycleClock::from_ns(1000000000ull);
-      while (CycleClock::now() < deadline) {
-        io_uring_cqe* cqe = nullptr;
-        if (io_uring_peek_cqe(&ring, &cqe) == 0 && cqe != nullptr) {
-          ret = cqe->res < 0 ? cqe->res : 0;
-          io_uring_cqe_seen(&ring, cqe);
-          break;
-        }
-        (void)io_uring_get_events(&ring);
-      }
-    } else if (ret >= 0) {
-      ret = -EIO;  // the SQE was not taken; cannot happen with room for 4
-    }
+    io_uring_prep_read(io_uring_get_sqe(&ring), fd, buffer, bytes, 0);
+    ret = submit_and_poll_once(ring);
+    if (ret > 0) ret = 0;
     io_uring_queue_exit(&ring);
   }
   // A read that timed out may still be in the kernel, whose exit work
   // reaps it later: its buffer is left allocated rather than freed under it.
   if (ret != -ETIMEDOUT) ::free(buffer);
   return ret;
+}
+
+int PolledRing::probe_command(int fd, std::uint32_t cmd_op, const void* cmd, std::size_t len) noexcept {
+  if (len > uring_cmd_area) return -EINVAL;
+  io_uring ring{};
+  int ret = io_uring_queue_init(4, &ring, IORING_SETUP_IOPOLL | IORING_SETUP_SQE128 | IORING_SETUP_CQE32);
+  if (ret < 0) return ret;
+  detail::UringCmdPrep prep{fd, cmd_op, {}};
+  if (len != 0) std::memcpy(prep.payload.data(), cmd, len);
+  prep(io_uring_get_sqe(&ring));
+  ret = submit_and_poll_once(ring);
+  io_uring_queue_exit(&ring);
+  return ret;
+}
+
+int PolledRing::submit_and_poll_once(io_uring& ring) noexcept {
+  int ret = io_uring_submit(&ring);
+  if (ret != 1) return ret < 0 ? ret : -EIO;  // not taken: cannot happen with room for 4
+  // On a polled ring, waiting means polling: each get_events polls the
+  // device once; give it a second.
+  const std::uint64_t deadline = CycleClock::now() + CycleClock::from_ns(1000000000ull);
+  while (CycleClock::now() < deadline) {
+    io_uring_cqe* cqe = nullptr;
+    if (io_uring_peek_cqe(&ring, &cqe) == 0 && cqe != nullptr) {
+      ret = cqe->res;
+      io_uring_cqe_seen(&ring, cqe);
+      return ret;
+    }
+    (void)io_uring_get_events(&ring);
+  }
+  return -ETIMEDOUT;
 }
 
 }  // namespace coblk::runtime

@@ -14,10 +14,13 @@
 #include <liburing.h>
 
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 
+#include "coblk/runtime/io.h"
 #include "coblk/runtime/reactor.h"
 #include "coblk/runtime/result.h"
 #include "coblk/runtime/slot_table.h"
@@ -30,8 +33,10 @@ namespace coblk::runtime {
 class PolledRing {
  public:
   /// A ring of `entries` SQEs (CQ twice that), IOPOLL and, where the kernel
-  /// has it, SINGLE_ISSUER. Error: the kernel's refusal.
-  static Result<std::unique_ptr<PolledRing>> create(unsigned entries);
+  /// has it, SINGLE_ISSUER; with `wide`, 128-byte SQEs and 32-byte CQEs
+  /// (SQE128 | CQE32), which driver commands (polled_uring_cmd) need. Error:
+  /// the kernel's refusal.
+  static Result<std::unique_ptr<PolledRing>> create(unsigned entries, bool wide = false);
   ~PolledRing();
   PolledRing(const PolledRing&) = delete;
   PolledRing& operator=(const PolledRing&) = delete;
@@ -48,6 +53,8 @@ class PolledRing {
   bool busy() const noexcept { return slots_.in_flight() != 0; }
   /// Operations queued or in the kernel.
   std::uint32_t in_flight() const noexcept { return slots_.in_flight(); }
+  /// Whether the ring has 128-byte SQEs and 32-byte CQEs (create's `wide`).
+  bool wide() const noexcept { return (ring_.flags & IORING_SETUP_SQE128) != 0; }
   /// Submits what is queued and asks the kernel to poll once (one
   /// io_uring_enter, without waiting), then reaps: each completed
   /// operation's waiter is scheduled on `reactor` (unless it is draining).
@@ -65,9 +72,21 @@ class PolledRing {
   /// without a completion.
   static int probe(int fd, std::uint32_t bytes) noexcept;
 
+  /// Whether `fd` takes polled driver commands: one IORING_OP_URING_CMD
+  /// `cmd_op` with `len` (at most 80) bytes of `cmd` on a wide polled ring of
+  /// its own, on the calling thread. The command's result (the driver's: 0,
+  /// a positive driver status, or -errno), -EOPNOTSUPP when the file's driver
+  /// cannot poll commands, or -ETIMEDOUT after a second without a completion.
+  /// Any buffer `cmd` names must outlive a timed-out command (the kernel
+  /// still owns it then).
+  static int probe_command(int fd, std::uint32_t cmd_op, const void* cmd, std::size_t len) noexcept;
+
  private:
   explicit PolledRing(unsigned entries) : slots_(entries * 2) {}
   unsigned reap(Reactor* reactor) noexcept;
+  // Submits the one SQE queued on `ring` (a polled ring) and polls for its
+  // CQE for up to a second: its result, or -ETIMEDOUT.
+  static int submit_and_poll_once(io_uring& ring) noexcept;
 
   io_uring ring_{};
   bool ring_ready_ = false;
@@ -115,6 +134,45 @@ class [[nodiscard]] PolledOp {
   std::uint64_t user_data_ = 0;  // 0 until submitted (slot user_data is never 0)
   int result_ = 0;
 };
+
+/// IORING_OP_URING_CMD on the calling core's polled ring: driver command
+/// `cmd_op` on `fd` with up to 80 bytes of payload (copied when the
+/// operation is created), completed by polling (e.g. an NVMe passthrough
+/// command on /dev/ngXnY with the driver's poll queues). The ring must be
+/// wide (Reactor::enable_polled_ring with `wide`): on a narrow ring, or with
+/// a payload over 80 bytes, the result is -EINVAL without submitting; on a
+/// core without a polled ring, -ENXIO. Result as defined by the driver.
+class [[nodiscard]] PolledUringCmd {
+ public:
+  /// Made by polled_uring_cmd().
+  PolledUringCmd(PolledOp<detail::UringCmdPrep> op, bool too_long) noexcept : op_(std::move(op)), too_long_(too_long) {}
+  /// Always false: only the CQE completes a command.
+  bool await_ready() const noexcept { return false; }
+  /// Queues the command and suspends; does not suspend when the payload was
+  /// too long or the ring is narrow (-EINVAL), or as PolledOp does not.
+  bool await_suspend(std::coroutine_handle<> h) {
+    const PolledRing* ring = Reactor::current()->polled_ring();
+    if (too_long_ || (ring != nullptr && !ring->wide())) {
+      invalid_ = true;
+      return false;
+    }
+    return op_.await_suspend(h);
+  }
+  /// The driver's result, or -EINVAL when the command was not submitted.
+  int await_resume() noexcept { return invalid_ ? -EINVAL : op_.await_resume(); }
+
+ private:
+  PolledOp<detail::UringCmdPrep> op_;
+  bool too_long_;
+  bool invalid_ = false;
+};
+
+/// See PolledUringCmd.
+inline PolledUringCmd polled_uring_cmd(int fd, std::uint32_t cmd_op, const void* cmd, std::size_t len) noexcept {
+  detail::UringCmdPrep prep{fd, cmd_op, {}};
+  if (len != 0) std::memcpy(prep.payload.data(), cmd, len < uring_cmd_area ? len : uring_cmd_area);
+  return PolledUringCmd(PolledOp(prep), len > uring_cmd_area);
+}
 
 /// Polled read of up to `len` bytes at `offset` (fd opened with O_DIRECT;
 /// buffer, length and offset aligned as O_DIRECT wants). Bytes or -errno.

@@ -282,10 +282,14 @@ class Reactor {
 
   /// Gives this core a second, polled io_uring (IORING_SETUP_IOPOLL) of
   /// `entries` SQEs, for the awaitables of polled_ring.h; once made, later
-  /// calls return 0 and keep it. While operations are in flight there the
-  /// loop polls that ring on every iteration and never sleeps (it spins).
-  /// Returns 0 or -errno (the kernel's refusal). This thread only.
-  int enable_polled_ring(unsigned entries);
+  /// calls return 0 and keep it. With `wide` the ring has 128-byte SQEs and
+  /// 32-byte CQEs, for polled driver commands (polled_uring_cmd); a later
+  /// `wide` call on a core whose ring was made narrow returns -EINVAL (the
+  /// ring may have operations in flight, so it is not replaced). While
+  /// operations are in flight there the loop polls that ring on every
+  /// iteration and never sleeps (it spins). Returns 0 or -errno (the
+  /// kernel's refusal). This thread only.
+  int enable_polled_ring(unsigned entries, bool wide = false);
   /// The polled ring, or nullptr when enable_polled_ring was not called.
   PolledRing* polled_ring() const noexcept { return polled_.get(); }
 

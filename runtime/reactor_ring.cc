@@ -121,9 +121,9 @@ int Reactor::register_buffers(std::span<const iovec> buffers) {
   return io_uring_register_buffers(&ring_, buffers.data(), static_cast<unsigned>(buffers.size()));
 }
 
-int Reactor::enable_polled_ring(unsigned entries) {
-  if (polled_ != nullptr) return 0;
-  Result<std::unique_ptr<PolledRing>> ring = PolledRing::create(entries);
+int Reactor::enable_polled_ring(unsigned entries, bool wide) {
+  if (polled_ != nullptr) return wide && !polled_->wide() ? -EINVAL : 0;
+  Result<std::unique_ptr<PolledRing>> ring = PolledRing::create(entries, wide);
   if (!ring) return -ring.error().code();
   polled_ = std::move(ring).value();
   return 0;

@@ -147,4 +147,64 @@ BOOST_AUTO_TEST_CASE(the_probe_refuses_a_file_without_polled_io_and_a_bad_size) 
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_narrow_polled_ring_refuses_driver_commands_and_stays_narrow) {
+  DirectFile file;
+  run_on_one_core([&]() -> Task<void> {
+    runtime::Reactor* r = runtime::Reactor::current();
+    BOOST_REQUIRE(r->enable_polled_ring(64) == 0);
+    BOOST_TEST(!r->polled_ring()->wide());
+    // 64-byte SQEs have no room for a command: refused without submitting.
+    BOOST_TEST(co_await runtime::polled_uring_cmd(file.fd, 0, nullptr, 0) == -EINVAL);
+    BOOST_TEST(!r->polled_ring()->busy());
+    // The ring may have operations in flight, so it is never replaced.
+    BOOST_TEST(r->enable_polled_ring(64, true) == -EINVAL);
+    BOOST_TEST(!r->polled_ring()->wide());
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_wide_polled_ring_reaps_its_32_byte_completions_and_refuses_a_long_payload) {
+  DirectFile file;
+  if (file.fd < 0) {
+    BOOST_TEST_MESSAGE("/tmp has no O_DIRECT here; nothing to check");
+    return;
+  }
+  Aligned buffer(4096 * 4);
+  run_on_one_core([&]() -> Task<void> {
+    runtime::Reactor* r = runtime::Reactor::current();
+    const int made = r->enable_polled_ring(64, true);
+    if (made == -EINVAL) {
+      BOOST_TEST_MESSAGE("this kernel has no 128-byte SQEs; nothing to check");
+      co_return;
+    }
+    BOOST_REQUIRE(made == 0);
+    BOOST_TEST(r->polled_ring()->wide());
+    BOOST_TEST(r->enable_polled_ring(64, true) == 0);
+    // Four reads at once: their CQEs sit in consecutive 32-byte entries,
+    // which reap must step over two slots at a time.
+    std::vector<int> results(4, 1);
+    std::vector<Task<void>> reads;
+    for (int i = 0; i < 4; ++i) {
+      reads.push_back([](int fd, void* buf, std::uint64_t off, int& out) -> Task<void> {
+        out = co_await runtime::polled_read(fd, buf, 4096, off);
+      }(file.fd, static_cast<char*>(buffer.p) + 4096 * i, 4096ull * i, results[i]));
+    }
+    co_await runtime::when_all(std::move(reads));
+    for (int i = 0; i < 4; ++i) BOOST_TEST(polled_outcome(results[i], 4096), "read " << i << ": " << results[i]);
+    // A regular file takes no driver commands; the kernel says so.
+    const int cmd = co_await runtime::polled_uring_cmd(file.fd, 0, nullptr, 0);
+    BOOST_TEST((cmd == -EOPNOTSUPP || cmd == -EINVAL), "command returned " << cmd);
+    const std::vector<std::byte> long_payload(runtime::uring_cmd_area + 1);
+    BOOST_TEST(co_await runtime::polled_uring_cmd(file.fd, 0, long_payload.data(), long_payload.size()) == -EINVAL);
+    BOOST_TEST(!r->polled_ring()->busy());
+  });
+}
+
+BOOST_AUTO_TEST_CASE(the_command_probe_refuses_a_file_whose_driver_takes_no_commands) {
+  DirectFile file;
+  const int ret = runtime::PolledRing::probe_command(file.fd >= 0 ? file.fd : 0, 0, nullptr, 0);
+  BOOST_TEST((ret == -EOPNOTSUPP || ret == -EINVAL), "probe returned " << ret);
+  const std::vector<std::byte> long_payload(runtime::uring_cmd_area + 1);
+  BOOST_TEST(runtime::PolledRing::probe_command(0, 0, long_payload.data(), long_payload.size()) == -EINVAL);
+}
+
 BOOST_AUTO_TEST_SUITE_END()  // runtime_polled_ring_test
