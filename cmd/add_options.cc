@@ -65,7 +65,7 @@ po::options_description add_description() {
     ("block-size,b", po::value<std::string>()->value_name("BYTES"), "logical block size 512|1024|2048|4096 (default 512; zram 4096)")
     ("file,f", po::value<std::string>()->value_name("FILE"), "loop: backing file or block device")
     ("direct-io", "loop: open FILE with O_DIRECT")
-    ("iopoll", "loop with --direct-io on a block device with poll queues (e.g. NVMe): reads and writes go to a polled io_uring per core, whose completions the core polls for instead of sleeping")
+    ("iopoll", "loop with --direct-io on a block device with poll queues (e.g. NVMe), or with --passthrough: reads and writes go to a polled io_uring per core, whose completions the core polls for instead of sleeping")
     ("passthrough", "loop on an NVMe namespace's char device /dev/ngXnY: NVMe read, write and flush commands by io_uring URING_CMD, around the block layer (block size: the namespace's LBA size; no discard)")
     ("no-group-commit", "loop: one fdatasync per FLUSH or FUA write, not one shared by those that arrive together")
     ("no-registered-files", "register neither the io_uring fds nor /dev/ublkcN and loop's file as fixed files (for A/B measurement)")
@@ -485,12 +485,15 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   o.direct_io = given("direct-io");
   o.group_commit = !given("no-group-commit");
   o.iopoll = given("iopoll");
-  if (o.iopoll && !o.direct_io) return fail("--iopoll needs --direct-io: the kernel polls only for O_DIRECT I/O");
+  o.passthrough = given("passthrough");
+  if (o.passthrough && (o.direct_io || o.data_path == DataPathKind::zero_copy))
+    return fail("--passthrough goes around the block layer: not with --direct-io or --zero-copy");
+  if (o.iopoll && !o.direct_io && !o.passthrough)
+    return fail(
+        "--iopoll needs --direct-io (or --passthrough): the kernel polls only for O_DIRECT I/O and NVMe "
+        "commands");
   if (o.iopoll && o.data_path == DataPathKind::zero_copy)
     return fail("--iopoll and --zero-copy exclude each other: the request buffers live in the other ring");
-  o.passthrough = given("passthrough");
-  if (o.passthrough && (o.direct_io || o.iopoll || o.data_path == DataPathKind::zero_copy))
-    return fail("--passthrough goes around the block layer: not with --direct-io, --iopoll or --zero-copy");
   o.registered_files = !given("no-registered-files");
   o.foreground = given("foreground");
   o.recovery = given("recovery");
@@ -545,7 +548,7 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
     uint64_t file_bytes = 0;
     if (std::string e = loop_backing(o, file_bytes); !e.empty()) return fail(e);
     struct stat st {};
-    if (o.iopoll && (::stat(o.file.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)))
+    if (o.iopoll && !o.passthrough && (::stat(o.file.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)))
       return fail("--iopoll needs a block device, and '" + o.file + "' is not one (polled I/O is the block layer's)");
     // The server runs in "/" (it must not keep the caller's directory busy)
     // and `coblk recover` may run anywhere: a relative path would name a

@@ -19,9 +19,9 @@ namespace coblk::ublk {
 Result<std::unique_ptr<LoopTarget>> LoopTarget::create(const std::string& path, uint64_t size_bytes,
                                                        uint32_t block_size, bool direct_io, bool group_commit,
                                                        bool iopoll, bool passthrough) {
-  if (iopoll && !direct_io) return Error(EINVAL, "--iopoll needs --direct-io: the kernel polls only for O_DIRECT I/O");
-  if (passthrough && (direct_io || iopoll))
-    return Error(EINVAL, "--passthrough goes around the block layer: not with --direct-io or --iopoll");
+  if (iopoll && !direct_io && !passthrough)
+    return Error(EINVAL, "--iopoll needs --direct-io: the kernel polls only for O_DIRECT I/O");
+  if (passthrough && direct_io) return Error(EINVAL, "--passthrough goes around the block layer: not with --direct-io");
   const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | (direct_io ? O_DIRECT : 0));
   if (fd < 0) {
     return Error::from_errno(errno, "cannot open backing file '" + path + "'");
@@ -38,8 +38,13 @@ Result<std::unique_ptr<LoopTarget>> LoopTarget::create(const std::string& path, 
                                " bytes)");
     target->nvme_ = *ns;
     target->passthrough_ = true;
+    if (iopoll) {
+      // Polled commands: ask the driver once now, not on every request.
+      if (Result<void> polled = nvme_probe_polled(fd, path, *ns); !polled) return std::move(polled).error();
+      target->iopoll_ = true;
+    }
   }
-  if (iopoll) {
+  if (iopoll && !passthrough) {
     if (!target->block_device_)
       return Error(EINVAL,
                    "--iopoll needs a block device, and '" + path + "' is not one (polled I/O is the block layer's)");
@@ -81,7 +86,8 @@ runtime::Task<int> LoopTarget::start_queue(uint16_t) {
   // One polled ring per core, shared with whatever else polls there; kept
   // by the reactor until it ends. Enough SQEs for a full queue of depth 128
   // (a fuller ring submits early, which is only slower).
-  if (iopoll_) co_return reactor->enable_polled_ring(256);
+  // Passthrough commands need a wide one (128-byte SQEs, 32-byte CQEs).
+  if (iopoll_) co_return reactor->enable_polled_ring(256, passthrough_);
   co_return 0;
 }
 
@@ -157,7 +163,8 @@ runtime::Task<int> LoopTarget::read(const Request& r) {
     // The command's buffer is a user address: a registered buffer (zero
     // copy, refused by coblk add) cannot be named.
     if (r.fixed_buffer >= 0) co_return -EIO;
-    co_return co_await nvme_read_write(plain_fd_here(), nvme_, NvmeOpcode::read, r.data, r.offset, r.length, false);
+    co_return co_await nvme_read_write(plain_fd_here(), nvme_, NvmeOpcode::read, r.data, r.offset, r.length, false,
+                                       iopoll_);
   }
   const File f = file_here();
   uint32_t done = 0;
@@ -187,7 +194,7 @@ runtime::Task<int> LoopTarget::write(const Request& r) {
     if (r.fixed_buffer >= 0) co_return -EIO;
     // FUA goes with the command itself: the device writes through.
     co_return co_await nvme_read_write(plain_fd_here(), nvme_, NvmeOpcode::write, r.data, r.offset, r.length,
-                                       (r.flags & abi::IO_F_FUA) != 0);
+                                       (r.flags & abi::IO_F_FUA) != 0, iopoll_);
   }
   const File f = file_here();
   uint32_t done = 0;

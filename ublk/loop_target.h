@@ -45,7 +45,9 @@ namespace coblk::ublk {
 /// device /dev/ngXnY, and reads, writes (FUA as the command's FUA bit) and
 /// flushes are NVMe commands by URING_CMD (ublk/nvme_passthrough.h) on the
 /// core's ring, which must have 128-byte SQEs and 32-byte CQEs. Discard and
-/// write-zeroes are not offered.
+/// write-zeroes are not offered. With `iopoll` too, the read and write
+/// commands go to each core's wide polled ring and complete on the driver's
+/// poll queues; flushes stay on the reactor's ring.
 class LoopTarget final : public Target {
  public:
   /// A device of `size_bytes` with `block_size`-byte blocks on the file or
@@ -53,11 +55,12 @@ class LoopTarget final : public Target {
   /// Returns the Error of the failed open (its errno, e.g. ENOENT or EACCES,
   /// and one line naming the path). Without `group_commit` every FLUSH and
   /// FUA write issues an fdatasync of its own. With `iopoll` (which needs
-  /// `direct_io` and a block device) it probes the device with one polled
-  /// read of a block and refuses, in one line, a file that is not a block
-  /// device or a device without poll queues. With `passthrough` (not with
-  /// `direct_io` or `iopoll`) `path` must be an NVMe generic char device,
-  /// `block_size` a multiple of its LBA size and `size_bytes` within it.
+  /// `direct_io` and a block device, or `passthrough`) it probes the device
+  /// with one polled read of a block and refuses, in one line, a file that
+  /// is not a block device or a device without poll queues. With
+  /// `passthrough` (not with `direct_io`) `path` must be an NVMe generic
+  /// char device, `block_size` a multiple of its LBA size and `size_bytes`
+  /// within it.
   static Result<std::unique_ptr<LoopTarget>> create(const std::string& path, uint64_t size_bytes, uint32_t block_size,
                                                     bool direct_io, bool group_commit = true, bool iopoll = false,
                                                     bool passthrough = false);
@@ -119,7 +122,7 @@ class LoopTarget final : public Target {
 
   int fd_ = -1;
   bool block_device_ = false;
-  bool iopoll_ = false;       // reads and writes on the core's polled ring
+  bool iopoll_ = false;       // reads and writes (or read and write commands) on the core's polled ring
   bool passthrough_ = false;  // NVMe commands on a char device (nvme_)
   NvmeNamespace nvme_;
   uint64_t size_bytes_;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/nvme_ioctl.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <fstream>
 
 #include "coblk/runtime/io.h"
+#include "coblk/runtime/polled_ring.h"
 
 namespace coblk::ublk {
 
@@ -41,11 +43,32 @@ std::string block_name_of(const std::string& path) {
   return "nvme" + base.substr(2);
 }
 
-// One NVMe command; its CQE's res is 0, an NVMe status (> 0), or -errno.
-runtime::Task<int> submit(int fd, const nvme_uring_cmd& cmd) {
-  const int ret = co_await runtime::uring_cmd(fd, NVME_URING_CMD_IO, &cmd, sizeof(cmd));
+// One NVMe command, on the core's polled ring with `polled`; its CQE's res
+// is 0, an NVMe status (> 0), or -errno.
+runtime::Task<int> submit(int fd, const nvme_uring_cmd& cmd, bool polled) {
+  int ret = 0;
+  if (polled) {
+    ret = co_await runtime::polled_uring_cmd(fd, NVME_URING_CMD_IO, &cmd, sizeof(cmd));
+  } else {
+    ret = co_await runtime::uring_cmd(fd, NVME_URING_CMD_IO, &cmd, sizeof(cmd));
+  }
   // Any NVMe status is a failed command: the data is not what was asked.
   co_return ret > 0 ? -EIO : ret;
+}
+
+// The command that reads `length` bytes at block `slba` into `data`.
+nvme_uring_cmd read_write_command(const NvmeNamespace& ns, NvmeOpcode opcode, std::byte* data, std::uint64_t slba,
+                                  std::uint32_t length, bool fua) {
+  nvme_uring_cmd cmd{};
+  cmd.opcode = static_cast<std::uint8_t>(opcode);
+  cmd.nsid = ns.nsid;
+  cmd.addr = reinterpret_cast<std::uintptr_t>(data);
+  cmd.data_len = length;
+  cmd.cdw10 = static_cast<std::uint32_t>(slba);
+  cmd.cdw11 = static_cast<std::uint32_t>(slba >> 32);
+  // Number of logical blocks, 0-based; bit 30 is FUA.
+  cmd.cdw12 = (length / ns.lba_size - 1) | (fua && opcode == NvmeOpcode::write ? 1u << 30 : 0u);
+  return cmd;
 }
 
 }  // namespace
@@ -91,8 +114,29 @@ Result<NvmeNamespace> nvme_namespace(const std::string& path) {
   return ns;
 }
 
+Result<void> nvme_probe_polled(int fd, const std::string& path, const NvmeNamespace& ns) {
+  std::uint64_t io_poll = 0;
+  if (!read_number("/sys/block/" + block_name_of(path) + "/queue/io_poll", io_poll) || io_poll != 1)
+    return Error(EOPNOTSUPP, "'" + path +
+                                 "' has no poll queues, which --iopoll needs (for NVMe: the nvme.poll_queues module "
+                                 "parameter)");
+  void* buffer = nullptr;
+  if (::posix_memalign(&buffer, 4096, ns.lba_size) != 0) return Error(ENOMEM, "out of memory");
+  const nvme_uring_cmd cmd =
+      read_write_command(ns, NvmeOpcode::read, static_cast<std::byte*>(buffer), 0, ns.lba_size, false);
+  int ret = runtime::PolledRing::probe_command(fd, NVME_URING_CMD_IO, &cmd, sizeof(cmd));
+  // A command that timed out may still be in the kernel, which owns the
+  // buffer until it completes: leave it allocated then.
+  if (ret != -ETIMEDOUT) ::free(buffer);
+  if (ret > 0) ret = -EIO;  // an NVMe status
+  if (ret == -EOPNOTSUPP)
+    return Error(EOPNOTSUPP, "this kernel does not poll NVMe passthrough commands on '" + path + "' (--iopoll)");
+  if (ret < 0) return Error::from_errno(-ret, "a polled NVMe read of '" + path + "' (--iopoll) failed");
+  return ok();
+}
+
 runtime::Task<int> nvme_read_write(int fd, const NvmeNamespace& ns, NvmeOpcode opcode, std::byte* data,
-                                   std::uint64_t offset, std::uint32_t length, bool fua) {
+                                   std::uint64_t offset, std::uint32_t length, bool fua, bool polled) {
   // The device advertises the LBA size as its logical block size, so the
   // kernel never sends a request that is not a whole number of blocks.
   if (offset % ns.lba_size != 0 || length % ns.lba_size != 0) co_return -EIO;
@@ -100,16 +144,8 @@ runtime::Task<int> nvme_read_write(int fd, const NvmeNamespace& ns, NvmeOpcode o
   while (done < length) {
     const std::uint32_t chunk = std::min(length - done, ns.max_transfer);
     const std::uint64_t slba = (offset + done) / ns.lba_size;
-    nvme_uring_cmd cmd{};
-    cmd.opcode = static_cast<std::uint8_t>(opcode);
-    cmd.nsid = ns.nsid;
-    cmd.addr = reinterpret_cast<std::uintptr_t>(data + done);
-    cmd.data_len = chunk;
-    cmd.cdw10 = static_cast<std::uint32_t>(slba);
-    cmd.cdw11 = static_cast<std::uint32_t>(slba >> 32);
-    // Number of logical blocks, 0-based; bit 30 is FUA.
-    cmd.cdw12 = (chunk / ns.lba_size - 1) | (fua && opcode == NvmeOpcode::write ? 1u << 30 : 0u);
-    const int ret = co_await submit(fd, cmd);
+    const nvme_uring_cmd cmd = read_write_command(ns, opcode, data + done, slba, chunk, fua);
+    const int ret = co_await submit(fd, cmd, polled);
     if (ret < 0) co_return ret;
     done += chunk;
   }
@@ -120,7 +156,9 @@ runtime::Task<int> nvme_flush(int fd, const NvmeNamespace& ns) {
   nvme_uring_cmd cmd{};
   cmd.opcode = static_cast<std::uint8_t>(NvmeOpcode::flush);
   cmd.nsid = ns.nsid;
-  co_return co_await submit(fd, cmd);
+  // On the interrupt-driven ring even with --iopoll: a flush carries no
+  // data, and its latency is the device's cache, not the completion path.
+  co_return co_await submit(fd, cmd, false);
 }
 
 }  // namespace coblk::ublk

@@ -6,7 +6,9 @@
 // commands (struct nvme_uring_cmd, cmd_op NVME_URING_CMD_IO) on the
 // namespace's generic char device /dev/ngXnY, issued on the core's ring,
 // which must have 128-byte SQEs and 32-byte CQEs
-// (runtime::ReactorConfig::sqe128 and cqe32).
+// (runtime::ReactorConfig::sqe128 and cqe32). With --iopoll as well, reads
+// and writes go to the core's wide polled ring instead (runtime/polled_ring.h)
+// and complete on the driver's poll queues, without interrupts.
 
 #include <cstddef>
 #include <cstdint>
@@ -32,16 +34,25 @@ Result<NvmeNamespace> nvme_namespace(int fd, const std::string& path);
 /// The same, opening `path` read-only for the question (for the CLI).
 Result<NvmeNamespace> nvme_namespace(const std::string& path);
 
+/// Whether the namespace behind `fd` (an open /dev/ngXnY named `path`)
+/// takes polled commands: its block device has poll queues (sysfs io_poll;
+/// without them the kernel would run a "polled" command on an interrupt
+/// queue), and one polled NVMe read of block 0 on a wide IOPOLL ring of its
+/// own completes. Error: one line naming `path` and what is missing.
+Result<void> nvme_probe_polled(int fd, const std::string& path, const NvmeNamespace& ns);
+
 /// NVMe I/O opcodes used here (NVMe base specification, NVM command set).
 enum class NvmeOpcode : std::uint8_t { flush = 0x00, write = 0x01, read = 0x02 };
 
 /// Reads or writes `length` bytes at byte `offset` of the namespace with
 /// as many commands as its max_transfer needs, one after the other; `fua`
-/// sets Force Unit Access on writes. `length` bytes, or -EIO for an
-/// offset or length not a multiple of the LBA size and for any NVMe error
-/// status, or the kernel's -errno.
+/// sets Force Unit Access on writes; with `polled` the commands go to the
+/// core's polled ring, which must be wide (runtime::Reactor::
+/// enable_polled_ring). `length` bytes, or -EIO for an offset or length not
+/// a multiple of the LBA size and for any NVMe error status, or the
+/// kernel's -errno.
 runtime::Task<int> nvme_read_write(int fd, const NvmeNamespace& ns, NvmeOpcode opcode, std::byte* data,
-                                   std::uint64_t offset, std::uint32_t length, bool fua);
+                                   std::uint64_t offset, std::uint32_t length, bool fua, bool polled = false);
 /// An NVMe Flush of the namespace (its volatile write cache). 0, -EIO for
 /// an NVMe error status, or the kernel's -errno.
 runtime::Task<int> nvme_flush(int fd, const NvmeNamespace& ns);

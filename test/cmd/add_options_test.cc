@@ -266,6 +266,10 @@ BOOST_AUTO_TEST_CASE(passthrough_is_refused_with_block_layer_options_and_on_anyt
                   "--passthrough goes around the block layer");
   expect_rejected({"-t", "loop", "-f", file.path, "--passthrough", "--zero-copy"},
                   "--passthrough goes around the block layer");
+  // --iopoll goes with --passthrough (polled NVMe commands): the file is
+  // then refused for what it is, not for the combination.
+  expect_rejected({"-t", "loop", "-f", file.path, "--passthrough", "--iopoll"},
+                  "is not an NVMe namespace's generic char device");
   expect_rejected({"-t", "loop", "-f", file.path, "--passthrough"}, "is not an NVMe namespace's generic char device");
   expect_rejected({"-t", "loop", "-f", "/dev/null", "--passthrough"}, "'/dev/null' is not an NVMe namespace's");
 }

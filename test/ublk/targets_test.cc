@@ -378,6 +378,10 @@ BOOST_AUTO_TEST_CASE(a_loop_target_with_passthrough_refuses_a_regular_file_and_b
   const auto plain = ublk::LoopTarget::create(file.path, 1 << 20, 512, false, true, false, true);
   BOOST_TEST(test::require_error(plain, EINVAL).find("is not an NVMe namespace's generic char device") !=
              std::string::npos);
+  // With --iopoll (polled commands) the file is refused for what it is.
+  const auto polled = ublk::LoopTarget::create(file.path, 1 << 20, 512, false, true, true, true);
+  BOOST_TEST(test::require_error(polled, EINVAL).find("is not an NVMe namespace's generic char device") !=
+             std::string::npos);
   const auto null = ublk::nvme_namespace("/dev/null");
   BOOST_TEST(test::require_error(null, EINVAL).find("'/dev/null' is not an NVMe namespace's") != std::string::npos);
 }

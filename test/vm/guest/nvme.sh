@@ -4,7 +4,8 @@
 # --direct-io --iopoll` on /dev/nvme0n1, whose reads and writes then raise
 # no interrupts (they are polled); a device without poll queues is refused;
 # and fio verifies `coblk add -t loop --passthrough` on /dev/ng0n1 (NVMe
-# commands by URING_CMD), whose data /dev/nvme0n1 then holds.
+# commands by URING_CMD), whose data /dev/nvme0n1 then holds, and the same
+# with --iopoll (the commands polled, raising no interrupts).
 # The next line makes run-vm attach the emulated NVMe disk to this boot
 # (64 MiB, nvme.poll_queues=1; docs/vm-harness.md):
 # coblk-vm: nvme
@@ -34,18 +35,35 @@ nvme_io_interrupts() {
   awk '/nvme0q[1-9]/ { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }' /proc/interrupts
 }
 
-iopoll_loop_passes_fio_verify_without_interrupts() {
-  nvme_ready
-  vm_ublk_ready fio
-  local before after ios
-  # The control: reads on the interrupt-driven queues raise interrupts
-  # (and are counted by nvme_io_interrupts).
+# The control of the polling cases: reads on the interrupt-driven queues
+# raise interrupts (and are counted by nvme_io_interrupts).
+nvme_interrupts_are_counted() {
+  local before after
   before=$(nvme_io_interrupts)
   fio --name=irq --filename=/dev/nvme0n1 --ioengine=psync --direct=1 --rw=randread --bs=4k --size=4M \
       --number_ios=256 --output-format=terse >/dev/null || vm_fail "fio on /dev/nvme0n1 itself failed"
   after=$(nvme_io_interrupts)
   vm_log "256 interrupt-driven reads of /dev/nvme0n1: $((after - before)) I/O queue interrupts"
   [ $((after - before)) -ge 128 ] || vm_fail "only $((after - before)) interrupts for 256 plain reads: cannot tell polled I/O apart"
+}
+
+# nvme_holds_what_ublk_returns ID MIB: the first MIB MiB of /dev/ublkbID
+# and of /dev/nvme0n1 are the same (read through the page cache, emptied
+# first: passthrough writes go around it).
+nvme_holds_what_ublk_returns() {
+  sync
+  echo 3 > /proc/sys/vm/drop_caches
+  vm_defer "rm -f /tmp/pt-ublk.img /tmp/pt-nvme.img"
+  dd if="/dev/ublkb$1" of=/tmp/pt-ublk.img bs=1M count="$2" || vm_fail "reading /dev/ublkb$1 back failed"
+  dd if=/dev/nvme0n1 of=/tmp/pt-nvme.img bs=1M count="$2" || vm_fail "reading /dev/nvme0n1 failed"
+  cmp /tmp/pt-ublk.img /tmp/pt-nvme.img || vm_fail "/dev/nvme0n1 does not hold what /dev/ublkb$1 returns"
+}
+
+iopoll_loop_passes_fio_verify_without_interrupts() {
+  nvme_ready
+  vm_ublk_ready fio
+  local before after ios
+  nvme_interrupts_are_counted
   add_device 0 -t loop -f /dev/nvme0n1 --direct-io --iopoll
   before=$(nvme_io_interrupts)
   ios=$(awk '{ print $1 + $5 }' /sys/block/nvme0n1/stat)
@@ -94,14 +112,34 @@ passthrough_loop_passes_fio_verify_and_the_disk_holds_the_data() {
       --bsrange=4k-512k --iodepth=8 --size=8M --offset=16M --fsync=8 --verify=crc32c --verify_fatal=1 \
       --output-format=terse >/dev/null \
     || vm_fail "fio verify (mixed sizes, fsync) failed on the --passthrough loop device"
-  # The namespace itself holds what the device returns (read through the
-  # page cache, emptied first: passthrough writes go around it).
-  sync
-  echo 3 > /proc/sys/vm/drop_caches
-  dd if=/dev/ublkb2 of=/tmp/pt-ublk.img bs=1M count=24 2>/dev/null
-  dd if=/dev/nvme0n1 of=/tmp/pt-nvme.img bs=1M count=24 2>/dev/null
-  vm_defer "rm -f /tmp/pt-ublk.img /tmp/pt-nvme.img"
-  cmp /tmp/pt-ublk.img /tmp/pt-nvme.img || vm_fail "/dev/nvme0n1 does not hold what the passthrough device returns"
+  # The namespace itself holds what the device returns.
+  nvme_holds_what_ublk_returns 2 24
+}
+
+passthrough_iopoll_passes_fio_verify_without_interrupts() {
+  nvme_ready
+  vm_ublk_ready fio cmp
+  local before after
+  nvme_interrupts_are_counted
+  add_device 4 -t loop -f /dev/ng0n1 --passthrough --iopoll
+  before=$(nvme_io_interrupts)
+  # As the passthrough case above, on the polled ring: 4 KiB writes at
+  # QD16, then requests of up to 512 KiB (split into several commands
+  # where the controller takes less) with an fsync every 8 writes.
+  fio --name=pt-poll --filename=/dev/ublkb4 --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k \
+      --iodepth=16 --size=16M --verify=crc32c --verify_fatal=1 --output-format=terse >/dev/null \
+    || vm_fail "fio verify failed on the --passthrough --iopoll loop device over /dev/ng0n1"
+  fio --name=pt-poll-mixed --filename=/dev/ublkb4 --ioengine=io_uring --direct=1 --rw=randwrite \
+      --bsrange=4k-512k --iodepth=8 --size=8M --offset=16M --fsync=8 --verify=crc32c --verify_fatal=1 \
+      --output-format=terse >/dev/null \
+    || vm_fail "fio verify (mixed sizes, fsync) failed on the --passthrough --iopoll loop device"
+  after=$(nvme_io_interrupts)
+  # 4096 writes and as many verify reads in the first run alone, each at
+  # least one NVMe command; on an interrupt-driven queue each would raise
+  # one (the control above). Flushes stay interrupt-driven: a few hundred.
+  vm_log "nvme: $((after - before)) I/O queue interrupts during the polled passthrough fio runs"
+  [ $((after - before)) -lt 1000 ] || vm_fail "$((after - before)) interrupts: the commands were not polled"
+  nvme_holds_what_ublk_returns 4 24
 }
 
 passthrough_on_a_block_device_is_refused() {
@@ -116,5 +154,7 @@ vm_case "a loop device with --iopoll over /dev/nvme0n1 passes fio verify, and it
 vm_case "--iopoll on a block device without poll queues is refused in one line" iopoll_without_poll_queues_is_refused
 vm_case "a loop device with --passthrough over /dev/ng0n1 passes fio verify, and /dev/nvme0n1 holds the same data" \
   passthrough_loop_passes_fio_verify_and_the_disk_holds_the_data
+vm_case "a loop device with --passthrough --iopoll over /dev/ng0n1 passes fio verify, and its commands raise no interrupts" \
+  passthrough_iopoll_passes_fio_verify_without_interrupts
 vm_case "--passthrough on a block device (not /dev/ngXnY) is refused in one line" passthrough_on_a_block_device_is_refused
 vm_finish
