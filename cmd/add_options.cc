@@ -486,8 +486,7 @@ AddParse parse_add_options(const std::vector<std::string>& args, const AddLimits
   o.group_commit = !given("no-group-commit");
   o.iopoll = given("iopoll");
   o.passthrough = given("passthrough");
-  if (o.passthrough && (o.direct_io || o.data_path == DataPathKind::zero_copy))
-    return fail("--passthrough goes around the block layer: not with --direct-io or --zero-copy");
+  if (o.passthrough && o.direct_io) return fail("--passthrough goes around the block layer: not with --direct-io");
   if (o.iopoll && !o.direct_io && !o.passthrough)
     return fail(
         "--iopoll needs --direct-io (or --passthrough): the kernel polls only for O_DIRECT I/O and NVMe "

@@ -357,14 +357,23 @@ inline constexpr std::size_t uring_cmd_area = 80;
 
 namespace detail {
 
-/// Prepares an IORING_OP_URING_CMD SQE with a copied 80-byte payload.
+/// Prepares an IORING_OP_URING_CMD SQE with a copied 80-byte payload and,
+/// when `buf_index` >= 0, the registered buffer the command's data address
+/// lies in (IORING_URING_CMD_FIXED).
 struct UringCmdPrep {
   int fd;
   std::uint32_t cmd_op;
   std::array<std::byte, uring_cmd_area> payload;
+  int buf_index = -1;
   void operator()(io_uring_sqe* s) const noexcept {
     io_uring_prep_rw(IORING_OP_URING_CMD, s, fd, nullptr, 0, 0);
     s->cmd_op = cmd_op;
+    if (buf_index >= 0) {
+      // liburing 2.3 has no helper for this: the flag and the index are
+      // plain SQE fields (uring_cmd_flags shares the rw_flags union).
+      s->uring_cmd_flags = IORING_URING_CMD_FIXED;
+      s->buf_index = static_cast<std::uint16_t>(buf_index);
+    }
     std::memcpy(s->cmd, payload.data(), payload.size());
   }
 };
@@ -414,10 +423,15 @@ class [[nodiscard]] BasicUringCmd {
   bool invalid_ = false;
 };
 
-/// See BasicUringCmd.
+/// See BasicUringCmd. With `buf_index` >= 0 the command's data address (in
+/// its payload, as the driver defines it) is an offset into this reactor's
+/// registered buffer `buf_index` (IORING_URING_CMD_FIXED: for a buffer
+/// registered by address, that address; for one a driver registered, such
+/// as a ublk request's pages, from 0), which the driver then maps instead
+/// of pinning user pages. The driver must support it (NVMe: Linux 6.1).
 inline BasicUringCmd<IoOp<detail::UringCmdPrep>> uring_cmd(int fd, std::uint32_t cmd_op, const void* cmd,
-                                                           std::size_t len) noexcept {
-  detail::UringCmdPrep prep{fd, cmd_op, {}};
+                                                           std::size_t len, int buf_index = -1) noexcept {
+  detail::UringCmdPrep prep{fd, cmd_op, {}, buf_index};
   if (len != 0) {  // cmd may be null for an empty payload; memcpy must not see it
     std::memcpy(prep.payload.data(), cmd, len < uring_cmd_area ? len : uring_cmd_area);
   }

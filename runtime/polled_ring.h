@@ -169,7 +169,7 @@ class [[nodiscard]] PolledUringCmd {
 
 /// See PolledUringCmd.
 inline PolledUringCmd polled_uring_cmd(int fd, std::uint32_t cmd_op, const void* cmd, std::size_t len) noexcept {
-  detail::UringCmdPrep prep{fd, cmd_op, {}};
+  detail::UringCmdPrep prep{fd, cmd_op, {}, -1};
   if (len != 0) std::memcpy(prep.payload.data(), cmd, len < uring_cmd_area ? len : uring_cmd_area);
   return PolledUringCmd(PolledOp(prep), len > uring_cmd_area);
 }

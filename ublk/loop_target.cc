@@ -160,11 +160,10 @@ TargetGeometry LoopTarget::geometry() const {
 runtime::Task<int> LoopTarget::read(const Request& r) {
   if (!in_range(r)) co_return -EIO;
   if (passthrough_) {
-    // The command's buffer is a user address: a registered buffer (zero
-    // copy, refused by coblk add) cannot be named.
-    if (r.fixed_buffer >= 0) co_return -EIO;
+    // In zero-copy mode the request's pages are registered buffer
+    // r.fixed_buffer, which the commands name (IORING_URING_CMD_FIXED).
     co_return co_await nvme_read_write(plain_fd_here(), nvme_, NvmeOpcode::read, r.data, r.offset, r.length, false,
-                                       iopoll_);
+                                       iopoll_, r.fixed_buffer);
   }
   const File f = file_here();
   uint32_t done = 0;
@@ -191,10 +190,9 @@ runtime::Task<int> LoopTarget::read(const Request& r) {
 runtime::Task<int> LoopTarget::write(const Request& r) {
   if (!in_range(r)) co_return -EIO;  // past the device: never grow or touch the file beyond it
   if (passthrough_) {
-    if (r.fixed_buffer >= 0) co_return -EIO;
     // FUA goes with the command itself: the device writes through.
     co_return co_await nvme_read_write(plain_fd_here(), nvme_, NvmeOpcode::write, r.data, r.offset, r.length,
-                                       (r.flags & abi::IO_F_FUA) != 0, iopoll_);
+                                       (r.flags & abi::IO_F_FUA) != 0, iopoll_, r.fixed_buffer);
   }
   const File f = file_here();
   uint32_t done = 0;

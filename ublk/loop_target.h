@@ -47,7 +47,9 @@ namespace coblk::ublk {
 /// core's ring, which must have 128-byte SQEs and 32-byte CQEs. Discard and
 /// write-zeroes are not offered. With `iopoll` too, the read and write
 /// commands go to each core's wide polled ring and complete on the driver's
-/// poll queues; flushes stay on the reactor's ring.
+/// poll queues; flushes stay on the reactor's ring. A request whose data is
+/// a registered buffer (zero copy) names it in its commands
+/// (IORING_URING_CMD_FIXED), on the reactor's ring.
 class LoopTarget final : public Target {
  public:
   /// A device of `size_bytes` with `block_size`-byte blocks on the file or

@@ -43,26 +43,29 @@ std::string block_name_of(const std::string& path) {
   return "nvme" + base.substr(2);
 }
 
-// One NVMe command, on the core's polled ring with `polled`; its CQE's res
+// One NVMe command, on the core's polled ring with `polled`, its data in
+// registered buffer `fixed_buffer` when that is >= 0 (then on the reactor's
+// ring even with `polled`: the buffer is registered there); its CQE's res
 // is 0, an NVMe status (> 0), or -errno.
-runtime::Task<int> submit(int fd, const nvme_uring_cmd& cmd, bool polled) {
+runtime::Task<int> submit(int fd, const nvme_uring_cmd& cmd, bool polled, int fixed_buffer) {
   int ret = 0;
-  if (polled) {
+  if (polled && fixed_buffer < 0) {
     ret = co_await runtime::polled_uring_cmd(fd, NVME_URING_CMD_IO, &cmd, sizeof(cmd));
   } else {
-    ret = co_await runtime::uring_cmd(fd, NVME_URING_CMD_IO, &cmd, sizeof(cmd));
+    ret = co_await runtime::uring_cmd(fd, NVME_URING_CMD_IO, &cmd, sizeof(cmd), fixed_buffer);
   }
   // Any NVMe status is a failed command: the data is not what was asked.
   co_return ret > 0 ? -EIO : ret;
 }
 
-// The command that reads `length` bytes at block `slba` into `data`.
-nvme_uring_cmd read_write_command(const NvmeNamespace& ns, NvmeOpcode opcode, std::byte* data, std::uint64_t slba,
+// The command that reads or writes `length` bytes at block `slba` from or
+// to `addr` (a user address, or an offset into a registered buffer).
+nvme_uring_cmd read_write_command(const NvmeNamespace& ns, NvmeOpcode opcode, std::uint64_t addr, std::uint64_t slba,
                                   std::uint32_t length, bool fua) {
   nvme_uring_cmd cmd{};
   cmd.opcode = static_cast<std::uint8_t>(opcode);
   cmd.nsid = ns.nsid;
-  cmd.addr = reinterpret_cast<std::uintptr_t>(data);
+  cmd.addr = addr;
   cmd.data_len = length;
   cmd.cdw10 = static_cast<std::uint32_t>(slba);
   cmd.cdw11 = static_cast<std::uint32_t>(slba >> 32);
@@ -123,7 +126,7 @@ Result<void> nvme_probe_polled(int fd, const std::string& path, const NvmeNamesp
   void* buffer = nullptr;
   if (::posix_memalign(&buffer, 4096, ns.lba_size) != 0) return Error(ENOMEM, "out of memory");
   const nvme_uring_cmd cmd =
-      read_write_command(ns, NvmeOpcode::read, static_cast<std::byte*>(buffer), 0, ns.lba_size, false);
+      read_write_command(ns, NvmeOpcode::read, reinterpret_cast<std::uintptr_t>(buffer), 0, ns.lba_size, false);
   int ret = runtime::PolledRing::probe_command(fd, NVME_URING_CMD_IO, &cmd, sizeof(cmd));
   // A command that timed out may still be in the kernel, which owns the
   // buffer until it completes: leave it allocated then.
@@ -136,7 +139,8 @@ Result<void> nvme_probe_polled(int fd, const std::string& path, const NvmeNamesp
 }
 
 runtime::Task<int> nvme_read_write(int fd, const NvmeNamespace& ns, NvmeOpcode opcode, std::byte* data,
-                                   std::uint64_t offset, std::uint32_t length, bool fua, bool polled) {
+                                   std::uint64_t offset, std::uint32_t length, bool fua, bool polled,
+                                   int fixed_buffer) {
   // The device advertises the LBA size as its logical block size, so the
   // kernel never sends a request that is not a whole number of blocks.
   if (offset % ns.lba_size != 0 || length % ns.lba_size != 0) co_return -EIO;
@@ -144,8 +148,10 @@ runtime::Task<int> nvme_read_write(int fd, const NvmeNamespace& ns, NvmeOpcode o
   while (done < length) {
     const std::uint32_t chunk = std::min(length - done, ns.max_transfer);
     const std::uint64_t slba = (offset + done) / ns.lba_size;
-    const nvme_uring_cmd cmd = read_write_command(ns, opcode, data + done, slba, chunk, fua);
-    const int ret = co_await submit(fd, cmd, polled);
+    // In a registered buffer the address is the offset from its start.
+    const std::uint64_t addr = fixed_buffer >= 0 ? done : reinterpret_cast<std::uintptr_t>(data + done);
+    const nvme_uring_cmd cmd = read_write_command(ns, opcode, addr, slba, chunk, fua);
+    const int ret = co_await submit(fd, cmd, polled, fixed_buffer);
     if (ret < 0) co_return ret;
     done += chunk;
   }
@@ -158,7 +164,7 @@ runtime::Task<int> nvme_flush(int fd, const NvmeNamespace& ns) {
   cmd.nsid = ns.nsid;
   // On the interrupt-driven ring even with --iopoll: a flush carries no
   // data, and its latency is the device's cache, not the completion path.
-  co_return co_await submit(fd, cmd, false);
+  co_return co_await submit(fd, cmd, false, -1);
 }
 
 }  // namespace coblk::ublk

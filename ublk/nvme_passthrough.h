@@ -48,11 +48,16 @@ enum class NvmeOpcode : std::uint8_t { flush = 0x00, write = 0x01, read = 0x02 }
 /// as many commands as its max_transfer needs, one after the other; `fua`
 /// sets Force Unit Access on writes; with `polled` the commands go to the
 /// core's polled ring, which must be wide (runtime::Reactor::
-/// enable_polled_ring). `length` bytes, or -EIO for an offset or length not
-/// a multiple of the LBA size and for any NVMe error status, or the
-/// kernel's -errno.
+/// enable_polled_ring). With `fixed_buffer` >= 0 the data is the first
+/// `length` bytes of the reactor's registered buffer of that index, such as
+/// a ublk request's pages in zero-copy mode, `data` is ignored, and the
+/// commands go to the reactor's ring even with `polled` (the buffer is
+/// registered there). `length` bytes, or -EIO for an offset or length not a
+/// multiple of the LBA size and for any NVMe error status, or the kernel's
+/// -errno.
 runtime::Task<int> nvme_read_write(int fd, const NvmeNamespace& ns, NvmeOpcode opcode, std::byte* data,
-                                   std::uint64_t offset, std::uint32_t length, bool fua, bool polled = false);
+                                   std::uint64_t offset, std::uint32_t length, bool fua, bool polled = false,
+                                   int fixed_buffer = -1);
 /// An NVMe Flush of the namespace (its volatile write cache). 0, -EIO for
 /// an NVMe error status, or the kernel's -errno.
 runtime::Task<int> nvme_flush(int fd, const NvmeNamespace& ns);

@@ -259,17 +259,20 @@ BOOST_AUTO_TEST_CASE(iopoll_is_refused_without_direct_io_with_zero_copy_and_on_a
   BOOST_TEST(!parse({"-t", "loop", "-f", file.path, "--direct-io"}).options.iopoll);
 }
 
-BOOST_AUTO_TEST_CASE(passthrough_is_refused_with_block_layer_options_and_on_anything_but_an_nvme_char_device) {
+BOOST_AUTO_TEST_CASE(passthrough_is_refused_with_direct_io_and_on_anything_but_an_nvme_char_device) {
   BackingFile file(1ULL << 20);
   expect_rejected({"-t", "ram", "--passthrough"}, "--passthrough is only valid with -t loop");
   expect_rejected({"-t", "loop", "-f", file.path, "--passthrough", "--direct-io"},
                   "--passthrough goes around the block layer");
-  expect_rejected({"-t", "loop", "-f", file.path, "--passthrough", "--zero-copy"},
-                  "--passthrough goes around the block layer");
-  // --iopoll goes with --passthrough (polled NVMe commands): the file is
-  // then refused for what it is, not for the combination.
+  // --iopoll (polled NVMe commands) and --zero-copy (commands on the
+  // request's registered pages) go with --passthrough: the file is then
+  // refused for what it is, not for the combination.
   expect_rejected({"-t", "loop", "-f", file.path, "--passthrough", "--iopoll"},
                   "is not an NVMe namespace's generic char device");
+  expect_rejected({"-t", "loop", "-f", file.path, "--passthrough", "--zero-copy"},
+                  "is not an NVMe namespace's generic char device");
+  expect_rejected({"-t", "loop", "-f", file.path, "--passthrough", "--iopoll", "--zero-copy"},
+                  "--iopoll and --zero-copy exclude each other");
   expect_rejected({"-t", "loop", "-f", file.path, "--passthrough"}, "is not an NVMe namespace's generic char device");
   expect_rejected({"-t", "loop", "-f", "/dev/null", "--passthrough"}, "'/dev/null' is not an NVMe namespace's");
 }

@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -87,6 +88,27 @@ BOOST_AUTO_TEST_CASE(uring_cmd_on_a_64_byte_sqe_ring_returns_einval_without_subm
     co_await runtime::nop();
     BOOST_TEST(stats.sqes_submitted.get() - submitted == 1u);  // only the nop
   });
+}
+
+BOOST_AUTO_TEST_CASE(a_uring_cmd_on_a_registered_buffer_names_the_buffer_in_its_sqe) {
+  // What the driver sees (NVMe passthrough in zero-copy mode): the FIXED
+  // flag and the buffer's index; without a buffer, neither.
+  io_uring_sqe sqe[2]{};  // one 128-byte SQE
+  const std::array<std::byte, runtime::uring_cmd_area> payload{std::byte{0x5a}};
+  runtime::detail::UringCmdPrep fixed{3, 7, payload, 5};
+  fixed(&sqe[0]);
+  BOOST_TEST(sqe[0].opcode == IORING_OP_URING_CMD);
+  BOOST_TEST(sqe[0].fd == 3);
+  BOOST_TEST(sqe[0].cmd_op == 7u);
+  BOOST_TEST(sqe[0].uring_cmd_flags == IORING_URING_CMD_FIXED);
+  BOOST_TEST(static_cast<unsigned>(sqe[0].buf_index) == 5u);
+  // The payload starts at the SQE's command area (cmd[] is a zero-length
+  // array, which -Warray-bounds will not let us index).
+  BOOST_TEST(static_cast<int>(reinterpret_cast<const unsigned char*>(&sqe[0])[offsetof(io_uring_sqe, cmd)]) == 0x5a);
+  runtime::detail::UringCmdPrep plain{3, 7, payload, -1};
+  plain(&sqe[0]);
+  BOOST_TEST(sqe[0].uring_cmd_flags == 0u);
+  BOOST_TEST(static_cast<unsigned>(sqe[0].buf_index) == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(a_uring_cmd_payload_longer_than_80_bytes_returns_einval) {

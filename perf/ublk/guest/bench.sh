@@ -645,17 +645,19 @@ sqpoll_run() {
 # Polled I/O and NVMe passthrough (issue 13 part 7): loop devices on the
 # same emulated NVMe disk (vm-bench --pairs nvme boots with it: run-vm
 # --nvme, 64 MiB, nvme.poll_queues=1): one with --direct-io --iopoll on
-# /dev/nvme0n1, one with --passthrough on /dev/ng0n1, one with both
-# --passthrough and --iopoll there, and the baseline of all, plain
-# interrupt-driven --direct-io on /dev/nvme0n1. Random 4 KiB reads only, so
-# all may share the disk. Pairs: nvme_iopoll (--iopoll against the plain
-# one), nvme_passthrough (--passthrough against it) and
-# nvme_passthrough_iopoll (--passthrough --iopoll against --passthrough, so
-# the polling alone), each alternating A and B every round.
+# /dev/nvme0n1, one with --passthrough on /dev/ng0n1, one each with
+# --passthrough --iopoll and --passthrough --zero-copy there, and the
+# baseline of all, plain interrupt-driven --direct-io on /dev/nvme0n1.
+# Random 4 KiB reads, and 1 MiB reads for zero copy, only, so all may
+# share the disk.
+# Pairs: nvme_iopoll (--iopoll against the plain one), nvme_passthrough
+# (--passthrough against it), nvme_passthrough_iopoll and
+# nvme_passthrough_zc (each against --passthrough alone, so the polling or
+# the zero copy alone), each alternating A and B every round.
 bench_nvme() {
   vm_require_coblk; vm_require_root
   vm_load_module ublk_drv
-  local polled plain pt pt_polled i=0
+  local polled plain pt pt_polled pt_zc i=0
   while [ ! -b /dev/nvme0n1 ] && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
   [ -b /dev/nvme0n1 ] || vm_skip "no NVMe disk in this boot (vm-bench attaches one for --pairs nvme)"
   [ "$COBLK_VM_MODE" = vm ] || vm_skip "overwrites /dev/nvme0n1: only on the VM's emulated disk"
@@ -671,7 +673,10 @@ bench_nvme() {
   vm_defer "coblk_del_dev $pt_polled"
   compare nvme_iopoll "$polled" "$plain" randread_4k_qd1 randread_4k_qd32
   compare nvme_passthrough "$pt" "$plain" randread_4k_qd1 randread_4k_qd32
+  pt_zc=$(coblk_add -t loop -f /dev/ng0n1 --passthrough --zero-copy)
+  vm_defer "coblk_del_dev $pt_zc"
   compare nvme_passthrough_iopoll "$pt_polled" "$pt" randread_4k_qd1 randread_4k_qd32
+  compare nvme_passthrough_zc "$pt_zc" "$pt" randread_4k_qd32 seqread_1m
 }
 
 # A/B: two option sets, or two builds (vm-bench --before), on one target in

@@ -5,7 +5,8 @@
 # no interrupts (they are polled); a device without poll queues is refused;
 # and fio verifies `coblk add -t loop --passthrough` on /dev/ng0n1 (NVMe
 # commands by URING_CMD), whose data /dev/nvme0n1 then holds, and the same
-# with --iopoll (the commands polled, raising no interrupts).
+# with --iopoll (the commands polled, raising no interrupts) and with
+# --zero-copy (the commands on the request's registered pages).
 # The next line makes run-vm attach the emulated NVMe disk to this boot
 # (64 MiB, nvme.poll_queues=1; docs/vm-harness.md):
 # coblk-vm: nvme
@@ -142,6 +143,24 @@ passthrough_iopoll_passes_fio_verify_without_interrupts() {
   nvme_holds_what_ublk_returns 4 24
 }
 
+passthrough_zero_copy_passes_fio_verify_and_the_disk_holds_the_data() {
+  nvme_ready
+  vm_ublk_ready fio cmp
+  add_device 5 -t loop -f /dev/ng0n1 --passthrough --zero-copy
+  vm_assert_eq zero_copy "$(list_field 5 DATA_PATH)" "data path of device 5"
+  # The commands carry the request's own pages (a registered buffer) as
+  # their data: 4 KiB at QD16, then up to 512 KiB (a command's offset into
+  # the buffer is then past 0) with an fsync every 8 writes.
+  fio --name=pt-zc --filename=/dev/ublkb5 --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k \
+      --iodepth=16 --size=16M --verify=crc32c --verify_fatal=1 --output-format=terse >/dev/null \
+    || vm_fail "fio verify failed on the --passthrough --zero-copy loop device over /dev/ng0n1"
+  fio --name=pt-zc-mixed --filename=/dev/ublkb5 --ioengine=io_uring --direct=1 --rw=randwrite \
+      --bsrange=4k-1m --iodepth=8 --size=8M --offset=16M --fsync=8 --verify=crc32c --verify_fatal=1 \
+      --output-format=terse >/dev/null \
+    || vm_fail "fio verify (mixed sizes, fsync) failed on the --passthrough --zero-copy loop device"
+  nvme_holds_what_ublk_returns 5 24
+}
+
 passthrough_on_a_block_device_is_refused() {
   nvme_ready
   vm_ublk_ready
@@ -156,5 +175,7 @@ vm_case "a loop device with --passthrough over /dev/ng0n1 passes fio verify, and
   passthrough_loop_passes_fio_verify_and_the_disk_holds_the_data
 vm_case "a loop device with --passthrough --iopoll over /dev/ng0n1 passes fio verify, and its commands raise no interrupts" \
   passthrough_iopoll_passes_fio_verify_without_interrupts
+vm_case "a loop device with --passthrough --zero-copy over /dev/ng0n1 passes fio verify, and /dev/nvme0n1 holds the same data" \
+  passthrough_zero_copy_passes_fio_verify_and_the_disk_holds_the_data
 vm_case "--passthrough on a block device (not /dev/ngXnY) is refused in one line" passthrough_on_a_block_device_is_refused
 vm_finish
