@@ -183,6 +183,7 @@ BOOST_AUTO_TEST_CASE(a_wide_polled_ring_reaps_its_32_byte_completions_and_refuse
     // which reap must step over two slots at a time.
     std::vector<int> results(4, 1);
     std::vector<Task<void>> reads;
+    reads.reserve(4);
     for (int i = 0; i < 4; ++i) {
       reads.push_back([](int fd, void* buf, std::uint64_t off, int& out) -> Task<void> {
         out = co_await runtime::polled_read(fd, buf, 4096, off);
