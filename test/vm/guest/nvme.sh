@@ -87,6 +87,20 @@ nvme_holds_what_ublk_returns() {
   cmp /tmp/pt-ublk.img /tmp/pt-nvme.img || vm_fail "/dev/nvme0n1 does not hold what /dev/ublkb$1 returns"
 }
 
+# passthrough_verifies ID MAX_BS WHAT: fio verify on /dev/ublkbID, a
+# --passthrough device: 16 MiB of 4 KiB writes at QD16, then 8 MiB of
+# requests from 4 KiB up to MAX_BS (several NVMe commands where the
+# controller takes less) with an fsync (NVMe Flush) every 8 writes; WHAT
+# names the device in the failure.
+passthrough_verifies() {
+  nvme_fio --name=pt --filename="/dev/ublkb$1" --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k \
+      --iodepth=16 --size=16M --verify=crc32c --verify_fatal=1 \
+    || vm_fail "fio verify failed on the $3"
+  nvme_fio --name=pt-mixed --filename="/dev/ublkb$1" --ioengine=io_uring --direct=1 --rw=randwrite \
+      --bsrange="4k-$2" --iodepth=8 --size=8M --offset=16M --fsync=8 --verify=crc32c --verify_fatal=1 \
+    || vm_fail "fio verify (mixed sizes, fsync) failed on the $3"
+}
+
 iopoll_loop_passes_fio_verify_without_interrupts() {
   nvme_ready
   vm_ublk_ready fio
@@ -130,14 +144,7 @@ passthrough_loop_passes_fio_verify_and_the_disk_holds_the_data() {
   vm_assert_eq "$(cat /sys/block/nvme0n1/queue/logical_block_size)" \
     "$(cat /sys/block/ublkb2/queue/logical_block_size)" "logical block size (the namespace's LBA size)"
   vm_assert_eq 0 "$(cat /sys/block/ublkb2/queue/discard_max_bytes)" "discard_max_bytes (no discard offered)"
-  nvme_fio --name=pt --filename=/dev/ublkb2 --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k \
-      --iodepth=16 --size=16M --verify=crc32c --verify_fatal=1 \
-    || vm_fail "fio verify failed on the --passthrough loop device over /dev/ng0n1"
-  # Requests of up to 512 KiB (several NVMe commands where the controller
-  # takes less), with an fsync (NVMe Flush) every 8 writes.
-  nvme_fio --name=pt-mixed --filename=/dev/ublkb2 --ioengine=io_uring --direct=1 --rw=randwrite \
-      --bsrange=4k-512k --iodepth=8 --size=8M --offset=16M --fsync=8 --verify=crc32c --verify_fatal=1 \
-    || vm_fail "fio verify (mixed sizes, fsync) failed on the --passthrough loop device"
+  passthrough_verifies 2 512k "--passthrough loop device over /dev/ng0n1"
   # The namespace itself holds what the device returns.
   nvme_holds_what_ublk_returns 2 24
 }
@@ -149,15 +156,8 @@ passthrough_iopoll_passes_fio_verify_without_interrupts() {
   nvme_interrupts_are_counted
   add_device 4 -t loop -f /dev/ng0n1 --passthrough --iopoll
   before=$(nvme_io_interrupts)
-  # As the passthrough case above, on the polled ring: 4 KiB writes at
-  # QD16, then requests of up to 512 KiB (split into several commands
-  # where the controller takes less) with an fsync every 8 writes.
-  nvme_fio --name=pt-poll --filename=/dev/ublkb4 --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k \
-      --iodepth=16 --size=16M --verify=crc32c --verify_fatal=1 \
-    || vm_fail "fio verify failed on the --passthrough --iopoll loop device over /dev/ng0n1"
-  nvme_fio --name=pt-poll-mixed --filename=/dev/ublkb4 --ioengine=io_uring --direct=1 --rw=randwrite \
-      --bsrange=4k-512k --iodepth=8 --size=8M --offset=16M --fsync=8 --verify=crc32c --verify_fatal=1 \
-    || vm_fail "fio verify (mixed sizes, fsync) failed on the --passthrough --iopoll loop device"
+  # As the passthrough case above, on the polled ring.
+  passthrough_verifies 4 512k "--passthrough --iopoll loop device over /dev/ng0n1"
   after=$(nvme_io_interrupts)
   # 4096 writes and as many verify reads in the first run alone, each at
   # least one NVMe command; on an interrupt-driven queue each would raise
@@ -173,15 +173,10 @@ passthrough_zero_copy_passes_fio_verify_and_the_disk_holds_the_data() {
   add_device 5 -t loop -f /dev/ng0n1 --passthrough --zero-copy
   vm_assert_eq zero_copy "$(list_field 5 DATA_PATH)" "data path of device 5"
   # The commands carry the request's own pages (a registered buffer) as
-  # their data: 4 KiB at QD16, then up to 1 MiB (split into commands of
-  # at most the controller's transfer size, whose offsets into the buffer
-  # are then past 0) with an fsync every 8 writes.
-  nvme_fio --name=pt-zc --filename=/dev/ublkb5 --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k \
-      --iodepth=16 --size=16M --verify=crc32c --verify_fatal=1 \
-    || vm_fail "fio verify failed on the --passthrough --zero-copy loop device over /dev/ng0n1"
-  nvme_fio --name=pt-zc-mixed --filename=/dev/ublkb5 --ioengine=io_uring --direct=1 --rw=randwrite \
-      --bsrange=4k-1m --iodepth=8 --size=8M --offset=16M --fsync=8 --verify=crc32c --verify_fatal=1 \
-    || vm_fail "fio verify (mixed sizes, fsync) failed on the --passthrough --zero-copy loop device"
+  # their data; requests of up to 1 MiB are split into commands of at most
+  # the controller's transfer size, whose offsets into the buffer are then
+  # past 0.
+  passthrough_verifies 5 1m "--passthrough --zero-copy loop device over /dev/ng0n1"
   nvme_holds_what_ublk_returns 5 24
 }
 
