@@ -378,6 +378,18 @@ struct UringCmdPrep {
   }
 };
 
+/// The prep of a URING_CMD `cmd_op` on `fd` with the first `len` bytes of
+/// `cmd` (at most uring_cmd_area are copied: callers refuse a longer
+/// payload themselves) and registered buffer `buf_index` (-1: none).
+inline UringCmdPrep uring_cmd_prep(int fd, std::uint32_t cmd_op, const void* cmd, std::size_t len,
+                                   int buf_index) noexcept {
+  UringCmdPrep prep{fd, cmd_op, {}, buf_index};
+  if (len != 0) {  // cmd may be null for an empty payload; memcpy must not see it
+    std::memcpy(prep.payload.data(), cmd, len < uring_cmd_area ? len : uring_cmd_area);
+  }
+  return prep;
+}
+
 /// Prepares an IORING_OP_TIMEOUT SQE. The timespec lives in the awaiting
 /// frame (inside the operation) until the CQE arrives.
 struct SleepPrep {
@@ -431,11 +443,8 @@ class [[nodiscard]] BasicUringCmd {
 /// of pinning user pages. The driver must support it (NVMe: Linux 6.1).
 inline BasicUringCmd<IoOp<detail::UringCmdPrep>> uring_cmd(int fd, std::uint32_t cmd_op, const void* cmd,
                                                            std::size_t len, int buf_index = -1) noexcept {
-  detail::UringCmdPrep prep{fd, cmd_op, {}, buf_index};
-  if (len != 0) {  // cmd may be null for an empty payload; memcpy must not see it
-    std::memcpy(prep.payload.data(), cmd, len < uring_cmd_area ? len : uring_cmd_area);
-  }
-  return BasicUringCmd<IoOp<detail::UringCmdPrep>>(IoOp(prep), len > uring_cmd_area);
+  return BasicUringCmd<IoOp<detail::UringCmdPrep>>(IoOp(detail::uring_cmd_prep(fd, cmd_op, cmd, len, buf_index)),
+                                                   len > uring_cmd_area);
 }
 
 /// Awaitable that completes after a duration (IORING_OP_TIMEOUT).

@@ -117,9 +117,7 @@ int PolledRing::probe_command(int fd, std::uint32_t cmd_op, const void* cmd, std
   io_uring ring{};
   int ret = io_uring_queue_init(4, &ring, IORING_SETUP_IOPOLL | IORING_SETUP_SQE128 | IORING_SETUP_CQE32);
   if (ret < 0) return ret;
-  detail::UringCmdPrep prep{fd, cmd_op, {}, -1};
-  if (len != 0) std::memcpy(prep.payload.data(), cmd, len);
-  prep(io_uring_get_sqe(&ring));
+  detail::uring_cmd_prep(fd, cmd_op, cmd, len, -1)(io_uring_get_sqe(&ring));
   ret = submit_and_poll_once(ring);
   io_uring_queue_exit(&ring);
   return ret;

@@ -16,7 +16,6 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <string>
 
@@ -169,9 +168,7 @@ class [[nodiscard]] PolledUringCmd {
 
 /// See PolledUringCmd.
 inline PolledUringCmd polled_uring_cmd(int fd, std::uint32_t cmd_op, const void* cmd, std::size_t len) noexcept {
-  detail::UringCmdPrep prep{fd, cmd_op, {}, -1};
-  if (len != 0) std::memcpy(prep.payload.data(), cmd, len < uring_cmd_area ? len : uring_cmd_area);
-  return PolledUringCmd(PolledOp(prep), len > uring_cmd_area);
+  return PolledUringCmd(PolledOp(detail::uring_cmd_prep(fd, cmd_op, cmd, len, -1)), len > uring_cmd_area);
 }
 
 /// Polled read of up to `len` bytes at `offset` (fd opened with O_DIRECT;
