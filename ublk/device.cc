@@ -29,6 +29,25 @@ Error zero_copy_refused() {
   return Error(EINVAL, "this target cannot serve the zero-copy data path (it needs the request data in memory)");
 }
 
+// The data path a device was added with, from its flags (see create()).
+DataPath data_path_of(uint64_t flags) {
+  if ((flags & abi::F_AUTO_BUF_REG) != 0) return DataPath::zero_copy;
+  if ((flags & abi::F_USER_COPY) != 0) return DataPath::user_copy;
+  return DataPath::copy;
+}
+
+const char* describe(DataPath path) {
+  switch (path) {
+    case DataPath::user_copy:
+      return "user copy (USER_COPY)";
+    case DataPath::zero_copy:
+      return "zero copy (AUTO_BUF_REG)";
+    case DataPath::copy:
+      break;
+  }
+  return "copy";
+}
+
 }  // namespace
 
 unsigned ring_entries_for(unsigned total_depth) {
@@ -169,6 +188,17 @@ Result<std::unique_ptr<Device>> Device::recover(uint32_t dev_id, const DeviceCon
   if (info.nr_hw_queues != config.queues || info.queue_depth != config.depth) {
     return Error(EINVAL, "device " + std::to_string(dev_id) + " has " + std::to_string(info.nr_hw_queues) +
                              " queues of depth " + std::to_string(info.queue_depth) + ", not what its record says");
+  }
+  // The kernel moves a request's data by the flags the device was added
+  // with, and a server on another data path expects it to move it another
+  // way. Linux 7.3 refuses such a server's FETCH commands (EINVAL, seen
+  // for copy on a USER_COPY and on an AUTO_BUF_REG device), but only after
+  // START_USER_RECOVERY and without saying why; no kernel must be relied
+  // on to catch it. Refuse before touching the device, with the reason.
+  if (const DataPath added_with = data_path_of(info.flags); added_with != config.data_path) {
+    return Error(EINVAL, "device " + std::to_string(dev_id) + " was added with the " + describe(added_with) +
+                             " data path, not " + describe(config.data_path) +
+                             ": refusing to serve it with another one");
   }
   // The dead server's /dev/ublkcN is released by deferred kernel work;
   // until that ran, the kernel answers -EBUSY.

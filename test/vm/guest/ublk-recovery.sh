@@ -2,8 +2,10 @@
 # ublk-recovery.sh: a device added with --recovery outlives its server.
 # kill -9 of the server in the middle of fio leaves the device quiesced;
 # `coblk recover` serves it again, every write fio saw acknowledged is on the
-# device and in the loop file, and fio verification passes afterwards. A
-# device whose server died can also just be deleted.
+# device and in the loop file, and fio verification passes afterwards, on
+# each of the three data paths. A recovered server must use the data path
+# the device was added with. A device whose server died can also just be
+# deleted.
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "${COBLK_VM_LIB:-$(dirname "$0")/../lib.sh}"
 
@@ -13,15 +15,30 @@ base_id=80
 # seq_job and acked_kib (lib.sh) drive and read the write job whose
 # acknowledged writes are checked.
 
+# needs_data_path [ADD-OPTION...]: skips the case when the kernel lacks the
+# feature of the data path the options ask for.
+needs_data_path() {
+  case "$*" in
+    *--zero-copy*) "$COBLK_BIN" features 2>/dev/null | grep -q AUTO_BUF_REG || vm_skip "the kernel lacks ublk AUTO_BUF_REG" ;;
+    *--user-copy*) "$COBLK_BIN" features 2>/dev/null | grep -q USER_COPY || vm_skip "the kernel lacks ublk USER_COPY" ;;
+  esac
+}
+
 # ---- cases -----------------------------------------------------------------
 
+# recover_loop_during_fio ID [ADD-OPTION...]: the options choose the data
+# path (none: copy); the recovered server must serve the same one.
 recover_loop_during_fio() {
-  local id="$base_id" t="${TMPDIR:-/tmp}" file pid1 pid2 out acked state
+  local id="$1" t="${TMPDIR:-/tmp}" file pid1 pid2 out acked state
+  shift
   file="$t/recover-$id.img"
   vm_ublk_ready fio
+  needs_data_path "$@"
   truncate -s 64M "$file"
   vm_defer "rm -f $file"
-  add_device "$id" -t loop -f "$file" -q 2 --recovery
+  add_device "$id" -t loop -f "$file" -q 2 --recovery "$@"
+  vm_assert_eq "$(case "$*" in *--zero-copy*) echo zero_copy ;; *--user-copy*) echo user_copy ;; *) echo copy ;; esac)" \
+    "$(list_field "$id" DATA_PATH)" "data path of device $id"
   pid1=$(server_pid "$id")
 
   seq_job --filename="/dev/ublkb$id" --direct=1 --size=32M --rate_iops=64 --do_verify=0 \
@@ -107,6 +124,31 @@ del_after_server_died() {
   "$COBLK_BIN" list | awk -v id="$id" 'NR > 1 && $1 == id { exit 1 }' || vm_fail "coblk list still shows device $id"
 }
 
+# Never serve wrong data. The kernel moves a request's data by the data
+# path the device was added with; a record edited to another one is
+# refused by recover with one line, and the device stays quiesced for del.
+recover_refuses_another_data_path() {
+  local id=$((base_id + 6)) t="${TMPDIR:-/tmp}" rc=0 pid record="${COBLK_RUN_DIR:-/run/coblk}/$((base_id + 6)).json"
+  vm_ublk_ready
+  needs_data_path --zero-copy
+  dd if=/dev/zero of="$t/dp.img" bs=1M count=0 seek=32 2>/dev/null
+  vm_defer "rm -f $t/dp.img"
+  add_device "$id" -t loop -f "$t/dp.img" --recovery --zero-copy
+  pid=$(server_pid "$id")
+  kill -KILL "$pid"
+  wait_until_gone "$pid" 20 || vm_fail "the server survived SIGKILL"
+  sed -i 's/,"--zero-copy"//' "$record"
+  ! grep -q zero-copy "$record" || vm_fail "could not rewrite the record: $(cat "$record")"
+  "$COBLK_BIN" recover -n "$id" >/dev/null 2>"$t/rec.err" || rc=$?
+  vm_log "coblk recover with the copy path: exit $rc, $(cat "$t/rec.err")"
+  [ "$rc" -ne 0 ] || vm_fail "recover with another data path succeeded"
+  vm_assert_eq 1 "$(wc -l <"$t/rec.err")" "stderr lines of the refused recover"
+  grep -qF "device $id was added with the zero copy (AUTO_BUF_REG) data path, not copy" "$t/rec.err" \
+    || vm_fail "unclear refusal: $(cat "$t/rec.err")"
+  [ "$(list_field "$id" STATE)" != live ] || vm_fail "the device came back live"
+  timeout 30 "$COBLK_BIN" del -n "$id" || vm_fail "coblk del of the refused device failed"
+}
+
 # Never serve lost data. A device recorded as ram without a keeper (as an
 # older coblk could leave one) whose server died is refused by recover with
 # one line saying the data is lost, and stays quiesced until coblk del
@@ -133,7 +175,14 @@ recover_in_memory_device_refused() {
 
 vm_case "recover of a ram device without a keeper whose server died is refused with one line saying its data is lost, and del removes it" \
   recover_in_memory_device_refused
-vm_case "a loop device whose server was killed during fio is recovered with every acknowledged write on the device and in its file, and passes fio verification" recover_loop_during_fio
+vm_case "a loop device whose server was killed during fio is recovered with every acknowledged write on the device and in its file, and passes fio verification" \
+  recover_loop_during_fio "$base_id"
+vm_case "a --zero-copy loop device whose server was killed during fio is recovered on the zero-copy path with every acknowledged write, and passes fio verification" \
+  recover_loop_during_fio $((base_id + 4)) --zero-copy
+vm_case "a --user-copy loop device whose server was killed during fio is recovered on the user-copy path with every acknowledged write, and passes fio verification" \
+  recover_loop_during_fio $((base_id + 5)) --user-copy
+vm_case "coblk recover refuses in one line to serve a device with another data path than it was added with, and del removes it" \
+  recover_refuses_another_data_path
 vm_case "coblk recover of a live --recovery device is refused and leaves it live" recover_live_refused
 vm_case "a --recovery device whose server was killed is removed by coblk del" del_after_server_died
 vm_finish
