@@ -7,7 +7,8 @@
 # written ranges read as zeros), a server killed mid-fio and restarted
 # (requests re-sent into the same pages), and the request size: with zero
 # copy one 1 MiB direct read is one ublk request (the copy path keeps
-# 512 KiB tag buffers); the kernel's nbd client's limits are logged.
+# 512 KiB tag buffers); the kernel's nbd client's limits are logged. And
+# with --recovery: the coblk server killed mid-fio and recovered.
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "${COBLK_VM_LIB:-$(dirname "$0")/../lib.sh}"
 
@@ -78,6 +79,45 @@ zero_copy_server_killed_mid_fio_and_restarted() {
   awk -F';' 'NF > 100 { print "coblk-vm: fio across the restart: wrote " $47 " KiB, verified " $6 " KiB" }' "$log"
 }
 
+# --zero-copy with --recovery: the coblk server killed with -9 in the
+# middle of a verifying fio; coblk recover serves the device again on the
+# zero-copy path, the kernel re-sends the requests the dead server had
+# taken (USER_RECOVERY_REISSUE) into their re-registered pages, and fio
+# completes and verifies. The data written before the kill reads back.
+zero_copy_recovers_from_a_killed_coblk_server() {
+  local sock="${TMPDIR:-/tmp}/nbdkit-zc-rec.sock" id="$zc_id" t="${TMPDIR:-/tmp}" log="${TMPDIR:-/tmp}/fio-zc-rec.log"
+  local pid1 pid2 sum fio_pid rc=0
+  zc_ready
+  "$COBLK_BIN" features 2>/dev/null | grep -q USER_RECOVERY_REISSUE || vm_skip "the kernel lacks ublk USER_RECOVERY_REISSUE"
+  start_nbdkit "$sock" memory 64M
+  add_device "$id" -t nbd --connect "unix:$sock" -q 2 --zero-copy --recovery
+  pid1=$(server_pid "$id")
+  dd if=/dev/urandom of="$t/zc-rec.data" bs=1M count=4 2>/dev/null
+  dd if="$t/zc-rec.data" of="/dev/ublkb$id" bs=1M seek=40 oflag=direct 2>/dev/null
+  sum=$(sha256sum <"$t/zc-rec.data")
+  fio --name=rec --filename="/dev/ublkb$id" --ioengine=io_uring --direct=1 \
+      --rw=randwrite --bsrange=4k-1m --iodepth=16 --size=12M \
+      --numjobs=2 --offset_increment=12M --cpus_allowed=0-1 --cpus_allowed_policy=split \
+      --verify=crc32c --do_verify=1 --verify_fatal=1 \
+      --group_reporting --output-format=terse >"$log" 2>&1 &
+  fio_pid=$!
+  vm_defer "kill $fio_pid 2>/dev/null || true"
+  wait_for_writes "ublkb$id"
+  running "$fio_pid" || { cat "$log" >&2; vm_fail "fio ended before the server was killed"; }
+  kill -KILL "$pid1"
+  wait_until_gone "$pid1" 20 || vm_fail "the server ($pid1) survived SIGKILL for 20 s"
+  timeout 60 "$COBLK_BIN" recover -n "$id" >/dev/null || vm_fail "coblk recover -n $id failed"
+  vm_assert_eq live "$(list_field "$id" STATE)" "state after coblk recover"
+  vm_assert_eq zero_copy "$(list_field "$id" DATA_PATH)" "data path after coblk recover"
+  pid2=$(server_pid "$id")
+  [ "$pid2" != "$pid1" ] || vm_fail "coblk list still shows the dead server's pid"
+  wait "$fio_pid" || rc=$?
+  [ "$rc" -eq 0 ] || { tail -n 20 "$log" >&2; vm_fail "fio failed across the server's kill and recovery (exit $rc)"; }
+  awk -F';' 'NF > 100 { print "coblk-vm: fio across the kill and recovery: wrote " $47 " KiB, verified " $6 " KiB" }' "$log"
+  vm_assert_eq "$sum" "$(dd if="/dev/ublkb$id" bs=1M skip=40 count=4 iflag=direct 2>/dev/null | sha256sum)" \
+    "data written before the kill, read back after coblk recover"
+}
+
 # One 1 MiB direct read is one block request on the zero-copy device
 # (max_sectors_kb 1024; the copy path's stays 512). The kernel's nbd
 # client's limits and request count are logged beside (when nbd.ko is there).
@@ -123,6 +163,8 @@ vm_case "nbd --zero-copy on qemu-nbd over TCP reads a sparse range as zeros and 
   zero_copy_qemu_nbd_tcp_reads_zeros_and_verifies
 vm_case "nbd --zero-copy: nbdkit killed mid-fio and restarted within --reconnect-timeout, fio completes and verifies" \
   zero_copy_server_killed_mid_fio_and_restarted
+vm_case "nbd --zero-copy --recovery: the coblk server killed mid-fio, coblk recover serves it on the zero-copy path, fio completes and verifies" \
+  zero_copy_recovers_from_a_killed_coblk_server
 vm_case "one 1 MiB direct read of an nbd --zero-copy device is one block request (copy: 512 KiB requests)" \
   one_mib_read_is_one_request
 vm_finish
