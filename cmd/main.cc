@@ -1,10 +1,12 @@
 // coblk: creates and manages ublk block devices served by coblk's runtime.
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "coblk/cmd/commands.h"
+#include "coblk/runtime/fault_injection.h"
 
 using namespace coblk;  // NOLINT(google-build-using-namespace): a program file, not a library
 
@@ -60,6 +62,17 @@ int main(int argc, char** argv) {
   if (name == "--version" || name == "-V" || name == "version") {
     std::cout << "coblk " << COBLK_VERSION << '\n';
     return coblk::cmd::kExitOk;
+  }
+  // Tests of a fault-injection build make a command's runtime fail on cue
+  // (test/vm/fault-guest): rules in runtime/fault_injection.h's spec
+  // format. The daemon a command forks inherits them. Any other build
+  // refuses the variable rather than run without the faults asked for.
+  if (const char* faults = std::getenv("COBLK_FAULTS"); faults != nullptr && *faults != '\0') {
+    std::string error;
+    if (!runtime::fault::arm_from_spec(faults, error)) {
+      std::cerr << "coblk: COBLK_FAULTS: " << error << '\n';
+      return coblk::cmd::kExitUsage;
+    }
   }
   const std::vector<std::string> args(argv + 2, argv + argc);
   for (const Command& c : kCommands) {

@@ -2,8 +2,83 @@
 
 #include <array>
 #include <atomic>
+#include <charconv>
 
 namespace coblk::runtime::fault {
+
+namespace {
+
+constexpr std::array<std::string_view, 5> kSiteNames = {"io_result", "frame_alloc", "wakeup", "store_alloc",
+                                                        "store_publish"};
+
+// Parses all of `text` as a decimal of type T.
+template <typename T>
+bool parse_number(std::string_view text, T& out) {
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, out);
+  return ec == std::errc() && ptr == end && !text.empty();
+}
+
+}  // namespace
+
+bool parse_rule(std::string_view spec, Rule& rule, std::string& error) {
+  rule = Rule{};
+  const std::size_t comma = spec.find(',');
+  const std::string_view site = spec.substr(0, comma);
+  std::size_t index = 0;
+  while (index < kSiteNames.size() && kSiteNames[index] != site) ++index;
+  if (index == kSiteNames.size()) {
+    error =
+        "unknown fault site '" + std::string(site) + "' (io_result, frame_alloc, wakeup, store_alloc, store_publish)";
+    return false;
+  }
+  rule.site = static_cast<Site>(index);
+  std::string_view rest = comma == std::string_view::npos ? std::string_view() : spec.substr(comma + 1);
+  while (!rest.empty()) {
+    const std::size_t next = rest.find(',');
+    const std::string_view field = rest.substr(0, next);
+    rest = next == std::string_view::npos ? std::string_view() : rest.substr(next + 1);
+    const std::size_t eq = field.find('=');
+    const std::string_view key = field.substr(0, eq);
+    const std::string_view value = eq == std::string_view::npos ? std::string_view() : field.substr(eq + 1);
+    bool parsed = false;
+    if (key == "opcode") {
+      parsed = parse_number(value, rule.opcode) && rule.opcode >= -1 && rule.opcode < 256;
+    } else if (key == "skip") {
+      parsed = parse_number(value, rule.skip);
+    } else if (key == "count") {
+      parsed = parse_number(value, rule.count);
+    } else if (key == "result") {
+      parsed = parse_number(value, rule.result);
+    } else {
+      error = "unknown fault rule key '" + std::string(key) + "' (opcode, skip, count, result)";
+      return false;
+    }
+    if (!parsed) {
+      error = "bad value '" + std::string(value) + "' for fault rule key '" + std::string(key) + "'";
+      return false;
+    }
+  }
+  return true;
+}
+
+bool arm_from_spec(std::string_view specs, std::string& error) {
+  if (!available()) {
+    error = "this build has no fault injection (CMake option COBLK_FAULT_INJECTION)";
+    return false;
+  }
+  while (!specs.empty()) {
+    const std::size_t next = specs.find(';');
+    Rule rule;
+    if (!parse_rule(specs.substr(0, next), rule, error)) return false;
+    if (!arm(rule)) {
+      error = "more than 8 fault rules";
+      return false;
+    }
+    specs = next == std::string_view::npos ? std::string_view() : specs.substr(next + 1);
+  }
+  return true;
+}
 
 #if defined(COBLK_FAULT_INJECTION)
 namespace {

@@ -13,6 +13,8 @@
 // armed first decides.
 
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 namespace coblk::runtime::fault {
 
@@ -47,6 +49,18 @@ struct Rule {
 
 /// True when this build has fault injection compiled in.
 bool available() noexcept;
+/// Parses one rule written as `SITE[,KEY=VALUE]...`: SITE is io_result,
+/// frame_alloc, wakeup, store_alloc or store_publish; the keys are opcode,
+/// skip, count and result (Rule's fields, decimal). Returns false with
+/// `error` set for anything else. Compiled in every build, so that a
+/// program can refuse a malformed spec even where it cannot arm it.
+bool parse_rule(std::string_view spec, Rule& rule, std::string& error);
+/// Arms every rule of `specs`, rules separated by ';' (the format a test
+/// gives a program in its environment, see cmd/main.cc's COBLK_FAULTS).
+/// False with `error` set if this build has no fault injection, a rule
+/// does not parse, or more than 8 would be armed; rules before the bad one
+/// stay armed.
+bool arm_from_spec(std::string_view specs, std::string& error);
 /// Adds a rule (at most 8 at a time). False if unavailable or full.
 bool arm(const Rule& rule) noexcept;
 /// Removes every rule and resets the counters.
