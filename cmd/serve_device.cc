@@ -213,6 +213,16 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   } catch (const std::exception& e) {
     served = Error(EIO, std::string("the queue runtime failed: ") + e.what());
   }
+  // A recovery that failed before the device was served again leaves it
+  // quiesced, with its record, for another `coblk recover` (or `coblk
+  // del`), as Device leaves it when the failure comes earlier: deleting it
+  // here would take the block device from under its users, and with it
+  // the data a keeper holds for it.
+  if (recover && !ready) {
+    return report.failed((served ? std::string("stopped before serving the device") : served.error().message()) +
+                         "; device " + std::to_string(id) + " stays quiesced: 'coblk recover -n " + std::to_string(id) +
+                         "' tries again, 'coblk del -n " + std::to_string(id) + "' removes it");
+  }
   remove_record(id);
   const Result<void> removed = device.remove();
   if (daemon_log_active() && served && removed) std::fprintf(stderr, "stopped: the device is removed\n");

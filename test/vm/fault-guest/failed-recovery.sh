@@ -1,0 +1,46 @@
+#!/bin/sh
+# failed-recovery.sh: runs with a fault-injection build's coblk (the ASan
+# build of scripts/test-all, ctest label vm_fault). A `coblk recover` whose
+# server fails before it serves the device again (here: every coroutine
+# frame allocation fails, as if memory ran out) reports it in one line and
+# leaves the device quiesced, with its record; a later recover serves the
+# data, which was never touched.
+. "${COBLK_VM_LIB:-$(dirname "$0")/../lib.sh}"
+
+# The binaries are an ASan build: no leak report at exit, any other report is fatal.
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+
+recovery_id=172
+
+failed_recovery_leaves_the_device_quiesced() {
+  local id="$recovery_id" t="${TMPDIR:-/tmp}" file pid rc=0 sum record="${COBLK_RUN_DIR:-/run/coblk}/$recovery_id.json"
+  vm_ublk_ready
+  file="$t/failed-recovery.img"
+  dd if=/dev/urandom of="$file" bs=1M count=4 2>/dev/null
+  truncate -s 32M "$file"
+  vm_defer "rm -f $file"
+  sum=$(dd if="$file" bs=1M count=4 2>/dev/null | sha256sum)
+  add_device "$id" -t loop -f "$file" --recovery
+  pid=$(server_pid "$id")
+  kill -KILL "$pid"
+  wait_until_gone "$pid" 20 || vm_fail "the server ($pid) survived SIGKILL for 20 s"
+
+  COBLK_FAULTS="frame_alloc,count=1000000000" "$COBLK_BIN" recover -n "$id" >"$t/rec.out" 2>"$t/rec.err" || rc=$?
+  vm_log "coblk recover with every frame allocation failing: exit $rc, $(cat "$t/rec.err")"
+  [ "$rc" -ne 0 ] || vm_fail "coblk recover succeeded although its runtime could not run"
+  vm_assert_eq 1 "$(wc -l <"$t/rec.err")" "stderr lines of the failed recover"
+  grep -qF "device $id stays quiesced: 'coblk recover -n $id' tries again" "$t/rec.err" \
+    || vm_fail "the failed recover does not say the device stays: $(cat "$t/rec.err")"
+  [ -e "/sys/class/ublk-char/ublkc$id" ] || vm_fail "the failed recover deleted device $id"
+  [ -e "$record" ] || vm_fail "the failed recover removed the record of device $id"
+  vm_assert_eq quiesced "$(list_field "$id" STATE)" "state after the failed recover"
+
+  timeout 60 "$COBLK_BIN" recover -n "$id" >/dev/null || vm_fail "the second coblk recover -n $id failed"
+  vm_assert_eq live "$(list_field "$id" STATE)" "state after the second recover"
+  vm_assert_eq "$sum" "$(dd if="/dev/ublkb$id" bs=1M count=4 iflag=direct 2>/dev/null | sha256sum)" \
+    "data read back after the second recover"
+}
+
+vm_case "a coblk recover whose server fails before serving leaves the device quiesced with its record, and the next recover serves its data" \
+  failed_recovery_leaves_the_device_quiesced
+vm_finish
