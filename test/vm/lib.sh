@@ -452,6 +452,33 @@ wait_for_writes() {
   done
 }
 
+# verifying_fio_under_way DEV BSRANGE LOG: starts a 2-job fio that writes
+# 12 MiB per job in BSRANGE blocks to DEV (/dev/ublkbN) and then verifies
+# them (crc32c), in the background, and returns once a write has
+# completed and fio still runs: the moment the kill-mid-fio cases kill a
+# server. Leaves fio's pid in FIO_BG_PID (killed when the case ends); the
+# case waits for it with fio_bg_succeeded.
+verifying_fio_under_way() {
+  fio --name=midfio --filename="$1" --ioengine=io_uring --direct=1 \
+      --rw=randwrite --bsrange="$2" --iodepth=16 --size=12M \
+      --numjobs=2 --offset_increment=12M --cpus_allowed=0-1 --cpus_allowed_policy=split \
+      --verify=crc32c --do_verify=1 --verify_fatal=1 \
+      --group_reporting --output-format=terse >"$3" 2>&1 &
+  FIO_BG_PID=$!
+  vm_defer "kill $FIO_BG_PID 2>/dev/null || true"
+  wait_for_writes "${1#/dev/}"
+  running "$FIO_BG_PID" || { cat "$3" >&2; vm_fail "fio ended before the server was killed"; }
+}
+
+# fio_bg_succeeded LOG WHAT: the fio of verifying_fio_under_way (log LOG)
+# completed and verified; WHAT names the event it ran across.
+fio_bg_succeeded() {
+  local rc=0
+  wait "$FIO_BG_PID" || rc=$?
+  [ "$rc" -eq 0 ] || { tail -n 20 "$1" >&2; vm_fail "fio failed across $2 (exit $rc)"; }
+  awk -F';' -v what="$2" 'NF > 100 { print "coblk-vm: fio across " what ": wrote " $47 " KiB, verified " $6 " KiB" }' "$1"
+}
+
 # start_nbdkit SOCKET|PORT PLUGIN ARGS...: nbdkit in the foreground of a
 # vm_spawn (killed when the case ends), on a unix socket (a path) or a
 # loopback TCP port (a number). Leaves its pid in NBDKIT_PID.

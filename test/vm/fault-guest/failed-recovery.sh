@@ -5,6 +5,7 @@
 # frame allocation fails, as if memory ran out) reports it in one line and
 # leaves the device quiesced, with its record; a later recover serves the
 # data, which was never touched.
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "${COBLK_VM_LIB:-$(dirname "$0")/../lib.sh}"
 
 # The binaries are an ASan build: no leak report at exit, any other report is fatal.

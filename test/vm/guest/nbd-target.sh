@@ -96,30 +96,20 @@ discard_then_reads_zeros() {
 # ---- failures --------------------------------------------------------------
 
 server_killed_mid_fio_and_restarted_in_time() {
-  local port=10812 img="${TMPDIR:-/tmp}/nbdkit-file.img" id="$nbd_id" log="${TMPDIR:-/tmp}/fio-restart.log" fio_pid rc=0
+  local port=10812 img="${TMPDIR:-/tmp}/nbdkit-file.img" id="$nbd_id" log="${TMPDIR:-/tmp}/fio-restart.log"
   nbd_ready
   # The file plugin on tmpfs: what the server acknowledged outlives it.
   dd if=/dev/zero of="$img" bs=1M count=0 seek=64 2>/dev/null
   vm_defer "rm -f $img"
   start_nbdkit "$port" file "$img"
   add_device "$id" -t nbd --connect "tcp:127.0.0.1:$port" -q 2 --reconnect-timeout 60s
-  fio --name=restart --filename="/dev/ublkb$id" --ioengine=io_uring --direct=1 \
-      --rw=randwrite --bsrange=4k-64k --iodepth=16 --size=12M \
-      --numjobs=2 --offset_increment=12M --cpus_allowed=0-1 --cpus_allowed_policy=split \
-      --verify=crc32c --do_verify=1 --verify_fatal=1 \
-      --group_reporting --output-format=terse >"$log" 2>&1 &
-  fio_pid=$!
-  vm_defer "kill $fio_pid 2>/dev/null || true"
-  wait_for_writes "ublkb$id"
-  running "$fio_pid" || { cat "$log" >&2; vm_fail "fio ended before the server was killed"; }
+  verifying_fio_under_way "/dev/ublkb$id" 4k-64k "$log"
   kill -KILL "$NBDKIT_PID"
   wait "$NBDKIT_PID" 2>/dev/null || true
   vm_log "nbdkit killed with fio running; restarting it in 2 s"
   sleep 2
   start_nbdkit "$port" file "$img"
-  wait "$fio_pid" || rc=$?
-  [ "$rc" -eq 0 ] || { tail -n 20 "$log" >&2; vm_fail "fio failed across the server restart (exit $rc)"; }
-  awk -F';' 'NF > 100 { print "coblk-vm: fio across the restart: wrote " $47 " KiB, verified " $6 " KiB" }' "$log"
+  fio_bg_succeeded "$log" "the server restart"
 }
 
 server_killed_for_good_fails_with_eio_and_del_works() {

@@ -51,7 +51,7 @@ zero_copy_qemu_nbd_tcp_reads_zeros_and_verifies() {
 }
 
 zero_copy_server_killed_mid_fio_and_restarted() {
-  local port=10822 img="${TMPDIR:-/tmp}/nbdkit-zc-file.img" id="$zc_id" log="${TMPDIR:-/tmp}/fio-zc-restart.log" fio_pid rc=0
+  local port=10822 img="${TMPDIR:-/tmp}/nbdkit-zc-file.img" id="$zc_id" log="${TMPDIR:-/tmp}/fio-zc-restart.log"
   zc_ready
   dd if=/dev/zero of="$img" bs=1M count=0 seek=64 2>/dev/null
   vm_defer "rm -f $img"
@@ -59,24 +59,14 @@ zero_copy_server_killed_mid_fio_and_restarted() {
   NBDKIT_PID=$VM_SPAWNED_PID
   wait_for_port "$port"
   add_device "$id" -t nbd --connect "tcp:127.0.0.1:$port" -q 2 --reconnect-timeout 60s --zero-copy
-  fio --name=restart --filename="/dev/ublkb$id" --ioengine=io_uring --direct=1 \
-      --rw=randwrite --bsrange=4k-1m --iodepth=16 --size=12M \
-      --numjobs=2 --offset_increment=12M --cpus_allowed=0-1 --cpus_allowed_policy=split \
-      --verify=crc32c --do_verify=1 --verify_fatal=1 \
-      --group_reporting --output-format=terse >"$log" 2>&1 &
-  fio_pid=$!
-  vm_defer "kill $fio_pid 2>/dev/null || true"
-  wait_for_writes "ublkb$id"
-  running "$fio_pid" || { cat "$log" >&2; vm_fail "fio ended before the server was killed"; }
+  verifying_fio_under_way "/dev/ublkb$id" 4k-1m "$log"
   kill -KILL "$NBDKIT_PID"
   wait "$NBDKIT_PID" 2>/dev/null || true
   vm_log "nbdkit killed with fio running; restarting it in 2 s"
   sleep 2
   vm_spawn "${TMPDIR:-/tmp}/nbdkit-zc-file2.log" nbdkit -f -i 127.0.0.1 -p "$port" file "$img"
   wait_for_port "$port"
-  wait "$fio_pid" || rc=$?
-  [ "$rc" -eq 0 ] || { tail -n 20 "$log" >&2; vm_fail "fio failed across the server restart (exit $rc)"; }
-  awk -F';' 'NF > 100 { print "coblk-vm: fio across the restart: wrote " $47 " KiB, verified " $6 " KiB" }' "$log"
+  fio_bg_succeeded "$log" "the server restart"
 }
 
 # --zero-copy with --recovery: the coblk server killed with -9 in the
@@ -86,7 +76,7 @@ zero_copy_server_killed_mid_fio_and_restarted() {
 # completes and verifies. The data written before the kill reads back.
 zero_copy_recovers_from_a_killed_coblk_server() {
   local sock="${TMPDIR:-/tmp}/nbdkit-zc-rec.sock" id="$zc_id" t="${TMPDIR:-/tmp}" log="${TMPDIR:-/tmp}/fio-zc-rec.log"
-  local pid1 pid2 sum fio_pid rc=0
+  local pid1 pid2 sum
   zc_ready
   "$COBLK_BIN" features 2>/dev/null | grep -q USER_RECOVERY_REISSUE || vm_skip "the kernel lacks ublk USER_RECOVERY_REISSUE"
   start_nbdkit "$sock" memory 64M
@@ -95,15 +85,7 @@ zero_copy_recovers_from_a_killed_coblk_server() {
   dd if=/dev/urandom of="$t/zc-rec.data" bs=1M count=4 2>/dev/null
   dd if="$t/zc-rec.data" of="/dev/ublkb$id" bs=1M seek=40 oflag=direct 2>/dev/null
   sum=$(sha256sum <"$t/zc-rec.data")
-  fio --name=rec --filename="/dev/ublkb$id" --ioengine=io_uring --direct=1 \
-      --rw=randwrite --bsrange=4k-1m --iodepth=16 --size=12M \
-      --numjobs=2 --offset_increment=12M --cpus_allowed=0-1 --cpus_allowed_policy=split \
-      --verify=crc32c --do_verify=1 --verify_fatal=1 \
-      --group_reporting --output-format=terse >"$log" 2>&1 &
-  fio_pid=$!
-  vm_defer "kill $fio_pid 2>/dev/null || true"
-  wait_for_writes "ublkb$id"
-  running "$fio_pid" || { cat "$log" >&2; vm_fail "fio ended before the server was killed"; }
+  verifying_fio_under_way "/dev/ublkb$id" 4k-1m "$log"
   kill -KILL "$pid1"
   wait_until_gone "$pid1" 20 || vm_fail "the server ($pid1) survived SIGKILL for 20 s"
   timeout 60 "$COBLK_BIN" recover -n "$id" >/dev/null || vm_fail "coblk recover -n $id failed"
@@ -111,9 +93,7 @@ zero_copy_recovers_from_a_killed_coblk_server() {
   vm_assert_eq zero_copy "$(list_field "$id" DATA_PATH)" "data path after coblk recover"
   pid2=$(server_pid "$id")
   [ "$pid2" != "$pid1" ] || vm_fail "coblk list still shows the dead server's pid"
-  wait "$fio_pid" || rc=$?
-  [ "$rc" -eq 0 ] || { tail -n 20 "$log" >&2; vm_fail "fio failed across the server's kill and recovery (exit $rc)"; }
-  awk -F';' 'NF > 100 { print "coblk-vm: fio across the kill and recovery: wrote " $47 " KiB, verified " $6 " KiB" }' "$log"
+  fio_bg_succeeded "$log" "coblk's kill and recovery"
   vm_assert_eq "$sum" "$(dd if="/dev/ublkb$id" bs=1M skip=40 count=4 iflag=direct 2>/dev/null | sha256sum)" \
     "data written before the kill, read back after coblk recover"
 }
