@@ -12,6 +12,7 @@
 #include "coblk/cmd/device_ops.h"
 #include "coblk/cmd/device_record.h"
 #include "coblk/cmd/keeper.h"
+#include "coblk/cmd/loop_backing.h"
 #include "coblk/cmd/serve_device.h"
 #include "coblk/ublk/control.h"
 
@@ -250,6 +251,10 @@ int run_recover(const std::vector<std::string>& args) {
                                                params.basic.dev_sectors << 9, 1U << params.basic.logical_bs_shift);
       !mismatch.empty())
     return report_error("recover", mismatch);
+  if (record->target == "loop") {
+    if (std::string other = backing_mismatch(*record, backing_identity(parsed.options.file)); !other.empty())
+      return report_error("recover", other);
+  }
   parsed.options.dev_id = id;
   parsed.options.recovery = true;
   control.close();  // the server opens its own; no ring may cross the fork

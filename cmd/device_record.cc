@@ -252,7 +252,8 @@ std::string to_json(const DeviceRecord& r) {
     << ",\"block_size\":" << r.block_size << ",\"queues\":" << r.queues << ",\"depth\":" << r.depth
     << ",\"pid\":" << r.pid << ",\"keeper_pid\":" << r.keeper_pid << ",\"keeper_start\":" << r.keeper_start
     << ",\"unprivileged\":" << (r.unprivileged ? "true" : "false") << ",\"backing\":" << json_quote(r.backing)
-    << ",\"compression\":" << json_quote(r.compression) << ",\"name\":" << json_quote(r.name) << ",\"args\":[";
+    << ",\"backing_id\":" << json_quote(r.backing_id) << ",\"compression\":" << json_quote(r.compression)
+    << ",\"name\":" << json_quote(r.name) << ",\"args\":[";
   for (size_t i = 0; i < r.args.size(); ++i) o << (i ? "," : "") << json_quote(r.args[i]);
   o << "],\"warnings\":[";
   for (size_t i = 0; i < r.warnings.size(); ++i) o << (i ? "," : "") << json_quote(r.warnings[i]);
@@ -276,6 +277,7 @@ std::optional<DeviceRecord> record_from_json(const std::string& text) {
   read_number(*j, "keeper_start", r.keeper_start);
   if (auto it = j->find("unprivileged"); it != j->end()) r.unprivileged = it->second.text == "true";
   read_string(*j, "backing", r.backing);
+  read_string(*j, "backing_id", r.backing_id);
   read_string(*j, "compression", r.compression);
   read_string(*j, "name", r.name);
   if (auto it = j->find("args"); it != j->end()) {
@@ -489,6 +491,13 @@ std::string recovery_mismatch(const DeviceRecord& record, uint64_t size_bytes, u
            (record.target == "loop" ? " (has the backing file changed size?)" : "") + refusal;
   }
   return {};
+}
+
+std::string backing_mismatch(const DeviceRecord& record, const std::string& identity_now) {
+  if (record.backing_id.empty() || identity_now.empty() || identity_now == record.backing_id) return {};
+  return "the backing file '" + record.backing + "' of device " + std::to_string(record.dev_id) +
+         " is not the one it was added with (then " + record.backing_id + ", now " + identity_now +
+         "): refusing to serve another file's data";
 }
 
 void remove_record(uint32_t dev_id) {

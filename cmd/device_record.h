@@ -27,11 +27,14 @@ struct DeviceRecord {
   uint32_t block_size = 512;
   unsigned queues = 0;
   unsigned depth = 0;
-  pid_t pid = 0;                  ///< the serving process
-  pid_t keeper_pid = 0;           ///< ram/zram with --recovery: the process holding the data's memory
-  uint64_t keeper_start = 0;      ///< when that process started (/proc/PID/stat field 22), to tell it from a reused pid
-  bool unprivileged = false;      ///< added with --unprivileged (UBLK_F_UNPRIVILEGED_DEV)
-  std::string backing;            ///< loop: the backing file
+  pid_t pid = 0;              ///< the serving process
+  pid_t keeper_pid = 0;       ///< ram/zram with --recovery: the process holding the data's memory
+  uint64_t keeper_start = 0;  ///< when that process started (/proc/PID/stat field 22), to tell it from a reused pid
+  bool unprivileged = false;  ///< added with --unprivileged (UBLK_F_UNPRIVILEGED_DEV)
+  std::string backing;        ///< loop: the backing file
+  /// loop: backing_identity() of the backing file when the server started;
+  /// empty in records of older coblk versions (then not checked).
+  std::string backing_id;
   std::string compression;        ///< zram: e.g. "lz4:1", "zstd:3"
   std::vector<std::string> args;  ///< the `coblk add` arguments, for `coblk recover`
   std::string name;               ///< `coblk add --name` (`coblk up`: the config section), "" = none
@@ -105,6 +108,14 @@ void remove_record(uint32_t dev_id);
 /// changed size since). One line.
 std::string recovery_mismatch(const DeviceRecord& record, uint64_t size_bytes, uint32_t block_size,
                               uint64_t kernel_size, uint32_t kernel_block_size);
+
+/// Why `coblk recover` must not serve loop device `record.dev_id` from
+/// its backing path now: `identity_now` (backing_identity() of the path)
+/// is not the file or device the record's server served, so a new server
+/// would serve another file's data. Empty when it may: the same file, or
+/// a record without an identity (older coblk), or a path that cannot be
+/// stat'ed now (opening it fails later, with its own message). One line.
+std::string backing_mismatch(const DeviceRecord& record, const std::string& identity_now);
 
 /// A flat JSON object's members: strings and numbers keep their text.
 using FlatJson = std::map<std::string, std::string>;

@@ -4,6 +4,7 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -51,6 +52,16 @@ std::string loop_backing(AddOptions& o, uint64_t& bytes) {
     return "--block-size " + std::to_string(o.block_size) + " is not a multiple of the " +
            std::to_string(ns->lba_size) + "-byte blocks of '" + o.file + "'";
   return {};
+}
+
+std::string backing_identity(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  if (S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode)) {
+    return "device " + std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev));
+  }
+  return "file " + std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev)) + " " +
+         std::to_string(st.st_ino);
 }
 
 }  // namespace coblk::cmd

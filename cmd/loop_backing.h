@@ -1,4 +1,4 @@
-// cmd/loop_backing.h - the size of a loop device's backing file, block device or NVMe char device.
+// cmd/loop_backing.h - the size and identity of a loop device's backing file, block device or NVMe char device.
 #pragma once
 
 #include <cstdint>
@@ -14,5 +14,14 @@ namespace coblk::cmd {
 /// --block-size was given (which must then be a multiple of it). Returns
 /// an empty string, or one line saying what is wrong.
 std::string loop_backing(AddOptions& o, uint64_t& bytes);
+
+/// Which file `path` names now, as text to compare: "device MAJ:MIN" for
+/// a block or char device node (the device behind it), else "file MAJ:MIN
+/// INODE" (the file system's device and the file's inode). Empty if `path`
+/// cannot be stat'ed. Two answers are equal only for the same file or
+/// device while it exists (an inode number is reused only after its file
+/// is gone); the record keeps it so that `coblk recover` never serves
+/// another file that took the path meanwhile.
+std::string backing_identity(const std::string& path);
 
 }  // namespace coblk::cmd

@@ -20,6 +20,7 @@
 #include "coblk/cmd/device_ops.h"
 #include "coblk/cmd/device_record.h"
 #include "coblk/cmd/keeper.h"
+#include "coblk/cmd/loop_backing.h"
 #include "coblk/cmd/server.h"
 #include "coblk/cmd/target_factory.h"
 #include "coblk/runtime/runtime.h"
@@ -179,6 +180,9 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   record.unprivileged = o.unprivileged;
   record.backing =
       o.target == TargetKind::nbd ? o.connect + (o.export_name.empty() ? "" : " export " + o.export_name) : o.file;
+  // Taken after make_target opened the file: the identity of what this
+  // server serves, which a recovery must find again (backing_mismatch).
+  if (o.target == TargetKind::loop) record.backing_id = backing_identity(o.file);
   if (o.target == TargetKind::zram) record.compression = o.algorithm;
   record.args = o.args;
   record.name = o.name;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "coblk/cmd/device_record.h"
+#include "coblk/cmd/loop_backing.h"
 #include "test/require_ok.h"
 
 BOOST_AUTO_TEST_SUITE(cmd_device_record_test)
@@ -304,6 +305,48 @@ BOOST_AUTO_TEST_CASE(recovery_is_refused_when_the_record_or_its_arguments_differ
   r = sample();
   BOOST_TEST(cmd::recovery_mismatch(r, 8ULL << 30, 512, 8ULL << 30, 4096).find("now give 8G of 512-byte blocks: ") !=
              std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(recovery_refuses_a_backing_path_that_now_names_another_file) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("coblk-backing-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "disk.img").string();
+  std::ofstream(path) << "the data the device was added with";
+  cmd::DeviceRecord r = sample();
+  r.target = "loop";
+  r.backing = path;
+  r.backing_id = cmd::backing_identity(path);
+  BOOST_TEST(r.backing_id.rfind("file ", 0) == 0u);
+  BOOST_TEST(cmd::record_from_json(cmd::to_json(r))->backing_id == r.backing_id);
+  // The same file, renamed away and back, is still the same file.
+  std::filesystem::rename(path, (dir / "moved").string());
+  std::filesystem::rename((dir / "moved").string(), path);
+  BOOST_TEST(cmd::backing_mismatch(r, cmd::backing_identity(path)).empty());
+  // Another file of the same size put in its place (a restore, a rotation)
+  // is refused: its bytes are not the device's. The original is kept open
+  // meanwhile, as a server would, so its inode cannot be reused.
+  const std::string other = (dir / "other.img").string();
+  std::ofstream(other) << "another file's data, same length!!";
+  {
+    std::ifstream keep(path);
+    std::filesystem::rename(other, path);
+    const std::string now = cmd::backing_identity(path);
+    BOOST_TEST(now != r.backing_id);
+    BOOST_TEST(cmd::backing_mismatch(r, now) ==
+               "the backing file '" + path + "' of device 7 is not the one it was added with (then " + r.backing_id +
+                   ", now " + now + "): refusing to serve another file's data");
+  }
+  // A record of an older coblk has no identity, and a path that cannot be
+  // stat'ed now fails when it is opened: neither is refused here.
+  cmd::DeviceRecord older = r;
+  older.backing_id.clear();
+  BOOST_TEST(cmd::backing_mismatch(older, cmd::backing_identity(path)).empty());
+  BOOST_TEST(cmd::backing_identity((dir / "missing").string()).empty());
+  BOOST_TEST(cmd::backing_mismatch(r, "").empty());
+  // A device node names the device behind it, whatever node is used.
+  BOOST_TEST(cmd::backing_identity("/dev/null") == "device 1:3");
+  std::filesystem::remove_all(dir);
 }
 
 BOOST_AUTO_TEST_CASE(a_record_says_whether_its_device_is_unprivileged) {

@@ -149,6 +149,36 @@ recover_refuses_another_data_path() {
   timeout 30 "$COBLK_BIN" del -n "$id" || vm_fail "coblk del of the refused device failed"
 }
 
+# Never serve another file's data. The backing path of a loop device whose
+# server died now names another file of the same size (a restore, a
+# rotation): recover refuses in one line, the device stays quiesced, and
+# with the original file back in place recover serves its data.
+recover_refuses_another_backing_file() {
+  local id=$((base_id + 7)) t="${TMPDIR:-/tmp}" rc=0 pid sum
+  vm_ublk_ready
+  dd if=/dev/urandom of="$t/orig.img" bs=1M count=8 2>/dev/null
+  dd if=/dev/urandom of="$t/other.img" bs=1M count=8 2>/dev/null
+  vm_defer "rm -f $t/orig.img $t/other.img $t/orig.kept"
+  sum=$(sha256sum <"$t/orig.img")
+  add_device "$id" -t loop -f "$t/orig.img" --recovery
+  pid=$(server_pid "$id")
+  kill -KILL "$pid"
+  wait_until_gone "$pid" 20 || vm_fail "the server survived SIGKILL"
+  mv "$t/orig.img" "$t/orig.kept"
+  cp "$t/other.img" "$t/orig.img"
+  "$COBLK_BIN" recover -n "$id" >/dev/null 2>"$t/rec.err" || rc=$?
+  vm_log "coblk recover with another file at the path: exit $rc, $(cat "$t/rec.err")"
+  [ "$rc" -ne 0 ] || vm_fail "recover served another file"
+  vm_assert_eq 1 "$(wc -l <"$t/rec.err")" "stderr lines of the refused recover"
+  grep -qF "the backing file '$t/orig.img' of device $id is not the one it was added with" "$t/rec.err" \
+    || vm_fail "unclear refusal: $(cat "$t/rec.err")"
+  [ "$(list_field "$id" STATE)" != live ] || vm_fail "the device came back live"
+  mv "$t/orig.kept" "$t/orig.img"
+  timeout 60 "$COBLK_BIN" recover -n "$id" >/dev/null || vm_fail "recover with the original file back failed"
+  vm_assert_eq "$sum" "$(dd if="/dev/ublkb$id" bs=1M count=8 iflag=direct 2>/dev/null | sha256sum)" \
+    "data after recovering with the original file"
+}
+
 # Never serve lost data. A device recorded as ram without a keeper (as an
 # older coblk could leave one) whose server died is refused by recover with
 # one line saying the data is lost, and stays quiesced until coblk del
@@ -183,6 +213,8 @@ vm_case "a --user-copy loop device whose server was killed during fio is recover
   recover_loop_during_fio $((base_id + 5)) --user-copy
 vm_case "coblk recover refuses in one line to serve a device with another data path than it was added with, and del removes it" \
   recover_refuses_another_data_path
+vm_case "coblk recover refuses in one line a loop device whose backing path now names another file, and serves the original once it is back" \
+  recover_refuses_another_backing_file
 vm_case "coblk recover of a live --recovery device is refused and leaves it live" recover_live_refused
 vm_case "a --recovery device whose server was killed is removed by coblk del" del_after_server_died
 vm_finish
