@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "coblk/cmd/commands.h"
+#include "coblk/cmd/control_errors.h"
 #include "coblk/cmd/daemon_log.h"
 #include "coblk/cmd/device_ops.h"
 #include "coblk/cmd/device_record.h"
@@ -56,6 +57,24 @@ std::vector<unsigned> allowed_cpus(unsigned n) {
   return out;
 }
 
+// "...; device ID stays quiesced: ...": the end of the one line a failed
+// recovery reports when the device is left for another attempt.
+std::string stays_quiesced(uint32_t id) {
+  const std::string n = std::to_string(id);
+  return "; device " + n + " stays quiesced: 'coblk recover -n " + n + "' tries again, 'coblk del -n " + n +
+         "' removes it";
+}
+
+// True when device `id` still exists and waits for a server (quiesced, or
+// failing I/O), as a recovery that failed should leave it.
+bool waits_for_recovery(uint32_t id) {
+  ublk::ControlDevice control;
+  std::string error;
+  ublk::abi::ublksrv_ctrl_dev_info info{};
+  if (!open_control(control, error) || look_up_device(control, id, info) < 0) return false;
+  return info.state == ublk::abi::S_DEV_QUIESCED || info.state == ublk::abi::S_DEV_FAIL_IO;
+}
+
 }  // namespace
 
 int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const KeeperLink* keeper) {
@@ -86,6 +105,16 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
     stop_daemon_log();  // forwards that line (and any before it) before the log's thread dies with the process
     std::_Exit(kExitFailure);
   };
+  // A recovery that fails before it serves the device exits the same way:
+  // STOP_DEV would end the device (DeviceConfig::on_recovery_failed).
+  if (recover) {
+    const auto id = static_cast<uint32_t>(o.dev_id);
+    config.on_recovery_failed = [&report, id](const std::string& why) {
+      report.failed(why + stays_quiesced(id));
+      stop_daemon_log();
+      std::_Exit(kExitFailure);
+    };
+  }
   if (o.target == TargetKind::zram) {
     // A zram device is the swap candidate: its requests come when memory is
     // short, so serving one must not fault in a tag buffer. Prefault them,
@@ -219,13 +248,15 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   }
   // A recovery that failed before the device was served again leaves it
   // quiesced, with its record, for another `coblk recover` (or `coblk
-  // del`), as Device leaves it when the failure comes earlier: deleting it
-  // here would take the block device from under its users, and with it
-  // the data a keeper holds for it.
-  if (recover && !ready) {
+  // del`), as Device leaves it when the failure comes earlier (and as
+  // on_recovery_failed does inside serve()): deleting it here would take
+  // the block device from under its users, and with it the data a keeper
+  // holds for it.
+  // The kernel's state decides, not this process's view: a stop that
+  // raced with END_USER_RECOVERY may have ended the device meanwhile.
+  if (recover && !ready && waits_for_recovery(id)) {
     return report.failed((served ? std::string("stopped before serving the device") : served.error().message()) +
-                         "; device " + std::to_string(id) + " stays quiesced: 'coblk recover -n " + std::to_string(id) +
-                         "' tries again, 'coblk del -n " + std::to_string(id) + "' removes it");
+                         stays_quiesced(id));
   }
   remove_record(id);
   const Result<void> removed = device.remove();

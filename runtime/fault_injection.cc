@@ -3,13 +3,15 @@
 #include <array>
 #include <atomic>
 #include <charconv>
+#include <cstdint>
 
 namespace coblk::runtime::fault {
 
 namespace {
 
-constexpr std::array<std::string_view, 5> kSiteNames = {"io_result", "frame_alloc", "wakeup", "store_alloc",
-                                                        "store_publish"};
+constexpr std::array<std::string_view, 6> kSiteNames = {"io_result",   "frame_alloc",   "wakeup",
+                                                        "store_alloc", "store_publish", "queue_start"};
+static_assert(static_cast<std::size_t>(Site::queue_start) + 1 == kSiteNames.size(), "a name for every Site");
 
 // Parses all of `text` as a decimal of type T.
 template <typename T>
@@ -28,8 +30,8 @@ bool parse_rule(std::string_view spec, Rule& rule, std::string& error) {
   std::size_t index = 0;
   while (index < kSiteNames.size() && kSiteNames[index] != site) ++index;
   if (index == kSiteNames.size()) {
-    error =
-        "unknown fault site '" + std::string(site) + "' (io_result, frame_alloc, wakeup, store_alloc, store_publish)";
+    error = "unknown fault site '" + std::string(site) +
+            "' (io_result, frame_alloc, wakeup, store_alloc, store_publish, queue_start)";
     return false;
   }
   rule.site = static_cast<Site>(index);
@@ -45,9 +47,10 @@ bool parse_rule(std::string_view spec, Rule& rule, std::string& error) {
     if (key == "opcode") {
       parsed = parse_number(value, rule.opcode) && rule.opcode >= -1 && rule.opcode < 256;
     } else if (key == "skip") {
-      parsed = parse_number(value, rule.skip);
+      // arm() keeps the counters signed: beyond INT64_MAX a rule would never fire.
+      parsed = parse_number(value, rule.skip) && rule.skip <= std::uint64_t{INT64_MAX};
     } else if (key == "count") {
-      parsed = parse_number(value, rule.count);
+      parsed = parse_number(value, rule.count) && rule.count <= std::uint64_t{INT64_MAX};
     } else if (key == "result") {
       parsed = parse_number(value, rule.result);
     } else {
@@ -97,7 +100,7 @@ struct Slot {
 
 constexpr std::size_t kSlots = 8;
 std::array<Slot, kSlots> slots;
-std::array<std::atomic<std::uint64_t>, 5> fired_at{};
+std::array<std::atomic<std::uint64_t>, kSiteNames.size()> fired_at{};
 
 // True when the rule in `s` fires for this event.
 bool take(Slot& s) noexcept {

@@ -36,6 +36,9 @@ enum class Site : std::uint8_t {
   /// (before the unlock) and after the unlock (before the journal is
   /// cleared): the two moments a crash-consistency argument must cover.
   store_publish,
+  /// A ublk queue fails to start on its core, as if its target's
+  /// start_queue had failed (ublk/queue.cc): before any FETCH is queued.
+  queue_start,
 };
 
 /// One fault to inject.
@@ -50,7 +53,7 @@ struct Rule {
 /// True when this build has fault injection compiled in.
 bool available() noexcept;
 /// Parses one rule written as `SITE[,KEY=VALUE]...`: SITE is io_result,
-/// frame_alloc, wakeup, store_alloc or store_publish; the keys are opcode,
+/// frame_alloc, wakeup, store_alloc, store_publish or queue_start; the keys are opcode,
 /// skip, count and result (Rule's fields, decimal). Returns false with
 /// `error` set for anything else. Compiled in every build, so that a
 /// program can refuse a malformed spec even where it cannot arm it.

@@ -366,11 +366,17 @@ runtime::Task<void> Device::serve_queue(unsigned q, unsigned core) {
   // Back on the home core. A queue that failed (rather than being stopped
   // by the kernel) takes the device's other queues down with it: they
   // would otherwise wait for a START_DEV that can never complete.
-  if (queue.last_error() != 0) co_await fail_here();
+  if (queue.last_error() != 0) co_await fail_here(queue.last_error());
   if (--serving_->queues_running == 0 && serving_->start_pending) serving_->start_cancel.request_stop();
 }
 
-runtime::Task<void> Device::fail_here() {
+bool Device::abandon_recovery(const std::string& why) {
+  if (!recovering_ || !serving_ || serving_->started || !config_.on_recovery_failed) return false;
+  config_.on_recovery_failed(why);
+  return true;
+}
+
+runtime::Task<void> Device::fail_here(int error) {
   if (!serving_ || serving_->failed) co_return;
   serving_->failed = true;
   if (serving_->started && config_.on_unrecoverable) {
@@ -385,6 +391,9 @@ runtime::Task<void> Device::fail_here() {
     config_.on_unrecoverable();
     co_return;
   }
+  if (abandon_recovery(error != 0 ? std::string("a queue failed to start: ") + std::strerror(-error)
+                                  : std::string("a queue failed before the device was served again")))
+    co_return;
   co_await stop_here();
 }
 
@@ -397,6 +406,7 @@ runtime::Task<void> Device::start_and_report(const std::function<void()>& on_rea
     if (const int ret = control_.open(); ret < 0) {
       s.start_pending = false;
       s.start_result = ret;
+      if (abandon_recovery(std::string("cannot open ") + kControlPath + ": " + errno_text(ret))) co_return;
       co_await stop_here();
       co_return;
     }
@@ -423,7 +433,9 @@ runtime::Task<void> Device::start_and_report(const std::function<void()>& on_rea
     }
     co_return;
   }
-  if (ret != -ECANCELED) co_await stop_here();
+  if (ret == -ECANCELED) co_return;
+  if (recovering_ && abandon_recovery("END_USER_RECOVERY failed: " + errno_text(ret))) co_return;
+  co_await stop_here();
 }
 
 runtime::Task<void> Device::stop() {
@@ -435,6 +447,9 @@ runtime::Task<void> Device::stop() {
   // first) is no failure of serve().
   auto stop_on_home = [this] {
     if (serving_) serving_->stopped_by_caller = true;
+    // A recovery stopped before it served the device: STOP_DEV would end
+    // the device itself, which the recovery was to keep.
+    (void)abandon_recovery("stopped before the device was served again");
     return stop_here();
   };
   if (here->core() == static_cast<unsigned>(home)) {

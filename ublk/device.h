@@ -50,6 +50,15 @@ struct DeviceConfig {
   /// daemon exits here. Empty: the device is stopped with STOP_DEV, which
   /// ends well only if no request was left behind.
   std::function<void()> on_unrecoverable;
+  /// Runs (on the home core) when serve() of a device being recovered
+  /// (recover()) fails before the device is served again: a queue failed
+  /// to start, END_USER_RECOVERY failed, or stop() came first; `why` says
+  /// which. STOP_DEV would end the device the recovery is for (the kernel
+  /// stops a recovering device for good), so this must not return: exit
+  /// the process, which ends the queues' commands as a crash does and
+  /// leaves the device quiesced for another recovery. The coblk daemon
+  /// reports `why` and exits here. Empty: STOP_DEV, as for a new device.
+  std::function<void(const std::string& why)> on_recovery_failed;
 };
 
 /// io_uring submission-queue size that lets a core serve `total_depth` tags
@@ -172,8 +181,13 @@ class Device {
   runtime::Task<void> serve_queue(unsigned q, unsigned core);
   runtime::Task<void> start_and_report(const std::function<void()>& on_ready);
   runtime::Task<void> stop_here();
-  // A queue failed: on_unrecoverable for a live device, else stop.
-  runtime::Task<void> fail_here();
+  // A queue failed (`error`: its errno, 0 if unknown): on_unrecoverable
+  // for a live device, abandon_recovery for a recovering one, else stop.
+  runtime::Task<void> fail_here(int error = 0);
+  // A recovery that has not served the device yet failed: hands `why` to
+  // on_recovery_failed (which exits) and returns true; false when there
+  // is no such recovery or no callback (the caller then stops the device).
+  bool abandon_recovery(const std::string& why);
   runtime::Task<void> cancel_fetches();
 
   DeviceConfig config_;

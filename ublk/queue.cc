@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "coblk/runtime/cycle_clock.h"
+#include "coblk/runtime/fault_injection.h"
 #include "coblk/runtime/io.h"
 #include "coblk/runtime/reactor.h"
 #include "coblk/runtime/when_all.h"
@@ -104,6 +105,11 @@ runtime::Task<void> Queue::serve() {
                    unsigned{config_.queue_id}, std::strerror(-ret));
       co_return;
     }
+  }
+  if (runtime::fault::fail(runtime::fault::Site::queue_start)) {
+    last_error_ = -EIO;
+    std::fprintf(stderr, "coblk: queue %u: the target failed to start: injected fault\n", unsigned{config_.queue_id});
+    co_return;
   }
   if (const int ret = co_await target_.start_queue(config_.queue_id); ret < 0) {
     last_error_ = ret;

@@ -35,6 +35,8 @@ BOOST_AUTO_TEST_CASE(every_key_sets_its_field) {
   BOOST_TEST(rule.result == -22);
   BOOST_REQUIRE(fault::parse_rule("store_publish,skip=1", rule, error));
   BOOST_TEST(static_cast<int>(rule.site) == static_cast<int>(fault::Site::store_publish));
+  BOOST_REQUIRE(fault::parse_rule("queue_start,count=9223372036854775807", rule, error));
+  BOOST_TEST(static_cast<int>(rule.site) == static_cast<int>(fault::Site::queue_start));
 }
 
 BOOST_AUTO_TEST_CASE(unknown_sites_keys_and_bad_values_are_refused_by_name) {
@@ -46,8 +48,9 @@ BOOST_AUTO_TEST_CASE(unknown_sites_keys_and_bad_values_are_refused_by_name) {
   BOOST_TEST(error.find("unknown fault site ''") != std::string::npos);
   BOOST_TEST(!fault::parse_rule("io_result,colour=red", rule, error));
   BOOST_TEST(error.find("unknown fault rule key 'colour'") != std::string::npos);
-  for (const char* bad : {"io_result,skip=", "io_result,skip=-1", "io_result,count=1x", "io_result,opcode=256",
-                          "io_result,opcode=-2", "io_result,result=", "io_result,skip"}) {
+  for (const char* bad :
+       {"io_result,skip=", "io_result,skip=-1", "io_result,count=1x", "io_result,opcode=256", "io_result,opcode=-2",
+        "io_result,result=", "io_result,skip", "io_result,count=9223372036854775808"}) {
     BOOST_TEST_CONTEXT(bad) {
       BOOST_TEST(!fault::parse_rule(bad, rule, error));
       BOOST_TEST(error.find("bad value") != std::string::npos);
