@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "coblk/ublk/nvme_passthrough.h"
@@ -57,8 +58,20 @@ std::string loop_backing(AddOptions& o, uint64_t& bytes) {
 std::string backing_identity(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return {};
-  if (S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode)) {
-    return "device " + std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev));
+  const std::string number = std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev));
+  if (S_ISCHR(st.st_mode)) return "char " + number;
+  if (S_ISBLK(st.st_mode)) {
+    // A device number names whatever disk holds it now: a loop device
+    // attached to another file, a disk that came back as the same sdX.
+    // The kernel numbers every disk it creates (diskseq, Linux 5.15+).
+    std::string seq;
+    if (std::FILE* f = std::fopen(("/sys/dev/block/" + number + "/diskseq").c_str(), "re")) {
+      char line[32] = {};
+      if (std::fgets(line, sizeof(line), f) != nullptr) seq = line;
+      std::fclose(f);
+      while (!seq.empty() && (seq.back() == '\n' || seq.back() == ' ')) seq.pop_back();
+    }
+    return "block " + number + (seq.empty() ? "" : " diskseq " + seq);
   }
   return "file " + std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev)) + " " +
          std::to_string(st.st_ino);

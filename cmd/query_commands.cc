@@ -190,10 +190,11 @@ int run_list(const std::vector<std::string>& args) {
       size = format_size(size_bytes);
     }
     const auto record = load_record(id);
-    const std::string data_path = record                                     ? record->data_path
-                                  : (info.flags & ublk::abi::F_AUTO_BUF_REG) ? "zero_copy"
-                                  : (info.flags & ublk::abi::F_USER_COPY)    ? "user_copy"
-                                                                             : "copy";
+    // The kernel's flags, not the record: they decide how requests' data
+    // moves, and recovery refuses a server on another path (Device::recover).
+    const std::string data_path = (info.flags & ublk::abi::F_AUTO_BUF_REG) ? "zero_copy"
+                                  : (info.flags & ublk::abi::F_USER_COPY)  ? "user_copy"
+                                                                           : "copy";
     // A device with crash-safe memory: its keeper says how many servers it
     // restarted, and whether it is restarting one or gave up.
     std::string state(ublk::device_state_name(info.state));

@@ -150,6 +150,15 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
       make_target(o, id, keeper != nullptr ? std::span<const int>(keeper->recover_from) : std::span<const int>());
   if (!made) return report.failed(made.error().message());
   std::unique_ptr<ublk::Target> target = std::move(made).value();
+  // A loop device being recovered: the file the target just opened must
+  // be the one the dead server served. `coblk recover` checked the path
+  // before this process started; another file may have taken it since.
+  if (recover && o.target == TargetKind::loop) {
+    if (const Result<DeviceRecord> served_before = load_record(id); served_before) {
+      if (std::string other = backing_mismatch(*served_before, backing_identity(o.file)); !other.empty())
+        return report.failed(other + stays_quiesced(id));
+    }
+  }
   // The keeper holds the data's memory before the device takes a single
   // write: from then on the data outlives this process.
   if (keeper != nullptr && keeper->socket >= 0) {

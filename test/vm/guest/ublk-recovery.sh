@@ -145,7 +145,7 @@ recover_refuses_another_data_path() {
   vm_assert_eq 1 "$(wc -l <"$t/rec.err")" "stderr lines of the refused recover"
   grep -qF "device $id was added with the zero copy (AUTO_BUF_REG) data path, not copy" "$t/rec.err" \
     || vm_fail "unclear refusal: $(cat "$t/rec.err")"
-  [ "$(list_field "$id" STATE)" != live ] || vm_fail "the device came back live"
+  vm_assert_eq quiesced "$(list_field "$id" STATE)" "state after the refused recover"
   timeout 30 "$COBLK_BIN" del -n "$id" || vm_fail "coblk del of the refused device failed"
 }
 
@@ -172,11 +172,38 @@ recover_refuses_another_backing_file() {
   vm_assert_eq 1 "$(wc -l <"$t/rec.err")" "stderr lines of the refused recover"
   grep -qF "the backing file '$t/orig.img' of device $id is not the one it was added with" "$t/rec.err" \
     || vm_fail "unclear refusal: $(cat "$t/rec.err")"
-  [ "$(list_field "$id" STATE)" != live ] || vm_fail "the device came back live"
+  vm_assert_eq quiesced "$(list_field "$id" STATE)" "state after the refused recover"
   mv "$t/orig.kept" "$t/orig.img"
   timeout 60 "$COBLK_BIN" recover -n "$id" >/dev/null || vm_fail "recover with the original file back failed"
   vm_assert_eq "$sum" "$(dd if="/dev/ublkb$id" bs=1M count=8 iflag=direct 2>/dev/null | sha256sum)" \
     "data after recovering with the original file"
+}
+
+# The same for a block device: the backing disk of a loop device (here a
+# coblk ram device) deleted and created again under the same name and
+# device number is another disk (a new diskseq); recover refuses it, and
+# recovers while the disk is the one it served.
+recover_refuses_a_recreated_backing_disk() {
+  local id=$((base_id + 8)) disk=$((base_id + 9)) t="${TMPDIR:-/tmp}" rc=0 pid
+  vm_ublk_ready
+  add_device "$disk" -t ram --size 16M
+  add_device "$id" -t loop -f "/dev/ublkb$disk" --recovery
+  pid=$(server_pid "$id")
+  kill -KILL "$pid"
+  wait_until_gone "$pid" 20 || vm_fail "the server survived SIGKILL"
+  timeout 60 "$COBLK_BIN" recover -n "$id" >/dev/null || vm_fail "recover with the same backing disk failed"
+  vm_assert_eq live "$(list_field "$id" STATE)" "state after recovering with the same disk"
+  pid=$(server_pid "$id")
+  kill -KILL "$pid"
+  wait_until_gone "$pid" 20 || vm_fail "the server survived SIGKILL"
+  "$COBLK_BIN" del -n "$disk" || vm_fail "coblk del -n $disk failed"
+  "$COBLK_BIN" add -n "$disk" -t ram --size 16M >/dev/null || vm_fail "re-adding device $disk failed"
+  "$COBLK_BIN" recover -n "$id" >/dev/null 2>"$t/rec.err" || rc=$?
+  vm_log "coblk recover with a re-created backing disk: exit $rc, $(cat "$t/rec.err")"
+  [ "$rc" -ne 0 ] || vm_fail "recover served a re-created disk"
+  grep -qF "the backing file '/dev/ublkb$disk' of device $id is not the one it was added with" "$t/rec.err" \
+    || vm_fail "unclear refusal: $(cat "$t/rec.err")"
+  vm_assert_eq quiesced "$(list_field "$id" STATE)" "state after the refused recover"
 }
 
 # Never serve lost data. A device recorded as ram without a keeper (as an
@@ -215,6 +242,8 @@ vm_case "coblk recover refuses in one line to serve a device with another data p
   recover_refuses_another_data_path
 vm_case "coblk recover refuses in one line a loop device whose backing path now names another file, and serves the original once it is back" \
   recover_refuses_another_backing_file
+vm_case "coblk recover refuses a loop device whose backing disk was deleted and created again under the same name" \
+  recover_refuses_a_recreated_backing_disk
 vm_case "coblk recover of a live --recovery device is refused and leaves it live" recover_live_refused
 vm_case "a --recovery device whose server was killed is removed by coblk del" del_after_server_died
 vm_finish
