@@ -24,6 +24,27 @@ needs_data_path() {
   esac
 }
 
+# kill_and_wait ID: kill -9 of device ID's server, which must then be gone.
+kill_and_wait() {
+  local pid
+  pid=$(server_pid "$1")
+  kill -KILL "$pid"
+  wait_until_gone "$pid" 20 || vm_fail "the server ($pid) survived SIGKILL"
+}
+
+# recover_refused ID WHY NEEDLE: coblk recover -n ID fails with exactly one
+# line on stderr containing NEEDLE, and leaves the device quiesced. WHY
+# names the situation in the log.
+recover_refused() {
+  local rc=0 err="${TMPDIR:-/tmp}/rec.err"
+  "$COBLK_BIN" recover -n "$1" >/dev/null 2>"$err" || rc=$?
+  vm_log "coblk recover with $2: exit $rc, $(cat "$err")"
+  [ "$rc" -ne 0 ] || vm_fail "coblk recover with $2 succeeded"
+  vm_assert_eq 1 "$(wc -l <"$err")" "stderr lines of the refused recover"
+  grep -qF "$3" "$err" || vm_fail "unclear refusal: $(cat "$err")"
+  vm_assert_eq quiesced "$(list_field "$1" STATE)" "state after the refused recover"
+}
+
 # ---- cases -----------------------------------------------------------------
 
 # recover_loop_during_fio ID [ADD-OPTION...]: the options choose the data
@@ -128,24 +149,16 @@ del_after_server_died() {
 # path the device was added with; a record edited to another one is
 # refused by recover with one line, and the device stays quiesced for del.
 recover_refuses_another_data_path() {
-  local id=$((base_id + 6)) t="${TMPDIR:-/tmp}" rc=0 pid record="${COBLK_RUN_DIR:-/run/coblk}/$((base_id + 6)).json"
+  local id=$((base_id + 6)) t="${TMPDIR:-/tmp}" record="${COBLK_RUN_DIR:-/run/coblk}/$((base_id + 6)).json"
   vm_ublk_ready
   needs_data_path --zero-copy
   dd if=/dev/zero of="$t/dp.img" bs=1M count=0 seek=32 2>/dev/null
   vm_defer "rm -f $t/dp.img"
   add_device "$id" -t loop -f "$t/dp.img" --recovery --zero-copy
-  pid=$(server_pid "$id")
-  kill -KILL "$pid"
-  wait_until_gone "$pid" 20 || vm_fail "the server survived SIGKILL"
+  kill_and_wait "$id"
   sed -i 's/,"--zero-copy"//' "$record"
   ! grep -q zero-copy "$record" || vm_fail "could not rewrite the record: $(cat "$record")"
-  "$COBLK_BIN" recover -n "$id" >/dev/null 2>"$t/rec.err" || rc=$?
-  vm_log "coblk recover with the copy path: exit $rc, $(cat "$t/rec.err")"
-  [ "$rc" -ne 0 ] || vm_fail "recover with another data path succeeded"
-  vm_assert_eq 1 "$(wc -l <"$t/rec.err")" "stderr lines of the refused recover"
-  grep -qF "device $id was added with the zero copy (AUTO_BUF_REG) data path, not copy" "$t/rec.err" \
-    || vm_fail "unclear refusal: $(cat "$t/rec.err")"
-  vm_assert_eq quiesced "$(list_field "$id" STATE)" "state after the refused recover"
+  recover_refused "$id" "the copy path" "device $id was added with the zero copy (AUTO_BUF_REG) data path, not copy"
   timeout 30 "$COBLK_BIN" del -n "$id" || vm_fail "coblk del of the refused device failed"
 }
 
@@ -154,25 +167,18 @@ recover_refuses_another_data_path() {
 # rotation): recover refuses in one line, the device stays quiesced, and
 # with the original file back in place recover serves its data.
 recover_refuses_another_backing_file() {
-  local id=$((base_id + 7)) t="${TMPDIR:-/tmp}" rc=0 pid sum
+  local id=$((base_id + 7)) t="${TMPDIR:-/tmp}" sum
   vm_ublk_ready
   dd if=/dev/urandom of="$t/orig.img" bs=1M count=8 2>/dev/null
   dd if=/dev/urandom of="$t/other.img" bs=1M count=8 2>/dev/null
   vm_defer "rm -f $t/orig.img $t/other.img $t/orig.kept"
   sum=$(sha256sum <"$t/orig.img")
   add_device "$id" -t loop -f "$t/orig.img" --recovery
-  pid=$(server_pid "$id")
-  kill -KILL "$pid"
-  wait_until_gone "$pid" 20 || vm_fail "the server survived SIGKILL"
+  kill_and_wait "$id"
   mv "$t/orig.img" "$t/orig.kept"
   cp "$t/other.img" "$t/orig.img"
-  "$COBLK_BIN" recover -n "$id" >/dev/null 2>"$t/rec.err" || rc=$?
-  vm_log "coblk recover with another file at the path: exit $rc, $(cat "$t/rec.err")"
-  [ "$rc" -ne 0 ] || vm_fail "recover served another file"
-  vm_assert_eq 1 "$(wc -l <"$t/rec.err")" "stderr lines of the refused recover"
-  grep -qF "the backing file '$t/orig.img' of device $id is not the one it was added with" "$t/rec.err" \
-    || vm_fail "unclear refusal: $(cat "$t/rec.err")"
-  vm_assert_eq quiesced "$(list_field "$id" STATE)" "state after the refused recover"
+  recover_refused "$id" "another file at the path" \
+    "the backing file '$t/orig.img' of device $id is not the one it was added with"
   mv "$t/orig.kept" "$t/orig.img"
   timeout 60 "$COBLK_BIN" recover -n "$id" >/dev/null || vm_fail "recover with the original file back failed"
   vm_assert_eq "$sum" "$(dd if="/dev/ublkb$id" bs=1M count=8 iflag=direct 2>/dev/null | sha256sum)" \
@@ -184,26 +190,18 @@ recover_refuses_another_backing_file() {
 # device number is another disk (a new diskseq); recover refuses it, and
 # recovers while the disk is the one it served.
 recover_refuses_a_recreated_backing_disk() {
-  local id=$((base_id + 8)) disk=$((base_id + 9)) t="${TMPDIR:-/tmp}" rc=0 pid
+  local id=$((base_id + 8)) disk=$((base_id + 9))
   vm_ublk_ready
   add_device "$disk" -t ram --size 16M
   add_device "$id" -t loop -f "/dev/ublkb$disk" --recovery
-  pid=$(server_pid "$id")
-  kill -KILL "$pid"
-  wait_until_gone "$pid" 20 || vm_fail "the server survived SIGKILL"
+  kill_and_wait "$id"
   timeout 60 "$COBLK_BIN" recover -n "$id" >/dev/null || vm_fail "recover with the same backing disk failed"
   vm_assert_eq live "$(list_field "$id" STATE)" "state after recovering with the same disk"
-  pid=$(server_pid "$id")
-  kill -KILL "$pid"
-  wait_until_gone "$pid" 20 || vm_fail "the server survived SIGKILL"
+  kill_and_wait "$id"
   "$COBLK_BIN" del -n "$disk" || vm_fail "coblk del -n $disk failed"
   "$COBLK_BIN" add -n "$disk" -t ram --size 16M >/dev/null || vm_fail "re-adding device $disk failed"
-  "$COBLK_BIN" recover -n "$id" >/dev/null 2>"$t/rec.err" || rc=$?
-  vm_log "coblk recover with a re-created backing disk: exit $rc, $(cat "$t/rec.err")"
-  [ "$rc" -ne 0 ] || vm_fail "recover served a re-created disk"
-  grep -qF "the backing file '/dev/ublkb$disk' of device $id is not the one it was added with" "$t/rec.err" \
-    || vm_fail "unclear refusal: $(cat "$t/rec.err")"
-  vm_assert_eq quiesced "$(list_field "$id" STATE)" "state after the refused recover"
+  recover_refused "$id" "a re-created backing disk" \
+    "the backing file '/dev/ublkb$disk' of device $id is not the one it was added with"
 }
 
 # Never serve lost data. A device recorded as ram without a keeper (as an
