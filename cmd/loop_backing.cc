@@ -64,8 +64,12 @@ std::string backing_identity(const std::string& path) {
     // A device number names whatever disk holds it now: a loop device
     // attached to another file, a disk that came back as the same sdX.
     // The kernel numbers every disk it creates (diskseq, Linux 5.15+).
+    // A partition has none of its own: its disk's counts (the directory
+    // above the partition's in sysfs).
+    const std::string dir = "/sys/dev/block/" + number;
+    const bool partition = ::access((dir + "/partition").c_str(), F_OK) == 0;
     std::string seq;
-    if (std::FILE* f = std::fopen(("/sys/dev/block/" + number + "/diskseq").c_str(), "re")) {
+    if (std::FILE* f = std::fopen((dir + (partition ? "/../diskseq" : "/diskseq")).c_str(), "re")) {
       char line[32] = {};
       if (std::fgets(line, sizeof(line), f) != nullptr) seq = line;
       std::fclose(f);

@@ -16,11 +16,12 @@ namespace coblk::cmd {
 std::string loop_backing(AddOptions& o, uint64_t& bytes);
 
 /// Which file `path` names now, as text to compare: "block MAJ:MIN
-/// diskseq N" for a block device node (the disk behind it, and the
-/// kernel's sequence number of that disk, which a re-attached loop device
-/// or a re-enumerated disk changes), "char MAJ:MIN" for a char device
-/// node, else "file MAJ:MIN INODE" (the file system's device and the
-/// file's inode). Empty if `path` cannot be stat'ed. Two answers are
+/// diskseq N" for a block device node (the disk or partition behind it,
+/// and the kernel's sequence number of that disk, which a re-attached loop
+/// device or a re-enumerated disk changes), "char MAJ:MIN" for a char
+/// device (an NVMe generic node: its number only), else "file MAJ:MIN
+/// INODE" (the file system's device and the file's inode). Empty if
+/// `path` cannot be stat'ed. Two answers are
 /// equal only for the same file or disk while it exists (an inode number
 /// is reused only after its file is gone); the record keeps it so that
 /// `coblk recover` never serves another file that took the path

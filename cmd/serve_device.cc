@@ -65,14 +65,20 @@ std::string stays_quiesced(uint32_t id) {
          "' removes it";
 }
 
-// True when device `id` still exists and waits for a server (quiesced, or
-// failing I/O), as a recovery that failed should leave it.
-bool waits_for_recovery(uint32_t id) {
+// False only on evidence that device `id` no longer waits for a server:
+// the kernel has no such device, or has it dead (stopped) or live. A
+// lookup that fails otherwise (no memory for a ring, say, when memory ran
+// out for the runtime too) keeps it: deleting a device that waits for
+// recovery would take its data with it.
+bool may_wait_for_recovery(uint32_t id) {
   ublk::ControlDevice control;
   std::string error;
+  if (!open_control(control, error)) return true;
   ublk::abi::ublksrv_ctrl_dev_info info{};
-  if (!open_control(control, error) || look_up_device(control, id, info) < 0) return false;
-  return info.state == ublk::abi::S_DEV_QUIESCED || info.state == ublk::abi::S_DEV_FAIL_IO;
+  const int ret = look_up_device(control, id, info);
+  if (ret == -ENODEV) return false;
+  if (ret < 0) return true;
+  return info.state != ublk::abi::S_DEV_DEAD && info.state != ublk::abi::S_DEV_LIVE;
 }
 
 }  // namespace
@@ -263,7 +269,7 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   // holds for it.
   // The kernel's state decides, not this process's view: a stop that
   // raced with END_USER_RECOVERY may have ended the device meanwhile.
-  if (recover && !ready && waits_for_recovery(id)) {
+  if (recover && !ready && may_wait_for_recovery(id)) {
     return report.failed((served ? std::string("stopped before serving the device") : served.error().message()) +
                          stays_quiesced(id));
   }

@@ -66,6 +66,7 @@ struct Device::Serving {
   int start_result = 0;
   std::stop_source start_cancel;  // abandons the wait for START_DEV
   bool failed = false;            // a queue failed (fail_here ran)
+  bool abandoned = false;         // on_recovery_failed was called (at most once)
 };
 
 Device::Device(const DeviceConfig& config) : config_(config) {}
@@ -370,10 +371,12 @@ runtime::Task<void> Device::serve_queue(unsigned q, unsigned core) {
   if (--serving_->queues_running == 0 && serving_->start_pending) serving_->start_cancel.request_stop();
 }
 
-bool Device::abandon_recovery(const std::string& why) {
-  if (!recovering_ || !serving_ || serving_->started || !config_.on_recovery_failed) return false;
+void Device::abandon_recovery(const std::string& why) {
+  if (!recovering_ || !serving_ || serving_->started || serving_->abandoned || !config_.on_recovery_failed) return;
+  serving_->abandoned = true;
   config_.on_recovery_failed(why);
-  return true;
+  // It returned, against its contract: the caller stops the device as it
+  // would without the callback, which at least ends serve().
 }
 
 runtime::Task<void> Device::fail_here(int error) {
@@ -391,9 +394,8 @@ runtime::Task<void> Device::fail_here(int error) {
     config_.on_unrecoverable();
     co_return;
   }
-  if (abandon_recovery(error != 0 ? std::string("a queue failed to start: ") + std::strerror(-error)
-                                  : std::string("a queue failed before the device was served again")))
-    co_return;
+  abandon_recovery(std::string("a queue failed before the device was served again") +
+                   (error != 0 ? std::string(": ") + std::strerror(-error) : std::string()));
   co_await stop_here();
 }
 
@@ -406,7 +408,7 @@ runtime::Task<void> Device::start_and_report(const std::function<void()>& on_rea
     if (const int ret = control_.open(); ret < 0) {
       s.start_pending = false;
       s.start_result = ret;
-      if (abandon_recovery(std::string("cannot open ") + kControlPath + ": " + errno_text(ret))) co_return;
+      abandon_recovery(std::string("cannot open ") + kControlPath + ": " + errno_text(ret));
       co_await stop_here();
       co_return;
     }
@@ -434,7 +436,7 @@ runtime::Task<void> Device::start_and_report(const std::function<void()>& on_rea
     co_return;
   }
   if (ret == -ECANCELED) co_return;
-  if (recovering_ && abandon_recovery("END_USER_RECOVERY failed: " + errno_text(ret))) co_return;
+  abandon_recovery("END_USER_RECOVERY failed: " + errno_text(ret));
   co_await stop_here();
 }
 
@@ -449,7 +451,7 @@ runtime::Task<void> Device::stop() {
     if (serving_) serving_->stopped_by_caller = true;
     // A recovery stopped before it served the device: STOP_DEV would end
     // the device itself, which the recovery was to keep.
-    (void)abandon_recovery("stopped before the device was served again");
+    abandon_recovery("stopped before the device was served again");
     return stop_here();
   };
   if (here->core() == static_cast<unsigned>(home)) {

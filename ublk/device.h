@@ -139,7 +139,8 @@ class Device {
   /// succeeded). Succeeds after a clean stop, whether by stop() or from
   /// outside; fails when the device could not start or a queue failed (the
   /// device's other queues are then stopped too, and other devices on the
-  /// same Runtime are not disturbed). When it ends, the device has let go of
+  /// same Runtime are not disturbed, except by a device being recovered
+  /// whose DeviceConfig::on_recovery_failed ends the process). When it ends, the device has let go of
   /// /dev/ublkcN (so a `coblk del` waiting for it can finish); a device is
   /// served once, and remove() is what is left to do.
   runtime::Task<Result<void>> serve(std::vector<unsigned> cores, std::function<void()> on_ready = {});
@@ -148,6 +149,8 @@ class Device {
   /// queued request fetch, whether or not the device is live yet. Await it from any reactor of the serving Runtime; it
   /// returns once the request is made, and serve() completes afterwards.
   /// Harmless when the device is not being served, or already stopping.
+  /// A device being recovered that is not served again yet runs
+  /// DeviceConfig::on_recovery_failed instead, when set (which exits).
   runtime::Task<void> stop();
 
   /// STOP_DEV (when still live) and DEL_DEV; unmaps the queues and closes
@@ -185,9 +188,10 @@ class Device {
   // for a live device, abandon_recovery for a recovering one, else stop.
   runtime::Task<void> fail_here(int error = 0);
   // A recovery that has not served the device yet failed: hands `why` to
-  // on_recovery_failed (which exits) and returns true; false when there
-  // is no such recovery or no callback (the caller then stops the device).
-  bool abandon_recovery(const std::string& why);
+  // on_recovery_failed, once, which exits. Nothing when there is no such
+  // recovery or no callback, or if the callback returns: the caller then
+  // stops the device (STOP_DEV), as without the callback.
+  void abandon_recovery(const std::string& why);
   runtime::Task<void> cancel_fetches();
 
   DeviceConfig config_;

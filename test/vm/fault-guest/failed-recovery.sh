@@ -51,5 +51,5 @@ vm_case "a coblk recover whose runtime cannot allocate leaves the device quiesce
   failed_recovery_leaves_the_device_quiesced "$recovery_id" "frame_alloc,count=1000000000" "std::bad_alloc"
 vm_case "a coblk recover whose queue fails to start leaves the device quiesced with its record, and the next recover serves its data" \
   failed_recovery_leaves_the_device_quiesced $((recovery_id + 1)) "queue_start,count=1000000000" \
-  "a queue failed to start: Input/output error"
+  "a queue failed before the device was served again: Input/output error"
 vm_finish
