@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
+#include <fstream>
 
 #include "coblk/ublk/nvme_passthrough.h"
 
@@ -68,14 +68,9 @@ std::string backing_identity(const std::string& path) {
     // above the partition's in sysfs).
     const std::string dir = "/sys/dev/block/" + number;
     const bool partition = ::access((dir + "/partition").c_str(), F_OK) == 0;
-    std::string seq;
-    if (std::FILE* f = std::fopen((dir + (partition ? "/../diskseq" : "/diskseq")).c_str(), "re")) {
-      char line[32] = {};
-      if (std::fgets(line, sizeof(line), f) != nullptr) seq = line;
-      std::fclose(f);
-      while (!seq.empty() && (seq.back() == '\n' || seq.back() == ' ')) seq.pop_back();
-    }
-    return "block " + number + (seq.empty() ? "" : " diskseq " + seq);
+    std::uint64_t seq = 0;
+    std::ifstream in(dir + (partition ? "/../diskseq" : "/diskseq"));
+    return "block " + number + (in >> seq ? " diskseq " + std::to_string(seq) : std::string());
   }
   return "file " + std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev)) + " " +
          std::to_string(st.st_ino);

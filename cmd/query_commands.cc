@@ -21,6 +21,7 @@
 #include "coblk/cmd/size_parse.h"
 #include "coblk/cmd/stats_columns.h"
 #include "coblk/ublk/control.h"
+#include "coblk/ublk/device.h"
 #include "coblk/ublk/features.h"
 #if COBLK_HAVE_ZRAM
 #include "coblk/ublk/zram_stats.h"
@@ -192,9 +193,7 @@ int run_list(const std::vector<std::string>& args) {
     const auto record = load_record(id);
     // The kernel's flags, not the record: they decide how requests' data
     // moves, and recovery refuses a server on another path (Device::recover).
-    const std::string data_path = (info.flags & ublk::abi::F_AUTO_BUF_REG) ? "zero_copy"
-                                  : (info.flags & ublk::abi::F_USER_COPY)  ? "user_copy"
-                                                                           : "copy";
+    const std::string data_path = ublk::data_path_name(ublk::data_path_of(info.flags));
     // A device with crash-safe memory: its keeper says how many servers it
     // restarted, and whether it is restarting one or gave up.
     std::string state(ublk::device_state_name(info.state));

@@ -29,13 +29,7 @@ Error zero_copy_refused() {
   return Error(EINVAL, "this target cannot serve the zero-copy data path (it needs the request data in memory)");
 }
 
-// The data path a device was added with, from its flags (see create()).
-DataPath data_path_of(uint64_t flags) {
-  if ((flags & abi::F_AUTO_BUF_REG) != 0) return DataPath::zero_copy;
-  if ((flags & abi::F_USER_COPY) != 0) return DataPath::user_copy;
-  return DataPath::copy;
-}
-
+// For refusals: the data path with the kernel flag that selects it.
 const char* describe(DataPath path) {
   switch (path) {
     case DataPath::user_copy:
@@ -49,6 +43,24 @@ const char* describe(DataPath path) {
 }
 
 }  // namespace
+
+DataPath data_path_of(uint64_t flags) {
+  if ((flags & abi::F_AUTO_BUF_REG) != 0) return DataPath::zero_copy;
+  if ((flags & abi::F_USER_COPY) != 0) return DataPath::user_copy;
+  return DataPath::copy;
+}
+
+const char* data_path_name(DataPath path) {
+  switch (path) {
+    case DataPath::user_copy:
+      return "user_copy";
+    case DataPath::zero_copy:
+      return "zero_copy";
+    case DataPath::copy:
+      break;
+  }
+  return "copy";
+}
 
 unsigned ring_entries_for(unsigned total_depth) {
   return std::bit_ceil(std::max(256U, std::min(4096U, total_depth * 2)));

@@ -61,6 +61,16 @@ struct DeviceConfig {
   std::function<void(const std::string& why)> on_recovery_failed;
 };
 
+/// The data path of a device added with `flags` (ublksrv_ctrl_dev_info::
+/// flags, as GET_DEV_INFO reports them): AUTO_BUF_REG is zero copy,
+/// USER_COPY user copy, neither the copy path. Device::create sets them
+/// from DeviceConfig::data_path, and Device::recover refuses a config
+/// whose data path is another.
+DataPath data_path_of(uint64_t flags);
+/// "copy", "user_copy" or "zero_copy": the names coblk's command line and
+/// device records use for `path`.
+const char* data_path_name(DataPath path);
+
 /// io_uring submission-queue size that lets a core serve `total_depth` tags
 /// (the depths of every queue placed on it, of every device) without ever
 /// waiting for a free SQE: each tag keeps one command in flight plus the
