@@ -55,25 +55,43 @@ std::string loop_backing(AddOptions& o, uint64_t& bytes) {
   return {};
 }
 
-std::string backing_identity(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return {};
+namespace {
+
+// The identity of the file `st` describes; `fd` (or -1) is it opened, for
+// the one fact stat has not: a block device's diskseq.
+std::string identity_of(const struct stat& st, int fd) {
   const std::string number = std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev));
   if (S_ISCHR(st.st_mode)) return "char " + number;
   if (S_ISBLK(st.st_mode)) {
     // A device number names whatever disk holds it now: a loop device
     // attached to another file, a disk that came back as the same sdX.
     // The kernel numbers every disk it creates (diskseq, Linux 5.15+).
-    // A partition has none of its own: its disk's counts (the directory
-    // above the partition's in sysfs).
+    // BLKGETDISKSEQ on an open partition answers its disk's. By number,
+    // a partition has none of its own: its disk's counts (the directory
+    // above the partition's in sysfs). Both give the same number.
+    std::uint64_t seq = 0;
+    if (fd >= 0 && ::ioctl(fd, BLKGETDISKSEQ, &seq) == 0) return "block " + number + " diskseq " + std::to_string(seq);
     const std::string dir = "/sys/dev/block/" + number;
     const bool partition = ::access((dir + "/partition").c_str(), F_OK) == 0;
-    std::uint64_t seq = 0;
     std::ifstream in(dir + (partition ? "/../diskseq" : "/diskseq"));
     return "block " + number + (in >> seq ? " diskseq " + std::to_string(seq) : std::string());
   }
   return "file " + std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev)) + " " +
          std::to_string(st.st_ino);
+}
+
+}  // namespace
+
+std::string backing_identity(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return identity_of(st, -1);
+}
+
+std::string backing_identity_of_fd(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return {};
+  return identity_of(st, fd);
 }
 
 }  // namespace coblk::cmd

@@ -30,4 +30,8 @@ std::string loop_backing(AddOptions& o, uint64_t& bytes);
 /// its inode left the cache.
 std::string backing_identity(const std::string& path);
 
+/// backing_identity() of the file open as `fd`: the file a server holds,
+/// whatever its path names by now. Empty if `fd` cannot be fstat'ed.
+std::string backing_identity_of_fd(int fd);
+
 }  // namespace coblk::cmd

@@ -27,6 +27,7 @@
 #include "coblk/runtime/runtime.h"
 #include "coblk/runtime/signals.h"
 #include "coblk/ublk/device.h"
+#include "coblk/ublk/loop_target.h"
 #include "coblk/ublk/serve_until_signal.h"
 #include "coblk/ublk/swap_safety.h"
 
@@ -156,12 +157,17 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
       make_target(o, id, keeper != nullptr ? std::span<const int>(keeper->recover_from) : std::span<const int>());
   if (!made) return report.failed(made.error().message());
   std::unique_ptr<ublk::Target> target = std::move(made).value();
+  // The identity of the file the target holds open, taken from its fd:
+  // the path may name another file by now, or again.
+  std::string served_identity;
+  if (const auto* loop = dynamic_cast<const ublk::LoopTarget*>(target.get()); loop != nullptr)
+    served_identity = backing_identity_of_fd(loop->backing_fd());
   // A loop device being recovered: the file the target just opened must
   // be the one the dead server served. `coblk recover` checked the path
   // before this process started; another file may have taken it since.
   if (recover && o.target == TargetKind::loop) {
     if (const Result<DeviceRecord> served_before = load_record(id); served_before) {
-      if (std::string other = backing_mismatch(*served_before, backing_identity(o.file)); !other.empty())
+      if (std::string other = backing_mismatch(*served_before, served_identity); !other.empty())
         return report.failed(other + stays_quiesced(id));
     }
   }
@@ -224,9 +230,9 @@ int run_server(const AddOptions& o, bool recover, ReadinessReport& report, const
   record.unprivileged = o.unprivileged;
   record.backing =
       o.target == TargetKind::nbd ? o.connect + (o.export_name.empty() ? "" : " export " + o.export_name) : o.file;
-  // Taken after make_target opened the file: the identity of what this
-  // server serves, which a recovery must find again (backing_mismatch).
-  if (o.target == TargetKind::loop) record.backing_id = backing_identity(o.file);
+  // The identity of what this server serves, which a recovery must find
+  // again (backing_mismatch).
+  record.backing_id = served_identity;
   if (o.target == TargetKind::zram) record.compression = o.algorithm;
   record.args = o.args;
   record.name = o.name;

@@ -87,6 +87,10 @@ class LoopTarget final : public Target {
   /// without group commit): for tests and benchmarks.
   uint64_t syncs_on_this_core() const noexcept;
 
+  /// The backing file this target opened and serves, owned by the target:
+  /// for checks of its identity (fstat), not for I/O.
+  int backing_fd() const noexcept { return fd_; }
+
  private:
   // One core's state, on a cache line of its own; touched only there.
   struct alignas(64) PerCore {

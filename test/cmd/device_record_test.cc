@@ -349,6 +349,32 @@ BOOST_AUTO_TEST_CASE(recovery_refuses_a_backing_path_that_now_names_another_file
   std::filesystem::remove_all(dir);
 }
 
+BOOST_AUTO_TEST_CASE(the_identity_of_an_open_backing_file_is_the_file_held_not_the_path) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("coblk-held-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "disk.img").string();
+  std::ofstream(path) << "the data the server serves";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  BOOST_TEST_REQUIRE(fd >= 0);
+  const std::string held = cmd::backing_identity_of_fd(fd);
+  BOOST_TEST(held == cmd::backing_identity(path));
+  // Another file takes the path after the server opened the original:
+  // the path now answers for it, the fd still for what is served.
+  const std::string other = (dir / "other.img").string();
+  std::ofstream(other) << "another file's data, same len";
+  std::filesystem::rename(other, path);
+  BOOST_TEST(cmd::backing_identity(path) != held);
+  BOOST_TEST(cmd::backing_identity_of_fd(fd) == held);
+  ::close(fd);
+  BOOST_TEST(cmd::backing_identity_of_fd(-1).empty());
+  // A device node by fd and by path agree.
+  const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  BOOST_TEST(cmd::backing_identity_of_fd(null_fd) == "char 1:3");
+  ::close(null_fd);
+  std::filesystem::remove_all(dir);
+}
+
 BOOST_AUTO_TEST_CASE(a_record_says_whether_its_device_is_unprivileged) {
   cmd::DeviceRecord r = sample();
   BOOST_TEST(!cmd::record_from_json(cmd::to_json(r))->unprivileged);
