@@ -10,6 +10,8 @@ build_packages=(
   # (COBLK_USE_LLD; the build falls back to GNU ld without it).
   lld
   liburing-dev liblz4-dev libzstd-dev libmimalloc-dev
+  # XXH3, the checksum of pages on a zram backing tier (header only here).
+  libxxhash-dev
   libboost1.81-dev libboost-program-options1.81-dev libboost-test1.81-dev
   # The JSON `coblk list --json` and `stats --json` write.
   libboost-json1.81-dev

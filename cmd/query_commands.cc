@@ -82,6 +82,7 @@ void add_stats_fields(uint32_t dev_id, boost::json::object& out) {
   add("written_back_pages", s->tier.written_back_pages);
   add("backing_read_errors", s->tier.read_errors);
   add("backing_write_errors", s->tier.write_errors);
+  add("backing_checksum_errors", s->tier.checksum_errors);
   add("recompressed_pages", s->tier.recompressed_pages);
   add("readmitted_pages", s->tier.readmitted_pages);
   add("staged_pages", s->mm.staged_pages);

@@ -8,20 +8,9 @@
 #include <memory>
 
 #include "coblk/runtime/spsc_ring.h"
+#include "coblk/storage/backing_location.h"
 
 namespace coblk::storage {
-
-/// Where a written-back object lies on the backing tier: a 4 KiB block and
-/// the first of its eight 512-byte sectors. Stored in the page entry's value
-/// as block * 8 + sector.
-struct BackingLocation {
-  std::uint64_t block = 0;  ///< block number (byte offset / 4096)
-  unsigned sector = 0;      ///< first sector of the object in the block, 0..7
-  /// The encoding kept in a page entry's value.
-  std::uint64_t encode() const noexcept { return block * 8 + sector; }
-  /// The location an entry's value names.
-  static BackingLocation decode(std::uint64_t value) noexcept { return {value / 8, static_cast<unsigned>(value % 8)}; }
-};
 
 /// Sectors (bytes / 512, rounded up) an object of `size` bytes occupies.
 constexpr unsigned backing_sectors(std::uint32_t size) noexcept { return (size + 511) / 512; }

@@ -42,8 +42,9 @@ Result<void> validate(const PageStoreConfig& c) {
   if (c.writeback_batch == 0 || c.writeback_batch > 256) {
     return Error(EINVAL, "writeback batch must be 1..256 blocks, got " + std::to_string(c.writeback_batch));
   }
-  if (c.backing_blocks > (std::uint64_t{1} << 60)) {
-    return Error(EINVAL, "backing tier of " + std::to_string(c.backing_blocks) + " blocks is too large");
+  if (c.backing_blocks > max_backing_blocks) {
+    return Error(EINVAL, "a backing tier of " + std::to_string(c.backing_blocks) +
+                             " blocks is too large: a page entry names at most 2^33 blocks (32 TiB)");
   }
   if (c.entropy_routing) {
     const auto& r = *c.entropy_routing;

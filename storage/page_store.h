@@ -421,7 +421,11 @@ class PageStore {
 
   /// Decodes a page read back from the backing tier into miss.out and
   /// unpins its block. `block` is the 4096 bytes of miss.where.block, or
-  /// empty if the read failed (counted; returns -EIO). Returns 0 or -EIO.
+  /// empty if the read failed (counted; returns -EIO). Returns 0, -EIO,
+  /// or -EBADMSG when the object's bytes in `block` are not the ones
+  /// written back (their checksum, BackingLocation::checksum, differs):
+  /// they are not decoded, miss.out holds nothing to serve, and the read
+  /// is counted as a read error and a checksum error.
   /// With miss.readmit, a page decoded without error is also re-admitted:
   /// its object goes back into `core`'s arena, if the page is still the
   /// one read (no write or discard since) and memory allows (see

@@ -185,10 +185,13 @@ WritebackBatch PageStore::writeback_prepare(unsigned core, WritebackKind kind, s
     std::byte* dst = data + k * page_size + sector * 512;
     std::memcpy(dst, arenas_[core]->address(handle), size);
     std::memset(dst + size, 0, sectors * 512 - size);
-    const BackingLocation at{b.blocks[k], sector};
-    b.items[b.pages++] = {i, handle, at.encode(), size};
     b.sectors_used[k] = static_cast<std::uint8_t>(sector + sectors);
     e.unlock(word | entry_bits::writeback_pending);
+    // The checksum of exactly the bytes that go out, from the copy (after
+    // the unlock: the lock is not held for the hash): a read must give
+    // them back, or it fails (finish_backing_read, load_written_back).
+    const BackingLocation at{b.blocks[k], sector, backing_checksum(dst, size)};
+    b.items[b.pages++] = {i, handle, at.encode(), size};
   }
   if (i >= page_count_) {
     i = 0;
@@ -325,8 +328,13 @@ int PageStore::finish_backing_read(unsigned core, const BackingRead& miss, std::
   CoreState& cs = *cores_[core];
   int rc = -EIO;
   const std::uint32_t size = entry_bits::size_of(miss.word);
-  if (block.size() == page_size && miss.where.sector * 512 + size <= page_size) {
-    const std::byte* src = block.data() + miss.where.sector * 512;
+  const bool whole = block.size() == page_size && miss.where.sector * 512 + size <= page_size;
+  const std::byte* src = whole ? block.data() + miss.where.sector * 512 : nullptr;
+  if (whole && !miss.where.holds(src, size)) {
+    // Not the bytes written there: never decoded, never served.
+    rc = -EBADMSG;
+    CoreCounters::add(cs.counters.bd_checksum_errors, 1);
+  } else if (whole) {
     if (src == miss.out && (miss.word & entry_bits::huge)) {
       rc = 0;  // a raw page read into its place: nothing to decode
     } else {
@@ -377,8 +385,16 @@ int PageStore::load_written_back(unsigned core, std::uint64_t word, std::uint64_
     CoreCounters::add(cs.counters.bd_read_errors, 1);
     return -EIO;
   }
+  const std::byte* object = cs.block.get() + at.sector * 512;
+  const std::uint32_t size = entry_bits::size_of(word);
+  if (at.sector * 512 + size > page_size || !at.holds(object, size)) {
+    // Not the bytes written there: never decoded, never served.
+    CoreCounters::add(cs.counters.bd_read_errors, 1);
+    CoreCounters::add(cs.counters.bd_checksum_errors, 1);
+    return -EIO;
+  }
   CoreCounters::add(cs.counters.bd_reads, 1);
-  return decode_object(core, word, cs.block.get() + at.sector * 512, out);
+  return decode_object(core, word, object, out);
 }
 
 Result<void> PageStore::recover_written_back(std::uint64_t index, std::uint64_t word, std::uint64_t value) noexcept {
@@ -527,6 +543,7 @@ TierStat PageStore::tier_stat() const noexcept {
   for (const auto& cs : cores_) {
     written_back += cs->counters.written_back.load(std::memory_order_relaxed);
     s.read_errors += static_cast<std::uint64_t>(cs->counters.bd_read_errors.load(std::memory_order_relaxed));
+    s.checksum_errors += static_cast<std::uint64_t>(cs->counters.bd_checksum_errors.load(std::memory_order_relaxed));
     s.write_errors += static_cast<std::uint64_t>(cs->counters.bd_write_errors.load(std::memory_order_relaxed));
     s.recompressed_pages += static_cast<std::uint64_t>(cs->counters.recompressed.load(std::memory_order_relaxed));
     s.readmitted_pages += static_cast<std::uint64_t>(cs->counters.readmitted.load(std::memory_order_relaxed));

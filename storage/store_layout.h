@@ -16,7 +16,7 @@ namespace coblk::storage::layout {
 inline constexpr char magic[8] = {'c', 'o', 'b', 'l', 'k', 'P', 'T', '\0'};
 /// Bumped whenever anything in this file, PageEntry's bits or the handle
 /// encoding changes: a server never reads memory made by another format.
-inline constexpr std::uint32_t version = 3;
+inline constexpr std::uint32_t version = 4;
 
 /// The first page of the table: what the store was made for. Recovery
 /// refuses memory whose header does not match its own configuration.

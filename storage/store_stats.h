@@ -50,6 +50,10 @@ struct TierStat {
   std::uint64_t write_errors = 0;        ///< backing writes that failed (writeback then stops)
   std::uint64_t recompressed_pages = 0;  ///< pages recompressed with the secondary codec (event count)
   std::uint64_t readmitted_pages = 0;    ///< written-back pages brought back to RAM by reads (event count)
+  /// Backing reads whose bytes did not match the checksum taken at
+  /// writeback (each is also a read error, and gave -EIO): the tier gave
+  /// back other data than it was given.
+  std::uint64_t checksum_errors = 0;
 };
 
 /// One core's counters. Each is written by that core alone, so it is
@@ -59,24 +63,25 @@ struct TierStat {
 /// are deltas, so one core's value may be negative (a page written by core
 /// A and discarded by core B) while the sum is right.
 struct alignas(runtime::cache_line_size) CoreCounters {
-  std::atomic<std::int64_t> pages_stored{0};      ///< gauge: pages holding data; x 4096 = orig_data_size
-  std::atomic<std::int64_t> compr_bytes{0};       ///< gauge: stored object sizes = compr_data_size
-  std::atomic<std::int64_t> same_pages{0};        ///< gauge: MmStat::same_pages
-  std::atomic<std::int64_t> huge_pages{0};        ///< gauge: MmStat::huge_pages
-  std::atomic<std::int64_t> huge_pages_since{0};  ///< event count: MmStat::huge_pages_since
-  std::atomic<std::int64_t> pages_compacted{0};   ///< event count: MmStat::pages_compacted
-  std::atomic<std::int64_t> failed_reads{0};      ///< event count: IoStat::failed_reads
-  std::atomic<std::int64_t> failed_writes{0};     ///< event count: IoStat::failed_writes
-  std::atomic<std::int64_t> invalid_io{0};        ///< event count: IoStat::invalid_io
-  std::atomic<std::int64_t> notify_free{0};       ///< event count: IoStat::notify_free
-  std::atomic<std::int64_t> written_back{0};      ///< gauge: TierStat::written_back_pages
-  std::atomic<std::int64_t> bd_reads{0};          ///< event count: BdStat::bd_reads
-  std::atomic<std::int64_t> bd_writes{0};         ///< event count: BdStat::bd_writes
-  std::atomic<std::int64_t> bd_read_errors{0};    ///< event count: TierStat::read_errors
-  std::atomic<std::int64_t> bd_write_errors{0};   ///< event count: TierStat::write_errors
-  std::atomic<std::int64_t> recompressed{0};      ///< event count: TierStat::recompressed_pages
-  std::atomic<std::int64_t> staged_pages{0};      ///< gauge: MmStat::staged_pages
-  std::atomic<std::int64_t> readmitted{0};        ///< event count: TierStat::readmitted_pages
+  std::atomic<std::int64_t> pages_stored{0};        ///< gauge: pages holding data; x 4096 = orig_data_size
+  std::atomic<std::int64_t> compr_bytes{0};         ///< gauge: stored object sizes = compr_data_size
+  std::atomic<std::int64_t> same_pages{0};          ///< gauge: MmStat::same_pages
+  std::atomic<std::int64_t> huge_pages{0};          ///< gauge: MmStat::huge_pages
+  std::atomic<std::int64_t> huge_pages_since{0};    ///< event count: MmStat::huge_pages_since
+  std::atomic<std::int64_t> pages_compacted{0};     ///< event count: MmStat::pages_compacted
+  std::atomic<std::int64_t> failed_reads{0};        ///< event count: IoStat::failed_reads
+  std::atomic<std::int64_t> failed_writes{0};       ///< event count: IoStat::failed_writes
+  std::atomic<std::int64_t> invalid_io{0};          ///< event count: IoStat::invalid_io
+  std::atomic<std::int64_t> notify_free{0};         ///< event count: IoStat::notify_free
+  std::atomic<std::int64_t> written_back{0};        ///< gauge: TierStat::written_back_pages
+  std::atomic<std::int64_t> bd_reads{0};            ///< event count: BdStat::bd_reads
+  std::atomic<std::int64_t> bd_writes{0};           ///< event count: BdStat::bd_writes
+  std::atomic<std::int64_t> bd_read_errors{0};      ///< event count: TierStat::read_errors
+  std::atomic<std::int64_t> bd_write_errors{0};     ///< event count: TierStat::write_errors
+  std::atomic<std::int64_t> recompressed{0};        ///< event count: TierStat::recompressed_pages
+  std::atomic<std::int64_t> staged_pages{0};        ///< gauge: MmStat::staged_pages
+  std::atomic<std::int64_t> readmitted{0};          ///< event count: TierStat::readmitted_pages
+  std::atomic<std::int64_t> bd_checksum_errors{0};  ///< event count: TierStat::checksum_errors
 
   /// Adds `delta` to one of this struct's counters. Owner core only: a
   /// relaxed load and store, not a fetch_add, is exact only because no other

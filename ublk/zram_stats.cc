@@ -77,6 +77,7 @@ enum Word : unsigned {
   recompressed_pages,
   staged_pages,
   readmitted_pages,
+  bd_checksum_errors,
 };
 
 // Where the sequence word lies in the file: right after the magic.
@@ -175,6 +176,7 @@ void ZramStatsPublisher::publish(const ZramStats& s) noexcept {
       s.tier.recompressed_pages,
       s.mm.staged_pages,
       s.tier.readmitted_pages,
+      s.tier.checksum_errors,
   };
   for (unsigned i = 0; i < sizeof(values) / sizeof(values[0]); ++i) {
     shared->words[i].store(values[i], std::memory_order_relaxed);
@@ -250,6 +252,7 @@ Result<ZramStats> read_zram_stats(const std::string& path) {
                              w[recompressed_pages]};
   s.mm.staged_pages = w[staged_pages];
   s.tier.readmitted_pages = w[readmitted_pages];
+  s.tier.checksum_errors = w[bd_checksum_errors];
   s.tier_state = w[tier_state] <= 3 ? static_cast<TierState>(w[tier_state]) : TierState::none;
   s.writeback_budget = w[writeback_budget];
   s.disksize = w[disksize];

@@ -105,6 +105,12 @@ runtime::Task<int> ZramTarget::read_through_tier(const Request& r) {
       }
       const int rc = store_->finish_backing_read(
           r.queue, m, whole ? std::span<const std::byte>(m.out, block_size) : std::span<const std::byte>());
+      if (rc == -EBADMSG && result == 0) {
+        std::fprintf(stderr,
+                     "coblk: zram: backing block %llu does not hold the bytes written to it (checksum mismatch): "
+                     "the read gets an I/O error\n",
+                     static_cast<unsigned long long>(m.where.block));
+      }
       if (rc != 0) {
         result = -EIO;
       }

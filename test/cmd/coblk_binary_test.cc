@@ -230,6 +230,7 @@ BOOST_AUTO_TEST_CASE(stats_json_is_one_valid_object_per_device_with_kernel_zram_
                         "written_back_pages",
                         "backing_read_errors",
                         "backing_write_errors",
+                        "backing_checksum_errors",
                         "recompressed_pages",
                         "readmitted_pages",
                         "staged_pages",

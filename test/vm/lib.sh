@@ -440,6 +440,20 @@ wait_for_port() {
   vm_fail "nothing listens on 127.0.0.1:$1"
 }
 
+# servers_log_to FILE: in the VM, a syslogd of the case's own that writes
+# what coblk's servers log (syslog) to FILE, for the case to look for a
+# line in it. The guest has no logger of its own, and a /dev/log left by an
+# earlier case's syslogd is stale. Does nothing outside the VM (a host has
+# its own logger) or without busybox's syslogd: FILE then does not exist.
+servers_log_to() {
+  if [ "$COBLK_VM_MODE" = vm ] && command -v syslogd >/dev/null; then
+    rm -f "$1" /dev/log
+    vm_spawn "$1.syslogd.out" syslogd -n -O "$1"
+    vm_defer "rm -f /dev/log"
+    vm_wait_for_path /dev/log 5
+  fi
+}
+
 # wait_for_writes DEV: DEV (ublkbN) has completed a write, within 10 s.
 # The kill-mid-fio cases kill their server once fio is under way, not after
 # a fixed time: a faster guest finished fio's 24 MiB within a 2 s sleep.

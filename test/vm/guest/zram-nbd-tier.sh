@@ -60,15 +60,8 @@ holds_three_times_its_limit() {
 server_killed_for_good() {
   vm_ublk_ready fio nbdkit
   local id=$((base_id + 1)) dev="/dev/ublkb$((base_id + 1))" sock="$t/nbd-tier-gone.sock" rc=0 pid t0 t1 i state
-  # The server's log (syslog) goes to a file, shown if the case fails.
-  # (The guest has no logger of its own; a socket left by an earlier case's
-  # syslogd is stale.)
-  if [ "$COBLK_VM_MODE" = vm ] && command -v syslogd >/dev/null; then
-    rm -f "$t/nbd-tier-messages" /dev/log
-    vm_spawn "$t/syslogd.out" syslogd -n -O "$t/nbd-tier-messages"
-    vm_defer "rm -f /dev/log"
-    vm_wait_for_path /dev/log 5
-  fi
+  # The server's log, shown if the case fails.
+  servers_log_to "$t/nbd-tier-messages"
   start_nbdkit "$sock" memory 64M
   add_device "$id" -t zram --size 32M --mem-limit 4M --backing "nbd:unix:$sock" --reconnect-timeout 2s
   pid=$(server_pid "$id")

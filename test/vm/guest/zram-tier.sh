@@ -2,8 +2,8 @@
 # zram-tier.sh: a zram device with a backing tier (--backing) keeps every
 # page when it holds more than its --mem-limit: pages are written back to a
 # file, or to kernel zram (/dev/zramN), and read back; bd_stat shows it. A
-# backing device that starts failing gives I/O errors, never wrong data,
-# and stops writeback; `coblk idle`, `coblk writeback` and `coblk
+# backing device that starts failing, or a backing file overwritten under
+# it, gives I/O errors, never wrong data, and a failing one stops writeback; `coblk idle`, `coblk writeback` and `coblk
 # recompress` act on the pages they name. Bad backing paths are refused
 # with one line.
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
@@ -131,6 +131,52 @@ failing_backing() {
   "$COBLK_BIN" del -n "$id" || vm_fail "coblk del failed after the backing device failed"
 }
 
+# Another program overwrites the backing file under the device: each page
+# written back there fails to read with EIO (its entry's checksum does not
+# match the bytes read back), never returns the other bytes, even for raw
+# pages that need no decoding; the server logs it, counts it in
+# backing_checksum_errors, and lives.
+overwritten_backing() {
+  vm_ublk_ready fio truncate
+  local id=$((base_id + 8)) dev="/dev/ublkb$((base_id + 8))" rc=0 pid
+  # The server's log must name the mismatch.
+  servers_log_to "$t/tier-messages"
+  backing_file 32M
+  add_device "$id" -t zram --size 32M --mem-limit 8M --backing "$backing"
+  pid=$(server_pid "$id")
+  fio_fill "$dev" 16M
+  "$COBLK_BIN" writeback -n "$id" --type all >/dev/null || vm_fail "coblk writeback --type all failed"
+  wait_for_stat "$id" written_back_pages -gt 1024 10
+  # Every block but block 0 (the tier's header) gets other bytes.
+  dd if=/dev/urandom of="$backing" bs=1M count=31 seek=1 conv=notrunc 2>/dev/null || vm_fail "cannot overwrite $backing"
+  dd if=/dev/urandom of="$backing" bs=4k count=255 seek=1 conv=notrunc 2>/dev/null || vm_fail "cannot overwrite $backing"
+  echo 3 > /proc/sys/vm/drop_caches
+  fio --name=tier --filename="$dev" --ioengine=psync --direct=1 --rw=write --bs=64k --size=16M \
+      --buffer_compress_percentage=50 --refill_buffers --verify=crc32c --verify_only --continue_on_error=read \
+      --output-format=normal >"$t/tier-overwritten.log" 2>&1 || rc=$?
+  vm_log "fio verify over the overwritten tier: exit $rc; $(grep -c -i 'input/output error' "$t/tier-overwritten.log") I/O errors"
+  if grep -qi "verify: bad\|bad magic\|crc32c: verify failed" "$t/tier-overwritten.log"; then
+    tail -n 20 "$t/tier-overwritten.log" >&2
+    vm_fail "a read of an overwritten backing tier returned the other bytes"
+  fi
+  grep -qi "input/output error" "$t/tier-overwritten.log" \
+    || { tail -n 20 "$t/tier-overwritten.log" >&2; vm_fail "no I/O error from an overwritten backing tier"; }
+  wait_for_stat "$id" backing_checksum_errors -gt 0 10
+  vm_log "backing_checksum_errors $(stat_value "$id" backing_checksum_errors), backing_read_errors $(stat_value "$id" backing_read_errors)"
+  if [ -f "$t/tier-messages" ]; then
+    local i=0
+    while ! grep -q "checksum mismatch" "$t/tier-messages" && [ "$i" -lt 50 ]; do
+      sleep 0.1
+      i=$((i + 1))
+    done
+    grep -q "does not hold the bytes written to it (checksum mismatch)" "$t/tier-messages" \
+      || { tail -n 20 "$t/tier-messages" >&2; vm_fail "the server's log does not name the checksum mismatch"; }
+  fi
+  running "$pid" || vm_fail "the server died reading an overwritten backing tier"
+  # New writes over the lost pages make them whole again.
+  fio_fill "$dev" 16M
+}
+
 # `coblk idle` marks every page; reading half of them clears their marks;
 # `coblk writeback --type idle` then moves exactly the other half.
 manual_commands() {
@@ -243,6 +289,7 @@ bad_backing() {
 vm_case "a zram device with a 4 MiB limit and a backing file holds 3x that: fio verifies, bd_stat shows the writeback and the reads back, and packed compressed text reads back byte for byte" file_tier
 vm_case "kernel zram as the backing tier (/dev/zramN) takes the written-back pages and fio verifies" kernel_zram_tier
 vm_case "a backing device that fails gives I/O errors on written-back pages (never wrong data), stops writeback, and the device is deleted cleanly" failing_backing
+vm_case "a backing file overwritten under the device gives I/O errors on the pages written back there, never the other bytes: the checksums catch raw pages too, the log and backing_checksum_errors say so, and new writes make the pages whole" overwritten_backing
 vm_case "coblk idle marks pages, a read clears the mark, and coblk writeback moves exactly the idle pages, --max-pages of all, and huge ones" manual_commands
 vm_case "a --recovery zram device whose server is killed holding written-back pages recovers them from the same backing file, and fio verifies" recovery_keeps_written_back_pages
 vm_case "coblk recompress with --recompress zstd:9 shrinks lz4 text pages, counts them, and the text reads back" recompress_command
