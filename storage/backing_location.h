@@ -1,4 +1,4 @@
-// storage/backing_location.h - where a written-back object lies on the backing tier, and the checksum that proves it came back intact.
+// storage/backing_location.h - where a written-back object lies on the tier, and its checksum.
 #pragma once
 
 // See docs/storage.md, "Backing tier".
@@ -25,9 +25,9 @@ std::uint32_t backing_checksum(const std::byte* object, std::size_t size) noexce
 /// written there. Stored in the page entry's value as
 /// checksum << 36 | block * 8 + sector.
 struct BackingLocation {
-  std::uint64_t block = 0;    ///< block number (byte offset / 4096), below max_backing_blocks
-  unsigned sector = 0;        ///< first sector of the object in the block, 0..7
-  std::uint32_t checksum = 0; ///< backing_checksum() of the object's bytes (28 bits)
+  std::uint64_t block = 0;     ///< block number (byte offset / 4096), below max_backing_blocks
+  unsigned sector = 0;         ///< first sector of the object in the block, 0..7
+  std::uint32_t checksum = 0;  ///< backing_checksum() of the object's bytes (28 bits)
   /// The encoding kept in a page entry's value.
   std::uint64_t encode() const noexcept {
     return (std::uint64_t{checksum & checksum_mask} << checksum_shift) | (block * 8 + sector);

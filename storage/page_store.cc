@@ -124,9 +124,16 @@ Result<std::unique_ptr<PageStore>> PageStore::build(const PageStoreConfig& confi
   const std::uint64_t max_spans = 2 * page_count + store->classes_.count();
   auto* header = reinterpret_cast<layout::Header*>(store->table_.data());
   if (attaching) {
-    if (std::memcmp(header->magic, layout::magic, sizeof layout::magic) != 0 || header->version != layout::version) {
+    if (std::memcmp(header->magic, layout::magic, sizeof layout::magic) != 0) {
       return Error(EINVAL, "the saved memory does not hold a page table of this coblk's format (version " +
                                std::to_string(layout::version) + ")");
+    }
+    if (header->version != layout::version) {
+      // An upgrade with devices kept alive: the memory is whole, but its
+      // entries mean other things here (layout::version).
+      return Error(EINVAL, "the saved page table is of format version " + std::to_string(header->version) +
+                               ", and this coblk reads version " + std::to_string(layout::version) +
+                               ": recover the device with the coblk that made it");
     }
     if (header->page_count != page_count || header->cores != config.cores ||
         header->huge_threshold != config.huge_threshold ||

@@ -188,6 +188,19 @@ BOOST_AUTO_TEST_CASE(memory_without_a_page_table_header_is_refused) {
   close_all(fds);
 }
 
+BOOST_AUTO_TEST_CASE(memory_of_an_older_format_is_refused_naming_both_versions) {
+  const std::vector<int> fds = filled_memory(config());
+  {
+    TableView t(fds[0]);
+    reinterpret_cast<layout::Header*>(t.data)->version = layout::version - 1;
+  }
+  BOOST_TEST(refusal(config(), fds, EINVAL) == "the saved page table is of format version " +
+                                                   std::to_string(layout::version - 1) +
+                                                   ", and this coblk reads version " + std::to_string(layout::version) +
+                                                   ": recover the device with the coblk that made it");
+  close_all(fds);
+}
+
 BOOST_AUTO_TEST_CASE(an_entry_whose_handle_is_out_of_bounds_is_refused) {
   const std::vector<int> fds = filled_memory(config());
   {

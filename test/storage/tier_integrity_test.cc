@@ -20,7 +20,7 @@
 
 BOOST_AUTO_TEST_SUITE(storage_tier_integrity_test)
 
-using namespace coblk;          // NOLINT(google-build-using-namespace): a program file, not a library
+using namespace coblk;         // NOLINT(google-build-using-namespace): a program file, not a library
 using namespace storage;       // NOLINT(google-build-using-namespace): a program file, not a library
 using namespace storage_test;  // NOLINT(google-build-using-namespace): a program file, not a library
 
@@ -160,6 +160,29 @@ BOOST_AUTO_TEST_CASE(a_raw_page_read_into_its_place_is_checked_before_it_is_serv
   put_block(file.fd, at.block, block);
   BOOST_TEST(read_through_tier(*s, file.fd, 0, got, true) == 0);
   BOOST_TEST(got == raw);
+}
+
+BOOST_AUTO_TEST_CASE(a_recovered_store_keeps_the_checksums_and_still_refuses_a_changed_block) {
+  BackingFile file(pages);
+  PageStoreConfig c = config(file);
+  c.memory = runtime::MemoryKind::shared;
+  std::vector<int> fds;
+  {
+    auto s = test::require_ok(PageStore::create(c));
+    for (std::uint64_t i = 0; i < pages; ++i) BOOST_REQUIRE_EQUAL(s->write(0, i * ps, page_of(i + 1)), 0);
+    BOOST_REQUIRE_EQUAL(write_back_all(*s, file.fd), pages);
+    for (const int fd : s->memory_fds()) fds.push_back(::dup(fd));
+  }
+  auto s = test::require_ok(PageStore::attach(c, fds));
+  std::vector<std::byte> got(ps);
+  BOOST_REQUIRE_EQUAL(read_through_tier(*s, file.fd, 0, got), 0);
+  BOOST_TEST(got == page_of(1));
+  const BackingLocation at = location_of(*s, 2);
+  std::vector<std::byte> block = block_at(file.fd, at.block);
+  block[at.sector * 512] ^= std::byte{4};
+  put_block(file.fd, at.block, block);
+  fails_every_way(*s, file.fd, 2);
+  for (const int fd : fds) ::close(fd);
 }
 
 BOOST_AUTO_TEST_CASE(a_backing_tier_beyond_what_an_entry_can_name_is_refused_at_creation) {
