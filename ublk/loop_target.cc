@@ -2,12 +2,15 @@
 
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <string>
+#include <thread>
 
 #include "coblk/runtime/io.h"
 #include "coblk/runtime/polled_ring.h"
@@ -16,17 +19,55 @@
 
 namespace coblk::ublk {
 
+namespace {
+
+// How long a busy backing file or disk is asked again (see create): 50
+// times 20 ms.
+constexpr int busy_retries = 50;
+constexpr std::chrono::milliseconds busy_retry_pause{20};
+
+}  // namespace
+
 Result<std::unique_ptr<LoopTarget>> LoopTarget::create(const std::string& path, uint64_t size_bytes,
                                                        uint32_t block_size, bool direct_io, bool group_commit,
                                                        bool iopoll, bool passthrough) {
   if (iopoll && !direct_io && !passthrough)
     return Error(EINVAL, "--iopoll needs --direct-io: the kernel polls only for O_DIRECT I/O");
   if (passthrough && direct_io) return Error(EINVAL, "--passthrough goes around the block layer: not with --direct-io");
-  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | (direct_io ? O_DIRECT : 0));
+  // One device per backing file or disk: a second one on it (another
+  // coblk device, a mounted file system) would write over the first one's
+  // blocks. O_EXCL on a block device: the kernel refuses it while it is
+  // mounted, swapped on, or held exclusively by anyone else.
+  //
+  // A claim or lock of a server that just died (a recovery right after a
+  // kill -9) goes only when its io_uring, whose fixed-file table holds the
+  // file too, has been torn down, which the kernel does asynchronously:
+  // a busy answer is asked again for up to a second before it counts.
+  struct stat st {};
+  const bool block_device = ::stat(path.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
+  const int flags = O_RDWR | O_CLOEXEC | (direct_io ? O_DIRECT : 0) | (block_device ? O_EXCL : 0);
+  int fd = ::open(path.c_str(), flags);
+  for (int attempt = 0; fd < 0 && errno == EBUSY && block_device && attempt < busy_retries; ++attempt) {
+    std::this_thread::sleep_for(busy_retry_pause);
+    fd = ::open(path.c_str(), flags);
+  }
   if (fd < 0) {
+    if (errno == EBUSY && block_device)
+      return Error(EBUSY, "backing device '" + path + "' is busy (mounted, used as swap, or held by another program)");
     return Error::from_errno(errno, "cannot open backing file '" + path + "'");
   }
   std::unique_ptr<LoopTarget> target(new LoopTarget(fd, size_bytes, block_size, group_commit));
+  // A file (or an NVMe char device) has no such claim: an advisory lock
+  // that every coblk server takes, released with the last reference to
+  // this open file, so a server killed with -9 leaves none behind.
+  if (!block_device) {
+    bool locked = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+    for (int attempt = 0; !locked && errno == EWOULDBLOCK && attempt < busy_retries; ++attempt) {
+      std::this_thread::sleep_for(busy_retry_pause);
+      locked = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+    }
+    if (!locked) return Error(EBUSY, "backing file '" + path + "' is in use by another coblk device");
+  }
   if (passthrough) {
     Result<NvmeNamespace> ns = nvme_namespace(fd, path);
     if (!ns) return std::move(ns).error();

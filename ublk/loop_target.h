@@ -55,7 +55,10 @@ class LoopTarget final : public Target {
   /// A device of `size_bytes` with `block_size`-byte blocks on the file or
   /// block device `path`, opened read-write (with O_DIRECT if `direct_io`).
   /// Returns the Error of the failed open (its errno, e.g. ENOENT or EACCES,
-  /// and one line naming the path). Without `group_commit` every FLUSH and
+  /// and one line naming the path). A block device is opened exclusively
+  /// (O_EXCL) and a file is locked (flock), so that no second device writes
+  /// to them: EBUSY in one line for a busy disk (mounted, swap, held) or a
+  /// file another coblk device serves. Without `group_commit` every FLUSH and
   /// FUA write issues an fdatasync of its own. With `iopoll` (which needs
   /// `direct_io` and a block device, or `passthrough`) it probes the device
   /// with one polled read of a block and refuses, in one line, a file that

@@ -354,6 +354,18 @@ BOOST_AUTO_TEST_CASE(a_missing_backing_file_is_reported_not_thrown) {
   BOOST_TEST(test::require_error(loop, ENOENT).find("cannot open backing file") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(a_file_another_loop_target_serves_is_refused_until_that_one_is_gone) {
+  TempFile file(1 << 20);
+  {
+    const auto first = test::require_ok(ublk::LoopTarget::create(file.path, 1 << 20, 512, false));
+    const auto second = ublk::LoopTarget::create(file.path, 1 << 20, 512, false);
+    BOOST_TEST(test::require_error(second, EBUSY) ==
+               "backing file '" + file.path + "' is in use by another coblk device");
+  }
+  // The lock went with the first target's file: the file can be served again.
+  test::require_ok(ublk::LoopTarget::create(file.path, 1 << 20, 512, false));
+}
+
 // Polled I/O needs O_DIRECT on a block device whose driver polls; the VM's
 // NVMe disk has one (test/vm/guest/nvme.sh), the host's files do not.
 BOOST_AUTO_TEST_CASE(a_loop_target_with_iopoll_refuses_buffered_io_and_a_regular_file) {

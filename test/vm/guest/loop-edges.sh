@@ -4,7 +4,8 @@
 # with NOUNMAP (blkdiscard --zeroout) keeps the backing file's blocks
 # allocated, on a file system with FALLOC_FL_ZERO_RANGE (ext4) and on one
 # without (tmpfs); `coblk recover` refuses to serve a device with another
-# size or block size than the kernel kept.
+# size or block size than the kernel kept; a file or disk another device
+# writes to is refused.
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "${COBLK_VM_LIB:-$(dirname "$0")/../lib.sh}"
 
@@ -167,6 +168,43 @@ recover_refuses_another_geometry() {
   vm_assert_eq live "$(list_field "$id" STATE)" "state after coblk recover"
 }
 
+# ---- one device per backing file ----------------------------------------------
+
+# A second loop device on a file another one serves, and a loop device on
+# a mounted disk, would write over the first one's blocks: both are refused
+# in one line, nothing is created, the first serves on; once it is
+# deleted, the file can be served again.
+one_device_per_backing_file() {
+  local t="${TMPDIR:-/tmp}" id=$((le_id + 5)) other=$((le_id + 6)) file mnt=/mnt/coblk-le-busy
+  vm_ublk_ready dd cmp mkfs.ext4
+  file="$t/le-shared.img"
+  truncate -s 16M "$file"
+  vm_defer "rm -f $file"
+  vm_defer "$COBLK_BIN del -n $other"  # also if a refused add made a device
+  add_device "$id" -t loop -f "$file"
+  refused 1 "backing file '$file' is in use by another coblk device" \
+    "$COBLK_BIN" add -t loop -f "$file" -n "$other"
+  [ ! -e "/sys/class/ublk-char/ublkc$other" ] || vm_fail "device $other was created"
+  dd if=/dev/urandom of="$t/le-pattern" bs=64k count=16 2>/dev/null
+  dd if="$t/le-pattern" of="/dev/ublkb$id" bs=64k oflag=direct 2>/dev/null || vm_fail "write to the first device failed"
+  dd if="/dev/ublkb$id" bs=64k count=16 iflag=direct 2>/dev/null | cmp - "$t/le-pattern" \
+    || vm_fail "the first device reads back other data"
+  # A disk with a mounted file system (here the first device itself).
+  mkfs.ext4 -q -F "/dev/ublkb$id"
+  mkdir -p "$mnt"
+  mount -t ext4 "/dev/ublkb$id" "$mnt"
+  echo "written through the first device" >"$mnt/hello"
+  refused 1 "backing device '/dev/ublkb$id' is busy (mounted, used as swap, or held by another program)" \
+    "$COBLK_BIN" add -t loop -f "/dev/ublkb$id" -n "$other"
+  [ ! -e "/sys/class/ublk-char/ublkc$other" ] || vm_fail "device $other was created"
+  umount "$mnt"
+  "$COBLK_BIN" del -n "$id" || vm_fail "coblk del of the first device failed"
+  add_device "$other" -t loop -f "$file"
+  mount -t ext4 "/dev/ublkb$other" "$mnt" || vm_fail "the file served again does not hold the first device's ext4"
+  vm_assert_eq "written through the first device" "$(cat "$mnt/hello")" "the file on the ext4 served again"
+  umount "$mnt"
+}
+
 vm_case "--direct-io on a block device with 4096-byte logical blocks refuses --block-size 512 and works with 4096" \
   direct_io_refuses_blocks_below_the_devices_logical_block_size
 vm_case "--direct-io on a file of a 4096-byte-aligned file system refuses --block-size 1024 and works with 4096" \
@@ -177,4 +215,6 @@ vm_case "blkdiscard --zeroout keeps an ext4 backing file's blocks allocated (ZER
   zeroout_keeps_blocks_on_ext4
 vm_case "coblk recover refuses a loop device whose backing file or record no longer gives the kernel's geometry" \
   recover_refuses_another_geometry
+vm_case "a second loop device on a file another one serves, or on a mounted disk, is refused in one line; the file serves again once the first is deleted" \
+  one_device_per_backing_file
 vm_finish
