@@ -7,6 +7,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -61,7 +62,20 @@ namespace {
 // the one fact stat has not: a block device's diskseq.
 std::string identity_of(const struct stat& st, int fd) {
   const std::string number = std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev));
-  if (S_ISCHR(st.st_mode)) return "char " + number;
+  if (S_ISCHR(st.st_mode)) {
+    // An NVMe generic node's number goes to whatever namespace the kernel
+    // finds next; the namespace's world-wide id (wwid of its block device,
+    // ngXnY -> nvmeXnY, in sysfs) names the medium itself.
+    std::string id = "char " + number;
+    std::array<char, 4096> link{};
+    const ssize_t n = ::readlink(("/sys/dev/char/" + number).c_str(), link.data(), link.size() - 1);
+    const std::string target(link.data(), n > 0 ? static_cast<std::size_t>(n) : 0);
+    const std::string node = target.substr(target.rfind('/') + 1);
+    std::string wwid;
+    if (node.rfind("ng", 0) == 0 && std::ifstream("/sys/block/nvme" + node.substr(2) + "/wwid") >> wwid)
+      id += " wwid " + wwid;
+    return id;
+  }
   if (S_ISBLK(st.st_mode)) {
     // A device number names whatever disk holds it now: a loop device
     // attached to another file, a disk that came back as the same sdX.

@@ -19,7 +19,8 @@ std::string loop_backing(AddOptions& o, uint64_t& bytes);
 /// diskseq N" for a block device node (the disk or partition behind it,
 /// and the kernel's sequence number of that disk, which a re-attached loop
 /// device or a re-enumerated disk changes), "char MAJ:MIN" for a char
-/// device (an NVMe generic node: its number only), else "file MAJ:MIN
+/// device, with " wwid W" for an NVMe generic node (its namespace's
+/// world-wide id from sysfs), else "file MAJ:MIN
 /// INODE" (the file system's device and the file's inode). Empty if
 /// `path` cannot be stat'ed. Two answers are
 /// equal only for the same file or disk while it exists (an inode number

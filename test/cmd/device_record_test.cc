@@ -346,6 +346,16 @@ BOOST_AUTO_TEST_CASE(recovery_refuses_a_backing_path_that_now_names_another_file
   BOOST_TEST(cmd::backing_mismatch(r, "").empty());
   // A device node names the device behind it, whatever node is used.
   BOOST_TEST(cmd::backing_identity("/dev/null") == "char 1:3");
+  // A record of an older coblk that knew less of the same device (an
+  // NVMe node's number, before its wwid was recorded) still matches; the
+  // same number with another namespace does not.
+  cmd::DeviceRecord nvme = r;
+  nvme.backing_id = "char 240:0";
+  BOOST_TEST(cmd::backing_mismatch(nvme, "char 240:0 wwid eui.0011223344556677").empty());
+  BOOST_TEST(!cmd::backing_mismatch(nvme, "char 240:01").empty());
+  nvme.backing_id = "char 240:0 wwid eui.0011223344556677";
+  BOOST_TEST(!cmd::backing_mismatch(nvme, "char 240:0 wwid eui.8899aabbccddeeff").empty());
+  BOOST_TEST(!cmd::backing_mismatch(nvme, "char 240:0").empty());
   std::filesystem::remove_all(dir);
 }
 

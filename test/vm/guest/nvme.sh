@@ -180,6 +180,33 @@ passthrough_zero_copy_passes_fio_verify_and_the_disk_holds_the_data() {
   nvme_holds_what_ublk_returns 5 24
 }
 
+# The record of a --passthrough device names the namespace by its wwid,
+# not only by the char node's number (which the kernel hands out again);
+# coblk recover refuses a record naming another namespace, and recovers
+# with the namespace's own.
+passthrough_recovery_checks_the_namespace() {
+  nvme_ready
+  vm_ublk_ready dd cmp
+  local id=6 t="${TMPDIR:-/tmp}" pid wwid record
+  record="${COBLK_RUN_DIR:-/run/coblk}/$id.json"
+  wwid=$(cat /sys/block/nvme0n1/wwid)
+  add_device "$id" -t loop -f /dev/ng0n1 --passthrough --recovery
+  grep -qF "wwid $wwid\"" "$record" || vm_fail "the record does not name the namespace's wwid $wwid: $(cat "$record")"
+  dd if=/dev/urandom of="$t/nvme-pattern" bs=64k count=16 2>/dev/null
+  dd if="$t/nvme-pattern" of="/dev/ublkb$id" bs=64k oflag=direct 2>/dev/null || vm_fail "write failed"
+  pid=$(server_pid "$id")
+  kill -9 "$pid"
+  wait_until_gone "$pid" 20 || vm_fail "the server survived SIGKILL"
+  cp "$record" "$t/nvme-record"
+  sed -i "s/wwid [^\"]*\"/wwid eui.0000000000000001\"/" "$record"
+  vm_expect_error "is not the one it was added with" "$COBLK_BIN" recover -n "$id"
+  cp "$t/nvme-record" "$record"
+  "$COBLK_BIN" recover -n "$id" >/dev/null || vm_fail "coblk recover failed with the namespace's own record"
+  vm_assert_eq live "$(list_field "$id" STATE)" "state after coblk recover"
+  dd if="/dev/ublkb$id" bs=64k count=16 iflag=direct 2>/dev/null | cmp - "$t/nvme-pattern" \
+    || vm_fail "the recovered device reads back other data"
+}
+
 passthrough_on_a_block_device_is_refused() {
   nvme_ready
   vm_ublk_ready
@@ -197,4 +224,6 @@ vm_case "a loop device with --passthrough --iopoll over /dev/ng0n1 passes fio ve
 vm_case "a loop device with --passthrough --zero-copy over /dev/ng0n1 passes fio verify, and /dev/nvme0n1 holds the same data" \
   passthrough_zero_copy_passes_fio_verify_and_the_disk_holds_the_data
 vm_case "--passthrough on a block device (not /dev/ngXnY) is refused in one line" passthrough_on_a_block_device_is_refused
+vm_case "coblk recover of a --passthrough device checks the namespace's wwid: another namespace's record is refused, its own recovers the data" \
+  passthrough_recovery_checks_the_namespace
 vm_finish
