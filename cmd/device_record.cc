@@ -495,9 +495,12 @@ std::string recovery_mismatch(const DeviceRecord& record, uint64_t size_bytes, u
 
 std::string backing_mismatch(const DeviceRecord& record, const std::string& identity_now) {
   if (record.backing_id.empty() || identity_now.empty() || identity_now == record.backing_id) return {};
-  // A record of an older coblk may know less of the same file (an NVMe
-  // node's number without its wwid): what it knows must still hold.
-  if (identity_now.size() > record.backing_id.size() && identity_now.rfind(record.backing_id + " ", 0) == 0) return {};
+  // A record of the coblk before wwids (an NVMe node's number alone, "char
+  // MAJ:MIN"): what it knows must still hold. Records since always carry
+  // a wwid word for such a node ("unknown" if sysfs had none).
+  if (record.backing_id.rfind("char ", 0) == 0 && record.backing_id.find(' ', 5) == std::string::npos &&
+      identity_now.rfind(record.backing_id + " wwid ", 0) == 0)
+    return {};
   return "the backing file '" + record.backing + "' of device " + std::to_string(record.dev_id) +
          " is not the one it was added with (then " + record.backing_id + ", now " + identity_now +
          "): refusing to serve another file's data";

@@ -113,10 +113,10 @@ std::string recovery_mismatch(const DeviceRecord& record, uint64_t size_bytes, u
 /// its backing path now: `identity_now` (backing_identity() of the path)
 /// is not the file or device the record's server served, so a new server
 /// would serve another file's data. Empty when it may: the same file, or
-/// a record without an identity (older coblk) or with less of it (its
-/// identity followed by more words now, e.g. an NVMe node's wwid), or a
-/// path that cannot be stat'ed now (opening it fails later, with its own
-/// message). One line.
+/// a record without an identity (older coblk) or an NVMe node's record
+/// from before wwids ("char MAJ:MIN", matching the same number with any
+/// wwid now), or a path that cannot be stat'ed now (opening it fails
+/// later, with its own message). One line.
 std::string backing_mismatch(const DeviceRecord& record, const std::string& identity_now);
 
 /// A flat JSON object's members: strings and numbers keep their text.

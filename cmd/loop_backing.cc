@@ -71,10 +71,11 @@ std::string identity_of(const struct stat& st, int fd) {
     const ssize_t n = ::readlink(("/sys/dev/char/" + number).c_str(), link.data(), link.size() - 1);
     const std::string target(link.data(), n > 0 ? static_cast<std::size_t>(n) : 0);
     const std::string node = target.substr(target.rfind('/') + 1);
+    if (node.rfind("ng", 0) != 0) return id;
+    // "unknown" when sysfs has none: never equal to a wwid read later.
     std::string wwid;
-    if (node.rfind("ng", 0) == 0 && std::ifstream("/sys/block/nvme" + node.substr(2) + "/wwid") >> wwid)
-      id += " wwid " + wwid;
-    return id;
+    if (!(std::ifstream("/sys/block/nvme" + node.substr(2) + "/wwid") >> wwid)) wwid = "unknown";
+    return id + " wwid " + wwid;
   }
   if (S_ISBLK(st.st_mode)) {
     // A device number names whatever disk holds it now: a loop device

@@ -37,36 +37,37 @@ Result<std::unique_ptr<LoopTarget>> LoopTarget::create(const std::string& path, 
   // One device per backing file or disk: a second one on it (another
   // coblk device, a mounted file system) would write over the first one's
   // blocks. O_EXCL on a block device: the kernel refuses it while it is
-  // mounted, swapped on, or held exclusively by anyone else.
+  // mounted, swapped on, or held exclusively by anyone else. Linux ignores
+  // O_EXCL without O_CREAT on anything but a block device, so it is always
+  // asked for: no stat before the open that the path could change after.
   //
-  // A claim or lock of a server that just died (a recovery right after a
-  // kill -9) goes only when its io_uring, whose fixed-file table holds the
-  // file too, has been torn down, which the kernel does asynchronously:
-  // a busy answer is asked again for up to a second before it counts.
-  struct stat st {};
-  const bool block_device = ::stat(path.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
-  const int flags = O_RDWR | O_CLOEXEC | (direct_io ? O_DIRECT : 0) | (block_device ? O_EXCL : 0);
+  // A server killed with -9 gives its claim or lock back as its files are
+  // closed at exit (and, where its ring's fixed-file table holds this very
+  // file, when the kernel has torn the ring down, asynchronously): a busy
+  // answer is asked again for up to a second before it counts.
+  const int flags = O_RDWR | O_CLOEXEC | O_EXCL | (direct_io ? O_DIRECT : 0);
   int fd = ::open(path.c_str(), flags);
-  for (int attempt = 0; fd < 0 && errno == EBUSY && block_device && attempt < busy_retries; ++attempt) {
+  for (int attempt = 0; fd < 0 && errno == EBUSY && attempt < busy_retries; ++attempt) {
     std::this_thread::sleep_for(busy_retry_pause);
     fd = ::open(path.c_str(), flags);
   }
   if (fd < 0) {
-    if (errno == EBUSY && block_device)
+    if (errno == EBUSY)
       return Error(EBUSY, "backing device '" + path + "' is busy (mounted, used as swap, or held by another program)");
     return Error::from_errno(errno, "cannot open backing file '" + path + "'");
   }
   std::unique_ptr<LoopTarget> target(new LoopTarget(fd, size_bytes, block_size, group_commit));
   // A file (or an NVMe char device) has no such claim: an advisory lock
   // that every coblk server takes, released with the last reference to
-  // this open file, so a server killed with -9 leaves none behind.
-  if (!block_device) {
-    bool locked = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
-    for (int attempt = 0; !locked && errno == EWOULDBLOCK && attempt < busy_retries; ++attempt) {
+  // this open file. A file system without locks (ENOLCK, some NFS and FUSE
+  // mounts) serves without it, as before there was one.
+  if (!target->block_device_) {
+    int err = ::flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
+    for (int attempt = 0; err == EWOULDBLOCK && attempt < busy_retries; ++attempt) {
       std::this_thread::sleep_for(busy_retry_pause);
-      locked = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+      err = ::flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
     }
-    if (!locked) return Error(EBUSY, "backing file '" + path + "' is in use by another coblk device");
+    if (err == EWOULDBLOCK) return Error(EBUSY, "backing file '" + path + "' is in use by another coblk device");
   }
   if (passthrough) {
     Result<NvmeNamespace> ns = nvme_namespace(fd, path);

@@ -95,7 +95,9 @@ Result<std::unique_ptr<ZramTarget>> ZramTarget::create(const ZramTargetConfig& c
       return std::move(opened).error();
     }
     tier = std::move(opened).value();
-    store_settings->backing_blocks = tier->blocks();
+    // A page entry names at most max_backing_blocks (32 TiB): a larger
+    // tier is used up to there.
+    store_settings->backing_blocks = std::min(tier->blocks(), storage::max_backing_blocks);
     store_settings->backing_fd = tier->fd();
     store_settings->backing_io = tier->block_io();
     store_settings->writeback_batch = config.writeback_batch;

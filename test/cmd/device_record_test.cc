@@ -356,6 +356,13 @@ BOOST_AUTO_TEST_CASE(recovery_refuses_a_backing_path_that_now_names_another_file
   nvme.backing_id = "char 240:0 wwid eui.0011223344556677";
   BOOST_TEST(!cmd::backing_mismatch(nvme, "char 240:0 wwid eui.8899aabbccddeeff").empty());
   BOOST_TEST(!cmd::backing_mismatch(nvme, "char 240:0").empty());
+  // A record of this coblk whose wwid was unknown is not an older record:
+  // another namespace with a wwid is refused.
+  nvme.backing_id = "char 240:0 wwid unknown";
+  BOOST_TEST(!cmd::backing_mismatch(nvme, "char 240:0 wwid eui.8899aabbccddeeff").empty());
+  // The rule is for NVMe nodes only: a disk's record is compared whole.
+  nvme.backing_id = "block 8:0";
+  BOOST_TEST(!cmd::backing_mismatch(nvme, "block 8:0 diskseq 9").empty());
   std::filesystem::remove_all(dir);
 }
 
