@@ -374,6 +374,19 @@ wait_for_stat() {
   done
 }
 
+# wait_for_stat_text ID KEY TEXT [SECONDS]: as wait_for_stat, for a text
+# statistic (tier_state): wait up to SECONDS (default 5) until it is TEXT.
+wait_for_stat_text() {
+  local i=0 v limit=$((${4:-5} * 10))
+  while :; do
+    v=$(stat_text "$1" "$2")
+    [ "$v" = "$3" ] && return 0
+    i=$((i + 1))
+    [ "$i" -le "$limit" ] || vm_fail "statistic $2 of device $1 is '$v', not '$3' after ${4:-5} s: $("$COBLK_BIN" stats -n "$1" --json)"
+    sleep 0.1
+  done
+}
+
 # backing_file SIZE: sets $backing to a fresh file of SIZE (truncate's
 # syntax) in $TMPDIR, removed when the case ends. (Not run in $(...): the
 # defer must stay in the case's shell.)

@@ -59,7 +59,7 @@ holds_three_times_its_limit() {
 # failed; the server lives and coblk del works.
 server_killed_for_good() {
   vm_ublk_ready fio nbdkit
-  local id=$((base_id + 1)) dev="/dev/ublkb$((base_id + 1))" sock="$t/nbd-tier-gone.sock" rc=0 pid t0 t1 i state
+  local id=$((base_id + 1)) dev="/dev/ublkb$((base_id + 1))" sock="$t/nbd-tier-gone.sock" rc=0 pid t0 t1
   # The server's log, shown if the case fails.
   servers_log_to "$t/nbd-tier-messages"
   start_nbdkit "$sock" memory 64M
@@ -88,18 +88,7 @@ server_killed_for_good() {
   # The statistics are a snapshot published every few hundred ms; the tier
   # is marked failed by the read that gave up, so it shows failed by the
   # next snapshot at the latest.
-  i=0
-  state=$(stat_text "$id" tier_state)
-  while [ "$state" != failed ] && [ "$i" -lt 50 ]; do
-    sleep 0.1
-    i=$((i + 1))
-    state=$(stat_text "$id" tier_state)
-  done
-  if [ "$state" != failed ]; then
-    echo "stats: $("$COBLK_BIN" stats -n "$id" --json)" >&2
-    [ ! -f "$t/nbd-tier-messages" ] || tail -n 20 "$t/nbd-tier-messages" >&2
-    vm_fail "tier_state is '$state' 5 s after the reads failed, not failed"
-  fi
+  wait_for_stat_text "$id" tier_state failed 5
   running "$pid" || vm_fail "the server died when its NBD tier went away"
   t0=$(cut -d' ' -f1 /proc/uptime)
   "$COBLK_BIN" del -n "$id" || vm_fail "coblk del failed with the tier's server gone"
@@ -171,7 +160,8 @@ server_stops_answering() {
     tail -n 20 "$t/nbd-tier-stop.log" >&2
     vm_fail "a read with the tier's server stopped returned wrong data"
   fi
-  vm_assert_eq failed "$(stat_text "$id" tier_state)" "tier_state"
+  # A snapshot published every few hundred ms (as above).
+  wait_for_stat_text "$id" tier_state failed 5
   "$COBLK_BIN" del -n "$id" || vm_fail "coblk del failed with the tier's server stopped"
 }
 
