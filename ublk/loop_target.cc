@@ -26,6 +26,18 @@ namespace {
 constexpr int busy_retries = 50;
 constexpr std::chrono::milliseconds busy_retry_pause{20};
 
+// Calls `attempt` (which answers 0 or an errno) again while it answers
+// `busy`, for up to a second; returns its last answer.
+template <typename Attempt>
+int ask_while_busy(int busy, Attempt attempt) {
+  int err = attempt();
+  for (int tries = 0; err == busy && tries < busy_retries; ++tries) {
+    std::this_thread::sleep_for(busy_retry_pause);
+    err = attempt();
+  }
+  return err;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<LoopTarget>> LoopTarget::create(const std::string& path, uint64_t size_bytes,
@@ -46,32 +58,41 @@ Result<std::unique_ptr<LoopTarget>> LoopTarget::create(const std::string& path, 
   // file, when the kernel has torn the ring down, asynchronously): a busy
   // answer is asked again for up to a second before it counts.
   const int flags = O_RDWR | O_CLOEXEC | O_EXCL | (direct_io ? O_DIRECT : 0);
-  int fd = ::open(path.c_str(), flags);
-  for (int attempt = 0; fd < 0 && errno == EBUSY && attempt < busy_retries; ++attempt) {
-    std::this_thread::sleep_for(busy_retry_pause);
+  int fd = -1;
+  const int open_error = ask_while_busy(EBUSY, [&] {
     fd = ::open(path.c_str(), flags);
-  }
-  if (fd < 0) {
-    if (errno == EBUSY)
-      return Error(EBUSY, "backing device '" + path + "' is busy (mounted, used as swap, or held by another program)");
-    return Error::from_errno(errno, "cannot open backing file '" + path + "'");
-  }
+    return fd < 0 ? errno : 0;
+  });
+  if (open_error == EBUSY)
+    return Error(EBUSY, "backing device '" + path + "' is busy (mounted, used as swap, or held by another program)");
+  if (open_error != 0) return Error::from_errno(open_error, "cannot open backing file '" + path + "'");
   std::unique_ptr<LoopTarget> target(new LoopTarget(fd, size_bytes, block_size, group_commit));
   // A file (or an NVMe char device) has no such claim: an advisory lock
   // that every coblk server takes, released with the last reference to
   // this open file. A file system without locks (ENOLCK, some NFS and FUSE
   // mounts) serves without it, as before there was one.
-  if (!target->block_device_) {
-    int err = ::flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
-    for (int attempt = 0; err == EWOULDBLOCK && attempt < busy_retries; ++attempt) {
-      std::this_thread::sleep_for(busy_retry_pause);
-      err = ::flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
-    }
-    if (err == EWOULDBLOCK) return Error(EBUSY, "backing file '" + path + "' is in use by another coblk device");
-  }
+  if (!target->block_device_ &&
+      ask_while_busy(EWOULDBLOCK, [&] { return ::flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno; }) == EWOULDBLOCK)
+    return Error(EBUSY, "backing file '" + path + "' is in use by another coblk device");
   if (passthrough) {
     Result<NvmeNamespace> ns = nvme_namespace(fd, path);
     if (!ns) return std::move(ns).error();
+    // The char device has no claim of its own, and its namespace's blocks
+    // are also the block device's: a file system mounted there, or a loop
+    // device on it, would write over what passthrough writes, and read
+    // blocks from its cache that passthrough has changed. So the block
+    // device is claimed, as a loop device on it would be, and held while
+    // the target lives. A plain open (a read with dd) stays possible.
+    const int claim_error = ask_while_busy(EBUSY, [&] {
+      target->claim_fd_ = ::open(ns->block_device.c_str(), O_RDONLY | O_CLOEXEC | O_EXCL);
+      return target->claim_fd_ < 0 ? errno : 0;
+    });
+    if (claim_error == EBUSY)
+      return Error(EBUSY, "the block device " + ns->block_device + " of '" + path +
+                              "' is busy (mounted, used as swap, or held by another program): passthrough would "
+                              "write under it");
+    if (claim_error != 0)
+      return Error::from_errno(claim_error, "cannot claim the block device " + ns->block_device + " of '" + path + "'");
     if (block_size % ns->lba_size != 0)
       return Error(EINVAL, "--block-size " + std::to_string(block_size) + " is not a multiple of the " +
                                std::to_string(ns->lba_size) + "-byte blocks of '" + path + "'");
@@ -183,6 +204,7 @@ LoopTarget::~LoopTarget() {
     if (pc->fd >= 0) ::close(pc->fd);  // a queue that never stopped
   }
   if (fd_ >= 0) ::close(fd_);
+  if (claim_fd_ >= 0) ::close(claim_fd_);
 }
 
 TargetGeometry LoopTarget::geometry() const {

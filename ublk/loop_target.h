@@ -65,7 +65,8 @@ class LoopTarget final : public Target {
   /// is not a block device or a device without poll queues. With
   /// `passthrough` (not with `direct_io`) `path` must be an NVMe generic
   /// char device, `block_size` a multiple of its LBA size and `size_bytes`
-  /// within it.
+  /// within it; its namespace's block device (/dev/nvmeXnY) is then claimed
+  /// as a busy disk would be, and refused likewise (EBUSY) while mounted.
   static Result<std::unique_ptr<LoopTarget>> create(const std::string& path, uint64_t size_bytes, uint32_t block_size,
                                                     bool direct_io, bool group_commit = true, bool iopoll = false,
                                                     bool passthrough = false);
@@ -130,6 +131,9 @@ class LoopTarget final : public Target {
   bool in_range(const Request& r) const { return r.offset <= size_bytes_ && r.length <= size_bytes_ - r.offset; }
 
   int fd_ = -1;
+  // With passthrough: the namespace's block device, opened with O_EXCL and
+  // held only as that claim (see create); else -1.
+  int claim_fd_ = -1;
   bool block_device_ = false;
   bool iopoll_ = false;       // reads and writes (or read and write commands) on the core's polled ring
   bool passthrough_ = false;  // NVMe commands on a char device (nvme_)

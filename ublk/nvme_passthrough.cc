@@ -99,6 +99,7 @@ Result<NvmeNamespace> nvme_namespace(int fd, const std::string& path) {
     return Error(EINVAL, "'" + path + "' has " + std::to_string(lba) + "-byte blocks; coblk serves 512 to 4096");
   ns.lba_size = static_cast<std::uint32_t>(lba);
   ns.size_bytes = sectors * 512;
+  ns.block_device = "/dev/" + block;
   // The kernel maps a command's user buffer into one request: at most
   // max_hw_sectors, and one segment per page (a page-aligned buffer; one
   // segment spare for an unaligned one), in whole blocks.

@@ -25,6 +25,10 @@ struct NvmeNamespace {
   std::uint32_t lba_size = 0;      ///< bytes per logical block (sysfs logical_block_size)
   std::uint64_t size_bytes = 0;    ///< the namespace's size (sysfs size, in 512-byte sectors)
   std::uint32_t max_transfer = 0;  ///< most bytes per command: the controller's and the segment limit, in whole blocks
+  /// The namespace's block device, "/dev/nvmeXnY": the same blocks through
+  /// the block layer, which the loop target claims (O_EXCL) so that no file
+  /// system is mounted on what passthrough writes.
+  std::string block_device;
 };
 
 /// The facts of the namespace behind `fd`, an open /dev/ngXnY named `path`:

@@ -6,7 +6,8 @@
 # and fio verifies `coblk add -t loop --passthrough` on /dev/ng0n1 (NVMe
 # commands by URING_CMD), whose data /dev/nvme0n1 then holds, and the same
 # with --iopoll (the commands polled, raising no interrupts) and with
-# --zero-copy (the commands on the request's registered pages).
+# --zero-copy (the commands on the request's registered pages); and a
+# --passthrough device claims /dev/nvme0n1 as a loop device on it would.
 # The next line makes run-vm attach the emulated NVMe disk to this boot
 # (64 MiB, nvme.poll_queues=1; docs/vm-harness.md):
 # coblk-vm: nvme
@@ -207,6 +208,36 @@ passthrough_recovery_checks_the_namespace() {
     || vm_fail "the recovered device reads back other data"
 }
 
+# Passthrough writes the namespace's blocks around its block device, so
+# it claims that device: a --passthrough device is refused while
+# /dev/nvme0n1 is mounted, and while one serves, neither a mount of
+# /dev/nvme0n1 nor a loop device on it is allowed; a plain read of it is.
+# Deleting the device gives the claim back.
+passthrough_claims_the_namespace_block_device() {
+  nvme_ready
+  vm_ublk_ready dd mkfs.ext4
+  local id=7 other=8 mnt=/mnt/coblk-nvme-claim
+  mkfs.ext4 -q -F /dev/nvme0n1
+  mkdir -p "$mnt"
+  mount -t ext4 /dev/nvme0n1 "$mnt" || vm_fail "mounting the fresh ext4 on /dev/nvme0n1 failed"
+  vm_defer "$COBLK_BIN del -n $id"  # also if a refused add made a device
+  vm_expect_error "the block device /dev/nvme0n1 of '/dev/ng0n1' is busy" \
+    "$COBLK_BIN" add -n "$id" -t loop -f /dev/ng0n1 --passthrough
+  [ ! -e "/sys/class/ublk-char/ublkc$id" ] || vm_fail "device $id was created"
+  umount "$mnt"
+  "$COBLK_BIN" add -n "$id" -t loop -f /dev/ng0n1 --passthrough >/dev/null || vm_fail "coblk add after the umount failed"
+  if mount -t ext4 /dev/nvme0n1 "$mnt" 2>/dev/null; then
+    umount "$mnt"
+    vm_fail "/dev/nvme0n1 was mounted while a --passthrough device served its namespace"
+  fi
+  vm_defer "$COBLK_BIN del -n $other"
+  vm_expect_error "backing device '/dev/nvme0n1' is busy" "$COBLK_BIN" add -n "$other" -t loop -f /dev/nvme0n1
+  dd if=/dev/nvme0n1 of=/dev/null bs=64k count=4 2>/dev/null || vm_fail "a plain read of /dev/nvme0n1 was refused"
+  "$COBLK_BIN" del -n "$id" || vm_fail "coblk del failed"
+  mount -t ext4 /dev/nvme0n1 "$mnt" || vm_fail "/dev/nvme0n1 could not be mounted after the device was deleted"
+  umount "$mnt"
+}
+
 passthrough_on_a_block_device_is_refused() {
   nvme_ready
   vm_ublk_ready
@@ -224,6 +255,8 @@ vm_case "a loop device with --passthrough --iopoll over /dev/ng0n1 passes fio ve
 vm_case "a loop device with --passthrough --zero-copy over /dev/ng0n1 passes fio verify, and /dev/nvme0n1 holds the same data" \
   passthrough_zero_copy_passes_fio_verify_and_the_disk_holds_the_data
 vm_case "--passthrough on a block device (not /dev/ngXnY) is refused in one line" passthrough_on_a_block_device_is_refused
+vm_case "--passthrough claims the namespace's block device: refused while /dev/nvme0n1 is mounted; while it serves, no mount and no loop device there" \
+  passthrough_claims_the_namespace_block_device
 vm_case "coblk recover of a --passthrough device checks the namespace's wwid: another namespace's record is refused, its own recovers the data" \
   passthrough_recovery_checks_the_namespace
 vm_finish
