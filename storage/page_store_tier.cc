@@ -387,7 +387,13 @@ int PageStore::load_written_back(unsigned core, std::uint64_t word, std::uint64_
   }
   const std::byte* object = cs.block.get() + at.sector * 512;
   const std::uint32_t size = entry_bits::size_of(word);
-  if (at.sector * 512 + size > page_size || !at.holds(object, size)) {
+  if (at.sector * 512 + size > page_size) {
+    // An entry no writer makes (and recover_written_back refuses): not a
+    // checksum error, but nothing to serve either.
+    CoreCounters::add(cs.counters.bd_read_errors, 1);
+    return -EIO;
+  }
+  if (!at.holds(object, size)) {
     // Not the bytes written there: never decoded, never served.
     CoreCounters::add(cs.counters.bd_read_errors, 1);
     CoreCounters::add(cs.counters.bd_checksum_errors, 1);
