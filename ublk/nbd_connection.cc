@@ -145,10 +145,12 @@ struct Connection::Slot {
   std::uintptr_t fixed_at = 0;  // ... at this io_uring address
   runtime::Waiter waiter{};
   int result = 0;
-  bool waiting = false;     // the submitter is suspended on this slot
-  bool replied = false;     // complete() was called
-  bool sent = false;        // the sender no longer looks at header or payload
-  bool large_read = false;  // counted in Connection::large_reads_
+  bool waiting = false;       // the submitter is suspended on this slot
+  bool replied = false;       // complete() was called
+  bool sent = false;          // the sender no longer looks at header or payload
+  bool large_read = false;    // counted in Connection::large_reads_
+  bool changes = false;       // a change the server may cache: counted in acked_changes_ once acknowledged
+  uint64_t flush_covers = 0;  // a flush: acked_changes_ when it was submitted
   uint32_t generation = 0;
   std::chrono::steady_clock::time_point submitted{};  // for the request timeout (vDSO clock: no syscall)
 };
@@ -277,6 +279,10 @@ void Connection::complete(uint64_t handle, int result) noexcept {
   Slot& s = *slots_[index];
   s.replied = true;
   s.result = result;
+  // Counted here, as the reply is parsed, not when the submitter resumes:
+  // a drop right after the reply must already see the change.
+  if (result == 0 && s.changes) ++acked_changes_;
+  if (result == 0 && s.request.type == kCmdFlush) flushed_changes_ = std::max(flushed_changes_, s.flush_covers);
   if (result == -ESHUTDOWN) {
     // The server is going away: the spec asks for a disconnect, and the
     // request deserves another try elsewhere.
@@ -297,6 +303,16 @@ void Connection::drop(std::string why) noexcept {
   if (!alive_) return;
   alive_ = false;
   failure_ = std::move(why);
+  if (lost_changes_ != nullptr && unflushed_changes() != 0 && (info_.flags & kFlagSendFlush) != 0) {
+    // Release: pairs with the acquire of the flush that reads it (on any
+    // core); set before the reader fails the requests in flight, so a
+    // flush re-sent because of this drop already sees it.
+    lost_changes_->store(true, std::memory_order_release);
+    std::fprintf(stderr,
+                 "coblk: %s: the connection dropped while the server held %llu acknowledged writes it had not "
+                 "flushed; they may be lost, so every later FLUSH fails with EIO\n",
+                 lost_changes_name_.c_str(), static_cast<unsigned long long>(unflushed_changes()));
+  }
   // Ends the reader's recv and the sender's sendmsg; the reader then fails
   // every request in flight. The fd stays open until both are done.
   ::shutdown(fd_, SHUT_RDWR);
@@ -314,6 +330,11 @@ std::chrono::steady_clock::duration Connection::oldest_request_age(
 void Connection::close() noexcept {
   drop("");
   failure_.clear();
+}
+
+void Connection::report_lost_changes_to(std::atomic<bool>* lost, std::string name) {
+  lost_changes_ = lost;
+  lost_changes_name_ = std::move(name);
 }
 
 Task<int> Connection::submit(Op op) {
@@ -347,6 +368,9 @@ Task<int> Connection::submit(Op op) {
   s.submitted = std::chrono::steady_clock::now();
   s.waiting = s.replied = s.sent = false;
   s.large_read = op.type == kCmdRead && (op.length >= kReceiveBuffer || fixed);
+  s.changes =
+      (op.type == kCmdWrite || op.type == kCmdWriteZeroes || op.type == kCmdTrim) && (op.flags & kCmdFlagFua) == 0;
+  s.flush_covers = acked_changes_;
   if (s.large_read) ++large_reads_;
   ++in_flight_;
   send_queue_.push_back(index);
@@ -575,6 +599,7 @@ Task<int> Client::start() {
     co_return -c.error().code();
   }
   conn_ = std::move(c).value();
+  conn_->report_lost_changes_to(config_.lost_changes, config_.name);
   if (std::string wrong = co_await check_identity(*conn_); !wrong.empty()) {
     std::fprintf(stderr, "coblk: %s: %s; failing requests with EIO\n", config_.name.c_str(), wrong.c_str());
     conn_->close();
@@ -603,7 +628,10 @@ void Client::drop_connection() noexcept {
 
 void Client::shut_down() noexcept {
   shut_down_ = true;
-  if (conn_) conn_->close();
+  if (conn_) {
+    conn_->report_lost_changes_to(nullptr, {});  // going away on purpose: nothing to fail later
+    conn_->close();
+  }
   conn_.reset();
   wake_all();
 }
@@ -674,6 +702,7 @@ Task<void> Client::reconnect(Client* self, Clock::time_point deadline) {
         break;
       }
       if (same && conn->alive()) {
+        conn->report_lost_changes_to(c.config_.lost_changes, c.config_.name);
         c.conn_ = std::move(conn);
         c.failed_ = false;
         ++c.reconnects_;

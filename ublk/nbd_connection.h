@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -145,6 +146,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   /// Drops the connection (a hard disconnect): see the class.
   void close() noexcept;
 
+  /// Changes (writes, write-zeroes and trims without FUA) the server has
+  /// acknowledged on this connection and no successful flush sent after
+  /// their replies covers yet. A server with a write cache
+  /// (kFlagSendFlush) may still hold them only there; such a server can
+  /// lose them when this connection drops, and a flush on another
+  /// connection does not promise to cover them.
+  std::uint64_t unflushed_changes() const noexcept { return acked_changes_ - flushed_changes_; }
+  /// From now on, when this connection drops with unflushed changes on a
+  /// server that has a write cache, sets `lost` (release) and logs one line
+  /// naming `name`. A null `lost` stops that (a client shutting down).
+  void report_lost_changes_to(std::atomic<bool>* lost, std::string name);
+
  private:
   struct Slot;
   class Handler;
@@ -171,6 +184,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool sending_ = false;
   std::string failure_;
   std::size_t in_flight_ = 0;
+  // See unflushed_changes: changes acknowledged, and how many of the first
+  // of them a successful flush covers (those acknowledged before it was
+  // submitted; the server replied to them before it saw the flush).
+  std::uint64_t acked_changes_ = 0;
+  std::uint64_t flushed_changes_ = 0;
+  std::atomic<bool>* lost_changes_ = nullptr;  // see report_lost_changes_to
+  std::string lost_changes_name_;
   // Reads in flight whose data must not pass through the reader's buffer:
   // those of kReceiveBuffer bytes or more, and every fixed-buffer read.
   std::size_t large_reads_ = 0;
@@ -206,6 +226,12 @@ struct ClientConfig {
   /// of a read's data and never a hole to zero, and receive every reply
   /// header on its own, so that read data always goes to its request.
   bool fixed_buffers = false;
+  /// Not null: set (release) when a connection of this client drops while
+  /// the server, which has a write cache, holds changes it acknowledged and
+  /// no flush has covered (Connection::unflushed_changes). A flush on
+  /// another connection cannot bring them back: the owner (NbdTarget)
+  /// fails every later FLUSH with EIO. Must outlive the client.
+  std::atomic<bool>* lost_changes = nullptr;
 };
 
 /// A reconnecting NBD client for one reactor core.

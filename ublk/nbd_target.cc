@@ -58,6 +58,7 @@ Task<int> NbdTarget::start_queue(uint16_t queue) {
   c.request_timeout = config_.request_timeout;
   c.name = "nbd queue " + std::to_string(queue);
   c.fixed_buffers = config_.zero_copy;
+  c.lost_changes = &changes_lost_;
   // A socket write from a fixed buffer (IORING_OP_WRITE_FIXED) cannot say
   // MSG_NOSIGNAL: a server that hung up must cost the connection (EPIPE,
   // then a reconnect), not kill the process with SIGPIPE.
@@ -96,10 +97,15 @@ Task<int> NbdTarget::write(const Request& r) {
     op.fixed_buffer = r.fixed_buffer;
   }
   int ret = co_await client.submit(op);
-  if (ret == 0 && fua && !native_fua && (server & nbd::kFlagSendFlush) != 0) {
-    ret = co_await client.submit(nbd::Op{nbd::kCmdFlush, 0, 0, 0, nullptr, nullptr});
-  }
+  if (ret == 0 && fua && !native_fua && (server & nbd::kFlagSendFlush) != 0) ret = co_await flush_after(client);
   co_return ret < 0 ? ret : static_cast<int>(r.length);
+}
+
+Task<int> NbdTarget::flush_after(nbd::Client& client) {
+  const int ret = co_await client.submit(nbd::Op{nbd::kCmdFlush, 0, 0, 0, nullptr, nullptr});
+  // A flush re-sent after a drop runs on a new connection, which need not
+  // cover the change: once changes were lost it proves nothing.
+  co_return ret == 0 && changes_lost_.load(std::memory_order_acquire) ? -EIO : ret;
 }
 
 Task<int> NbdTarget::flush_queue(uint16_t queue) {
@@ -108,18 +114,23 @@ Task<int> NbdTarget::flush_queue(uint16_t queue) {
 
 Task<int> NbdTarget::flush(const Request& r) {
   if ((config_.info.flags & nbd::kFlagSendFlush) == 0) co_return 0;  // no write cache: nothing to do
+  // Acquire: pairs with the release of the dropping connection. Looked at
+  // after the flushes too: a drop they run into sets it before they are
+  // re-sent on a new connection and return.
+  if (changes_lost_.load(std::memory_order_acquire)) co_return -EIO;
   int ret = co_await flush_queue(r.queue);
-  if (ret < 0 || (config_.info.flags & nbd::kFlagCanMultiConn) != 0) co_return ret;
-  // Without multi-conn the server may cache per connection: flush the
-  // others too, each on its own core.
-  for (std::size_t i = 0; i < clients_.size(); ++i) {
-    const auto q = static_cast<uint16_t>(i);
-    if (q == r.queue) continue;
-    ret = co_await runtime::submit_to(
-        cores_[q], [this, q] { return flush_queue(q); }, "nbd-flush");
-    if (ret < 0) co_return ret;
+  if (ret >= 0 && (config_.info.flags & nbd::kFlagCanMultiConn) == 0) {
+    // Without multi-conn the server may cache per connection: flush the
+    // others too, each on its own core.
+    for (std::size_t i = 0; i < clients_.size() && ret >= 0; ++i) {
+      const auto q = static_cast<uint16_t>(i);
+      if (q == r.queue) continue;
+      ret = co_await runtime::submit_to(
+          cores_[q], [this, q] { return flush_queue(q); }, "nbd-flush");
+    }
   }
-  co_return 0;
+  if (ret < 0) co_return ret;
+  co_return changes_lost_.load(std::memory_order_acquire) ? -EIO : 0;
 }
 
 Task<int> NbdTarget::discard(const Request& r) {
@@ -131,10 +142,15 @@ Task<int> NbdTarget::discard(const Request& r) {
 Task<int> NbdTarget::write_zeroes(const Request& r) {
   if ((config_.info.flags & nbd::kFlagSendWriteZeroes) == 0) co_return -EOPNOTSUPP;
   if (!in_range(r)) co_return -EIO;
+  const uint16_t server = config_.info.flags;
+  const bool fua = (r.flags & abi::IO_F_FUA) != 0;
+  const bool native_fua = fua && (server & nbd::kFlagSendFua) != 0;
   uint16_t flags = (r.flags & abi::IO_F_NOUNMAP) != 0 ? nbd::kCmdFlagNoHole : uint16_t{0};
-  if ((r.flags & abi::IO_F_FUA) != 0 && (config_.info.flags & nbd::kFlagSendFua) != 0) flags |= nbd::kCmdFlagFua;
-  co_return co_await clients_[r.queue]->submit(
-      nbd::Op{nbd::kCmdWriteZeroes, flags, r.offset, r.length, nullptr, nullptr});
+  if (native_fua) flags |= nbd::kCmdFlagFua;
+  nbd::Client& client = *clients_[r.queue];
+  int ret = co_await client.submit(nbd::Op{nbd::kCmdWriteZeroes, flags, r.offset, r.length, nullptr, nullptr});
+  if (ret == 0 && fua && !native_fua && (server & nbd::kFlagSendFlush) != 0) ret = co_await flush_after(client);
+  co_return ret;
 }
 
 }  // namespace coblk::ublk

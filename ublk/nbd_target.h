@@ -1,6 +1,7 @@
 // ublk/nbd_target.h - the nbd target: the device is an export of an NBD server, one connection per queue.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -31,8 +32,8 @@ struct NbdTargetConfig {
 /// Serves the device from an NBD export: each queue opens its own
 /// connection on its own core (start_queue) and keeps many requests in
 /// flight on it. READ and WRITE map to NBD_CMD_READ and NBD_CMD_WRITE;
-/// FUA to NBD_CMD_FLAG_FUA (or a write then a flush, for a server with a
-/// write cache but no FUA); FLUSH to NBD_CMD_FLUSH, announced to the kernel
+/// FUA to NBD_CMD_FLAG_FUA (or the change then a flush, for a server with
+/// a write cache but no FUA; for WRITE and WRITE_ZEROES alike); FLUSH to NBD_CMD_FLUSH, announced to the kernel
 /// only when the server has a write cache (NBD_FLAG_SEND_FLUSH); DISCARD to
 /// NBD_CMD_TRIM and WRITE_ZEROES to NBD_CMD_WRITE_ZEROES (with
 /// NBD_CMD_FLAG_NO_HOLE for the kernel's NOUNMAP), each only when the
@@ -42,6 +43,14 @@ struct NbdTargetConfig {
 /// A server without NBD_FLAG_CAN_MULTI_CONN may keep a write cache per
 /// connection: then a FLUSH is sent on every queue's connection, not only
 /// the one that received it, so that it covers writes completed on others.
+///
+/// A connection that drops while such a server holds writes it acknowledged
+/// and no flush has covered may have lost them (a server that restarted
+/// forgets its cache; a flush on a new connection need not cover an old
+/// one's). The kernel already took those writes as done, so the next FLUSH
+/// must not report them durable: from then on every FLUSH fails with EIO
+/// (a file system learns of the loss; its data may need checking), as a
+/// loop device's FLUSH does after a failed fdatasync.
 ///
 /// With NbdTargetConfig::zero_copy, request data never passes through this
 /// process: read data goes from the socket into the request's pages
@@ -75,8 +84,14 @@ class NbdTarget final : public Target {
     return r.offset <= config_.info.size && r.length <= config_.info.size - r.offset;
   }
   runtime::Task<int> flush_queue(uint16_t queue);
+  // FUA for a server without it: a flush on `client`'s connection after
+  // the change. EIO once changes were lost (see the class).
+  runtime::Task<int> flush_after(nbd::Client& client);
 
   NbdTargetConfig config_;
+  // Set by any queue's client (nbd::ClientConfig::lost_changes), on its
+  // core; read by flush on another. Never cleared.
+  std::atomic<bool> changes_lost_{false};
   std::vector<std::unique_ptr<nbd::Client>> clients_;  // one per queue, each used only on its queue's core
   std::vector<unsigned> cores_;                        // the core of each started queue
 };
