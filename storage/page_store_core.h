@@ -52,6 +52,14 @@ struct PageStore::CoreState {
     std::uint8_t sectors_used[256];            ///< sectors of each batch block taken, from its start
     std::uint32_t pages = 0;                   ///< pages in items; not 0 while the batch is out
     std::uint32_t block_count = 0;             ///< blocks in blocks
+
+    /// Whether page `index` is one of the batch's items.
+    bool holds(std::uint64_t index) const noexcept {
+      for (std::uint32_t k = 0; k < pages; ++k) {
+        if (items[k].index == index) return true;
+      }
+      return false;
+    }
   };
   /// writeback_slots * writeback_batch blocks, 4096-aligned: slot k's
   /// blocks start at block k * writeback_batch.

@@ -123,7 +123,8 @@ WritebackBatch PageStore::writeback_prepare(unsigned core, WritebackKind kind, s
   // A free slot: the other may be out, its write in flight, while this
   // one is walked and copied (docs/storage.md, "Backing tier"). Two
   // batches never share a block (claim hands out wholly free blocks only)
-  // nor a page (the pending mark keeps a page out of a second batch).
+  // nor a page: an unchanged page of the other batch has the pending mark,
+  // and a changed one is looked up in it (see `other` below).
   std::uint32_t slot = 0;
   while (slot < writeback_slots && cs.batches[slot].pages != 0) {
     ++slot;
@@ -132,6 +133,15 @@ WritebackBatch PageStore::writeback_prepare(unsigned core, WritebackKind kind, s
     return batch;
   }
   CoreState::WritebackSlot& b = cs.batches[slot];
+  static_assert(writeback_slots == 2, "one other batch to look in");
+  // A page the other batch holds but that was written since lost its
+  // pending mark, and its new object may be the very one that batch copied
+  // (the arena hands back the object freed last). Were it taken here, it
+  // would carry the mark, set again, and the same handle when that batch
+  // commits, which would then install the old copy over the new contents.
+  // It waits until that batch is in: one linear look per page taken, over
+  // at most writeback_max_pages items, only while the other batch is out.
+  const CoreState::WritebackSlot& other = cs.batches[1 - slot];
   std::byte* const data = cs.batch_data.get() + std::size_t{slot} * config_.writeback_batch * page_size;
   // Pages up to max_pages, blocks up to writeback_batch (the claim below):
   // a batch of compressed objects fills as many blocks as raw pages would.
@@ -155,7 +165,7 @@ WritebackBatch PageStore::writeback_prepare(unsigned core, WritebackKind kind, s
     // Only objects of this core's arena: commit frees them here, and no
     // other core's compaction moves them while the batch is out.
     if (!(word & entry_bits::object) || (word & entry_bits::writeback_pending) || !wanted(kind, word, now, min_age_s) ||
-        handle_core(handle) != core) {
+        handle_core(handle) != core || other.holds(i)) {
       e.unlock(word);
       continue;
     }

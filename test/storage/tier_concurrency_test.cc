@@ -3,7 +3,9 @@
 // read returns a whole version of that page that some write stored (or
 // zeros after a discard), never another page's or a torn one, and at the
 // end every page holds exactly its last write; and the same with pages
-// re-admitted to RAM by their reads. Label concurrency (TSan).
+// re-admitted to RAM by their reads. Each thread keeps up to two writeback
+// batches out at once (as the zram target does), committed in random
+// order, while its pages are rewritten. Label concurrency (TSan).
 #include <boost/test/unit_test.hpp>
 
 #include <unistd.h>
@@ -88,6 +90,16 @@ void run(std::uint32_t readmit_reads) {
       std::uint64_t next_version = 1;
       std::vector<std::byte> got(ps);
       std::vector<std::byte> block(ps);
+      std::vector<WritebackBatch> out;  // this core's batches out, at most writeback_slots
+      // Writes a batch's blocks and commits it.
+      auto commit = [&](const WritebackBatch& b) {
+        bool written = true;
+        for (std::uint32_t k = 0; k < b.block_count; ++k) {
+          written = written &&
+                    ::pwrite(fd, b.data + k * ps, ps, static_cast<off_t>(b.blocks[k] * ps)) == static_cast<ssize_t>(ps);
+        }
+        store->writeback_commit(core, b, written);
+      };
       for (int op = 0; op < ops; ++op) {
         const std::uint64_t p = rng() % pages;
         const unsigned what = static_cast<unsigned>(rng() % 10);
@@ -100,14 +112,12 @@ void run(std::uint32_t readmit_reads) {
           expect(store->discard(core, p * ps, ps) == 0);
           last[p] = 0;
         } else if (what == 4) {
-          // A whole batch: prepare, write the blocks, commit.
           const WritebackBatch b = store->writeback_prepare(core, WritebackKind::aged, 0, 8);
-          bool written = true;
-          for (std::uint32_t k = 0; k < b.block_count; ++k) {
-            written = written && ::pwrite(fd, b.data + k * ps, ps, static_cast<off_t>(b.blocks[k] * ps)) ==
-                                     static_cast<ssize_t>(ps);
-          }
-          if (b.pages != 0) store->writeback_commit(core, b, written);
+          if (b.pages != 0) out.push_back(b);
+        } else if (what == 5 && !out.empty()) {
+          const std::size_t k = rng() % out.size();
+          commit(out[k]);
+          out.erase(out.begin() + static_cast<std::ptrdiff_t>(k));
         } else {
           BackingRead miss[1];
           std::size_t missed = 0;
@@ -122,6 +132,7 @@ void run(std::uint32_t readmit_reads) {
         }
         if (op % 256 == 0) store->drain_remote_frees(core);
       }
+      for (const WritebackBatch& b : out) commit(b);
     });
   }
   for (auto& w : workers) w.join();
