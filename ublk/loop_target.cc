@@ -326,6 +326,14 @@ runtime::Task<int> LoopTarget::discard(const Request& r) {
 runtime::Task<int> LoopTarget::write_zeroes(const Request& r) {
   if (!in_range(r) || passthrough_) co_return -EIO;  // passthrough: not advertised
   if (r.length == 0) co_return 0;
+  const int ret = co_await zero_range(r);
+  // FUA as for a write: the zeros are in the file, so a sync started now
+  // covers them.
+  if (ret < 0 || (r.flags & abi::IO_F_FUA) == 0) co_return ret;
+  co_return co_await make_durable();
+}
+
+runtime::Task<int> LoopTarget::zero_range(const Request& r) {
   // Without NOUNMAP the blocks may go: a hole reads as zeros. With it they
   // must stay allocated (so that later writes cannot fail for want of
   // space), as the kernel's loop driver does: ZERO_RANGE, never a hole.

@@ -126,6 +126,9 @@ class LoopTarget final : public Target {
   runtime::Task<int> make_durable();
   // One fdatasync, -EIO for good once one has failed. `self`: the target.
   static runtime::Task<int> sync_file(void* self);
+  // WRITE_ZEROES without its FUA: punches a hole or zeroes the range
+  // (NOUNMAP: allocated); 0 or -errno.
+  runtime::Task<int> zero_range(const Request& r);
   // Writes `length` zero bytes at `offset`; 0 or -errno.
   runtime::Task<int> write_zero_bytes(uint64_t offset, uint32_t length);
   bool in_range(const Request& r) const { return r.offset <= size_bytes_ && r.length <= size_bytes_ - r.offset; }

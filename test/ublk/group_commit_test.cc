@@ -243,4 +243,22 @@ BOOST_AUTO_TEST_CASE(a_loop_device_without_group_commit_still_makes_fua_writes_a
   BOOST_TEST(syncs == 0U);  // no group commit to count them
 }
 
+BOOST_AUTO_TEST_CASE(write_zeroes_with_fua_on_a_loop_device_is_followed_by_a_sync_and_without_fua_is_not) {
+  TempFile file(1 << 20);
+  const auto owned_loop = test::require_ok(ublk::LoopTarget::create(file.path, 1 << 20, 512, false));
+  ublk::LoopTarget& loop = *owned_loop;
+  BOOST_TEST(run_on_runtime([&]() -> Task<int> {
+               ublk::Request z;
+               z.op = ublk::abi::IO_OP_WRITE_ZEROES;
+               z.offset = 4096;
+               z.length = 8192;
+               z.flags = ublk::abi::IO_F_NOUNMAP;
+               if (co_await loop.write_zeroes(z) != 0) co_return 1;
+               if (loop.syncs_on_this_core() != 0) co_return 2;
+               z.flags |= ublk::abi::IO_F_FUA;
+               if (co_await loop.write_zeroes(z) != 0) co_return 3;
+               co_return loop.syncs_on_this_core() == 1 ? 0 : 4;
+             }) == 0);
+}
+
 BOOST_AUTO_TEST_SUITE_END()  // ublk_group_commit_test
