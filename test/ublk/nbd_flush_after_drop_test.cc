@@ -44,7 +44,7 @@ struct DroppingServer {
   std::thread thread;
   std::atomic<int> connections{0};
 
-  DroppingServer(std::size_t first_requests, nbd_test::ExportFacts facts) {
+  DroppingServer(std::size_t first_requests, const nbd_test::ExportFacts& facts) {
     BOOST_REQUIRE(listener.fd >= 0);
     thread = std::thread([this, first_requests, facts] {
       for (int i = 0; i < 2; ++i) {
