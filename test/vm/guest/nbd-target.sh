@@ -4,7 +4,9 @@
 # loopback TCP, and qemu-nbd. fio crc32c verification at 1 and 2 queues;
 # ext4 across a remount and a new device; discard then zeros; a server
 # killed mid-fio and restarted within --reconnect-timeout (fio completes
-# and verifies); a server killed for good (EIO after the timeout, and
+# and verifies); a restart while the server held acknowledged writes no
+# flush covered fails every later fsync with EIO; a server killed for good
+# (EIO after the timeout, and
 # coblk del still works); and the bad-input refusals (one line, non-zero
 # exit, no device left behind).
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
@@ -110,6 +112,54 @@ server_killed_mid_fio_and_restarted_in_time() {
   sleep 2
   start_nbdkit "$port" file "$img"
   fio_bg_succeeded "$log" "the server restart"
+}
+
+# nbdkit's file plugin has a write cache as far as the client can tell
+# (NBD_FLAG_SEND_FLUSH). A server restart after flushed writes loses
+# nothing, and an fsync afterwards succeeds; a restart while it holds
+# acknowledged writes no flush covered may have lost them, so the next
+# fsync (a FLUSH) fails with EIO, and so does every later one; the
+# server's log says why.
+restart_with_unflushed_writes_fails_the_next_fsync() {
+  local port=10813 img t="${TMPDIR:-/tmp}" id="$nbd_id" rc=0
+  img="$t/nbdkit-flush.img"
+  nbd_ready dd
+  servers_log_to "$t/nbd-messages"
+  dd if=/dev/zero of="$img" bs=1M count=0 seek=16 2>/dev/null
+  vm_defer "rm -f $img"
+  start_nbdkit "$port" file "$img"
+  add_device "$id" -t nbd --connect "tcp:127.0.0.1:$port" --reconnect-timeout 30s
+  vm_assert_eq "write back" "$(cat "/sys/block/ublkb$id/queue/write_cache")" "write_cache of the nbd device"
+  dd if=/dev/urandom of="$t/nbd-flush-pattern" bs=64k count=4 2>/dev/null
+  restart_nbdkit() {
+    kill -KILL "$NBDKIT_PID"
+    wait "$NBDKIT_PID" 2>/dev/null || true
+    start_nbdkit "$port" file "$img"
+  }
+  # Flushed, then restarted: nothing was at risk.
+  dd if="$t/nbd-flush-pattern" of="/dev/ublkb$id" bs=64k oflag=direct conv=fsync 2>/dev/null \
+    || vm_fail "a write with fsync failed on a live server"
+  restart_nbdkit
+  dd if="$t/nbd-flush-pattern" of="/dev/ublkb$id" bs=64k seek=4 oflag=direct conv=fsync 2>"$t/dd.err" \
+    || vm_fail "an fsync after a restart that lost nothing failed: $(cat "$t/dd.err")"
+  # Acknowledged, not flushed, then restarted.
+  dd if="$t/nbd-flush-pattern" of="/dev/ublkb$id" bs=64k seek=8 oflag=direct 2>/dev/null \
+    || vm_fail "a write failed on a live server"
+  restart_nbdkit
+  dd if="$t/nbd-flush-pattern" of="/dev/ublkb$id" bs=64k seek=12 oflag=direct conv=fsync 2>"$t/dd.err" || rc=$?
+  vm_log "write and fsync after a restart with unflushed writes: exit $rc: $(cat "$t/dd.err")"
+  [ "$rc" -ne 0 ] || vm_fail "fsync succeeded although the restarted server may have lost acknowledged writes"
+  grep -qi "error" "$t/dd.err" || vm_fail "the failed fsync did not report an I/O error"
+  rc=0
+  dd if=/dev/null of="/dev/ublkb$id" conv=fsync,notrunc 2>/dev/null || rc=$?
+  [ "$rc" -ne 0 ] || vm_fail "a later fsync succeeded"
+  # Reads still work: the device serves on, only FLUSH says what may be lost.
+  dd if="/dev/ublkb$id" bs=64k count=4 iflag=direct 2>/dev/null | cmp - "$t/nbd-flush-pattern" \
+    || vm_fail "the flushed data does not read back"
+  if [ -f "$t/nbd-messages" ]; then
+    grep -q "acknowledged writes it had not flushed" "$t/nbd-messages" \
+      || { tail -n 20 "$t/nbd-messages" >&2; vm_fail "the server's log does not say why FLUSH fails"; }
+  fi
 }
 
 server_killed_for_good_fails_with_eio_and_del_works() {
@@ -220,6 +270,8 @@ vm_case "ext4 on an nbd device survives a remount and a new device on the same e
 vm_case "a discarded range of an nbd device reads as zeros" discard_then_reads_zeros
 vm_case "nbdkit killed mid-fio and restarted within --reconnect-timeout: fio completes and verifies" \
   server_killed_mid_fio_and_restarted_in_time
+vm_case "nbdkit restarted while holding acknowledged, unflushed writes: the next fsync and every later one fail with EIO; after flushed writes it succeeds" \
+  restart_with_unflushed_writes_fails_the_next_fsync
 vm_case "nbdkit killed for good: reads fail with EIO after --reconnect-timeout, and coblk del works" \
   server_killed_for_good_fails_with_eio_and_del_works
 vm_case "coblk del while a request waits for a reconnection returns within the reconnect timeout" \
