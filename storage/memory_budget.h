@@ -28,7 +28,7 @@ class MemoryBudget {
     // Relaxed: the counter guards no other memory; it is a number whose
     // atomic read-modify-write keeps it exact.
     const std::uint64_t now = used_.fetch_add(pages, std::memory_order_relaxed) + pages;
-    if (limit_pages_ != 0 && now > limit_pages_) {
+    if (limit_pages_ != 0 && now > limit_pages_ && !over_limit_.load(std::memory_order_relaxed)) {
       used_.fetch_sub(pages, std::memory_order_relaxed);
       return false;
     }
@@ -49,8 +49,17 @@ class MemoryBudget {
   /// The limit in pages (0 = none).
   std::uint64_t limit_pages() const noexcept { return limit_pages_; }
 
+  /// While `allow` is true, try_take takes past the limit too. Recovery
+  /// only (PageStore::attach, before any core serves): the pages the dead
+  /// server had staged were acknowledged to the kernel, and their objects
+  /// may need a span the limit has no room for; refusing them would make
+  /// the store unrecoverable, not smaller. Over the limit afterwards, the
+  /// store takes nothing new until frees bring it back under.
+  void allow_over_limit(bool allow) noexcept { over_limit_.store(allow, std::memory_order_relaxed); }
+
  private:
   const std::uint64_t limit_pages_;
+  std::atomic<bool> over_limit_{false};  // see allow_over_limit; relaxed: set before the cores start
   alignas(runtime::cache_line_size) std::atomic<std::uint64_t> used_{0};
   std::atomic<std::uint64_t> max_{0};
 };

@@ -48,7 +48,7 @@ inline constexpr std::uint64_t age_mask = std::uint64_t{0xffffffff} << age_shift
 inline constexpr std::uint64_t recompressed = std::uint64_t{1} << 54;
 /// The page is staged (PageStore::stage): written, not yet compressed. Its
 /// 4 KiB sit in a staging slot; value is StagedRef::encode() of the slot.
-/// Only stores in anonymous memory stage pages (recovery refuses the bit).
+/// Recovery compresses and installs staged pages (PageStore::attach).
 inline constexpr std::uint64_t staged = std::uint64_t{1} << 55;
 
 /// The access time recorded in a word.

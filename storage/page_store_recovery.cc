@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -141,15 +142,26 @@ Result<void> PageStore::recover() {
   // would have. Each stays staged (and so recoverable again) until its
   // object is published, so a crash in here loses nothing either. The
   // budget takes the slot's page back first, as stage() had, because
-  // install_staged gives it back.
+  // install_staged gives it back. A server at its memory limit has pages
+  // staged that wait for room (their workers retry); recovery cannot wait,
+  // so they are installed past the limit (MemoryBudget::allow_over_limit).
+  budget_.allow_over_limit(true);
+  int installed = 0;
+  std::uint64_t failed_page = 0;
   for (const Staged& s : staged) {
     const std::uint64_t word = entries_[s.index].raw_word();
     account(0, word, +1);
     cores_[s.ref.core]->staged_index[s.ref.slot] = s.index;
-    if (!budget_.try_take(1) || install_staged(0, s.ref) != 0) {
-      return Error(ENOSPC, page_error(s.index, "was staged and does not fit under the memory limit"));
+    installed = budget_.try_take(1) ? install_staged(0, s.ref) : -ENOSPC;
+    if (installed != 0) {
+      failed_page = s.index;
+      break;
     }
   }
+  budget_.allow_over_limit(false);
+  if (installed != 0)
+    return Error(-installed, page_error(failed_page, std::string("was staged and cannot be installed: ") +
+                                                         std::strerror(-installed)));
   return ok();
 }
 

@@ -215,6 +215,50 @@ BOOST_AUTO_TEST_CASE(pages_still_staged_when_their_server_died_are_installed_by_
   for (const int fd : fds) ::close(fd);
 }
 
+BOOST_AUTO_TEST_CASE(pages_staged_at_the_memory_limit_are_installed_by_recovery_past_the_limit) {
+  // A server at its limit: two incompressible pages staged (each waits
+  // for a span of its own), then writes until the limit refuses them.
+  PageStoreConfig c = config(16, 1, 256 * ps);
+  c.size_bytes = 4 * pages * ps;  // more pages than the limit holds
+  c.memory = runtime::MemoryKind::shared;
+  std::mt19937_64 rng(7);
+  auto noise = [&] {
+    std::vector<std::byte> p(ps);
+    for (std::byte& b : p) b = static_cast<std::byte>(rng());
+    return p;
+  };
+  const std::vector<std::byte> first = noise(), second = noise();
+  std::vector<int> fds;
+  MmStat before;
+  {
+    auto store = test::require_ok(PageStore::create(c));
+    BOOST_REQUIRE_EQUAL(store->stage(0, 0, 0, first), 0);
+    BOOST_REQUIRE_EQUAL(store->stage(0, 1, 1 * ps, second), 0);
+    std::uint64_t written = 0;
+    for (std::uint64_t i = 2; i < 4 * pages && store->write(0, i * ps, noise()) == 0; ++i) ++written;
+    BOOST_REQUIRE(written > 0u);
+    before = store->mm_stat();
+    BOOST_REQUIRE_EQUAL(before.staged_pages, 2u);
+    BOOST_REQUIRE(before.mem_used_total >= before.mem_limit - ps);  // at the limit
+    for (const int fd : store->memory_fds()) fds.push_back(::dup(fd));
+  }  // killed with both pages still staged
+  auto store = test::require_ok(PageStore::attach(c, fds));
+  const MmStat after = store->mm_stat();
+  BOOST_TEST(after.staged_pages == 0u);
+  BOOST_TEST(after.orig_data_size == before.orig_data_size);
+  BOOST_TEST(read_page(*store, 0) == first);
+  BOOST_TEST(read_page(*store, 1) == second);
+  // At or past the limit now: a new page is refused, never stored over
+  // another.
+  BOOST_TEST(after.mem_used_total >= after.mem_limit);
+  BOOST_TEST(store->write(0, (4 * pages - 1) * ps, noise()) == -ENOSPC);
+  // Frees bring it back under the limit, and writes work again.
+  BOOST_REQUIRE_EQUAL(store->discard(0, 2 * ps, 32 * ps), 0);
+  BOOST_TEST(store->mm_stat().mem_used_total <= after.mem_limit);
+  BOOST_TEST(store->write(0, (4 * pages - 1) * ps, noise()) == 0);
+  for (const int fd : fds) ::close(fd);
+}
+
 BOOST_AUTO_TEST_CASE(saved_memory_whose_staged_entries_are_damaged_or_made_for_another_staging_area_is_refused) {
   PageStoreConfig c = config(4, 1);
   c.memory = runtime::MemoryKind::shared;
