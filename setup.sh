@@ -22,6 +22,9 @@ build_packages=(
   libnbd-dev
   # sd_notify, for coblk@.service (Type=notify; docs/cli.md, coblk up).
   libsystemd-dev
+  # libblkid: `coblk up` makes swap or a file system only on a device
+  # where it finds no signature of something else (cmd/boot_commands.cc).
+  libblkid-dev
   # coblk(8) is generated from coblk --help (cmd/man/make-man-page); its
   # test renders it with groff and man. bash-completion tells where the
   # completion (cmd/completion) goes.

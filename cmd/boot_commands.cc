@@ -16,6 +16,7 @@
 #include "coblk/cmd/boot_config.h"
 #include "coblk/cmd/commands.h"
 #include "coblk/cmd/control_errors.h"
+#include "coblk/cmd/device_content.h"
 #include "coblk/cmd/device_ops.h"
 #include "coblk/cmd/serve_device.h"
 #include "coblk/ublk/control.h"
@@ -115,19 +116,6 @@ std::vector<std::string> mount_points(const std::string& device) {
   return out;
 }
 
-// True when the first 64 KiB of `device` are zeros: a fresh device, with no
-// file system for mkfs to destroy.
-Result<bool> starts_blank(const std::string& device) {
-  const int fd = ::open(device.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Error::from_errno(errno, "cannot open " + device);
-  std::vector<char> buf(64 * 1024);
-  const ssize_t n = ::pread(fd, buf.data(), buf.size(), 0);
-  const int err = errno;
-  ::close(fd);
-  if (n < 0) return Error::from_errno(err, "cannot read " + device);
-  return std::all_of(buf.begin(), buf.begin() + n, [](char c) { return c == 0; });
-}
-
 // mkdir -p `path` (mode 0755).
 Result<void> make_directories(const std::string& path) {
   for (size_t at = 1; at != std::string::npos;) {
@@ -144,6 +132,15 @@ Result<void> make_directories(const std::string& path) {
 Result<std::string> activate(const BootDevice& d, const std::string& device) {
   if (d.is_swap()) {
     if (swap_active(device)) return std::string("swap, already on");
+    // mkswap destroys whatever the device holds: only a blank device, or
+    // one that is a swap area already (whose contents mean nothing once it
+    // is off), is made swap.
+    Result<DeviceContent> content = probe_device_content(device);
+    if (!content) return std::move(content).error();
+    if (!content->blank() && content->signature != "swap")
+      return Error(EEXIST, device + " holds " +
+                               (content->signature.empty() ? std::string("data") : content->signature) +
+                               ", not swap: it is not made swap (wipefs -a it to give it up)");
     if (Result<void> made = run_program({"mkswap", device}); !made) return std::move(made).error();
     if (::swapon(device.c_str(), d.swap_flags) != 0) return Error::from_errno(errno, "swapon " + device);
     std::string what =
@@ -154,9 +151,12 @@ Result<std::string> activate(const BootDevice& d, const std::string& device) {
   for (const std::string& at : mount_points(device)) {
     if (at == d.mount_point) return "mounted at " + at + ", already";
   }
-  Result<bool> blank = starts_blank(device);
-  if (!blank) return std::move(blank).error();
-  if (*blank) {
+  // mkfs only where nothing would be lost; anything else is mounted as it
+  // is, and a mount of what is not a d.fs_type file system fails.
+  Result<DeviceContent> content = probe_device_content(device);
+  if (!content) return std::move(content).error();
+  const bool blank = content->blank();
+  if (blank) {
     if (Result<void> made = run_program({"mkfs." + d.fs_type, device}); !made) return std::move(made).error();
   }
   if (Result<void> dir = make_directories(d.mount_point); !dir) return std::move(dir).error();
@@ -164,7 +164,7 @@ Result<std::string> activate(const BootDevice& d, const std::string& device) {
   if (!d.mount_options.empty()) mount.insert(mount.end(), {"-o", d.mount_options});
   mount.insert(mount.end(), {device, d.mount_point});
   if (Result<void> mounted = run_program(mount); !mounted) return std::move(mounted).error();
-  return std::string(*blank ? "" : "existing ") + d.fs_type + " mounted at " + d.mount_point;
+  return std::string(blank ? "" : "existing ") + d.fs_type + " mounted at " + d.mount_point;
 }
 
 // Takes `device` out of use: swapoff, or unmount wherever it is mounted.
@@ -174,6 +174,25 @@ Result<void> deactivate(const std::string& device) {
     if (::umount2(at.c_str(), 0) != 0) return Error::from_errno(errno, "cannot unmount " + at);
   }
   return {};
+}
+
+// Error EBUSY when anything still holds `device` after deactivate: what
+// /proc/self/mounts does not show (a mount in another mount namespace, a
+// mounted partition, device mapper or md on it) still claims the disk, and
+// an exclusive open, which the kernel refuses then, finds it. A device
+// already gone (ENOENT, ENXIO) is no one's.
+Result<void> not_held(const std::string& device) {
+  const int fd = ::open(device.c_str(), O_RDONLY | O_CLOEXEC | O_EXCL);
+  if (fd >= 0) {
+    ::close(fd);
+    return {};
+  }
+  if (errno == EBUSY)
+    return Error(EBUSY, device +
+                            " is still in use (a mount in another namespace, a partition, device mapper or "
+                            "another program holds it)");
+  if (errno == ENOENT || errno == ENXIO) return {};
+  return Error::from_errno(errno, "cannot open " + device);
 }
 
 // Serializes `coblk up` and `coblk down`, so that two of them at once never
@@ -382,7 +401,9 @@ int run_down(const std::vector<std::string>& args) {
     }
     const std::string device = ublk::block_device_path(record->dev_id);
     // A device still in use is never deleted: swap on it would lose pages.
-    if (Result<void> off = deactivate(device); !off) {
+    Result<void> off = deactivate(device);
+    if (off) off = not_held(device);
+    if (!off) {
       std::string message = name + ": " + off.error().message();
       message += "; " + device + " stays";
       status = report_error("down", message);

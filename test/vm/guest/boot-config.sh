@@ -1,8 +1,9 @@
 #!/bin/sh
 # boot-config.sh: `coblk up` / `coblk down` from a config file: swap that
 # /proc/swaps lists (with discards reaching the device), a mounted file
-# system, `up` twice making one device, `down` removing them, and a bad key
-# refused with FILE:LINE: KEY.
+# system, `up` twice making one device, `down` removing them, `up`
+# refusing to format a device that holds something, and a bad key refused
+# with FILE:LINE: KEY.
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "${COBLK_VM_LIB:-$(dirname "$0")/../lib.sh}"
 
@@ -127,6 +128,82 @@ unit_like_start_and_stop() {
   vm_assert_eq 0 "$EXIT_RC" "exit status of the foreground server after down"
 }
 
+# up makes swap or a file system only where nothing is lost: a loop
+# section (swap by default) over an ext4 image is refused, and a section
+# with a mount point over an image whose only signature is a btrfs magic at
+# 64 KiB (its first 64 KiB zero, as a btrfs keeps them) is not reformatted:
+# both images are byte for byte as before, and no device is left.
+up_never_formats_what_a_device_holds() {
+  vm_ublk_ready mkswap mkfs.ext4 md5sum
+  local t="${TMPDIR:-/tmp}" ext4img btrfsimg before rc=0
+  ext4img="$t/boot-ext4.img"
+  btrfsimg="$t/boot-btrfs.img"
+  rm -rf "$conf_dir"
+  mkdir -p "$conf_dir"
+  vm_defer "rm -f $ext4img $btrfsimg"
+  truncate -s 16M "$ext4img"
+  mkfs.ext4 -q -F "$ext4img"
+  before=$(md5sum < "$ext4img")
+  printf '[keepswap]\ntype = loop\nfile = %s\n' "$ext4img" > "$conf_dir/coblk.conf"
+  vm_defer "$COBLK_BIN down --config-dir $conf_dir"
+  "$COBLK_BIN" up --config-dir "$conf_dir" > up.out 2> up.err || rc=$?
+  cat up.out up.err
+  [ "$rc" -ne 0 ] || vm_fail "up made swap of a device holding ext4"
+  grep -q "holds ext4, not swap" up.err || vm_fail "the refusal does not name the ext4: $(cat up.err)"
+  vm_assert_eq 1 "$(wc -l < up.err)" "lines on stderr"
+  vm_assert_eq "$before" "$(md5sum < "$ext4img")" "the ext4 image after the refused up"
+  vm_assert_eq 0 "$(devices_named keepswap)" "devices left of the refused section"
+  truncate -s 16M "$btrfsimg"
+  printf '_BHRfS_M' | dd of="$btrfsimg" bs=1 seek=65600 conv=notrunc 2>/dev/null
+  before=$(md5sum < "$btrfsimg")
+  printf '[keepfs]\ntype = loop\nfile = %s\nfs-type = ext4\nmount-point = %s\n' "$btrfsimg" "$mnt" \
+    > "$conf_dir/coblk.conf"
+  rc=0
+  "$COBLK_BIN" up --config-dir "$conf_dir" > up.out 2> up.err || rc=$?
+  cat up.out up.err
+  [ "$rc" -ne 0 ] || vm_fail "up mounted ext4 from an image that holds a btrfs signature"
+  vm_assert_eq "$before" "$(md5sum < "$btrfsimg")" "the btrfs-signed image after up"
+  vm_assert_eq 0 "$(devices_named keepfs)" "devices left of the failed section"
+}
+
+# down never deletes a device something still holds, also where
+# /proc/self/mounts cannot show it: here a mount in another mount
+# namespace. Once that is gone, down deletes the device.
+down_refuses_a_device_mounted_in_another_namespace() {
+  vm_ublk_ready mkfs.ext4 mount unshare
+  local t="${TMPDIR:-/tmp}" dev holder rc=0 i=0
+  rm -rf "$conf_dir"
+  mkdir -p "$conf_dir" "$t/ns-mnt"
+  printf '[nsfs]\ntype = ram\nsize = 16M\nfs-type = ext4\nmount-point = %s\n' "$mnt" > "$conf_dir/coblk.conf"
+  vm_defer "$COBLK_BIN down --config-dir $conf_dir"
+  "$COBLK_BIN" up --config-dir "$conf_dir" > up.out || vm_fail "up failed"
+  dev=$(sed -n 's/^nsfs: \(\/dev\/ublkb[0-9]*\):.*/\1/p' up.out)
+  [ -b "$dev" ] || vm_fail "up did not report its device: $(cat up.out)"
+  umount "$mnt"
+  vm_spawn ns.log unshare -m --propagation private sh -c "mount -t ext4 $dev $t/ns-mnt && echo mounted && exec sleep 120"
+  holder=$VM_SPAWNED_PID
+  while ! grep -q mounted ns.log; do
+    i=$((i + 1))
+    [ "$i" -le 100 ] || vm_fail "the mount in another namespace did not happen: $(cat ns.log)"
+    sleep 0.1
+  done
+  "$COBLK_BIN" down --config-dir "$conf_dir" > down.out 2> down.err || rc=$?
+  cat down.out down.err
+  [ "$rc" -ne 0 ] || vm_fail "down succeeded while another namespace had the device mounted"
+  grep -q "is still in use" down.err || vm_fail "the refusal does not say the device is in use: $(cat down.err)"
+  [ -b "$dev" ] || vm_fail "down deleted $dev although it is mounted in another namespace"
+  kill "$holder"
+  wait "$holder" 2>/dev/null || true
+  # The namespace's mount goes with its last process; the claim with it.
+  i=0
+  until "$COBLK_BIN" down --config-dir "$conf_dir" > down.out 2> down.err; do
+    i=$((i + 1))
+    [ "$i" -le 50 ] || vm_fail "down still refused after the other namespace ended: $(cat down.err)"
+    sleep 0.1
+  done
+  grep -q "^nsfs: $dev deleted" down.out || vm_fail "down did not delete $dev: $(cat down.out)"
+}
+
 bad_key_is_refused() {
   vm_ublk_ready
   rm -rf "$conf_dir"
@@ -144,5 +221,9 @@ bad_key_is_refused() {
 vm_case "coblk up gives configured swap and a mounted fs; twice makes one device; down removes them" up_twice_then_down
 vm_case "coblk list warns about swap on a device that received no discards" swap_without_discard_warns
 vm_case "coblk@.service's steps: up --foreground serves, up NAME swaps on, down NAME ends it" unit_like_start_and_stop
+vm_case "coblk up never formats what a device holds: no mkswap over ext4, no mkfs over a btrfs whose first 64 KiB are zero" \
+  up_never_formats_what_a_device_holds
+vm_case "coblk down refuses a device mounted in another mount namespace, and deletes it once that is gone" \
+  down_refuses_a_device_mounted_in_another_namespace
 vm_case "a config with an unknown key names file, line and key, and makes nothing" bad_key_is_refused
 vm_finish
