@@ -53,8 +53,14 @@ struct PageStore::CoreState {
     std::uint32_t pages = 0;                   ///< pages in items; not 0 while the batch is out
     std::uint32_t block_count = 0;             ///< blocks in blocks
 
+    /// The lowest and highest entry index among the batch's items (set by
+    /// writeback_prepare): holds() looks through the items only between.
+    std::uint64_t lowest = 0;
+    std::uint64_t highest = 0;
+
     /// Whether page `index` is one of the batch's items.
     bool holds(std::uint64_t index) const noexcept {
+      if (pages == 0 || index < lowest || index > highest) return false;
       for (std::uint32_t k = 0; k < pages; ++k) {
         if (items[k].index == index) return true;
       }

@@ -139,8 +139,11 @@ WritebackBatch PageStore::writeback_prepare(unsigned core, WritebackKind kind, s
   // (the arena hands back the object freed last). Were it taken here, it
   // would carry the mark, set again, and the same handle when that batch
   // commits, which would then install the old copy over the new contents.
-  // It waits until that batch is in: one linear look per page taken, over
-  // at most writeback_max_pages items, only while the other batch is out.
+  // It waits until that batch is in. The look is linear over at most
+  // writeback_max_pages items, and only for a page between the other
+  // batch's lowest and highest index: the walk goes on from where the
+  // other one ended, so that is rare (a table small enough to be walked
+  // round in one prepare).
   const CoreState::WritebackSlot& other = cs.batches[1 - slot];
   std::byte* const data = cs.batch_data.get() + std::size_t{slot} * config_.writeback_batch * page_size;
   // Pages up to max_pages, blocks up to writeback_batch (the claim below):
@@ -208,6 +211,12 @@ WritebackBatch PageStore::writeback_prepare(unsigned core, WritebackKind kind, s
     batch.wrapped = true;  // the walk ended at the end of the table
   }
   cs.writeback_cursor = i;
+  b.lowest = UINT64_MAX;
+  b.highest = 0;
+  for (std::uint32_t k = 0; k < b.pages; ++k) {
+    b.lowest = std::min(b.lowest, b.items[k].index);
+    b.highest = std::max(b.highest, b.items[k].index);
+  }
   // The unused end of each block: zeroed on the device (no stale bytes of
   // this process reach it), free for other objects here.
   for (std::uint32_t k = 0; k < b.block_count; ++k) {
