@@ -53,10 +53,9 @@ struct PageStore::CoreState {
     std::uint32_t pages = 0;                   ///< pages in items; not 0 while the batch is out
     std::uint32_t block_count = 0;             ///< blocks in blocks
 
-    /// The lowest and highest entry index among the batch's items (set by
-    /// writeback_prepare): holds() looks through the items only between.
-    std::uint64_t lowest = 0;
-    std::uint64_t highest = 0;
+    // holds() looks through the items only between these two.
+    std::uint64_t lowest = 0;   ///< the lowest entry index among the items (set by writeback_prepare)
+    std::uint64_t highest = 0;  ///< the highest entry index among the items (set by writeback_prepare)
 
     /// Whether page `index` is one of the batch's items.
     bool holds(std::uint64_t index) const noexcept {
