@@ -37,6 +37,17 @@ class MemoryBudget {
     return true;
   }
 
+  /// Takes `pages` whatever the limit: for memory that is in use all along
+  /// but was given back for a moment (PageStore::install_staged lends a
+  /// staged page's room to its own object and takes it back if that did
+  /// not help), so that the count stays true even past the limit.
+  void take_regardless(std::uint64_t pages) noexcept {
+    // Relaxed, as in try_take.
+    const std::uint64_t now = used_.fetch_add(pages, std::memory_order_relaxed) + pages;
+    std::uint64_t max = max_.load(std::memory_order_relaxed);
+    while (now > max && !max_.compare_exchange_weak(max, now, std::memory_order_relaxed)) {}
+  }
+
   /// Gives back `pages` pages taken by try_take.
   void give_back(std::uint64_t pages) noexcept { used_.fetch_sub(pages, std::memory_order_relaxed); }
 

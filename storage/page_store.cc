@@ -352,8 +352,8 @@ int PageStore::prepare(unsigned core, ConstPageSpan page, Prepared& out) noexcep
   } else if (!skip_incompressible_ || compress::estimate_entropy(page) <= compress::incompressible_entropy) {
     length = cs.codec->compress(page, std::span<std::byte>(cs.compressed, config_.huge_threshold - 1));
   }
-  const bool is_huge = length == 0;
-  const auto size = static_cast<std::uint32_t>(is_huge ? page_size : length);
+  bool is_huge = length == 0;
+  auto size = static_cast<std::uint32_t>(is_huge ? page_size : length);
   // Objects other cores released go back into this arena before it grows.
   remote_frees_->receive(core);
   Handle handle = arenas_[core]->allocate(size);
@@ -362,6 +362,18 @@ int PageStore::prepare(unsigned core, ConstPageSpan page, Prepared& out) noexcep
   // call madvise); the room other cores hold is their callers' to reclaim.
   while (handle == null_handle && reclaim(core) != 0) {
     handle = arenas_[core]->allocate(size);
+  }
+  if (handle == null_handle && !is_huge) {
+    // The object's class needed a new span, which may be several pages: a
+    // page stored as it is needs one. Without this, the last pages below
+    // the limit could never be used by compressible data, and staged pages
+    // that fill the limit could never be installed (install_staged).
+    handle = arenas_[core]->allocate(page_size);
+    if (handle != null_handle) {
+      is_huge = true;
+      size = page_size;
+      strong = false;
+    }
   }
   if (handle == null_handle) {
     return -ENOSPC;

@@ -491,6 +491,9 @@ class PageStore {
   using ConstPageSpan = std::span<const std::byte, compress::page_size>;
 
   bool in_range(unsigned core, std::uint64_t offset, std::uint64_t length) noexcept;
+  // Stores `page` in a new object of `core`'s arena: same-filled as
+  // metadata, else compressed, or as it is when it does not compress or
+  // its compressed class has no room at the limit. -ENOSPC at the limit.
   int prepare(unsigned core, ConstPageSpan page, Prepared& out) noexcept;
   int write_whole_page(unsigned core, std::uint64_t index, ConstPageSpan page) noexcept;
   int write_part(unsigned core, std::uint64_t index, std::uint32_t in_page, std::span<const std::byte> data,

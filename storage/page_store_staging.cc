@@ -85,12 +85,31 @@ int PageStore::install_staged(unsigned core, StagedRef ref) noexcept {
   std::uint64_t word = e.lock(core);
   bool current = (word & entry_bits::staged) && e.value == mine;
   e.unlock(word);
+  bool room_lent = false;
   if (current) {
     Prepared p;
     // The slot is not written while this call owns it, so compressing it
     // outside the lock reads stable bytes.
-    if (const int rc = prepare(core, ConstPageSpan(staging_slot(ref), page_size), p); rc != 0) {
-      return rc;  // -ENOSPC: the page stays staged, readable, slot still owned
+    const ConstPageSpan page(staging_slot(ref), page_size);
+    int rc = prepare(core, page, p);
+    if (rc == -ENOSPC) {
+      // Staged pages alone may fill the limit, and each gives its room back
+      // only once installed: no installer could ever finish, and every
+      // later write would fail. So lend the object the slot's own page:
+      // compressed if that is room enough for its span, else stored as it
+      // is (prepare's fallback: one page, which fits where the slot's page
+      // was). The slot's bytes stay valid meanwhile (this call still owns
+      // the slot), so readers of the staged page see the same data.
+      budget_.give_back(1);
+      room_lent = true;
+      rc = prepare(core, page, p);
+      if (rc != 0) {
+        // Another core took the room first: the slot's page holds it again.
+        budget_.take_regardless(1);
+        return rc;  // -ENOSPC: the page stays staged, readable, slot still owned
+      }
+    } else if (rc != 0) {
+      return rc;
     }
     word = e.lock(core);
     current = (word & entry_bits::staged) && e.value == mine;
@@ -105,7 +124,7 @@ int PageStore::install_staged(unsigned core, StagedRef ref) noexcept {
       release(core, p.word, p.value);  // changed meanwhile: drop the new object
     }
   }
-  budget_.give_back(1);
+  if (!room_lent) budget_.give_back(1);
   return 0;
 }
 

@@ -171,6 +171,48 @@ BOOST_AUTO_TEST_CASE(a_staging_area_of_one_slot_falls_back_to_inline_compression
   run_model(2, 1, 1);
 }
 
+BOOST_AUTO_TEST_CASE(pages_staged_until_they_fill_the_memory_limit_are_installed_and_writes_go_on_after_discards) {
+  // Sixteen pages of room, and a lane of sixteen slots: one write stages
+  // them all, and no room is left for the span their objects need.
+  constexpr std::uint64_t pages = 64;
+  const auto owned = test::require_ok(ublk::ZramTarget::create(ublk::ZramTargetConfig{
+      .size_bytes = pages * ps,
+      .codec = lz4(),
+      .mem_limit_bytes = 16 * ps,
+      .queues = 1,
+      .compress_workers = 1,
+      .staging_per_lane = 16,
+  }));
+  ublk::ZramTarget& target = *owned;
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime::RuntimeConfig{.cpus = {0, 1}}));
+  rt->run([&]() -> Task<void> {
+    BOOST_TEST_REQUIRE(co_await target.start_queue(0) == 0);
+    std::vector<std::byte> sixteen(16 * ps);
+    for (std::uint64_t k = 0; k < 16; ++k) {
+      const auto page = page_of(700 + k);
+      std::memcpy(sixteen.data() + k * ps, page.data(), ps);
+    }
+    BOOST_TEST_REQUIRE(co_await target.write(make_request(0, 0, sixteen)) == static_cast<int>(sixteen.size()));
+    // Every staged page is installed: none waits for room another holds.
+    BOOST_TEST(co_await drained(target));
+    Request r;
+    r.offset = 15 * ps;
+    r.length = ps;
+    BOOST_TEST_REQUIRE(co_await target.discard(r) == 0);
+    auto more = page_of(800);
+    BOOST_TEST(co_await target.write(make_request(0, 20 * ps, more)) == static_cast<int>(ps));
+    BOOST_TEST(co_await drained(target));
+    std::vector<std::byte> back(ps);
+    for (std::uint64_t k = 0; k < 15; ++k) {
+      BOOST_TEST(co_await target.read(make_request(0, k * ps, back)) == static_cast<int>(ps));
+      BOOST_TEST((back == page_of(700 + k)));
+    }
+    BOOST_TEST(co_await target.read(make_request(0, 20 * ps, back)) == static_cast<int>(ps));
+    BOOST_TEST((back == more));
+  });
+  BOOST_TEST(target.store().mm_stat().mem_used_total <= 16 * ps);
+}
+
 BOOST_AUTO_TEST_CASE(a_target_in_shared_memory_compresses_asynchronously_and_a_new_one_recovers_every_page) {
   constexpr std::uint64_t pages = 256;
   ublk::ZramTargetConfig config{.size_bytes = pages * ps,
