@@ -51,7 +51,9 @@ namespace coblk::runtime {
 ///   try_recv hands back at once.
 ///
 /// Exactly one task may send and one task may receive at a time; the
-/// channel must outlive both.
+/// channel must outlive both. Both sides run on reactors of one Runtime,
+/// try_send and try_recv included: waking a parked side goes through the
+/// calling thread's reactor, which a plain thread does not have.
 template <typename T>
 class Channel {
  public:
@@ -69,9 +71,14 @@ class Channel {
     release_.limit = batch_.limit;
   }
   /// Takes back a publication still deferred to the producer's reactor,
-  /// and a release still deferred to the consumer's. Only that side's
-  /// thread links each, and the channel must outlive both sides' use of
-  /// it, so this runs after they are done.
+  /// and a release still deferred to the consumer's, when that reactor is
+  /// the destroying thread's (a channel destroyed by the task that used
+  /// it). A side on another core has unlinked its node by then: a node is
+  /// on its reactor's flush list only while that side holds items back
+  /// (pending != 0), close() and a recv() that finds the channel drained
+  /// leave none held, and submit_to runs a task's deferred flushes before
+  /// it reports the task's end, so an owner that awaited both sides finds
+  /// both nodes off every list.
   ~Channel() {
     batch_.unlink();
     release_.unlink();
@@ -85,7 +92,7 @@ class Channel {
     if (!ring_.try_push(std::move(value))) {
       return false;
     }
-    batch_.pending = 0;
+    published();
     wake(consumer_);
     return true;
   }
@@ -94,7 +101,7 @@ class Channel {
   std::size_t try_send_batch(std::span<T> values) noexcept {
     const std::size_t n = ring_.try_push_batch(values);
     if (n != 0) {
-      batch_.pending = 0;
+      published();
       wake(consumer_);
     }
     return n;
@@ -107,7 +114,7 @@ class Channel {
       release();  // found empty: hand back what recv() still holds
       return false;
     }
-    release_.pending = 0;
+    released();
     wake(producer_);
     return true;
   }
@@ -116,7 +123,7 @@ class Channel {
   std::size_t try_recv_batch(std::span<T> out) noexcept {
     const std::size_t n = ring_.try_pop_batch(out);
     if (n != 0) {
-      release_.pending = 0;
+      released();
       wake(producer_);
     } else {
       release();  // found empty: hand back what recv() still holds
@@ -257,10 +264,19 @@ class Channel {
   // Producer: publishes what send() pushed, and wakes a parked consumer.
   void publish() noexcept {
     if (batch_.pending != 0) {
-      batch_.pending = 0;
+      published();
       ring_.publish();
       wake(consumer_);
     }
+  }
+
+  // Producer: nothing is held back any more. The deferred publication
+  // leaves the reactor's flush list here, on the producer's own thread (the
+  // only one that links it), so that the list never outlives the channel
+  // (see ~Channel). A branch, not the unlink's four stores, per item.
+  void published() noexcept {
+    batch_.pending = 0;
+    if (batch_.linked()) batch_.unlink();
   }
 
   static void flush_deferred(DeferredFlush& f) noexcept { static_cast<PublishBatch&>(f).channel->publish(); }
@@ -299,10 +315,17 @@ class Channel {
   // Consumer: hands back what recv() popped, and wakes a parked producer.
   void release() noexcept {
     if (release_.pending != 0) {
-      release_.pending = 0;
+      released();
       ring_.release();
       wake(producer_);
     }
+  }
+
+  // Consumer: nothing is held back any more; as published(), for the
+  // deferred release on the consumer's reactor.
+  void released() noexcept {
+    release_.pending = 0;
+    if (release_.linked()) release_.unlink();
   }
 
   static void release_deferred(DeferredFlush& f) noexcept { static_cast<ReleaseBatch&>(f).channel->release(); }
@@ -386,6 +409,7 @@ class Channel {
   }
 
   [[gnu::noinline]] static void claim(Side& side) noexcept {
+    assert(Reactor::current() != nullptr && "a Channel side on a thread without a reactor");
     // A parked side on an awake reactor is found by that reactor's polling.
     if (!Reactor::parked_needs_wake(side)) {
       return;

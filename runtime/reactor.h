@@ -325,6 +325,11 @@ class Reactor {
       flushes_.prev = &f;
     }
   }
+  /// Runs every deferred flush now, from within the running task: what it
+  /// would otherwise run only once the task suspends. submit_to calls it
+  /// before it reports a task's end to another core, which may then free
+  /// what the flushes point to (a Channel). This thread only.
+  void flush_deferred_now() noexcept { run_flushes(); }
   /// For the other side of a parked `wait` that it found `waiting`: false
   /// when the parked task's reactor is awake, on another core. That reactor
   /// re-checks its parked waits on every loop iteration and, after setting

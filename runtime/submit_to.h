@@ -104,6 +104,11 @@ class [[nodiscard]] SubmitTo {
     } catch (...) {
       self->error_ = std::current_exception();
     }
+    // What the task deferred to this reactor (a Channel's publication or
+    // release) runs before its end is reported: the awaiter may then free
+    // what it points to at once, while this reactor has not yet got back
+    // from resuming the task.
+    Reactor::current()->flush_deferred_now();
     // Last touch of *self: after this the awaiter may resume and free it.
     Reactor::wake(self->waiter_);
   }

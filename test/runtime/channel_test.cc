@@ -746,4 +746,46 @@ BOOST_AUTO_TEST_CASE(a_channel_destroyed_before_its_deferred_publication_leaves_
   BOOST_TEST(after == 1);
 }
 
+// Both sides' tasks have finished, one of them on another core (its end
+// reported by submit_to), so the channel may go. That side's reactor must
+// hold nothing of it by then: its deferred publication (producer) or
+// release (consumer) was linked on that core's flush list, and a flush of a
+// freed channel, or an unlink from the wrong thread, corrupted the list
+// (use after free; in release builds a reactor spinning for ever).
+BOOST_AUTO_TEST_CASE(a_channel_destroyed_as_soon_as_both_sides_on_two_cores_finished_leaves_neither_reactor_anything) {
+  long total = 0;
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0, 1})));
+  rt->run([&]() -> Task<void> {
+    for (int i = 0; i < 100000; ++i) {
+      auto channel = std::make_unique<Channel<int>>(8);
+      Channel<int>* ch = channel.get();
+      const bool remote_producer = i % 2 == 0;
+      auto local_consumer = [&]() -> Task<void> {
+        while (std::optional<int> v = co_await ch->recv()) total += *v;
+      };
+      auto local_producer = [&]() -> Task<void> {
+        for (int k = 0; k < 3; ++k) co_await ch->send(int{k});
+        ch->close();
+      };
+      auto far_producer = [&]() -> Task<void> {
+        co_await runtime::submit_to(1, [ch]() -> Task<void> {
+          co_await ch->send(1);  // published by close(), or deferred to core 1
+          ch->close();
+        });
+      };
+      auto far_consumer = [&]() -> Task<void> {
+        co_await runtime::submit_to(1, [ch, &total]() -> Task<void> {
+          while (std::optional<int> v = co_await ch->recv()) total += *v;
+        });
+      };
+      std::vector<Task<void>> both;
+      both.push_back(remote_producer ? local_consumer() : local_producer());
+      both.push_back(remote_producer ? far_producer() : far_consumer());
+      co_await runtime::when_all(std::move(both));
+      channel.reset();
+    }
+  });
+  BOOST_TEST(total == 50000 * 1 + 50000 * 3);
+}
+
 BOOST_AUTO_TEST_SUITE_END()  // runtime_channel_test
