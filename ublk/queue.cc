@@ -252,6 +252,20 @@ runtime::Task<int> Queue::handle(uint16_t tag, const abi::ublksrv_io_desc& desc)
     std::fprintf(stderr, "coblk: queue %u: target threw\n", unsigned{r.queue});
   }
 
+  // A READ or WRITE is all or nothing: a target that answers 0, a short
+  // count or more than asked has a bug, which must fail this request
+  // loudly rather than hang it or pass a partly filled buffer as read.
+  if (const int checked = result_for_kernel(r, done); checked != done) {
+    if (!reported_bad_result_) {
+      reported_bad_result_ = true;
+      std::fprintf(stderr,
+                   "coblk: queue %u: the target answered %d to a %s of %u bytes; such requests fail with EIO "
+                   "(reported once)\n",
+                   unsigned{r.queue}, done, r.op == abi::IO_OP_READ ? "read" : "write", r.length);
+    }
+    done = checked;
+  }
+
   // USER_COPY read: hand the bytes to the kernel.
   if (user_copy && r.op == abi::IO_OP_READ && done > 0) {
     uint32_t put = 0;

@@ -124,6 +124,9 @@ class Queue {
   int char_file_ = -1;
   bool char_fixed_ = false;
   uint64_t completed_ = 0;
+  // A target answered a READ or WRITE with other than its length or an
+  // errno once already; the queue's one log line about it was written.
+  bool reported_bad_result_ = false;
   IoMetricsPublisher* publisher_ = nullptr;
   std::chrono::nanoseconds publish_interval_{std::chrono::seconds(1)};
   QueueMetrics metrics_;

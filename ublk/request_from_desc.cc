@@ -31,4 +31,11 @@ int request_from_desc(const abi::ublksrv_io_desc& desc, uint16_t queue, uint16_t
   return 0;
 }
 
+int result_for_kernel(const Request& r, int done) noexcept {
+  if (done < 0) return done;
+  const bool moves_data = r.op == abi::IO_OP_READ || r.op == abi::IO_OP_WRITE;
+  if (moves_data && static_cast<uint32_t>(done) != r.length) return -EIO;
+  return done;
+}
+
 }  // namespace coblk::ublk

@@ -1,8 +1,9 @@
 // ublk/request_from_desc.h - the Request a ublk I/O descriptor describes.
 #pragma once
 
-// As the queue hands it to a target: one pure function, shared by
-// Queue::handle and the descriptor fuzzer (test/fuzz/fuzz_ublk_desc.cc).
+// As the queue hands it to a target, and the target's answer as the queue
+// hands it back: pure functions, shared by Queue::handle and the descriptor
+// fuzzer (test/fuzz/fuzz_ublk_desc.cc).
 
 #include <cstdint>
 
@@ -32,5 +33,16 @@ namespace coblk::ublk {
 /// the same answer.
 int request_from_desc(const abi::ublksrv_io_desc& desc, uint16_t queue, uint16_t tag, uint32_t max_io_bytes,
                       Request& out) noexcept;
+
+/// The result the kernel is told for request `r`, whose target returned
+/// `done`: `done` itself, except that a READ or WRITE that returned anything
+/// but a negative errno or exactly `r.length` fails with -EIO. The kernel
+/// takes a READ or WRITE result as the bytes done: 0 would requeue a WRITE
+/// for ever (the I/O hangs), a short count completes part of the request
+/// (and some kernels report the rest as done although no byte of it was
+/// read or written), and a count beyond `r.length` would make the
+/// user-copy path copy past the tag buffer. Other ops pass unchanged (any
+/// result >= 0 is success for them). Pure, as request_from_desc.
+int result_for_kernel(const Request& r, int done) noexcept;
 
 }  // namespace coblk::ublk

@@ -74,4 +74,29 @@ BOOST_AUTO_TEST_CASE(a_sector_range_that_bytes_cannot_express_is_refused_not_wra
   BOOST_TEST(ublk::request_from_desc(desc(ublk::abi::IO_OP_FLUSH, (uint64_t{1} << 55) - 1, 0), 0, 0, kMaxIo, r) == 0);
 }
 
+BOOST_AUTO_TEST_CASE(a_read_or_write_that_moved_other_than_its_length_fails_with_eio) {
+  for (const uint8_t op : {ublk::abi::IO_OP_READ, ublk::abi::IO_OP_WRITE}) {
+    ublk::Request r;
+    r.op = op;
+    r.length = 8192;
+    BOOST_TEST(ublk::result_for_kernel(r, 8192) == 8192);
+    BOOST_TEST(ublk::result_for_kernel(r, -ENOSPC) == -ENOSPC);
+    // 0 would requeue a write for ever; a short count would pass a partly
+    // filled buffer; more would copy past the tag buffer.
+    BOOST_TEST(ublk::result_for_kernel(r, 0) == -EIO);
+    BOOST_TEST(ublk::result_for_kernel(r, 4096) == -EIO);
+    BOOST_TEST(ublk::result_for_kernel(r, 8193) == -EIO);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_flush_discard_or_write_zeroes_result_passes_unchanged) {
+  for (const uint8_t op : {ublk::abi::IO_OP_FLUSH, ublk::abi::IO_OP_DISCARD, ublk::abi::IO_OP_WRITE_ZEROES}) {
+    ublk::Request r;
+    r.op = op;
+    r.length = op == ublk::abi::IO_OP_FLUSH ? 0 : 4096;
+    BOOST_TEST(ublk::result_for_kernel(r, 0) == 0);
+    BOOST_TEST(ublk::result_for_kernel(r, -EIO) == -EIO);
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()  // ublk_request_from_desc_test

@@ -19,4 +19,6 @@ vm_case "a queue whose target cannot start ends serve() with its error instead o
   api_check queue-start-fails
 vm_case "a stop requested before the device started ends serve() cleanly and leaves nothing behind" \
   api_check stop-before-start
+vm_case "a target that answers a write with 0 or a read with too few or too many bytes fails those requests with EIO instead of hanging them" \
+  api_check bad-results
 vm_finish
