@@ -481,7 +481,12 @@ runtime::Task<void> Device::stop_here() {
   // io_uring cancel cannot do this (the driver's commands are cancellable
   // only when their ring exits), so it is the one way to end the queues of
   // a device that never started, e.g. when a queue failed before START_DEV.
-  const int ret = co_await control_.stop_device_async(id());
+  int ret = 0;
+  if (!stop_control_.is_open()) {
+    ret = stop_control_.open();
+    if (ret == 0) stop_control_.set_unprivileged(config_.unprivileged);
+  }
+  if (ret == 0) ret = co_await stop_control_.stop_device_async(id());
   if (ret == 0 || ret == -ENODEV) co_return;
   // The control node refused: try a cancel, which at least ends the fetches
   // of kernels whose driver supports it.

@@ -207,6 +207,11 @@ class Device {
   DeviceConfig config_;
   Target* target_ = nullptr;
   ControlDevice control_;
+  // STOP_DEV's own control ring: a stop may come while START_DEV (or
+  // END_USER_RECOVERY) still waits on control_, and a ring's completions
+  // carry no owner, so two waiters on one ring could take each other's
+  // answers (and a cancelled START_DEV closes its ring).
+  ControlDevice stop_control_;
   abi::ublksrv_ctrl_dev_info info_{};
   bool added_ = false;
   bool recovering_ = false;
