@@ -17,6 +17,7 @@
 #include "coblk/cmd/commands.h"
 #include "coblk/cmd/control_errors.h"
 #include "coblk/cmd/device_content.h"
+#include "coblk/cmd/device_in_use.h"
 #include "coblk/cmd/device_ops.h"
 #include "coblk/cmd/serve_device.h"
 #include "coblk/ublk/control.h"
@@ -174,25 +175,6 @@ Result<void> deactivate(const std::string& device) {
     if (::umount2(at.c_str(), 0) != 0) return Error::from_errno(errno, "cannot unmount " + at);
   }
   return {};
-}
-
-// Error EBUSY when anything still holds `device` after deactivate: what
-// /proc/self/mounts does not show (a mount in another mount namespace, a
-// mounted partition, device mapper or md on it) still claims the disk, and
-// an exclusive open, which the kernel refuses then, finds it. A device
-// already gone (ENOENT, ENXIO) is no one's.
-Result<void> not_held(const std::string& device) {
-  const int fd = ::open(device.c_str(), O_RDONLY | O_CLOEXEC | O_EXCL);
-  if (fd >= 0) {
-    ::close(fd);
-    return {};
-  }
-  if (errno == EBUSY)
-    return Error(EBUSY, device +
-                            " is still in use (a mount in another namespace, a partition, device mapper or "
-                            "another program holds it)");
-  if (errno == ENOENT || errno == ENXIO) return {};
-  return Error::from_errno(errno, "cannot open " + device);
 }
 
 // Serializes `coblk up` and `coblk down`, so that two of them at once never
@@ -402,7 +384,9 @@ int run_down(const std::vector<std::string>& args) {
     const std::string device = ublk::block_device_path(record->dev_id);
     // A device still in use is never deleted: swap on it would lose pages.
     Result<void> off = deactivate(device);
-    if (off) off = not_held(device);
+    // What /proc/self/mounts does not show (a mount in another mount
+    // namespace, a mounted partition, dm or md on it) still holds it.
+    if (off) off = check_not_in_use(device);
     if (!off) {
       std::string message = name + ": " + off.error().message();
       message += "; " + device + " stays";

@@ -9,6 +9,7 @@
 #include "coblk/cmd/add_options.h"
 #include "coblk/cmd/commands.h"
 #include "coblk/cmd/control_errors.h"
+#include "coblk/cmd/device_in_use.h"
 #include "coblk/cmd/device_ops.h"
 #include "coblk/cmd/device_record.h"
 #include "coblk/cmd/keeper.h"
@@ -39,8 +40,12 @@ std::string missing_feature(const AddOptions& o, const ublk::ControlDevice& cont
   return {};
 }
 
-// STOP_DEV then DEL_DEV; the record goes too. Returns 0 or -errno.
-int stop_and_delete(ublk::ControlDevice& control, uint32_t id, std::string& error) {
+// STOP_DEV then DEL_DEV; the record goes too. Returns 0 or -errno. With
+// `wait` false, DEL_DEV does not wait until the kernel has freed the
+// device (DEL_DEV_ASYNC), which it does only when the last opener of
+// /dev/ublkbN is gone: a file system mounted from it would hold us until
+// its unmount.
+int stop_and_delete(ublk::ControlDevice& control, uint32_t id, std::string& error, bool wait = true) {
   // An unprivileged device needs its node's path on every command.
   ublk::abi::ublksrv_ctrl_dev_info info{};
   int ret = look_up_device(control, id, info);
@@ -57,7 +62,7 @@ int stop_and_delete(ublk::ControlDevice& control, uint32_t id, std::string& erro
     error = command_error("stop", ret, control, id);
     return ret;
   }
-  ret = control.delete_device(id);
+  ret = control.delete_device(id, wait);
   // The device's own server may have deleted it once its queues ended.
   if (ret == -ENODEV && stopped) ret = 0;
   if (ret < 0) {
@@ -153,9 +158,12 @@ int run_add(const std::vector<std::string>& args) {
 }
 
 int run_del(const std::vector<std::string>& args) {
-  po::options_description desc("Usage: coblk del -n ID | -a\nStops and deletes ublk devices.\nOptions");
+  po::options_description desc(
+      "Usage: coblk del -n ID | -a [--force]\nStops and deletes ublk devices; a device in use (mounted, swap, "
+      "held) is refused.\nOptions");
   desc.add_options()("help,h", "show this help")("number,n", po::value<std::string>()->value_name("ID"),
-                                                 "the device to delete")("all,a", "delete every ublk device");
+                                                 "the device to delete")("all,a", "delete every ublk device")(
+      "force", "delete devices in use too: a file system or swap on one then gets I/O errors");
   po::variables_map vm;
   if (auto done = parse_command_line("del", args, desc, vm)) return *done;
   const bool all = vm.count("all") != 0;
@@ -178,8 +186,23 @@ int run_del(const std::vector<std::string>& args) {
   std::string error;
   if (!open_control(control, error)) return report_error("del", error);
   int status = kExitOk;
+  const bool force = vm.count("force") != 0;
   for (const uint32_t id : ids) {
-    if (stop_and_delete(control, id, error) < 0) {
+    // Deleting a device something holds takes it away under a file system
+    // or swap, whose unwritten pages are then lost: only with --force.
+    const std::string device = ublk::block_device_path(id);
+    const Result<void> unused = check_not_in_use(device);
+    if (!unused && !force) {
+      status = report_error("del", unused.error().message() + "; device " + std::to_string(id) +
+                                       " stays (unmount or swapoff first, or --force)");
+      if (!all) break;
+      continue;
+    }
+    if (!unused) {
+      std::cerr << "coblk del: " << device << " is in use; deleting it anyway (--force): its users get I/O errors, "
+                << "and the kernel frees the device once they have closed it\n";
+    }
+    if (stop_and_delete(control, id, error, unused.ok()) < 0) {
       // With -a, keep going: one stuck device must not keep the others alive.
       status = report_error("del", error);
       if (!all) break;

@@ -120,7 +120,7 @@ coblk_zram_swap() {
   echo "+ coblk add -t zram --size $SWAP_SIZE --algorithm lz4"
   dev=$(coblk add -t zram --size "$SWAP_SIZE" --algorithm lz4)
   echo "$dev"
-  vm_defer "$COBLK_BIN del -n ${dev#/dev/ublkb}"
+  vm_defer "$COBLK_BIN del --force -n ${dev#/dev/ublkb}"
   swap_run coblk "$dev"
   run coblk del -n "${dev#/dev/ublkb}"
 }

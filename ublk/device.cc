@@ -526,7 +526,12 @@ Result<void> Device::remove() {
     control_.set_unprivileged(config_.unprivileged);
   }
   control_.stop_device(info_.dev_id);  // harmless if never started or already stopped
-  const int ret = control_.delete_device(info_.dev_id);
+  // Without waiting for the kernel to free the device: it does once the
+  // last opener of /dev/ublkbN is gone, and a file system still mounted
+  // from the stopped device (coblk del --force, SIGTERM) would keep this
+  // server waiting in DEL_DEV until the unmount. The nodes go at once
+  // either way; a kernel without DEL_DEV_ASYNC waits as before.
+  const int ret = control_.delete_device(info_.dev_id, false);
   added_ = false;
   // -ENODEV: somebody else (coblk del) deleted it first, which is fine.
   if (ret < 0 && ret != -ENODEV) return Error::from_errno(-ret, "cannot delete device " + std::to_string(info_.dev_id));

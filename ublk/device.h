@@ -165,9 +165,12 @@ class Device {
 
   /// STOP_DEV (when still live) and DEL_DEV; unmaps the queues and closes
   /// /dev/ublkcN first, so the deletion does not wait for us. Blocks until
-  /// the kernel has deleted the device: call it off the reactors (after the
-  /// Runtime's run() returned, or from another thread). A device someone
-  /// else deleted already is not an error. Safe to call more than once.
+  /// the kernel has removed the device's nodes, not until it has freed the
+  /// device, which it does once the last opener of /dev/ublkbN (a mounted
+  /// file system) has let go (DEL_DEV_ASYNC; kernels without it wait for
+  /// that too): call it off the reactors (after the Runtime's run()
+  /// returned, or from another thread). A device someone else deleted
+  /// already is not an error. Safe to call more than once.
   Result<void> remove();
 
   /// Queue `q` and its counters (read on its core while serving, or after serve()).

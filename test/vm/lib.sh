@@ -272,7 +272,7 @@ vm_expect_error() {
 add_device() {
   local id="$1" out
   shift
-  vm_defer "$COBLK_BIN del -n $id"
+  vm_defer "$COBLK_BIN del --force -n $id"
   out=$("$COBLK_BIN" add -n "$id" "$@") || vm_fail "coblk add -n $id $* failed"
   vm_assert_eq "/dev/ublkb$id" "$out" "block device printed by coblk add"
   [ -b "$out" ] || vm_fail "$out does not exist right after coblk add returned"

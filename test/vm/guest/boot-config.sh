@@ -190,7 +190,7 @@ down_refuses_a_device_mounted_in_another_namespace() {
   "$COBLK_BIN" down --config-dir "$conf_dir" > down.out 2> down.err || rc=$?
   cat down.out down.err
   [ "$rc" -ne 0 ] || vm_fail "down succeeded while another namespace had the device mounted"
-  grep -q "is still in use" down.err || vm_fail "the refusal does not say the device is in use: $(cat down.err)"
+  grep -q "is in use" down.err || vm_fail "the refusal does not say the device is in use: $(cat down.err)"
   [ -b "$dev" ] || vm_fail "down deleted $dev although it is mounted in another namespace"
   kill "$holder"
   wait "$holder" 2>/dev/null || true

@@ -62,7 +62,7 @@ size_zero() {
 id_taken() {
   local id=$((base_id + 1)) out
   vm_ublk_ready
-  vm_defer "$COBLK_BIN del -n $id"
+  vm_defer "$COBLK_BIN del --force -n $id"
   out=$("$COBLK_BIN" add -t null --size 64M -n "$id")
   vm_assert_eq "/dev/ublkb$id" "$out" "first coblk add"
   expect_error fail "already in use" "$COBLK_BIN" add -t ram --size 64M -n "$id"
@@ -135,7 +135,7 @@ del_missing_device() {
 recover_without_recovery() {
   local id=$((base_id + 3))
   vm_ublk_ready
-  vm_defer "$COBLK_BIN del -n $id"
+  vm_defer "$COBLK_BIN del --force -n $id"
   "$COBLK_BIN" add -t null --size 64M -n "$id" >/dev/null
   expect_error fail "recovery\|live" "$COBLK_BIN" recover -n "$id"
 }

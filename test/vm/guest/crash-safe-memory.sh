@@ -202,7 +202,7 @@ ext4_survives_kill() {
   vm_ublk_ready mkfs.ext4 e2fsck
   dev=$("$COBLK_BIN" add -t zram --size 64M -q 2 --recovery) || vm_fail "coblk add without -n failed"
   id=${dev#/dev/ublkb}
-  vm_defer "$COBLK_BIN del -n $id"
+  vm_defer "$COBLK_BIN del --force -n $id"
   [ -b "$dev" ] || vm_fail "$dev does not exist after coblk add"
   mnt="$t/mnt-$id"
   mkdir -p "$mnt"

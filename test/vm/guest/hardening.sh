@@ -42,7 +42,7 @@ loop_relative_path_serves_the_callers_file() {
   cp /rel.img "$t/decoy-before"
   dd if=/dev/urandom of="$t/rel-pattern" bs=64k count=8 2>/dev/null
   # add_device's own cleanup is lost in the subshell: defer it here.
-  vm_defer "$COBLK_BIN del -n $hard_loop"
+  vm_defer "$COBLK_BIN del --force -n $hard_loop"
   (cd "$dir" && add_device "$hard_loop" -t loop -f rel.img --recovery)
   dd if="$t/rel-pattern" of="/dev/ublkb$hard_loop" bs=64k oflag=direct 2>/dev/null || vm_fail "write failed"
   cmp /rel.img "$t/decoy-before" || vm_fail "the decoy /rel.img was written"

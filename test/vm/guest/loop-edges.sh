@@ -57,7 +57,7 @@ direct_io_refuses_blocks_below_the_devices_logical_block_size() {
   local t="${TMPDIR:-/tmp}" id="$le_id"
   vm_ublk_ready dd cmp
   four_k_null_blk
-  vm_defer "$COBLK_BIN del -n $id"  # runs before the rmmod, also if the refused add made a device
+  vm_defer "$COBLK_BIN del --force -n $id"  # runs before the rmmod, also if the refused add made a device
   refused 2 "--block-size 512 is smaller than the 4096-byte blocks O_DIRECT needs on '/dev/nullb0'" \
     "$COBLK_BIN" add -t loop -f /dev/nullb0 --size 64M --direct-io -n "$id"
   [ ! -e "/sys/class/ublk-char/ublkc$id" ] || vm_fail "device $id was created"
@@ -80,7 +80,7 @@ direct_io_refuses_blocks_below_the_file_systems_alignment() {
   refused 2 "--block-size 1024 is smaller than the 4096-byte blocks O_DIRECT needs on '$mnt/disk.img'" \
     "$COBLK_BIN" add -t loop -f "$mnt/disk.img" --direct-io -b 1024 -n "$id"
   [ ! -e "/sys/class/ublk-char/ublkc$id" ] || vm_fail "device $id was created"
-  vm_defer "$COBLK_BIN del -n $id"  # runs before the umount, also if a refused add made a device
+  vm_defer "$COBLK_BIN del --force -n $id"  # runs before the umount, also if a refused add made a device
   add_device "$id" -t loop -f "$mnt/disk.img" --direct-io -b 4096
   dd if=/dev/urandom of="$t/le-pattern" bs=64k count=16 2>/dev/null
   dd if="$t/le-pattern" of="/dev/ublkb$id" bs=64k oflag=direct 2>/dev/null || vm_fail "write through O_DIRECT failed"
@@ -180,7 +180,7 @@ one_device_per_backing_file() {
   file="$t/le-shared.img"
   truncate -s 16M "$file"
   vm_defer "rm -f $file"
-  vm_defer "$COBLK_BIN del -n $other"  # also if a refused add made a device
+  vm_defer "$COBLK_BIN del --force -n $other"  # also if a refused add made a device
   add_device "$id" -t loop -f "$file"
   refused 1 "backing file '$file' is in use by another coblk device" \
     "$COBLK_BIN" add -t loop -f "$file" -n "$other"

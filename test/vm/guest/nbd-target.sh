@@ -241,7 +241,7 @@ recovery_survives_a_killed_coblk_server() {
 refusals_are_one_line_and_create_nothing() {
   local t="${TMPDIR:-/tmp}" id="$nbd_id" sock="${TMPDIR:-/tmp}/nbdkit-odd.sock" qsock="${TMPDIR:-/tmp}/qemu-x.sock"
   nbd_ready
-  vm_defer "$COBLK_BIN del -n $id 2>/dev/null || true"
+  vm_defer "$COBLK_BIN del --force -n $id 2>/dev/null || true"
   refused "cannot connect to NBD server 'unix:$t/nobody.sock'" \
     "$COBLK_BIN" add -n "$id" -t nbd --connect "unix:$t/nobody.sock"
   refused "cannot connect to NBD server 'tcp:127.0.0.1:1'" \

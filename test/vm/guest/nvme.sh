@@ -220,7 +220,7 @@ passthrough_claims_the_namespace_block_device() {
   mkfs.ext4 -q -F /dev/nvme0n1
   mkdir -p "$mnt"
   mount -t ext4 /dev/nvme0n1 "$mnt" || vm_fail "mounting the fresh ext4 on /dev/nvme0n1 failed"
-  vm_defer "$COBLK_BIN del -n $id"  # also if a refused add made a device
+  vm_defer "$COBLK_BIN del --force -n $id"  # also if a refused add made a device
   vm_expect_error "the block device /dev/nvme0n1 of '/dev/ng0n1' is busy" \
     "$COBLK_BIN" add -n "$id" -t loop -f /dev/ng0n1 --passthrough
   [ ! -e "/sys/class/ublk-char/ublkc$id" ] || vm_fail "device $id was created"
@@ -230,7 +230,7 @@ passthrough_claims_the_namespace_block_device() {
     umount "$mnt"
     vm_fail "/dev/nvme0n1 was mounted while a --passthrough device served its namespace"
   fi
-  vm_defer "$COBLK_BIN del -n $other"
+  vm_defer "$COBLK_BIN del --force -n $other"
   vm_expect_error "backing device '/dev/nvme0n1' is busy" "$COBLK_BIN" add -n "$other" -t loop -f /dev/nvme0n1
   dd if=/dev/nvme0n1 of=/dev/null bs=64k count=4 2>/dev/null || vm_fail "a plain read of /dev/nvme0n1 was refused"
   "$COBLK_BIN" del -n "$id" || vm_fail "coblk del failed"

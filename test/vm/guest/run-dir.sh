@@ -84,7 +84,7 @@ root_refuses_a_run_directory_that_is_a_planted_link() {
   vm_defer "rm -rf $t/rd-target $t/rd-link"
   ln -sfn "$t/rd-target" "$t/rd-link"
   chown -h "$rd_user" "$t/rd-link"
-  vm_defer "$COBLK_BIN del -n $id"  # should a refused add have made it
+  vm_defer "$COBLK_BIN del --force -n $id"  # should a refused add have made it
   refused 1 "run directory '$t/rd-link' is a symbolic link" env COBLK_RUN_DIR="$t/rd-link" "$COBLK_BIN" add -t null -n "$id"
   no_device "$id"
   for cmd in "list" "stats" "del -n $id" "recover -n $id"; do
@@ -104,7 +104,7 @@ root_refuses_a_run_directory_others_can_write_or_own() {
   make_user
   mkdir -p "$t/rd-open"
   vm_defer "rm -rf $t/rd-open"
-  vm_defer "$COBLK_BIN del -n $id"  # should a refused add have made it
+  vm_defer "$COBLK_BIN del --force -n $id"  # should a refused add have made it
   for mode in 0777 1777 0775; do
     chmod "$mode" "$t/rd-open"
     refused 1 "is writable by other users" env COBLK_RUN_DIR="$t/rd-open" "$COBLK_BIN" add -t null -n "$id"
@@ -124,7 +124,7 @@ root_keeps_its_state_in_a_directory_only_it_can_write() {
   dir="$t/rd-good/run"
   mkdir -p "$t/rd-good"
   vm_defer "rm -rf $t/rd-good"
-  vm_defer "$COBLK_BIN del -n $id"
+  vm_defer "$COBLK_BIN del --force -n $id"
   COBLK_RUN_DIR="$dir" "$COBLK_BIN" add -t zram --size 64M -n "$id" >/dev/null
   [ "$(stat -c '%a %u' "$dir")" = "755 0" ] || vm_fail "run directory is $(stat -c '%a %u' "$dir")"
   [ "$(stat -c '%a %u' "$dir/$id.json")" = "644 0" ] || vm_fail "record is $(stat -c '%a %u' "$dir/$id.json")"
@@ -144,7 +144,7 @@ an_ordinary_user_manages_an_unprivileged_device() {
   need_unprivileged
   make_user
   udev_rule_by_hand "$id"
-  vm_defer "$COBLK_BIN del -n $id"
+  vm_defer "$COBLK_BIN del --force -n $id"
   vm_defer "rm -rf $dir"
   out=$(as_user "$COBLK_BIN add --unprivileged -t ram --size 64M -n $id") || vm_fail "coblk add --unprivileged failed as $rd_user"
   vm_assert_eq "/dev/ublkb$id" "$out" "block device printed by coblk add"
@@ -177,7 +177,7 @@ root_deletes_an_ordinary_users_device() {
   need_unprivileged
   make_user
   udev_rule_by_hand "$id"
-  vm_defer "$COBLK_BIN del -n $id"
+  vm_defer "$COBLK_BIN del --force -n $id"
   vm_defer "rm -rf $dir"
   as_user "$COBLK_BIN add --unprivileged -t zram --size 64M -n $id" >/dev/null || vm_fail "coblk add --unprivileged -t zram failed"
   as_user "$COBLK_BIN stats -n $id" | grep -q "/dev/ublkb$id" || vm_fail "coblk stats as the user shows no device $id"
@@ -205,7 +205,7 @@ unprivileged_mode_refuses_what_it_cannot_do() {
   # Without the udev rule the device's nodes stay root's: refused. The
   # kernel lets only those who may open /dev/ublkcN delete the device, so
   # the user's server cannot; root can.
-  vm_defer "$COBLK_BIN del -n $id"
+  vm_defer "$COBLK_BIN del --force -n $id"
   refused 1 "need the ublk udev rule" su -s /bin/sh "$rd_user" -c "$COBLK_BIN add --unprivileged -t null -n $id"
   "$COBLK_BIN" del -n "$id" || vm_fail "root could not delete the user's half-made device"
   no_device "$id"

@@ -65,7 +65,7 @@ swap_safety_warning_reaches_the_log_and_list() {
   rm -f "$log"
   vm_spawn "$dir/syslogd.out" syslogd -n -O "$log"
   vm_wait_for_path /dev/log 5
-  vm_defer "$COBLK_BIN del -n $id"
+  vm_defer "$COBLK_BIN del --force -n $id"
   out=$(/usr/bin/setpriv --bounding-set -ipc_lock -- "$COBLK_BIN" add -n "$id" -t null --size 16M) \
     || vm_fail "coblk add without CAP_IPC_LOCK failed"
   vm_assert_eq "/dev/ublkb$id" "$out" "block device printed by coblk add"

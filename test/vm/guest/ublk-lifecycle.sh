@@ -151,10 +151,60 @@ del_all() {
   "$COBLK_BIN" del -a || vm_fail "coblk del -a with no devices failed"
 }
 
+# coblk del takes a device away from whatever uses it; a file system or
+# swap on it loses what it had not written. So a held device is refused
+# (one line, status 1, the device and its data stay), -a deletes the others
+# and reports the held one, and --force deletes it all the same.
+del_refuses_a_device_in_use() {
+  local a=$((base_id + 8)) b=$((base_id + 9)) t="${TMPDIR:-/tmp}" mnt out
+  vm_ublk_ready mkfs.ext4 mount mkswap swapon swapoff
+  mnt="$t/del-mnt"
+  mkdir -p "$mnt"
+  add_device "$a" -t ram --size 32M
+  add_device "$b" -t ram --size 32M
+  mkfs.ext4 -q -F "/dev/ublkb$a" || vm_fail "mkfs.ext4 failed"
+  mount -t ext4 "/dev/ublkb$a" "$mnt" || vm_fail "mount failed"
+  vm_defer "umount $mnt 2>/dev/null"
+  echo kept >"$mnt/file"
+  sync
+  out=$(timeout 30 "$COBLK_BIN" del -n "$a" 2>&1) && vm_fail "coblk del -n $a of a mounted device succeeded"
+  vm_log "coblk del -n $a: $out"
+  vm_assert_eq 1 "$(printf '%s\n' "$out" | wc -l)" "lines of the refusal"
+  case "$out" in *"/dev/ublkb$a is in use"*"--force"*) ;; *) vm_fail "the refusal does not say why: $out" ;; esac
+  vm_assert_eq live "$(list_field "$a" STATE)" "state of the refused device"
+  vm_assert_eq kept "$(cat "$mnt/file")" "the file on the refused device"
+  # Swap is refused as well; -a deletes the unused device and reports the held one.
+  umount "$mnt"
+  mkswap "/dev/ublkb$a" >/dev/null || vm_fail "mkswap failed"
+  swapon "/dev/ublkb$a" || vm_fail "swapon failed"
+  vm_defer "swapoff /dev/ublkb$a 2>/dev/null"
+  timeout 30 "$COBLK_BIN" del -a 2>"$t/del-a.err" && vm_fail "coblk del -a succeeded although a device is swap"
+  grep -q "/dev/ublkb$a is in use" "$t/del-a.err" || vm_fail "coblk del -a does not name the held device: $(cat "$t/del-a.err")"
+  device_is_gone "$b"
+  vm_assert_eq live "$(list_field "$a" STATE)" "state of the swap device after del -a"
+  swapoff "/dev/ublkb$a" || vm_fail "swapoff of the device coblk del refused failed"
+  # --force deletes a held device: mounted again, it goes all the same.
+  mkfs.ext4 -q -F "/dev/ublkb$a" || vm_fail "mkfs.ext4 failed"
+  mount -t ext4 "/dev/ublkb$a" "$mnt" || vm_fail "mount failed"
+  # It returns at once: the kernel frees the device once the unmount below
+  # lets go of it, and nothing waits for that.
+  timeout 30 "$COBLK_BIN" del -n "$a" --force 2>"$t/force.err" \
+    || vm_fail "coblk del -n $a --force failed or hung: $(cat "$t/force.err")"
+  grep -q "deleting it anyway" "$t/force.err" || vm_fail "coblk del --force does not say what it did: $(cat "$t/force.err")"
+  # The file system has lost its device: writes fail, loudly.
+  if sh -c "echo lost >$mnt/new && sync -f $mnt/new" 2>/dev/null; then
+    vm_fail "a write to the file system of the deleted device succeeded"
+  fi
+  umount "$mnt" || umount -l "$mnt" || true
+  device_is_gone "$a"
+}
+
 vm_case "coblk list shows a new device's state, queues, depth, target, data path, server pid and block device" list_shows_device
 vm_case "coblk del during fio fails fio's I/O, hangs nothing and removes the device, its nodes and its server" del_during_fio
 vm_case "SIGTERM to a server stops its device and removes it" sigterm_stops_device
 vm_case "SIGTERM to a server during fio fails fio's I/O and removes the device" sigterm_during_fio
 vm_case "a device whose server was killed with SIGKILL fails its I/O and is removed by coblk del" sigkill_then_del
 vm_case "coblk del -a removes every device, and succeeds when there is none" del_all
+vm_case "coblk del refuses a mounted or swap device with one line and keeps it; -a deletes the others; --force deletes it" \
+  del_refuses_a_device_in_use
 vm_finish

@@ -55,7 +55,7 @@ swap_under_pressure() {
   echo max > "$group/memory.swap.max"
 
   # The server stays in this shell's cgroup, outside the limited group.
-  vm_defer "$COBLK_BIN del -n $id"
+  vm_defer "$COBLK_BIN del --force -n $id"
   # shellcheck disable=SC2086 # $recovery is one word or none
   # shellcheck disable=SC2086 # $recovery and $tier are lists of options
   "$COBLK_BIN" add -n "$id" -t zram --size 1G -q 2 $recovery $tier >/dev/null
