@@ -84,6 +84,7 @@ Reactor& Runtime::reactor(unsigned core) const {
 
 void Runtime::request_stop() noexcept {
   stop_.store(true, std::memory_order_seq_cst);
+  const std::lock_guard<std::mutex> hold(live_mutex_);  // see live_mutex_
   for (unsigned c = 0; c < cores(); ++c) {
     if (Reactor* r = live_[c].load(std::memory_order_seq_cst)) {
       r->request_stop();
@@ -180,7 +181,10 @@ void Runtime::core_thread(unsigned core, const std::function<Task<void>()>* make
   if (reactor != nullptr) {
     reactor->destroy_remaining_roots();
   }
-  live_[core].store(nullptr, std::memory_order_seq_cst);
+  {
+    const std::lock_guard<std::mutex> hold(live_mutex_);  // see live_mutex_
+    live_[core].store(nullptr, std::memory_order_seq_cst);
+  }
   shared.barrier.arrive_and_wait();
 }
 

@@ -4,6 +4,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <thread>
@@ -129,12 +130,17 @@ class Runtime {
   struct Shared;
   RuntimeConfig config_;
   std::unique_ptr<Shared> shared_;  // one run's start-up and shutdown state
-  // Outlive every run, so request_stop() never touches freed state. The
-  // reactors that exist right now, and whether a stop was requested:
-  // seq_cst on both sides (a core stores its reactor, then reads stop;
-  // request_stop stores stop, then reads the reactors), so a request can
-  // never miss a core that is just starting.
+  // Outlive every run. The reactors that exist right now, and whether a
+  // stop was requested: seq_cst on both sides (a core stores its reactor,
+  // then reads stop; request_stop stores stop, then reads the reactors),
+  // so a request can never miss a core that is just starting.
   std::unique_ptr<std::atomic<Reactor*>[]> live_;
+  // Held by request_stop while it uses a reactor it read from live_, and
+  // by a core while it takes its reactor out of live_ at the end of a run:
+  // a reactor is destroyed only after that (at the next run or with the
+  // Runtime), so another thread's request_stop never writes to a freed
+  // one. Shutdown only; never on a hot path.
+  std::mutex live_mutex_;
   std::atomic<bool> stop_{false};
   std::vector<std::unique_ptr<Reactor>> reactors_;
   std::vector<std::unique_ptr<SpscRing<Message>>> mailboxes_;  // [from * n + to]

@@ -184,4 +184,21 @@ BOOST_AUTO_TEST_CASE(an_exception_from_main_is_rethrown_by_run_after_shutdown) {
                     std::invalid_argument);
 }
 
+BOOST_AUTO_TEST_CASE(request_stop_from_another_thread_while_runs_come_and_go_never_touches_a_freed_reactor) {
+  const auto rt = test::require_ok(runtime::Runtime::create(runtime_test::cores({0, 1})));
+  std::atomic<bool> done{false};
+  // Stops whatever run is on, all the time: between runs too, when the
+  // reactors of the last one are being destroyed (ASan would see a write
+  // to a freed one).
+  std::thread stopper([&] {
+    while (!done.load()) rt->request_stop();
+  });
+  for (int round = 0; round < 200; ++round) {
+    rt->run([]() -> Task<void> { co_await runtime::sleep_for(3600s); });
+  }
+  done.store(true);
+  stopper.join();
+  BOOST_TEST(true);
+}
+
 BOOST_AUTO_TEST_SUITE_END()  // runtime_shutdown_test
