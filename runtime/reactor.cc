@@ -382,25 +382,36 @@ void Reactor::reap() noexcept {
   // the kernel's release when it posts CQEs), instead of one per CQE.
   io_uring_cq& cq = ring_.cq;
   unsigned head = *cq.khead;
-  const unsigned tail = io_uring_smp_load_acquire(cq.ktail);
+  unsigned tail = io_uring_smp_load_acquire(cq.ktail);
   if (head == tail) {
     return;
   }
-  const unsigned seen = tail - head;
+  unsigned seen = 0;
   const unsigned shift = (ring_flags_ & IORING_SETUP_CQE32) ? 1 : 0;
   const bool draining = draining_;  // constant while we reap
-  for (; head != tail; ++head) {
+  while (head != tail) {
     const io_uring_cqe* cqe = &cq.cqes[(head & cq.ring_mask) << shift];
+    ++head;
+    ++seen;
     if (const Waiter* waiter = slots_.complete(cqe->user_data, cqe->res, cqe->flags)) [[likely]] {
       // Draining: the waiter is not resumed (see drain_io).
       if (!draining) [[likely]]
         schedule(*waiter);
-    } else {
-      reap_other(*cqe);
+      continue;
     }
+    // reap_other may reap again: re-arming the eventfd read needs an SQE,
+    // and with the submission queue full get_sqe_slow submits and reaps.
+    // So hand back what this loop has read first (the nested reap starts
+    // after it, and never sees a CQE twice), and go on from wherever the
+    // nested reap left the queue (never putting the head back).
+    const io_uring_cqe other = *cqe;
+    io_uring_smp_store_release(cq.khead, head);
+    reap_other(other);
+    head = *cq.khead;
+    tail = io_uring_smp_load_acquire(cq.ktail);
   }
   // Release hands the CQ entries back to the kernel after we read them.
-  io_uring_smp_store_release(cq.khead, tail);
+  io_uring_smp_store_release(cq.khead, head);
   stats_.cqes_reaped.add(seen);
 }
 
