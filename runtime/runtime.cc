@@ -176,7 +176,10 @@ void Runtime::core_thread(unsigned core, const std::function<Task<void>()>* make
     reactor->run();
   }
   // Every core has stopped running tasks and reaped its I/O before any
-  // frame is destroyed, so no message or CQE can reach a freed frame.
+  // frame is destroyed, so no message or CQE can reach a freed frame. The
+  // cores destroy their frames at the same time, though: a frame that
+  // refers to another core's (a submit_to target's to its awaiter's, see
+  // SubmitTo) must not use that reference while it is destroyed.
   shared.barrier.arrive_and_wait();
   if (reactor != nullptr) {
     reactor->destroy_remaining_roots();

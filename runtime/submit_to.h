@@ -30,7 +30,13 @@ struct TaskValue<Task<T>> {
 
 /// Awaitable returned by submit_to(). It lives in the awaiting frame, which
 /// stays suspended until the result is back, so the target core can safely
-/// read the callable and write the result through a pointer to it.
+/// read the callable and write the result through a pointer to it. The one
+/// exception is shutdown with the awaiter still waiting: every core then
+/// destroys its unfinished tasks at the same time (Runtime::run), so the
+/// awaiting frame, and the callable in it, may be freed while the target
+/// core destroys the task running it. A callable whose Task is still
+/// suspended at shutdown must therefore not reach its captures from
+/// destructors of that Task's locals.
 template <typename F>
 class [[nodiscard]] SubmitTo {
   using Returned = std::invoke_result_t<F&>;
