@@ -360,6 +360,11 @@ Result<void> ReplyParser::on_header(ReplyHandler& handler) {
     handle_ = be64(h + 8);
     PendingRequest* p = handler.find(handle_);
     if (p == nullptr) return fail("NBD reply for an unknown handle");
+    // A request the server began answering in chunks must end with a chunk
+    // flagged DONE; a simple reply then would drop the error a chunk
+    // already reported (a failed write or flush taken for done).
+    if (p->error != 0 || p->received != 0)
+      return fail("malformed NBD reply: a simple reply to a request already answered in structured chunks");
     if (error != 0) {
       handler.complete(handle_, -errno_from_nbd(error));
       return {};
