@@ -322,7 +322,9 @@ std::chrono::steady_clock::duration Connection::oldest_request_age(
     std::chrono::steady_clock::time_point now) const noexcept {
   std::chrono::steady_clock::duration oldest{};
   for (const std::unique_ptr<Slot>& s : slots_) {
-    if (s->handle != 0 && !s->replied) oldest = std::max(oldest, now - s->submitted);
+    // Not yet sent whole counts too: a server that replied to a write's
+    // header and stopped reading its payload holds it as much.
+    if (s->handle != 0 && (!s->replied || !s->sent)) oldest = std::max(oldest, now - s->submitted);
   }
   return oldest;
 }
@@ -394,6 +396,8 @@ Task<void> Connection::run_sender() {
     batch.swap(send_queue_);
     send_queue_.clear();
     std::size_t next = 0;
+    // The requests before this position in the batch went out whole.
+    std::size_t sent_whole = 0;
     while (alive_ && next < batch.size()) {
       // Gather headers and payloads up to the first fixed-buffer payload,
       // which no iovec can name: it follows its header in a send of its own.
@@ -445,10 +449,15 @@ Task<void> Connection::run_sender() {
         }
         done += static_cast<uint32_t>(n);
       }
+      if (alive_) sent_whole = next;
     }
-    for (const uint32_t i : batch) {
-      Slot& s = *slots_[i];
+    for (std::size_t at = 0; at < batch.size(); ++at) {
+      Slot& s = *slots_[batch[at]];
       s.sent = true;
+      // A reply the server sent before it had the whole request (a write
+      // acknowledged before its payload arrived) proves nothing: fail it
+      // as the drop fails requests without a reply, so it is sent again.
+      if (at >= sent_whole && s.replied && s.result >= 0) s.result = -ENOTCONN;
       wake_if_finished(s);
     }
   }

@@ -122,8 +122,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const std::string& failure() const noexcept { return failure_; }
   /// Requests sent and not yet completed.
   std::size_t in_flight() const noexcept { return in_flight_; }
-  /// How long the oldest request in flight has waited for its reply at
-  /// `now` (zero with none in flight). O(requests ever in flight at once).
+  /// How long the oldest request in flight has waited for its reply, or to
+  /// be sent whole, at `now` (zero with none in flight). O(requests ever
+  /// in flight at once).
   std::chrono::steady_clock::duration oldest_request_age(std::chrono::steady_clock::time_point now) const noexcept;
 
   /// Sends `op` and waits for its reply: 0, -errno from the server's error

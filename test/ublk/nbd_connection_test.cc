@@ -372,6 +372,26 @@ BOOST_AUTO_TEST_CASE(a_fixed_buffer_write_to_a_server_that_hung_up_fails_with_en
   });
 }
 
+BOOST_AUTO_TEST_CASE(a_write_acknowledged_before_its_payload_arrived_is_not_taken_for_done) {
+  // The server answers the header of an 8 MiB write (far more than the
+  // socket buffers hold) with success, then hangs up: the payload never
+  // arrived, so the reply proves nothing and the write must fail for a
+  // re-send, not succeed.
+  ScriptedServer server([&](int fd) {
+    if (!nbd_test::serve_handshake(fd)) return;
+    std::byte header[nbd::kRequestHeaderSize];
+    if (!nbd_test::recv_bytes(fd, header, sizeof(header))) return;
+    nbd_test::send_bytes(fd, nbd_test::simple_reply(nbd_test::get_be(header + 8, 8), 0));
+    std::this_thread::sleep_for(100ms);
+  });
+  run_on_runtime([&]() -> Task<void> {
+    auto c = co_await connect(server.client_fd);
+    const Bytes data = pattern(8 << 20, 4);
+    BOOST_TEST(co_await c->write(0, data, false) == -ENOTCONN);
+    BOOST_TEST(!c->alive());
+  });
+}
+
 BOOST_AUTO_TEST_CASE(malformed_replies_drop_the_connection) {
   struct Case {
     const char* what;
