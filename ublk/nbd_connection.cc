@@ -590,6 +590,26 @@ void Client::wake_all() noexcept {
   for (const runtime::Waiter& w : waiting) runtime::Reactor::current()->schedule(w);
 }
 
+namespace {
+
+// The transmission flags whose change would make the client act on wrong
+// facts: read-only; a write cache (FLUSH); FUA; flushes that cover every
+// connection (multi-conn). Lost trim or write-zeroes support only makes
+// those commands fail, loudly.
+constexpr uint16_t kFlagsThatMustStay = kFlagReadOnly | kFlagSendFlush | kFlagSendFua | kFlagCanMultiConn;
+
+// Why a connection's export is not the one the client was made for; empty
+// when its size and the flags above match.
+std::string export_change(const ExportInfo& got, const ExportInfo& expected) {
+  if (got.size != expected.size)
+    return "the export changed: " + std::to_string(got.size) + " bytes instead of " + std::to_string(expected.size);
+  if ((got.flags & kFlagsThatMustStay) != (expected.flags & kFlagsThatMustStay))
+    return "the export changed its flags (read-only, write cache, FUA or multi-conn)";
+  return {};
+}
+
+}  // namespace
+
 Task<int> Client::start() {
   started_ = true;
   last_try_ = Clock::now();
@@ -609,7 +629,12 @@ Task<int> Client::start() {
   }
   conn_ = std::move(c).value();
   conn_->report_lost_changes_to(config_.lost_changes, config_.name);
-  if (std::string wrong = co_await check_identity(*conn_); !wrong.empty()) {
+  // The owner acts on the facts the export showed when it was probed (a
+  // FLUSH is sent only to a server with a write cache): a server that
+  // shows others now is not what was probed.
+  std::string wrong = export_change(conn_->info(), expected_);
+  if (wrong.empty()) wrong = co_await check_identity(*conn_);
+  if (!wrong.empty()) {
     std::fprintf(stderr, "coblk: %s: %s; failing requests with EIO\n", config_.name.c_str(), wrong.c_str());
     conn_->close();
     conn_.reset();
@@ -697,11 +722,26 @@ Task<void> Client::reconnect(Client* self, Clock::time_point deadline) {
         co_await Connection::open(c.config_.endpoint, c.config_.export_name, limit, c.config_.fixed_buffers);
     if (opened) {
       std::shared_ptr<Connection> conn = std::move(opened).value();
-      const ExportInfo& got = conn->info();
-      const bool same =
-          got.size == c.expected_.size && (got.flags & kFlagReadOnly) == (c.expected_.flags & kFlagReadOnly);
+      const std::string changed = export_change(conn->info(), c.expected_);
+      const bool same = changed.empty();
       std::string wrong;
-      if (same) wrong = co_await c.check_identity(*conn);
+      if (same) {
+        // The request timeout's watchdog sees only the current connection,
+        // which this is not yet: a server that never answers the identity
+        // read would keep every waiting operation here for ever. So the
+        // check gets the attempt's own limit; past it the connection is
+        // closed, the read fails, and the next attempt tries again.
+        const auto checked = std::make_shared<bool>(false);
+        runtime::spawn(
+            [](std::shared_ptr<Connection> watched, std::shared_ptr<bool> done,
+               std::chrono::milliseconds within) -> Task<void> {
+              co_await runtime::sleep_for(within);
+              if (!*done) watched->close();
+            }(conn, checked, limit),
+            "nbd-identity-timeout");
+        wrong = co_await c.check_identity(*conn);
+        *checked = true;
+      }
       if (!wrong.empty()) {
         // Permanent: waiting longer cannot bring the data back.
         conn->close();
@@ -719,9 +759,7 @@ Task<void> Client::reconnect(Client* self, Clock::time_point deadline) {
         break;
       }
       conn->close();
-      last_error = !same ? "the export changed: " + std::to_string(got.size) + " bytes instead of " +
-                               std::to_string(c.expected_.size) + ", or its read-only flag"
-                         : "the connection dropped while its export was checked";
+      last_error = !same ? changed : "the connection dropped while its export was checked";
     } else {
       last_error = opened.error().message();
     }
@@ -743,6 +781,10 @@ Task<void> Client::reconnect(Client* self, Clock::time_point deadline) {
 }
 
 Task<int> Client::submit(Op op) {
+  // When this request first lost its connection: the client's outage clock
+  // restarts with any reply, so a request the server swallows every time
+  // (a hung sector) while it answers others needs a limit of its own.
+  std::optional<Clock::time_point> first_lost;
   for (;;) {
     const std::shared_ptr<Connection> c = co_await connection();
     if (!c) co_return -EIO;
@@ -760,6 +802,18 @@ Task<int> Client::submit(Op op) {
                      config_.name.c_str());
       }
       failed_ = true;
+      co_return -EIO;
+    }
+    const Clock::time_point now = Clock::now();
+    if (!first_lost) first_lost = now;
+    if (now - *first_lost >= config_.reconnect_timeout) {
+      if (!reported_swallowed_) {
+        reported_swallowed_ = true;
+        std::fprintf(stderr,
+                     "coblk: %s: a request went unanswered on every connection for the reconnect timeout; it fails "
+                     "with EIO (reported once)\n",
+                     config_.name.c_str());
+      }
       co_return -EIO;
     }
   }

@@ -240,13 +240,17 @@ struct ClientConfig {
 /// Each operation runs on the current Connection. When that drops, the
 /// operation waits while a background task connects again (pauses of
 /// first_backoff, doubled up to max_backoff), then re-sends the request on
-/// the new connection. A new connection must show the same export size and
-/// read-only flag as the first. If no connection comes back within
-/// reconnect_timeout of the drop (counted from the first drop since the
-/// last successful reply), every waiting operation fails with -EIO, and so
-/// does every later one, except that a later operation tries one new
+/// the new connection. Every connection, the first included, must show
+/// the export size and the read-only, write-cache (SEND_FLUSH), FUA and
+/// multi-conn flags the client was made with. If no connection comes back
+/// within reconnect_timeout of the drop (counted from the first drop since
+/// the last successful reply), every waiting operation fails with -EIO, and
+/// so does every later one, except that a later operation tries one new
 /// connection (at most once a second), so the client recovers when the
-/// server returns. A write completes only when the server acknowledged it.
+/// server returns. One operation also fails with -EIO once it has been
+/// without a reply for reconnect_timeout since its own first drop, however
+/// the server answers others. A write completes only when the server
+/// acknowledged it.
 ///
 /// All members must be called on the core that made the Client; it must
 /// outlive its operations and the runtime's reactor (its background task
@@ -254,7 +258,8 @@ struct ClientConfig {
 class Client {
  public:
   /// A client that will reach `config`'s export, expecting `expected`'s
-  /// size and read-only flag (from probe_export).
+  /// size and its read-only, write-cache, FUA and multi-conn flags (from
+  /// probe_export).
   Client(ClientConfig config, const ExportInfo& expected);
   ~Client();
   Client(const Client&) = delete;
@@ -304,7 +309,8 @@ class Client {
   bool reconnecting_ = false;
   bool failed_ = false;
   bool shut_down_ = false;
-  bool gone_ = false;  // failed for good: the export is not the one expected (identity)
+  bool gone_ = false;                // failed for good: the export is not the one expected (identity)
+  bool reported_swallowed_ = false;  // submit logged a request that timed out on every connection
   bool outage_ = false;
   Clock::time_point outage_since_{};
   Clock::time_point last_try_{};

@@ -15,6 +15,7 @@
 #include <csignal>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -72,6 +73,50 @@ struct ScriptedServer {
   ~ScriptedServer() {
     thread.join();
     ::close(server_fd);
+  }
+};
+
+// A server on a unix socket whose connections each run `serve(n, fd)`
+// (n counts from 0), on threads of their own; shut down and joined by the
+// destructor.
+struct ScriptedListener {
+  nbd_test::UnixListener listener;
+  std::mutex mutex;
+  std::vector<int> fds;
+  std::vector<std::thread> workers;
+  std::thread acceptor;
+  template <class Serve>
+  explicit ScriptedListener(Serve serve) {
+    BOOST_REQUIRE(listener.fd >= 0);
+    acceptor = std::thread([this, serve] {
+      for (int n = 0;; ++n) {
+        const int fd = ::accept4(listener.fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) return;
+        const std::lock_guard lock(mutex);
+        fds.push_back(fd);
+        workers.emplace_back([serve, n, fd] { serve(n, fd); });
+      }
+    });
+  }
+  ScriptedListener(const ScriptedListener&) = delete;
+  ScriptedListener& operator=(const ScriptedListener&) = delete;
+  ~ScriptedListener() {
+    ::shutdown(listener.fd, SHUT_RDWR);
+    acceptor.join();
+    {
+      const std::lock_guard lock(mutex);
+      for (const int fd : fds) ::shutdown(fd, SHUT_RDWR);
+    }
+    for (std::thread& t : workers) t.join();
+    for (const int fd : fds) ::close(fd);
+  }
+  nbd::ClientConfig config() const {
+    nbd::ClientConfig c;
+    c.endpoint = test::require_ok(nbd::parse_endpoint("unix:" + listener.path));
+    c.reconnect_timeout = 600ms;
+    c.request_timeout = 100ms;
+    c.first_backoff = 20ms;
+    return c;
   }
 };
 
@@ -682,36 +727,19 @@ BOOST_AUTO_TEST_CASE(a_server_that_stops_answering_is_dropped_by_the_request_tim
   // reply ever comes: the request timeout drops each connection, the
   // request is re-sent on a new one, and after the reconnect timeout it
   // fails with EIO instead of waiting for ever.
-  nbd_test::UnixListener listener;
-  BOOST_REQUIRE(listener.fd >= 0);
   std::atomic<int> connections{0};
   std::atomic<int> requests{0};
-  std::mutex mutex;
-  std::vector<int> fds;
-  std::vector<std::thread> workers;
-  std::thread acceptor([&] {
-    for (;;) {
-      const int fd = ::accept4(listener.fd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) return;
-      ++connections;
-      const std::lock_guard lock(mutex);
-      fds.push_back(fd);
-      workers.emplace_back([&, fd] {
-        if (!nbd_test::serve_handshake(fd)) return;
-        nbd_test::ClientRequest r;
-        while (nbd_test::read_request(fd, r)) ++requests;  // and never a reply
-      });
-    }
+  std::optional<ScriptedListener> server;
+  server.emplace([&](int, int fd) {
+    ++connections;
+    if (!nbd_test::serve_handshake(fd)) return;
+    nbd_test::ClientRequest r;
+    while (nbd_test::read_request(fd, r)) ++requests;  // and never a reply
   });
-  nbd::ClientConfig config;
-  config.endpoint = test::require_ok(nbd::parse_endpoint("unix:" + listener.path));
-  config.reconnect_timeout = 600ms;
-  config.request_timeout = 100ms;
-  config.first_backoff = 20ms;
   nbd::ExportInfo expected;
   expected.size = 1 << 20;
   expected.flags = nbd_test::ExportFacts{}.flags;
-  nbd::Client client(config, expected);
+  nbd::Client client(server->config(), expected);
   run_on_runtime([&]() -> Task<void> {
     BOOST_TEST(co_await client.start() == 0);
     Bytes buf(4096);
@@ -723,16 +751,112 @@ BOOST_AUTO_TEST_CASE(a_server_that_stops_answering_is_dropped_by_the_request_tim
     BOOST_TEST(client.failed());
     client.shut_down();
   });
+  server.reset();
   BOOST_TEST(connections.load() >= 2);  // re-sent on a new connection
   BOOST_TEST(requests.load() >= 2);
-  ::shutdown(listener.fd, SHUT_RDWR);
-  acceptor.join();
-  {
-    const std::lock_guard lock(mutex);
-    for (const int fd : fds) ::shutdown(fd, SHUT_RDWR);
-  }
-  for (std::thread& t : workers) t.join();
-  for (const int fd : fds) ::close(fd);
+}
+
+BOOST_AUTO_TEST_CASE(a_write_the_server_swallows_while_it_answers_reads_fails_with_eio_after_the_reconnect_timeout) {
+  // Each reply restarts the client's outage clock, so the write, dropped
+  // by the request timeout and re-sent again and again, needs its own limit.
+  nbd_test::ExportFacts facts;
+  facts.structured = false;
+  ScriptedListener server([facts](int, int fd) {
+    if (!nbd_test::serve_handshake(fd, facts)) return;
+    nbd_test::ClientRequest r;
+    while (nbd_test::read_request(fd, r)) {
+      if (r.type == nbd::kCmdRead && !nbd_test::send_bytes(fd, nbd_test::simple_reply(r.handle, 0, Bytes(r.length))))
+        return;
+    }
+  });
+  nbd::ExportInfo expected;
+  expected.size = facts.size;
+  expected.flags = facts.flags;
+  nbd::Client client(server.config(), expected);
+  run_on_runtime([&]() -> Task<void> {
+    BOOST_TEST(co_await client.start() == 0);
+    int written = 1;
+    bool done = false;
+    runtime::spawn(
+        [](nbd::Client& cl, int& out, bool& finished) -> Task<void> {
+          Bytes data(4096, std::byte{1});
+          out = co_await cl.submit(nbd::Op{nbd::kCmdWrite, 0, 0, 4096, nullptr, data.data()});
+          finished = true;
+        }(client, written, done),
+        "swallowed write");
+    const auto t0 = std::chrono::steady_clock::now();
+    int reads_ok = 0;
+    Bytes buf(4096);
+    while (!done && std::chrono::steady_clock::now() - t0 < 10s) {
+      if (co_await client.submit(nbd::Op{nbd::kCmdRead, 0, 4096, 4096, buf.data(), nullptr}) == 0) ++reads_ok;
+      co_await runtime::sleep_for(10ms);
+    }
+    BOOST_TEST(done);
+    BOOST_TEST(written == -EIO);
+    BOOST_TEST(reads_ok > 0);
+    client.shut_down();
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_reconnect_to_an_export_whose_write_cache_flag_changed_is_refused_and_requests_fail_with_eio) {
+  // The first connection shows a write cache and drops; every later one
+  // shows none. The client's owner sends FLUSH only where there is a cache,
+  // so a new connection without one would have flushes succeed unsent.
+  nbd_test::ExportFacts first;
+  nbd_test::ExportFacts later;
+  later.flags = static_cast<uint16_t>(later.flags & ~(nbd::kFlagSendFlush | nbd::kFlagSendFua));
+  ScriptedListener server([first, later](int n, int fd) {
+    if (!nbd_test::serve_handshake(fd, n == 0 ? first : later) || n == 0) return;
+    Bytes disk(later.size);
+    nbd_test::ClientRequest r;
+    while (nbd_test::read_request(fd, r)) {
+      if (!nbd_test::send_bytes(fd, nbd_test::serve_request(disk, r, later.structured))) return;
+    }
+  });
+  nbd::ExportInfo expected;
+  expected.size = first.size;
+  expected.flags = first.flags;
+  nbd::Client client(server.config(), expected);
+  run_on_runtime([&]() -> Task<void> {
+    BOOST_TEST(co_await client.start() == 0);
+    co_await runtime::sleep_for(50ms);  // the first connection has dropped
+    Bytes buf(4096);
+    BOOST_TEST(co_await client.submit(nbd::Op{nbd::kCmdRead, 0, 0, 4096, buf.data(), nullptr}) == -EIO);
+    client.shut_down();
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_new_connection_whose_server_never_answers_the_identity_read_does_not_hold_requests_for_ever) {
+  // A tier's client checks the bytes at offset 0 on every new connection,
+  // before the request timeout's watchdog watches that connection. The
+  // first connection answers and drops; later ones never answer.
+  const Bytes identity = pattern(4096, 3);
+  ScriptedListener server([identity](int n, int fd) {
+    if (!nbd_test::serve_handshake(fd)) return;
+    nbd_test::ClientRequest r;
+    if (n > 0) {
+      while (nbd_test::read_request(fd, r)) {}
+      return;
+    }
+    if (nbd_test::read_request(fd, r)) {
+      (void)nbd_test::send_bytes(fd, nbd_test::data_chunk(r.handle, 0, identity.data(), 4096, true));
+    }
+  });
+  nbd::ClientConfig config = server.config();
+  config.identity = identity;
+  nbd::ExportInfo expected;
+  expected.size = nbd_test::ExportFacts{}.size;
+  expected.flags = nbd_test::ExportFacts{}.flags;
+  nbd::Client client(config, expected);
+  run_on_runtime([&]() -> Task<void> {
+    BOOST_TEST(co_await client.start() == 0);
+    co_await runtime::sleep_for(50ms);  // the first connection has dropped
+    Bytes buf(4096);
+    const auto t0 = std::chrono::steady_clock::now();
+    BOOST_TEST(co_await client.submit(nbd::Op{nbd::kCmdRead, 0, 0, 4096, buf.data(), nullptr}) == -EIO);
+    BOOST_TEST((std::chrono::steady_clock::now() - t0 < 5s));
+    client.shut_down();
+  });
 }
 
 BOOST_AUTO_TEST_SUITE_END()  // ublk_nbd_connection_test
